@@ -1,0 +1,641 @@
+//! Parser for the body of a customer's SMS to the short code.
+//!
+//! Customers are asked to send the last 4 digits of their card, but in
+//! practice they add keywords, punctuation, Persian digits and invisible
+//! direction marks, and some send the whole card number. This module turns
+//! any body into one [`SmsRequest`] without ever keeping a full card number:
+//! a body that contains one is reported only as [`SmsRequest::FullPan`] so
+//! the reply can warn the customer.
+
+use std::collections::VecDeque;
+use std::iter;
+
+use nom::bytes::complete::{tag, take_while, take_while1};
+use nom::character::complete::digit1;
+use nom::combinator::{eof, opt, recognize};
+use nom::error::{Error, ErrorKind};
+use nom::multi::separated_list1;
+use nom::{IResult, Parser};
+
+use crate::digits::{ascii_digit, digit_value};
+
+/// Shortest and longest card numbers (ISO/IEC 7812).
+const PAN_MIN: usize = 13;
+const PAN_MAX: usize = 19;
+
+/// Words the customer may put before the digits, and words asking for help.
+///
+/// Matching ignores Latin case and the Arabic/Persian letter variants, so the
+/// lists may be written in either form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsGrammar {
+    pub keywords: Vec<String>,
+    pub help_keywords: Vec<String>,
+}
+
+impl Default for SmsGrammar {
+    fn default() -> Self {
+        let own = |words: &[&str]| words.iter().map(|w| (*w).to_owned()).collect();
+        SmsGrammar {
+            keywords: own(&["OTP", "PIN", "CODE", "رمز", "رمز پویا", "کد"]),
+            help_keywords: own(&["HELP", "?", "راهنما", "کمک"]),
+        }
+    }
+}
+
+/// What a customer's SMS asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmsRequest {
+    /// Exactly 4 digits, as ASCII.
+    Last4(String),
+    /// Exactly 6 digits, as ASCII.
+    Last6(String),
+    /// The body contained 13..=19 digits: a full card number. The digits are
+    /// deliberately not carried so they cannot reach logs or storage.
+    FullPan,
+    /// The customer asked how the service works.
+    Help,
+    /// Nothing but whitespace and punctuation.
+    Empty,
+    Unrecognised,
+}
+
+/// Classifies an SMS body. Never panics, whatever the input.
+#[must_use]
+pub fn parse_sms(body: &str, grammar: &SmsGrammar) -> SmsRequest {
+    let folded = fold(body);
+    let text = folded.trim();
+    if text.is_empty() {
+        return SmsRequest::Empty;
+    }
+    if is_only_help(text, &fold_all(&grammar.help_keywords)) {
+        return SmsRequest::Help;
+    }
+    let core = text.trim_matches(is_sep);
+    if core.is_empty() {
+        return SmsRequest::Empty;
+    }
+    if let Some(request) = parse_request(core, &fold_all(&grammar.keywords)) {
+        return request;
+    }
+    // Checked last so that a card number typed in the middle of a sentence
+    // still earns the customer a warning rather than a generic error.
+    if contains_pan(&folded) {
+        SmsRequest::FullPan
+    } else {
+        SmsRequest::Unrecognised
+    }
+}
+
+/// Brings body and keywords to one comparable form: ASCII digits, lower-case
+/// Latin, Persian letter forms, and a plain space for every invisible or
+/// non-breaking space that phones insert.
+fn fold(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if let Some(d) = digit_value(c) {
+            out.push(ascii_digit(d));
+            continue;
+        }
+        match c {
+            // Arabic keyboards produce yeh/alef maksura and kaf where Persian
+            // text has its own letters; both render the same to the customer.
+            '\u{064A}' | '\u{0649}' => out.push('\u{06CC}'),
+            '\u{0643}' => out.push('\u{06A9}'),
+            // Tatweel only stretches a word visually.
+            '\u{0640}' => {}
+            '\u{00A0}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}' => out.push(' '),
+            '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FE58}' | '\u{FE63}' | '\u{FF0D}' => {
+                out.push('-')
+            }
+            '\u{061F}' => out.push('?'),
+            _ => out.extend(c.to_lowercase()),
+        }
+    }
+    out
+}
+
+/// Folded keywords; blank ones are dropped because they would match anything.
+fn fold_all(words: &[String]) -> Vec<String> {
+    words
+        .iter()
+        .map(|w| fold(w))
+        .filter(|w| !w.trim().is_empty())
+        .collect()
+}
+
+/// Whitespace and punctuation a customer may scatter around the request.
+fn is_sep(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || c.is_ascii_punctuation()
+        || matches!(
+            c,
+            '،' | '؛'
+                | '؟'
+                | '٪'
+                | '٫'
+                | '٬'
+                | '۔'
+                | '«'
+                | '»'
+                | '…'
+                | '‘'
+                | '’'
+                | '“'
+                | '”'
+                | '¡'
+                | '¿'
+                | '·'
+                | '•'
+        )
+}
+
+/// What may sit between digit groups of one number ("6037 9912", "12-34").
+fn is_group_sep(c: char) -> bool {
+    c.is_whitespace() || c == '-'
+}
+
+/// A character that would make a keyword only the start of a longer word.
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() && !c.is_ascii_digit()
+}
+
+type Res<'a, O> = IResult<&'a str, O>;
+
+/// Matches one folded keyword at the start of `input`. Words of a multi-word
+/// keyword may be separated by any whitespace (a ZWNJ is folded to a space),
+/// and the keyword must end at a word boundary so "code" does not match
+/// "codes".
+fn keyword<'a>(input: &'a str, phrase: &str) -> Res<'a, ()> {
+    let mut words = phrase.split_whitespace();
+    let Some(first) = words.next() else {
+        return Err(nom::Err::Error(Error::new(input, ErrorKind::Tag)));
+    };
+    let (mut rest, _) = tag(first).parse(input)?;
+    for word in words {
+        (rest, _) = (take_while1(char::is_whitespace), tag(word)).parse(rest)?;
+    }
+    match rest.chars().next() {
+        Some(c) if is_word_char(c) => Err(nom::Err::Error(Error::new(rest, ErrorKind::Verify))),
+        _ => Ok((rest, ())),
+    }
+}
+
+/// A body consisting of one help keyword and optional punctuation. Tried
+/// both with and without leading punctuation because "?" is itself a help
+/// keyword and a separator.
+fn is_only_help(text: &str, help: &[String]) -> bool {
+    help.iter().any(|kw| {
+        let only = |i: &str| {
+            (|i| keyword(i, kw), take_while(is_sep), eof)
+                .parse(i)
+                .is_ok()
+        };
+        only(text) || only(text.trim_start_matches(is_sep))
+    })
+}
+
+/// Digit groups joined by spaces or dashes, e.g. "6037-9912 3456".
+fn digit_run(input: &str) -> Res<'_, &str> {
+    recognize(separated_list1(take_while1(is_group_sep), digit1)).parse(input)
+}
+
+/// After the optional keyword: separators, optional digits, separators, end.
+fn request_tail(input: &str) -> Res<'_, Option<&str>> {
+    let (rest, (_, digits, _, _)) =
+        (take_while(is_sep), opt(digit_run), take_while(is_sep), eof).parse(input)?;
+    Ok((rest, digits))
+}
+
+/// The well-formed requests; `None` sends the caller to the card-number scan.
+fn parse_request(core: &str, keywords: &[String]) -> Option<SmsRequest> {
+    // Every keyword that matches is a candidate, longest first, so that
+    // "رمز پویا 1234" is not read as "رمز" followed by the word "پویا".
+    let mut after_keyword: Vec<&str> = keywords
+        .iter()
+        .filter_map(|kw| keyword(core, kw).ok().map(|(rest, ())| rest))
+        .collect();
+    after_keyword.sort_by_key(|rest| rest.len());
+    let candidates = after_keyword
+        .into_iter()
+        .map(|rest| (true, rest))
+        .chain(iter::once((false, core)));
+    for (had_keyword, rest) in candidates {
+        match request_tail(rest) {
+            Ok((_, Some(digits))) => return classify(digits),
+            // A bare keyword: the customer wants to know what to send.
+            Ok((_, None)) if had_keyword => return Some(SmsRequest::Help),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn classify(run: &str) -> Option<SmsRequest> {
+    let count = run.chars().filter(char::is_ascii_digit).count();
+    let digits = || run.chars().filter(char::is_ascii_digit).collect();
+    match count {
+        4 => Some(SmsRequest::Last4(digits())),
+        6 => Some(SmsRequest::Last6(digits())),
+        PAN_MIN..=PAN_MAX => Some(SmsRequest::FullPan),
+        _ => None,
+    }
+}
+
+/// True if the folded text holds 13..=19 digits in a row, counting digit
+/// groups joined by spaces or dashes. Any consecutive groups count, so a
+/// card number followed by more digits ("6037...7890 1234") is still found.
+fn contains_pan(folded: &str) -> bool {
+    let mut window = PanWindow::default();
+    let mut run = 0usize;
+    for c in folded.chars() {
+        if c.is_ascii_digit() {
+            run = run.saturating_add(1);
+            continue;
+        }
+        if run > 0 {
+            if window.push(run) {
+                return true;
+            }
+            run = 0;
+        }
+        if !is_group_sep(c) {
+            window.clear();
+        }
+    }
+    run > 0 && window.push(run)
+}
+
+/// The most recent digit groups of one joined number whose total stays
+/// <= PAN_MAX. Group lengths are positive, so that total is the largest
+/// candidate ending at the newest group; if it is below PAN_MIN, no shorter
+/// suffix reaches PAN_MIN either, which keeps the scan linear.
+#[derive(Default)]
+struct PanWindow {
+    groups: VecDeque<usize>,
+    sum: usize,
+}
+
+impl PanWindow {
+    /// Adds a group and reports whether some run ending with it is PAN-sized.
+    fn push(&mut self, len: usize) -> bool {
+        self.groups.push_back(len);
+        self.sum = self.sum.saturating_add(len);
+        while self.sum > PAN_MAX {
+            match self.groups.pop_front() {
+                Some(old) => self.sum = self.sum.saturating_sub(old),
+                None => self.sum = 0,
+            }
+        }
+        self.sum >= PAN_MIN
+    }
+
+    fn clear(&mut self) {
+        self.groups.clear();
+        self.sum = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use SmsRequest::*;
+
+    fn last4(s: &str) -> SmsRequest {
+        Last4(s.to_owned())
+    }
+
+    fn last6(s: &str) -> SmsRequest {
+        Last6(s.to_owned())
+    }
+
+    fn check_table(grammar: &SmsGrammar, table: &[(&str, SmsRequest)]) {
+        for (input, expected) in table {
+            assert_eq!(
+                &parse_sms(input, grammar),
+                expected,
+                "parse_sms({input:?}, {grammar:?})"
+            );
+        }
+    }
+
+    #[test]
+    fn last4_table() {
+        fn check(input: &str, expected: SmsRequest) {
+            assert_eq!(
+                parse_sms(input, &SmsGrammar::default()),
+                expected,
+                "parse_sms({input:?})"
+            );
+        }
+        let table = [
+            ("1234", last4("1234")),
+            ("0000", last4("0000")),
+            ("  1234  ", last4("1234")),
+            ("۱۲۳۴", last4("1234")),
+            ("١٢٣٤", last4("1234")),
+            ("１２３４", last4("1234")),
+            ("1۲3٤", last4("1234")),
+            ("12 34", last4("1234")),
+            ("12-34", last4("1234")),
+            ("۱۲ ۳۴", last4("1234")),
+            ("12 - 34", last4("1234")),
+            ("OTP 1234", last4("1234")),
+            ("otp:1234", last4("1234")),
+            ("Otp: 1234.", last4("1234")),
+            ("OTP1234", last4("1234")),
+            ("PIN 1234", last4("1234")),
+            ("code#1234", last4("1234")),
+            ("CODE - 1234", last4("1234")),
+            ("otp\n1234\n", last4("1234")),
+            ("OTP\t1234", last4("1234")),
+            ("رمز ۱۲۳۴", last4("1234")),
+            ("رمز۱۲۳۴", last4("1234")),
+            ("رمز:۱۲۳۴", last4("1234")),
+            ("رمز پویا 1234", last4("1234")),
+            ("رمز پویا ۱۲۳۴", last4("1234")),
+            ("رمز پویا۱۲۳۴", last4("1234")),
+            ("رمز  پویا 1234", last4("1234")),
+            ("رمز\u{200C}پویا 1234", last4("1234")),
+            ("رمز پويا 1234", last4("1234")), // Arabic yeh
+            ("كد 1234", last4("1234")),       // Arabic kaf
+            ("کد ۱۲۳۴", last4("1234")),
+            ("رمـز ۱۲۳۴", last4("1234")), // tatweel
+            ("رمز\u{200C}۱۲۳۴", last4("1234")),
+            ("\u{200C}1234\u{200C}", last4("1234")),
+            ("\u{200D}1234", last4("1234")),
+            ("\u{200F}۱۲۳۴\u{200E}", last4("1234")),
+            ("\u{FEFF}1234", last4("1234")),
+            ("\u{202B}۱۲۳۴\u{202C}", last4("1234")),
+            ("1234\u{A0}", last4("1234")),
+            ("(1234)", last4("1234")),
+            ("#1234#", last4("1234")),
+            ("*1234*", last4("1234")),
+            ("1234،", last4("1234")),
+            ("«۱۲۳۴»", last4("1234")),
+            ("_1234_", last4("1234")),
+            ("/1234;", last4("1234")),
+            ("1234?", last4("1234")),
+            ("?1234", last4("1234")),
+            ("12\u{2013}34", last4("1234")), // en dash
+        ];
+        for (input, expected) in table {
+            check(input, expected);
+        }
+    }
+
+    #[test]
+    fn last6_table() {
+        fn check(input: &str, expected: SmsRequest) {
+            assert_eq!(
+                parse_sms(input, &SmsGrammar::default()),
+                expected,
+                "parse_sms({input:?})"
+            );
+        }
+        let table = [
+            ("123456", last6("123456")),
+            ("۱۲۳۴۵۶", last6("123456")),
+            ("١٢٣٤٥٦", last6("123456")),
+            ("１２３４５６", last6("123456")),
+            ("OTP 123456", last6("123456")),
+            ("رمز پویا ۱۲۳۴۵۶", last6("123456")),
+            ("123 456", last6("123456")),
+            ("12-34-56", last6("123456")),
+        ];
+        for (input, expected) in table {
+            check(input, expected);
+        }
+    }
+
+    #[test]
+    fn full_pan_table() {
+        fn check(input: &str, expected: SmsRequest) {
+            assert_eq!(
+                parse_sms(input, &SmsGrammar::default()),
+                expected,
+                "parse_sms({input:?})"
+            );
+        }
+        let table = [
+            ("6037991234567890", FullPan),
+            ("6037 9912 3456 7890", FullPan),
+            ("6037-9912-3456-7890", FullPan),
+            ("1234-5678-9012-3456", FullPan),
+            ("6037 - 9912 - 3456 - 7890", FullPan),
+            ("۶۰۳۷۹۹۱۲۳۴۵۶۷۸۹۰", FullPan),
+            ("٦٠٣٧ ٩٩١٢ ٣٤٥٦ ٧٨٩٠", FullPan),
+            ("６０３７９９１２３４５６７８９０", FullPan),
+            ("OTP 6037991234567890", FullPan),
+            ("رمز ۶۰۳۷-۹۹۱۲-۳۴۵۶-۷۸۹۰", FullPan),
+            ("1234567890123", FullPan),       // 13
+            ("1234567890123456789", FullPan), // 19
+            ("my card 6037991234567890 please", FullPan),
+            ("card:6037991234567890", FullPan),
+            ("abc6037991234567890xyz", FullPan),
+            ("کارت من ۶۰۳۷۹۹۱۲۳۴۵۶۷۸۹۰ است", FullPan),
+            ("کارت من ۶۰۳۷ ۹۹۱۲ ۳۴۵۶ ۷۸۹۰ است", FullPan),
+            ("6037991234567890 1234", FullPan),
+            ("1234 6037991234567890", FullPan),
+            ("6037 9912 3456 7890 1234", FullPan),
+            ("6037\u{200C}9912\u{200C}3456\u{200C}7890", FullPan),
+            ("6037\u{A0}9912\u{A0}3456\u{A0}7890", FullPan),
+            ("OTP 1234, card 6037991234567890", FullPan),
+            ("12 34 56 78 90 12 34", FullPan), // 14 in pairs
+        ];
+        for (input, expected) in table {
+            check(input, expected);
+        }
+    }
+
+    #[test]
+    fn help_table() {
+        fn check(input: &str, expected: SmsRequest) {
+            assert_eq!(
+                parse_sms(input, &SmsGrammar::default()),
+                expected,
+                "parse_sms({input:?})"
+            );
+        }
+        let table = [
+            ("HELP", Help),
+            ("help", Help),
+            ("Help?", Help),
+            ("HELP!", Help),
+            ("-help-", Help),
+            ("?", Help),
+            ("??", Help),
+            ("؟", Help),
+            ("راهنما", Help),
+            (" راهنما ", Help),
+            ("\u{200C}راهنما", Help),
+            ("کمک", Help),
+            ("کمک؟", Help),
+            ("OTP", Help),
+            ("otp?", Help),
+            ("Code:", Help),
+            ("PIN", Help),
+            ("رمز", Help),
+            ("رمز پویا", Help),
+            ("رمز پويا", Help),
+            ("کد", Help),
+            ("كد", Help),
+        ];
+        for (input, expected) in table {
+            check(input, expected);
+        }
+    }
+
+    #[test]
+    fn empty_table() {
+        fn check(input: &str, expected: SmsRequest) {
+            assert_eq!(
+                parse_sms(input, &SmsGrammar::default()),
+                expected,
+                "parse_sms({input:?})"
+            );
+        }
+        let table = [
+            ("", Empty),
+            ("   ", Empty),
+            ("\n\t\r", Empty),
+            ("...", Empty),
+            ("-", Empty),
+            ("()", Empty),
+            ("،", Empty),
+            ("\u{200C}", Empty),
+            ("\u{200F}\u{200E}", Empty),
+            ("\u{FEFF}", Empty),
+            ("\u{A0}", Empty),
+            ("\0", Empty),
+            (" . , ; : ", Empty),
+        ];
+        for (input, expected) in table {
+            check(input, expected);
+        }
+    }
+
+    #[test]
+    fn unrecognised_table() {
+        fn check(input: &str, expected: SmsRequest) {
+            assert_eq!(
+                parse_sms(input, &SmsGrammar::default()),
+                expected,
+                "parse_sms({input:?})"
+            );
+        }
+        let table = [
+            ("1", Unrecognised),
+            ("123", Unrecognised),
+            ("۱۲۳", Unrecognised),
+            ("12345", Unrecognised),
+            ("1234567", Unrecognised),
+            ("1234 5678", Unrecognised),
+            ("123456789012", Unrecognised),         // 12
+            ("12345678901234567890", Unrecognised), // 20 in one run
+            ("12a4", Unrecognised),
+            ("۱۲a۴", Unrecognised),
+            ("OTP 12a4", Unrecognised),
+            ("1234a", Unrecognised),
+            ("hello", Unrecognised),
+            ("OTPX 1234", Unrecognised),
+            ("codes 1234", Unrecognised),
+            ("1234 OTP", Unrecognised),
+            ("otp 1234 please", Unrecognised),
+            ("help 1234", Unrecognised),
+            ("help me", Unrecognised),
+            ("1.234", Unrecognised),
+            ("12.34", Unrecognised),
+            ("1234/5678", Unrecognised),
+            ("🙂", Unrecognised),
+            ("1234 🙂", Unrecognised),
+            ("ＯＴＰ 1234", Unrecognised), // full-width Latin is not folded
+            ("رمزپویا 1234", Unrecognised),
+            ("OTP 1234 OTP 5678", Unrecognised),
+            ("1402/05/12 12:30", Unrecognised),
+        ];
+        for (input, expected) in table {
+            check(input, expected);
+        }
+    }
+
+    #[test]
+    fn custom_grammar_table() {
+        let only_ramz = SmsGrammar {
+            keywords: vec!["رمز".to_owned()],
+            help_keywords: vec!["راهنما".to_owned()],
+        };
+        check_table(
+            &only_ramz,
+            &[
+                ("رمز 1234", last4("1234")),
+                ("رمز پویا 1234", Unrecognised),
+                ("OTP 1234", Unrecognised),
+                ("HELP", Unrecognised),
+                ("?", Empty),
+                ("راهنما", Help),
+            ],
+        );
+        let arabic_forms = SmsGrammar {
+            keywords: vec!["كد".to_owned(), "Kod".to_owned()],
+            help_keywords: vec!["يا".to_owned()],
+        };
+        check_table(
+            &arabic_forms,
+            &[
+                ("کد 1234", last4("1234")),
+                ("KOD 1234", last4("1234")),
+                ("kod", Help),
+                ("یا", Help),
+            ],
+        );
+        let blank = SmsGrammar {
+            keywords: vec![String::new(), "  ".to_owned(), "\u{200C}".to_owned()],
+            help_keywords: vec![String::new()],
+        };
+        check_table(
+            &blank,
+            &[
+                ("", Empty),
+                ("1234", last4("1234")),
+                ("x 1234", Unrecognised),
+                ("6037991234567890", FullPan),
+            ],
+        );
+        let none = SmsGrammar {
+            keywords: vec![],
+            help_keywords: vec![],
+        };
+        check_table(
+            &none,
+            &[
+                ("1234", last4("1234")),
+                ("OTP 1234", Unrecognised),
+                ("?", Empty),
+                ("my card 6037991234567890", FullPan),
+            ],
+        );
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_pan() {
+        let pans = [
+            "6037991234567890",
+            "my card 6037991234567890 please",
+            "6037-9912-3456-7890",
+            "۶۰۳۷۹۹۱۲۳۴۵۶۷۸۹۰",
+        ];
+        for body in pans {
+            let shown = format!("{:?}", parse_sms(body, &SmsGrammar::default()));
+            assert_eq!(shown, "FullPan");
+            for group in ["6037", "9912", "3456", "7890"] {
+                assert!(!shown.contains(group), "{shown}");
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Property tests over the public API: no function panics on any input, and
+//! a card number in an SMS is always reported as `FullPan` and never shown.
+
+use otpgw_parsers::digits::{digit_value, normalize_digits};
+use otpgw_parsers::msisdn::normalize_msisdn;
+use otpgw_parsers::sms::{parse_sms, SmsGrammar, SmsRequest};
+use otpgw_parsers::text::{decode_short_message, gsm7_fits, gsm7_septets};
+use otpgw_parsers::ussd::parse_ussd;
+use proptest::prelude::*;
+
+/// Random Unicode rarely hits digits, keywords or separators, so most cases
+/// are drawn from the characters the parsers actually care about.
+fn sms_like() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        "[0-9۰-۹٠-٩０-９ \\-*#+.,:;?()a-zA-Zرمزپویاکدكيهنمل\u{200C}\u{200F}\u{FEFF}\u{A0}،؟]{0,40}",
+    ]
+}
+
+/// One digit of the given value in one of the four accepted scripts.
+fn any_script_digit() -> impl Strategy<Value = char> {
+    (0u32..10, 0usize..4).prop_map(|(v, script)| {
+        let zero = ['0', '\u{06F0}', '\u{0660}', '\u{FF10}'];
+        let base = zero.get(script).copied().unwrap_or('0');
+        char::from_u32(u32::from(base) + v).unwrap_or('0')
+    })
+}
+
+fn pan16() -> impl Strategy<Value = String> {
+    proptest::collection::vec(any_script_digit(), 16).prop_map(|d| d.into_iter().collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn digits_never_panic(s in sms_like(), c in any::<char>()) {
+        let n = normalize_digits(&s);
+        prop_assert_eq!(n.chars().count(), s.chars().count());
+        if let Some(v) = digit_value(c) {
+            prop_assert!(v <= 9);
+        }
+    }
+
+    #[test]
+    fn parse_sms_never_panics(s in sms_like()) {
+        match parse_sms(&s, &SmsGrammar::default()) {
+            SmsRequest::Last4(d) => prop_assert!(d.len() == 4 && d.bytes().all(|b| b.is_ascii_digit())),
+            SmsRequest::Last6(d) => prop_assert!(d.len() == 6 && d.bytes().all(|b| b.is_ascii_digit())),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn parse_sms_never_panics_with_any_grammar(
+        s in sms_like(),
+        keywords in proptest::collection::vec(sms_like(), 0..4),
+        help_keywords in proptest::collection::vec(sms_like(), 0..4),
+    ) {
+        let _ = parse_sms(&s, &SmsGrammar { keywords, help_keywords });
+    }
+
+    #[test]
+    fn a_16_digit_run_is_always_full_pan(prefix in sms_like(), pan in pan16(), suffix in sms_like()) {
+        let body = format!("{prefix} {pan} {suffix}");
+        let got = parse_sms(&body, &SmsGrammar::default());
+        prop_assert_eq!(&got, &SmsRequest::FullPan, "body {:?}", body);
+        let shown = format!("{got:?}");
+        prop_assert!(!shown.contains(&normalize_digits(&pan)));
+        prop_assert!(!shown.bytes().any(|b| b.is_ascii_digit()));
+    }
+
+    #[test]
+    fn a_grouped_pan_is_always_full_pan(prefix in sms_like(), pan in pan16(), sep in "[ \\-]{1,3}", suffix in sms_like()) {
+        let grouped: String = pan
+            .chars()
+            .enumerate()
+            .flat_map(|(i, c)| {
+                let lead = if i > 0 && i % 4 == 0 { sep.as_str() } else { "" };
+                lead.chars().chain(std::iter::once(c)).collect::<Vec<_>>()
+            })
+            .collect();
+        let body = format!("{prefix} {grouped} {suffix}");
+        prop_assert_eq!(parse_sms(&body, &SmsGrammar::default()), SmsRequest::FullPan, "body {:?}", body);
+    }
+
+    #[test]
+    fn normalize_msisdn_never_panics(raw in sms_like(), cc in "[0-9+]{0,4}|\\PC{0,4}") {
+        if let Ok(n) = normalize_msisdn(&raw, &cc) {
+            prop_assert!((8..=15).contains(&n.len()));
+            prop_assert!(n.bytes().all(|b| b.is_ascii_digit()));
+        }
+    }
+
+    #[test]
+    fn decode_never_panics(dc in any::<u8>(), bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = decode_short_message(dc, &bytes);
+    }
+
+    #[test]
+    fn ucs2_round_trips(s in any::<String>()) {
+        let bytes: Vec<u8> = s.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        prop_assert_eq!(decode_short_message(8, &bytes), Ok(s));
+    }
+
+    #[test]
+    fn gsm7_sizing_is_consistent(s in sms_like()) {
+        prop_assert_eq!(gsm7_fits(&s), gsm7_septets(&s).is_some());
+        if let Some(n) = gsm7_septets(&s) {
+            let chars = s.chars().count();
+            prop_assert!(n >= chars && n <= 2 * chars);
+        }
+    }
+
+    #[test]
+    fn gsm7_decoded_text_fits(bytes in proptest::collection::vec(0u8..0x80, 0..200)) {
+        let decoded = decode_short_message(0, &bytes);
+        prop_assert!(decoded.as_deref().is_ok_and(gsm7_fits));
+    }
+
+    #[test]
+    fn parse_ussd_never_panics(s in prop_oneof![any::<String>(), "[*#0-9۰-۹a ]{0,30}"]) {
+        if let Ok(u) = parse_ussd(&s) {
+            for seg in std::iter::once(&u.service_code).chain(&u.path) {
+                prop_assert!(seg.len() < 13 && seg.bytes().all(|b| b.is_ascii_digit()));
+            }
+        }
+    }
+}

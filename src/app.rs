@@ -1,0 +1,110 @@
+//! Start-up and shutdown. `App::build` connects the store (running migrations),
+//! loads the keys, builds the core and binds both listeners, keeping the real bound
+//! addresses (tests bind port 0). `run_until_stopped` serves until the cancellation
+//! token fires, then stops accepting, unbinds SMPP sessions, lets in-flight HTTP
+//! requests finish and closes the pool.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{ConfigError, Settings};
+use crate::core::{Core, SystemClock};
+use crate::http::{self, AppState};
+use crate::smpp;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The store and core, migrated and ready: what `serve` and every CLI command share.
+pub async fn build_core(settings: &Settings) -> Result<Core, AppError> {
+    let keys = settings.keys()?;
+    let store = Store::connect(&settings.database).await?;
+    store.migrate().await?;
+    Ok(Core::new(store, keys, settings.service.clone(), Arc::new(SystemClock)))
+}
+
+pub struct App {
+    settings: Settings,
+    core: Core,
+    http: TcpListener,
+    smpp: TcpListener,
+}
+
+async fn bind(addr: &str) -> Result<TcpListener, AppError> {
+    TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr: addr.to_owned(), source })
+}
+
+impl App {
+    pub async fn build(settings: Settings) -> Result<Self, AppError> {
+        let core = build_core(&settings).await?;
+        let http = bind(&settings.http.listen).await?;
+        let smpp = bind(&settings.smpp.listen).await?;
+        for peer in &settings.smpp.peers {
+            if peer.system_id == "test" && peer.password.expose() == "test" {
+                tracing::warn!("SMPP peer test/test is accepted (embedded default, loopback only): configure real peers for production");
+            }
+        }
+        if settings.smpp.peers.is_empty() {
+            tracing::warn!("no SMPP peers configured: no one can bind");
+        }
+        Ok(Self { settings, core, http, smpp })
+    }
+
+    pub fn http_addr(&self) -> std::io::Result<SocketAddr> {
+        self.http.local_addr()
+    }
+
+    pub fn smpp_addr(&self) -> std::io::Result<SocketAddr> {
+        self.smpp.local_addr()
+    }
+
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), AppError> {
+        let tracker = TaskTracker::new();
+        let http_addr = self.http_addr()?;
+        let smpp_addr = self.smpp_addr()?;
+        tracing::info!(addr = %http_addr, "http listening");
+        tracing::info!(addr = %smpp_addr, "smpp listening");
+
+        let state = AppState { core: self.core.clone(), metrics: crate::telemetry::init_metrics() };
+        let router = http::router(state, Duration::from_secs(self.settings.http.request_timeout_secs));
+        let http_shutdown = shutdown.clone();
+        let http_task = tracker.spawn(async move {
+            axum::serve(self.http, router)
+                .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
+                .await
+        });
+
+        let smpp_server = smpp::Server::new(self.core.clone(), self.settings.smpp.clone(), self.settings.service.clone());
+        let smpp_task = tracker.spawn(smpp_server.run(self.smpp, shutdown.clone()));
+        tracker.close();
+
+        shutdown.cancelled().await;
+        tracing::info!("shutting down: no new connections; unbinding SMPP sessions");
+        let deadline = Duration::from_secs(10);
+        if tokio::time::timeout(deadline, tracker.wait()).await.is_err() {
+            tracing::warn!("shutdown deadline passed with work still running");
+        }
+        if let Some(Ok(Err(e))) = futures::FutureExt::now_or_never(http_task) {
+            tracing::error!(error = %e, "http server ended with an error");
+        }
+        drop(smpp_task);
+        self.core.store().close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

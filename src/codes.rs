@@ -1,0 +1,288 @@
+//! Secrets and the arithmetic on them: one-time codes from the OS CSPRNG, the keyed
+//! hashes that stand in for card numbers and codes in the database, API-key hashing,
+//! and the constant-time comparison every check goes through.
+//!
+//! Nothing here stores or logs anything: plaintext values enter and leave only as
+//! return values, and the wrapper types redact themselves in `Debug`.
+
+use hmac::{Hmac, Mac};
+use rand::rngs::OsRng;
+use rand::{Rng, TryRngCore};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Number of digits of a one-time code; codes are uniform over 0000000..=9999999.
+pub const CODE_DIGITS: usize = 7;
+const CODE_SPACE: u32 = 10_000_000;
+
+/// The two keys the gateway hashes with. Both 32 random bytes.
+#[derive(Clone)]
+pub struct Keys {
+    pan_key: [u8; 32],
+    code_key: [u8; 32],
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keys(***)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("{0} must be 64 hex characters (32 bytes)")]
+    BadKey(&'static str),
+}
+
+impl Keys {
+    pub fn new(pan_key: [u8; 32], code_key: [u8; 32]) -> Self {
+        Self { pan_key, code_key }
+    }
+
+    pub fn from_hex(pan_key: &str, code_key: &str) -> Result<Self, KeyError> {
+        Ok(Self {
+            pan_key: decode_key(pan_key, "pan_key")?,
+            code_key: decode_key(code_key, "code_key")?,
+        })
+    }
+
+    /// Fresh random keys, for a new embedded installation.
+    pub fn generate() -> Self {
+        Self {
+            pan_key: random_bytes(),
+            code_key: random_bytes(),
+        }
+    }
+
+    pub fn pan_key_hex(&self) -> String {
+        hex::encode(self.pan_key)
+    }
+
+    pub fn code_key_hex(&self) -> String {
+        hex::encode(self.code_key)
+    }
+
+    /// The stable identifier of a card: HMAC-SHA256(pan_key, PAN digits).
+    pub fn pan_hash(&self, pan: &Pan) -> String {
+        mac_hex(&self.pan_key, &[b"pan|", pan.0.as_bytes()])
+    }
+
+    /// Lets the gateway tell apart two cards of one phone that share their last 4
+    /// digits without storing a sixth digit in clear (PCI DSS allows last 4 only).
+    pub fn last6_hash(&self, last6: &str) -> String {
+        mac_hex(&self.pan_key, &[b"last6|", last6.as_bytes()])
+    }
+
+    /// What the database keeps instead of a code. Bound to the card so that a hash
+    /// table of the 10^7 codes built for one card says nothing about another.
+    pub fn code_hash(&self, pan_hash: &str, code: &Code) -> String {
+        mac_hex(&self.code_key, &[b"code|", pan_hash.as_bytes(), b"|", code.0.as_bytes()])
+    }
+
+    /// Fingerprint of a verify request, to tell a genuine retry of a `request_id`
+    /// from a different request that reuses it.
+    pub fn request_fingerprint(&self, pan_hash: &str, code: &str) -> String {
+        mac_hex(&self.code_key, &[b"req|", pan_hash.as_bytes(), b"|", code.as_bytes()])
+    }
+}
+
+fn decode_key(hex_key: &str, name: &'static str) -> Result<[u8; 32], KeyError> {
+    let bytes = hex::decode(hex_key.trim()).map_err(|_| KeyError::BadKey(name))?;
+    bytes.try_into().map_err(|_| KeyError::BadKey(name))
+}
+
+fn random_bytes() -> [u8; 32] {
+    let mut out = [0u8; 32];
+    OsRng
+        .try_fill_bytes(&mut out)
+        .expect("the operating system's random source failed");
+    out
+}
+
+fn mac_hex(key: &[u8], parts: &[&[u8]]) -> String {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+    for part in parts {
+        mac.update(part);
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Constant-time equality of two hashes, so that the time a comparison takes says
+/// nothing about how many leading characters of a guess were right.
+pub fn hashes_equal(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// A full card number, digits only. Deliberately no `Display`; `Debug` redacts.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Pan(String);
+
+impl std::fmt::Debug for Pan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pan(****{})", self.last4())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PanError {
+    #[error("pan must be 13 to 19 digits")]
+    Length,
+    #[error("pan may contain only digits, spaces and dashes")]
+    Character,
+    #[error("pan fails the Luhn check")]
+    Luhn,
+}
+
+impl Pan {
+    /// Accepts digits in any script (ASCII, Persian, Arabic-Indic, full-width) with
+    /// spaces or dashes between groups, as back-office systems and people write them.
+    pub fn parse(raw: &str) -> Result<Self, PanError> {
+        let mut digits = String::with_capacity(19);
+        for c in raw.trim().chars() {
+            match otpgw_parsers::digits::digit_value(c) {
+                Some(d) => digits.push(char::from(b'0' + d)),
+                None if c == ' ' || c == '-' => {}
+                None => return Err(PanError::Character),
+            }
+        }
+        if !(13..=19).contains(&digits.len()) {
+            return Err(PanError::Length);
+        }
+        if !luhn_ok(&digits) {
+            return Err(PanError::Luhn);
+        }
+        Ok(Self(digits))
+    }
+
+    pub fn last4(&self) -> &str {
+        &self.0[self.0.len() - 4..]
+    }
+
+    pub fn last6(&self) -> &str {
+        &self.0[self.0.len() - 6..]
+    }
+}
+
+fn luhn_ok(digits: &str) -> bool {
+    let sum: u32 = digits
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| {
+            let d = u32::from(b - b'0');
+            if i % 2 == 1 {
+                let dd = d * 2;
+                if dd > 9 {
+                    dd - 9
+                } else {
+                    dd
+                }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+/// A plaintext one-time code. Lives only between generation and the reply PDU.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Code(String);
+
+impl std::fmt::Debug for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Code(*******)")
+    }
+}
+
+impl Code {
+    /// A fresh code, uniform over the whole 7-digit space (rejection sampling in
+    /// `random_range`, so no modulo bias), from the operating system's CSPRNG.
+    pub fn generate() -> Self {
+        let n = OsRng.unwrap_err().random_range(0..CODE_SPACE);
+        Self(format!("{n:0width$}", width = CODE_DIGITS))
+    }
+
+    /// A code as typed by a customer and forwarded by the switch: digits in any script.
+    /// `None` when it holds anything but digits.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.chars().count() > 32 {
+            return None;
+        }
+        trimmed
+            .chars()
+            .map(|c| otpgw_parsers::digits::digit_value(c).map(|d| char::from(b'0' + d)))
+            .collect::<Option<String>>()
+            .map(Self)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A bearer API key as handed to a client once; the store keeps only its SHA-256.
+pub fn new_api_key() -> String {
+    format!("otpgw_{}", hex::encode(random_bytes()))
+}
+
+/// API keys are 256 random bits, so a plain SHA-256 (no salt, no stretching) is
+/// enough to make the stored value useless to a reader of the database.
+pub fn api_key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_seven_digits_and_cover_the_space() {
+        let mut first_digits = [0u32; 10];
+        for _ in 0..5000 {
+            let c = Code::generate();
+            assert_eq!(c.expose().len(), CODE_DIGITS);
+            assert!(c.expose().bytes().all(|b| b.is_ascii_digit()));
+            first_digits[usize::from(c.expose().as_bytes()[0] - b'0')] += 1;
+        }
+        // Every leading digit, 0 included, shows up: leading zeros are kept.
+        assert!(first_digits.iter().all(|&n| n > 0), "{first_digits:?}");
+    }
+
+    #[test]
+    fn pan_parsing() {
+        assert!(Pan::parse("4111111111111111").is_ok());
+        assert!(Pan::parse("4111-1111 1111-1111").is_ok());
+        assert!(Pan::parse("۴۱۱۱۱۱۱۱۱۱۱۱۱۱۱۱").is_ok());
+        assert_eq!(Pan::parse("4111111111111112"), Err(PanError::Luhn));
+        assert_eq!(Pan::parse("411111111111"), Err(PanError::Length));
+        assert_eq!(Pan::parse("4111x11111111111"), Err(PanError::Character));
+        let pan = Pan::parse("6037991234567895").unwrap();
+        assert_eq!(pan.last4(), "7895");
+        assert_eq!(pan.last6(), "567895");
+        assert!(!format!("{pan:?}").contains("603799"));
+    }
+
+    #[test]
+    fn hashes_depend_on_keys_and_card() {
+        let k1 = Keys::generate();
+        let k2 = Keys::generate();
+        let pan = Pan::parse("4111111111111111").unwrap();
+        assert_ne!(k1.pan_hash(&pan), k2.pan_hash(&pan));
+        let code = Code::parse("0012345").unwrap();
+        assert_ne!(k1.code_hash("a", &code), k1.code_hash("b", &code));
+        assert!(hashes_equal(&k1.code_hash("a", &code), &k1.code_hash("a", &code)));
+        assert!(!hashes_equal("abc", "abd"));
+        assert!(!hashes_equal("abc", "abcd"));
+    }
+
+    #[test]
+    fn code_parse_accepts_any_script_digits_only() {
+        assert_eq!(Code::parse("۱۲۳۴۵۶۷").unwrap().expose(), "1234567");
+        assert!(Code::parse("12a4567").is_none());
+        assert!(Code::parse("").is_none());
+    }
+}

@@ -1,0 +1,409 @@
+//! Settings: built-in defaults, then the TOML file given with `--config`, then
+//! `OTPGW_<SECTION>__<KEY>` environment variables, in that order of precedence.
+//!
+//! The defaults are the embedded setup (SQLite beside the working directory, SMPP and
+//! HTTP on loopback, one `test`/`test` SMPP peer accepted from loopback only), so
+//! `otpgw serve` with no file works out of the box. Secrets are wrapped in [`Secret`]
+//! so that printing a `Settings` never shows them.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub smpp: SmppSettings,
+    pub http: HttpSettings,
+    pub service: ServiceSettings,
+    pub secrets: SecretSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://otpgw.db` or `postgres://user@host/db`.
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmppSettings {
+    pub listen: String,
+    pub peers: Vec<PeerSettings>,
+    /// A connection that has not bound within this time is closed.
+    pub bind_timeout_secs: u64,
+    /// After this long without traffic we send enquire_link.
+    pub enquire_link_secs: u64,
+    /// How long we wait for the response to a PDU we sent.
+    pub response_timeout_secs: u64,
+    /// PDUs whose command_length exceeds this are refused (generic_nack, then close).
+    pub max_pdu_len: usize,
+    /// Outstanding deliver_sm per session before we wait for responses.
+    pub window: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerSettings {
+    pub system_id: String,
+    pub password: Secret,
+    /// Source addresses this peer may bind from; empty means any.
+    #[serde(default)]
+    pub allow_from: Vec<IpAddr>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    pub listen: String,
+    pub request_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceSettings {
+    /// Destination numbers the SMS service answers on; empty accepts any.
+    pub short_codes: Vec<String>,
+    /// Source address of reply messages.
+    pub sender_id: String,
+    /// Default reply language when the customer's text does not show one: fa | en.
+    pub language: Language,
+    /// Country calling code used to normalise national numbers (0912… → 98912…).
+    pub country_code: String,
+    pub code_ttl_secs: u64,
+    /// Consecutive failed verifications that lock a card.
+    pub max_failures: i64,
+    /// Words a customer may put before the digits (`OTP 1234`, `رمز 1234`).
+    pub keywords: Vec<String>,
+    pub help_keywords: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    Fa,
+    En,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretSettings {
+    /// 64 hex characters each. When both are absent the keys are read from
+    /// `key_file`, which is created (mode 0600) on first start.
+    pub pan_key: Option<Secret>,
+    pub code_key: Option<Secret>,
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `text` (human-readable) or `json`.
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `otpgw=debug,sqlx=warn`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A string that never prints.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://otpgw.db".into(),
+            max_connections: 10,
+            acquire_timeout_secs: 5,
+        }
+    }
+}
+
+impl Default for SmppSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:2775".into(),
+            peers: Vec::new(),
+            bind_timeout_secs: 30,
+            enquire_link_secs: 30,
+            response_timeout_secs: 10,
+            max_pdu_len: 8192,
+            window: 10,
+        }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            request_timeout_secs: 10,
+        }
+    }
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        Self {
+            short_codes: vec!["30003303".into()],
+            sender_id: "BankOTP".into(),
+            language: Language::Fa,
+            country_code: "98".into(),
+            code_ttl_secs: 60,
+            max_failures: 3,
+            keywords: ["OTP", "PIN", "CODE", "رمز", "رمز پویا", "کد"]
+                .map(String::from)
+                .to_vec(),
+            help_keywords: ["HELP", "?", "راهنما", "کمک"].map(String::from).to_vec(),
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database: DatabaseSettings::default(),
+            smpp: SmppSettings::default(),
+            http: HttpSettings::default(),
+            service: ServiceSettings::default(),
+            secrets: SecretSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+/// The peer the embedded default accepts when no configuration file is given.
+fn embedded_test_peer() -> PeerSettings {
+    PeerSettings {
+        system_id: "test".into(),
+        password: Secret::new("test"),
+        allow_from: vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])],
+    }
+}
+
+impl Settings {
+    /// Defaults ← file (if any) ← environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut defaults = Settings::default();
+        if file.is_none() {
+            defaults.smpp.peers.push(embedded_test_peer());
+        }
+        let mut figment = Figment::from(Serialized::defaults(defaults));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Invalid(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed("OTPGW_").split("__"));
+        let settings: Settings = figment.extract().map_err(Box::new)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.service.code_ttl_secs == 0 {
+            return bad("service.code_ttl_secs must be at least 1".into());
+        }
+        if self.service.max_failures < 1 {
+            return bad("service.max_failures must be at least 1".into());
+        }
+        if self.service.country_code.is_empty()
+            || !self.service.country_code.bytes().all(|b| b.is_ascii_digit())
+        {
+            return bad("service.country_code must be digits, e.g. \"98\"".into());
+        }
+        if self.service.sender_id.is_empty() || self.service.sender_id.len() > 20 {
+            return bad("service.sender_id must be 1 to 20 characters".into());
+        }
+        if !(64..=65_536).contains(&self.smpp.max_pdu_len) {
+            return bad("smpp.max_pdu_len must be between 64 and 65536".into());
+        }
+        if self.smpp.window == 0 {
+            return bad("smpp.window must be at least 1".into());
+        }
+        for p in &self.smpp.peers {
+            if p.system_id.is_empty() || p.system_id.len() > 15 {
+                return bad(format!("smpp peer system_id {:?} must be 1 to 15 characters", p.system_id));
+            }
+            if p.password.expose().len() > 8 {
+                // SMPP 3.4 limits password to 8 octets; a longer one could never match.
+                return bad(format!("smpp peer {:?}: password longer than 8 characters", p.system_id));
+            }
+        }
+        let mut ids: Vec<&str> = self.smpp.peers.iter().map(|p| p.system_id.as_str()).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return bad("smpp peers: system_id listed twice".into());
+        }
+        if !self.database.url.starts_with("sqlite:") && !self.database.url.starts_with("postgres") {
+            return bad("database.url must start with sqlite: or postgres://".into());
+        }
+        Ok(())
+    }
+
+    /// Where the key file lives when keys are not configured: beside the SQLite
+    /// database, or in the working directory for other databases.
+    pub fn key_file_path(&self) -> PathBuf {
+        if let Some(p) = &self.secrets.key_file {
+            return p.clone();
+        }
+        match sqlite_path(&self.database.url) {
+            Some(db) => {
+                let mut p = db.into_os_string();
+                p.push(".key");
+                PathBuf::from(p)
+            }
+            None => PathBuf::from("otpgw.key"),
+        }
+    }
+}
+
+/// The file behind a `sqlite:` URL, if it names one.
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let s = Settings::load(None).unwrap();
+        assert_eq!(s.smpp.listen, "127.0.0.1:2775");
+        assert_eq!(s.http.listen, "127.0.0.1:8080");
+        assert_eq!(s.smpp.peers.len(), 1);
+        assert_eq!(s.key_file_path(), PathBuf::from("otpgw.db.key"));
+        assert!(!format!("{s:?}").contains("\"test\", allow"));
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret::new("hunter2");
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(sqlite_path("sqlite://a/b.db?mode=rwc"), Some(PathBuf::from("a/b.db")));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://x"), None);
+    }
+}
+
+impl Settings {
+    /// The hashing keys: from `secrets.pan_key`/`code_key` if set, else from the key
+    /// file. On SQLite a missing key file is created with mode 0600, so the embedded
+    /// default works out of the box; on PostgreSQL every node must share the keys, so
+    /// they have to be configured.
+    pub fn keys(&self) -> Result<crate::codes::Keys, ConfigError> {
+        let invalid = |m: String| ConfigError::Invalid(m);
+        match (&self.secrets.pan_key, &self.secrets.code_key) {
+            (Some(p), Some(c)) => {
+                return crate::codes::Keys::from_hex(p.expose(), c.expose()).map_err(|e| invalid(format!("secrets: {e}")))
+            }
+            (None, None) => {}
+            _ => return Err(invalid("secrets: set both pan_key and code_key, or neither".into())),
+        }
+        let path = self.key_file_path();
+        if path.exists() {
+            return read_key_file(&path);
+        }
+        if sqlite_path(&self.database.url).is_none() && self.secrets.key_file.is_none() {
+            return Err(invalid(
+                "secrets: with a shared database set secrets.pan_key and secrets.code_key (the same on every node)"
+                    .into(),
+            ));
+        }
+        let keys = crate::codes::Keys::generate();
+        write_key_file(&path, &keys).map_err(|e| invalid(format!("cannot create key file {}: {e}", path.display())))?;
+        tracing::warn!(path = %path.display(), "created a new key file (mode 0600); back it up: without it no enrolled card can be found");
+        Ok(keys)
+    }
+}
+
+fn read_key_file(path: &Path) -> Result<crate::codes::Keys, ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let invalid = |m: String| ConfigError::Invalid(m);
+    let meta = std::fs::metadata(path).map_err(|e| invalid(format!("key file {}: {e}", path.display())))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        tracing::warn!(path = %path.display(), "key file is readable by group or others; chmod 600 it");
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| invalid(format!("key file {}: {e}", path.display())))?;
+    #[derive(Deserialize)]
+    struct KeyFile {
+        pan_key: String,
+        code_key: String,
+    }
+    let file: KeyFile =
+        toml::from_str(&text).map_err(|e| invalid(format!("key file {}: {}", path.display(), e.message())))?;
+    crate::codes::Keys::from_hex(&file.pan_key, &file.code_key)
+        .map_err(|e| invalid(format!("key file {}: {e}", path.display())))
+}
+
+fn write_key_file(path: &Path, keys: &crate::codes::Keys) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    writeln!(file, "# otpgw hashing keys. Keep secret, back up, never change: cards and codes are found by them.")?;
+    writeln!(file, "pan_key = \"{}\"", keys.pan_key_hex())?;
+    writeln!(file, "code_key = \"{}\"", keys.code_key_hex())?;
+    file.sync_all()
+}

@@ -1,0 +1,379 @@
+//! The core: the gateway's rules, free of transports. SMPP and HTTP hand it an
+//! [`Inbound`] request or a verify call; it answers with a [`Reply`] or a verdict.
+//! It never sees a PDU, an HTTP request or a SQL row.
+//!
+//! * `handle` — a customer's message: find the card by (MSISDN, last digits), issue a
+//!   code (stored before it is returned), or say in the customer's language why not.
+//! * `verify` — the payment switch's question: is this the card's live code?
+//! * card administration and API keys for the back office.
+
+pub mod texts;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use otpgw_parsers::msisdn::{normalize_msisdn, MsisdnError};
+use otpgw_parsers::sms::{parse_sms, SmsGrammar, SmsRequest};
+
+use crate::codes::{self, Code, Keys, Pan};
+use crate::config::ServiceSettings;
+use crate::domain::{CardStatus, Channel, Reason, Role, Verdict};
+use crate::store::{
+    ApiKey, Card, Effect, Event, Issued, LatestCode, LockedCard, NewCard, NewCode, StatusChange, Store, StoreError,
+    VerifyAttempt,
+};
+pub use texts::ReplyKind;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("invalid msisdn: {0:?}")]
+    Msisdn(MsisdnError),
+    #[error("request_id was already used for a different request")]
+    RequestIdReused,
+}
+
+/// Where time comes from. Tests substitute a clock they can move.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> i64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+/// A customer's message, as any transport delivers it.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub channel: Channel,
+    /// The SMPP system_id (or HTTP key) it came through; recorded with the code.
+    pub peer: String,
+    /// The customer's number as the network gave it; normalised here.
+    pub from: String,
+    pub text: String,
+}
+
+/// What to send back. `to` is the customer's number in E.164 digits.
+pub struct Reply {
+    pub to: String,
+    pub text: String,
+    pub kind: ReplyKind,
+    /// Set when the text carries a code, so the transport can record its delivery.
+    pub code_id: Option<i64>,
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The text may hold a code: never print it.
+        f.debug_struct("Reply").field("kind", &self.kind).field("code_id", &self.code_id).finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyOutcome {
+    pub verdict: Verdict,
+    pub locked_now: bool,
+    pub replayed: bool,
+}
+
+#[derive(Clone)]
+pub struct Core {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    keys: Keys,
+    service: ServiceSettings,
+    grammar: SmsGrammar,
+    clock: Arc<dyn Clock>,
+}
+
+impl Core {
+    pub fn new(store: Store, keys: Keys, service: ServiceSettings, clock: Arc<dyn Clock>) -> Self {
+        let grammar = SmsGrammar {
+            keywords: service.keywords.clone(),
+            help_keywords: service.help_keywords.clone(),
+        };
+        Self {
+            inner: Arc::new(Inner { store, keys, service, grammar, clock }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn service(&self) -> &ServiceSettings {
+        &self.inner.service
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.inner.clock.now_ms()
+    }
+
+    pub fn normalize_msisdn(&self, raw: &str) -> Result<String, CoreError> {
+        normalize_msisdn(raw, &self.inner.service.country_code).map_err(CoreError::Msisdn)
+    }
+
+    /// Answers one customer message. A code is committed to the store before this
+    /// returns the reply that carries it.
+    pub async fn handle(&self, inbound: &Inbound) -> Result<Reply, CoreError> {
+        let svc = &self.inner.service;
+        let msisdn = self.normalize_msisdn(&inbound.from)?;
+        let lang = texts::detect_language(&inbound.text, svc.language);
+        let request = parse_sms(&inbound.text, &self.inner.grammar);
+        let (kind, digits, code, code_id) = match &request {
+            SmsRequest::Last4(d) | SmsRequest::Last6(d) => self.issue_for(inbound, &msisdn, &request, d).await?,
+            SmsRequest::FullPan => {
+                tracing::warn!(peer = %inbound.peer, "a full card number was received; it was discarded and the customer warned");
+                (ReplyKind::FullPan, String::new(), None, None)
+            }
+            SmsRequest::Help | SmsRequest::Empty => (ReplyKind::Help, String::new(), None, None),
+            SmsRequest::Unrecognised => (ReplyKind::Unrecognised, String::new(), None, None),
+        };
+        let short_code = svc.short_codes.first().map_or("", String::as_str);
+        let text = texts::render(
+            kind,
+            lang,
+            &texts::Params {
+                code: code.as_ref().map_or("", Code::expose),
+                ttl_secs: svc.code_ttl_secs,
+                digits: &digits,
+                short_code,
+            },
+        );
+        metrics::counter!("otpgw_replies_total", "kind" => kind.as_str(), "channel" => inbound.channel.as_str())
+            .increment(1);
+        Ok(Reply { to: msisdn, text, kind, code_id })
+    }
+
+    async fn issue_for(
+        &self,
+        inbound: &Inbound,
+        msisdn: &str,
+        request: &SmsRequest,
+        digits: &str,
+    ) -> Result<(ReplyKind, String, Option<Code>, Option<i64>), CoreError> {
+        let keys = &self.inner.keys;
+        let cards = self.inner.store.cards_by_msisdn(msisdn).await?;
+        if cards.is_empty() {
+            return Ok((ReplyKind::NotEnrolled, String::new(), None, None));
+        }
+        let matching: Vec<&Card> = match request {
+            SmsRequest::Last6(d) => {
+                let h = keys.last6_hash(d);
+                cards
+                    .iter()
+                    .filter(|c| d.ends_with(&c.last4) && codes::hashes_equal(&c.last6_hash, &h))
+                    .collect()
+            }
+            _ => cards.iter().filter(|c| c.last4 == digits).collect(),
+        };
+        let card = match matching.as_slice() {
+            [] => return Ok((ReplyKind::NoSuchCard, digits.to_owned(), None, None)),
+            [card] => *card,
+            [..] => return Ok((ReplyKind::Ambiguous, digits.to_owned(), None, None)),
+        };
+        if card.status != CardStatus::Active {
+            return Ok((ReplyKind::Locked, card.last4.clone(), None, None));
+        }
+        let code = Code::generate();
+        let now = self.now_ms();
+        let ttl_ms = i64::try_from(self.inner.service.code_ttl_secs * 1000).unwrap_or(i64::MAX);
+        let issued = self
+            .inner
+            .store
+            .issue_code(
+                NewCode {
+                    card_id: card.id,
+                    code_hash: &keys.code_hash(&card.pan_hash, &code),
+                    channel: inbound.channel,
+                    peer: &inbound.peer,
+                    issued_at: now,
+                    expires_at: now.saturating_add(ttl_ms),
+                },
+                &format!("{}:{}", inbound.channel.as_str(), inbound.peer),
+            )
+            .await?;
+        match issued {
+            Issued::Code { code_id, superseded } => {
+                metrics::counter!("otpgw_codes_issued_total", "channel" => inbound.channel.as_str()).increment(1);
+                tracing::info!(card_id = card.id, code_id, superseded, "code issued");
+                Ok((ReplyKind::Code, card.last4.clone(), Some(code), Some(code_id)))
+            }
+            // Locked between our read and the issuing transaction.
+            Issued::NotActive(_) => Ok((ReplyKind::Locked, card.last4.clone(), None, None)),
+        }
+    }
+
+    /// Verifies a code for a card, atomically in the database. A `request_id` seen
+    /// before returns its first answer; reused for a different request, it is an error.
+    pub async fn verify(&self, key: ApiKey, pan: &Pan, code: &str, request_id: &str) -> Result<VerifyOutcome, CoreError> {
+        let keys = &self.inner.keys;
+        let pan_hash = keys.pan_hash(pan);
+        let fingerprint = keys.request_fingerprint(&pan_hash, code);
+        let candidate = Code::parse(code).map(|c| keys.code_hash(&pan_hash, &c));
+        let now = self.now_ms();
+        let attempt = VerifyAttempt {
+            api_key_id: key.id,
+            request_id,
+            fingerprint: &fingerprint,
+            pan_hash: &pan_hash,
+            now,
+            max_failures: self.inner.service.max_failures,
+            actor: &format!("apikey:{}", key.id),
+        };
+        let record = self
+            .inner
+            .store
+            .verify(&attempt, |card, latest| decide(card, latest, candidate.as_deref(), now))
+            .await?;
+        if record.replayed && !codes::hashes_equal(&record.fingerprint, &fingerprint) {
+            return Err(CoreError::RequestIdReused);
+        }
+        if !record.replayed {
+            let (result, reason) = match record.verdict {
+                Verdict::Approved => ("approved", "none"),
+                Verdict::Rejected(r) => ("rejected", r.as_str()),
+            };
+            metrics::counter!("otpgw_verifications_total", "result" => result, "reason" => reason).increment(1);
+            if record.locked_now {
+                metrics::counter!("otpgw_card_locks_total").increment(1);
+                tracing::warn!(card_id = ?record.card_id, "card locked after consecutive failed verifications");
+            }
+        }
+        Ok(VerifyOutcome {
+            verdict: record.verdict,
+            locked_now: record.locked_now,
+            replayed: record.replayed,
+        })
+    }
+
+    /// Records whether the transport's peer accepted the message carrying a code.
+    pub async fn record_delivery(&self, code_id: i64, accepted: bool) -> Result<(), CoreError> {
+        let state = if accepted { "submitted" } else { "undelivered" };
+        Ok(self.inner.store.set_delivery(code_id, state).await?)
+    }
+
+    // ---- back office -------------------------------------------------------------
+
+    pub async fn enroll(&self, pan: &Pan, msisdn_raw: &str, actor: &str) -> Result<Card, CoreError> {
+        let keys = &self.inner.keys;
+        let msisdn = self.normalize_msisdn(msisdn_raw)?;
+        let card = self
+            .inner
+            .store
+            .enroll(
+                NewCard {
+                    pan_hash: &keys.pan_hash(pan),
+                    last4: pan.last4(),
+                    last6_hash: &keys.last6_hash(pan.last6()),
+                    msisdn: &msisdn,
+                },
+                actor,
+                self.now_ms(),
+            )
+            .await?;
+        tracing::info!(card_id = card.id, actor, "card enrolled");
+        Ok(card)
+    }
+
+    pub async fn card(&self, id: i64) -> Result<Option<Card>, CoreError> {
+        Ok(self.inner.store.card(id).await?)
+    }
+
+    pub async fn lookup(&self, pan: &Pan) -> Result<Option<Card>, CoreError> {
+        Ok(self.inner.store.card_by_pan_hash(&self.inner.keys.pan_hash(pan)).await?)
+    }
+
+    pub async fn change_status(&self, id: i64, change: StatusChange, actor: &str) -> Result<Card, CoreError> {
+        let card = self.inner.store.change_status(id, change, actor, self.now_ms()).await?;
+        tracing::info!(card_id = id, actor, status = card.status.as_str(), "card status changed");
+        Ok(card)
+    }
+
+    pub async fn events(&self, id: i64) -> Result<Vec<Event>, CoreError> {
+        Ok(self.inner.store.events(id, 1000).await?)
+    }
+
+    /// Creates an API key; the plaintext is returned once and only its hash is kept.
+    pub async fn create_api_key(&self, role: Role, label: Option<&str>) -> Result<(i64, String), CoreError> {
+        let key = codes::new_api_key();
+        let id = self
+            .inner
+            .store
+            .create_api_key(role, &codes::api_key_hash(&key), label, self.now_ms())
+            .await?;
+        Ok((id, key))
+    }
+
+    pub async fn authenticate(&self, bearer: &str) -> Result<Option<ApiKey>, CoreError> {
+        Ok(self.inner.store.api_key(&codes::api_key_hash(bearer)).await?)
+    }
+}
+
+/// The verification rule. Runs inside the store's transaction with the card locked.
+/// Only a wrong code counts as a failure: a right code that is used or expired shows
+/// the customer had it, and a locked card is answered without comparing anything.
+fn decide(card: &LockedCard, latest: Option<&LatestCode>, candidate: Option<&str>, now: i64) -> (Verdict, Effect) {
+    if card.status != CardStatus::Active {
+        return (Verdict::Rejected(Reason::Locked), Effect::None);
+    }
+    let matched = match (latest, candidate) {
+        (Some(code), Some(candidate)) if codes::hashes_equal(&code.code_hash, candidate) => code,
+        _ => return (Verdict::Rejected(Reason::Invalid), Effect::CountFailure),
+    };
+    match matched.state.as_str() {
+        "live" if now < matched.expires_at => (Verdict::Approved, Effect::UseCode(matched.id)),
+        "live" => (Verdict::Rejected(Reason::Expired), Effect::ExpireCode(matched.id)),
+        "used" => (Verdict::Rejected(Reason::Used), Effect::None),
+        // expired, or voided by a lock or suspension: the customer must ask again.
+        _ => (Verdict::Rejected(Reason::Expired), Effect::None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card(status: CardStatus) -> LockedCard {
+        LockedCard { id: 1, status, failures: 0 }
+    }
+
+    fn code(state: &str, expires_at: i64) -> LatestCode {
+        LatestCode { id: 7, code_hash: "h".into(), state: state.into(), expires_at }
+    }
+
+    #[test]
+    fn decision_table() {
+        let active = card(CardStatus::Active);
+        let cases: &[(&LockedCard, Option<LatestCode>, Option<&str>, i64, (Verdict, Effect))] = &[
+            (&active, Some(code("live", 60_000)), Some("h"), 59_999, (Verdict::Approved, Effect::UseCode(7))),
+            // Exactly at expiry the code is dead.
+            (&active, Some(code("live", 60_000)), Some("h"), 60_000, (Verdict::Rejected(Reason::Expired), Effect::ExpireCode(7))),
+            (&active, Some(code("live", 60_000)), Some("x"), 0, (Verdict::Rejected(Reason::Invalid), Effect::CountFailure)),
+            (&active, Some(code("live", 60_000)), None, 0, (Verdict::Rejected(Reason::Invalid), Effect::CountFailure)),
+            (&active, None, Some("h"), 0, (Verdict::Rejected(Reason::Invalid), Effect::CountFailure)),
+            (&active, Some(code("used", 60_000)), Some("h"), 0, (Verdict::Rejected(Reason::Used), Effect::None)),
+            (&active, Some(code("expired", 60_000)), Some("h"), 0, (Verdict::Rejected(Reason::Expired), Effect::None)),
+            (&active, Some(code("failed", 60_000)), Some("h"), 0, (Verdict::Rejected(Reason::Expired), Effect::None)),
+        ];
+        for (card, latest, candidate, now, expected) in cases {
+            assert_eq!(&decide(card, latest.as_ref(), *candidate, *now), expected);
+        }
+        for status in [CardStatus::Locked, CardStatus::Suspended] {
+            assert_eq!(
+                decide(&card(status), Some(&code("live", 60_000)), Some("h"), 0),
+                (Verdict::Rejected(Reason::Locked), Effect::None)
+            );
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Every word a customer reads, in one place, in Persian and English. The transport
+//! picks GSM-7 or UCS-2 from the rendered text, so texts here are plain strings.
+
+use crate::config::Language;
+
+/// What a reply says; also the label on the `replies` metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyKind {
+    Code,
+    NotEnrolled,
+    NoSuchCard,
+    Ambiguous,
+    FullPan,
+    Locked,
+    Help,
+    Unrecognised,
+}
+
+impl ReplyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Code => "code",
+            Self::NotEnrolled => "not_enrolled",
+            Self::NoSuchCard => "no_such_card",
+            Self::Ambiguous => "ambiguous",
+            Self::FullPan => "full_pan",
+            Self::Locked => "locked",
+            Self::Help => "help",
+            Self::Unrecognised => "unrecognised",
+        }
+    }
+}
+
+/// The values a text may mention. Only `code` is secret, and it goes nowhere but
+/// into the text of the reply.
+pub struct Params<'a> {
+    pub code: &'a str,
+    pub ttl_secs: u64,
+    pub digits: &'a str,
+    pub short_code: &'a str,
+}
+
+pub fn render(kind: ReplyKind, lang: Language, p: &Params<'_>) -> String {
+    match lang {
+        Language::En => render_en(kind, p),
+        Language::Fa => render_fa(kind, p),
+    }
+}
+
+fn render_en(kind: ReplyKind, p: &Params<'_>) -> String {
+    match kind {
+        ReplyKind::Code => format!(
+            "Your dynamic password: {}\nValid {} seconds. Never share it with anyone.",
+            p.code, p.ttl_secs
+        ),
+        ReplyKind::NotEnrolled => {
+            "This number is not registered for dynamic passwords. Register at your bank's ATM or branch.".into()
+        }
+        ReplyKind::NoSuchCard => format!(
+            "No card ending in {} is registered for this number. Send the last 4 digits of your card.",
+            p.digits
+        ),
+        ReplyKind::Ambiguous => format!(
+            "More than one of your cards ends in {}. Send the last 6 digits of the card.",
+            p.digits
+        ),
+        ReplyKind::FullPan => {
+            "Never send your full card number by SMS. Send only the last 4 digits of your card.".into()
+        }
+        ReplyKind::Locked => format!(
+            "The dynamic password service of your card ending in {} is disabled. Re-activate it at your bank's ATM or branch.",
+            p.digits
+        ),
+        ReplyKind::Help => format!(
+            "For a dynamic password send the last 4 digits of your card to {}. The password is valid {} seconds.",
+            p.short_code, p.ttl_secs
+        ),
+        ReplyKind::Unrecognised => format!(
+            "Message not understood. Send only the last 4 digits of your card to {}.",
+            p.short_code
+        ),
+    }
+}
+
+fn render_fa(kind: ReplyKind, p: &Params<'_>) -> String {
+    let ttl = to_persian_digits(&p.ttl_secs.to_string());
+    match kind {
+        // The code itself stays in ASCII digits: phones offer those for copy and autofill.
+        ReplyKind::Code => format!(
+            "رمز پویا: {}\nاعتبار: {} ثانیه. این رمز را در اختیار هیچ‌کس قرار ندهید.",
+            p.code, ttl
+        ),
+        ReplyKind::NotEnrolled => {
+            "این شماره برای رمز پویا ثبت نشده است. برای ثبت به خودپرداز یا شعبه بانک مراجعه کنید.".into()
+        }
+        ReplyKind::NoSuchCard => format!(
+            "کارتی با چهار رقم پایانی {} برای این شماره ثبت نشده است. چهار رقم آخر کارت خود را ارسال کنید.",
+            to_persian_digits(p.digits)
+        ),
+        ReplyKind::Ambiguous => format!(
+            "بیش از یک کارت شما به {} ختم می‌شود. شش رقم آخر کارت را ارسال کنید.",
+            to_persian_digits(p.digits)
+        ),
+        ReplyKind::FullPan => {
+            "هرگز شماره کامل کارت را پیامک نکنید. فقط چهار رقم آخر کارت را ارسال کنید.".into()
+        }
+        ReplyKind::Locked => format!(
+            "سرویس رمز پویای کارت {} غیرفعال است. برای فعال‌سازی به خودپرداز یا شعبه بانک مراجعه کنید.",
+            to_persian_digits(p.digits)
+        ),
+        ReplyKind::Help => format!(
+            "برای دریافت رمز پویا، چهار رقم آخر کارت را به {} بفرستید. رمز {} ثانیه اعتبار دارد.",
+            to_persian_digits(p.short_code),
+            ttl
+        ),
+        ReplyKind::Unrecognised => format!(
+            "پیام نامعتبر است. فقط چهار رقم آخر کارت را به {} بفرستید.",
+            to_persian_digits(p.short_code)
+        ),
+    }
+}
+
+fn to_persian_digits(s: &str) -> String {
+    s.chars()
+        .map(|c| match c.to_digit(10) {
+            Some(d) => char::from_u32(0x06F0 + d).unwrap_or(c),
+            None => c,
+        })
+        .collect()
+}
+
+/// The language of a reply: the script the customer wrote in, else the default.
+pub fn detect_language(text: &str, default: Language) -> Language {
+    let mut latin = false;
+    for c in text.chars() {
+        if ('\u{0600}'..='\u{06FF}').contains(&c) || ('\u{FB50}'..='\u{FEFF}').contains(&c) {
+            return Language::Fa;
+        }
+        latin |= c.is_ascii_alphabetic();
+    }
+    if latin {
+        Language::En
+    } else {
+        default
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [ReplyKind; 8] = [
+        ReplyKind::Code,
+        ReplyKind::NotEnrolled,
+        ReplyKind::NoSuchCard,
+        ReplyKind::Ambiguous,
+        ReplyKind::FullPan,
+        ReplyKind::Locked,
+        ReplyKind::Help,
+        ReplyKind::Unrecognised,
+    ];
+
+    #[test]
+    fn every_text_fits_one_sms_of_its_encoding() {
+        let p = Params { code: "1234567", ttl_secs: 60, digits: "123456", short_code: "30003303" };
+        for kind in ALL {
+            for lang in [Language::En, Language::Fa] {
+                let t = render(kind, lang, &p);
+                let fits = match otpgw_parsers::text::gsm7_septets(&t) {
+                    Some(septets) => septets <= 160,
+                    None => t.encode_utf16().count() <= 70 * 2, // at most two UCS-2 parts
+                };
+                assert!(fits, "{kind:?} {lang:?} too long: {t}");
+            }
+        }
+    }
+
+    #[test]
+    fn english_texts_are_gsm7() {
+        let p = Params { code: "1234567", ttl_secs: 60, digits: "1234", short_code: "30003303" };
+        for kind in ALL {
+            assert!(otpgw_parsers::text::gsm7_fits(&render(kind, Language::En, &p)), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn language_follows_the_script() {
+        assert_eq!(detect_language("1234", Language::Fa), Language::Fa);
+        assert_eq!(detect_language("1234", Language::En), Language::En);
+        assert_eq!(detect_language("OTP 1234", Language::Fa), Language::En);
+        assert_eq!(detect_language("۱۲۳۴", Language::En), Language::Fa);
+        assert_eq!(detect_language("رمز 1234", Language::En), Language::Fa);
+    }
+}

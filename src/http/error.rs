@@ -1,0 +1,123 @@
+//! The HTTP error type and the JSON extractor whose rejections use it, so every
+//! failure, ours or axum's, answers with one body shape:
+//! `{"error": {"code": "...", "message": "..."}}`. Database failures show as
+//! "internal error" only; the detail goes to the log.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::FromRequest;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::core::CoreError;
+use crate::store::StoreError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid API key is required (Authorization: Bearer <key>)")
+    }
+    pub fn forbidden() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "this API key's role may not do that")
+    }
+    pub fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        match e {
+            CoreError::Msisdn(m) => Self::bad_request("invalid_msisdn", format!("msisdn is not a valid phone number ({m:?})")),
+            CoreError::RequestIdReused => Self::new(
+                StatusCode::CONFLICT,
+                "request_id_reused",
+                "request_id was already used for a different request",
+            ),
+            CoreError::Store(StoreError::CardExists(id)) => {
+                Self::new(StatusCode::CONFLICT, "card_exists", format!("this card is already enrolled as card {id}"))
+            }
+            CoreError::Store(StoreError::NoSuchCard) => Self::not_found("no such card"),
+            CoreError::Store(e) => {
+                tracing::error!(error = %e, "store failure");
+                Self::internal()
+            }
+        }
+    }
+}
+
+/// `axum::Json` with our error body on rejection.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct Json<T>(pub T);
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        let (status, code) = match &r {
+            JsonRejection::MissingJsonContentType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "content_type"),
+            JsonRejection::JsonSyntaxError(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
+            JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+            _ => (StatusCode::BAD_REQUEST, "invalid_body"),
+        };
+        Self::new(status, code, without_quoted_values(&r.body_text()))
+    }
+}
+
+/// serde quotes offending values in backticks (`invalid type: integer `4111…``);
+/// a value could be a card number, so the message keeps only the shape of the error.
+fn without_quoted_values(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut inside = false;
+    for c in msg.chars() {
+        if c == '`' {
+            if inside {
+                out.push_str("…`");
+            } else {
+                out.push('`');
+            }
+            inside = !inside;
+        } else if !inside {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn quoted_values_are_dropped() {
+        assert_eq!(
+            super::without_quoted_values("pan: invalid type: integer `4111111111111111`, expected a string"),
+            "pan: invalid type: integer `…`, expected a string"
+        );
+    }
+}

@@ -1,0 +1,90 @@
+//! The HTTP edge: the payment switch's verify endpoint, the back office's card API,
+//! and the operations endpoints. Handlers turn JSON into calls on the core and the
+//! core's answers (or errors) into JSON; they never touch the store directly, with
+//! the one exception of the readiness probe asking the store whether it is ready.
+
+mod admin;
+mod error;
+mod ops;
+mod verify;
+
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::core::Core;
+use crate::domain::Role;
+use crate::store::ApiKey;
+pub use error::ApiError;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub core: Core,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+pub fn router(state: AppState, request_timeout: Duration) -> Router {
+    Router::new()
+        .route("/v1/verify", post(verify::verify))
+        .route("/v1/cards", post(admin::enroll))
+        .route("/v1/cards/lookup", post(admin::lookup))
+        .route("/v1/cards/{id}", get(admin::show))
+        .route("/v1/cards/{id}/reactivate", post(admin::reactivate))
+        .route("/v1/cards/{id}/suspend", post(admin::suspend))
+        .route("/v1/cards/{id}/events", get(admin::events))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
+        })
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
+        .with_state(state)
+}
+
+/// The API key behind a request's `Authorization: Bearer` header.
+pub struct Caller(pub ApiKey);
+
+impl Caller {
+    pub fn require(&self, role: Role) -> Result<ApiKey, ApiError> {
+        if self.0.role == role {
+            Ok(self.0)
+        } else {
+            Err(ApiError::forbidden())
+        }
+    }
+
+    pub fn actor(&self) -> String {
+        format!("apikey:{}", self.0.id)
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(ApiError::unauthorized)?;
+        let key = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|k| !k.is_empty() && k.len() <= 256)
+            .ok_or_else(ApiError::unauthorized)?;
+        match state.core.authenticate(key).await? {
+            Some(k) => Ok(Caller(k)),
+            None => Err(ApiError::unauthorized()),
+        }
+    }
+}

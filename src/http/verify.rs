@@ -1,0 +1,57 @@
+//! `POST /v1/verify`: the payment switch asks whether a code is the card's live one.
+//! Every decision is a 200 with `approved` or `rejected` + reason + ISO 8583-style
+//! response code; 4xx is kept for requests that are malformed or unauthorised.
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+
+use super::error::Json;
+use super::{ApiError, AppState, Caller};
+use crate::codes::Pan;
+use crate::domain::{Role, Verdict};
+
+#[derive(Deserialize)]
+pub struct VerifyRequest {
+    pan: String,
+    code: String,
+    request_id: String,
+}
+
+#[derive(Serialize)]
+pub struct VerifyResponse {
+    result: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    response_code: &'static str,
+    request_id: String,
+}
+
+pub async fn verify(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<VerifyRequest>,
+) -> Result<Json<VerifyResponse>, ApiError> {
+    let key = caller.require(Role::Verifier)?;
+    let pan = Pan::parse(&req.pan).map_err(|e| ApiError::bad_request("invalid_pan", e.to_string()))?;
+    let request_id = req.request_id.trim();
+    if request_id.is_empty() || request_id.len() > 64 || !request_id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::bad_request(
+            "invalid_request_id",
+            "request_id must be 1 to 64 printable ASCII characters",
+        ));
+    }
+    if req.code.trim().is_empty() || req.code.chars().count() > 32 {
+        return Err(ApiError::bad_request("invalid_code", "code must be 1 to 32 characters"));
+    }
+    let outcome = state.core.verify(key, &pan, &req.code, request_id).await?;
+    let (result, reason) = match outcome.verdict {
+        Verdict::Approved => ("approved", None),
+        Verdict::Rejected(r) => ("rejected", Some(r.as_str())),
+    };
+    Ok(Json(VerifyResponse {
+        result,
+        reason,
+        response_code: outcome.verdict.response_code(),
+        request_id: request_id.to_owned(),
+    }))
+}

@@ -1,0 +1,22 @@
+//! otpgw: a bank's SMS/USSD dynamic-password gateway.
+//!
+//! Layout (see ARCHITECTURE.md for the flow of one SMS and one verify):
+//! * `config`    — settings from defaults, a TOML file and `OTPGW_*` variables; secrets.
+//! * `app`       — builds the store, core and listeners; runs them until shutdown.
+//! * `telemetry` — logging and the Prometheus recorder.
+//! * `domain`    — shared vocabulary: card status, channel, role, verdict.
+//! * `codes`     — CSPRNG codes, keyed hashes, constant-time comparison.
+//! * `store`     — all SQL, on SQLite or PostgreSQL; the atomic rules live here.
+//! * `core`      — the gateway's rules and texts; transport-free.
+//! * `smpp`      — the SMPP listener: sessions, framing, PDUs ↔ core requests.
+//! * `http`      — verify, card admin and operations endpoints.
+
+pub mod app;
+pub mod codes;
+pub mod config;
+pub mod core;
+pub mod domain;
+pub mod http;
+pub mod smpp;
+pub mod store;
+pub mod telemetry;

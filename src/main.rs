@@ -1,0 +1,187 @@
+//! The `otpgw` command line: `serve` runs the gateway; the other subcommands work on
+//! the same configuration and database (migrations, cards, API keys).
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use otpgw::codes::Pan;
+use otpgw::config::Settings;
+use otpgw::domain::Role;
+use otpgw::store::StatusChange;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "otpgw", version, about = "SMS/USSD dynamic-password (OTP) gateway")]
+struct Cli {
+    /// TOML configuration file. Without one, the embedded defaults apply
+    /// (SQLite ./otpgw.db, SMPP 127.0.0.1:2775, HTTP 127.0.0.1:8080).
+    #[arg(long, short, global = true, env = "OTPGW_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway: SMPP listener, HTTP API, migrations at start-up.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Load and validate the configuration, print it with secrets hidden, and exit.
+    CheckConfig,
+    /// Enroll and manage cards.
+    #[command(subcommand)]
+    Card(CardCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
+}
+
+#[derive(Subcommand)]
+enum CardCommand {
+    /// Enroll a card for a phone number; prints the card as JSON.
+    Enroll {
+        /// The full card number; `-` reads it from standard input (keeps it out of
+        /// shell history and the process list).
+        #[arg(long)]
+        pan: String,
+        #[arg(long)]
+        msisdn: String,
+    },
+    /// Show a card, by id or by card number.
+    Show(CardRef),
+    /// Re-activate a locked or suspended card (resets its failure count).
+    Reactivate(CardRef),
+    /// Suspend a card's OTP service.
+    Suspend(CardRef),
+    /// Print a card's audit trail as JSON.
+    Events(CardRef),
+}
+
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct CardRef {
+    #[arg(long)]
+    id: Option<i64>,
+    /// The full card number; `-` reads it from standard input.
+    #[arg(long)]
+    pan: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum ApikeyCommand {
+    /// Create an API key; it is printed once, only its hash is stored.
+    Create {
+        #[arg(long, value_enum)]
+        role: Role,
+        #[arg(long)]
+        label: Option<String>,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load(cli.config.as_deref())?;
+    otpgw::telemetry::init_logging(&settings.log);
+    let runtime = tokio::runtime::Runtime::new().context("Failed to start the async runtime")?;
+    runtime.block_on(run(cli.command, settings))
+}
+
+async fn run(command: Command, settings: Settings) -> Result<()> {
+    match command {
+        Command::Serve => serve(settings).await,
+        Command::CheckConfig => {
+            println!("{settings:#?}");
+            Ok(())
+        }
+        Command::Migrate => {
+            let store = otpgw::store::Store::connect(&settings.database)
+                .await
+                .context("Failed to connect to the database")?;
+            store.migrate().await.context("Failed to apply migrations")?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Card(cmd) => card(cmd, settings).await,
+        Command::Apikey(ApikeyCommand::Create { role, label }) => {
+            let core = otpgw::app::build_core(&settings).await?;
+            let (id, key) = core.create_api_key(role, label.as_deref()).await?;
+            println!("{}", serde_json::json!({"id": id, "role": role.as_str(), "key": key}));
+            eprintln!("Store this key now: it cannot be shown again.");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> Result<()> {
+    let app = otpgw::app::App::build(settings).await?;
+    let shutdown = CancellationToken::new();
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested; a second signal exits at once");
+        signals.cancel();
+        wait_for_signal().await;
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
+    app.run_until_stopped(shutdown).await?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("Failed to install the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn read_pan(arg: &str) -> Result<Pan> {
+    let raw = if arg == "-" {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("Failed to read the card number from stdin")?;
+        line
+    } else {
+        arg.to_owned()
+    };
+    Ok(Pan::parse(&raw)?)
+}
+
+async fn card(cmd: CardCommand, settings: Settings) -> Result<()> {
+    let core = otpgw::app::build_core(&settings).await?;
+    let resolve = |r: CardRef| {
+        let core = core.clone();
+        async move {
+            let card = match (r.id, r.pan) {
+                (Some(id), _) => core.card(id).await?,
+                (None, Some(pan)) => core.lookup(&read_pan(&pan)?).await?,
+                (None, None) => bail!("give --id or --pan"),
+            };
+            card.context("no such card")
+        }
+    };
+    let json = match cmd {
+        CardCommand::Enroll { pan, msisdn } => {
+            serde_json::to_value(core.enroll(&read_pan(&pan)?, &msisdn, "cli").await?)?
+        }
+        CardCommand::Show(r) => serde_json::to_value(resolve(r).await?)?,
+        CardCommand::Reactivate(r) => {
+            let id = resolve(r).await?.id;
+            serde_json::to_value(core.change_status(id, StatusChange::Reactivate, "cli").await?)?
+        }
+        CardCommand::Suspend(r) => {
+            let id = resolve(r).await?.id;
+            serde_json::to_value(core.change_status(id, StatusChange::Suspend, "cli").await?)?
+        }
+        CardCommand::Events(r) => {
+            let id = resolve(r).await?.id;
+            serde_json::to_value(core.events(id).await?)?
+        }
+    };
+    println!("{json}");
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! The SMPP listener: telcos and aggregators bind to us (SMPP 3.3/3.4/5.0 binds) and
+//! send subscriber messages as submit_sm (or deliver_sm); replies go back as
+//! deliver_sm to a receiver or transceiver bind of the same system_id.
+//!
+//! * `codec`   — framing that answers bad PDUs with generic_nack instead of dying.
+//! * `pdu`     — PDUs ↔ plain values (addresses, decoded text, reply encoding).
+//! * `session` — one connection: bind, then requests, replies, enquire_link, unbind.
+//!
+//! Replies wait in one queue per system_id that every receiving session of that
+//! system_id drains, so a reply is delivered even if the customer's message came in
+//! on a transmitter-only bind or the session that took it has since gone away.
+
+mod codec;
+mod pdu;
+mod session;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::config::{ServiceSettings, SmppSettings};
+use crate::core::{Core, ReplyKind};
+
+/// A reply waiting for a receiving session.
+pub(crate) struct Outgoing {
+    pub to: String,
+    pub text: String,
+    pub kind: ReplyKind,
+    pub code_id: Option<i64>,
+    /// Past this, delivering it is pointless (the code inside has expired).
+    pub deliver_by: tokio::time::Instant,
+}
+
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outgoing").field("kind", &self.kind).field("code_id", &self.code_id).finish()
+    }
+}
+
+type Queue = (async_channel::Sender<Outgoing>, async_channel::Receiver<Outgoing>);
+
+pub(crate) struct Context {
+    pub core: Core,
+    pub settings: SmppSettings,
+    pub service: ServiceSettings,
+    queues: Mutex<HashMap<String, Queue>>,
+}
+
+impl Context {
+    /// The reply queue of a system_id, created on first use.
+    pub fn queue(&self, system_id: &str) -> Queue {
+        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        queues.entry(system_id.to_owned()).or_insert_with(async_channel::unbounded).clone()
+    }
+}
+
+pub struct Server {
+    ctx: Arc<Context>,
+}
+
+impl Server {
+    pub fn new(core: Core, settings: SmppSettings, service: ServiceSettings) -> Self {
+        Self {
+            ctx: Arc::new(Context { core, settings, service, queues: Mutex::new(HashMap::new()) }),
+        }
+    }
+
+    /// Accepts connections until `shutdown`, then waits for every session to unbind.
+    pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) {
+        let sessions = TaskTracker::new();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, addr)) => {
+                        let _ = stream.set_nodelay(true);
+                        let span = tracing::info_span!("smpp", session = %session_id(), peer_addr = %addr);
+                        sessions.spawn(session::run(stream, addr, self.ctx.clone(), shutdown.clone()).instrument(span));
+                    }
+                    Err(e) => {
+                        // Usually out of file descriptors: back off instead of spinning.
+                        tracing::warn!(error = %e, "smpp accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }
+        drop(listener);
+        sessions.close();
+        sessions.wait().await;
+    }
+}
+
+fn session_id() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}
+
+/// True when `addr` may bind as a peer whose `allow_from` is `allowed`.
+fn address_allowed(allowed: &[std::net::IpAddr], addr: SocketAddr) -> bool {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        v4 => v4,
+    };
+    allowed.is_empty() || allowed.contains(&ip)
+}

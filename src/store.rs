@@ -1,0 +1,658 @@
+//! The store: every read and write of cards, codes, verifications, API keys and the
+//! audit trail, over one sqlx `AnyPool` so that the same queries serve SQLite (the
+//! embedded default) and PostgreSQL (several nodes).
+//!
+//! The rules that must hold across gateway nodes live here, inside transactions:
+//! one live code per card (a partial unique index backs it), single use, exact failure
+//! counting and locking, `request_id` idempotency. Each such transaction first takes
+//! the card's row lock with an `UPDATE … RETURNING` (PostgreSQL), and on SQLite starts
+//! with `BEGIN IMMEDIATE`, so concurrent writers queue instead of racing.
+//!
+//! Times are epoch milliseconds chosen by the caller, which keeps tests free of sleeps.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Row};
+
+use crate::config::DatabaseSettings;
+use crate::domain::{CardStatus, Channel, Reason, Role, Verdict};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("a card with this number is already enrolled (id {0})")]
+    CardExists(i64),
+    #[error("no such card")]
+    NoSuchCard,
+    #[error("unexpected value in the database: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// A card as the back office sees it. The PAN hash stays inside the crate.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Card {
+    pub id: i64,
+    pub last4: String,
+    pub msisdn: String,
+    pub status: CardStatus,
+    pub failures: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    #[serde(skip)]
+    pub(crate) pan_hash: String,
+    #[serde(skip)]
+    pub(crate) last6_hash: String,
+}
+
+pub struct NewCard<'a> {
+    pub pan_hash: &'a str,
+    pub last4: &'a str,
+    pub last6_hash: &'a str,
+    pub msisdn: &'a str,
+}
+
+pub struct NewCode<'a> {
+    pub card_id: i64,
+    pub code_hash: &'a str,
+    pub channel: Channel,
+    pub peer: &'a str,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Issued {
+    Code { code_id: i64, superseded: i64 },
+    /// The card is locked or suspended; nothing was written.
+    NotActive(CardStatus),
+}
+
+/// The latest code of a card, as the verification rule sees it.
+#[derive(Debug, Clone)]
+pub struct LatestCode {
+    pub id: i64,
+    pub code_hash: String,
+    pub state: String,
+    pub expires_at: i64,
+}
+
+/// The card row under lock during a verification.
+#[derive(Debug, Clone)]
+pub struct LockedCard {
+    pub id: i64,
+    pub status: CardStatus,
+    pub failures: i64,
+}
+
+/// What the verification rule decided; the store applies it in the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    None,
+    /// Approve: mark this live code used and reset the failure count.
+    UseCode(i64),
+    /// The code matched but its time is up.
+    ExpireCode(i64),
+    /// A wrong code: one more consecutive failure; at the limit the card locks.
+    CountFailure,
+}
+
+pub struct VerifyAttempt<'a> {
+    pub api_key_id: i64,
+    pub request_id: &'a str,
+    pub fingerprint: &'a str,
+    pub pan_hash: &'a str,
+    pub now: i64,
+    pub max_failures: i64,
+    pub actor: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyRecord {
+    pub verdict: Verdict,
+    pub card_id: Option<i64>,
+    pub fingerprint: String,
+    /// True when this call locked the card.
+    pub locked_now: bool,
+    /// True when this is the stored answer to an earlier request with the same id.
+    pub replayed: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub id: i64,
+    pub card_id: Option<i64>,
+    pub kind: String,
+    pub actor: String,
+    pub detail: serde_json::Value,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: i64,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum StatusChange {
+    Reactivate,
+    Suspend,
+}
+
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+const CARD_COLUMNS: &str =
+    "id, pan_hash, last4, last6_hash, msisdn, status, failures, created_at, updated_at";
+
+impl Store {
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (url, backend) = if settings.url.starts_with("sqlite:") {
+            // Create the file on first start; sqlx's SQLite defaults give WAL mode
+            // and a busy timeout, which concurrent writers rely on.
+            let url = if settings.url.contains('?') {
+                settings.url.clone()
+            } else {
+                format!("{}?mode=rwc", settings.url)
+            };
+            (url, Backend::Sqlite)
+        } else {
+            (settings.url.clone(), Backend::Postgres)
+        };
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool, backend })
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATOR.run(&self.pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATOR.run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    /// True when the database answers and every migration this build knows is applied.
+    pub async fn ready(&self) -> Result<bool, StoreError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATOR,
+            Backend::Postgres => &POSTGRES_MIGRATOR,
+        };
+        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(applied >= migrator.iter().count() as i64)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    // ---- cards -------------------------------------------------------------------
+
+    pub async fn enroll(&self, card: NewCard<'_>, actor: &str, now: i64) -> Result<Card, StoreError> {
+        let mut tx = self.begin().await?;
+        if let Some(id) = sqlx::query_scalar::<_, i64>("SELECT id FROM cards WHERE pan_hash = $1")
+            .bind(card.pan_hash)
+            .fetch_optional(&mut *tx)
+            .await?
+        {
+            return Err(StoreError::CardExists(id));
+        }
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO cards (pan_hash, last4, last6_hash, msisdn, status, failures, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'active', 0, $5, $5) RETURNING {CARD_COLUMNS}"
+        ))
+        .bind(card.pan_hash)
+        .bind(card.last4)
+        .bind(card.last6_hash)
+        .bind(card.msisdn)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await;
+        let row = match inserted {
+            Ok(row) => row,
+            // Another node enrolled the same card between our check and insert.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                drop(tx);
+                let existing = self.card_by_pan_hash(card.pan_hash).await?;
+                return Err(StoreError::CardExists(existing.map_or(0, |c| c.id)));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let card = card_from_row(&row)?;
+        insert_event(&mut tx, Some(card.id), "enrolled", actor, serde_json::json!({"last4": card.last4}), now)
+            .await?;
+        tx.commit().await?;
+        Ok(card)
+    }
+
+    pub async fn card(&self, id: i64) -> Result<Option<Card>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {CARD_COLUMNS} FROM cards WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(card_from_row).transpose()
+    }
+
+    pub async fn card_by_pan_hash(&self, pan_hash: &str) -> Result<Option<Card>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {CARD_COLUMNS} FROM cards WHERE pan_hash = $1"))
+            .bind(pan_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(card_from_row).transpose()
+    }
+
+    pub async fn cards_by_msisdn(&self, msisdn: &str) -> Result<Vec<Card>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {CARD_COLUMNS} FROM cards WHERE msisdn = $1 ORDER BY id"))
+            .bind(msisdn)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(card_from_row).collect()
+    }
+
+    pub async fn change_status(
+        &self,
+        id: i64,
+        change: StatusChange,
+        actor: &str,
+        now: i64,
+    ) -> Result<Card, StoreError> {
+        let mut tx = self.begin().await?;
+        let (sql, kind) = match change {
+            StatusChange::Reactivate => (
+                "UPDATE cards SET status = 'active', failures = 0, updated_at = $2 WHERE id = $1",
+                "reactivated",
+            ),
+            StatusChange::Suspend => (
+                "UPDATE cards SET status = 'suspended', updated_at = $2 WHERE id = $1",
+                "suspended",
+            ),
+        };
+        let prev: Option<String> = sqlx::query_scalar("SELECT status FROM cards WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(prev) = prev else {
+            return Err(StoreError::NoSuchCard);
+        };
+        sqlx::query(sql).bind(id).bind(now).execute(&mut *tx).await?;
+        if let StatusChange::Suspend = change {
+            // A suspended card must not be usable through a code issued before.
+            sqlx::query("UPDATE codes SET state = 'failed' WHERE card_id = $1 AND state = 'live'")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        insert_event(&mut tx, Some(id), kind, actor, serde_json::json!({"previous_status": prev}), now).await?;
+        let row = sqlx::query(&format!("SELECT {CARD_COLUMNS} FROM cards WHERE id = $1"))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        card_from_row(&row)
+    }
+
+    pub async fn events(&self, card_id: i64, limit: i64) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, card_id, kind, actor, detail, at FROM events WHERE card_id = $1 ORDER BY id LIMIT $2",
+        )
+        .bind(card_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let detail: String = r.try_get("detail")?;
+                Ok(Event {
+                    id: r.try_get("id")?,
+                    card_id: r.try_get("card_id")?,
+                    kind: r.try_get("kind")?,
+                    actor: r.try_get("actor")?,
+                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+
+    // ---- codes -------------------------------------------------------------------
+
+    /// Stores a new code for an active card, superseding its live one, and commits
+    /// before returning: the caller may send the code only after this succeeds.
+    pub async fn issue_code(&self, code: NewCode<'_>, actor: &str) -> Result<Issued, StoreError> {
+        let mut tx = self.begin().await?;
+        let status: Option<String> =
+            sqlx::query_scalar("UPDATE cards SET updated_at = updated_at WHERE id = $1 RETURNING status")
+                .bind(code.card_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let status = parse_status(&status.ok_or(StoreError::NoSuchCard)?)?;
+        if status != CardStatus::Active {
+            return Ok(Issued::NotActive(status));
+        }
+        let superseded = sqlx::query(
+            "UPDATE codes SET state = CASE WHEN expires_at <= $2 THEN 'expired' ELSE 'superseded' END \
+             WHERE card_id = $1 AND state = 'live'",
+        )
+        .bind(code.card_id)
+        .bind(code.issued_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected() as i64;
+        let code_id: i64 = sqlx::query_scalar(
+            "INSERT INTO codes (card_id, code_hash, channel, peer, issued_at, expires_at, state) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'live') RETURNING id",
+        )
+        .bind(code.card_id)
+        .bind(code.code_hash)
+        .bind(code.channel.as_str())
+        .bind(code.peer)
+        .bind(code.issued_at)
+        .bind(code.expires_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        insert_event(
+            &mut tx,
+            Some(code.card_id),
+            "code_issued",
+            actor,
+            serde_json::json!({"code_id": code_id, "channel": code.channel.as_str(), "expires_at": code.expires_at}),
+            code.issued_at,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Issued::Code { code_id, superseded })
+    }
+
+    /// Records that the peer accepted (or refused) the message carrying a code.
+    pub async fn set_delivery(&self, code_id: i64, delivery: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE codes SET delivery = $2 WHERE id = $1")
+            .bind(code_id)
+            .bind(delivery)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- verification ------------------------------------------------------------
+
+    pub async fn verification(&self, api_key_id: i64, request_id: &str) -> Result<Option<VerifyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT fingerprint, card_id, result, reason FROM verifications WHERE api_key_id = $1 AND request_id = $2",
+        )
+        .bind(api_key_id)
+        .bind(request_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let result: String = row.try_get("result")?;
+        let reason: Option<String> = row.try_get("reason")?;
+        let verdict = match (result.as_str(), reason.as_deref()) {
+            ("approved", _) => Verdict::Approved,
+            ("rejected", Some(r)) => {
+                Verdict::Rejected(Reason::parse(r).ok_or_else(|| StoreError::Corrupt(format!("reason {r}")))?)
+            }
+            _ => return Err(StoreError::Corrupt(format!("verification result {result}"))),
+        };
+        Ok(Some(VerifyRecord {
+            verdict,
+            card_id: row.try_get("card_id")?,
+            fingerprint: row.try_get("fingerprint")?,
+            locked_now: false,
+            replayed: true,
+        }))
+    }
+
+    /// One verification, decided and applied atomically. `decide` sees the card under
+    /// lock and its latest code and returns the verdict and its effect; the store
+    /// applies the effect, records the answer under `request_id` and the audit event,
+    /// all in one transaction. A `request_id` already answered returns that answer and
+    /// changes nothing.
+    pub async fn verify<F>(&self, attempt: &VerifyAttempt<'_>, decide: F) -> Result<VerifyRecord, StoreError>
+    where
+        F: FnOnce(&LockedCard, Option<&LatestCode>) -> (Verdict, Effect),
+    {
+        if let Some(previous) = self.verification(attempt.api_key_id, attempt.request_id).await? {
+            return Ok(previous);
+        }
+        let mut tx = self.begin().await?;
+        let card = sqlx::query("UPDATE cards SET updated_at = updated_at WHERE pan_hash = $1 RETURNING id, status, failures")
+            .bind(attempt.pan_hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let mut locked_now = false;
+        let (verdict, card_id) = match card {
+            None => (Verdict::Rejected(Reason::NotEnrolled), None),
+            Some(row) => {
+                let card = LockedCard {
+                    id: row.try_get("id")?,
+                    status: parse_status(&row.try_get::<String, _>("status")?)?,
+                    failures: row.try_get("failures")?,
+                };
+                let latest = sqlx::query(
+                    "SELECT id, code_hash, state, expires_at FROM codes WHERE card_id = $1 ORDER BY id DESC LIMIT 1",
+                )
+                .bind(card.id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| -> Result<LatestCode, sqlx::Error> {
+                    Ok(LatestCode {
+                        id: r.try_get("id")?,
+                        code_hash: r.try_get("code_hash")?,
+                        state: r.try_get("state")?,
+                        expires_at: r.try_get("expires_at")?,
+                    })
+                })
+                .transpose()?;
+                let (verdict, effect) = decide(&card, latest.as_ref());
+                locked_now = apply_effect(&mut tx, &card, effect, attempt).await?;
+                (verdict, Some(card.id))
+            }
+        };
+        let (result, reason) = match verdict {
+            Verdict::Approved => ("approved", None),
+            Verdict::Rejected(r) => ("rejected", Some(r.as_str())),
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO verifications (api_key_id, request_id, fingerprint, card_id, result, reason, response_code, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        )
+        .bind(attempt.api_key_id)
+        .bind(attempt.request_id)
+        .bind(attempt.fingerprint)
+        .bind(card_id)
+        .bind(result)
+        .bind(reason)
+        .bind(verdict.response_code())
+        .bind(attempt.now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            // A concurrent request with the same id won: undo ours, answer as it did.
+            tx.rollback().await?;
+            return self
+                .verification(attempt.api_key_id, attempt.request_id)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("verification vanished".into()));
+        }
+        if card_id.is_some() {
+            insert_event(
+                &mut tx,
+                card_id,
+                "verified",
+                attempt.actor,
+                serde_json::json!({"result": result, "reason": reason, "request_id": attempt.request_id}),
+                attempt.now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(VerifyRecord {
+            verdict,
+            card_id,
+            fingerprint: attempt.fingerprint.to_owned(),
+            locked_now,
+            replayed: false,
+        })
+    }
+
+    // ---- API keys ----------------------------------------------------------------
+
+    pub async fn create_api_key(&self, role: Role, key_hash: &str, label: Option<&str>, now: i64) -> Result<i64, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO api_keys (role, key_hash, label, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(role.as_str())
+        .bind(key_hash)
+        .bind(label)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        let mut conn = self.pool.acquire().await?;
+        insert_event(&mut conn, None, "api_key_created", "cli", serde_json::json!({"api_key_id": id, "role": role.as_str()}), now)
+            .await?;
+        Ok(id)
+    }
+
+    pub async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        let row = sqlx::query("SELECT id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+            .bind(key_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let role: String = row.try_get("role")?;
+        Ok(Some(ApiKey {
+            id: row.try_get("id")?,
+            role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
+        }))
+    }
+}
+
+async fn apply_effect(
+    tx: &mut sqlx::AnyConnection,
+    card: &LockedCard,
+    effect: Effect,
+    attempt: &VerifyAttempt<'_>,
+) -> Result<bool, StoreError> {
+    match effect {
+        Effect::None => Ok(false),
+        Effect::UseCode(code_id) => {
+            let used = sqlx::query("UPDATE codes SET state = 'used', used_at = $2 WHERE id = $1 AND state = 'live'")
+                .bind(code_id)
+                .bind(attempt.now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if used != 1 {
+                // Cannot happen while we hold the card's lock; refuse rather than approve.
+                return Err(StoreError::Corrupt("live code changed under lock".into()));
+            }
+            sqlx::query("UPDATE cards SET failures = 0, updated_at = $2 WHERE id = $1")
+                .bind(card.id)
+                .bind(attempt.now)
+                .execute(&mut *tx)
+                .await?;
+            Ok(false)
+        }
+        Effect::ExpireCode(code_id) => {
+            sqlx::query("UPDATE codes SET state = 'expired' WHERE id = $1 AND state = 'live'")
+                .bind(code_id)
+                .execute(&mut *tx)
+                .await?;
+            Ok(false)
+        }
+        Effect::CountFailure => {
+            let row = sqlx::query(
+                "UPDATE cards SET failures = failures + 1, \
+                 status = CASE WHEN failures + 1 >= $2 THEN 'locked' ELSE status END, updated_at = $3 \
+                 WHERE id = $1 RETURNING failures, status",
+            )
+            .bind(card.id)
+            .bind(attempt.max_failures)
+            .bind(attempt.now)
+            .fetch_one(&mut *tx)
+            .await?;
+            let status = parse_status(&row.try_get::<String, _>("status")?)?;
+            let failures: i64 = row.try_get("failures")?;
+            let locked_now = status == CardStatus::Locked && card.status != CardStatus::Locked;
+            if locked_now {
+                sqlx::query("UPDATE codes SET state = 'failed' WHERE card_id = $1 AND state = 'live'")
+                    .bind(card.id)
+                    .execute(&mut *tx)
+                    .await?;
+                insert_event(tx, Some(card.id), "locked", attempt.actor, serde_json::json!({"failures": failures}), attempt.now)
+                    .await?;
+            }
+            Ok(locked_now)
+        }
+    }
+}
+
+async fn insert_event(
+    conn: &mut sqlx::AnyConnection,
+    card_id: Option<i64>,
+    kind: &str,
+    actor: &str,
+    detail: serde_json::Value,
+    at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO events (card_id, kind, actor, detail, at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(card_id)
+        .bind(kind)
+        .bind(actor)
+        .bind(detail.to_string())
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+fn parse_status(s: &str) -> Result<CardStatus, StoreError> {
+    CardStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("card status {s}")))
+}
+
+fn card_from_row(row: &sqlx::any::AnyRow) -> Result<Card, StoreError> {
+    Ok(Card {
+        id: row.try_get("id")?,
+        pan_hash: row.try_get("pan_hash")?,
+        last4: row.try_get("last4")?,
+        last6_hash: row.try_get("last6_hash")?,
+        msisdn: row.try_get("msisdn")?,
+        status: parse_status(&row.try_get::<String, _>("status")?)?,
+        failures: row.try_get("failures")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}

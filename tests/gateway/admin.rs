@@ -1,0 +1,106 @@
+//! Card administration over HTTP and the CLI, and what the database and logs hold.
+
+use serde_json::json;
+
+use crate::cards;
+use crate::harness::{code_in, Gateway};
+
+#[test]
+fn card_admin_over_http() {
+    let gw = Gateway::start();
+    let admin = gw.api_key("admin");
+    let card = gw.enroll(&admin, "6037-9900 0000-4321", "+98 912 111 0030");
+    assert_eq!(card["last4"], "4321");
+    assert_eq!(card["msisdn"], "989121110030");
+    assert_eq!(card["status"], "active");
+    assert!(card.get("pan").is_none() && card.get("pan_hash").is_none());
+    let id = card["id"].as_i64().unwrap();
+
+    let (status, body) = gw.post(&admin, "/v1/cards", &json!({"pan": cards::A, "msisdn": "09121110031"}));
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("card_exists")));
+    let (status, body) = gw.post(&admin, "/v1/cards", &json!({"pan": "6037990000004322", "msisdn": "09121110031"}));
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_pan")));
+    let (status, body) = gw.post(&admin, "/v1/cards", &json!({"pan": cards::C, "msisdn": "call me"}));
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_msisdn")));
+
+    assert_eq!(gw.get(&admin, &format!("/v1/cards/{id}")).1, card);
+    let (status, found) = gw.post(&admin, "/v1/cards/lookup", &json!({"pan": "۶۰۳۷۹۹۰۰۰۰۰۰۴۳۲۱"}));
+    assert_eq!((status, found["id"].as_i64()), (200, Some(id)));
+    let (status, _) = gw.post(&admin, "/v1/cards/lookup", &json!({"pan": cards::D}));
+    assert_eq!(status, 404);
+    assert_eq!(gw.get(&admin, "/v1/cards/999999").0, 404);
+    assert_eq!(gw.get(&admin, "/v1/cards/abc").0, 400);
+
+    let (status, s) = gw.post(&admin, &format!("/v1/cards/{id}/suspend"), &json!({}));
+    assert_eq!((status, s["status"].as_str()), (200, Some("suspended")));
+    let (status, r) = gw.post(&admin, &format!("/v1/cards/{id}/reactivate"), &json!({}));
+    assert_eq!((status, r["status"].as_str()), (200, Some("active")));
+
+    let verifier = gw.api_key("verifier");
+    assert_eq!(gw.get(&verifier, &format!("/v1/cards/{id}")).0, 403);
+    assert_eq!(gw.get("bogus", &format!("/v1/cards/{id}")).0, 401);
+    assert_eq!(gw.get(&admin, "/v1/nothing").0, 404);
+}
+
+#[test]
+fn card_admin_over_the_cli() {
+    let gw = Gateway::start();
+    let (ok, out, err) = gw.cli(&["card", "enroll", "--pan", cards::C, "--msisdn", "09121110040"]);
+    assert!(ok, "{err}");
+    let card: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!((card["last4"].as_str(), card["msisdn"].as_str()), (Some("2468"), Some("989121110040")));
+    let (ok, out, _) = gw.cli(&["card", "show", "--pan", cards::C]);
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["id"], card["id"]);
+    let (ok, _, err) = gw.cli(&["card", "enroll", "--pan", cards::C, "--msisdn", "09121110040"]);
+    assert!(!ok && err.contains("already enrolled"), "{err}");
+    let (ok, _, err) = gw.cli(&["card", "enroll", "--pan", "123", "--msisdn", "09121110040"]);
+    assert!(!ok && err.contains("13 to 19 digits"), "{err}");
+    let (ok, _, err) = gw.cli(&["card", "show", "--id", "4242"]);
+    assert!(!ok && err.contains("no such card"), "{err}");
+    // The key is printed once; a second key of the same role differs.
+    assert_ne!(gw.api_key("verifier"), gw.api_key("verifier"));
+}
+
+/// After a run that enrolls, issues, verifies and receives a full card number by SMS,
+/// neither the database files nor the log contain a card number or a code.
+#[test]
+fn no_card_number_or_code_in_the_database_or_the_logs() {
+    let gw = Gateway::start();
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    let pans = [cards::A, cards::B1, cards::B2];
+    for (i, pan) in pans.iter().enumerate() {
+        gw.enroll(&admin, pan, &format!("98912111005{i}"));
+    }
+    let mut codes = Vec::new();
+    for round in 0..3 {
+        let code = code_in(&gw.sms("989121110050", "4321", "ascii"));
+        gw.verify(&verifier, cards::A, &code, &format!("v{round}"));
+        codes.push(code);
+        codes.push(code_in(&gw.sms("989121110051", "۱۲۳۴", "ucs2")));
+    }
+    gw.sms("989121110050", cards::A, "ascii");
+    gw.sms("989121110050", "6037 9900 0000 4321", "ucs2");
+    gw.cli(&["card", "show", "--pan", cards::B2]);
+
+    let mut haystacks = vec![("log".to_owned(), gw.log())];
+    if gw.db_url.starts_with("sqlite") {
+        for suffix in ["", "-wal", "-shm"] {
+            let path = gw.dir.path().join(format!("otpgw.db{suffix}"));
+            if let Ok(bytes) = std::fs::read(&path) {
+                haystacks.push((path.display().to_string(), String::from_utf8_lossy(&bytes).into_owned()));
+            }
+        }
+        assert!(haystacks.len() >= 2, "database file not found");
+    }
+    for (name, hay) in &haystacks {
+        for pan in pans {
+            assert!(!hay.contains(pan), "{name} contains a card number");
+            assert!(!hay.contains(&pan[..12]), "{name} contains most of a card number");
+        }
+        for code in &codes {
+            assert!(!hay.contains(code.as_str()), "{name} contains a code");
+        }
+    }
+}

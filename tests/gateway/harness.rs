@@ -1,0 +1,313 @@
+//! Starts the real `otpgw` binary on fresh ports and a fresh database, and talks to
+//! it the way its users do: the CLI, HTTP, and a third-party SMPP client (PyPI
+//! `smpplib`, driven by `tests/peers/smpp_peer.py`).
+//!
+//! Each gateway gets its own temporary directory holding the config, the SQLite
+//! database (or, when `OTPGW_TEST_POSTGRES_URL` is set, its own fresh PostgreSQL
+//! database) and the captured log, which tests grep for leaked secrets.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const SHORT_CODE: &str = "30003303";
+
+pub struct Gateway {
+    child: Option<Child>,
+    pub http: SocketAddr,
+    pub smpp: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub db_url: String,
+    log: Arc<Mutex<String>>,
+    client: reqwest::blocking::Client,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_otpgw")
+}
+
+/// A database URL for a new gateway: a file in `dir`, or a fresh PostgreSQL database.
+fn fresh_database(dir: &Path) -> String {
+    match std::env::var("OTPGW_TEST_POSTGRES_URL") {
+        Ok(base) if !base.is_empty() => crate::pg::fresh_database(&base),
+        _ => format!("sqlite://{}/otpgw.db", dir.display()),
+    }
+}
+
+impl Gateway {
+    pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// Starts a gateway whose config is the test default plus `service_extra`,
+    /// TOML lines appended to its `[service]` table (the last table of the file).
+    pub fn start_with(service_extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db_url = fresh_database(dir.path());
+        Self::start_in(dir, db_url, service_extra, None)
+    }
+
+    /// A second node on the same database and keys as `other`.
+    pub fn start_beside(other: &Gateway) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = std::fs::read_to_string(other.dir.path().join("keys.toml")).expect("keys");
+        Self::start_in(dir, other.db_url.clone(), "", Some(keys))
+    }
+
+    fn start_in(dir: tempfile::TempDir, db_url: String, service_extra: &str, keys: Option<String>) -> Self {
+        let config = dir.path().join("otpgw.toml");
+        let key_file = dir.path().join("keys.toml");
+        if let Some(keys) = keys {
+            std::fs::write(&key_file, keys).unwrap();
+        }
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[database]
+url = "{db_url}"
+[smpp]
+listen = "127.0.0.1:0"
+enquire_link_secs = 30
+[[smpp.peers]]
+system_id = "kannel"
+password = "secret"
+[[smpp.peers]]
+system_id = "rxpeer"
+password = "rxpass"
+[http]
+listen = "127.0.0.1:0"
+[secrets]
+key_file = "{key_file}"
+[log]
+format = "json"
+level = "debug,sqlx=warn,hyper=info,h2=info"
+[service]
+short_codes = ["{SHORT_CODE}"]
+sender_id = "BankOTP"
+{service_extra}
+"#,
+                key_file = key_file.display(),
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(bin())
+            .args(["--config", config.to_str().unwrap(), "serve"])
+            .env_remove("OTPGW_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn otpgw");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel::<(String, SocketAddr)>();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let log = log.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                        if let (Some(msg), Some(addr)) = (v["message"].as_str(), v["addr"].as_str()) {
+                            if let Ok(addr) = addr.parse() {
+                                let _ = tx.send((msg.to_owned(), addr));
+                            }
+                        }
+                    }
+                    if std::env::var_os("OTPGW_TEST_LOG").is_some() {
+                        eprintln!("{line}");
+                    }
+                    let mut log = log.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            });
+        }
+        let (mut http, mut smpp) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while http.is_none() || smpp.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((msg, addr)) if msg == "http listening" => http = Some(addr),
+                Ok((msg, addr)) if msg == "smpp listening" => smpp = Some(addr),
+                Ok(_) => {}
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("otpgw did not start; log:\n{}", log.lock().unwrap());
+                }
+            }
+        }
+        Gateway {
+            child: Some(child),
+            http: http.unwrap(),
+            smpp: smpp.unwrap(),
+            dir,
+            config,
+            db_url,
+            log,
+            client: reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Runs an `otpgw` subcommand on this gateway's config; returns (success, stdout).
+    pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(bin())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("OTPGW_CONFIG")
+            .output()
+            .expect("run otpgw");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        self.log.lock().unwrap().push_str(&stdout);
+        self.log.lock().unwrap().push_str(&stderr);
+        (out.status.success(), stdout, stderr)
+    }
+
+    pub fn api_key(&self, role: &str) -> String {
+        let (ok, out, err) = self.cli(&["apikey", "create", "--role", role]);
+        assert!(ok, "apikey create failed: {err}");
+        let line = out.lines().rev().find(|l| l.starts_with('{')).expect("json line");
+        let v: Value = serde_json::from_str(line).unwrap();
+        v["key"].as_str().unwrap().to_owned()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.http, path)
+    }
+
+    pub fn post(&self, key: &str, path: &str, body: &Value) -> (u16, Value) {
+        let resp = self.client.post(self.url(path)).bearer_auth(key).json(body).send().expect("http");
+        let status = resp.status().as_u16();
+        (status, resp.json().unwrap_or(Value::Null))
+    }
+
+    pub fn get(&self, key: &str, path: &str) -> (u16, Value) {
+        let resp = self.client.get(self.url(path)).bearer_auth(key).send().expect("http");
+        let status = resp.status().as_u16();
+        (status, resp.json().unwrap_or(Value::Null))
+    }
+
+    pub fn enroll(&self, admin: &str, pan: &str, msisdn: &str) -> Value {
+        let (status, body) = self.post(admin, "/v1/cards", &serde_json::json!({"pan": pan, "msisdn": msisdn}));
+        assert_eq!(status, 201, "enroll: {body}");
+        body
+    }
+
+    pub fn verify(&self, verifier: &str, pan: &str, code: &str, request_id: &str) -> Value {
+        let (status, body) = self.post(
+            verifier,
+            "/v1/verify",
+            &serde_json::json!({"pan": pan, "code": code, "request_id": request_id}),
+        );
+        assert_eq!(status, 200, "verify: {body}");
+        body
+    }
+
+    /// Runs the smpplib peer with `args` (its commands) as system_id `kannel`.
+    pub fn peer(&self, args: &[&str]) -> Peer {
+        self.peer_as("kannel", "secret", &[], args)
+    }
+
+    pub fn peer_as(&self, system_id: &str, password: &str, opts: &[&str], args: &[&str]) -> Peer {
+        let out = Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/smpp_peer.py"))
+            .args(["--host", "127.0.0.1", "--port", &self.smpp.port().to_string()])
+            .args(["--system-id", system_id, "--password", password, "--timeout", "20"])
+            .args(opts)
+            .args(args)
+            .output()
+            .expect("run python3 smpp_peer.py (pip install -r tests/peers/requirements.txt)");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let events = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        Peer {
+            code: out.status.code(),
+            events,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Sends one SMS from `msisdn` and returns the text of the reply.
+    pub fn sms(&self, msisdn: &str, text: &str, coding: &str) -> String {
+        let p = self.peer(&["send", "--from", msisdn, "--to", SHORT_CODE, "--text", text, "--coding", coding, "unbind"]);
+        p.ok();
+        assert_eq!(p.event("submit_sm_resp")["status"], 0, "{p:?}");
+        p.event("deliver_sm")["text"].as_str().expect("reply text").to_owned()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        sigterm(child.id());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("otpgw did not exit after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn sigterm(pid: u32) {
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Peer {
+    pub code: Option<i32>,
+    pub events: Vec<Value>,
+    pub stderr: String,
+}
+
+impl Peer {
+    pub fn ok(&self) -> &Self {
+        assert_eq!(self.code, Some(0), "peer failed: {self:?}");
+        self
+    }
+
+    pub fn all(&self, event: &str) -> Vec<&Value> {
+        self.events.iter().filter(|e| e["event"] == event).collect()
+    }
+
+    pub fn event(&self, event: &str) -> &Value {
+        self.all(event).into_iter().next().unwrap_or_else(|| panic!("no {event} in {self:?}"))
+    }
+}
+
+/// The 7-digit code in a reply text.
+pub fn code_in(text: &str) -> String {
+    let digits: Vec<String> = text
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| s.len() == 7)
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(digits.len(), 1, "expected one code in {text:?}");
+    digits[0].clone()
+}

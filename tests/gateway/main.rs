@@ -1,0 +1,20 @@
+//! End-to-end tests: the real `otpgw` binary over real sockets, a third-party SMPP
+//! client (PyPI smpplib), HTTP for verify and admin. One test binary (see harness).
+
+mod harness;
+mod pg;
+
+mod admin;
+mod sms;
+mod smpp_session;
+mod verify;
+
+/// Card numbers used across tests (Luhn-valid test numbers).
+pub mod cards {
+    pub const A: &str = "6037990000004321";
+    /// B1 and B2 share their last 4 digits (1234).
+    pub const B1: &str = "5022292000771234";
+    pub const B2: &str = "6104332000881234";
+    pub const C: &str = "6219861000002468";
+    pub const D: &str = "6362144000003579";
+}
