@@ -84,7 +84,7 @@ enum ApikeyCommand {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let settings = Settings::load(cli.config.as_deref())?;
-    otpgw::telemetry::init_logging(&settings.log);
+    otpgw::telemetry::init_logging(&settings.log, matches!(cli.command, Command::Serve));
     let runtime = tokio::runtime::Runtime::new().context("Failed to start the async runtime")?;
     runtime.block_on(run(cli.command, settings))
 }

@@ -12,11 +12,19 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LogSettings};
 
-pub fn init_logging(settings: &LogSettings) {
+/// Logs go to stdout for `serve` (where a supervisor collects them) and to stderr for
+/// the other commands, whose stdout is their JSON result.
+pub fn init_logging(settings: &LogSettings, to_stdout: bool) {
     let filter = EnvFilter::try_from_env("OTPGW_LOG")
         .or_else(|_| EnvFilter::try_new(&settings.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(move || -> Box<dyn std::io::Write> {
+        if to_stdout {
+            Box::new(std::io::stdout())
+        } else {
+            Box::new(std::io::stderr())
+        }
+    });
     // A second init (tests running commands in-process) is harmless: keep the first.
     let _ = match settings.format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),

@@ -58,7 +58,7 @@ fn requests_before_bind_are_refused_with_invalid_bind_status() {
     // submit_sm (header + minimal body) without binding first.
     let p = gw.peer_as("kannel", "secret", &["--no-bind"], &[
         "raw", "00000010000000150000000000000003", // enquire_link works unbound
-        "raw", "0000001f00000004000000000000000400000000000000000000000000000000",
+        "raw", &format!("00000021000000040000000000000004{}", "00".repeat(17)),
     ]);
     let pdus = p.all("pdu");
     assert_eq!(pdus[0]["command_id"], 0x8000_0015u32, "{p:?}");
