@@ -25,7 +25,10 @@ pub enum AppError {
     #[error("database: {0}")]
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -35,7 +38,12 @@ pub async fn build_core(settings: &Settings) -> Result<Core, AppError> {
     let keys = settings.keys()?;
     let store = Store::connect(&settings.database).await?;
     store.migrate().await?;
-    Ok(Core::new(store, keys, settings.service.clone(), Arc::new(SystemClock)))
+    Ok(Core::new(
+        store,
+        keys,
+        settings.service.clone(),
+        Arc::new(SystemClock),
+    ))
 }
 
 pub struct App {
@@ -46,7 +54,12 @@ pub struct App {
 }
 
 async fn bind(addr: &str) -> Result<TcpListener, AppError> {
-    TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr: addr.to_owned(), source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| AppError::Bind {
+            addr: addr.to_owned(),
+            source,
+        })
 }
 
 impl App {
@@ -62,7 +75,12 @@ impl App {
         if settings.smpp.peers.is_empty() {
             tracing::warn!("no SMPP peers configured: no one can bind");
         }
-        Ok(Self { settings, core, http, smpp })
+        Ok(Self {
+            settings,
+            core,
+            http,
+            smpp,
+        })
     }
 
     pub fn http_addr(&self) -> std::io::Result<SocketAddr> {
@@ -80,8 +98,14 @@ impl App {
         tracing::info!(addr = %http_addr, "http listening");
         tracing::info!(addr = %smpp_addr, "smpp listening");
 
-        let state = AppState { core: self.core.clone(), metrics: crate::telemetry::init_metrics() };
-        let router = http::router(state, Duration::from_secs(self.settings.http.request_timeout_secs));
+        let state = AppState {
+            core: self.core.clone(),
+            metrics: crate::telemetry::init_metrics(),
+        };
+        let router = http::router(
+            state,
+            Duration::from_secs(self.settings.http.request_timeout_secs),
+        );
         let http_shutdown = shutdown.clone();
         let http_task = tracker.spawn(async move {
             axum::serve(self.http, router)
@@ -89,14 +113,21 @@ impl App {
                 .await
         });
 
-        let smpp_server = smpp::Server::new(self.core.clone(), self.settings.smpp.clone(), self.settings.service.clone());
+        let smpp_server = smpp::Server::new(
+            self.core.clone(),
+            self.settings.smpp.clone(),
+            self.settings.service.clone(),
+        );
         let smpp_task = tracker.spawn(smpp_server.run(self.smpp, shutdown.clone()));
         tracker.close();
 
         shutdown.cancelled().await;
         tracing::info!("shutting down: no new connections; unbinding SMPP sessions");
         let deadline = Duration::from_secs(10);
-        if tokio::time::timeout(deadline, tracker.wait()).await.is_err() {
+        if tokio::time::timeout(deadline, tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("shutdown deadline passed with work still running");
         }
         if let Some(Ok(Err(e))) = futures::FutureExt::now_or_never(http_task) {

@@ -78,13 +78,19 @@ impl Keys {
     /// What the database keeps instead of a code. Bound to the card so that a hash
     /// table of the 10^7 codes built for one card says nothing about another.
     pub fn code_hash(&self, pan_hash: &str, code: &Code) -> String {
-        mac_hex(&self.code_key, &[b"code|", pan_hash.as_bytes(), b"|", code.0.as_bytes()])
+        mac_hex(
+            &self.code_key,
+            &[b"code|", pan_hash.as_bytes(), b"|", code.0.as_bytes()],
+        )
     }
 
     /// Fingerprint of a verify request, to tell a genuine retry of a `request_id`
     /// from a different request that reuses it.
     pub fn request_fingerprint(&self, pan_hash: &str, code: &str) -> String {
-        mac_hex(&self.code_key, &[b"req|", pan_hash.as_bytes(), b"|", code.as_bytes()])
+        mac_hex(
+            &self.code_key,
+            &[b"req|", pan_hash.as_bytes(), b"|", code.as_bytes()],
+        )
     }
 }
 
@@ -274,7 +280,10 @@ mod tests {
         assert_ne!(k1.pan_hash(&pan), k2.pan_hash(&pan));
         let code = Code::parse("0012345").unwrap();
         assert_ne!(k1.code_hash("a", &code), k1.code_hash("b", &code));
-        assert!(hashes_equal(&k1.code_hash("a", &code), &k1.code_hash("a", &code)));
+        assert!(hashes_equal(
+            &k1.code_hash("a", &code),
+            &k1.code_hash("a", &code)
+        ));
         assert!(!hashes_equal("abc", "abd"));
         assert!(!hashes_equal("abc", "abcd"));
     }

@@ -21,7 +21,7 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub database: DatabaseSettings,
@@ -206,25 +206,15 @@ impl Default for LogSettings {
     }
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            database: DatabaseSettings::default(),
-            smpp: SmppSettings::default(),
-            http: HttpSettings::default(),
-            service: ServiceSettings::default(),
-            secrets: SecretSettings::default(),
-            log: LogSettings::default(),
-        }
-    }
-}
-
 /// The peer the embedded default accepts when no configuration file is given.
 fn embedded_test_peer() -> PeerSettings {
     PeerSettings {
         system_id: "test".into(),
         password: Secret::new("test"),
-        allow_from: vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])],
+        allow_from: vec![
+            IpAddr::from([127, 0, 0, 1]),
+            IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]),
+        ],
     }
 }
 
@@ -245,7 +235,13 @@ impl Settings {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(Env::prefixed("OTPGW_").split("__"));
+        // Only OTPGW_<SECTION>__<KEY>: single-level names (OTPGW_CONFIG, OTPGW_LOG) are
+        // the CLI's and the log filter's.
+        figment = figment.merge(
+            Env::prefixed("OTPGW_")
+                .filter(|k| k.as_str().contains("__"))
+                .split("__"),
+        );
         let settings: Settings = figment.extract().map_err(Box::new)?;
         settings.validate()?;
         Ok(settings)
@@ -260,7 +256,11 @@ impl Settings {
             return bad("service.max_failures must be at least 1".into());
         }
         if self.service.country_code.is_empty()
-            || !self.service.country_code.bytes().all(|b| b.is_ascii_digit())
+            || !self
+                .service
+                .country_code
+                .bytes()
+                .all(|b| b.is_ascii_digit())
         {
             return bad("service.country_code must be digits, e.g. \"98\"".into());
         }
@@ -275,14 +275,25 @@ impl Settings {
         }
         for p in &self.smpp.peers {
             if p.system_id.is_empty() || p.system_id.len() > 15 {
-                return bad(format!("smpp peer system_id {:?} must be 1 to 15 characters", p.system_id));
+                return bad(format!(
+                    "smpp peer system_id {:?} must be 1 to 15 characters",
+                    p.system_id
+                ));
             }
             if p.password.expose().len() > 8 {
                 // SMPP 3.4 limits password to 8 octets; a longer one could never match.
-                return bad(format!("smpp peer {:?}: password longer than 8 characters", p.system_id));
+                return bad(format!(
+                    "smpp peer {:?}: password longer than 8 characters",
+                    p.system_id
+                ));
             }
         }
-        let mut ids: Vec<&str> = self.smpp.peers.iter().map(|p| p.system_id.as_str()).collect();
+        let mut ids: Vec<&str> = self
+            .smpp
+            .peers
+            .iter()
+            .map(|p| p.system_id.as_str())
+            .collect();
         ids.sort_unstable();
         if ids.windows(2).any(|w| w[0] == w[1]) {
             return bad("smpp peers: system_id listed twice".into());
@@ -312,9 +323,86 @@ impl Settings {
 
 /// The file behind a `sqlite:` URL, if it names one.
 pub fn sqlite_path(url: &str) -> Option<PathBuf> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or_default();
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+impl Settings {
+    /// The hashing keys: from `secrets.pan_key`/`code_key` if set, else from the key
+    /// file. On SQLite a missing key file is created with mode 0600, so the embedded
+    /// default works out of the box; on PostgreSQL every node must share the keys, so
+    /// they have to be configured.
+    pub fn keys(&self) -> Result<crate::codes::Keys, ConfigError> {
+        let invalid = |m: String| ConfigError::Invalid(m);
+        match (&self.secrets.pan_key, &self.secrets.code_key) {
+            (Some(p), Some(c)) => {
+                return crate::codes::Keys::from_hex(p.expose(), c.expose())
+                    .map_err(|e| invalid(format!("secrets: {e}")))
+            }
+            (None, None) => {}
+            _ => {
+                return Err(invalid(
+                    "secrets: set both pan_key and code_key, or neither".into(),
+                ))
+            }
+        }
+        let path = self.key_file_path();
+        if path.exists() {
+            return read_key_file(&path);
+        }
+        if sqlite_path(&self.database.url).is_none() && self.secrets.key_file.is_none() {
+            return Err(invalid(
+                "secrets: with a shared database set secrets.pan_key and secrets.code_key (the same on every node)"
+                    .into(),
+            ));
+        }
+        let keys = crate::codes::Keys::generate();
+        write_key_file(&path, &keys)
+            .map_err(|e| invalid(format!("cannot create key file {}: {e}", path.display())))?;
+        tracing::warn!(path = %path.display(), "created a new key file (mode 0600); back it up: without it no enrolled card can be found");
+        Ok(keys)
+    }
+}
+
+fn read_key_file(path: &Path) -> Result<crate::codes::Keys, ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let invalid = |m: String| ConfigError::Invalid(m);
+    let meta = std::fs::metadata(path)
+        .map_err(|e| invalid(format!("key file {}: {e}", path.display())))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        tracing::warn!(path = %path.display(), "key file is readable by group or others; chmod 600 it");
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid(format!("key file {}: {e}", path.display())))?;
+    #[derive(Deserialize)]
+    struct KeyFile {
+        pan_key: String,
+        code_key: String,
+    }
+    let file: KeyFile = toml::from_str(&text)
+        .map_err(|e| invalid(format!("key file {}: {}", path.display(), e.message())))?;
+    crate::codes::Keys::from_hex(&file.pan_key, &file.code_key)
+        .map_err(|e| invalid(format!("key file {}: {e}", path.display())))
+}
+
+fn write_key_file(path: &Path, keys: &crate::codes::Keys) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(file, "# otpgw hashing keys. Keep secret, back up, never change: cards and codes are found by them.")?;
+    writeln!(file, "pan_key = \"{}\"", keys.pan_key_hex())?;
+    writeln!(file, "code_key = \"{}\"", keys.code_key_hex())?;
+    file.sync_all()
 }
 
 #[cfg(test)]
@@ -339,71 +427,11 @@ mod tests {
 
     #[test]
     fn sqlite_paths() {
-        assert_eq!(sqlite_path("sqlite://a/b.db?mode=rwc"), Some(PathBuf::from("a/b.db")));
+        assert_eq!(
+            sqlite_path("sqlite://a/b.db?mode=rwc"),
+            Some(PathBuf::from("a/b.db"))
+        );
         assert_eq!(sqlite_path("sqlite::memory:"), None);
         assert_eq!(sqlite_path("postgres://x"), None);
     }
-}
-
-impl Settings {
-    /// The hashing keys: from `secrets.pan_key`/`code_key` if set, else from the key
-    /// file. On SQLite a missing key file is created with mode 0600, so the embedded
-    /// default works out of the box; on PostgreSQL every node must share the keys, so
-    /// they have to be configured.
-    pub fn keys(&self) -> Result<crate::codes::Keys, ConfigError> {
-        let invalid = |m: String| ConfigError::Invalid(m);
-        match (&self.secrets.pan_key, &self.secrets.code_key) {
-            (Some(p), Some(c)) => {
-                return crate::codes::Keys::from_hex(p.expose(), c.expose()).map_err(|e| invalid(format!("secrets: {e}")))
-            }
-            (None, None) => {}
-            _ => return Err(invalid("secrets: set both pan_key and code_key, or neither".into())),
-        }
-        let path = self.key_file_path();
-        if path.exists() {
-            return read_key_file(&path);
-        }
-        if sqlite_path(&self.database.url).is_none() && self.secrets.key_file.is_none() {
-            return Err(invalid(
-                "secrets: with a shared database set secrets.pan_key and secrets.code_key (the same on every node)"
-                    .into(),
-            ));
-        }
-        let keys = crate::codes::Keys::generate();
-        write_key_file(&path, &keys).map_err(|e| invalid(format!("cannot create key file {}: {e}", path.display())))?;
-        tracing::warn!(path = %path.display(), "created a new key file (mode 0600); back it up: without it no enrolled card can be found");
-        Ok(keys)
-    }
-}
-
-fn read_key_file(path: &Path) -> Result<crate::codes::Keys, ConfigError> {
-    use std::os::unix::fs::PermissionsExt;
-    let invalid = |m: String| ConfigError::Invalid(m);
-    let meta = std::fs::metadata(path).map_err(|e| invalid(format!("key file {}: {e}", path.display())))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        tracing::warn!(path = %path.display(), "key file is readable by group or others; chmod 600 it");
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| invalid(format!("key file {}: {e}", path.display())))?;
-    #[derive(Deserialize)]
-    struct KeyFile {
-        pan_key: String,
-        code_key: String,
-    }
-    let file: KeyFile =
-        toml::from_str(&text).map_err(|e| invalid(format!("key file {}: {}", path.display(), e.message())))?;
-    crate::codes::Keys::from_hex(&file.pan_key, &file.code_key)
-        .map_err(|e| invalid(format!("key file {}: {e}", path.display())))
-}
-
-fn write_key_file(path: &Path, keys: &crate::codes::Keys) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-    writeln!(file, "# otpgw hashing keys. Keep secret, back up, never change: cards and codes are found by them.")?;
-    writeln!(file, "pan_key = \"{}\"", keys.pan_key_hex())?;
-    writeln!(file, "code_key = \"{}\"", keys.code_key_hex())?;
-    file.sync_all()
 }

@@ -13,7 +13,11 @@ use otpgw::store::StatusChange;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "otpgw", version, about = "SMS/USSD dynamic-password (OTP) gateway")]
+#[command(
+    name = "otpgw",
+    version,
+    about = "SMS/USSD dynamic-password (OTP) gateway"
+)]
 struct Cli {
     /// TOML configuration file. Without one, the embedded defaults apply
     /// (SQLite ./otpgw.db, SMPP 127.0.0.1:2775, HTTP 127.0.0.1:8080).
@@ -100,7 +104,10 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
             let store = otpgw::store::Store::connect(&settings.database)
                 .await
                 .context("Failed to connect to the database")?;
-            store.migrate().await.context("Failed to apply migrations")?;
+            store
+                .migrate()
+                .await
+                .context("Failed to apply migrations")?;
             println!("migrations applied");
             Ok(())
         }
@@ -108,7 +115,10 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
         Command::Apikey(ApikeyCommand::Create { role, label }) => {
             let core = otpgw::app::build_core(&settings).await?;
             let (id, key) = core.create_api_key(role, label.as_deref()).await?;
-            println!("{}", serde_json::json!({"id": id, "role": role.as_str(), "key": key}));
+            println!(
+                "{}",
+                serde_json::json!({"id": id, "role": role.as_str(), "key": key})
+            );
             eprintln!("Store this key now: it cannot be shown again.");
             Ok(())
         }
@@ -143,7 +153,10 @@ async fn wait_for_signal() {
 fn read_pan(arg: &str) -> Result<Pan> {
     let raw = if arg == "-" {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).context("Failed to read the card number from stdin")?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("Failed to read the card number from stdin")?;
         line
     } else {
         arg.to_owned()
@@ -171,7 +184,10 @@ async fn card(cmd: CardCommand, settings: Settings) -> Result<()> {
         CardCommand::Show(r) => serde_json::to_value(resolve(r).await?)?,
         CardCommand::Reactivate(r) => {
             let id = resolve(r).await?.id;
-            serde_json::to_value(core.change_status(id, StatusChange::Reactivate, "cli").await?)?
+            serde_json::to_value(
+                core.change_status(id, StatusChange::Reactivate, "cli")
+                    .await?,
+            )?
         }
         CardCommand::Suspend(r) => {
             let id = resolve(r).await?.id;

@@ -80,7 +80,10 @@ pub struct NewCode<'a> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Issued {
-    Code { code_id: i64, superseded: i64 },
+    Code {
+        code_id: i64,
+        superseded: i64,
+    },
     /// The card is locked or suspended; nothing was written.
     NotActive(CardStatus),
 }
@@ -201,9 +204,10 @@ impl Store {
             Backend::Sqlite => &SQLITE_MIGRATOR,
             Backend::Postgres => &POSTGRES_MIGRATOR,
         };
-        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
-            .fetch_one(&self.pool)
-            .await?;
+        let applied: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await?;
         Ok(applied >= migrator.iter().count() as i64)
     }
 
@@ -220,7 +224,12 @@ impl Store {
 
     // ---- cards -------------------------------------------------------------------
 
-    pub async fn enroll(&self, card: NewCard<'_>, actor: &str, now: i64) -> Result<Card, StoreError> {
+    pub async fn enroll(
+        &self,
+        card: NewCard<'_>,
+        actor: &str,
+        now: i64,
+    ) -> Result<Card, StoreError> {
         let mut tx = self.begin().await?;
         if let Some(id) = sqlx::query_scalar::<_, i64>("SELECT id FROM cards WHERE pan_hash = $1")
             .bind(card.pan_hash)
@@ -251,8 +260,15 @@ impl Store {
             Err(e) => return Err(e.into()),
         };
         let card = card_from_row(&row)?;
-        insert_event(&mut tx, Some(card.id), "enrolled", actor, serde_json::json!({"last4": card.last4}), now)
-            .await?;
+        insert_event(
+            &mut tx,
+            Some(card.id),
+            "enrolled",
+            actor,
+            serde_json::json!({"last4": card.last4}),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(card)
     }
@@ -266,18 +282,22 @@ impl Store {
     }
 
     pub async fn card_by_pan_hash(&self, pan_hash: &str) -> Result<Option<Card>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {CARD_COLUMNS} FROM cards WHERE pan_hash = $1"))
-            .bind(pan_hash)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {CARD_COLUMNS} FROM cards WHERE pan_hash = $1"
+        ))
+        .bind(pan_hash)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(card_from_row).transpose()
     }
 
     pub async fn cards_by_msisdn(&self, msisdn: &str) -> Result<Vec<Card>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {CARD_COLUMNS} FROM cards WHERE msisdn = $1 ORDER BY id"))
-            .bind(msisdn)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {CARD_COLUMNS} FROM cards WHERE msisdn = $1 ORDER BY id"
+        ))
+        .bind(msisdn)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(card_from_row).collect()
     }
 
@@ -306,7 +326,11 @@ impl Store {
         let Some(prev) = prev else {
             return Err(StoreError::NoSuchCard);
         };
-        sqlx::query(sql).bind(id).bind(now).execute(&mut *tx).await?;
+        sqlx::query(sql)
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         if let StatusChange::Suspend = change {
             // A suspended card must not be usable through a code issued before.
             sqlx::query("UPDATE codes SET state = 'failed' WHERE card_id = $1 AND state = 'live'")
@@ -314,7 +338,15 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        insert_event(&mut tx, Some(id), kind, actor, serde_json::json!({"previous_status": prev}), now).await?;
+        insert_event(
+            &mut tx,
+            Some(id),
+            kind,
+            actor,
+            serde_json::json!({"previous_status": prev}),
+            now,
+        )
+        .await?;
         let row = sqlx::query(&format!("SELECT {CARD_COLUMNS} FROM cards WHERE id = $1"))
             .bind(id)
             .fetch_one(&mut *tx)
@@ -352,11 +384,12 @@ impl Store {
     /// before returning: the caller may send the code only after this succeeds.
     pub async fn issue_code(&self, code: NewCode<'_>, actor: &str) -> Result<Issued, StoreError> {
         let mut tx = self.begin().await?;
-        let status: Option<String> =
-            sqlx::query_scalar("UPDATE cards SET updated_at = updated_at WHERE id = $1 RETURNING status")
-                .bind(code.card_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let status: Option<String> = sqlx::query_scalar(
+            "UPDATE cards SET updated_at = updated_at WHERE id = $1 RETURNING status",
+        )
+        .bind(code.card_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let status = parse_status(&status.ok_or(StoreError::NoSuchCard)?)?;
         if status != CardStatus::Active {
             return Ok(Issued::NotActive(status));
@@ -392,7 +425,10 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(Issued::Code { code_id, superseded })
+        Ok(Issued::Code {
+            code_id,
+            superseded,
+        })
     }
 
     /// Records that the peer accepted (or refused) the message carrying a code.
@@ -407,7 +443,11 @@ impl Store {
 
     // ---- verification ------------------------------------------------------------
 
-    pub async fn verification(&self, api_key_id: i64, request_id: &str) -> Result<Option<VerifyRecord>, StoreError> {
+    pub async fn verification(
+        &self,
+        api_key_id: i64,
+        request_id: &str,
+    ) -> Result<Option<VerifyRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT fingerprint, card_id, result, reason FROM verifications WHERE api_key_id = $1 AND request_id = $2",
         )
@@ -420,9 +460,9 @@ impl Store {
         let reason: Option<String> = row.try_get("reason")?;
         let verdict = match (result.as_str(), reason.as_deref()) {
             ("approved", _) => Verdict::Approved,
-            ("rejected", Some(r)) => {
-                Verdict::Rejected(Reason::parse(r).ok_or_else(|| StoreError::Corrupt(format!("reason {r}")))?)
-            }
+            ("rejected", Some(r)) => Verdict::Rejected(
+                Reason::parse(r).ok_or_else(|| StoreError::Corrupt(format!("reason {r}")))?,
+            ),
             _ => return Err(StoreError::Corrupt(format!("verification result {result}"))),
         };
         Ok(Some(VerifyRecord {
@@ -439,11 +479,18 @@ impl Store {
     /// applies the effect, records the answer under `request_id` and the audit event,
     /// all in one transaction. A `request_id` already answered returns that answer and
     /// changes nothing.
-    pub async fn verify<F>(&self, attempt: &VerifyAttempt<'_>, decide: F) -> Result<VerifyRecord, StoreError>
+    pub async fn verify<F>(
+        &self,
+        attempt: &VerifyAttempt<'_>,
+        decide: F,
+    ) -> Result<VerifyRecord, StoreError>
     where
         F: FnOnce(&LockedCard, Option<&LatestCode>) -> (Verdict, Effect),
     {
-        if let Some(previous) = self.verification(attempt.api_key_id, attempt.request_id).await? {
+        if let Some(previous) = self
+            .verification(attempt.api_key_id, attempt.request_id)
+            .await?
+        {
             return Ok(previous);
         }
         let mut tx = self.begin().await?;
@@ -530,7 +577,13 @@ impl Store {
 
     // ---- API keys ----------------------------------------------------------------
 
-    pub async fn create_api_key(&self, role: Role, key_hash: &str, label: Option<&str>, now: i64) -> Result<i64, StoreError> {
+    pub async fn create_api_key(
+        &self,
+        role: Role,
+        key_hash: &str,
+        label: Option<&str>,
+        now: i64,
+    ) -> Result<i64, StoreError> {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO api_keys (role, key_hash, label, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
@@ -541,16 +594,24 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         let mut conn = self.pool.acquire().await?;
-        insert_event(&mut conn, None, "api_key_created", "cli", serde_json::json!({"api_key_id": id, "role": role.as_str()}), now)
-            .await?;
+        insert_event(
+            &mut conn,
+            None,
+            "api_key_created",
+            "cli",
+            serde_json::json!({"api_key_id": id, "role": role.as_str()}),
+            now,
+        )
+        .await?;
         Ok(id)
     }
 
     pub async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        let row = sqlx::query("SELECT id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
-            .bind(key_hash)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+                .bind(key_hash)
+                .fetch_optional(&self.pool)
+                .await?;
         let Some(row) = row else { return Ok(None) };
         let role: String = row.try_get("role")?;
         Ok(Some(ApiKey {
@@ -569,12 +630,14 @@ async fn apply_effect(
     match effect {
         Effect::None => Ok(false),
         Effect::UseCode(code_id) => {
-            let used = sqlx::query("UPDATE codes SET state = 'used', used_at = $2 WHERE id = $1 AND state = 'live'")
-                .bind(code_id)
-                .bind(attempt.now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let used = sqlx::query(
+                "UPDATE codes SET state = 'used', used_at = $2 WHERE id = $1 AND state = 'live'",
+            )
+            .bind(code_id)
+            .bind(attempt.now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
             if used != 1 {
                 // Cannot happen while we hold the card's lock; refuse rather than approve.
                 return Err(StoreError::Corrupt("live code changed under lock".into()));
@@ -608,12 +671,21 @@ async fn apply_effect(
             let failures: i64 = row.try_get("failures")?;
             let locked_now = status == CardStatus::Locked && card.status != CardStatus::Locked;
             if locked_now {
-                sqlx::query("UPDATE codes SET state = 'failed' WHERE card_id = $1 AND state = 'live'")
-                    .bind(card.id)
-                    .execute(&mut *tx)
-                    .await?;
-                insert_event(tx, Some(card.id), "locked", attempt.actor, serde_json::json!({"failures": failures}), attempt.now)
-                    .await?;
+                sqlx::query(
+                    "UPDATE codes SET state = 'failed' WHERE card_id = $1 AND state = 'live'",
+                )
+                .bind(card.id)
+                .execute(&mut *tx)
+                .await?;
+                insert_event(
+                    tx,
+                    Some(card.id),
+                    "locked",
+                    attempt.actor,
+                    serde_json::json!({"failures": failures}),
+                    attempt.now,
+                )
+                .await?;
             }
             Ok(locked_now)
         }
@@ -628,14 +700,16 @@ async fn insert_event(
     detail: serde_json::Value,
     at: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO events (card_id, kind, actor, detail, at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(card_id)
-        .bind(kind)
-        .bind(actor)
-        .bind(detail.to_string())
-        .bind(at)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO events (card_id, kind, actor, detail, at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(card_id)
+    .bind(kind)
+    .bind(actor)
+    .bind(detail.to_string())
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

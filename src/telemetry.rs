@@ -18,16 +18,22 @@ pub fn init_logging(settings: &LogSettings, to_stdout: bool) {
     let filter = EnvFilter::try_from_env("OTPGW_LOG")
         .or_else(|_| EnvFilter::try_new(&settings.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(move || -> Box<dyn std::io::Write> {
-        if to_stdout {
-            Box::new(std::io::stdout())
-        } else {
-            Box::new(std::io::stderr())
-        }
-    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(move || -> Box<dyn std::io::Write> {
+            if to_stdout {
+                Box::new(std::io::stdout())
+            } else {
+                Box::new(std::io::stderr())
+            }
+        });
     // A second init (tests running commands in-process) is harmless: keep the first.
     let _ = match settings.format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
         LogFormat::Text => builder.try_init(),
     };
 }
@@ -35,7 +41,9 @@ pub fn init_logging(settings: &LogSettings, to_stdout: bool) {
 /// Installs the global Prometheus recorder; `None` if one is installed already.
 pub fn init_metrics() -> Option<PrometheusHandle> {
     let handle = PrometheusBuilder::new()
-        .set_buckets(&[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
+        .set_buckets(&[
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        ])
         .ok()?
         .install_recorder()
         .ok()?;

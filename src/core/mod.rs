@@ -19,8 +19,8 @@ use crate::codes::{self, Code, Keys, Pan};
 use crate::config::ServiceSettings;
 use crate::domain::{CardStatus, Channel, Reason, Role, Verdict};
 use crate::store::{
-    ApiKey, Card, Effect, Event, Issued, LatestCode, LockedCard, NewCard, NewCode, StatusChange, Store, StoreError,
-    VerifyAttempt,
+    ApiKey, Card, Effect, Event, Issued, LatestCode, LockedCard, NewCard, NewCode, StatusChange,
+    Store, StoreError, VerifyAttempt,
 };
 pub use texts::ReplyKind;
 
@@ -72,7 +72,10 @@ pub struct Reply {
 impl std::fmt::Debug for Reply {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The text may hold a code: never print it.
-        f.debug_struct("Reply").field("kind", &self.kind).field("code_id", &self.code_id).finish()
+        f.debug_struct("Reply")
+            .field("kind", &self.kind)
+            .field("code_id", &self.code_id)
+            .finish()
     }
 }
 
@@ -103,7 +106,13 @@ impl Core {
             help_keywords: service.help_keywords.clone(),
         };
         Self {
-            inner: Arc::new(Inner { store, keys, service, grammar, clock }),
+            inner: Arc::new(Inner {
+                store,
+                keys,
+                service,
+                grammar,
+                clock,
+            }),
         }
     }
 
@@ -131,7 +140,9 @@ impl Core {
         let lang = texts::detect_language(&inbound.text, svc.language);
         let request = parse_sms(&inbound.text, &self.inner.grammar);
         let (kind, digits, code, code_id) = match &request {
-            SmsRequest::Last4(d) | SmsRequest::Last6(d) => self.issue_for(inbound, &msisdn, &request, d).await?,
+            SmsRequest::Last4(d) | SmsRequest::Last6(d) => {
+                self.issue_for(inbound, &msisdn, &request, d).await?
+            }
             SmsRequest::FullPan => {
                 tracing::warn!(peer = %inbound.peer, "a full card number was received; it was discarded and the customer warned");
                 (ReplyKind::FullPan, String::new(), None, None)
@@ -152,7 +163,12 @@ impl Core {
         );
         metrics::counter!("otpgw_replies_total", "kind" => kind.as_str(), "channel" => inbound.channel.as_str())
             .increment(1);
-        Ok(Reply { to: msisdn, text, kind, code_id })
+        Ok(Reply {
+            to: msisdn,
+            text,
+            kind,
+            code_id,
+        })
     }
 
     async fn issue_for(
@@ -204,10 +220,18 @@ impl Core {
             )
             .await?;
         match issued {
-            Issued::Code { code_id, superseded } => {
+            Issued::Code {
+                code_id,
+                superseded,
+            } => {
                 metrics::counter!("otpgw_codes_issued_total", "channel" => inbound.channel.as_str()).increment(1);
                 tracing::info!(card_id = card.id, code_id, superseded, "code issued");
-                Ok((ReplyKind::Code, card.last4.clone(), Some(code), Some(code_id)))
+                Ok((
+                    ReplyKind::Code,
+                    card.last4.clone(),
+                    Some(code),
+                    Some(code_id),
+                ))
             }
             // Locked between our read and the issuing transaction.
             Issued::NotActive(_) => Ok((ReplyKind::Locked, card.last4.clone(), None, None)),
@@ -216,7 +240,13 @@ impl Core {
 
     /// Verifies a code for a card, atomically in the database. A `request_id` seen
     /// before returns its first answer; reused for a different request, it is an error.
-    pub async fn verify(&self, key: ApiKey, pan: &Pan, code: &str, request_id: &str) -> Result<VerifyOutcome, CoreError> {
+    pub async fn verify(
+        &self,
+        key: ApiKey,
+        pan: &Pan,
+        code: &str,
+        request_id: &str,
+    ) -> Result<VerifyOutcome, CoreError> {
         let keys = &self.inner.keys;
         let pan_hash = keys.pan_hash(pan);
         let fingerprint = keys.request_fingerprint(&pan_hash, code);
@@ -234,7 +264,9 @@ impl Core {
         let record = self
             .inner
             .store
-            .verify(&attempt, |card, latest| decide(card, latest, candidate.as_deref(), now))
+            .verify(&attempt, |card, latest| {
+                decide(card, latest, candidate.as_deref(), now)
+            })
             .await?;
         if record.replayed && !codes::hashes_equal(&record.fingerprint, &fingerprint) {
             return Err(CoreError::RequestIdReused);
@@ -244,7 +276,8 @@ impl Core {
                 Verdict::Approved => ("approved", "none"),
                 Verdict::Rejected(r) => ("rejected", r.as_str()),
             };
-            metrics::counter!("otpgw_verifications_total", "result" => result, "reason" => reason).increment(1);
+            metrics::counter!("otpgw_verifications_total", "result" => result, "reason" => reason)
+                .increment(1);
             if record.locked_now {
                 metrics::counter!("otpgw_card_locks_total").increment(1);
                 tracing::warn!(card_id = ?record.card_id, "card locked after consecutive failed verifications");
@@ -265,7 +298,12 @@ impl Core {
 
     // ---- back office -------------------------------------------------------------
 
-    pub async fn enroll(&self, pan: &Pan, msisdn_raw: &str, actor: &str) -> Result<Card, CoreError> {
+    pub async fn enroll(
+        &self,
+        pan: &Pan,
+        msisdn_raw: &str,
+        actor: &str,
+    ) -> Result<Card, CoreError> {
         let keys = &self.inner.keys;
         let msisdn = self.normalize_msisdn(msisdn_raw)?;
         let card = self
@@ -291,12 +329,30 @@ impl Core {
     }
 
     pub async fn lookup(&self, pan: &Pan) -> Result<Option<Card>, CoreError> {
-        Ok(self.inner.store.card_by_pan_hash(&self.inner.keys.pan_hash(pan)).await?)
+        Ok(self
+            .inner
+            .store
+            .card_by_pan_hash(&self.inner.keys.pan_hash(pan))
+            .await?)
     }
 
-    pub async fn change_status(&self, id: i64, change: StatusChange, actor: &str) -> Result<Card, CoreError> {
-        let card = self.inner.store.change_status(id, change, actor, self.now_ms()).await?;
-        tracing::info!(card_id = id, actor, status = card.status.as_str(), "card status changed");
+    pub async fn change_status(
+        &self,
+        id: i64,
+        change: StatusChange,
+        actor: &str,
+    ) -> Result<Card, CoreError> {
+        let card = self
+            .inner
+            .store
+            .change_status(id, change, actor, self.now_ms())
+            .await?;
+        tracing::info!(
+            card_id = id,
+            actor,
+            status = card.status.as_str(),
+            "card status changed"
+        );
         Ok(card)
     }
 
@@ -305,7 +361,11 @@ impl Core {
     }
 
     /// Creates an API key; the plaintext is returned once and only its hash is kept.
-    pub async fn create_api_key(&self, role: Role, label: Option<&str>) -> Result<(i64, String), CoreError> {
+    pub async fn create_api_key(
+        &self,
+        role: Role,
+        label: Option<&str>,
+    ) -> Result<(i64, String), CoreError> {
         let key = codes::new_api_key();
         let id = self
             .inner
@@ -316,14 +376,23 @@ impl Core {
     }
 
     pub async fn authenticate(&self, bearer: &str) -> Result<Option<ApiKey>, CoreError> {
-        Ok(self.inner.store.api_key(&codes::api_key_hash(bearer)).await?)
+        Ok(self
+            .inner
+            .store
+            .api_key(&codes::api_key_hash(bearer))
+            .await?)
     }
 }
 
 /// The verification rule. Runs inside the store's transaction with the card locked.
 /// Only a wrong code counts as a failure: a right code that is used or expired shows
 /// the customer had it, and a locked card is answered without comparing anything.
-fn decide(card: &LockedCard, latest: Option<&LatestCode>, candidate: Option<&str>, now: i64) -> (Verdict, Effect) {
+fn decide(
+    card: &LockedCard,
+    latest: Option<&LatestCode>,
+    candidate: Option<&str>,
+    now: i64,
+) -> (Verdict, Effect) {
     if card.status != CardStatus::Active {
         return (Verdict::Rejected(Reason::Locked), Effect::None);
     }
@@ -333,7 +402,10 @@ fn decide(card: &LockedCard, latest: Option<&LatestCode>, candidate: Option<&str
     };
     match matched.state.as_str() {
         "live" if now < matched.expires_at => (Verdict::Approved, Effect::UseCode(matched.id)),
-        "live" => (Verdict::Rejected(Reason::Expired), Effect::ExpireCode(matched.id)),
+        "live" => (
+            Verdict::Rejected(Reason::Expired),
+            Effect::ExpireCode(matched.id),
+        ),
         "used" => (Verdict::Rejected(Reason::Used), Effect::None),
         // expired, or voided by a lock or suspension: the customer must ask again.
         _ => (Verdict::Rejected(Reason::Expired), Effect::None),
@@ -345,26 +417,91 @@ mod tests {
     use super::*;
 
     fn card(status: CardStatus) -> LockedCard {
-        LockedCard { id: 1, status, failures: 0 }
+        LockedCard {
+            id: 1,
+            status,
+            failures: 0,
+        }
     }
 
     fn code(state: &str, expires_at: i64) -> LatestCode {
-        LatestCode { id: 7, code_hash: "h".into(), state: state.into(), expires_at }
+        LatestCode {
+            id: 7,
+            code_hash: "h".into(),
+            state: state.into(),
+            expires_at,
+        }
     }
+
+    type Case<'a> = (
+        &'a LockedCard,
+        Option<LatestCode>,
+        Option<&'a str>,
+        i64,
+        (Verdict, Effect),
+    );
 
     #[test]
     fn decision_table() {
         let active = card(CardStatus::Active);
-        let cases: &[(&LockedCard, Option<LatestCode>, Option<&str>, i64, (Verdict, Effect))] = &[
-            (&active, Some(code("live", 60_000)), Some("h"), 59_999, (Verdict::Approved, Effect::UseCode(7))),
+        let cases: &[Case<'_>] = &[
+            (
+                &active,
+                Some(code("live", 60_000)),
+                Some("h"),
+                59_999,
+                (Verdict::Approved, Effect::UseCode(7)),
+            ),
             // Exactly at expiry the code is dead.
-            (&active, Some(code("live", 60_000)), Some("h"), 60_000, (Verdict::Rejected(Reason::Expired), Effect::ExpireCode(7))),
-            (&active, Some(code("live", 60_000)), Some("x"), 0, (Verdict::Rejected(Reason::Invalid), Effect::CountFailure)),
-            (&active, Some(code("live", 60_000)), None, 0, (Verdict::Rejected(Reason::Invalid), Effect::CountFailure)),
-            (&active, None, Some("h"), 0, (Verdict::Rejected(Reason::Invalid), Effect::CountFailure)),
-            (&active, Some(code("used", 60_000)), Some("h"), 0, (Verdict::Rejected(Reason::Used), Effect::None)),
-            (&active, Some(code("expired", 60_000)), Some("h"), 0, (Verdict::Rejected(Reason::Expired), Effect::None)),
-            (&active, Some(code("failed", 60_000)), Some("h"), 0, (Verdict::Rejected(Reason::Expired), Effect::None)),
+            (
+                &active,
+                Some(code("live", 60_000)),
+                Some("h"),
+                60_000,
+                (Verdict::Rejected(Reason::Expired), Effect::ExpireCode(7)),
+            ),
+            (
+                &active,
+                Some(code("live", 60_000)),
+                Some("x"),
+                0,
+                (Verdict::Rejected(Reason::Invalid), Effect::CountFailure),
+            ),
+            (
+                &active,
+                Some(code("live", 60_000)),
+                None,
+                0,
+                (Verdict::Rejected(Reason::Invalid), Effect::CountFailure),
+            ),
+            (
+                &active,
+                None,
+                Some("h"),
+                0,
+                (Verdict::Rejected(Reason::Invalid), Effect::CountFailure),
+            ),
+            (
+                &active,
+                Some(code("used", 60_000)),
+                Some("h"),
+                0,
+                (Verdict::Rejected(Reason::Used), Effect::None),
+            ),
+            (
+                &active,
+                Some(code("expired", 60_000)),
+                Some("h"),
+                0,
+                (Verdict::Rejected(Reason::Expired), Effect::None),
+            ),
+            (
+                &active,
+                Some(code("failed", 60_000)),
+                Some("h"),
+                0,
+                (Verdict::Rejected(Reason::Expired), Effect::None),
+            ),
         ];
         for (card, latest, candidate, now, expected) in cases {
             assert_eq!(&decide(card, latest.as_ref(), *candidate, *now), expected);

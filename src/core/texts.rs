@@ -162,7 +162,12 @@ mod tests {
 
     #[test]
     fn every_text_fits_one_sms_of_its_encoding() {
-        let p = Params { code: "1234567", ttl_secs: 60, digits: "123456", short_code: "30003303" };
+        let p = Params {
+            code: "1234567",
+            ttl_secs: 60,
+            digits: "123456",
+            short_code: "30003303",
+        };
         for kind in ALL {
             for lang in [Language::En, Language::Fa] {
                 let t = render(kind, lang, &p);
@@ -177,9 +182,17 @@ mod tests {
 
     #[test]
     fn english_texts_are_gsm7() {
-        let p = Params { code: "1234567", ttl_secs: 60, digits: "1234", short_code: "30003303" };
+        let p = Params {
+            code: "1234567",
+            ttl_secs: 60,
+            digits: "1234",
+            short_code: "30003303",
+        };
         for kind in ALL {
-            assert!(otpgw_parsers::text::gsm7_fits(&render(kind, Language::En, &p)), "{kind:?}");
+            assert!(
+                otpgw_parsers::text::gsm7_fits(&render(kind, Language::En, &p)),
+                "{kind:?}"
+            );
         }
     }
 

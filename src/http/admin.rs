@@ -41,14 +41,26 @@ pub async fn enroll(
 ) -> Result<(StatusCode, Json<Card>), ApiError> {
     caller.require(Role::Admin)?;
     let pan = parse_pan(&req.pan)?;
-    let card = state.core.enroll(&pan, &req.msisdn, &caller.actor()).await?;
+    let card = state
+        .core
+        .enroll(&pan, &req.msisdn, &caller.actor())
+        .await?;
     Ok((StatusCode::CREATED, Json(card)))
 }
 
-pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Card>, ApiError> {
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Card>, ApiError> {
     caller.require(Role::Admin)?;
     let id = parse_id(&id)?;
-    state.core.card(id).await?.map(Json).ok_or_else(|| ApiError::not_found("no such card"))
+    state
+        .core
+        .card(id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("no such card"))
 }
 
 pub async fn lookup(
@@ -58,7 +70,12 @@ pub async fn lookup(
 ) -> Result<Json<Card>, ApiError> {
     caller.require(Role::Admin)?;
     let pan = parse_pan(&req.pan)?;
-    state.core.lookup(&pan).await?.map(Json).ok_or_else(|| ApiError::not_found("no card with this number is enrolled"))
+    state
+        .core
+        .lookup(&pan)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("no card with this number is enrolled"))
 }
 
 pub async fn reactivate(
@@ -69,14 +86,28 @@ pub async fn reactivate(
     change(state, caller, id, StatusChange::Reactivate).await
 }
 
-pub async fn suspend(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Card>, ApiError> {
+pub async fn suspend(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Card>, ApiError> {
     change(state, caller, id, StatusChange::Suspend).await
 }
 
-async fn change(state: AppState, caller: Caller, id: String, change: StatusChange) -> Result<Json<Card>, ApiError> {
+async fn change(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    change: StatusChange,
+) -> Result<Json<Card>, ApiError> {
     caller.require(Role::Admin)?;
     let id = parse_id(&id)?;
-    Ok(Json(state.core.change_status(id, change, &caller.actor()).await?))
+    Ok(Json(
+        state
+            .core
+            .change_status(id, change, &caller.actor())
+            .await?,
+    ))
 }
 
 pub async fn events(

@@ -21,7 +21,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
@@ -30,13 +34,25 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
     pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid API key is required (Authorization: Bearer <key>)")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid API key is required (Authorization: Bearer <key>)",
+        )
     }
     pub fn forbidden() -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", "this API key's role may not do that")
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this API key's role may not do that",
+        )
     }
     pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
     }
 }
 
@@ -50,15 +66,20 @@ impl IntoResponse for ApiError {
 impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
         match e {
-            CoreError::Msisdn(m) => Self::bad_request("invalid_msisdn", format!("msisdn is not a valid phone number ({m:?})")),
+            CoreError::Msisdn(m) => Self::bad_request(
+                "invalid_msisdn",
+                format!("msisdn is not a valid phone number ({m:?})"),
+            ),
             CoreError::RequestIdReused => Self::new(
                 StatusCode::CONFLICT,
                 "request_id_reused",
                 "request_id was already used for a different request",
             ),
-            CoreError::Store(StoreError::CardExists(id)) => {
-                Self::new(StatusCode::CONFLICT, "card_exists", format!("this card is already enrolled as card {id}"))
-            }
+            CoreError::Store(StoreError::CardExists(id)) => Self::new(
+                StatusCode::CONFLICT,
+                "card_exists",
+                format!("this card is already enrolled as card {id}"),
+            ),
             CoreError::Store(StoreError::NoSuchCard) => Self::not_found("no such card"),
             CoreError::Store(e) => {
                 tracing::error!(error = %e, "store failure");
@@ -82,7 +103,9 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         let (status, code) = match &r {
-            JsonRejection::MissingJsonContentType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "content_type"),
+            JsonRejection::MissingJsonContentType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "content_type")
+            }
             JsonRejection::JsonSyntaxError(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
             _ => (StatusCode::BAD_REQUEST, "invalid_body"),
@@ -116,7 +139,9 @@ mod tests {
     #[test]
     fn quoted_values_are_dropped() {
         assert_eq!(
-            super::without_quoted_values("pan: invalid type: integer `4111111111111111`, expected a string"),
+            super::without_quoted_values(
+                "pan: invalid type: integer `4111111111111111`, expected a string"
+            ),
             "pan: invalid type: integer `…`, expected a string"
         );
     }

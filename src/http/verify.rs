@@ -32,16 +32,23 @@ pub async fn verify(
     Json(req): Json<VerifyRequest>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
     let key = caller.require(Role::Verifier)?;
-    let pan = Pan::parse(&req.pan).map_err(|e| ApiError::bad_request("invalid_pan", e.to_string()))?;
+    let pan =
+        Pan::parse(&req.pan).map_err(|e| ApiError::bad_request("invalid_pan", e.to_string()))?;
     let request_id = req.request_id.trim();
-    if request_id.is_empty() || request_id.len() > 64 || !request_id.bytes().all(|b| b.is_ascii_graphic()) {
+    if request_id.is_empty()
+        || request_id.len() > 64
+        || !request_id.bytes().all(|b| b.is_ascii_graphic())
+    {
         return Err(ApiError::bad_request(
             "invalid_request_id",
             "request_id must be 1 to 64 printable ASCII characters",
         ));
     }
     if req.code.trim().is_empty() || req.code.chars().count() > 32 {
-        return Err(ApiError::bad_request("invalid_code", "code must be 1 to 32 characters"));
+        return Err(ApiError::bad_request(
+            "invalid_code",
+            "code must be 1 to 32 characters",
+        ));
     }
     let outcome = state.core.verify(key, &pan, &req.code, request_id).await?;
     let (result, reason) = match outcome.verdict {

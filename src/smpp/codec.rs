@@ -14,7 +14,7 @@ const HEADER_LEN: usize = 16;
 
 #[derive(Debug)]
 pub enum Frame {
-    Command(Command),
+    Command(Box<Command>),
     Invalid(InvalidPdu),
 }
 
@@ -30,7 +30,11 @@ pub struct InvalidPdu {
 
 impl InvalidPdu {
     pub fn generic_nack(&self) -> Command {
-        Command::new(self.status, self.sequence_number.unwrap_or(0), Pdu::GenericNack)
+        Command::new(
+            self.status,
+            self.sequence_number.unwrap_or(0),
+            Pdu::GenericNack,
+        )
     }
 
     /// A bad generic_nack is not answered: two peers must not nack each other forever.
@@ -49,7 +53,11 @@ pub struct SmppCodec {
 
 impl SmppCodec {
     pub fn new(max_len: usize) -> Self {
-        Self { max_len, discard: 0, encoder: CommandCodec::new().with_max_length(max_len) }
+        Self {
+            max_len,
+            discard: 0,
+            encoder: CommandCodec::new().with_max_length(max_len),
+        }
     }
 }
 
@@ -120,16 +128,21 @@ impl Decoder for SmppCodec {
         Ok(Some(match Command::decode(&mut frame, len - 4) {
             Ok((cmd, _)) => match cmd.id() {
                 // rusmpp decodes unknown ids as `Pdu::Other`; SMPP wants them refused.
-                CommandId::Other(raw) => {
-                    invalid(CommandStatus::EsmeRinvcmdid, format!("unknown command_id {raw:#010x}"))
-                }
+                CommandId::Other(raw) => invalid(
+                    CommandStatus::EsmeRinvcmdid,
+                    format!("unknown command_id {raw:#010x}"),
+                ),
                 // An operation whose body is missing or does not belong to it.
-                id if cmd.pdu().is_none() && id.is_operation() => {
-                    invalid(CommandStatus::EsmeRinvcmdlen, "body missing or malformed".into())
-                }
-                _ => Frame::Command(cmd),
+                id if cmd.pdu().is_none() && id.is_operation() => invalid(
+                    CommandStatus::EsmeRinvcmdlen,
+                    "body missing or malformed".into(),
+                ),
+                _ => Frame::Command(Box::new(cmd)),
             },
-            Err(e) => invalid(CommandStatus::EsmeRinvcmdlen, format!("undecodable body: {e}")),
+            Err(e) => invalid(
+                CommandStatus::EsmeRinvcmdlen,
+                format!("undecodable body: {e}"),
+            ),
         }))
     }
 }
@@ -160,13 +173,17 @@ mod tests {
 
     #[test]
     fn a_bad_pdu_is_skipped_and_the_next_one_decodes() {
-        let mut bytes = vec![0, 0, 0, 20, 0, 0, 0, 0x04, 0, 0, 0, 0, 0, 0, 0, 5, 1, 2, 3, 4]; // submit_sm, junk body
+        let mut bytes = vec![
+            0, 0, 0, 20, 0, 0, 0, 0x04, 0, 0, 0, 0, 0, 0, 0, 5, 1, 2, 3, 4,
+        ]; // submit_sm, junk body
         bytes.extend_from_slice(&[0, 0, 0, 16, 0x12, 0x34, 0, 0, 0, 0, 0, 0, 0, 0, 0, 6]); // unknown id
         bytes.extend_from_slice(&ENQUIRE_LINK);
         let frames = decode_all(&bytes);
         assert_eq!(frames.len(), 3);
         match &frames[0] {
-            Frame::Invalid(bad) => assert_eq!((bad.sequence_number, bad.framing_lost), (Some(5), false)),
+            Frame::Invalid(bad) => {
+                assert_eq!((bad.sequence_number, bad.framing_lost), (Some(5), false))
+            }
             f => panic!("{f:?}"),
         }
         match &frames[1] {
@@ -182,7 +199,9 @@ mod tests {
         bytes.resize(256, 0xAA);
         bytes.extend_from_slice(&ENQUIRE_LINK);
         let frames = decode_all(&bytes);
-        assert!(matches!(&frames[0], Frame::Invalid(b) if b.status == CommandStatus::EsmeRinvcmdlen && !b.framing_lost));
+        assert!(
+            matches!(&frames[0], Frame::Invalid(b) if b.status == CommandStatus::EsmeRinvcmdlen && !b.framing_lost)
+        );
         assert!(matches!(&frames[1], Frame::Command(_)));
         let frames = decode_all(&[0, 0, 0, 3, 0, 0, 0, 0x15, 0, 0, 0, 0, 0, 0, 0, 1]);
         assert!(matches!(&frames[0], Frame::Invalid(b) if b.framing_lost));

@@ -39,11 +39,17 @@ pub(crate) struct Outgoing {
 
 impl std::fmt::Debug for Outgoing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Outgoing").field("kind", &self.kind).field("code_id", &self.code_id).finish()
+        f.debug_struct("Outgoing")
+            .field("kind", &self.kind)
+            .field("code_id", &self.code_id)
+            .finish()
     }
 }
 
-type Queue = (async_channel::Sender<Outgoing>, async_channel::Receiver<Outgoing>);
+type Queue = (
+    async_channel::Sender<Outgoing>,
+    async_channel::Receiver<Outgoing>,
+);
 
 pub(crate) struct Context {
     pub core: Core,
@@ -56,7 +62,10 @@ impl Context {
     /// The reply queue of a system_id, created on first use.
     pub fn queue(&self, system_id: &str) -> Queue {
         let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
-        queues.entry(system_id.to_owned()).or_insert_with(async_channel::unbounded).clone()
+        queues
+            .entry(system_id.to_owned())
+            .or_insert_with(async_channel::unbounded)
+            .clone()
     }
 }
 
@@ -67,7 +76,12 @@ pub struct Server {
 impl Server {
     pub fn new(core: Core, settings: SmppSettings, service: ServiceSettings) -> Self {
         Self {
-            ctx: Arc::new(Context { core, settings, service, queues: Mutex::new(HashMap::new()) }),
+            ctx: Arc::new(Context {
+                core,
+                settings,
+                service,
+                queues: Mutex::new(HashMap::new()),
+            }),
         }
     }
 
@@ -104,7 +118,9 @@ fn session_id() -> String {
 /// True when `addr` may bind as a peer whose `allow_from` is `allowed`.
 fn address_allowed(allowed: &[std::net::IpAddr], addr: SocketAddr) -> bool {
     let ip = match addr.ip() {
-        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
         v4 => v4,
     };
     allowed.is_empty() || allowed.contains(&ip)

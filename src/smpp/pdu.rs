@@ -7,7 +7,10 @@ use otpgw_parsers::text::{decode_short_message, gsm7_fits};
 use rusmpp::command::CommandParts;
 use rusmpp::extra::encoding::gsm7bit::Gsm7BitUnpacked;
 use rusmpp::extra::encoding::ucs2::Ucs2;
-use rusmpp::pdus::{BindReceiverResp, BindTransceiverResp, BindTransmitterResp, DeliverSm, DeliverSmResp, SubmitSmResp};
+use rusmpp::pdus::{
+    BindReceiverResp, BindTransceiverResp, BindTransmitterResp, DeliverSm, DeliverSmResp,
+    SubmitSmResp,
+};
 use rusmpp::tlvs::{MessageDeliveryRequestTlvValue, TlvValue};
 use rusmpp::types::{AnyOctetString, COctetString, OctetString};
 use rusmpp::values::{DataCoding, EsmClass, InterfaceVersion, MessagePayload, Npi, Ton};
@@ -82,9 +85,19 @@ pub fn message(pdu: &Pdu) -> Option<Message> {
 /// A reply to the customer, GSM-7 when every character allows it, UCS-2 otherwise.
 pub fn deliver_sm(sender_id: &str, to: &str, text: &str) -> Result<DeliverSm, PduError> {
     let (bytes, coding) = if gsm7_fits(text) {
-        (Gsm7BitUnpacked::new().encode_to_vec(text).map_err(|_| PduError::Encoding)?, DataCoding::from(0x00u8))
+        (
+            Gsm7BitUnpacked::new()
+                .encode_to_vec(text)
+                .map_err(|_| PduError::Encoding)?,
+            DataCoding::from(0x00u8),
+        )
     } else {
-        (Ucs2::new().encode_to_vec(text).map_err(|_| PduError::Encoding)?, DataCoding::Ucs2)
+        (
+            Ucs2::new()
+                .encode_to_vec(text)
+                .map_err(|_| PduError::Encoding)?,
+            DataCoding::Ucs2,
+        )
     };
     let (source_ton, source_npi) = if sender_id.bytes().all(|b| b.is_ascii_digit()) {
         (Ton::Unknown, Npi::Isdn)
@@ -105,9 +118,9 @@ pub fn deliver_sm(sender_id: &str, to: &str, text: &str) -> Result<DeliverSm, Pd
     let builder = if bytes.len() <= SHORT_MESSAGE_MAX {
         builder.short_message(OctetString::from_vec(bytes).map_err(|_| PduError::Encoding)?)
     } else {
-        builder.push_tlv(MessageDeliveryRequestTlvValue::MessagePayload(MessagePayload::new(
-            AnyOctetString::from_vec(bytes),
-        )))
+        builder.push_tlv(MessageDeliveryRequestTlvValue::MessagePayload(
+            MessagePayload::new(AnyOctetString::from_vec(bytes)),
+        ))
     };
     Ok(builder.build())
 }
@@ -169,7 +182,12 @@ pub fn bind(pdu: &Pdu) -> Option<Bind<'_>> {
 
 /// The bind response: header only on error (SMPP 3.4 §4.1), else our system_id and,
 /// for 3.4 and later peers, the sc_interface_version TLV.
-pub fn bind_resp(kind: BindKind, status: CommandStatus, sequence_number: u32, peer_version: InterfaceVersion) -> Command {
+pub fn bind_resp(
+    kind: BindKind,
+    status: CommandStatus,
+    sequence_number: u32,
+    peer_version: InterfaceVersion,
+) -> Command {
     let id = match kind {
         BindKind::Transmitter => CommandId::BindTransmitterResp,
         BindKind::Receiver => CommandId::BindReceiverResp,
@@ -185,13 +203,21 @@ pub fn bind_resp(kind: BindKind, status: CommandStatus, sequence_number: u32, pe
         _ => Some(InterfaceVersion::Smpp3_4),
     };
     let pdu: Pdu = match kind {
-        BindKind::Transmitter => {
-            BindTransmitterResp::builder().system_id(system_id).sc_interface_version(version).build().into()
-        }
-        BindKind::Receiver => BindReceiverResp::builder().system_id(system_id).sc_interface_version(version).build().into(),
-        BindKind::Transceiver => {
-            BindTransceiverResp::builder().system_id(system_id).sc_interface_version(version).build().into()
-        }
+        BindKind::Transmitter => BindTransmitterResp::builder()
+            .system_id(system_id)
+            .sc_interface_version(version)
+            .build()
+            .into(),
+        BindKind::Receiver => BindReceiverResp::builder()
+            .system_id(system_id)
+            .sc_interface_version(version)
+            .build()
+            .into(),
+        BindKind::Transceiver => BindTransceiverResp::builder()
+            .system_id(system_id)
+            .sc_interface_version(version)
+            .build()
+            .into(),
     };
     Command::new(status, sequence_number, pdu)
 }

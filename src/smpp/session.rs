@@ -35,7 +35,12 @@ struct Bound {
     kind: BindKind,
 }
 
-pub(super) async fn run(stream: TcpStream, addr: SocketAddr, ctx: Arc<Context>, shutdown: CancellationToken) {
+pub(super) async fn run(
+    stream: TcpStream,
+    addr: SocketAddr,
+    ctx: Arc<Context>,
+    shutdown: CancellationToken,
+) {
     let mut conn = Framed::new(stream, SmppCodec::new(ctx.settings.max_pdu_len));
     let bind_timeout = Duration::from_secs(ctx.settings.bind_timeout_secs);
     let bound = tokio::select! {
@@ -90,7 +95,7 @@ fn count_in(cmd: &Command) {
 async fn bind_phase(conn: &mut Conn, ctx: &Context, addr: SocketAddr) -> Option<Bound> {
     while let Some(frame) = conn.next().await {
         let cmd = match frame {
-            Ok(Frame::Command(cmd)) => cmd,
+            Ok(Frame::Command(cmd)) => *cmd,
             Ok(Frame::Invalid(bad)) => {
                 if !answer_invalid(conn, &bad).await {
                     return None;
@@ -110,9 +115,16 @@ async fn bind_phase(conn: &mut Conn, ctx: &Context, addr: SocketAddr) -> Option<
             if !ok {
                 tracing::warn!(system_id = %bind.system_id, status = ?status, "bind refused");
             }
-            let sent = send(conn, pdu::bind_resp(bind.kind, status, seq, bind.interface_version)).await;
+            let sent = send(
+                conn,
+                pdu::bind_resp(bind.kind, status, seq, bind.interface_version),
+            )
+            .await;
             if ok && sent {
-                return Some(Bound { system_id: bind.system_id.to_owned(), kind: bind.kind });
+                return Some(Bound {
+                    system_id: bind.system_id.to_owned(),
+                    kind: bind.kind,
+                });
             }
             if !sent {
                 return None;
@@ -120,9 +132,15 @@ async fn bind_phase(conn: &mut Conn, ctx: &Context, addr: SocketAddr) -> Option<
             continue;
         }
         let reply = match cmd.pdu() {
-            Some(Pdu::EnquireLink) => Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLinkResp),
+            Some(Pdu::EnquireLink) => {
+                Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLinkResp)
+            }
             Some(Pdu::Unbind) => {
-                send(conn, Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp)).await;
+                send(
+                    conn,
+                    Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp),
+                )
+                .await;
                 return None;
             }
             _ if cmd.id().is_operation() => refuse(cmd.id(), CommandStatus::EsmeRinvbndsts, seq),
@@ -136,7 +154,12 @@ async fn bind_phase(conn: &mut Conn, ctx: &Context, addr: SocketAddr) -> Option<
 }
 
 fn check_bind(ctx: &Context, bind: &pdu::Bind<'_>, addr: SocketAddr) -> CommandStatus {
-    let Some(peer) = ctx.settings.peers.iter().find(|p| p.system_id == bind.system_id) else {
+    let Some(peer) = ctx
+        .settings
+        .peers
+        .iter()
+        .find(|p| p.system_id == bind.system_id)
+    else {
         return CommandStatus::EsmeRinvsysid;
     };
     if !crate::codes::hashes_equal(peer.password.expose(), bind.password) {
@@ -152,7 +175,9 @@ fn check_bind(ctx: &Context, bind: &pdu::Bind<'_>, addr: SocketAddr) -> CommandS
 /// where SMPP defines one, generic_nack otherwise.
 fn refuse(id: CommandId, status: CommandStatus, seq: u32) -> Command {
     match id {
-        CommandId::Outbind | CommandId::AlertNotification => Command::new(status, seq, Pdu::GenericNack),
+        CommandId::Outbind | CommandId::AlertNotification => {
+            Command::new(status, seq, Pdu::GenericNack)
+        }
         id => pdu::header_only(id.matching_response(), status, seq),
     }
 }
@@ -171,7 +196,10 @@ struct Session {
     enquire: Option<(u32, Instant)>,
     last_heard: Instant,
     /// Responses computed by message tasks, written by the session loop.
-    responses: (mpsc::UnboundedSender<Command>, mpsc::UnboundedReceiver<Command>),
+    responses: (
+        mpsc::UnboundedSender<Command>,
+        mpsc::UnboundedReceiver<Command>,
+    ),
     tasks: TaskTracker,
 }
 
@@ -196,7 +224,11 @@ impl Session {
     }
 
     fn seq(&mut self) -> u32 {
-        self.next_seq = if self.next_seq >= 0x7FFF_FFFF { 1 } else { self.next_seq + 1 };
+        self.next_seq = if self.next_seq >= 0x7FFF_FFFF {
+            1
+        } else {
+            self.next_seq + 1
+        };
         self.next_seq
     }
 
@@ -221,7 +253,7 @@ impl Session {
                 frame = self.conn.next() => match frame {
                     Some(Ok(Frame::Command(cmd))) => {
                         self.last_heard = Instant::now();
-                        self.on_command(cmd).await
+                        self.on_command(*cmd).await
                     }
                     Some(Ok(Frame::Invalid(bad))) => {
                         self.last_heard = Instant::now();
@@ -261,25 +293,46 @@ impl Session {
         match cmd.pdu() {
             Some(pdu @ (Pdu::SubmitSm(_) | Pdu::DeliverSm(_))) => {
                 if id == CommandId::SubmitSm && !self.bound.kind.can_submit() {
-                    return self.reply(refuse(id, CommandStatus::EsmeRinvbndsts, seq)).await;
+                    return self
+                        .reply(refuse(id, CommandStatus::EsmeRinvbndsts, seq))
+                        .await;
                 }
                 match pdu::message(pdu) {
                     Some(message) => self.on_message(id, seq, message).await,
-                    None => self.reply(refuse(id, CommandStatus::EsmeRsyserr, seq)).await,
+                    None => {
+                        self.reply(refuse(id, CommandStatus::EsmeRsyserr, seq))
+                            .await
+                    }
                 }
             }
-            Some(Pdu::EnquireLink) => self.reply(Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLinkResp)).await,
+            Some(Pdu::EnquireLink) => {
+                self.reply(Command::new(
+                    CommandStatus::EsmeRok,
+                    seq,
+                    Pdu::EnquireLinkResp,
+                ))
+                .await
+            }
             Some(Pdu::Unbind) => {
-                self.reply(Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp)).await;
+                self.reply(Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp))
+                    .await;
                 tracing::info!("peer unbound");
                 Flow::Close
             }
             Some(pdu) if pdu::bind(pdu).is_some() => {
                 let kind = pdu::bind(pdu).map_or(BindKind::Transceiver, |b| b.kind);
-                let resp = pdu::bind_resp(kind, CommandStatus::EsmeRalybnd, seq, rusmpp::values::InterfaceVersion::Smpp3_4);
+                let resp = pdu::bind_resp(
+                    kind,
+                    CommandStatus::EsmeRalybnd,
+                    seq,
+                    rusmpp::values::InterfaceVersion::Smpp3_4,
+                );
                 self.reply(resp).await
             }
-            _ if id.is_operation() => self.reply(refuse(id, CommandStatus::EsmeRinvcmdid, seq)).await,
+            _ if id.is_operation() => {
+                self.reply(refuse(id, CommandStatus::EsmeRinvcmdid, seq))
+                    .await
+            }
             _ => {
                 self.on_response(id, cmd.status(), seq).await;
                 Flow::Continue
@@ -304,9 +357,11 @@ impl Session {
             return self.reply(pdu::message_resp(id, seq, &message_id)).await;
         }
         let short_codes = &self.ctx.service.short_codes;
-        if !short_codes.is_empty() && !short_codes.iter().any(|c| *c == message.destination) {
+        if !short_codes.is_empty() && !short_codes.contains(&message.destination) {
             tracing::info!(destination = %message.destination, "message for a number we do not serve");
-            return self.reply(refuse(id, CommandStatus::EsmeRinvdstadr, seq)).await;
+            return self
+                .reply(refuse(id, CommandStatus::EsmeRinvdstadr, seq))
+                .await;
         }
         let ctx = self.ctx.clone();
         let responses = self.responses.0.clone();
@@ -348,7 +403,10 @@ impl Session {
 
     async fn deliver(&mut self, reply: Outgoing) -> Flow {
         if reply.deliver_by <= Instant::now() {
-            tracing::warn!(kind = reply.kind.as_str(), "reply expired before a receiver took it");
+            tracing::warn!(
+                kind = reply.kind.as_str(),
+                "reply expired before a receiver took it"
+            );
             metrics::counter!("otpgw_replies_expired_total").increment(1);
             return Flow::Continue;
         }
@@ -360,8 +418,15 @@ impl Session {
             }
         };
         let seq = self.seq();
-        self.in_flight.insert(seq, InFlight { reply, sent_at: Instant::now() });
-        self.reply(Command::new(CommandStatus::EsmeRok, seq, dsm)).await
+        self.in_flight.insert(
+            seq,
+            InFlight {
+                reply,
+                sent_at: Instant::now(),
+            },
+        );
+        self.reply(Command::new(CommandStatus::EsmeRok, seq, dsm))
+            .await
     }
 
     async fn on_response(&mut self, id: CommandId, status: CommandStatus, seq: u32) {
@@ -390,22 +455,34 @@ impl Session {
     async fn on_tick(&mut self) -> Flow {
         let timeout = Duration::from_secs(self.ctx.settings.response_timeout_secs);
         let now = Instant::now();
-        if self.enquire.is_some_and(|(_, at)| now.duration_since(at) > timeout) {
+        if self
+            .enquire
+            .is_some_and(|(_, at)| now.duration_since(at) > timeout)
+        {
             tracing::warn!("no enquire_link_resp: closing the link");
             return Flow::Close;
         }
-        let late: Vec<u32> =
-            self.in_flight.iter().filter(|(_, f)| now.duration_since(f.sent_at) > timeout).map(|(s, _)| *s).collect();
+        let late: Vec<u32> = self
+            .in_flight
+            .iter()
+            .filter(|(_, f)| now.duration_since(f.sent_at) > timeout)
+            .map(|(s, _)| *s)
+            .collect();
         if !late.is_empty() {
             // The peer is not answering deliver_sm: hand them to another session.
-            tracing::warn!(count = late.len(), "deliver_sm without response: closing the link");
+            tracing::warn!(
+                count = late.len(),
+                "deliver_sm without response: closing the link"
+            );
             return Flow::Close;
         }
         let idle = Duration::from_secs(self.ctx.settings.enquire_link_secs);
         if self.enquire.is_none() && now.duration_since(self.last_heard) >= idle {
             let seq = self.seq();
             self.enquire = Some((seq, now));
-            return self.reply(Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLink)).await;
+            return self
+                .reply(Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLink))
+                .await;
         }
         Flow::Continue
     }
@@ -413,7 +490,12 @@ impl Session {
     /// Tells the peer we are going and waits briefly for its unbind_resp.
     async fn unbind(&mut self) {
         let seq = self.seq();
-        if !send(&mut self.conn, Command::new(CommandStatus::EsmeRok, seq, Pdu::Unbind)).await {
+        if !send(
+            &mut self.conn,
+            Command::new(CommandStatus::EsmeRok, seq, Pdu::Unbind),
+        )
+        .await
+        {
             return;
         }
         let wait = async {

@@ -16,15 +16,40 @@ fn card_admin_over_http() {
     assert!(card.get("pan").is_none() && card.get("pan_hash").is_none());
     let id = card["id"].as_i64().unwrap();
 
-    let (status, body) = gw.post(&admin, "/v1/cards", &json!({"pan": cards::A, "msisdn": "09121110031"}));
-    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("card_exists")));
-    let (status, body) = gw.post(&admin, "/v1/cards", &json!({"pan": "6037990000004322", "msisdn": "09121110031"}));
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_pan")));
-    let (status, body) = gw.post(&admin, "/v1/cards", &json!({"pan": cards::C, "msisdn": "call me"}));
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_msisdn")));
+    let (status, body) = gw.post(
+        &admin,
+        "/v1/cards",
+        &json!({"pan": cards::A, "msisdn": "09121110031"}),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("card_exists"))
+    );
+    let (status, body) = gw.post(
+        &admin,
+        "/v1/cards",
+        &json!({"pan": "6037990000004322", "msisdn": "09121110031"}),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_pan"))
+    );
+    let (status, body) = gw.post(
+        &admin,
+        "/v1/cards",
+        &json!({"pan": cards::C, "msisdn": "call me"}),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_msisdn"))
+    );
 
     assert_eq!(gw.get(&admin, &format!("/v1/cards/{id}")).1, card);
-    let (status, found) = gw.post(&admin, "/v1/cards/lookup", &json!({"pan": "۶۰۳۷۹۹۰۰۰۰۰۰۴۳۲۱"}));
+    let (status, found) = gw.post(
+        &admin,
+        "/v1/cards/lookup",
+        &json!({"pan": "۶۰۳۷۹۹۰۰۰۰۰۰۴۳۲۱"}),
+    );
     assert_eq!((status, found["id"].as_i64()), (200, Some(id)));
     let (status, _) = gw.post(&admin, "/v1/cards/lookup", &json!({"pan": cards::D}));
     assert_eq!(status, 404);
@@ -45,14 +70,34 @@ fn card_admin_over_http() {
 #[test]
 fn card_admin_over_the_cli() {
     let gw = Gateway::start();
-    let (ok, out, err) = gw.cli(&["card", "enroll", "--pan", cards::C, "--msisdn", "09121110040"]);
+    let (ok, out, err) = gw.cli(&[
+        "card",
+        "enroll",
+        "--pan",
+        cards::C,
+        "--msisdn",
+        "09121110040",
+    ]);
     assert!(ok, "{err}");
     let card: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!((card["last4"].as_str(), card["msisdn"].as_str()), (Some("2468"), Some("989121110040")));
+    assert_eq!(
+        (card["last4"].as_str(), card["msisdn"].as_str()),
+        (Some("2468"), Some("989121110040"))
+    );
     let (ok, out, _) = gw.cli(&["card", "show", "--pan", cards::C]);
     assert!(ok);
-    assert_eq!(serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["id"], card["id"]);
-    let (ok, _, err) = gw.cli(&["card", "enroll", "--pan", cards::C, "--msisdn", "09121110040"]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["id"],
+        card["id"]
+    );
+    let (ok, _, err) = gw.cli(&[
+        "card",
+        "enroll",
+        "--pan",
+        cards::C,
+        "--msisdn",
+        "09121110040",
+    ]);
     assert!(!ok && err.contains("already enrolled"), "{err}");
     let (ok, _, err) = gw.cli(&["card", "enroll", "--pan", "123", "--msisdn", "09121110040"]);
     assert!(!ok && err.contains("13 to 19 digits"), "{err}");
@@ -89,7 +134,10 @@ fn no_card_number_or_code_in_the_database_or_the_logs() {
         for suffix in ["", "-wal", "-shm"] {
             let path = gw.dir.path().join(format!("otpgw.db{suffix}"));
             if let Ok(bytes) = std::fs::read(&path) {
-                haystacks.push((path.display().to_string(), String::from_utf8_lossy(&bytes).into_owned()));
+                haystacks.push((
+                    path.display().to_string(),
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                ));
             }
         }
         assert!(haystacks.len() >= 2, "database file not found");
@@ -97,7 +145,10 @@ fn no_card_number_or_code_in_the_database_or_the_logs() {
     for (name, hay) in &haystacks {
         for pan in pans {
             assert!(!hay.contains(pan), "{name} contains a card number");
-            assert!(!hay.contains(&pan[..12]), "{name} contains most of a card number");
+            assert!(
+                !hay.contains(&pan[..12]),
+                "{name} contains most of a card number"
+            );
         }
         for code in &codes {
             assert!(!hay.contains(code.as_str()), "{name} contains a code");

@@ -18,7 +18,7 @@ use serde_json::Value;
 pub const SHORT_CODE: &str = "30003303";
 
 pub struct Gateway {
-    child: Option<Child>,
+    child: Mutex<Option<Child>>,
     pub http: SocketAddr,
     pub smpp: SocketAddr,
     pub dir: tempfile::TempDir,
@@ -60,7 +60,12 @@ impl Gateway {
         Self::start_in(dir, other.db_url.clone(), "", Some(keys))
     }
 
-    fn start_in(dir: tempfile::TempDir, db_url: String, service_extra: &str, keys: Option<String>) -> Self {
+    fn start_in(
+        dir: tempfile::TempDir,
+        db_url: String,
+        service_extra: &str,
+        keys: Option<String>,
+    ) -> Self {
         let config = dir.path().join("otpgw.toml");
         let key_file = dir.path().join("keys.toml");
         if let Some(keys) = keys {
@@ -116,7 +121,8 @@ sender_id = "BankOTP"
                 for line in BufReader::new(stream).lines() {
                     let Ok(line) = line else { break };
                     if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                        if let (Some(msg), Some(addr)) = (v["message"].as_str(), v["addr"].as_str()) {
+                        if let (Some(msg), Some(addr)) = (v["message"].as_str(), v["addr"].as_str())
+                        {
                             if let Ok(addr) = addr.parse() {
                                 let _ = tx.send((msg.to_owned(), addr));
                             }
@@ -146,14 +152,30 @@ sender_id = "BankOTP"
             }
         }
         Gateway {
-            child: Some(child),
+            child: Mutex::new(Some(child)),
             http: http.unwrap(),
             smpp: smpp.unwrap(),
             dir,
             config,
             db_url,
             log,
-            client: reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            client: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// Waits until a log line contains `needle` (the gateway reached some state).
+    pub fn wait_for_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.log.lock().unwrap().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needle:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -180,7 +202,11 @@ sender_id = "BankOTP"
     pub fn api_key(&self, role: &str) -> String {
         let (ok, out, err) = self.cli(&["apikey", "create", "--role", role]);
         assert!(ok, "apikey create failed: {err}");
-        let line = out.lines().rev().find(|l| l.starts_with('{')).expect("json line");
+        let line = out
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .expect("json line");
         let v: Value = serde_json::from_str(line).unwrap();
         v["key"].as_str().unwrap().to_owned()
     }
@@ -190,19 +216,34 @@ sender_id = "BankOTP"
     }
 
     pub fn post(&self, key: &str, path: &str, body: &Value) -> (u16, Value) {
-        let resp = self.client.post(self.url(path)).bearer_auth(key).json(body).send().expect("http");
+        let resp = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .expect("http");
         let status = resp.status().as_u16();
         (status, resp.json().unwrap_or(Value::Null))
     }
 
     pub fn get(&self, key: &str, path: &str) -> (u16, Value) {
-        let resp = self.client.get(self.url(path)).bearer_auth(key).send().expect("http");
+        let resp = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .expect("http");
         let status = resp.status().as_u16();
         (status, resp.json().unwrap_or(Value::Null))
     }
 
     pub fn enroll(&self, admin: &str, pan: &str, msisdn: &str) -> Value {
-        let (status, body) = self.post(admin, "/v1/cards", &serde_json::json!({"pan": pan, "msisdn": msisdn}));
+        let (status, body) = self.post(
+            admin,
+            "/v1/cards",
+            &serde_json::json!({"pan": pan, "msisdn": msisdn}),
+        );
         assert_eq!(status, 201, "enroll: {body}");
         body
     }
@@ -225,14 +266,29 @@ sender_id = "BankOTP"
     pub fn peer_as(&self, system_id: &str, password: &str, opts: &[&str], args: &[&str]) -> Peer {
         let out = Command::new("python3")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/smpp_peer.py"))
-            .args(["--host", "127.0.0.1", "--port", &self.smpp.port().to_string()])
-            .args(["--system-id", system_id, "--password", password, "--timeout", "20"])
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &self.smpp.port().to_string(),
+            ])
+            .args([
+                "--system-id",
+                system_id,
+                "--password",
+                password,
+                "--timeout",
+                "20",
+            ])
             .args(opts)
             .args(args)
             .output()
             .expect("run python3 smpp_peer.py (pip install -r tests/peers/requirements.txt)");
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let events = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let events = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
         Peer {
             code: out.status.code(),
             events,
@@ -242,15 +298,21 @@ sender_id = "BankOTP"
 
     /// Sends one SMS from `msisdn` and returns the text of the reply.
     pub fn sms(&self, msisdn: &str, text: &str, coding: &str) -> String {
-        let p = self.peer(&["send", "--from", msisdn, "--to", SHORT_CODE, "--text", text, "--coding", coding, "unbind"]);
+        let p = self.peer(&[
+            "send", "--from", msisdn, "--to", SHORT_CODE, "--text", text, "--coding", coding,
+            "unbind",
+        ]);
         p.ok();
         assert_eq!(p.event("submit_sm_resp")["status"], 0, "{p:?}");
-        p.event("deliver_sm")["text"].as_str().expect("reply text").to_owned()
+        p.event("deliver_sm")["text"]
+            .as_str()
+            .expect("reply text")
+            .to_owned()
     }
 
     /// Sends SIGTERM and waits for the exit status.
-    pub fn stop(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("running");
+    pub fn stop(&self) -> std::process::ExitStatus {
+        let mut child = self.child.lock().unwrap().take().expect("running");
         sigterm(child.id());
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -267,12 +329,14 @@ sender_id = "BankOTP"
 }
 
 fn sigterm(pid: u32) {
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
 }
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        if let Some(mut child) = self.child.lock().unwrap().take() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -288,7 +352,13 @@ pub struct Peer {
 
 impl Peer {
     pub fn ok(&self) -> &Self {
-        assert_eq!(self.code, Some(0), "peer failed: {self:?}");
+        assert_eq!(
+            self.code,
+            Some(0),
+            "peer failed: {:?}\nstderr: {}",
+            self.events,
+            self.stderr
+        );
         self
     }
 
@@ -297,7 +367,10 @@ impl Peer {
     }
 
     pub fn event(&self, event: &str) -> &Value {
-        self.all(event).into_iter().next().unwrap_or_else(|| panic!("no {event} in {self:?}"))
+        self.all(event)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no {event} in {self:?}"))
     }
 }
 

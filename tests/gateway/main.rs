@@ -5,8 +5,9 @@ mod harness;
 mod pg;
 
 mod admin;
-mod sms;
+mod nodes;
 mod smpp_session;
+mod sms;
 mod verify;
 
 /// Card numbers used across tests (Luhn-valid test numbers).

@@ -17,8 +17,17 @@ fn binds_are_checked_against_the_configured_peers() {
         ("kannel", "wrong", "rx", "0x50", 0x0E),
         ("test", "test", "trx", "0x34", 0x0F), // the embedded peer exists only without a config file
     ] {
-        let p = gw.peer_as(system_id, password, &["--bind", bind, "--interface-version", version], &["bind-only"]);
-        assert_eq!(p.event("bind")["status"], want, "{system_id}/{password} {bind} {version}: {p:?}");
+        let p = gw.peer_as(
+            system_id,
+            password,
+            &["--bind", bind, "--interface-version", version],
+            &["bind-only"],
+        );
+        assert_eq!(
+            p.event("bind")["status"],
+            want,
+            "{system_id}/{password} {bind} {version}: {p:?}"
+        );
     }
 }
 
@@ -29,12 +38,22 @@ fn malformed_pdus_get_generic_nack_and_the_session_stays_usable() {
     gw.enroll(&admin, cards::A, "989121110060");
     let p = gw.peer(&[
         // submit_sm whose body is four junk bytes
-        "raw", "00000014000000040000000000000005deadbeef",
+        "raw",
+        "00000014000000040000000000000005deadbeef",
         // an unknown command_id
-        "raw", "0000001000001234000000000000000a",
+        "raw",
+        "0000001000001234000000000000000a",
         // a PDU longer than the maximum (8192): header only, the rest never comes in one piece
         "enquire-link",
-        "send", "--from", "989121110060", "--to", SHORT_CODE, "--text", "4321", "--coding", "ascii",
+        "send",
+        "--from",
+        "989121110060",
+        "--to",
+        SHORT_CODE,
+        "--text",
+        "4321",
+        "--coding",
+        "ascii",
         "unbind",
     ]);
     p.ok();
@@ -56,10 +75,17 @@ fn malformed_pdus_get_generic_nack_and_the_session_stays_usable() {
 fn requests_before_bind_are_refused_with_invalid_bind_status() {
     let gw = Gateway::start();
     // submit_sm (header + minimal body) without binding first.
-    let p = gw.peer_as("kannel", "secret", &["--no-bind"], &[
-        "raw", "00000010000000150000000000000003", // enquire_link works unbound
-        "raw", &format!("00000021000000040000000000000004{}", "00".repeat(17)),
-    ]);
+    let p = gw.peer_as(
+        "kannel",
+        "secret",
+        &["--no-bind"],
+        &[
+            "raw",
+            "00000010000000150000000000000003", // enquire_link works unbound
+            "raw",
+            &format!("00000021000000040000000000000004{}", "00".repeat(17)),
+        ],
+    );
     let pdus = p.all("pdu");
     assert_eq!(pdus[0]["command_id"], 0x8000_0015u32, "{p:?}");
     assert_eq!(pdus[1]["command_status"], 0x04, "{p:?}"); // ESME_RINVBNDSTS

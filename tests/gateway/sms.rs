@@ -14,24 +14,38 @@ fn a_code_arrives_for_last4_in_every_script_and_coding_and_verifies() {
     gw.enroll(&admin, cards::A, "09121110001");
 
     let cases = [
-        ("4321", "ascii", 8),         // digits only: default language fa, UCS-2 reply
+        ("4321", "ascii", 8), // digits only: default language fa, UCS-2 reply
         ("4321", "gsm", 8),
         ("4321", "latin1", 8),
-        ("۴۳۲۱", "ucs2", 8),          // Persian digits
-        ("٤٣٢١", "ucs2", 8),          // Arabic-Indic digits
-        ("رمز ۴۳۲۱", "ucs2", 8),      // Persian keyword
-        ("OTP 4321", "gsm", 0),       // Latin keyword: English reply, GSM-7
+        ("۴۳۲۱", "ucs2", 8),     // Persian digits
+        ("٤٣٢١", "ucs2", 8),     // Arabic-Indic digits
+        ("رمز ۴۳۲۱", "ucs2", 8), // Persian keyword
+        ("OTP 4321", "gsm", 0),  // Latin keyword: English reply, GSM-7
         ("  otp: 43-21 ", "ascii", 0),
     ];
     let mut codes = Vec::new();
     for (i, (text, coding, reply_coding)) in cases.iter().enumerate() {
-        let p = gw.peer(&["send", "--from", "989121110001", "--to", SHORT_CODE, "--text", text, "--coding", coding, "unbind"]);
+        let p = gw.peer(&[
+            "send",
+            "--from",
+            "989121110001",
+            "--to",
+            SHORT_CODE,
+            "--text",
+            text,
+            "--coding",
+            coding,
+            "unbind",
+        ]);
         p.ok();
         let resp = p.event("submit_sm_resp");
         assert_eq!(resp["status"], 0);
         assert!(!resp["message_id"].as_str().unwrap().is_empty());
         let reply = p.event("deliver_sm");
-        assert_eq!(reply["data_coding"], *reply_coding, "case {i} {text:?}: {reply}");
+        assert_eq!(
+            reply["data_coding"], *reply_coding,
+            "case {i} {text:?}: {reply}"
+        );
         assert_eq!(reply["source_addr"], "BankOTP");
         assert_eq!(reply["destination_addr"], "989121110001");
         let text = reply["text"].as_str().unwrap();
@@ -45,7 +59,10 @@ fn a_code_arrives_for_last4_in_every_script_and_coding_and_verifies() {
     // Only the last code is live; it verifies once.
     let last = codes.last().unwrap();
     let v = gw.verify(&verifier, cards::A, last, "r-last");
-    assert_eq!(v, json!({"result": "approved", "response_code": "00", "request_id": "r-last"}));
+    assert_eq!(
+        v,
+        json!({"result": "approved", "response_code": "00", "request_id": "r-last"})
+    );
     let again = gw.verify(&verifier, cards::A, last, "r-again");
     assert_eq!(again["reason"], "used");
 }
@@ -60,28 +77,55 @@ fn every_reply_case_is_defined() {
 
     let check = |from: &str, text: &str, expect: &str| {
         let reply = gw.sms(from, text, "ascii");
-        assert!(reply.contains(expect), "{text:?} from {from}: got {reply:?}, want {expect:?}");
+        assert!(
+            reply.contains(expect),
+            "{text:?} from {from}: got {reply:?}, want {expect:?}"
+        );
         reply
     };
     check("989129999999", "4321", "not registered");
     check("989121110002", "9999", "No card ending in 9999");
-    check("989121110003", "1234", "More than one of your cards ends in 1234");
-    check("989121110002", "6037990000004321", "Never send your full card number");
-    check("989121110002", "my card 6037 9900 0000 4321 pls", "Never send your full card number");
+    check(
+        "989121110003",
+        "1234",
+        "More than one of your cards ends in 1234",
+    );
+    check(
+        "989121110002",
+        "6037990000004321",
+        "Never send your full card number",
+    );
+    check(
+        "989121110002",
+        "my card 6037 9900 0000 4321 pls",
+        "Never send your full card number",
+    );
     check("989121110002", "hello", "Message not understood");
     check("989121110002", "12345", "Message not understood");
-    check("989121110002", "HELP", "send the last 4 digits of your card to 30003303");
+    check(
+        "989121110002",
+        "HELP",
+        "send the last 4 digits of your card to 30003303",
+    );
     check("989121110002", "", "send the last 4 digits");
     // The last 6 digits pick one of two cards sharing the last 4.
     let reply = check("989121110003", "771234", "Your dynamic password");
     let verifier = gw.api_key("verifier");
     let code = code_in(&reply);
-    assert_eq!(gw.verify(&verifier, cards::B2, &code, "b2")["reason"], "invalid");
-    assert_eq!(gw.verify(&verifier, cards::B1, &code, "b1")["result"], "approved");
+    assert_eq!(
+        gw.verify(&verifier, cards::B2, &code, "b2")["reason"],
+        "invalid"
+    );
+    assert_eq!(
+        gw.verify(&verifier, cards::B1, &code, "b1")["result"],
+        "approved"
+    );
     check("989121110003", "000000", "No card ending in 000000");
 
     // Suspended card: the customer is told to go to the bank.
-    let id = gw.enroll(&admin, cards::C, "989121110004")["id"].as_i64().unwrap();
+    let id = gw.enroll(&admin, cards::C, "989121110004")["id"]
+        .as_i64()
+        .unwrap();
     let (ok, _, err) = gw.cli(&["card", "suspend", "--id", &id.to_string()]);
     assert!(ok, "{err}");
     check("989121110004", "2468", "is disabled");
@@ -100,19 +144,49 @@ fn a_later_code_supersedes_an_earlier_one() {
     let first = code_in(&gw.sms("989121110010", "4321", "ascii"));
     let second = code_in(&gw.sms("989121110010", "4321", "ascii"));
     if first != second {
-        assert_eq!(gw.verify(&verifier, cards::A, &first, "old")["reason"], "invalid");
+        assert_eq!(
+            gw.verify(&verifier, cards::A, &first, "old")["reason"],
+            "invalid"
+        );
     }
-    assert_eq!(gw.verify(&verifier, cards::A, &second, "new")["result"], "approved");
+    assert_eq!(
+        gw.verify(&verifier, cards::A, &second, "new")["result"],
+        "approved"
+    );
 }
 
 #[test]
 fn bad_source_and_destination_addresses_get_smpp_errors() {
     let gw = Gateway::start();
     // Not our short code: ESME_RINVDSTADR, and no reply.
-    let p = gw.peer(&["send", "--from", "989121110011", "--to", "12345", "--text", "4321", "--coding", "ascii", "--no-reply", "unbind"]);
+    let p = gw.peer(&[
+        "send",
+        "--from",
+        "989121110011",
+        "--to",
+        "12345",
+        "--text",
+        "4321",
+        "--coding",
+        "ascii",
+        "--no-reply",
+        "unbind",
+    ]);
     assert_eq!(p.event("submit_sm_resp")["status"], 0x0B, "{p:?}");
     assert!(p.all("deliver_sm").is_empty());
     // A source address that is no phone number: ESME_RINVSRCADR.
-    let p = gw.peer(&["send", "--from", "abc", "--to", SHORT_CODE, "--text", "4321", "--coding", "ascii", "--no-reply", "unbind"]);
+    let p = gw.peer(&[
+        "send",
+        "--from",
+        "abc",
+        "--to",
+        SHORT_CODE,
+        "--text",
+        "4321",
+        "--coding",
+        "ascii",
+        "--no-reply",
+        "unbind",
+    ]);
     assert_eq!(p.event("submit_sm_resp")["status"], 0x0A, "{p:?}");
 }

@@ -9,7 +9,10 @@ use crate::harness::{code_in, Gateway};
 
 /// Moves a card's codes `ms` into the past, as if that much time had gone by.
 fn age_codes(gw: &Gateway, ms: i64) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         sqlx::any::install_default_drivers();
         let mut conn = sqlx::AnyConnection::connect(&gw.db_url).await.unwrap();
@@ -22,11 +25,17 @@ fn age_codes(gw: &Gateway, ms: i64) {
 }
 
 fn code_lifetimes(gw: &Gateway) -> Vec<i64> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         sqlx::any::install_default_drivers();
         let mut conn = sqlx::AnyConnection::connect(&gw.db_url).await.unwrap();
-        sqlx::query_scalar("SELECT expires_at - issued_at FROM codes").fetch_all(&mut conn).await.unwrap()
+        sqlx::query_scalar("SELECT expires_at - issued_at FROM codes")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
     })
 }
 
@@ -40,12 +49,18 @@ fn codes_live_exactly_sixty_seconds() {
     let code = code_in(&gw.sms("989121110020", "4321", "ascii"));
     assert_eq!(code_lifetimes(&gw), vec![60_000]);
     age_codes(&gw, 59_000);
-    assert_eq!(gw.verify(&verifier, cards::A, &code, "in-time")["result"], "approved");
+    assert_eq!(
+        gw.verify(&verifier, cards::A, &code, "in-time")["result"],
+        "approved"
+    );
 
     let code = code_in(&gw.sms("989121110020", "4321", "ascii"));
     age_codes(&gw, 60_000);
     let v = gw.verify(&verifier, cards::A, &code, "late");
-    assert_eq!(v, json!({"result": "rejected", "reason": "expired", "response_code": "54", "request_id": "late"}));
+    assert_eq!(
+        v,
+        json!({"result": "rejected", "reason": "expired", "response_code": "54", "request_id": "late"})
+    );
     // An expired code does not count towards the lock.
     let (_, card) = gw.post(&admin, "/v1/cards/lookup", &json!({"pan": cards::A}));
     assert_eq!(card["failures"], 0);
@@ -61,16 +76,32 @@ fn three_failures_lock_until_reactivated() {
 
     // Success resets the count: two failures, a success, two failures: still active.
     let code = code_in(&gw.sms("989121110021", "4321", "ascii"));
-    let wrong = if code == "0000000" { "0000001" } else { "0000000" };
+    let wrong = if code == "0000000" {
+        "0000001"
+    } else {
+        "0000000"
+    };
     for i in 0..2 {
-        assert_eq!(gw.verify(&verifier, cards::A, wrong, &format!("w{i}"))["reason"], "invalid");
+        assert_eq!(
+            gw.verify(&verifier, cards::A, wrong, &format!("w{i}"))["reason"],
+            "invalid"
+        );
     }
-    assert_eq!(gw.verify(&verifier, cards::A, &code, "ok")["result"], "approved");
+    assert_eq!(
+        gw.verify(&verifier, cards::A, &code, "ok")["result"],
+        "approved"
+    );
     let code = code_in(&gw.sms("989121110021", "4321", "ascii"));
     for i in 2..4 {
-        assert_eq!(gw.verify(&verifier, cards::A, wrong, &format!("w{i}"))["reason"], "invalid");
+        assert_eq!(
+            gw.verify(&verifier, cards::A, wrong, &format!("w{i}"))["reason"],
+            "invalid"
+        );
     }
-    assert_eq!(gw.get(&admin, &format!("/v1/cards/{id}")).1["status"], "active");
+    assert_eq!(
+        gw.get(&admin, &format!("/v1/cards/{id}")).1["status"],
+        "active"
+    );
     // The third consecutive failure locks the card.
     let v = gw.verify(&verifier, cards::A, wrong, "w4");
     assert_eq!(v["reason"], "invalid");
@@ -79,7 +110,10 @@ fn three_failures_lock_until_reactivated() {
     assert_eq!(shown["failures"], 3);
     // Locked: even the right code is answered `locked`, and nothing more is counted.
     let v = gw.verify(&verifier, cards::A, &code, "after-lock");
-    assert_eq!(v, json!({"result": "rejected", "reason": "locked", "response_code": "75", "request_id": "after-lock"}));
+    assert_eq!(
+        v,
+        json!({"result": "rejected", "reason": "locked", "response_code": "75", "request_id": "after-lock"})
+    );
     assert_eq!(gw.get(&admin, &format!("/v1/cards/{id}")).1["failures"], 3);
     // The customer asking for a code is told to go to the bank.
     let reply = gw.sms("989121110021", "OTP 4321", "gsm");
@@ -89,15 +123,32 @@ fn three_failures_lock_until_reactivated() {
     let (ok, out, err) = gw.cli(&["card", "reactivate", "--id", &id.to_string()]);
     assert!(ok, "{err}");
     let card: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!((card["status"].as_str(), card["failures"].as_i64()), (Some("active"), Some(0)));
+    assert_eq!(
+        (card["status"].as_str(), card["failures"].as_i64()),
+        (Some("active"), Some(0))
+    );
     let code = code_in(&gw.sms("989121110021", "4321", "ascii"));
-    assert_eq!(gw.verify(&verifier, cards::A, &code, "works-again")["result"], "approved");
+    assert_eq!(
+        gw.verify(&verifier, cards::A, &code, "works-again")["result"],
+        "approved"
+    );
 
     // The audit trail tells the story.
     let (status, events) = gw.get(&admin, &format!("/v1/cards/{id}/events"));
     assert_eq!(status, 200);
-    let kinds: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    for kind in ["enrolled", "code_issued", "verified", "locked", "reactivated"] {
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "enrolled",
+        "code_issued",
+        "verified",
+        "locked",
+        "reactivated",
+    ] {
         assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
     }
     assert_eq!(kinds.iter().filter(|k| **k == "locked").count(), 1);
@@ -110,7 +161,11 @@ fn a_retried_request_id_returns_the_first_answer_and_counts_nothing_twice() {
     let verifier = gw.api_key("verifier");
     gw.enroll(&admin, cards::A, "989121110022");
     let code = code_in(&gw.sms("989121110022", "4321", "ascii"));
-    let wrong = if code == "1111111" { "2222222" } else { "1111111" };
+    let wrong = if code == "1111111" {
+        "2222222"
+    } else {
+        "1111111"
+    };
 
     let first = gw.verify(&verifier, cards::A, wrong, "retry-me");
     for _ in 0..5 {
@@ -124,7 +179,11 @@ fn a_retried_request_id_returns_the_first_answer_and_counts_nothing_twice() {
     assert_eq!(gw.verify(&verifier, cards::A, &code, "approve-me"), ok);
 
     // The same request_id for a different request is refused, not answered.
-    let (status, body) = gw.post(&verifier, "/v1/verify", &json!({"pan": cards::A, "code": "7654321", "request_id": "retry-me"}));
+    let (status, body) = gw.post(
+        &verifier,
+        "/v1/verify",
+        &json!({"pan": cards::A, "code": "7654321", "request_id": "retry-me"}),
+    );
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "request_id_reused");
 }
@@ -163,28 +222,65 @@ fn verify_rejects_bad_requests_with_json_errors() {
     let ok_body = json!({"pan": cards::A, "code": "1234567", "request_id": "x"});
 
     let (status, body) = gw.post("not-a-key", "/v1/verify", &ok_body);
-    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
     let (status, body) = gw.post(&admin, "/v1/verify", &ok_body);
-    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
 
     let cases = [
-        (json!({"pan": "6037990000004322", "code": "1", "request_id": "x"}), 400, "invalid_pan"),
-        (json!({"pan": "1234", "code": "1", "request_id": "x"}), 400, "invalid_pan"),
-        (json!({"pan": cards::A, "code": "", "request_id": "x"}), 400, "invalid_code"),
-        (json!({"pan": cards::A, "code": "1234567", "request_id": ""}), 400, "invalid_request_id"),
-        (json!({"pan": cards::A, "code": "1234567", "request_id": "a b"}), 400, "invalid_request_id"),
-        (json!({"pan": 6037990000004321u64, "code": "1", "request_id": "x"}), 422, "invalid_body"),
+        (
+            json!({"pan": "6037990000004322", "code": "1", "request_id": "x"}),
+            400,
+            "invalid_pan",
+        ),
+        (
+            json!({"pan": "1234", "code": "1", "request_id": "x"}),
+            400,
+            "invalid_pan",
+        ),
+        (
+            json!({"pan": cards::A, "code": "", "request_id": "x"}),
+            400,
+            "invalid_code",
+        ),
+        (
+            json!({"pan": cards::A, "code": "1234567", "request_id": ""}),
+            400,
+            "invalid_request_id",
+        ),
+        (
+            json!({"pan": cards::A, "code": "1234567", "request_id": "a b"}),
+            400,
+            "invalid_request_id",
+        ),
+        (
+            json!({"pan": 6037990000004321u64, "code": "1", "request_id": "x"}),
+            422,
+            "invalid_body",
+        ),
         (json!({"code": "1", "request_id": "x"}), 422, "invalid_body"),
     ];
     for (body, want_status, want_code) in cases {
         let (status, resp) = gw.post(&verifier, "/v1/verify", &body);
-        assert_eq!((status, resp["error"]["code"].as_str()), (want_status, Some(want_code)), "{body}");
+        assert_eq!(
+            (status, resp["error"]["code"].as_str()),
+            (want_status, Some(want_code)),
+            "{body}"
+        );
         // Error bodies never echo a card number.
         assert!(!resp.to_string().contains("6037990000004321"), "{resp}");
     }
     // Not enrolled.
     let v = gw.verify(&verifier, cards::D, "1234567", "ne");
-    assert_eq!(v, json!({"result": "rejected", "reason": "not_enrolled", "response_code": "56", "request_id": "ne"}));
+    assert_eq!(
+        v,
+        json!({"result": "rejected", "reason": "not_enrolled", "response_code": "56", "request_id": "ne"})
+    );
     // Not JSON at all.
     let resp = reqwest::blocking::Client::new()
         .post(gw.url("/v1/verify"))

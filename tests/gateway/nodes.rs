@@ -1,0 +1,100 @@
+//! Two real gateway processes on one database (a shared SQLite file by default, one
+//! PostgreSQL database when OTPGW_TEST_POSTGRES_URL is set): every rule that must hold
+//! across nodes is the database's.
+
+use crate::cards;
+use crate::harness::{code_in, Gateway};
+
+#[test]
+fn rules_hold_across_two_nodes() {
+    let a = Gateway::start();
+    let b = Gateway::start_beside(&a);
+    let admin = a.api_key("admin");
+    let verifier = a.api_key("verifier");
+    a.enroll(&admin, cards::A, "989121110070");
+    a.enroll(&admin, cards::C, "989121110071");
+
+    // A code issued through node A verifies through node B.
+    let code = code_in(&a.sms("989121110070", "4321", "ascii"));
+    assert_eq!(
+        b.verify(&verifier, cards::A, &code, "ab")["result"],
+        "approved"
+    );
+
+    // 100 concurrent verifies of one code over both nodes approve exactly one.
+    let code = code_in(&b.sms("989121110070", "4321", "ascii"));
+    let barrier = std::sync::Barrier::new(100);
+    let results: Vec<serde_json::Value> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..100)
+            .map(|i| {
+                let (node, barrier, verifier, code) =
+                    (if i % 2 == 0 { &a } else { &b }, &barrier, &verifier, &code);
+                s.spawn(move || {
+                    barrier.wait();
+                    node.verify(verifier, cards::A, code, &format!("n{i}"))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        results.iter().filter(|r| r["result"] == "approved").count(),
+        1
+    );
+
+    // Concurrent wrong guesses over both nodes lock the card after exactly three.
+    let code = code_in(&a.sms("989121110071", "2468", "ascii"));
+    let wrong = if code == "9999999" {
+        "8888888"
+    } else {
+        "9999999"
+    };
+    let guesses: Vec<serde_json::Value> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20)
+            .map(|i| {
+                let (node, verifier) = (if i % 2 == 0 { &a } else { &b }, &verifier);
+                s.spawn(move || node.verify(verifier, cards::C, wrong, &format!("g{i}")))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let invalid = guesses.iter().filter(|r| r["reason"] == "invalid").count();
+    let locked = guesses.iter().filter(|r| r["reason"] == "locked").count();
+    assert_eq!((invalid, locked), (3, 17), "{guesses:?}");
+    let (_, card) = b.post(
+        &admin,
+        "/v1/cards/lookup",
+        &serde_json::json!({"pan": cards::C}),
+    );
+    assert_eq!(
+        (card["status"].as_str(), card["failures"].as_i64()),
+        (Some("locked"), Some(3))
+    );
+
+    // Two SMS for one card at once through both nodes leave exactly one live code.
+    let codes: Vec<String> = std::thread::scope(|s| {
+        let ha = s.spawn(|| code_in(&a.sms("989121110070", "4321", "ascii")));
+        let hb = s.spawn(|| code_in(&b.sms("989121110070", "4321", "ascii")));
+        vec![ha.join().unwrap(), hb.join().unwrap()]
+    });
+    let approved: Vec<bool> = codes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| a.verify(&verifier, cards::A, c, &format!("two{i}"))["result"] == "approved")
+        .collect();
+    assert_eq!(approved.iter().filter(|x| **x).count(), 1, "{approved:?}");
+}
+
+#[test]
+fn sigterm_unbinds_every_session_and_exits_zero() {
+    let gw = Gateway::start();
+    let peer = std::thread::scope(|s| {
+        let h = s.spawn(|| gw.peer(&["wait-unbind"]));
+        gw.wait_for_log("\"bound\"");
+        let status = gw.stop();
+        assert!(status.success(), "exit status {status:?}");
+        h.join().unwrap()
+    });
+    peer.ok();
+    peer.event("unbind_from_server");
+}
