@@ -155,3 +155,55 @@ fn no_card_number_or_code_in_the_database_or_the_logs() {
         }
     }
 }
+
+/// `otpgw serve` with no configuration: SQLite file and a 0600 key file in the
+/// working directory, and the `test`/`test` peer accepted from loopback.
+#[test]
+fn the_embedded_default_works_without_a_config_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let gw = Gateway::start_embedded();
+    let key_file = gw.dir.path().join("otpgw.db.key");
+    let mode = std::fs::metadata(&key_file)
+        .expect("key file created")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(gw.dir.path().join("otpgw.db").exists());
+    assert!(
+        gw.log().contains("test/test is accepted"),
+        "the embedded peer is announced with a warning"
+    );
+    let p = gw.peer_as("test", "test", &[], &["bind-only"]);
+    assert_eq!(p.event("bind")["status"], 0);
+    let p = gw.peer_as("kannel", "secret", &[], &["bind-only"]);
+    assert_eq!(p.event("bind")["status"], 0x0F);
+}
+
+#[test]
+fn bad_configuration_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    for (toml, want) in [
+        ("[smpp]\nlisten = 5\n", "listen"),
+        ("[service]\nlanguage = \"de\"\n", "language"),
+        ("[service]\ncode_ttl_secs = 0\n", "code_ttl_secs"),
+        ("[nonsense]\nx = 1\n", "nonsense"),
+        (
+            "[[smpp.peers]]\nsystem_id = \"a\"\npassword = \"toolongpassword\"\n",
+            "password",
+        ),
+    ] {
+        std::fs::write(&config, toml).unwrap();
+        let out = std::process::Command::new(crate::harness::bin())
+            .args(["--config", config.to_str().unwrap(), "check-config"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(want), "{toml}: {err}");
+    }
+    let out = std::process::Command::new(crate::harness::bin())
+        .args(["--config", "/nonexistent/otpgw.toml", "check-config"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+}

@@ -102,8 +102,28 @@ sender_id = "BankOTP"
             ),
         )
         .unwrap();
-        let mut child = Command::new(bin())
-            .args(["--config", config.to_str().unwrap(), "serve"])
+        let mut cmd = Command::new(bin());
+        cmd.args(["--config", config.to_str().unwrap(), "serve"]);
+        Self::spawn(cmd, dir, config, db_url)
+    }
+
+    /// `otpgw serve` with no config file in a fresh working directory: the embedded
+    /// default, with only the listen ports and log format overridden by environment.
+    pub fn start_embedded() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cmd = Command::new(bin());
+        cmd.arg("serve")
+            .current_dir(dir.path())
+            .env("OTPGW_SMPP__LISTEN", "127.0.0.1:0")
+            .env("OTPGW_HTTP__LISTEN", "127.0.0.1:0")
+            .env("OTPGW_LOG__FORMAT", "json");
+        let config = dir.path().join("none.toml");
+        let db_url = format!("sqlite://{}/otpgw.db", dir.path().display());
+        Self::spawn(cmd, dir, config, db_url)
+    }
+
+    fn spawn(mut cmd: Command, dir: tempfile::TempDir, config: PathBuf, db_url: String) -> Self {
+        let mut child = cmd
             .env_remove("OTPGW_CONFIG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
