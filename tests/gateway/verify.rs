@@ -7,36 +7,31 @@ use sqlx::Connection;
 use crate::cards;
 use crate::harness::{code_in, Gateway};
 
-/// Moves a card's codes `ms` into the past, as if that much time had gone by.
-fn age_codes(gw: &Gateway, ms: i64) {
+/// A direct connection to the gateway's database, for setting up time and reading state.
+fn connect(gw: &Gateway) -> (tokio::runtime::Runtime, sqlx::AnyConnection) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
-        sqlx::any::install_default_drivers();
-        let mut conn = sqlx::AnyConnection::connect(&gw.db_url).await.unwrap();
-        sqlx::query("UPDATE codes SET issued_at = issued_at - $1, expires_at = expires_at - $1")
-            .bind(ms)
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    });
+    sqlx::any::install_default_drivers();
+    let conn = rt
+        .block_on(sqlx::AnyConnection::connect(&gw.db_url))
+        .unwrap();
+    (rt, conn)
+}
+
+/// Moves every code `ms` into the past, as if that much time had gone by.
+fn age_codes(gw: &Gateway, ms: i64) {
+    let (rt, mut conn) = connect(gw);
+    let sql = "UPDATE codes SET issued_at = issued_at - $1, expires_at = expires_at - $1";
+    rt.block_on(sqlx::query(sql).bind(ms).execute(&mut conn))
+        .unwrap();
 }
 
 fn code_lifetimes(gw: &Gateway) -> Vec<i64> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        sqlx::any::install_default_drivers();
-        let mut conn = sqlx::AnyConnection::connect(&gw.db_url).await.unwrap();
-        sqlx::query_scalar("SELECT expires_at - issued_at FROM codes")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap()
-    })
+    let (rt, mut conn) = connect(gw);
+    rt.block_on(sqlx::query_scalar("SELECT expires_at - issued_at FROM codes").fetch_all(&mut conn))
+        .unwrap()
 }
 
 #[test]
