@@ -61,6 +61,7 @@ pub struct SmppSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerSettings {
+    #[serde(deserialize_with = "string_or_number")]
     pub system_id: String,
     pub password: Secret,
     /// Source addresses this peer may bind from; empty means any.
@@ -79,12 +80,15 @@ pub struct HttpSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct ServiceSettings {
     /// Destination numbers the SMS service answers on; empty accepts any.
+    #[serde(deserialize_with = "strings_or_numbers")]
     pub short_codes: Vec<String>,
     /// Source address of reply messages.
+    #[serde(deserialize_with = "string_or_number")]
     pub sender_id: String,
     /// Default reply language when the customer's text does not show one: fa | en.
     pub language: Language,
     /// Country calling code used to normalise national numbers (0912… → 98912…).
+    #[serde(deserialize_with = "string_or_number")]
     pub country_code: String,
     pub code_ttl_secs: u64,
     /// Consecutive failed verifications that lock a card.
@@ -130,7 +134,34 @@ pub enum LogFormat {
 /// A string that never prints.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Secret(String);
+pub struct Secret(#[serde(deserialize_with = "string_or_number")] String);
+
+/// Environment values that look like numbers (`OTPGW_SERVICE__SHORT_CODES=[30003303]`,
+/// a numeric password) arrive as integers; these fields are strings all the same.
+/// (Leading zeros do not survive that trip: quote such values, `'"0098"'`.)
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Value {
+        Text(String),
+        Unsigned(u64),
+        Signed(i64),
+    }
+    Ok(match Value::deserialize(d)? {
+        Value::Text(s) => s,
+        Value::Unsigned(n) => n.to_string(),
+        Value::Signed(n) => n.to_string(),
+    })
+}
+
+fn strings_or_numbers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Item(#[serde(deserialize_with = "string_or_number")] String);
+    Ok(Vec::<Item>::deserialize(d)?
+        .into_iter()
+        .map(|i| i.0)
+        .collect())
+}
 
 impl Secret {
     pub fn new(s: impl Into<String>) -> Self {
@@ -353,11 +384,13 @@ impl Settings {
         if path.exists() {
             return read_key_file(&path);
         }
-        if sqlite_path(&self.database.url).is_none() && self.secrets.key_file.is_none() {
-            return Err(invalid(
-                "secrets: with a shared database set secrets.pan_key and secrets.code_key (the same on every node)"
-                    .into(),
-            ));
+        if sqlite_path(&self.database.url).is_none() {
+            // A node inventing its own keys could never find a card another node enrolled.
+            return Err(invalid(format!(
+                "secrets: with a shared database set secrets.pan_key and secrets.code_key, or a key_file \
+                 that exists ({} does not); they must be the same on every node",
+                path.display()
+            )));
         }
         let keys = crate::codes::Keys::generate();
         write_key_file(&path, &keys)

@@ -170,8 +170,7 @@ impl Store {
     pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let (url, backend) = if settings.url.starts_with("sqlite:") {
-            // Create the file on first start; sqlx's SQLite defaults give WAL mode
-            // and a busy timeout, which concurrent writers rely on.
+            // Create the file on first start.
             let url = if settings.url.contains('?') {
                 settings.url.clone()
             } else {
@@ -185,6 +184,20 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL: readers never block the writer; sqlx does not set it for us.
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await?;
         Ok(Self { pool, backend })

@@ -18,7 +18,13 @@ pub fn init_logging(settings: &LogSettings, to_stdout: bool) {
     let filter = EnvFilter::try_from_env("OTPGW_LOG")
         .or_else(|_| EnvFilter::try_new(&settings.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = if to_stdout {
+        std::io::IsTerminal::is_terminal(&std::io::stdout())
+    } else {
+        std::io::IsTerminal::is_terminal(&std::io::stderr())
+    };
     let builder = tracing_subscriber::fmt()
+        .with_ansi(ansi)
         .with_env_filter(filter)
         .with_writer(move || -> Box<dyn std::io::Write> {
             if to_stdout {

@@ -102,33 +102,30 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
-        let (status, code) = match &r {
-            JsonRejection::MissingJsonContentType(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "content_type")
-            }
-            JsonRejection::JsonSyntaxError(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
-            JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
-            _ => (StatusCode::BAD_REQUEST, "invalid_body"),
+        let code = match &r {
+            JsonRejection::MissingJsonContentType(_) => "content_type",
+            JsonRejection::JsonSyntaxError(_) => "invalid_json",
+            _ if r.status() == StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            _ => "invalid_body",
         };
-        Self::new(status, code, without_quoted_values(&r.body_text()))
+        Self::new(r.status(), code, without_quoted_values(&r.body_text()))
     }
 }
 
 /// serde quotes offending values in backticks (`invalid type: integer `4111…``);
-/// a value could be a card number, so the message keeps only the shape of the error.
+/// a value could be a card number, so quoted text with a digit in it is dropped, while
+/// field names (`missing field `pan``) stay.
 fn without_quoted_values(msg: &str) -> String {
     let mut out = String::with_capacity(msg.len());
-    let mut inside = false;
-    for c in msg.chars() {
-        if c == '`' {
-            if inside {
-                out.push_str("…`");
-            } else {
-                out.push('`');
-            }
-            inside = !inside;
-        } else if !inside {
-            out.push(c);
+    for (i, part) in msg.split('`').enumerate() {
+        if i % 2 == 0 {
+            out.push_str(part);
+        } else if part.chars().any(char::is_numeric) {
+            out.push_str("`…`");
+        } else {
+            out.push('`');
+            out.push_str(part);
+            out.push('`');
         }
     }
     out
@@ -137,12 +134,16 @@ fn without_quoted_values(msg: &str) -> String {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn quoted_values_are_dropped() {
+    fn quoted_values_are_dropped_and_field_names_kept() {
         assert_eq!(
             super::without_quoted_values(
                 "pan: invalid type: integer `4111111111111111`, expected a string"
             ),
             "pan: invalid type: integer `…`, expected a string"
+        );
+        assert_eq!(
+            super::without_quoted_values("missing field `pan`"),
+            "missing field `pan`"
         );
     }
 }

@@ -54,7 +54,24 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ))
+        .layer(axum::middleware::map_response(timeout_body))
         .with_state(state)
+}
+
+/// The timeout layer answers 408 with an empty body; give it ours.
+async fn timeout_body(resp: axum::response::Response) -> axum::response::Response {
+    if resp.status() == StatusCode::REQUEST_TIMEOUT
+        && !resp
+            .headers()
+            .contains_key(axum::http::header::CONTENT_TYPE)
+    {
+        return axum::response::IntoResponse::into_response(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "the request took too long",
+        ));
+    }
+    resp
 }
 
 /// The API key behind a request's `Authorization: Bearer` header.

@@ -64,10 +64,37 @@ impl Context {
         let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
         queues
             .entry(system_id.to_owned())
-            .or_insert_with(async_channel::unbounded)
+            .or_insert_with(|| async_channel::bounded(QUEUE_CAPACITY))
             .clone()
     }
+
+    /// Drops replies that can no longer be useful from every queue, so a system_id
+    /// with no receiving bind does not pile them up.
+    fn sweep(&self) {
+        let queues: Vec<Queue> = self
+            .queues
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let now = tokio::time::Instant::now();
+        for (tx, rx) in queues {
+            for _ in 0..rx.len() {
+                match rx.try_recv() {
+                    Ok(reply) if reply.deliver_by > now => {
+                        let _ = tx.try_send(reply);
+                    }
+                    Ok(_) => metrics::counter!("otpgw_replies_expired_total").increment(1),
+                    Err(_) => break,
+                }
+            }
+        }
+    }
 }
+
+/// Replies waiting per system_id; beyond this a reply is dropped (and counted).
+const QUEUE_CAPACITY: usize = 10_000;
 
 pub struct Server {
     ctx: Arc<Context>,
@@ -88,9 +115,11 @@ impl Server {
     /// Accepts connections until `shutdown`, then waits for every session to unbind.
     pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) {
         let sessions = TaskTracker::new();
+        let mut sweep = tokio::time::interval(Duration::from_secs(5));
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
+                _ = sweep.tick() => self.ctx.sweep(),
                 accepted = listener.accept() => match accepted {
                     Ok((stream, addr)) => {
                         let _ = stream.set_nodelay(true);

@@ -72,7 +72,7 @@ pub fn message(pdu: &Pdu) -> Option<Message> {
         let udh_len = body.first().map_or(0, |l| usize::from(*l) + 1);
         body = body.get(udh_len..).unwrap_or_default();
     }
-    // Undecodable text is answered like unreadable text: with the short help.
+    // Undecodable text is answered like unreadable text ("not understood").
     let text = decode_short_message(dc, body).unwrap_or_else(|_| "\u{FFFD}".into());
     Some(Message {
         source: source.to_owned(),

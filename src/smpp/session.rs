@@ -162,11 +162,12 @@ fn check_bind(ctx: &Context, bind: &pdu::Bind<'_>, addr: SocketAddr) -> CommandS
     else {
         return CommandStatus::EsmeRinvsysid;
     };
-    if !crate::codes::hashes_equal(peer.password.expose(), bind.password) {
-        return CommandStatus::EsmeRinvpaswd;
-    }
+    // The address first, so a bind from elsewhere learns nothing about the password.
     if !super::address_allowed(&peer.allow_from, addr) {
         return CommandStatus::EsmeRbindfail;
+    }
+    if !crate::codes::hashes_equal(peer.password.expose(), bind.password) {
+        return CommandStatus::EsmeRinvpaswd;
     }
     CommandStatus::EsmeRok
 }
@@ -244,6 +245,7 @@ impl Session {
             let flow = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
+                    self.drain().await;
                     self.unbind().await;
                     Flow::Close
                 }
@@ -357,7 +359,12 @@ impl Session {
             return self.reply(pdu::message_resp(id, seq, &message_id)).await;
         }
         let short_codes = &self.ctx.service.short_codes;
-        if !short_codes.is_empty() && !short_codes.contains(&message.destination) {
+        let destination = message.destination.trim_start_matches('+');
+        if !short_codes.is_empty()
+            && !short_codes
+                .iter()
+                .any(|c| c.trim_start_matches('+') == destination)
+        {
             tracing::info!(destination = %message.destination, "message for a number we do not serve");
             return self
                 .reply(refuse(id, CommandStatus::EsmeRinvdstadr, seq))
@@ -367,7 +374,7 @@ impl Session {
         let responses = self.responses.0.clone();
         let system_id = self.bound.system_id.clone();
         let started = Instant::now();
-        self.tasks.spawn(async move {
+        self.tasks.spawn(tracing::Instrument::in_current_span(async move {
             let inbound = Inbound { channel: Channel::Sms, peer: system_id.clone(), from: message.source, text: message.text };
             let response = match ctx.core.handle(&inbound).await {
                 Ok(reply) => {
@@ -376,13 +383,17 @@ impl Session {
                     let _ = responses.send(pdu::message_resp(id, seq, &message_id));
                     tracing::info!(message_id = %message_id, reply = reply.kind.as_str(), "message answered");
                     let (queue, _) = ctx.queue(&system_id);
-                    let _ = queue.try_send(Outgoing {
+                    let queued = queue.try_send(Outgoing {
                         to: reply.to,
                         text: reply.text,
                         kind: reply.kind,
                         code_id: reply.code_id,
                         deliver_by: started + ttl,
                     });
+                    if queued.is_err() {
+                        tracing::error!("reply queue full: reply dropped");
+                        metrics::counter!("otpgw_replies_dropped_total").increment(1);
+                    }
                     metrics::histogram!("otpgw_reply_seconds", "channel" => "sms").record(started.elapsed().as_secs_f64());
                     return;
                 }
@@ -397,7 +408,7 @@ impl Session {
                 }
             };
             let _ = responses.send(response);
-        });
+        }));
         Flow::Continue
     }
 
@@ -485,6 +496,23 @@ impl Session {
                 .await;
         }
         Flow::Continue
+    }
+
+    /// Lets messages being handled finish and writes their responses, so that no
+    /// committed code goes unanswered because we were shutting down.
+    async fn drain(&mut self) {
+        self.tasks.close();
+        if timeout(Duration::from_secs(5), self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("messages still being handled at shutdown");
+        }
+        while let Ok(cmd) = self.responses.1.try_recv() {
+            if !send(&mut self.conn, cmd).await {
+                return;
+            }
+        }
     }
 
     /// Tells the peer we are going and waits briefly for its unbind_resp.

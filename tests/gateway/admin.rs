@@ -169,6 +169,11 @@ fn the_embedded_default_works_without_a_config_file() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
     assert!(gw.dir.path().join("otpgw.db").exists());
+    // SQLite runs in WAL mode (the -wal file exists while the gateway has it open).
+    assert!(
+        gw.dir.path().join("otpgw.db-wal").exists(),
+        "not in WAL mode"
+    );
     assert!(
         gw.log().contains("test/test is accepted"),
         "the embedded peer is announced with a warning"

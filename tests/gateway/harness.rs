@@ -24,6 +24,8 @@ pub struct Gateway {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub db_url: String,
+    /// This gateway created its PostgreSQL database and drops it when done.
+    owns_db: bool,
     log: Arc<Mutex<String>>,
     client: reqwest::blocking::Client,
 }
@@ -50,7 +52,17 @@ impl Gateway {
     pub fn start_with(service_extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let db_url = fresh_database(dir.path());
-        Self::start_in(dir, db_url, service_extra, None)
+        // On a shared database the gateway refuses to invent keys: give it some.
+        let keys = db_url.starts_with("postgres").then(|| {
+            format!(
+                "pan_key = \"{}\"\ncode_key = \"{}\"\n",
+                hex::encode(rand::random::<[u8; 32]>()),
+                hex::encode(rand::random::<[u8; 32]>())
+            )
+        });
+        let mut gw = Self::start_in(dir, db_url, service_extra, keys);
+        gw.owns_db = gw.db_url.starts_with("postgres");
+        gw
     }
 
     /// A second node on the same database and keys as `other`.
@@ -178,6 +190,7 @@ sender_id = "BankOTP"
             dir,
             config,
             db_url,
+            owns_db: false,
             log,
             client: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(30))
@@ -359,6 +372,9 @@ impl Drop for Gateway {
         if let Some(mut child) = self.child.lock().unwrap().take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if self.owns_db {
+            crate::pg::drop_database(&self.db_url);
         }
     }
 }

@@ -39,3 +39,23 @@ pub fn fresh_database(base: &str) -> String {
         .unwrap_or_default();
     format!("{prefix}/{name}{query}")
 }
+
+/// Drops a database made by `fresh_database`, closing what killed nodes left open.
+pub fn drop_database(url: &str) {
+    let Some((prefix, rest)) = url.rsplit_once('/') else {
+        return;
+    };
+    let name = rest.split('?').next().unwrap_or_default().to_owned();
+    let admin_url = format!("{prefix}/postgres");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
+            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+            let _ = sqlx::query(&sql).execute(&mut conn).await;
+        }
+    });
+}
