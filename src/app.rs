@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{ConfigError, Settings};
 use crate::core::{Core, SystemClock};
 use crate::http::{self, AppState};
+use crate::limits::Limits;
 use crate::smpp;
 use crate::store::{Store, StoreError};
 
@@ -38,10 +39,12 @@ pub async fn build_core(settings: &Settings) -> Result<Core, AppError> {
     let keys = settings.keys()?;
     let store = Store::connect(&settings.database).await?;
     store.migrate().await?;
+    let limits = Limits::new(&settings.limits, &settings.smpp.peers);
     Ok(Core::new(
         store,
         keys,
         settings.service.clone(),
+        limits,
         Arc::new(SystemClock),
     ))
 }
@@ -119,6 +122,16 @@ impl App {
             self.settings.service.clone(),
         );
         let smpp_task = tracker.spawn(smpp_server.run(self.smpp, shutdown.clone()));
+        let (core, stop) = (self.core.clone(), shutdown.clone());
+        tracker.spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = every.tick() => core.housekeeping(),
+                }
+            }
+        });
         tracker.close();
 
         shutdown.cancelled().await;

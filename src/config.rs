@@ -30,6 +30,7 @@ pub struct Settings {
     pub service: ServiceSettings,
     pub secrets: SecretSettings,
     pub log: LogSettings,
+    pub limits: LimitSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,6 +68,71 @@ pub struct PeerSettings {
     /// Source addresses this peer may bind from; empty means any.
     #[serde(default)]
     pub allow_from: Vec<IpAddr>,
+    /// PDUs per second this peer may send (this node); default `limits.peer_tps`.
+    #[serde(default)]
+    pub tps: Option<u32>,
+}
+
+/// Rate limits, per gateway node (see `limits`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    /// Messages per customer number, every window must allow it.
+    pub msisdn: Vec<Rate>,
+    /// Codes per card.
+    pub card: Rate,
+    /// "Not registered" replies per unknown number.
+    pub unknown_sender: Rate,
+    /// PDUs per second per SMPP peer (0 = unlimited); a peer's own `tps` wins.
+    pub peer_tps: u32,
+    /// Subscriber messages per second over all peers (0 = unlimited).
+    pub global_per_second: u32,
+    /// Verify requests per second per API key (0 = unlimited).
+    pub verify_per_key_per_second: u32,
+    /// Wrong codes one API key may submit per window before it is refused …
+    pub guard_max_failures: u32,
+    pub guard_window_secs: u64,
+    /// … for this long.
+    pub guard_cooldown_secs: u64,
+}
+
+/// `count` events per `per_secs` seconds (a burst of `count`, refilled evenly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    pub count: u32,
+    pub per_secs: u64,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            msisdn: vec![
+                Rate {
+                    count: 3,
+                    per_secs: 60,
+                },
+                Rate {
+                    count: 10,
+                    per_secs: 3600,
+                },
+            ],
+            card: Rate {
+                count: 1,
+                per_secs: 10,
+            },
+            unknown_sender: Rate {
+                count: 1,
+                per_secs: 3600,
+            },
+            peer_tps: 100,
+            global_per_second: 500,
+            verify_per_key_per_second: 200,
+            guard_max_failures: 100,
+            guard_window_secs: 600,
+            guard_cooldown_secs: 900,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -246,6 +312,7 @@ fn embedded_test_peer() -> PeerSettings {
             IpAddr::from([127, 0, 0, 1]),
             IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]),
         ],
+        tps: None,
     }
 }
 
@@ -300,6 +367,19 @@ impl Settings {
         }
         if !(64..=65_536).contains(&self.smpp.max_pdu_len) {
             return bad("smpp.max_pdu_len must be between 64 and 65536".into());
+        }
+        let rates = self
+            .limits
+            .msisdn
+            .iter()
+            .chain([&self.limits.card, &self.limits.unknown_sender]);
+        if rates.into_iter().any(|r| r.count == 0 || r.per_secs == 0) {
+            return bad("limits: every rate needs count and per_secs of at least 1".into());
+        }
+        if self.limits.guard_max_failures == 0 || self.limits.guard_window_secs == 0 {
+            return bad(
+                "limits: guard_max_failures and guard_window_secs must be at least 1".into(),
+            );
         }
         if self.smpp.window == 0 {
             return bad("smpp.window must be at least 1".into());

@@ -8,6 +8,7 @@
 //! * `codes`     — CSPRNG codes, keyed hashes, constant-time comparison.
 //! * `store`     — all SQL, on SQLite or PostgreSQL; the atomic rules live here.
 //! * `core`      — the gateway's rules and texts; transport-free.
+//! * `limits`    — per-node rate limits (governor) and the verify guessing guard.
 //! * `smpp`      — the SMPP listener: sessions, framing, PDUs ↔ core requests.
 //! * `http`      — verify, card admin and operations endpoints.
 
@@ -17,6 +18,7 @@ pub mod config;
 pub mod core;
 pub mod domain;
 pub mod http;
+pub mod limits;
 pub mod smpp;
 pub mod store;
 pub mod telemetry;

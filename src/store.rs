@@ -588,6 +588,19 @@ impl Store {
         })
     }
 
+    /// Appends an audit event that belongs to no single verification or card change.
+    pub async fn audit(
+        &self,
+        card_id: Option<i64>,
+        kind: &str,
+        actor: &str,
+        detail: serde_json::Value,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        insert_event(&mut conn, card_id, kind, actor, detail, at).await
+    }
+
     // ---- API keys ----------------------------------------------------------------
 
     pub async fn create_api_key(

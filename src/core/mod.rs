@@ -18,6 +18,7 @@ use otpgw_parsers::sms::{parse_sms, SmsGrammar, SmsRequest};
 use crate::codes::{self, Code, Keys, Pan};
 use crate::config::ServiceSettings;
 use crate::domain::{CardStatus, Channel, Reason, Role, Verdict};
+use crate::limits::{Admission, Limits, Refused};
 use crate::store::{
     ApiKey, Card, Effect, Event, Issued, LatestCode, LockedCard, NewCard, NewCode, StatusChange,
     Store, StoreError, VerifyAttempt,
@@ -97,10 +98,17 @@ struct Inner {
     service: ServiceSettings,
     grammar: SmsGrammar,
     clock: Arc<dyn Clock>,
+    limits: Limits,
 }
 
 impl Core {
-    pub fn new(store: Store, keys: Keys, service: ServiceSettings, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        store: Store,
+        keys: Keys,
+        service: ServiceSettings,
+        limits: Limits,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let grammar = SmsGrammar {
             keywords: service.keywords.clone(),
             help_keywords: service.help_keywords.clone(),
@@ -112,6 +120,7 @@ impl Core {
                 service,
                 grammar,
                 clock,
+                limits,
             }),
         }
     }
@@ -132,42 +141,54 @@ impl Core {
         normalize_msisdn(raw, &self.inner.service.country_code).map_err(CoreError::Msisdn)
     }
 
-    /// Answers one customer message. A code is committed to the store before this
-    /// returns the reply that carries it.
-    pub async fn handle(&self, inbound: &Inbound) -> Result<Reply, CoreError> {
+    /// Answers one customer message; `None` means stay silent (a limit already
+    /// told this customer when to come back). A code is committed to the store
+    /// before this returns the reply that carries it.
+    pub async fn handle(&self, inbound: &Inbound) -> Result<Option<Reply>, CoreError> {
         let svc = &self.inner.service;
         let msisdn = self.normalize_msisdn(&inbound.from)?;
         let lang = texts::detect_language(&inbound.text, svc.language);
+        let answer = match self.inner.limits.admit_msisdn(&msisdn) {
+            Admission::Allow => self.answer(inbound, &msisdn).await?,
+            over => Answer::limited(over),
+        };
+        let Some(answer) = answer else {
+            tracing::debug!("over a limit and already told: no reply");
+            return Ok(None);
+        };
+        let text = texts::render(
+            answer.kind,
+            lang,
+            &texts::Params {
+                code: answer.code.as_ref().map_or("", Code::expose),
+                ttl_secs: svc.code_ttl_secs,
+                digits: &answer.digits,
+                short_code: svc.short_codes.first().map_or("", String::as_str),
+                retry_secs: answer.retry_secs,
+            },
+        );
+        metrics::counter!("otpgw_replies_total", "kind" => answer.kind.as_str(), "channel" => inbound.channel.as_str())
+            .increment(1);
+        Ok(Some(Reply {
+            to: msisdn,
+            text,
+            kind: answer.kind,
+            code_id: answer.code_id,
+        }))
+    }
+
+    async fn answer(&self, inbound: &Inbound, msisdn: &str) -> Result<Option<Answer>, CoreError> {
         let request = parse_sms(&inbound.text, &self.inner.grammar);
-        let (kind, digits, code, code_id) = match &request {
+        Ok(match &request {
             SmsRequest::Last4(d) | SmsRequest::Last6(d) => {
-                self.issue_for(inbound, &msisdn, &request, d).await?
+                return self.issue_for(inbound, msisdn, &request, d).await
             }
             SmsRequest::FullPan => {
                 tracing::warn!(peer = %inbound.peer, "a full card number was received; it was discarded and the customer warned");
-                (ReplyKind::FullPan, String::new(), None, None)
+                Some(Answer::say(ReplyKind::FullPan, ""))
             }
-            SmsRequest::Help | SmsRequest::Empty => (ReplyKind::Help, String::new(), None, None),
-            SmsRequest::Unrecognised => (ReplyKind::Unrecognised, String::new(), None, None),
-        };
-        let short_code = svc.short_codes.first().map_or("", String::as_str);
-        let text = texts::render(
-            kind,
-            lang,
-            &texts::Params {
-                code: code.as_ref().map_or("", Code::expose),
-                ttl_secs: svc.code_ttl_secs,
-                digits: &digits,
-                short_code,
-            },
-        );
-        metrics::counter!("otpgw_replies_total", "kind" => kind.as_str(), "channel" => inbound.channel.as_str())
-            .increment(1);
-        Ok(Reply {
-            to: msisdn,
-            text,
-            kind,
-            code_id,
+            SmsRequest::Help | SmsRequest::Empty => Some(Answer::say(ReplyKind::Help, "")),
+            SmsRequest::Unrecognised => Some(Answer::say(ReplyKind::Unrecognised, "")),
         })
     }
 
@@ -177,11 +198,15 @@ impl Core {
         msisdn: &str,
         request: &SmsRequest,
         digits: &str,
-    ) -> Result<(ReplyKind, String, Option<Code>, Option<i64>), CoreError> {
+    ) -> Result<Option<Answer>, CoreError> {
         let keys = &self.inner.keys;
+        let limits = &self.inner.limits;
         let cards = self.inner.store.cards_by_msisdn(msisdn).await?;
         if cards.is_empty() {
-            return Ok((ReplyKind::NotEnrolled, String::new(), None, None));
+            // Unknown numbers get one notice per window: never amplify abuse.
+            return Ok(limits
+                .notify_unknown_sender(msisdn)
+                .then(|| Answer::say(ReplyKind::NotEnrolled, "")));
         }
         let matching: Vec<&Card> = match request {
             SmsRequest::Last6(d) => {
@@ -194,12 +219,16 @@ impl Core {
             _ => cards.iter().filter(|c| c.last4 == digits).collect(),
         };
         let card = match matching.as_slice() {
-            [] => return Ok((ReplyKind::NoSuchCard, digits.to_owned(), None, None)),
+            [] => return Ok(Some(Answer::say(ReplyKind::NoSuchCard, digits))),
             [card] => *card,
-            [..] => return Ok((ReplyKind::Ambiguous, digits.to_owned(), None, None)),
+            [..] => return Ok(Some(Answer::say(ReplyKind::Ambiguous, digits))),
         };
         if card.status != CardStatus::Active {
-            return Ok((ReplyKind::Locked, card.last4.clone(), None, None));
+            return Ok(Some(Answer::say(ReplyKind::Locked, &card.last4)));
+        }
+        match limits.admit_card(msisdn, card.id) {
+            Admission::Allow => {}
+            over => return Ok(Answer::limited(over)),
         }
         let code = Code::generate();
         let now = self.now_ms();
@@ -219,23 +248,37 @@ impl Core {
                 &format!("{}:{}", inbound.channel.as_str(), inbound.peer),
             )
             .await?;
-        match issued {
+        Ok(Some(match issued {
             Issued::Code {
                 code_id,
                 superseded,
             } => {
                 metrics::counter!("otpgw_codes_issued_total", "channel" => inbound.channel.as_str()).increment(1);
                 tracing::info!(card_id = card.id, code_id, superseded, "code issued");
-                Ok((
-                    ReplyKind::Code,
-                    card.last4.clone(),
-                    Some(code),
-                    Some(code_id),
-                ))
+                Answer {
+                    code: Some(code),
+                    code_id: Some(code_id),
+                    ..Answer::say(ReplyKind::Code, &card.last4)
+                }
             }
             // Locked between our read and the issuing transaction.
-            Issued::NotActive(_) => Ok((ReplyKind::Locked, card.last4.clone(), None, None)),
-        }
+            Issued::NotActive(_) => Answer::say(ReplyKind::Locked, &card.last4),
+        }))
+    }
+
+    /// Whether an SMPP peer may send one more PDU now (its TPS and the global cap).
+    pub fn admit_peer(&self, system_id: &str) -> Result<(), Refused> {
+        self.inner.limits.admit_peer(system_id)
+    }
+
+    /// Whether this API key may verify now (its rate, and the guessing guard).
+    pub fn admit_verify(&self, key: ApiKey) -> Result<(), Refused> {
+        self.inner.limits.admit_verify(key.id)
+    }
+
+    /// Forgets rate-limit state that no longer matters; call every minute or so.
+    pub fn housekeeping(&self) {
+        self.inner.limits.housekeeping();
     }
 
     /// Verifies a code for a card, atomically in the database. A `request_id` seen
@@ -272,6 +315,11 @@ impl Core {
             return Err(CoreError::RequestIdReused);
         }
         if !record.replayed {
+            if record.verdict == Verdict::Rejected(Reason::Invalid)
+                && self.inner.limits.record_verify_failure(key.id)
+            {
+                self.guard_tripped(key, now).await?;
+            }
             let (result, reason) = match record.verdict {
                 Verdict::Approved => ("approved", "none"),
                 Verdict::Rejected(r) => ("rejected", r.as_str()),
@@ -294,6 +342,26 @@ impl Core {
     pub async fn record_delivery(&self, code_id: i64, accepted: bool) -> Result<(), CoreError> {
         let state = if accepted { "submitted" } else { "undelivered" };
         Ok(self.inner.store.set_delivery(code_id, state).await?)
+    }
+
+    async fn guard_tripped(&self, key: ApiKey, now: i64) -> Result<(), CoreError> {
+        tracing::warn!(
+            api_key_id = key.id,
+            "too many wrong codes from one API key: its verifies are refused for a while"
+        );
+        metrics::counter!("otpgw_verify_guard_trips_total").increment(1);
+        let detail = serde_json::json!({"api_key_id": key.id, "cooldown_secs": self.inner.limits.guard_cooldown().as_secs()});
+        Ok(self
+            .inner
+            .store
+            .audit(
+                None,
+                "verify_guard_tripped",
+                &format!("apikey:{}", key.id),
+                detail,
+                now,
+            )
+            .await?)
     }
 
     // ---- back office -------------------------------------------------------------
@@ -381,6 +449,39 @@ impl Core {
             .store
             .api_key(&codes::api_key_hash(bearer))
             .await?)
+    }
+}
+
+/// What the core decided to say, before it is rendered in the customer's language.
+struct Answer {
+    kind: ReplyKind,
+    digits: String,
+    code: Option<Code>,
+    code_id: Option<i64>,
+    retry_secs: u64,
+}
+
+impl Answer {
+    fn say(kind: ReplyKind, digits: &str) -> Self {
+        Self {
+            kind,
+            digits: digits.to_owned(),
+            code: None,
+            code_id: None,
+            retry_secs: 0,
+        }
+    }
+
+    /// The answer to a request over a limit: one notice, or silence.
+    fn limited(admission: Admission) -> Option<Self> {
+        match admission {
+            Admission::Notify { retry_after, .. } => Some(Self {
+                // Round up: "try again in 0 seconds" would be wrong.
+                retry_secs: retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0),
+                ..Self::say(ReplyKind::Limited, "")
+            }),
+            _ => None,
+        }
     }
 }
 

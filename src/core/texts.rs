@@ -14,6 +14,8 @@ pub enum ReplyKind {
     Locked,
     Help,
     Unrecognised,
+    /// Over a rate limit: when to try again.
+    Limited,
 }
 
 impl ReplyKind {
@@ -27,6 +29,7 @@ impl ReplyKind {
             Self::Locked => "locked",
             Self::Help => "help",
             Self::Unrecognised => "unrecognised",
+            Self::Limited => "limited",
         }
     }
 }
@@ -38,6 +41,7 @@ pub struct Params<'a> {
     pub ttl_secs: u64,
     pub digits: &'a str,
     pub short_code: &'a str,
+    pub retry_secs: u64,
 }
 
 pub fn render(kind: ReplyKind, lang: Language, p: &Params<'_>) -> String {
@@ -79,6 +83,7 @@ fn render_en(kind: ReplyKind, p: &Params<'_>) -> String {
             "Message not understood. Send only the last 4 digits of your card to {}.",
             p.short_code
         ),
+        ReplyKind::Limited => format!("Too many requests. Try again in {} seconds.", p.retry_secs),
     }
 }
 
@@ -117,6 +122,10 @@ fn render_fa(kind: ReplyKind, p: &Params<'_>) -> String {
             "پیام نامعتبر است. فقط چهار رقم آخر کارت را به {} بفرستید.",
             to_persian_digits(p.short_code)
         ),
+        ReplyKind::Limited => format!(
+            "درخواست‌های شما بیش از حد مجاز است. {} ثانیه دیگر دوباره تلاش کنید.",
+            to_persian_digits(&p.retry_secs.to_string())
+        ),
     }
 }
 
@@ -149,7 +158,7 @@ pub fn detect_language(text: &str, default: Language) -> Language {
 mod tests {
     use super::*;
 
-    const ALL: [ReplyKind; 8] = [
+    const ALL: [ReplyKind; 9] = [
         ReplyKind::Code,
         ReplyKind::NotEnrolled,
         ReplyKind::NoSuchCard,
@@ -158,6 +167,7 @@ mod tests {
         ReplyKind::Locked,
         ReplyKind::Help,
         ReplyKind::Unrecognised,
+        ReplyKind::Limited,
     ];
 
     #[test]
@@ -167,6 +177,7 @@ mod tests {
             ttl_secs: 60,
             digits: "123456",
             short_code: "30003303",
+            retry_secs: 3600,
         };
         for kind in ALL {
             for lang in [Language::En, Language::Fa] {
@@ -187,6 +198,7 @@ mod tests {
             ttl_secs: 60,
             digits: "1234",
             short_code: "30003303",
+            retry_secs: 3600,
         };
         for kind in ALL {
             assert!(

@@ -32,6 +32,8 @@ pub async fn verify(
     Json(req): Json<VerifyRequest>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
     let key = caller.require(Role::Verifier)?;
+    // Before anything is parsed or counted: a throttled verify is no failure.
+    state.core.admit_verify(key).map_err(ApiError::limited)?;
     let pan =
         Pan::parse(&req.pan).map_err(|e| ApiError::bad_request("invalid_pan", e.to_string()))?;
     let request_id = req.request_id.trim();

@@ -299,6 +299,12 @@ impl Session {
                         .reply(refuse(id, CommandStatus::EsmeRinvbndsts, seq))
                         .await;
                 }
+                if let Err(refused) = self.ctx.core.admit_peer(&self.bound.system_id) {
+                    tracing::debug!(rule = refused.rule, "throttled");
+                    return self
+                        .reply(refuse(id, CommandStatus::EsmeRthrottled, seq))
+                        .await;
+                }
                 match pdu::message(pdu) {
                     Some(message) => self.on_message(id, seq, message).await,
                     None => {
@@ -377,7 +383,12 @@ impl Session {
         self.tasks.spawn(tracing::Instrument::in_current_span(async move {
             let inbound = Inbound { channel: Channel::Sms, peer: system_id.clone(), from: message.source, text: message.text };
             let response = match ctx.core.handle(&inbound).await {
-                Ok(reply) => {
+                Ok(None) => {
+                    // Over a limit and already told: answer the PDU, send nothing.
+                    let _ = responses.send(pdu::message_resp(id, seq, &message_id));
+                    return;
+                }
+                Ok(Some(reply)) => {
                     let ttl = Duration::from_secs(ctx.service.code_ttl_secs);
                     // The response first (the biased loop writes it before any reply).
                     let _ = responses.send(pdu::message_resp(id, seq, &message_id));

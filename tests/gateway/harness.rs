@@ -17,6 +17,17 @@ use serde_json::Value;
 
 pub const SHORT_CODE: &str = "30003303";
 
+/// Tests of other features send many messages from one number quickly.
+const GENEROUS_LIMITS: &str = "[limits]
+msisdn = [{ count = 1000, per_secs = 60 }]
+card = { count = 1000, per_secs = 1 }
+unknown_sender = { count = 1000, per_secs = 1 }
+peer_tps = 0
+global_per_second = 0
+verify_per_key_per_second = 0
+guard_max_failures = 100000
+";
+
 pub struct Gateway {
     child: Mutex<Option<Child>>,
     pub http: SocketAddr,
@@ -47,8 +58,9 @@ impl Gateway {
         Self::start_with("")
     }
 
-    /// Starts a gateway whose config is the test default plus `service_extra`,
-    /// TOML lines appended to its `[service]` table (the last table of the file).
+    /// Starts a gateway whose config is the test default plus `service_extra`, TOML
+    /// appended after its `[service]` table: `[service]` keys first, then may open
+    /// a `[limits]` table of its own (which replaces the tests' generous limits).
     pub fn start_with(service_extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let db_url = fresh_database(dir.path());
@@ -109,7 +121,13 @@ level = "debug,sqlx=warn,hyper=info,h2=info"
 short_codes = ["{SHORT_CODE}"]
 sender_id = "BankOTP"
 {service_extra}
+{limits}
 "#,
+                limits = if service_extra.contains("[limits]") {
+                    ""
+                } else {
+                    GENEROUS_LIMITS
+                },
                 key_file = key_file.display(),
             ),
         )

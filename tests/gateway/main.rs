@@ -5,6 +5,7 @@ mod harness;
 mod pg;
 
 mod admin;
+mod limits;
 mod nodes;
 mod smpp_session;
 mod sms;

@@ -28,6 +28,13 @@ fn age_codes(gw: &Gateway, ms: i64) {
         .unwrap();
 }
 
+pub fn count_events(gw: &Gateway, kind: &str) -> i64 {
+    let (rt, mut conn) = connect(gw);
+    let sql = "SELECT COUNT(*) FROM events WHERE kind = $1";
+    rt.block_on(sqlx::query_scalar(sql).bind(kind).fetch_one(&mut conn))
+        .unwrap()
+}
+
 fn code_lifetimes(gw: &Gateway) -> Vec<i64> {
     let (rt, mut conn) = connect(gw);
     rt.block_on(sqlx::query_scalar("SELECT expires_at - issued_at FROM codes").fetch_all(&mut conn))

@@ -1,0 +1,357 @@
+//! Rate limits, all in memory and per node (governor's GCRA): every reply SMS costs
+//! the bank money and every verification is a guess at a 7-digit code.
+//!
+//! * issuance, checked before any code is generated: per MSISDN (several windows),
+//!   per card, and for unknown senders a stricter "one notice per window";
+//! * per SMPP peer (its TPS) and a global cap, answered with ESME_RTHROTTLED;
+//! * per verifier API key (requests/s → HTTP 429), and a guard against guessing
+//!   spread over many cards: too many failures from one key in a window refuse that
+//!   key for a cool-down.
+//!
+//! "Tell once, then stay silent": the first request over an issuance limit earns one
+//! notice; further ones in that window get nothing (the PDU is still answered).
+//! The database, not this module, keeps the rules that must be global.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock, Reference};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+
+use crate::config::{LimitSettings, PeerSettings, Rate};
+
+type Keyed<K, C> =
+    RateLimiter<K, DefaultKeyedStateStore<K>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+type Direct<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
+
+/// What to do with a request that an issuance limit may stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Allow,
+    /// Over the limit, first time in this window: tell the customer when to retry.
+    Notify {
+        retry_after: Duration,
+        rule: &'static str,
+    },
+    /// Over the limit and already told: no reply at all.
+    Silent {
+        rule: &'static str,
+    },
+}
+
+/// A refusal with the time after which trying again can succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    pub retry_after: Duration,
+    pub rule: &'static str,
+}
+
+pub struct Limits<C: Clock = DefaultClock> {
+    clock: C,
+    msisdn: Vec<Keyed<String, C>>,
+    card: Keyed<i64, C>,
+    /// One notice per MSISDN per window, whichever limit it hit.
+    notice: Keyed<String, C>,
+    unknown_sender: Keyed<String, C>,
+    peers: HashMap<String, Direct<C>>,
+    global: Option<Direct<C>>,
+    verify: Option<Keyed<i64, C>>,
+    guard_failures: Keyed<i64, C>,
+    guard_cooldown: Duration,
+    guard_tripped: Mutex<HashMap<i64, C::Instant>>,
+}
+
+fn quota(rate: Rate) -> Quota {
+    let count = NonZeroU32::new(rate.count.max(1)).unwrap_or(NonZeroU32::MIN);
+    let period = Duration::from_secs(rate.per_secs.max(1));
+    // `count` at once, refilled evenly over `period`.
+    Quota::with_period(period / count.get())
+        .unwrap_or_else(|| Quota::per_second(count))
+        .allow_burst(count)
+}
+
+fn keyed<K: std::hash::Hash + Eq + Clone, C: Clock + Clone>(q: Quota, clock: &C) -> Keyed<K, C> {
+    RateLimiter::new(q, DefaultKeyedStateStore::default(), clock.clone())
+}
+
+fn per_second(n: u32) -> Option<Quota> {
+    NonZeroU32::new(n).map(Quota::per_second)
+}
+
+fn wait<C: Clock>(clock: &C, not_until: &governor::NotUntil<C::Instant>) -> Duration {
+    not_until.wait_time_from(clock.now())
+}
+
+impl Limits<DefaultClock> {
+    pub fn new(settings: &LimitSettings, peers: &[PeerSettings]) -> Self {
+        Self::with_clock(settings, peers, DefaultClock::default())
+    }
+}
+
+impl<C: Clock + Clone> Limits<C> {
+    pub fn with_clock(settings: &LimitSettings, peers: &[PeerSettings], clock: C) -> Self {
+        let direct = |q: Quota| RateLimiter::direct_with_clock(q, clock.clone());
+        let window = settings
+            .msisdn
+            .iter()
+            .map(|r| r.per_secs)
+            .max()
+            .unwrap_or(60);
+        Self {
+            msisdn: settings
+                .msisdn
+                .iter()
+                .map(|r| keyed(quota(*r), &clock))
+                .collect(),
+            card: keyed(quota(settings.card), &clock),
+            notice: keyed(
+                quota(Rate {
+                    count: 1,
+                    per_secs: window.min(3600),
+                }),
+                &clock,
+            ),
+            unknown_sender: keyed(quota(settings.unknown_sender), &clock),
+            peers: peers
+                .iter()
+                .filter_map(|p| {
+                    per_second(p.tps.unwrap_or(settings.peer_tps))
+                        .map(|q| (p.system_id.clone(), direct(q)))
+                })
+                .collect(),
+            global: per_second(settings.global_per_second).map(direct),
+            verify: per_second(settings.verify_per_key_per_second).map(|q| keyed(q, &clock)),
+            guard_failures: keyed(
+                quota(Rate {
+                    count: settings.guard_max_failures,
+                    per_secs: settings.guard_window_secs,
+                }),
+                &clock,
+            ),
+            guard_cooldown: Duration::from_secs(settings.guard_cooldown_secs),
+            guard_tripped: Mutex::new(HashMap::new()),
+            clock,
+        }
+    }
+
+    fn over(&self, msisdn: &str, retry_after: Duration, rule: &'static str) -> Admission {
+        metrics::counter!("otpgw_limited_total", "rule" => rule).increment(1);
+        if self.notice.check_key(&msisdn.to_owned()).is_ok() {
+            Admission::Notify { retry_after, rule }
+        } else {
+            Admission::Silent { rule }
+        }
+    }
+
+    /// Any message from a customer: the per-MSISDN windows.
+    pub fn admit_msisdn(&self, msisdn: &str) -> Admission {
+        let key = msisdn.to_owned();
+        for limiter in &self.msisdn {
+            if let Err(nu) = limiter.check_key(&key) {
+                return self.over(msisdn, wait(&self.clock, &nu), "msisdn");
+            }
+        }
+        Admission::Allow
+    }
+
+    /// A code for this card: at most one per the card interval.
+    pub fn admit_card(&self, msisdn: &str, card_id: i64) -> Admission {
+        match self.card.check_key(&card_id) {
+            Ok(()) => Admission::Allow,
+            Err(nu) => self.over(msisdn, wait(&self.clock, &nu), "card"),
+        }
+    }
+
+    /// Whether an unknown sender gets the "not registered" reply this time.
+    pub fn notify_unknown_sender(&self, msisdn: &str) -> bool {
+        let ok = self.unknown_sender.check_key(&msisdn.to_owned()).is_ok();
+        if !ok {
+            metrics::counter!("otpgw_limited_total", "rule" => "unknown_sender").increment(1);
+        }
+        ok
+    }
+
+    /// One PDU from an SMPP peer, and the global cap on messages handled.
+    pub fn admit_peer(&self, system_id: &str) -> Result<(), Refused> {
+        if let Some(Err(nu)) = self.peers.get(system_id).map(|l| l.check()) {
+            metrics::counter!("otpgw_limited_total", "rule" => "peer").increment(1);
+            return Err(Refused {
+                retry_after: wait(&self.clock, &nu),
+                rule: "peer",
+            });
+        }
+        if let Some(Err(nu)) = self.global.as_ref().map(|l| l.check()) {
+            metrics::counter!("otpgw_limited_total", "rule" => "global").increment(1);
+            return Err(Refused {
+                retry_after: wait(&self.clock, &nu),
+                rule: "global",
+            });
+        }
+        Ok(())
+    }
+
+    /// One verify request from an API key: its rate, and whether the guard holds it.
+    pub fn admit_verify(&self, key_id: i64) -> Result<(), Refused> {
+        let tripped = self
+            .guard_tripped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key_id)
+            .copied();
+        if let Some(until) = tripped {
+            let now = self.clock.now();
+            if until > now {
+                metrics::counter!("otpgw_limited_total", "rule" => "guard").increment(1);
+                return Err(Refused {
+                    retry_after: until.duration_since(now).into(),
+                    rule: "guard",
+                });
+            }
+        }
+        if let Some(Err(nu)) = self.verify.as_ref().map(|l| l.check_key(&key_id)) {
+            metrics::counter!("otpgw_limited_total", "rule" => "verify_key").increment(1);
+            return Err(Refused {
+                retry_after: wait(&self.clock, &nu),
+                rule: "verify_key",
+            });
+        }
+        Ok(())
+    }
+
+    /// Counts a wrong code from `key_id`; true when this failure trips the guard.
+    pub fn record_verify_failure(&self, key_id: i64) -> bool {
+        if self.guard_failures.check_key(&key_id).is_ok() {
+            return false;
+        }
+        let until = self.clock.now() + self.guard_cooldown.into();
+        let mut tripped = self.guard_tripped.lock().unwrap_or_else(|p| p.into_inner());
+        let now = self.clock.now();
+        let newly = tripped.get(&key_id).is_none_or(|t| *t <= now);
+        if newly {
+            tripped.insert(key_id, until);
+        }
+        newly
+    }
+
+    pub fn guard_cooldown(&self) -> Duration {
+        self.guard_cooldown
+    }
+
+    /// Forgets keys whose windows have passed; call periodically.
+    pub fn housekeeping(&self) {
+        for l in &self.msisdn {
+            l.retain_recent();
+        }
+        self.card.retain_recent();
+        self.notice.retain_recent();
+        self.unknown_sender.retain_recent();
+        if let Some(v) = &self.verify {
+            v.retain_recent();
+        }
+        self.guard_failures.retain_recent();
+        let now = self.clock.now();
+        self.guard_tripped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, until| *until > now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use governor::clock::FakeRelativeClock;
+
+    use super::*;
+
+    fn limits(clock: &FakeRelativeClock) -> Limits<FakeRelativeClock> {
+        let settings = LimitSettings {
+            msisdn: vec![
+                Rate {
+                    count: 3,
+                    per_secs: 60,
+                },
+                Rate {
+                    count: 10,
+                    per_secs: 3600,
+                },
+            ],
+            card: Rate {
+                count: 1,
+                per_secs: 10,
+            },
+            guard_max_failures: 5,
+            guard_window_secs: 60,
+            guard_cooldown_secs: 300,
+            ..LimitSettings::default()
+        };
+        Limits::with_clock(&settings, &[], clock.clone())
+    }
+
+    #[test]
+    fn a_burst_gets_its_quota_one_notice_then_silence_then_service_again() {
+        let clock = FakeRelativeClock::default();
+        let l = limits(&clock);
+        let got: Vec<Admission> = (0..6).map(|_| l.admit_msisdn("98912")).collect();
+        assert_eq!(&got[..3], &[Admission::Allow; 3]);
+        assert!(
+            matches!(got[3], Admission::Notify { rule: "msisdn", retry_after } if retry_after <= Duration::from_secs(20))
+        );
+        assert_eq!(&got[4..], &[Admission::Silent { rule: "msisdn" }; 2]);
+        // Another number is not affected.
+        assert_eq!(l.admit_msisdn("98913"), Admission::Allow);
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(l.admit_msisdn("98912"), Admission::Allow);
+    }
+
+    #[test]
+    fn the_hourly_window_holds_after_the_minute_refills() {
+        let clock = FakeRelativeClock::default();
+        let l = limits(&clock);
+        let mut allowed = 0;
+        for _ in 0..30 {
+            for _ in 0..3 {
+                if l.admit_msisdn("98912") == Admission::Allow {
+                    allowed += 1;
+                }
+            }
+            clock.advance(Duration::from_secs(60));
+        }
+        // 30 minutes: the hourly quota (10 at once, one more every 6 min) caps it.
+        assert!((10..=16).contains(&allowed), "{allowed}");
+    }
+
+    #[test]
+    fn one_code_per_card_interval() {
+        let clock = FakeRelativeClock::default();
+        let l = limits(&clock);
+        assert_eq!(l.admit_card("98912", 1), Admission::Allow);
+        assert!(matches!(
+            l.admit_card("98912", 1),
+            Admission::Notify { rule: "card", .. }
+        ));
+        assert_eq!(l.admit_card("98912", 2), Admission::Allow);
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(l.admit_card("98912", 1), Admission::Allow);
+    }
+
+    #[test]
+    fn the_guard_trips_once_and_holds_for_the_cooldown() {
+        let clock = FakeRelativeClock::default();
+        let l = limits(&clock);
+        let trips: Vec<bool> = (0..8).map(|_| l.record_verify_failure(7)).collect();
+        assert_eq!(
+            trips,
+            [false, false, false, false, false, true, false, false]
+        );
+        let refused = l.admit_verify(7).unwrap_err();
+        assert_eq!(refused.rule, "guard");
+        assert!(l.admit_verify(8).is_ok(), "other keys are not affected");
+        clock.advance(Duration::from_secs(301));
+        assert!(l.admit_verify(7).is_ok());
+    }
+}

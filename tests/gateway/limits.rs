@@ -1,0 +1,213 @@
+//! Rate limits through real sockets: tell once then stay silent, unknown senders,
+//! a peer over its TPS, 429 on verify, and the guessing guard.
+
+use serde_json::json;
+
+use crate::cards;
+use crate::harness::{code_in, Gateway, SHORT_CODE};
+
+fn send<'a>(from: &'a str, text: &'a str, reply: bool) -> Vec<&'a str> {
+    let mut args = vec![
+        "send", "--from", from, "--to", SHORT_CODE, "--text", text, "--coding", "ascii",
+    ];
+    if !reply {
+        args.extend(["--no-reply", "--quiet-wait", "0.5"]);
+    }
+    args
+}
+
+#[test]
+fn a_burst_gets_codes_up_to_the_limit_one_notice_then_silence_then_codes_again() {
+    let gw = Gateway::start_with(
+        "language = \"en\"
+[limits]
+msisdn = [{ count = 3, per_secs = 3 }]
+card = { count = 100, per_secs = 1 }",
+    );
+    let admin = gw.api_key("admin");
+    gw.enroll(&admin, cards::A, "989121110080");
+    let from = "989121110080";
+    let mut args = Vec::new();
+    for _ in 0..3 {
+        args.extend(send(from, "4321", true));
+    }
+    args.extend(send(from, "4321", true)); // the one notice
+    args.extend(send(from, "4321", false)); // silence
+    args.extend(send(from, "4321", false));
+    // One message's worth refills after 1 s (3 per 3 s): wait for the window itself.
+    args.extend(["sleep", "1.2"]);
+    args.extend(send(from, "4321", true));
+    args.push("unbind");
+    let p = gw.peer(&args);
+    p.ok();
+    let resps = p.all("submit_sm_resp");
+    assert_eq!(resps.len(), 7);
+    assert!(
+        resps.iter().all(|r| r["status"] == 0),
+        "every PDU is answered: {p:?}"
+    );
+    let replies: Vec<&str> = p
+        .all("deliver_sm")
+        .iter()
+        .map(|d| d["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(replies.len(), 5, "{replies:?}");
+    for r in &replies[..3] {
+        code_in(r);
+    }
+    assert!(
+        replies[3].starts_with("Too many requests. Try again in "),
+        "{}",
+        replies[3]
+    );
+    assert_eq!(p.all("no_reply").len(), 2);
+    code_in(replies[4]);
+    let metrics = reqwest::blocking::get(gw.url("/metrics"))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("otpgw_limited_total{rule=\"msisdn\"} 3"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn unknown_senders_get_one_notice_per_window() {
+    let gw = Gateway::start_with("[limits]\nunknown_sender = { count = 1, per_secs = 3600 }");
+    let mut args = send("989129990000", "4321", true);
+    args.extend(send("989129990000", "4321", false));
+    args.extend(send("989129990000", "1234", false));
+    args.extend(send("989129990001", "4321", true)); // another unknown number: its own notice
+    args.push("unbind");
+    let p = gw.peer(&args);
+    p.ok();
+    assert_eq!(p.all("deliver_sm").len(), 2, "{p:?}");
+    assert_eq!(p.all("no_reply").len(), 2);
+}
+
+#[test]
+fn a_peer_over_its_tps_gets_throttled_and_its_session_stays_usable() {
+    let gw =
+        Gateway::start_with("[limits]\npeer_tps = 2\nmsisdn = [{ count = 1000, per_secs = 1 }]");
+    let mut args = Vec::new();
+    for _ in 0..8 {
+        args.extend([
+            "send",
+            "--from",
+            "989121110081",
+            "--to",
+            SHORT_CODE,
+            "--text",
+            "help",
+            "--coding",
+            "ascii",
+        ]);
+        args.extend(["--no-reply", "--quiet-wait", "0"]);
+    }
+    args.extend(["enquire-link", "unbind"]);
+    let p = gw.peer(&args);
+    p.ok();
+    let statuses: Vec<u64> = p
+        .all("submit_sm_resp")
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses.len(), 8);
+    assert!(
+        statuses.contains(&0x58),
+        "some ESME_RTHROTTLED: {statuses:?}"
+    );
+    assert!(statuses.contains(&0), "some accepted: {statuses:?}");
+    assert_eq!(p.event("enquire_link_resp")["status"], 0);
+    assert_eq!(p.event("unbind_resp")["status"], 0);
+}
+
+#[test]
+fn verify_over_the_key_rate_gets_429_and_counts_no_failure() {
+    let gw = Gateway::start_with("[limits]\nverify_per_key_per_second = 1");
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    gw.enroll(&admin, cards::A, "989121110082");
+    let body = json!({"pan": cards::A, "code": "0000000", "request_id": "first"});
+    let (status, _) = gw.post(&verifier, "/v1/verify", &body);
+    assert_eq!(status, 200);
+    let client = reqwest::blocking::Client::new();
+    let (mut answered, mut limited) = (1, None);
+    for i in 0..20 {
+        let body = json!({"pan": cards::A, "code": "0000000", "request_id": format!("burst{i}")});
+        let resp = client
+            .post(gw.url("/v1/verify"))
+            .bearer_auth(&verifier)
+            .json(&body)
+            .send()
+            .unwrap();
+        if resp.status().as_u16() == 429 {
+            limited = Some(resp);
+            break;
+        }
+        answered += 1;
+    }
+    let resp = limited.expect("a burst over 1/s is limited");
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    let body: serde_json::Value = resp.json().unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // Throttled attempts are not failures: the count is exactly the answered ones.
+    let (_, card) = gw.post(&admin, "/v1/cards/lookup", &json!({"pan": cards::A}));
+    assert_eq!(card["failures"].as_i64(), Some(answered.min(3)), "{card}");
+}
+
+#[test]
+fn guessing_across_many_cards_trips_the_guard_and_is_audited() {
+    let gw = Gateway::start_with(
+        "[limits]\nguard_max_failures = 3\nguard_window_secs = 600\nguard_cooldown_secs = 600",
+    );
+    let admin = gw.api_key("admin");
+    let guesser = gw.api_key("verifier");
+    let honest = gw.api_key("verifier");
+    for (i, pan) in [cards::A, cards::B1, cards::B2, cards::C]
+        .iter()
+        .enumerate()
+    {
+        gw.enroll(&admin, pan, &format!("98912111009{i}"));
+    }
+    for (i, pan) in [cards::A, cards::B1, cards::B2, cards::C]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(
+            gw.verify(&guesser, pan, "1234567", &format!("g{i}"))["reason"],
+            "invalid"
+        );
+    }
+    let (status, body) = gw.post(
+        &guesser,
+        "/v1/verify",
+        &json!({"pan": cards::D, "code": "1", "request_id": "g9"}),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("too_many_failures")),
+        "{body}"
+    );
+    // Another key is not affected; no card was locked by one failure each.
+    assert_eq!(
+        gw.verify(&honest, cards::D, "1234567", "h1")["reason"],
+        "not_enrolled"
+    );
+    let metrics = reqwest::blocking::get(gw.url("/metrics"))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("otpgw_verify_guard_trips_total 1"),
+        "{metrics}"
+    );
+    assert!(gw.log().contains("too many wrong codes from one API key"));
+    assert_eq!(crate::verify::count_events(&gw, "verify_guard_tripped"), 1);
+}
