@@ -269,21 +269,8 @@ mod tests {
     use super::*;
 
     fn limits(clock: &FakeRelativeClock) -> Limits<FakeRelativeClock> {
+        // The defaults (3/min and 10/h per number, 1 per 10 s per card), a small guard.
         let settings = LimitSettings {
-            msisdn: vec![
-                Rate {
-                    count: 3,
-                    per_secs: 60,
-                },
-                Rate {
-                    count: 10,
-                    per_secs: 3600,
-                },
-            ],
-            card: Rate {
-                count: 1,
-                per_secs: 10,
-            },
             guard_max_failures: 5,
             guard_window_secs: 60,
             guard_cooldown_secs: 300,
