@@ -480,6 +480,42 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// Checks the keys as far as can be done without creating anything: inline keys
+    /// must parse, and an existing key file must be readable and valid.
+    pub fn check_keys(&self) -> Result<(), ConfigError> {
+        let configured = self.secrets.pan_key.is_some() || self.secrets.code_key.is_some();
+        if configured || self.key_file_path().exists() {
+            self.keys()?;
+        }
+        Ok(())
+    }
+
+    /// These settings for printing: secrets are already hidden by `Secret`; the
+    /// database URL's password is hidden here.
+    pub fn redacted(&self) -> Self {
+        let mut copy = self.clone();
+        copy.database.url = redact_url_password(&self.database.url);
+        copy
+    }
+}
+
+/// `postgres://user:pw@host/db` → `postgres://user:***@host/db`.
+fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
 fn read_key_file(path: &Path) -> Result<crate::codes::Keys, ConfigError> {
     use std::os::unix::fs::PermissionsExt;
     let invalid = |m: String| ConfigError::Invalid(m);
@@ -536,6 +572,22 @@ mod tests {
     fn secrets_do_not_print() {
         let s = Secret::new("hunter2");
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn database_passwords_are_hidden() {
+        assert_eq!(
+            redact_url_password("postgres://otpgw:s3cret@db:5432/otpgw"),
+            "postgres://otpgw:***@db:5432/otpgw"
+        );
+        assert_eq!(
+            redact_url_password("postgres://otpgw@db/otpgw"),
+            "postgres://otpgw@db/otpgw"
+        );
+        assert_eq!(
+            redact_url_password("sqlite://otpgw.db"),
+            "sqlite://otpgw.db"
+        );
     }
 
     #[test]

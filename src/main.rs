@@ -33,7 +33,8 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
-    /// Load and validate the configuration, print it with secrets hidden, and exit.
+    /// Load and validate the configuration (and the keys, without creating any), print
+    /// it with secrets hidden, and exit. Connects to nothing.
     CheckConfig,
     /// Enroll and manage cards.
     #[command(subcommand)]
@@ -97,7 +98,8 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
     match command {
         Command::Serve => serve(settings).await,
         Command::CheckConfig => {
-            println!("{settings:#?}");
+            settings.check_keys()?;
+            println!("{:#?}", settings.redacted());
             Ok(())
         }
         Command::Migrate => {

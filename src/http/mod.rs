@@ -55,7 +55,36 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             request_timeout,
         ))
         .layer(axum::middleware::map_response(timeout_body))
+        .layer(axum::middleware::from_fn(request_span))
         .with_state(state)
+}
+
+/// Gives every request an id (echoed in `x-request-id`) on every log line it causes,
+/// and logs one line per request: method, route, status, time. Never bodies.
+async fn request_span(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument;
+    let id = format!("{:016x}", rand::random::<u64>());
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let span = tracing::info_span!("http", request_id = %id, %method, %path);
+    let started = std::time::Instant::now();
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let (status, ms) = (resp.status().as_u16(), elapsed.as_millis() as u64);
+    span.in_scope(|| match path.as_str() {
+        // Probes and scrapes come every few seconds: keep them out of the info log.
+        "/healthz" | "/readyz" | "/metrics" => tracing::debug!(status, ms, "request"),
+        _ => tracing::info!(status, ms, "request"),
+    });
+    if path == "/v1/verify" {
+        metrics::histogram!("otpgw_verify_seconds").record(elapsed.as_secs_f64());
+    }
+    if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
 }
 
 /// The timeout layer answers 408 with an empty body; give it ours.
