@@ -104,6 +104,7 @@ impl App {
         let state = AppState {
             core: self.core.clone(),
             metrics: crate::telemetry::init_metrics(),
+            smpp_listening: true,
         };
         let router = http::router(
             state,

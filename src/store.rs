@@ -23,7 +23,7 @@ use crate::domain::{CardStatus, Channel, Reason, Role, Verdict};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("a card with this number is already enrolled (id {0})")]
@@ -32,6 +32,14 @@ pub enum StoreError {
     NoSuchCard,
     #[error("unexpected value in the database: {0}")]
     Corrupt(String),
+}
+
+/// Every database error passes here, so operations can see them as one counter.
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        metrics::counter!("otpgw_db_errors_total").increment(1);
+        Self::Database(e)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,6 +230,11 @@ impl Store {
                 .fetch_one(&self.pool)
                 .await?;
         Ok(applied >= migrator.iter().count() as i64)
+    }
+
+    /// Connections open and idle in this node's pool, for the metrics endpoint.
+    pub fn pool_stats(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
     }
 
     pub async fn close(&self) {

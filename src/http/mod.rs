@@ -27,6 +27,8 @@ pub use error::ApiError;
 pub struct AppState {
     pub core: Core,
     pub metrics: Option<PrometheusHandle>,
+    /// The SMPP listener is bound (set by `App`, which binds both before serving).
+    pub smpp_listening: bool,
 }
 
 pub fn router(state: AppState, request_timeout: Duration) -> Router {

@@ -1,6 +1,8 @@
 //! Operations endpoints: liveness, readiness (database reachable and migrated) and
 //! Prometheus metrics. No authentication: bind HTTP to an internal address.
 
+use std::time::Duration;
+
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -12,28 +14,40 @@ pub async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))
 }
 
+/// Ready when the database answers within 2 s with every migration applied, and the
+/// SMPP listener is accepting (it is, for as long as the process serves HTTP).
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let database = match state.core.store().ready().await {
-        Ok(true) => "ok",
-        Ok(false) => "migrations pending",
-        Err(e) => {
+    let check = tokio::time::timeout(Duration::from_secs(2), state.core.store().ready());
+    let database = match check.await {
+        Ok(Ok(true)) => "ok",
+        Ok(Ok(false)) => "migrations pending",
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: database unreachable");
             "unreachable"
         }
+        Err(_) => "timeout",
     };
-    let ready = database == "ok";
+    let ready = database == "ok" && state.smpp_listening;
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let smpp = if state.smpp_listening {
+        "listening"
+    } else {
+        "not listening"
+    };
     (
         status,
-        axum::Json(json!({"ready": ready, "database": database})),
+        axum::Json(json!({"ready": ready, "database": database, "smpp": smpp})),
     )
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let (size, idle) = state.core.store().pool_stats();
+    metrics::gauge!("otpgw_db_pool_connections", "state" => "open").set(f64::from(size));
+    metrics::gauge!("otpgw_db_pool_connections", "state" => "idle").set(idle as f64);
     let body = state
         .metrics
         .as_ref()

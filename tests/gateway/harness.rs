@@ -77,6 +77,46 @@ impl Gateway {
         gw
     }
 
+    /// A gateway on a database the test made (e.g. behind a proxy it controls).
+    pub fn start_on(db_url: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = format!(
+            "pan_key = \"{}\"\ncode_key = \"{}\"\n",
+            hex::encode(rand::random::<[u8; 32]>()),
+            hex::encode(rand::random::<[u8; 32]>())
+        );
+        Self::start_in(dir, db_url.to_owned(), "", Some(keys))
+    }
+
+    /// The gateway's `/metrics`, parsed by the Prometheus reference parser.
+    pub fn metrics(&self) -> std::collections::BTreeMap<String, f64> {
+        use std::io::Write;
+        let text = reqwest::blocking::get(self.url("/metrics"))
+            .unwrap()
+            .text()
+            .unwrap();
+        let mut child = Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/parse_metrics.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python3 parse_metrics.py");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "metrics do not parse: {}\n{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     /// A second node on the same database and keys as `other`.
     pub fn start_beside(other: &Gateway) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -7,6 +7,7 @@ mod pg;
 mod admin;
 mod limits;
 mod nodes;
+mod ops;
 mod smpp_session;
 mod sms;
 mod verify;
