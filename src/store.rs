@@ -55,7 +55,7 @@ pub struct Store {
 }
 
 /// A card as the back office sees it. The PAN hash stays inside the crate.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Card {
     pub id: i64,
     pub last4: String,
@@ -146,12 +146,13 @@ pub struct VerifyRecord {
     pub replayed: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Event {
     pub id: i64,
     pub card_id: Option<i64>,
     pub kind: String,
     pub actor: String,
+    #[schema(value_type = Object)]
     pub detail: serde_json::Value,
     pub at: i64,
 }

@@ -12,14 +12,19 @@ use crate::codes::Pan;
 use crate::domain::Role;
 use crate::store::{Card, Event, StatusChange};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct EnrollRequest {
+    /// The full card number; only its keyed hash and last 4 digits are stored.
+    #[schema(example = "6037990000004321")]
     pan: String,
+    /// The customer's phone number, national or international form.
+    #[schema(example = "09121234567")]
     msisdn: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LookupRequest {
+    #[schema(example = "6037990000004321")]
     pan: String,
 }
 
@@ -34,6 +39,22 @@ fn parse_id(raw: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::bad_request("invalid_id", "card id must be a positive integer"))
 }
 
+/// Enroll a card for a phone number (role `admin`).
+#[utoipa::path(
+    post,
+    path = "/v1/cards",
+    tag = "cards",
+    request_body = EnrollRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "enrolled", body = Card),
+        (status = 409, description = "already enrolled", body = super::error::ErrorBody),
+        (status = 400, description = "malformed request", body = super::error::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = super::error::ErrorBody),
+        (status = 403, description = "the key's role may not do this", body = super::error::ErrorBody),
+        (status = 404, description = "no such card", body = super::error::ErrorBody)
+    )
+)]
 pub async fn enroll(
     State(state): State<AppState>,
     caller: Caller,
@@ -48,6 +69,21 @@ pub async fn enroll(
     Ok((StatusCode::CREATED, Json(card)))
 }
 
+/// Show a card (role `admin`).
+#[utoipa::path(
+    get,
+    path = "/v1/cards/{id}",
+    tag = "cards",
+    params(("id" = i64, Path, description = "card id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Card),
+        (status = 400, description = "malformed request", body = super::error::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = super::error::ErrorBody),
+        (status = 403, description = "the key's role may not do this", body = super::error::ErrorBody),
+        (status = 404, description = "no such card", body = super::error::ErrorBody)
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -63,6 +99,21 @@ pub async fn show(
         .ok_or_else(|| ApiError::not_found("no such card"))
 }
 
+/// Find a card by its number (role `admin`).
+#[utoipa::path(
+    post,
+    path = "/v1/cards/lookup",
+    tag = "cards",
+    request_body = LookupRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Card),
+        (status = 400, description = "malformed request", body = super::error::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = super::error::ErrorBody),
+        (status = 403, description = "the key's role may not do this", body = super::error::ErrorBody),
+        (status = 404, description = "no such card", body = super::error::ErrorBody)
+    )
+)]
 pub async fn lookup(
     State(state): State<AppState>,
     caller: Caller,
@@ -78,6 +129,21 @@ pub async fn lookup(
         .ok_or_else(|| ApiError::not_found("no card with this number is enrolled"))
 }
 
+/// Re-activate a locked or suspended card; resets its failure count (role `admin`).
+#[utoipa::path(
+    post,
+    path = "/v1/cards/{id}/reactivate",
+    tag = "cards",
+    params(("id" = i64, Path, description = "card id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Card),
+        (status = 400, description = "malformed request", body = super::error::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = super::error::ErrorBody),
+        (status = 403, description = "the key's role may not do this", body = super::error::ErrorBody),
+        (status = 404, description = "no such card", body = super::error::ErrorBody)
+    )
+)]
 pub async fn reactivate(
     State(state): State<AppState>,
     caller: Caller,
@@ -86,6 +152,21 @@ pub async fn reactivate(
     change(state, caller, id, StatusChange::Reactivate).await
 }
 
+/// Suspend a card's OTP service (role `admin`).
+#[utoipa::path(
+    post,
+    path = "/v1/cards/{id}/suspend",
+    tag = "cards",
+    params(("id" = i64, Path, description = "card id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Card),
+        (status = 400, description = "malformed request", body = super::error::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = super::error::ErrorBody),
+        (status = 403, description = "the key's role may not do this", body = super::error::ErrorBody),
+        (status = 404, description = "no such card", body = super::error::ErrorBody)
+    )
+)]
 pub async fn suspend(
     State(state): State<AppState>,
     caller: Caller,
@@ -110,6 +191,21 @@ async fn change(
     ))
 }
 
+/// A card's audit trail, oldest first (role `admin`).
+#[utoipa::path(
+    get,
+    path = "/v1/cards/{id}/events",
+    tag = "cards",
+    params(("id" = i64, Path, description = "card id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Vec<Event>),
+        (status = 400, description = "malformed request", body = super::error::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = super::error::ErrorBody),
+        (status = 403, description = "the key's role may not do this", body = super::error::ErrorBody),
+        (status = 404, description = "no such card", body = super::error::ErrorBody)
+    )
+)]
 pub async fn events(
     State(state): State<AppState>,
     caller: Caller,

@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi;
 
 use crate::core::Core;
 use crate::domain::Role;
@@ -43,6 +44,10 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route(
+            "/openapi.json",
+            get(|| async { axum::Json(ApiDoc::openapi()) }),
+        )
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -103,6 +108,39 @@ async fn timeout_body(resp: axum::response::Response) -> axum::response::Respons
         ));
     }
     resp
+}
+
+/// The HTTP API's description, generated from the handlers' annotations.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "otpgw", description = "Verification, card administration and operations API of the otpgw dynamic-password gateway."),
+    paths(
+        verify::verify,
+        admin::enroll,
+        admin::show,
+        admin::lookup,
+        admin::reactivate,
+        admin::suspend,
+        admin::events,
+        ops::healthz,
+        ops::readyz,
+        ops::metrics
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
 }
 
 /// The API key behind a request's `Authorization: Bearer` header.

@@ -10,12 +10,18 @@ use serde_json::json;
 
 use super::AppState;
 
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "{\"status\":\"ok\"}")))]
 pub async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))
 }
 
 /// Ready when the database answers within 2 s with every migration applied, and the
 /// SMPP listener is accepting (it is, for as long as the process serves HTTP).
+#[utoipa::path(get, path = "/readyz", tag = "ops", responses(
+    (status = 200, description = "ready: {ready, database, smpp}"),
+    (status = 503, description = "not ready: database unreachable, slow, or migrations pending")
+))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let check = tokio::time::timeout(Duration::from_secs(2), state.core.store().ready());
     let database = match check.await {
@@ -44,6 +50,8 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let (size, idle) = state.core.store().pool_stats();
     metrics::gauge!("otpgw_db_pool_connections", "state" => "open").set(f64::from(size));

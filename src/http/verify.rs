@@ -10,22 +10,51 @@ use super::{ApiError, AppState, Caller};
 use crate::codes::Pan;
 use crate::domain::{Role, Verdict};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct VerifyRequest {
+    /// The full card number (13–19 digits, any script, spaces or dashes allowed).
+    #[schema(example = "6037990000004321")]
     pan: String,
+    /// The code the customer typed.
+    #[schema(example = "1234567")]
     code: String,
+    /// The switch's id for this request (1–64 printable ASCII); a retry with the same
+    /// id returns the first answer and counts nothing twice.
+    #[schema(example = "txn-000123")]
     request_id: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct VerifyResponse {
+    /// `approved` or `rejected`.
+    #[schema(example = "approved")]
     result: &'static str,
+    /// For `rejected`: invalid, expired, used, locked or not_enrolled.
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'static str>,
+    /// ISO 8583 field 39: 00 approved, 55 invalid, 54 expired, 94 used, 75 locked,
+    /// 56 not enrolled.
+    #[schema(example = "00")]
     response_code: &'static str,
     request_id: String,
 }
 
+/// Verify a code for a card (role `verifier`).
+#[utoipa::path(
+    post,
+    path = "/v1/verify",
+    tag = "verify",
+    request_body = VerifyRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the decision, approved or rejected with a reason", body = VerifyResponse),
+        (status = 400, description = "malformed request", body = super::error::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = super::error::ErrorBody),
+        (status = 403, description = "the key's role may not do this", body = super::error::ErrorBody),
+        (status = 409, description = "request_id already used for a different request", body = super::error::ErrorBody),
+        (status = 429, description = "over the key's rate, or held by the guessing guard; see Retry-After", body = super::error::ErrorBody)
+    )
+)]
 pub async fn verify(
     State(state): State<AppState>,
     caller: Caller,

@@ -160,3 +160,47 @@ fn readiness_turns_false_without_the_database_and_true_when_it_returns() {
     drop(gw);
     crate::pg::drop_database(&db);
 }
+
+#[test]
+fn openapi_describes_every_endpoint() {
+    let gw = Gateway::start();
+    let doc: serde_json::Value = reqwest::blocking::get(gw.url("/openapi.json"))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    for (path, method) in [
+        ("/v1/verify", "post"),
+        ("/v1/cards", "post"),
+        ("/v1/cards/lookup", "post"),
+        ("/v1/cards/{id}", "get"),
+        ("/v1/cards/{id}/reactivate", "post"),
+        ("/v1/cards/{id}/suspend", "post"),
+        ("/v1/cards/{id}/events", "get"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
+    }
+    for schema in [
+        "VerifyRequest",
+        "VerifyResponse",
+        "EnrollRequest",
+        "Card",
+        "Event",
+        "ErrorBody",
+    ] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "schema {schema} missing"
+        );
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}
