@@ -224,6 +224,12 @@ impl Session {
         }
     }
 
+    /// Outstanding deliver_sm of this system_id on this node (the window in use).
+    fn window_gauge(&self, delta: f64) {
+        metrics::gauge!("otpgw_smpp_window_in_use", "system_id" => self.bound.system_id.clone())
+            .increment(delta);
+    }
+
     fn seq(&mut self) -> u32 {
         self.next_seq = if self.next_seq >= 0x7FFF_FFFF {
             1
@@ -279,6 +285,7 @@ impl Session {
         }
         // Replies the peer never acknowledged go to another session of this system_id.
         let (requeue, _) = self.ctx.queue(&self.bound.system_id);
+        self.window_gauge(-(self.in_flight.len() as f64));
         for (_, f) in self.in_flight.drain() {
             if f.reply.deliver_by > Instant::now() {
                 let _ = requeue.try_send(f.reply);
@@ -440,6 +447,7 @@ impl Session {
             }
         };
         let seq = self.seq();
+        self.window_gauge(1.0);
         self.in_flight.insert(
             seq,
             InFlight {
@@ -462,6 +470,7 @@ impl Session {
             }
             return;
         };
+        self.window_gauge(-1.0);
         let accepted = status == CommandStatus::EsmeRok && id == CommandId::DeliverSmResp;
         if !accepted {
             tracing::warn!(status = ?status, command = ?id, kind = f.reply.kind.as_str(), "peer refused a reply");
@@ -524,6 +533,16 @@ impl Session {
                 return;
             }
         }
+        // And the replies waiting for this system_id, as far as the window allows.
+        if self.bound.kind.can_receive() {
+            let (_, queue) = self.ctx.queue(&self.bound.system_id);
+            while self.in_flight.len() < self.ctx.settings.window {
+                let Ok(reply) = queue.try_recv() else { break };
+                if let Flow::Close = self.deliver(reply).await {
+                    return;
+                }
+            }
+        }
     }
 
     /// Tells the peer we are going and waits briefly for its unbind_resp.
@@ -539,10 +558,27 @@ impl Session {
         }
         let wait = async {
             while let Some(Ok(frame)) = self.conn.next().await {
-                if let Frame::Command(cmd) = frame {
-                    if cmd.id() == CommandId::UnbindResp {
+                let Frame::Command(cmd) = frame else { continue };
+                let (id, seq) = (cmd.id(), cmd.sequence_number());
+                match id {
+                    CommandId::UnbindResp => return,
+                    CommandId::Unbind => {
+                        send(
+                            &mut self.conn,
+                            Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp),
+                        )
+                        .await;
                         return;
                     }
+                    // Crossed our unbind: refuse, so the peer knows to send it elsewhere.
+                    id if id.is_operation() => {
+                        send(
+                            &mut self.conn,
+                            refuse(id, CommandStatus::EsmeRinvbndsts, seq),
+                        )
+                        .await;
+                    }
+                    _ => {}
                 }
             }
         };

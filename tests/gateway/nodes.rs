@@ -86,15 +86,52 @@ fn rules_hold_across_two_nodes() {
 }
 
 #[test]
-fn sigterm_unbinds_every_session_and_exits_zero() {
+fn sigterm_during_traffic_unbinds_every_session_and_exits_zero() {
     let gw = Gateway::start();
-    let peer = std::thread::scope(|s| {
-        let h = s.spawn(|| gw.peer(&["wait-unbind"]));
-        gw.wait_for_log("\"bound\"");
+    let admin = gw.api_key("admin");
+    gw.enroll(&admin, cards::A, "989121110110");
+    // The idle session is another system_id's: replies for `kannel` all go to the
+    // busy session, so its counts below are complete.
+    let (rx, busy) = std::thread::scope(|s| {
+        let rx = s.spawn(|| gw.peer_as("rxpeer", "rxpass", &["--bind", "rx"], &["wait-unbind"]));
+        let busy = s.spawn(|| {
+            gw.peer(&[
+                "send",
+                "--from",
+                "989121110110",
+                "--to",
+                crate::harness::SHORT_CODE,
+                "--text",
+                "4321",
+                "--coding",
+                "ascii",
+                "--repeat",
+                "100000",
+            ])
+        });
+        // Traffic is flowing and both sessions are bound.
+        gw.wait_for_log("message answered");
+        while gw.log().matches("\"bound\"").count() < 2 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let status = gw.stop();
         assert!(status.success(), "exit status {status:?}");
-        h.join().unwrap()
+        (rx.join().unwrap(), busy.join().unwrap())
     });
-    peer.ok();
-    peer.event("unbind_from_server");
+    rx.ok().event("unbind_from_server");
+    // The busy peer was unbound mid-stream (its exit code 8 says so) …
+    assert_eq!(busy.code, Some(8), "{busy:?}");
+    // … and every message the gateway accepted got its reply before the unbind.
+    let accepted = busy
+        .all("submit_sm_resp")
+        .iter()
+        .filter(|r| r["status"] == 0)
+        .count();
+    assert!(accepted > 0);
+    assert_eq!(
+        busy.all("deliver_sm").len(),
+        accepted,
+        "{:?}",
+        busy.events.last()
+    );
 }
