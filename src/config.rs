@@ -57,6 +57,18 @@ pub struct SmppSettings {
     pub max_pdu_len: usize,
     /// Outstanding deliver_sm per session before we wait for responses.
     pub window: usize,
+    /// Where a USSD peer puts the dialled string (`*720#`) in the PSSR indication:
+    /// `short_message` or `destination_addr`.
+    pub ussd_dialled_in: DialledIn,
+    /// A USSD dialogue idle this long is forgotten.
+    pub ussd_session_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DialledIn {
+    ShortMessage,
+    DestinationAddr,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -162,6 +174,9 @@ pub struct ServiceSettings {
     /// Words a customer may put before the digits (`OTP 1234`, `رمز 1234`).
     pub keywords: Vec<String>,
     pub help_keywords: Vec<String>,
+    /// The USSD service code: customers dial `*720#` or `*720*1*<last 4>#`.
+    #[serde(deserialize_with = "string_or_number")]
+    pub ussd_code: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,6 +279,8 @@ impl Default for SmppSettings {
             response_timeout_secs: 10,
             max_pdu_len: 8192,
             window: 10,
+            ussd_dialled_in: DialledIn::ShortMessage,
+            ussd_session_timeout_secs: 180,
         }
     }
 }
@@ -290,6 +307,7 @@ impl Default for ServiceSettings {
                 .map(String::from)
                 .to_vec(),
             help_keywords: ["HELP", "?", "راهنما", "کمک"].map(String::from).to_vec(),
+            ussd_code: "720".into(),
         }
     }
 }

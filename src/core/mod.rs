@@ -8,6 +8,7 @@
 //! * card administration and API keys for the back office.
 
 pub mod texts;
+pub mod ussd;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -75,6 +76,24 @@ impl std::fmt::Debug for Reply {
         // The text may hold a code: never print it.
         f.debug_struct("Reply")
             .field("kind", &self.kind)
+            .field("code_id", &self.code_id)
+            .finish()
+    }
+}
+
+/// A USSD screen for the customer; `end` closes the session.
+pub struct UssdReply {
+    pub to: String,
+    pub text: String,
+    pub end: bool,
+    pub code_id: Option<i64>,
+}
+
+impl std::fmt::Debug for UssdReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The text may hold a code: never print it.
+        f.debug_struct("UssdReply")
+            .field("end", &self.end)
             .field("code_id", &self.code_id)
             .finish()
     }
@@ -264,6 +283,95 @@ impl Core {
             // Locked between our read and the issuing transaction.
             Issued::NotActive(_) => Answer::say(ReplyKind::Locked, &card.last4),
         }))
+    }
+
+    /// One step of a USSD dialogue. `path` holds every input since the dial (the
+    /// segments of a one-shot `*720*1*1234#` included); digits at the end of it issue a
+    /// code exactly as an SMS would, with channel `ussd`.
+    pub async fn ussd(
+        &self,
+        peer: &str,
+        from: &str,
+        service_code: &str,
+        path: &[String],
+    ) -> Result<UssdReply, CoreError> {
+        let svc = &self.inner.service;
+        let msisdn = self.normalize_msisdn(from)?;
+        let lang = svc.language;
+        let screen = |screen, end| (ussd::render(screen, lang, &svc.ussd_code), end, None);
+        let (text, end, code_id) = if service_code != svc.ussd_code {
+            screen(ussd::Screen::UnknownService, true)
+        } else {
+            match ussd::walk(path) {
+                ussd::Walk::Show { screen: s, end } => screen(s, end),
+                ussd::Walk::FullPan => {
+                    tracing::warn!(peer, "a full card number was dialled; it was discarded");
+                    (
+                        self.ussd_answer(&Answer::say(ReplyKind::FullPan, "")),
+                        true,
+                        None,
+                    )
+                }
+                ussd::Walk::Last4(d) | ussd::Walk::Last6(d) => {
+                    let request = if d.len() == 4 {
+                        SmsRequest::Last4(d.clone())
+                    } else {
+                        SmsRequest::Last6(d.clone())
+                    };
+                    let inbound = Inbound {
+                        channel: Channel::Ussd,
+                        peer: peer.to_owned(),
+                        from: from.to_owned(),
+                        text: String::new(),
+                    };
+                    let answer = match self.inner.limits.admit_msisdn(&msisdn) {
+                        Admission::Allow => self.issue_for(&inbound, &msisdn, &request, &d).await?,
+                        over => Answer::limited(over),
+                    };
+                    match answer {
+                        // A USSD screen costs the bank nothing: say it, briefly.
+                        None => screen(ussd::Screen::TryLater, true),
+                        Some(a) => (
+                            self.ussd_answer(&a),
+                            a.kind != ReplyKind::Ambiguous,
+                            a.code_id,
+                        ),
+                    }
+                }
+            }
+        };
+        metrics::counter!("otpgw_ussd_screens_total", "end" => if end { "true" } else { "false" })
+            .increment(1);
+        Ok(UssdReply {
+            to: msisdn,
+            text,
+            end,
+            code_id,
+        })
+    }
+
+    /// A USSD screen that says no more than "your session expired".
+    pub fn ussd_expired(&self) -> String {
+        ussd::render(
+            ussd::Screen::Expired,
+            self.inner.service.language,
+            &self.inner.service.ussd_code,
+        )
+    }
+
+    fn ussd_answer(&self, a: &Answer) -> String {
+        let svc = &self.inner.service;
+        ussd::render_answer(
+            a.kind,
+            svc.language,
+            &texts::Params {
+                code: a.code.as_ref().map_or("", Code::expose),
+                ttl_secs: svc.code_ttl_secs,
+                digits: &a.digits,
+                short_code: &svc.ussd_code,
+                retry_secs: a.retry_secs,
+            },
+        )
     }
 
     /// Whether an SMPP peer may send one more PDU now (its TPS and the global cap).

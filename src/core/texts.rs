@@ -129,7 +129,7 @@ fn render_fa(kind: ReplyKind, p: &Params<'_>) -> String {
     }
 }
 
-fn to_persian_digits(s: &str) -> String {
+pub(crate) fn to_persian_digits(s: &str) -> String {
     s.chars()
         .map(|c| match c.to_digit(10) {
             Some(d) => char::from_u32(0x06F0 + d).unwrap_or(c),

@@ -6,6 +6,7 @@
 mod admin;
 mod error;
 mod ops;
+mod ussd;
 mod verify;
 
 use std::time::Duration;
@@ -35,6 +36,7 @@ pub struct AppState {
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
     Router::new()
         .route("/v1/verify", post(verify::verify))
+        .route("/v1/ussd", post(ussd::ussd))
         .route("/v1/cards", post(admin::enroll))
         .route("/v1/cards/lookup", post(admin::lookup))
         .route("/v1/cards/{id}", get(admin::show))
@@ -116,6 +118,7 @@ async fn timeout_body(resp: axum::response::Response) -> axum::response::Respons
     info(title = "otpgw", description = "Verification, card administration and operations API of the otpgw dynamic-password gateway."),
     paths(
         verify::verify,
+        ussd::ussd,
         admin::enroll,
         admin::show,
         admin::lookup,

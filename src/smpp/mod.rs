@@ -25,14 +25,18 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::config::{ServiceSettings, SmppSettings};
-use crate::core::{Core, ReplyKind};
+use crate::core::Core;
 
 /// A reply waiting for a receiving session.
 pub(crate) struct Outgoing {
+    /// Our source_addr: the sender id for SMS, the dialled service for USSD.
+    pub source: String,
     pub to: String,
     pub text: String,
-    pub kind: ReplyKind,
+    /// What it says, for logs and metrics (a `ReplyKind` name, or "ussd").
+    pub label: &'static str,
     pub code_id: Option<i64>,
+    pub ussd: Option<pdu::UssdMeta>,
     /// Past this, delivering it is pointless (the code inside has expired).
     pub deliver_by: tokio::time::Instant,
 }
@@ -40,7 +44,7 @@ pub(crate) struct Outgoing {
 impl std::fmt::Debug for Outgoing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outgoing")
-            .field("kind", &self.kind)
+            .field("label", &self.label)
             .field("code_id", &self.code_id)
             .finish()
     }
@@ -56,6 +60,15 @@ pub(crate) struct Context {
     pub settings: SmppSettings,
     pub service: ServiceSettings,
     queues: Mutex<HashMap<String, Queue>>,
+    /// USSD dialogues over SMPP, by (customer's source_addr, session number).
+    ussd: Mutex<HashMap<(String, u8), UssdDialogue>>,
+}
+
+/// Where a USSD dialogue over SMPP stands: the service dialled and the inputs so far.
+pub(crate) struct UssdDialogue {
+    pub service_code: String,
+    pub path: Vec<String>,
+    pub touched: tokio::time::Instant,
 }
 
 impl Context {
@@ -68,9 +81,34 @@ impl Context {
             .clone()
     }
 
+    /// The dialogue state for a key, after `f` changed it; `None` when unknown or idle
+    /// past the timeout (then it is forgotten).
+    pub fn ussd_dialogue<T>(
+        &self,
+        key: &(String, u8),
+        f: impl FnOnce(&mut Option<UssdDialogue>) -> T,
+    ) -> T {
+        let mut dialogues = self.ussd.lock().unwrap_or_else(|p| p.into_inner());
+        let timeout = Duration::from_secs(self.settings.ussd_session_timeout_secs);
+        let mut entry = dialogues
+            .remove(key)
+            .filter(|d| d.touched.elapsed() < timeout);
+        let out = f(&mut entry);
+        if let Some(mut d) = entry {
+            d.touched = tokio::time::Instant::now();
+            dialogues.insert(key.clone(), d);
+        }
+        out
+    }
+
     /// Drops replies that can no longer be useful from every queue, so a system_id
     /// with no receiving bind does not pile them up.
     fn sweep(&self) {
+        let timeout = Duration::from_secs(self.settings.ussd_session_timeout_secs);
+        self.ussd
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, d| d.touched.elapsed() < timeout);
         let queues: Vec<Queue> = self
             .queues
             .lock()
@@ -108,6 +146,7 @@ impl Server {
                 settings,
                 service,
                 queues: Mutex::new(HashMap::new()),
+                ussd: Mutex::new(HashMap::new()),
             }),
         }
     }

@@ -13,7 +13,10 @@ use rusmpp::pdus::{
 };
 use rusmpp::tlvs::{MessageDeliveryRequestTlvValue, TlvValue};
 use rusmpp::types::{AnyOctetString, COctetString, OctetString};
-use rusmpp::values::{DataCoding, EsmClass, InterfaceVersion, MessagePayload, Npi, Ton};
+use rusmpp::values::{
+    DataCoding, EsmClass, InterfaceVersion, ItsSessionInfo, MessagePayload, Npi, ServiceType, Ton,
+    UssdServiceOp,
+};
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
 
 /// Longest text carried in `short_message`; longer goes in `message_payload`,
@@ -28,7 +31,33 @@ pub struct Message {
     pub text: String,
     /// A delivery receipt (esm_class message type 0x04), not a customer's message.
     pub receipt: bool,
+    pub service_type: String,
+    /// The `ussd_service_op` TLV (0x0501), when present.
+    pub ussd_op: Option<u8>,
+    /// The `its_session_info` TLV (0x1383): session number, sequence octet.
+    pub session_info: Option<(u8, u8)>,
 }
+
+impl Message {
+    /// USSD rather than SMS: the USSD service type or a `ussd_service_op` TLV.
+    pub fn is_ussd(&self) -> bool {
+        self.ussd_op.is_some() || self.service_type.eq_ignore_ascii_case("USSD")
+    }
+}
+
+/// What makes a deliver_sm a USSD screen: continue or end, and the session to echo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UssdMeta {
+    pub end: bool,
+    pub session_info: Option<(u8, u8)>,
+}
+
+pub const USSD_PSSR_INDICATION: u8 = 1;
+pub const USSD_USSR_REQUEST: u8 = 2;
+pub const USSD_PSSR_RESPONSE: u8 = 17;
+pub const USSD_USSR_CONFIRM: u8 = 18;
+/// Not in the SMPP spec; USSD gateway vendors send it when the user hangs up.
+pub const USSD_USER_ABORT: u8 = 0x81;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PduError {
@@ -40,8 +69,9 @@ pub enum PduError {
 
 /// Reads a submit_sm or deliver_sm; `None` for other PDUs.
 pub fn message(pdu: &Pdu) -> Option<Message> {
-    let (source, destination, esm, dc, short, tlvs) = match pdu {
+    let (service_type, source, destination, esm, dc, short, tlvs) = match pdu {
         Pdu::SubmitSm(sm) => (
+            sm.service_type.value().as_str(),
             sm.source_addr.as_str(),
             sm.destination_addr.as_str(),
             u8::from(sm.esm_class),
@@ -50,6 +80,7 @@ pub fn message(pdu: &Pdu) -> Option<Message> {
             sm.tlvs(),
         ),
         Pdu::DeliverSm(sm) => (
+            sm.service_type.value().as_str(),
             sm.source_addr.as_str(),
             sm.destination_addr.as_str(),
             u8::from(sm.esm_class),
@@ -59,10 +90,17 @@ pub fn message(pdu: &Pdu) -> Option<Message> {
         ),
         _ => return None,
     };
-    let payload = tlvs.iter().find_map(|tlv| match tlv.value() {
-        Some(TlvValue::MessagePayload(p)) => Some(p.value.as_ref()),
-        _ => None,
-    });
+    let (mut payload, mut ussd_op, mut session_info) = (None, None, None);
+    for tlv in tlvs {
+        match tlv.value() {
+            Some(TlvValue::MessagePayload(p)) => payload = Some(p.value.as_ref()),
+            Some(TlvValue::UssdServiceOp(op)) => ussd_op = Some(u8::from(*op)),
+            Some(TlvValue::ItsSessionInfo(i)) => {
+                session_info = Some((i.session_number, i.sequence_number))
+            }
+            _ => {}
+        }
+    }
     let mut body = match payload {
         Some(p) if short.is_empty() => p,
         _ => short,
@@ -79,11 +117,22 @@ pub fn message(pdu: &Pdu) -> Option<Message> {
         destination: destination.to_owned(),
         text,
         receipt: esm & 0x3C == 0x04,
+        service_type: service_type.to_owned(),
+        ussd_op,
+        session_info,
     })
 }
 
 /// A reply to the customer, GSM-7 when every character allows it, UCS-2 otherwise.
-pub fn deliver_sm(sender_id: &str, to: &str, text: &str) -> Result<DeliverSm, PduError> {
+/// For USSD (`ussd` set): service_type "USSD", `ussd_service_op` USSR request
+/// (continue) or PSSR response (end), and the peer's `its_session_info` echoed with the
+/// end-of-session bit (the lowest) set on the last screen.
+pub fn deliver_sm(
+    sender_id: &str,
+    to: &str,
+    text: &str,
+    ussd: Option<UssdMeta>,
+) -> Result<DeliverSm, PduError> {
     let (bytes, coding) = if gsm7_fits(text) {
         (
             Gsm7BitUnpacked::new()
@@ -115,6 +164,30 @@ pub fn deliver_sm(sender_id: &str, to: &str, text: &str) -> Result<DeliverSm, Pd
         // Not EsmClass::default(), which is not 0.
         .esm_class(EsmClass::from(0x00u8))
         .data_coding(coding);
+    let builder = match ussd {
+        None => builder,
+        Some(meta) => {
+            let op = if meta.end {
+                USSD_PSSR_RESPONSE
+            } else {
+                USSD_USSR_REQUEST
+            };
+            let service_type = COctetString::from_str("USSD").map_err(|_| PduError::Encoding)?;
+            let builder = builder
+                .service_type(ServiceType::new(service_type))
+                .push_tlv(MessageDeliveryRequestTlvValue::UssdServiceOp(
+                    UssdServiceOp::from(op),
+                ));
+            match meta.session_info {
+                Some((session, sequence)) => {
+                    builder.push_tlv(MessageDeliveryRequestTlvValue::ItsSessionInfo(
+                        ItsSessionInfo::new(session, (sequence & !1) | u8::from(meta.end)),
+                    ))
+                }
+                None => builder,
+            }
+        }
+    };
     let builder = if bytes.len() <= SHORT_MESSAGE_MAX {
         builder.short_message(OctetString::from_vec(bytes).map_err(|_| PduError::Encoding)?)
     } else {
@@ -239,15 +312,15 @@ mod tests {
 
     #[test]
     fn replies_choose_their_encoding() {
-        let latin = deliver_sm("BankOTP", "989121234567", "Your code: 1234567").unwrap();
+        let latin = deliver_sm("BankOTP", "989121234567", "Your code: 1234567", None).unwrap();
         assert_eq!(u8::from(latin.data_coding), 0);
         assert_eq!(latin.short_message().as_ref(), b"Your code: 1234567");
-        let persian = deliver_sm("BankOTP", "989121234567", "رمز پویا: 1234567").unwrap();
+        let persian = deliver_sm("BankOTP", "989121234567", "رمز پویا: 1234567", None).unwrap();
         assert_eq!(u8::from(persian.data_coding), 8);
         let long = "رمز".repeat(40);
-        let long = deliver_sm("30003303", "989121234567", &long).unwrap();
+        let long = deliver_sm("30003303", "989121234567", &long, None).unwrap();
         assert!(long.short_message().as_ref().is_empty());
         assert_eq!(long.tlvs().len(), 1);
-        assert!(deliver_sm("BankOTP", "1234567890123456789012", "x").is_err());
+        assert!(deliver_sm("BankOTP", "1234567890123456789012", "x", None).is_err());
     }
 }

@@ -24,7 +24,8 @@ use tokio_util::task::TaskTracker;
 
 use super::codec::{Frame, SmppCodec};
 use super::pdu::{self, BindKind};
-use super::{Context, Outgoing};
+use super::{Context, Outgoing, UssdDialogue};
+use crate::config::DialledIn;
 use crate::core::{CoreError, Inbound};
 use crate::domain::Channel;
 
@@ -74,6 +75,15 @@ async fn send(conn: &mut Conn, cmd: Command) -> bool {
             tracing::info!(error = %e, "write failed");
             false
         }
+    }
+}
+
+/// Puts a reply on its system_id's queue for a receiving session.
+fn enqueue(ctx: &Context, system_id: &str, reply: Outgoing) {
+    let (queue, _) = ctx.queue(system_id);
+    if queue.try_send(reply).is_err() {
+        tracing::error!("reply queue full: reply dropped");
+        metrics::counter!("otpgw_replies_dropped_total").increment(1);
     }
 }
 
@@ -371,6 +381,9 @@ impl Session {
             // A delivery receipt for something the peer sent earlier: acknowledge only.
             return self.reply(pdu::message_resp(id, seq, &message_id)).await;
         }
+        if message.is_ussd() {
+            return self.on_ussd(id, seq, message_id, message).await;
+        }
         let short_codes = &self.ctx.service.short_codes;
         let destination = message.destination.trim_start_matches('+');
         if !short_codes.is_empty()
@@ -400,18 +413,19 @@ impl Session {
                     // The response first (the biased loop writes it before any reply).
                     let _ = responses.send(pdu::message_resp(id, seq, &message_id));
                     tracing::info!(message_id = %message_id, reply = reply.kind.as_str(), "message answered");
-                    let (queue, _) = ctx.queue(&system_id);
-                    let queued = queue.try_send(Outgoing {
-                        to: reply.to,
-                        text: reply.text,
-                        kind: reply.kind,
-                        code_id: reply.code_id,
-                        deliver_by: started + ttl,
-                    });
-                    if queued.is_err() {
-                        tracing::error!("reply queue full: reply dropped");
-                        metrics::counter!("otpgw_replies_dropped_total").increment(1);
-                    }
+                    enqueue(
+                        &ctx,
+                        &system_id,
+                        Outgoing {
+                            source: ctx.service.sender_id.clone(),
+                            to: reply.to,
+                            text: reply.text,
+                            label: reply.kind.as_str(),
+                            code_id: reply.code_id,
+                            ussd: None,
+                            deliver_by: started + ttl,
+                        },
+                    );
                     metrics::histogram!("otpgw_reply_seconds", "channel" => "sms").record(started.elapsed().as_secs_f64());
                     return;
                 }
@@ -430,16 +444,134 @@ impl Session {
         Flow::Continue
     }
 
+    /// One USSD step over SMPP: a PSSR indication opens a dialogue (the dialled string
+    /// in short_message or destination_addr, as configured), a USSR confirm carries
+    /// the next input, an abort ends it. Dialogues are keyed on the customer's number
+    /// and the session number of `its_session_info`; the core walks the path.
+    async fn on_ussd(
+        &mut self,
+        id: CommandId,
+        seq: u32,
+        message_id: String,
+        message: pdu::Message,
+    ) -> Flow {
+        let key = (
+            message.source.clone(),
+            message.session_info.map_or(0, |s| s.0),
+        );
+        let op = message
+            .ussd_op
+            .unwrap_or(if message.text.trim_start().starts_with('*') {
+                pdu::USSD_PSSR_INDICATION
+            } else {
+                pdu::USSD_USSR_CONFIRM
+            });
+        let step = match op {
+            pdu::USSD_PSSR_INDICATION => {
+                let dialled = match self.ctx.settings.ussd_dialled_in {
+                    DialledIn::ShortMessage => &message.text,
+                    DialledIn::DestinationAddr => &message.destination,
+                };
+                let (service_code, path) = match otpgw_parsers::ussd::parse_ussd(dialled) {
+                    Ok(u) => (u.service_code, u.path),
+                    // Not a USSD string: the core answers "unknown service".
+                    Err(_) => (String::new(), Vec::new()),
+                };
+                let (service, path2) = (service_code.clone(), path.clone());
+                self.ctx.ussd_dialogue(&key, |d| {
+                    *d = Some(UssdDialogue {
+                        service_code,
+                        path,
+                        touched: Instant::now(),
+                    });
+                });
+                Some((service, path2))
+            }
+            pdu::USSD_USSR_CONFIRM => self.ctx.ussd_dialogue(&key, |d| {
+                d.as_mut().map(|d| {
+                    d.path.push(message.text.trim().to_owned());
+                    (d.service_code.clone(), d.path.clone())
+                })
+            }),
+            pdu::USSD_USER_ABORT => {
+                self.ctx.ussd_dialogue(&key, |d| *d = None);
+                tracing::info!("ussd dialogue aborted by the user");
+                return self.reply(pdu::message_resp(id, seq, &message_id)).await;
+            }
+            other => {
+                // Our own operations (USSR request, PSSR response, USSN) coming back:
+                // acknowledge, nothing to answer.
+                tracing::debug!(op = other, "ussd operation with nothing to answer");
+                return self.reply(pdu::message_resp(id, seq, &message_id)).await;
+            }
+        };
+        let ctx = self.ctx.clone();
+        let responses = self.responses.0.clone();
+        let system_id = self.bound.system_id.clone();
+        let started = Instant::now();
+        let ttl = Duration::from_secs(ctx.settings.ussd_session_timeout_secs);
+        let source = if message.destination.is_empty() {
+            ctx.service.ussd_code.clone()
+        } else {
+            message.destination.clone()
+        };
+        self.tasks.spawn(tracing::Instrument::in_current_span(async move {
+            let result = match step {
+                Some((service_code, path)) => ctx.core.ussd(&system_id, &message.source, &service_code, &path).await,
+                None => ctx.core.normalize_msisdn(&message.source).map(|to| crate::core::UssdReply {
+                    to,
+                    text: ctx.core.ussd_expired(),
+                    end: true,
+                    code_id: None,
+                }),
+            };
+            let response = match result {
+                Ok(reply) => {
+                    if reply.end {
+                        ctx.ussd_dialogue(&key, |d| *d = None);
+                    }
+                    let _ = responses.send(pdu::message_resp(id, seq, &message_id));
+                    tracing::info!(message_id = %message_id, end = reply.end, "ussd screen sent");
+                    enqueue(
+                        &ctx,
+                        &system_id,
+                        Outgoing {
+                            source,
+                            to: reply.to,
+                            text: reply.text,
+                            label: "ussd",
+                            code_id: reply.code_id,
+                            ussd: Some(pdu::UssdMeta { end: reply.end, session_info: message.session_info }),
+                            deliver_by: started + ttl,
+                        },
+                    );
+                    metrics::histogram!("otpgw_reply_seconds", "channel" => "ussd").record(started.elapsed().as_secs_f64());
+                    return;
+                }
+                Err(CoreError::Msisdn(e)) => {
+                    tracing::info!(error = ?e, "source address is not a phone number");
+                    refuse(id, CommandStatus::EsmeRinvsrcadr, seq)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "ussd step could not be handled");
+                    refuse(id, CommandStatus::EsmeRxTAppn, seq)
+                }
+            };
+            let _ = responses.send(response);
+        }));
+        Flow::Continue
+    }
+
     async fn deliver(&mut self, reply: Outgoing) -> Flow {
         if reply.deliver_by <= Instant::now() {
             tracing::warn!(
-                kind = reply.kind.as_str(),
+                kind = reply.label,
                 "reply expired before a receiver took it"
             );
             metrics::counter!("otpgw_replies_expired_total").increment(1);
             return Flow::Continue;
         }
-        let dsm = match pdu::deliver_sm(&self.ctx.service.sender_id, &reply.to, &reply.text) {
+        let dsm = match pdu::deliver_sm(&reply.source, &reply.to, &reply.text, reply.ussd) {
             Ok(dsm) => dsm,
             Err(e) => {
                 tracing::error!(error = %e, "reply cannot be put in a deliver_sm");
@@ -473,7 +605,7 @@ impl Session {
         self.window_gauge(-1.0);
         let accepted = status == CommandStatus::EsmeRok && id == CommandId::DeliverSmResp;
         if !accepted {
-            tracing::warn!(status = ?status, command = ?id, kind = f.reply.kind.as_str(), "peer refused a reply");
+            tracing::warn!(status = ?status, command = ?id, kind = f.reply.label, "peer refused a reply");
         }
         metrics::histogram!("otpgw_deliver_sm_seconds").record(f.sent_at.elapsed().as_secs_f64());
         if let Some(code_id) = f.reply.code_id {

@@ -62,6 +62,11 @@ impl Gateway {
     /// appended after its `[service]` table: `[service]` keys first, then may open
     /// a `[limits]` table of its own (which replaces the tests' generous limits).
     pub fn start_with(service_extra: &str) -> Self {
+        Self::start_with_env(service_extra, &[])
+    }
+
+    /// As `start_with`, plus `OTPGW_*` environment overrides for other sections.
+    pub fn start_with_env(service_extra: &str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let db_url = fresh_database(dir.path());
         // On a shared database the gateway refuses to invent keys: give it some.
@@ -72,7 +77,7 @@ impl Gateway {
                 hex::encode(rand::random::<[u8; 32]>())
             )
         });
-        let mut gw = Self::start_in(dir, db_url, service_extra, keys);
+        let mut gw = Self::start_in(dir, db_url, service_extra, keys, env);
         gw.owns_db = gw.db_url.starts_with("postgres");
         gw
     }
@@ -85,7 +90,7 @@ impl Gateway {
             hex::encode(rand::random::<[u8; 32]>()),
             hex::encode(rand::random::<[u8; 32]>())
         );
-        Self::start_in(dir, db_url.to_owned(), "", Some(keys))
+        Self::start_in(dir, db_url.to_owned(), "", Some(keys), &[])
     }
 
     /// The gateway's `/metrics`, parsed by the Prometheus reference parser.
@@ -121,7 +126,7 @@ impl Gateway {
     pub fn start_beside(other: &Gateway) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let keys = std::fs::read_to_string(other.dir.path().join("keys.toml")).expect("keys");
-        Self::start_in(dir, other.db_url.clone(), "", Some(keys))
+        Self::start_in(dir, other.db_url.clone(), "", Some(keys), &[])
     }
 
     fn start_in(
@@ -129,6 +134,7 @@ impl Gateway {
         db_url: String,
         service_extra: &str,
         keys: Option<String>,
+        env: &[(&str, &str)],
     ) -> Self {
         let config = dir.path().join("otpgw.toml");
         let key_file = dir.path().join("keys.toml");
@@ -174,6 +180,7 @@ sender_id = "BankOTP"
         .unwrap();
         let mut cmd = Command::new(bin());
         cmd.args(["--config", config.to_str().unwrap(), "serve"]);
+        cmd.envs(env.iter().copied());
         Self::spawn(cmd, dir, config, db_url)
     }
 
@@ -375,6 +382,39 @@ sender_id = "BankOTP"
             .args(args)
             .output()
             .expect("run python3 smpp_peer.py (pip install -r tests/peers/requirements.txt)");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let events = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        Peer {
+            code: out.status.code(),
+            events,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs the USSD peer (npm `smpp`, `tests/peers/ussd_peer.js`) as `kannel`.
+    pub fn ussd_peer(&self, args: &[&str]) -> Peer {
+        let out = Command::new("node")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/ussd_peer.js"))
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &self.smpp.port().to_string(),
+            ])
+            .args([
+                "--system-id",
+                "kannel",
+                "--password",
+                "secret",
+                "--timeout",
+                "20",
+            ])
+            .args(args)
+            .output()
+            .expect("run node ussd_peer.js (npm ci --prefix tests/peers)");
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let events = stdout
             .lines()

@@ -10,6 +10,7 @@ mod nodes;
 mod ops;
 mod smpp_session;
 mod sms;
+mod ussd;
 mod verify;
 
 /// Card numbers used across tests (Luhn-valid test numbers).

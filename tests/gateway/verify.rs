@@ -28,6 +28,13 @@ fn age_codes(gw: &Gateway, ms: i64) {
         .unwrap();
 }
 
+pub fn count_codes(gw: &Gateway, channel: &str) -> i64 {
+    let (rt, mut conn) = connect(gw);
+    let sql = "SELECT COUNT(*) FROM codes WHERE channel = $1";
+    rt.block_on(sqlx::query_scalar(sql).bind(channel).fetch_one(&mut conn))
+        .unwrap()
+}
+
 pub fn count_events(gw: &Gateway, kind: &str) -> i64 {
     let (rt, mut conn) = connect(gw);
     let sql = "SELECT COUNT(*) FROM events WHERE kind = $1";

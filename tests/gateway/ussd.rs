@@ -1,0 +1,222 @@
+//! USSD over SMPP with a third-party peer that sends and receives the USSD TLVs
+//! (npm `smpp`), and over HTTP in the aggregator form with a real HTTP client.
+
+use crate::cards;
+use crate::harness::{code_in, Gateway};
+
+fn step<'a>(op: &'a str, session: &'a str, seq: &'a str, text: &'a str) -> Vec<&'a str> {
+    vec![
+        "ussd",
+        "--from",
+        "989121110120",
+        "--to",
+        "720",
+        "--op",
+        op,
+        "--session",
+        session,
+        "--seq",
+        seq,
+        "--text",
+        text,
+    ]
+}
+
+fn screens(p: &crate::harness::Peer) -> Vec<(u64, Vec<u64>, String)> {
+    p.all("deliver_sm")
+        .iter()
+        .map(|d| {
+            let info = d["its_session_info"]
+                .as_array()
+                .map(|a| a.iter().map(|v| v.as_u64().unwrap()).collect());
+            (
+                d["ussd_service_op"].as_u64().unwrap(),
+                info.unwrap_or_default(),
+                d["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_full_menu_dialogue_over_smpp_ends_with_a_code_that_verifies() {
+    let gw = Gateway::start_with("language = \"en\"");
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    gw.enroll(&admin, cards::A, "989121110120");
+    let mut args = step("1", "5", "0", "*720#");
+    args.extend(step("18", "5", "2", "1"));
+    args.extend(step("18", "5", "4", "4321"));
+    args.push("unbind");
+    let p = gw.ussd_peer(&args);
+    p.ok();
+    assert!(
+        p.all("submit_sm_resp").iter().all(|r| r["status"] == 0),
+        "{p:?}"
+    );
+    let s = screens(&p);
+    assert_eq!(s.len(), 3, "{p:?}");
+    // Menu and prompt continue the session (USSR request, op 2); the code ends it
+    // (PSSR response, op 17) with the end-of-session bit set in its_session_info.
+    assert_eq!((s[0].0, &s[0].1), (2, &vec![5, 0]));
+    assert!(s[0].2.contains("1. Get password"), "{}", s[0].2);
+    assert_eq!(s[1].0, 2);
+    assert!(s[1].2.contains("last 4 digits"), "{}", s[1].2);
+    assert_eq!((s[2].0, &s[2].1), (17, &vec![5, 5]));
+    let delivered = p.all("deliver_sm");
+    assert_eq!(delivered[2]["service_type"], "USSD");
+    let code = code_in(&s[2].2);
+    assert_eq!(
+        gw.verify(&verifier, cards::A, &code, "u1")["result"],
+        "approved"
+    );
+    assert_eq!(crate::verify::count_codes(&gw, "ussd"), 1);
+}
+
+#[test]
+fn the_one_shot_string_answers_at_once_in_persian_digits_too() {
+    let gw = Gateway::start();
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    gw.enroll(&admin, cards::A, "989121110120");
+    let mut args = step("1", "9", "0", "*720*1*4321#");
+    args.extend(["--coding", "gsm"]);
+    args.extend(step("1", "10", "0", "*۷۲۰*۱*۴۳۲۱#"));
+    args.extend(["--coding", "ucs2", "unbind"]);
+    let p = gw.ussd_peer(&args);
+    p.ok();
+    let s = screens(&p);
+    assert_eq!(s.len(), 2, "{p:?}");
+    assert_eq!(s[0].0, 17);
+    assert!(s[0].2.contains("رمز پویا"), "{}", s[0].2);
+    let (first, second) = (code_in(&s[0].2), code_in(&s[1].2));
+    // The second code superseded the first.
+    assert_eq!(
+        gw.verify(&verifier, cards::A, &second, "os2")["result"],
+        "approved"
+    );
+    assert_ne!(
+        gw.verify(&verifier, cards::A, &first, "os1")["result"],
+        "approved"
+    );
+}
+
+#[test]
+fn a_bad_choice_reprompts_once_then_ends() {
+    let gw = Gateway::start_with("language = \"en\"");
+    let mut args = step("1", "3", "0", "*720#");
+    args.extend(step("18", "3", "2", "7"));
+    args.extend(step("18", "3", "4", "8"));
+    args.extend(step("1", "4", "0", "*999#")); // not our service
+    args.push("unbind");
+    let p = gw.ussd_peer(&args);
+    p.ok();
+    let s = screens(&p);
+    assert_eq!(s.len(), 4, "{p:?}");
+    assert_eq!(s[1].0, 2);
+    assert!(s[1].2.starts_with("Invalid choice."), "{}", s[1].2);
+    assert_eq!(s[2].0, 17);
+    assert!(s[2].2.contains("Invalid input"), "{}", s[2].2);
+    assert_eq!((s[3].0, s[3].2.as_str()), (17, "Unknown service."));
+}
+
+#[test]
+fn an_abort_ends_the_dialogue_and_an_idle_one_expires() {
+    let gw = Gateway::start_with_env(
+        "language = \"en\"",
+        &[("OTPGW_SMPP__USSD_SESSION_TIMEOUT_SECS", "1")],
+    );
+    let mut args = step("1", "6", "0", "*720#");
+    // The user hangs up (vendor op 0x81): acknowledged, no screen.
+    args.extend(step("129", "6", "2", ""));
+    args.extend(["--no-reply", "--quiet-wait", "0.3"]);
+    args.extend(step("18", "6", "4", "1"));
+    // A new dialogue left idle past the timeout (1 s here, 180 s by default).
+    args.extend(step("1", "8", "0", "*720#"));
+    args.extend(["sleep", "1.3"]);
+    args.extend(step("18", "8", "2", "1"));
+    args.push("unbind");
+    let p = gw.ussd_peer(&args);
+    p.ok();
+    assert_eq!(p.all("no_reply").len(), 1, "{p:?}");
+    let s = screens(&p);
+    assert_eq!(s.len(), 4, "{p:?}");
+    assert_eq!(
+        (s[1].0, s[1].2.as_str()),
+        (17, "Your session has expired. Please dial again.")
+    );
+    assert_eq!(s[2].0, 2);
+    assert_eq!(
+        (s[3].0, s[3].2.as_str()),
+        (17, "Your session has expired. Please dial again.")
+    );
+}
+
+#[test]
+fn ussd_over_http_in_the_aggregator_form() {
+    let gw = Gateway::start_with("language = \"en\"");
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    let ussd_key = gw.api_key("ussd");
+    gw.enroll(&admin, cards::A, "989121110121");
+    gw.enroll(&admin, cards::B1, "989121110121");
+    gw.enroll(&admin, cards::B2, "989121110121");
+    let client = reqwest::blocking::Client::new();
+    let hop = |key: &str, service: &str, text: &str| {
+        let resp = client
+            .post(gw.url("/v1/ussd"))
+            .bearer_auth(key)
+            .form(&[
+                ("sessionId", "ATUid_1"),
+                ("serviceCode", service),
+                ("phoneNumber", "+989121110121"),
+                ("networkCode", "43211"),
+                ("text", text),
+            ])
+            .send()
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.text().unwrap())
+    };
+    let (status, body) = hop(&ussd_key, "*720#", "");
+    assert_eq!(status, 200);
+    assert!(
+        body.starts_with("CON Dynamic password\n1. Get password"),
+        "{body}"
+    );
+    assert!(hop(&ussd_key, "*720#", "1")
+        .1
+        .starts_with("CON Enter the last 4 digits"));
+    // Two cards end in 1234: ask for 6, then the code.
+    assert!(hop(&ussd_key, "*720#", "1*1234")
+        .1
+        .starts_with("CON More than one card"));
+    let (_, end) = hop(&ussd_key, "*720#", "1*1234*771234");
+    assert!(end.starts_with("END Dynamic password: "), "{end}");
+    assert_eq!(
+        gw.verify(&verifier, cards::B1, &code_in(&end), "h1")["result"],
+        "approved"
+    );
+    // The one-shot form through the service code.
+    let (_, end) = hop(&ussd_key, "*720*1*4321#", "");
+    assert_eq!(
+        gw.verify(&verifier, cards::A, &code_in(&end), "h2")["result"],
+        "approved"
+    );
+    assert_eq!(
+        hop(&ussd_key, "*720#", "2")
+            .1
+            .split('\n')
+            .next()
+            .unwrap()
+            .get(..4),
+        Some("END ")
+    );
+    assert_eq!(hop(&ussd_key, "*999#", "").1, "END Unknown service.");
+    // Only the ussd role, and a malformed form is a 400 with the JSON error body.
+    assert_eq!(hop(&verifier, "*720#", "").0, 403);
+    let (status, body) = hop(&ussd_key, "720", "");
+    assert_eq!(status, 400);
+    let err: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(err["error"]["code"], "invalid_service_code");
+}
