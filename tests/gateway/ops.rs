@@ -171,6 +171,7 @@ fn openapi_describes_every_endpoint() {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
     for (path, method) in [
         ("/v1/verify", "post"),
+        ("/v1/ussd", "post"),
         ("/v1/cards", "post"),
         ("/v1/cards/lookup", "post"),
         ("/v1/cards/{id}", "get"),
