@@ -19,6 +19,18 @@ pub enum ReplyKind {
 }
 
 impl ReplyKind {
+    pub const ALL: [ReplyKind; 9] = [
+        Self::Code,
+        Self::NotEnrolled,
+        Self::NoSuchCard,
+        Self::Ambiguous,
+        Self::FullPan,
+        Self::Locked,
+        Self::Help,
+        Self::Unrecognised,
+        Self::Limited,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Code => "code",
@@ -158,18 +170,6 @@ pub fn detect_language(text: &str, default: Language) -> Language {
 mod tests {
     use super::*;
 
-    const ALL: [ReplyKind; 9] = [
-        ReplyKind::Code,
-        ReplyKind::NotEnrolled,
-        ReplyKind::NoSuchCard,
-        ReplyKind::Ambiguous,
-        ReplyKind::FullPan,
-        ReplyKind::Locked,
-        ReplyKind::Help,
-        ReplyKind::Unrecognised,
-        ReplyKind::Limited,
-    ];
-
     #[test]
     fn every_text_fits_one_sms_of_its_encoding() {
         let p = Params {
@@ -179,7 +179,7 @@ mod tests {
             short_code: "30003303",
             retry_secs: 3600,
         };
-        for kind in ALL {
+        for kind in ReplyKind::ALL {
             for lang in [Language::En, Language::Fa] {
                 let t = render(kind, lang, &p);
                 let fits = match otpgw_parsers::text::gsm7_septets(&t) {
@@ -200,7 +200,7 @@ mod tests {
             short_code: "30003303",
             retry_secs: 3600,
         };
-        for kind in ALL {
+        for kind in ReplyKind::ALL {
             assert!(
                 otpgw_parsers::text::gsm7_fits(&render(kind, Language::En, &p)),
                 "{kind:?}"

@@ -276,22 +276,11 @@ mod tests {
             short_code: "720",
             retry_secs: 3600,
         };
-        let answers = [
-            ReplyKind::Code,
-            ReplyKind::NotEnrolled,
-            ReplyKind::NoSuchCard,
-            ReplyKind::Ambiguous,
-            ReplyKind::FullPan,
-            ReplyKind::Locked,
-            ReplyKind::Help,
-            ReplyKind::Unrecognised,
-            ReplyKind::Limited,
-        ];
         for lang in [Language::En, Language::Fa] {
             let texts = screens
                 .iter()
                 .map(|s| render(*s, lang, "720"))
-                .chain(answers.iter().map(|k| render_answer(*k, lang, &p)));
+                .chain(ReplyKind::ALL.iter().map(|k| render_answer(*k, lang, &p)));
             for text in texts {
                 assert!(
                     fits_one_page(&text),

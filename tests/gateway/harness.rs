@@ -362,59 +362,47 @@ sender_id = "BankOTP"
     }
 
     pub fn peer_as(&self, system_id: &str, password: &str, opts: &[&str], args: &[&str]) -> Peer {
-        let out = Command::new("python3")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/smpp_peer.py"))
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &self.smpp.port().to_string(),
-            ])
-            .args([
-                "--system-id",
-                system_id,
-                "--password",
-                password,
-                "--timeout",
-                "20",
-            ])
-            .args(opts)
-            .args(args)
-            .output()
-            .expect("run python3 smpp_peer.py (pip install -r tests/peers/requirements.txt)");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let events = stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect();
-        Peer {
-            code: out.status.code(),
-            events,
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        self.run_peer(("python3", "smpp_peer.py"), system_id, password, opts, args)
     }
 
     /// Runs the USSD peer (npm `smpp`, `tests/peers/ussd_peer.js`) as `kannel`.
     pub fn ussd_peer(&self, args: &[&str]) -> Peer {
-        let out = Command::new("node")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/ussd_peer.js"))
+        self.run_peer(("node", "ussd_peer.js"), "kannel", "secret", &[], args)
+    }
+
+    /// Runs a peer script from `tests/peers` against this gateway's SMPP port.
+    fn run_peer(
+        &self,
+        (program, script): (&str, &str),
+        system_id: &str,
+        password: &str,
+        opts: &[&str],
+        args: &[&str],
+    ) -> Peer {
+        let port = self.smpp.port().to_string();
+        let out = Command::new(program)
+            .arg(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/peers")
+                    .join(script),
+            )
             .args([
                 "--host",
                 "127.0.0.1",
                 "--port",
-                &self.smpp.port().to_string(),
-            ])
-            .args([
+                &port,
                 "--system-id",
-                "kannel",
+                system_id,
                 "--password",
-                "secret",
-                "--timeout",
-                "20",
+                password,
             ])
+            .args(["--timeout", "20"])
+            .args(opts)
             .args(args)
             .output()
-            .expect("run node ussd_peer.js (npm ci --prefix tests/peers)");
+            .unwrap_or_else(|e| {
+                panic!("run {program} {script} (see .ci/run for its install): {e}")
+            });
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let events = stdout
             .lines()
