@@ -633,9 +633,7 @@ impl Store {
         .bind(now)
         .fetch_one(&self.pool)
         .await?;
-        let mut conn = self.pool.acquire().await?;
-        insert_event(
-            &mut conn,
+        self.audit(
             None,
             "api_key_created",
             "cli",

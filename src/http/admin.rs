@@ -49,9 +49,7 @@ fn parse_id(raw: &str) -> Result<i64, ApiError> {
     responses(
         (status = 201, description = "enrolled", body = Card),
         (status = 409, description = "already enrolled", body = super::error::ErrorBody),
-        (status = 400, description = "malformed request", body = super::error::ErrorBody),
-        (status = 401, description = "missing or unknown API key", body = super::error::ErrorBody),
-        (status = 403, description = "the key's role may not do this", body = super::error::ErrorBody),
+        super::error::CommonErrors,
         (status = 404, description = "no such card", body = super::error::ErrorBody)
     )
 )]
@@ -78,9 +76,7 @@ pub async fn enroll(
     security(("bearer" = [])),
     responses(
         (status = 200, body = Card),
-        (status = 400, description = "malformed request", body = super::error::ErrorBody),
-        (status = 401, description = "missing or unknown API key", body = super::error::ErrorBody),
-        (status = 403, description = "the key's role may not do this", body = super::error::ErrorBody),
+        super::error::CommonErrors,
         (status = 404, description = "no such card", body = super::error::ErrorBody)
     )
 )]
@@ -108,9 +104,7 @@ pub async fn show(
     security(("bearer" = [])),
     responses(
         (status = 200, body = Card),
-        (status = 400, description = "malformed request", body = super::error::ErrorBody),
-        (status = 401, description = "missing or unknown API key", body = super::error::ErrorBody),
-        (status = 403, description = "the key's role may not do this", body = super::error::ErrorBody),
+        super::error::CommonErrors,
         (status = 404, description = "no such card", body = super::error::ErrorBody)
     )
 )]
@@ -138,9 +132,7 @@ pub async fn lookup(
     security(("bearer" = [])),
     responses(
         (status = 200, body = Card),
-        (status = 400, description = "malformed request", body = super::error::ErrorBody),
-        (status = 401, description = "missing or unknown API key", body = super::error::ErrorBody),
-        (status = 403, description = "the key's role may not do this", body = super::error::ErrorBody),
+        super::error::CommonErrors,
         (status = 404, description = "no such card", body = super::error::ErrorBody)
     )
 )]
@@ -161,9 +153,7 @@ pub async fn reactivate(
     security(("bearer" = [])),
     responses(
         (status = 200, body = Card),
-        (status = 400, description = "malformed request", body = super::error::ErrorBody),
-        (status = 401, description = "missing or unknown API key", body = super::error::ErrorBody),
-        (status = 403, description = "the key's role may not do this", body = super::error::ErrorBody),
+        super::error::CommonErrors,
         (status = 404, description = "no such card", body = super::error::ErrorBody)
     )
 )]
@@ -200,9 +190,7 @@ async fn change(
     security(("bearer" = [])),
     responses(
         (status = 200, body = Vec<Event>),
-        (status = 400, description = "malformed request", body = super::error::ErrorBody),
-        (status = 401, description = "missing or unknown API key", body = super::error::ErrorBody),
-        (status = 403, description = "the key's role may not do this", body = super::error::ErrorBody),
+        super::error::CommonErrors,
         (status = 404, description = "no such card", body = super::error::ErrorBody)
     )
 )]

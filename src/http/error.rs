@@ -81,6 +81,18 @@ pub struct ErrorBody {
     error: ErrorDetail,
 }
 
+/// The error answers every authenticated endpoint can give, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // only described, never built: handlers answer with `ApiError`
+pub enum CommonErrors {
+    #[response(status = 400, description = "malformed request")]
+    BadRequest(ErrorBody),
+    #[response(status = 401, description = "missing or unknown API key")]
+    Unauthorized(ErrorBody),
+    #[response(status = 403, description = "the key's role may not do this")]
+    Forbidden(ErrorBody),
+}
+
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// Stable, machine-readable: invalid_pan, unauthorized, rate_limited, …

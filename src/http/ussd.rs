@@ -43,9 +43,7 @@ const MAX_INPUTS: usize = 32;
     security(("bearer" = [])),
     responses(
         (status = 200, description = "`CON <screen>` to continue, `END <screen>` to close", content_type = "text/plain"),
-        (status = 400, description = "malformed form", body = super::error::ErrorBody),
-        (status = 401, description = "missing or unknown API key", body = super::error::ErrorBody),
-        (status = 403, description = "the key's role may not do this", body = super::error::ErrorBody)
+        super::error::CommonErrors
     )
 )]
 pub async fn ussd(

@@ -48,9 +48,7 @@ pub struct VerifyResponse {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "the decision, approved or rejected with a reason", body = VerifyResponse),
-        (status = 400, description = "malformed request", body = super::error::ErrorBody),
-        (status = 401, description = "missing or unknown API key", body = super::error::ErrorBody),
-        (status = 403, description = "the key's role may not do this", body = super::error::ErrorBody),
+        super::error::CommonErrors,
         (status = 409, description = "request_id already used for a different request", body = super::error::ErrorBody),
         (status = 429, description = "over the key's rate, or held by the guessing guard; see Retry-After", body = super::error::ErrorBody)
     )
