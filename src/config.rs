@@ -62,6 +62,136 @@ pub struct SmppSettings {
     pub ussd_dialled_in: DialledIn,
     /// A USSD dialogue idle this long is forgotten.
     pub ussd_session_timeout_secs: u64,
+    /// Operator SMSCs (or aggregators) we bind to as an ESME (client mode).
+    pub connections: Vec<ConnectionSettings>,
+}
+
+/// One operator connection: where to bind, how, and which numbers it serves.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionSettings {
+    /// Our name for it, in logs, metrics and the API.
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    #[serde(deserialize_with = "string_or_number")]
+    pub system_id: String,
+    pub password: Secret,
+    #[serde(default)]
+    pub system_type: String,
+    /// `transceiver` (one session) or `transmitter_receiver` (two sessions).
+    #[serde(default)]
+    pub bind: ConnectionBind,
+    /// The interface version of the bind: "3.4" (default) or "5.0".
+    #[serde(default)]
+    pub version: SmppVersion,
+    /// submit_sm in flight before we wait for responses.
+    #[serde(default = "default_window")]
+    pub window: usize,
+    /// Message segments per second the operator allows (0 = no pacing).
+    #[serde(default = "default_tps")]
+    pub tps: u32,
+    /// The source address of our messages; default `service.sender_id`.
+    #[serde(default, deserialize_with = "optional_string_or_number")]
+    pub source_addr: Option<String>,
+    /// Type of number and numbering plan of the source address; by default
+    /// derived from it (numeric: 0/1, a name: 5/0).
+    #[serde(default)]
+    pub source_ton: Option<u8>,
+    #[serde(default)]
+    pub source_npi: Option<u8>,
+    #[serde(default = "default_enquire_link_secs")]
+    pub enquire_link_secs: u64,
+    /// MSISDN prefixes (E.164 digits) this connection serves; empty = the default route.
+    #[serde(default, deserialize_with = "strings_or_numbers")]
+    pub routes: Vec<String>,
+    /// Lower is tried first among the connections of a route (failover order).
+    #[serde(default)]
+    pub priority: u32,
+    /// Ask the SMSC for delivery receipts.
+    #[serde(default = "default_true")]
+    pub registered_delivery: bool,
+    /// Long texts: `udh` (segments with a concatenation header) or `payload`
+    /// (one submit_sm with message_payload).
+    #[serde(default = "default_split")]
+    pub split: Split,
+    #[serde(default = "default_connect_timeout_secs")]
+    pub connect_timeout_secs: u64,
+    /// Reconnect back-off doubles from 1 s up to this, with jitter.
+    #[serde(default = "default_max_backoff_secs")]
+    pub max_backoff_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionBind {
+    #[default]
+    Transceiver,
+    TransmitterReceiver,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub enum SmppVersion {
+    #[default]
+    #[serde(rename = "3.4")]
+    V34,
+    #[serde(rename = "5.0")]
+    V50,
+}
+
+/// "3.4" or "5.0"; environment variables deliver them as numbers.
+impl<'de> Deserialize<'de> for SmppVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Number(f64),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Text(s) => s,
+            Raw::Number(n) => format!("{n:.1}"),
+        };
+        match text.as_str() {
+            "3.4" | "34" => Ok(Self::V34),
+            "5.0" | "5" | "50" => Ok(Self::V50),
+            other => Err(serde::de::Error::custom(format!(
+                "SMPP version {other:?}: use \"3.4\" or \"5.0\""
+            ))),
+        }
+    }
+}
+
+/// How client mode carries a text longer than one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    /// One submit_sm with `message_payload`; the SMSC segments it.
+    Payload,
+    /// Several submit_sm with a concatenation UDH (esm_class UDHI), one per segment.
+    Udh,
+}
+
+fn default_window() -> usize {
+    10
+}
+fn default_tps() -> u32 {
+    100
+}
+fn default_enquire_link_secs() -> u64 {
+    30
+}
+fn default_true() -> bool {
+    true
+}
+fn default_split() -> Split {
+    Split::Udh
+}
+fn default_connect_timeout_secs() -> u64 {
+    10
+}
+fn default_max_backoff_secs() -> u64 {
+    60
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,6 +365,14 @@ fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D:
     })
 }
 
+fn optional_string_or_number<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Item(#[serde(deserialize_with = "string_or_number")] String);
+    Ok(Option::<Item>::deserialize(d)?.map(|i| i.0))
+}
+
 fn strings_or_numbers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     struct Item(#[serde(deserialize_with = "string_or_number")] String);
@@ -281,6 +419,7 @@ impl Default for SmppSettings {
             window: 10,
             ussd_dialled_in: DialledIn::ShortMessage,
             ussd_session_timeout_secs: 180,
+            connections: Vec::new(),
         }
     }
 }
@@ -427,8 +566,79 @@ impl Settings {
         if ids.windows(2).any(|w| w[0] == w[1]) {
             return bad("smpp peers: system_id listed twice".into());
         }
+        self.validate_connections()?;
         if !self.database.url.starts_with("sqlite:") && !self.database.url.starts_with("postgres") {
             return bad("database.url must start with sqlite: or postgres://".into());
+        }
+        Ok(())
+    }
+
+    /// Operator connections: each one complete and sane, names unique, and no two
+    /// connections of one route with the same priority (failover order would be a
+    /// coin toss).
+    fn validate_connections(&self) -> Result<(), ConfigError> {
+        let bad = |name: &str, m: &str| {
+            Err(ConfigError::Invalid(format!(
+                "smpp.connections {name:?}: {m}"
+            )))
+        };
+        let mut names = std::collections::HashSet::new();
+        let mut slots = std::collections::HashMap::new();
+        for c in &self.smpp.connections {
+            let name = c.name.as_str();
+            if name.is_empty() || name.len() > 32 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return bad(name, "name must be 1 to 32 letters, digits, '-' or '_'");
+            }
+            if !names.insert(name) {
+                return bad(name, "name listed twice");
+            }
+            if c.host.is_empty() {
+                return bad(name, "host is empty");
+            }
+            if c.port == 0 {
+                return bad(name, "port must be 1 to 65535");
+            }
+            if c.system_id.is_empty() || c.system_id.len() > 15 {
+                return bad(name, "system_id must be 1 to 15 characters");
+            }
+            if c.password.expose().len() > 8 {
+                return bad(name, "password longer than 8 characters (SMPP allows 8)");
+            }
+            if c.system_type.len() > 12 {
+                return bad(name, "system_type longer than 12 characters");
+            }
+            if !(1..=1000).contains(&c.window) {
+                return bad(name, "window must be 1 to 1000");
+            }
+            if c.enquire_link_secs == 0 || c.connect_timeout_secs == 0 || c.max_backoff_secs == 0 {
+                return bad(name, "enquire_link_secs, connect_timeout_secs and max_backoff_secs must be at least 1");
+            }
+            if c.source_ton.is_some_and(|t| t > 6) {
+                return bad(name, "source_ton must be 0 to 6");
+            }
+            if c.source_npi.is_some_and(|n| ![0, 1, 3, 4, 6, 8, 9, 10, 14, 18].contains(&n)) {
+                return bad(name, "source_npi is not an SMPP numbering plan (0, 1, 3, 4, 6, 8, 9, 10, 14, 18)");
+            }
+            let source = c.source_addr.as_deref().unwrap_or(&self.service.sender_id);
+            if source.is_empty() || source.len() > 20 {
+                return bad(name, "source_addr must be 1 to 20 characters");
+            }
+            let mut own = std::collections::HashSet::new();
+            for r in &c.routes {
+                if r.is_empty() || r.len() > 15 || !r.bytes().all(|b| b.is_ascii_digit()) {
+                    return bad(name, &format!("route {r:?} must be 1 to 15 digits of an international number, e.g. \"98912\""));
+                }
+                if !own.insert(r) {
+                    return bad(name, &format!("route {r:?} listed twice"));
+                }
+            }
+            let keys: Vec<&str> = if c.routes.is_empty() { vec![""] } else { c.routes.iter().map(String::as_str).collect() };
+            for key in keys {
+                if let Some(other) = slots.insert((key, c.priority), name) {
+                    let route = if key.is_empty() { "the default route".to_owned() } else { format!("route {key:?}") };
+                    return bad(name, &format!("has the same priority ({}) as {other:?} on {route}: give each connection of a route its own priority", c.priority));
+                }
+            }
         }
         Ok(())
     }

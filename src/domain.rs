@@ -47,13 +47,88 @@ impl Channel {
     }
 }
 
+/// Where a code's message stands on its way to the customer's phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Delivery {
+    /// Waiting for an operator connection.
+    Queued,
+    /// Accepted by the SMSC (or the listener's peer).
+    Submitted,
+    /// The handset has it (a receipt said so).
+    Delivered,
+    /// Refused, undeliverable, or not sent before the code expired.
+    Undelivered,
+    /// The SMSC gave up on it (its validity ran out).
+    Expired,
+}
+
+impl Delivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Submitted => "submitted",
+            Self::Delivered => "delivered",
+            Self::Undelivered => "undelivered",
+            Self::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => Self::Queued,
+            "submitted" => Self::Submitted,
+            "delivered" => Self::Delivered,
+            "undelivered" => Self::Undelivered,
+            "expired" => Self::Expired,
+            _ => return None,
+        })
+    }
+}
+
+/// A code's life: live until used, superseded by a newer one, expired, or voided
+/// (`failed`) when its card locked or was suspended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CodeState {
+    Live,
+    Used,
+    Superseded,
+    Expired,
+    Failed,
+}
+
+impl CodeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Live => "live",
+            Self::Used => "used",
+            Self::Superseded => "superseded",
+            Self::Expired => "expired",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "live" => Self::Live,
+            "used" => Self::Used,
+            "superseded" => Self::Superseded,
+            "expired" => Self::Expired,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+}
+
 /// What an API key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Back office: enroll, look up, suspend, re-activate cards.
     Admin,
-    /// Payment switch: verify codes.
+    /// Payment switch: verify codes, and push codes to a card's phone (the same
+    /// system asks for a code on the payment page and verifies it).
     Verifier,
     /// USSD aggregator over HTTP.
     Ussd,

@@ -167,6 +167,18 @@ impl<C: Clock + Clone> Limits<C> {
         }
     }
 
+    /// A code pushed through the API for a card: the per-card rate only (no customer
+    /// message is involved), answered with the time to wait.
+    pub fn admit_push(&self, card_id: i64) -> Result<(), Refused> {
+        self.card.check_key(&card_id).map_err(|nu| {
+            metrics::counter!("otpgw_limited_total", "rule" => "card").increment(1);
+            Refused {
+                retry_after: wait(&self.clock, &nu),
+                rule: "card",
+            }
+        })
+    }
+
     /// Whether an unknown sender gets the "not registered" reply this time.
     pub fn notify_unknown_sender(&self, msisdn: &str) -> bool {
         let ok = self.unknown_sender.check_key(&msisdn.to_owned()).is_ok();

@@ -18,7 +18,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 
 use crate::config::DatabaseSettings;
-use crate::domain::{CardStatus, Channel, Reason, Role, Verdict};
+use crate::domain::{CardStatus, Channel, CodeState, Delivery, Reason, Role, Verdict};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -84,6 +84,47 @@ pub struct NewCode<'a> {
     pub peer: &'a str,
     pub issued_at: i64,
     pub expires_at: i64,
+    /// `Queued` for a code that waits for an operator connection; `None` when the
+    /// transport that asked for it answers at once.
+    pub delivery: Option<Delivery>,
+    /// The route that will carry it (client mode), when known at issue time.
+    pub route: Option<&'a str>,
+}
+
+/// A pushed code's idempotency key: the caller's request id, and a fingerprint of
+/// the request so that a reused id for another card is told apart.
+pub struct PushKey<'a> {
+    pub api_key_id: i64,
+    pub request_id: &'a str,
+    pub fingerprint: &'a str,
+}
+
+/// A code as the back office may see it: where and how it went, never the code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeRecord {
+    pub id: i64,
+    pub card_id: i64,
+    pub channel: String,
+    pub peer: String,
+    pub state: CodeState,
+    pub delivery: Option<Delivery>,
+    pub route: Option<String>,
+    pub connection: Option<String>,
+    pub message_id: Option<String>,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub submitted_at: Option<i64>,
+    pub delivery_at: Option<i64>,
+    pub used_at: Option<i64>,
+}
+
+/// An SMSC's message id and the numbers it may stand for (see
+/// `otpgw_parsers::receipt::message_id_keys`).
+pub struct MessageRef<'a> {
+    pub connection: &'a str,
+    pub message_id: &'a str,
+    pub key_dec: Option<&'a str>,
+    pub key_hex: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +135,8 @@ pub enum Issued {
     },
     /// The card is locked or suspended; nothing was written.
     NotActive(CardStatus),
+    /// A pushed code's request id was seen before: its code, nothing new written.
+    Replayed { code_id: i64, fingerprint: String },
 }
 
 /// The latest code of a card, as the verification rule sees it.
@@ -410,6 +453,46 @@ impl Store {
     /// Stores a new code for an active card, superseding its live one, and commits
     /// before returning: the caller may send the code only after this succeeds.
     pub async fn issue_code(&self, code: NewCode<'_>, actor: &str) -> Result<Issued, StoreError> {
+        self.issue(code, actor, None).await
+    }
+
+    /// As `issue_code`, for a code pushed through the API: idempotent on the
+    /// caller's request id, recorded in the same transaction as the code.
+    pub async fn issue_pushed(
+        &self,
+        code: NewCode<'_>,
+        actor: &str,
+        push: &PushKey<'_>,
+    ) -> Result<Issued, StoreError> {
+        if let Some(previous) = self.push(push.api_key_id, push.request_id).await? {
+            return Ok(previous);
+        }
+        self.issue(code, actor, Some(push)).await
+    }
+
+    async fn push(&self, api_key_id: i64, request_id: &str) -> Result<Option<Issued>, StoreError> {
+        let row = sqlx::query(
+            "SELECT code_id, fingerprint FROM pushes WHERE api_key_id = $1 AND request_id = $2",
+        )
+        .bind(api_key_id)
+        .bind(request_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(Issued::Replayed {
+                code_id: r.try_get("code_id")?,
+                fingerprint: r.try_get("fingerprint")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn issue(
+        &self,
+        code: NewCode<'_>,
+        actor: &str,
+        push: Option<&PushKey<'_>>,
+    ) -> Result<Issued, StoreError> {
         let mut tx = self.begin().await?;
         let status: Option<String> = sqlx::query_scalar(
             "UPDATE cards SET updated_at = updated_at WHERE id = $1 RETURNING status",
@@ -431,8 +514,8 @@ impl Store {
         .await?
         .rows_affected() as i64;
         let code_id: i64 = sqlx::query_scalar(
-            "INSERT INTO codes (card_id, code_hash, channel, peer, issued_at, expires_at, state) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'live') RETURNING id",
+            "INSERT INTO codes (card_id, code_hash, channel, peer, issued_at, expires_at, state, delivery, route) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'live', $7, $8) RETURNING id",
         )
         .bind(code.card_id)
         .bind(code.code_hash)
@@ -440,8 +523,32 @@ impl Store {
         .bind(code.peer)
         .bind(code.issued_at)
         .bind(code.expires_at)
+        .bind(code.delivery.map(Delivery::as_str))
+        .bind(code.route)
         .fetch_one(&mut *tx)
         .await?;
+        if let Some(push) = push {
+            let inserted = sqlx::query(
+                "INSERT INTO pushes (api_key_id, request_id, fingerprint, code_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .bind(push.api_key_id)
+            .bind(push.request_id)
+            .bind(push.fingerprint)
+            .bind(code_id)
+            .bind(code.issued_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                // A concurrent request with the same id won: undo ours, answer as it did.
+                tx.rollback().await?;
+                return self
+                    .push(push.api_key_id, push.request_id)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt("push vanished".into()));
+            }
+        }
         insert_event(
             &mut tx,
             Some(code.card_id),
@@ -458,14 +565,120 @@ impl Store {
         })
     }
 
-    /// Records that the peer accepted (or refused) the message carrying a code.
-    pub async fn set_delivery(&self, code_id: i64, delivery: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE codes SET delivery = $2 WHERE id = $1")
+    /// Records a code's delivery state. A final state (delivered, undelivered,
+    /// expired) always wins; `submitted` only moves a code on from queued, so a
+    /// receipt that came first is not undone.
+    pub async fn set_delivery(
+        &self,
+        code_id: i64,
+        delivery: Delivery,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let sql = match delivery {
+            Delivery::Queued | Delivery::Submitted => {
+                "UPDATE codes SET delivery = $2, submitted_at = $3 WHERE id = $1 \
+                 AND (delivery IS NULL OR delivery = 'queued')"
+            }
+            _ => "UPDATE codes SET delivery = $2, delivery_at = $3 WHERE id = $1",
+        };
+        sqlx::query(sql)
             .bind(code_id)
-            .bind(delivery)
+            .bind(delivery.as_str())
+            .bind(at)
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// The SMSC accepted the message carrying a code: remember which connection took
+    /// it and the SMSC's id for it, so its receipt finds the code.
+    pub async fn set_submitted(
+        &self,
+        code_id: i64,
+        message: &MessageRef<'_>,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE codes SET connection = $2, message_id = $3, message_key_dec = $4, message_key_hex = $5, \
+             submitted_at = $6, delivery = CASE WHEN delivery IS NULL OR delivery = 'queued' THEN 'submitted' ELSE delivery END \
+             WHERE id = $1",
+        )
+        .bind(code_id)
+        .bind(message.connection)
+        .bind(message.message_id)
+        .bind(message.key_dec)
+        .bind(message.key_hex)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Applies a receipt to the code whose message it names on this connection:
+    /// the exact id first, then the same number in the other notation. Returns the
+    /// code's id, or `None` when no message matches (yet).
+    pub async fn apply_receipt(
+        &self,
+        message: &MessageRef<'_>,
+        delivery: Delivery,
+        at: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut code_id: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM codes WHERE connection = $1 AND message_id = $2 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(message.connection)
+        .bind(message.message_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        for key in [message.key_dec, message.key_hex].into_iter().flatten() {
+            if code_id.is_some() {
+                break;
+            }
+            code_id = sqlx::query_scalar(
+                "SELECT id FROM codes WHERE connection = $1 AND (message_key_dec = $2 OR message_key_hex = $2) \
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(message.connection)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        }
+        if let Some(id) = code_id {
+            self.set_delivery(id, delivery, at).await?;
+        }
+        Ok(code_id)
+    }
+
+    pub async fn code(&self, id: i64) -> Result<Option<CodeRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, card_id, channel, peer, state, delivery, route, connection, message_id, \
+             issued_at, expires_at, submitted_at, delivery_at, used_at FROM codes WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let state: String = r.try_get("state")?;
+        let delivery: Option<String> = r.try_get("delivery")?;
+        Ok(Some(CodeRecord {
+            id: r.try_get("id")?,
+            card_id: r.try_get("card_id")?,
+            channel: r.try_get("channel")?,
+            peer: r.try_get("peer")?,
+            state: CodeState::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("code state {state}")))?,
+            delivery: delivery
+                .map(|d| Delivery::parse(&d).ok_or_else(|| StoreError::Corrupt(format!("delivery {d}"))))
+                .transpose()?,
+            route: r.try_get("route")?,
+            connection: r.try_get("connection")?,
+            message_id: r.try_get("message_id")?,
+            issued_at: r.try_get("issued_at")?,
+            expires_at: r.try_get("expires_at")?,
+            submitted_at: r.try_get("submitted_at")?,
+            delivery_at: r.try_get("delivery_at")?,
+            used_at: r.try_get("used_at")?,
+        }))
     }
 
     // ---- verification ------------------------------------------------------------

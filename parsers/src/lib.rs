@@ -6,6 +6,7 @@
 //! - [`text`]: SMPP message octets to text by `data_coding`, and GSM-7 sizing
 //!   for replies.
 //! - [`ussd`]: splits dialled USSD strings such as `*720*1*1234#`.
+//! - [`receipt`]: SMSC delivery receipts and the forms of a message id.
 //!
 //! Nothing here does I/O, and no function panics on any input: the lints
 //! below keep indexing, slicing and unwrapping out of non-test code. No
@@ -28,6 +29,7 @@
 
 pub mod digits;
 pub mod msisdn;
+pub mod receipt;
 pub mod sms;
 pub mod text;
 pub mod ussd;

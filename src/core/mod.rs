@@ -10,19 +10,19 @@
 pub mod texts;
 pub mod ussd;
 
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use otpgw_parsers::msisdn::{normalize_msisdn, MsisdnError};
 use otpgw_parsers::sms::{parse_sms, SmsGrammar, SmsRequest};
 
 use crate::codes::{self, Code, Keys, Pan};
 use crate::config::ServiceSettings;
-use crate::domain::{CardStatus, Channel, Reason, Role, Verdict};
+use crate::domain::{CardStatus, Channel, Delivery, Reason, Role, Verdict};
 use crate::limits::{Admission, Limits, Refused};
 use crate::store::{
-    ApiKey, Card, Effect, Event, Issued, LatestCode, LockedCard, NewCard, NewCode, StatusChange,
-    Store, StoreError, VerifyAttempt,
+    ApiKey, Card, CodeRecord, Effect, Event, Issued, LatestCode, LockedCard, MessageRef, NewCard,
+    NewCode, PushKey, StatusChange, Store, StoreError, VerifyAttempt,
 };
 pub use texts::ReplyKind;
 
@@ -34,6 +34,56 @@ pub enum CoreError {
     Msisdn(MsisdnError),
     #[error("request_id was already used for a different request")]
     RequestIdReused,
+    #[error("no card with this number is enrolled")]
+    NotEnrolled,
+    #[error("the card is {}", .0.as_str())]
+    CardNotActive(CardStatus),
+    #[error("too many codes for this card: retry in {} s", .retry_after.as_secs().max(1))]
+    Limited { retry_after: Duration },
+    #[error("no operator connection serves this card's phone number")]
+    NoRoute,
+    #[error("the outgoing queue is full")]
+    Busy,
+}
+
+/// A message the core sends without being asked (a pushed code), handed to the
+/// transport that holds the operator connections.
+pub struct Push {
+    pub to: String,
+    pub text: String,
+    pub code_id: i64,
+    pub route: String,
+    /// Epoch ms after which sending it is pointless (the code has expired).
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for Push {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The text holds a code: never print it.
+        f.debug_struct("Push")
+            .field("code_id", &self.code_id)
+            .field("route", &self.route)
+            .finish()
+    }
+}
+
+/// The way out for pushed codes: client mode's operator connections.
+pub trait Outbound: Send + Sync {
+    /// The route serving this number (an MSISDN prefix, "" for the default
+    /// route), or `None` when no connection serves it.
+    fn route_for(&self, msisdn: &str) -> Option<String>;
+    /// Queues the message; `false` when the queue is full.
+    fn send(&self, push: Push) -> bool;
+}
+
+/// The answer to a pushed-code request. Never the code itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    pub code_id: i64,
+    pub expires_at: i64,
+    pub delivery: Option<Delivery>,
+    /// The same request_id was answered before; nothing new was issued or sent.
+    pub replayed: bool,
 }
 
 /// Where time comes from. Tests substitute a clock they can move.
@@ -118,6 +168,8 @@ struct Inner {
     grammar: SmsGrammar,
     clock: Arc<dyn Clock>,
     limits: Limits,
+    /// Set once by `serve` when client mode runs; absent in CLI commands.
+    outbound: OnceLock<Arc<dyn Outbound>>,
 }
 
 impl Core {
@@ -140,8 +192,14 @@ impl Core {
                 grammar,
                 clock,
                 limits,
+                outbound: OnceLock::new(),
             }),
         }
+    }
+
+    /// Connects pushed codes to client mode's operator connections.
+    pub fn set_outbound(&self, outbound: Arc<dyn Outbound>) {
+        let _ = self.inner.outbound.set(outbound);
     }
 
     pub fn store(&self) -> &Store {
@@ -263,6 +321,8 @@ impl Core {
                     peer: &inbound.peer,
                     issued_at: now,
                     expires_at: now.saturating_add(ttl_ms),
+                    delivery: None,
+                    route: None,
                 },
                 &format!("{}:{}", inbound.channel.as_str(), inbound.peer),
             )
@@ -282,7 +342,130 @@ impl Core {
             }
             // Locked between our read and the issuing transaction.
             Issued::NotActive(_) => Answer::say(ReplyKind::Locked, &card.last4),
+            Issued::Replayed { .. } => {
+                return Err(StoreError::Corrupt("replay of an unkeyed code".into()).into())
+            }
         }))
+    }
+
+    /// A code the payment switch asks for (the payment page's "send me a code"):
+    /// issued under the same rules as a requested one and sent by SMS to the card's
+    /// phone through the route serving its number. Idempotent on `request_id`.
+    /// The code is committed (state `queued`) before it is handed to the route.
+    pub async fn push_code(
+        &self,
+        key: ApiKey,
+        pan: &Pan,
+        request_id: &str,
+    ) -> Result<Pushed, CoreError> {
+        let keys = &self.inner.keys;
+        let store = &self.inner.store;
+        let pan_hash = keys.pan_hash(pan);
+        let push = PushKey {
+            api_key_id: key.id,
+            request_id,
+            fingerprint: &pan_hash,
+        };
+        let card = store
+            .card_by_pan_hash(&pan_hash)
+            .await?
+            .ok_or(CoreError::NotEnrolled)?;
+        if card.status != CardStatus::Active {
+            return Err(CoreError::CardNotActive(card.status));
+        }
+        let outbound = self.inner.outbound.get().ok_or(CoreError::NoRoute)?;
+        let route = outbound
+            .route_for(&card.msisdn)
+            .ok_or(CoreError::NoRoute)?;
+        self.inner
+            .limits
+            .admit_push(card.id)
+            .map_err(|r| CoreError::Limited {
+                retry_after: r.retry_after,
+            })?;
+        let code = Code::generate();
+        let now = self.now_ms();
+        let ttl_ms = i64::try_from(self.inner.service.code_ttl_secs * 1000).unwrap_or(i64::MAX);
+        let expires_at = now.saturating_add(ttl_ms);
+        let peer = format!("api:{}", key.id);
+        let issued = store
+            .issue_pushed(
+                NewCode {
+                    card_id: card.id,
+                    code_hash: &keys.code_hash(&card.pan_hash, &code),
+                    channel: Channel::Sms,
+                    peer: &peer,
+                    issued_at: now,
+                    expires_at,
+                    delivery: Some(Delivery::Queued),
+                    route: Some(&route),
+                },
+                &format!("apikey:{}", key.id),
+                &push,
+            )
+            .await?;
+        let code_id = match issued {
+            Issued::Code { code_id, .. } => code_id,
+            Issued::NotActive(status) => return Err(CoreError::CardNotActive(status)),
+            Issued::Replayed {
+                code_id,
+                fingerprint,
+            } => {
+                if !codes::hashes_equal(&fingerprint, &pan_hash) {
+                    return Err(CoreError::RequestIdReused);
+                }
+                let record = store
+                    .code(code_id)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt("pushed code vanished".into()))?;
+                return Ok(Pushed {
+                    code_id,
+                    expires_at: record.expires_at,
+                    delivery: record.delivery,
+                    replayed: true,
+                });
+            }
+        };
+        metrics::counter!("otpgw_codes_issued_total", "channel" => "push").increment(1);
+        tracing::info!(card_id = card.id, code_id, route = %route, "code pushed");
+        let svc = &self.inner.service;
+        let text = texts::render(
+            ReplyKind::Code,
+            svc.language,
+            &texts::Params {
+                code: code.expose(),
+                ttl_secs: svc.code_ttl_secs,
+                digits: &card.last4,
+                short_code: svc.short_codes.first().map_or("", String::as_str),
+                retry_secs: 0,
+            },
+        );
+        let queued = outbound.send(Push {
+            to: card.msisdn.clone(),
+            text,
+            code_id,
+            route,
+            expires_at,
+        });
+        if !queued {
+            // Committed but never sent: say so in its record, and to the caller.
+            store
+                .set_delivery(code_id, Delivery::Undelivered, self.now_ms())
+                .await?;
+            return Err(CoreError::Busy);
+        }
+        Ok(Pushed {
+            code_id,
+            expires_at,
+            delivery: Some(Delivery::Queued),
+            replayed: false,
+        })
+    }
+
+    /// A code's record for the back office: channel, route, connection, states and
+    /// times, never the code.
+    pub async fn code(&self, id: i64) -> Result<Option<CodeRecord>, CoreError> {
+        Ok(self.inner.store.code(id).await?)
     }
 
     /// One step of a USSD dialogue. `path` holds every input since the dial (the
@@ -448,8 +631,73 @@ impl Core {
 
     /// Records whether the transport's peer accepted the message carrying a code.
     pub async fn record_delivery(&self, code_id: i64, accepted: bool) -> Result<(), CoreError> {
-        let state = if accepted { "submitted" } else { "undelivered" };
-        Ok(self.inner.store.set_delivery(code_id, state).await?)
+        let state = if accepted {
+            Delivery::Submitted
+        } else {
+            Delivery::Undelivered
+        };
+        Ok(self
+            .inner
+            .store
+            .set_delivery(code_id, state, self.now_ms())
+            .await?)
+    }
+
+    /// A message carrying a code that will never reach the customer: refused for
+    /// good by the SMSC, or not sent before the code expired.
+    pub async fn record_undelivered(&self, code_id: i64) -> Result<(), CoreError> {
+        Ok(self
+            .inner
+            .store
+            .set_delivery(code_id, Delivery::Undelivered, self.now_ms())
+            .await?)
+    }
+
+    /// An operator's SMSC accepted the message carrying a code, under its id.
+    pub async fn record_submitted(
+        &self,
+        code_id: i64,
+        connection: &str,
+        message_id: &str,
+    ) -> Result<(), CoreError> {
+        let (dec, hex) = otpgw_parsers::receipt::message_id_keys(message_id);
+        let message = MessageRef {
+            connection,
+            message_id,
+            key_dec: dec.as_deref(),
+            key_hex: hex.as_deref(),
+        };
+        Ok(self
+            .inner
+            .store
+            .set_submitted(code_id, &message, self.now_ms())
+            .await?)
+    }
+
+    /// A delivery receipt from an operator connection. Returns the code it was
+    /// about, or `None` when no message of that connection has this id (yet).
+    pub async fn record_receipt(
+        &self,
+        connection: &str,
+        message_id: &str,
+        delivery: Delivery,
+    ) -> Result<Option<i64>, CoreError> {
+        let (dec, hex) = otpgw_parsers::receipt::message_id_keys(message_id);
+        let message = MessageRef {
+            connection,
+            message_id,
+            key_dec: dec.as_deref(),
+            key_hex: hex.as_deref(),
+        };
+        let code_id = self
+            .inner
+            .store
+            .apply_receipt(&message, delivery, self.now_ms())
+            .await?;
+        if code_id.is_some() {
+            metrics::counter!("otpgw_receipts_total", "delivery" => delivery.as_str()).increment(1);
+        }
+        Ok(code_id)
     }
 
     async fn guard_tripped(&self, key: ApiKey, now: i64) -> Result<(), CoreError> {

@@ -138,6 +138,36 @@ impl From<CoreError> for ApiError {
                 format!("this card is already enrolled as card {id}"),
             ),
             CoreError::Store(StoreError::NoSuchCard) => Self::not_found("no such card"),
+            CoreError::NotEnrolled => Self::new(
+                StatusCode::NOT_FOUND,
+                "not_enrolled",
+                "no card with this number is enrolled",
+            ),
+            CoreError::CardNotActive(status) => Self::new(
+                StatusCode::CONFLICT,
+                "card_not_active",
+                format!(
+                    "the card is {}; the bank must re-activate it first",
+                    status.as_str()
+                ),
+            ),
+            CoreError::Limited { retry_after } => Self::limited(crate::limits::Refused {
+                retry_after,
+                rule: "card",
+            }),
+            CoreError::NoRoute => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "no_route",
+                "no operator connection serves this card's phone number",
+            ),
+            CoreError::Busy => Self {
+                retry_after: Some(1),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "the outgoing queue is full; the code was not sent",
+                )
+            },
             CoreError::Store(e) => {
                 tracing::error!(error = %e, "store failure");
                 Self::internal()
