@@ -101,10 +101,26 @@ impl App {
         tracing::info!(addr = %http_addr, "http listening");
         tracing::info!(addr = %smpp_addr, "smpp listening");
 
+        let operators = (!self.settings.smpp.connections.is_empty()).then(|| {
+            smpp::client::Operators::new(
+                self.core.clone(),
+                self.settings.smpp.clone(),
+                self.settings.service.clone(),
+            )
+        });
+        if let Some(ops) = &operators {
+            self.core.set_outbound(Arc::new(ops.clone()));
+            tracker.spawn(ops.clone().run(shutdown.clone()));
+            tracing::info!(
+                connections = self.settings.smpp.connections.len(),
+                "client mode: binding to operator SMSCs"
+            );
+        }
         let state = AppState {
             core: self.core.clone(),
             metrics: crate::telemetry::init_metrics(),
             smpp_listening: true,
+            operators,
         };
         let router = http::router(
             state,

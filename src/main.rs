@@ -42,6 +42,45 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Apikey(ApikeyCommand),
+    /// Pushed codes, through the running gateway's HTTP API.
+    #[command(subcommand)]
+    Code(CodeCommand),
+    /// The running gateway's operator connections (GET /v1/connections).
+    Status(Remote),
+}
+
+/// How a command reaches the running gateway: its HTTP address (default: from
+/// `http.listen`) and an API key (`OTPGW_API_KEY`, so it stays out of the
+/// process list).
+#[derive(clap::Args)]
+struct Remote {
+    #[arg(long)]
+    url: Option<String>,
+    #[arg(long, env = "OTPGW_API_KEY", hide_env_values = true)]
+    key: String,
+}
+
+#[derive(Subcommand)]
+enum CodeCommand {
+    /// Issue a code for a card and send it to the card's phone (POST /v1/codes);
+    /// needs a `verifier` key. Prints the answer (never the code) as JSON.
+    Send {
+        /// The full card number; `-` reads it from standard input.
+        #[arg(long)]
+        pan: String,
+        /// Idempotency key; a random one by default.
+        #[arg(long)]
+        request_id: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show a code's delivery and state (GET /v1/codes/{id}); needs an `admin` key.
+    Show {
+        #[arg(long)]
+        id: i64,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Subcommand)]
@@ -114,6 +153,36 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
             Ok(())
         }
         Command::Card(cmd) => card(cmd, settings).await,
+        Command::Status(remote) => {
+            let json = call(&settings, &remote, reqwest::Method::GET, "/v1/connections", None).await?;
+            println!("{json}");
+            Ok(())
+        }
+        Command::Code(CodeCommand::Send {
+            pan,
+            request_id,
+            remote,
+        }) => {
+            let pan = read_pan(&pan)?;
+            let request_id =
+                request_id.unwrap_or_else(|| format!("cli-{:016x}", rand_id()));
+            let body = serde_json::json!({"pan": pan.expose(), "request_id": request_id});
+            let json = call(&settings, &remote, reqwest::Method::POST, "/v1/codes", Some(body)).await?;
+            println!("{json}");
+            Ok(())
+        }
+        Command::Code(CodeCommand::Show { id, remote }) => {
+            let json = call(
+                &settings,
+                &remote,
+                reqwest::Method::GET,
+                &format!("/v1/codes/{id}"),
+                None,
+            )
+            .await?;
+            println!("{json}");
+            Ok(())
+        }
         Command::Apikey(ApikeyCommand::Create { role, label }) => {
             let core = otpgw::app::build_core(&settings).await?;
             let (id, key) = core.create_api_key(role, label.as_deref()).await?;
@@ -125,6 +194,56 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn rand_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+/// One request to the running gateway's API; the JSON answer, or its error body
+/// as the error.
+async fn call(
+    settings: &Settings,
+    remote: &Remote,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<serde_json::Value> {
+    let base = match &remote.url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => {
+            let listen = settings.http.listen.replace("0.0.0.0", "127.0.0.1");
+            format!("http://{listen}")
+        }
+    };
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(15))
+        .build()
+        .context("Failed to build the HTTP client")?;
+    let mut request = client.request(method, format!("{base}{path}")).bearer_auth(&remote.key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("Failed to reach the gateway at {base}"))?;
+    let status = response.status();
+    let json: serde_json::Value = response
+        .json()
+        .await
+        .context("The gateway's answer is not JSON")?;
+    if !status.is_success() {
+        bail!("the gateway answered {status}: {json}");
+    }
+    Ok(json)
 }
 
 async fn serve(settings: Settings) -> Result<()> {

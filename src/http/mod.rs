@@ -4,6 +4,8 @@
 //! the one exception of the readiness probe asking the store whether it is ready.
 
 mod admin;
+mod codes;
+mod connections;
 mod error;
 mod ops;
 mod ussd;
@@ -31,12 +33,17 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// The SMPP listener is bound (set by `App`, which binds both before serving).
     pub smpp_listening: bool,
+    /// Client mode's operator connections, when any are configured.
+    pub operators: Option<crate::smpp::client::Operators>,
 }
 
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
     Router::new()
         .route("/v1/verify", post(verify::verify))
         .route("/v1/ussd", post(ussd::ussd))
+        .route("/v1/codes", post(codes::push))
+        .route("/v1/codes/{id}", get(codes::show))
+        .route("/v1/connections", get(connections::list))
         .route("/v1/cards", post(admin::enroll))
         .route("/v1/cards/lookup", post(admin::lookup))
         .route("/v1/cards/{id}", get(admin::show))
@@ -119,6 +126,9 @@ async fn timeout_body(resp: axum::response::Response) -> axum::response::Respons
     paths(
         verify::verify,
         ussd::ussd,
+        codes::push,
+        codes::show,
+        connections::list,
         admin::enroll,
         admin::show,
         admin::lookup,

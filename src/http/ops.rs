@@ -16,11 +16,12 @@ pub async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))
 }
 
-/// Ready when the database answers within 2 s with every migration applied, and the
-/// SMPP listener is accepting (it is, for as long as the process serves HTTP).
+/// Ready when the database answers within 2 s with every migration applied, the
+/// SMPP listener is accepting (it is, for as long as the process serves HTTP), and
+/// every route of client mode has a bound operator connection.
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses(
-    (status = 200, description = "ready: {ready, database, smpp}"),
-    (status = 503, description = "not ready: database unreachable, slow, or migrations pending")
+    (status = 200, description = "ready: {ready, database, smpp, routes_down}"),
+    (status = 503, description = "not ready: database unreachable, slow, or migrations pending, or a route with no bound connection")
 ))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let check = tokio::time::timeout(Duration::from_secs(2), state.core.store().ready());
@@ -33,7 +34,12 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         }
         Err(_) => "timeout",
     };
-    let ready = database == "ok" && state.smpp_listening;
+    let routes_down = state
+        .operators
+        .as_ref()
+        .map(|o| o.routes_down())
+        .unwrap_or_default();
+    let ready = database == "ok" && state.smpp_listening && routes_down.is_empty();
     let status = if ready {
         StatusCode::OK
     } else {
@@ -46,7 +52,9 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     };
     (
         status,
-        axum::Json(json!({"ready": ready, "database": database, "smpp": smpp})),
+        axum::Json(
+            json!({"ready": ready, "database": database, "smpp": smpp, "routes_down": routes_down}),
+        ),
     )
 }
 

@@ -5,11 +5,13 @@
 //! * `codec`   — framing that answers bad PDUs with generic_nack instead of dying.
 //! * `pdu`     — PDUs ↔ plain values (addresses, decoded text, reply encoding).
 //! * `session` — one connection: bind, then requests, replies, enquire_link, unbind.
+//! * `client`  — client mode: we bind out to operator SMSCs (same codec and PDUs).
 //!
 //! Replies wait in one queue per system_id that every receiving session of that
 //! system_id drains, so a reply is delivered even if the customer's message came in
 //! on a transmitter-only bind or the session that took it has since gone away.
 
+pub mod client;
 mod codec;
 mod pdu;
 mod session;

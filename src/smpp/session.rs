@@ -29,7 +29,7 @@ use crate::config::DialledIn;
 use crate::core::{CoreError, Inbound};
 use crate::domain::Channel;
 
-type Conn = Framed<TcpStream, SmppCodec>;
+pub(super) type Conn = Framed<TcpStream, SmppCodec>;
 
 struct Bound {
     system_id: String,
@@ -63,7 +63,7 @@ pub(super) async fn run(
     tracing::info!("session closed");
 }
 
-async fn send(conn: &mut Conn, cmd: Command) -> bool {
+pub(super) async fn send(conn: &mut Conn, cmd: Command) -> bool {
     let id = cmd.id();
     let status = cmd.status();
     match conn.send(cmd).await {
@@ -88,7 +88,7 @@ fn enqueue(ctx: &Context, system_id: &str, reply: Outgoing) {
 }
 
 /// Answers a PDU we could not decode; false when the connection must close.
-async fn answer_invalid(conn: &mut Conn, bad: &super::codec::InvalidPdu) -> bool {
+pub(super) async fn answer_invalid(conn: &mut Conn, bad: &super::codec::InvalidPdu) -> bool {
     tracing::info!(reason = %bad.reason, status = ?bad.status, "undecodable PDU");
     metrics::counter!("otpgw_smpp_pdus_total", "direction" => "in", "command" => "invalid", "status" => format!("{:?}", bad.status)).increment(1);
     if bad.wants_nack() && !send(conn, bad.generic_nack()).await {
@@ -97,7 +97,7 @@ async fn answer_invalid(conn: &mut Conn, bad: &super::codec::InvalidPdu) -> bool
     !bad.framing_lost
 }
 
-fn count_in(cmd: &Command) {
+pub(super) fn count_in(cmd: &Command) {
     metrics::counter!("otpgw_smpp_pdus_total", "direction" => "in", "command" => format!("{:?}", cmd.id()), "status" => format!("{:?}", cmd.status())).increment(1);
 }
 
@@ -184,7 +184,7 @@ fn check_bind(ctx: &Context, bind: &pdu::Bind<'_>, addr: SocketAddr) -> CommandS
 
 /// The error response to an operation we do not serve: its own *_resp with `status`
 /// where SMPP defines one, generic_nack otherwise.
-fn refuse(id: CommandId, status: CommandStatus, seq: u32) -> Command {
+pub(super) fn refuse(id: CommandId, status: CommandStatus, seq: u32) -> Command {
     match id {
         CommandId::Outbind | CommandId::AlertNotification => {
             Command::new(status, seq, Pdu::GenericNack)
