@@ -163,10 +163,11 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
             request_id,
             remote,
         }) => {
-            let pan = read_pan(&pan)?;
+            let pan = read_pan_text(&pan)?;
+            Pan::parse(&pan)?;
             let request_id =
                 request_id.unwrap_or_else(|| format!("cli-{:016x}", rand_id()));
-            let body = serde_json::json!({"pan": pan.expose(), "request_id": request_id});
+            let body = serde_json::json!({"pan": pan.trim(), "request_id": request_id});
             let json = call(&settings, &remote, reqwest::Method::POST, "/v1/codes", Some(body)).await?;
             println!("{json}");
             Ok(())
@@ -272,6 +273,11 @@ async fn wait_for_signal() {
 }
 
 fn read_pan(arg: &str) -> Result<Pan> {
+    Ok(Pan::parse(&read_pan_text(arg)?)?)
+}
+
+/// The card number as given (`-`: from standard input), not yet checked.
+fn read_pan_text(arg: &str) -> Result<String> {
     let raw = if arg == "-" {
         let mut line = String::new();
         std::io::stdin()
@@ -282,7 +288,7 @@ fn read_pan(arg: &str) -> Result<Pan> {
     } else {
         arg.to_owned()
     };
-    Ok(Pan::parse(&raw)?)
+    Ok(raw)
 }
 
 async fn card(cmd: CardCommand, settings: Settings) -> Result<()> {
