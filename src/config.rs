@@ -586,7 +586,12 @@ impl Settings {
         let mut slots = std::collections::HashMap::new();
         for c in &self.smpp.connections {
             let name = c.name.as_str();
-            if name.is_empty() || name.len() > 32 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            if name.is_empty()
+                || name.len() > 32
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
                 return bad(name, "name must be 1 to 32 letters, digits, '-' or '_'");
             }
             if !names.insert(name) {
@@ -616,8 +621,13 @@ impl Settings {
             if c.source_ton.is_some_and(|t| t > 6) {
                 return bad(name, "source_ton must be 0 to 6");
             }
-            if c.source_npi.is_some_and(|n| ![0, 1, 3, 4, 6, 8, 9, 10, 14, 18].contains(&n)) {
-                return bad(name, "source_npi is not an SMPP numbering plan (0, 1, 3, 4, 6, 8, 9, 10, 14, 18)");
+            if c.source_npi
+                .is_some_and(|n| ![0, 1, 3, 4, 6, 8, 9, 10, 14, 18].contains(&n))
+            {
+                return bad(
+                    name,
+                    "source_npi is not an SMPP numbering plan (0, 1, 3, 4, 6, 8, 9, 10, 14, 18)",
+                );
             }
             let source = c.source_addr.as_deref().unwrap_or(&self.service.sender_id);
             if source.is_empty() || source.len() > 20 {
@@ -632,10 +642,18 @@ impl Settings {
                     return bad(name, &format!("route {r:?} listed twice"));
                 }
             }
-            let keys: Vec<&str> = if c.routes.is_empty() { vec![""] } else { c.routes.iter().map(String::as_str).collect() };
+            let keys: Vec<&str> = if c.routes.is_empty() {
+                vec![""]
+            } else {
+                c.routes.iter().map(String::as_str).collect()
+            };
             for key in keys {
                 if let Some(other) = slots.insert((key, c.priority), name) {
-                    let route = if key.is_empty() { "the default route".to_owned() } else { format!("route {key:?}") };
+                    let route = if key.is_empty() {
+                        "the default route".to_owned()
+                    } else {
+                        format!("route {key:?}")
+                    };
                     return bad(name, &format!("has the same priority ({}) as {other:?} on {route}: give each connection of a route its own priority", c.priority));
                 }
             }

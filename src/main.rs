@@ -154,7 +154,14 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
         }
         Command::Card(cmd) => card(cmd, settings).await,
         Command::Status(remote) => {
-            let json = call(&settings, &remote, reqwest::Method::GET, "/v1/connections", None).await?;
+            let json = call(
+                &settings,
+                &remote,
+                reqwest::Method::GET,
+                "/v1/connections",
+                None,
+            )
+            .await?;
             println!("{json}");
             Ok(())
         }
@@ -165,10 +172,16 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
         }) => {
             let pan = read_pan_text(&pan)?;
             Pan::parse(&pan)?;
-            let request_id =
-                request_id.unwrap_or_else(|| format!("cli-{:016x}", rand_id()));
+            let request_id = request_id.unwrap_or_else(|| format!("cli-{:016x}", rand_id()));
             let body = serde_json::json!({"pan": pan.trim(), "request_id": request_id});
-            let json = call(&settings, &remote, reqwest::Method::POST, "/v1/codes", Some(body)).await?;
+            let json = call(
+                &settings,
+                &remote,
+                reqwest::Method::POST,
+                "/v1/codes",
+                Some(body),
+            )
+            .await?;
             println!("{json}");
             Ok(())
         }
@@ -228,7 +241,9 @@ async fn call(
         .timeout(std::time::Duration::from_secs(15))
         .build()
         .context("Failed to build the HTTP client")?;
-    let mut request = client.request(method, format!("{base}{path}")).bearer_auth(&remote.key);
+    let mut request = client
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(&remote.key);
     if let Some(body) = body {
         request = request.json(&body);
     }

@@ -136,7 +136,10 @@ pub enum Issued {
     /// The card is locked or suspended; nothing was written.
     NotActive(CardStatus),
     /// A pushed code's request id was seen before: its code, nothing new written.
-    Replayed { code_id: i64, fingerprint: String },
+    Replayed {
+        code_id: i64,
+        fingerprint: String,
+    },
 }
 
 /// The latest code of a card, as the verification rule sees it.
@@ -668,7 +671,9 @@ impl Store {
             state: CodeState::parse(&state)
                 .ok_or_else(|| StoreError::Corrupt(format!("code state {state}")))?,
             delivery: delivery
-                .map(|d| Delivery::parse(&d).ok_or_else(|| StoreError::Corrupt(format!("delivery {d}"))))
+                .map(|d| {
+                    Delivery::parse(&d).ok_or_else(|| StoreError::Corrupt(format!("delivery {d}")))
+                })
                 .transpose()?,
             route: r.try_get("route")?,
             connection: r.try_get("connection")?,

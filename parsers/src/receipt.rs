@@ -24,9 +24,7 @@ impl ReceiptStat {
         Some(match word.to_ascii_uppercase().as_str() {
             "DELIVRD" | "DELIVERED" => Self::Delivered,
             "EXPIRED" => Self::Expired,
-            "UNDELIV" | "UNDELIVERABLE" | "REJECTD" | "REJECTED" | "DELETED" => {
-                Self::Undelivered
-            }
+            "UNDELIV" | "UNDELIVERABLE" | "REJECTD" | "REJECTED" | "DELETED" => Self::Undelivered,
             "ENROUTE" | "ACCEPTD" | "ACCEPTED" | "UNKNOWN" | "SCHEDULED" => Self::Pending,
             _ => return None,
         })

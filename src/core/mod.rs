@@ -374,9 +374,7 @@ impl Core {
             return Err(CoreError::CardNotActive(card.status));
         }
         let outbound = self.inner.outbound.get().ok_or(CoreError::NoRoute)?;
-        let route = outbound
-            .route_for(&card.msisdn)
-            .ok_or(CoreError::NoRoute)?;
+        let route = outbound.route_for(&card.msisdn).ok_or(CoreError::NoRoute)?;
         self.inner
             .limits
             .admit_push(card.id)

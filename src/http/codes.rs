@@ -137,11 +137,10 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<CodeView>, ApiError> {
     caller.require(Role::Admin)?;
-    let id = id
-        .parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::bad_request("invalid_id", "code id must be a positive integer"))?;
+    let id =
+        id.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+            ApiError::bad_request("invalid_id", "code id must be a positive integer")
+        })?;
     let c = state
         .core
         .code(id)

@@ -9,9 +9,9 @@ use std::str::FromStr;
 use otpgw_parsers::receipt::{parse_receipt_text, ReceiptStat};
 use otpgw_parsers::text::{decode_short_message, gsm7_fits};
 use rusmpp::command::CommandParts;
+use rusmpp::extra::concatenation::SubmitSmMultipartExt;
 use rusmpp::extra::encoding::gsm7bit::Gsm7BitUnpacked;
 use rusmpp::extra::encoding::ucs2::Ucs2;
-use rusmpp::extra::concatenation::SubmitSmMultipartExt;
 use rusmpp::pdus::{
     BindReceiver, BindReceiverResp, BindTransceiver, BindTransceiverResp, BindTransmitter,
     BindTransmitterResp, DeliverSm, DeliverSmResp, SubmitSm, SubmitSmResp,
@@ -319,7 +319,10 @@ pub fn submit_sm(
             ))
             .build()]),
         Split::Udh => {
-            let multipart = builder.build().multipart(text).reference_u8(options.reference);
+            let multipart = builder
+                .build()
+                .multipart(text)
+                .reference_u8(options.reference);
             let parts = if gsm7_fits(text) {
                 multipart.build().map_err(|_| PduError::Encoding)?
             } else {
@@ -528,8 +531,13 @@ mod tests {
             split,
             reference: 7,
         };
-        let short = submit_sm("989121234567", "Your code: 1234567", None, &options(Split::Udh))
-            .unwrap();
+        let short = submit_sm(
+            "989121234567",
+            "Your code: 1234567",
+            None,
+            &options(Split::Udh),
+        )
+        .unwrap();
         assert_eq!(short.len(), 1);
         assert_eq!(u8::from(short[0].registered_delivery), 1);
         let long = "رمز پویا ".repeat(20);

@@ -3,10 +3,12 @@
 
 mod harness;
 mod pg;
+mod smsc;
 
 mod admin;
 mod limits;
 mod nodes;
+mod operators;
 mod ops;
 mod smpp_session;
 mod sms;

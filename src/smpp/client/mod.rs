@@ -245,10 +245,7 @@ impl Connection {
             Phase::BackingOff => 1,
             Phase::Down => 0,
         };
-        let worst = sessions
-            .iter()
-            .min_by_key(|s| rank(s.state))
-            .cloned();
+        let worst = sessions.iter().min_by_key(|s| rank(s.state)).cloned();
         let s = &self.settings;
         ConnectionStatus {
             name: s.name.clone(),
@@ -496,7 +493,10 @@ impl Shared {
                 if !first_in_line {
                     continue;
                 }
-                taken = queues.by_route.get_mut(&route).and_then(VecDeque::pop_front);
+                taken = queues
+                    .by_route
+                    .get_mut(&route)
+                    .and_then(VecDeque::pop_front);
                 if taken.is_some() {
                     break;
                 }
@@ -543,7 +543,10 @@ impl Shared {
         for code_id in expired {
             metrics::counter!("otpgw_replies_expired_total").increment(1);
             if let Some(id) = code_id {
-                tracing::warn!(code_id = id, "code expired before any connection of its route could send it");
+                tracing::warn!(
+                    code_id = id,
+                    "code expired before any connection of its route could send it"
+                );
                 if let Err(e) = self.core.record_undelivered(id).await {
                     tracing::warn!(error = %e, "could not record delivery state");
                 }

@@ -115,11 +115,20 @@ async fn connect_and_bind(
 ) -> Result<Conn, String> {
     let s = &conn.settings;
     let connect_timeout = Duration::from_secs(s.connect_timeout_secs);
-    let stream = match timeout(connect_timeout, TcpStream::connect((s.host.as_str(), s.port))).await
+    let stream = match timeout(
+        connect_timeout,
+        TcpStream::connect((s.host.as_str(), s.port)),
+    )
+    .await
     {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return Err(format!("connect: {e}")),
-        Err(_) => return Err(format!("connect: no answer within {}s", s.connect_timeout_secs)),
+        Err(_) => {
+            return Err(format!(
+                "connect: no answer within {}s",
+                s.connect_timeout_secs
+            ))
+        }
     };
     let _ = stream.set_nodelay(true);
     let mut framed = Framed::new(stream, SmppCodec::new(shared.smpp.max_pdu_len));
@@ -164,7 +173,11 @@ async fn connect_and_bind(
             }
             if id == CommandId::EnquireLink {
                 let seq = cmd.sequence_number();
-                send(&mut framed, Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLinkResp)).await;
+                send(
+                    &mut framed,
+                    Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLinkResp),
+                )
+                .await;
             }
         }
         Err("bind: the SMSC closed the connection".to_owned())
@@ -185,8 +198,9 @@ struct Part {
     first: bool,
     /// Segments it counts for against the TPS.
     segments: u32,
-    /// Order of the message, so parts put back keep their place.
+    /// Order of the message and of the segment in it, so parts put back keep their place.
     order: u64,
+    index: usize,
 }
 
 struct InFlight {
@@ -384,20 +398,25 @@ impl Session {
             split: s.split,
             reference: rand::random(),
         };
-        let parts = match pdu::submit_sm(&queued.msg.to, &queued.msg.text, queued.msg.ussd, &options) {
-            Ok(parts) => parts,
-            Err(e) => {
-                tracing::error!(error = %e, "message cannot be put in a submit_sm");
-                if let Some(id) = queued.msg.code_id {
-                    let _ = self.shared.core.record_undelivered(id).await;
+        let parts =
+            match pdu::submit_sm(&queued.msg.to, &queued.msg.text, queued.msg.ussd, &options) {
+                Ok(parts) => parts,
+                Err(e) => {
+                    tracing::error!(error = %e, "message cannot be put in a submit_sm");
+                    if let Some(id) = queued.msg.code_id {
+                        let _ = self.shared.core.record_undelivered(id).await;
+                    }
+                    return;
                 }
-                return;
-            }
-        };
+            };
         let order = self.next_order;
         self.next_order += 1;
         let message = Arc::new(queued);
-        for (i, pdu) in parts.into_iter().enumerate() {
+        for (i, mut pdu) in parts.into_iter().enumerate() {
+            if i > 0 {
+                // One receipt per message: the first segment's id is the one recorded.
+                pdu.registered_delivery = rusmpp::values::RegisteredDelivery::from(0u8);
+            }
             let segments = segments(&pdu);
             self.ready.push_back(Part {
                 message: message.clone(),
@@ -405,6 +424,7 @@ impl Session {
                 first: i == 0,
                 segments,
                 order,
+                index: i,
             });
         }
     }
@@ -422,15 +442,23 @@ impl Session {
         let (id, seq, status) = (cmd.id(), cmd.sequence_number(), cmd.status());
         match cmd.pdu() {
             Some(Pdu::DeliverSm(_)) if !self.kind.can_receive() => {
-                self.write(refuse(id, CommandStatus::EsmeRinvbndsts, seq)).await
+                self.write(refuse(id, CommandStatus::EsmeRinvbndsts, seq))
+                    .await
             }
             Some(pdu @ Pdu::DeliverSm(_)) => match pdu::message(pdu) {
                 Some(message) => self.on_deliver(seq, message).await,
-                None => self.write(refuse(id, CommandStatus::EsmeRsyserr, seq)).await,
+                None => {
+                    self.write(refuse(id, CommandStatus::EsmeRsyserr, seq))
+                        .await
+                }
             },
             Some(Pdu::EnquireLink) => {
-                self.write(Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLinkResp))
-                    .await
+                self.write(Command::new(
+                    CommandStatus::EsmeRok,
+                    seq,
+                    Pdu::EnquireLinkResp,
+                ))
+                .await
             }
             Some(Pdu::Unbind) => {
                 self.write(Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp))
@@ -447,7 +475,8 @@ impl Session {
                     }
                     Ok(())
                 } else if id.is_operation() {
-                    self.write(refuse(id, CommandStatus::EsmeRinvcmdid, seq)).await
+                    self.write(refuse(id, CommandStatus::EsmeRinvcmdid, seq))
+                        .await
                 } else {
                     Ok(())
                 }
@@ -473,7 +502,12 @@ impl Session {
         }
     }
 
-    async fn on_submit_resp(&mut self, seq: u32, status: CommandStatus, message_id: Option<String>) {
+    async fn on_submit_resp(
+        &mut self,
+        seq: u32,
+        status: CommandStatus,
+        message_id: Option<String>,
+    ) {
         let Some(f) = self.in_flight.remove(&seq) else {
             return;
         };
@@ -489,22 +523,26 @@ impl Session {
         metrics::histogram!("otpgw_submit_sm_seconds").record(f.sent_at.elapsed().as_secs_f64());
         match outcome {
             "ok" => {
-                self.conn.submitted.fetch_add(1, Ordering::Relaxed);
+                if f.part.first {
+                    self.conn.submitted.fetch_add(1, Ordering::Relaxed);
+                }
                 let code_id = f.part.message.msg.code_id.filter(|_| f.part.first);
                 if let (Some(code_id), Some(message_id)) = (code_id, message_id) {
                     let core = self.shared.core.clone();
                     let conn = self.conn.clone();
                     // Off the loop: a slow database must not stall the link.
-                    self.tasks.spawn(tracing::Instrument::in_current_span(async move {
-                        if let Err(e) = core.record_submitted(code_id, &name, &message_id).await {
-                            tracing::warn!(error = %e, "could not record delivery state");
-                        }
-                        for (id, delivery) in conn.take_held(&message_id) {
-                            if let Err(e) = core.record_receipt(&name, &id, delivery).await {
-                                tracing::warn!(error = %e, "could not record a receipt");
+                    self.tasks
+                        .spawn(tracing::Instrument::in_current_span(async move {
+                            if let Err(e) = core.record_submitted(code_id, &name, &message_id).await
+                            {
+                                tracing::warn!(error = %e, "could not record delivery state");
                             }
-                        }
-                    }));
+                            for (id, delivery) in conn.take_held(&message_id) {
+                                if let Err(e) = core.record_receipt(&name, &id, delivery).await {
+                                    tracing::warn!(error = %e, "could not record a receipt");
+                                }
+                            }
+                        }));
                 }
             }
             "throttled" => {
@@ -515,7 +553,7 @@ impl Session {
                 let at = self
                     .ready
                     .iter()
-                    .position(|p| p.order > f.part.order)
+                    .position(|p| (p.order, p.index) > (f.part.order, f.part.index))
                     .unwrap_or(self.ready.len());
                 self.ready.insert(at, f.part);
             }
@@ -546,14 +584,18 @@ impl Session {
             if let (Some(info), Some(delivery)) = (message.receipt_info, delivery) {
                 let core = self.shared.core.clone();
                 let conn = self.conn.clone();
-                self.tasks.spawn(tracing::Instrument::in_current_span(async move {
-                    match core.record_receipt(conn.name(), &info.message_id, delivery).await {
-                        Ok(Some(_)) => {}
-                        // Maybe ahead of its submit_sm_resp: keep it for a while.
-                        Ok(None) => conn.hold_receipt(info.message_id, delivery),
-                        Err(e) => tracing::warn!(error = %e, "could not record a receipt"),
-                    }
-                }));
+                self.tasks
+                    .spawn(tracing::Instrument::in_current_span(async move {
+                        match core
+                            .record_receipt(conn.name(), &info.message_id, delivery)
+                            .await
+                        {
+                            Ok(Some(_)) => {}
+                            // Maybe ahead of its submit_sm_resp: keep it for a while.
+                            Ok(None) => conn.hold_receipt(info.message_id, delivery),
+                            Err(e) => tracing::warn!(error = %e, "could not record a receipt"),
+                        }
+                    }));
             }
             return self.write(ack).await;
         }
@@ -562,7 +604,11 @@ impl Session {
             // USSD over operator connections is not handled yet: refuse it clearly.
             tracing::info!("USSD message on an operator connection: refused");
             return self
-                .write(refuse(CommandId::DeliverSm, CommandStatus::EsmeRinvsertyp, seq))
+                .write(refuse(
+                    CommandId::DeliverSm,
+                    CommandStatus::EsmeRinvsertyp,
+                    seq,
+                ))
                 .await;
         }
         let short_codes = &self.shared.service.short_codes;
@@ -574,67 +620,76 @@ impl Session {
         {
             tracing::info!("message for a number we do not serve");
             return self
-                .write(refuse(CommandId::DeliverSm, CommandStatus::EsmeRinvdstadr, seq))
+                .write(refuse(
+                    CommandId::DeliverSm,
+                    CommandStatus::EsmeRinvdstadr,
+                    seq,
+                ))
                 .await;
         }
         if let Err(refused) = self.shared.core.admit_peer(&self.conn.settings.name) {
             tracing::debug!(rule = refused.rule, "throttled");
             return self
-                .write(refuse(CommandId::DeliverSm, CommandStatus::EsmeRthrottled, seq))
+                .write(refuse(
+                    CommandId::DeliverSm,
+                    CommandStatus::EsmeRthrottled,
+                    seq,
+                ))
                 .await;
         }
         let shared = self.shared.clone();
         let responses = self.responses.0.clone();
         let conn = self.conn.clone();
         let started = Instant::now();
-        self.tasks.spawn(tracing::Instrument::in_current_span(async move {
-            let inbound = Inbound {
-                channel: Channel::Sms,
-                peer: format!("smsc:{}", conn.name()),
-                from: message.source,
-                text: message.text,
-            };
-            let response = match shared.core.handle(&inbound).await {
-                Ok(None) => ack,
-                Ok(Some(reply)) => {
-                    let ttl = Duration::from_secs(shared.service.code_ttl_secs);
-                    // The code is stored: now the SMSC may consider the message handled.
-                    let _ = responses.send(ack);
-                    let route = shared.route_for(&reply.to).unwrap_or_default();
-                    let queued = Queued {
-                        route,
-                        msg: crate::smpp::Outgoing {
-                            source: String::new(),
-                            to: reply.to,
-                            text: reply.text,
-                            label: reply.kind.as_str(),
-                            code_id: reply.code_id,
-                            ussd: None,
-                            deliver_by: started + ttl,
-                        },
-                    };
-                    if !shared.enqueue(queued, Some(conn.index)) {
-                        tracing::error!("outbox full: reply dropped");
-                        if let Some(id) = reply.code_id {
-                            let _ = shared.core.record_undelivered(id).await;
+        self.tasks
+            .spawn(tracing::Instrument::in_current_span(async move {
+                let inbound = Inbound {
+                    channel: Channel::Sms,
+                    peer: format!("smsc:{}", conn.name()),
+                    from: message.source,
+                    text: message.text,
+                };
+                let response = match shared.core.handle(&inbound).await {
+                    Ok(None) => ack,
+                    Ok(Some(reply)) => {
+                        let ttl = Duration::from_secs(shared.service.code_ttl_secs);
+                        // The code is stored: now the SMSC may consider the message handled.
+                        let _ = responses.send(ack);
+                        let route = shared.route_for(&reply.to).unwrap_or_default();
+                        let queued = Queued {
+                            route,
+                            msg: crate::smpp::Outgoing {
+                                source: String::new(),
+                                to: reply.to,
+                                text: reply.text,
+                                label: reply.kind.as_str(),
+                                code_id: reply.code_id,
+                                ussd: None,
+                                deliver_by: started + ttl,
+                            },
+                        };
+                        if !shared.enqueue(queued, Some(conn.index)) {
+                            tracing::error!("outbox full: reply dropped");
+                            if let Some(id) = reply.code_id {
+                                let _ = shared.core.record_undelivered(id).await;
+                            }
                         }
+                        metrics::histogram!("otpgw_reply_seconds", "channel" => "sms")
+                            .record(started.elapsed().as_secs_f64());
+                        return;
                     }
-                    metrics::histogram!("otpgw_reply_seconds", "channel" => "sms")
-                        .record(started.elapsed().as_secs_f64());
-                    return;
-                }
-                Err(CoreError::Msisdn(e)) => {
-                    tracing::info!(error = ?e, "source address is not a phone number");
-                    refuse(CommandId::DeliverSm, CommandStatus::EsmeRinvsrcadr, seq)
-                }
-                Err(e) => {
-                    // Temporary: the SMSC should retry, nothing was promised.
-                    tracing::error!(error = %e, "message could not be handled");
-                    refuse(CommandId::DeliverSm, CommandStatus::EsmeRxTAppn, seq)
-                }
-            };
-            let _ = responses.send(response);
-        }));
+                    Err(CoreError::Msisdn(e)) => {
+                        tracing::info!(error = ?e, "source address is not a phone number");
+                        refuse(CommandId::DeliverSm, CommandStatus::EsmeRinvsrcadr, seq)
+                    }
+                    Err(e) => {
+                        // Temporary: the SMSC should retry, nothing was promised.
+                        tracing::error!(error = %e, "message could not be handled");
+                        refuse(CommandId::DeliverSm, CommandStatus::EsmeRxTAppn, seq)
+                    }
+                };
+                let _ = responses.send(response);
+            }));
         Ok(())
     }
 
@@ -673,33 +728,36 @@ impl Session {
             .fetch_sub(self.in_flight.len(), Ordering::Relaxed);
         let mut parts: Vec<Part> = self.in_flight.drain().map(|(_, f)| f.part).collect();
         parts.extend(self.ready.drain(..));
-        parts.sort_by_key(|p| p.order);
+        parts.sort_by_key(|p| (p.order, p.index));
         let mut messages = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for part in parts {
             if seen.insert(part.order) {
                 match Arc::try_unwrap(part.message) {
-                Ok(queued) => messages.push(queued),
-                Err(m) => {
-                    // Another part still holds it: rebuild from the shared copy.
-                    messages.push(Queued {
-                        route: m.route.clone(),
-                        msg: crate::smpp::Outgoing {
-                            source: m.msg.source.clone(),
-                            to: m.msg.to.clone(),
-                            text: m.msg.text.clone(),
-                            label: m.msg.label,
-                            code_id: m.msg.code_id,
-                            ussd: m.msg.ussd,
-                            deliver_by: m.msg.deliver_by,
-                        },
-                    });
-                }
+                    Ok(queued) => messages.push(queued),
+                    Err(m) => {
+                        // Another part still holds it: rebuild from the shared copy.
+                        messages.push(Queued {
+                            route: m.route.clone(),
+                            msg: crate::smpp::Outgoing {
+                                source: m.msg.source.clone(),
+                                to: m.msg.to.clone(),
+                                text: m.msg.text.clone(),
+                                label: m.msg.label,
+                                code_id: m.msg.code_id,
+                                ussd: m.msg.ussd,
+                                deliver_by: m.msg.deliver_by,
+                            },
+                        });
+                    }
                 }
             }
         }
         if !messages.is_empty() {
-            tracing::info!(count = messages.len(), "unacknowledged messages back to the outbox");
+            tracing::info!(
+                count = messages.len(),
+                "unacknowledged messages back to the outbox"
+            );
         }
         self.shared.requeue_front(messages);
     }
@@ -707,7 +765,10 @@ impl Session {
     /// On shutdown: answer the customers' messages being handled, then unbind.
     async fn finish(&mut self) {
         self.tasks.close();
-        if timeout(Duration::from_secs(5), self.tasks.wait()).await.is_err() {
+        if timeout(Duration::from_secs(5), self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("messages still being handled at shutdown");
         }
         while let Ok(cmd) = self.responses.1.try_recv() {
@@ -716,7 +777,12 @@ impl Session {
             }
         }
         let seq = self.seq();
-        if !send(&mut self.framed, Command::new(CommandStatus::EsmeRok, seq, Pdu::Unbind)).await {
+        if !send(
+            &mut self.framed,
+            Command::new(CommandStatus::EsmeRok, seq, Pdu::Unbind),
+        )
+        .await
+        {
             return;
         }
         let wait = async {

@@ -1,0 +1,393 @@
+//! Client mode: otpgw binds out to operator SMSCs (npm `smpp` servers driven by
+//! `tests/peers/smsc.js`), answers customers' messages that arrive as deliver_sm,
+//! pushes codes through the route serving the card's number, fails over, survives
+//! drops and throttling, and tracks delivery receipts.
+
+use serde_json::{json, Value};
+
+use crate::cards;
+use crate::harness::{code_in, Gateway};
+use crate::smsc::{codes_to, first_segment, Smsc};
+
+/// Luhn-valid, never enrolled.
+const UNKNOWN_PAN: &str = "6274121000000018";
+
+fn push(gw: &Gateway, key: &str, pan: &str, request_id: &str) -> (u16, Value) {
+    gw.post(
+        key,
+        "/v1/codes",
+        &json!({"pan": pan, "request_id": request_id}),
+    )
+}
+
+/// Polls a code's record until `pred` holds (receipts are applied asynchronously).
+fn code_until(gw: &Gateway, admin: &str, id: i64, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (status, code) = gw.get(admin, &format!("/v1/codes/{id}"));
+        assert_eq!(status, 200, "{code}");
+        if pred(&code) {
+            return code;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "code {id} never got there: {code}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_customer_message_from_the_smsc_is_answered_with_a_code_that_verifies() {
+    let smsc = Smsc::start(&["otpgw:pw"]);
+    smsc.cmd(json!({"cmd": "set", "id_format": "dec", "auto_receipt": {"stat": "DELIVRD", "id_format": "same"}}));
+    let gw = Gateway::start_with(&smsc.connection("mci", ""));
+    smsc.wait_bound(1);
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    gw.enroll(&admin, cards::A, "09121110101");
+
+    let resp = smsc.mo("989121110101", "4321", "mo-1");
+    assert_eq!(resp["event"], "deliver_sm_resp");
+    assert_eq!(resp["status"], 0, "{resp}");
+    let submit =
+        smsc.wait(|e| e["event"] == "submit_sm" && e["destination_addr"] == "989121110101");
+    // The deliver_sm_resp went out first: the code was stored before it.
+    assert_eq!(submit["source_addr"], "BankOTP");
+    assert_eq!(submit["registered_delivery"], 1);
+    let code = code_in(submit["text"].as_str().unwrap());
+    let v = gw.verify(&verifier, cards::A, &code, "mo-verify");
+    assert_eq!(v["result"], "approved", "{v}");
+
+    // The connection is bound and counted, in the API and on /metrics.
+    let (_, conns) = gw.get(&admin, "/v1/connections");
+    let mci = &conns["connections"][0];
+    assert_eq!(mci["name"], "mci");
+    assert_eq!(mci["state"], "bound");
+    assert_eq!(mci["received"], 1);
+    assert_eq!(mci["submitted"], 1);
+    assert_eq!(conns["routes_down"], json!([]));
+    let (ready, _) = gw.get(&admin, "/readyz");
+    assert_eq!(ready, 200);
+    assert_eq!(
+        gw.metrics()["otpgw_smpp_connection_up{connection=\"mci\"}"],
+        1.0
+    );
+
+    // A message for a number we do not answer on is refused, not answered.
+    smsc.cmd(json!({"cmd": "mo", "from": "989121110101", "to": "12345", "text": "4321", "tag": "wrong-dest"}));
+    let refused = smsc.wait(|e| e["tag"] == "wrong-dest");
+    assert_eq!(refused["status"], 0x0B, "{refused}");
+    assert!(!gw.log().contains(&code), "a code reached the log");
+}
+
+#[test]
+fn a_pushed_code_goes_through_the_route_of_the_cards_number_and_verifies() {
+    let mci = Smsc::start(&[]);
+    let mtn = Smsc::start(&[]);
+    let config = format!(
+        "{}{}",
+        mci.connection("mci", "routes = [\"98912\", \"98991\"]"),
+        mtn.connection("mtn", "routes = [\"98935\"]")
+    );
+    let gw = Gateway::start_with(&config);
+    mci.wait_bound(1);
+    mtn.wait_bound(1);
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    gw.enroll(&admin, cards::A, "09351110201");
+    gw.enroll(&admin, cards::C, "09121110202");
+
+    let (status, pushed) = push(&gw, &verifier, cards::A, "push-1");
+    assert_eq!(status, 202, "{pushed}");
+    assert_eq!(pushed["delivery"], "queued");
+    assert!(!pushed.to_string().contains("code\":\""), "{pushed}");
+    let submit = mtn.wait(|e| e["event"] == "submit_sm" && e["destination_addr"] == "989351110201");
+    let code = code_in(submit["text"].as_str().unwrap());
+    assert!(
+        codes_to(&mci, "989351110201").is_empty(),
+        "sent through the wrong route"
+    );
+
+    // The same request_id answers the same code and sends nothing again.
+    let (again_status, again) = push(&gw, &verifier, cards::A, "push-1");
+    assert_eq!(again_status, 200);
+    assert_eq!(again["code_id"], pushed["code_id"]);
+    assert_eq!(again["replayed"], true);
+    // ... and a reused id for another card is refused.
+    let (reused, _) = push(&gw, &verifier, cards::C, "push-1");
+    assert_eq!(reused, 409);
+
+    let id = pushed["code_id"].as_i64().unwrap();
+    let record = code_until(&gw, &admin, id, |c| c["delivery"] == "submitted");
+    assert_eq!(record["connection"], "mtn");
+    assert_eq!(record["route"], "98935");
+    assert_eq!(record["channel"], "sms");
+    assert!(!record.to_string().contains(&code));
+    assert_eq!(
+        gw.verify(&verifier, cards::A, &code, "v-push")["result"],
+        "approved"
+    );
+
+    // The other card's number routes to the other SMSC; the CLI pushes too.
+    let (ok, out, err) = {
+        let out = std::process::Command::new(crate::harness::bin())
+            .args([
+                "--config",
+                gw.config.to_str().unwrap(),
+                "code",
+                "send",
+                "--pan",
+                cards::C,
+                "--url",
+                &gw.url(""),
+            ])
+            .env("OTPGW_API_KEY", &verifier)
+            .env_remove("OTPGW_CONFIG")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert!(ok, "{err}");
+    assert!(out.contains("\"delivery\":\"queued\""), "{out}");
+    mci.wait(|e| e["event"] == "submit_sm" && e["destination_addr"] == "989121110202");
+
+    // A number no route serves is refused before any code is issued.
+    gw.enroll(&admin, cards::D, "09011110203");
+    let (no_route, body) = push(&gw, &verifier, cards::D, "push-none");
+    assert_eq!(no_route, 422, "{body}");
+    assert_eq!(body["error"]["code"], "no_route");
+    // Unknown and locked cards get their own answers.
+    let (unknown, _) = push(&gw, &verifier, UNKNOWN_PAN, "push-unknown");
+    assert_eq!(unknown, 404);
+    let (forbidden, _) = push(&gw, &admin, cards::A, "push-admin");
+    assert_eq!(forbidden, 403);
+}
+
+#[test]
+fn replies_survive_a_dropped_connection_none_lost() {
+    let smsc = Smsc::start(&[]);
+    let gw = Gateway::start_with(&smsc.connection("mci", ""));
+    smsc.wait_bound(1);
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    let pans = [cards::A, cards::C, cards::D, cards::B1];
+    let msisdns = [
+        "989121110301",
+        "989121110302",
+        "989121110303",
+        "989121110304",
+    ];
+    for (pan, msisdn) in pans.iter().zip(msisdns) {
+        gw.enroll(&admin, pan, msisdn);
+    }
+    // Traffic flows, then the SMSC drops every socket and refuses new ones.
+    assert_eq!(push(&gw, &verifier, pans[0], "drop-0").0, 202);
+    smsc.wait(|e| e["event"] == "submit_sm" && e["destination_addr"] == msisdns[0]);
+    smsc.cmd(json!({"cmd": "close_listener"}));
+    smsc.wait(|e| e["event"] == "listener_closed");
+    smsc.cmd(json!({"cmd": "drop"}));
+    smsc.wait(|e| e["event"] == "dropped");
+    gw.wait_for_log("session lost: reconnecting");
+    // Codes pushed while the link is down wait for it...
+    for (i, pan) in pans.iter().enumerate().skip(1) {
+        assert_eq!(push(&gw, &verifier, pan, &format!("drop-{i}")).0, 202);
+    }
+    let (_, conns) = gw.get(&admin, "/v1/connections");
+    assert_ne!(conns["connections"][0]["state"], "bound", "{conns}");
+    assert_eq!(conns["routes_down"], json!([""]));
+    assert_eq!(gw.get(&admin, "/readyz").0, 503);
+    // ... and go out once it is back, each exactly once.
+    smsc.cmd(json!({"cmd": "reopen_listener"}));
+    smsc.wait_bound(2);
+    for (i, msisdn) in msisdns.iter().enumerate() {
+        let codes = {
+            smsc.wait(|e| e["event"] == "submit_sm" && e["destination_addr"] == *msisdn);
+            codes_to(&smsc, msisdn)
+        };
+        assert_eq!(codes.len(), 1, "{msisdn}: {codes:?}");
+        let v = gw.verify(&verifier, pans[i], &codes[0], &format!("drop-v-{i}"));
+        assert_eq!(v["result"], "approved", "{msisdn}: {v}");
+    }
+    assert_eq!(gw.get(&admin, "/readyz").0, 200);
+}
+
+#[test]
+fn a_rejected_bind_is_retried_until_accepted() {
+    let smsc = Smsc::start(&["otpgw:pw"]);
+    smsc.cmd(json!({"cmd": "set", "reject_binds": 2}));
+    smsc.wait(|e| e["event"] == "set");
+    let gw = Gateway::start_with(&smsc.connection("mci", ""));
+    let rejected = smsc.wait_n(2, |e| e["event"] == "bind" && e["status"] != 0);
+    assert_eq!(rejected[0]["status"], 0x0D);
+    assert_eq!(rejected[0]["command"], "bind_transceiver");
+    assert_eq!(rejected[0]["interface_version"], 0x34);
+    smsc.wait_bound(1);
+    assert!(gw.log().contains("bind rejected"));
+    // A wrong password is refused by the SMSC and shown as the connection's error.
+    let wrong = Smsc::start(&["otpgw:other"]);
+    let gw2 = Gateway::start_with(&wrong.connection("mtn", ""));
+    wrong.wait(|e| e["event"] == "bind" && e["status"] == 0x0E);
+    let admin = gw2.api_key("admin");
+    let (_, conns) = gw2.get(&admin, "/v1/connections");
+    let c = &conns["connections"][0];
+    assert_ne!(c["state"], "bound");
+    assert!(
+        c["sessions"][0]["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("bind rejected"),
+        "{c}"
+    );
+    assert!(!gw2.log().contains("\"pw\""));
+}
+
+#[test]
+fn throttled_submits_are_retried_in_order_without_loss() {
+    let smsc = Smsc::start(&[]);
+    smsc.cmd(json!({"cmd": "set", "throttle": 3}));
+    smsc.wait(|e| e["event"] == "set");
+    let gw = Gateway::start_with(&smsc.connection("mci", "window = 1"));
+    smsc.wait_bound(1);
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    let pans = [cards::A, cards::C, cards::D];
+    let msisdns = ["989121110401", "989121110402", "989121110403"];
+    for (pan, msisdn) in pans.iter().zip(msisdns) {
+        gw.enroll(&admin, pan, msisdn);
+    }
+    for (i, pan) in pans.iter().enumerate() {
+        assert_eq!(push(&gw, &verifier, pan, &format!("thr-{i}")).0, 202);
+    }
+    let accepted = smsc.wait_n(3, |e| {
+        e["event"] == "submit_sm" && e["status"] == 0 && first_segment(e)
+    });
+    let order: Vec<&str> = accepted
+        .iter()
+        .map(|e| e["destination_addr"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, msisdns, "order kept");
+    // Segments too: each message's first segment went out before its second.
+    let sent = smsc.all(|e| e["event"] == "submit_sm" && e["status"] == 0);
+    let seqs: Vec<u64> = sent
+        .iter()
+        .map(|e| e["udh"]["seq"].as_u64().unwrap_or(1))
+        .collect();
+    assert!(seqs.chunks(2).all(|c| c[0] == 1), "{seqs:?}");
+    let throttled = smsc.all(|e| e["event"] == "submit_sm" && e["status"] == 0x58);
+    assert_eq!(throttled.len(), 3);
+    for (i, msisdn) in msisdns.iter().enumerate() {
+        let codes = codes_to(&smsc, msisdn);
+        assert_eq!(codes.len(), 1);
+        assert_eq!(
+            gw.verify(&verifier, pans[i], &codes[0], &format!("thr-v-{i}"))["result"],
+            "approved"
+        );
+    }
+    let (_, conns) = gw.get(&admin, "/v1/connections");
+    assert_eq!(conns["connections"][0]["throttled"], 3);
+}
+
+#[test]
+fn a_route_fails_over_to_its_next_connection() {
+    let first = Smsc::start(&[]);
+    let second = Smsc::start(&[]);
+    let config = format!(
+        "{}{}",
+        first.connection("primary", "routes = [\"98912\"]\npriority = 0"),
+        second.connection("backup", "routes = [\"98912\"]\npriority = 1")
+    );
+    let gw = Gateway::start_with(&config);
+    first.wait_bound(1);
+    second.wait_bound(1);
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    gw.enroll(&admin, cards::A, "09121110501");
+    gw.enroll(&admin, cards::C, "09121110502");
+
+    assert_eq!(push(&gw, &verifier, cards::A, "fo-1").0, 202);
+    first.wait(|e| e["event"] == "submit_sm" && e["destination_addr"] == "989121110501");
+    assert!(
+        codes_to(&second, "989121110501").is_empty(),
+        "the backup took traffic while the primary was up"
+    );
+
+    first.cmd(json!({"cmd": "close_listener"}));
+    first.wait(|e| e["event"] == "listener_closed");
+    first.cmd(json!({"cmd": "drop"}));
+    gw.wait_for_log("session lost: reconnecting");
+    let (status, pushed) = push(&gw, &verifier, cards::C, "fo-2");
+    assert_eq!(status, 202);
+    let submit =
+        second.wait(|e| e["event"] == "submit_sm" && e["destination_addr"] == "989121110502");
+    let code = code_in(submit["text"].as_str().unwrap());
+    assert_eq!(
+        gw.verify(&verifier, cards::C, &code, "fo-v")["result"],
+        "approved"
+    );
+    let record = code_until(&gw, &admin, pushed["code_id"].as_i64().unwrap(), |c| {
+        c["delivery"] == "submitted"
+    });
+    assert_eq!(record["connection"], "backup");
+}
+
+#[test]
+fn receipts_in_decimal_and_hex_and_early_ones_move_the_delivery_state() {
+    let smsc = Smsc::start(&[]);
+    let gw = Gateway::start_with(&smsc.connection("mci", ""));
+    smsc.wait_bound(1);
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    let cases = [
+        // (card, msisdn, submit_sm_resp id format, receipt settings, expected delivery)
+        (
+            cards::A,
+            "989121110601",
+            "hex",
+            json!({"stat": "DELIVRD", "id_format": "dec"}),
+            "delivered",
+        ),
+        (
+            cards::C,
+            "989121110602",
+            "dec",
+            json!({"stat": "UNDELIV", "id_format": "hex", "tlv": false}),
+            "undelivered",
+        ),
+        (
+            cards::D,
+            "989121110603",
+            "dec_padded",
+            json!({"stat": "DELIVRD", "id_format": "dec", "tlv": true}),
+            "delivered",
+        ),
+        (
+            cards::B1,
+            "989121110604",
+            "HEX",
+            json!({"stat": "EXPIRED", "id_format": "dec", "before_resp": true, "delay_ms": 300}),
+            "expired",
+        ),
+    ];
+    for (i, (pan, msisdn, id_format, receipt, expected)) in cases.iter().enumerate() {
+        gw.enroll(&admin, pan, msisdn);
+        smsc.cmd(json!({"cmd": "set", "id_format": id_format, "auto_receipt": receipt}));
+        smsc.wait_n(i + 1, |e| e["event"] == "set");
+        let (status, pushed) = push(&gw, &verifier, pan, &format!("rcpt-{i}"));
+        assert_eq!(status, 202);
+        let id = pushed["code_id"].as_i64().unwrap();
+        let record = code_until(&gw, &admin, id, |c| c["delivery"] == *expected);
+        assert!(record["delivery_at"].as_i64().is_some(), "{record}");
+        assert!(record["message_id"].as_str().is_some(), "{record}");
+    }
+    let (_, conns) = gw.get(&admin, "/v1/connections");
+    // One receipt per segment: the Persian code text takes two.
+    assert!(
+        conns["connections"][0]["receipts"].as_u64().unwrap() >= 4,
+        "{conns}"
+    );
+}
