@@ -83,7 +83,7 @@ pub fn parse_receipt_text(text: &str) -> Option<ReceiptText> {
 pub fn message_id_keys(id: &str) -> (Option<String>, Option<String>) {
     let id = id.trim();
     let decimal = (!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| u128::from_str_radix(id, 10).ok())
+        .then(|| id.parse::<u128>().ok())
         .flatten()
         .map(|v| v.to_string());
     let hex = (!id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()))

@@ -141,7 +141,9 @@ pub fn first_segment(e: &Value) -> bool {
 pub fn codes_to(smsc: &Smsc, msisdn: &str) -> Vec<String> {
     let parts = smsc
         .all(|e| e["event"] == "submit_sm" && e["destination_addr"] == msisdn && e["status"] == 0);
-    let mut messages: Vec<(u64, u64, Vec<(u64, String)>)> = Vec::new();
+    // (UDH reference, total segments, [(segment number, text)])
+    type Message = (u64, u64, Vec<(u64, String)>);
+    let mut messages: Vec<Message> = Vec::new();
     for p in &parts {
         let text = p["text"].as_str().unwrap_or_default().to_owned();
         if p["udh"].is_null() {

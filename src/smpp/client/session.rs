@@ -312,7 +312,7 @@ impl Session {
                     Some(Err(e)) => return format!("read failed: {e}"),
                     None => return "the SMSC closed the connection".into(),
                 },
-                _ = async { work.await }, if idle => {}
+                _ = &mut work, if idle => {}
                 _ = tokio::time::sleep_until(wake_at.unwrap_or_else(Instant::now)), if wake_at.is_some() => {
                     self.paused_until = None;
                 }
