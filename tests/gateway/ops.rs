@@ -149,7 +149,7 @@ fn readiness_turns_false_without_the_database_and_true_when_it_returns() {
     let body = wait_ready(&gw, 200);
     assert_eq!(
         body,
-        serde_json::json!({"ready": true, "database": "ok", "smpp": "listening"})
+        serde_json::json!({"ready": true, "database": "ok", "smpp": "listening", "routes_down": []})
     );
     proxy.cut();
     let body = wait_ready(&gw, 503);
