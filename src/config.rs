@@ -845,4 +845,43 @@ mod tests {
         assert_eq!(sqlite_path("sqlite::memory:"), None);
         assert_eq!(sqlite_path("postgres://x"), None);
     }
+
+    fn with_connections(tables: &str) -> Result<Settings, ConfigError> {
+        let figment =
+            Figment::from(Serialized::defaults(Settings::default())).merge(Toml::string(tables));
+        let settings: Settings = figment.extract().map_err(Box::new)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    #[test]
+    fn connections_are_checked() {
+        let one = |extra: &str| {
+            format!(
+                "[[smpp.connections]]\nname = \"mci\"\nhost = \"10.0.0.1\"\nport = 2775\nsystem_id = \"bank\"\npassword = \"pw\"\n{extra}\n"
+            )
+        };
+        let ok = with_connections(&one("routes = [\"98912\"]\nversion = \"5.0\"")).unwrap();
+        let c = &ok.smpp.connections[0];
+        assert_eq!(c.version, SmppVersion::V50);
+        assert_eq!((c.window, c.tps, c.split), (10, 100, Split::Udh));
+        assert!(c.registered_delivery);
+        let refused = |tables: String, needle: &str| {
+            let err = with_connections(&tables).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err} lacks {needle:?}");
+        };
+        refused(one("routes = [\"+98912\"]"), "must be 1 to 15 digits");
+        refused(one("window = 0"), "window must be 1 to 1000");
+        refused(one("version = \"3.3\""), "use \"3.4\" or \"5.0\"");
+        refused(one("source_ton = 9"), "source_ton");
+        refused(one("bind = \"receiver\""), "unknown variant");
+        refused(format!("{}{}", one(""), one("")), "name listed twice");
+        let twin = one("routes = [\"98912\"]").replace("\"mci\"", "\"mtn\"");
+        refused(
+            format!("{}{twin}", one("routes = [\"98912\", \"98935\"]")),
+            "same priority (0) as \"mci\" on route \"98912\"",
+        );
+        let backup = format!("{twin}priority = 1\n");
+        assert!(with_connections(&format!("{}{backup}", one("routes = [\"98912\"]"))).is_ok());
+    }
 }
