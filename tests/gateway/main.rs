@@ -3,8 +3,10 @@
 
 mod harness;
 mod pg;
+mod raw;
 
 mod admin;
+mod hardening;
 mod limits;
 mod nodes;
 mod ops;
