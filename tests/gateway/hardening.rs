@@ -339,3 +339,73 @@ fn an_absurd_command_length_is_nacked_and_the_connection_closed() {
     assert!(closed_within(&mut c, Duration::from_secs(5)));
     let _ = SHORT_CODE;
 }
+
+#[test]
+fn a_peer_that_stops_reading_is_closed_and_a_sibling_gets_its_reply() {
+    // The default response timeout (10 s): the flood below fills the socket buffers
+    // well before it, so the session is stuck in a write when its timers would fire.
+    let gw = Gateway::start_with("language = \"en\"");
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    gw.enroll(&admin, cards::A, "989121110340");
+    // The stalling session takes the reply (a deliver_sm it never acknowledges) ...
+    let mut stalled = raw::connect_small(gw.smpp);
+    raw::send(&mut stalled, &raw::bind_transceiver(1, "kannel", "secret"));
+    let (_, status, ..) = read_pdu(&mut stalled, Duration::from_secs(10)).expect("bind_resp");
+    assert_eq!(status, 0);
+    raw::send(
+        &mut stalled,
+        &raw::submit_sm(2, "989121110340", SHORT_CODE, "OTP 4321"),
+    );
+    loop {
+        let (id, ..) = read_pdu(&mut stalled, Duration::from_secs(10)).expect("PDU");
+        if id == raw::DELIVER_SM {
+            break;
+        }
+    }
+    // ... then stops reading while it keeps sending: the gateway's answers pile up
+    // until its writes block.
+    let mut writer = stalled.try_clone().unwrap();
+    let flood = std::thread::spawn(move || {
+        // 8 MB of enquire_link, 8 MB of answers: more than both sockets' buffers.
+        for chunk in 0..50u32 {
+            let batch: Vec<u8> = (0..10_000u32)
+                .flat_map(|i| raw::pdu(raw::ENQUIRE_LINK, 0, 10 + chunk * 10_000 + i, &[]))
+                .collect();
+            if writer.write_all(&batch).is_err() {
+                break;
+            }
+        }
+    });
+    // A sibling of the same system_id binds as a receiver and gets the reply once the
+    // stalled session is closed (its write deadline is the response timeout).
+    let started = std::time::Instant::now();
+    let mut sibling = TcpStream::connect(gw.smpp).unwrap();
+    raw::send(
+        &mut sibling,
+        &raw::bind(raw::BIND_RECEIVER, 1, "kannel", "secret"),
+    );
+    let (_, status, ..) = read_pdu(&mut sibling, Duration::from_secs(10)).expect("bind_resp");
+    assert_eq!(status, 0);
+    let body = loop {
+        let (id, _, _, body) = read_pdu(&mut sibling, Duration::from_secs(40)).expect("PDU");
+        if id == raw::DELIVER_SM {
+            break body;
+        }
+    };
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    eprintln!("sibling got the reply after {:?}", started.elapsed());
+    let codes = raw::codes_in(&body);
+    assert_eq!(codes.len(), 1, "{body:?}");
+    assert_eq!(
+        gw.verify(&verifier, cards::A, &codes[0], "stall-1")["result"],
+        "approved"
+    );
+    gw.wait_for_log("peer is not reading");
+    drop(stalled);
+    flood.join().unwrap();
+}
