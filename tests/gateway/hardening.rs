@@ -409,3 +409,93 @@ fn a_peer_that_stops_reading_is_closed_and_a_sibling_gets_its_reply() {
     drop(stalled);
     flood.join().unwrap();
 }
+
+/// A row lock held by someone else (a stuck transaction, a long migration) must not
+/// leave a submit_sm unanswered: `lock_timeout` fails the statement, and the peer gets
+/// ESME_RX_T_APPN within the deadline. PostgreSQL only (SQLite has no row locks).
+#[test]
+fn a_held_row_lock_answers_esme_rx_t_appn_within_the_deadline() {
+    if !std::env::var("OTPGW_TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty()) {
+        eprintln!("runs only with OTPGW_TEST_POSTGRES_URL (row locks)");
+        return;
+    }
+    let gw = Gateway::start_with_env(
+        "",
+        &[
+            ("OTPGW_DATABASE__STATEMENT_TIMEOUT_SECS", "2"),
+            ("OTPGW_SMPP__MESSAGE_TIMEOUT_SECS", "4"),
+        ],
+    );
+    let admin = gw.api_key("admin");
+    gw.enroll(&admin, cards::C, "989121110350");
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let url = gw.db_url.clone();
+    let locker = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            let mut tx = conn.begin().await.unwrap();
+            sqlx::query("SELECT id FROM cards FOR UPDATE")
+                .fetch_all(&mut *tx)
+                .await
+                .unwrap();
+            held_tx.send(()).unwrap();
+            let _ = release_rx.recv_timeout(Duration::from_secs(60));
+            tx.rollback().await.unwrap();
+        });
+    });
+    held_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    let started = std::time::Instant::now();
+    let p = gw.peer(&[
+        "send",
+        "--from",
+        "989121110350",
+        "--to",
+        SHORT_CODE,
+        "--text",
+        "2468",
+        "--coding",
+        "ascii",
+        "--no-reply",
+        "unbind",
+    ]);
+    let elapsed = started.elapsed();
+    assert_eq!(p.event("submit_sm_resp")["status"], 0x64, "{p:?}");
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    eprintln!("ESME_RX_T_APPN after {elapsed:?}");
+    release_tx.send(()).unwrap();
+    locker.join().unwrap();
+    // Once the lock is gone the same message gets its code.
+    code_in(&gw.sms("989121110350", "2468", "ascii"));
+}
+
+#[test]
+fn undecodable_pdus_before_bind_are_logged_sampled() {
+    let gw = Gateway::start();
+    let mut c = TcpStream::connect(gw.smpp).unwrap();
+    let mut writer = c.try_clone().unwrap();
+    const N: u32 = 2_000;
+    let sent = std::thread::spawn(move || {
+        // submit_sm with a four-byte junk body, each answered with generic_nack.
+        let batch: Vec<u8> = (0..N)
+            .flat_map(|i| raw::pdu(raw::SUBMIT_SM, 0, i + 1, &[0xde, 0xad, 0xbe, 0xef]))
+            .collect();
+        writer.write_all(&batch).unwrap();
+    });
+    for _ in 0..N {
+        let (id, ..) = read_pdu(&mut c, Duration::from_secs(20)).expect("nack");
+        assert_eq!(id, 0x8000_0000);
+    }
+    sent.join().unwrap();
+    let lines = gw
+        .log()
+        .lines()
+        .filter(|l| l.contains("undecodable PDU"))
+        .count();
+    assert!(lines <= 20, "{lines} lines for {N} bad PDUs");
+}
