@@ -36,8 +36,9 @@ pub enum AppError {
 
 /// The store and core, migrated and ready: what `serve` and every CLI command share.
 pub async fn build_core(settings: &Settings) -> Result<Core, AppError> {
-    let keys = settings.keys()?;
     let store = Store::connect(&settings.database).await?;
+    check_keys_match_database(settings, &store).await?;
+    let keys = settings.keys()?;
     store.migrate().await?;
     let limits = Limits::new(&settings.limits, &settings.smpp.peers);
     Ok(Core::new(
@@ -47,6 +48,40 @@ pub async fn build_core(settings: &Settings) -> Result<Core, AppError> {
         limits,
         Arc::new(SystemClock),
     ))
+}
+
+/// On SQLite the key file lives beside the database and is created with it, so one
+/// without the other means something was lost: a key file beside a brand-new database
+/// (the database file, or its `-wal`, was deleted), or enrolled cards and no key file
+/// (the keys were lost). Serving then would silently forget every card, or
+/// enroll new ones under keys nobody backed up. Refuse, and say so.
+async fn check_keys_match_database(settings: &Settings, store: &Store) -> Result<(), AppError> {
+    let inline = settings.secrets.pan_key.is_some() || settings.secrets.code_key.is_some();
+    if inline || crate::config::sqlite_path(&settings.database.url).is_none() {
+        return Ok(());
+    }
+    let key_file = settings.key_file_path();
+    let new_database = store.is_new().await?;
+    if key_file.exists() && new_database && !settings.secrets.allow_new_database {
+        return Err(ConfigError::Invalid(format!(
+            "the key file {} exists but the database {} is brand new (no migrations applied): \
+             was the database (or its -wal file) lost? Restore it from backup; to start a new \
+             database with these keys on purpose, set secrets.allow_new_database = true",
+            key_file.display(),
+            settings.database.url
+        ))
+        .into());
+    }
+    if !key_file.exists() && !new_database && store.has_cards().await? {
+        return Err(ConfigError::Invalid(format!(
+            "the database {} has data but the key file {} is missing: restore the key file \
+             from backup (a new key would find none of the enrolled cards)",
+            settings.database.url,
+            key_file.display()
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 pub struct App {
@@ -126,11 +161,9 @@ impl App {
             state,
             Duration::from_secs(self.settings.http.request_timeout_secs),
         );
-        let http_shutdown = shutdown.clone();
-        let http_task = tracker.spawn(async move {
-            axum::serve(self.http, router)
-                .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
-                .await
+        let (http_shutdown, http_settings) = (shutdown.clone(), self.settings.http.clone());
+        tracker.spawn(async move {
+            http::server::run(self.http, router, &http_settings, http_shutdown).await
         });
 
         let smpp_server = smpp::Server::new(
@@ -145,7 +178,7 @@ impl App {
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => break,
-                    _ = every.tick() => core.housekeeping(),
+                    _ = every.tick() => core.housekeeping().await,
                 }
             }
         });
@@ -159,9 +192,6 @@ impl App {
             .is_err()
         {
             tracing::warn!("shutdown deadline passed with work still running");
-        }
-        if let Some(Ok(Err(e))) = futures::FutureExt::now_or_never(http_task) {
-            tracing::error!(error = %e, "http server ended with an error");
         }
         drop(smpp_task);
         self.core.store().close().await;

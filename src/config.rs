@@ -40,6 +40,9 @@ pub struct DatabaseSettings {
     pub url: String,
     pub max_connections: u32,
     pub acquire_timeout_secs: u64,
+    /// PostgreSQL: `statement_timeout` and `lock_timeout` of every connection, so a
+    /// held row lock or a stuck query fails within a deadline instead of stalling.
+    pub statement_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +67,22 @@ pub struct SmppSettings {
     pub ussd_session_timeout_secs: u64,
     /// Operator SMSCs (or aggregators) we bind to as an ESME (client mode).
     pub connections: Vec<ConnectionSettings>,
+    /// Connections held at once, in total and from one address; more are closed at
+    /// accept (and counted in `otpgw_smpp_connections_refused_total`).
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// Failed binds one address may make per window before its connections are
+    /// closed at accept for one window.
+    pub bind_failures: Rate,
+    /// A bound peer's handled message must be answered within this; past it the
+    /// response is ESME_RX_T_APPN.
+    pub message_timeout_secs: u64,
+    /// Inputs (answers after the dialled string) one USSD dialogue may take, and the
+    /// bytes one input may have; beyond either the dialogue ends.
+    pub ussd_max_steps: usize,
+    pub ussd_max_input: usize,
+    /// USSD dialogues remembered at once; a new one past this is ended at once.
+    pub ussd_max_dialogues: usize,
 }
 
 /// One operator connection: where to bind, how, and which numbers it serves.
@@ -282,6 +301,11 @@ impl Default for LimitSettings {
 pub struct HttpSettings {
     pub listen: String,
     pub request_timeout_secs: u64,
+    /// A client must send a request's headers within this of the connection opening
+    /// or of its previous response: it bounds slow headers and idle keep-alive alike.
+    pub header_read_timeout_secs: u64,
+    /// Connections held at once; more are closed at accept.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -307,6 +331,8 @@ pub struct ServiceSettings {
     /// The USSD service code: customers dial `*720#` or `*720*1*<last 4>#`.
     #[serde(deserialize_with = "string_or_number")]
     pub ussd_code: String,
+    /// Verification records (the request_id memory) older than this are deleted.
+    pub verify_retention_days: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -324,6 +350,10 @@ pub struct SecretSettings {
     pub pan_key: Option<Secret>,
     pub code_key: Option<Secret>,
     pub key_file: Option<PathBuf>,
+    /// Start even though the key file exists while the database is brand new (no
+    /// migrations applied). Off by default: that combination usually means the
+    /// database was lost, and serving on it would silently forget every card.
+    pub allow_new_database: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -403,6 +433,7 @@ impl Default for DatabaseSettings {
             url: "sqlite://otpgw.db".into(),
             max_connections: 10,
             acquire_timeout_secs: 5,
+            statement_timeout_secs: 5,
         }
     }
 }
@@ -412,7 +443,7 @@ impl Default for SmppSettings {
         Self {
             listen: "127.0.0.1:2775".into(),
             peers: Vec::new(),
-            bind_timeout_secs: 30,
+            bind_timeout_secs: 10,
             enquire_link_secs: 30,
             response_timeout_secs: 10,
             max_pdu_len: 8192,
@@ -420,6 +451,16 @@ impl Default for SmppSettings {
             ussd_dialled_in: DialledIn::ShortMessage,
             ussd_session_timeout_secs: 180,
             connections: Vec::new(),
+            max_connections: 1000,
+            max_connections_per_ip: 50,
+            bind_failures: Rate {
+                count: 5,
+                per_secs: 60,
+            },
+            message_timeout_secs: 5,
+            ussd_max_steps: 20,
+            ussd_max_input: 160,
+            ussd_max_dialogues: 100_000,
         }
     }
 }
@@ -429,6 +470,8 @@ impl Default for HttpSettings {
         Self {
             listen: "127.0.0.1:8080".into(),
             request_timeout_secs: 10,
+            header_read_timeout_secs: 10,
+            max_connections: 1000,
         }
     }
 }
@@ -447,6 +490,7 @@ impl Default for ServiceSettings {
                 .to_vec(),
             help_keywords: ["HELP", "?", "راهنما", "کمک"].map(String::from).to_vec(),
             ussd_code: "720".into(),
+            verify_retention_days: 7,
         }
     }
 }
@@ -540,6 +584,58 @@ impl Settings {
         }
         if self.smpp.window == 0 {
             return bad("smpp.window must be at least 1".into());
+        }
+        let at_least_one = [
+            ("smpp.max_connections", self.smpp.max_connections as u64),
+            (
+                "smpp.max_connections_per_ip",
+                self.smpp.max_connections_per_ip as u64,
+            ),
+            (
+                "smpp.bind_failures.count",
+                u64::from(self.smpp.bind_failures.count),
+            ),
+            (
+                "smpp.bind_failures.per_secs",
+                self.smpp.bind_failures.per_secs,
+            ),
+            ("smpp.bind_timeout_secs", self.smpp.bind_timeout_secs),
+            (
+                "smpp.response_timeout_secs",
+                self.smpp.response_timeout_secs,
+            ),
+            ("smpp.message_timeout_secs", self.smpp.message_timeout_secs),
+            ("smpp.ussd_max_steps", self.smpp.ussd_max_steps as u64),
+            ("smpp.ussd_max_input", self.smpp.ussd_max_input as u64),
+            (
+                "smpp.ussd_max_dialogues",
+                self.smpp.ussd_max_dialogues as u64,
+            ),
+            (
+                "http.header_read_timeout_secs",
+                self.http.header_read_timeout_secs,
+            ),
+            ("http.max_connections", self.http.max_connections as u64),
+            (
+                "database.statement_timeout_secs",
+                self.database.statement_timeout_secs,
+            ),
+            (
+                "service.verify_retention_days",
+                self.service.verify_retention_days,
+            ),
+        ];
+        if let Some((key, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
+            return bad(format!("{key} must be at least 1"));
+        }
+        if self.smpp.max_connections_per_ip > self.smpp.max_connections {
+            return bad("smpp.max_connections_per_ip cannot exceed smpp.max_connections".into());
+        }
+        if self.smpp.ussd_max_dialogues > 10_000_000 || self.smpp.ussd_max_input > 65_536 {
+            return bad(
+                "smpp.ussd_max_dialogues (at most 10000000) or smpp.ussd_max_input (at most 65536) is too large"
+                    .into(),
+            );
         }
         for p in &self.smpp.peers {
             if p.system_id.is_empty() || p.system_id.len() > 15 {
@@ -768,7 +864,13 @@ fn read_key_file(path: &Path) -> Result<crate::codes::Keys, ConfigError> {
     let meta = std::fs::metadata(path)
         .map_err(|e| invalid(format!("key file {}: {e}", path.display())))?;
     if meta.permissions().mode() & 0o077 != 0 {
-        tracing::warn!(path = %path.display(), "key file is readable by group or others; chmod 600 it");
+        // Anyone who can read it can reverse every card hash offline; anyone who can
+        // write it can make the gateway lose every card. Not a warning: a refusal.
+        return Err(invalid(format!(
+            "key file {} has mode {:o}: group and others must have no access; run chmod 600 on it",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        )));
     }
     let text = std::fs::read_to_string(path)
         .map_err(|e| invalid(format!("key file {}: {e}", path.display())))?;

@@ -34,6 +34,42 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// The database could not be reached or did not answer in time (pool timeout,
+    /// lost connection, statement or lock timeout, busy, read-only or full file):
+    /// nothing was decided, and the same request may succeed later. Transports answer
+    /// these with "try again" (HTTP 503, SMPP ESME_RX_T_APPN), not with a failure.
+    pub fn is_unavailable(&self) -> bool {
+        let StoreError::Database(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            // The conversation broke off, e.g. a server going away mid-handshake.
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => {
+                let code = db.code().unwrap_or_default();
+                if code.len() == 5 {
+                    // A PostgreSQL SQLSTATE: 08 connection exception, 53 insufficient
+                    // resources, 57 operator intervention (57014 is statement_timeout),
+                    // 55P03 lock_not_available (lock_timeout), 40001/40P01 conflicts.
+                    return ["08", "53", "57"].iter().any(|c| code.starts_with(c))
+                        || ["55P03", "40001", "40P01"].contains(&code.as_ref());
+                }
+                // A SQLite result code (an extended code carries the primary one in its
+                // low byte): BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN.
+                code.parse::<u32>()
+                    .is_ok_and(|c| [5, 6, 8, 10, 13, 14].contains(&(c & 0xff)))
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Every database error passes here, so operations can see them as one counter.
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
@@ -225,6 +261,9 @@ impl Store {
     pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let (url, backend) = if settings.url.starts_with("sqlite:") {
+            if let Some(path) = crate::config::sqlite_path(&settings.url) {
+                create_private(&path).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+            }
             // Create the file on first start.
             let url = if settings.url.contains('?') {
                 settings.url.clone()
@@ -236,6 +275,9 @@ impl Store {
             (settings.url.clone(), Backend::Postgres)
         };
         let options = AnyConnectOptions::from_str(&url)?;
+        // A held row lock or a stuck statement fails within this, so a transport can
+        // answer "try again" before its own deadline instead of never.
+        let statement_timeout_ms = settings.statement_timeout_secs.saturating_mul(1000);
         let pool = AnyPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
@@ -249,6 +291,12 @@ impl Store {
                         sqlx::query("PRAGMA busy_timeout = 5000")
                             .execute(&mut *conn)
                             .await?;
+                    } else {
+                        for setting in ["statement_timeout", "lock_timeout"] {
+                            sqlx::query(&format!("SET {setting} = {statement_timeout_ms}"))
+                                .execute(&mut *conn)
+                                .await?;
+                        }
                     }
                     Ok(())
                 })
@@ -264,6 +312,38 @@ impl Store {
             Backend::Postgres => POSTGRES_MIGRATOR.run(&self.pool).await?,
         }
         Ok(())
+    }
+
+    /// True when no migration was ever applied here: a brand-new (or lost) database.
+    pub async fn is_new(&self) -> Result<bool, StoreError> {
+        let sql = match self.backend {
+            Backend::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+            }
+            Backend::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'"
+            }
+        };
+        let tables: i64 = sqlx::query_scalar(sql).fetch_one(&self.pool).await?;
+        Ok(tables == 0)
+    }
+
+    /// True when at least one card is enrolled (on a migrated database).
+    pub async fn has_cards(&self) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM cards LIMIT 1) AS t")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Deletes verification records (request_id memory) created before `before`.
+    pub async fn prune_verifications(&self, before: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM verifications WHERE created_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     /// True when the database answers and every migration this build knows is applied.
@@ -985,4 +1065,24 @@ fn card_from_row(row: &sqlx::any::AnyRow) -> Result<Card, StoreError> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
+}
+
+/// Creates the SQLite file with mode 0600 if it does not exist: it holds the hashes of
+/// every card number, and SQLite would create it with the process umask (often
+/// world-readable). Its `-wal` and `-shm` files take the same mode from it.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }

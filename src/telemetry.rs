@@ -63,11 +63,16 @@ impl std::io::Write for Redacting {
     }
 }
 
-/// Masks standalone runs of digits (any script) that look like a code (7 digits) or a
-/// card number (13 to 19): runs next to letters, like parts of hex ids, are left alone.
+/// Masks what looks like a code (7 digits) or a card number (13 to 19 digits, in any
+/// script, possibly grouped with single spaces or dashes: `6037-9900-0000-4321`).
+/// Digits glued to letters (hex ids) are left alone, and so are numbers that are the
+/// value of a field named as an id, a time or a count (`code_id=1234567`,
+/// `"at":1795238911512`): those are never secrets, and masking them helps nobody.
+/// A masked JSON number becomes the string `"[redacted]"`, so a JSON line stays JSON.
 pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
     let is_digit = |c: char| otpgw_parsers::digits::digit_value(c).is_some();
     let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let byte_at = |i: usize| chars.get(i).map_or(text.len(), |c| c.0);
     let mut out: Option<String> = None;
     let mut copied = 0;
     let mut i = 0;
@@ -77,21 +82,53 @@ pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
             continue;
         }
         let start = i;
-        while i < chars.len() && is_digit(chars[i].1) {
+        let mut digits = 0;
+        let mut end;
+        // A run of digit groups joined by single separators; the digits count, and
+        // the run ends at the last digit.
+        loop {
+            while i < chars.len() && is_digit(chars[i].1) {
+                i += 1;
+                digits += 1;
+            }
+            end = i;
+            let joined = chars.get(i).is_some_and(|c| c.1 == ' ' || c.1 == '-')
+                && chars.get(i + 1).is_some_and(|c| is_digit(c.1));
+            if !joined {
+                break;
+            }
             i += 1;
         }
-        let len = i - start;
-        let before = start.checked_sub(1).map(|j| chars[j].1);
-        let after = chars.get(i).map(|c| c.1);
-        let glued = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric());
-        if (len == 7 || (13..=19).contains(&len)) && !glued(before) && !glued(after) {
-            let from = chars[start].0;
-            let to = chars.get(i).map_or(text.len(), |c| c.0);
-            let o = out.get_or_insert_with(String::new);
-            o.push_str(&text[copied..from]);
-            o.push_str("[redacted]");
-            copied = to;
+        let grouped = end - start != digits;
+        // Grouped digits that are not card-sized are dates, times, phone numbers:
+        // judge each group on its own (rescan from the first group's end).
+        if grouped && !(13..=19).contains(&digits) {
+            i = start;
+            while i < chars.len() && is_digit(chars[i].1) {
+                i += 1;
+            }
+            end = i;
+            digits = end - start;
         }
+        let before = start.checked_sub(1).map(|j| chars[j].1);
+        let after = chars.get(end).map(|c| c.1);
+        let glued = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric());
+        if !(digits == 7 || (13..=19).contains(&digits)) || glued(before) || glued(after) {
+            continue;
+        }
+        let key = field_name(&text[..byte_at(start)]);
+        let grouped = end - start != digits;
+        if !grouped && key.is_some_and(|k| not_secret(k.name)) {
+            continue;
+        }
+        let o = out.get_or_insert_with(String::new);
+        o.push_str(&text[copied..byte_at(start)]);
+        if key.is_some_and(|k| k.json_number) {
+            o.push_str("\"[redacted]\"");
+        } else {
+            o.push_str("[redacted]");
+        }
+        copied = byte_at(end);
     }
     match out {
         None => std::borrow::Cow::Borrowed(text),
@@ -99,6 +136,161 @@ pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
             o.push_str(&text[copied..]);
             std::borrow::Cow::Owned(o)
         }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Field<'a> {
+    name: &'a str,
+    /// The value is a bare JSON number (`"name":123`), not text.
+    json_number: bool,
+}
+
+/// The field whose value starts right after `prefix`: `name=` (text logs) or
+/// `"name":` (JSON logs).
+fn field_name(prefix: &str) -> Option<Field<'_>> {
+    if let Some(rest) = prefix.strip_suffix("\":") {
+        let open = rest.rfind('"')?;
+        return Some(Field {
+            name: &rest[open + 1..],
+            json_number: true,
+        });
+    }
+    let rest = prefix.strip_suffix('=')?;
+    let start = rest
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+        .map_or(0, |i| i + 1);
+    let name = &rest[start..];
+    (!name.is_empty()).then_some(Field {
+        name,
+        json_number: false,
+    })
+}
+
+/// Fields whose numbers are identifiers, times or counts: never a code or card number.
+fn not_secret(name: &str) -> bool {
+    let name = name.rsplit('.').next().unwrap_or(name);
+    name == "id"
+        || name.ends_with("_id")
+        || name == "at"
+        || name.ends_with("_at")
+        || name.ends_with("_ms")
+        || [
+            "ms",
+            "count",
+            "deleted",
+            "failures",
+            "len",
+            "length",
+            "seq",
+            "bytes",
+            "suppressed",
+            "timestamp",
+        ]
+        .contains(&name)
+}
+
+/// A peer-supplied string fit for a log line: control characters (newlines, escape
+/// sequences) escaped, and at most 64 characters kept, so a hostile `system_id` or
+/// address can neither forge log lines nor fill the log.
+pub fn escaped(s: &str) -> String {
+    const KEEP: usize = 64;
+    let mut out = String::with_capacity(s.len().min(KEEP + 8));
+    for (n, c) in s.chars().enumerate() {
+        if n == KEEP {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Log lines a peer can cause at will. Each kind is logged at most [`SAMPLE_FIRST`]
+/// times per [`SAMPLE_INTERVAL`]; the rest are counted and summarised in one line
+/// when the kind next occurs after the interval.
+#[derive(Debug, Clone, Copy)]
+pub enum Noisy {
+    UndecodablePdu,
+    BindRefused,
+    SmppConnectionRefused,
+    ReplyQueueFull,
+    BadApiKey,
+    HttpOverCap,
+}
+
+impl Noisy {
+    const ALL: usize = 6;
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Noisy::UndecodablePdu => "undecodable_pdu",
+            Noisy::BindRefused => "bind_refused",
+            Noisy::SmppConnectionRefused => "smpp_connection_refused",
+            Noisy::ReplyQueueFull => "reply_queue_full",
+            Noisy::BadApiKey => "bad_api_key",
+            Noisy::HttpOverCap => "http_connection_refused",
+        }
+    }
+}
+
+const SAMPLE_FIRST: u32 = 10;
+const SAMPLE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+#[derive(Clone, Copy)]
+struct Bucket {
+    since: Option<std::time::Instant>,
+    logged: u32,
+    suppressed: u64,
+}
+
+static BUCKETS: std::sync::Mutex<[Bucket; Noisy::ALL]> = std::sync::Mutex::new(
+    [Bucket {
+        since: None,
+        logged: 0,
+        suppressed: 0,
+    }; Noisy::ALL],
+);
+
+/// Runs `log` unless this kind of line was logged [`SAMPLE_FIRST`] times already in
+/// the current interval.
+pub fn sampled(kind: Noisy, log: impl FnOnce()) {
+    let now = std::time::Instant::now();
+    let (emit, summary) = {
+        let mut buckets = BUCKETS.lock().unwrap_or_else(|p| p.into_inner());
+        let b = &mut buckets[kind as usize];
+        let mut summary = None;
+        if b.since
+            .is_none_or(|t| now.duration_since(t) >= SAMPLE_INTERVAL)
+        {
+            summary = (b.suppressed > 0).then_some(b.suppressed);
+            *b = Bucket {
+                since: Some(now),
+                logged: 0,
+                suppressed: 0,
+            };
+        }
+        let emit = b.logged < SAMPLE_FIRST;
+        if emit {
+            b.logged += 1;
+        } else {
+            b.suppressed += 1;
+        }
+        (emit, summary)
+    };
+    if let Some(suppressed) = summary {
+        tracing::warn!(
+            kind = kind.as_str(),
+            suppressed,
+            "similar log lines suppressed in the last interval"
+        );
+    }
+    if emit {
+        log();
     }
 }
 
@@ -131,8 +323,60 @@ mod tests {
             ),
             ("message_id=00a1234567b0c1d2", "message_id=00a1234567b0c1d2"),
             ("", ""),
+            // Card numbers with separators.
+            (
+                "path=/v1/cards/6037-9900-0000-4321 x",
+                "path=/v1/cards/[redacted] x",
+            ),
+            ("pan 6037 9900 0000 4321.", "pan [redacted]."),
+            // Dates and numbers in groups that are not card-sized stay.
+            ("on 2026-11-21 at 12 34", "on 2026-11-21 at 12 34"),
+            ("ids 1234567-1 stay? no", "ids [redacted]-1 stay? no"),
+            // Ids, times and counts by field name stay, in text and JSON.
+            (
+                "code_id=1234567 api_key_id=7654321",
+                "code_id=1234567 api_key_id=7654321",
+            ),
+            ("deleted=1000000", "deleted=1000000"),
+            (
+                r#"{"code_id":1234567,"at":1795238911512,"expires_at":1795238971745}"#,
+                r#"{"code_id":1234567,"at":1795238911512,"expires_at":1795238971745}"#,
+            ),
+            // Other numbers in JSON are masked as strings: the line stays JSON.
+            (
+                r#"{"code":1234567,"x":1}"#,
+                r#"{"code":"[redacted]","x":1}"#,
+            ),
+            (r#"{"pan":"6037990000004321"}"#, r#"{"pan":"[redacted]"}"#),
+            (
+                r#"{"message":"got 6037-9900-0000-4321"}"#,
+                r#"{"message":"got [redacted]"}"#,
+            ),
         ] {
             assert_eq!(redact(input), want, "{input}");
         }
+    }
+
+    #[test]
+    fn json_lines_stay_json() {
+        for line in [
+            r#"{"code_id":1234567,"n":7654321,"pan":6037990000004321,"s":"6037 9900 0000 4321"}"#,
+            r#"{"fields":{"id":9999999,"card":1234567890123}}"#,
+        ] {
+            let out = redact(line);
+            let v: serde_json::Value = serde_json::from_str(&out).expect(&out);
+            let text = v.to_string();
+            assert!(
+                !text.contains("7654321") && !text.contains("6037"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn peer_strings_are_escaped_and_capped() {
+        assert_eq!(super::escaped("ab\ncd\u{1b}[31m"), "ab\\ncd\\u{1b}[31m");
+        assert_eq!(super::escaped(&"x".repeat(100)).chars().count(), 65);
+        assert_eq!(super::escaped("kannel"), "kannel");
     }
 }

@@ -44,6 +44,9 @@ pub enum CoreError {
     NoRoute,
     #[error("the outgoing queue is full")]
     Busy,
+    /// A transport's deadline passed before the core answered (nothing is promised).
+    #[error("not handled within the deadline")]
+    Timeout,
 }
 
 /// A message the core sends without being asked (a pushed code), handed to the
@@ -84,6 +87,17 @@ pub struct Pushed {
     pub delivery: Option<Delivery>,
     /// The same request_id was answered before; nothing new was issued or sent.
     pub replayed: bool,
+}
+
+impl CoreError {
+    /// The database is unavailable: nothing was decided, try again later.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            CoreError::Store(e) => e.is_unavailable(),
+            CoreError::Timeout => true,
+            _ => false,
+        }
+    }
 }
 
 /// Where time comes from. Tests substitute a clock they can move.
@@ -532,6 +546,16 @@ impl Core {
     }
 
     /// A USSD screen that says no more than "your session expired".
+    /// The final screen of a dialogue that went past its bounds (too many steps, an
+    /// input too long, no room for another dialogue).
+    pub fn ussd_over_limit(&self) -> String {
+        ussd::render(
+            ussd::Screen::InvalidEnd,
+            self.inner.service.language,
+            &self.inner.service.ussd_code,
+        )
+    }
+
     pub fn ussd_expired(&self) -> String {
         ussd::render(
             ussd::Screen::Expired,
@@ -566,8 +590,19 @@ impl Core {
     }
 
     /// Forgets rate-limit state that no longer matters; call every minute or so.
-    pub fn housekeeping(&self) {
+    /// Periodic upkeep: forget idle limiter keys, and delete verification records
+    /// past their retention (the request_id memory would otherwise grow forever).
+    pub async fn housekeeping(&self) {
         self.inner.limits.housekeeping();
+        let retention = i64::try_from(self.inner.service.verify_retention_days)
+            .unwrap_or(i64::MAX / 86_400_000)
+            .saturating_mul(86_400_000);
+        let before = self.now_ms().saturating_sub(retention);
+        match self.inner.store.prune_verifications(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "old verification records pruned"),
+            Err(e) => tracing::warn!(error = %e, "could not prune verification records"),
+        }
     }
 
     /// Verifies a code for a card, atomically in the database. A `request_id` seen
@@ -853,7 +888,13 @@ fn decide(
     }
     let matched = match (latest, candidate) {
         (Some(code), Some(candidate)) if codes::hashes_equal(&code.code_hash, candidate) => code,
-        _ => return (Verdict::Rejected(Reason::Invalid), Effect::CountFailure),
+        // A wrong code is a guess only while a code is live: then it counts toward the
+        // lock. With no live code there is nothing to guess, and counting would let
+        // anyone who knows a card number lock it (the attempt is still audited).
+        (Some(code), _) if code.state == "live" && now < code.expires_at => {
+            return (Verdict::Rejected(Reason::Invalid), Effect::CountFailure)
+        }
+        _ => return (Verdict::Rejected(Reason::Invalid), Effect::None),
     };
     match matched.state.as_str() {
         "live" if now < matched.expires_at => (Verdict::Approved, Effect::UseCode(matched.id)),
@@ -929,12 +970,34 @@ mod tests {
                 0,
                 (Verdict::Rejected(Reason::Invalid), Effect::CountFailure),
             ),
+            // No code ever issued, or none live: rejected, not counted.
             (
                 &active,
                 None,
                 Some("h"),
                 0,
-                (Verdict::Rejected(Reason::Invalid), Effect::CountFailure),
+                (Verdict::Rejected(Reason::Invalid), Effect::None),
+            ),
+            (
+                &active,
+                Some(code("live", 60_000)),
+                Some("x"),
+                60_000,
+                (Verdict::Rejected(Reason::Invalid), Effect::None),
+            ),
+            (
+                &active,
+                Some(code("used", 60_000)),
+                Some("x"),
+                0,
+                (Verdict::Rejected(Reason::Invalid), Effect::None),
+            ),
+            (
+                &active,
+                Some(code("expired", 60_000)),
+                None,
+                0,
+                (Verdict::Rejected(Reason::Invalid), Effect::None),
             ),
             (
                 &active,

@@ -11,6 +11,9 @@ use axum::response::{IntoResponse, Response};
 use crate::core::CoreError;
 use crate::store::StoreError;
 
+/// `Retry-After` of a 503: long enough for a pool timeout or a failover to pass.
+const RETRY_UNAVAILABLE_SECS: u64 = 5;
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -66,6 +69,18 @@ impl ApiError {
         }
     }
 
+    /// The database is unreachable or too slow: nothing was decided, retry later.
+    pub fn unavailable() -> Self {
+        Self {
+            retry_after: Some(RETRY_UNAVAILABLE_SECS),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the service is temporarily unavailable; nothing was decided, retry later",
+            )
+        }
+    }
+
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -91,6 +106,11 @@ pub enum CommonErrors {
     Unauthorized(ErrorBody),
     #[response(status = 403, description = "the key's role may not do this")]
     Forbidden(ErrorBody),
+    #[response(
+        status = 503,
+        description = "the database is unavailable; nothing was decided, retry after `Retry-After` seconds"
+    )]
+    Unavailable(ErrorBody),
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -168,6 +188,11 @@ impl From<CoreError> for ApiError {
                     "the outgoing queue is full; the code was not sent",
                 )
             },
+            e if e.is_unavailable() => {
+                tracing::warn!(error = %e, "database unavailable: answered 503");
+                Self::unavailable()
+            }
+            CoreError::Timeout => Self::unavailable(),
             CoreError::Store(e) => {
                 tracing::error!(error = %e, "store failure");
                 Self::internal()

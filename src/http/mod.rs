@@ -8,6 +8,7 @@ mod codes;
 mod connections;
 mod error;
 mod ops;
+pub mod server;
 mod ussd;
 mod verify;
 
@@ -92,6 +93,10 @@ async fn request_span(
     span.in_scope(|| match path.as_str() {
         // Probes and scrapes come every few seconds: keep them out of the info log.
         "/healthz" | "/readyz" | "/metrics" => tracing::debug!(status, ms, "request"),
+        // Anyone can send bad keys as fast as they like: sample those lines.
+        _ if status == 401 => crate::telemetry::sampled(crate::telemetry::Noisy::BadApiKey, || {
+            tracing::info!(status, ms, "request")
+        }),
         _ => tracing::info!(status, ms, "request"),
     });
     if path == "/v1/verify" {

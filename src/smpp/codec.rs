@@ -99,24 +99,34 @@ impl Decoder for SmppCodec {
             return Ok(None);
         }
         let (id, seq) = (be32(src, 4), be32(src, 12));
-        let invalid = |status, reason: String| {
-            Frame::Invalid(InvalidPdu {
-                command_id: Some(id),
-                sequence_number: Some(seq),
-                status,
-                framing_lost: false,
-                reason,
-            })
+        let invalid = |status, reason: String| InvalidPdu {
+            command_id: Some(id),
+            sequence_number: Some(seq),
+            status,
+            framing_lost: false,
+            reason,
         };
+        if len >= 1 << 31 {
+            // No real PDU is 2 GiB long: skipping it would swallow the stream for as
+            // long as the peer cares to send. Treat it as lost framing: nack, close.
+            src.clear();
+            return Ok(Some(Frame::Invalid(InvalidPdu {
+                framing_lost: true,
+                ..invalid(
+                    CommandStatus::EsmeRinvcmdlen,
+                    format!("command_length {len} is beyond any PDU"),
+                )
+            })));
+        }
         if len > self.max_len {
             // Skip it without buffering it.
             let n = len.min(src.len());
             src.advance(n);
             self.discard = len - n;
-            return Ok(Some(invalid(
+            return Ok(Some(Frame::Invalid(invalid(
                 CommandStatus::EsmeRinvcmdlen,
                 format!("command_length {len} exceeds the maximum {}", self.max_len),
-            )));
+            ))));
         }
         if src.len() < len {
             src.reserve(len - src.len());
@@ -128,21 +138,21 @@ impl Decoder for SmppCodec {
         Ok(Some(match Command::decode(&mut frame, len - 4) {
             Ok((cmd, _)) => match cmd.id() {
                 // rusmpp decodes unknown ids as `Pdu::Other`; SMPP wants them refused.
-                CommandId::Other(raw) => invalid(
+                CommandId::Other(raw) => Frame::Invalid(invalid(
                     CommandStatus::EsmeRinvcmdid,
                     format!("unknown command_id {raw:#010x}"),
-                ),
+                )),
                 // An operation whose body is missing or does not belong to it.
-                id if cmd.pdu().is_none() && id.is_operation() => invalid(
+                id if cmd.pdu().is_none() && id.is_operation() => Frame::Invalid(invalid(
                     CommandStatus::EsmeRinvcmdlen,
                     "body missing or malformed".into(),
-                ),
+                )),
                 _ => Frame::Command(Box::new(cmd)),
             },
-            Err(e) => invalid(
+            Err(e) => Frame::Invalid(invalid(
                 CommandStatus::EsmeRinvcmdlen,
                 format!("undecodable body: {e}"),
-            ),
+            )),
         }))
     }
 }
@@ -205,5 +215,11 @@ mod tests {
         assert!(matches!(&frames[1], Frame::Command(_)));
         let frames = decode_all(&[0, 0, 0, 3, 0, 0, 0, 0x15, 0, 0, 0, 0, 0, 0, 0, 1]);
         assert!(matches!(&frames[0], Frame::Invalid(b) if b.framing_lost));
+        // 2^31 and above: nothing to skip to, framing is lost at once.
+        let frames = decode_all(&[0x80, 0, 0, 0, 0, 0, 0, 0x15, 0, 0, 0, 0, 0, 0, 0, 4]);
+        assert_eq!(frames.len(), 1);
+        assert!(
+            matches!(&frames[0], Frame::Invalid(b) if b.framing_lost && b.sequence_number == Some(4))
+        );
     }
 }

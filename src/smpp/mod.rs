@@ -2,6 +2,8 @@
 //! send subscriber messages as submit_sm (or deliver_sm); replies go back as
 //! deliver_sm to a receiver or transceiver bind of the same system_id.
 //!
+//! * `guard`   — who may hold a connection: caps in total and per address, and a
+//!   back-off for addresses that keep failing to bind.
 //! * `codec`   — framing that answers bad PDUs with generic_nack instead of dying.
 //! * `pdu`     — PDUs ↔ plain values (addresses, decoded text, reply encoding).
 //! * `session` — one connection: bind, then requests, replies, enquire_link, unbind.
@@ -13,6 +15,7 @@
 
 pub mod client;
 mod codec;
+mod guard;
 mod pdu;
 mod session;
 
@@ -62,8 +65,10 @@ pub(crate) struct Context {
     pub settings: SmppSettings,
     pub service: ServiceSettings,
     queues: Mutex<HashMap<String, Queue>>,
-    /// USSD dialogues over SMPP, by (customer's source_addr, session number).
+    /// USSD dialogues over SMPP, by (customer's source_addr, session number); at most
+    /// `ussd_max_dialogues`, idle ones swept.
     ussd: Mutex<HashMap<(String, u8), UssdDialogue>>,
+    pub guard: Arc<guard::Guard>,
 }
 
 /// Where a USSD dialogue over SMPP stands: the service dialled and the inputs so far.
@@ -85,6 +90,10 @@ impl Context {
 
     /// The dialogue state for a key, after `f` changed it; `None` when unknown or idle
     /// past the timeout (then it is forgotten).
+    ///
+    /// A new dialogue is not kept when `ussd_max_dialogues` are open even after idle
+    /// ones are swept: `f` sees `None` next time, and the customer gets the "session
+    /// expired" screen instead of the map growing.
     pub fn ussd_dialogue<T>(
         &self,
         key: &(String, u8),
@@ -97,8 +106,15 @@ impl Context {
             .filter(|d| d.touched.elapsed() < timeout);
         let out = f(&mut entry);
         if let Some(mut d) = entry {
-            d.touched = tokio::time::Instant::now();
-            dialogues.insert(key.clone(), d);
+            if dialogues.len() >= self.settings.ussd_max_dialogues {
+                dialogues.retain(|_, d| d.touched.elapsed() < timeout);
+            }
+            if dialogues.len() < self.settings.ussd_max_dialogues {
+                d.touched = tokio::time::Instant::now();
+                dialogues.insert(key.clone(), d);
+            } else {
+                metrics::counter!("otpgw_ussd_dialogues_refused_total").increment(1);
+            }
         }
         out
     }
@@ -106,6 +122,7 @@ impl Context {
     /// Drops replies that can no longer be useful from every queue, so a system_id
     /// with no receiving bind does not pile them up.
     fn sweep(&self) {
+        self.guard.sweep();
         let timeout = Duration::from_secs(self.settings.ussd_session_timeout_secs);
         self.ussd
             .lock()
@@ -135,6 +152,8 @@ impl Context {
 
 /// Replies waiting per system_id; beyond this a reply is dropped (and counted).
 const QUEUE_CAPACITY: usize = 10_000;
+/// Above this many waiting replies, only replies carrying a code are queued.
+const QUEUE_HIGH_WATER: usize = QUEUE_CAPACITY * 8 / 10;
 
 pub struct Server {
     ctx: Arc<Context>,
@@ -145,6 +164,7 @@ impl Server {
         Self {
             ctx: Arc::new(Context {
                 core,
+                guard: guard::Guard::new(&settings),
                 settings,
                 service,
                 queues: Mutex::new(HashMap::new()),
@@ -163,9 +183,21 @@ impl Server {
                 _ = sweep.tick() => self.ctx.sweep(),
                 accepted = listener.accept() => match accepted {
                     Ok((stream, addr)) => {
+                        // Decided before a byte is read: over a cap, or from an address
+                        // in back-off, the connection is closed at once.
+                        let ticket = match self.ctx.guard.admit(addr.ip()) {
+                            Ok(ticket) => ticket,
+                            Err(refusal) => {
+                                metrics::counter!("otpgw_smpp_connections_refused_total", "reason" => refusal.as_str()).increment(1);
+                                crate::telemetry::sampled(crate::telemetry::Noisy::SmppConnectionRefused, || {
+                                    tracing::warn!(peer_addr = %addr, reason = refusal.as_str(), "smpp connection refused");
+                                });
+                                continue;
+                            }
+                        };
                         let _ = stream.set_nodelay(true);
                         let span = tracing::info_span!("smpp", session = %session_id(), peer_addr = %addr);
-                        sessions.spawn(session::run(stream, addr, self.ctx.clone(), shutdown.clone()).instrument(span));
+                        sessions.spawn(session::run(stream, addr, self.ctx.clone(), shutdown.clone(), ticket).instrument(span));
                     }
                     Err(e) => {
                         // Usually out of file descriptors: back off instead of spinning.
@@ -187,11 +219,5 @@ fn session_id() -> String {
 
 /// True when `addr` may bind as a peer whose `allow_from` is `allowed`.
 fn address_allowed(allowed: &[std::net::IpAddr], addr: SocketAddr) -> bool {
-    let ip = match addr.ip() {
-        std::net::IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
-        v4 => v4,
-    };
-    allowed.is_empty() || allowed.contains(&ip)
+    allowed.is_empty() || allowed.contains(&guard::canonical(addr.ip()))
 }

@@ -41,6 +41,8 @@ pub(super) async fn run(
     addr: SocketAddr,
     ctx: Arc<Context>,
     shutdown: CancellationToken,
+    // Holds this connection's place under the caps until the session ends.
+    _ticket: super::guard::Ticket,
 ) {
     let mut conn = Framed::new(stream, SmppCodec::new(ctx.settings.max_pdu_len));
     let bind_timeout = Duration::from_secs(ctx.settings.bind_timeout_secs);
@@ -63,51 +65,98 @@ pub(super) async fn run(
     tracing::info!("session closed");
 }
 
-pub(super) async fn send(conn: &mut Conn, cmd: Command) -> bool {
+/// Writes one PDU; false when the connection must close. A peer that stops reading
+/// fills its socket buffer and would block this write for ever (and with it the
+/// session's timers), so the write has the response timeout as its deadline.
+pub(super) async fn send(conn: &mut Conn, cmd: Command, deadline: Duration) -> bool {
     let id = cmd.id();
     let status = cmd.status();
-    match conn.send(cmd).await {
-        Ok(()) => {
-            metrics::counter!("otpgw_smpp_pdus_total", "direction" => "out", "command" => format!("{id:?}"), "status" => format!("{status:?}")).increment(1);
+    match timeout(deadline, conn.send(cmd)).await {
+        Ok(Ok(())) => {
+            metrics::counter!("otpgw_smpp_pdus_total", "direction" => "out", "command" => command_label(id), "status" => status_label(status)).increment(1);
             true
         }
-        Err(e) => {
+        Ok(Err(e)) => {
             tracing::info!(error = %e, "write failed");
+            false
+        }
+        Err(_) => {
+            tracing::warn!(
+                secs = deadline.as_secs(),
+                "peer is not reading: write timed out, closing the link"
+            );
+            metrics::counter!("otpgw_smpp_write_timeouts_total").increment(1);
             false
         }
     }
 }
 
+fn write_deadline(ctx: &Context) -> Duration {
+    Duration::from_secs(ctx.settings.response_timeout_secs)
+}
+
 /// Puts a reply on its system_id's queue for a receiving session.
+///
+/// Above the high-water mark only replies carrying a code are taken: notices ("not
+/// registered", "try later") are what a flood of unknown senders produces, and they
+/// must not take the room of the codes customers are waiting for.
 fn enqueue(ctx: &Context, system_id: &str, reply: Outgoing) {
     let (queue, _) = ctx.queue(system_id);
-    if queue.try_send(reply).is_err() {
-        tracing::error!("reply queue full: reply dropped");
-        metrics::counter!("otpgw_replies_dropped_total").increment(1);
+    let crowded = queue.len() >= super::QUEUE_HIGH_WATER && reply.code_id.is_none();
+    if crowded || queue.try_send(reply).is_err() {
+        metrics::counter!("otpgw_replies_dropped_total", "reason" => if crowded { "notice_over_high_water" } else { "full" }).increment(1);
+        crate::telemetry::sampled(crate::telemetry::Noisy::ReplyQueueFull, || {
+            tracing::error!(crowded, "reply queue full: reply dropped");
+        });
     }
 }
 
 /// Answers a PDU we could not decode; false when the connection must close.
-pub(super) async fn answer_invalid(conn: &mut Conn, bad: &super::codec::InvalidPdu) -> bool {
-    tracing::info!(reason = %bad.reason, status = ?bad.status, "undecodable PDU");
-    metrics::counter!("otpgw_smpp_pdus_total", "direction" => "in", "command" => "invalid", "status" => format!("{:?}", bad.status)).increment(1);
-    if bad.wants_nack() && !send(conn, bad.generic_nack()).await {
+pub(super) async fn answer_invalid(
+    conn: &mut Conn,
+    bad: &super::codec::InvalidPdu,
+    deadline: Duration,
+) -> bool {
+    crate::telemetry::sampled(crate::telemetry::Noisy::UndecodablePdu, || {
+        tracing::info!(reason = %bad.reason, status = ?bad.status, "undecodable PDU");
+    });
+    metrics::counter!("otpgw_smpp_pdus_total", "direction" => "in", "command" => "invalid", "status" => status_label(bad.status)).increment(1);
+    if bad.wants_nack() && !send(conn, bad.generic_nack(), deadline).await {
         return false;
     }
     !bad.framing_lost
 }
 
 pub(super) fn count_in(cmd: &Command) {
-    metrics::counter!("otpgw_smpp_pdus_total", "direction" => "in", "command" => format!("{:?}", cmd.id()), "status" => format!("{:?}", cmd.status())).increment(1);
+    metrics::counter!("otpgw_smpp_pdus_total", "direction" => "in", "command" => command_label(cmd.id()), "status" => status_label(cmd.status())).increment(1);
+}
+
+/// A metric label for a command_id. The peer chooses the value, even before bind, so
+/// only the spec's names become labels: anything else is "other" (one series, not one
+/// per value the peer can think of).
+fn command_label(id: CommandId) -> String {
+    match id {
+        CommandId::Other(_) => "other".to_owned(),
+        id => format!("{id:?}"),
+    }
+}
+
+/// A metric label for a command_status, bounded as [`command_label`] is.
+fn status_label(status: CommandStatus) -> String {
+    match status {
+        CommandStatus::Other(_) => "other".to_owned(),
+        status => format!("{status:?}"),
+    }
 }
 
 /// Reads until a successful bind (`Some`) or the connection ends (`None`).
 async fn bind_phase(conn: &mut Conn, ctx: &Context, addr: SocketAddr) -> Option<Bound> {
+    let deadline = write_deadline(ctx);
     while let Some(frame) = conn.next().await {
         let cmd = match frame {
             Ok(Frame::Command(cmd)) => *cmd,
             Ok(Frame::Invalid(bad)) => {
-                if !answer_invalid(conn, &bad).await {
+                if !answer_invalid(conn, &bad, deadline).await {
                     return None;
                 }
                 continue;
@@ -123,11 +172,18 @@ async fn bind_phase(conn: &mut Conn, ctx: &Context, addr: SocketAddr) -> Option<
             let status = check_bind(ctx, &bind, addr);
             let ok = status == CommandStatus::EsmeRok;
             if !ok {
-                tracing::warn!(system_id = %bind.system_id, status = ?status, "bind refused");
+                // One try per connection, and a few per address per window: a
+                // password cannot be guessed at the speed of the link.
+                ctx.guard.bind_failed(addr.ip());
+                metrics::counter!("otpgw_smpp_bind_failures_total").increment(1);
+                crate::telemetry::sampled(crate::telemetry::Noisy::BindRefused, || {
+                    tracing::warn!(system_id = %crate::telemetry::escaped(bind.system_id), status = ?status, "bind refused: closing");
+                });
             }
             let sent = send(
                 conn,
                 pdu::bind_resp(bind.kind, status, seq, bind.interface_version),
+                deadline,
             )
             .await;
             if ok && sent {
@@ -136,10 +192,7 @@ async fn bind_phase(conn: &mut Conn, ctx: &Context, addr: SocketAddr) -> Option<
                     kind: bind.kind,
                 });
             }
-            if !sent {
-                return None;
-            }
-            continue;
+            return None;
         }
         let reply = match cmd.pdu() {
             Some(Pdu::EnquireLink) => {
@@ -149,6 +202,7 @@ async fn bind_phase(conn: &mut Conn, ctx: &Context, addr: SocketAddr) -> Option<
                 send(
                     conn,
                     Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp),
+                    deadline,
                 )
                 .await;
                 return None;
@@ -156,7 +210,7 @@ async fn bind_phase(conn: &mut Conn, ctx: &Context, addr: SocketAddr) -> Option<
             _ if cmd.id().is_operation() => refuse(cmd.id(), CommandStatus::EsmeRinvbndsts, seq),
             _ => continue, // a stray response: nothing to answer
         };
-        if !send(conn, reply).await {
+        if !send(conn, reply, deadline).await {
             return None;
         }
     }
@@ -191,6 +245,16 @@ pub(super) fn refuse(id: CommandId, status: CommandStatus, seq: u32) -> Command 
         }
         id => pdu::header_only(id.matching_response(), status, seq),
     }
+}
+
+/// What one USSD PDU asks of the core.
+enum UssdStep {
+    /// Walk the menu along this path of the service.
+    Walk(String, Vec<String>),
+    /// No such dialogue (never opened, idle past its timeout, or no room for it).
+    Expired,
+    /// Too many steps or too long an input: the dialogue ends.
+    OverLimit,
 }
 
 struct InFlight {
@@ -265,9 +329,7 @@ impl Session {
                     self.unbind().await;
                     Flow::Close
                 }
-                Some(cmd) = self.responses.1.recv() => {
-                    if send(&mut self.conn, cmd).await { Flow::Continue } else { Flow::Close }
-                }
+                Some(cmd) = self.responses.1.recv() => self.reply(cmd).await,
                 frame = self.conn.next() => match frame {
                     Some(Ok(Frame::Command(cmd))) => {
                         self.last_heard = Instant::now();
@@ -275,7 +337,7 @@ impl Session {
                     }
                     Some(Ok(Frame::Invalid(bad))) => {
                         self.last_heard = Instant::now();
-                        if answer_invalid(&mut self.conn, &bad).await { Flow::Continue } else { Flow::Close }
+                        if answer_invalid(&mut self.conn, &bad, write_deadline(&self.ctx)).await { Flow::Continue } else { Flow::Close }
                     }
                     Some(Err(e)) => {
                         tracing::info!(error = %e, "read failed");
@@ -366,7 +428,7 @@ impl Session {
     }
 
     async fn reply(&mut self, cmd: Command) -> Flow {
-        if send(&mut self.conn, cmd).await {
+        if send(&mut self.conn, cmd, write_deadline(&self.ctx)).await {
             Flow::Continue
         } else {
             Flow::Close
@@ -391,7 +453,7 @@ impl Session {
                 .iter()
                 .any(|c| c.trim_start_matches('+') == destination)
         {
-            tracing::info!(destination = %message.destination, "message for a number we do not serve");
+            tracing::info!(destination = %crate::telemetry::escaped(&message.destination), "message for a number we do not serve");
             return self
                 .reply(refuse(id, CommandStatus::EsmeRinvdstadr, seq))
                 .await;
@@ -400,9 +462,17 @@ impl Session {
         let responses = self.responses.0.clone();
         let system_id = self.bound.system_id.clone();
         let started = Instant::now();
+        let deadline = Duration::from_secs(ctx.settings.message_timeout_secs);
         self.tasks.spawn(tracing::Instrument::in_current_span(async move {
             let inbound = Inbound { channel: Channel::Sms, peer: system_id.clone(), from: message.source, text: message.text };
-            let response = match ctx.core.handle(&inbound).await {
+            // Past the deadline the peer gets "try again" rather than nothing: a held
+            // lock or a stalled database must not leave a submit_sm unanswered.
+            let handled = timeout(deadline, ctx.core.handle(&inbound)).await.unwrap_or_else(|_| {
+                tracing::error!(secs = deadline.as_secs(), "message not handled within its deadline");
+                metrics::counter!("otpgw_message_timeouts_total").increment(1);
+                Err(CoreError::Timeout)
+            });
+            let response = match handled {
                 Ok(None) => {
                     // Over a limit and already told: answer the PDU, send nothing.
                     let _ = responses.send(pdu::message_resp(id, seq, &message_id));
@@ -466,32 +536,56 @@ impl Session {
             } else {
                 pdu::USSD_USSR_CONFIRM
             });
+        let (max_steps, max_input) = (
+            self.ctx.settings.ussd_max_steps,
+            self.ctx.settings.ussd_max_input,
+        );
         let step = match op {
             pdu::USSD_PSSR_INDICATION => {
                 let dialled = match self.ctx.settings.ussd_dialled_in {
                     DialledIn::ShortMessage => &message.text,
                     DialledIn::DestinationAddr => &message.destination,
                 };
-                let (service_code, path) = match otpgw_parsers::ussd::parse_ussd(dialled) {
-                    Ok(u) => (u.service_code, u.path),
-                    // Not a USSD string: the core answers "unknown service".
-                    Err(_) => (String::new(), Vec::new()),
+                let parsed = (dialled.len() <= max_input)
+                    .then(|| otpgw_parsers::ussd::parse_ussd(dialled).ok())
+                    .flatten();
+                let (service_code, path) = match parsed {
+                    Some(u) => (u.service_code, u.path),
+                    // Not a USSD string (or an absurd one): the core answers "unknown
+                    // service".
+                    None => (String::new(), Vec::new()),
                 };
-                let (service, path2) = (service_code.clone(), path.clone());
-                self.ctx.ussd_dialogue(&key, |d| {
-                    *d = Some(UssdDialogue {
-                        service_code,
-                        path,
-                        touched: Instant::now(),
+                if path.len() > max_steps {
+                    UssdStep::OverLimit
+                } else {
+                    let (service, path2) = (service_code.clone(), path.clone());
+                    self.ctx.ussd_dialogue(&key, |d| {
+                        *d = Some(UssdDialogue {
+                            service_code,
+                            path,
+                            touched: Instant::now(),
+                        });
                     });
-                });
-                Some((service, path2))
+                    UssdStep::Walk(service, path2)
+                }
             }
             pdu::USSD_USSR_CONFIRM => self.ctx.ussd_dialogue(&key, |d| {
-                d.as_mut().map(|d| {
-                    d.path.push(message.text.trim().to_owned());
-                    (d.service_code.clone(), d.path.clone())
-                })
+                let input = message.text.trim();
+                match d.as_mut() {
+                    None => UssdStep::Expired,
+                    // Bounded: each step copies the path, and a peer cycling answers
+                    // must not grow one dialogue without end.
+                    Some(dialogue)
+                        if input.len() > max_input || dialogue.path.len() >= max_steps =>
+                    {
+                        *d = None;
+                        UssdStep::OverLimit
+                    }
+                    Some(dialogue) => {
+                        dialogue.path.push(input.to_owned());
+                        UssdStep::Walk(dialogue.service_code.clone(), dialogue.path.clone())
+                    }
+                }
             }),
             pdu::USSD_USER_ABORT => {
                 self.ctx.ussd_dialogue(&key, |d| *d = None);
@@ -516,14 +610,27 @@ impl Session {
             message.destination.clone()
         };
         self.tasks.spawn(tracing::Instrument::in_current_span(async move {
+            let deadline = Duration::from_secs(ctx.settings.message_timeout_secs);
+            let end_with = |text: String| ctx.core.normalize_msisdn(&message.source).map(|to| crate::core::UssdReply {
+                to,
+                text,
+                end: true,
+                code_id: None,
+            });
             let result = match step {
-                Some((service_code, path)) => ctx.core.ussd(&system_id, &message.source, &service_code, &path).await,
-                None => ctx.core.normalize_msisdn(&message.source).map(|to| crate::core::UssdReply {
-                    to,
-                    text: ctx.core.ussd_expired(),
-                    end: true,
-                    code_id: None,
-                }),
+                UssdStep::Walk(service_code, path) => timeout(deadline, ctx.core.ussd(&system_id, &message.source, &service_code, &path))
+                    .await
+                    .unwrap_or_else(|_| {
+                        tracing::error!(secs = deadline.as_secs(), "ussd step not handled within its deadline");
+                        metrics::counter!("otpgw_message_timeouts_total").increment(1);
+                        Err(CoreError::Timeout)
+                    }),
+                UssdStep::Expired => end_with(ctx.core.ussd_expired()),
+                UssdStep::OverLimit => {
+                    tracing::info!("ussd dialogue past its bounds: ended");
+                    metrics::counter!("otpgw_ussd_over_limit_total").increment(1);
+                    end_with(ctx.core.ussd_over_limit())
+                }
             };
             let response = match result {
                 Ok(reply) => {
@@ -609,9 +716,14 @@ impl Session {
         }
         metrics::histogram!("otpgw_deliver_sm_seconds").record(f.sent_at.elapsed().as_secs_f64());
         if let Some(code_id) = f.reply.code_id {
-            if let Err(e) = self.ctx.core.record_delivery(code_id, accepted).await {
-                tracing::warn!(error = %e, "could not record delivery state");
-            }
+            // Off the session loop: a slow write must not stall the link.
+            let ctx = self.ctx.clone();
+            self.tasks
+                .spawn(tracing::Instrument::in_current_span(async move {
+                    if let Err(e) = ctx.core.record_delivery(code_id, accepted).await {
+                        tracing::warn!(error = %e, "could not record delivery state");
+                    }
+                }));
         }
     }
 
@@ -661,7 +773,7 @@ impl Session {
             tracing::warn!("messages still being handled at shutdown");
         }
         while let Ok(cmd) = self.responses.1.try_recv() {
-            if !send(&mut self.conn, cmd).await {
+            if !send(&mut self.conn, cmd, write_deadline(&self.ctx)).await {
                 return;
             }
         }
@@ -680,9 +792,11 @@ impl Session {
     /// Tells the peer we are going and waits briefly for its unbind_resp.
     async fn unbind(&mut self) {
         let seq = self.seq();
+        let deadline = write_deadline(&self.ctx);
         if !send(
             &mut self.conn,
             Command::new(CommandStatus::EsmeRok, seq, Pdu::Unbind),
+            deadline,
         )
         .await
         {
@@ -698,6 +812,7 @@ impl Session {
                         send(
                             &mut self.conn,
                             Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp),
+                            deadline,
                         )
                         .await;
                         return;
@@ -707,6 +822,7 @@ impl Session {
                         send(
                             &mut self.conn,
                             refuse(id, CommandStatus::EsmeRinvbndsts, seq),
+                            deadline,
                         )
                         .await;
                     }

@@ -139,7 +139,10 @@ impl Gateway {
         let config = dir.path().join("otpgw.toml");
         let key_file = dir.path().join("keys.toml");
         if let Some(keys) = keys {
+            use std::os::unix::fs::PermissionsExt;
             std::fs::write(&key_file, keys).unwrap();
+            // The gateway refuses a key file others can read.
+            std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
         std::fs::write(
             &config,
@@ -262,6 +265,29 @@ sender_id = "BankOTP"
                 .build()
                 .unwrap(),
         }
+    }
+
+    /// The gateway's process id (for reading its /proc status).
+    pub fn pid(&self) -> u32 {
+        self.child.lock().unwrap().as_ref().expect("running").id()
+    }
+
+    /// The gateway's resident memory in KiB, from /proc/<pid>/status.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status")
+    }
+
+    /// The raw text of `/metrics`.
+    pub fn metrics_text(&self) -> String {
+        reqwest::blocking::get(self.url("/metrics"))
+            .unwrap()
+            .text()
+            .unwrap()
     }
 
     /// Waits until a log line contains `needle` (the gateway reached some state).

@@ -129,6 +129,9 @@ fn verify_over_the_key_rate_gets_429_and_counts_no_failure() {
     let admin = gw.api_key("admin");
     let verifier = gw.api_key("verifier");
     gw.enroll(&admin, cards::A, "989121110082");
+    // A live code, so that wrong guesses count (without one, nothing counts).
+    let code = code_in(&gw.sms("989121110082", "4321", "ascii"));
+    assert_ne!(code, "0000000");
     let body = json!({"pan": cards::A, "code": "0000000", "request_id": "first"});
     let (status, _) = gw.post(&verifier, "/v1/verify", &body);
     assert_eq!(status, 200);

@@ -3,9 +3,11 @@
 
 mod harness;
 mod pg;
+mod raw;
 mod smsc;
 
 mod admin;
+mod hardening;
 mod limits;
 mod nodes;
 mod operators;

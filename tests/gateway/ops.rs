@@ -205,3 +205,50 @@ fn openapi_describes_every_endpoint() {
         "bearer"
     );
 }
+
+/// A database that goes away answers 503 with `Retry-After` (nothing was decided),
+/// and the same request succeeds once it is back. PostgreSQL only, as above.
+#[test]
+fn a_database_cut_answers_503_with_retry_after_and_recovers() {
+    let Ok(base) = std::env::var("OTPGW_TEST_POSTGRES_URL") else {
+        eprintln!("runs only with OTPGW_TEST_POSTGRES_URL (a database server to cut off)");
+        return;
+    };
+    let db = crate::pg::fresh_database(&base);
+    let (scheme_user, rest) = db.split_once('@').expect("postgres://user@host:port/db");
+    let (host_port, path) = rest.split_once('/').unwrap();
+    let proxy = Proxy::start(host_port.to_owned());
+    let gw = Gateway::start_on(&format!("{scheme_user}@{}/{path}", proxy.addr));
+    let verifier = gw.api_key("verifier");
+    let body = serde_json::json!({"pan": cards::D, "code": "1234567", "request_id": "cut-1"});
+    proxy.cut();
+    let resp = reqwest::blocking::Client::new()
+        .post(gw.url("/v1/verify"))
+        .bearer_auth(&verifier)
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    let err: serde_json::Value = resp.json().unwrap();
+    assert_eq!(err["error"]["code"], "unavailable");
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, v) = gw.post(&verifier, "/v1/verify", &body);
+        if status == 200 {
+            assert_eq!(v["reason"], "not_enrolled");
+            break;
+        }
+        assert_eq!(status, 503, "{v}");
+        assert!(Instant::now() < deadline, "no recovery");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(gw);
+    crate::pg::drop_database(&db);
+}

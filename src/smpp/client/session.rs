@@ -131,6 +131,7 @@ async fn connect_and_bind(
         }
     };
     let _ = stream.set_nodelay(true);
+    let deadline = Duration::from_secs(shared.smpp.response_timeout_secs);
     let mut framed = Framed::new(stream, SmppCodec::new(shared.smpp.max_pdu_len));
     let version = match s.version {
         SmppVersion::V34 => InterfaceVersion::Smpp3_4,
@@ -144,7 +145,13 @@ async fn connect_and_bind(
         version,
     })
     .map_err(|e| format!("bind: {e}"))?;
-    if !send(&mut framed, Command::new(CommandStatus::EsmeRok, 1, bind)).await {
+    if !send(
+        &mut framed,
+        Command::new(CommandStatus::EsmeRok, 1, bind),
+        deadline,
+    )
+    .await
+    {
         return Err("bind: write failed".into());
     }
     let wait = Duration::from_secs(shared.smpp.response_timeout_secs);
@@ -153,7 +160,7 @@ async fn connect_and_bind(
             let cmd = match frame {
                 Ok(Frame::Command(cmd)) => *cmd,
                 Ok(Frame::Invalid(bad)) => {
-                    if !answer_invalid(&mut framed, &bad).await {
+                    if !answer_invalid(&mut framed, &bad, deadline).await {
                         return Err("bind: the SMSC's framing is broken".to_owned());
                     }
                     continue;
@@ -176,6 +183,7 @@ async fn connect_and_bind(
                 send(
                     &mut framed,
                     Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLinkResp),
+                    deadline,
                 )
                 .await;
             }
@@ -228,6 +236,9 @@ struct Session {
         mpsc::UnboundedReceiver<Command>,
     ),
     tasks: TaskTracker,
+    /// Writes to the SMSC wait at most this: an SMSC that stops reading must not
+    /// freeze the session.
+    deadline: Duration,
 }
 
 impl Session {
@@ -238,6 +249,7 @@ impl Session {
         kind: BindKind,
         sends: bool,
     ) -> Self {
+        let deadline = Duration::from_secs(shared.smpp.response_timeout_secs);
         Self {
             framed,
             shared,
@@ -253,6 +265,7 @@ impl Session {
             last_heard: Instant::now(),
             responses: mpsc::unbounded_channel(),
             tasks: TaskTracker::new(),
+            deadline,
         }
     }
 
@@ -292,7 +305,7 @@ impl Session {
                     return "shut down".into();
                 }
                 Some(cmd) = self.responses.1.recv() => {
-                    if !send(&mut self.framed, cmd).await {
+                    if !send(&mut self.framed, cmd, self.deadline).await {
                         return "write failed".into();
                     }
                 }
@@ -305,7 +318,7 @@ impl Session {
                     }
                     Some(Ok(Frame::Invalid(bad))) => {
                         self.last_heard = Instant::now();
-                        if !answer_invalid(&mut self.framed, &bad).await {
+                        if !answer_invalid(&mut self.framed, &bad, self.deadline).await {
                             return "undecodable PDU from the SMSC".into();
                         }
                     }
@@ -370,7 +383,7 @@ impl Session {
             },
         );
         self.conn.window_in_use.fetch_add(1, Ordering::Relaxed);
-        if send(&mut self.framed, cmd).await {
+        if send(&mut self.framed, cmd, self.deadline).await {
             Ok(())
         } else {
             Err(())
@@ -495,7 +508,7 @@ impl Session {
     }
 
     async fn write(&mut self, cmd: Command) -> Result<(), String> {
-        if send(&mut self.framed, cmd).await {
+        if send(&mut self.framed, cmd, self.deadline).await {
             Ok(())
         } else {
             Err("write failed".into())
@@ -649,7 +662,17 @@ impl Session {
                     from: message.source,
                     text: message.text,
                 };
-                let response = match shared.core.handle(&inbound).await {
+                // The same deadline as the listener's: past it the SMSC gets
+                // ESME_RX_T_APPN and redelivers; nothing was promised.
+                let deadline = Duration::from_secs(shared.smpp.message_timeout_secs);
+                let handled = match timeout(deadline, shared.core.handle(&inbound)).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        metrics::counter!("otpgw_message_timeouts_total").increment(1);
+                        Err(CoreError::Timeout)
+                    }
+                };
+                let response = match handled {
                     Ok(None) => ack,
                     Ok(Some(reply)) => {
                         let ttl = Duration::from_secs(shared.service.code_ttl_secs);
@@ -772,7 +795,7 @@ impl Session {
             tracing::warn!("messages still being handled at shutdown");
         }
         while let Ok(cmd) = self.responses.1.try_recv() {
-            if !send(&mut self.framed, cmd).await {
+            if !send(&mut self.framed, cmd, self.deadline).await {
                 return;
             }
         }
@@ -780,6 +803,7 @@ impl Session {
         if !send(
             &mut self.framed,
             Command::new(CommandStatus::EsmeRok, seq, Pdu::Unbind),
+            self.deadline,
         )
         .await
         {
