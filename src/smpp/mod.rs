@@ -7,6 +7,7 @@
 //! * `codec`   — framing that answers bad PDUs with generic_nack instead of dying.
 //! * `pdu`     — PDUs ↔ plain values (addresses, decoded text, reply encoding).
 //! * `session` — one connection: bind, then requests, replies, enquire_link, unbind.
+//! * `ussd`    — USSD dialogues over SMPP, for the listener and client mode alike.
 //! * `client`  — client mode: we bind out to operator SMSCs (same codec and PDUs).
 //!
 //! Replies wait in one queue per system_id that every receiving session of that
@@ -18,6 +19,7 @@ mod codec;
 mod guard;
 mod pdu;
 mod session;
+mod ussd;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -65,17 +67,9 @@ pub(crate) struct Context {
     pub settings: SmppSettings,
     pub service: ServiceSettings,
     queues: Mutex<HashMap<String, Queue>>,
-    /// USSD dialogues over SMPP, by (customer's source_addr, session number); at most
-    /// `ussd_max_dialogues`, idle ones swept.
-    ussd: Mutex<HashMap<(String, u8), UssdDialogue>>,
+    /// USSD dialogues over SMPP through this listener.
+    pub ussd: ussd::Dialogues,
     pub guard: Arc<guard::Guard>,
-}
-
-/// Where a USSD dialogue over SMPP stands: the service dialled and the inputs so far.
-pub(crate) struct UssdDialogue {
-    pub service_code: String,
-    pub path: Vec<String>,
-    pub touched: tokio::time::Instant,
 }
 
 impl Context {
@@ -88,46 +82,11 @@ impl Context {
             .clone()
     }
 
-    /// The dialogue state for a key, after `f` changed it; `None` when unknown or idle
-    /// past the timeout (then it is forgotten).
-    ///
-    /// A new dialogue is not kept when `ussd_max_dialogues` are open even after idle
-    /// ones are swept: `f` sees `None` next time, and the customer gets the "session
-    /// expired" screen instead of the map growing.
-    pub fn ussd_dialogue<T>(
-        &self,
-        key: &(String, u8),
-        f: impl FnOnce(&mut Option<UssdDialogue>) -> T,
-    ) -> T {
-        let mut dialogues = self.ussd.lock().unwrap_or_else(|p| p.into_inner());
-        let timeout = Duration::from_secs(self.settings.ussd_session_timeout_secs);
-        let mut entry = dialogues
-            .remove(key)
-            .filter(|d| d.touched.elapsed() < timeout);
-        let out = f(&mut entry);
-        if let Some(mut d) = entry {
-            if dialogues.len() >= self.settings.ussd_max_dialogues {
-                dialogues.retain(|_, d| d.touched.elapsed() < timeout);
-            }
-            if dialogues.len() < self.settings.ussd_max_dialogues {
-                d.touched = tokio::time::Instant::now();
-                dialogues.insert(key.clone(), d);
-            } else {
-                metrics::counter!("otpgw_ussd_dialogues_refused_total").increment(1);
-            }
-        }
-        out
-    }
-
     /// Drops replies that can no longer be useful from every queue, so a system_id
     /// with no receiving bind does not pile them up.
     fn sweep(&self) {
         self.guard.sweep();
-        let timeout = Duration::from_secs(self.settings.ussd_session_timeout_secs);
-        self.ussd
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, d| d.touched.elapsed() < timeout);
+        self.ussd.sweep();
         let queues: Vec<Queue> = self
             .queues
             .lock()
@@ -165,10 +124,10 @@ impl Server {
             ctx: Arc::new(Context {
                 core,
                 guard: guard::Guard::new(&settings),
+                ussd: ussd::Dialogues::new(&settings),
                 settings,
                 service,
                 queues: Mutex::new(HashMap::new()),
-                ussd: Mutex::new(HashMap::new()),
             }),
         }
     }

@@ -24,8 +24,7 @@ use tokio_util::task::TaskTracker;
 
 use super::codec::{Frame, SmppCodec};
 use super::pdu::{self, BindKind};
-use super::{Context, Outgoing, UssdDialogue};
-use crate::config::DialledIn;
+use super::{ussd, Context, Outgoing};
 use crate::core::{CoreError, Inbound};
 use crate::domain::Channel;
 
@@ -245,16 +244,6 @@ pub(super) fn refuse(id: CommandId, status: CommandStatus, seq: u32) -> Command 
         }
         id => pdu::header_only(id.matching_response(), status, seq),
     }
-}
-
-/// What one USSD PDU asks of the core.
-enum UssdStep {
-    /// Walk the menu along this path of the service.
-    Walk(String, Vec<String>),
-    /// No such dialogue (never opened, idle past its timeout, or no room for it).
-    Expired,
-    /// Too many steps or too long an input: the dialogue ends.
-    OverLimit,
 }
 
 struct InFlight {
@@ -514,10 +503,8 @@ impl Session {
         Flow::Continue
     }
 
-    /// One USSD step over SMPP: a PSSR indication opens a dialogue (the dialled string
-    /// in short_message or destination_addr, as configured), a USSR confirm carries
-    /// the next input, an abort ends it. Dialogues are keyed on the customer's number
-    /// and the session number of `its_session_info`; the core walks the path.
+    /// One USSD step over SMPP (see `smpp::ussd`): the dialogue moves in the session,
+    /// the core's screen is computed in a task of its own, like an SMS.
     async fn on_ussd(
         &mut self,
         id: CommandId,
@@ -525,130 +512,30 @@ impl Session {
         message_id: String,
         message: pdu::Message,
     ) -> Flow {
-        let key = (
-            message.source.clone(),
-            message.session_info.map_or(0, |s| s.0),
-        );
-        let op = message
-            .ussd_op
-            .unwrap_or(if message.text.trim_start().starts_with('*') {
-                pdu::USSD_PSSR_INDICATION
-            } else {
-                pdu::USSD_USSR_CONFIRM
-            });
-        let (max_steps, max_input) = (
-            self.ctx.settings.ussd_max_steps,
-            self.ctx.settings.ussd_max_input,
-        );
-        let step = match op {
-            pdu::USSD_PSSR_INDICATION => {
-                let dialled = match self.ctx.settings.ussd_dialled_in {
-                    DialledIn::ShortMessage => &message.text,
-                    DialledIn::DestinationAddr => &message.destination,
-                };
-                let parsed = (dialled.len() <= max_input)
-                    .then(|| otpgw_parsers::ussd::parse_ussd(dialled).ok())
-                    .flatten();
-                let (service_code, path) = match parsed {
-                    Some(u) => (u.service_code, u.path),
-                    // Not a USSD string (or an absurd one): the core answers "unknown
-                    // service".
-                    None => (String::new(), Vec::new()),
-                };
-                if path.len() > max_steps {
-                    UssdStep::OverLimit
-                } else {
-                    let (service, path2) = (service_code.clone(), path.clone());
-                    self.ctx.ussd_dialogue(&key, |d| {
-                        *d = Some(UssdDialogue {
-                            service_code,
-                            path,
-                            touched: Instant::now(),
-                        });
-                    });
-                    UssdStep::Walk(service, path2)
-                }
-            }
-            pdu::USSD_USSR_CONFIRM => self.ctx.ussd_dialogue(&key, |d| {
-                let input = message.text.trim();
-                match d.as_mut() {
-                    None => UssdStep::Expired,
-                    // Bounded: each step copies the path, and a peer cycling answers
-                    // must not grow one dialogue without end.
-                    Some(dialogue)
-                        if input.len() > max_input || dialogue.path.len() >= max_steps =>
-                    {
-                        *d = None;
-                        UssdStep::OverLimit
-                    }
-                    Some(dialogue) => {
-                        dialogue.path.push(input.to_owned());
-                        UssdStep::Walk(dialogue.service_code.clone(), dialogue.path.clone())
-                    }
-                }
-            }),
-            pdu::USSD_USER_ABORT => {
-                self.ctx.ussd_dialogue(&key, |d| *d = None);
-                tracing::info!("ussd dialogue aborted by the user");
-                return self.reply(pdu::message_resp(id, seq, &message_id)).await;
-            }
-            other => {
-                // Our own operations (USSR request, PSSR response, USSN) coming back:
-                // acknowledge, nothing to answer.
-                tracing::debug!(op = other, "ussd operation with nothing to answer");
-                return self.reply(pdu::message_resp(id, seq, &message_id)).await;
-            }
+        let Some(step) = ussd::step(&self.ctx.ussd, &self.ctx.settings, &message) else {
+            return self.reply(pdu::message_resp(id, seq, &message_id)).await;
         };
         let ctx = self.ctx.clone();
         let responses = self.responses.0.clone();
         let system_id = self.bound.system_id.clone();
         let started = Instant::now();
         let ttl = Duration::from_secs(ctx.settings.ussd_session_timeout_secs);
-        let source = if message.destination.is_empty() {
-            ctx.service.ussd_code.clone()
-        } else {
-            message.destination.clone()
-        };
         self.tasks.spawn(tracing::Instrument::in_current_span(async move {
-            let deadline = Duration::from_secs(ctx.settings.message_timeout_secs);
-            let end_with = |text: String| ctx.core.normalize_msisdn(&message.source).map(|to| crate::core::UssdReply {
-                to,
-                text,
-                end: true,
-                code_id: None,
-            });
-            let result = match step {
-                UssdStep::Walk(service_code, path) => timeout(deadline, ctx.core.ussd(&system_id, &message.source, &service_code, &path))
-                    .await
-                    .unwrap_or_else(|_| {
-                        tracing::error!(secs = deadline.as_secs(), "ussd step not handled within its deadline");
-                        metrics::counter!("otpgw_message_timeouts_total").increment(1);
-                        Err(CoreError::Timeout)
-                    }),
-                UssdStep::Expired => end_with(ctx.core.ussd_expired()),
-                UssdStep::OverLimit => {
-                    tracing::info!("ussd dialogue past its bounds: ended");
-                    metrics::counter!("otpgw_ussd_over_limit_total").increment(1);
-                    end_with(ctx.core.ussd_over_limit())
-                }
-            };
-            let response = match result {
-                Ok(reply) => {
-                    if reply.end {
-                        ctx.ussd_dialogue(&key, |d| *d = None);
-                    }
+            let screen = ussd::answer(&ctx.core, &ctx.ussd, &ctx.settings, &system_id, &message, step).await;
+            let response = match screen {
+                Ok(screen) => {
                     let _ = responses.send(pdu::message_resp(id, seq, &message_id));
-                    tracing::info!(message_id = %message_id, end = reply.end, "ussd screen sent");
+                    tracing::info!(message_id = %message_id, end = screen.meta.end, "ussd screen sent");
                     enqueue(
                         &ctx,
                         &system_id,
                         Outgoing {
-                            source,
-                            to: reply.to,
-                            text: reply.text,
+                            source: screen.source,
+                            to: screen.reply.to,
+                            text: screen.reply.text,
                             label: "ussd",
-                            code_id: reply.code_id,
-                            ussd: Some(pdu::UssdMeta { end: reply.end, session_info: message.session_info }),
+                            code_id: screen.reply.code_id,
+                            ussd: Some(screen.meta),
                             deliver_by: started + ttl,
                         },
                     );

@@ -391,3 +391,54 @@ fn receipts_in_decimal_and_hex_and_early_ones_move_the_delivery_state() {
         "{conns}"
     );
 }
+
+#[test]
+fn ussd_dialogues_work_over_an_operator_connection() {
+    let smsc = Smsc::start(&[]);
+    let gw = Gateway::start_with(&format!(
+        "language = \"en\"\n{}",
+        smsc.connection("mci", "")
+    ));
+    smsc.wait_bound(1);
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    gw.enroll(&admin, cards::A, "09121110701");
+    let ussd = |text: &str, op: u8, seq: u8, tag: &str| {
+        smsc.cmd(json!({"cmd": "mo", "from": "989121110701", "to": "720", "text": text,
+            "service_type": "USSD", "ussd_service_op": op, "its_session_info": [7, seq], "tag": tag}));
+        let resp = smsc.wait(|e| e["tag"] == tag);
+        assert_eq!(resp["status"], 0, "{resp}");
+    };
+    // A menu dialogue: dial, choose 1, type the last 4 digits.
+    ussd("*720#", 1, 0, "u-1");
+    let menu = smsc.wait(|e| e["event"] == "submit_sm");
+    assert_eq!(menu["service_type"], "USSD");
+    assert_eq!(
+        menu["ussd_service_op"], 2,
+        "USSR request: the dialogue goes on"
+    );
+    assert_eq!(menu["its_session_info"], json!([7, 0]));
+    assert_eq!(menu["source_addr"], "720");
+    ussd("1", 18, 2, "u-2");
+    smsc.wait_n(2, |e| e["event"] == "submit_sm");
+    ussd("4321", 18, 4, "u-3");
+    let last = smsc.wait_n(3, |e| e["event"] == "submit_sm").remove(2);
+    assert_eq!(
+        last["ussd_service_op"], 17,
+        "PSSR response: the dialogue ends"
+    );
+    assert_eq!(
+        last["its_session_info"],
+        json!([7, 5]),
+        "end-of-session bit set"
+    );
+    let code = code_in(last["text"].as_str().unwrap());
+    assert_eq!(
+        gw.verify(&verifier, cards::A, &code, "u-v")["result"],
+        "approved"
+    );
+    // An answer after the dialogue ended gets the "session expired" screen.
+    ussd("2", 18, 6, "u-4");
+    let expired = smsc.wait_n(4, |e| e["event"] == "submit_sm").remove(3);
+    assert_eq!(expired["ussd_service_op"], 17);
+}

@@ -286,6 +286,8 @@ pub(crate) struct Shared {
     queues: Mutex<Queues>,
     /// Woken whenever a message is queued or a connection binds.
     pub work: Notify,
+    /// USSD dialogues arriving through operator connections.
+    pub ussd: super::ussd::Dialogues,
 }
 
 /// The operator connections, shared by `serve`, the HTTP API and the core.
@@ -307,6 +309,7 @@ impl Operators {
             shared: Arc::new(Shared {
                 core,
                 service,
+                ussd: super::ussd::Dialogues::new(&smpp),
                 smpp,
                 connections,
                 queues: Mutex::new(Queues::default()),
@@ -555,6 +558,7 @@ impl Shared {
         for c in &self.connections {
             c.forget_old_receipts();
         }
+        self.ussd.sweep();
         self.work.notify_waiters();
     }
 }

@@ -34,6 +34,7 @@ use crate::domain::{Channel, Delivery};
 use crate::smpp::codec::{Frame, SmppCodec};
 use crate::smpp::pdu::{self, BindKind, SourceAddress, SubmitOptions};
 use crate::smpp::session::{answer_invalid, count_in, refuse, send, Conn};
+use crate::smpp::ussd;
 use otpgw_parsers::receipt::ReceiptStat;
 
 /// The sessions a connection runs, and whether each one submits.
@@ -614,15 +615,7 @@ impl Session {
         }
         self.conn.received.fetch_add(1, Ordering::Relaxed);
         if message.is_ussd() {
-            // USSD over operator connections is not handled yet: refuse it clearly.
-            tracing::info!("USSD message on an operator connection: refused");
-            return self
-                .write(refuse(
-                    CommandId::DeliverSm,
-                    CommandStatus::EsmeRinvsertyp,
-                    seq,
-                ))
-                .await;
+            return self.on_ussd(seq, message, ack).await;
         }
         let short_codes = &self.shared.service.short_codes;
         let destination = message.destination.trim_start_matches('+');
@@ -708,6 +701,72 @@ impl Session {
                     Err(e) => {
                         // Temporary: the SMSC should retry, nothing was promised.
                         tracing::error!(error = %e, "message could not be handled");
+                        refuse(CommandId::DeliverSm, CommandStatus::EsmeRxTAppn, seq)
+                    }
+                };
+                let _ = responses.send(response);
+            }));
+        Ok(())
+    }
+
+    /// A USSD step from the operator's USSD gateway, as on the listener
+    /// (`smpp::ussd`); the screen goes back as a submit_sm with the USSD TLVs,
+    /// preferably on this connection.
+    async fn on_ussd(
+        &mut self,
+        seq: u32,
+        message: pdu::Message,
+        ack: Command,
+    ) -> Result<(), String> {
+        let Some(step) = ussd::step(&self.shared.ussd, &self.shared.smpp, &message) else {
+            return self.write(ack).await;
+        };
+        let shared = self.shared.clone();
+        let responses = self.responses.0.clone();
+        let conn = self.conn.clone();
+        let started = Instant::now();
+        self.tasks
+            .spawn(tracing::Instrument::in_current_span(async move {
+                let peer = format!("smsc:{}", conn.name());
+                let screen = ussd::answer(
+                    &shared.core,
+                    &shared.ussd,
+                    &shared.smpp,
+                    &peer,
+                    &message,
+                    step,
+                )
+                .await;
+                let response = match screen {
+                    Ok(screen) => {
+                        let _ = responses.send(ack);
+                        let ttl = Duration::from_secs(shared.smpp.ussd_session_timeout_secs);
+                        let route = shared.route_for(&screen.reply.to).unwrap_or_default();
+                        let queued = Queued {
+                            route,
+                            msg: crate::smpp::Outgoing {
+                                source: screen.source,
+                                to: screen.reply.to,
+                                text: screen.reply.text,
+                                label: "ussd",
+                                code_id: screen.reply.code_id,
+                                ussd: Some(screen.meta),
+                                deliver_by: started + ttl,
+                            },
+                        };
+                        if !shared.enqueue(queued, Some(conn.index)) {
+                            tracing::error!("outbox full: ussd screen dropped");
+                        }
+                        metrics::histogram!("otpgw_reply_seconds", "channel" => "ussd")
+                            .record(started.elapsed().as_secs_f64());
+                        return;
+                    }
+                    Err(CoreError::Msisdn(e)) => {
+                        tracing::info!(error = ?e, "source address is not a phone number");
+                        refuse(CommandId::DeliverSm, CommandStatus::EsmeRinvsrcadr, seq)
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "ussd step could not be handled");
                         refuse(CommandId::DeliverSm, CommandStatus::EsmeRxTAppn, seq)
                     }
                 };
