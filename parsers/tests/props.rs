@@ -127,3 +127,33 @@ proptest! {
         }
     }
 }
+
+/// The cargo-fuzz corpus (`fuzz/corpus/`: seeds, and every crash found, kept as a
+/// regression input) runs here too, on stable, with every test run.
+#[test]
+fn the_fuzz_corpus_parses_without_panic() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus");
+    let inputs = |target: &str| -> Vec<Vec<u8>> {
+        std::fs::read_dir(format!("{root}/{target}"))
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect()
+    };
+    for bytes in inputs("sms") {
+        let _ = otpgw_parsers::sms::parse_sms(
+            &String::from_utf8_lossy(&bytes),
+            &otpgw_parsers::sms::SmsGrammar::default(),
+        );
+    }
+    for bytes in inputs("ussd") {
+        let _ = otpgw_parsers::ussd::parse_ussd(&String::from_utf8_lossy(&bytes));
+    }
+    for bytes in inputs("msisdn") {
+        let _ = otpgw_parsers::msisdn::normalize_msisdn(&String::from_utf8_lossy(&bytes), "98");
+    }
+    for bytes in inputs("text") {
+        if let Some((&coding, rest)) = bytes.split_first() {
+            let _ = otpgw_parsers::text::decode_short_message(coding, rest);
+        }
+    }
+}

@@ -106,6 +106,22 @@ pub enum CommonErrors {
     Unauthorized(ErrorBody),
     #[response(status = 403, description = "the key's role may not do this")]
     Forbidden(ErrorBody),
+    #[response(status = 408, description = "the request took too long (`timeout`)")]
+    Timeout(ErrorBody),
+    #[response(status = 413, description = "body over 64 KiB (`too_large`)")]
+    TooLarge(ErrorBody),
+    #[response(status = 415, description = "wrong content-type (`content_type`)")]
+    ContentType(ErrorBody),
+    #[response(
+        status = 422,
+        description = "a missing field or a wrong type (`invalid_body`)"
+    )]
+    Unprocessable(ErrorBody),
+    #[response(
+        status = 500,
+        description = "internal error; details go to the log only"
+    )]
+    Internal(ErrorBody),
     #[response(
         status = 503,
         description = "the database is unavailable; nothing was decided, retry after `Retry-After` seconds"

@@ -499,3 +499,48 @@ fn undecodable_pdus_before_bind_are_logged_sampled() {
         .count();
     assert!(lines <= 20, "{lines} lines for {N} bad PDUs");
 }
+
+fn sql_count(db_url: &str, sql: &str, shift_ms: Option<i64>) -> i64 {
+    use sqlx::Connection;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    sqlx::any::install_default_drivers();
+    rt.block_on(async {
+        let mut conn = sqlx::AnyConnection::connect(db_url).await.unwrap();
+        if let Some(ms) = shift_ms {
+            sqlx::query("UPDATE verifications SET created_at = created_at - $1")
+                .bind(ms)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+    })
+}
+
+#[test]
+fn verification_records_are_pruned_after_their_retention() {
+    let gw = Gateway::start();
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    gw.enroll(&admin, cards::D, "989121110360");
+    for i in 0..3 {
+        gw.verify(&verifier, cards::D, "1234567", &format!("old-{i}"));
+    }
+    assert_eq!(gw.stop().code(), Some(0));
+    let count = "SELECT COUNT(*) FROM verifications";
+    // Eight days pass (the retention is seven); one record stays recent.
+    assert_eq!(sql_count(&gw.db_url, count, Some(8 * 86_400_000)), 3);
+    let next = Gateway::start_beside(&gw);
+    next.verify(&verifier, cards::D, "1234567", "new-1");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while sql_count(&gw.db_url, count, None) != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "old records were not pruned"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
