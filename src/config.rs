@@ -43,6 +43,18 @@ pub struct DatabaseSettings {
     /// PostgreSQL: `statement_timeout` and `lock_timeout` of every connection, so a
     /// held row lock or a stuck query fails within a deadline instead of stalling.
     pub statement_timeout_secs: u64,
+    /// SQLite durability: `full` (default: a committed code survives a power cut) or
+    /// `normal` (faster; in WAL mode the last commits before a power cut can be
+    /// lost, though never corrupted; a process crash loses nothing).
+    pub synchronous: Synchronous,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    #[default]
+    Full,
+    Normal,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -434,6 +446,7 @@ impl Default for DatabaseSettings {
             max_connections: 10,
             acquire_timeout_secs: 5,
             statement_timeout_secs: 5,
+            synchronous: Synchronous::Full,
         }
     }
 }

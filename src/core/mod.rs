@@ -18,7 +18,7 @@ use otpgw_parsers::sms::{parse_sms, SmsGrammar, SmsRequest};
 
 use crate::codes::{self, Code, Keys, Pan};
 use crate::config::ServiceSettings;
-use crate::domain::{CardStatus, Channel, Delivery, Reason, Role, Verdict};
+use crate::domain::{CardStatus, Channel, CodeState, Delivery, Reason, Role, Verdict};
 use crate::limits::{Admission, Limits, Refused};
 use crate::store::{
     ApiKey, Card, CodeRecord, Effect, Event, Issued, LatestCode, LockedCard, MessageRef, NewCard,
@@ -631,7 +631,7 @@ impl Core {
         let record = self
             .inner
             .store
-            .verify(&attempt, |card, latest| {
+            .verify(&attempt, move |card, latest| {
                 decide(card, latest, candidate.as_deref(), now)
             })
             .await?;
@@ -891,18 +891,20 @@ fn decide(
         // A wrong code is a guess only while a code is live: then it counts toward the
         // lock. With no live code there is nothing to guess, and counting would let
         // anyone who knows a card number lock it (the attempt is still audited).
-        (Some(code), _) if code.state == "live" && now < code.expires_at => {
+        (Some(code), _) if code.state == CodeState::Live && now < code.expires_at => {
             return (Verdict::Rejected(Reason::Invalid), Effect::CountFailure)
         }
         _ => return (Verdict::Rejected(Reason::Invalid), Effect::None),
     };
-    match matched.state.as_str() {
-        "live" if now < matched.expires_at => (Verdict::Approved, Effect::UseCode(matched.id)),
-        "live" => (
+    match matched.state {
+        CodeState::Live if now < matched.expires_at => {
+            (Verdict::Approved, Effect::UseCode(matched.id))
+        }
+        CodeState::Live => (
             Verdict::Rejected(Reason::Expired),
             Effect::ExpireCode(matched.id),
         ),
-        "used" => (Verdict::Rejected(Reason::Used), Effect::None),
+        CodeState::Used => (Verdict::Rejected(Reason::Used), Effect::None),
         // expired, or voided by a lock or suspension: the customer must ask again.
         _ => (Verdict::Rejected(Reason::Expired), Effect::None),
     }
@@ -924,7 +926,7 @@ mod tests {
         LatestCode {
             id: 7,
             code_hash: "h".into(),
-            state: state.into(),
+            state: CodeState::parse(state).unwrap(),
             expires_at,
         }
     }

@@ -1,0 +1,309 @@
+//! Codes: issuing one (superseding the card's live code, with its audit event and,
+//! for a pushed code, its idempotency record) and following its message's delivery
+//! (submitted, receipts matched by the SMSC's message id).
+
+use sqlx::{AnyConnection, Row};
+
+use super::{
+    insert_event, parse_status, CodeRecord, Issued, MessageRef, NewCode, PushKey, Store, StoreError,
+};
+use crate::domain::{CardStatus, CodeState, Delivery};
+
+impl Store {
+    /// Stores a new code for an active card, superseding its live one, and commits
+    /// before returning: the caller may send the code only after this succeeds.
+    pub async fn issue_code(&self, code: NewCode<'_>, actor: &str) -> Result<Issued, StoreError> {
+        self.issue(code, actor, None).await
+    }
+
+    /// As `issue_code`, for a code pushed through the API: idempotent on the
+    /// caller's request id, recorded in the same transaction as the code.
+    pub async fn issue_pushed(
+        &self,
+        code: NewCode<'_>,
+        actor: &str,
+        push: &PushKey<'_>,
+    ) -> Result<Issued, StoreError> {
+        if let Some(previous) = self.push(push.api_key_id, push.request_id).await? {
+            return Ok(previous);
+        }
+        match self.issue(code, actor, Some(push)).await {
+            // A concurrent request with the same id won: answer as it did.
+            Err(StoreError::Raced) => self
+                .push(push.api_key_id, push.request_id)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("push vanished".into())),
+            other => other,
+        }
+    }
+
+    async fn push(&self, api_key_id: i64, request_id: &str) -> Result<Option<Issued>, StoreError> {
+        let row = sqlx::query(
+            "SELECT code_id, fingerprint FROM pushes WHERE api_key_id = $1 AND request_id = $2",
+        )
+        .bind(api_key_id)
+        .bind(request_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(Issued::Replayed {
+                code_id: r.try_get("code_id")?,
+                fingerprint: r.try_get("fingerprint")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn issue(
+        &self,
+        code: NewCode<'_>,
+        actor: &str,
+        push: Option<&PushKey<'_>>,
+    ) -> Result<Issued, StoreError> {
+        let card_id = code.card_id;
+        let code_hash = code.code_hash.to_owned();
+        let channel = code.channel;
+        let peer = code.peer.to_owned();
+        let (issued_at, expires_at) = (code.issued_at, code.expires_at);
+        let delivery = code.delivery;
+        let route = code.route.map(str::to_owned);
+        let actor = actor.to_owned();
+        let push = push.map(|p| {
+            (
+                p.api_key_id,
+                p.request_id.to_owned(),
+                p.fingerprint.to_owned(),
+            )
+        });
+        self.write(move |conn: &mut AnyConnection| {
+            Box::pin(async move {
+                let status: Option<String> = sqlx::query_scalar(
+                    "UPDATE cards SET updated_at = updated_at WHERE id = $1 RETURNING status",
+                )
+                .bind(card_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+                let status = parse_status(&status.ok_or(StoreError::NoSuchCard)?)?;
+                if status != CardStatus::Active {
+                    return Ok(Issued::NotActive(status));
+                }
+                let superseded = sqlx::query(
+                    "UPDATE codes SET state = CASE WHEN expires_at <= $2 THEN 'expired' ELSE 'superseded' END \
+                     WHERE card_id = $1 AND state = 'live'",
+                )
+                .bind(card_id)
+                .bind(issued_at)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected() as i64;
+                let code_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO codes (card_id, code_hash, channel, peer, issued_at, expires_at, state, delivery, route) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 'live', $7, $8) RETURNING id",
+                )
+                .bind(card_id)
+                .bind(&code_hash)
+                .bind(channel.as_str())
+                .bind(&peer)
+                .bind(issued_at)
+                .bind(expires_at)
+                .bind(delivery.map(Delivery::as_str))
+                .bind(route.as_deref())
+                .fetch_one(&mut *conn)
+                .await?;
+                if let Some((api_key_id, request_id, fingerprint)) = &push {
+                    let inserted = sqlx::query(
+                        "INSERT INTO pushes (api_key_id, request_id, fingerprint, code_id, created_at) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(api_key_id)
+                    .bind(request_id)
+                    .bind(fingerprint)
+                    .bind(code_id)
+                    .bind(issued_at)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                    if inserted == 0 {
+                        // Rolled back: the caller answers as the earlier request did.
+                        return Err(StoreError::Raced);
+                    }
+                }
+                insert_event(
+                    conn,
+                    Some(card_id),
+                    "code_issued",
+                    &actor,
+                    serde_json::json!({"code_id": code_id, "channel": channel.as_str(), "expires_at": expires_at}),
+                    issued_at,
+                )
+                .await?;
+                Ok(Issued::Code {
+                    code_id,
+                    superseded,
+                })
+            })
+        })
+        .await
+    }
+
+    /// Records a code's delivery state. A final state (delivered, undelivered,
+    /// expired) always wins; `submitted` only moves a code on from queued, so a
+    /// receipt that came first is not undone.
+    pub async fn set_delivery(
+        &self,
+        code_id: i64,
+        delivery: Delivery,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn: &mut AnyConnection| {
+            Box::pin(async move { update_delivery(conn, code_id, delivery, at).await })
+        })
+        .await
+    }
+
+    /// The SMSC accepted the message carrying a code: remember which connection took
+    /// it and the SMSC's id for it, so its receipt finds the code.
+    pub async fn set_submitted(
+        &self,
+        code_id: i64,
+        message: &MessageRef<'_>,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let m = OwnedRef::from(message);
+        self.write(move |conn: &mut AnyConnection| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE codes SET connection = $2, message_id = $3, message_key_dec = $4, message_key_hex = $5, \
+                     submitted_at = $6, delivery = CASE WHEN delivery IS NULL OR delivery = 'queued' THEN 'submitted' ELSE delivery END \
+                     WHERE id = $1",
+                )
+                .bind(code_id)
+                .bind(&m.connection)
+                .bind(&m.message_id)
+                .bind(m.key_dec.as_deref())
+                .bind(m.key_hex.as_deref())
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Applies a receipt to the code whose message it names on this connection:
+    /// the exact id first, then the same number in the other notation. Returns the
+    /// code's id, or `None` when no message matches (yet).
+    pub async fn apply_receipt(
+        &self,
+        message: &MessageRef<'_>,
+        delivery: Delivery,
+        at: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let m = OwnedRef::from(message);
+        self.write(move |conn: &mut AnyConnection| {
+            Box::pin(async move {
+                let mut code_id: Option<i64> = sqlx::query_scalar(
+                    "SELECT id FROM codes WHERE connection = $1 AND message_id = $2 ORDER BY id DESC LIMIT 1",
+                )
+                .bind(&m.connection)
+                .bind(&m.message_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+                for key in [&m.key_dec, &m.key_hex].into_iter().flatten() {
+                    if code_id.is_some() {
+                        break;
+                    }
+                    code_id = sqlx::query_scalar(
+                        "SELECT id FROM codes WHERE connection = $1 AND (message_key_dec = $2 OR message_key_hex = $2) \
+                         ORDER BY id DESC LIMIT 1",
+                    )
+                    .bind(&m.connection)
+                    .bind(key)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                }
+                if let Some(id) = code_id {
+                    update_delivery(conn, id, delivery, at).await?;
+                }
+                Ok(code_id)
+            })
+        })
+        .await
+    }
+
+    pub async fn code(&self, id: i64) -> Result<Option<CodeRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, card_id, channel, peer, state, delivery, route, connection, message_id, \
+             issued_at, expires_at, submitted_at, delivery_at, used_at FROM codes WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let state: String = r.try_get("state")?;
+        let delivery: Option<String> = r.try_get("delivery")?;
+        Ok(Some(CodeRecord {
+            id: r.try_get("id")?,
+            card_id: r.try_get("card_id")?,
+            channel: r.try_get("channel")?,
+            peer: r.try_get("peer")?,
+            state: CodeState::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("code state {state}")))?,
+            delivery: delivery
+                .map(|d| {
+                    Delivery::parse(&d).ok_or_else(|| StoreError::Corrupt(format!("delivery {d}")))
+                })
+                .transpose()?,
+            route: r.try_get("route")?,
+            connection: r.try_get("connection")?,
+            message_id: r.try_get("message_id")?,
+            issued_at: r.try_get("issued_at")?,
+            expires_at: r.try_get("expires_at")?,
+            submitted_at: r.try_get("submitted_at")?,
+            delivery_at: r.try_get("delivery_at")?,
+            used_at: r.try_get("used_at")?,
+        }))
+    }
+}
+
+async fn update_delivery(
+    conn: &mut AnyConnection,
+    code_id: i64,
+    delivery: Delivery,
+    at: i64,
+) -> Result<(), StoreError> {
+    let sql = match delivery {
+        Delivery::Queued | Delivery::Submitted => {
+            "UPDATE codes SET delivery = $2, submitted_at = $3 WHERE id = $1 \
+             AND (delivery IS NULL OR delivery = 'queued')"
+        }
+        _ => "UPDATE codes SET delivery = $2, delivery_at = $3 WHERE id = $1",
+    };
+    sqlx::query(sql)
+        .bind(code_id)
+        .bind(delivery.as_str())
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// A `MessageRef` the writer can own.
+struct OwnedRef {
+    connection: String,
+    message_id: String,
+    key_dec: Option<String>,
+    key_hex: Option<String>,
+}
+
+impl From<&MessageRef<'_>> for OwnedRef {
+    fn from(m: &MessageRef<'_>) -> Self {
+        Self {
+            connection: m.connection.to_owned(),
+            message_id: m.message_id.to_owned(),
+            key_dec: m.key_dec.map(str::to_owned),
+            key_hex: m.key_hex.map(str::to_owned),
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! The verification transaction: lock the card's row, read its latest code, let
+//! the core's rule decide, apply the effect (use, expire, count, lock), record the
+//! answer under the caller's `request_id` and the audit event — all at once, so two
+//! nodes verifying one code cannot both approve it and no failure is lost.
+
+use sqlx::{AnyConnection, Row};
+
+use super::{
+    insert_event, parse_status, Effect, LatestCode, LockedCard, Store, StoreError, VerifyAttempt,
+    VerifyRecord,
+};
+use crate::domain::{CardStatus, CodeState, Reason, Verdict};
+
+/// A `VerifyAttempt` the writer can own.
+struct Attempt {
+    api_key_id: i64,
+    request_id: String,
+    fingerprint: String,
+    pan_hash: String,
+    now: i64,
+    max_failures: i64,
+    actor: String,
+}
+
+impl Store {
+    /// One verification, decided and applied atomically. `decide` sees the card under
+    /// lock and its latest code and returns the verdict and its effect; the store
+    /// applies the effect, records the answer under `request_id` and the audit event,
+    /// all in one transaction. A `request_id` already answered returns that answer and
+    /// changes nothing.
+    pub async fn verify<F>(
+        &self,
+        attempt: &VerifyAttempt<'_>,
+        decide: F,
+    ) -> Result<VerifyRecord, StoreError>
+    where
+        F: FnOnce(&LockedCard, Option<&LatestCode>) -> (Verdict, Effect) + Send + 'static,
+    {
+        if let Some(previous) = self
+            .verification(attempt.api_key_id, attempt.request_id)
+            .await?
+        {
+            return Ok(previous);
+        }
+        let a = Attempt {
+            api_key_id: attempt.api_key_id,
+            request_id: attempt.request_id.to_owned(),
+            fingerprint: attempt.fingerprint.to_owned(),
+            pan_hash: attempt.pan_hash.to_owned(),
+            now: attempt.now,
+            max_failures: attempt.max_failures,
+            actor: attempt.actor.to_owned(),
+        };
+        let decided = self
+            .write(move |conn: &mut AnyConnection| {
+                Box::pin(async move { decide_and_apply(conn, &a, decide).await })
+            })
+            .await;
+        match decided {
+            // A concurrent request with the same id won: answer as it did.
+            Err(StoreError::Raced) => self
+                .verification(attempt.api_key_id, attempt.request_id)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("verification vanished".into())),
+            other => other,
+        }
+    }
+}
+
+async fn decide_and_apply<F>(
+    conn: &mut AnyConnection,
+    a: &Attempt,
+    decide: F,
+) -> Result<VerifyRecord, StoreError>
+where
+    F: FnOnce(&LockedCard, Option<&LatestCode>) -> (Verdict, Effect),
+{
+    let card = sqlx::query(
+        "UPDATE cards SET updated_at = updated_at WHERE pan_hash = $1 RETURNING id, status, failures",
+    )
+    .bind(&a.pan_hash)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let mut locked_now = false;
+    let (verdict, card_id) = match card {
+        None => (Verdict::Rejected(Reason::NotEnrolled), None),
+        Some(row) => {
+            let card = LockedCard {
+                id: row.try_get("id")?,
+                status: parse_status(&row.try_get::<String, _>("status")?)?,
+                failures: row.try_get("failures")?,
+            };
+            let latest = sqlx::query(
+                "SELECT id, code_hash, state, expires_at FROM codes WHERE card_id = $1 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(card.id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| -> Result<LatestCode, StoreError> {
+                let state: String = r.try_get("state")?;
+                Ok(LatestCode {
+                    id: r.try_get("id")?,
+                    code_hash: r.try_get("code_hash")?,
+                    state: CodeState::parse(&state)
+                        .ok_or_else(|| StoreError::Corrupt(format!("code state {state}")))?,
+                    expires_at: r.try_get("expires_at")?,
+                })
+            })
+            .transpose()?;
+            let (verdict, effect) = decide(&card, latest.as_ref());
+            locked_now = apply_effect(conn, &card, effect, a).await?;
+            (verdict, Some(card.id))
+        }
+    };
+    let (result, reason) = match verdict {
+        Verdict::Approved => ("approved", None),
+        Verdict::Rejected(r) => ("rejected", Some(r.as_str())),
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO verifications (api_key_id, request_id, fingerprint, card_id, result, reason, response_code, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+    )
+    .bind(a.api_key_id)
+    .bind(&a.request_id)
+    .bind(&a.fingerprint)
+    .bind(card_id)
+    .bind(result)
+    .bind(reason)
+    .bind(verdict.response_code())
+    .bind(a.now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        // Rolled back: the caller answers as the earlier request did.
+        return Err(StoreError::Raced);
+    }
+    if card_id.is_some() {
+        insert_event(
+            conn,
+            card_id,
+            "verified",
+            &a.actor,
+            serde_json::json!({"result": result, "reason": reason, "request_id": a.request_id}),
+            a.now,
+        )
+        .await?;
+    }
+    Ok(VerifyRecord {
+        verdict,
+        card_id,
+        fingerprint: a.fingerprint.clone(),
+        locked_now,
+        replayed: false,
+    })
+}
+
+async fn apply_effect(
+    conn: &mut AnyConnection,
+    card: &LockedCard,
+    effect: Effect,
+    a: &Attempt,
+) -> Result<bool, StoreError> {
+    match effect {
+        Effect::None => Ok(false),
+        Effect::UseCode(code_id) => {
+            let used = sqlx::query(
+                "UPDATE codes SET state = 'used', used_at = $2 WHERE id = $1 AND state = 'live'",
+            )
+            .bind(code_id)
+            .bind(a.now)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if used != 1 {
+                // Cannot happen while we hold the card's lock; refuse rather than approve.
+                return Err(StoreError::Corrupt("live code changed under lock".into()));
+            }
+            sqlx::query("UPDATE cards SET failures = 0, updated_at = $2 WHERE id = $1")
+                .bind(card.id)
+                .bind(a.now)
+                .execute(&mut *conn)
+                .await?;
+            Ok(false)
+        }
+        Effect::ExpireCode(code_id) => {
+            sqlx::query("UPDATE codes SET state = 'expired' WHERE id = $1 AND state = 'live'")
+                .bind(code_id)
+                .execute(&mut *conn)
+                .await?;
+            Ok(false)
+        }
+        Effect::CountFailure => {
+            let row = sqlx::query(
+                "UPDATE cards SET failures = failures + 1, \
+                 status = CASE WHEN failures + 1 >= $2 THEN 'locked' ELSE status END, updated_at = $3 \
+                 WHERE id = $1 RETURNING failures, status",
+            )
+            .bind(card.id)
+            .bind(a.max_failures)
+            .bind(a.now)
+            .fetch_one(&mut *conn)
+            .await?;
+            let status = parse_status(&row.try_get::<String, _>("status")?)?;
+            let failures: i64 = row.try_get("failures")?;
+            let locked_now = status == CardStatus::Locked && card.status != CardStatus::Locked;
+            if locked_now {
+                sqlx::query(
+                    "UPDATE codes SET state = 'failed' WHERE card_id = $1 AND state = 'live'",
+                )
+                .bind(card.id)
+                .execute(&mut *conn)
+                .await?;
+                insert_event(
+                    conn,
+                    Some(card.id),
+                    "locked",
+                    &a.actor,
+                    serde_json::json!({"failures": failures}),
+                    a.now,
+                )
+                .await?;
+            }
+            Ok(locked_now)
+        }
+    }
+}

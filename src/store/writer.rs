@@ -1,0 +1,202 @@
+//! The SQLite writer: every write goes through one task on one connection, which
+//! takes whatever is queued (up to `MAX_BATCH`), runs each request inside a
+//! savepoint of one `BEGIN IMMEDIATE` transaction, commits once, and only then
+//! releases each request's answer.
+//!
+//! Why: SQLite has one write lock. With a pool, every code is its own transaction
+//! and up to `max_connections` connections fight for that lock (busy-handler sleeps,
+//! one fsync per code). One writer turns N concurrent writes into one commit and one
+//! fsync. A request whose own statements fail is rolled back to its savepoint and
+//! gets its own error; the others in the batch are unaffected. When the commit
+//! fails, every request of the batch gets `StoreError::Unavailable`: nothing of it
+//! was stored, and no answer claims otherwise.
+
+use futures::future::BoxFuture;
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::StoreError;
+
+/// Requests committed together at most. Bounded so one commit stays short and the
+/// first request of a batch does not wait long for the last.
+const MAX_BATCH: usize = 512;
+/// Requests waiting for the writer; past this, callers wait for room (back-pressure).
+const QUEUE: usize = 8192;
+
+/// One queued write: run it inside the batch, then tell its caller how it ended.
+trait Work: Send {
+    /// Runs the request's statements; `true` when they succeeded (keep them).
+    fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, bool>;
+    /// Answers the caller once the batch's fate is known.
+    fn finish(self: Box<Self>, commit: Result<(), &str>);
+}
+
+struct Pending<T, F> {
+    job: Option<F>,
+    result: Option<Result<T, StoreError>>,
+    answer: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Work for Pending<T, F>
+where
+    T: Send + 'static,
+    F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, StoreError>>
+        + Send
+        + 'static,
+{
+    fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, bool> {
+        Box::pin(async move {
+            let Some(job) = self.job.take() else {
+                return false;
+            };
+            let result = job(conn).await;
+            let keep = result.is_ok();
+            self.result = Some(result);
+            keep
+        })
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), &str>) {
+        let answer = match (self.result, commit) {
+            // Its own failure (rolled back to its savepoint) is its answer.
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (_, Err(why)) => Err(StoreError::Unavailable(why.to_owned())),
+            (None, Ok(())) => Err(StoreError::Unavailable("not run".into())),
+        };
+        let _ = self.answer.send(answer);
+    }
+}
+
+/// The handle every `Store` clone shares; the task ends when the last one goes.
+#[derive(Clone)]
+pub(super) struct Writer {
+    queue: mpsc::Sender<Box<dyn Work>>,
+    stop: CancellationToken,
+}
+
+impl Writer {
+    /// Starts the writer task on `pool` (one connection, kept while it works).
+    pub fn spawn(pool: AnyPool) -> Self {
+        let (queue, requests) = mpsc::channel(QUEUE);
+        let stop = CancellationToken::new();
+        tokio::spawn(run(pool, requests, stop.clone()));
+        Self { queue, stop }
+    }
+
+    /// Ends the writer after its current batch and gives its connection back, so
+    /// the pool can close. Later writes are answered `Unavailable`.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// Runs `job` in the next batch; its answer comes after the batch committed.
+    pub async fn write<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, StoreError>>
+            + Send
+            + 'static,
+    {
+        let (answer, answered) = oneshot::channel();
+        let work: Box<dyn Work> = Box::new(Pending {
+            job: Some(job),
+            result: None,
+            answer,
+        });
+        self.queue
+            .send(work)
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        answered
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+    }
+}
+
+async fn run(
+    pool: AnyPool,
+    mut requests: mpsc::Receiver<Box<dyn Work>>,
+    stop: CancellationToken,
+) {
+    let mut conn: Option<PoolConnection<Any>> = None;
+    let mut batch: Vec<Box<dyn Work>> = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let received = tokio::select! {
+            biased;
+            n = requests.recv_many(&mut batch, MAX_BATCH) => n,
+            _ = stop.cancelled() => 0,
+        };
+        if received == 0 {
+            break;
+        }
+        metrics::histogram!("otpgw_write_batch_size").record(batch.len() as f64);
+        let started = std::time::Instant::now();
+        if conn.is_none() {
+            match pool.acquire().await {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    let why = format!("cannot open the database: {e}");
+                    tracing::warn!(error = %e, "writer: no database connection");
+                    for work in batch.drain(..) {
+                        work.finish(Err(&why));
+                    }
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        let outcome = commit(c, &mut batch).await;
+        metrics::histogram!("otpgw_write_batch_seconds").record(started.elapsed().as_secs_f64());
+        match outcome {
+            Ok(()) => {
+                for work in batch.drain(..) {
+                    work.finish(Ok(()));
+                }
+            }
+            Err(e) => {
+                metrics::counter!("otpgw_db_errors_total").increment(1);
+                tracing::warn!(error = %e, size = batch.len(), "writer: batch failed, nothing of it was stored");
+                let why = e.to_string();
+                for work in batch.drain(..) {
+                    work.finish(Err(&why));
+                }
+                // The connection may be broken (a file turned read-only, a lost
+                // handle): start the next batch on a fresh one.
+                if let Some(c) = conn.take() {
+                    let _ = c.close().await;
+                }
+            }
+        }
+    }
+    drop(conn);
+    requests.close();
+    while let Ok(work) = requests.try_recv() {
+        work.finish(Err("the database is closing"));
+    }
+}
+
+/// One batch: a transaction with one savepoint per request.
+async fn commit(conn: &mut AnyConnection, batch: &mut [Box<dyn Work>]) -> Result<(), sqlx::Error> {
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    let ran = async {
+        for work in batch.iter_mut() {
+            sqlx::query("SAVEPOINT request").execute(&mut *conn).await?;
+            if !work.run(conn).await {
+                sqlx::query("ROLLBACK TO request")
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            sqlx::query("RELEASE request").execute(&mut *conn).await?;
+        }
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        Ok::<(), sqlx::Error>(())
+    }
+    .await;
+    if ran.is_err() {
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+    }
+    ran
+}
