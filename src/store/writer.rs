@@ -116,11 +116,7 @@ impl Writer {
     }
 }
 
-async fn run(
-    pool: AnyPool,
-    mut requests: mpsc::Receiver<Box<dyn Work>>,
-    stop: CancellationToken,
-) {
+async fn run(pool: AnyPool, mut requests: mpsc::Receiver<Box<dyn Work>>, stop: CancellationToken) {
     let mut conn: Option<PoolConnection<Any>> = None;
     let mut batch: Vec<Box<dyn Work>> = Vec::with_capacity(MAX_BATCH);
     loop {

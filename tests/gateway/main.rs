@@ -16,6 +16,7 @@ mod smpp_session;
 mod sms;
 mod ussd;
 mod verify;
+mod writer;
 
 /// Card numbers used across tests (Luhn-valid test numbers).
 pub mod cards {
