@@ -10,8 +10,10 @@
 //! system_id drains, so a reply is delivered even if the customer's message came in
 //! on a transmitter-only bind or the session that took it has since gone away.
 
-mod codec;
-mod pdu;
+// Public so that `otpgw bench` and the criterion benches use the listener's own
+// framing and PDU conversions instead of copies of them.
+pub mod codec;
+pub mod pdu;
 mod session;
 
 use std::collections::HashMap;
