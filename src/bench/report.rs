@@ -14,6 +14,11 @@ const MAX_US: u64 = 60_000_000;
 /// Per-second series for the plot stop growing after an hour; the totals do not.
 const MAX_SECONDS: usize = 3600;
 
+/// Three decimals: microseconds when in milliseconds; no false precision in JSON.
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_US, 3).expect("valid histogram bounds")
 }
@@ -57,14 +62,14 @@ impl Latency {
         if h.is_empty() {
             return Value::Null;
         }
-        let ms = |us: u64| us as f64 / 1000.0;
+        let ms = |us: u64| round3(us as f64 / 1000.0);
         json!({
             "p50": ms(h.value_at_quantile(0.50)),
             "p90": ms(h.value_at_quantile(0.90)),
             "p99": ms(h.value_at_quantile(0.99)),
             "p99_9": ms(h.value_at_quantile(0.999)),
             "max": ms(h.max()),
-            "mean": h.mean() / 1000.0,
+            "mean": round3(h.mean() / 1000.0),
         })
     }
 }
@@ -119,9 +124,9 @@ impl Report {
             "params": self.params,
             "counts": self.counts,
             "errors": self.errors,
-            "elapsed_s": self.elapsed.as_secs_f64(),
+            "elapsed_s": round3(self.elapsed.as_secs_f64()),
             "throughput_of": self.throughput_of,
-            "throughput_per_s": self.throughput(),
+            "throughput_per_s": round3(self.throughput()),
             "latency_ms": self.latency.json(),
             "interrupted": self.interrupted,
         })

@@ -5,6 +5,7 @@ mod harness;
 mod pg;
 
 mod admin;
+mod bench;
 mod limits;
 mod nodes;
 mod ops;
