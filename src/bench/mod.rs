@@ -82,6 +82,12 @@ fn finish(report: &report::Report, out: &Output) -> Result<()> {
         plot::draw(report, path)?;
         eprintln!("plot written to {}", path.display());
     }
+    if report.interrupted {
+        // A partial report must not pass for a complete one in a script.
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        std::process::exit(130);
+    }
     Ok(())
 }
 

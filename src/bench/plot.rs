@@ -1,5 +1,5 @@
 //! `--plot FILE.svg`: latency over the run, one point per second of send time (p50,
-//! p99 and max of that second), with the whole run's p50 and p99 as dashed lines.
+//! p99 and max of that second, on a log scale), with the whole run's p50 and p99 as dashed lines.
 //! SVG only, and plotters sizes text by its own estimate, so no font library is needed.
 
 use std::path::Path;
@@ -9,6 +9,9 @@ use plotters::prelude::*;
 
 use super::report::Report;
 
+/// The bottom of the log-scale latency axis (10 µs); lower values sit on it.
+const FLOOR_MS: f64 = 0.01;
+
 pub fn draw(report: &Report, path: &Path) -> Result<()> {
     let per_second = &report.latency.per_second;
     let ms = |us: u64| us as f64 / 1000.0;
@@ -17,7 +20,7 @@ pub fn draw(report: &Report, path: &Path) -> Result<()> {
             .iter()
             .enumerate()
             .filter(|(_, h)| !h.is_empty())
-            .map(|(s, h)| (s as f64 + 0.5, ms(h.value_at_quantile(q))))
+            .map(|(s, h)| (s as f64 + 0.5, ms(h.value_at_quantile(q)).max(FLOOR_MS)))
             .collect()
     };
     let (p50, p99, max) = (series(0.5), series(0.99), series(1.0));
@@ -36,7 +39,7 @@ pub fn draw(report: &Report, path: &Path) -> Result<()> {
     let root = SVGBackend::new(path, (1000, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("plot: {e}"))?;
     let title = format!(
-        "otpgw bench {}: latency (ms) by second of the run",
+        "otpgw bench {}: latency (ms, log scale) by second of the run",
         report.mode
     );
     let mut chart = ChartBuilder::on(&root)
@@ -44,12 +47,12 @@ pub fn draw(report: &Report, path: &Path) -> Result<()> {
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+        .build_cartesian_2d(0f64..x_max, (FLOOR_MS..y_max).log_scale())
         .map_err(|e| anyhow!("plot: {e}"))?;
     chart
         .configure_mesh()
         .x_desc("seconds since start (send time)")
-        .y_desc("latency, ms")
+        .y_desc("latency, ms (log)")
         .draw()
         .map_err(|e| anyhow!("plot: {e}"))?;
     let lines = [

@@ -45,7 +45,11 @@ const MAX_PDU: usize = 64 * 1024;
 const CONTROL_SEQ: u32 = 0x7000_0000;
 /// PDUs written per flush at most; the writer flushes whenever its queue is empty.
 const WRITE_BATCH: usize = 256;
-/// Connect, bind and unbind each wait at most this long.
+/// How long the sessions together wait for their unbind_resp at the end.
+const UNBIND_TIMEOUT: Duration = Duration::from_secs(2);
+/// How early a paced send may leave (see `generate`).
+const TIMER_SLACK: Duration = Duration::from_millis(1);
+/// Connecting and binding each wait at most this long.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Args)]
@@ -488,7 +492,7 @@ pub async fn drive(
     let interrupted = stop.is_cancelled();
     shared.bar.finish_and_clear();
 
-    // Unbind politely; the readers end on unbind_resp or after the setup timeout.
+    // Unbind politely; the readers end on unbind_resp or after UNBIND_TIMEOUT.
     for tx in &senders {
         let _ = tx
             .send(Command::new(
@@ -499,8 +503,9 @@ pub async fn drive(
             .await;
     }
     drop(senders);
+    let unbound_by = Instant::now() + UNBIND_TIMEOUT;
     for r in readers {
-        let _ = tokio::time::timeout(SETUP_TIMEOUT, r).await;
+        let _ = tokio::time::timeout_at(unbound_by, r).await;
     }
     closed.cancel();
     let _ = sweeper.await;
@@ -746,8 +751,12 @@ async fn generate(
             return Ok(());
         }
         if let Some(at) = scheduled {
+            // tokio's timer rounds a deadline up to its next 1 ms tick, so waking at
+            // `at` would send ~1 ms late and charge that to the server. Wake up to
+            // TIMER_SLACK early instead; an early send is timed from the send itself.
+            let wake = at.checked_sub(TIMER_SLACK).unwrap_or(at);
             tokio::select! {
-                _ = tokio::time::sleep_until(at) => {}
+                _ = tokio::time::sleep_until(wake) => {}
                 _ = stop.cancelled() => return Ok(()),
             }
         }
@@ -771,7 +780,8 @@ async fn generate(
         let generation = {
             let mut slot = lock(shared.slots.get(idx).context("slot index")?);
             slot.state = State::Waiting {
-                scheduled: scheduled.unwrap_or(now),
+                // Late: from the schedule (no coordinated omission); early: from now.
+                scheduled: scheduled.map_or(now, |at| at.min(now)),
                 sent: now,
                 session,
             };
