@@ -91,7 +91,8 @@ pub struct Load {
 
 #[derive(Debug, Clone, Args)]
 pub struct CardSource {
-    /// Fixture cards from a `pan,msisdn` CSV file.
+    /// Fixture cards from a `pan,msisdn` CSV file, the MSISDN in international form
+    /// (989121234567): replies are matched on the number the server sends back.
     #[arg(long, value_name = "FILE", group = "card_source")]
     pub cards: Option<std::path::PathBuf>,
     /// Generate this many Luhn-valid cards on distinct MSISDNs and enroll them through
