@@ -92,8 +92,9 @@ pub fn generate(n: usize, msisdn_prefix: &str) -> Result<Vec<Card>> {
         .collect())
 }
 
-/// Reads `pan,msisdn` lines (a header line and blank lines are skipped).
-pub fn read_csv(path: &Path) -> Result<Vec<Card>> {
+/// Reads `pan,msisdn` lines (a header line and blank lines are skipped); national
+/// numbers get `country_code`, as the gateway does.
+pub fn read_csv(path: &Path, country_code: &str) -> Result<Vec<Card>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("Failed to read {}", path.display()))?;
     let mut cards = Vec::new();
@@ -106,11 +107,12 @@ pub fn read_csv(path: &Path) -> Result<Vec<Card>> {
             bail!("{}:{}: expected pan,msisdn", path.display(), i + 1);
         };
         let pan: String = pan.chars().filter(char::is_ascii_digit).collect();
-        let msisdn: String = msisdn.chars().filter(char::is_ascii_digit).collect();
-        if !(13..=19).contains(&pan.len()) || msisdn.is_empty() {
+        // The gateway answers to the normalised number: match on that.
+        let msisdn = otpgw_parsers::msisdn::normalize_msisdn(msisdn.trim(), country_code);
+        let (true, Ok(msisdn)) = ((13..=19).contains(&pan.len()), msisdn) else {
             // The line number only: the line holds a card number.
             bail!("{}:{}: not a card number and MSISDN", path.display(), i + 1);
-        }
+        };
         cards.push(Card { pan, msisdn });
         if cards.len() > MAX_CARDS {
             bail!("{} has more than {MAX_CARDS} cards", path.display());
@@ -172,5 +174,24 @@ mod tests {
         assert_eq!(numbers.len(), 500);
         assert!(generate(11, "98912345678").is_err());
         assert_eq!(format!("{:?}", cards[0]), "Card(..)");
+    }
+
+    #[test]
+    fn csv_numbers_are_normalised_and_bad_lines_named_by_number_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cards.csv");
+        std::fs::write(
+            &path,
+            "pan,msisdn\n6037990000004321,09121234567\n\n5022-2920-0077-1234,+98 912 765 4321\n",
+        )
+        .unwrap();
+        let cards = read_csv(&path, "98").unwrap();
+        let numbers: Vec<&str> = cards.iter().map(|c| c.msisdn.as_str()).collect();
+        assert_eq!(numbers, ["989121234567", "989127654321"]);
+        assert_eq!(cards[1].last4(), "1234");
+        std::fs::write(&path, "6037990000004321,not a number\n").unwrap();
+        let err = read_csv(&path, "98").unwrap_err().to_string();
+        assert!(err.ends_with(":1: not a card number and MSISDN"), "{err}");
+        assert!(!err.contains("6037"), "{err}");
     }
 }

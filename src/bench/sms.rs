@@ -91,8 +91,9 @@ pub struct Load {
 
 #[derive(Debug, Clone, Args)]
 pub struct CardSource {
-    /// Fixture cards from a `pan,msisdn` CSV file, the MSISDN in international form
-    /// (989121234567): replies are matched on the number the server sends back.
+    /// Fixture cards from a `pan,msisdn` CSV file. Numbers are normalised as the
+    /// gateway does (national ones get --country-code), since replies are matched on
+    /// the number the server sends back.
     #[arg(long, value_name = "FILE", group = "card_source")]
     pub cards: Option<std::path::PathBuf>,
     /// Generate this many Luhn-valid cards on distinct MSISDNs and enroll them through
@@ -103,6 +104,9 @@ pub struct CardSource {
     /// (`otpgw bench transport`).
     #[arg(long, value_name = "N", group = "card_source")]
     pub fake_cards: Option<usize>,
+    /// The country code for national numbers in --cards.
+    #[arg(long, default_value = "98")]
+    pub country_code: String,
     /// Generated MSISDNs start with these digits and have 12 digits in all.
     #[arg(long, default_value = "98912")]
     pub from_prefix: String,
@@ -117,7 +121,7 @@ pub struct CardSource {
 impl CardSource {
     pub async fn load(&self, quiet: bool) -> Result<Vec<Card>> {
         if let Some(path) = &self.cards {
-            return cards::read_csv(path);
+            return cards::read_csv(path, &self.country_code);
         }
         if let Some(n) = self.fake_cards {
             return cards::generate(n, &self.from_prefix);

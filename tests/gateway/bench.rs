@@ -123,8 +123,8 @@ impl Drop for Child {
     }
 }
 
-#[test]
-fn bench_sms_against_bench_transport() {
+/// `bench transport` on a free port; returns it and its address.
+fn transport() -> (Child, String) {
     let mut child = Child(
         Command::new(bin())
             .args([
@@ -147,7 +147,12 @@ fn bench_sms_against_bench_transport() {
         .expect("the listening line");
     let listening: Value = serde_json::from_str(&line).expect("JSON");
     let addr = listening["listening"].as_str().expect("address").to_owned();
+    (child, addr)
+}
 
+#[test]
+fn bench_sms_against_bench_transport() {
+    let (_transport, addr) = transport();
     let (ok, report, stderr) = bench(&[
         "sms",
         "--smpp",
@@ -172,4 +177,36 @@ fn bench_sms_against_bench_transport() {
     assert_eq!(report["counts"]["replies_with_code"], 500, "{report}");
     assert_eq!(report["counts"]["submit_sm_resp_ok"], 500, "{report}");
     assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+}
+
+#[test]
+fn ctrl_c_prints_a_partial_report_and_exits_130() {
+    let (_transport, addr) = transport();
+    let mut args = vec!["bench", "sms", "--smpp", &addr, "--system-id", "x"];
+    args.extend(["--password", "x", "--fake-cards", "5", "--rate", "50"]);
+    args.extend(["--duration", "60s", "--json", "--quiet"]);
+    let child = Command::new(bin())
+        .args(&args)
+        .env_remove("OTPGW_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn otpgw bench sms");
+    // Let it send a few, then interrupt it the way a terminal does.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().expect("bench sms exits");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}");
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("JSON");
+    assert_eq!(report["interrupted"], true);
+    let sent = report["counts"]["sent"].as_u64().expect("sent");
+    assert!(sent > 0, "{report}");
+    assert_eq!(
+        report["counts"]["replies_with_code"].as_u64(),
+        Some(sent),
+        "{report}"
+    );
 }
