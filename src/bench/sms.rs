@@ -444,11 +444,14 @@ pub async fn drive(
     for (i, (read, write)) in sessions.into_iter().enumerate() {
         let (tx, rx) = mpsc::channel::<Command>(window.max(64) * 2);
         writers.push(tokio::spawn(write_loop(write, rx)));
+        // Ends this session's generator: on Ctrl-C, or when the server drops it.
+        let lost = stop.child_token();
         readers.push(tokio::spawn(read_loop(
             shared.clone(),
             read,
             tx.clone(),
             closed.clone(),
+            lost.clone(),
         )));
         generators.spawn(generate(
             shared.clone(),
@@ -456,7 +459,7 @@ pub async fn drive(
             i,
             tx.clone(),
             load.to.clone(),
-            stop.clone(),
+            lost,
         ));
         senders.push(tx);
     }
@@ -614,30 +617,44 @@ async fn write_loop(
     Ok(())
 }
 
+/// Reads one session until it ends. If the server ends it (closes, unbinds, or the
+/// framing is lost) before our unbind, that is an error of the run, and the session's
+/// generator stops: the other sessions take over its share.
 async fn read_loop(
     shared: Arc<Shared>,
-    mut stream: FramedRead<OwnedReadHalf, SmppCodec>,
+    stream: FramedRead<OwnedReadHalf, SmppCodec>,
     tx: mpsc::Sender<Command>,
     closed: CancellationToken,
+    lost: CancellationToken,
 ) {
+    if let Some(reason) = read_frames(&shared, stream, &tx, &closed).await {
+        lock(&shared.report).error(reason);
+        lost.cancel();
+    }
+}
+
+/// `None` when the session ended as the tool asked, else why it ended.
+async fn read_frames(
+    shared: &Shared,
+    mut stream: FramedRead<OwnedReadHalf, SmppCodec>,
+    tx: &mpsc::Sender<Command>,
+    closed: &CancellationToken,
+) -> Option<String> {
     loop {
         let frame = tokio::select! {
             f = stream.next() => f,
-            _ = closed.cancelled() => return,
+            _ = closed.cancelled() => return None,
         };
         let cmd = match frame {
-            None => return,
-            Some(Err(e)) => {
-                lock(&shared.report).error(format!("io: {}", e.kind()));
-                return;
-            }
+            None => return Some("connection_closed_by_server".into()),
+            Some(Err(e)) => return Some(format!("io: {}", e.kind())),
             Some(Ok(Frame::Invalid(bad))) => {
                 lock(&shared.report).error("invalid_pdu");
                 if bad.wants_nack() {
                     let _ = tx.send(bad.generic_nack()).await;
                 }
                 if bad.framing_lost {
-                    return;
+                    return Some("framing_lost".into());
                 }
                 continue;
             }
@@ -646,7 +663,7 @@ async fn read_loop(
         let seq = cmd.sequence_number();
         if matches!(cmd.id(), CommandId::SubmitSmResp | CommandId::GenericNack) {
             // Error responses have no body: match on the id, not the PDU.
-            on_submit_resp(&shared, seq, cmd.status());
+            on_submit_resp(shared, seq, cmd.status());
             continue;
         }
         match cmd.pdu() {
@@ -654,7 +671,7 @@ async fn read_loop(
                 let _ = tx
                     .send(pdu::message_resp(CommandId::DeliverSm, seq, ""))
                     .await;
-                on_reply(&shared, p);
+                on_reply(shared, p);
             }
             Some(Pdu::EnquireLink) => {
                 let _ = tx
@@ -669,9 +686,10 @@ async fn read_loop(
                 let _ = tx
                     .send(Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp))
                     .await;
-                return;
+                return Some("unbound_by_server".into());
             }
-            Some(Pdu::UnbindResp) => return,
+            // The answer to our unbind at the end of the run.
+            Some(Pdu::UnbindResp) => return None,
             _ => {}
         }
     }

@@ -210,3 +210,30 @@ fn ctrl_c_prints_a_partial_report_and_exits_130() {
         "{report}"
     );
 }
+
+#[test]
+fn bench_sms_answers_enquire_link_on_an_idle_session() {
+    // The gateway probes a session idle for 1 s and closes it if the probe is not
+    // answered within 1 s; the bench sends one message every 5 s.
+    let gw = Gateway::start_with_env(
+        "",
+        &[
+            ("OTPGW_SMPP__ENQUIRE_LINK_SECS", "1"),
+            ("OTPGW_SMPP__RESPONSE_TIMEOUT_SECS", "1"),
+        ],
+    );
+    let admin = gw.api_key("admin");
+    let (smpp, http) = (gw.smpp.to_string(), format!("http://{}", gw.http));
+    let mut args = vec!["sms", "--smpp", &smpp, "--system-id", "kannel"];
+    args.extend(["--password", "secret", "--rate", "0.2", "--duration", "8s"]);
+    args.extend(["--enroll", "2", "--http", &http, "--admin-key", &admin]);
+    args.extend(["--json", "--quiet"]);
+    let (ok, report, stderr) = bench(&args);
+    assert!(ok, "bench sms failed: {stderr}");
+    assert_eq!(report["counts"]["replies_with_code"], 2, "{report}");
+    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+    assert!(
+        !gw.log().contains("no enquire_link_resp"),
+        "the bench left an enquire_link unanswered"
+    );
+}
