@@ -11,8 +11,10 @@
 //! * `limits`    — per-node rate limits (governor) and the verify guessing guard.
 //! * `smpp`      — the SMPP listener: sessions, framing, PDUs ↔ core requests.
 //! * `http`      — verify, card admin and operations endpoints.
+//! * `bench`     — `otpgw bench`: the SMPP/HTTP load tool, transport and store modes.
 
 pub mod app;
+pub mod bench;
 pub mod codes;
 pub mod config;
 pub mod core;

@@ -47,6 +47,10 @@ enum Command {
     Code(CodeCommand),
     /// The running gateway's operator connections (GET /v1/connections).
     Status(Remote),
+    /// Load tools: SMPP and verify load against a gateway (or any SMPP server), an
+    /// instant SMPP server (the transport limit), and the store's write path alone.
+    #[command(subcommand)]
+    Bench(Box<otpgw::bench::BenchCommand>),
 }
 
 /// How a command reaches the running gateway: its HTTP address (default: from
@@ -127,6 +131,17 @@ enum ApikeyCommand {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if let Command::Bench(bench) = cli.command {
+        // The load tool needs no gateway configuration; it logs warnings only.
+        let log = otpgw::config::LogSettings {
+            level: "warn".into(),
+            ..Default::default()
+        };
+        otpgw::telemetry::init_logging(&log, false);
+        let runtime =
+            tokio::runtime::Runtime::new().context("Failed to start the async runtime")?;
+        return runtime.block_on(otpgw::bench::run(*bench));
+    }
     let settings = Settings::load(cli.config.as_deref())?;
     otpgw::telemetry::init_logging(&settings.log, matches!(cli.command, Command::Serve));
     let runtime = tokio::runtime::Runtime::new().context("Failed to start the async runtime")?;
@@ -197,6 +212,7 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
             println!("{json}");
             Ok(())
         }
+        Command::Bench(_) => unreachable!("bench runs before the settings are loaded"),
         Command::Apikey(ApikeyCommand::Create { role, label }) => {
             let core = otpgw::app::build_core(&settings).await?;
             let (id, key) = core.create_api_key(role, label.as_deref()).await?;

@@ -15,9 +15,11 @@
 //! on a transmitter-only bind or the session that took it has since gone away.
 
 pub mod client;
-mod codec;
+// Public so that `otpgw bench` and the criterion benches use the listener's own
+// framing and PDU conversions instead of copies of them.
+pub mod codec;
 mod guard;
-mod pdu;
+pub mod pdu;
 mod session;
 mod ussd;
 

@@ -7,6 +7,7 @@ mod raw;
 mod smsc;
 
 mod admin;
+mod bench;
 mod hardening;
 mod limits;
 mod nodes;

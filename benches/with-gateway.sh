@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Runs one `otpgw bench` figure of BENCHMARKS.md against a fresh gateway:
+#   bash benches/with-gateway.sh sms --binds 4 --window 10 --duration 30s --enroll 2000
+#   bash benches/with-gateway.sh verify --binds 4 --window 10 --enroll 5000 --connections 16
+# starts `otpgw serve` (release build) on a fresh SQLite database in a temporary
+# directory, with every limit opened up, creates an admin and a verifier key, runs the
+# bench with --smpp/--system-id/--password/--http/--admin-key (and --key for verify)
+# filled in, then stops the gateway. OTPGW_BENCH_DATABASE=postgres://…/db runs it on
+# PostgreSQL instead (an existing, empty database). Extra arguments go to the bench.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN="${OTPGW_BIN:-target/release/otpgw}"
+[ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+mode="$1"; shift
+dir="$(mktemp -d /tmp/otpgw-bench.XXXXXX)"
+smpp_port="${OTPGW_BENCH_SMPP_PORT:-27750}"
+http_port="${OTPGW_BENCH_HTTP_PORT:-28080}"
+db="${OTPGW_BENCH_DATABASE:-sqlite://$dir/otpgw.db}"
+keys=""
+if [[ "$db" == postgres* ]]; then
+  # A shared database takes its keys from the config, never from a key file.
+  keys="pan_key = \"$(openssl rand -hex 32)\"
+code_key = \"$(openssl rand -hex 32)\""
+fi
+cat > "$dir/otpgw.toml" <<TOML
+[database]
+url = "$db"
+[smpp]
+listen = "127.0.0.1:$smpp_port"
+[[smpp.peers]]
+system_id = "bench"
+password = "bench"
+[http]
+listen = "127.0.0.1:$http_port"
+[secrets]
+key_file = "$dir/keys.toml"
+$keys
+[log]
+level = "warn"
+[service]
+short_codes = ["30003303"]
+sender_id = "BankOTP"
+# Opened up: the figures measure the gateway, not its rate limits.
+[limits]
+msisdn = [{ count = 1000000000, per_secs = 1 }]
+card = { count = 1000000000, per_secs = 1 }
+unknown_sender = { count = 1000000000, per_secs = 1 }
+peer_tps = 0
+global_per_second = 0
+verify_per_key_per_second = 0
+guard_max_failures = 1000000000
+TOML
+"$BIN" --config "$dir/otpgw.toml" serve > "$dir/serve.log" 2>&1 &
+gw=$!
+trap 'kill "$gw" 2>/dev/null; wait "$gw" 2>/dev/null; rm -rf "$dir"' EXIT
+for _ in $(seq 1 100); do
+  curl -fs "http://127.0.0.1:$http_port/readyz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+key() { "$BIN" --config "$dir/otpgw.toml" apikey create --role "$1" 2>/dev/null \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])'; }
+export OTPGW_BENCH_ADMIN_KEY="$(key admin)" OTPGW_BENCH_PASSWORD=bench
+
+if [ "$mode" = verify ]; then
+  export OTPGW_BENCH_VERIFIER_KEY="$(key verifier)"
+fi
+"$BIN" bench "$mode" --smpp "127.0.0.1:$smpp_port" --system-id bench \
+  --http "http://127.0.0.1:$http_port" "$@"

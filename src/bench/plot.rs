@@ -1,0 +1,96 @@
+//! `--plot FILE.svg`: latency over the run, one point per second of send time (p50,
+//! p99 and max of that second, on a log scale), with the whole run's p50 and p99 as dashed lines.
+//! SVG only, and plotters sizes text by its own estimate, so no font library is needed.
+
+use std::path::Path;
+
+use anyhow::{anyhow, Result};
+use plotters::prelude::*;
+
+use super::report::Report;
+
+/// The bottom of the log-scale latency axis (10 µs); lower values sit on it.
+const FLOOR_MS: f64 = 0.01;
+
+pub fn draw(report: &Report, path: &Path) -> Result<()> {
+    let per_second = &report.latency.per_second;
+    let ms = |us: u64| us as f64 / 1000.0;
+    let series = |q: f64| -> Vec<(f64, f64)> {
+        per_second
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(s, h)| (s as f64 + 0.5, ms(h.value_at_quantile(q)).max(FLOOR_MS)))
+            .collect()
+    };
+    let (p50, p99, max) = (series(0.5), series(0.99), series(1.0));
+    let total = &report.latency.total;
+    let (all50, all99) = if total.is_empty() {
+        (0.0, 0.0)
+    } else {
+        (
+            ms(total.value_at_quantile(0.5)),
+            ms(total.value_at_quantile(0.99)),
+        )
+    };
+    let x_max = (per_second.len() as f64).max(1.0);
+    let y_max = max.iter().map(|p| p.1).fold(all99, f64::max).max(0.001) * 1.1;
+
+    let root = SVGBackend::new(path, (1000, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("plot: {e}"))?;
+    let title = format!(
+        "otpgw bench {}: latency (ms, log scale) by second of the run",
+        report.mode
+    );
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..x_max, (FLOOR_MS..y_max).log_scale())
+        .map_err(|e| anyhow!("plot: {e}"))?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds since start (send time)")
+        .y_desc("latency, ms (log)")
+        .draw()
+        .map_err(|e| anyhow!("plot: {e}"))?;
+    let lines = [
+        ("p50 per second", &p50, BLUE),
+        ("p99 per second", &p99, RED),
+        ("max per second", &max, RGBColor(160, 160, 160)),
+    ];
+    for (label, points, color) in lines {
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| anyhow!("plot: {e}"))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    for (label, value, color) in [
+        (format!("p50 overall {all50:.2} ms"), all50, BLUE),
+        (format!("p99 overall {all99:.2} ms"), all99, RED),
+    ] {
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(0.0, value), (x_max, value)],
+                6,
+                4,
+                color.stroke_width(1),
+            ))
+            .map_err(|e| anyhow!("plot: {e}"))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| anyhow!("plot: {e}"))?;
+    root.present().map_err(|e| anyhow!("plot: {e}"))?;
+    Ok(())
+}

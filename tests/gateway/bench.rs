@@ -1,0 +1,239 @@
+//! `otpgw bench` against a real gateway and against its own transport server:
+//! correctness of the tool's counts only. Performance is never asserted here; it is
+//! measured by the tool and written down in BENCHMARKS.md.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::harness::{bin, Gateway, SHORT_CODE};
+
+/// Runs `otpgw bench …` and returns (success, JSON report or Null, stderr).
+fn bench(args: &[&str]) -> (bool, Value, String) {
+    let out = Command::new(bin())
+        .arg("bench")
+        .args(args)
+        .env_remove("OTPGW_CONFIG")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .output()
+        .expect("run otpgw bench");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or(Value::Null);
+    (out.status.success(), report, stderr)
+}
+
+/// No digit run as long as a code or a card number in what the tool printed.
+fn assert_no_secrets(text: &str) {
+    let long = text
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|run| run.len() == 7 || (13..=19).contains(&run.len()));
+    assert!(long.is_none(), "the tool printed {long:?}:\n{text}");
+}
+
+#[test]
+fn bench_sms_gets_a_code_for_every_message_and_verify_approves_them() {
+    let gw = Gateway::start();
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    let (smpp, http) = (gw.smpp.to_string(), format!("http://{}", gw.http));
+    let common = [
+        "--smpp",
+        &smpp,
+        "--system-id",
+        "kannel",
+        "--password",
+        "secret",
+        "--to",
+        SHORT_CODE,
+        "--http",
+        &http,
+        "--admin-key",
+        &admin,
+        "--timeout",
+        "20s",
+        "--json",
+        "--quiet",
+    ];
+
+    let mut args = vec!["sms", "--binds", "2", "--window", "4", "--count", "40"];
+    args.extend(["--enroll", "12"]);
+    args.extend(common);
+    let (ok, report, stderr) = bench(&args);
+    assert!(ok, "bench sms failed: {stderr}");
+    let counts = &report["counts"];
+    assert_eq!(counts["sent"], 40, "{report}");
+    assert_eq!(counts["replies_with_code"], 40, "{report}");
+    assert_eq!(counts["replies_without_code"], 0, "{report}");
+    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+    assert_eq!(report["interrupted"], false);
+    assert!(report["latency_ms"]["p50"].is_number(), "{report}");
+    assert_no_secrets(&format!("{report}{stderr}"));
+
+    let mut args = vec!["verify", "--binds", "2", "--window", "3", "--enroll", "10"];
+    args.extend(["--key", &verifier, "--connections", "4"]);
+    args.extend(common);
+    let (ok, report, stderr) = bench(&args);
+    assert!(ok, "bench verify failed: {stderr}");
+    assert_eq!(
+        report["params"]["sms_phase"]["counts"]["replies_with_code"],
+        10
+    );
+    assert_eq!(report["counts"]["requests_done"], 10, "{report}");
+    assert_eq!(report["counts"]["approved"], 10, "{report}");
+    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+    assert_no_secrets(&format!("{report}{stderr}"));
+}
+
+#[test]
+fn bench_sms_names_the_status_of_a_refused_bind() {
+    let gw = Gateway::start();
+    let smpp = gw.smpp.to_string();
+    let (ok, _, stderr) = bench(&[
+        "sms",
+        "--smpp",
+        &smpp,
+        "--system-id",
+        "kannel",
+        "--password",
+        "wrong",
+        "--fake-cards",
+        "2",
+        "--count",
+        "1",
+        "--quiet",
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("ESME_RINVPASWD"), "{stderr}");
+}
+
+/// Kills the transport server when the test ends, however it ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `bench transport` on a free port; returns it and its address.
+fn transport() -> (Child, String) {
+    let mut child = Child(
+        Command::new(bin())
+            .args([
+                "bench",
+                "transport",
+                "--listen",
+                "127.0.0.1:0",
+                "--for",
+                "120s",
+            ])
+            .env_remove("OTPGW_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn otpgw bench transport"),
+    );
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the listening line");
+    let listening: Value = serde_json::from_str(&line).expect("JSON");
+    let addr = listening["listening"].as_str().expect("address").to_owned();
+    (child, addr)
+}
+
+#[test]
+fn bench_sms_against_bench_transport() {
+    let (_transport, addr) = transport();
+    let (ok, report, stderr) = bench(&[
+        "sms",
+        "--smpp",
+        &addr,
+        "--system-id",
+        "any",
+        "--password",
+        "any",
+        "--binds",
+        "2",
+        "--window",
+        "8",
+        "--count",
+        "500",
+        "--fake-cards",
+        "50",
+        "--json",
+        "--quiet",
+    ]);
+    assert!(ok, "bench sms failed: {stderr}");
+    assert_eq!(report["counts"]["sent"], 500, "{report}");
+    assert_eq!(report["counts"]["replies_with_code"], 500, "{report}");
+    assert_eq!(report["counts"]["submit_sm_resp_ok"], 500, "{report}");
+    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+}
+
+#[test]
+fn ctrl_c_prints_a_partial_report_and_exits_130() {
+    let (_transport, addr) = transport();
+    let mut args = vec!["bench", "sms", "--smpp", &addr, "--system-id", "x"];
+    args.extend(["--password", "x", "--fake-cards", "5", "--rate", "50"]);
+    args.extend(["--duration", "60s", "--json", "--quiet"]);
+    let child = Command::new(bin())
+        .args(&args)
+        .env_remove("OTPGW_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn otpgw bench sms");
+    // Let it send a few, then interrupt it the way a terminal does.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().expect("bench sms exits");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}");
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("JSON");
+    assert_eq!(report["interrupted"], true);
+    let sent = report["counts"]["sent"].as_u64().expect("sent");
+    assert!(sent > 0, "{report}");
+    assert_eq!(
+        report["counts"]["replies_with_code"].as_u64(),
+        Some(sent),
+        "{report}"
+    );
+}
+
+#[test]
+fn bench_sms_answers_enquire_link_on_an_idle_session() {
+    // The gateway probes a session idle for 1 s and closes it if the probe is not
+    // answered within 1 s; the bench sends one message every 5 s.
+    let gw = Gateway::start_with_env(
+        "",
+        &[
+            ("OTPGW_SMPP__ENQUIRE_LINK_SECS", "1"),
+            ("OTPGW_SMPP__RESPONSE_TIMEOUT_SECS", "1"),
+        ],
+    );
+    let admin = gw.api_key("admin");
+    let (smpp, http) = (gw.smpp.to_string(), format!("http://{}", gw.http));
+    let mut args = vec!["sms", "--smpp", &smpp, "--system-id", "kannel"];
+    args.extend(["--password", "secret", "--rate", "0.2", "--duration", "8s"]);
+    args.extend(["--enroll", "2", "--http", &http, "--admin-key", &admin]);
+    args.extend(["--json", "--quiet"]);
+    let (ok, report, stderr) = bench(&args);
+    assert!(ok, "bench sms failed: {stderr}");
+    assert_eq!(report["counts"]["replies_with_code"], 2, "{report}");
+    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+    assert!(
+        !gw.log().contains("no enquire_link_resp"),
+        "the bench left an enquire_link unanswered"
+    );
+}
