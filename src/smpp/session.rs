@@ -259,12 +259,28 @@ struct Session {
     in_flight: HashMap<u32, InFlight>,
     enquire: Option<(u32, Instant)>,
     last_heard: Instant,
-    /// Responses computed by message tasks, written by the session loop.
+    /// Responses computed by message tasks, written by the session loop; the reply
+    /// each one announces is queued only once the response is written.
     responses: (
-        mpsc::UnboundedSender<Command>,
-        mpsc::UnboundedReceiver<Command>,
+        mpsc::UnboundedSender<Answer>,
+        mpsc::UnboundedReceiver<Answer>,
     ),
     tasks: TaskTracker,
+}
+
+/// A message task's result: the PDU's response, and the reply it announces.
+struct Answer {
+    response: Command,
+    reply: Option<Outgoing>,
+}
+
+impl From<Command> for Answer {
+    fn from(response: Command) -> Self {
+        Self {
+            response,
+            reply: None,
+        }
+    }
 }
 
 enum Flow {
@@ -309,8 +325,8 @@ impl Session {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             let room = receives && self.in_flight.len() < window;
-            // Biased: a message's response is queued before its reply, and must be
-            // written before it.
+            // Biased, with the peer's next PDU last: under steady inbound traffic the
+            // answers, the replies and the keep-alive tick still get their turn.
             let flow = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
@@ -318,7 +334,9 @@ impl Session {
                     self.unbind().await;
                     Flow::Close
                 }
-                Some(cmd) = self.responses.1.recv() => self.reply(cmd).await,
+                Some(answer) = self.responses.1.recv() => self.answer(answer).await,
+                Ok(reply) = queue.recv(), if room => self.deliver(reply).await,
+                _ = tick.tick() => self.on_tick().await,
                 frame = self.conn.next() => match frame {
                     Some(Ok(Frame::Command(cmd))) => {
                         self.last_heard = Instant::now();
@@ -337,8 +355,6 @@ impl Session {
                         Flow::Close
                     }
                 },
-                Ok(reply) = queue.recv(), if room => self.deliver(reply).await,
-                _ = tick.tick() => self.on_tick().await,
             };
             if let Flow::Close = flow {
                 break;
@@ -416,6 +432,18 @@ impl Session {
         }
     }
 
+    /// Writes a message's response, then queues the reply it announces, so no
+    /// session of the peer can deliver the reply before the response is out. The
+    /// reply is queued even if this link just failed: its code is stored, and a
+    /// sibling session can still bring it to the customer.
+    async fn answer(&mut self, answer: Answer) -> Flow {
+        let flow = self.reply(answer.response).await;
+        if let Some(reply) = answer.reply {
+            enqueue(&self.ctx, &self.bound.system_id, reply);
+        }
+        flow
+    }
+
     async fn reply(&mut self, cmd: Command) -> Flow {
         if send(&mut self.conn, cmd, write_deadline(&self.ctx)).await {
             Flow::Continue
@@ -464,18 +492,16 @@ impl Session {
             let response = match handled {
                 Ok(None) => {
                     // Over a limit and already told: answer the PDU, send nothing.
-                    let _ = responses.send(pdu::message_resp(id, seq, &message_id));
+                    let _ = responses.send(pdu::message_resp(id, seq, &message_id).into());
                     return;
                 }
                 Ok(Some(reply)) => {
                     let ttl = Duration::from_secs(ctx.service.code_ttl_secs);
-                    // The response first (the biased loop writes it before any reply).
-                    let _ = responses.send(pdu::message_resp(id, seq, &message_id));
                     tracing::info!(message_id = %message_id, reply = reply.kind.as_str(), "message answered");
-                    enqueue(
-                        &ctx,
-                        &system_id,
-                        Outgoing {
+                    // The session writes the response, then queues the reply.
+                    let _ = responses.send(Answer {
+                        response: pdu::message_resp(id, seq, &message_id),
+                        reply: Some(Outgoing {
                             source: ctx.service.sender_id.clone(),
                             to: reply.to,
                             text: reply.text,
@@ -483,8 +509,8 @@ impl Session {
                             code_id: reply.code_id,
                             ussd: None,
                             deliver_by: started + ttl,
-                        },
-                    );
+                        }),
+                    });
                     metrics::histogram!("otpgw_reply_seconds", "channel" => "sms").record(started.elapsed().as_secs_f64());
                     return;
                 }
@@ -498,7 +524,7 @@ impl Session {
                     refuse(id, CommandStatus::EsmeRxTAppn, seq)
                 }
             };
-            let _ = responses.send(response);
+            let _ = responses.send(response.into());
         }));
         Flow::Continue
     }
@@ -524,12 +550,10 @@ impl Session {
             let screen = ussd::answer(&ctx.core, &ctx.ussd, &ctx.settings, &system_id, &message, step).await;
             let response = match screen {
                 Ok(screen) => {
-                    let _ = responses.send(pdu::message_resp(id, seq, &message_id));
                     tracing::info!(message_id = %message_id, end = screen.meta.end, "ussd screen sent");
-                    enqueue(
-                        &ctx,
-                        &system_id,
-                        Outgoing {
+                    let _ = responses.send(Answer {
+                        response: pdu::message_resp(id, seq, &message_id),
+                        reply: Some(Outgoing {
                             source: screen.source,
                             to: screen.reply.to,
                             text: screen.reply.text,
@@ -537,8 +561,8 @@ impl Session {
                             code_id: screen.reply.code_id,
                             ussd: Some(screen.meta),
                             deliver_by: started + ttl,
-                        },
-                    );
+                        }),
+                    });
                     metrics::histogram!("otpgw_reply_seconds", "channel" => "ussd").record(started.elapsed().as_secs_f64());
                     return;
                 }
@@ -551,7 +575,7 @@ impl Session {
                     refuse(id, CommandStatus::EsmeRxTAppn, seq)
                 }
             };
-            let _ = responses.send(response);
+            let _ = responses.send(response.into());
         }));
         Flow::Continue
     }
@@ -659,8 +683,8 @@ impl Session {
         {
             tracing::warn!("messages still being handled at shutdown");
         }
-        while let Ok(cmd) = self.responses.1.try_recv() {
-            if !send(&mut self.conn, cmd, write_deadline(&self.ctx)).await {
+        while let Ok(answer) = self.responses.1.try_recv() {
+            if let Flow::Close = self.answer(answer).await {
                 return;
             }
         }
