@@ -544,3 +544,80 @@ fn verification_records_are_pruned_after_their_retention() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_crowded_reply_queue_still_takes_code_replies() {
+    let gw = Gateway::start_with("language = \"en\"");
+    let admin = gw.api_key("admin");
+    gw.enroll(&admin, cards::A, "989121110370");
+    // A transmitter-only bind: nothing drains kannel's reply queue meanwhile.
+    let mut tx = TcpStream::connect(gw.smpp).unwrap();
+    raw::send(&mut tx, &raw::bind(0x0000_0002, 1, "kannel", "secret"));
+    let (_, status, ..) = read_pdu(&mut tx, Duration::from_secs(10)).expect("bind_resp");
+    assert_eq!(status, 0);
+    // More "not registered" notices than the queue holds (10,000) ...
+    const N: u32 = 10_050;
+    let mut writer = tx.try_clone().unwrap();
+    let sent = std::thread::spawn(move || {
+        let batch: Vec<u8> = (0..N)
+            .flat_map(|i| raw::submit_sm(2 + i, &format!("98935{i:07}"), SHORT_CODE, "1234"))
+            .collect();
+        writer.write_all(&batch).unwrap();
+    });
+    for _ in 0..N {
+        let (id, status, ..) = read_pdu(&mut tx, Duration::from_secs(60)).expect("resp");
+        assert_eq!((id, status), (raw::SUBMIT_SM_RESP, 0));
+    }
+    sent.join().unwrap();
+    // ... then a customer asks for a code.
+    raw::send(
+        &mut tx,
+        &raw::submit_sm(N + 2, "989121110370", SHORT_CODE, "OTP 4321"),
+    );
+    let (id, status, ..) = read_pdu(&mut tx, Duration::from_secs(10)).expect("resp");
+    assert_eq!((id, status), (raw::SUBMIT_SM_RESP, 0));
+    // A receiver drains the queue: the code is in it.
+    let mut rx = TcpStream::connect(gw.smpp).unwrap();
+    raw::send(
+        &mut rx,
+        &raw::bind(raw::BIND_RECEIVER, 1, "kannel", "secret"),
+    );
+    let (_, status, ..) = read_pdu(&mut rx, Duration::from_secs(10)).expect("bind_resp");
+    assert_eq!(status, 0);
+    let mut delivered = 0;
+    loop {
+        let Some((id, _, seq, body)) = read_pdu_or_quiet(&mut rx, Duration::from_secs(5)) else {
+            panic!("queue drained after {delivered} replies without the code reply");
+        };
+        if id != raw::DELIVER_SM {
+            continue;
+        }
+        delivered += 1;
+        raw::send(&mut rx, &raw::pdu(0x8000_0005, 0, seq, &[0]));
+        if raw::codes_in(&body).len() == 1 {
+            break;
+        }
+    }
+    eprintln!("{delivered} replies up to and including the code");
+    assert!(delivered <= 8_001, "{delivered} replies before the code");
+    assert!(
+        gw.metrics_text()
+            .contains("otpgw_replies_dropped_total{reason=\"notice_over_high_water\"}"),
+        "notices over the high-water mark are counted"
+    );
+}
+
+/// `read_pdu`, but `None` when nothing arrives within `quiet` (the gateway has
+/// nothing more to send).
+fn read_pdu_or_quiet(stream: &mut TcpStream, quiet: Duration) -> Option<(u32, u32, u32, Vec<u8>)> {
+    use std::io::Read;
+    stream.set_read_timeout(Some(quiet)).unwrap();
+    let mut first = [0u8; 1];
+    match stream.peek(&mut first) {
+        Ok(1) => read_pdu(stream, Duration::from_secs(10)),
+        _ => {
+            let _ = stream.read(&mut []);
+            None
+        }
+    }
+}
