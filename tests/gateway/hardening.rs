@@ -415,6 +415,17 @@ fn a_peer_that_stops_reading_is_closed_and_a_sibling_gets_its_reply() {
 /// ESME_RX_T_APPN within the deadline. PostgreSQL only (SQLite has no row locks).
 #[test]
 fn a_held_row_lock_answers_esme_rx_t_appn_within_the_deadline() {
+    held_row_lock_answers_appn("2", "4", "989121110350");
+}
+
+/// The same with a generous statement timeout: the message task's own deadline
+/// answers first.
+#[test]
+fn a_message_past_its_deadline_answers_esme_rx_t_appn() {
+    held_row_lock_answers_appn("30", "2", "989121110351");
+}
+
+fn held_row_lock_answers_appn(statement_timeout: &str, message_timeout: &str, msisdn: &str) {
     if !std::env::var("OTPGW_TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty()) {
         eprintln!("runs only with OTPGW_TEST_POSTGRES_URL (row locks)");
         return;
@@ -422,12 +433,12 @@ fn a_held_row_lock_answers_esme_rx_t_appn_within_the_deadline() {
     let gw = Gateway::start_with_env(
         "",
         &[
-            ("OTPGW_DATABASE__STATEMENT_TIMEOUT_SECS", "2"),
-            ("OTPGW_SMPP__MESSAGE_TIMEOUT_SECS", "4"),
+            ("OTPGW_DATABASE__STATEMENT_TIMEOUT_SECS", statement_timeout),
+            ("OTPGW_SMPP__MESSAGE_TIMEOUT_SECS", message_timeout),
         ],
     );
     let admin = gw.api_key("admin");
-    gw.enroll(&admin, cards::C, "989121110350");
+    gw.enroll(&admin, cards::C, msisdn);
     let (held_tx, held_rx) = std::sync::mpsc::channel();
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     let url = gw.db_url.clone();
@@ -454,7 +465,7 @@ fn a_held_row_lock_answers_esme_rx_t_appn_within_the_deadline() {
     let p = gw.peer(&[
         "send",
         "--from",
-        "989121110350",
+        msisdn,
         "--to",
         SHORT_CODE,
         "--text",
@@ -468,10 +479,13 @@ fn a_held_row_lock_answers_esme_rx_t_appn_within_the_deadline() {
     assert_eq!(p.event("submit_sm_resp")["status"], 0x64, "{p:?}");
     assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
     eprintln!("ESME_RX_T_APPN after {elapsed:?}");
+    if message_timeout < statement_timeout {
+        gw.wait_for_log("message not handled within its deadline");
+    }
     release_tx.send(()).unwrap();
     locker.join().unwrap();
     // Once the lock is gone the same message gets its code.
-    code_in(&gw.sms("989121110350", "2468", "ascii"));
+    code_in(&gw.sms(msisdn, "2468", "ascii"));
 }
 
 #[test]
