@@ -479,7 +479,8 @@ fn held_row_lock_answers_appn(statement_timeout: &str, message_timeout: &str, ms
     assert_eq!(p.event("submit_sm_resp")["status"], 0x64, "{p:?}");
     assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
     eprintln!("ESME_RX_T_APPN after {elapsed:?}");
-    if message_timeout < statement_timeout {
+    let secs = |s: &str| s.parse::<u64>().unwrap();
+    if secs(message_timeout) < secs(statement_timeout) {
         gw.wait_for_log("message not handled within its deadline");
     }
     release_tx.send(()).unwrap();
