@@ -415,6 +415,17 @@ fn a_peer_that_stops_reading_is_closed_and_a_sibling_gets_its_reply() {
 /// ESME_RX_T_APPN within the deadline. PostgreSQL only (SQLite has no row locks).
 #[test]
 fn a_held_row_lock_answers_esme_rx_t_appn_within_the_deadline() {
+    held_row_lock_answers_appn("2", "4", "989121110350");
+}
+
+/// The same with a generous statement timeout: the message task's own deadline
+/// answers first.
+#[test]
+fn a_message_past_its_deadline_answers_esme_rx_t_appn() {
+    held_row_lock_answers_appn("30", "2", "989121110351");
+}
+
+fn held_row_lock_answers_appn(statement_timeout: &str, message_timeout: &str, msisdn: &str) {
     if !std::env::var("OTPGW_TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty()) {
         eprintln!("runs only with OTPGW_TEST_POSTGRES_URL (row locks)");
         return;
@@ -422,12 +433,12 @@ fn a_held_row_lock_answers_esme_rx_t_appn_within_the_deadline() {
     let gw = Gateway::start_with_env(
         "",
         &[
-            ("OTPGW_DATABASE__STATEMENT_TIMEOUT_SECS", "2"),
-            ("OTPGW_SMPP__MESSAGE_TIMEOUT_SECS", "4"),
+            ("OTPGW_DATABASE__STATEMENT_TIMEOUT_SECS", statement_timeout),
+            ("OTPGW_SMPP__MESSAGE_TIMEOUT_SECS", message_timeout),
         ],
     );
     let admin = gw.api_key("admin");
-    gw.enroll(&admin, cards::C, "989121110350");
+    gw.enroll(&admin, cards::C, msisdn);
     let (held_tx, held_rx) = std::sync::mpsc::channel();
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     let url = gw.db_url.clone();
@@ -454,7 +465,7 @@ fn a_held_row_lock_answers_esme_rx_t_appn_within_the_deadline() {
     let p = gw.peer(&[
         "send",
         "--from",
-        "989121110350",
+        msisdn,
         "--to",
         SHORT_CODE,
         "--text",
@@ -468,10 +479,14 @@ fn a_held_row_lock_answers_esme_rx_t_appn_within_the_deadline() {
     assert_eq!(p.event("submit_sm_resp")["status"], 0x64, "{p:?}");
     assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
     eprintln!("ESME_RX_T_APPN after {elapsed:?}");
+    let secs = |s: &str| s.parse::<u64>().unwrap();
+    if secs(message_timeout) < secs(statement_timeout) {
+        gw.wait_for_log("message not handled within its deadline");
+    }
     release_tx.send(()).unwrap();
     locker.join().unwrap();
     // Once the lock is gone the same message gets its code.
-    code_in(&gw.sms("989121110350", "2468", "ascii"));
+    code_in(&gw.sms(msisdn, "2468", "ascii"));
 }
 
 #[test]
@@ -542,5 +557,82 @@ fn verification_records_are_pruned_after_their_retention() {
             "old records were not pruned"
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_crowded_reply_queue_still_takes_code_replies() {
+    let gw = Gateway::start_with("language = \"en\"");
+    let admin = gw.api_key("admin");
+    gw.enroll(&admin, cards::A, "989121110370");
+    // A transmitter-only bind: nothing drains kannel's reply queue meanwhile.
+    let mut tx = TcpStream::connect(gw.smpp).unwrap();
+    raw::send(&mut tx, &raw::bind(0x0000_0002, 1, "kannel", "secret"));
+    let (_, status, ..) = read_pdu(&mut tx, Duration::from_secs(10)).expect("bind_resp");
+    assert_eq!(status, 0);
+    // More "not registered" notices than the queue holds (10,000) ...
+    const N: u32 = 10_050;
+    let mut writer = tx.try_clone().unwrap();
+    let sent = std::thread::spawn(move || {
+        let batch: Vec<u8> = (0..N)
+            .flat_map(|i| raw::submit_sm(2 + i, &format!("98935{i:07}"), SHORT_CODE, "1234"))
+            .collect();
+        writer.write_all(&batch).unwrap();
+    });
+    for _ in 0..N {
+        let (id, status, ..) = read_pdu(&mut tx, Duration::from_secs(60)).expect("resp");
+        assert_eq!((id, status), (raw::SUBMIT_SM_RESP, 0));
+    }
+    sent.join().unwrap();
+    // ... then a customer asks for a code.
+    raw::send(
+        &mut tx,
+        &raw::submit_sm(N + 2, "989121110370", SHORT_CODE, "OTP 4321"),
+    );
+    let (id, status, ..) = read_pdu(&mut tx, Duration::from_secs(10)).expect("resp");
+    assert_eq!((id, status), (raw::SUBMIT_SM_RESP, 0));
+    // A receiver drains the queue: the code is in it.
+    let mut rx = TcpStream::connect(gw.smpp).unwrap();
+    raw::send(
+        &mut rx,
+        &raw::bind(raw::BIND_RECEIVER, 1, "kannel", "secret"),
+    );
+    let (_, status, ..) = read_pdu(&mut rx, Duration::from_secs(10)).expect("bind_resp");
+    assert_eq!(status, 0);
+    let mut delivered = 0;
+    loop {
+        let Some((id, _, seq, body)) = read_pdu_or_quiet(&mut rx, Duration::from_secs(5)) else {
+            panic!("queue drained after {delivered} replies without the code reply");
+        };
+        if id != raw::DELIVER_SM {
+            continue;
+        }
+        delivered += 1;
+        raw::send(&mut rx, &raw::pdu(0x8000_0005, 0, seq, &[0]));
+        if raw::codes_in(&body).len() == 1 {
+            break;
+        }
+    }
+    eprintln!("{delivered} replies up to and including the code");
+    assert!(delivered <= 8_001, "{delivered} replies before the code");
+    assert!(
+        gw.metrics_text()
+            .contains("otpgw_replies_dropped_total{reason=\"notice_over_high_water\"}"),
+        "notices over the high-water mark are counted"
+    );
+}
+
+/// `read_pdu`, but `None` when nothing arrives within `quiet` (the gateway has
+/// nothing more to send).
+fn read_pdu_or_quiet(stream: &mut TcpStream, quiet: Duration) -> Option<(u32, u32, u32, Vec<u8>)> {
+    use std::io::Read;
+    stream.set_read_timeout(Some(quiet)).unwrap();
+    let mut first = [0u8; 1];
+    match stream.peek(&mut first) {
+        Ok(1) => read_pdu(stream, Duration::from_secs(10)),
+        _ => {
+            let _ = stream.read(&mut []);
+            None
+        }
     }
 }

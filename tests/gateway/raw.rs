@@ -12,6 +12,7 @@ pub const ENQUIRE_LINK: u32 = 0x0000_0015;
 pub const ENQUIRE_LINK_RESP: u32 = 0x8000_0015;
 pub const BIND_RECEIVER: u32 = 0x0000_0001;
 pub const SUBMIT_SM: u32 = 0x0000_0004;
+pub const SUBMIT_SM_RESP: u32 = 0x8000_0004;
 pub const DELIVER_SM: u32 = 0x0000_0005;
 
 /// One PDU: header (length, id, status, sequence) and body.
