@@ -606,7 +606,18 @@ impl Session {
                         {
                             Ok(Some(_)) => {}
                             // Maybe ahead of its submit_sm_resp: keep it for a while.
-                            Ok(None) => conn.hold_receipt(info.message_id, delivery),
+                            // Then look once more, in case the response was recorded
+                            // between our look-up and the hold (applying it twice
+                            // changes nothing).
+                            Ok(None) => {
+                                conn.hold_receipt(info.message_id.clone(), delivery);
+                                if let Ok(Some(_)) = core
+                                    .record_receipt(conn.name(), &info.message_id, delivery)
+                                    .await
+                                {
+                                    conn.take_held(&info.message_id);
+                                }
+                            }
                             Err(e) => tracing::warn!(error = %e, "could not record a receipt"),
                         }
                     }));
