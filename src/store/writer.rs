@@ -174,20 +174,25 @@ async fn run(pool: AnyPool, mut requests: mpsc::Receiver<Box<dyn Work>>, stop: C
     }
 }
 
-/// One batch: a transaction with one savepoint per request.
+/// One batch: a transaction with one savepoint per request. Each statement is a
+/// round trip to sqlx's SQLite worker thread (a channel hop and a wake-up), so the
+/// savepoint bookkeeping between two requests travels as one multi-statement call.
 async fn commit(conn: &mut AnyConnection, batch: &mut [Box<dyn Work>]) -> Result<(), sqlx::Error> {
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    sqlx::query("BEGIN IMMEDIATE; SAVEPOINT request")
+        .execute(&mut *conn)
+        .await?;
     let ran = async {
         for work in batch.iter_mut() {
-            sqlx::query("SAVEPOINT request").execute(&mut *conn).await?;
-            if !work.run(conn).await {
-                sqlx::query("ROLLBACK TO request")
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            sqlx::query("RELEASE request").execute(&mut *conn).await?;
+            let next = if work.run(conn).await {
+                "RELEASE request; SAVEPOINT request"
+            } else {
+                "ROLLBACK TO request; RELEASE request; SAVEPOINT request"
+            };
+            sqlx::query(next).execute(&mut *conn).await?;
         }
-        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        sqlx::query("RELEASE request; COMMIT")
+            .execute(&mut *conn)
+            .await?;
         Ok::<(), sqlx::Error>(())
     }
     .await;
@@ -195,4 +200,106 @@ async fn commit(conn: &mut AnyConnection, batch: &mut [Box<dyn Work>]) -> Result
         let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
     }
     ran
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::any::AnyPoolOptions;
+
+    async fn pool(path: &std::path::Path) -> AnyPool {
+        sqlx::any::install_default_drivers();
+        AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .unwrap()
+    }
+
+    /// One batch: the failing request is rolled back alone, the others commit, and
+    /// each caller gets its own answer.
+    #[tokio::test]
+    async fn a_failing_request_is_rolled_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let pool = pool(&path).await;
+        sqlx::query("CREATE TABLE t (v INTEGER)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let writer = Writer::spawn(pool);
+        let insert = |v: i64, fail: bool| {
+            let writer = writer.clone();
+            async move {
+                writer
+                    .write(move |conn: &mut AnyConnection| {
+                        Box::pin(async move {
+                            sqlx::query("INSERT INTO t (v) VALUES ($1)")
+                                .bind(v)
+                                .execute(&mut *conn)
+                                .await?;
+                            if fail {
+                                return Err(StoreError::Corrupt("no".into()));
+                            }
+                            Ok(v)
+                        })
+                    })
+                    .await
+            }
+        };
+        let (a, b, c) = tokio::join!(insert(1, false), insert(2, true), insert(3, false));
+        assert_eq!(a.unwrap(), 1);
+        assert!(matches!(b, Err(StoreError::Corrupt(_))));
+        assert_eq!(c.unwrap(), 3);
+        let reader = super::tests::pool(&path).await;
+        let kept: Vec<i64> = sqlx::query_scalar("SELECT v FROM t ORDER BY v")
+            .fetch_all(&reader)
+            .await
+            .unwrap();
+        assert_eq!(kept, vec![1, 3]);
+        writer.stop();
+    }
+
+    /// A commit that cannot happen answers every request of the batch Unavailable,
+    /// and nothing of it is kept.
+    #[tokio::test]
+    async fn a_failed_commit_answers_unavailable_to_each_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let pool = pool(&path).await;
+        sqlx::query("CREATE TABLE t (v INTEGER)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        // Another connection holds the write lock; without a busy timeout the
+        // writer's BEGIN IMMEDIATE fails at once.
+        let holder = super::tests::pool(&path).await;
+        let mut lock = holder.acquire().await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *lock)
+            .await
+            .unwrap();
+        let writer = Writer::spawn(pool);
+        let result = writer
+            .write(|conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO t (v) VALUES (1)")
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .await;
+        assert!(
+            matches!(result, Err(StoreError::Unavailable(_))),
+            "{result:?}"
+        );
+        sqlx::query("ROLLBACK").execute(&mut *lock).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(&mut *lock)
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+        writer.stop();
+    }
 }
