@@ -267,6 +267,10 @@ pub struct LimitSettings {
     pub guard_window_secs: u64,
     /// … for this long.
     pub guard_cooldown_secs: u64,
+    /// PostgreSQL only: the per-MSISDN, per-card and unknown-sender limits are decided
+    /// in the database, so they hold across every node. A decision slower than this
+    /// falls back to the node's own limit (counted in `otpgw_limit_fallbacks_total`).
+    pub cluster_timeout_ms: u64,
 }
 
 /// `count` events per `per_secs` seconds (a burst of `count`, refilled evenly).
@@ -304,6 +308,7 @@ impl Default for LimitSettings {
             guard_max_failures: 100,
             guard_window_secs: 600,
             guard_cooldown_secs: 900,
+            cluster_timeout_ms: 100,
         }
     }
 }

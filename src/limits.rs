@@ -53,6 +53,7 @@ pub struct Refused {
 
 pub struct Limits<C: Clock = DefaultClock> {
     clock: C,
+    settings: LimitSettings,
     msisdn: Vec<Keyed<String, C>>,
     card: Keyed<i64, C>,
     /// One notice per MSISDN per window, whichever limit it hit.
@@ -135,11 +136,20 @@ impl<C: Clock + Clone> Limits<C> {
             ),
             guard_cooldown: Duration::from_secs(settings.guard_cooldown_secs),
             guard_tripped: Mutex::new(HashMap::new()),
+            settings: settings.clone(),
             clock,
         }
     }
 
-    fn over(&self, msisdn: &str, retry_after: Duration, rule: &'static str) -> Admission {
+    /// The settings these limits were built from (the cluster-wide limits use the
+    /// same rates).
+    pub fn settings(&self) -> &LimitSettings {
+        &self.settings
+    }
+
+    /// Over a limit (this node's, or the cluster's): one notice per MSISDN per
+    /// window, then silence.
+    pub fn over(&self, msisdn: &str, retry_after: Duration, rule: &'static str) -> Admission {
         metrics::counter!("otpgw_limited_total", "rule" => rule).increment(1);
         if self.notice.check_key(&msisdn.to_owned()).is_ok() {
             Admission::Notify { retry_after, rule }

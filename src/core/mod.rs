@@ -7,6 +7,7 @@
 //! * `verify` — the payment switch's question: is this the card's live code?
 //! * card administration and API keys for the back office.
 
+mod quota;
 pub mod texts;
 pub mod ussd;
 
@@ -182,6 +183,8 @@ struct Inner {
     grammar: SmsGrammar,
     clock: Arc<dyn Clock>,
     limits: Limits,
+    /// The same limits across every node, on PostgreSQL.
+    shared: quota::SharedLimits,
     /// Set once by `serve` when client mode runs; absent in CLI commands.
     outbound: OnceLock<Arc<dyn Outbound>>,
 }
@@ -205,6 +208,7 @@ impl Core {
                 service,
                 grammar,
                 clock,
+                shared: quota::SharedLimits::new(limits.settings()),
                 limits,
                 outbound: OnceLock::new(),
             }),
@@ -239,7 +243,7 @@ impl Core {
         let svc = &self.inner.service;
         let msisdn = self.normalize_msisdn(&inbound.from)?;
         let lang = texts::detect_language(&inbound.text, svc.language);
-        let answer = match self.inner.limits.admit_msisdn(&msisdn) {
+        let answer = match self.admit_msisdn(&msisdn).await {
             Admission::Allow => self.answer(inbound, &msisdn).await?,
             over => Answer::limited(over),
         };
@@ -295,9 +299,15 @@ impl Core {
         let cards = self.inner.store.cards_by_msisdn(msisdn).await?;
         if cards.is_empty() {
             // Unknown numbers get one notice per window: never amplify abuse.
-            return Ok(limits
-                .notify_unknown_sender(msisdn)
-                .then(|| Answer::say(ReplyKind::NotEnrolled, "")));
+            let notify = limits.notify_unknown_sender(msisdn)
+                && matches!(
+                    self.inner
+                        .shared
+                        .unknown_sender(&self.inner.store, msisdn, self.now_ms())
+                        .await,
+                    quota::Shared::Allow
+                );
+            return Ok(notify.then(|| Answer::say(ReplyKind::NotEnrolled, "")));
         }
         let matching: Vec<&Card> = match request {
             SmsRequest::Last6(d) => {
@@ -320,6 +330,15 @@ impl Core {
         match limits.admit_card(msisdn, card.id) {
             Admission::Allow => {}
             over => return Ok(Answer::limited(over)),
+        }
+        let now = self.now_ms();
+        if let quota::Shared::Over(wait) = self
+            .inner
+            .shared
+            .card(&self.inner.store, card.id, now)
+            .await
+        {
+            return Ok(Answer::limited(limits.over(msisdn, wait, "card")));
         }
         let code = Code::generate();
         let now = self.now_ms();
@@ -395,6 +414,15 @@ impl Core {
             .map_err(|r| CoreError::Limited {
                 retry_after: r.retry_after,
             })?;
+        if let quota::Shared::Over(retry_after) = self
+            .inner
+            .shared
+            .card(&self.inner.store, card.id, self.now_ms())
+            .await
+        {
+            metrics::counter!("otpgw_limited_total", "rule" => "card").increment(1);
+            return Err(CoreError::Limited { retry_after });
+        }
         let code = Code::generate();
         let now = self.now_ms();
         let ttl_ms = i64::try_from(self.inner.service.code_ttl_secs * 1000).unwrap_or(i64::MAX);
@@ -519,7 +547,7 @@ impl Core {
                         from: from.to_owned(),
                         text: String::new(),
                     };
-                    let answer = match self.inner.limits.admit_msisdn(&msisdn) {
+                    let answer = match self.admit_msisdn(&msisdn).await {
                         Admission::Allow => self.issue_for(&inbound, &msisdn, &request, &d).await?,
                         over => Answer::limited(over),
                     };
@@ -579,6 +607,24 @@ impl Core {
         )
     }
 
+    /// A customer's message against the per-MSISDN limits: this node's first (a flood
+    /// stops here), then the cluster's.
+    async fn admit_msisdn(&self, msisdn: &str) -> Admission {
+        match self.inner.limits.admit_msisdn(msisdn) {
+            Admission::Allow => {}
+            over => return over,
+        }
+        match self
+            .inner
+            .shared
+            .msisdn(&self.inner.store, msisdn, self.now_ms())
+            .await
+        {
+            quota::Shared::Allow => Admission::Allow,
+            quota::Shared::Over(wait) => self.inner.limits.over(msisdn, wait, "msisdn"),
+        }
+    }
+
     /// Whether an SMPP peer may send one more PDU now (its TPS and the global cap).
     pub fn admit_peer(&self, system_id: &str) -> Result<(), Refused> {
         self.inner.limits.admit_peer(system_id)
@@ -594,6 +640,10 @@ impl Core {
     /// past their retention (the request_id memory would otherwise grow forever).
     pub async fn housekeeping(&self) {
         self.inner.limits.housekeeping();
+        self.inner
+            .shared
+            .sweep(&self.inner.store, self.now_ms())
+            .await;
         let retention = i64::try_from(self.inner.service.verify_retention_days)
             .unwrap_or(i64::MAX / 86_400_000)
             .saturating_mul(86_400_000);

@@ -8,6 +8,7 @@
 //! * `cards.rs`  — enrolling and status changes.
 //! * `codes.rs`  — issuing codes and following their delivery.
 //! * `verify.rs` — the verification transaction.
+//! * `limits.rs` — cluster-wide rate-limit decisions (PostgreSQL).
 //!
 //! Every write is one job run by `Store::write`: on SQLite inside the writer's next
 //! batch (one transaction, a savepoint per job, answers released after the commit),
@@ -21,6 +22,7 @@
 
 mod cards;
 mod codes;
+mod limits;
 mod verify;
 mod writer;
 

@@ -124,9 +124,14 @@ impl Gateway {
 
     /// A second node on the same database and keys as `other`.
     pub fn start_beside(other: &Gateway) -> Self {
+        Self::start_beside_with(other, "")
+    }
+
+    /// A node beside `other`, its config extended as `start_with` does.
+    pub fn start_beside_with(other: &Gateway, service_extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let keys = std::fs::read_to_string(other.dir.path().join("keys.toml")).expect("keys");
-        Self::start_in(dir, other.db_url.clone(), "", Some(keys), &[])
+        Self::start_in(dir, other.db_url.clone(), service_extra, Some(keys), &[])
     }
 
     fn start_in(

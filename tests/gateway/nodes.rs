@@ -135,3 +135,61 @@ fn sigterm_during_traffic_unbinds_every_session_and_exits_zero() {
         busy.events.last()
     );
 }
+
+/// On PostgreSQL the per-MSISDN limit is the cluster's: 3 per minute holds at 3 when
+/// the customer's messages are spread over three nodes (each node alone would allow
+/// 3, so 9 in all).
+#[test]
+fn an_msisdn_limit_holds_across_three_nodes() {
+    if std::env::var("OTPGW_TEST_POSTGRES_URL").map_or(true, |u| u.is_empty()) {
+        eprintln!("runs only with OTPGW_TEST_POSTGRES_URL: SQLite is one node");
+        return;
+    }
+    let limits = "language = \"en\"
+[limits]
+msisdn = [{ count = 3, per_secs = 60 }]
+card = { count = 100, per_secs = 1 }";
+    let a = Gateway::start_with(limits);
+    let b = Gateway::start_beside_with(&a, limits);
+    let c = Gateway::start_beside_with(&a, limits);
+    let admin = a.api_key("admin");
+    a.enroll(&admin, cards::A, "989121110090");
+    let mut codes = 0;
+    let mut notices = 0;
+    let mut silent = 0;
+    for i in 0..9 {
+        let node = [&a, &b, &c][i % 3];
+        let p = node.peer(&[
+            "send",
+            "--from",
+            "989121110090",
+            "--to",
+            crate::harness::SHORT_CODE,
+            "--text",
+            "4321",
+            "--coding",
+            "ascii",
+            "--no-reply",
+            "--quiet-wait",
+            "0.5",
+            "unbind",
+        ]);
+        p.ok();
+        assert_eq!(p.event("submit_sm_resp")["status"], 0, "{p:?}");
+        match p.all("deliver_sm").first() {
+            Some(d) if d["text"].as_str().unwrap().starts_with("Too many requests") => notices += 1,
+            Some(d) => {
+                code_in(d["text"].as_str().unwrap());
+                codes += 1;
+            }
+            None => silent += 1,
+        }
+    }
+    assert_eq!(
+        codes, 3,
+        "codes {codes}, notices {notices}, silent {silent}"
+    );
+    // Each node tells the customer once when to come back, then stays silent.
+    assert!((1..=3).contains(&notices), "notices {notices}");
+    assert_eq!(codes + notices + silent, 9);
+}

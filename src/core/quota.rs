@@ -1,0 +1,139 @@
+//! Cluster-wide rate limits. On PostgreSQL the per-MSISDN, per-card and
+//! unknown-sender limits are decided in the database (`Store::gcra`), so three
+//! nodes allow what one would, not three times as much. Each node's governor limits
+//! (`crate::limits`) stay in front as a pre-filter: a flood never reaches the
+//! database. A decision the database does not make within `cluster_timeout_ms`
+//! (or an error) falls back to the node's own limit, which already allowed it;
+//! `otpgw_limit_fallbacks_total` counts those. On SQLite (one node) nothing here
+//! runs.
+
+use std::time::Duration;
+
+use crate::config::{LimitSettings, Rate};
+use crate::store::Store;
+
+/// One rate as the database's GCRA sees it, in milliseconds.
+#[derive(Debug, Clone, Copy)]
+struct Gcra {
+    interval: i64,
+    tolerance: i64,
+}
+
+impl Gcra {
+    fn new(rate: Rate) -> Self {
+        let count = i64::from(rate.count.max(1));
+        let period = i64::try_from(rate.per_secs.max(1)).unwrap_or(i64::MAX / 2_000) * 1000;
+        let interval = (period / count).max(1);
+        // `count` at once, refilled evenly over the period (as governor does).
+        Self {
+            interval,
+            tolerance: interval * (count - 1),
+        }
+    }
+}
+
+pub(crate) struct SharedLimits {
+    msisdn: Vec<Gcra>,
+    card: Gcra,
+    unknown_sender: Gcra,
+    timeout: Duration,
+}
+
+/// The cluster's answer: within the limit, over it (wait this long), or no answer.
+pub(crate) enum Shared {
+    Allow,
+    Over(Duration),
+}
+
+impl SharedLimits {
+    pub fn new(settings: &LimitSettings) -> Self {
+        Self {
+            msisdn: settings.msisdn.iter().map(|r| Gcra::new(*r)).collect(),
+            card: Gcra::new(settings.card),
+            unknown_sender: Gcra::new(settings.unknown_sender),
+            timeout: Duration::from_millis(settings.cluster_timeout_ms.max(1)),
+        }
+    }
+
+    /// Every per-MSISDN window, in the database.
+    pub async fn msisdn(&self, store: &Store, msisdn: &str, now: i64) -> Shared {
+        for (i, rate) in self.msisdn.iter().enumerate() {
+            if let Shared::Over(wait) = self
+                .decide(store, &format!("m{i}:{msisdn}"), *rate, now)
+                .await
+            {
+                return Shared::Over(wait);
+            }
+        }
+        Shared::Allow
+    }
+
+    pub async fn card(&self, store: &Store, card_id: i64, now: i64) -> Shared {
+        self.decide(store, &format!("c:{card_id}"), self.card, now)
+            .await
+    }
+
+    pub async fn unknown_sender(&self, store: &Store, msisdn: &str, now: i64) -> Shared {
+        self.decide(store, &format!("u:{msisdn}"), self.unknown_sender, now)
+            .await
+    }
+
+    async fn decide(&self, store: &Store, key: &str, rate: Gcra, now: i64) -> Shared {
+        if !store.is_shared() {
+            return Shared::Allow;
+        }
+        let started = std::time::Instant::now();
+        let decision = tokio::time::timeout(
+            self.timeout,
+            store.gcra(key, now, rate.interval, rate.tolerance),
+        )
+        .await;
+        metrics::histogram!("otpgw_limit_decision_seconds").record(started.elapsed().as_secs_f64());
+        match decision {
+            Ok(Ok(Ok(()))) => Shared::Allow,
+            Ok(Ok(Err(wait_ms))) => {
+                Shared::Over(Duration::from_millis(u64::try_from(wait_ms).unwrap_or(1)))
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cluster limit: database error, this node's limit applies");
+                metrics::counter!("otpgw_limit_fallbacks_total", "cause" => "error").increment(1);
+                Shared::Allow
+            }
+            Err(_) => {
+                metrics::counter!("otpgw_limit_fallbacks_total", "cause" => "timeout").increment(1);
+                Shared::Allow
+            }
+        }
+    }
+
+    /// Forgets keys whose limits have run out.
+    pub async fn sweep(&self, store: &Store, now: i64) {
+        if !store.is_shared() {
+            return;
+        }
+        match store.sweep_limits(now).await {
+            Ok(n) if n > 0 => tracing::debug!(deleted = n, "cluster limit keys swept"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not sweep cluster limit keys"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_become_intervals_and_bursts() {
+        let g = Gcra::new(Rate {
+            count: 3,
+            per_secs: 60,
+        });
+        assert_eq!((g.interval, g.tolerance), (20_000, 40_000));
+        let one = Gcra::new(Rate {
+            count: 1,
+            per_secs: 10,
+        });
+        assert_eq!((one.interval, one.tolerance), (10_000, 0));
+    }
+}
