@@ -1,0 +1,59 @@
+#!/bin/bash
+# N otpgw nodes on one PostgreSQL database (a fresh database otpgw_nodes_bench), one
+# `otpgw bench sms` per node at once (4 binds x window 10, distinct cards), then each
+# node's report and its cluster-limit decision time from /metrics:
+#   bash benches/nodes.sh 3 20s     (after cargo build --release)
+set -u
+N=$1; DUR=${2:-20s}
+cd "$(dirname "$0")/.."
+BIN="${OTPGW_BIN:-target/release/otpgw}"
+DB=otpgw_nodes_bench
+psql -h 127.0.0.1 -U postgres -d test -qc "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+dir=$(mktemp -d /tmp/otpgw-nodes.XXXX)
+PK=$(openssl rand -hex 32); CK=$(openssl rand -hex 32)
+pids=()
+for i in $(seq 1 $N); do
+cat > $dir/n$i.toml <<TOML
+[database]
+url = "postgres://postgres@127.0.0.1:5432/$DB"
+max_connections = 20
+[smpp]
+listen = "127.0.0.1:2776$i"
+[[smpp.peers]]
+system_id = "bench"
+password = "bench"
+[http]
+listen = "127.0.0.1:2809$i"
+[secrets]
+pan_key = "$PK"
+code_key = "$CK"
+[log]
+level = "warn"
+[service]
+short_codes = ["30003303"]
+[limits]
+msisdn = [{ count = 100000, per_secs = 60 }]
+card = { count = 100000, per_secs = 1 }
+unknown_sender = { count = 1000, per_secs = 1 }
+peer_tps = 0
+global_per_second = 0
+verify_per_key_per_second = 0
+guard_max_failures = 100000
+TOML
+  [ $i = 1 ] && $BIN --config $dir/n1.toml migrate >/dev/null
+  $BIN --config $dir/n$i.toml serve 2>$dir/n$i.log & pids+=($!)
+done
+for i in $(seq 1 $N); do for t in $(seq 1 100); do curl -sf http://127.0.0.1:2809$i/readyz >/dev/null && break; sleep 0.1; done; done
+KEY=$($BIN --config $dir/n1.toml apikey create --role admin 2>/dev/null | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["key"])')
+uptime
+bpids=()
+for i in $(seq 1 $N); do
+  $BIN bench sms --smpp 127.0.0.1:2776$i --system-id bench --password bench --http http://127.0.0.1:2809$i --admin-key $KEY --enroll 2000 --from-prefix 9891$i --binds 4 --window 10 --duration $DUR --json --quiet > $dir/b$i.json 2>$dir/b$i.err & bpids+=($!)
+done
+wait ${bpids[@]}
+for i in $(seq 1 $N); do
+  python3 -c "import json;r=json.load(open('$dir/b$i.json'));print('node $i', r['throughput_per_s'], r['latency_ms'], r['errors'])"
+  curl -s http://127.0.0.1:2809$i/metrics | grep -E "^otpgw_limit_decision_seconds_(sum|count)|^otpgw_limit_fallbacks_total"
+done
+kill ${pids[@]}; wait
+psql -h 127.0.0.1 -U postgres -d test -qc "DROP DATABASE IF EXISTS $DB"
