@@ -359,3 +359,14 @@ async fn card(cmd: CardCommand, settings: Settings) -> Result<()> {
     println!("{json}");
     Ok(())
 }
+
+// jemalloc gives freed memory back to the system (glibc's arenas kept the memory of
+// 10,000 closed SMPP sessions: 13 MB at start, 69 MB after they came and went).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options: background threads return freed pages within a second or so,
+/// even when the process is idle and allocates nothing that would trigger it.
+#[allow(non_upper_case_globals)]
+#[export_name = "_rjem_malloc_conf"]
+pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000\0";

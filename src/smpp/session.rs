@@ -30,6 +30,9 @@ use crate::domain::Channel;
 
 pub(super) type Conn = Framed<TcpStream, SmppCodec>;
 
+/// Initial read buffer of a session (tokio-util's default is 8 KiB).
+pub(super) const READ_BUFFER: usize = 512;
+
 struct Bound {
     system_id: String,
     kind: BindKind,
@@ -43,7 +46,13 @@ pub(super) async fn run(
     // Holds this connection's place under the caps until the session ends.
     _ticket: super::guard::Ticket,
 ) {
-    let mut conn = Framed::new(stream, SmppCodec::new(ctx.settings.max_pdu_len));
+    // A small first read buffer: most PDUs are tens of bytes, and an idle bound
+    // session should cost little (the buffer grows for a large PDU when one comes).
+    let mut conn = Framed::with_capacity(
+        stream,
+        SmppCodec::new(ctx.settings.max_pdu_len),
+        READ_BUFFER,
+    );
     let bind_timeout = Duration::from_secs(ctx.settings.bind_timeout_secs);
     let bound = tokio::select! {
         _ = shutdown.cancelled() => return,

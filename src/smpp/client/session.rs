@@ -133,7 +133,11 @@ async fn connect_and_bind(
     };
     let _ = stream.set_nodelay(true);
     let deadline = Duration::from_secs(shared.smpp.response_timeout_secs);
-    let mut framed = Framed::new(stream, SmppCodec::new(shared.smpp.max_pdu_len));
+    let mut framed = Framed::with_capacity(
+        stream,
+        SmppCodec::new(shared.smpp.max_pdu_len),
+        crate::smpp::session::READ_BUFFER,
+    );
     let version = match s.version {
         SmppVersion::V34 => InterfaceVersion::Smpp3_4,
         SmppVersion::V50 => InterfaceVersion::Smpp5_0,
