@@ -244,6 +244,32 @@ fn check_bind(ctx: &Context, bind: &pdu::Bind<'_>, addr: SocketAddr) -> CommandS
     CommandStatus::EsmeRok
 }
 
+/// The refusal of a customer's message the core could not answer: a source that is
+/// not a phone number is the peer's mistake; anything else is temporary (the peer
+/// should retry; nothing was promised).
+pub(super) fn refusal(id: CommandId, seq: u32, e: &CoreError, what: &str) -> Command {
+    match e {
+        CoreError::Msisdn(e) => {
+            tracing::info!(error = ?e, "source address is not a phone number");
+            refuse(id, CommandStatus::EsmeRinvsrcadr, seq)
+        }
+        e => {
+            tracing::error!(error = %e, "{what} could not be handled");
+            refuse(id, CommandStatus::EsmeRxTAppn, seq)
+        }
+    }
+}
+
+/// Whether a message to `destination` is for us: one of `service.short_codes` (any,
+/// when the list is empty), with or without a leading '+'.
+pub(super) fn serves(short_codes: &[String], destination: &str) -> bool {
+    let destination = destination.trim_start_matches('+');
+    short_codes.is_empty()
+        || short_codes
+            .iter()
+            .any(|c| c.trim_start_matches('+') == destination)
+}
+
 /// The error response to an operation we do not serve: its own *_resp with `status`
 /// where SMPP defines one, generic_nack otherwise.
 pub(super) fn refuse(id: CommandId, status: CommandStatus, seq: u32) -> Command {
@@ -472,13 +498,7 @@ impl Session {
         if message.is_ussd() {
             return self.on_ussd(id, seq, message_id, message).await;
         }
-        let short_codes = &self.ctx.service.short_codes;
-        let destination = message.destination.trim_start_matches('+');
-        if !short_codes.is_empty()
-            && !short_codes
-                .iter()
-                .any(|c| c.trim_start_matches('+') == destination)
-        {
+        if !serves(&self.ctx.service.short_codes, &message.destination) {
             tracing::info!(destination = %crate::telemetry::escaped(&message.destination), "message for a number we do not serve");
             return self
                 .reply(refuse(id, CommandStatus::EsmeRinvdstadr, seq))
@@ -523,15 +543,7 @@ impl Session {
                     metrics::histogram!("otpgw_reply_seconds", "channel" => "sms").record(started.elapsed().as_secs_f64());
                     return;
                 }
-                Err(CoreError::Msisdn(e)) => {
-                    tracing::info!(error = ?e, "source address is not a phone number");
-                    refuse(id, CommandStatus::EsmeRinvsrcadr, seq)
-                }
-                Err(e) => {
-                    // Temporary: the peer should retry, nothing was promised.
-                    tracing::error!(error = %e, "message could not be handled");
-                    refuse(id, CommandStatus::EsmeRxTAppn, seq)
-                }
+                Err(e) => refusal(id, seq, &e, "message"),
             };
             let _ = responses.send(response.into());
         }));
@@ -575,14 +587,7 @@ impl Session {
                     metrics::histogram!("otpgw_reply_seconds", "channel" => "ussd").record(started.elapsed().as_secs_f64());
                     return;
                 }
-                Err(CoreError::Msisdn(e)) => {
-                    tracing::info!(error = ?e, "source address is not a phone number");
-                    refuse(id, CommandStatus::EsmeRinvsrcadr, seq)
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "ussd step could not be handled");
-                    refuse(id, CommandStatus::EsmeRxTAppn, seq)
-                }
+                Err(e) => refusal(id, seq, &e, "ussd step"),
             };
             let _ = responses.send(response.into());
         }));

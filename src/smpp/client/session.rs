@@ -33,7 +33,7 @@ use crate::core::{CoreError, Inbound};
 use crate::domain::{Channel, Delivery};
 use crate::smpp::codec::{Frame, SmppCodec};
 use crate::smpp::pdu::{self, BindKind, SourceAddress, SubmitOptions};
-use crate::smpp::session::{answer_invalid, count_in, refuse, send, Conn};
+use crate::smpp::session::{answer_invalid, count_in, refusal, refuse, send, serves, Conn};
 use crate::smpp::ussd;
 use otpgw_parsers::receipt::ReceiptStat;
 
@@ -632,13 +632,7 @@ impl Session {
         if message.is_ussd() {
             return self.on_ussd(seq, message, ack).await;
         }
-        let short_codes = &self.shared.service.short_codes;
-        let destination = message.destination.trim_start_matches('+');
-        if !short_codes.is_empty()
-            && !short_codes
-                .iter()
-                .any(|c| c.trim_start_matches('+') == destination)
-        {
+        if !serves(&self.shared.service.short_codes, &message.destination) {
             tracing::info!("message for a number we do not serve");
             return self
                 .write(refuse(
@@ -709,15 +703,7 @@ impl Session {
                             .record(started.elapsed().as_secs_f64());
                         return;
                     }
-                    Err(CoreError::Msisdn(e)) => {
-                        tracing::info!(error = ?e, "source address is not a phone number");
-                        refuse(CommandId::DeliverSm, CommandStatus::EsmeRinvsrcadr, seq)
-                    }
-                    Err(e) => {
-                        // Temporary: the SMSC should retry, nothing was promised.
-                        tracing::error!(error = %e, "message could not be handled");
-                        refuse(CommandId::DeliverSm, CommandStatus::EsmeRxTAppn, seq)
-                    }
+                    Err(e) => refusal(CommandId::DeliverSm, seq, &e, "message"),
                 };
                 let _ = responses.send(response);
             }));
@@ -776,14 +762,7 @@ impl Session {
                             .record(started.elapsed().as_secs_f64());
                         return;
                     }
-                    Err(CoreError::Msisdn(e)) => {
-                        tracing::info!(error = ?e, "source address is not a phone number");
-                        refuse(CommandId::DeliverSm, CommandStatus::EsmeRinvsrcadr, seq)
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "ussd step could not be handled");
-                        refuse(CommandId::DeliverSm, CommandStatus::EsmeRxTAppn, seq)
-                    }
+                    Err(e) => refusal(CommandId::DeliverSm, seq, &e, "ussd step"),
                 };
                 let _ = responses.send(response);
             }));
