@@ -51,9 +51,15 @@ pub struct Refused {
     pub rule: &'static str,
 }
 
+/// Keys one limiter may hold. Past it the idle ones are dropped at once, and if the
+/// map is still full a new key is refused (treated as over its limit) rather than
+/// stored: a flood of made-up numbers cannot grow memory between two sweeps.
+const MAX_KEYS: usize = 1_000_000;
+
 pub struct Limits<C: Clock = DefaultClock> {
     clock: C,
     settings: LimitSettings,
+    max_keys: usize,
     msisdn: Vec<Keyed<String, C>>,
     card: Keyed<i64, C>,
     /// One notice per MSISDN per window, whichever limit it hit.
@@ -137,8 +143,29 @@ impl<C: Clock + Clone> Limits<C> {
             guard_cooldown: Duration::from_secs(settings.guard_cooldown_secs),
             guard_tripped: Mutex::new(HashMap::new()),
             settings: settings.clone(),
+            max_keys: MAX_KEYS,
             clock,
         }
+    }
+
+    /// The same limits with another key cap (tests use a small one).
+    pub fn with_max_keys(mut self, max_keys: usize) -> Self {
+        self.max_keys = max_keys;
+        self
+    }
+
+    /// True when `limiter` holds as many keys as it may, even after dropping the
+    /// idle ones.
+    fn full<K: std::hash::Hash + Eq + Clone>(&self, limiter: &Keyed<K, C>) -> bool {
+        if limiter.len() < self.max_keys {
+            return false;
+        }
+        limiter.retain_recent();
+        let full = limiter.len() >= self.max_keys;
+        if full {
+            metrics::counter!("otpgw_limiter_full_total").increment(1);
+        }
+        full
     }
 
     /// The settings these limits were built from (the cluster-wide limits use the
@@ -161,6 +188,10 @@ impl<C: Clock + Clone> Limits<C> {
     /// Any message from a customer: the per-MSISDN windows.
     pub fn admit_msisdn(&self, msisdn: &str) -> Admission {
         let key = msisdn.to_owned();
+        if self.msisdn.iter().any(|l| self.full(l)) || self.full(&self.notice) {
+            metrics::counter!("otpgw_limited_total", "rule" => "msisdn").increment(1);
+            return Admission::Silent { rule: "msisdn" };
+        }
         for limiter in &self.msisdn {
             if let Err(nu) = limiter.check_key(&key) {
                 return self.over(msisdn, wait(&self.clock, &nu), "msisdn");
@@ -171,6 +202,9 @@ impl<C: Clock + Clone> Limits<C> {
 
     /// A code for this card: at most one per the card interval.
     pub fn admit_card(&self, msisdn: &str, card_id: i64) -> Admission {
+        if self.full(&self.card) {
+            return Admission::Silent { rule: "card" };
+        }
         match self.card.check_key(&card_id) {
             Ok(()) => Admission::Allow,
             Err(nu) => self.over(msisdn, wait(&self.clock, &nu), "card"),
@@ -191,7 +225,8 @@ impl<C: Clock + Clone> Limits<C> {
 
     /// Whether an unknown sender gets the "not registered" reply this time.
     pub fn notify_unknown_sender(&self, msisdn: &str) -> bool {
-        let ok = self.unknown_sender.check_key(&msisdn.to_owned()).is_ok();
+        let ok = !self.full(&self.unknown_sender)
+            && self.unknown_sender.check_key(&msisdn.to_owned()).is_ok();
         if !ok {
             metrics::counter!("otpgw_limited_total", "rule" => "unknown_sender").increment(1);
         }
@@ -299,6 +334,20 @@ mod tests {
             ..LimitSettings::default()
         };
         Limits::with_clock(&settings, &[], clock.clone())
+    }
+
+    #[test]
+    fn a_flood_of_distinct_numbers_cannot_grow_the_maps_past_their_cap() {
+        let clock = FakeRelativeClock::default();
+        let l = limits(&clock).with_max_keys(100);
+        let admitted = (0..1_000)
+            .filter(|i| l.admit_msisdn(&format!("98912{i:07}")) == Admission::Allow)
+            .count();
+        assert_eq!(admitted, 100, "new numbers past the cap are refused");
+        assert!(l.msisdn.iter().all(|m| m.len() <= 100));
+        // Once the old keys have gone idle, new numbers get in again.
+        clock.advance(Duration::from_secs(3600));
+        assert_eq!(l.admit_msisdn("989129999999"), Admission::Allow);
     }
 
     #[test]
