@@ -442,3 +442,52 @@ fn ussd_dialogues_work_over_an_operator_connection() {
     let expired = smsc.wait_n(4, |e| e["event"] == "submit_sm").remove(3);
     assert_eq!(expired["ussd_service_op"], 17);
 }
+
+#[test]
+fn a_transmitter_and_receiver_pair_carries_messages_replies_and_receipts() {
+    let smsc = Smsc::start(&["otpgw:pw"]);
+    smsc.cmd(json!({"cmd": "set", "auto_receipt": {"stat": "DELIVRD", "id_format": "dec"}}));
+    smsc.wait(|e| e["event"] == "set");
+    let gw = Gateway::start_with(
+        &smsc.connection("pair", "bind = \"transmitter_receiver\"\nversion = \"5.0\""),
+    );
+    let binds = smsc.wait_n(2, |e| e["event"] == "bind" && e["status"] == 0);
+    let mut kinds: Vec<&str> = binds
+        .iter()
+        .map(|b| b["command"].as_str().unwrap())
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["bind_receiver", "bind_transmitter"]);
+    assert!(binds.iter().all(|b| b["interface_version"] == 0x50));
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    gw.enroll(&admin, cards::A, "09121110901");
+
+    // The customer's message comes in on the receiver; the code goes out on the
+    // transmitter; its receipt comes back on the receiver.
+    let resp = smsc.mo("989121110901", "4321", "pair-1");
+    assert_eq!(resp["status"], 0, "{resp}");
+    let rx = binds
+        .iter()
+        .find(|b| b["command"] == "bind_receiver")
+        .unwrap()["session"]
+        .clone();
+    assert_eq!(resp["session"], rx);
+    let submit =
+        smsc.wait(|e| e["event"] == "submit_sm" && e["destination_addr"] == "989121110901");
+    assert_ne!(submit["session"], rx, "submitted on the transmitter");
+    let code = code_in(submit["text"].as_str().unwrap());
+    assert_eq!(
+        gw.verify(&verifier, cards::A, &code, "pair-v")["result"],
+        "approved"
+    );
+    let (_, conns) = gw.get(&admin, "/v1/connections");
+    let c = &conns["connections"][0];
+    assert_eq!(c["state"], "bound", "{c}");
+    assert_eq!(c["sessions"].as_array().unwrap().len(), 2);
+    let (status, pushed) = push(&gw, &verifier, cards::A, "pair-push");
+    assert_eq!(status, 202);
+    code_until(&gw, &admin, pushed["code_id"].as_i64().unwrap(), |c| {
+        c["delivery"] == "delivered"
+    });
+}
