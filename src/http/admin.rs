@@ -15,7 +15,7 @@ use crate::store::{Card, Event, StatusChange};
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct EnrollRequest {
     /// The full card number; only its keyed hash and last 4 digits are stored.
-    #[schema(example = "6037990000004321")]
+    #[schema(example = "6037990000004321", min_length = 13, max_length = 64)]
     pan: String,
     /// The customer's phone number, national or international form.
     #[schema(example = "09121234567")]
@@ -24,7 +24,7 @@ pub struct EnrollRequest {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct LookupRequest {
-    #[schema(example = "6037990000004321")]
+    #[schema(example = "6037990000004321", min_length = 13, max_length = 64)]
     pan: String,
 }
 
@@ -72,7 +72,7 @@ pub async fn enroll(
     get,
     path = "/v1/cards/{id}",
     tag = "cards",
-    params(("id" = i64, Path, description = "card id")),
+    params(("id" = i64, Path, description = "card id", minimum = 1)),
     security(("bearer" = [])),
     responses(
         (status = 200, body = Card),
@@ -128,7 +128,7 @@ pub async fn lookup(
     post,
     path = "/v1/cards/{id}/reactivate",
     tag = "cards",
-    params(("id" = i64, Path, description = "card id")),
+    params(("id" = i64, Path, description = "card id", minimum = 1)),
     security(("bearer" = [])),
     responses(
         (status = 200, body = Card),
@@ -149,7 +149,7 @@ pub async fn reactivate(
     post,
     path = "/v1/cards/{id}/suspend",
     tag = "cards",
-    params(("id" = i64, Path, description = "card id")),
+    params(("id" = i64, Path, description = "card id", minimum = 1)),
     security(("bearer" = [])),
     responses(
         (status = 200, body = Card),
@@ -186,7 +186,7 @@ async fn change(
     get,
     path = "/v1/cards/{id}/events",
     tag = "cards",
-    params(("id" = i64, Path, description = "card id")),
+    params(("id" = i64, Path, description = "card id", minimum = 1)),
     security(("bearer" = [])),
     responses(
         (status = 200, body = Vec<Event>),

@@ -15,7 +15,7 @@ use crate::domain::{CodeState, Delivery, Role};
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct PushRequest {
     /// The full card number (13–19 digits, any script, spaces or dashes allowed).
-    #[schema(example = "6037990000004321")]
+    #[schema(example = "6037990000004321", min_length = 13, max_length = 64)]
     pan: String,
     /// The caller's id for this request (1–64 printable ASCII); a retry with the
     /// same id returns the first answer and sends nothing again.
@@ -123,7 +123,7 @@ pub async fn push(
     get,
     path = "/v1/codes/{id}",
     tag = "codes",
-    params(("id" = i64, Path, description = "code id")),
+    params(("id" = i64, Path, description = "code id", minimum = 1)),
     security(("bearer" = [])),
     responses(
         (status = 200, body = CodeView),

@@ -13,7 +13,7 @@ use crate::domain::{Role, Verdict};
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct VerifyRequest {
     /// The full card number (13–19 digits, any script, spaces or dashes allowed).
-    #[schema(example = "6037990000004321")]
+    #[schema(example = "6037990000004321", min_length = 13, max_length = 64)]
     pan: String,
     /// The code the customer typed.
     #[schema(example = "1234567")]
