@@ -21,6 +21,7 @@ pub mod core;
 pub mod domain;
 pub mod http;
 pub mod limits;
+pub mod policy;
 pub mod smpp;
 pub mod store;
 pub mod telemetry;

@@ -133,7 +133,8 @@ pub async fn lookup(
     responses(
         (status = 200, body = Card),
         super::error::CommonErrors,
-        (status = 404, description = "no such card", body = super::error::ErrorBody)
+        (status = 404, description = "no such card", body = super::error::ErrorBody),
+        (status = 409, description = "`lock_not_liftable`: a timed lock runs and nobody may lift it early; `wrong_status`: the card waits for activation", body = super::error::ErrorBody)
     )
 )]
 pub async fn reactivate(
@@ -205,4 +206,67 @@ pub async fn events(
         return Err(ApiError::not_found("no such card"));
     }
     Ok(Json(state.core.events(id).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct EpinRequest {
+    /// Exactly 4 digits (any script). Refused when weak: four equal digits, or four
+    /// consecutive ascending or descending ones (1234, 9876, 0123 …). Stored only
+    /// as an Argon2id hash; never logged or returned.
+    #[schema(example = "2580")]
+    epin: String,
+}
+
+/// Set or change a card's ePIN, the second factor every verify must then carry
+/// (role `admin`).
+#[utoipa::path(
+    put,
+    path = "/v1/cards/{id}/epin",
+    tag = "cards",
+    params(("id" = i64, Path, description = "card id")),
+    request_body = EpinRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "set; the card shows `has_epin: true`", body = Card),
+        super::error::CommonErrors,
+        (status = 404, description = "no such card", body = super::error::ErrorBody)
+    )
+)]
+pub async fn set_epin(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<EpinRequest>,
+) -> Result<Json<Card>, ApiError> {
+    caller.require(Role::Admin)?;
+    let id = parse_id(&id)?;
+    Ok(Json(
+        state
+            .core
+            .set_epin(id, Some(&req.epin), &caller.actor())
+            .await?,
+    ))
+}
+
+/// Remove a card's ePIN (role `admin`).
+#[utoipa::path(
+    delete,
+    path = "/v1/cards/{id}/epin",
+    tag = "cards",
+    params(("id" = i64, Path, description = "card id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Card),
+        super::error::CommonErrors,
+        (status = 404, description = "no such card", body = super::error::ErrorBody)
+    )
+)]
+pub async fn clear_epin(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Card>, ApiError> {
+    caller.require(Role::Admin)?;
+    let id = parse_id(&id)?;
+    Ok(Json(state.core.set_epin(id, None, &caller.actor()).await?))
 }

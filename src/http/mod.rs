@@ -51,6 +51,10 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/v1/cards/{id}/reactivate", post(admin::reactivate))
         .route("/v1/cards/{id}/suspend", post(admin::suspend))
         .route("/v1/cards/{id}/events", get(admin::events))
+        .route(
+            "/v1/cards/{id}/epin",
+            axum::routing::put(admin::set_epin).delete(admin::clear_epin),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -140,6 +144,8 @@ async fn timeout_body(resp: axum::response::Response) -> axum::response::Respons
         admin::reactivate,
         admin::suspend,
         admin::events,
+        admin::set_epin,
+        admin::clear_epin,
         ops::healthz,
         ops::readyz,
         ops::metrics

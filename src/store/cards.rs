@@ -1,10 +1,13 @@
 //! Enrolling cards and changing their status, each one write transaction with its
 //! audit event.
 
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Row};
+
+use crate::domain::CardStatus;
 
 use super::{
-    card_from_row, insert_event, Card, NewCard, StatusChange, Store, StoreError, CARD_COLUMNS,
+    card_from_row, end_elapsed_lock, insert_event, Card, NewCard, StatusChange, Store, StoreError,
+    CARD_COLUMNS,
 };
 
 impl Store {
@@ -87,7 +90,7 @@ impl Store {
             Box::pin(async move {
                 let (sql, kind) = match change {
                     StatusChange::Reactivate => (
-                        "UPDATE cards SET status = 'active', failures = 0, updated_at = $2 WHERE id = $1",
+                        "UPDATE cards SET status = 'active', failures = 0, locked_until = NULL, updated_at = $2 WHERE id = $1",
                         "reactivated",
                     ),
                     StatusChange::Suspend => (
@@ -95,14 +98,29 @@ impl Store {
                         "suspended",
                     ),
                 };
-                let prev: Option<String> =
-                    sqlx::query_scalar("SELECT status FROM cards WHERE id = $1")
-                        .bind(id)
-                        .fetch_optional(&mut *conn)
-                        .await?;
+                end_elapsed_lock(conn, id, now).await?;
+                let prev = sqlx::query(
+                    "UPDATE cards SET updated_at = updated_at WHERE id = $1 RETURNING status, locked_until",
+                )
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
                 let Some(prev) = prev else {
                     return Err(StoreError::NoSuchCard);
                 };
+                let locked_until: Option<i64> = prev.try_get("locked_until")?;
+                let prev: String = prev.try_get("status")?;
+                if let StatusChange::Reactivate = change {
+                    // A timed lock is the bank's promise that nobody, staff included,
+                    // lifts it early (a suspension in between does not shorten it).
+                    if let Some(until) = locked_until.filter(|u| *u > now) {
+                        return Err(StoreError::LockNotLiftable { until });
+                    }
+                    // Activation is the customer's to confirm, not the back office's.
+                    if prev == CardStatus::Pending.as_str() {
+                        return Err(StoreError::WrongStatus(CardStatus::Pending));
+                    }
+                }
                 sqlx::query(sql).bind(id).bind(now).execute(&mut *conn).await?;
                 if let StatusChange::Suspend = change {
                     // A suspended card must not be usable through a code issued before.
@@ -126,6 +144,41 @@ impl Store {
                     .bind(id)
                     .fetch_one(&mut *conn)
                     .await?;
+                card_from_row(&row)
+            })
+        })
+        .await
+    }
+}
+
+impl Store {
+    /// Sets (`Some`) or clears (`None`) a card's ePIN hash, with its audit event
+    /// (which says only that it changed).
+    pub async fn set_epin(
+        &self,
+        id: i64,
+        epin_hash: Option<String>,
+        actor: &str,
+        now: i64,
+    ) -> Result<Card, StoreError> {
+        let actor = actor.to_owned();
+        self.write(move |conn: &mut AnyConnection| {
+            Box::pin(async move {
+                let row = sqlx::query(&format!(
+                    "UPDATE cards SET epin_hash = $2, updated_at = $3 WHERE id = $1 RETURNING {CARD_COLUMNS}"
+                ))
+                .bind(id)
+                .bind(epin_hash.as_deref())
+                .bind(now)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or(StoreError::NoSuchCard)?;
+                let kind = if epin_hash.is_some() {
+                    "epin_set"
+                } else {
+                    "epin_cleared"
+                };
+                insert_event(conn, Some(id), kind, &actor, serde_json::json!({}), now).await?;
                 card_from_row(&row)
             })
         })

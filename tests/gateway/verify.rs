@@ -121,7 +121,8 @@ fn three_failures_lock_until_reactivated() {
     let v = gw.verify(&verifier, cards::A, &code, "after-lock");
     assert_eq!(
         v,
-        json!({"result": "rejected", "reason": "locked", "response_code": "75", "request_id": "after-lock"})
+        json!({"result": "rejected", "reason": "locked", "response_code": "75", "request_id": "after-lock",
+               "attempts_left": 0, "locked_until": null})
     );
     assert_eq!(gw.get(&admin, &format!("/v1/cards/{id}")).1["failures"], 3);
     // The customer asking for a code is told to go to the bank.
