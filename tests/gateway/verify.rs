@@ -8,7 +8,7 @@ use crate::cards;
 use crate::harness::{code_in, Gateway};
 
 /// A direct connection to the gateway's database, for setting up time and reading state.
-fn connect(gw: &Gateway) -> (tokio::runtime::Runtime, sqlx::AnyConnection) {
+pub fn connect(gw: &Gateway) -> (tokio::runtime::Runtime, sqlx::AnyConnection) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
