@@ -105,6 +105,15 @@ impl Keys {
         mac_hex(&self.code_key, &parts)
     }
 
+    /// What a pending card keeps of its activation code. A namespace of its own, so
+    /// an activation code can never stand in for a one-time code or the reverse.
+    pub fn activation_hash(&self, pan_hash: &str, code: &Code) -> String {
+        mac_hex(
+            &self.code_key,
+            &[b"activation|", pan_hash.as_bytes(), b"|", code.0.as_bytes()],
+        )
+    }
+
     /// What a code keeps of the payment it is bound to: HMAC(code_key, canonical
     /// form), so the database shows neither amount nor payee, and a verify must
     /// present the same transaction to match.

@@ -349,7 +349,7 @@ async fn card(cmd: CardCommand, settings: Settings) -> Result<()> {
     };
     let json = match cmd {
         CardCommand::Enroll { pan, msisdn } => {
-            serde_json::to_value(core.enroll(&read_pan(&pan)?, &msisdn, "cli").await?)?
+            serde_json::to_value(core.enroll_card(&read_pan(&pan)?, &msisdn, "cli").await?)?
         }
         CardCommand::Show(r) => serde_json::to_value(resolve(r).await?)?,
         CardCommand::Reactivate(r) => {

@@ -22,8 +22,9 @@ use crate::domain::{CardStatus, Channel, CodeState, Delivery, Reason, Role, Verd
 use crate::limits::{Admission, Limits, Refused};
 use crate::policy::{Epin, Transaction};
 use crate::store::{
-    ApiKey, Card, CodeRecord, Effect, Event, Issued, LatestCode, LockedCard, MessageRef, NewCard,
-    NewCode, PushKey, StatusChange, Store, StoreError, VerifyAttempt,
+    Activation, ApiKey, Card, CodeRecord, Effect, Event, Issued, LatestCode, LockedCard,
+    MessageRef, NewActivation, NewCard, NewCode, PushKey, StatusChange, Store, StoreError,
+    VerifyAttempt,
 };
 pub use texts::ReplyKind;
 
@@ -60,7 +61,9 @@ pub enum CoreError {
 pub struct Push {
     pub to: String,
     pub text: String,
-    pub code_id: i64,
+    /// The code whose delivery this message reports; `None` for an activation
+    /// message, which is not a code record.
+    pub code_id: Option<i64>,
     pub route: String,
     /// Epoch ms after which sending it is pointless (the code has expired).
     pub expires_at: i64,
@@ -179,6 +182,46 @@ pub struct VerifyOutcome {
     pub attempts_left: Option<i64>,
     /// The card is locked: until when (epoch ms), or `None` until re-activated.
     pub lock: Option<Option<i64>>,
+}
+
+/// An enrolled card, and under `[policy] require_activation` what became of its
+/// activation code.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Enrolled {
+    #[serde(flatten)]
+    pub card: Card,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activation: Option<ActivationNotice>,
+}
+
+/// Whether the activation SMS went out.
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
+pub struct ActivationNotice {
+    pub state: ActivationState,
+    /// Epoch ms after which the code is void.
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivationState {
+    /// Queued on the operator connection serving the card's number.
+    Sent,
+    /// No operator connection serves the number: send again later
+    /// (`POST /v1/cards/{id}/activation`).
+    NoRoute,
+    /// The outgoing queue was full: send again.
+    QueueFull,
+}
+
+impl ActivationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::NoRoute => "no_route",
+            Self::QueueFull => "queue_full",
+        }
+    }
 }
 
 /// What a verify presents besides the code: the payment and the card's ePIN.
@@ -516,7 +559,7 @@ impl Core {
         let queued = outbound.send(Push {
             to: card.msisdn.clone(),
             text,
-            code_id,
+            code_id: Some(code_id),
             route,
             expires_at,
         });
@@ -913,24 +956,191 @@ impl Core {
         msisdn_raw: &str,
         actor: &str,
     ) -> Result<Card, CoreError> {
+        Ok(self.enroll_card(pan, msisdn_raw, actor).await?.card)
+    }
+
+    /// Enrolls a card. Under `[policy] require_activation` it starts `pending`, and
+    /// an activation code (valid `activation_ttl_secs`) is committed with it, then
+    /// sent to its phone through client mode's operator connections; the answer
+    /// says whether that worked, so the bank can send again
+    /// (`resend_activation`).
+    pub async fn enroll_card(
+        &self,
+        pan: &Pan,
+        msisdn_raw: &str,
+        actor: &str,
+    ) -> Result<Enrolled, CoreError> {
         let keys = &self.inner.keys;
         let msisdn = self.normalize_msisdn(msisdn_raw)?;
+        let pan_hash = keys.pan_hash(pan);
+        let now = self.now_ms();
+        let activation = self.inner.policy.require_activation.then(|| {
+            let code = Code::generate();
+            let hash = keys.activation_hash(&pan_hash, &code);
+            (code, hash, now.saturating_add(self.activation_ttl_ms()))
+        });
         let card = self
             .inner
             .store
             .enroll(
                 NewCard {
-                    pan_hash: &keys.pan_hash(pan),
+                    pan_hash: &pan_hash,
                     last4: pan.last4(),
                     last6_hash: &keys.last6_hash(pan.last6()),
                     msisdn: &msisdn,
+                    activation: activation
+                        .as_ref()
+                        .map(|(_, hash, expires_at)| NewActivation {
+                            code_hash: hash,
+                            expires_at: *expires_at,
+                        }),
                 },
+                actor,
+                now,
+            )
+            .await?;
+        tracing::info!(
+            card_id = card.id,
+            actor,
+            status = card.status.as_str(),
+            "card enrolled"
+        );
+        let activation = match activation {
+            Some((code, _, expires_at)) => Some(
+                self.send_activation(&card, &code, expires_at, actor)
+                    .await?,
+            ),
+            None => None,
+        };
+        Ok(Enrolled { card, activation })
+    }
+
+    /// A new activation code for a pending card (the first could not be sent, or
+    /// expired, or was voided by wrong attempts), sent as at enrollment.
+    pub async fn resend_activation(&self, id: i64, actor: &str) -> Result<Enrolled, CoreError> {
+        let keys = &self.inner.keys;
+        let card = self
+            .inner
+            .store
+            .card(id)
+            .await?
+            .ok_or(StoreError::NoSuchCard)?;
+        let code = Code::generate();
+        let now = self.now_ms();
+        let expires_at = now.saturating_add(self.activation_ttl_ms());
+        let card = self
+            .inner
+            .store
+            .renew_activation(
+                id,
+                NewActivation {
+                    code_hash: &keys.activation_hash(&card.pan_hash, &code),
+                    expires_at,
+                },
+                actor,
+                now,
+            )
+            .await?;
+        let activation = Some(
+            self.send_activation(&card, &code, expires_at, actor)
+                .await?,
+        );
+        Ok(Enrolled { card, activation })
+    }
+
+    /// Confirms a pending card's activation code (the customer read it from the
+    /// SMS to the ATM, app or branch). Wrong codes are counted and audited; at
+    /// `[policy] activation_max_failures` the activation is voided.
+    pub async fn activate(
+        &self,
+        id: i64,
+        code: &str,
+        actor: &str,
+    ) -> Result<Activation, CoreError> {
+        let card = self
+            .inner
+            .store
+            .card(id)
+            .await?
+            .ok_or(StoreError::NoSuchCard)?;
+        let candidate =
+            Code::parse(code).map(|c| self.inner.keys.activation_hash(&card.pan_hash, &c));
+        let outcome = self
+            .inner
+            .store
+            .activate(
+                id,
+                candidate,
+                self.inner.policy.activation_max_failures,
                 actor,
                 self.now_ms(),
             )
             .await?;
-        tracing::info!(card_id = card.id, actor, "card enrolled");
-        Ok(card)
+        match &outcome {
+            Activation::Activated(_) => tracing::info!(card_id = id, actor, "card activated"),
+            other => tracing::info!(card_id = id, actor, outcome = ?other, "activation refused"),
+        }
+        Ok(outcome)
+    }
+
+    fn activation_ttl_ms(&self) -> i64 {
+        i64::try_from(self.inner.policy.activation_ttl_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX)
+    }
+
+    /// Hands an activation SMS to client mode's route for the card's number. The
+    /// code is already committed; the message carries no code record.
+    async fn send_activation(
+        &self,
+        card: &Card,
+        code: &Code,
+        expires_at: i64,
+        actor: &str,
+    ) -> Result<ActivationNotice, CoreError> {
+        let svc = &self.inner.service;
+        let route = self
+            .inner
+            .outbound
+            .get()
+            .and_then(|o| o.route_for(&card.msisdn).map(|r| (o, r)));
+        let state = match route {
+            None => ActivationState::NoRoute,
+            Some((outbound, route)) => {
+                let text = texts::render(
+                    ReplyKind::Activation,
+                    svc.language,
+                    &texts::Params {
+                        code: code.expose(),
+                        ttl_secs: self.inner.policy.activation_ttl_secs,
+                        digits: &card.last4,
+                        ..texts::Params::default()
+                    },
+                );
+                let queued = outbound.send(Push {
+                    to: card.msisdn.clone(),
+                    text,
+                    code_id: None,
+                    route,
+                    expires_at,
+                });
+                if queued {
+                    ActivationState::Sent
+                } else {
+                    ActivationState::QueueFull
+                }
+            }
+        };
+        self.inner
+            .store
+            .audit(
+                Some(card.id),
+                "activation_sent",
+                actor,
+                serde_json::json!({"state": state.as_str(), "expires_at": expires_at}),
+                self.now_ms(),
+            )
+            .await?;
+        Ok(ActivationNotice { state, expires_at })
     }
 
     pub async fn card(&self, id: i64) -> Result<Option<Card>, CoreError> {

@@ -19,10 +19,12 @@ pub enum ReplyKind {
     Limited,
     /// The card waits for activation (`[policy] require_activation`).
     NotActivated,
+    /// The activation code sent to a newly enrolled card's phone.
+    Activation,
 }
 
 impl ReplyKind {
-    pub const ALL: [ReplyKind; 10] = [
+    pub const ALL: [ReplyKind; 11] = [
         Self::Code,
         Self::NotEnrolled,
         Self::NoSuchCard,
@@ -33,6 +35,7 @@ impl ReplyKind {
         Self::Unrecognised,
         Self::Limited,
         Self::NotActivated,
+        Self::Activation,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +50,7 @@ impl ReplyKind {
             Self::Unrecognised => "unrecognised",
             Self::Limited => "limited",
             Self::NotActivated => "not_activated",
+            Self::Activation => "activation",
         }
     }
 }
@@ -134,6 +138,12 @@ fn render_en(kind: ReplyKind, p: &Params<'_>) -> String {
             "Your card ending in {} is not activated yet. Confirm the activation code we sent at your bank's ATM, app or branch.",
             p.digits
         ),
+        ReplyKind::Activation => format!(
+            "Activation code for dynamic passwords of card {}: {}\nValid {} hours. Enter it only at your bank's ATM, app or branch.",
+            p.digits,
+            p.code,
+            p.ttl_secs / 3600
+        ),
     }
 }
 
@@ -179,6 +189,12 @@ fn render_fa(kind: ReplyKind, p: &Params<'_>) -> String {
         ReplyKind::NotActivated => format!(
             "رمز پویای کارت {} هنوز فعال نشده است. کد فعال‌سازی ارسال‌شده را در خودپرداز، برنامه یا شعبه بانک تأیید کنید.",
             to_persian_digits(p.digits)
+        ),
+        ReplyKind::Activation => format!(
+            "کد فعال‌سازی رمز پویای کارت {}: {}\nاعتبار: {} ساعت. فقط در خودپرداز، برنامه یا شعبه بانک وارد کنید.",
+            to_persian_digits(p.digits),
+            p.code,
+            to_persian_digits(&(p.ttl_secs / 3600).to_string())
         ),
     }
 }

@@ -166,6 +166,29 @@ pub struct NewCard<'a> {
     pub last4: &'a str,
     pub last6_hash: &'a str,
     pub msisdn: &'a str,
+    /// `[policy] require_activation`: the card starts `pending` with this
+    /// activation (its code's HMAC and deadline).
+    pub activation: Option<NewActivation<'a>>,
+}
+
+/// An activation code waiting for the customer: its HMAC and deadline.
+#[derive(Clone, Copy)]
+pub struct NewActivation<'a> {
+    pub code_hash: &'a str,
+    pub expires_at: i64,
+}
+
+/// What confirming an activation code did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Activation {
+    Activated(Card),
+    /// A wrong code: counted; `attempts_left` before the activation is voided.
+    Wrong {
+        attempts_left: i64,
+    },
+    /// No activation is waiting: it expired, or too many wrong codes voided it.
+    /// The bank sends a new one.
+    Expired,
 }
 
 pub struct NewCode<'a> {

@@ -421,5 +421,130 @@ fn policy_epin_is_a_second_factor_that_shares_the_failure_count() {
         kinds.contains(&"epin_set".to_owned()) && kinds.contains(&"epin_cleared".to_owned()),
         "{kinds:?}"
     );
-    assert!(!gw.log().contains("7391"), "the ePIN reached the log");
+    // As a value of its own (not inside a longer number, key or name that happens
+    // to hold these digits).
+    let log = gw.log();
+    let standalone = log.match_indices("7391").any(|(i, _)| {
+        let before = log[..i].chars().next_back();
+        let after = log[i + 4..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_alphanumeric())
+            && !after.is_some_and(|c| c.is_ascii_alphanumeric())
+    });
+    assert!(!standalone, "the ePIN reached the log");
+}
+
+#[test]
+fn policy_a_card_enrolled_under_require_activation_waits_for_its_phone() {
+    let smsc = Smsc::start(&[]);
+    let gw = Gateway::start_with(&format!(
+        "{}[policy]\nrequire_activation = true\n",
+        smsc.connection("mci", "routes = [\"98912\"]")
+    ));
+    smsc.wait_bound(1);
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+
+    let enrolled = gw.enroll(&admin, cards::A, "989121120007");
+    let id = enrolled["id"].as_i64().unwrap();
+    assert_eq!(enrolled["status"], "pending", "{enrolled}");
+    assert_eq!(enrolled["activation"]["state"], "sent", "{enrolled}");
+    smsc.wait(|e| e["event"] == "submit_sm" && e["destination_addr"] == "989121120007");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let text = loop {
+        if let Some(t) = texts_to(&smsc, "989121120007")
+            .into_iter()
+            .find(|t| t.split(|c: char| !c.is_ascii_digit()).any(|d| d.len() == 7))
+        {
+            break t;
+        }
+        assert!(std::time::Instant::now() < deadline, "no activation SMS");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(
+        text.contains("کد فعال‌سازی") && text.contains("۲۴ ساعت"),
+        "{text}"
+    );
+    let activation = code_in(&text);
+    assert!(!enrolled.to_string().contains(&activation));
+
+    // Pending: the customer's request gets a defined answer, verify and the bank's
+    // re-activation are refused.
+    let reply = gw.sms("989121120007", "4321", "ascii");
+    assert!(reply.contains("هنوز فعال نشده"), "{reply}");
+    let v = gw.verify(&verifier, cards::A, "1234567", "pending");
+    assert_eq!(
+        (v["reason"].as_str(), v["response_code"].as_str()),
+        (Some("not_activated"), Some("62"))
+    );
+    let (status, err) = gw.post(&admin, &format!("/v1/cards/{id}/reactivate"), &json!({}));
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (409, Some("wrong_status"))
+    );
+
+    // A wrong activation code is counted and refused; the right one activates.
+    let wrong = other_than(&activation);
+    let (status, err) = gw.post(
+        &admin,
+        &format!("/v1/cards/{id}/activate"),
+        &json!({"code": wrong}),
+    );
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (422, Some("activation_invalid")),
+        "{err}"
+    );
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("4 attempts left"),
+        "{err}"
+    );
+    let (status, card) = gw.post(
+        &admin,
+        &format!("/v1/cards/{id}/activate"),
+        &json!({"code": activation}),
+    );
+    assert_eq!(
+        (status, card["status"].as_str()),
+        (200, Some("active")),
+        "{card}"
+    );
+    let (status, _) = gw.post(
+        &admin,
+        &format!("/v1/cards/{id}/activate"),
+        &json!({"code": activation}),
+    );
+    assert_eq!(status, 409, "only a pending card is activated");
+    let code = code_in(&gw.sms("989121120007", "4321", "ascii"));
+    assert_eq!(
+        gw.verify(&verifier, cards::A, &code, "active")["result"],
+        "approved"
+    );
+    let kinds = event_kinds(&gw, &admin, id);
+    for kind in ["activation_sent", "activation_failed", "activated"] {
+        assert!(
+            kinds.contains(&kind.to_owned()),
+            "{kind} missing from {kinds:?}"
+        );
+    }
+
+    // No route for the number: the enrollment says so, and the bank can send again.
+    let enrolled = gw.enroll(&admin, cards::C, "989351120008");
+    assert_eq!(enrolled["activation"]["state"], "no_route", "{enrolled}");
+    let (status, again) = gw.post(
+        &admin,
+        &format!("/v1/cards/{}/activation", enrolled["id"]),
+        &json!({}),
+    );
+    assert_eq!(
+        (status, again["activation"]["state"].as_str()),
+        (200, Some("no_route")),
+        "{again}"
+    );
+    assert!(
+        !gw.log().contains(&activation),
+        "an activation code reached the log"
+    );
 }
