@@ -184,10 +184,10 @@ fn the_fuzz_corpus_parses_without_panic() {
             .collect()
     };
     for bytes in inputs("sms") {
-        let _ = otpgw_parsers::sms::parse_sms(
-            &String::from_utf8_lossy(&bytes),
-            &otpgw_parsers::sms::SmsGrammar::default(),
-        );
+        let body = String::from_utf8_lossy(&bytes);
+        let grammar = otpgw_parsers::sms::SmsGrammar::default();
+        let _ = otpgw_parsers::sms::parse_sms(&body, &grammar);
+        let _ = otpgw_parsers::sms::parse_sms_capped(&body, &grammar);
     }
     for bytes in inputs("ussd") {
         let _ = otpgw_parsers::ussd::parse_ussd(&String::from_utf8_lossy(&bytes));
