@@ -548,3 +548,45 @@ fn policy_a_card_enrolled_under_require_activation_waits_for_its_phone() {
         "an activation code reached the log"
     );
 }
+
+#[test]
+fn policy_require_transaction_refuses_unbound_codes_and_verifies() {
+    let gw = Gateway::start_with("[policy]\nrequire_transaction = true\n");
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    gw.enroll(&admin, cards::A, "989121120009");
+    let (status, err) = gw.post(
+        &verifier,
+        "/v1/codes",
+        &json!({"pan": cards::A, "request_id": "unbound"}),
+    );
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("transaction_required"))
+    );
+    // A code the customer asked for by SMS is bound to nothing: it cannot approve a
+    // payment, and trying is no guess (not counted).
+    let code = code_in(&gw.sms("989121120009", "4321", "ascii"));
+    let (status, err) = gw.post(
+        &verifier,
+        "/v1/verify",
+        &json!({"pan": cards::A, "code": code, "request_id": "no-txn"}),
+    );
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("transaction_required"))
+    );
+    let v = verify_with(
+        &gw,
+        &verifier,
+        json!({"pan": cards::A, "code": code, "request_id": "sms-code", "transaction": purchase(1000, "Shop")}),
+    );
+    assert_eq!(
+        (v["reason"].as_str(), v["response_code"].as_str()),
+        (Some("transaction_required"), Some("30")),
+        "{v}"
+    );
+    assert!(v.get("attempts_left").is_none(), "{v}");
+    let (_, card) = gw.post(&admin, "/v1/cards/lookup", &json!({"pan": cards::A}));
+    assert_eq!(card["failures"], 0);
+}
