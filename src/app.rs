@@ -45,6 +45,7 @@ pub async fn build_core(settings: &Settings) -> Result<Core, AppError> {
         store,
         keys,
         settings.service.clone(),
+        settings.policy.clone(),
         limits,
         Arc::new(SystemClock),
     ))

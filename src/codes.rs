@@ -5,11 +5,14 @@
 //! Nothing here stores or logs anything: plaintext values enter and leave only as
 //! return values, and the wrapper types redact themselves in `Debug`.
 
+use argon2::PasswordHasher;
 use hmac::{Hmac, Mac};
 use rand::rngs::OsRng;
 use rand::{Rng, TryRngCore};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use crate::policy::{Epin, Transaction};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -85,13 +88,89 @@ impl Keys {
     }
 
     /// Fingerprint of a verify request, to tell a genuine retry of a `request_id`
-    /// from a different request that reuses it.
-    pub fn request_fingerprint(&self, pan_hash: &str, code: &str) -> String {
+    /// from a different request that reuses it. The transaction's canonical form is
+    /// part of it; the ePIN is not (a stored fingerprint must not become a cheap
+    /// test of 10^4 ePINs).
+    pub fn request_fingerprint(
+        &self,
+        pan_hash: &str,
+        code: &str,
+        transaction: Option<&Transaction>,
+    ) -> String {
+        let canonical = transaction.map(Transaction::canonical);
+        let mut parts: Vec<&[u8]> = vec![b"req|", pan_hash.as_bytes(), b"|", code.as_bytes()];
+        if let Some(c) = &canonical {
+            parts.extend([b"|".as_slice(), c.as_bytes()]);
+        }
+        mac_hex(&self.code_key, &parts)
+    }
+
+    /// What a pending card keeps of its activation code. A namespace of its own, so
+    /// an activation code can never stand in for a one-time code or the reverse.
+    pub fn activation_hash(&self, pan_hash: &str, code: &Code) -> String {
         mac_hex(
             &self.code_key,
-            &[b"req|", pan_hash.as_bytes(), b"|", code.as_bytes()],
+            &[b"activation|", pan_hash.as_bytes(), b"|", code.0.as_bytes()],
         )
     }
+
+    /// What a code keeps of the payment it is bound to: HMAC(code_key, canonical
+    /// form), so the database shows neither amount nor payee, and a verify must
+    /// present the same transaction to match.
+    pub fn transaction_hash(&self, transaction: &Transaction) -> String {
+        mac_hex(
+            &self.code_key,
+            &[b"txn|", transaction.canonical().as_bytes()],
+        )
+    }
+
+    /// The argon2 secret ("pepper") for ePIN hashes, derived from the code key so
+    /// that a copy of the database alone cannot be searched for ePINs.
+    fn epin_pepper(&self) -> [u8; 32] {
+        let mut mac =
+            HmacSha256::new_from_slice(&self.code_key).expect("HMAC takes any key length");
+        mac.update(b"epin-pepper|v1");
+        mac.finalize().into_bytes().into()
+    }
+
+    /// A slow keyed hash of an ePIN (PHC string): Argon2id, m = 19 MiB, t = 2, p = 1
+    /// (OWASP's recommended minimum), a random 16-byte salt, and the pepper as the
+    /// argon2 secret. Takes tens of milliseconds: call it from `spawn_blocking`.
+    pub fn epin_hash(&self, epin: &Epin) -> String {
+        let pepper = self.epin_pepper();
+        let salt_bytes = random_bytes();
+        let salt = argon2::password_hash::SaltString::encode_b64(&salt_bytes[..16])
+            .expect("16 bytes is a valid salt");
+        epin_argon2(&pepper)
+            .hash_password(epin.expose().as_bytes(), &salt)
+            .expect("argon2 with fixed valid parameters")
+            .to_string()
+    }
+
+    /// Whether `epin` matches a hash made by [`Keys::epin_hash`]. Slow, like it;
+    /// argon2's comparison is constant-time. A malformed stored hash never matches.
+    pub fn epin_matches(&self, stored: &str, epin: &Epin) -> bool {
+        use argon2::PasswordVerifier;
+        let Ok(parsed) = argon2::PasswordHash::new(stored) else {
+            return false;
+        };
+        epin_argon2(&self.epin_pepper())
+            .verify_password(epin.expose().as_bytes(), &parsed)
+            .is_ok()
+    }
+}
+
+/// Argon2id with OWASP's parameters (m = 19 MiB, t = 2, p = 1) and the pepper.
+fn epin_argon2(pepper: &[u8]) -> argon2::Argon2<'_> {
+    let params =
+        argon2::Params::new(19 * 1024, 2, 1, None).expect("constant argon2 parameters are valid");
+    argon2::Argon2::new_with_secret(
+        pepper,
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        params,
+    )
+    .expect("a 32-byte argon2 secret is valid")
 }
 
 fn decode_key(hex_key: &str, name: &'static str) -> Result<[u8; 32], KeyError> {
@@ -286,6 +365,38 @@ mod tests {
         ));
         assert!(!hashes_equal("abc", "abd"));
         assert!(!hashes_equal("abc", "abcd"));
+    }
+
+    #[test]
+    fn epin_hashes_are_salted_peppered_and_verify() {
+        let keys = Keys::generate();
+        let epin = Epin::parse("2580").unwrap();
+        let h1 = keys.epin_hash(&epin);
+        let h2 = keys.epin_hash(&epin);
+        assert_ne!(h1, h2, "salted");
+        assert!(h1.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h1}");
+        assert!(!h1.contains("2580"));
+        assert!(keys.epin_matches(&h1, &epin));
+        assert!(!keys.epin_matches(&h1, &Epin::parse("2581").unwrap()));
+        // Another installation's keys (another pepper) do not match.
+        assert!(!Keys::generate().epin_matches(&h1, &epin));
+        assert!(!keys.epin_matches("garbage", &epin));
+    }
+
+    #[test]
+    fn transaction_hashes_and_fingerprints_follow_the_payment() {
+        let keys = Keys::generate();
+        let t1 = Transaction::new("purchase", 100, "IRR", "Shop").unwrap();
+        let t2 = Transaction::new("purchase", 100, "IRR", "Shop2").unwrap();
+        assert_ne!(keys.transaction_hash(&t1), keys.transaction_hash(&t2));
+        assert_eq!(
+            keys.transaction_hash(&t1),
+            keys.transaction_hash(&t1.clone())
+        );
+        assert_ne!(
+            keys.request_fingerprint("p", "1", Some(&t1)),
+            keys.request_fingerprint("p", "1", None)
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub struct Settings {
     pub secrets: SecretSettings,
     pub log: LogSettings,
     pub limits: LimitSettings,
+    pub policy: PolicySettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -352,6 +353,77 @@ pub struct ServiceSettings {
     pub verify_retention_days: u64,
 }
 
+/// The bank's own rules (`[policy]`): how a lock ends, how many failures lock a
+/// card, whether codes must be bound to a payment, whether a new card must be
+/// activated from the customer's phone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySettings {
+    /// `"until_reactivated"` (the default: only the bank lifts a lock) or
+    /// `{ timed_secs = N }` (the lock ends by itself after N seconds and nobody can
+    /// lift it earlier).
+    pub lock: LockPolicy,
+    /// Consecutive failed verifications that lock a card. When absent,
+    /// `service.max_failures` (the older key, still read) decides.
+    pub max_failures: Option<i64>,
+    /// Only codes bound to a payment verify: `POST /v1/codes` must carry a
+    /// `transaction`, and so must every verify.
+    pub require_transaction: bool,
+    /// A newly enrolled card starts `pending` and becomes active only when the
+    /// activation code sent to its phone is confirmed.
+    pub require_activation: bool,
+    /// How long an activation code stays valid.
+    pub activation_ttl_secs: u64,
+    /// Wrong activation codes before the pending activation is voided (the bank
+    /// must then enroll or resend).
+    pub activation_max_failures: i64,
+    /// The currency a customer's cap (`5678 2500000`) is written in, in whole
+    /// units; a capped code verifies only transactions in this currency.
+    pub cap_currency: String,
+}
+
+/// How a lock ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LockPolicy {
+    /// `lock = "until_reactivated"`.
+    Named(LockName),
+    /// `lock = { timed_secs = 86400 }`.
+    Timed { timed_secs: u64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockName {
+    UntilReactivated,
+}
+
+impl LockPolicy {
+    /// Milliseconds a lock lasts, or `None` when only re-activation ends it.
+    pub fn timed_ms(self) -> Option<i64> {
+        match self {
+            LockPolicy::Named(LockName::UntilReactivated) => None,
+            LockPolicy::Timed { timed_secs } => {
+                Some(i64::try_from(timed_secs.saturating_mul(1000)).unwrap_or(i64::MAX))
+            }
+        }
+    }
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        Self {
+            lock: LockPolicy::Named(LockName::UntilReactivated),
+            max_failures: None,
+            require_transaction: false,
+            require_activation: false,
+            activation_ttl_secs: 86_400,
+            activation_max_failures: 5,
+            cap_currency: "IRR".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
@@ -569,8 +641,20 @@ impl Settings {
         if self.service.code_ttl_secs == 0 {
             return bad("service.code_ttl_secs must be at least 1".into());
         }
-        if self.service.max_failures < 1 {
-            return bad("service.max_failures must be at least 1".into());
+        if self.service.max_failures < 1 || self.policy.max_failures.is_some_and(|n| n < 1) {
+            return bad("policy.max_failures (or service.max_failures) must be at least 1".into());
+        }
+        if self.policy.lock == (LockPolicy::Timed { timed_secs: 0 }) {
+            return bad("policy.lock: timed_secs must be at least 1".into());
+        }
+        if self.policy.activation_ttl_secs == 0 || self.policy.activation_max_failures < 1 {
+            return bad(
+                "policy.activation_ttl_secs and policy.activation_max_failures must be at least 1"
+                    .into(),
+            );
+        }
+        if !crate::policy::is_currency(&self.policy.cap_currency) {
+            return bad("policy.cap_currency must be three upper-case letters (ISO 4217)".into());
         }
         if self.service.country_code.is_empty()
             || !self
@@ -777,6 +861,14 @@ impl Settings {
 
     /// Where the key file lives when keys are not configured: beside the SQLite
     /// database, or in the working directory for other databases.
+    /// Consecutive failures that lock a card: `[policy] max_failures`, else the
+    /// older `[service] max_failures`.
+    pub fn max_failures(&self) -> i64 {
+        self.policy
+            .max_failures
+            .unwrap_or(self.service.max_failures)
+    }
+
     pub fn key_file_path(&self) -> PathBuf {
         if let Some(p) = &self.secrets.key_file {
             return p.clone();
@@ -932,6 +1024,30 @@ mod tests {
         assert_eq!(s.smpp.peers.len(), 1);
         assert_eq!(s.key_file_path(), PathBuf::from("otpgw.db.key"));
         assert!(!format!("{s:?}").contains("\"test\", allow"));
+    }
+
+    #[test]
+    fn lock_policy_forms() {
+        let load = |policy: &str| -> Result<Settings, ConfigError> {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("c.toml");
+            std::fs::write(
+                &path,
+                format!("[service]\nmax_failures = 4\n[policy]\n{policy}\n"),
+            )
+            .unwrap();
+            Settings::load(Some(&path))
+        };
+        let s = load("").unwrap();
+        assert_eq!(s.policy.lock.timed_ms(), None);
+        assert_eq!(s.max_failures(), 4, "service.max_failures still read");
+        let s = load("lock = \"until_reactivated\"\nmax_failures = 2").unwrap();
+        assert_eq!((s.policy.lock.timed_ms(), s.max_failures()), (None, 2));
+        let s = load("lock = { timed_secs = 86400 }").unwrap();
+        assert_eq!(s.policy.lock.timed_ms(), Some(86_400_000));
+        assert!(load("lock = \"forever\"").is_err());
+        assert!(load("lock = { timed_secs = 0 }").is_err());
+        assert!(load("cap_currency = \"rial\"").is_err());
     }
 
     #[test]

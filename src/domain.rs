@@ -10,6 +10,9 @@ pub enum CardStatus {
     Active,
     Locked,
     Suspended,
+    /// Enrolled under `[policy] require_activation`; waits for the activation code
+    /// sent to its phone.
+    Pending,
 }
 
 impl CardStatus {
@@ -18,6 +21,7 @@ impl CardStatus {
             Self::Active => "active",
             Self::Locked => "locked",
             Self::Suspended => "suspended",
+            Self::Pending => "pending",
         }
     }
 
@@ -26,6 +30,7 @@ impl CardStatus {
             "active" => Some(Self::Active),
             "locked" => Some(Self::Locked),
             "suspended" => Some(Self::Suspended),
+            "pending" => Some(Self::Pending),
             _ => None,
         }
     }
@@ -162,9 +167,33 @@ pub enum Reason {
     Used,
     Locked,
     NotEnrolled,
+    /// The right code, but a different type, amount, currency or payee than the
+    /// payment it was issued for. Counts as a failure.
+    TransactionMismatch,
+    /// The amount is above the cap the customer set when asking for the code.
+    /// Counts as a failure.
+    AmountExceedsCap,
+    /// `[policy] require_transaction`: this code is bound to no payment (a customer
+    /// asked for it by SMS or USSD), or it carries a cap and the verify named no
+    /// amount. Not counted: nobody guessed anything.
+    TransactionRequired,
+    /// The card waits for activation from the customer's phone.
+    NotActivated,
 }
 
 impl Reason {
+    pub const ALL: [Reason; 9] = [
+        Self::Invalid,
+        Self::Expired,
+        Self::Used,
+        Self::Locked,
+        Self::NotEnrolled,
+        Self::TransactionMismatch,
+        Self::AmountExceedsCap,
+        Self::TransactionRequired,
+        Self::NotActivated,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Invalid => "invalid",
@@ -172,28 +201,38 @@ impl Reason {
             Self::Used => "used",
             Self::Locked => "locked",
             Self::NotEnrolled => "not_enrolled",
+            Self::TransactionMismatch => "transaction_mismatch",
+            Self::AmountExceedsCap => "amount_exceeds_cap",
+            Self::TransactionRequired => "transaction_required",
+            Self::NotActivated => "not_activated",
         }
     }
 
+    /// Whether a rejection for this reason tells the switch how many attempts are
+    /// left: the ones that count a failure (or would, with a live code), and a lock.
+    pub fn carries_attempts(self) -> bool {
+        matches!(
+            self,
+            Self::Invalid | Self::TransactionMismatch | Self::AmountExceedsCap | Self::Locked
+        )
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "invalid" => Some(Self::Invalid),
-            "expired" => Some(Self::Expired),
-            "used" => Some(Self::Used),
-            "locked" => Some(Self::Locked),
-            "not_enrolled" => Some(Self::NotEnrolled),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
     }
 
     /// ISO 8583 (1987) field 39 codes a card switch already maps to customer messages.
     pub fn response_code(self) -> &'static str {
         match self {
-            Self::Invalid => "55",     // incorrect PIN
-            Self::Expired => "54",     // expired
-            Self::Used => "94",        // duplicate transmission
-            Self::Locked => "75",      // allowable number of PIN tries exceeded
-            Self::NotEnrolled => "56", // no card record
+            Self::Invalid => "55",             // incorrect PIN
+            Self::Expired => "54",             // expired
+            Self::Used => "94",                // duplicate transmission
+            Self::Locked => "75",              // allowable number of PIN tries exceeded
+            Self::NotEnrolled => "56",         // no card record
+            Self::TransactionMismatch => "12", // invalid transaction
+            Self::AmountExceedsCap => "61",    // exceeds withdrawal amount limit
+            Self::TransactionRequired => "30", // format error
+            Self::NotActivated => "62",        // restricted card
         }
     }
 }

@@ -5,7 +5,8 @@
 //! * `app`       — builds the store, core and listeners; runs them until shutdown.
 //! * `telemetry` — logging and the Prometheus recorder.
 //! * `domain`    — shared vocabulary: card status, channel, role, verdict.
-//! * `codes`     — CSPRNG codes, keyed hashes, constant-time comparison.
+//! * `codes`     — CSPRNG codes, keyed hashes (payments, ePINs), constant-time comparison.
+//! * `policy`    — the bank's policies as pure rules: payments, caps, weak ePINs.
 //! * `store`     — all SQL, on SQLite or PostgreSQL; the atomic rules live here.
 //! * `core`      — the gateway's rules and texts; transport-free.
 //! * `limits`    — per-node rate limits (governor) and the verify guessing guard.
@@ -21,6 +22,7 @@ pub mod core;
 pub mod domain;
 pub mod http;
 pub mod limits;
+pub mod policy;
 pub mod smpp;
 pub mod store;
 pub mod telemetry;

@@ -106,6 +106,18 @@ enum CardCommand {
     Suspend(CardRef),
     /// Print a card's audit trail as JSON.
     Events(CardRef),
+    /// Set or clear a card's ePIN (the second factor the bank sets).
+    #[command(subcommand)]
+    Epin(EpinCommand),
+}
+
+#[derive(Subcommand)]
+enum EpinCommand {
+    /// Set or change the ePIN, read from standard input (never from the command
+    /// line, where the process list and shell history would keep it).
+    Set(CardRef),
+    /// Remove the ePIN.
+    Clear(CardRef),
 }
 
 #[derive(clap::Args)]
@@ -337,7 +349,7 @@ async fn card(cmd: CardCommand, settings: Settings) -> Result<()> {
     };
     let json = match cmd {
         CardCommand::Enroll { pan, msisdn } => {
-            serde_json::to_value(core.enroll(&read_pan(&pan)?, &msisdn, "cli").await?)?
+            serde_json::to_value(core.enroll_card(&read_pan(&pan)?, &msisdn, "cli").await?)?
         }
         CardCommand::Show(r) => serde_json::to_value(resolve(r).await?)?,
         CardCommand::Reactivate(r) => {
@@ -354,6 +366,19 @@ async fn card(cmd: CardCommand, settings: Settings) -> Result<()> {
         CardCommand::Events(r) => {
             let id = resolve(r).await?.id;
             serde_json::to_value(core.events(id).await?)?
+        }
+        CardCommand::Epin(EpinCommand::Set(r)) => {
+            let id = resolve(r).await?.id;
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("Failed to read the ePIN from stdin")?;
+            serde_json::to_value(core.set_epin(id, Some(line.trim()), "cli").await?)?
+        }
+        CardCommand::Epin(EpinCommand::Clear(r)) => {
+            let id = resolve(r).await?.id;
+            serde_json::to_value(core.set_epin(id, None, "cli").await?)?
         }
     };
     println!("{json}");

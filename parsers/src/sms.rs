@@ -10,11 +10,12 @@
 use std::collections::VecDeque;
 use std::iter;
 
-use nom::bytes::complete::{tag, take_while, take_while1};
+use nom::bytes::complete::{tag, take_while, take_while1, take_while_m_n};
 use nom::character::complete::digit1;
 use nom::combinator::{eof, opt, recognize};
 use nom::error::{Error, ErrorKind};
-use nom::multi::separated_list1;
+use nom::multi::{many0, separated_list1};
+use nom::sequence::preceded;
 use nom::{IResult, Parser};
 
 use crate::digits::{ascii_digit, digit_value};
@@ -85,6 +86,88 @@ pub fn parse_sms(body: &str, grammar: &SmsGrammar) -> SmsRequest {
     } else {
         SmsRequest::Unrecognised
     }
+}
+
+/// The largest cap a customer may set, in whole currency units: at most 12 digits,
+/// so a cap can never hold enough digits of a card number to matter.
+pub const CAP_MAX: u64 = 999_999_999_999;
+
+/// Classifies an SMS body like [`parse_sms`], and reads the maximum amount a
+/// customer may put after the card digits: `5678 2500000`, `OTP 5678 2,500,000`,
+/// `۵۶۷۸ ۲٬۵۰۰٬۰۰۰` (any digit script; grouped by `,`, `٬` or `'` in threes, or not
+/// grouped). The card digits must then be one run of 4 or 6. A cap of 0 or above
+/// [`CAP_MAX`], or badly grouped, leaves the body to [`parse_sms`]; so does a body
+/// that holds a card number anywhere — which includes 4 digits, a space and an
+/// ungrouped cap of 9 digits or more (`1234 567890123` is 13 digits in a row: the
+/// customer is warned, and nothing of it is kept). Never panics, whatever the input.
+#[must_use]
+pub fn parse_sms_capped(body: &str, grammar: &SmsGrammar) -> (SmsRequest, Option<u64>) {
+    let folded = fold(body);
+    let core = folded.trim().trim_matches(is_sep);
+    if !core.is_empty() && !contains_pan(&folded) {
+        if let Some(found) = parse_capped(core, &fold_all(&grammar.keywords)) {
+            return found;
+        }
+    }
+    (parse_sms(body, grammar), None)
+}
+
+/// Between the card digits and the cap.
+fn is_cap_sep(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '-' | '*' | '/' | ':' | '#')
+}
+
+/// Thousands separators inside a cap.
+fn is_thousands_sep(c: char) -> bool {
+    matches!(c, ',' | '\u{066C}' | '\'' | '\u{2019}')
+}
+
+/// `2500000` or `2,500,000`: the value, if the grouping is regular and the value
+/// is between 1 and [`CAP_MAX`].
+fn cap_amount(input: &str) -> Res<'_, Option<u64>> {
+    let (rest, (first, groups)) = (
+        digit1,
+        many0(preceded(take_while_m_n(1, 1, is_thousands_sep), digit1)),
+    )
+        .parse(input)?;
+    let grouped_ok = groups.is_empty()
+        || ((1..=3).contains(&first.len()) && groups.iter().all(|g: &&str| g.len() == 3));
+    let digits: String = iter::once(first).chain(groups).collect();
+    let value = digits
+        .parse::<u64>()
+        .ok()
+        .filter(|v| grouped_ok && (1..=CAP_MAX).contains(v) && digits.len() <= 12);
+    Ok((rest, value))
+}
+
+/// `[keyword] digits cap`, with `digits` one run of 4 or 6.
+fn parse_capped(core: &str, keywords: &[String]) -> Option<(SmsRequest, Option<u64>)> {
+    let mut after_keyword: Vec<&str> = keywords
+        .iter()
+        .filter_map(|kw| keyword(core, kw).ok().map(|(rest, ())| rest))
+        .collect();
+    after_keyword.sort_by_key(|rest| rest.len());
+    for rest in after_keyword.into_iter().chain(iter::once(core)) {
+        let parsed: Res<'_, (&str, Option<u64>)> = (
+            take_while(is_sep),
+            digit1,
+            take_while1(is_cap_sep),
+            cap_amount,
+            take_while(is_sep),
+            eof,
+        )
+            .map(|(_, digits, _, cap, _, _)| (digits, cap))
+            .parse(rest);
+        if let Ok((_, (digits, Some(cap)))) = parsed {
+            let request = match digits.len() {
+                4 => SmsRequest::Last4(digits.to_owned()),
+                6 => SmsRequest::Last6(digits.to_owned()),
+                _ => continue,
+            };
+            return Some((request, Some(cap)));
+        }
+    }
+    None
 }
 
 /// Brings body and keywords to one comparable form: ASCII digits, lower-case
@@ -383,6 +466,48 @@ mod tests {
             ("1234?", last4("1234")),
             ("?1234", last4("1234")),
             ("12\u{2013}34", last4("1234")), // en dash
+        ];
+        for (input, expected) in table {
+            check(input, expected);
+        }
+    }
+
+    #[test]
+    fn cap_table() {
+        fn check(input: &str, expected: (SmsRequest, Option<u64>)) {
+            assert_eq!(
+                parse_sms_capped(input, &SmsGrammar::default()),
+                expected,
+                "parse_sms_capped({input:?})"
+            );
+        }
+        let table = [
+            ("5678 2500000", (last4("5678"), Some(2_500_000))),
+            ("5678 2,500,000", (last4("5678"), Some(2_500_000))),
+            ("۵۶۷۸ ۲٬۵۰۰٬۰۰۰", (last4("5678"), Some(2_500_000))),
+            ("۵۶۷۸ ۲۵۰۰۰۰۰", (last4("5678"), Some(2_500_000))),
+            ("٥٦٧٨ ٢٥٠٠٠٠٠", (last4("5678"), Some(2_500_000))),
+            ("OTP 5678 2500000", (last4("5678"), Some(2_500_000))),
+            ("رمز ۵۶۷۸ ۲٬۵۰۰٬۰۰۰", (last4("5678"), Some(2_500_000))),
+            ("5678-2500000", (last4("5678"), Some(2_500_000))),
+            ("5678*2500000", (last4("5678"), Some(2_500_000))),
+            ("5678  1 ", (last4("5678"), Some(1))),
+            ("5678 1'000", (last4("5678"), Some(1_000))),
+            ("125678 999,999,999,999", (last6("125678"), Some(CAP_MAX))),
+            // No cap: as parse_sms.
+            ("5678", (last4("5678"), None)),
+            ("12 34", (last4("1234"), None)),
+            // Bad caps are not read as caps.
+            ("5678 0", (Unrecognised, None)),
+            ("5678 25,00,000", (Unrecognised, None)),
+            ("5678 2500,000", (Unrecognised, None)),
+            ("5678 1,000,000,000,000", (Unrecognised, None)),
+            ("5678 2500000 3", (Unrecognised, None)),
+            ("567 2500000", (Unrecognised, None)),
+            // A card number is never read as digits and a cap.
+            ("6037 9912 3456 7890", (FullPan, None)),
+            ("1234 567890123", (FullPan, None)),
+            ("1234 603799123456", (FullPan, None)),
         ];
         for (input, expected) in table {
             check(input, expected);

@@ -3,7 +3,7 @@
 
 use otpgw_parsers::digits::{digit_value, normalize_digits};
 use otpgw_parsers::msisdn::normalize_msisdn;
-use otpgw_parsers::sms::{parse_sms, SmsGrammar, SmsRequest};
+use otpgw_parsers::sms::{parse_sms, parse_sms_capped, SmsGrammar, SmsRequest, CAP_MAX};
 use otpgw_parsers::text::{decode_short_message, gsm7_fits, gsm7_septets};
 use otpgw_parsers::ussd::parse_ussd;
 use proptest::prelude::*;
@@ -32,6 +32,50 @@ fn pan16() -> impl Strategy<Value = String> {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn capped_parsing_never_panics_and_agrees_with_parse_sms(s in sms_like()) {
+        let g = SmsGrammar::default();
+        let (request, cap) = parse_sms_capped(&s, &g);
+        match cap {
+            // Without a cap it is exactly parse_sms.
+            None => prop_assert_eq!(request, parse_sms(&s, &g)),
+            Some(c) => {
+                prop_assert!((1..=CAP_MAX).contains(&c));
+                prop_assert!(matches!(request, SmsRequest::Last4(_) | SmsRequest::Last6(_)));
+            }
+        }
+    }
+
+    #[test]
+    fn a_cap_in_any_script_is_read(cap in 1u64..=CAP_MAX, script in 0usize..4, grouped in any::<bool>()) {
+        // Ungrouped, 9 digits or more after the 4 make a card-number-sized run,
+        // which is (rightly) reported as a card number instead.
+        let cap = if grouped { cap } else { cap % 99_999_999 + 1 };
+        let zero = ['0', '\u{06F0}', '\u{0660}', '\u{FF10}'][script];
+        let sep = ['٬', ',', ',', ','][script];
+        let text = if grouped {
+            let plain = cap.to_string();
+            let mut out = String::new();
+            for (i, c) in plain.chars().enumerate() {
+                if i > 0 && (plain.len() - i) % 3 == 0 {
+                    out.push(sep);
+                }
+                out.push(c);
+            }
+            out
+        } else {
+            cap.to_string()
+        };
+        let body: String = format!("5678 {text}")
+            .chars()
+            .map(|c| c.to_digit(10).and_then(|d| char::from_u32(zero as u32 + d)).unwrap_or(c))
+            .collect();
+        prop_assert_eq!(
+            parse_sms_capped(&body, &SmsGrammar::default()),
+            (SmsRequest::Last4("5678".into()), Some(cap))
+        );
+    }
 
     #[test]
     fn digits_never_panic(s in sms_like(), c in any::<char>()) {
@@ -140,10 +184,10 @@ fn the_fuzz_corpus_parses_without_panic() {
             .collect()
     };
     for bytes in inputs("sms") {
-        let _ = otpgw_parsers::sms::parse_sms(
-            &String::from_utf8_lossy(&bytes),
-            &otpgw_parsers::sms::SmsGrammar::default(),
-        );
+        let body = String::from_utf8_lossy(&bytes);
+        let grammar = otpgw_parsers::sms::SmsGrammar::default();
+        let _ = otpgw_parsers::sms::parse_sms(&body, &grammar);
+        let _ = otpgw_parsers::sms::parse_sms_capped(&body, &grammar);
     }
     for bytes in inputs("ussd") {
         let _ = otpgw_parsers::ussd::parse_ussd(&String::from_utf8_lossy(&bytes));

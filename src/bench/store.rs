@@ -88,6 +88,7 @@ pub async fn run(args: StoreArgs, stop: CancellationToken) -> Result<()> {
         store,
         Keys::generate(),
         service,
+        crate::config::PolicySettings::default(),
         Limits::new(&open_limits(), &[]),
         Arc::new(SystemClock),
     );

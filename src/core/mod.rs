@@ -15,15 +15,17 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use otpgw_parsers::msisdn::{normalize_msisdn, MsisdnError};
-use otpgw_parsers::sms::{parse_sms, SmsGrammar, SmsRequest};
+use otpgw_parsers::sms::{parse_sms_capped, SmsGrammar, SmsRequest};
 
 use crate::codes::{self, Code, Keys, Pan};
-use crate::config::ServiceSettings;
+use crate::config::{PolicySettings, ServiceSettings};
 use crate::domain::{CardStatus, Channel, CodeState, Delivery, Reason, Role, Verdict};
 use crate::limits::{Admission, Limits, Refused};
+use crate::policy::{Epin, Transaction};
 use crate::store::{
-    ApiKey, Card, CodeRecord, Effect, Event, Issued, LatestCode, LockedCard, MessageRef, NewCard,
-    NewCode, PushKey, StatusChange, Store, StoreError, VerifyAttempt,
+    Activation, ApiKey, Card, CodeRecord, Effect, Event, Issued, LatestCode, LockedCard,
+    MessageRef, NewActivation, NewCard, NewCode, PushKey, StatusChange, Store, StoreError,
+    VerifyAttempt,
 };
 pub use texts::ReplyKind;
 
@@ -48,6 +50,11 @@ pub enum CoreError {
     /// A transport's deadline passed before the core answered (nothing is promised).
     #[error("not handled within the deadline")]
     Timeout,
+    /// `[policy] require_transaction`: the request must name the payment.
+    #[error("this bank requires a transaction with every code and verification")]
+    TransactionRequired,
+    #[error("{0}")]
+    Policy(#[from] crate::policy::PolicyError),
 }
 
 /// A message the core sends without being asked (a pushed code), handed to the
@@ -55,7 +62,9 @@ pub enum CoreError {
 pub struct Push {
     pub to: String,
     pub text: String,
-    pub code_id: i64,
+    /// The code whose delivery this message reports; `None` for an activation
+    /// message, which is not a code record.
+    pub code_id: Option<i64>,
     pub route: String,
     /// Epoch ms after which sending it is pointless (the code has expired).
     pub expires_at: i64,
@@ -169,6 +178,59 @@ pub struct VerifyOutcome {
     pub verdict: Verdict,
     pub locked_now: bool,
     pub replayed: bool,
+    /// Failures left before the card locks, on a rejection that counted (or could
+    /// have counted) one, and on a lock.
+    pub attempts_left: Option<i64>,
+    /// The card is locked: until when (epoch ms), or `None` until re-activated.
+    pub lock: Option<Option<i64>>,
+}
+
+/// An enrolled card, and under `[policy] require_activation` what became of its
+/// activation code.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Enrolled {
+    #[serde(flatten)]
+    pub card: Card,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activation: Option<ActivationNotice>,
+}
+
+/// Whether the activation SMS went out.
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
+pub struct ActivationNotice {
+    pub state: ActivationState,
+    /// Epoch ms after which the code is void.
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivationState {
+    /// Queued on the operator connection serving the card's number.
+    Sent,
+    /// No operator connection serves the number: send again later
+    /// (`POST /v1/cards/{id}/activation`).
+    NoRoute,
+    /// The outgoing queue was full: send again.
+    QueueFull,
+}
+
+impl ActivationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::NoRoute => "no_route",
+            Self::QueueFull => "queue_full",
+        }
+    }
+}
+
+/// What a verify presents besides the code: the payment and the card's ePIN.
+#[derive(Default, Clone, Copy)]
+pub struct Factors<'a> {
+    pub transaction: Option<&'a Transaction>,
+    /// As typed; compared only when the card has an ePIN.
+    pub epin: Option<&'a str>,
 }
 
 #[derive(Clone)]
@@ -180,6 +242,9 @@ struct Inner {
     store: Store,
     keys: Keys,
     service: ServiceSettings,
+    policy: PolicySettings,
+    /// `[policy] max_failures`, else `[service] max_failures`.
+    max_failures: i64,
     grammar: SmsGrammar,
     clock: Arc<dyn Clock>,
     limits: Limits,
@@ -194,9 +259,11 @@ impl Core {
         store: Store,
         keys: Keys,
         service: ServiceSettings,
+        policy: PolicySettings,
         limits: Limits,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let max_failures = policy.max_failures.unwrap_or(service.max_failures);
         let grammar = SmsGrammar {
             keywords: service.keywords.clone(),
             help_keywords: service.help_keywords.clone(),
@@ -206,6 +273,8 @@ impl Core {
                 store,
                 keys,
                 service,
+                policy,
+                max_failures,
                 grammar,
                 clock,
                 shared: quota::SharedLimits::new(limits.settings()),
@@ -260,6 +329,10 @@ impl Core {
                 digits: &answer.digits,
                 short_code: svc.short_codes.first().map_or("", String::as_str),
                 retry_secs: answer.retry_secs,
+                transaction: None,
+                cap: answer
+                    .cap
+                    .map(|c| (c, self.inner.policy.cap_currency.as_str())),
             },
         );
         metrics::counter!("otpgw_replies_total", "kind" => answer.kind.as_str(), "channel" => inbound.channel.as_str())
@@ -273,10 +346,10 @@ impl Core {
     }
 
     async fn answer(&self, inbound: &Inbound, msisdn: &str) -> Result<Option<Answer>, CoreError> {
-        let request = parse_sms(&inbound.text, &self.inner.grammar);
+        let (request, cap) = parse_sms_capped(&inbound.text, &self.inner.grammar);
         Ok(match &request {
             SmsRequest::Last4(d) | SmsRequest::Last6(d) => {
-                return self.issue_for(inbound, msisdn, &request, d).await
+                return self.issue_for(inbound, msisdn, &request, d, cap).await
             }
             SmsRequest::FullPan => {
                 tracing::warn!(peer = %inbound.peer, "a full card number was received; it was discarded and the customer warned");
@@ -293,10 +366,19 @@ impl Core {
         msisdn: &str,
         request: &SmsRequest,
         digits: &str,
+        cap: Option<u64>,
     ) -> Result<Option<Answer>, CoreError> {
         let keys = &self.inner.keys;
         let limits = &self.inner.limits;
-        let cards = self.inner.store.cards_by_msisdn(msisdn).await?;
+        let now = self.now_ms();
+        let cards: Vec<Card> = self
+            .inner
+            .store
+            .cards_by_msisdn(msisdn)
+            .await?
+            .into_iter()
+            .map(|c| c.as_of(now))
+            .collect();
         if cards.is_empty() {
             // Unknown numbers get one notice per window: never amplify abuse.
             let notify = limits.notify_unknown_sender(msisdn)
@@ -324,8 +406,12 @@ impl Core {
             [card] => *card,
             [..] => return Ok(Some(Answer::say(ReplyKind::Ambiguous, digits))),
         };
-        if card.status != CardStatus::Active {
-            return Ok(Some(Answer::say(ReplyKind::Locked, &card.last4)));
+        match card.status {
+            CardStatus::Active => {}
+            CardStatus::Pending => {
+                return Ok(Some(Answer::say(ReplyKind::NotActivated, &card.last4)))
+            }
+            _ => return Ok(Some(Answer::say(ReplyKind::Locked, &card.last4))),
         }
         match limits.admit_card(msisdn, card.id) {
             Admission::Allow => {}
@@ -341,7 +427,6 @@ impl Core {
             return Ok(Answer::limited(limits.over(msisdn, wait, "card")));
         }
         let code = Code::generate();
-        let now = self.now_ms();
         let ttl_ms = i64::try_from(self.inner.service.code_ttl_secs * 1000).unwrap_or(i64::MAX);
         let issued = self
             .inner
@@ -356,6 +441,8 @@ impl Core {
                     expires_at: now.saturating_add(ttl_ms),
                     delivery: None,
                     route: None,
+                    txn_hash: None,
+                    cap: cap.map(|c| i64::try_from(c).unwrap_or(i64::MAX)),
                 },
                 &format!("{}:{}", inbound.channel.as_str(), inbound.peer),
             )
@@ -370,6 +457,7 @@ impl Core {
                 Answer {
                     code: Some(code),
                     code_id: Some(code_id),
+                    cap,
                     ..Answer::say(ReplyKind::Code, &card.last4)
                 }
             }
@@ -390,19 +478,31 @@ impl Core {
         key: ApiKey,
         pan: &Pan,
         request_id: &str,
+        transaction: Option<&Transaction>,
     ) -> Result<Pushed, CoreError> {
         let keys = &self.inner.keys;
         let store = &self.inner.store;
+        if self.inner.policy.require_transaction && transaction.is_none() {
+            return Err(CoreError::TransactionRequired);
+        }
         let pan_hash = keys.pan_hash(pan);
+        // A retry must name the same card and the same payment. (An unbound push
+        // keeps the plain card hash as its fingerprint, as before policies.)
+        let fingerprint = match transaction {
+            Some(t) => keys.request_fingerprint(&pan_hash, "push", Some(t)),
+            None => pan_hash.clone(),
+        };
+        let txn_hash = transaction.map(|t| keys.transaction_hash(t));
         let push = PushKey {
             api_key_id: key.id,
             request_id,
-            fingerprint: &pan_hash,
+            fingerprint: &fingerprint,
         };
         let card = store
             .card_by_pan_hash(&pan_hash)
             .await?
-            .ok_or(CoreError::NotEnrolled)?;
+            .ok_or(CoreError::NotEnrolled)?
+            .as_of(self.now_ms());
         if card.status != CardStatus::Active {
             return Err(CoreError::CardNotActive(card.status));
         }
@@ -439,6 +539,8 @@ impl Core {
                     expires_at,
                     delivery: Some(Delivery::Queued),
                     route: Some(&route),
+                    txn_hash: txn_hash.as_deref(),
+                    cap: None,
                 },
                 &format!("apikey:{}", key.id),
                 &push,
@@ -451,7 +553,7 @@ impl Core {
                 code_id,
                 fingerprint,
             } => {
-                if !codes::hashes_equal(&fingerprint, &pan_hash) {
+                if !codes::hashes_equal(&fingerprint, push.fingerprint) {
                     return Err(CoreError::RequestIdReused);
                 }
                 let record = store
@@ -478,12 +580,14 @@ impl Core {
                 digits: &card.last4,
                 short_code: svc.short_codes.first().map_or("", String::as_str),
                 retry_secs: 0,
+                transaction,
+                cap: None,
             },
         );
         let queued = outbound.send(Push {
             to: card.msisdn.clone(),
             text,
-            code_id,
+            code_id: Some(code_id),
             route,
             expires_at,
         });
@@ -548,7 +652,10 @@ impl Core {
                         text: String::new(),
                     };
                     let answer = match self.admit_msisdn(&msisdn).await {
-                        Admission::Allow => self.issue_for(&inbound, &msisdn, &request, &d).await?,
+                        Admission::Allow => {
+                            self.issue_for(&inbound, &msisdn, &request, &d, None)
+                                .await?
+                        }
                         over => Answer::limited(over),
                     };
                     match answer {
@@ -603,6 +710,7 @@ impl Core {
                 digits: &a.digits,
                 short_code: &svc.ussd_code,
                 retry_secs: a.retry_secs,
+                ..texts::Params::default()
             },
         )
     }
@@ -657,17 +765,44 @@ impl Core {
 
     /// Verifies a code for a card, atomically in the database. A `request_id` seen
     /// before returns its first answer; reused for a different request, it is an error.
+    ///
+    /// With an ePIN on the card, the ePIN is checked here (argon2, off the async
+    /// threads) against the hash read before the transaction; the rule then treats
+    /// a wrong ePIN exactly as a wrong code, so the answer never tells them apart.
     pub async fn verify(
         &self,
         key: ApiKey,
         pan: &Pan,
         code: &str,
         request_id: &str,
+        factors: Factors<'_>,
     ) -> Result<VerifyOutcome, CoreError> {
         let keys = &self.inner.keys;
+        let policy = &self.inner.policy;
+        if policy.require_transaction && factors.transaction.is_none() {
+            return Err(CoreError::TransactionRequired);
+        }
         let pan_hash = keys.pan_hash(pan);
-        let fingerprint = keys.request_fingerprint(&pan_hash, code);
-        let candidate = Code::parse(code).map(|c| keys.code_hash(&pan_hash, &c));
+        let fingerprint = keys.request_fingerprint(&pan_hash, code, factors.transaction);
+        let epin_matched = match factors.epin {
+            Some(raw) => self.check_epin(&pan_hash, raw).await?,
+            None => None,
+        };
+        let presented = Presented {
+            candidate: Code::parse(code).map(|c| keys.code_hash(&pan_hash, &c)),
+            epin_matched,
+            txn_hash: factors.transaction.map(|t| keys.transaction_hash(t)),
+            // A cap is in whole units of one currency: another currency cannot be
+            // shown to stay under it, so it counts as above.
+            cap_amount: factors.transaction.map(|t| {
+                if t.currency == policy.cap_currency {
+                    i64::try_from(t.whole_units()).unwrap_or(i64::MAX)
+                } else {
+                    i64::MAX
+                }
+            }),
+            require_transaction: policy.require_transaction,
+        };
         let now = self.now_ms();
         let attempt = VerifyAttempt {
             api_key_id: key.id,
@@ -675,14 +810,15 @@ impl Core {
             fingerprint: &fingerprint,
             pan_hash: &pan_hash,
             now,
-            max_failures: self.inner.service.max_failures,
+            max_failures: self.inner.max_failures,
+            lock_ms: policy.lock.timed_ms(),
             actor: &format!("apikey:{}", key.id),
         };
         let record = self
             .inner
             .store
             .verify(&attempt, move |card, latest| {
-                decide(card, latest, candidate.as_deref(), now)
+                decide(card, latest, &presented, now)
             })
             .await?;
         if record.replayed && !codes::hashes_equal(&record.fingerprint, &fingerprint) {
@@ -709,7 +845,66 @@ impl Core {
             verdict: record.verdict,
             locked_now: record.locked_now,
             replayed: record.replayed,
+            attempts_left: record.attempts_left,
+            lock: record.lock,
         })
+    }
+
+    /// Checks a presented ePIN against the card's hash. Returns the hash it matched
+    /// (the rule compares it with the card's under lock), or `None`: no such card,
+    /// no ePIN on it, malformed, or wrong.
+    async fn check_epin(&self, pan_hash: &str, raw: &str) -> Result<Option<String>, CoreError> {
+        let Ok(epin) = Epin::parse(raw) else {
+            return Ok(None);
+        };
+        let Some(stored) = self
+            .inner
+            .store
+            .card_by_pan_hash(pan_hash)
+            .await?
+            .and_then(|c| c.epin_hash)
+        else {
+            return Ok(None);
+        };
+        let keys = self.inner.keys.clone();
+        let matched = tokio::task::spawn_blocking(move || {
+            keys.epin_matches(&stored, &epin).then_some(stored)
+        })
+        .await
+        .map_err(|_| StoreError::Unavailable("the ePIN check did not finish".into()))?;
+        Ok(matched)
+    }
+
+    /// Sets a card's ePIN (refusing weak ones) or clears it (`None`). The slow hash
+    /// runs off the async threads; the ePIN goes nowhere but into it.
+    pub async fn set_epin(
+        &self,
+        id: i64,
+        epin: Option<&str>,
+        actor: &str,
+    ) -> Result<Card, CoreError> {
+        let hash = match epin {
+            Some(raw) => {
+                let epin = Epin::new_strong(raw)?;
+                let keys = self.inner.keys.clone();
+                Some(
+                    tokio::task::spawn_blocking(move || keys.epin_hash(&epin))
+                        .await
+                        .map_err(|_| {
+                            StoreError::Unavailable("the ePIN hash did not finish".into())
+                        })?,
+                )
+            }
+            None => None,
+        };
+        let set = hash.is_some();
+        let card = self
+            .inner
+            .store
+            .set_epin(id, hash, actor, self.now_ms())
+            .await?;
+        tracing::info!(card_id = id, actor, set, "card ePIN changed");
+        Ok(card.as_of(self.now_ms()))
     }
 
     /// Records whether the transport's peer accepted the message carrying a code.
@@ -811,36 +1006,206 @@ impl Core {
         msisdn_raw: &str,
         actor: &str,
     ) -> Result<Card, CoreError> {
+        Ok(self.enroll_card(pan, msisdn_raw, actor).await?.card)
+    }
+
+    /// Enrolls a card. Under `[policy] require_activation` it starts `pending`, and
+    /// an activation code (valid `activation_ttl_secs`) is committed with it, then
+    /// sent to its phone through client mode's operator connections; the answer
+    /// says whether that worked, so the bank can send again
+    /// (`resend_activation`).
+    pub async fn enroll_card(
+        &self,
+        pan: &Pan,
+        msisdn_raw: &str,
+        actor: &str,
+    ) -> Result<Enrolled, CoreError> {
         let keys = &self.inner.keys;
         let msisdn = self.normalize_msisdn(msisdn_raw)?;
+        let pan_hash = keys.pan_hash(pan);
+        let now = self.now_ms();
+        let activation = self.inner.policy.require_activation.then(|| {
+            let code = Code::generate();
+            let hash = keys.activation_hash(&pan_hash, &code);
+            (code, hash, now.saturating_add(self.activation_ttl_ms()))
+        });
         let card = self
             .inner
             .store
             .enroll(
                 NewCard {
-                    pan_hash: &keys.pan_hash(pan),
+                    pan_hash: &pan_hash,
                     last4: pan.last4(),
                     last6_hash: &keys.last6_hash(pan.last6()),
                     msisdn: &msisdn,
+                    activation: activation
+                        .as_ref()
+                        .map(|(_, hash, expires_at)| NewActivation {
+                            code_hash: hash,
+                            expires_at: *expires_at,
+                        }),
                 },
+                actor,
+                now,
+            )
+            .await?;
+        tracing::info!(
+            card_id = card.id,
+            actor,
+            status = card.status.as_str(),
+            "card enrolled"
+        );
+        let activation = match activation {
+            Some((code, _, expires_at)) => Some(
+                self.send_activation(&card, &code, expires_at, actor)
+                    .await?,
+            ),
+            None => None,
+        };
+        Ok(Enrolled { card, activation })
+    }
+
+    /// A new activation code for a pending card (the first could not be sent, or
+    /// expired, or was voided by wrong attempts), sent as at enrollment.
+    pub async fn resend_activation(&self, id: i64, actor: &str) -> Result<Enrolled, CoreError> {
+        let keys = &self.inner.keys;
+        let card = self
+            .inner
+            .store
+            .card(id)
+            .await?
+            .ok_or(StoreError::NoSuchCard)?;
+        let code = Code::generate();
+        let now = self.now_ms();
+        let expires_at = now.saturating_add(self.activation_ttl_ms());
+        let card = self
+            .inner
+            .store
+            .renew_activation(
+                id,
+                NewActivation {
+                    code_hash: &keys.activation_hash(&card.pan_hash, &code),
+                    expires_at,
+                },
+                actor,
+                now,
+            )
+            .await?;
+        let activation = Some(
+            self.send_activation(&card, &code, expires_at, actor)
+                .await?,
+        );
+        Ok(Enrolled { card, activation })
+    }
+
+    /// Confirms a pending card's activation code (the customer read it from the
+    /// SMS to the ATM, app or branch). Wrong codes are counted and audited; at
+    /// `[policy] activation_max_failures` the activation is voided.
+    pub async fn activate(
+        &self,
+        id: i64,
+        code: &str,
+        actor: &str,
+    ) -> Result<Activation, CoreError> {
+        let card = self
+            .inner
+            .store
+            .card(id)
+            .await?
+            .ok_or(StoreError::NoSuchCard)?;
+        let candidate =
+            Code::parse(code).map(|c| self.inner.keys.activation_hash(&card.pan_hash, &c));
+        let outcome = self
+            .inner
+            .store
+            .activate(
+                id,
+                candidate,
+                self.inner.policy.activation_max_failures,
                 actor,
                 self.now_ms(),
             )
             .await?;
-        tracing::info!(card_id = card.id, actor, "card enrolled");
-        Ok(card)
+        match &outcome {
+            Activation::Activated(_) => tracing::info!(card_id = id, actor, "card activated"),
+            other => tracing::info!(card_id = id, actor, outcome = ?other, "activation refused"),
+        }
+        Ok(outcome)
+    }
+
+    fn activation_ttl_ms(&self) -> i64 {
+        i64::try_from(self.inner.policy.activation_ttl_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX)
+    }
+
+    /// Hands an activation SMS to client mode's route for the card's number. The
+    /// code is already committed; the message carries no code record.
+    async fn send_activation(
+        &self,
+        card: &Card,
+        code: &Code,
+        expires_at: i64,
+        actor: &str,
+    ) -> Result<ActivationNotice, CoreError> {
+        let svc = &self.inner.service;
+        let route = self
+            .inner
+            .outbound
+            .get()
+            .and_then(|o| o.route_for(&card.msisdn).map(|r| (o, r)));
+        let state = match route {
+            None => ActivationState::NoRoute,
+            Some((outbound, route)) => {
+                let text = texts::render(
+                    ReplyKind::Activation,
+                    svc.language,
+                    &texts::Params {
+                        code: code.expose(),
+                        ttl_secs: self.inner.policy.activation_ttl_secs,
+                        digits: &card.last4,
+                        ..texts::Params::default()
+                    },
+                );
+                let queued = outbound.send(Push {
+                    to: card.msisdn.clone(),
+                    text,
+                    code_id: None,
+                    route,
+                    expires_at,
+                });
+                if queued {
+                    ActivationState::Sent
+                } else {
+                    ActivationState::QueueFull
+                }
+            }
+        };
+        self.inner
+            .store
+            .audit(
+                Some(card.id),
+                "activation_sent",
+                actor,
+                serde_json::json!({"state": state.as_str(), "expires_at": expires_at}),
+                self.now_ms(),
+            )
+            .await?;
+        Ok(ActivationNotice { state, expires_at })
     }
 
     pub async fn card(&self, id: i64) -> Result<Option<Card>, CoreError> {
-        Ok(self.inner.store.card(id).await?)
+        let now = self.now_ms();
+        Ok(self.inner.store.card(id).await?.map(|c| c.as_of(now)))
     }
 
     pub async fn lookup(&self, pan: &Pan) -> Result<Option<Card>, CoreError> {
+        let now = self.now_ms();
         Ok(self
             .inner
             .store
             .card_by_pan_hash(&self.inner.keys.pan_hash(pan))
-            .await?)
+            .await?
+            .map(|c| c.as_of(now)))
     }
 
     pub async fn change_status(
@@ -898,6 +1263,8 @@ struct Answer {
     code: Option<Code>,
     code_id: Option<i64>,
     retry_secs: u64,
+    /// The customer's cap on the code just issued, restated in the reply.
+    cap: Option<u64>,
 }
 
 impl Answer {
@@ -908,6 +1275,7 @@ impl Answer {
             code: None,
             code_id: None,
             retry_secs: 0,
+            cap: None,
         }
     }
 
@@ -924,18 +1292,42 @@ impl Answer {
     }
 }
 
+/// What a verify request presented, reduced to what the rule compares: hashes and
+/// an amount, never the values themselves.
+struct Presented {
+    /// HMAC of the candidate code; `None` when it is not digits.
+    candidate: Option<String>,
+    /// The card's ePIN hash the presented ePIN matched, if it did.
+    epin_matched: Option<String>,
+    /// HMAC of the presented transaction.
+    txn_hash: Option<String>,
+    /// The transaction's amount in whole units of the cap currency.
+    cap_amount: Option<i64>,
+    require_transaction: bool,
+}
+
 /// The verification rule. Runs inside the store's transaction with the card locked.
-/// Only a wrong code counts as a failure: a right code that is used or expired shows
-/// the customer had it, and a locked card is answered without comparing anything.
+/// Only a wrong factor counts as a failure: a right code that is used or expired
+/// shows the customer had it, and a locked card is answered without comparing
+/// anything. A wrong ePIN is a wrong code: one failure, the same answer.
 fn decide(
     card: &LockedCard,
     latest: Option<&LatestCode>,
-    candidate: Option<&str>,
+    presented: &Presented,
     now: i64,
 ) -> (Verdict, Effect) {
-    if card.status != CardStatus::Active {
-        return (Verdict::Rejected(Reason::Locked), Effect::None);
+    match card.status {
+        CardStatus::Active => {}
+        CardStatus::Pending => return (Verdict::Rejected(Reason::NotActivated), Effect::None),
+        CardStatus::Locked | CardStatus::Suspended => {
+            return (Verdict::Rejected(Reason::Locked), Effect::None)
+        }
     }
+    let epin_ok = match &card.epin_hash {
+        None => true,
+        Some(h) => presented.epin_matched.as_deref() == Some(h.as_str()),
+    };
+    let candidate = presented.candidate.as_deref().filter(|_| epin_ok);
     let matched = match (latest, candidate) {
         (Some(code), Some(candidate)) if codes::hashes_equal(&code.code_hash, candidate) => code,
         // A wrong code is a guess only while a code is live: then it counts toward the
@@ -947,17 +1339,44 @@ fn decide(
         _ => return (Verdict::Rejected(Reason::Invalid), Effect::None),
     };
     match matched.state {
-        CodeState::Live if now < matched.expires_at => {
-            (Verdict::Approved, Effect::UseCode(matched.id))
+        CodeState::Live if now < matched.expires_at => {}
+        CodeState::Live => {
+            return (
+                Verdict::Rejected(Reason::Expired),
+                Effect::ExpireCode(matched.id),
+            )
         }
-        CodeState::Live => (
-            Verdict::Rejected(Reason::Expired),
-            Effect::ExpireCode(matched.id),
-        ),
-        CodeState::Used => (Verdict::Rejected(Reason::Used), Effect::None),
+        CodeState::Used => return (Verdict::Rejected(Reason::Used), Effect::None),
         // expired, or voided by a lock or suspension: the customer must ask again.
-        _ => (Verdict::Rejected(Reason::Expired), Effect::None),
+        _ => return (Verdict::Rejected(Reason::Expired), Effect::None),
     }
+    // The right code, live: now the payment it was issued for.
+    match (&matched.txn_hash, &presented.txn_hash) {
+        (Some(bound), Some(given)) if codes::hashes_equal(bound, given) => {}
+        (Some(_), _) => {
+            return (
+                Verdict::Rejected(Reason::TransactionMismatch),
+                Effect::CountFailure,
+            )
+        }
+        (None, _) if presented.require_transaction => {
+            return (Verdict::Rejected(Reason::TransactionRequired), Effect::None)
+        }
+        (None, _) => {}
+    }
+    if let Some(cap) = matched.cap {
+        match presented.cap_amount {
+            None => return (Verdict::Rejected(Reason::TransactionRequired), Effect::None),
+            Some(amount) if amount > cap => {
+                return (
+                    Verdict::Rejected(Reason::AmountExceedsCap),
+                    Effect::CountFailure,
+                )
+            }
+            Some(_) => {}
+        }
+    }
+    (Verdict::Approved, Effect::UseCode(matched.id))
 }
 
 #[cfg(test)]
@@ -969,6 +1388,17 @@ mod tests {
             id: 1,
             status,
             failures: 0,
+            epin_hash: None,
+        }
+    }
+
+    fn plain(candidate: Option<&str>) -> Presented {
+        Presented {
+            candidate: candidate.map(str::to_owned),
+            epin_matched: None,
+            txn_hash: None,
+            cap_amount: None,
+            require_transaction: false,
         }
     }
 
@@ -978,6 +1408,8 @@ mod tests {
             code_hash: "h".into(),
             state: CodeState::parse(state).unwrap(),
             expires_at,
+            txn_hash: None,
+            cap: None,
         }
     }
 
@@ -1074,12 +1506,149 @@ mod tests {
             ),
         ];
         for (card, latest, candidate, now, expected) in cases {
-            assert_eq!(&decide(card, latest.as_ref(), *candidate, *now), expected);
+            assert_eq!(
+                &decide(card, latest.as_ref(), &plain(*candidate), *now),
+                expected
+            );
         }
         for status in [CardStatus::Locked, CardStatus::Suspended] {
             assert_eq!(
-                decide(&card(status), Some(&code("live", 60_000)), Some("h"), 0),
+                decide(
+                    &card(status),
+                    Some(&code("live", 60_000)),
+                    &plain(Some("h")),
+                    0
+                ),
                 (Verdict::Rejected(Reason::Locked), Effect::None)
+            );
+        }
+        assert_eq!(
+            decide(
+                &card(CardStatus::Pending),
+                Some(&code("live", 60_000)),
+                &plain(Some("h")),
+                0
+            ),
+            (Verdict::Rejected(Reason::NotActivated), Effect::None)
+        );
+    }
+
+    #[test]
+    fn policy_decision_table() {
+        use Reason::*;
+        let live = |txn: Option<&str>, cap: Option<i64>| LatestCode {
+            txn_hash: txn.map(str::to_owned),
+            cap,
+            ..code("live", 60_000)
+        };
+        let with_epin = LockedCard {
+            epin_hash: Some("E".into()),
+            ..card(CardStatus::Active)
+        };
+        let p =
+            |epin: Option<&str>, txn: Option<&str>, amount: Option<i64>, require: bool| Presented {
+                epin_matched: epin.map(str::to_owned),
+                txn_hash: txn.map(str::to_owned),
+                cap_amount: amount,
+                require_transaction: require,
+                ..plain(Some("h"))
+            };
+        let rejected = |r, e| (Verdict::Rejected(r), e);
+        let approved = || (Verdict::Approved, Effect::UseCode(7));
+        let active = card(CardStatus::Active);
+        let cases: Vec<(&LockedCard, LatestCode, Presented, (Verdict, Effect))> = vec![
+            // ePIN: right code and right ePIN; a wrong or missing ePIN is a wrong code.
+            (
+                &with_epin,
+                live(None, None),
+                p(Some("E"), None, None, false),
+                approved(),
+            ),
+            (
+                &with_epin,
+                live(None, None),
+                p(None, None, None, false),
+                rejected(Invalid, Effect::CountFailure),
+            ),
+            (
+                &with_epin,
+                live(None, None),
+                p(Some("old"), None, None, false),
+                rejected(Invalid, Effect::CountFailure),
+            ),
+            (
+                &with_epin,
+                live(None, None),
+                Presented {
+                    candidate: Some("x".into()),
+                    ..p(Some("E"), None, None, false)
+                },
+                rejected(Invalid, Effect::CountFailure),
+            ),
+            // A wrong ePIN says nothing about a used code either.
+            (
+                &with_epin,
+                code("used", 60_000),
+                p(None, None, None, false),
+                rejected(Invalid, Effect::None),
+            ),
+            // Bound to a payment: the same one approves; another, or none, is a counted mismatch.
+            (
+                &active,
+                live(Some("T"), None),
+                p(None, Some("T"), None, false),
+                approved(),
+            ),
+            (
+                &active,
+                live(Some("T"), None),
+                p(None, Some("U"), None, false),
+                rejected(TransactionMismatch, Effect::CountFailure),
+            ),
+            (
+                &active,
+                live(Some("T"), None),
+                p(None, None, None, false),
+                rejected(TransactionMismatch, Effect::CountFailure),
+            ),
+            // Unbound: any payment, unless the bank requires binding.
+            (
+                &active,
+                live(None, None),
+                p(None, Some("T"), None, false),
+                approved(),
+            ),
+            (
+                &active,
+                live(None, None),
+                p(None, Some("T"), Some(5), true),
+                rejected(TransactionRequired, Effect::None),
+            ),
+            // The customer's cap.
+            (
+                &active,
+                live(None, Some(100)),
+                p(None, Some("T"), Some(100), false),
+                approved(),
+            ),
+            (
+                &active,
+                live(None, Some(100)),
+                p(None, Some("T"), Some(101), false),
+                rejected(AmountExceedsCap, Effect::CountFailure),
+            ),
+            (
+                &active,
+                live(None, Some(100)),
+                p(None, None, None, false),
+                rejected(TransactionRequired, Effect::None),
+            ),
+        ];
+        for (i, (card, latest, presented, expected)) in cases.into_iter().enumerate() {
+            assert_eq!(
+                decide(card, Some(&latest), &presented, 0),
+                expected,
+                "case {i}"
             );
         }
     }

@@ -2,6 +2,7 @@
 //! picks GSM-7 or UCS-2 from the rendered text, so texts here are plain strings.
 
 use crate::config::Language;
+use crate::policy::Transaction;
 
 /// What a reply says; also the label on the `replies` metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,10 +17,14 @@ pub enum ReplyKind {
     Unrecognised,
     /// Over a rate limit: when to try again.
     Limited,
+    /// The card waits for activation (`[policy] require_activation`).
+    NotActivated,
+    /// The activation code sent to a newly enrolled card's phone.
+    Activation,
 }
 
 impl ReplyKind {
-    pub const ALL: [ReplyKind; 9] = [
+    pub const ALL: [ReplyKind; 11] = [
         Self::Code,
         Self::NotEnrolled,
         Self::NoSuchCard,
@@ -29,6 +34,8 @@ impl ReplyKind {
         Self::Help,
         Self::Unrecognised,
         Self::Limited,
+        Self::NotActivated,
+        Self::Activation,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,25 +49,56 @@ impl ReplyKind {
             Self::Help => "help",
             Self::Unrecognised => "unrecognised",
             Self::Limited => "limited",
+            Self::NotActivated => "not_activated",
+            Self::Activation => "activation",
         }
     }
 }
 
 /// The values a text may mention. Only `code` is secret, and it goes nowhere but
 /// into the text of the reply.
+#[derive(Default)]
 pub struct Params<'a> {
     pub code: &'a str,
     pub ttl_secs: u64,
     pub digits: &'a str,
     pub short_code: &'a str,
     pub retry_secs: u64,
+    /// The payment a code is bound to: the SMS names its type, amount and payee
+    /// before the code, so the customer sees what the code will approve.
+    pub transaction: Option<&'a Transaction>,
+    /// The customer's cap (whole units) and its currency, restated in the reply.
+    pub cap: Option<(u64, &'a str)>,
 }
 
 pub fn render(kind: ReplyKind, lang: Language, p: &Params<'_>) -> String {
-    match lang {
+    let body = match lang {
         Language::En => render_en(kind, p),
         Language::Fa => render_fa(kind, p),
+    };
+    if kind != ReplyKind::Code {
+        return body;
     }
+    let mut head = String::new();
+    if let Some(t) = p.transaction {
+        let amount = crate::policy::format_amount(t.amount, &t.currency, lang);
+        head.push_str(&match lang {
+            Language::En => format!("{}: {} to {}\n", t.kind.label(lang), amount, t.payee),
+            Language::Fa => format!("{}: {} به {}\n", t.kind.label(lang), amount, t.payee),
+        });
+    }
+    if let Some((cap, currency)) = p.cap {
+        let sep = if lang == Language::Fa { '٬' } else { ',' };
+        let mut amount = crate::policy::group_digits(cap, sep);
+        if lang == Language::Fa {
+            amount = to_persian_digits(&amount);
+        }
+        head.push_str(&match lang {
+            Language::En => format!("Limit: {amount} {currency}\n"),
+            Language::Fa => format!("سقف مبلغ: {amount} {currency}\n"),
+        });
+    }
+    head + &body
 }
 
 fn render_en(kind: ReplyKind, p: &Params<'_>) -> String {
@@ -96,6 +134,16 @@ fn render_en(kind: ReplyKind, p: &Params<'_>) -> String {
             p.short_code
         ),
         ReplyKind::Limited => format!("Too many requests. Try again in {} seconds.", p.retry_secs),
+        ReplyKind::NotActivated => format!(
+            "Your card ending in {} is not activated yet. Confirm the activation code we sent at your bank's ATM, app or branch.",
+            p.digits
+        ),
+        ReplyKind::Activation => format!(
+            "Activation code for dynamic passwords of card {}: {}\nValid {} hours. Enter it only at your bank's ATM, app or branch.",
+            p.digits,
+            p.code,
+            p.ttl_secs / 3600
+        ),
     }
 }
 
@@ -138,6 +186,16 @@ fn render_fa(kind: ReplyKind, p: &Params<'_>) -> String {
             "درخواست‌های شما بیش از حد مجاز است. {} ثانیه دیگر دوباره تلاش کنید.",
             to_persian_digits(&p.retry_secs.to_string())
         ),
+        ReplyKind::NotActivated => format!(
+            "رمز پویای کارت {} هنوز فعال نشده است. کد فعال‌سازی ارسال‌شده را در خودپرداز، برنامه یا شعبه بانک تأیید کنید.",
+            to_persian_digits(p.digits)
+        ),
+        ReplyKind::Activation => format!(
+            "کد فعال‌سازی رمز پویای کارت {}: {}\nاعتبار: {} ساعت. فقط در خودپرداز، برنامه یا شعبه بانک وارد کنید.",
+            to_persian_digits(p.digits),
+            p.code,
+            to_persian_digits(&(p.ttl_secs / 3600).to_string())
+        ),
     }
 }
 
@@ -178,6 +236,7 @@ mod tests {
             digits: "123456",
             short_code: "30003303",
             retry_secs: 3600,
+            ..Params::default()
         };
         for kind in ReplyKind::ALL {
             for lang in [Language::En, Language::Fa] {
@@ -199,6 +258,7 @@ mod tests {
             digits: "1234",
             short_code: "30003303",
             retry_secs: 3600,
+            ..Params::default()
         };
         for kind in ReplyKind::ALL {
             assert!(
@@ -206,6 +266,29 @@ mod tests {
                 "{kind:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_bound_code_names_the_payment_in_both_languages() {
+        let t = Transaction::new("purchase", 2_500_000, "IRR", "Digikala").unwrap();
+        let p = Params {
+            code: "1234567",
+            ttl_secs: 60,
+            transaction: Some(&t),
+            cap: Some((3_000_000, "IRR")),
+            ..Params::default()
+        };
+        let en = render(ReplyKind::Code, Language::En, &p);
+        assert!(
+            en.starts_with("Purchase: 2,500,000 IRR to Digikala\nLimit: 3,000,000 IRR\n"),
+            "{en}"
+        );
+        let fa = render(ReplyKind::Code, Language::Fa, &p);
+        assert!(
+            fa.starts_with("خرید: ۲٬۵۰۰٬۰۰۰ IRR به Digikala\nسقف مبلغ: ۳٬۰۰۰٬۰۰۰ IRR\n"),
+            "{fa}"
+        );
+        assert!(en.contains("1234567") && fa.contains("1234567"));
     }
 
     #[test]

@@ -180,6 +180,11 @@ pub fn render_answer(kind: ReplyKind, lang: Language, p: &Params<'_>) -> String 
                 format!("Too many requests. Try again in {} seconds.", p.retry_secs)
             }
             ReplyKind::Help | ReplyKind::Unrecognised => render(Screen::Help, lang, p.short_code),
+            // Never a USSD answer; listed so every kind has a screen.
+            ReplyKind::NotActivated | ReplyKind::Activation => format!(
+                "Card {} is not activated yet. Confirm the activation code at your bank.",
+                p.digits
+            ),
         },
         Language::Fa => match kind {
             ReplyKind::Code => format!(
@@ -200,6 +205,10 @@ pub fn render_answer(kind: ReplyKind, lang: Language, p: &Params<'_>) -> String 
                 texts::to_persian_digits(&p.retry_secs.to_string())
             ),
             ReplyKind::Help | ReplyKind::Unrecognised => render(Screen::Help, lang, p.short_code),
+            ReplyKind::NotActivated | ReplyKind::Activation => format!(
+                "رمز پویای کارت {} هنوز فعال نشده است. کد فعال‌سازی را در بانک تأیید کنید.",
+                p.digits
+            ),
         },
     }
 }
@@ -275,6 +284,7 @@ mod tests {
             digits: "123456",
             short_code: "720",
             retry_secs: 3600,
+            ..Params::default()
         };
         for lang in [Language::En, Language::Fa] {
             let texts = screens

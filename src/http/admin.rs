@@ -10,7 +10,7 @@ use super::error::Json;
 use super::{ApiError, AppState, Caller};
 use crate::codes::Pan;
 use crate::domain::Role;
-use crate::store::{Card, Event, StatusChange};
+use crate::store::{Activation, Card, Event, StatusChange};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct EnrollRequest {
@@ -47,7 +47,7 @@ fn parse_id(raw: &str) -> Result<i64, ApiError> {
     request_body = EnrollRequest,
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "enrolled", body = Card),
+        (status = 201, description = "enrolled; under `[policy] require_activation` the card is `pending` and `activation` says whether its code was sent", body = crate::core::Enrolled),
         (status = 409, description = "already enrolled", body = super::error::ErrorBody),
         super::error::CommonErrors,
         (status = 404, description = "no such card", body = super::error::ErrorBody)
@@ -57,14 +57,95 @@ pub async fn enroll(
     State(state): State<AppState>,
     caller: Caller,
     Json(req): Json<EnrollRequest>,
-) -> Result<(StatusCode, Json<Card>), ApiError> {
+) -> Result<(StatusCode, Json<crate::core::Enrolled>), ApiError> {
     caller.require(Role::Admin)?;
     let pan = parse_pan(&req.pan)?;
-    let card = state
+    let enrolled = state
         .core
-        .enroll(&pan, &req.msisdn, &caller.actor())
+        .enroll_card(&pan, &req.msisdn, &caller.actor())
         .await?;
-    Ok((StatusCode::CREATED, Json(card)))
+    Ok((StatusCode::CREATED, Json(enrolled)))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct ActivateRequest {
+    /// The activation code the customer received by SMS (digits, any script).
+    #[schema(example = "1234567")]
+    code: String,
+}
+
+/// Confirm a pending card's activation code: the card becomes active (role
+/// `admin`, for the ATM, app or branch the customer types it into).
+#[utoipa::path(
+    post,
+    path = "/v1/cards/{id}/activate",
+    tag = "cards",
+    params(("id" = i64, Path, description = "card id")),
+    request_body = ActivateRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "activated", body = Card),
+        super::error::CommonErrors,
+        (status = 404, description = "no such card", body = super::error::ErrorBody),
+        (status = 409, description = "`wrong_status`: the card is not pending", body = super::error::ErrorBody),
+        (status = 410, description = "`activation_expired`: no activation waits (expired, or voided by wrong codes); send a new one", body = super::error::ErrorBody),
+        (status = 422, description = "`activation_invalid`: a wrong code (counted; the message says how many attempts are left)", body = super::error::ErrorBody)
+    )
+)]
+pub async fn activate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<ActivateRequest>,
+) -> Result<Json<Card>, ApiError> {
+    caller.require(Role::Admin)?;
+    let id = parse_id(&id)?;
+    if req.code.chars().count() > 32 {
+        return Err(ApiError::bad_request(
+            "invalid_code",
+            "code must be at most 32 characters",
+        ));
+    }
+    match state.core.activate(id, &req.code, &caller.actor()).await? {
+        Activation::Activated(card) => Ok(Json(card)),
+        Activation::Wrong { attempts_left } => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "activation_invalid",
+            format!("wrong activation code; {attempts_left} attempts left"),
+        )),
+        Activation::Expired => Err(ApiError::new(
+            StatusCode::GONE,
+            "activation_expired",
+            "no activation code is waiting (expired or voided); send a new one",
+        )),
+    }
+}
+
+/// Send a pending card a new activation code (role `admin`): the bank's retry when
+/// the first could not be sent, expired or was voided.
+#[utoipa::path(
+    post,
+    path = "/v1/cards/{id}/activation",
+    tag = "cards",
+    params(("id" = i64, Path, description = "card id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "a new code; `activation.state` says whether it was sent", body = crate::core::Enrolled),
+        super::error::CommonErrors,
+        (status = 404, description = "no such card", body = super::error::ErrorBody),
+        (status = 409, description = "`wrong_status`: the card is not pending", body = super::error::ErrorBody)
+    )
+)]
+pub async fn resend_activation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<crate::core::Enrolled>, ApiError> {
+    caller.require(Role::Admin)?;
+    let id = parse_id(&id)?;
+    Ok(Json(
+        state.core.resend_activation(id, &caller.actor()).await?,
+    ))
 }
 
 /// Show a card (role `admin`).
@@ -133,7 +214,8 @@ pub async fn lookup(
     responses(
         (status = 200, body = Card),
         super::error::CommonErrors,
-        (status = 404, description = "no such card", body = super::error::ErrorBody)
+        (status = 404, description = "no such card", body = super::error::ErrorBody),
+        (status = 409, description = "`lock_not_liftable`: a timed lock runs and nobody may lift it early; `wrong_status`: the card waits for activation", body = super::error::ErrorBody)
     )
 )]
 pub async fn reactivate(
@@ -205,4 +287,67 @@ pub async fn events(
         return Err(ApiError::not_found("no such card"));
     }
     Ok(Json(state.core.events(id).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct EpinRequest {
+    /// Exactly 4 digits (any script). Refused when weak: four equal digits, or four
+    /// consecutive ascending or descending ones (1234, 9876, 0123 …). Stored only
+    /// as an Argon2id hash; never logged or returned.
+    #[schema(example = "2580")]
+    epin: String,
+}
+
+/// Set or change a card's ePIN, the second factor every verify must then carry
+/// (role `admin`).
+#[utoipa::path(
+    put,
+    path = "/v1/cards/{id}/epin",
+    tag = "cards",
+    params(("id" = i64, Path, description = "card id")),
+    request_body = EpinRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "set; the card shows `has_epin: true`", body = Card),
+        super::error::CommonErrors,
+        (status = 404, description = "no such card", body = super::error::ErrorBody)
+    )
+)]
+pub async fn set_epin(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<EpinRequest>,
+) -> Result<Json<Card>, ApiError> {
+    caller.require(Role::Admin)?;
+    let id = parse_id(&id)?;
+    Ok(Json(
+        state
+            .core
+            .set_epin(id, Some(&req.epin), &caller.actor())
+            .await?,
+    ))
+}
+
+/// Remove a card's ePIN (role `admin`).
+#[utoipa::path(
+    delete,
+    path = "/v1/cards/{id}/epin",
+    tag = "cards",
+    params(("id" = i64, Path, description = "card id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Card),
+        super::error::CommonErrors,
+        (status = 404, description = "no such card", body = super::error::ErrorBody)
+    )
+)]
+pub async fn clear_epin(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Card>, ApiError> {
+    caller.require(Role::Admin)?;
+    let id = parse_id(&id)?;
+    Ok(Json(state.core.set_epin(id, None, &caller.actor()).await?))
 }

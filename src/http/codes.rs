@@ -21,6 +21,36 @@ pub struct PushRequest {
     /// same id returns the first answer and sends nothing again.
     #[schema(example = "pay-000123")]
     request_id: String,
+    /// The payment this code approves. The SMS shows its type, amount and payee,
+    /// and a verify of this code must carry the same transaction.
+    #[serde(default)]
+    transaction: Option<TransactionBody>,
+}
+
+/// A payment a code is bound to.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct TransactionBody {
+    /// purchase, transfer, bill or topup.
+    #[serde(rename = "type")]
+    #[schema(example = "purchase")]
+    kind: String,
+    /// A positive whole number of the currency's minor units, at most 10^15
+    /// (IRR has none: rials; EUR has 2: cents; KWD has 3).
+    #[schema(example = 2500000)]
+    amount: u64,
+    /// ISO 4217 alphabetic code, upper case.
+    #[schema(example = "IRR")]
+    currency: String,
+    /// Who is paid, as the customer should see it: 1–64 printable characters.
+    #[schema(example = "Digikala")]
+    payee: String,
+}
+
+impl TransactionBody {
+    pub(super) fn parse(&self) -> Result<crate::policy::Transaction, ApiError> {
+        crate::policy::Transaction::new(&self.kind, self.amount, &self.currency, &self.payee)
+            .map_err(|e| ApiError::bad_request("invalid_transaction", e.to_string()))
+    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -85,7 +115,7 @@ fn request_id(raw: &str) -> Result<&str, ApiError> {
         (status = 200, description = "a retry of an earlier request_id: its answer, nothing sent again", body = PushResponse),
         super::error::CommonErrors,
         (status = 404, description = "no card with this number is enrolled", body = super::error::ErrorBody),
-        (status = 409, description = "card locked or suspended, or request_id used for another card", body = super::error::ErrorBody),
+        (status = 409, description = "card locked, suspended or pending activation, or request_id used for another card or payment", body = super::error::ErrorBody),
         (status = 422, description = "no operator connection serves the card's phone number", body = super::error::ErrorBody),
         (status = 429, description = "too many codes for this card; see Retry-After", body = super::error::ErrorBody),
         (status = 503, description = "the outgoing queue is full; see Retry-After", body = super::error::ErrorBody)
@@ -100,7 +130,15 @@ pub async fn push(
     let pan =
         Pan::parse(&req.pan).map_err(|e| ApiError::bad_request("invalid_pan", e.to_string()))?;
     let request_id = request_id(&req.request_id)?;
-    let pushed = state.core.push_code(key, &pan, request_id).await?;
+    let transaction = req
+        .transaction
+        .as_ref()
+        .map(TransactionBody::parse)
+        .transpose()?;
+    let pushed = state
+        .core
+        .push_code(key, &pan, request_id, transaction.as_ref())
+        .await?;
     let status = if pushed.replayed {
         StatusCode::OK
     } else {

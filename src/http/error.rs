@@ -174,6 +174,31 @@ impl From<CoreError> for ApiError {
                 format!("this card is already enrolled as card {id}"),
             ),
             CoreError::Store(StoreError::NoSuchCard) => Self::not_found("no such card"),
+            CoreError::Store(StoreError::LockNotLiftable { until }) => Self::new(
+                StatusCode::CONFLICT,
+                "lock_not_liftable",
+                format!(
+                    "the bank's policy locks this card until {until} (epoch ms); nobody can lift the lock earlier"
+                ),
+            ),
+            CoreError::Store(StoreError::WrongStatus(status)) => Self::new(
+                StatusCode::CONFLICT,
+                "wrong_status",
+                format!("the card is {}; this change does not apply", status.as_str()),
+            ),
+            CoreError::TransactionRequired => Self::bad_request(
+                "transaction_required",
+                "this bank's policy requires a transaction {type, amount, currency, payee}",
+            ),
+            CoreError::Policy(e) => {
+                use crate::policy::PolicyError as P;
+                let code = match e {
+                    P::EpinFormat => "invalid_epin",
+                    P::EpinWeak => "weak_epin",
+                    _ => "invalid_transaction",
+                };
+                Self::bad_request(code, e.to_string())
+            }
             CoreError::NotEnrolled => Self::new(
                 StatusCode::NOT_FOUND,
                 "not_enrolled",

@@ -51,6 +51,12 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/v1/cards/{id}/reactivate", post(admin::reactivate))
         .route("/v1/cards/{id}/suspend", post(admin::suspend))
         .route("/v1/cards/{id}/events", get(admin::events))
+        .route("/v1/cards/{id}/activate", post(admin::activate))
+        .route("/v1/cards/{id}/activation", post(admin::resend_activation))
+        .route(
+            "/v1/cards/{id}/epin",
+            axum::routing::put(admin::set_epin).delete(admin::clear_epin),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -140,6 +146,10 @@ async fn timeout_body(resp: axum::response::Response) -> axum::response::Respons
         admin::reactivate,
         admin::suspend,
         admin::events,
+        admin::set_epin,
+        admin::clear_epin,
+        admin::activate,
+        admin::resend_activation,
         ops::healthz,
         ops::readyz,
         ops::metrics

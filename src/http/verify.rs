@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::error::Json;
 use super::{ApiError, AppState, Caller};
 use crate::codes::Pan;
+use crate::core::Factors;
 use crate::domain::{Role, Verdict};
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -22,6 +23,16 @@ pub struct VerifyRequest {
     /// id returns the first answer and counts nothing twice.
     #[schema(example = "txn-000123")]
     request_id: String,
+    /// The payment being approved. Must equal the one a pushed code was bound to
+    /// (else `transaction_mismatch`); a capped code needs it to compare the amount;
+    /// required on every verify under `[policy] require_transaction`.
+    #[serde(default)]
+    transaction: Option<super::codes::TransactionBody>,
+    /// The card's 4-digit ePIN, when the bank set one. A wrong or missing ePIN is
+    /// answered exactly as a wrong code.
+    #[serde(default)]
+    #[schema(example = "2580")]
+    epin: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -29,14 +40,27 @@ pub struct VerifyResponse {
     /// `approved` or `rejected`.
     #[schema(example = "approved")]
     result: &'static str,
-    /// For `rejected`: invalid, expired, used, locked or not_enrolled.
+    /// For `rejected`: invalid, expired, used, locked, not_enrolled,
+    /// transaction_mismatch, amount_exceeds_cap, transaction_required or
+    /// not_activated.
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'static str>,
     /// ISO 8583 field 39: 00 approved, 55 invalid, 54 expired, 94 used, 75 locked,
-    /// 56 not enrolled.
+    /// 56 not enrolled, 12 transaction mismatch, 61 amount exceeds the customer's
+    /// cap, 30 transaction required, 62 not activated.
     #[schema(example = "00")]
     response_code: &'static str,
     request_id: String,
+    /// On invalid, transaction_mismatch, amount_exceeds_cap and locked: failed
+    /// verifications left before the card locks (0 once locked), so the switch can
+    /// warn the customer before the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts_left: Option<i64>,
+    /// Present when the card is locked after this answer: when the lock ends by
+    /// itself (epoch ms), or null when only the bank's re-activation ends it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i64>, nullable = true)]
+    locked_until: Option<Option<i64>>,
 }
 
 /// Verify a code for a card (role `verifier`).
@@ -50,6 +74,7 @@ pub struct VerifyResponse {
         (status = 200, description = "the decision, approved or rejected with a reason", body = VerifyResponse),
         super::error::CommonErrors,
         (status = 409, description = "request_id already used for a different request", body = super::error::ErrorBody),
+        (status = 400, description = "`invalid_transaction`, or `transaction_required` under `[policy] require_transaction`; nothing counted", body = super::error::ErrorBody),
         (status = 429, description = "over the key's rate, or held by the guessing guard; see Retry-After", body = super::error::ErrorBody)
     )
 )]
@@ -79,7 +104,25 @@ pub async fn verify(
             "code must be 1 to 32 characters",
         ));
     }
-    let outcome = state.core.verify(key, &pan, &req.code, request_id).await?;
+    let transaction = req
+        .transaction
+        .as_ref()
+        .map(super::codes::TransactionBody::parse)
+        .transpose()?;
+    if req.epin.as_ref().is_some_and(|e| e.chars().count() > 32) {
+        return Err(ApiError::bad_request(
+            "invalid_epin",
+            "epin must be at most 32 characters",
+        ));
+    }
+    let factors = Factors {
+        transaction: transaction.as_ref(),
+        epin: req.epin.as_deref(),
+    };
+    let outcome = state
+        .core
+        .verify(key, &pan, &req.code, request_id, factors)
+        .await?;
     let (result, reason) = match outcome.verdict {
         Verdict::Approved => ("approved", None),
         Verdict::Rejected(r) => ("rejected", Some(r.as_str())),
@@ -89,5 +132,7 @@ pub async fn verify(
         reason,
         response_code: outcome.verdict.response_code(),
         request_id: request_id.to_owned(),
+        attempts_left: outcome.attempts_left,
+        locked_until: outcome.lock,
     }))
 }

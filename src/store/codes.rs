@@ -5,7 +5,8 @@
 use sqlx::{AnyConnection, Row};
 
 use super::{
-    insert_event, parse_status, CodeRecord, Issued, MessageRef, NewCode, PushKey, Store, StoreError,
+    end_elapsed_lock, insert_event, parse_status, CodeRecord, Issued, MessageRef, NewCode, PushKey,
+    Store, StoreError,
 };
 use crate::domain::{CardStatus, CodeState, Delivery};
 
@@ -67,6 +68,8 @@ impl Store {
         let (issued_at, expires_at) = (code.issued_at, code.expires_at);
         let delivery = code.delivery;
         let route = code.route.map(str::to_owned);
+        let txn_hash = code.txn_hash.map(str::to_owned);
+        let cap = code.cap;
         let actor = actor.to_owned();
         let push = push.map(|p| {
             (
@@ -77,6 +80,7 @@ impl Store {
         });
         self.write(move |conn: &mut AnyConnection| {
             Box::pin(async move {
+                end_elapsed_lock(conn, card_id, issued_at).await?;
                 let status: Option<String> = sqlx::query_scalar(
                     "UPDATE cards SET updated_at = updated_at WHERE id = $1 RETURNING status",
                 )
@@ -97,8 +101,8 @@ impl Store {
                 .await?
                 .rows_affected() as i64;
                 let code_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO codes (card_id, code_hash, channel, peer, issued_at, expires_at, state, delivery, route) \
-                     VALUES ($1, $2, $3, $4, $5, $6, 'live', $7, $8) RETURNING id",
+                    "INSERT INTO codes (card_id, code_hash, channel, peer, issued_at, expires_at, state, delivery, route, txn_hash, cap) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 'live', $7, $8, $9, $10) RETURNING id",
                 )
                 .bind(card_id)
                 .bind(&code_hash)
@@ -108,6 +112,8 @@ impl Store {
                 .bind(expires_at)
                 .bind(delivery.map(Delivery::as_str))
                 .bind(route.as_deref())
+                .bind(txn_hash.as_deref())
+                .bind(cap)
                 .fetch_one(&mut *conn)
                 .await?;
                 if let Some((api_key_id, request_id, fingerprint)) = &push {
@@ -133,7 +139,8 @@ impl Store {
                     Some(card_id),
                     "code_issued",
                     &actor,
-                    serde_json::json!({"code_id": code_id, "channel": channel.as_str(), "expires_at": expires_at}),
+                    serde_json::json!({"code_id": code_id, "channel": channel.as_str(), "expires_at": expires_at,
+                        "bound_to_transaction": txn_hash.is_some(), "capped": cap.is_some()}),
                     issued_at,
                 )
                 .await?;

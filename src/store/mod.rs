@@ -47,6 +47,14 @@ pub enum StoreError {
     CardExists(i64),
     #[error("no such card")]
     NoSuchCard,
+    /// Re-activation refused: a timed lock runs until `until` (epoch ms) and the
+    /// bank's policy says nobody lifts it early.
+    #[error("the card's lock ends by itself at {until} and cannot be lifted earlier")]
+    LockNotLiftable { until: i64 },
+    /// The card is not in the state this change needs (e.g. activating a card that
+    /// is not pending).
+    #[error("the card is {}", .0.as_str())]
+    WrongStatus(CardStatus),
     #[error("unexpected value in the database: {0}")]
     Corrupt(String),
     /// A write could not be committed (the writer's batch failed, or it stopped).
@@ -129,10 +137,30 @@ pub struct Card {
     pub failures: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When a timed lock ends by itself (epoch ms); null when the card is not
+    /// locked or only re-activation ends its lock.
+    pub locked_until: Option<i64>,
+    /// The bank set an ePIN for this card: verify must carry it.
+    pub has_epin: bool,
     #[serde(skip)]
     pub(crate) pan_hash: String,
     #[serde(skip)]
+    pub(crate) epin_hash: Option<String>,
+    #[serde(skip)]
     pub(crate) last6_hash: String,
+}
+
+impl Card {
+    /// The card as it stands at `now`: a timed lock whose time is up has ended, even
+    /// before a write found it and recorded that.
+    pub fn as_of(mut self, now: i64) -> Self {
+        if self.status == CardStatus::Locked && self.locked_until.is_some_and(|u| u <= now) {
+            self.status = CardStatus::Active;
+            self.failures = 0;
+            self.locked_until = None;
+        }
+        self
+    }
 }
 
 pub struct NewCard<'a> {
@@ -140,6 +168,29 @@ pub struct NewCard<'a> {
     pub last4: &'a str,
     pub last6_hash: &'a str,
     pub msisdn: &'a str,
+    /// `[policy] require_activation`: the card starts `pending` with this
+    /// activation (its code's HMAC and deadline).
+    pub activation: Option<NewActivation<'a>>,
+}
+
+/// An activation code waiting for the customer: its HMAC and deadline.
+#[derive(Clone, Copy)]
+pub struct NewActivation<'a> {
+    pub code_hash: &'a str,
+    pub expires_at: i64,
+}
+
+/// What confirming an activation code did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Activation {
+    Activated(Card),
+    /// A wrong code: counted; `attempts_left` before the activation is voided.
+    Wrong {
+        attempts_left: i64,
+    },
+    /// No activation is waiting: it expired, or too many wrong codes voided it.
+    /// The bank sends a new one.
+    Expired,
 }
 
 pub struct NewCode<'a> {
@@ -154,6 +205,10 @@ pub struct NewCode<'a> {
     pub delivery: Option<Delivery>,
     /// The route that will carry it (client mode), when known at issue time.
     pub route: Option<&'a str>,
+    /// HMAC of the payment the code is bound to (`Keys::transaction_hash`).
+    pub txn_hash: Option<&'a str>,
+    /// The customer's cap, in whole units of `[policy] cap_currency`.
+    pub cap: Option<i64>,
 }
 
 /// A pushed code's idempotency key: the caller's request id, and a fingerprint of
@@ -214,6 +269,8 @@ pub struct LatestCode {
     pub code_hash: String,
     pub state: CodeState,
     pub expires_at: i64,
+    pub txn_hash: Option<String>,
+    pub cap: Option<i64>,
 }
 
 /// The card row under lock during a verification.
@@ -222,6 +279,9 @@ pub struct LockedCard {
     pub id: i64,
     pub status: CardStatus,
     pub failures: i64,
+    /// The ePIN hash the card holds now (the core checked the candidate against a
+    /// hash it read before the transaction; the two must be the same).
+    pub epin_hash: Option<String>,
 }
 
 /// What the verification rule decided; the store applies it in the same transaction.
@@ -243,6 +303,8 @@ pub struct VerifyAttempt<'a> {
     pub pan_hash: &'a str,
     pub now: i64,
     pub max_failures: i64,
+    /// How long a lock this verify causes lasts; `None`: until re-activated.
+    pub lock_ms: Option<i64>,
     pub actor: &'a str,
 }
 
@@ -253,6 +315,12 @@ pub struct VerifyRecord {
     pub fingerprint: String,
     /// True when this call locked the card.
     pub locked_now: bool,
+    /// For a rejection that counted (or could have counted) a failure, and for a
+    /// lock: how many failures are left before the card locks.
+    pub attempts_left: Option<i64>,
+    /// Set when the card is locked after this answer: when the lock ends by itself
+    /// (epoch ms), or `None` when only re-activation ends it.
+    pub lock: Option<Option<i64>>,
     /// True when this is the stored answer to an earlier request with the same id.
     pub replayed: bool,
 }
@@ -284,7 +352,7 @@ static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/s
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 const CARD_COLUMNS: &str =
-    "id, pan_hash, last4, last6_hash, msisdn, status, failures, created_at, updated_at";
+    "id, pan_hash, last4, last6_hash, msisdn, status, failures, created_at, updated_at, locked_until, epin_hash";
 
 impl Store {
     pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StoreError> {
@@ -481,7 +549,7 @@ impl Store {
         request_id: &str,
     ) -> Result<Option<VerifyRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT fingerprint, card_id, result, reason FROM verifications WHERE api_key_id = $1 AND request_id = $2",
+            "SELECT fingerprint, card_id, result, reason, attempts_left, locked, locked_until FROM verifications WHERE api_key_id = $1 AND request_id = $2",
         )
         .bind(api_key_id)
         .bind(request_id)
@@ -502,6 +570,11 @@ impl Store {
             card_id: row.try_get("card_id")?,
             fingerprint: row.try_get("fingerprint")?,
             locked_now: false,
+            attempts_left: row.try_get("attempts_left")?,
+            lock: match row.try_get::<Option<i64>, _>("locked")? {
+                Some(1) => Some(row.try_get("locked_until")?),
+                _ => None,
+            },
             replayed: true,
         }))
     }
@@ -594,11 +667,43 @@ async fn insert_event(
     Ok(())
 }
 
+/// Ends a timed lock whose time is up, inside the write job that found it (a
+/// verify, an issue, a re-activation): the card becomes active with no failures,
+/// and the audit trail says why. Returns whether it did.
+async fn end_elapsed_lock(
+    conn: &mut sqlx::AnyConnection,
+    card_id: i64,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let ended = sqlx::query(
+        "UPDATE cards SET status = 'active', failures = 0, locked_until = NULL, updated_at = $2 \
+         WHERE id = $1 AND status = 'locked' AND locked_until IS NOT NULL AND locked_until <= $2",
+    )
+    .bind(card_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if ended > 0 {
+        insert_event(
+            conn,
+            Some(card_id),
+            "lock_expired",
+            "policy",
+            serde_json::json!({}),
+            now,
+        )
+        .await?;
+    }
+    Ok(ended > 0)
+}
+
 fn parse_status(s: &str) -> Result<CardStatus, StoreError> {
     CardStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("card status {s}")))
 }
 
 fn card_from_row(row: &sqlx::any::AnyRow) -> Result<Card, StoreError> {
+    let epin_hash: Option<String> = row.try_get("epin_hash")?;
     Ok(Card {
         id: row.try_get("id")?,
         pan_hash: row.try_get("pan_hash")?,
@@ -609,6 +714,9 @@ fn card_from_row(row: &sqlx::any::AnyRow) -> Result<Card, StoreError> {
         failures: row.try_get("failures")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        locked_until: row.try_get("locked_until")?,
+        has_epin: epin_hash.is_some(),
+        epin_hash,
     })
 }
 

@@ -6,8 +6,8 @@
 use sqlx::{AnyConnection, Row};
 
 use super::{
-    insert_event, parse_status, Effect, LatestCode, LockedCard, Store, StoreError, VerifyAttempt,
-    VerifyRecord,
+    end_elapsed_lock, insert_event, parse_status, Effect, LatestCode, LockedCard, Store,
+    StoreError, VerifyAttempt, VerifyRecord,
 };
 use crate::domain::{CardStatus, CodeState, Reason, Verdict};
 
@@ -19,6 +19,7 @@ struct Attempt {
     pan_hash: String,
     now: i64,
     max_failures: i64,
+    lock_ms: Option<i64>,
     actor: String,
 }
 
@@ -49,6 +50,7 @@ impl Store {
             pan_hash: attempt.pan_hash.to_owned(),
             now: attempt.now,
             max_failures: attempt.max_failures,
+            lock_ms: attempt.lock_ms,
             actor: attempt.actor.to_owned(),
         };
         let decided = self
@@ -76,22 +78,31 @@ where
     F: FnOnce(&LockedCard, Option<&LatestCode>) -> (Verdict, Effect),
 {
     let card = sqlx::query(
-        "UPDATE cards SET updated_at = updated_at WHERE pan_hash = $1 RETURNING id, status, failures",
+        "UPDATE cards SET updated_at = updated_at WHERE pan_hash = $1 \
+         RETURNING id, status, failures, locked_until, epin_hash",
     )
     .bind(&a.pan_hash)
     .fetch_optional(&mut *conn)
     .await?;
-    let mut locked_now = false;
+    let mut after = After::default();
     let (verdict, card_id) = match card {
         None => (Verdict::Rejected(Reason::NotEnrolled), None),
         Some(row) => {
-            let card = LockedCard {
+            let mut card = LockedCard {
                 id: row.try_get("id")?,
                 status: parse_status(&row.try_get::<String, _>("status")?)?,
                 failures: row.try_get("failures")?,
+                epin_hash: row.try_get("epin_hash")?,
             };
+            let locked_until: Option<i64> = row.try_get("locked_until")?;
+            if end_elapsed_lock(conn, card.id, a.now).await? {
+                (card.status, card.failures) = (CardStatus::Active, 0);
+            }
+            after.status = Some(card.status);
+            after.failures = card.failures;
+            after.locked_until = locked_until.filter(|_| card.status == CardStatus::Locked);
             let latest = sqlx::query(
-                "SELECT id, code_hash, state, expires_at FROM codes WHERE card_id = $1 ORDER BY id DESC LIMIT 1",
+                "SELECT id, code_hash, state, expires_at, txn_hash, cap FROM codes WHERE card_id = $1 ORDER BY id DESC LIMIT 1",
             )
             .bind(card.id)
             .fetch_optional(&mut *conn)
@@ -104,11 +115,13 @@ where
                     state: CodeState::parse(&state)
                         .ok_or_else(|| StoreError::Corrupt(format!("code state {state}")))?,
                     expires_at: r.try_get("expires_at")?,
+                    txn_hash: r.try_get("txn_hash")?,
+                    cap: r.try_get("cap")?,
                 })
             })
             .transpose()?;
             let (verdict, effect) = decide(&card, latest.as_ref());
-            locked_now = apply_effect(conn, &card, effect, a).await?;
+            apply_effect(conn, &card, effect, a, &mut after).await?;
             (verdict, Some(card.id))
         }
     };
@@ -116,9 +129,17 @@ where
         Verdict::Approved => ("approved", None),
         Verdict::Rejected(r) => ("rejected", Some(r.as_str())),
     };
+    // What the switch may tell the customer: attempts left before the lock (after
+    // this one), and whether and when a lock ends.
+    let counted = matches!(verdict, Verdict::Rejected(r) if r.carries_attempts());
+    let attempts_left = (card_id.is_some() && counted)
+        .then(|| a.max_failures.saturating_sub(after.failures).max(0));
+    let lock = (card_id.is_some() && after.status == Some(CardStatus::Locked))
+        .then_some(after.locked_until);
     let inserted = sqlx::query(
-        "INSERT INTO verifications (api_key_id, request_id, fingerprint, card_id, result, reason, response_code, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        "INSERT INTO verifications (api_key_id, request_id, fingerprint, card_id, result, reason, response_code, created_at, \
+         attempts_left, locked, locked_until) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
     )
     .bind(a.api_key_id)
     .bind(&a.request_id)
@@ -128,6 +149,9 @@ where
     .bind(reason)
     .bind(verdict.response_code())
     .bind(a.now)
+    .bind(attempts_left)
+    .bind(lock.map(|_| 1i64))
+    .bind(lock.flatten())
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -141,7 +165,7 @@ where
             card_id,
             "verified",
             &a.actor,
-            serde_json::json!({"result": result, "reason": reason, "request_id": a.request_id}),
+            serde_json::json!({"result": result, "reason": reason, "request_id": a.request_id, "attempts_left": attempts_left}),
             a.now,
         )
         .await?;
@@ -150,9 +174,20 @@ where
         verdict,
         card_id,
         fingerprint: a.fingerprint.clone(),
-        locked_now,
+        locked_now: after.locked_now,
+        attempts_left,
+        lock,
         replayed: false,
     })
+}
+
+/// The card as the verification left it.
+#[derive(Default)]
+struct After {
+    status: Option<CardStatus>,
+    failures: i64,
+    locked_until: Option<i64>,
+    locked_now: bool,
 }
 
 async fn apply_effect(
@@ -160,9 +195,10 @@ async fn apply_effect(
     card: &LockedCard,
     effect: Effect,
     a: &Attempt,
-) -> Result<bool, StoreError> {
+    after: &mut After,
+) -> Result<(), StoreError> {
     match effect {
-        Effect::None => Ok(false),
+        Effect::None => Ok(()),
         Effect::UseCode(code_id) => {
             let used = sqlx::query(
                 "UPDATE codes SET state = 'used', used_at = $2 WHERE id = $1 AND state = 'live'",
@@ -181,29 +217,39 @@ async fn apply_effect(
                 .bind(a.now)
                 .execute(&mut *conn)
                 .await?;
-            Ok(false)
+            after.failures = 0;
+            Ok(())
         }
         Effect::ExpireCode(code_id) => {
             sqlx::query("UPDATE codes SET state = 'expired' WHERE id = $1 AND state = 'live'")
                 .bind(code_id)
                 .execute(&mut *conn)
                 .await?;
-            Ok(false)
+            Ok(())
         }
         Effect::CountFailure => {
+            // A timed lock's end is fixed when it starts: `locked_until` is set only
+            // by the failure that locks the card.
+            let until = a.lock_ms.map(|ms| a.now.saturating_add(ms));
             let row = sqlx::query(
                 "UPDATE cards SET failures = failures + 1, \
+                 locked_until = CASE WHEN failures + 1 >= $2 AND status <> 'locked' THEN $4 ELSE locked_until END, \
                  status = CASE WHEN failures + 1 >= $2 THEN 'locked' ELSE status END, updated_at = $3 \
-                 WHERE id = $1 RETURNING failures, status",
+                 WHERE id = $1 RETURNING failures, status, locked_until",
             )
             .bind(card.id)
             .bind(a.max_failures)
             .bind(a.now)
+            .bind(until)
             .fetch_one(&mut *conn)
             .await?;
             let status = parse_status(&row.try_get::<String, _>("status")?)?;
             let failures: i64 = row.try_get("failures")?;
             let locked_now = status == CardStatus::Locked && card.status != CardStatus::Locked;
+            after.status = Some(status);
+            after.failures = failures;
+            after.locked_until = row.try_get("locked_until")?;
+            after.locked_now = locked_now;
             if locked_now {
                 sqlx::query(
                     "UPDATE codes SET state = 'failed' WHERE card_id = $1 AND state = 'live'",
@@ -216,12 +262,12 @@ async fn apply_effect(
                     Some(card.id),
                     "locked",
                     &a.actor,
-                    serde_json::json!({"failures": failures}),
+                    serde_json::json!({"failures": failures, "locked_until": after.locked_until}),
                     a.now,
                 )
                 .await?;
             }
-            Ok(locked_now)
+            Ok(())
         }
     }
 }

@@ -13,6 +13,7 @@ mod limits;
 mod nodes;
 mod operators;
 mod ops;
+mod policy;
 mod smpp_session;
 mod sms;
 mod ussd;

@@ -178,6 +178,10 @@ fn openapi_describes_every_endpoint() {
         ("/v1/cards/{id}/reactivate", "post"),
         ("/v1/cards/{id}/suspend", "post"),
         ("/v1/cards/{id}/events", "get"),
+        ("/v1/cards/{id}/epin", "put"),
+        ("/v1/cards/{id}/epin", "delete"),
+        ("/v1/cards/{id}/activate", "post"),
+        ("/v1/cards/{id}/activation", "post"),
         ("/healthz", "get"),
         ("/readyz", "get"),
         ("/metrics", "get"),
@@ -194,6 +198,9 @@ fn openapi_describes_every_endpoint() {
         "Card",
         "Event",
         "ErrorBody",
+        "TransactionBody",
+        "EpinRequest",
+        "Enrolled",
     ] {
         assert!(
             doc["components"]["schemas"][schema].is_object(),

@@ -139,6 +139,14 @@ pub fn first_segment(e: &Value) -> bool {
 
 /// The codes in the messages accepted for `msisdn`, segments put back together.
 pub fn codes_to(smsc: &Smsc, msisdn: &str) -> Vec<String> {
+    texts_to(smsc, msisdn)
+        .iter()
+        .map(|t| crate::harness::code_in(t))
+        .collect()
+}
+
+/// The texts of the messages accepted for `msisdn`, segments put back together.
+pub fn texts_to(smsc: &Smsc, msisdn: &str) -> Vec<String> {
     let parts = smsc
         .all(|e| e["event"] == "submit_sm" && e["destination_addr"] == msisdn && e["status"] == 0);
     // (UDH reference, total segments, [(segment number, text)])
@@ -167,8 +175,7 @@ pub fn codes_to(smsc: &Smsc, msisdn: &str) -> Vec<String> {
         .into_iter()
         .map(|(_, _, mut segs)| {
             segs.sort_by_key(|s| s.0);
-            let text: String = segs.into_iter().map(|s| s.1).collect();
-            crate::harness::code_in(&text)
+            segs.into_iter().map(|s| s.1).collect::<String>()
         })
         .collect()
 }

@@ -8,7 +8,7 @@ use crate::cards;
 use crate::harness::{code_in, Gateway};
 
 /// A direct connection to the gateway's database, for setting up time and reading state.
-fn connect(gw: &Gateway) -> (tokio::runtime::Runtime, sqlx::AnyConnection) {
+pub fn connect(gw: &Gateway) -> (tokio::runtime::Runtime, sqlx::AnyConnection) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -121,7 +121,8 @@ fn three_failures_lock_until_reactivated() {
     let v = gw.verify(&verifier, cards::A, &code, "after-lock");
     assert_eq!(
         v,
-        json!({"result": "rejected", "reason": "locked", "response_code": "75", "request_id": "after-lock"})
+        json!({"result": "rejected", "reason": "locked", "response_code": "75", "request_id": "after-lock",
+               "attempts_left": 0, "locked_until": null})
     );
     assert_eq!(gw.get(&admin, &format!("/v1/cards/{id}")).1["failures"], 3);
     // The customer asking for a code is told to go to the bank.

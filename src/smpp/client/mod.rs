@@ -401,8 +401,12 @@ impl Outbound for Operators {
                 source: String::new(),
                 to: push.to,
                 text: push.text,
-                label: "code",
-                code_id: Some(push.code_id),
+                label: if push.code_id.is_some() {
+                    "code"
+                } else {
+                    "activation"
+                },
+                code_id: push.code_id,
                 ussd: None,
                 deliver_by: Instant::now() + left,
             },

@@ -1,0 +1,592 @@
+//! Bank policies through the real binary: attempts left before the lock, the lock
+//! policy (until re-activated, or timed and not liftable early), codes bound to a
+//! payment, the customer's cap, and the ePIN second factor.
+
+use serde_json::{json, Value};
+
+use crate::cards;
+use crate::harness::{code_in, Gateway};
+use crate::smsc::{texts_to, Smsc};
+
+/// A 7-digit code that is not `code`.
+fn other_than(code: &str) -> &'static str {
+    if code == "0000000" {
+        "0000001"
+    } else {
+        "0000000"
+    }
+}
+
+fn verify_with(gw: &Gateway, key: &str, body: Value) -> Value {
+    let (status, v) = gw.post(key, "/v1/verify", &body);
+    assert_eq!(status, 200, "verify: {v}");
+    v
+}
+
+fn purchase(amount: u64, payee: &str) -> Value {
+    json!({"type": "purchase", "amount": amount, "currency": "IRR", "payee": payee})
+}
+
+fn card_state(gw: &Gateway, admin: &str, id: i64) -> Value {
+    let (status, card) = gw.get(admin, &format!("/v1/cards/{id}"));
+    assert_eq!(status, 200, "{card}");
+    card
+}
+
+fn event_kinds(gw: &Gateway, admin: &str, id: i64) -> Vec<String> {
+    let (_, events) = gw.get(admin, &format!("/v1/cards/{id}/events"));
+    events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn policy_attempts_left_count_down_and_the_default_lock_is_lifted_by_the_bank() {
+    let gw = Gateway::start();
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    let id = gw.enroll(&admin, cards::A, "989121120001")["id"]
+        .as_i64()
+        .unwrap();
+    let code = code_in(&gw.sms("989121120001", "4321", "ascii"));
+    let wrong = other_than(&code);
+
+    let answers: Vec<Value> = (0..3)
+        .map(|i| gw.verify(&verifier, cards::A, wrong, &format!("w{i}")))
+        .collect();
+    let left: Vec<i64> = answers
+        .iter()
+        .map(|v| v["attempts_left"].as_i64().unwrap())
+        .collect();
+    assert_eq!(left, vec![2, 1, 0], "{answers:?}");
+    assert!(answers.iter().all(|v| v["reason"] == "invalid"));
+    // Only the answer that locked says so; the default lock ends only by re-activation.
+    assert!(answers[0].get("locked_until").is_none(), "{}", answers[0]);
+    assert_eq!(answers[2]["locked_until"], Value::Null);
+    assert!(answers[2].get("locked_until").is_some(), "{}", answers[2]);
+    // A retry of the same request_id answers the same, attempts included.
+    assert_eq!(gw.verify(&verifier, cards::A, wrong, "w1"), answers[1]);
+
+    let locked = gw.verify(&verifier, cards::A, &code, "after");
+    assert_eq!(
+        locked,
+        json!({"result": "rejected", "reason": "locked", "response_code": "75",
+               "request_id": "after", "attempts_left": 0, "locked_until": null})
+    );
+    let (status, card) = gw.post(&admin, &format!("/v1/cards/{id}/reactivate"), &json!({}));
+    assert_eq!(status, 200, "{card}");
+    assert_eq!(
+        (card["status"].as_str(), card["failures"].as_i64()),
+        (Some("active"), Some(0))
+    );
+    let code = code_in(&gw.sms("989121120001", "4321", "ascii"));
+    assert_eq!(
+        gw.verify(&verifier, cards::A, &code, "ok")["result"],
+        "approved"
+    );
+}
+
+#[test]
+fn policy_a_timed_lock_ends_by_itself_and_cannot_be_lifted_early() {
+    let gw = Gateway::start_with("[policy]\nlock = { timed_secs = 86400 }\nmax_failures = 2\n");
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    let id = gw.enroll(&admin, cards::C, "989121120002")["id"]
+        .as_i64()
+        .unwrap();
+    let code = code_in(&gw.sms("989121120002", "2468", "ascii"));
+    let wrong = other_than(&code);
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // [policy] max_failures = 2 wins over [service] max_failures (3 by default).
+    assert_eq!(
+        gw.verify(&verifier, cards::C, wrong, "t0")["attempts_left"],
+        1
+    );
+    let locking = gw.verify(&verifier, cards::C, wrong, "t1");
+    assert_eq!(locking["attempts_left"], 0, "{locking}");
+    let until = locking["locked_until"]
+        .as_i64()
+        .expect("a timed lock says when");
+    assert!(
+        (before + 86_400_000..before + 86_400_000 + 60_000).contains(&until),
+        "{until} vs {before}"
+    );
+    let card = card_state(&gw, &admin, id);
+    assert_eq!(
+        (card["status"].as_str(), card["locked_until"].as_i64()),
+        (Some("locked"), Some(until))
+    );
+
+    // Nobody lifts it early: not the API, not the CLI.
+    let (status, err) = gw.post(&admin, &format!("/v1/cards/{id}/reactivate"), &json!({}));
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (409, Some("lock_not_liftable")),
+        "{err}"
+    );
+    let (ok, _, stderr) = gw.cli(&["card", "reactivate", "--id", &id.to_string()]);
+    assert!(!ok && stderr.contains("cannot be lifted"), "{stderr}");
+    let reply = gw.sms("989121120002", "OTP 2468", "gsm");
+    assert!(reply.contains("is disabled"), "{reply}");
+
+    // A day later (the lock's row aged by a day; no sleeping), it has ended by itself.
+    let (rt, mut conn) = crate::verify::connect(&gw);
+    rt.block_on(
+        sqlx::query("UPDATE cards SET locked_until = locked_until - 86400000 WHERE id = $1")
+            .bind(id)
+            .execute(&mut conn),
+    )
+    .unwrap();
+    let card = card_state(&gw, &admin, id);
+    assert_eq!(
+        (card["status"].as_str(), card["failures"].as_i64()),
+        (Some("active"), Some(0))
+    );
+    let code = code_in(&gw.sms("989121120002", "2468", "ascii"));
+    assert_eq!(
+        gw.verify(&verifier, cards::C, &code, "later")["result"],
+        "approved"
+    );
+    let kinds = event_kinds(&gw, &admin, id);
+    assert!(kinds.contains(&"lock_expired".to_owned()), "{kinds:?}");
+    assert!(!kinds.contains(&"reactivated".to_owned()), "{kinds:?}");
+}
+
+/// Pushes a code bound to a payment through an SMSC and returns (its text at the
+/// SMSC, the code).
+fn push_bound(
+    gw: &Gateway,
+    smsc: &Smsc,
+    verifier: &str,
+    msisdn: &str,
+    id: &str,
+) -> (String, String) {
+    let whole = |t: &String| t.split(|c: char| !c.is_ascii_digit()).any(|d| d.len() == 7);
+    let before = texts_to(smsc, msisdn).iter().filter(|t| whole(t)).count();
+    let (status, pushed) = gw.post(
+        verifier,
+        "/v1/codes",
+        &json!({"pan": cards::A, "request_id": id, "transaction": purchase(2_500_000, "Digikala")}),
+    );
+    assert_eq!(status, 202, "{pushed}");
+    assert!(!pushed.to_string().contains("Digikala"), "{pushed}");
+    // Wait for every segment of this new message.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let texts: Vec<String> = texts_to(smsc, msisdn).into_iter().filter(whole).collect();
+        if texts.len() > before {
+            let text = texts.last().unwrap().clone();
+            let code = code_in(&text);
+            return (text, code);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no new message for {msisdn}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn policy_a_pushed_code_bound_to_a_payment_verifies_only_for_that_payment() {
+    let smsc = Smsc::start(&[]);
+    let gw = Gateway::start_with(&smsc.connection("mci", ""));
+    smsc.wait_bound(1);
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    gw.enroll(&admin, cards::A, "989121120003");
+
+    // Persian by default: type, amount in Persian digits grouped, payee.
+    let (text, code) = push_bound(&gw, &smsc, &verifier, "989121120003", "pay-1");
+    assert!(text.contains("خرید: ۲٬۵۰۰٬۰۰۰ IRR به Digikala"), "{text}");
+
+    let bound = |txn: Value, rid: &str| {
+        verify_with(
+            &gw,
+            &verifier,
+            json!({"pan": cards::A, "code": code, "request_id": rid, "transaction": txn}),
+        )
+    };
+    let v = bound(purchase(2_500_001, "Digikala"), "v-amount");
+    assert_eq!(
+        (
+            v["reason"].as_str(),
+            v["response_code"].as_str(),
+            v["attempts_left"].as_i64()
+        ),
+        (Some("transaction_mismatch"), Some("12"), Some(2)),
+        "{v}"
+    );
+    let v = bound(purchase(2_500_000, "Digikala2"), "v-payee");
+    assert_eq!(
+        (v["reason"].as_str(), v["attempts_left"].as_i64()),
+        (Some("transaction_mismatch"), Some(1)),
+        "{v}"
+    );
+    let v = bound(
+        json!({"type": "transfer", "amount": 2_500_000, "currency": "IRR", "payee": "Digikala"}),
+        "v-type",
+    );
+    assert_eq!(v["reason"], "transaction_mismatch", "{v}");
+    assert_eq!(
+        v["locked_until"],
+        Value::Null,
+        "the third mismatch locked the card: {v}"
+    );
+    let (_, card) = gw.post(&admin, "/v1/cards/lookup", &json!({"pan": cards::A}));
+    assert_eq!(card["status"], "locked");
+    let (status, _) = gw.post(
+        &admin,
+        &format!("/v1/cards/{}/reactivate", card["id"]),
+        &json!({}),
+    );
+    assert_eq!(status, 200);
+
+    // A fresh code: the same payment approves it; a verify without it does not.
+    let (_, code) = push_bound(&gw, &smsc, &verifier, "989121120003", "pay-2");
+    let v = verify_with(
+        &gw,
+        &verifier,
+        json!({"pan": cards::A, "code": code, "request_id": "v-none"}),
+    );
+    assert_eq!(v["reason"], "transaction_mismatch", "{v}");
+    let v = verify_with(
+        &gw,
+        &verifier,
+        json!({"pan": cards::A, "code": code, "request_id": "v-ok", "transaction": purchase(2_500_000, " Digikala ")}),
+    );
+    assert_eq!(v["result"], "approved", "{v}");
+    // Malformed transactions are refused before anything is counted.
+    let (status, err) = gw.post(
+        &verifier,
+        "/v1/verify",
+        &json!({"pan": cards::A, "code": code, "request_id": "v-bad",
+                "transaction": {"type": "refund", "amount": 1, "currency": "IRR", "payee": "x"}}),
+    );
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("invalid_transaction"))
+    );
+}
+
+#[test]
+fn policy_a_bound_code_names_the_payment_in_english_too() {
+    let smsc = Smsc::start(&[]);
+    let gw = Gateway::start_with(&format!(
+        "language = \"en\"\n{}",
+        smsc.connection("mci", "")
+    ));
+    smsc.wait_bound(1);
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    gw.enroll(&admin, cards::A, "989121120004");
+    let (text, _) = push_bound(&gw, &smsc, &verifier, "989121120004", "pay-en");
+    assert!(
+        text.starts_with("Purchase: 2,500,000 IRR to Digikala\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn policy_a_cap_in_persian_digits_is_honoured() {
+    let gw = Gateway::start();
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    gw.enroll(&admin, cards::A, "989121120005");
+    let reply = gw.sms("989121120005", "۴۳۲۱ ۲٬۵۰۰٬۰۰۰", "ucs2");
+    assert!(reply.contains("سقف مبلغ: ۲٬۵۰۰٬۰۰۰ IRR"), "{reply}");
+    let code = code_in(&reply);
+    let capped = |amount: u64, rid: &str| {
+        verify_with(
+            &gw,
+            &verifier,
+            json!({"pan": cards::A, "code": code, "request_id": rid,
+                                            "transaction": purchase(amount, "Any shop")}),
+        )
+    };
+    let v = capped(2_500_001, "over");
+    assert_eq!(
+        (
+            v["reason"].as_str(),
+            v["response_code"].as_str(),
+            v["attempts_left"].as_i64()
+        ),
+        (Some("amount_exceeds_cap"), Some("61"), Some(2)),
+        "{v}"
+    );
+    // Without an amount the cap cannot be checked: refused, not counted.
+    let v = verify_with(
+        &gw,
+        &verifier,
+        json!({"pan": cards::A, "code": code, "request_id": "no-amount"}),
+    );
+    assert_eq!(v["reason"], "transaction_required", "{v}");
+    assert_eq!(capped(2_500_000, "at-cap")["result"], "approved");
+
+    // The English reply states the cap as well; ASCII digits, grouped.
+    let reply = gw.sms("989121120005", "OTP 4321 1,000", "gsm");
+    assert!(reply.starts_with("Limit: 1,000 IRR\n"), "{reply}");
+}
+
+#[test]
+fn policy_epin_is_a_second_factor_that_shares_the_failure_count() {
+    let gw = Gateway::start();
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    let id = gw.enroll(&admin, cards::D, "989121120006")["id"]
+        .as_i64()
+        .unwrap();
+    let path = format!("/v1/cards/{id}/epin");
+    for weak in ["1234", "0000", "9876", "0123", "۵۵۵۵"] {
+        let resp = reqwest::blocking::Client::new()
+            .put(gw.url(&path))
+            .bearer_auth(&admin)
+            .json(&json!({"epin": weak}))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 400, "{weak}");
+        let body: Value = resp.json().unwrap();
+        assert_eq!(body["error"]["code"], "weak_epin", "{weak}: {body}");
+    }
+    // The CLI reads it from stdin, never argv.
+    let out = {
+        use std::io::Write;
+        let mut child = std::process::Command::new(crate::harness::bin())
+            .args([
+                "--config",
+                gw.config.to_str().unwrap(),
+                "card",
+                "epin",
+                "set",
+                "--id",
+                &id.to_string(),
+            ])
+            .env_remove("OTPGW_CONFIG")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"7391\n").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let card: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(card["has_epin"], true, "{card}");
+
+    let code = code_in(&gw.sms("989121120006", "3579", "ascii"));
+    let wrong = other_than(&code);
+    let attempt = |code: &str, epin: Option<&str>, rid: &str| {
+        let mut body = json!({"pan": cards::D, "code": code, "request_id": rid});
+        if let Some(e) = epin {
+            body["epin"] = json!(e);
+        }
+        let mut v = verify_with(&gw, &verifier, body);
+        v.as_object_mut().unwrap().remove("request_id");
+        v
+    };
+    let wrong_epin = attempt(&code, Some("7392"), "a");
+    let wrong_code = attempt(wrong, Some("7391"), "b");
+    let expected = |left: i64| json!({"result": "rejected", "reason": "invalid", "response_code": "55", "attempts_left": left});
+    // The same answer for either factor, and one count for both.
+    assert_eq!(wrong_epin, expected(2));
+    assert_eq!(wrong_code, expected(1));
+    // The right code with the right ePIN (Persian digits too) approves.
+    assert_eq!(attempt(&code, Some("۷۳۹۱"), "c")["result"], "approved");
+
+    // Without its ePIN a right code is a wrong one.
+    let code = code_in(&gw.sms("989121120006", "3579", "ascii"));
+    assert_eq!(attempt(&code, None, "d"), expected(2));
+    // Cleared (API), the code alone verifies.
+    let resp = reqwest::blocking::Client::new()
+        .delete(gw.url(&path))
+        .bearer_auth(&admin)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.json::<Value>().unwrap()["has_epin"], false);
+    assert_eq!(attempt(&code, None, "e")["result"], "approved");
+    let kinds = event_kinds(&gw, &admin, id);
+    assert!(
+        kinds.contains(&"epin_set".to_owned()) && kinds.contains(&"epin_cleared".to_owned()),
+        "{kinds:?}"
+    );
+    // As a value of its own (not inside a longer number, key or name that happens
+    // to hold these digits).
+    let log = gw.log();
+    let standalone = log.match_indices("7391").any(|(i, _)| {
+        let before = log[..i].chars().next_back();
+        let after = log[i + 4..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_alphanumeric())
+            && !after.is_some_and(|c| c.is_ascii_alphanumeric())
+    });
+    assert!(!standalone, "the ePIN reached the log");
+}
+
+#[test]
+fn policy_a_card_enrolled_under_require_activation_waits_for_its_phone() {
+    let smsc = Smsc::start(&[]);
+    let gw = Gateway::start_with(&format!(
+        "{}[policy]\nrequire_activation = true\n",
+        smsc.connection("mci", "routes = [\"98912\"]")
+    ));
+    smsc.wait_bound(1);
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+
+    let enrolled = gw.enroll(&admin, cards::A, "989121120007");
+    let id = enrolled["id"].as_i64().unwrap();
+    assert_eq!(enrolled["status"], "pending", "{enrolled}");
+    assert_eq!(enrolled["activation"]["state"], "sent", "{enrolled}");
+    smsc.wait(|e| e["event"] == "submit_sm" && e["destination_addr"] == "989121120007");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let text = loop {
+        if let Some(t) = texts_to(&smsc, "989121120007")
+            .into_iter()
+            .find(|t| t.split(|c: char| !c.is_ascii_digit()).any(|d| d.len() == 7))
+        {
+            break t;
+        }
+        assert!(std::time::Instant::now() < deadline, "no activation SMS");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(
+        text.contains("کد فعال‌سازی") && text.contains("۲۴ ساعت"),
+        "{text}"
+    );
+    let activation = code_in(&text);
+    assert!(!enrolled.to_string().contains(&activation));
+
+    // Pending: the customer's request gets a defined answer, verify and the bank's
+    // re-activation are refused.
+    let reply = gw.sms("989121120007", "4321", "ascii");
+    assert!(reply.contains("هنوز فعال نشده"), "{reply}");
+    let v = gw.verify(&verifier, cards::A, "1234567", "pending");
+    assert_eq!(
+        (v["reason"].as_str(), v["response_code"].as_str()),
+        (Some("not_activated"), Some("62"))
+    );
+    let (status, err) = gw.post(&admin, &format!("/v1/cards/{id}/reactivate"), &json!({}));
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (409, Some("wrong_status"))
+    );
+
+    // A wrong activation code is counted and refused; the right one activates.
+    let wrong = other_than(&activation);
+    let (status, err) = gw.post(
+        &admin,
+        &format!("/v1/cards/{id}/activate"),
+        &json!({"code": wrong}),
+    );
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (422, Some("activation_invalid")),
+        "{err}"
+    );
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("4 attempts left"),
+        "{err}"
+    );
+    let (status, card) = gw.post(
+        &admin,
+        &format!("/v1/cards/{id}/activate"),
+        &json!({"code": activation}),
+    );
+    assert_eq!(
+        (status, card["status"].as_str()),
+        (200, Some("active")),
+        "{card}"
+    );
+    let (status, _) = gw.post(
+        &admin,
+        &format!("/v1/cards/{id}/activate"),
+        &json!({"code": activation}),
+    );
+    assert_eq!(status, 409, "only a pending card is activated");
+    let code = code_in(&gw.sms("989121120007", "4321", "ascii"));
+    assert_eq!(
+        gw.verify(&verifier, cards::A, &code, "active")["result"],
+        "approved"
+    );
+    let kinds = event_kinds(&gw, &admin, id);
+    for kind in ["activation_sent", "activation_failed", "activated"] {
+        assert!(
+            kinds.contains(&kind.to_owned()),
+            "{kind} missing from {kinds:?}"
+        );
+    }
+
+    // No route for the number: the enrollment says so, and the bank can send again.
+    let enrolled = gw.enroll(&admin, cards::C, "989351120008");
+    assert_eq!(enrolled["activation"]["state"], "no_route", "{enrolled}");
+    let (status, again) = gw.post(
+        &admin,
+        &format!("/v1/cards/{}/activation", enrolled["id"]),
+        &json!({}),
+    );
+    assert_eq!(
+        (status, again["activation"]["state"].as_str()),
+        (200, Some("no_route")),
+        "{again}"
+    );
+    assert!(
+        !gw.log().contains(&activation),
+        "an activation code reached the log"
+    );
+}
+
+#[test]
+fn policy_require_transaction_refuses_unbound_codes_and_verifies() {
+    let gw = Gateway::start_with("[policy]\nrequire_transaction = true\n");
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    gw.enroll(&admin, cards::A, "989121120009");
+    let (status, err) = gw.post(
+        &verifier,
+        "/v1/codes",
+        &json!({"pan": cards::A, "request_id": "unbound"}),
+    );
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("transaction_required"))
+    );
+    // A code the customer asked for by SMS is bound to nothing: it cannot approve a
+    // payment, and trying is no guess (not counted).
+    let code = code_in(&gw.sms("989121120009", "4321", "ascii"));
+    let (status, err) = gw.post(
+        &verifier,
+        "/v1/verify",
+        &json!({"pan": cards::A, "code": code, "request_id": "no-txn"}),
+    );
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("transaction_required"))
+    );
+    let v = verify_with(
+        &gw,
+        &verifier,
+        json!({"pan": cards::A, "code": code, "request_id": "sms-code", "transaction": purchase(1000, "Shop")}),
+    );
+    assert_eq!(
+        (v["reason"].as_str(), v["response_code"].as_str()),
+        (Some("transaction_required"), Some("30")),
+        "{v}"
+    );
+    assert!(v.get("attempts_left").is_none(), "{v}");
+    let (_, card) = gw.post(&admin, "/v1/cards/lookup", &json!({"pan": cards::A}));
+    assert_eq!(card["failures"], 0);
+}
