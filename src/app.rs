@@ -116,15 +116,22 @@ impl App {
                 "client mode: binding to operator SMSCs"
             );
         }
+        let smpp_server = smpp::Server::new(
+            self.core.clone(),
+            self.settings.smpp.clone(),
+            self.settings.service.clone(),
+        );
         let state = AppState {
             core: self.core.clone(),
             metrics: crate::telemetry::init_metrics(),
             smpp_listening: true,
             operators,
+            smpp_sessions: smpp_server.bound_sessions(),
         };
         let router = http::router(
             state,
             Duration::from_secs(self.settings.http.request_timeout_secs),
+            self.settings.http.console,
         );
         let http_shutdown = shutdown.clone();
         let http_task = tracker.spawn(async move {
@@ -133,11 +140,6 @@ impl App {
                 .await
         });
 
-        let smpp_server = smpp::Server::new(
-            self.core.clone(),
-            self.settings.smpp.clone(),
-            self.settings.service.clone(),
-        );
         let smpp_task = tracker.spawn(smpp_server.run(self.smpp, shutdown.clone()));
         let (core, stop) = (self.core.clone(), shutdown.clone());
         tracker.spawn(async move {

@@ -282,6 +282,8 @@ impl Default for LimitSettings {
 pub struct HttpSettings {
     pub listen: String,
     pub request_timeout_secs: u64,
+    /// Serve the back-office console at `/console` on this listener.
+    pub console: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -429,6 +431,7 @@ impl Default for HttpSettings {
         Self {
             listen: "127.0.0.1:8080".into(),
             request_timeout_secs: 10,
+            console: true,
         }
     }
 }

@@ -122,7 +122,9 @@ impl CodeState {
 }
 
 /// What an API key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Back office: enroll, look up, suspend, re-activate cards.
@@ -132,6 +134,9 @@ pub enum Role {
     Verifier,
     /// USSD aggregator over HTTP.
     Ussd,
+    /// Help-desk clerk in the console: look cards up and re-activate locked ones.
+    /// Nothing else, and no access to the JSON API.
+    Helpdesk,
 }
 
 impl Role {
@@ -140,6 +145,7 @@ impl Role {
             Self::Admin => "admin",
             Self::Verifier => "verifier",
             Self::Ussd => "ussd",
+            Self::Helpdesk => "helpdesk",
         }
     }
 
@@ -148,6 +154,7 @@ impl Role {
             "admin" => Some(Self::Admin),
             "verifier" => Some(Self::Verifier),
             "ussd" => Some(Self::Ussd),
+            "helpdesk" => Some(Self::Helpdesk),
             _ => None,
         }
     }

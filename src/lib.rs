@@ -11,10 +11,12 @@
 //! * `limits`    — per-node rate limits (governor) and the verify guessing guard.
 //! * `smpp`      — the SMPP listener: sessions, framing, PDUs ↔ core requests.
 //! * `http`      — verify, card admin and operations endpoints.
+//! * `console`   — the back-office web console at `/console` (HTML; calls the core).
 
 pub mod app;
 pub mod codes;
 pub mod config;
+pub mod console;
 pub mod core;
 pub mod domain;
 pub mod http;

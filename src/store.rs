@@ -30,6 +30,10 @@ pub enum StoreError {
     CardExists(i64),
     #[error("no such card")]
     NoSuchCard,
+    #[error("not allowed while the card is {}", .0.as_str())]
+    StatusNotAllowed(CardStatus),
+    #[error("no such API key")]
+    NoSuchApiKey,
     #[error("unexpected value in the database: {0}")]
     Corrupt(String),
 }
@@ -209,6 +213,57 @@ pub struct ApiKey {
     pub role: Role,
 }
 
+/// An API key as an administrator may see it: never the key, never its hash.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct ApiKeyInfo {
+    pub id: i64,
+    pub role: Role,
+    pub label: Option<String>,
+    pub created_at: i64,
+    /// When it was revoked; a revoked key is refused everywhere at once.
+    pub revoked_at: Option<i64>,
+}
+
+/// One verify answer about a card, as the console lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerificationEntry {
+    pub api_key_id: i64,
+    pub request_id: String,
+    pub verdict: Verdict,
+    pub at: i64,
+}
+
+/// A live console session: whose key it is and the CSRF token its forms carry.
+#[derive(Debug, Clone)]
+pub struct ConsoleSession {
+    pub key: ApiKey,
+    pub csrf: String,
+    pub expires_at: i64,
+}
+
+/// What the console's audit search may filter on; `before_id` pages backwards.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub card_id: Option<i64>,
+    pub actor: Option<String>,
+    pub kind: Option<String>,
+    /// Epoch ms, inclusive.
+    pub from: Option<i64>,
+    /// Epoch ms, exclusive.
+    pub to: Option<i64>,
+    pub before_id: Option<i64>,
+}
+
+/// Counts since a moment, for the console's health strip.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Activity {
+    pub codes_issued: i64,
+    pub verifications: i64,
+    pub approved: i64,
+    /// Rejected as `invalid`: the answers that count as failures.
+    pub wrong_codes: i64,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub enum StatusChange {
     Reactivate,
@@ -217,6 +272,10 @@ pub enum StatusChange {
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+const CODE_COLUMNS: &str =
+    "id, card_id, channel, peer, state, delivery, route, connection, message_id, \
+     issued_at, expires_at, submitted_at, delivery_at, used_at";
 
 const CARD_COLUMNS: &str =
     "id, pan_hash, last4, last6_hash, msisdn, status, failures, created_at, updated_at";
@@ -374,11 +433,17 @@ impl Store {
         rows.iter().map(card_from_row).collect()
     }
 
+    /// Re-activates or suspends a card and audits it with the actor and reason. When
+    /// `allowed_from` is not empty, the change happens only from one of those statuses
+    /// (read under the same transaction, so a concurrent change cannot slip past a
+    /// role's limits); otherwise it is `StatusNotAllowed`.
     pub async fn change_status(
         &self,
         id: i64,
         change: StatusChange,
         actor: &str,
+        reason: Option<&str>,
+        allowed_from: &[CardStatus],
         now: i64,
     ) -> Result<Card, StoreError> {
         let mut tx = self.begin().await?;
@@ -399,6 +464,10 @@ impl Store {
         let Some(prev) = prev else {
             return Err(StoreError::NoSuchCard);
         };
+        let prev_status = parse_status(&prev)?;
+        if !allowed_from.is_empty() && !allowed_from.contains(&prev_status) {
+            return Err(StoreError::StatusNotAllowed(prev_status));
+        }
         sqlx::query(sql)
             .bind(id)
             .bind(now)
@@ -416,7 +485,10 @@ impl Store {
             Some(id),
             kind,
             actor,
-            serde_json::json!({"previous_status": prev}),
+            match reason {
+                Some(reason) => serde_json::json!({"previous_status": prev, "reason": reason}),
+                None => serde_json::json!({"previous_status": prev}),
+            },
             now,
         )
         .await?;
@@ -436,19 +508,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let detail: String = r.try_get("detail")?;
-                Ok(Event {
-                    id: r.try_get("id")?,
-                    card_id: r.try_get("card_id")?,
-                    kind: r.try_get("kind")?,
-                    actor: r.try_get("actor")?,
-                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
-                    at: r.try_get("at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(event_from_row).collect()
     }
 
     // ---- codes -------------------------------------------------------------------
@@ -653,37 +713,27 @@ impl Store {
     }
 
     pub async fn code(&self, id: i64) -> Result<Option<CodeRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, card_id, channel, peer, state, delivery, route, connection, message_id, \
-             issued_at, expires_at, submitted_at, delivery_at, used_at FROM codes WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
+        let row = sqlx::query(&format!("SELECT {CODE_COLUMNS} FROM codes WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(code_from_row).transpose()
+    }
+
+    /// A card's most recent codes, newest first (for the console).
+    pub async fn recent_codes(
+        &self,
+        card_id: i64,
+        limit: i64,
+    ) -> Result<Vec<CodeRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CODE_COLUMNS} FROM codes WHERE card_id = $1 ORDER BY id DESC LIMIT $2"
+        ))
+        .bind(card_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
         .await?;
-        let Some(r) = row else { return Ok(None) };
-        let state: String = r.try_get("state")?;
-        let delivery: Option<String> = r.try_get("delivery")?;
-        Ok(Some(CodeRecord {
-            id: r.try_get("id")?,
-            card_id: r.try_get("card_id")?,
-            channel: r.try_get("channel")?,
-            peer: r.try_get("peer")?,
-            state: CodeState::parse(&state)
-                .ok_or_else(|| StoreError::Corrupt(format!("code state {state}")))?,
-            delivery: delivery
-                .map(|d| {
-                    Delivery::parse(&d).ok_or_else(|| StoreError::Corrupt(format!("delivery {d}")))
-                })
-                .transpose()?,
-            route: r.try_get("route")?,
-            connection: r.try_get("connection")?,
-            message_id: r.try_get("message_id")?,
-            issued_at: r.try_get("issued_at")?,
-            expires_at: r.try_get("expires_at")?,
-            submitted_at: r.try_get("submitted_at")?,
-            delivery_at: r.try_get("delivery_at")?,
-            used_at: r.try_get("used_at")?,
-        }))
+        rows.iter().map(code_from_row).collect()
     }
 
     // ---- verification ------------------------------------------------------------
@@ -703,13 +753,7 @@ impl Store {
         let Some(row) = row else { return Ok(None) };
         let result: String = row.try_get("result")?;
         let reason: Option<String> = row.try_get("reason")?;
-        let verdict = match (result.as_str(), reason.as_deref()) {
-            ("approved", _) => Verdict::Approved,
-            ("rejected", Some(r)) => Verdict::Rejected(
-                Reason::parse(r).ok_or_else(|| StoreError::Corrupt(format!("reason {r}")))?,
-            ),
-            _ => return Err(StoreError::Corrupt(format!("verification result {result}"))),
-        };
+        let verdict = parse_verdict(&result, reason.as_deref())?;
         Ok(Some(VerifyRecord {
             verdict,
             card_id: row.try_get("card_id")?,
@@ -840,6 +884,7 @@ impl Store {
         role: Role,
         key_hash: &str,
         label: Option<&str>,
+        actor: &str,
         now: i64,
     ) -> Result<i64, StoreError> {
         let id: i64 = sqlx::query_scalar(
@@ -854,7 +899,7 @@ impl Store {
         self.audit(
             None,
             "api_key_created",
-            "cli",
+            actor,
             serde_json::json!({"api_key_id": id, "role": role.as_str()}),
             now,
         )
@@ -874,6 +919,254 @@ impl Store {
             id: row.try_get("id")?,
             role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
         }))
+    }
+
+    pub async fn api_keys(&self) -> Result<Vec<ApiKeyInfo>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id, role, label, created_at, revoked_at FROM api_keys ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(api_key_from_row).collect()
+    }
+
+    /// Revokes a key, ends its console sessions and audits it, in one transaction.
+    /// Revoking a revoked key changes nothing and returns it as it is.
+    pub async fn revoke_api_key(
+        &self,
+        id: i64,
+        actor: &str,
+        now: i64,
+    ) -> Result<ApiKeyInfo, StoreError> {
+        let mut tx = self.begin().await?;
+        let revoked =
+            sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        let row = sqlx::query(
+            "SELECT id, role, label, created_at, revoked_at FROM api_keys WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Err(StoreError::NoSuchApiKey);
+        };
+        let info = api_key_from_row(&row)?;
+        if revoked == 1 {
+            let sessions = sqlx::query("DELETE FROM console_sessions WHERE api_key_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            insert_event(
+                &mut tx,
+                None,
+                "api_key_revoked",
+                actor,
+                serde_json::json!({"api_key_id": id, "role": info.role.as_str(), "console_sessions_ended": sessions}),
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(info)
+    }
+
+    // ---- console -----------------------------------------------------------------
+
+    /// Stores a new console session (by the hash of its id) and forgets expired ones.
+    pub async fn create_console_session(
+        &self,
+        id_hash: &str,
+        key: ApiKey,
+        csrf: &str,
+        now: i64,
+        expires_at: i64,
+        idle_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM console_sessions WHERE expires_at <= $1 OR last_seen_at <= $2")
+            .bind(now)
+            .bind(now.saturating_sub(idle_ms))
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "INSERT INTO console_sessions (id_hash, api_key_id, csrf, created_at, last_seen_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $4, $5)",
+        )
+        .bind(id_hash)
+        .bind(key.id)
+        .bind(csrf)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The session with this id hash, if it has not expired (absolutely, or idle
+    /// for `idle_ms`) and its key is not revoked; marks it seen now.
+    pub async fn console_session(
+        &self,
+        id_hash: &str,
+        now: i64,
+        idle_ms: i64,
+    ) -> Result<Option<ConsoleSession>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE console_sessions SET last_seen_at = $2 \
+             WHERE id_hash = $1 AND expires_at > $2 AND last_seen_at > $3 \
+             RETURNING api_key_id, csrf, expires_at",
+        )
+        .bind(id_hash)
+        .bind(now)
+        .bind(now.saturating_sub(idle_ms))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let api_key_id: i64 = row.try_get("api_key_id")?;
+        // The key is read afresh on every request: a revoked key's session ends at once.
+        let role: Option<String> =
+            sqlx::query_scalar("SELECT role FROM api_keys WHERE id = $1 AND revoked_at IS NULL")
+                .bind(api_key_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(role) = role else { return Ok(None) };
+        Ok(Some(ConsoleSession {
+            key: ApiKey {
+                id: api_key_id,
+                role: Role::parse(&role)
+                    .ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
+            },
+            csrf: row.try_get("csrf")?,
+            expires_at: row.try_get("expires_at")?,
+        }))
+    }
+
+    pub async fn delete_console_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM console_sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Audit events matching `filter`, newest first, at most `limit`.
+    pub async fn search_events<'a>(
+        &self,
+        filter: &'a AuditFilter,
+        limit: i64,
+    ) -> Result<Vec<Event>, StoreError> {
+        enum Arg<'s> {
+            Int(i64),
+            Text(&'s str),
+        }
+        let mut clauses: Vec<String> = Vec::new();
+        let mut args: Vec<Arg<'_>> = Vec::new();
+        let mut add = |clause: &str, arg: Arg<'a>| {
+            args.push(arg);
+            clauses.push(clause.replace('?', &format!("${}", args.len())));
+        };
+        if let Some(v) = filter.card_id {
+            add("card_id = ?", Arg::Int(v));
+        }
+        if let Some(v) = filter.actor.as_deref() {
+            add("actor = ?", Arg::Text(v));
+        }
+        if let Some(v) = filter.kind.as_deref() {
+            add("kind = ?", Arg::Text(v));
+        }
+        if let Some(v) = filter.from {
+            add("at >= ?", Arg::Int(v));
+        }
+        if let Some(v) = filter.to {
+            add("at < ?", Arg::Int(v));
+        }
+        if let Some(v) = filter.before_id {
+            add("id < ?", Arg::Int(v));
+        }
+        let filter_sql = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT id, card_id, kind, actor, detail, at FROM events {filter_sql} ORDER BY id DESC LIMIT ${}",
+            args.len() + 1
+        );
+        let mut query = sqlx::query(&sql);
+        for arg in args {
+            query = match arg {
+                Arg::Int(v) => query.bind(v),
+                Arg::Text(v) => query.bind(v),
+            };
+        }
+        let rows = query.bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    /// A card's most recent verify answers, newest first.
+    pub async fn recent_verifications(
+        &self,
+        card_id: i64,
+        limit: i64,
+    ) -> Result<Vec<VerificationEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT api_key_id, request_id, result, reason, created_at FROM verifications \
+             WHERE card_id = $1 ORDER BY created_at DESC, request_id DESC LIMIT $2",
+        )
+        .bind(card_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let result: String = r.try_get("result")?;
+                let reason: Option<String> = r.try_get("reason")?;
+                Ok(VerificationEntry {
+                    api_key_id: r.try_get("api_key_id")?,
+                    request_id: r.try_get("request_id")?,
+                    verdict: parse_verdict(&result, reason.as_deref())?,
+                    at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Codes issued and verify answers given since `since` (epoch ms).
+    pub async fn activity_since(&self, since: i64) -> Result<Activity, StoreError> {
+        let codes_issued: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM codes WHERE issued_at >= $1")
+                .bind(since)
+                .fetch_one(&self.pool)
+                .await?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS total, \
+             COALESCE(SUM(CASE WHEN result = 'approved' THEN 1 ELSE 0 END), 0) AS approved, \
+             COALESCE(SUM(CASE WHEN reason = 'invalid' THEN 1 ELSE 0 END), 0) AS wrong \
+             FROM verifications WHERE created_at >= $1",
+        )
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Activity {
+            codes_issued,
+            verifications: row.try_get("total")?,
+            approved: row.try_get("approved")?,
+            wrong_codes: row.try_get("wrong")?,
+        })
+    }
+
+    /// Audit events of one kind since `since` (epoch ms).
+    pub async fn count_events_since(&self, kind: &str, since: i64) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE kind = $1 AND at >= $2")
+                .bind(kind)
+                .bind(since)
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 }
 
@@ -971,6 +1264,67 @@ async fn insert_event(
 
 fn parse_status(s: &str) -> Result<CardStatus, StoreError> {
     CardStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("card status {s}")))
+}
+
+fn api_key_from_row(r: &sqlx::any::AnyRow) -> Result<ApiKeyInfo, StoreError> {
+    let role: String = r.try_get("role")?;
+    Ok(ApiKeyInfo {
+        id: r.try_get("id")?,
+        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
+        label: r.try_get("label")?,
+        created_at: r.try_get("created_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
+}
+
+fn event_from_row(r: &sqlx::any::AnyRow) -> Result<Event, StoreError> {
+    let detail: String = r.try_get("detail")?;
+    Ok(Event {
+        id: r.try_get("id")?,
+        card_id: r.try_get("card_id")?,
+        kind: r.try_get("kind")?,
+        actor: r.try_get("actor")?,
+        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+        at: r.try_get("at")?,
+    })
+}
+
+fn parse_verdict(result: &str, reason: Option<&str>) -> Result<Verdict, StoreError> {
+    match (result, reason) {
+        ("approved", _) => Ok(Verdict::Approved),
+        ("rejected", Some(r)) => {
+            Ok(Verdict::Rejected(Reason::parse(r).ok_or_else(|| {
+                StoreError::Corrupt(format!("reason {r}"))
+            })?))
+        }
+        _ => Err(StoreError::Corrupt(format!("verification result {result}"))),
+    }
+}
+
+fn code_from_row(r: &sqlx::any::AnyRow) -> Result<CodeRecord, StoreError> {
+    let state: String = r.try_get("state")?;
+    let delivery: Option<String> = r.try_get("delivery")?;
+    Ok(CodeRecord {
+        id: r.try_get("id")?,
+        card_id: r.try_get("card_id")?,
+        channel: r.try_get("channel")?,
+        peer: r.try_get("peer")?,
+        state: CodeState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("code state {state}")))?,
+        delivery: delivery
+            .map(|d| {
+                Delivery::parse(&d).ok_or_else(|| StoreError::Corrupt(format!("delivery {d}")))
+            })
+            .transpose()?,
+        route: r.try_get("route")?,
+        connection: r.try_get("connection")?,
+        message_id: r.try_get("message_id")?,
+        issued_at: r.try_get("issued_at")?,
+        expires_at: r.try_get("expires_at")?,
+        submitted_at: r.try_get("submitted_at")?,
+        delivery_at: r.try_get("delivery_at")?,
+        used_at: r.try_get("used_at")?,
+    })
 }
 
 fn card_from_row(row: &sqlx::any::AnyRow) -> Result<Card, StoreError> {

@@ -138,6 +138,13 @@ impl From<CoreError> for ApiError {
                 format!("this card is already enrolled as card {id}"),
             ),
             CoreError::Store(StoreError::NoSuchCard) => Self::not_found("no such card"),
+            CoreError::Store(StoreError::NoSuchApiKey) => Self::not_found("no such API key"),
+            CoreError::Forbidden | CoreError::Store(StoreError::StatusNotAllowed(_)) => {
+                Self::forbidden()
+            }
+            CoreError::ReasonRequired => {
+                Self::bad_request("reason_required", "a reason is required")
+            }
             CoreError::NotEnrolled => Self::new(
                 StatusCode::NOT_FOUND,
                 "not_enrolled",

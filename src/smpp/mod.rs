@@ -18,6 +18,7 @@ mod session;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -64,6 +65,8 @@ pub(crate) struct Context {
     queues: Mutex<HashMap<String, Queue>>,
     /// USSD dialogues over SMPP, by (customer's source_addr, session number).
     ussd: Mutex<HashMap<(String, u8), UssdDialogue>>,
+    /// Sessions bound on this node right now, for the console's health strip.
+    pub bound: Arc<AtomicUsize>,
 }
 
 /// Where a USSD dialogue over SMPP stands: the service dialled and the inputs so far.
@@ -149,8 +152,14 @@ impl Server {
                 service,
                 queues: Mutex::new(HashMap::new()),
                 ussd: Mutex::new(HashMap::new()),
+                bound: Arc::new(AtomicUsize::new(0)),
             }),
         }
+    }
+
+    /// The number of sessions bound to this listener, kept current by the sessions.
+    pub fn bound_sessions(&self) -> Arc<AtomicUsize> {
+        self.ctx.bound.clone()
     }
 
     /// Accepts connections until `shutdown`, then waits for every session to unbind.
