@@ -152,26 +152,28 @@ impl App {
                 "client mode: binding to operator SMSCs"
             );
         }
+        let smpp_server = smpp::Server::new(
+            self.core.clone(),
+            self.settings.smpp.clone(),
+            self.settings.service.clone(),
+        );
         let state = AppState {
             core: self.core.clone(),
             metrics: crate::telemetry::init_metrics(),
             smpp_listening: true,
             operators,
+            smpp_sessions: smpp_server.bound_sessions(),
         };
         let router = http::router(
             state,
             Duration::from_secs(self.settings.http.request_timeout_secs),
+            self.settings.http.console,
         );
         let (http_shutdown, http_settings) = (shutdown.clone(), self.settings.http.clone());
         tracker.spawn(async move {
             http::server::run(self.http, router, &http_settings, http_shutdown).await
         });
 
-        let smpp_server = smpp::Server::new(
-            self.core.clone(),
-            self.settings.smpp.clone(),
-            self.settings.service.clone(),
-        );
         let smpp_task = tracker.spawn(smpp_server.run(self.smpp, shutdown.clone()));
         let (core, stop) = (self.core.clone(), shutdown.clone());
         tracker.spawn(async move {

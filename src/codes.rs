@@ -314,6 +314,12 @@ pub fn new_api_key() -> String {
     format!("otpgw_{}", hex::encode(random_bytes()))
 }
 
+/// A console session id (256 bits from the OS CSPRNG), or a session's CSRF token.
+/// Session ids are stored as `api_key_hash` of them, like API keys.
+pub fn new_session_token() -> String {
+    hex::encode(random_bytes())
+}
+
 /// API keys are 256 random bits, so a plain SHA-256 (no salt, no stretching) is
 /// enough to make the stored value useless to a reader of the database.
 pub fn api_key_hash(key: &str) -> String {

@@ -324,6 +324,8 @@ pub struct HttpSettings {
     pub header_read_timeout_secs: u64,
     /// Connections held at once; more are closed at accept.
     pub max_connections: usize,
+    /// Serve the back-office console at `/console` on this listener.
+    pub console: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -562,6 +564,7 @@ impl Default for HttpSettings {
             request_timeout_secs: 10,
             header_read_timeout_secs: 10,
             max_connections: 1000,
+            console: true,
         }
     }
 }

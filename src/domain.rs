@@ -127,7 +127,9 @@ impl CodeState {
 }
 
 /// What an API key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Back office: enroll, look up, suspend, re-activate cards.
@@ -137,6 +139,9 @@ pub enum Role {
     Verifier,
     /// USSD aggregator over HTTP.
     Ussd,
+    /// Help-desk clerk in the console: look cards up and re-activate locked ones.
+    /// Nothing else, and no access to the JSON API.
+    Helpdesk,
 }
 
 impl Role {
@@ -145,6 +150,7 @@ impl Role {
             Self::Admin => "admin",
             Self::Verifier => "verifier",
             Self::Ussd => "ussd",
+            Self::Helpdesk => "helpdesk",
         }
     }
 
@@ -153,6 +159,7 @@ impl Role {
             "admin" => Some(Self::Admin),
             "verifier" => Some(Self::Verifier),
             "ussd" => Some(Self::Ussd),
+            "helpdesk" => Some(Self::Helpdesk),
             _ => None,
         }
     }

@@ -13,11 +13,13 @@
 //! * `smpp`      — the SMPP listener: sessions, framing, PDUs ↔ core requests.
 //! * `http`      — verify, card admin and operations endpoints.
 //! * `bench`     — `otpgw bench`: the SMPP/HTTP load tool, transport and store modes.
+//! * `console`   — the back-office web console at `/console` (HTML; calls the core).
 
 pub mod app;
 pub mod bench;
 pub mod codes;
 pub mod config;
+pub mod console;
 pub mod core;
 pub mod domain;
 pub mod http;

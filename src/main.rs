@@ -139,6 +139,13 @@ enum ApikeyCommand {
         #[arg(long)]
         label: Option<String>,
     },
+    /// List API keys as JSON: id, role, label, created_at, revoked_at (never a key).
+    List,
+    /// Revoke an API key: refused at once on every node, its console sessions end.
+    Revoke {
+        #[arg(long)]
+        id: i64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -227,12 +234,26 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
         Command::Bench(_) => unreachable!("bench runs before the settings are loaded"),
         Command::Apikey(ApikeyCommand::Create { role, label }) => {
             let core = otpgw::app::build_core(&settings).await?;
-            let (id, key) = core.create_api_key(role, label.as_deref()).await?;
+            let (id, key) = core.create_api_key(role, label.as_deref(), "cli").await?;
             println!(
                 "{}",
                 serde_json::json!({"id": id, "role": role.as_str(), "key": key})
             );
             eprintln!("Store this key now: it cannot be shown again.");
+            Ok(())
+        }
+        Command::Apikey(ApikeyCommand::List) => {
+            let core = otpgw::app::build_core(&settings).await?;
+            println!("{}", serde_json::to_value(core.api_keys().await?)?);
+            Ok(())
+        }
+        Command::Apikey(ApikeyCommand::Revoke { id }) => {
+            let core = otpgw::app::build_core(&settings).await?;
+            let info = core
+                .revoke_api_key(id, "cli")
+                .await
+                .with_context(|| format!("Failed to revoke API key {id}"))?;
+            println!("{}", serde_json::to_value(info)?);
             Ok(())
         }
     }
@@ -355,13 +376,16 @@ async fn card(cmd: CardCommand, settings: Settings) -> Result<()> {
         CardCommand::Reactivate(r) => {
             let id = resolve(r).await?.id;
             serde_json::to_value(
-                core.change_status(id, StatusChange::Reactivate, "cli")
+                core.change_status(id, StatusChange::Reactivate, "cli", None)
                     .await?,
             )?
         }
         CardCommand::Suspend(r) => {
             let id = resolve(r).await?.id;
-            serde_json::to_value(core.change_status(id, StatusChange::Suspend, "cli").await?)?
+            serde_json::to_value(
+                core.change_status(id, StatusChange::Suspend, "cli", None)
+                    .await?,
+            )?
         }
         CardCommand::Events(r) => {
             let id = resolve(r).await?.id;

@@ -7,6 +7,7 @@
 //! * `verify` — the payment switch's question: is this the card's live code?
 //! * card administration and API keys for the back office.
 
+mod backoffice;
 mod quota;
 pub mod texts;
 pub mod ussd;
@@ -27,6 +28,7 @@ use crate::store::{
     MessageRef, NewActivation, NewCard, NewCode, PushKey, StatusChange, Store, StoreError,
     VerifyAttempt,
 };
+pub use backoffice::{CardView, Health, SignedIn, SESSION_IDLE_MS, SESSION_MAX_MS};
 pub use texts::ReplyKind;
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +57,10 @@ pub enum CoreError {
     TransactionRequired,
     #[error("{0}")]
     Policy(#[from] crate::policy::PolicyError),
+    #[error("this API key's role may not do that")]
+    Forbidden,
+    #[error("a reason is required")]
+    ReasonRequired,
 }
 
 /// A message the core sends without being asked (a pushed code), handed to the
@@ -1208,16 +1214,20 @@ impl Core {
             .map(|c| c.as_of(now)))
     }
 
+    /// Re-activates or suspends a card for the JSON API and the CLI (admin, any
+    /// status); the console goes through `console_change`, which adds role limits
+    /// and a mandatory reason.
     pub async fn change_status(
         &self,
         id: i64,
         change: StatusChange,
         actor: &str,
+        reason: Option<&str>,
     ) -> Result<Card, CoreError> {
         let card = self
             .inner
             .store
-            .change_status(id, change, actor, self.now_ms())
+            .change_status(id, change, actor, reason, &[], self.now_ms())
             .await?;
         tracing::info!(
             card_id = id,
@@ -1237,16 +1247,25 @@ impl Core {
         &self,
         role: Role,
         label: Option<&str>,
+        actor: &str,
     ) -> Result<(i64, String), CoreError> {
         let key = codes::new_api_key();
         let id = self
             .inner
             .store
-            .create_api_key(role, &codes::api_key_hash(&key), label, self.now_ms())
+            .create_api_key(
+                role,
+                &codes::api_key_hash(&key),
+                label,
+                actor,
+                self.now_ms(),
+            )
             .await?;
         Ok((id, key))
     }
 
+    /// Looks the key up in the database on every call, with no cache, so that a
+    /// revoked key is refused at once on every node.
     pub async fn authenticate(&self, bearer: &str) -> Result<Option<ApiKey>, CoreError> {
         Ok(self
             .inner

@@ -258,7 +258,7 @@ async fn change(
     Ok(Json(
         state
             .core
-            .change_status(id, change, &caller.actor())
+            .change_status(id, change, &caller.actor(), None)
             .await?,
     ))
 }

@@ -199,6 +199,13 @@ impl From<CoreError> for ApiError {
                 };
                 Self::bad_request(code, e.to_string())
             }
+            CoreError::Store(StoreError::NoSuchApiKey) => Self::not_found("no such API key"),
+            CoreError::Forbidden | CoreError::Store(StoreError::StatusNotAllowed(_)) => {
+                Self::forbidden()
+            }
+            CoreError::ReasonRequired => {
+                Self::bad_request("reason_required", "a reason is required")
+            }
             CoreError::NotEnrolled => Self::new(
                 StatusCode::NOT_FOUND,
                 "not_enrolled",

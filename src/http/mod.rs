@@ -4,6 +4,7 @@
 //! the one exception of the readiness probe asking the store whether it is ready.
 
 mod admin;
+mod apikeys;
 mod codes;
 mod connections;
 mod error;
@@ -36,10 +37,12 @@ pub struct AppState {
     pub smpp_listening: bool,
     /// Client mode's operator connections, when any are configured.
     pub operators: Option<crate::smpp::client::Operators>,
+    /// SMPP sessions bound to this node's listener (the console shows it).
+    pub smpp_sessions: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
-pub fn router(state: AppState, request_timeout: Duration) -> Router {
-    Router::new()
+pub fn router(state: AppState, request_timeout: Duration, console: bool) -> Router {
+    let api = Router::new()
         .route("/v1/verify", post(verify::verify))
         .route("/v1/ussd", post(ussd::ussd))
         .route("/v1/codes", post(codes::push))
@@ -57,13 +60,21 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             "/v1/cards/{id}/epin",
             axum::routing::put(admin::set_epin).delete(admin::clear_epin),
         )
+        .route("/v1/apikeys", get(apikeys::list))
+        .route("/v1/apikeys/{id}/revoke", post(apikeys::revoke))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route(
             "/openapi.json",
             get(|| async { axum::Json(ApiDoc::openapi()) }),
-        )
+        );
+    let routes = if console {
+        api.nest("/console", crate::console::router())
+    } else {
+        api
+    };
+    routes
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -150,6 +161,8 @@ async fn timeout_body(resp: axum::response::Response) -> axum::response::Respons
         admin::clear_epin,
         admin::activate,
         admin::resend_activation,
+        apikeys::list,
+        apikeys::revoke,
         ops::healthz,
         ops::readyz,
         ops::metrics

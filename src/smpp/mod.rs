@@ -25,6 +25,7 @@ mod ussd;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -72,6 +73,8 @@ pub(crate) struct Context {
     /// USSD dialogues over SMPP through this listener.
     pub ussd: ussd::Dialogues,
     pub guard: Arc<guard::Guard>,
+    /// Sessions bound on this node right now, for the console's health strip.
+    pub bound: Arc<AtomicUsize>,
 }
 
 impl Context {
@@ -130,8 +133,14 @@ impl Server {
                 settings,
                 service,
                 queues: Mutex::new(HashMap::new()),
+                bound: Arc::new(AtomicUsize::new(0)),
             }),
         }
+    }
+
+    /// The number of sessions bound to this listener, kept current by the sessions.
+    pub fn bound_sessions(&self) -> Arc<AtomicUsize> {
+        self.ctx.bound.clone()
     }
 
     /// Accepts connections until `shutdown`, then waits for every session to unbind.

@@ -68,7 +68,10 @@ pub(super) async fn run(
     tracing::info!(system_id = %bound.system_id, bind = bound.kind.as_str(), "bound");
     metrics::gauge!("otpgw_smpp_sessions", "system_id" => bound.system_id.clone()).increment(1.0);
     let system_id = bound.system_id.clone();
+    let count = ctx.bound.clone();
+    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Session::new(conn, ctx, bound).serve(shutdown).await;
+    count.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     metrics::gauge!("otpgw_smpp_sessions", "system_id" => system_id).decrement(1.0);
     tracing::info!("session closed");
 }

@@ -90,14 +90,22 @@ impl Store {
         }
     }
 
+    /// Re-activates or suspends a card and audits it with the actor and reason. When
+    /// `allowed_from` is not empty, the change happens only from one of those statuses
+    /// (read in the same transaction, so a concurrent change cannot slip past a
+    /// role's limits); otherwise it is `StatusNotAllowed`.
     pub async fn change_status(
         &self,
         id: i64,
         change: StatusChange,
         actor: &str,
+        reason: Option<&str>,
+        allowed_from: &[CardStatus],
         now: i64,
     ) -> Result<Card, StoreError> {
         let actor = actor.to_owned();
+        let reason = reason.map(str::to_owned);
+        let allowed_from = allowed_from.to_vec();
         self.write(move |conn: &mut AnyConnection| {
             Box::pin(async move {
                 let (sql, kind) = match change {
@@ -122,6 +130,10 @@ impl Store {
                 };
                 let locked_until: Option<i64> = prev.try_get("locked_until")?;
                 let prev: String = prev.try_get("status")?;
+                let prev_status = super::parse_status(&prev)?;
+                if !allowed_from.is_empty() && !allowed_from.contains(&prev_status) {
+                    return Err(StoreError::StatusNotAllowed(prev_status));
+                }
                 if let StatusChange::Reactivate = change {
                     // A timed lock is the bank's promise that nobody, staff included,
                     // lifts it early (a suspension in between does not shorten it).
@@ -148,7 +160,12 @@ impl Store {
                     Some(id),
                     kind,
                     &actor,
-                    serde_json::json!({"previous_status": prev}),
+                    match &reason {
+                        Some(reason) => {
+                            serde_json::json!({"previous_status": prev, "reason": reason})
+                        }
+                        None => serde_json::json!({"previous_status": prev}),
+                    },
                     now,
                 )
                 .await?;

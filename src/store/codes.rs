@@ -240,38 +240,58 @@ impl Store {
     }
 
     pub async fn code(&self, id: i64) -> Result<Option<CodeRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, card_id, channel, peer, state, delivery, route, connection, message_id, \
-             issued_at, expires_at, submitted_at, delivery_at, used_at FROM codes WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(r) = row else { return Ok(None) };
-        let state: String = r.try_get("state")?;
-        let delivery: Option<String> = r.try_get("delivery")?;
-        Ok(Some(CodeRecord {
-            id: r.try_get("id")?,
-            card_id: r.try_get("card_id")?,
-            channel: r.try_get("channel")?,
-            peer: r.try_get("peer")?,
-            state: CodeState::parse(&state)
-                .ok_or_else(|| StoreError::Corrupt(format!("code state {state}")))?,
-            delivery: delivery
-                .map(|d| {
-                    Delivery::parse(&d).ok_or_else(|| StoreError::Corrupt(format!("delivery {d}")))
-                })
-                .transpose()?,
-            route: r.try_get("route")?,
-            connection: r.try_get("connection")?,
-            message_id: r.try_get("message_id")?,
-            issued_at: r.try_get("issued_at")?,
-            expires_at: r.try_get("expires_at")?,
-            submitted_at: r.try_get("submitted_at")?,
-            delivery_at: r.try_get("delivery_at")?,
-            used_at: r.try_get("used_at")?,
-        }))
+        let row = sqlx::query(&format!("SELECT {CODE_COLUMNS} FROM codes WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(code_from_row).transpose()
     }
+
+    /// A card's most recent codes, newest first (for the console).
+    pub async fn recent_codes(
+        &self,
+        card_id: i64,
+        limit: i64,
+    ) -> Result<Vec<CodeRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CODE_COLUMNS} FROM codes WHERE card_id = $1 ORDER BY id DESC LIMIT $2"
+        ))
+        .bind(card_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(code_from_row).collect()
+    }
+}
+
+const CODE_COLUMNS: &str =
+    "id, card_id, channel, peer, state, delivery, route, connection, message_id, \
+     issued_at, expires_at, submitted_at, delivery_at, used_at";
+
+fn code_from_row(r: &sqlx::any::AnyRow) -> Result<CodeRecord, StoreError> {
+    let state: String = r.try_get("state")?;
+    let delivery: Option<String> = r.try_get("delivery")?;
+    Ok(CodeRecord {
+        id: r.try_get("id")?,
+        card_id: r.try_get("card_id")?,
+        channel: r.try_get("channel")?,
+        peer: r.try_get("peer")?,
+        state: CodeState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("code state {state}")))?,
+        delivery: delivery
+            .map(|d| {
+                Delivery::parse(&d).ok_or_else(|| StoreError::Corrupt(format!("delivery {d}")))
+            })
+            .transpose()?,
+        route: r.try_get("route")?,
+        connection: r.try_get("connection")?,
+        message_id: r.try_get("message_id")?,
+        issued_at: r.try_get("issued_at")?,
+        expires_at: r.try_get("expires_at")?,
+        submitted_at: r.try_get("submitted_at")?,
+        delivery_at: r.try_get("delivery_at")?,
+        used_at: r.try_get("used_at")?,
+    })
 }
 
 async fn update_delivery(

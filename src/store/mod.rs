@@ -8,6 +8,8 @@
 //! * `cards.rs`  — enrolling and status changes.
 //! * `codes.rs`  — issuing codes and following their delivery.
 //! * `verify.rs` — the verification transaction.
+//! * `backoffice.rs` — what the console and the key admin need: key lists and
+//!   revocation, console sessions, audit search, a card's recent history, activity.
 //! * `limits.rs` — cluster-wide rate-limit decisions (PostgreSQL).
 //!
 //! Every write is one job run by `Store::write`: on SQLite inside the writer's next
@@ -20,6 +22,7 @@
 //!
 //! Times are epoch milliseconds chosen by the caller, which keeps tests free of sleeps.
 
+mod backoffice;
 mod cards;
 mod codes;
 mod limits;
@@ -57,6 +60,10 @@ pub enum StoreError {
     WrongStatus(CardStatus),
     #[error("unexpected value in the database: {0}")]
     Corrupt(String),
+    #[error("not allowed while the card is {}", .0.as_str())]
+    StatusNotAllowed(CardStatus),
+    #[error("no such API key")]
+    NoSuchApiKey,
     /// A write could not be committed (the writer's batch failed, or it stopped).
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -342,6 +349,57 @@ pub struct ApiKey {
     pub role: Role,
 }
 
+/// An API key as an administrator may see it: never the key, never its hash.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct ApiKeyInfo {
+    pub id: i64,
+    pub role: Role,
+    pub label: Option<String>,
+    pub created_at: i64,
+    /// When it was revoked; a revoked key is refused everywhere at once.
+    pub revoked_at: Option<i64>,
+}
+
+/// One verify answer about a card, as the console lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerificationEntry {
+    pub api_key_id: i64,
+    pub request_id: String,
+    pub verdict: Verdict,
+    pub at: i64,
+}
+
+/// A live console session: whose key it is and the CSRF token its forms carry.
+#[derive(Debug, Clone)]
+pub struct ConsoleSession {
+    pub key: ApiKey,
+    pub csrf: String,
+    pub expires_at: i64,
+}
+
+/// What the console's audit search may filter on; `before_id` pages backwards.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub card_id: Option<i64>,
+    pub actor: Option<String>,
+    pub kind: Option<String>,
+    /// Epoch ms, inclusive.
+    pub from: Option<i64>,
+    /// Epoch ms, exclusive.
+    pub to: Option<i64>,
+    pub before_id: Option<i64>,
+}
+
+/// Counts since a moment, for the console's health strip.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Activity {
+    pub codes_issued: i64,
+    pub verifications: i64,
+    pub approved: i64,
+    /// Rejected as `invalid`: the answers that count as failures.
+    pub wrong_codes: i64,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub enum StatusChange {
     Reactivate,
@@ -526,19 +584,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let detail: String = r.try_get("detail")?;
-                Ok(Event {
-                    id: r.try_get("id")?,
-                    card_id: r.try_get("card_id")?,
-                    kind: r.try_get("kind")?,
-                    actor: r.try_get("actor")?,
-                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
-                    at: r.try_get("at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(event_from_row).collect()
     }
 
     // ---- verification ------------------------------------------------------------
@@ -558,13 +604,7 @@ impl Store {
         let Some(row) = row else { return Ok(None) };
         let result: String = row.try_get("result")?;
         let reason: Option<String> = row.try_get("reason")?;
-        let verdict = match (result.as_str(), reason.as_deref()) {
-            ("approved", _) => Verdict::Approved,
-            ("rejected", Some(r)) => Verdict::Rejected(
-                Reason::parse(r).ok_or_else(|| StoreError::Corrupt(format!("reason {r}")))?,
-            ),
-            _ => return Err(StoreError::Corrupt(format!("verification result {result}"))),
-        };
+        let verdict = parse_verdict(&result, reason.as_deref())?;
         Ok(Some(VerifyRecord {
             verdict,
             card_id: row.try_get("card_id")?,
@@ -602,9 +642,11 @@ impl Store {
         role: Role,
         key_hash: &str,
         label: Option<&str>,
+        actor: &str,
         now: i64,
     ) -> Result<i64, StoreError> {
         let (key_hash, label) = (key_hash.to_owned(), label.map(str::to_owned));
+        let actor = actor.to_owned();
         self.write(move |conn: &mut AnyConnection| {
             Box::pin(async move {
                 let id: i64 = sqlx::query_scalar(
@@ -620,7 +662,7 @@ impl Store {
                     conn,
                     None,
                     "api_key_created",
-                    "cli",
+                    &actor,
                     serde_json::json!({"api_key_id": id, "role": role.as_str()}),
                     now,
                 )
@@ -696,6 +738,30 @@ async fn end_elapsed_lock(
         .await?;
     }
     Ok(ended > 0)
+}
+
+fn event_from_row(r: &sqlx::any::AnyRow) -> Result<Event, StoreError> {
+    let detail: String = r.try_get("detail")?;
+    Ok(Event {
+        id: r.try_get("id")?,
+        card_id: r.try_get("card_id")?,
+        kind: r.try_get("kind")?,
+        actor: r.try_get("actor")?,
+        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+        at: r.try_get("at")?,
+    })
+}
+
+fn parse_verdict(result: &str, reason: Option<&str>) -> Result<Verdict, StoreError> {
+    match (result, reason) {
+        ("approved", _) => Ok(Verdict::Approved),
+        ("rejected", Some(r)) => {
+            Ok(Verdict::Rejected(Reason::parse(r).ok_or_else(|| {
+                StoreError::Corrupt(format!("reason {r}"))
+            })?))
+        }
+        _ => Err(StoreError::Corrupt(format!("verification result {result}"))),
+    }
 }
 
 fn parse_status(s: &str) -> Result<CardStatus, StoreError> {

@@ -1,0 +1,54 @@
+//! `GET /v1/apikeys` and `POST /v1/apikeys/{id}/revoke`: the back office lists keys
+//! (never the keys themselves, only id, role, label and dates) and revokes one,
+//! which takes effect at once on every node. Admin keys only.
+
+use axum::extract::{Path, State};
+
+use super::error::Json;
+use super::{ApiError, AppState, Caller};
+use crate::domain::Role;
+use crate::store::ApiKeyInfo;
+
+/// Every API key, revoked ones included (role `admin`).
+#[utoipa::path(
+    get,
+    path = "/v1/apikeys",
+    tag = "apikeys",
+    security(("bearer" = [])),
+    responses((status = 200, body = Vec<ApiKeyInfo>), super::error::CommonErrors)
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<ApiKeyInfo>>, ApiError> {
+    caller.require(Role::Admin)?;
+    Ok(Json(state.core.api_keys().await?))
+}
+
+/// Revoke an API key: refused from the next request on, on every node; its console
+/// sessions end; audited as `api_key_revoked` (role `admin`). Revoking a revoked key
+/// changes nothing.
+#[utoipa::path(
+    post,
+    path = "/v1/apikeys/{id}/revoke",
+    tag = "apikeys",
+    params(("id" = i64, Path, description = "API key id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = ApiKeyInfo),
+        super::error::CommonErrors,
+        (status = 404, description = "no such key", body = super::error::ErrorBody)
+    )
+)]
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ApiKeyInfo>, ApiError> {
+    caller.require(Role::Admin)?;
+    let id =
+        id.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+            ApiError::bad_request("invalid_id", "key id must be a positive integer")
+        })?;
+    Ok(Json(state.core.revoke_api_key(id, &caller.actor()).await?))
+}
