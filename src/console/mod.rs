@@ -170,9 +170,16 @@ impl FromRequestParts<AppState> for Clerk {
                 lang,
             }),
             // A page view goes to the sign-in form; a form post is told why it failed.
-            _ if parts.method == Method::GET => {
-                Err(Redirect::to("/console/signin").into_response())
-            }
+            // (keeping a language chosen in the URL).
+            _ if parts.method == Method::GET => Err(Redirect::to(if lang.remember {
+                match lang.lang {
+                    Language::Fa => "/console/signin?lang=fa",
+                    Language::En => "/console/signin?lang=en",
+                }
+            } else {
+                "/console/signin"
+            })
+            .into_response()),
             _ => Err(message(
                 lang,
                 StatusCode::UNAUTHORIZED,
@@ -232,8 +239,8 @@ async fn same_origin(req: axum::extract::Request, next: axum::middleware::Next) 
     next.run(req).await
 }
 
-/// Console pages hold personal data: never cached, never framed, no referrer, no
-/// script, no third-party anything.
+/// Console pages hold personal data: never cached, never framed, no referrer to
+/// other sites, no script, no third-party anything.
 async fn security_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
     h.entry(header::CACHE_CONTROL)
@@ -246,9 +253,11 @@ async fn security_headers(mut resp: Response) -> Response {
         ),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // `same-origin`, not `no-referrer`: with no-referrer Chromium sends `Origin: null`
+    // on form posts, which `same_origin` must refuse. Console URLs hold no secrets.
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

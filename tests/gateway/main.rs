@@ -8,6 +8,7 @@ mod smsc;
 
 mod admin;
 mod bench;
+mod console;
 mod hardening;
 mod limits;
 mod nodes;
