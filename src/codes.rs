@@ -124,6 +124,17 @@ impl Keys {
         )
     }
 
+    /// A sealing key for one purpose (`"outbox"`, `"tokens"`), derived from the code
+    /// key so that every node sharing the keys can open what another sealed, and so
+    /// that a key for one purpose opens nothing sealed for another.
+    pub fn seal_key(&self, purpose: &str) -> crate::seal::SealKey {
+        let mut mac =
+            HmacSha256::new_from_slice(&self.code_key).expect("HMAC takes any key length");
+        mac.update(b"seal|v1|");
+        mac.update(purpose.as_bytes());
+        crate::seal::SealKey::new(mac.finalize().into_bytes().into())
+    }
+
     /// The argon2 secret ("pepper") for ePIN hashes, derived from the code key so
     /// that a copy of the database alone cannot be searched for ePINs.
     fn epin_pepper(&self) -> [u8; 32] {

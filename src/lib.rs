@@ -25,6 +25,7 @@ pub mod domain;
 pub mod http;
 pub mod limits;
 pub mod policy;
+pub mod seal;
 pub mod smpp;
 pub mod store;
 pub mod telemetry;
