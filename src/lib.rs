@@ -14,6 +14,7 @@
 //! * `http`      — verify, card admin and operations endpoints.
 //! * `bench`     — `otpgw bench`: the SMPP/HTTP load tool, transport and store modes.
 //! * `console`   — the back-office web console at `/console` (HTML; calls the core).
+//! * `tokens`    — TOTP (RFC 6238) and OCRA (RFC 6287) arithmetic for customer tokens; pure.
 
 pub mod app;
 pub mod bench;
@@ -29,3 +30,4 @@ pub mod seal;
 pub mod smpp;
 pub mod store;
 pub mod telemetry;
+pub mod tokens;
