@@ -46,6 +46,7 @@ pub async fn build_core(settings: &Settings) -> Result<Core, AppError> {
         keys,
         settings.service.clone(),
         settings.policy.clone(),
+        settings.tokens.clone(),
         limits,
         Arc::new(SystemClock),
     ))

@@ -114,6 +114,15 @@ impl Keys {
         )
     }
 
+    /// What a pending token keeps of its two-part activation code: a namespace of
+    /// its own, bound to the token's row by its random `uid`.
+    pub fn token_activation_hash(&self, token_uid: &str, code: &str) -> String {
+        mac_hex(
+            &self.code_key,
+            &[b"token-activation|", token_uid.as_bytes(), b"|", code.as_bytes()],
+        )
+    }
+
     /// What a code keeps of the payment it is bound to: HMAC(code_key, canonical
     /// form), so the database shows neither amount nor payee, and a verify must
     /// present the same transaction to match.

@@ -32,6 +32,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub limits: LimitSettings,
     pub policy: PolicySettings,
+    pub tokens: TokenSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -382,6 +383,48 @@ pub struct PolicySettings {
     /// The currency a customer's cap (`5678 2500000`) is written in, in whole
     /// units; a capped code verifies only transactions in this currency.
     pub cap_currency: String,
+    /// Which factors `/v1/verify` accepts: `"sms"` (codes sent by SMS, USSD or
+    /// push) and `"token"` (codes an enrolled app or hardware token makes). Both by
+    /// default; a card with no active token simply has no token codes.
+    pub accept: Vec<Factor>,
+}
+
+/// A kind of code `/v1/verify` may accept (`[policy] accept`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Factor {
+    Sms,
+    Token,
+}
+
+/// Customer tokens (`[tokens]`): how far a token's clock may drift, how software
+/// tokens are provisioned.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenSettings {
+    /// Steps either side of the token's remembered drift a code may come from.
+    pub window_steps: u32,
+    /// Steps either side of now an administrator's resync searches (two codes in a
+    /// row must match there).
+    pub resync_steps: u32,
+    /// How long a two-part activation code stays valid.
+    pub activation_ttl_secs: u64,
+    /// Wrong activation codes before the token is locked (the bank replaces it).
+    pub activation_max_failures: i64,
+    /// The issuer an authenticator app shows beside the code.
+    pub issuer: String,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            window_steps: 1,
+            resync_steps: 40,
+            activation_ttl_secs: 86_400,
+            activation_max_failures: 5,
+            issuer: "otpgw".into(),
+        }
+    }
 }
 
 /// How a lock ends.
@@ -422,6 +465,7 @@ impl Default for PolicySettings {
             activation_ttl_secs: 86_400,
             activation_max_failures: 5,
             cap_currency: "IRR".into(),
+            accept: vec![Factor::Sms, Factor::Token],
         }
     }
 }
@@ -655,6 +699,18 @@ impl Settings {
                 "policy.activation_ttl_secs and policy.activation_max_failures must be at least 1"
                     .into(),
             );
+        }
+        if self.tokens.window_steps > 10
+            || self.tokens.resync_steps > 10_000
+            || self.tokens.activation_ttl_secs == 0
+            || self.tokens.activation_max_failures < 1
+            || self.tokens.issuer.is_empty()
+            || self.tokens.issuer.len() > 64
+        {
+            return bad("tokens: window_steps 0..=10, resync_steps up to 10000, activation_ttl_secs and activation_max_failures at least 1, issuer 1 to 64 characters".into());
+        }
+        if self.policy.accept.is_empty() {
+            return bad("policy.accept must name at least one of \"sms\", \"token\"".into());
         }
         if !crate::policy::is_currency(&self.policy.cap_currency) {
             return bad("policy.cap_currency must be three upper-case letters (ISO 4217)".into());

@@ -89,6 +89,7 @@ pub async fn run(args: StoreArgs, stop: CancellationToken) -> Result<()> {
         Keys::generate(),
         service,
         crate::config::PolicySettings::default(),
+        crate::config::TokenSettings::default(),
         Limits::new(&open_limits(), &[]),
         Arc::new(SystemClock),
     );

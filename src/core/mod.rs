@@ -10,6 +10,7 @@
 mod backoffice;
 mod quota;
 pub mod texts;
+mod tokens;
 pub mod ussd;
 
 use std::sync::{Arc, OnceLock};
@@ -19,7 +20,7 @@ use otpgw_parsers::msisdn::{normalize_msisdn, MsisdnError};
 use otpgw_parsers::sms::{parse_sms_capped, SmsGrammar, SmsRequest};
 
 use crate::codes::{self, Code, Keys, Pan};
-use crate::config::{PolicySettings, ServiceSettings};
+use crate::config::{PolicySettings, ServiceSettings, TokenSettings};
 use crate::domain::{CardStatus, Channel, CodeState, Delivery, Reason, Role, Verdict};
 use crate::limits::{Admission, Limits, Refused};
 use crate::policy::{Epin, Transaction};
@@ -30,6 +31,7 @@ use crate::store::{
 };
 pub use backoffice::{CardView, Health, SignedIn, SESSION_IDLE_MS, SESSION_MAX_MS};
 pub use texts::ReplyKind;
+pub use tokens::{ActivatedToken, ActivatedTokenOutcome, EnrolledToken, TokenError, TokenRequest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
@@ -61,6 +63,8 @@ pub enum CoreError {
     Forbidden,
     #[error("a reason is required")]
     ReasonRequired,
+    #[error(transparent)]
+    Token(#[from] TokenError),
 }
 
 /// A message the core sends without being asked (a pushed code), handed to the
@@ -249,6 +253,7 @@ struct Inner {
     keys: Keys,
     service: ServiceSettings,
     policy: PolicySettings,
+    tokens: TokenSettings,
     /// `[policy] max_failures`, else `[service] max_failures`.
     max_failures: i64,
     grammar: SmsGrammar,
@@ -266,6 +271,7 @@ impl Core {
         keys: Keys,
         service: ServiceSettings,
         policy: PolicySettings,
+        tokens: TokenSettings,
         limits: Limits,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -280,6 +286,7 @@ impl Core {
                 keys,
                 service,
                 policy,
+                tokens,
                 max_failures,
                 grammar,
                 clock,
@@ -809,6 +816,7 @@ impl Core {
             }),
             require_transaction: policy.require_transaction,
         };
+        let check = self.token_check(code, factors.transaction);
         let now = self.now_ms();
         let attempt = VerifyAttempt {
             api_key_id: key.id,
@@ -823,8 +831,8 @@ impl Core {
         let record = self
             .inner
             .store
-            .verify(&attempt, move |card, latest| {
-                decide(card, latest, &presented, now)
+            .verify(&attempt, move |card, latest, tokens| {
+                tokens::decide_tokens(card, latest, tokens, &check, &presented, now)
             })
             .await?;
         if record.replayed && !codes::hashes_equal(&record.fingerprint, &fingerprint) {

@@ -21,10 +21,13 @@ pub enum ReplyKind {
     NotActivated,
     /// The activation code sent to a newly enrolled card's phone.
     Activation,
+    /// The second part of a token's activation code (the first is on the ATM
+    /// receipt or the bank's screen).
+    TokenActivation,
 }
 
 impl ReplyKind {
-    pub const ALL: [ReplyKind; 11] = [
+    pub const ALL: [ReplyKind; 12] = [
         Self::Code,
         Self::NotEnrolled,
         Self::NoSuchCard,
@@ -36,6 +39,7 @@ impl ReplyKind {
         Self::Limited,
         Self::NotActivated,
         Self::Activation,
+        Self::TokenActivation,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +55,7 @@ impl ReplyKind {
             Self::Limited => "limited",
             Self::NotActivated => "not_activated",
             Self::Activation => "activation",
+            Self::TokenActivation => "token_activation",
         }
     }
 }
@@ -144,6 +149,12 @@ fn render_en(kind: ReplyKind, p: &Params<'_>) -> String {
             p.code,
             p.ttl_secs / 3600
         ),
+        ReplyKind::TokenActivation => format!(
+            "Token activation code for card {}, part 2: {}\nType it in the app after part 1 from the bank. Valid {} hours. Tell no one.",
+            p.digits,
+            p.code,
+            p.ttl_secs / 3600
+        ),
     }
 }
 
@@ -192,6 +203,12 @@ fn render_fa(kind: ReplyKind, p: &Params<'_>) -> String {
         ),
         ReplyKind::Activation => format!(
             "کد فعال‌سازی رمز پویای کارت {}: {}\nاعتبار: {} ساعت. فقط در خودپرداز، برنامه یا شعبه بانک وارد کنید.",
+            to_persian_digits(p.digits),
+            p.code,
+            to_persian_digits(&(p.ttl_secs / 3600).to_string())
+        ),
+        ReplyKind::TokenActivation => format!(
+            "بخش ۲ کد فعال‌سازی رمزساز کارت {}: {}\nپس از بخش ۱ (از بانک) در برنامه وارد کنید. اعتبار: {} ساعت. به کسی نگویید.",
             to_persian_digits(p.digits),
             p.code,
             to_persian_digits(&(p.ttl_secs / 3600).to_string())

@@ -200,6 +200,23 @@ impl From<CoreError> for ApiError {
                 Self::bad_request(code, e.to_string())
             }
             CoreError::Store(StoreError::NoSuchApiKey) => Self::not_found("no such API key"),
+            CoreError::Store(StoreError::NoSuchToken) => Self::not_found("no such token"),
+            CoreError::Store(StoreError::TokenWrongState(state)) => Self::new(
+                StatusCode::CONFLICT,
+                "wrong_token_state",
+                format!("the token is {}; this change does not apply", state.as_str()),
+            ),
+            CoreError::Store(StoreError::SerialExists) => Self::new(
+                StatusCode::CONFLICT,
+                "serial_exists",
+                "a token with this serial is already enrolled",
+            ),
+            CoreError::Token(crate::core::TokenError::NoResync) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "resync_failed",
+                "the two codes do not match the token anywhere near now",
+            ),
+            CoreError::Token(e) => Self::bad_request("invalid_token", e.to_string()),
             CoreError::Forbidden | CoreError::Store(StoreError::StatusNotAllowed(_)) => {
                 Self::forbidden()
             }

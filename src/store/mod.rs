@@ -26,6 +26,7 @@ mod backoffice;
 mod cards;
 mod codes;
 mod limits;
+mod tokens;
 mod verify;
 mod writer;
 
@@ -38,6 +39,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Row};
 
 use crate::config::{DatabaseSettings, Synchronous};
+pub use tokens::{NewToken, Token, TokenActivation, TokenChange, TokenRecord};
 use crate::domain::{CardStatus, Channel, CodeState, Delivery, Reason, Role, Verdict};
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +66,13 @@ pub enum StoreError {
     StatusNotAllowed(CardStatus),
     #[error("no such API key")]
     NoSuchApiKey,
+    #[error("no such token")]
+    NoSuchToken,
+    /// The token is not in the state this change needs.
+    #[error("the token is {}", .0.as_str())]
+    TokenWrongState(crate::tokens::TokenState),
+    #[error("a token with this serial is already enrolled")]
+    SerialExists,
     /// A write could not be committed (the writer's batch failed, or it stopped).
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -301,6 +310,18 @@ pub enum Effect {
     ExpireCode(i64),
     /// A wrong code: one more consecutive failure; at the limit the card locks.
     CountFailure,
+    /// Approve a token's code: remember its step (the replay rule), drift and, for
+    /// OCRA without a time step, the payment answered; reset the failure count.
+    UseToken(TokenUse),
+}
+
+/// What an approved token code leaves behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenUse {
+    pub token_id: i64,
+    pub step: Option<i64>,
+    pub drift: i64,
+    pub txn_hash: Option<String>,
 }
 
 pub struct VerifyAttempt<'a> {

@@ -7,9 +7,10 @@ use sqlx::{AnyConnection, Row};
 
 use super::{
     end_elapsed_lock, insert_event, parse_status, Effect, LatestCode, LockedCard, Store,
-    StoreError, VerifyAttempt, VerifyRecord,
+    StoreError, TokenRecord, VerifyAttempt, VerifyRecord,
 };
 use crate::domain::{CardStatus, CodeState, Reason, Verdict};
+use crate::tokens::TokenState;
 
 /// A `VerifyAttempt` the writer can own.
 struct Attempt {
@@ -35,7 +36,9 @@ impl Store {
         decide: F,
     ) -> Result<VerifyRecord, StoreError>
     where
-        F: FnOnce(&LockedCard, Option<&LatestCode>) -> (Verdict, Effect) + Send + 'static,
+        F: FnOnce(&LockedCard, Option<&LatestCode>, &[TokenRecord]) -> (Verdict, Effect)
+            + Send
+            + 'static,
     {
         if let Some(previous) = self
             .verification(attempt.api_key_id, attempt.request_id)
@@ -75,7 +78,7 @@ async fn decide_and_apply<F>(
     decide: F,
 ) -> Result<VerifyRecord, StoreError>
 where
-    F: FnOnce(&LockedCard, Option<&LatestCode>) -> (Verdict, Effect),
+    F: FnOnce(&LockedCard, Option<&LatestCode>, &[TokenRecord]) -> (Verdict, Effect),
 {
     let card = sqlx::query(
         "UPDATE cards SET updated_at = updated_at WHERE pan_hash = $1 \
@@ -120,7 +123,11 @@ where
                 })
             })
             .transpose()?;
-            let (verdict, effect) = decide(&card, latest.as_ref());
+            let tokens = super::tokens::tokens_in(conn, card.id, TokenState::Active).await?;
+            let (verdict, effect) = decide(&card, latest.as_ref(), &tokens);
+            if let Effect::UseToken(u) = &effect {
+                after.token_id = Some(u.token_id);
+            }
             apply_effect(conn, &card, effect, a, &mut after).await?;
             (verdict, Some(card.id))
         }
@@ -165,7 +172,7 @@ where
             card_id,
             "verified",
             &a.actor,
-            serde_json::json!({"result": result, "reason": reason, "request_id": a.request_id, "attempts_left": attempts_left}),
+            serde_json::json!({"result": result, "reason": reason, "request_id": a.request_id, "attempts_left": attempts_left, "token_id": after.token_id}),
             a.now,
         )
         .await?;
@@ -188,6 +195,8 @@ struct After {
     failures: i64,
     locked_until: Option<i64>,
     locked_now: bool,
+    /// The token whose code was approved.
+    token_id: Option<i64>,
 }
 
 async fn apply_effect(
@@ -211,6 +220,33 @@ async fn apply_effect(
             if used != 1 {
                 // Cannot happen while we hold the card's lock; refuse rather than approve.
                 return Err(StoreError::Corrupt("live code changed under lock".into()));
+            }
+            sqlx::query("UPDATE cards SET failures = 0, updated_at = $2 WHERE id = $1")
+                .bind(card.id)
+                .bind(a.now)
+                .execute(&mut *conn)
+                .await?;
+            after.failures = 0;
+            Ok(())
+        }
+        Effect::UseToken(u) => {
+            // The rule saw `last_step` under the card's lock; the condition only
+            // guards against a token changed outside it.
+            let used = sqlx::query(
+                "UPDATE tokens SET last_step = COALESCE($2, last_step), drift = $3, \
+                 last_txn_hash = COALESCE($4, last_txn_hash), last_used_at = $5, updated_at = $5 \
+                 WHERE id = $1 AND state = 'active' AND ($2 IS NULL OR last_step IS NULL OR last_step < $2)",
+            )
+            .bind(u.token_id)
+            .bind(u.step)
+            .bind(u.drift)
+            .bind(u.txn_hash.as_deref())
+            .bind(a.now)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if used != 1 {
+                return Err(StoreError::Corrupt("token changed under lock".into()));
             }
             sqlx::query("UPDATE cards SET failures = 0, updated_at = $2 WHERE id = $1")
                 .bind(card.id)

@@ -14,6 +14,55 @@ pub mod totp;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 
+/// What a token computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// RFC 6238 time-based codes (PKO's Token, UniCredit's hardware token).
+    Totp,
+    /// RFC 6287 responses over a payment's challenge (OTP banka's Appli 2).
+    Ocra,
+}
+
+/// Where a token's secret came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenSource {
+    /// A fresh secret from the OS CSPRNG, delivered once at activation.
+    Software,
+    /// Imported from the vendor's file with the device's serial.
+    Hardware,
+}
+
+/// A token's life: `pending` (waiting for its two-part activation), `active`,
+/// `suspended` (reversible), `revoked` (final; the secret is wiped), `locked` (too
+/// many wrong activation codes; replace it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenState {
+    Pending,
+    Active,
+    Suspended,
+    Revoked,
+    Locked,
+}
+
+macro_rules! names {
+    ($t:ty { $($v:ident = $s:literal),* }) => {
+        impl $t {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $s),* }
+            }
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($s => Some(Self::$v),)* _ => None }
+            }
+        }
+    };
+}
+names!(TokenKind { Totp = "totp", Ocra = "ocra" });
+names!(TokenSource { Software = "software", Hardware = "hardware" });
+names!(TokenState { Pending = "pending", Active = "active", Suspended = "suspended", Revoked = "revoked", Locked = "locked" });
+
 /// The HMAC hash of a token. SHA-1 is what most apps and hardware tokens ship
 /// with (RFC 6238's default); SHA-256/512 are the RFC's options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

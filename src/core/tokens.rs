@@ -1,0 +1,633 @@
+//! Customer tokens in the core: enrolling a software or hardware token for a card,
+//! the two-part activation (one part to the caller, for the ATM receipt; the other
+//! by SMS through the same route as a card's activation), the lifecycle, resync,
+//! and `decide_tokens`, the part of the verification rule that reads token codes.
+//!
+//! Secrets are sealed here (purpose `"tokens"`, associated data binding the row's
+//! `uid` and card) and opened only inside the verify transaction's rule, at
+//! activation (to hand the app its secret once) and at resync.
+
+use rand::rngs::OsRng;
+use rand::{Rng, TryRngCore};
+
+use super::{decide, texts, ActivationNotice, ActivationState, Core, CoreError, Presented, Push};
+use crate::config::Factor;
+use crate::domain::{CardStatus, Reason, Verdict};
+use crate::store::{
+    Effect, LatestCode, LockedCard, NewActivation, NewToken, StoreError, Token, TokenActivation,
+    TokenChange, TokenRecord, TokenUse,
+};
+use crate::tokens::{ocra, totp, Hash, TokenKind, TokenSource};
+
+/// Digits in each of the two activation parts.
+pub const PART_DIGITS: usize = 6;
+
+/// What the bank asks for when it enrolls a token.
+#[derive(Debug, Clone, Default)]
+pub struct TokenRequest<'a> {
+    pub kind: Option<TokenKind>,
+    pub algorithm: Option<Hash>,
+    pub digits: Option<u32>,
+    pub period: Option<u32>,
+    pub suite: Option<&'a str>,
+    /// A hardware token's serial.
+    pub serial: Option<&'a str>,
+    /// A hardware token's secret from the vendor's file (hex or base32). Absent:
+    /// a software token with a fresh secret.
+    pub secret: Option<&'a str>,
+}
+
+/// The answer to an enrollment. `activation_part` is the first half of the
+/// activation code (the ATM prints it); the second went to the card's phone.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct EnrolledToken {
+    pub token_id: i64,
+    pub token: Token,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activation_part: Option<String>,
+    /// Whether the SMS with the second part went out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activation: Option<ActivationNotice>,
+}
+
+/// The answer to a successful activation, given once.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ActivatedToken {
+    pub token: Token,
+    /// `otpauth://totp/…` (or `otpauth://ocra/…`): a QR payload for standard
+    /// authenticator apps. Carries the secret; never shown again.
+    pub otpauth_uri: String,
+}
+
+impl std::fmt::Debug for ActivatedTokenOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Activated(a) => write!(f, "Activated(token {})", a.token.id),
+            Self::Wrong { attempts_left } => write!(f, "Wrong {{ attempts_left: {attempts_left} }}"),
+            Self::Expired => f.write_str("Expired"),
+        }
+    }
+}
+
+pub enum ActivatedTokenOutcome {
+    Activated(ActivatedToken),
+    Wrong { attempts_left: i64 },
+    Expired,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("{0}")]
+    Spec(&'static str),
+    #[error("{0}")]
+    Totp(#[from] totp::ParamsError),
+    #[error("{0}")]
+    Ocra(#[from] ocra::OcraError),
+    #[error("the two codes do not match the token anywhere near now")]
+    NoResync,
+}
+
+fn aad(uid: &str, card_id: i64) -> Vec<u8> {
+    format!("tokens|v1|{uid}|{card_id}").into_bytes()
+}
+
+fn digits(n: usize) -> String {
+    let mut rng = OsRng.unwrap_err();
+    (0..n)
+        .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+        .collect()
+}
+
+/// The secret length RFC 4226/6238 recommend for each hash: its output size.
+fn secret_len(hash: Hash) -> usize {
+    match hash {
+        Hash::Sha1 => 20,
+        Hash::Sha256 => 32,
+        Hash::Sha512 => 64,
+    }
+}
+
+/// Digits only, any script mapped to ASCII, separators dropped; bounded.
+fn normalise_code(raw: &str) -> Option<String> {
+    if raw.chars().count() > 40 {
+        return None;
+    }
+    let mut out = String::new();
+    for c in raw.chars() {
+        match c {
+            ' ' | '-' => {}
+            c => out.push(char::from(b'0' + u8::try_from(c.to_digit(10)?).ok()?)),
+        }
+    }
+    Some(out)
+}
+
+/// A token's shape, checked: TOTP parameters, or an enrollable OCRA suite.
+enum Shape {
+    Totp(totp::Params),
+    Ocra(ocra::Suite),
+}
+
+impl Shape {
+    fn of(kind: TokenKind, hash: Hash, digits: i64, period: i64, suite: Option<&str>) -> Option<Self> {
+        match kind {
+            TokenKind::Totp => totp::Params::new(
+                hash,
+                u32::try_from(digits).ok()?,
+                u32::try_from(period).ok()?,
+            )
+            .ok()
+            .map(Shape::Totp),
+            TokenKind::Ocra => ocra::Suite::parse(suite?).ok().map(Shape::Ocra),
+        }
+    }
+}
+
+impl Core {
+    fn token_key(&self) -> crate::seal::SealKey {
+        self.inner.keys.seal_key("tokens")
+    }
+
+    /// Enrolls a token for a card. A software token gets a fresh secret and waits,
+    /// `pending`, for its two-part activation code; a hardware token (secret from
+    /// the vendor's file) is active at once.
+    pub async fn enroll_token(
+        &self,
+        card_id: i64,
+        req: &TokenRequest<'_>,
+        actor: &str,
+    ) -> Result<EnrolledToken, CoreError> {
+        let card = self
+            .inner
+            .store
+            .card(card_id)
+            .await?
+            .ok_or(StoreError::NoSuchCard)?;
+        let kind = req.kind.ok_or(TokenError::Spec("kind must be \"totp\" or \"ocra\""))?;
+        let (hash, digits_n, period, suite) = match kind {
+            TokenKind::Totp => {
+                if req.suite.is_some() {
+                    return Err(TokenError::Spec("suite is for OCRA tokens").into());
+                }
+                let p = totp::Params::new(
+                    req.algorithm.unwrap_or(Hash::Sha1),
+                    req.digits.unwrap_or(6),
+                    req.period.unwrap_or(30),
+                )
+                .map_err(TokenError::from)?;
+                (p.hash, p.digits, p.period, None)
+            }
+            TokenKind::Ocra => {
+                if req.algorithm.is_some() || req.digits.is_some() || req.period.is_some() {
+                    return Err(TokenError::Spec("an OCRA token's algorithm, digits and time step come from its suite").into());
+                }
+                let suite = ocra::Suite::parse(req.suite.unwrap_or("OCRA-1:HOTP-SHA256-8:QN08"))
+                    .map_err(TokenError::from)?;
+                suite.enrollable().map_err(TokenError::from)?;
+                let period = u32::try_from(suite.time_step.unwrap_or(0)).unwrap_or(0);
+                (suite.hash, suite.digits, period, Some(suite.as_str().to_owned()))
+            }
+        };
+        if let Some(s) = req.serial {
+            if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                return Err(TokenError::Spec("serial must be 1 to 64 letters, digits or '-'").into());
+            }
+        }
+        let (secret, source) = match req.secret {
+            Some(raw) => (
+                crate::tokens::parse_secret(raw)
+                    .ok_or(TokenError::Spec("secret must be 16 to 64 bytes, hex or base32"))?,
+                TokenSource::Hardware,
+            ),
+            None => {
+                let mut s = vec![0u8; secret_len(hash)];
+                OsRng
+                    .try_fill_bytes(&mut s)
+                    .map_err(|_| StoreError::Unavailable("no randomness".into()))?;
+                (s, TokenSource::Software)
+            }
+        };
+        if source == TokenSource::Hardware && req.serial.is_none() {
+            return Err(TokenError::Spec("a hardware token needs its serial").into());
+        }
+        let uid = hex::encode(rand::random::<[u8; 16]>());
+        let sealed = self.token_key().seal(&aad(&uid, card.id), &secret);
+        let now = self.now_ms();
+        let settings = &self.inner.tokens;
+        let ttl_ms = i64::try_from(settings.activation_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let expires_at = now.saturating_add(ttl_ms);
+        let parts = (source == TokenSource::Software).then(|| (digits(PART_DIGITS), digits(PART_DIGITS)));
+        let hash_of_parts = parts
+            .as_ref()
+            .map(|(a, b)| self.inner.keys.token_activation_hash(&uid, &format!("{a}{b}")));
+        let token = self
+            .inner
+            .store
+            .enroll_token(
+                NewToken {
+                    uid: &uid,
+                    card_id: card.id,
+                    kind,
+                    source,
+                    serial: req.serial,
+                    algorithm: hash,
+                    digits: i64::from(digits_n),
+                    period: i64::from(period),
+                    suite: suite.as_deref(),
+                    sealed: &sealed,
+                    activation: hash_of_parts.as_deref().map(|h| NewActivation {
+                        code_hash: h,
+                        expires_at,
+                    }),
+                },
+                actor,
+                now,
+            )
+            .await?;
+        tracing::info!(card_id = card.id, token_id = token.id, kind = kind.as_str(), source = source.as_str(), actor, "token enrolled");
+        let (activation_part, activation) = match parts {
+            Some((first, second)) => {
+                let notice = self.send_token_part(&card, token.id, &second, expires_at, actor).await?;
+                (Some(first), Some(notice))
+            }
+            None => (None, None),
+        };
+        Ok(EnrolledToken {
+            token_id: token.id,
+            token,
+            activation_part,
+            activation,
+        })
+    }
+
+    /// The second activation part to the card's phone, through client mode's
+    /// route for its number (as a card's activation SMS goes).
+    async fn send_token_part(
+        &self,
+        card: &crate::store::Card,
+        token_id: i64,
+        part: &str,
+        expires_at: i64,
+        actor: &str,
+    ) -> Result<ActivationNotice, CoreError> {
+        let svc = &self.inner.service;
+        let route = self
+            .inner
+            .outbound
+            .get()
+            .and_then(|o| o.route_for(&card.msisdn).map(|r| (o, r)));
+        let state = match route {
+            None => ActivationState::NoRoute,
+            Some((outbound, route)) => {
+                let text = texts::render(
+                    texts::ReplyKind::TokenActivation,
+                    svc.language,
+                    &texts::Params {
+                        code: part,
+                        ttl_secs: self.inner.tokens.activation_ttl_secs,
+                        digits: &card.last4,
+                        ..texts::Params::default()
+                    },
+                );
+                if outbound.send(Push {
+                    to: card.msisdn.clone(),
+                    text,
+                    code_id: None,
+                    route,
+                    expires_at,
+                }) {
+                    ActivationState::Sent
+                } else {
+                    ActivationState::QueueFull
+                }
+            }
+        };
+        self.inner
+            .store
+            .audit(
+                Some(card.id),
+                "token_activation_sent",
+                actor,
+                serde_json::json!({"token_id": token_id, "state": state.as_str(), "expires_at": expires_at}),
+                self.now_ms(),
+            )
+            .await?;
+        Ok(ActivationNotice { state, expires_at })
+    }
+
+    /// The app proves both parts (joined) and receives its secret once, as an
+    /// `otpauth://` URI. Wrong codes are counted and audited; at
+    /// `[tokens] activation_max_failures` the token locks and must be replaced.
+    pub async fn activate_token(
+        &self,
+        id: i64,
+        code: &str,
+        actor: &str,
+    ) -> Result<ActivatedTokenOutcome, CoreError> {
+        let record = self.inner.store.token(id).await?.ok_or(StoreError::NoSuchToken)?;
+        let candidate = normalise_code(code)
+            .filter(|c| c.len() == 2 * PART_DIGITS)
+            .map(|c| self.inner.keys.token_activation_hash(&record.uid, &c));
+        let outcome = self
+            .inner
+            .store
+            .activate_token(id, candidate, self.inner.tokens.activation_max_failures, actor, self.now_ms())
+            .await?;
+        Ok(match outcome {
+            TokenActivation::Activated(r) => {
+                tracing::info!(token_id = id, actor, "token activated");
+                let uri = self.otpauth_uri(&r)?;
+                ActivatedTokenOutcome::Activated(ActivatedToken {
+                    token: r.token,
+                    otpauth_uri: uri,
+                })
+            }
+            TokenActivation::Wrong { attempts_left } => {
+                tracing::info!(token_id = id, actor, attempts_left, "token activation refused");
+                ActivatedTokenOutcome::Wrong { attempts_left }
+            }
+            TokenActivation::Expired => ActivatedTokenOutcome::Expired,
+        })
+    }
+
+    fn open_secret(&self, r: &TokenRecord) -> Result<Vec<u8>, CoreError> {
+        self.token_key()
+            .open(&aad(&r.uid, r.token.card_id), &r.sealed)
+            .map_err(|_| StoreError::Corrupt(format!("token {} secret does not open", r.token.id)).into())
+    }
+
+    fn otpauth_uri(&self, r: &TokenRecord) -> Result<String, CoreError> {
+        let secret = self.open_secret(r)?;
+        let t = &r.token;
+        let card = format!("card-{}", t.card_id);
+        let issuer = &self.inner.tokens.issuer;
+        Ok(match t.kind {
+            TokenKind::Totp => crate::tokens::otpauth_uri(
+                "totp",
+                issuer,
+                &card,
+                &secret,
+                &[
+                    ("algorithm", t.algorithm.as_str().to_ascii_uppercase()),
+                    ("digits", t.digits.to_string()),
+                    ("period", t.period.to_string()),
+                ],
+            ),
+            TokenKind::Ocra => crate::tokens::otpauth_uri(
+                "ocra",
+                issuer,
+                &card,
+                &secret,
+                &[("ocraSuite", t.suite.clone().unwrap_or_default())],
+            ),
+        })
+    }
+
+    pub async fn tokens_of_card(&self, card_id: i64) -> Result<Vec<Token>, CoreError> {
+        if self.inner.store.card(card_id).await?.is_none() {
+            return Err(StoreError::NoSuchCard.into());
+        }
+        Ok(self.inner.store.tokens_of_card(card_id).await?)
+    }
+
+    pub async fn token(&self, id: i64) -> Result<Token, CoreError> {
+        Ok(self.inner.store.token(id).await?.ok_or(StoreError::NoSuchToken)?.token)
+    }
+
+    pub async fn change_token(
+        &self,
+        id: i64,
+        change: TokenChange,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> Result<Token, CoreError> {
+        let token = self.inner.store.change_token(id, change, actor, reason, self.now_ms()).await?;
+        tracing::info!(token_id = id, actor, state = token.state.as_str(), "token state changed");
+        Ok(token)
+    }
+
+    /// A lost phone: the old token is revoked and a new one of the same shape
+    /// enrolled for the same card, with a new activation.
+    pub async fn replace_token(&self, id: i64, actor: &str) -> Result<EnrolledToken, CoreError> {
+        let old = self.inner.store.token(id).await?.ok_or(StoreError::NoSuchToken)?;
+        if old.token.source == TokenSource::Hardware {
+            return Err(TokenError::Spec("a hardware token is replaced by enrolling the new device's serial").into());
+        }
+        let t = &old.token;
+        if t.state != crate::tokens::TokenState::Revoked {
+            self.change_token(id, TokenChange::Revoke, actor, Some("replaced")).await?;
+        }
+        let req = match t.kind {
+            TokenKind::Totp => TokenRequest {
+                kind: Some(TokenKind::Totp),
+                algorithm: Some(t.algorithm),
+                digits: u32::try_from(t.digits).ok(),
+                period: u32::try_from(t.period).ok(),
+                ..TokenRequest::default()
+            },
+            TokenKind::Ocra => TokenRequest {
+                kind: Some(TokenKind::Ocra),
+                suite: t.suite.as_deref(),
+                ..TokenRequest::default()
+            },
+        };
+        self.enroll_token(t.card_id, &req, actor).await
+    }
+
+    /// Resynchronises a TOTP token from two consecutive codes (administrator).
+    pub async fn resync_token(
+        &self,
+        id: i64,
+        first: &str,
+        second: &str,
+        actor: &str,
+    ) -> Result<Token, CoreError> {
+        let r = self.inner.store.token(id).await?.ok_or(StoreError::NoSuchToken)?;
+        let t = &r.token;
+        let Some(Shape::Totp(params)) = Shape::of(t.kind, t.algorithm, t.digits, t.period, t.suite.as_deref()) else {
+            return Err(TokenError::Spec("only TOTP tokens are resynchronised").into());
+        };
+        let (Some(first), Some(second)) = (normalise_code(first), normalise_code(second)) else {
+            return Err(TokenError::NoResync.into());
+        };
+        let secret = self.open_secret(&r)?;
+        let now = self.now_ms();
+        let now_step = params.step_at(now);
+        let step = totp::resync(&params, &secret, &first, &second, now_step, self.inner.tokens.resync_steps)
+            .ok_or(TokenError::NoResync)?;
+        let drift = i64::try_from(i128::from(step) - i128::from(now_step)).unwrap_or(0);
+        let token = self
+            .inner
+            .store
+            .resync_token(id, i64::try_from(step).unwrap_or(i64::MAX), drift, actor, now)
+            .await?;
+        tracing::info!(token_id = id, actor, drift, "token resynchronised");
+        Ok(token)
+    }
+
+    /// What the verification rule needs to read token codes, owned by its closure.
+    pub(super) fn token_check(&self, code: &str, transaction: Option<&crate::policy::Transaction>) -> TokenCheck {
+        let accept = &self.inner.policy.accept;
+        TokenCheck {
+            key: self.token_key(),
+            candidate: normalise_code(code).filter(|c| (6..=8).contains(&c.len())),
+            challenge: transaction.map(|t| crate::tokens::payment_challenge(&t.canonical())),
+            window: self.inner.tokens.window_steps,
+            sms: accept.contains(&Factor::Sms),
+            tokens: accept.contains(&Factor::Token),
+        }
+    }
+}
+
+/// A token code as the rule checks it.
+pub(super) struct TokenCheck {
+    key: crate::seal::SealKey,
+    candidate: Option<String>,
+    /// The payment's OCRA challenge, when a transaction was presented.
+    challenge: Option<String>,
+    window: u32,
+    sms: bool,
+    tokens: bool,
+}
+
+/// What one token made of the candidate.
+enum TokenMatch {
+    Fresh(TokenUse),
+    Replayed,
+    None,
+}
+
+fn check_one(check: &TokenCheck, candidate: &str, r: &TokenRecord, presented: &Presented, now: i64) -> TokenMatch {
+    let t = &r.token;
+    let Ok(secret) = check.key.open(&aad(&r.uid, t.card_id), &r.sealed) else {
+        return TokenMatch::None;
+    };
+    let last = r.last_step.and_then(|s| u64::try_from(s).ok());
+    let to_i64 = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
+    match Shape::of(t.kind, t.algorithm, t.digits, t.period, t.suite.as_deref()) {
+        Some(Shape::Totp(p)) => match totp::find(&p, &secret, candidate, p.step_at(now), t.drift, check.window, last) {
+            totp::Found::Fresh { step, drift } => TokenMatch::Fresh(TokenUse {
+                token_id: t.id,
+                step: Some(to_i64(step)),
+                drift,
+                txn_hash: None,
+            }),
+            totp::Found::Replayed => TokenMatch::Replayed,
+            totp::Found::None => TokenMatch::None,
+        },
+        Some(Shape::Ocra(suite)) => {
+            let Some(challenge) = &check.challenge else {
+                return TokenMatch::None;
+            };
+            let respond = |step: Option<u64>| {
+                ocra::response(
+                    &suite,
+                    &secret,
+                    &ocra::Input {
+                        question: challenge,
+                        time_step: step,
+                        ..ocra::Input::default()
+                    },
+                )
+                .is_ok_and(|r| crate::codes::hashes_equal(&r, candidate))
+            };
+            match suite.step_at(now) {
+                Some(now_step) => {
+                    let params = (i128::from(now_step), i128::from(t.drift), i128::from(check.window));
+                    let centre = params.0 + params.1;
+                    let mut offsets = vec![0i128];
+                    for d in 1..=params.2 {
+                        offsets.extend([-d, d]);
+                    }
+                    for off in offsets {
+                        let Ok(step) = u64::try_from(centre + off) else { continue };
+                        if respond(Some(step)) {
+                            if last.is_some_and(|l| step <= l) {
+                                return TokenMatch::Replayed;
+                            }
+                            return TokenMatch::Fresh(TokenUse {
+                                token_id: t.id,
+                                step: Some(to_i64(step)),
+                                drift: i64::try_from(i128::from(step) - params.0).unwrap_or(0),
+                                txn_hash: presented.txn_hash.clone(),
+                            });
+                        }
+                    }
+                    TokenMatch::None
+                }
+                None if respond(None) => {
+                    // No time step: a response answers one payment, once.
+                    let replay = matches!((&r.last_txn_hash, &presented.txn_hash), (Some(a), Some(b)) if crate::codes::hashes_equal(a, b));
+                    if replay {
+                        TokenMatch::Replayed
+                    } else {
+                        TokenMatch::Fresh(TokenUse {
+                            token_id: t.id,
+                            step: None,
+                            drift: 0,
+                            txn_hash: presented.txn_hash.clone(),
+                        })
+                    }
+                }
+                None => TokenMatch::None,
+            }
+        }
+        None => TokenMatch::None,
+    }
+}
+
+/// The verification rule with tokens: the card's status first (as `decide`), then
+/// the card's active tokens when `[policy] accept` names `"token"`, then its SMS
+/// code when it names `"sms"`. A wrong code counts as a failure whenever the card
+/// has an active token (its code is always "live"), so wrong token codes lock a
+/// card under the same policy as wrong SMS codes. A replayed step is `used`, not a
+/// failure: it shows the customer holds the token.
+pub(super) fn decide_tokens(
+    card: &LockedCard,
+    latest: Option<&LatestCode>,
+    tokens: &[TokenRecord],
+    check: &TokenCheck,
+    presented: &Presented,
+    now: i64,
+) -> (Verdict, Effect) {
+    match card.status {
+        CardStatus::Active => {}
+        _ => return decide(card, latest, presented, now),
+    }
+    let epin_ok = match &card.epin_hash {
+        None => true,
+        Some(h) => presented.epin_matched.as_deref() == Some(h.as_str()),
+    };
+    let tokens: &[TokenRecord] = if check.tokens { tokens } else { &[] };
+    if let Some(candidate) = check.candidate.as_deref().filter(|_| epin_ok) {
+        let mut replayed = false;
+        for r in tokens {
+            match check_one(check, candidate, r, presented, now) {
+                TokenMatch::Fresh(u) => {
+                    let ocra = r.token.kind == TokenKind::Ocra;
+                    if presented.require_transaction && !ocra {
+                        // A time-based code names no payment.
+                        return (Verdict::Rejected(Reason::TransactionRequired), Effect::None);
+                    }
+                    return (Verdict::Approved, Effect::UseToken(u));
+                }
+                TokenMatch::Replayed => replayed = true,
+                TokenMatch::None => {}
+            }
+        }
+        if replayed {
+            return (Verdict::Rejected(Reason::Used), Effect::None);
+        }
+    }
+    let (verdict, effect) = if check.sms {
+        decide(card, latest, presented, now)
+    } else {
+        (Verdict::Rejected(Reason::Invalid), Effect::None)
+    };
+    match (verdict, &effect) {
+        (Verdict::Rejected(Reason::Invalid), Effect::None) if !tokens.is_empty() => {
+            (verdict, Effect::CountFailure)
+        }
+        _ => (verdict, effect),
+    }
+}

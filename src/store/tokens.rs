@@ -1,0 +1,397 @@
+//! Customer tokens: enrolling (a sealed secret, and for a software token the HMAC of
+//! its two-part activation code), activating with counted wrong attempts, state
+//! changes and resync, each audited in the same job. The verify transaction reads
+//! a card's active tokens in `verify.rs`. The store never sees a secret in clear,
+//! only its sealed bytes.
+
+use sqlx::{AnyConnection, Row};
+
+use super::{insert_event, NewActivation, Store, StoreError};
+use crate::tokens::{Hash, TokenKind, TokenSource, TokenState};
+
+/// A token as the back office sees it: never its secret.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct Token {
+    pub id: i64,
+    pub card_id: i64,
+    pub kind: TokenKind,
+    pub source: TokenSource,
+    pub serial: Option<String>,
+    pub algorithm: Hash,
+    pub digits: i64,
+    /// Seconds per time step; 0 for an OCRA suite without one.
+    pub period: i64,
+    /// The OCRA suite, for an OCRA token.
+    pub suite: Option<String>,
+    pub state: TokenState,
+    /// Steps the token's clock runs from the gateway's, as last seen.
+    pub drift: i64,
+    /// A pending token's activation deadline (epoch ms).
+    pub activation_expires_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// A token with what only the core may use: its row's `uid` (the sealing's
+/// associated data), the sealed secret and the replay state.
+#[derive(Clone)]
+pub struct TokenRecord {
+    pub token: Token,
+    pub uid: String,
+    pub sealed: Vec<u8>,
+    pub last_step: Option<i64>,
+    pub last_txn_hash: Option<String>,
+}
+
+impl std::fmt::Debug for TokenRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenRecord")
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+pub struct NewToken<'a> {
+    pub uid: &'a str,
+    pub card_id: i64,
+    pub kind: TokenKind,
+    pub source: TokenSource,
+    pub serial: Option<&'a str>,
+    pub algorithm: Hash,
+    pub digits: i64,
+    pub period: i64,
+    pub suite: Option<&'a str>,
+    pub sealed: &'a [u8],
+    /// A software token waits for this activation; a hardware one starts active.
+    pub activation: Option<NewActivation<'a>>,
+}
+
+/// What confirming a token's activation code did.
+#[derive(Debug, Clone)]
+pub enum TokenActivation {
+    Activated(TokenRecord),
+    Wrong { attempts_left: i64 },
+    /// Too late, or the token is locked by wrong codes: replace it.
+    Expired,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenChange {
+    Suspend,
+    Reactivate,
+    Revoke,
+}
+
+const TOKEN_COLUMNS: &str = "id, uid, card_id, kind, source, serial, algorithm, digits, period, suite, secret, state, \
+     activation_expires_at, last_step, drift, last_txn_hash, created_at, updated_at, last_used_at";
+
+pub(super) fn token_from_row(r: &sqlx::any::AnyRow) -> Result<TokenRecord, StoreError> {
+    let text = |c: &str| -> Result<String, StoreError> { Ok(r.try_get::<String, _>(c)?) };
+    let bad = |c: &str, v: String| StoreError::Corrupt(format!("token {c} {v}"));
+    let kind = text("kind")?;
+    let source = text("source")?;
+    let algorithm = text("algorithm")?;
+    let state = text("state")?;
+    let secret = text("secret")?;
+    Ok(TokenRecord {
+        token: Token {
+            id: r.try_get("id")?,
+            card_id: r.try_get("card_id")?,
+            kind: TokenKind::parse(&kind).ok_or_else(|| bad("kind", kind.clone()))?,
+            source: TokenSource::parse(&source).ok_or_else(|| bad("source", source.clone()))?,
+            serial: r.try_get("serial")?,
+            algorithm: Hash::parse(&algorithm).ok_or_else(|| bad("algorithm", algorithm.clone()))?,
+            digits: r.try_get("digits")?,
+            period: r.try_get("period")?,
+            suite: r.try_get("suite")?,
+            state: TokenState::parse(&state).ok_or_else(|| bad("state", state.clone()))?,
+            drift: r.try_get("drift")?,
+            activation_expires_at: r.try_get("activation_expires_at")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+            last_used_at: r.try_get("last_used_at")?,
+        },
+        uid: text("uid")?,
+        sealed: hex::decode(&secret).unwrap_or_default(),
+        last_step: r.try_get("last_step")?,
+        last_txn_hash: r.try_get("last_txn_hash")?,
+    })
+}
+
+/// A card's tokens in the given states, inside a job.
+pub(super) async fn tokens_in(
+    conn: &mut AnyConnection,
+    card_id: i64,
+    state: TokenState,
+) -> Result<Vec<TokenRecord>, StoreError> {
+    sqlx::query(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE card_id = $1 AND state = $2 ORDER BY id LIMIT 16"
+    ))
+    .bind(card_id)
+    .bind(state.as_str())
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(token_from_row)
+    .collect()
+}
+
+async fn token_locked(conn: &mut AnyConnection, id: i64) -> Result<TokenRecord, StoreError> {
+    // Touching the row takes its lock on PostgreSQL until the job commits.
+    let row = sqlx::query(&format!(
+        "UPDATE tokens SET updated_at = updated_at WHERE id = $1 RETURNING {TOKEN_COLUMNS}"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(StoreError::NoSuchToken)?;
+    token_from_row(&row)
+}
+
+impl Store {
+    pub async fn enroll_token(
+        &self,
+        new: NewToken<'_>,
+        actor: &str,
+        now: i64,
+    ) -> Result<Token, StoreError> {
+        let uid = new.uid.to_owned();
+        let card_id = new.card_id;
+        let kind = new.kind;
+        let source = new.source;
+        let serial = new.serial.map(str::to_owned);
+        let algorithm = new.algorithm;
+        let (digits, period) = (new.digits, new.period);
+        let suite = new.suite.map(str::to_owned);
+        let sealed = hex::encode(new.sealed);
+        let activation = new.activation.map(|a| (a.code_hash.to_owned(), a.expires_at));
+        let actor = actor.to_owned();
+        self.write(move |conn: &mut AnyConnection| {
+            Box::pin(async move {
+                let card: Option<i64> = sqlx::query_scalar(
+                    "UPDATE cards SET updated_at = updated_at WHERE id = $1 RETURNING id",
+                )
+                .bind(card_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+                if card.is_none() {
+                    return Err(StoreError::NoSuchCard);
+                }
+                if let Some(s) = &serial {
+                    let taken: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM tokens WHERE serial = $1 AND state <> 'revoked'",
+                    )
+                    .bind(s)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    if taken > 0 {
+                        return Err(StoreError::SerialExists);
+                    }
+                }
+                let state = if activation.is_some() {
+                    TokenState::Pending
+                } else {
+                    TokenState::Active
+                };
+                let row = sqlx::query(&format!(
+                    "INSERT INTO tokens (uid, card_id, kind, source, serial, algorithm, digits, period, suite, secret, state, \
+                     activation_hash, activation_expires_at, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING {TOKEN_COLUMNS}"
+                ))
+                .bind(&uid)
+                .bind(card_id)
+                .bind(kind.as_str())
+                .bind(source.as_str())
+                .bind(serial.as_deref())
+                .bind(algorithm.as_str())
+                .bind(digits)
+                .bind(period)
+                .bind(suite.as_deref())
+                .bind(&sealed)
+                .bind(state.as_str())
+                .bind(activation.as_ref().map(|a| a.0.as_str()))
+                .bind(activation.as_ref().map(|a| a.1))
+                .bind(now)
+                .fetch_one(&mut *conn)
+                .await?;
+                let token = token_from_row(&row)?.token;
+                insert_event(
+                    conn,
+                    Some(card_id),
+                    "token_enrolled",
+                    &actor,
+                    serde_json::json!({"token_id": token.id, "kind": kind.as_str(), "source": source.as_str(), "serial": serial, "state": state.as_str()}),
+                    now,
+                )
+                .await?;
+                Ok(token)
+            })
+        })
+        .await
+    }
+
+    pub async fn tokens_of_card(&self, card_id: i64) -> Result<Vec<Token>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE card_id = $1 ORDER BY id LIMIT 100"
+        ))
+        .bind(card_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| token_from_row(r).map(|t| t.token))
+        .collect()
+    }
+
+    pub async fn token(&self, id: i64) -> Result<Option<TokenRecord>, StoreError> {
+        sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(token_from_row)
+            .transpose()
+    }
+
+    /// Confirms a pending token's activation code. A wrong code counts; at
+    /// `max_failures` the token locks for good (the bank replaces it).
+    pub async fn activate_token(
+        &self,
+        id: i64,
+        candidate: Option<String>,
+        max_failures: i64,
+        actor: &str,
+        now: i64,
+    ) -> Result<TokenActivation, StoreError> {
+        let actor = actor.to_owned();
+        self.write(move |conn: &mut AnyConnection| {
+            Box::pin(async move {
+                let t = token_locked(conn, id).await?;
+                let card = Some(t.token.card_id);
+                match t.token.state {
+                    TokenState::Pending => {}
+                    TokenState::Locked => return Ok(TokenActivation::Expired),
+                    other => return Err(StoreError::TokenWrongState(other)),
+                }
+                let row = sqlx::query(
+                    "SELECT activation_hash, activation_expires_at, activation_failures FROM tokens WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_one(&mut *conn)
+                .await?;
+                let hash: Option<String> = row.try_get("activation_hash")?;
+                let expires_at: Option<i64> = row.try_get("activation_expires_at")?;
+                let failures: i64 = row.try_get("activation_failures")?;
+                if hash.is_none() || expires_at.is_none_or(|e| now >= e) {
+                    insert_event(conn, card, "token_activation_failed", &actor, serde_json::json!({"token_id": id, "reason": "expired"}), now).await?;
+                    return Ok(TokenActivation::Expired);
+                }
+                let right = matches!((&hash, &candidate), (Some(h), Some(c)) if crate::codes::hashes_equal(h, c));
+                if !right {
+                    let failures = failures + 1;
+                    let locked = failures >= max_failures;
+                    sqlx::query(
+                        "UPDATE tokens SET activation_failures = $2, state = $3, \
+                         activation_hash = CASE WHEN $4 = 1 THEN NULL ELSE activation_hash END, updated_at = $5 WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(failures)
+                    .bind(if locked { "locked" } else { "pending" })
+                    .bind(i64::from(locked))
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                    let attempts_left = (max_failures - failures).max(0);
+                    insert_event(conn, card, "token_activation_failed", &actor, serde_json::json!({"token_id": id, "reason": "wrong_code", "attempts_left": attempts_left, "locked": locked}), now).await?;
+                    return Ok(TokenActivation::Wrong { attempts_left });
+                }
+                let row = sqlx::query(&format!(
+                    "UPDATE tokens SET state = 'active', activation_hash = NULL, activation_expires_at = NULL, \
+                     activation_failures = 0, updated_at = $2 WHERE id = $1 RETURNING {TOKEN_COLUMNS}"
+                ))
+                .bind(id)
+                .bind(now)
+                .fetch_one(&mut *conn)
+                .await?;
+                insert_event(conn, card, "token_activated", &actor, serde_json::json!({"token_id": id}), now).await?;
+                Ok(TokenActivation::Activated(token_from_row(&row)?))
+            })
+        })
+        .await
+    }
+
+    /// Suspends, re-activates or revokes a token. Revoking wipes the sealed secret.
+    pub async fn change_token(
+        &self,
+        id: i64,
+        change: TokenChange,
+        actor: &str,
+        reason: Option<&str>,
+        now: i64,
+    ) -> Result<Token, StoreError> {
+        let actor = actor.to_owned();
+        let reason = reason.map(str::to_owned);
+        self.write(move |conn: &mut AnyConnection| {
+            Box::pin(async move {
+                let t = token_locked(conn, id).await?;
+                let (allowed, to, kind) = match change {
+                    TokenChange::Suspend => (t.token.state == TokenState::Active, TokenState::Suspended, "token_suspended"),
+                    TokenChange::Reactivate => (t.token.state == TokenState::Suspended, TokenState::Active, "token_reactivated"),
+                    TokenChange::Revoke => (t.token.state != TokenState::Revoked, TokenState::Revoked, "token_revoked"),
+                };
+                if !allowed {
+                    return Err(StoreError::TokenWrongState(t.token.state));
+                }
+                let wipe = i64::from(to == TokenState::Revoked);
+                let row = sqlx::query(&format!(
+                    "UPDATE tokens SET state = $2, updated_at = $3, \
+                     secret = CASE WHEN $4 = 1 THEN '' ELSE secret END, \
+                     activation_hash = CASE WHEN $4 = 1 THEN NULL ELSE activation_hash END \
+                     WHERE id = $1 RETURNING {TOKEN_COLUMNS}"
+                ))
+                .bind(id)
+                .bind(to.as_str())
+                .bind(now)
+                .bind(wipe)
+                .fetch_one(&mut *conn)
+                .await?;
+                insert_event(conn, Some(t.token.card_id), kind, &actor, serde_json::json!({"token_id": id, "reason": reason}), now).await?;
+                Ok(token_from_row(&row)?.token)
+            })
+        })
+        .await
+    }
+
+    /// Records a resync: the step of the second code becomes the last used, and
+    /// its distance from now the drift.
+    pub async fn resync_token(
+        &self,
+        id: i64,
+        step: i64,
+        drift: i64,
+        actor: &str,
+        now: i64,
+    ) -> Result<Token, StoreError> {
+        let actor = actor.to_owned();
+        self.write(move |conn: &mut AnyConnection| {
+            Box::pin(async move {
+                let t = token_locked(conn, id).await?;
+                if t.token.state != TokenState::Active {
+                    return Err(StoreError::TokenWrongState(t.token.state));
+                }
+                let row = sqlx::query(&format!(
+                    "UPDATE tokens SET last_step = $2, drift = $3, updated_at = $4 WHERE id = $1 RETURNING {TOKEN_COLUMNS}"
+                ))
+                .bind(id)
+                .bind(step)
+                .bind(drift)
+                .bind(now)
+                .fetch_one(&mut *conn)
+                .await?;
+                insert_event(conn, Some(t.token.card_id), "token_resynced", &actor, serde_json::json!({"token_id": id, "drift": drift}), now).await?;
+                Ok(token_from_row(&row)?.token)
+            })
+        })
+        .await
+    }
+}
