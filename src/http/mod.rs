@@ -10,6 +10,7 @@ mod connections;
 mod error;
 mod ops;
 pub mod server;
+mod tokens;
 mod ussd;
 mod verify;
 
@@ -60,6 +61,14 @@ pub fn router(state: AppState, request_timeout: Duration, console: bool) -> Rout
             "/v1/cards/{id}/epin",
             axum::routing::put(admin::set_epin).delete(admin::clear_epin),
         )
+        .route("/v1/cards/{id}/tokens", post(tokens::enroll).get(tokens::list))
+        .route("/v1/tokens/{id}/activate", post(tokens::activate))
+        .route("/v1/tokens/{id}/suspend", post(tokens::suspend))
+        .route("/v1/tokens/{id}/reactivate", post(tokens::reactivate))
+        .route("/v1/tokens/{id}/revoke", post(tokens::revoke))
+        .route("/v1/tokens/{id}/replace", post(tokens::replace))
+        .route("/v1/tokens/{id}/resync", post(tokens::resync))
+        .route("/v1/challenge", post(tokens::challenge))
         .route("/v1/apikeys", get(apikeys::list))
         .route("/v1/apikeys/{id}/revoke", post(apikeys::revoke))
         .route("/healthz", get(ops::healthz))
@@ -163,6 +172,15 @@ async fn timeout_body(resp: axum::response::Response) -> axum::response::Respons
         admin::resend_activation,
         apikeys::list,
         apikeys::revoke,
+        tokens::enroll,
+        tokens::list,
+        tokens::activate,
+        tokens::suspend,
+        tokens::reactivate,
+        tokens::revoke,
+        tokens::replace,
+        tokens::resync,
+        tokens::challenge,
         ops::healthz,
         ops::readyz,
         ops::metrics
