@@ -39,6 +39,9 @@ enum Command {
     /// Enroll and manage cards.
     #[command(subcommand)]
     Card(CardCommand),
+    /// Customer tokens (TOTP apps and hardware tokens, OCRA) of a card.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Manage API keys.
     #[command(subcommand)]
     Apikey(ApikeyCommand),
@@ -109,6 +112,79 @@ enum CardCommand {
     /// Set or clear a card's ePIN (the second factor the bank sets).
     #[command(subcommand)]
     Epin(EpinCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Enroll a token for a card. Without --serial: a software token; prints the
+    /// first activation part (the second goes by SMS only from a running gateway
+    /// with client mode: enroll software tokens over HTTP, or `replace` later).
+    /// With --serial: a hardware token whose secret (hex or base32) is read from
+    /// standard input, never from the command line.
+    Enroll {
+        #[arg(long)]
+        card: i64,
+        #[command(flatten)]
+        shape: TokenShape,
+        #[arg(long)]
+        serial: Option<String>,
+    },
+    /// Import a hardware token from the vendor's file: CSV lines
+    /// `serial,secret[,algorithm,digits,period]` (secret hex or base32, `#` starts a
+    /// comment); the line of --serial is enrolled for --card as a TOTP token.
+    Import {
+        #[arg(long)]
+        card: i64,
+        #[arg(long)]
+        serial: String,
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// A card's tokens as JSON (never a secret).
+    List {
+        #[arg(long)]
+        card: i64,
+    },
+    /// Suspend an active token.
+    Suspend(TokenRef),
+    /// Re-activate a suspended token.
+    Reactivate(TokenRef),
+    /// Revoke a token for good; its secret is wiped.
+    Revoke(TokenRef),
+    /// Resynchronise a TOTP token from two consecutive codes.
+    Resync {
+        #[arg(long)]
+        id: i64,
+        #[arg(long)]
+        first: String,
+        #[arg(long)]
+        second: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct TokenShape {
+    /// totp or ocra.
+    #[arg(long, default_value = "totp")]
+    kind: String,
+    /// TOTP: sha1 (default), sha256, sha512.
+    #[arg(long)]
+    algorithm: Option<String>,
+    #[arg(long)]
+    digits: Option<u32>,
+    #[arg(long)]
+    period: Option<u32>,
+    /// OCRA: the suite.
+    #[arg(long)]
+    suite: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct TokenRef {
+    #[arg(long)]
+    id: i64,
+    #[arg(long)]
+    reason: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -187,6 +263,7 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
             Ok(())
         }
         Command::Card(cmd) => card(cmd, settings).await,
+        Command::Token(cmd) => token(cmd, settings).await,
         Command::Status(remote) => {
             let json = call(
                 &settings,
@@ -403,6 +480,92 @@ async fn card(cmd: CardCommand, settings: Settings) -> Result<()> {
         CardCommand::Epin(EpinCommand::Clear(r)) => {
             let id = resolve(r).await?.id;
             serde_json::to_value(core.set_epin(id, None, "cli").await?)?
+        }
+    };
+    println!("{json}");
+    Ok(())
+}
+
+async fn token(cmd: TokenCommand, settings: Settings) -> Result<()> {
+    use otpgw::core::TokenRequest;
+    use otpgw::store::TokenChange;
+    use otpgw::tokens::{Hash, TokenKind};
+    let core = otpgw::app::build_core(&settings).await?;
+    let hash = |a: Option<&str>| -> Result<Option<Hash>> {
+        a.map(|a| Hash::parse(a).context("algorithm must be sha1, sha256 or sha512"))
+            .transpose()
+    };
+    let json = match cmd {
+        TokenCommand::Enroll {
+            card,
+            shape,
+            serial,
+        } => {
+            let secret = match &serial {
+                Some(_) => {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .lock()
+                        .read_line(&mut line)
+                        .context("Failed to read the token's secret from stdin")?;
+                    Some(line.trim().to_owned())
+                }
+                None => None,
+            };
+            let request = TokenRequest {
+                kind: Some(TokenKind::parse(&shape.kind).context("kind must be totp or ocra")?),
+                algorithm: hash(shape.algorithm.as_deref())?,
+                digits: shape.digits,
+                period: shape.period,
+                suite: shape.suite.as_deref(),
+                serial: serial.as_deref(),
+                secret: secret.as_deref(),
+            };
+            serde_json::to_value(core.enroll_token(card, &request, "cli").await?)?
+        }
+        TokenCommand::Import { card, serial, file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("Failed to read {}", file.display()))?;
+            let line = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .find(|l| l.split(',').next().map(str::trim) == Some(serial.as_str()))
+                .context("no line for this serial in the file")?;
+            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+            let number = |i: usize| -> Result<Option<u32>> {
+                fields
+                    .get(i)
+                    .filter(|f| !f.is_empty())
+                    .map(|f| f.parse().context("digits and period must be numbers"))
+                    .transpose()
+            };
+            let request = TokenRequest {
+                kind: Some(TokenKind::Totp),
+                algorithm: hash(fields.get(2).copied().filter(|f| !f.is_empty()))?,
+                digits: number(3)?,
+                period: number(4)?,
+                suite: None,
+                serial: Some(&serial),
+                secret: Some(fields.get(1).copied().context("no secret on the serial's line")?),
+            };
+            serde_json::to_value(core.enroll_token(card, &request, "cli").await?)?
+        }
+        TokenCommand::List { card } => serde_json::to_value(core.tokens_of_card(card).await?)?,
+        TokenCommand::Suspend(r) => serde_json::to_value(
+            core.change_token(r.id, TokenChange::Suspend, "cli", r.reason.as_deref())
+                .await?,
+        )?,
+        TokenCommand::Reactivate(r) => serde_json::to_value(
+            core.change_token(r.id, TokenChange::Reactivate, "cli", r.reason.as_deref())
+                .await?,
+        )?,
+        TokenCommand::Revoke(r) => serde_json::to_value(
+            core.change_token(r.id, TokenChange::Revoke, "cli", r.reason.as_deref())
+                .await?,
+        )?,
+        TokenCommand::Resync { id, first, second } => {
+            serde_json::to_value(core.resync_token(id, &first, &second, "cli").await?)?
         }
     };
     println!("{json}");
