@@ -15,6 +15,7 @@ mod nodes;
 mod operators;
 mod ops;
 mod policy;
+mod tokens;
 mod smpp_session;
 mod sms;
 mod ussd;

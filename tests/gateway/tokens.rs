@@ -1,0 +1,284 @@
+//! Customer tokens end to end: the real binary, an operator SMSC (npm `smpp`) that
+//! receives the activation's SMS part, and codes computed by independent
+//! implementations (PyPI `pyotp` for TOTP, PyPI `oath` for OCRA) through
+//! `tests/peers/tokens.py`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use crate::cards;
+use crate::harness::Gateway;
+use crate::smsc::{texts_to, Smsc};
+
+fn py(args: &[&str]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/tokens.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 tests/peers/tokens.py");
+    assert!(
+        out.status.success(),
+        "tokens.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Codes are computed for the step the gateway is in now; a sequence of verifies
+/// takes a second or two, so it starts at least `room` seconds before the step
+/// ends (waiting out the clock's boundary, not another process).
+fn step_with_room(period: u64, room: u64) -> u64 {
+    let now = unix_secs();
+    if period - now % period < room {
+        std::thread::sleep(Duration::from_secs(period - now % period));
+    }
+    unix_secs()
+}
+
+/// The codes `offsets` steps away from now's step, by pyotp.
+fn totp_codes(uri: &str, now: u64, offsets: &[i64]) -> Vec<String> {
+    let mut args = vec!["totp".to_owned(), uri.to_owned(), now.to_string()];
+    args.extend(offsets.iter().map(i64::to_string));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let v = py(&refs);
+    offsets
+        .iter()
+        .map(|o| v["codes"][o.to_string()].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn verify_with(gw: &Gateway, key: &str, body: Value) -> Value {
+    let (status, v) = gw.post(key, "/v1/verify", &body);
+    assert_eq!(status, 200, "verify: {v}");
+    v
+}
+
+fn kinds(gw: &Gateway, admin: &str, card: i64) -> Vec<String> {
+    let (_, events) = gw.get(admin, &format!("/v1/cards/{card}/events"));
+    events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn tokens_software_totp_activation_drift_replay_and_lock() {
+    let smsc = Smsc::start(&[]);
+    let gw = Gateway::start_with(&smsc.connection("mci", "routes = [\"98912\"]"));
+    smsc.wait_bound(1);
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    let msisdn = "989121150001";
+    let card = gw.enroll(&admin, cards::A, msisdn)["id"].as_i64().unwrap();
+
+    // Enroll: the first part comes back, the second goes to the phone by SMS.
+    let (status, enrolled) = gw.post(
+        &admin,
+        &format!("/v1/cards/{card}/tokens"),
+        &json!({"kind": "totp"}),
+    );
+    assert_eq!(status, 201, "{enrolled}");
+    let token = enrolled["token_id"].as_i64().unwrap();
+    assert_eq!(enrolled["token"]["state"], "pending");
+    assert_eq!(enrolled["activation"]["state"], "sent", "{enrolled}");
+    let first = enrolled["activation_part"].as_str().unwrap().to_owned();
+    assert_eq!(first.len(), 6);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        if let Some(t) = texts_to(&smsc, msisdn).into_iter().next() {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "no activation SMS");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let second: String = text
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|d| d.len() == 6)
+        .unwrap_or_else(|| panic!("no 6-digit part in {text:?}"))
+        .to_owned();
+    assert!(!text.contains(&first), "the SMS must not carry the first part");
+
+    // A wrong activation code is counted; the right one answers the URI, once.
+    let activate = |code: &str| {
+        gw.post(
+            &admin,
+            &format!("/v1/tokens/{token}/activate"),
+            &json!({"activation_code": code}),
+        )
+    };
+    let wrong = format!("{first}{}", if second == "000000" { "000001" } else { "000000" });
+    let (status, body) = activate(&wrong);
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("activation_invalid")), "{body}");
+    // Only the SMS part is not enough.
+    assert_eq!(activate(&second).0, 422);
+    let (status, activated) = activate(&format!("{first}{second}"));
+    assert_eq!(status, 200, "{activated}");
+    let uri = activated["otpauth_uri"].as_str().unwrap().to_owned();
+    assert!(uri.starts_with("otpauth://totp/"), "{uri}");
+    let (status, again) = activate(&format!("{first}{second}"));
+    assert_eq!((status, again["error"]["code"].as_str()), (409, Some("wrong_token_state")));
+    assert!(again.get("otpauth_uri").is_none());
+
+    // Codes by pyotp for the gateway's step: one step of drift, the current one,
+    // its replay, and one two steps old.
+    let now = step_with_room(30, 8);
+    let codes = totp_codes(&uri, now, &[-2, -1, 0, 1]);
+    let (old, previous, current, next) = (&codes[0], &codes[1], &codes[2], &codes[3]);
+    let v = gw.verify(&verifier, cards::A, previous, "drift");
+    assert_eq!(v["result"], "approved", "one step of drift: {v}");
+    let v = gw.verify(&verifier, cards::A, current, "now");
+    assert_eq!(v["result"], "approved", "{v}");
+    let v = gw.verify(&verifier, cards::A, current, "replay");
+    assert_eq!((v["result"].as_str(), v["reason"].as_str()), (Some("rejected"), Some("used")), "{v}");
+    let v = gw.verify(&verifier, cards::A, old, "old");
+    assert_eq!((v["reason"].as_str(), v["attempts_left"].as_i64()), (Some("invalid"), Some(2)), "{v}");
+    // The same request_id answers the same again, counting nothing.
+    assert_eq!(gw.verify(&verifier, cards::A, old, "old"), v);
+    let v = gw.verify(&verifier, cards::A, next, "next");
+    assert_eq!(v["result"], "approved", "a step ahead, within the window: {v}");
+    assert!(unix_secs() / 30 == now / 30, "the sequence crossed a step boundary");
+
+    // Three wrong token codes lock the card, under the same policy as SMS codes.
+    let wrong = if current == "000000" { "000001" } else { "000000" };
+    for (i, left) in [(0, 2), (1, 1), (2, 0)] {
+        let v = gw.verify(&verifier, cards::A, wrong, &format!("wrong-{i}"));
+        assert_eq!((v["reason"].as_str(), v["attempts_left"].as_i64()), (Some("invalid"), Some(left)), "{v}");
+    }
+    let (_, shown) = gw.get(&admin, &format!("/v1/cards/{card}"));
+    assert_eq!(shown["status"], "locked");
+    let v = gw.verify(&verifier, cards::A, next, "after-lock");
+    assert_eq!(v["reason"], "locked", "{v}");
+
+    // The card's tokens, never a secret; the audit trail; nothing secret logged.
+    let (_, listed) = gw.get(&admin, &format!("/v1/cards/{card}/tokens"));
+    assert_eq!(listed[0]["state"], "active", "{listed}");
+    assert!(listed[0]["last_used_at"].is_i64());
+    let secret = uri.split("secret=").nth(1).unwrap().split('&').next().unwrap();
+    assert!(!listed.to_string().contains(secret));
+    let kinds = kinds(&gw, &admin, card);
+    for k in ["token_enrolled", "token_activation_sent", "token_activation_failed", "token_activated", "verified", "locked"] {
+        assert!(kinds.iter().any(|x| x == k), "no {k} in {kinds:?}");
+    }
+    let log = gw.log();
+    for s in [secret, &format!("{first}{second}")] {
+        assert!(!log.contains(s), "a secret reached the log");
+    }
+}
+
+#[test]
+fn tokens_ocra_response_verifies_only_for_its_payment() {
+    let gw = Gateway::start();
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    let card = gw.enroll(&admin, cards::C, "989121150002")["id"].as_i64().unwrap();
+    // A hardware OCRA token from the vendor's file: active at once.
+    let secret = "3132333435363738393031323334353637383930313233343536373839303132";
+    let (status, enrolled) = gw.post(
+        &admin,
+        &format!("/v1/cards/{card}/tokens"),
+        &json!({"kind": "ocra", "suite": "OCRA-1:HOTP-SHA256-8:QN08", "serial": "OT-0001", "secret": secret}),
+    );
+    assert_eq!(status, 201, "{enrolled}");
+    assert_eq!(enrolled["token"]["state"], "active");
+    assert!(enrolled.get("activation_part").is_none());
+    assert!(!enrolled.to_string().contains(secret));
+
+    let pay = json!({"type": "purchase", "amount": 1_500_000, "currency": "IRR", "payee": "Digikala"});
+    let other = json!({"type": "purchase", "amount": 1_500_001, "currency": "IRR", "payee": "Digikala"});
+    let (status, ch) = gw.post(&verifier, "/v1/challenge", &json!({"transaction": pay}));
+    assert_eq!(status, 200, "{ch}");
+    let challenge = ch["challenge"].as_str().unwrap();
+    // The derivation is documented exactly: anyone can compute it.
+    assert_eq!(py(&["challenge", ch["canonical"].as_str().unwrap()])["challenge"], challenge);
+    let response = py(&["ocra", "OCRA-1:HOTP-SHA256-8:QN08", secret, challenge])["response"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let body = |txn: &Value, id: &str| json!({"pan": cards::C, "code": response, "request_id": id, "transaction": txn});
+    let v = verify_with(&gw, &verifier, body(&other, "other-payment"));
+    assert_eq!(v["reason"], "invalid", "another payment: {v}");
+    let v = gw.verify(&verifier, cards::C, &response, "no-payment");
+    assert_eq!(v["reason"], "invalid", "no payment: {v}");
+    let v = verify_with(&gw, &verifier, body(&pay, "its-payment"));
+    assert_eq!(v["result"], "approved", "{v}");
+    let v = verify_with(&gw, &verifier, body(&pay, "again"));
+    assert_eq!(v["reason"], "used", "one payment, one approval: {v}");
+    // The serial is unique among live tokens.
+    let (status, dup) = gw.post(
+        &admin,
+        &format!("/v1/cards/{card}/tokens"),
+        &json!({"kind": "ocra", "serial": "OT-0001", "secret": secret}),
+    );
+    assert_eq!((status, dup["error"]["code"].as_str()), (409, Some("serial_exists")), "{dup}");
+}
+
+#[test]
+fn tokens_cli_import_suspend_resync_revoke() {
+    let gw = Gateway::start();
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    let card = gw.enroll(&admin, cards::D, "989121150003")["id"].as_i64().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vendor.csv");
+    // RFC 6238's SHA-1 seed, as a vendor file would carry it.
+    std::fs::write(
+        &file,
+        "# serial,secret,algorithm,digits,period\nHW-1,3132333435363738393031323334353637383930,sha1,6,30\n",
+    )
+    .unwrap();
+    let card_arg = card.to_string();
+    let (ok, out, err) = gw.cli(&["token", "import", "--card", &card_arg, "--serial", "HW-1", "--file", file.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let imported: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let id = imported["token_id"].as_i64().unwrap().to_string();
+    assert_eq!(imported["token"]["source"], "hardware");
+    let uri = "otpauth://totp/x:y?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&digits=6&period=30";
+
+    // Suspended: its codes do not verify; re-activated: they do.
+    assert!(gw.cli(&["token", "suspend", "--id", &id, "--reason", "lost"]).0);
+    let now = step_with_room(30, 8);
+    let c = totp_codes(uri, now, &[0, 5, 6, 7]);
+    let v = gw.verify(&verifier, cards::D, &c[0], "suspended");
+    assert_eq!(v["reason"], "invalid", "{v}");
+    assert!(gw.cli(&["token", "reactivate", "--id", &id]).0);
+    let v = gw.verify(&verifier, cards::D, &c[0], "reactivated");
+    assert_eq!(v["result"], "approved", "{v}");
+
+    // A token whose clock runs 5 to 6 steps ahead: its code is outside the window
+    // until an administrator resyncs it from two consecutive codes.
+    let v = gw.verify(&verifier, cards::D, &c[3], "ahead");
+    assert_eq!(v["reason"], "invalid", "{v}");
+    let (ok, out, err) = gw.cli(&["token", "resync", "--id", &id, "--first", &c[1], "--second", &c[2]]);
+    assert!(ok, "{err}");
+    let resynced: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(resynced["drift"], 6, "{resynced}");
+    let v = gw.verify(&verifier, cards::D, &c[3], "ahead-after-resync");
+    assert_eq!(v["result"], "approved", "{v}");
+    // The resync's codes are used steps now.
+    let v = gw.verify(&verifier, cards::D, &c[2], "resync-code");
+    assert_eq!(v["reason"], "used", "{v}");
+
+    let (ok, out, _) = gw.cli(&["token", "revoke", "--id", &id]);
+    assert!(ok);
+    assert!(out.contains("\"revoked\""));
+    let (ok, out, _) = gw.cli(&["token", "list", "--card", &card_arg]);
+    assert!(ok && out.contains("\"revoked\"") && !out.contains("3132333435"), "{out}");
+    let kinds = kinds(&gw, &admin, card);
+    for k in ["token_enrolled", "token_suspended", "token_reactivated", "token_resynced", "token_revoked"] {
+        assert!(kinds.iter().any(|x| x == k), "no {k} in {kinds:?}");
+    }
+}
