@@ -367,6 +367,26 @@ fn html_card(
                     } }
                 }
             }
+            @if !view.tokens.is_empty() {
+                section aria-labelledby="tokens-title" {
+                    h2 id="tokens-title" { (t.tokens) }
+                    // Kind, serial, state and last use only: a token's secret never
+                    // leaves the core.
+                    div.scroll { table id="tokens" {
+                        thead { tr { th { (t.token_kind) } th { (t.serial) } th { (t.state) } th { (t.last_used) } } }
+                        tbody {
+                            @for tk in &view.tokens {
+                                tr {
+                                    td { (tk.kind.as_str()) " / " (tk.source.as_str()) }
+                                    td { (tk.serial.as_deref().unwrap_or("–")) }
+                                    td { (tk.state.as_str()) }
+                                    td { (tk.last_used_at.map_or_else(|| "–".to_owned(), format_time)) }
+                                }
+                            }
+                        }
+                    } }
+                }
+            }
             section aria-labelledby="verifs-title" {
                 h2 id="verifs-title" { (t.recent_verifications) }
                 @if view.verifications.is_empty() { p { (t.none_yet) } } @else {

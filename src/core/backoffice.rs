@@ -45,6 +45,8 @@ pub struct CardView {
     pub last_lock: Option<Event>,
     /// The latest `suspended` event.
     pub last_suspension: Option<Event>,
+    /// The card's tokens (kind, serial, state, last use; never a secret).
+    pub tokens: Vec<crate::store::Token>,
 }
 
 /// The console's health strip, from the database (all nodes), plus what the
@@ -164,6 +166,7 @@ impl Core {
             verifications: store.recent_verifications(id, RECENT).await?,
             last_lock: store.search_events(&latest("locked"), 1).await?.pop(),
             last_suspension: store.search_events(&latest("suspended"), 1).await?.pop(),
+            tokens: store.tokens_of_card(id).await?,
             card,
         }))
     }
