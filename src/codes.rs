@@ -119,7 +119,12 @@ impl Keys {
     pub fn token_activation_hash(&self, token_uid: &str, code: &str) -> String {
         mac_hex(
             &self.code_key,
-            &[b"token-activation|", token_uid.as_bytes(), b"|", code.as_bytes()],
+            &[
+                b"token-activation|",
+                token_uid.as_bytes(),
+                b"|",
+                code.as_bytes(),
+            ],
         )
     }
 

@@ -547,7 +547,12 @@ async fn token(cmd: TokenCommand, settings: Settings) -> Result<()> {
                 period: number(4)?,
                 suite: None,
                 serial: Some(&serial),
-                secret: Some(fields.get(1).copied().context("no secret on the serial's line")?),
+                secret: Some(
+                    fields
+                        .get(1)
+                        .copied()
+                        .context("no secret on the serial's line")?,
+                ),
             };
             serde_json::to_value(core.enroll_token(card, &request, "cli").await?)?
         }

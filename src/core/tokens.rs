@@ -63,7 +63,9 @@ impl std::fmt::Debug for ActivatedTokenOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Activated(a) => write!(f, "Activated(token {})", a.token.id),
-            Self::Wrong { attempts_left } => write!(f, "Wrong {{ attempts_left: {attempts_left} }}"),
+            Self::Wrong { attempts_left } => {
+                write!(f, "Wrong {{ attempts_left: {attempts_left} }}")
+            }
             Self::Expired => f.write_str("Expired"),
         }
     }
@@ -116,7 +118,7 @@ fn normalise_code(raw: &str) -> Option<String> {
     for c in raw.chars() {
         match c {
             ' ' | '-' => {}
-            c => out.push(char::from(b'0' + u8::try_from(c.to_digit(10)?).ok()?)),
+            c => out.push(char::from(b'0' + otpgw_parsers::digits::digit_value(c)?)),
         }
     }
     Some(out)
@@ -129,7 +131,13 @@ enum Shape {
 }
 
 impl Shape {
-    fn of(kind: TokenKind, hash: Hash, digits: i64, period: i64, suite: Option<&str>) -> Option<Self> {
+    fn of(
+        kind: TokenKind,
+        hash: Hash,
+        digits: i64,
+        period: i64,
+        suite: Option<&str>,
+    ) -> Option<Self> {
         match kind {
             TokenKind::Totp => totp::Params::new(
                 hash,
@@ -163,7 +171,9 @@ impl Core {
             .card(card_id)
             .await?
             .ok_or(StoreError::NoSuchCard)?;
-        let kind = req.kind.ok_or(TokenError::Spec("kind must be \"totp\" or \"ocra\""))?;
+        let kind = req
+            .kind
+            .ok_or(TokenError::Spec("kind must be \"totp\" or \"ocra\""))?;
         let (hash, digits_n, period, suite) = match kind {
             TokenKind::Totp => {
                 if req.suite.is_some() {
@@ -179,24 +189,38 @@ impl Core {
             }
             TokenKind::Ocra => {
                 if req.algorithm.is_some() || req.digits.is_some() || req.period.is_some() {
-                    return Err(TokenError::Spec("an OCRA token's algorithm, digits and time step come from its suite").into());
+                    return Err(TokenError::Spec(
+                        "an OCRA token's algorithm, digits and time step come from its suite",
+                    )
+                    .into());
                 }
                 let suite = ocra::Suite::parse(req.suite.unwrap_or("OCRA-1:HOTP-SHA256-8:QN08"))
                     .map_err(TokenError::from)?;
                 suite.enrollable().map_err(TokenError::from)?;
                 let period = u32::try_from(suite.time_step.unwrap_or(0)).unwrap_or(0);
-                (suite.hash, suite.digits, period, Some(suite.as_str().to_owned()))
+                (
+                    suite.hash,
+                    suite.digits,
+                    period,
+                    Some(suite.as_str().to_owned()),
+                )
             }
         };
         if let Some(s) = req.serial {
-            if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-                return Err(TokenError::Spec("serial must be 1 to 64 letters, digits or '-'").into());
+            if s.is_empty()
+                || s.len() > 64
+                || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            {
+                return Err(
+                    TokenError::Spec("serial must be 1 to 64 letters, digits or '-'").into(),
+                );
             }
         }
         let (secret, source) = match req.secret {
             Some(raw) => (
-                crate::tokens::parse_secret(raw)
-                    .ok_or(TokenError::Spec("secret must be 16 to 64 bytes, hex or base32"))?,
+                crate::tokens::parse_secret(raw).ok_or(TokenError::Spec(
+                    "secret must be 16 to 64 bytes, hex or base32",
+                ))?,
                 TokenSource::Hardware,
             ),
             None => {
@@ -214,12 +238,16 @@ impl Core {
         let sealed = self.token_key().seal(&aad(&uid, card.id), &secret);
         let now = self.now_ms();
         let settings = &self.inner.tokens;
-        let ttl_ms = i64::try_from(settings.activation_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let ttl_ms =
+            i64::try_from(settings.activation_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         let expires_at = now.saturating_add(ttl_ms);
-        let parts = (source == TokenSource::Software).then(|| (digits(PART_DIGITS), digits(PART_DIGITS)));
-        let hash_of_parts = parts
-            .as_ref()
-            .map(|(a, b)| self.inner.keys.token_activation_hash(&uid, &format!("{a}{b}")));
+        let parts =
+            (source == TokenSource::Software).then(|| (digits(PART_DIGITS), digits(PART_DIGITS)));
+        let hash_of_parts = parts.as_ref().map(|(a, b)| {
+            self.inner
+                .keys
+                .token_activation_hash(&uid, &format!("{a}{b}"))
+        });
         let token = self
             .inner
             .store
@@ -244,10 +272,19 @@ impl Core {
                 now,
             )
             .await?;
-        tracing::info!(card_id = card.id, token_id = token.id, kind = kind.as_str(), source = source.as_str(), actor, "token enrolled");
+        tracing::info!(
+            card_id = card.id,
+            token_id = token.id,
+            kind = kind.as_str(),
+            source = source.as_str(),
+            actor,
+            "token enrolled"
+        );
         let (activation_part, activation) = match parts {
             Some((first, second)) => {
-                let notice = self.send_token_part(&card, token.id, &second, expires_at, actor).await?;
+                let notice = self
+                    .send_token_part(&card, token.id, &second, expires_at, actor)
+                    .await?;
                 (Some(first), Some(notice))
             }
             None => (None, None),
@@ -324,14 +361,25 @@ impl Core {
         code: &str,
         actor: &str,
     ) -> Result<ActivatedTokenOutcome, CoreError> {
-        let record = self.inner.store.token(id).await?.ok_or(StoreError::NoSuchToken)?;
+        let record = self
+            .inner
+            .store
+            .token(id)
+            .await?
+            .ok_or(StoreError::NoSuchToken)?;
         let candidate = normalise_code(code)
             .filter(|c| c.len() == 2 * PART_DIGITS)
             .map(|c| self.inner.keys.token_activation_hash(&record.uid, &c));
         let outcome = self
             .inner
             .store
-            .activate_token(id, candidate, self.inner.tokens.activation_max_failures, actor, self.now_ms())
+            .activate_token(
+                id,
+                candidate,
+                self.inner.tokens.activation_max_failures,
+                actor,
+                self.now_ms(),
+            )
             .await?;
         Ok(match outcome {
             TokenActivation::Activated(r) => {
@@ -343,7 +391,12 @@ impl Core {
                 })
             }
             TokenActivation::Wrong { attempts_left } => {
-                tracing::info!(token_id = id, actor, attempts_left, "token activation refused");
+                tracing::info!(
+                    token_id = id,
+                    actor,
+                    attempts_left,
+                    "token activation refused"
+                );
                 ActivatedTokenOutcome::Wrong { attempts_left }
             }
             TokenActivation::Expired => ActivatedTokenOutcome::Expired,
@@ -353,7 +406,9 @@ impl Core {
     fn open_secret(&self, r: &TokenRecord) -> Result<Vec<u8>, CoreError> {
         self.token_key()
             .open(&aad(&r.uid, r.token.card_id), &r.sealed)
-            .map_err(|_| StoreError::Corrupt(format!("token {} secret does not open", r.token.id)).into())
+            .map_err(|_| {
+                StoreError::Corrupt(format!("token {} secret does not open", r.token.id)).into()
+            })
     }
 
     fn otpauth_uri(&self, r: &TokenRecord) -> Result<String, CoreError> {
@@ -391,7 +446,13 @@ impl Core {
     }
 
     pub async fn token(&self, id: i64) -> Result<Token, CoreError> {
-        Ok(self.inner.store.token(id).await?.ok_or(StoreError::NoSuchToken)?.token)
+        Ok(self
+            .inner
+            .store
+            .token(id)
+            .await?
+            .ok_or(StoreError::NoSuchToken)?
+            .token)
     }
 
     pub async fn change_token(
@@ -401,21 +462,39 @@ impl Core {
         actor: &str,
         reason: Option<&str>,
     ) -> Result<Token, CoreError> {
-        let token = self.inner.store.change_token(id, change, actor, reason, self.now_ms()).await?;
-        tracing::info!(token_id = id, actor, state = token.state.as_str(), "token state changed");
+        let token = self
+            .inner
+            .store
+            .change_token(id, change, actor, reason, self.now_ms())
+            .await?;
+        tracing::info!(
+            token_id = id,
+            actor,
+            state = token.state.as_str(),
+            "token state changed"
+        );
         Ok(token)
     }
 
     /// A lost phone: the old token is revoked and a new one of the same shape
     /// enrolled for the same card, with a new activation.
     pub async fn replace_token(&self, id: i64, actor: &str) -> Result<EnrolledToken, CoreError> {
-        let old = self.inner.store.token(id).await?.ok_or(StoreError::NoSuchToken)?;
+        let old = self
+            .inner
+            .store
+            .token(id)
+            .await?
+            .ok_or(StoreError::NoSuchToken)?;
         if old.token.source == TokenSource::Hardware {
-            return Err(TokenError::Spec("a hardware token is replaced by enrolling the new device's serial").into());
+            return Err(TokenError::Spec(
+                "a hardware token is replaced by enrolling the new device's serial",
+            )
+            .into());
         }
         let t = &old.token;
         if t.state != crate::tokens::TokenState::Revoked {
-            self.change_token(id, TokenChange::Revoke, actor, Some("replaced")).await?;
+            self.change_token(id, TokenChange::Revoke, actor, Some("replaced"))
+                .await?;
         }
         let req = match t.kind {
             TokenKind::Totp => TokenRequest {
@@ -442,9 +521,16 @@ impl Core {
         second: &str,
         actor: &str,
     ) -> Result<Token, CoreError> {
-        let r = self.inner.store.token(id).await?.ok_or(StoreError::NoSuchToken)?;
+        let r = self
+            .inner
+            .store
+            .token(id)
+            .await?
+            .ok_or(StoreError::NoSuchToken)?;
         let t = &r.token;
-        let Some(Shape::Totp(params)) = Shape::of(t.kind, t.algorithm, t.digits, t.period, t.suite.as_deref()) else {
+        let Some(Shape::Totp(params)) =
+            Shape::of(t.kind, t.algorithm, t.digits, t.period, t.suite.as_deref())
+        else {
             return Err(TokenError::Spec("only TOTP tokens are resynchronised").into());
         };
         let (Some(first), Some(second)) = (normalise_code(first), normalise_code(second)) else {
@@ -453,20 +539,37 @@ impl Core {
         let secret = self.open_secret(&r)?;
         let now = self.now_ms();
         let now_step = params.step_at(now);
-        let step = totp::resync(&params, &secret, &first, &second, now_step, self.inner.tokens.resync_steps)
-            .ok_or(TokenError::NoResync)?;
+        let step = totp::resync(
+            &params,
+            &secret,
+            &first,
+            &second,
+            now_step,
+            self.inner.tokens.resync_steps,
+        )
+        .ok_or(TokenError::NoResync)?;
         let drift = i64::try_from(i128::from(step) - i128::from(now_step)).unwrap_or(0);
         let token = self
             .inner
             .store
-            .resync_token(id, i64::try_from(step).unwrap_or(i64::MAX), drift, actor, now)
+            .resync_token(
+                id,
+                i64::try_from(step).unwrap_or(i64::MAX),
+                drift,
+                actor,
+                now,
+            )
             .await?;
         tracing::info!(token_id = id, actor, drift, "token resynchronised");
         Ok(token)
     }
 
     /// What the verification rule needs to read token codes, owned by its closure.
-    pub(super) fn token_check(&self, code: &str, transaction: Option<&crate::policy::Transaction>) -> TokenCheck {
+    pub(super) fn token_check(
+        &self,
+        code: &str,
+        transaction: Option<&crate::policy::Transaction>,
+    ) -> TokenCheck {
         let accept = &self.inner.policy.accept;
         TokenCheck {
             key: self.token_key(),
@@ -497,7 +600,13 @@ enum TokenMatch {
     None,
 }
 
-fn check_one(check: &TokenCheck, candidate: &str, r: &TokenRecord, presented: &Presented, now: i64) -> TokenMatch {
+fn check_one(
+    check: &TokenCheck,
+    candidate: &str,
+    r: &TokenRecord,
+    presented: &Presented,
+    now: i64,
+) -> TokenMatch {
     let t = &r.token;
     let Ok(secret) = check.key.open(&aad(&r.uid, t.card_id), &r.sealed) else {
         return TokenMatch::None;
@@ -505,7 +614,15 @@ fn check_one(check: &TokenCheck, candidate: &str, r: &TokenRecord, presented: &P
     let last = r.last_step.and_then(|s| u64::try_from(s).ok());
     let to_i64 = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
     match Shape::of(t.kind, t.algorithm, t.digits, t.period, t.suite.as_deref()) {
-        Some(Shape::Totp(p)) => match totp::find(&p, &secret, candidate, p.step_at(now), t.drift, check.window, last) {
+        Some(Shape::Totp(p)) => match totp::find(
+            &p,
+            &secret,
+            candidate,
+            p.step_at(now),
+            t.drift,
+            check.window,
+            last,
+        ) {
             totp::Found::Fresh { step, drift } => TokenMatch::Fresh(TokenUse {
                 token_id: t.id,
                 step: Some(to_i64(step)),
@@ -533,14 +650,20 @@ fn check_one(check: &TokenCheck, candidate: &str, r: &TokenRecord, presented: &P
             };
             match suite.step_at(now) {
                 Some(now_step) => {
-                    let params = (i128::from(now_step), i128::from(t.drift), i128::from(check.window));
+                    let params = (
+                        i128::from(now_step),
+                        i128::from(t.drift),
+                        i128::from(check.window),
+                    );
                     let centre = params.0 + params.1;
                     let mut offsets = vec![0i128];
                     for d in 1..=params.2 {
                         offsets.extend([-d, d]);
                     }
                     for off in offsets {
-                        let Ok(step) = u64::try_from(centre + off) else { continue };
+                        let Ok(step) = u64::try_from(centre + off) else {
+                            continue;
+                        };
                         if respond(Some(step)) {
                             if last.is_some_and(|l| step <= l) {
                                 return TokenMatch::Replayed;
@@ -629,5 +752,200 @@ pub(super) fn decide_tokens(
             (verdict, Effect::CountFailure)
         }
         _ => (verdict, effect),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokens::TokenState;
+
+    const SEED: &[u8] = b"12345678901234567890";
+    const NOW: i64 = 1_111_111_109_000; // step 0x23523EC at 30 s
+
+    fn record(key: &crate::seal::SealKey, kind: TokenKind, last_step: Option<i64>) -> TokenRecord {
+        let (digits, period, suite) = match kind {
+            TokenKind::Totp => (8, 30, None),
+            TokenKind::Ocra => (6, 0, Some("OCRA-1:HOTP-SHA1-6:QN08".to_owned())),
+        };
+        TokenRecord {
+            token: Token {
+                id: 9,
+                card_id: 1,
+                kind,
+                source: TokenSource::Hardware,
+                serial: None,
+                algorithm: Hash::Sha1,
+                digits,
+                period,
+                suite,
+                state: TokenState::Active,
+                drift: 0,
+                activation_expires_at: None,
+                created_at: 0,
+                updated_at: 0,
+                last_used_at: None,
+            },
+            uid: "u".into(),
+            sealed: key.seal(&aad("u", 1), SEED),
+            last_step,
+            last_txn_hash: None,
+        }
+    }
+
+    fn check(key: &crate::seal::SealKey, code: &str, challenge: Option<&str>) -> TokenCheck {
+        TokenCheck {
+            key: key.clone(),
+            candidate: normalise_code(code),
+            challenge: challenge.map(str::to_owned),
+            window: 1,
+            sms: true,
+            tokens: true,
+        }
+    }
+
+    fn presented(txn: Option<&str>) -> Presented {
+        Presented {
+            candidate: None,
+            epin_matched: None,
+            txn_hash: txn.map(str::to_owned),
+            cap_amount: None,
+            require_transaction: false,
+        }
+    }
+
+    fn card(status: CardStatus) -> LockedCard {
+        LockedCard {
+            id: 1,
+            status,
+            failures: 0,
+            epin_hash: None,
+        }
+    }
+
+    #[test]
+    fn token_decision_table() {
+        let key = crate::seal::SealKey::new([3; 32]);
+        let step = 0x23523EC_i64;
+        let totp = record(&key, TokenKind::Totp, None);
+        let active = card(CardStatus::Active);
+        let run = |c: &LockedCard, r: &TokenRecord, code: &str| {
+            decide_tokens(
+                c,
+                None,
+                std::slice::from_ref(r),
+                &check(&key, code, None),
+                &presented(None),
+                NOW,
+            )
+        };
+        // RFC 6238's vector at this time, approved with its step remembered.
+        assert_eq!(
+            run(&active, &totp, "07081804"),
+            (
+                Verdict::Approved,
+                Effect::UseToken(TokenUse {
+                    token_id: 9,
+                    step: Some(step),
+                    drift: 0,
+                    txn_hash: None
+                })
+            )
+        );
+        // The same step again is a replay: used, not counted.
+        let used = record(&key, TokenKind::Totp, Some(step));
+        assert_eq!(
+            run(&active, &used, "07081804"),
+            (Verdict::Rejected(Reason::Used), Effect::None)
+        );
+        // A wrong code counts while the card has an active token, with no SMS code live.
+        assert_eq!(
+            run(&active, &totp, "12345678"),
+            (Verdict::Rejected(Reason::Invalid), Effect::CountFailure)
+        );
+        // A locked card is answered before anything is compared.
+        assert_eq!(
+            run(&card(CardStatus::Locked), &totp, "07081804"),
+            (Verdict::Rejected(Reason::Locked), Effect::None)
+        );
+        // A sealed secret moved to another row does not open: no match.
+        let moved = TokenRecord {
+            uid: "v".into(),
+            ..totp.clone()
+        };
+        assert_eq!(
+            run(&active, &moved, "07081804").0,
+            Verdict::Rejected(Reason::Invalid)
+        );
+        // With tokens not accepted, a token's right code is just a wrong code.
+        let mut off = check(&key, "07081804", None);
+        off.tokens = false;
+        assert_eq!(
+            decide_tokens(
+                &active,
+                None,
+                std::slice::from_ref(&totp),
+                &off,
+                &presented(None),
+                NOW
+            ),
+            (Verdict::Rejected(Reason::Invalid), Effect::None)
+        );
+
+        // OCRA: RFC 6287's QN08 vector for challenge 00000000, only with that challenge.
+        let ocra = record(&key, TokenKind::Ocra, None);
+        let with = |challenge: Option<&str>, txn: Option<&str>| {
+            decide_tokens(
+                &active,
+                None,
+                std::slice::from_ref(&ocra),
+                &check(&key, "237653", challenge),
+                &presented(txn),
+                NOW,
+            )
+        };
+        assert_eq!(
+            with(Some("00000000"), Some("T")),
+            (
+                Verdict::Approved,
+                Effect::UseToken(TokenUse {
+                    token_id: 9,
+                    step: None,
+                    drift: 0,
+                    txn_hash: Some("T".into())
+                })
+            )
+        );
+        assert_eq!(
+            with(Some("11111111"), Some("U")).0,
+            Verdict::Rejected(Reason::Invalid)
+        );
+        assert_eq!(with(None, None).0, Verdict::Rejected(Reason::Invalid));
+        let answered = TokenRecord {
+            last_txn_hash: Some("T".into()),
+            ..ocra.clone()
+        };
+        assert_eq!(
+            decide_tokens(
+                &active,
+                None,
+                std::slice::from_ref(&answered),
+                &check(&key, "237653", Some("00000000")),
+                &presented(Some("T")),
+                NOW
+            ),
+            (Verdict::Rejected(Reason::Used), Effect::None)
+        );
+    }
+
+    #[test]
+    fn activation_codes_are_normalised_and_bounded() {
+        assert_eq!(
+            normalise_code("123 456-789012").as_deref(),
+            Some("123456789012")
+        );
+        assert_eq!(normalise_code("۱۲۳۴۵۶").as_deref(), Some("123456"));
+        assert_eq!(normalise_code("12a4"), None);
+        assert_eq!(normalise_code(&"1".repeat(41)), None);
     }
 }

@@ -181,10 +181,12 @@ pub fn render_answer(kind: ReplyKind, lang: Language, p: &Params<'_>) -> String 
             }
             ReplyKind::Help | ReplyKind::Unrecognised => render(Screen::Help, lang, p.short_code),
             // Never a USSD answer; listed so every kind has a screen.
-            ReplyKind::NotActivated | ReplyKind::Activation | ReplyKind::TokenActivation => format!(
-                "Card {} is not activated yet. Confirm the activation code at your bank.",
-                p.digits
-            ),
+            ReplyKind::NotActivated | ReplyKind::Activation | ReplyKind::TokenActivation => {
+                format!(
+                    "Card {} is not activated yet. Confirm the activation code at your bank.",
+                    p.digits
+                )
+            }
         },
         Language::Fa => match kind {
             ReplyKind::Code => format!(
@@ -205,10 +207,12 @@ pub fn render_answer(kind: ReplyKind, lang: Language, p: &Params<'_>) -> String 
                 texts::to_persian_digits(&p.retry_secs.to_string())
             ),
             ReplyKind::Help | ReplyKind::Unrecognised => render(Screen::Help, lang, p.short_code),
-            ReplyKind::NotActivated | ReplyKind::Activation | ReplyKind::TokenActivation => format!(
-                "رمز پویای کارت {} هنوز فعال نشده است. کد فعال‌سازی را در بانک تأیید کنید.",
-                p.digits
-            ),
+            ReplyKind::NotActivated | ReplyKind::Activation | ReplyKind::TokenActivation => {
+                format!(
+                    "رمز پویای کارت {} هنوز فعال نشده است. کد فعال‌سازی را در بانک تأیید کنید.",
+                    p.digits
+                )
+            }
         },
     }
 }

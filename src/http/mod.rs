@@ -61,7 +61,10 @@ pub fn router(state: AppState, request_timeout: Duration, console: bool) -> Rout
             "/v1/cards/{id}/epin",
             axum::routing::put(admin::set_epin).delete(admin::clear_epin),
         )
-        .route("/v1/cards/{id}/tokens", post(tokens::enroll).get(tokens::list))
+        .route(
+            "/v1/cards/{id}/tokens",
+            post(tokens::enroll).get(tokens::list),
+        )
         .route("/v1/tokens/{id}/activate", post(tokens::activate))
         .route("/v1/tokens/{id}/suspend", post(tokens::suspend))
         .route("/v1/tokens/{id}/reactivate", post(tokens::reactivate))

@@ -98,7 +98,10 @@ pub async fn enroll(
         serial: req.serial.as_deref(),
         secret: req.secret.as_deref(),
     };
-    let enrolled = state.core.enroll_token(id, &request, &caller.actor()).await?;
+    let enrolled = state
+        .core
+        .enroll_token(id, &request, &caller.actor())
+        .await?;
     Ok((StatusCode::CREATED, Json(enrolled)))
 }
 
@@ -185,7 +188,10 @@ async fn change(
     caller.require(Role::Admin)?;
     let id = parse_id(&id)?;
     Ok(Json(
-        state.core.change_token(id, change, &caller.actor(), None).await?,
+        state
+            .core
+            .change_token(id, change, &caller.actor(), None)
+            .await?,
     ))
 }
 

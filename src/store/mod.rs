@@ -39,8 +39,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Row};
 
 use crate::config::{DatabaseSettings, Synchronous};
-pub use tokens::{NewToken, Token, TokenActivation, TokenChange, TokenRecord};
 use crate::domain::{CardStatus, Channel, CodeState, Delivery, Reason, Role, Verdict};
+pub use tokens::{NewToken, Token, TokenActivation, TokenChange, TokenRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -71,7 +71,9 @@ pub struct NewToken<'a> {
 #[derive(Debug, Clone)]
 pub enum TokenActivation {
     Activated(TokenRecord),
-    Wrong { attempts_left: i64 },
+    Wrong {
+        attempts_left: i64,
+    },
     /// Too late, or the token is locked by wrong codes: replace it.
     Expired,
 }
@@ -83,7 +85,8 @@ pub enum TokenChange {
     Revoke,
 }
 
-const TOKEN_COLUMNS: &str = "id, uid, card_id, kind, source, serial, algorithm, digits, period, suite, secret, state, \
+const TOKEN_COLUMNS: &str =
+    "id, uid, card_id, kind, source, serial, algorithm, digits, period, suite, secret, state, \
      activation_expires_at, last_step, drift, last_txn_hash, created_at, updated_at, last_used_at";
 
 pub(super) fn token_from_row(r: &sqlx::any::AnyRow) -> Result<TokenRecord, StoreError> {
@@ -101,7 +104,8 @@ pub(super) fn token_from_row(r: &sqlx::any::AnyRow) -> Result<TokenRecord, Store
             kind: TokenKind::parse(&kind).ok_or_else(|| bad("kind", kind.clone()))?,
             source: TokenSource::parse(&source).ok_or_else(|| bad("source", source.clone()))?,
             serial: r.try_get("serial")?,
-            algorithm: Hash::parse(&algorithm).ok_or_else(|| bad("algorithm", algorithm.clone()))?,
+            algorithm: Hash::parse(&algorithm)
+                .ok_or_else(|| bad("algorithm", algorithm.clone()))?,
             digits: r.try_get("digits")?,
             period: r.try_get("period")?,
             suite: r.try_get("suite")?,
@@ -165,7 +169,9 @@ impl Store {
         let (digits, period) = (new.digits, new.period);
         let suite = new.suite.map(str::to_owned);
         let sealed = hex::encode(new.sealed);
-        let activation = new.activation.map(|a| (a.code_hash.to_owned(), a.expires_at));
+        let activation = new
+            .activation
+            .map(|a| (a.code_hash.to_owned(), a.expires_at));
         let actor = actor.to_owned();
         self.write(move |conn: &mut AnyConnection| {
             Box::pin(async move {
@@ -335,9 +341,21 @@ impl Store {
             Box::pin(async move {
                 let t = token_locked(conn, id).await?;
                 let (allowed, to, kind) = match change {
-                    TokenChange::Suspend => (t.token.state == TokenState::Active, TokenState::Suspended, "token_suspended"),
-                    TokenChange::Reactivate => (t.token.state == TokenState::Suspended, TokenState::Active, "token_reactivated"),
-                    TokenChange::Revoke => (t.token.state != TokenState::Revoked, TokenState::Revoked, "token_revoked"),
+                    TokenChange::Suspend => (
+                        t.token.state == TokenState::Active,
+                        TokenState::Suspended,
+                        "token_suspended",
+                    ),
+                    TokenChange::Reactivate => (
+                        t.token.state == TokenState::Suspended,
+                        TokenState::Active,
+                        "token_reactivated",
+                    ),
+                    TokenChange::Revoke => (
+                        t.token.state != TokenState::Revoked,
+                        TokenState::Revoked,
+                        "token_revoked",
+                    ),
                 };
                 if !allowed {
                     return Err(StoreError::TokenWrongState(t.token.state));
@@ -355,7 +373,15 @@ impl Store {
                 .bind(wipe)
                 .fetch_one(&mut *conn)
                 .await?;
-                insert_event(conn, Some(t.token.card_id), kind, &actor, serde_json::json!({"token_id": id, "reason": reason}), now).await?;
+                insert_event(
+                    conn,
+                    Some(t.token.card_id),
+                    kind,
+                    &actor,
+                    serde_json::json!({"token_id": id, "reason": reason}),
+                    now,
+                )
+                .await?;
                 Ok(token_from_row(&row)?.token)
             })
         })

@@ -261,13 +261,19 @@ mod tests {
             "399871", "520489",
         ];
         for (counter, code) in expected.iter().enumerate() {
-            assert_eq!(hotp(Hash::Sha1, b"12345678901234567890", counter as u64, 6), *code);
+            assert_eq!(
+                hotp(Hash::Sha1, b"12345678901234567890", counter as u64, 6),
+                *code
+            );
         }
     }
 
     #[test]
     fn base32_round_trip_and_secret_parsing() {
-        assert_eq!(base32(b"12345678901234567890"), "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+        assert_eq!(
+            base32(b"12345678901234567890"),
+            "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+        );
         assert_eq!(
             parse_secret("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ").unwrap(),
             b"12345678901234567890"

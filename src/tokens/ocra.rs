@@ -57,7 +57,8 @@ impl Suite {
             return Err(OcraError::Suite);
         };
         let mut c = crypto.split('-');
-        let (Some("HOTP"), Some(hash), Some(digits), None) = (c.next(), c.next(), c.next(), c.next())
+        let (Some("HOTP"), Some(hash), Some(digits), None) =
+            (c.next(), c.next(), c.next(), c.next())
         else {
             return Err(OcraError::Suite);
         };
@@ -198,7 +199,12 @@ pub fn response(suite: &Suite, key: &[u8], input: &Input<'_>) -> Result<String, 
         data.extend_from_slice(s);
     }
     if suite.time_step.is_some() {
-        data.extend_from_slice(&input.time_step.ok_or(OcraError::MissingInput)?.to_be_bytes());
+        data.extend_from_slice(
+            &input
+                .time_step
+                .ok_or(OcraError::MissingInput)?
+                .to_be_bytes(),
+        );
     }
     Ok(truncate(&suite.hash.mac(key, &[&data]), suite.digits))
 }
@@ -206,10 +212,7 @@ pub fn response(suite: &Suite, key: &[u8], input: &Input<'_>) -> Result<String, 
 /// The challenge as §5.1 encodes it: a numeric one as the bytes of its value in
 /// hexadecimal (an odd number of hex digits gets a `0` on the right, as the RFC's
 /// reference code does), an alphanumeric one as ASCII, a hex one decoded.
-fn question_bytes(
-    (format, max): (ChallengeFormat, usize),
-    q: &str,
-) -> Result<Vec<u8>, OcraError> {
+fn question_bytes((format, max): (ChallengeFormat, usize), q: &str) -> Result<Vec<u8>, OcraError> {
     if q.len() < 4 || q.len() > max {
         return Err(OcraError::Challenge);
     }
@@ -288,7 +291,10 @@ mod tests {
             "750600", "294470",
         ];
         for (i, r) in expected.iter().enumerate() {
-            let input = Input { question: &q(i as u8), ..Input::default() };
+            let input = Input {
+                question: &q(i as u8),
+                ..Input::default()
+            };
             assert_eq!(response(&suite, KEY20, &input).unwrap(), *r);
         }
     }
@@ -297,8 +303,8 @@ mod tests {
     fn rfc6287_counter_pin_sha256() {
         let suite = Suite::parse("OCRA-1:HOTP-SHA256-8:C-QN08-PSHA1").unwrap();
         let expected = [
-            "65347737", "86775851", "78192410", "71565254", "10104329", "65983500",
-            "70069104", "91771096", "75011558", "08522129",
+            "65347737", "86775851", "78192410", "71565254", "10104329", "65983500", "70069104",
+            "91771096", "75011558", "08522129",
         ];
         for (c, r) in expected.iter().enumerate() {
             let input = Input {
@@ -310,8 +316,15 @@ mod tests {
             assert_eq!(response(&suite, KEY32, &input).unwrap(), *r);
         }
         let pin_only = Suite::parse("OCRA-1:HOTP-SHA256-8:QN08-PSHA1").unwrap();
-        for (i, r) in ["83238735", "01501458", "17957585", "86776967", "86807031"].iter().enumerate() {
-            let input = Input { question: &q(i as u8), pin: Some("1234"), ..Input::default() };
+        for (i, r) in ["83238735", "01501458", "17957585", "86776967", "86807031"]
+            .iter()
+            .enumerate()
+        {
+            let input = Input {
+                question: &q(i as u8),
+                pin: Some("1234"),
+                ..Input::default()
+            };
             assert_eq!(response(&pin_only, KEY32, &input).unwrap(), *r);
         }
     }
@@ -320,11 +333,15 @@ mod tests {
     fn rfc6287_counter_sha512() {
         let suite = Suite::parse("OCRA-1:HOTP-SHA512-8:C-QN08").unwrap();
         let expected = [
-            "07016083", "63947962", "70123924", "25341727", "33203315", "34205738",
-            "44343969", "51946085", "20403879", "31409299",
+            "07016083", "63947962", "70123924", "25341727", "33203315", "34205738", "44343969",
+            "51946085", "20403879", "31409299",
         ];
         for (i, r) in expected.iter().enumerate() {
-            let input = Input { counter: Some(i as u64), question: &q(i as u8), ..Input::default() };
+            let input = Input {
+                counter: Some(i as u64),
+                question: &q(i as u8),
+                ..Input::default()
+            };
             assert_eq!(response(&suite, KEY64, &input).unwrap(), *r);
         }
     }
@@ -333,8 +350,15 @@ mod tests {
     fn rfc6287_time_sha512() {
         let suite = Suite::parse("OCRA-1:HOTP-SHA512-8:QN08-T1M").unwrap();
         assert_eq!(suite.time_step, Some(60));
-        for (i, r) in ["95209754", "55907591", "22048402", "24218844", "36209546"].iter().enumerate() {
-            let input = Input { question: &q(i as u8), time_step: Some(0x132d0b6), ..Input::default() };
+        for (i, r) in ["95209754", "55907591", "22048402", "24218844", "36209546"]
+            .iter()
+            .enumerate()
+        {
+            let input = Input {
+                question: &q(i as u8),
+                time_step: Some(0x132d0b6),
+                ..Input::default()
+            };
             assert_eq!(response(&suite, KEY64, &input).unwrap(), *r);
         }
     }
@@ -343,12 +367,23 @@ mod tests {
     #[test]
     fn rfc6287_signature() {
         let suite = Suite::parse("OCRA-1:HOTP-SHA256-8:QA08").unwrap();
-        for (qs, r) in [("SIG10000", "53095496"), ("SIG11000", "04110475"), ("SIG14000", "46554205")] {
-            let input = Input { question: qs, ..Input::default() };
+        for (qs, r) in [
+            ("SIG10000", "53095496"),
+            ("SIG11000", "04110475"),
+            ("SIG14000", "46554205"),
+        ] {
+            let input = Input {
+                question: qs,
+                ..Input::default()
+            };
             assert_eq!(response(&suite, KEY32, &input).unwrap(), r);
         }
         let timed = Suite::parse("OCRA-1:HOTP-SHA512-8:QA10-T1M").unwrap();
-        let input = Input { question: "SIG1000000", time_step: Some(0x132d0b6), ..Input::default() };
+        let input = Input {
+            question: "SIG1000000",
+            time_step: Some(0x132d0b6),
+            ..Input::default()
+        };
         assert_eq!(response(&timed, KEY64, &input).unwrap(), "77537423");
     }
 
@@ -370,14 +405,26 @@ mod tests {
         }
         let suite = Suite::parse("OCRA-1:HOTP-SHA1-6:QN08").unwrap();
         for bad_q in ["", "123", "123456789", "12a45678", "١٢٣٤٥٦٧٨"] {
-            let input = Input { question: bad_q, ..Input::default() };
+            let input = Input {
+                question: bad_q,
+                ..Input::default()
+            };
             assert_eq!(response(&suite, KEY20, &input), Err(OcraError::Challenge));
         }
         let timed = Suite::parse("OCRA-1:HOTP-SHA1-6:QN08-T1M").unwrap();
-        let input = Input { question: "12345678", ..Input::default() };
-        assert_eq!(response(&timed, KEY20, &input), Err(OcraError::MissingInput));
+        let input = Input {
+            question: "12345678",
+            ..Input::default()
+        };
+        assert_eq!(
+            response(&timed, KEY20, &input),
+            Err(OcraError::MissingInput)
+        );
         assert!(timed.enrollable().is_ok());
-        assert!(Suite::parse("OCRA-1:HOTP-SHA256-8:C-QN08-PSHA1").unwrap().enrollable().is_err());
+        assert!(Suite::parse("OCRA-1:HOTP-SHA256-8:C-QN08-PSHA1")
+            .unwrap()
+            .enrollable()
+            .is_err());
         assert_eq!(decimal_to_hex("0"), "0");
         assert_eq!(decimal_to_hex("12345678"), "BC614E");
     }

@@ -55,7 +55,10 @@ impl Params {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Found {
     /// The code of step `step`, which is `drift` steps from now's.
-    Fresh { step: u64, drift: i64 },
+    Fresh {
+        step: u64,
+        drift: i64,
+    },
     /// A step at or before the last accepted one: a replay.
     Replayed,
     None,
@@ -145,7 +148,11 @@ mod tests {
                 (Hash::Sha512, SEED64, sha512),
             ] {
                 let p = Params::new(hash, 8, 30).unwrap();
-                assert_eq!(&p.code(seed, p.step_at(secs * 1000)), expected, "{secs} {hash:?}");
+                assert_eq!(
+                    &p.code(seed, p.step_at(secs * 1000)),
+                    expected,
+                    "{secs} {hash:?}"
+                );
             }
         }
         let p = Params::new(Hash::Sha1, 8, 30).unwrap();
@@ -159,24 +166,45 @@ mod tests {
         let code = |s| p.code(SEED20, s);
         assert_eq!(
             find(&p, SEED20, &code(now), now, 0, 1, None),
-            Found::Fresh { step: now, drift: 0 }
+            Found::Fresh {
+                step: now,
+                drift: 0
+            }
         );
         assert_eq!(
             find(&p, SEED20, &code(now - 1), now, 0, 1, None),
-            Found::Fresh { step: now - 1, drift: -1 }
+            Found::Fresh {
+                step: now - 1,
+                drift: -1
+            }
         );
-        assert_eq!(find(&p, SEED20, &code(now - 2), now, 0, 1, None), Found::None);
+        assert_eq!(
+            find(&p, SEED20, &code(now - 2), now, 0, 1, None),
+            Found::None
+        );
         // Remembered drift moves the window.
         assert_eq!(
             find(&p, SEED20, &code(now - 2), now, -1, 1, None),
-            Found::Fresh { step: now - 2, drift: -2 }
+            Found::Fresh {
+                step: now - 2,
+                drift: -2
+            }
         );
-        assert_eq!(find(&p, SEED20, &code(now), now, 0, 1, Some(now)), Found::Replayed);
+        assert_eq!(
+            find(&p, SEED20, &code(now), now, 0, 1, Some(now)),
+            Found::Replayed
+        );
         assert_eq!(find(&p, SEED20, "12345", now, 0, 1, None), Found::None);
         assert_eq!(find(&p, SEED20, "abcdef", now, 0, 1, None), Found::None);
         assert_eq!(find(&p, SEED20, &code(0), 0, -5, 1, None), Found::None);
-        assert_eq!(resync(&p, SEED20, &code(now + 40), &code(now + 41), now, 100), Some(now + 41));
-        assert_eq!(resync(&p, SEED20, &code(now + 40), &code(now + 42), now, 100), None);
+        assert_eq!(
+            resync(&p, SEED20, &code(now + 40), &code(now + 41), now, 100),
+            Some(now + 41)
+        );
+        assert_eq!(
+            resync(&p, SEED20, &code(now + 40), &code(now + 42), now, 100),
+            None
+        );
     }
 
     #[test]

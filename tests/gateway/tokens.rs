@@ -109,7 +109,10 @@ fn tokens_software_totp_activation_drift_replay_and_lock() {
         .find(|d| d.len() == 6)
         .unwrap_or_else(|| panic!("no 6-digit part in {text:?}"))
         .to_owned();
-    assert!(!text.contains(&first), "the SMS must not carry the first part");
+    assert!(
+        !text.contains(&first),
+        "the SMS must not carry the first part"
+    );
 
     // A wrong activation code is counted; the right one answers the URI, once.
     let activate = |code: &str| {
@@ -119,9 +122,20 @@ fn tokens_software_totp_activation_drift_replay_and_lock() {
             &json!({"activation_code": code}),
         )
     };
-    let wrong = format!("{first}{}", if second == "000000" { "000001" } else { "000000" });
+    let wrong = format!(
+        "{first}{}",
+        if second == "000000" {
+            "000001"
+        } else {
+            "000000"
+        }
+    );
     let (status, body) = activate(&wrong);
-    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("activation_invalid")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("activation_invalid")),
+        "{body}"
+    );
     // Only the SMS part is not enough.
     assert_eq!(activate(&second).0, 422);
     let (status, activated) = activate(&format!("{first}{second}"));
@@ -129,7 +143,10 @@ fn tokens_software_totp_activation_drift_replay_and_lock() {
     let uri = activated["otpauth_uri"].as_str().unwrap().to_owned();
     assert!(uri.starts_with("otpauth://totp/"), "{uri}");
     let (status, again) = activate(&format!("{first}{second}"));
-    assert_eq!((status, again["error"]["code"].as_str()), (409, Some("wrong_token_state")));
+    assert_eq!(
+        (status, again["error"]["code"].as_str()),
+        (409, Some("wrong_token_state"))
+    );
     assert!(again.get("otpauth_uri").is_none());
 
     // Codes by pyotp for the gateway's step: one step of drift, the current one,
@@ -142,20 +159,42 @@ fn tokens_software_totp_activation_drift_replay_and_lock() {
     let v = gw.verify(&verifier, cards::A, current, "now");
     assert_eq!(v["result"], "approved", "{v}");
     let v = gw.verify(&verifier, cards::A, current, "replay");
-    assert_eq!((v["result"].as_str(), v["reason"].as_str()), (Some("rejected"), Some("used")), "{v}");
+    assert_eq!(
+        (v["result"].as_str(), v["reason"].as_str()),
+        (Some("rejected"), Some("used")),
+        "{v}"
+    );
     let v = gw.verify(&verifier, cards::A, old, "old");
-    assert_eq!((v["reason"].as_str(), v["attempts_left"].as_i64()), (Some("invalid"), Some(2)), "{v}");
+    assert_eq!(
+        (v["reason"].as_str(), v["attempts_left"].as_i64()),
+        (Some("invalid"), Some(2)),
+        "{v}"
+    );
     // The same request_id answers the same again, counting nothing.
     assert_eq!(gw.verify(&verifier, cards::A, old, "old"), v);
     let v = gw.verify(&verifier, cards::A, next, "next");
-    assert_eq!(v["result"], "approved", "a step ahead, within the window: {v}");
-    assert!(unix_secs() / 30 == now / 30, "the sequence crossed a step boundary");
+    assert_eq!(
+        v["result"], "approved",
+        "a step ahead, within the window: {v}"
+    );
+    assert!(
+        unix_secs() / 30 == now / 30,
+        "the sequence crossed a step boundary"
+    );
 
     // Three wrong token codes lock the card, under the same policy as SMS codes.
-    let wrong = if current == "000000" { "000001" } else { "000000" };
+    let wrong = if current == "000000" {
+        "000001"
+    } else {
+        "000000"
+    };
     for (i, left) in [(0, 2), (1, 1), (2, 0)] {
         let v = gw.verify(&verifier, cards::A, wrong, &format!("wrong-{i}"));
-        assert_eq!((v["reason"].as_str(), v["attempts_left"].as_i64()), (Some("invalid"), Some(left)), "{v}");
+        assert_eq!(
+            (v["reason"].as_str(), v["attempts_left"].as_i64()),
+            (Some("invalid"), Some(left)),
+            "{v}"
+        );
     }
     let (_, shown) = gw.get(&admin, &format!("/v1/cards/{card}"));
     assert_eq!(shown["status"], "locked");
@@ -166,10 +205,23 @@ fn tokens_software_totp_activation_drift_replay_and_lock() {
     let (_, listed) = gw.get(&admin, &format!("/v1/cards/{card}/tokens"));
     assert_eq!(listed[0]["state"], "active", "{listed}");
     assert!(listed[0]["last_used_at"].is_i64());
-    let secret = uri.split("secret=").nth(1).unwrap().split('&').next().unwrap();
+    let secret = uri
+        .split("secret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
     assert!(!listed.to_string().contains(secret));
     let kinds = kinds(&gw, &admin, card);
-    for k in ["token_enrolled", "token_activation_sent", "token_activation_failed", "token_activated", "verified", "locked"] {
+    for k in [
+        "token_enrolled",
+        "token_activation_sent",
+        "token_activation_failed",
+        "token_activated",
+        "verified",
+        "locked",
+    ] {
         assert!(kinds.iter().any(|x| x == k), "no {k} in {kinds:?}");
     }
     let log = gw.log();
@@ -183,7 +235,9 @@ fn tokens_ocra_response_verifies_only_for_its_payment() {
     let gw = Gateway::start();
     let admin = gw.api_key("admin");
     let verifier = gw.api_key("verifier");
-    let card = gw.enroll(&admin, cards::C, "989121150002")["id"].as_i64().unwrap();
+    let card = gw.enroll(&admin, cards::C, "989121150002")["id"]
+        .as_i64()
+        .unwrap();
     // A hardware OCRA token from the vendor's file: active at once.
     let secret = "3132333435363738393031323334353637383930313233343536373839303132";
     let (status, enrolled) = gw.post(
@@ -196,13 +250,18 @@ fn tokens_ocra_response_verifies_only_for_its_payment() {
     assert!(enrolled.get("activation_part").is_none());
     assert!(!enrolled.to_string().contains(secret));
 
-    let pay = json!({"type": "purchase", "amount": 1_500_000, "currency": "IRR", "payee": "Digikala"});
-    let other = json!({"type": "purchase", "amount": 1_500_001, "currency": "IRR", "payee": "Digikala"});
+    let pay =
+        json!({"type": "purchase", "amount": 1_500_000, "currency": "IRR", "payee": "Digikala"});
+    let other =
+        json!({"type": "purchase", "amount": 1_500_001, "currency": "IRR", "payee": "Digikala"});
     let (status, ch) = gw.post(&verifier, "/v1/challenge", &json!({"transaction": pay}));
     assert_eq!(status, 200, "{ch}");
     let challenge = ch["challenge"].as_str().unwrap();
     // The derivation is documented exactly: anyone can compute it.
-    assert_eq!(py(&["challenge", ch["canonical"].as_str().unwrap()])["challenge"], challenge);
+    assert_eq!(
+        py(&["challenge", ch["canonical"].as_str().unwrap()])["challenge"],
+        challenge
+    );
     let response = py(&["ocra", "OCRA-1:HOTP-SHA256-8:QN08", secret, challenge])["response"]
         .as_str()
         .unwrap()
@@ -223,7 +282,11 @@ fn tokens_ocra_response_verifies_only_for_its_payment() {
         &format!("/v1/cards/{card}/tokens"),
         &json!({"kind": "ocra", "serial": "OT-0001", "secret": secret}),
     );
-    assert_eq!((status, dup["error"]["code"].as_str()), (409, Some("serial_exists")), "{dup}");
+    assert_eq!(
+        (status, dup["error"]["code"].as_str()),
+        (409, Some("serial_exists")),
+        "{dup}"
+    );
 }
 
 #[test]
@@ -231,7 +294,9 @@ fn tokens_cli_import_suspend_resync_revoke() {
     let gw = Gateway::start();
     let admin = gw.api_key("admin");
     let verifier = gw.api_key("verifier");
-    let card = gw.enroll(&admin, cards::D, "989121150003")["id"].as_i64().unwrap();
+    let card = gw.enroll(&admin, cards::D, "989121150003")["id"]
+        .as_i64()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("vendor.csv");
     // RFC 6238's SHA-1 seed, as a vendor file would carry it.
@@ -241,7 +306,16 @@ fn tokens_cli_import_suspend_resync_revoke() {
     )
     .unwrap();
     let card_arg = card.to_string();
-    let (ok, out, err) = gw.cli(&["token", "import", "--card", &card_arg, "--serial", "HW-1", "--file", file.to_str().unwrap()]);
+    let (ok, out, err) = gw.cli(&[
+        "token",
+        "import",
+        "--card",
+        &card_arg,
+        "--serial",
+        "HW-1",
+        "--file",
+        file.to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
     let imported: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     let id = imported["token_id"].as_i64().unwrap().to_string();
@@ -249,7 +323,10 @@ fn tokens_cli_import_suspend_resync_revoke() {
     let uri = "otpauth://totp/x:y?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&digits=6&period=30";
 
     // Suspended: its codes do not verify; re-activated: they do.
-    assert!(gw.cli(&["token", "suspend", "--id", &id, "--reason", "lost"]).0);
+    assert!(
+        gw.cli(&["token", "suspend", "--id", &id, "--reason", "lost"])
+            .0
+    );
     let now = step_with_room(30, 8);
     let c = totp_codes(uri, now, &[0, 5, 6, 7]);
     let v = gw.verify(&verifier, cards::D, &c[0], "suspended");
@@ -262,7 +339,9 @@ fn tokens_cli_import_suspend_resync_revoke() {
     // until an administrator resyncs it from two consecutive codes.
     let v = gw.verify(&verifier, cards::D, &c[3], "ahead");
     assert_eq!(v["reason"], "invalid", "{v}");
-    let (ok, out, err) = gw.cli(&["token", "resync", "--id", &id, "--first", &c[1], "--second", &c[2]]);
+    let (ok, out, err) = gw.cli(&[
+        "token", "resync", "--id", &id, "--first", &c[1], "--second", &c[2],
+    ]);
     assert!(ok, "{err}");
     let resynced: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(resynced["drift"], 6, "{resynced}");
@@ -276,9 +355,18 @@ fn tokens_cli_import_suspend_resync_revoke() {
     assert!(ok);
     assert!(out.contains("\"revoked\""));
     let (ok, out, _) = gw.cli(&["token", "list", "--card", &card_arg]);
-    assert!(ok && out.contains("\"revoked\"") && !out.contains("3132333435"), "{out}");
+    assert!(
+        ok && out.contains("\"revoked\"") && !out.contains("3132333435"),
+        "{out}"
+    );
     let kinds = kinds(&gw, &admin, card);
-    for k in ["token_enrolled", "token_suspended", "token_reactivated", "token_resynced", "token_revoked"] {
+    for k in [
+        "token_enrolled",
+        "token_suspended",
+        "token_reactivated",
+        "token_resynced",
+        "token_revoked",
+    ] {
         assert!(kinds.iter().any(|x| x == k), "no {k} in {kinds:?}");
     }
 }
