@@ -70,7 +70,7 @@ pub struct NewToken<'a> {
 /// What confirming a token's activation code did.
 #[derive(Debug, Clone)]
 pub enum TokenActivation {
-    Activated(TokenRecord),
+    Activated(Box<TokenRecord>),
     Wrong {
         attempts_left: i64,
     },
@@ -320,7 +320,7 @@ impl Store {
                 .fetch_one(&mut *conn)
                 .await?;
                 insert_event(conn, card, "token_activated", &actor, serde_json::json!({"token_id": id}), now).await?;
-                Ok(TokenActivation::Activated(token_from_row(&row)?))
+                Ok(TokenActivation::Activated(Box::new(token_from_row(&row)?)))
             })
         })
         .await
