@@ -16,7 +16,9 @@ pub struct VerifyRequest {
     /// The full card number (13–19 digits, any script, spaces or dashes allowed).
     #[schema(example = "6037990000004321", min_length = 13, max_length = 64)]
     pan: String,
-    /// The code the customer typed.
+    /// The code the customer typed: one sent by SMS or USSD, or one the card's
+    /// active token made (a TOTP code, or an OCRA response over the challenge of
+    /// `transaction`, see `POST /v1/challenge`), as `[policy] accept` allows.
     #[schema(example = "1234567")]
     code: String,
     /// The switch's id for this request (1–64 printable ASCII); a retry with the same

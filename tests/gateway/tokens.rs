@@ -74,6 +74,37 @@ fn kinds(gw: &Gateway, admin: &str, card: i64) -> Vec<String> {
         .collect()
 }
 
+/// Signs in to the console with `key` and returns the card's page.
+fn console_card_page(gw: &Gateway, key: &str, card: i64) -> String {
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = client
+        .post(gw.url("/console/signin"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("key={key}"))
+        .send()
+        .unwrap();
+    let cookie = signed_in
+        .headers()
+        .get("set-cookie")
+        .expect("a session cookie")
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    client
+        .get(gw.url(&format!("/console/cards/{card}")))
+        .header("cookie", cookie)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap()
+}
+
 #[test]
 fn tokens_software_totp_activation_drift_replay_and_lock() {
     let smsc = Smsc::start(&[]);
@@ -350,6 +381,14 @@ fn tokens_cli_import_suspend_resync_revoke() {
     // The resync's codes are used steps now.
     let v = gw.verify(&verifier, cards::D, &c[2], "resync-code");
     assert_eq!(v["reason"], "used", "{v}");
+
+    // The console's card page lists the token, never its secret.
+    let page = console_card_page(&gw, &admin, card);
+    assert!(
+        page.contains("id=\"tokens\"") && page.contains("HW-1") && page.contains("hardware"),
+        "{page}"
+    );
+    assert!(!page.contains("3132333435") && !page.contains("GEZDGNBV"));
 
     let (ok, out, _) = gw.cli(&["token", "revoke", "--id", &id]);
     assert!(ok);
