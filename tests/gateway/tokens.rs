@@ -307,6 +307,35 @@ fn tokens_ocra_response_verifies_only_for_its_payment() {
     assert_eq!(v["result"], "approved", "{v}");
     let v = verify_with(&gw, &verifier, body(&pay, "again"));
     assert_eq!(v["reason"], "used", "one payment, one approval: {v}");
+
+    // A time-stepped suite: the response of now's minute verifies once; one two
+    // minutes old does not.
+    let card_b = gw.enroll(&admin, cards::B1, "989121150004")["id"]
+        .as_i64()
+        .unwrap();
+    let timed = "OCRA-1:HOTP-SHA1-6:QN08-T1M";
+    let seed = "3132333435363738393031323334353637383930";
+    let (status, body) = gw.post(
+        &admin,
+        &format!("/v1/cards/{card_b}/tokens"),
+        &json!({"kind": "ocra", "suite": timed, "serial": "OT-0002", "secret": seed}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let minute = step_with_room(60, 5) / 60;
+    let at = |step: u64| {
+        py(&["ocra", timed, seed, challenge, &step.to_string()])["response"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let timed_body = |code: &str, id: &str| json!({"pan": cards::B1, "code": code, "request_id": id, "transaction": pay});
+    let v = verify_with(&gw, &verifier, timed_body(&at(minute - 2), "t-old"));
+    assert_eq!(v["reason"], "invalid", "{v}");
+    let v = verify_with(&gw, &verifier, timed_body(&at(minute), "t-now"));
+    assert_eq!(v["result"], "approved", "{v}");
+    let v = verify_with(&gw, &verifier, timed_body(&at(minute), "t-again"));
+    assert_eq!(v["reason"], "used", "{v}");
+
     // The serial is unique among live tokens.
     let (status, dup) = gw.post(
         &admin,
