@@ -47,6 +47,7 @@ pub async fn build_core(settings: &Settings) -> Result<Core, AppError> {
         settings.service.clone(),
         settings.policy.clone(),
         limits,
+        &settings.cluster,
         Arc::new(SystemClock),
     ))
 }

@@ -40,7 +40,13 @@ impl SealKey {
         let cipher = XChaCha20Poly1305::new((&self.0).into());
         let nonce: [u8; NONCE_LEN] = rand::random();
         let sealed = cipher
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory input");
         let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
         out.extend_from_slice(&nonce);
@@ -68,9 +74,15 @@ mod tests {
         let key = SealKey::new([7; 32]);
         let sealed = key.seal(b"row|1", b"your code is 1234567");
         assert!(!sealed.windows(7).any(|w| w == b"1234567"));
-        assert_eq!(key.open(b"row|1", &sealed).unwrap(), b"your code is 1234567");
+        assert_eq!(
+            key.open(b"row|1", &sealed).unwrap(),
+            b"your code is 1234567"
+        );
         assert_eq!(key.open(b"row|2", &sealed), Err(SealError::Open));
-        assert_eq!(SealKey::new([8; 32]).open(b"row|1", &sealed), Err(SealError::Open));
+        assert_eq!(
+            SealKey::new([8; 32]).open(b"row|1", &sealed),
+            Err(SealError::Open)
+        );
         let mut damaged = sealed.clone();
         *damaged.last_mut().unwrap() ^= 1;
         assert_eq!(key.open(b"row|1", &damaged), Err(SealError::Open));

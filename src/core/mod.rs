@@ -8,9 +8,12 @@
 //! * card administration and API keys for the back office.
 
 mod backoffice;
+mod outbox;
 mod quota;
 pub mod texts;
 pub mod ussd;
+
+pub use outbox::{ClaimedReply, Dispatch, ReplyPath};
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,7 +22,7 @@ use otpgw_parsers::msisdn::{normalize_msisdn, MsisdnError};
 use otpgw_parsers::sms::{parse_sms_capped, SmsGrammar, SmsRequest};
 
 use crate::codes::{self, Code, Keys, Pan};
-use crate::config::{PolicySettings, ServiceSettings};
+use crate::config::{ClusterSettings, PolicySettings, ServiceSettings};
 use crate::domain::{CardStatus, Channel, CodeState, Delivery, Reason, Role, Verdict};
 use crate::limits::{Admission, Limits, Refused};
 use crate::policy::{Epin, Transaction};
@@ -140,6 +143,8 @@ pub struct Inbound {
     /// The customer's number as the network gave it; normalised here.
     pub from: String,
     pub text: String,
+    /// Which nodes could send the reply (see `outbox`).
+    pub path: ReplyPath,
 }
 
 /// What to send back. `to` is the customer's number in E.164 digits.
@@ -149,6 +154,8 @@ pub struct Reply {
     pub kind: ReplyKind,
     /// Set when the text carries a code, so the transport can record its delivery.
     pub code_id: Option<i64>,
+    /// Whether this node sends it, and until when (see `outbox`).
+    pub dispatch: Dispatch,
 }
 
 impl std::fmt::Debug for Reply {
@@ -258,6 +265,9 @@ struct Inner {
     shared: quota::SharedLimits,
     /// Set once by `serve` when client mode runs; absent in CLI commands.
     outbound: OnceLock<Arc<dyn Outbound>>,
+    /// Replies any node can send (PostgreSQL).
+    outbox: outbox::Outbox,
+    outbox_poll: std::time::Duration,
 }
 
 impl Core {
@@ -267,6 +277,7 @@ impl Core {
         service: ServiceSettings,
         policy: PolicySettings,
         limits: Limits,
+        cluster: &ClusterSettings,
         clock: Arc<dyn Clock>,
     ) -> Self {
         let max_failures = policy.max_failures.unwrap_or(service.max_failures);
@@ -276,6 +287,8 @@ impl Core {
         };
         Self {
             inner: Arc::new(Inner {
+                outbox: outbox::Outbox::new(&store, &keys, cluster),
+                outbox_poll: std::time::Duration::from_millis(cluster.outbox_poll_ms),
                 store,
                 keys,
                 service,
@@ -322,11 +335,28 @@ impl Core {
             Admission::Allow => self.answer(inbound, &msisdn).await?,
             over => Answer::limited(over),
         };
-        let Some(answer) = answer else {
+        let Some(mut answer) = answer else {
             tracing::debug!("over a limit and already told: no reply");
             return Ok(None);
         };
-        let text = texts::render(
+        let text = match answer.text.take() {
+            Some(text) => text,
+            None => self.render(&answer, lang),
+        };
+        metrics::counter!("otpgw_replies_total", "kind" => answer.kind.as_str(), "channel" => inbound.channel.as_str())
+            .increment(1);
+        Ok(Some(Reply {
+            to: msisdn,
+            text,
+            kind: answer.kind,
+            code_id: answer.code_id,
+            dispatch: answer.dispatch,
+        }))
+    }
+
+    fn render(&self, answer: &Answer, lang: crate::config::Language) -> String {
+        let svc = &self.inner.service;
+        texts::render(
             answer.kind,
             lang,
             &texts::Params {
@@ -340,15 +370,7 @@ impl Core {
                     .cap
                     .map(|c| (c, self.inner.policy.cap_currency.as_str())),
             },
-        );
-        metrics::counter!("otpgw_replies_total", "kind" => answer.kind.as_str(), "channel" => inbound.channel.as_str())
-            .increment(1);
-        Ok(Some(Reply {
-            to: msisdn,
-            text,
-            kind: answer.kind,
-            code_id: answer.code_id,
-        }))
+        )
     }
 
     async fn answer(&self, inbound: &Inbound, msisdn: &str) -> Result<Option<Answer>, CoreError> {
@@ -434,21 +456,42 @@ impl Core {
         }
         let code = Code::generate();
         let ttl_ms = i64::try_from(self.inner.service.code_ttl_secs * 1000).unwrap_or(i64::MAX);
+        let expires_at = now.saturating_add(ttl_ms);
+        let mut answer = Answer {
+            code: Some(code),
+            cap,
+            ..Answer::say(ReplyKind::Code, &card.last4)
+        };
+        // With several nodes the reply goes into the outbox with the code, so it is
+        // rendered now; the same text is what this node sends if it holds the session.
+        let rendered = self.inner.outbox.wants(&inbound.path).then(|| {
+            self.render(
+                &answer,
+                texts::detect_language(&inbound.text, self.inner.service.language),
+            )
+        });
+        let outboxed = rendered.as_ref().and_then(|text| {
+            self.inner
+                .outbox
+                .prepare(&inbound.path, msisdn, text, expires_at, now)
+        });
+        let code = answer.code.as_ref().expect("set above");
         let issued = self
             .inner
             .store
             .issue_code(
                 NewCode {
                     card_id: card.id,
-                    code_hash: &keys.code_hash(&card.pan_hash, &code),
+                    code_hash: &keys.code_hash(&card.pan_hash, code),
                     channel: inbound.channel,
                     peer: &inbound.peer,
                     issued_at: now,
-                    expires_at: now.saturating_add(ttl_ms),
+                    expires_at,
                     delivery: None,
                     route: None,
                     txn_hash: None,
                     cap: cap.map(|c| i64::try_from(c).unwrap_or(i64::MAX)),
+                    outbox: outboxed.as_ref().map(|(row, _)| row.clone()),
                 },
                 &format!("{}:{}", inbound.channel.as_str(), inbound.peer),
             )
@@ -460,12 +503,13 @@ impl Core {
             } => {
                 metrics::counter!("otpgw_codes_issued_total", "channel" => inbound.channel.as_str()).increment(1);
                 tracing::info!(card_id = card.id, code_id, superseded, "code issued");
-                Answer {
-                    code: Some(code),
-                    code_id: Some(code_id),
-                    cap,
-                    ..Answer::say(ReplyKind::Code, &card.last4)
+                if let Some((row, dispatch)) = outboxed {
+                    answer.text = rendered;
+                    answer.dispatch = dispatch;
+                    tracing::debug!(target = %row.target, held_here = dispatch != Dispatch::Elsewhere, "reply in the outbox");
                 }
+                answer.code_id = Some(code_id);
+                answer
             }
             // Locked between our read and the issuing transaction.
             Issued::NotActive(_) => Answer::say(ReplyKind::Locked, &card.last4),
@@ -547,6 +591,8 @@ impl Core {
                     route: Some(&route),
                     txn_hash: txn_hash.as_deref(),
                     cap: None,
+                    // Client mode keeps pushed codes in this process (see README).
+                    outbox: None,
                 },
                 &format!("apikey:{}", key.id),
                 &push,
@@ -656,6 +702,8 @@ impl Core {
                         peer: peer.to_owned(),
                         from: from.to_owned(),
                         text: String::new(),
+                        // A USSD screen lives and dies with its dialogue.
+                        path: ReplyPath::Local,
                     };
                     let answer = match self.admit_msisdn(&msisdn).await {
                         Admission::Allow => {
@@ -754,6 +802,17 @@ impl Core {
     /// past their retention (the request_id memory would otherwise grow forever).
     pub async fn housekeeping(&self) {
         self.inner.limits.housekeeping();
+        if self.inner.outbox.enabled() {
+            match self.inner.store.sweep_replies(self.now_ms()).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    // Nobody held a session for them while their codes were valid.
+                    metrics::counter!("otpgw_outbox_expired_total").increment(n);
+                    tracing::warn!(replies = n, "replies expired in the outbox unsent");
+                }
+                Err(e) => tracing::warn!(error = %e, "could not sweep the outbox"),
+            }
+        }
         self.inner
             .shared
             .sweep(&self.inner.store, self.now_ms())
@@ -920,11 +979,51 @@ impl Core {
         } else {
             Delivery::Undelivered
         };
+        let store = &self.inner.store;
+        if self.inner.outbox.enabled() {
+            // Either answer is final: the outbox row goes with it.
+            store
+                .set_delivery_from_outbox(code_id, state, self.now_ms())
+                .await?;
+        } else {
+            store.set_delivery(code_id, state, self.now_ms()).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether replies are shared through the outbox (several nodes), and how often
+    /// a transport should look for replies it can send.
+    pub fn outbox(&self) -> Option<std::time::Duration> {
+        self.inner
+            .outbox
+            .enabled()
+            .then_some(self.inner.outbox_poll)
+    }
+
+    /// Claims replies waiting for `target` that this node may now send.
+    pub async fn claim_replies(&self, target: &str) -> Result<Vec<ClaimedReply>, CoreError> {
         Ok(self
             .inner
-            .store
-            .set_delivery(code_id, state, self.now_ms())
+            .outbox
+            .claim(&self.inner.store, target, self.now_ms())
             .await?)
+    }
+
+    /// Hands this node's unsent claimed replies back at shutdown.
+    pub async fn release_replies(&self) {
+        if !self.inner.outbox.enabled() {
+            return;
+        }
+        match self
+            .inner
+            .store
+            .release_replies(self.inner.outbox.node())
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(replies = n, "unsent replies handed back to other nodes"),
+            Err(e) => tracing::warn!(error = %e, "could not hand back claimed replies"),
+        }
     }
 
     /// A message carrying a code that will never reach the customer: refused for
@@ -1284,6 +1383,9 @@ struct Answer {
     retry_secs: u64,
     /// The customer's cap on the code just issued, restated in the reply.
     cap: Option<u64>,
+    /// Rendered ahead, when it had to be sealed into the outbox.
+    text: Option<String>,
+    dispatch: Dispatch,
 }
 
 impl Answer {
@@ -1295,6 +1397,8 @@ impl Answer {
             code_id: None,
             retry_secs: 0,
             cap: None,
+            text: None,
+            dispatch: Dispatch::Direct,
         }
     }
 

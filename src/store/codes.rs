@@ -70,6 +70,7 @@ impl Store {
         let route = code.route.map(str::to_owned);
         let txn_hash = code.txn_hash.map(str::to_owned);
         let cap = code.cap;
+        let outbox = code.outbox;
         let actor = actor.to_owned();
         let push = push.map(|p| {
             (
@@ -116,6 +117,9 @@ impl Store {
                 .bind(cap)
                 .fetch_one(&mut *conn)
                 .await?;
+                if let Some(reply) = &outbox {
+                    super::outbox::insert(conn, code_id, reply, issued_at).await?;
+                }
                 if let Some((api_key_id, request_id, fingerprint)) = &push {
                     let inserted = sqlx::query(
                         "INSERT INTO pushes (api_key_id, request_id, fingerprint, code_id, created_at) \
@@ -164,6 +168,23 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.write(move |conn: &mut AnyConnection| {
             Box::pin(async move { update_delivery(conn, code_id, delivery, at).await })
+        })
+        .await
+    }
+
+    /// As `set_delivery`, for a reply that waited in the outbox: its row goes in the
+    /// same transaction, so no node sends it again.
+    pub async fn set_delivery_from_outbox(
+        &self,
+        code_id: i64,
+        delivery: Delivery,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn: &mut AnyConnection| {
+            Box::pin(async move {
+                update_delivery(conn, code_id, delivery, at).await?;
+                super::outbox::remove(conn, code_id).await
+            })
         })
         .await
     }

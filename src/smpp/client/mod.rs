@@ -409,6 +409,7 @@ impl Outbound for Operators {
                 code_id: push.code_id,
                 ussd: None,
                 deliver_by: Instant::now() + left,
+                send_before: None,
             },
         };
         self.shared.enqueue(queued, None)

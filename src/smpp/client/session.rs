@@ -29,7 +29,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{Connection, Phase, Queued, Shared};
 use crate::config::{ConnectionBind, SmppVersion};
-use crate::core::{CoreError, Inbound};
+use crate::core::{CoreError, Inbound, ReplyPath};
 use crate::domain::{Channel, Delivery};
 use crate::smpp::codec::{Frame, SmppCodec};
 use crate::smpp::pdu::{self, BindKind, SourceAddress, SubmitOptions};
@@ -663,6 +663,8 @@ impl Session {
                     peer: format!("smsc:{}", conn.name()),
                     from: message.source,
                     text: message.text,
+                    // Client mode keeps its replies in this process (see README).
+                    path: ReplyPath::Local,
                 };
                 // The same deadline as the listener's: past it the SMSC gets
                 // ESME_RX_T_APPN and redelivers; nothing was promised.
@@ -691,6 +693,7 @@ impl Session {
                                 code_id: reply.code_id,
                                 ussd: None,
                                 deliver_by: started + ttl,
+                                send_before: None,
                             },
                         };
                         if !shared.enqueue(queued, Some(conn.index)) {
@@ -753,6 +756,7 @@ impl Session {
                                 code_id: screen.reply.code_id,
                                 ussd: Some(screen.meta),
                                 deliver_by: started + ttl,
+                                send_before: None,
                             },
                         };
                         if !shared.enqueue(queued, Some(conn.index)) {
@@ -823,6 +827,7 @@ impl Session {
                                 code_id: m.msg.code_id,
                                 ussd: m.msg.ussd,
                                 deliver_by: m.msg.deliver_by,
+                                send_before: None,
                             },
                         });
                     }

@@ -1,0 +1,177 @@
+//! Several real gateway processes on one PostgreSQL acting as one gateway for the
+//! replies that carry codes (the reply outbox): a peer's transmitter bind on one node
+//! and receiver bind on another gets every reply, and when a node is killed right
+//! after it took messages in, another node delivers their codes, each exactly once.
+//! On SQLite (one node) these tests have nothing to show and return at once.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::harness::{code_in, Gateway, Peer, SHORT_CODE};
+use crate::raw;
+
+/// Short leases so a dead node's replies move on quickly; a fast poll.
+const CLUSTER: &str = "language = \"en\"
+[cluster]
+outbox_lease_secs = 3
+outbox_margin_ms = 500
+outbox_poll_ms = 100
+";
+
+fn postgres() -> bool {
+    let on = std::env::var("OTPGW_TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty());
+    if !on {
+        eprintln!("runs only with OTPGW_TEST_POSTGRES_URL: SQLite is one node");
+    }
+    on
+}
+
+/// `n` Luhn-valid test cards with their own numbers: (pan, last 4, msisdn).
+fn customers(n: usize, series: u32) -> Vec<(String, String, String)> {
+    (0..n)
+        .map(|i| {
+            let body = format!("603799{series:03}{i:06}");
+            let pan = format!("{body}{}", luhn_digit(&body));
+            let last4 = pan[pan.len() - 4..].to_owned();
+            (pan, last4, format!("98912{series:03}{i:04}"))
+        })
+        .collect()
+}
+
+fn luhn_digit(body: &str) -> u32 {
+    // The check digit will sit rightmost, so the body's rightmost digit is doubled.
+    let sum: u32 = body
+        .chars()
+        .rev()
+        .map(|c| c.to_digit(10).unwrap())
+        .enumerate()
+        .map(|(i, d)| match (i % 2 == 0, d * 2) {
+            (true, x) if x > 9 => x - 9,
+            (true, x) => x,
+            (false, _) => d,
+        })
+        .sum();
+    (10 - sum % 10) % 10
+}
+
+/// The messages of `who`, sent through a transmitter-only bind (no reply can come
+/// back on it); every one must be accepted.
+fn send_through_transmitter(node: &Gateway, who: &[(String, String, String)]) {
+    let mut args: Vec<&str> = Vec::new();
+    for (_, last4, msisdn) in who {
+        args.extend([
+            "send",
+            "--from",
+            msisdn,
+            "--to",
+            SHORT_CODE,
+            "--text",
+            last4,
+            "--coding",
+            "ascii",
+            "--no-reply",
+            "--quiet-wait",
+            "0",
+        ]);
+    }
+    args.push("unbind");
+    let p = node.peer_as("kannel", "secret", &["--bind", "tx"], &args);
+    p.ok();
+    let accepted = p.all("submit_sm_resp");
+    assert_eq!(accepted.len(), who.len(), "{p:?}");
+    assert!(accepted.iter().all(|r| r["status"] == 0), "{p:?}");
+}
+
+/// A receiver bind that waits for `n` replies, then for one more that must not come
+/// (a duplicate would).
+fn receive(node: &Gateway, n: usize) -> Peer {
+    let mut args: Vec<&str> = Vec::new();
+    for _ in 0..n {
+        args.extend(["wait-deliver", "--timeout", "30"]);
+    }
+    args.extend(["wait-deliver", "--timeout", "2"]);
+    node.peer_as("kannel", "secret", &["--bind", "rx"], &args)
+}
+
+/// Each customer got exactly one reply, each with a code that verifies.
+fn each_got_one_code(rx: &Peer, who: &[(String, String, String)], verify_on: &Gateway) {
+    // The extra wait for a duplicate timed out (exit code 5).
+    assert_eq!(rx.code, Some(5), "{rx:?}");
+    let delivered = rx.all("deliver_sm");
+    assert_eq!(delivered.len(), who.len(), "{delivered:?}");
+    let to: BTreeSet<&str> = delivered
+        .iter()
+        .map(|d| d["destination_addr"].as_str().unwrap())
+        .collect();
+    assert_eq!(to.len(), who.len(), "one reply per customer: {to:?}");
+    let verifier = verify_on.api_key("verifier");
+    for (pan, _, msisdn) in who {
+        let reply = delivered
+            .iter()
+            .find(|d| d["destination_addr"] == msisdn.as_str())
+            .unwrap_or_else(|| panic!("no reply for {msisdn}"));
+        let code = code_in(reply["text"].as_str().unwrap());
+        let r = verify_on.verify(&verifier, pan, &code, &format!("v{msisdn}"));
+        assert_eq!(r["result"], "approved", "{r}");
+    }
+}
+
+#[test]
+fn a_transmitter_on_one_node_and_a_receiver_on_another_get_every_reply() {
+    if !postgres() {
+        return;
+    }
+    let a = Gateway::start_with(CLUSTER);
+    let b = Gateway::start_beside_with(&a, CLUSTER);
+    let admin = a.api_key("admin");
+    let who = customers(6, 101);
+    for (pan, _, msisdn) in &who {
+        a.enroll(&admin, pan, msisdn);
+    }
+    std::thread::scope(|s| {
+        let rx = s.spawn(|| receive(&b, who.len()));
+        b.wait_for_log(r#""bind":"rx""#);
+        send_through_transmitter(&a, &who);
+        each_got_one_code(&rx.join().unwrap(), &who, &b);
+    });
+    // Node A kept none of them for itself: it holds no receiver.
+    assert!(!a.log().contains("replies claimed from the outbox"));
+    assert!(b.log().contains("replies claimed from the outbox"));
+}
+
+#[test]
+fn a_node_killed_after_taking_messages_in_leaves_its_replies_to_another() {
+    if !postgres() {
+        return;
+    }
+    let a = Gateway::start_with(CLUSTER);
+    let b = Gateway::start_beside_with(&a, CLUSTER);
+    let c = Gateway::start_beside_with(&a, CLUSTER);
+    let admin = a.api_key("admin");
+    let who = customers(6, 202);
+    for (pan, _, msisdn) in &who {
+        a.enroll(&admin, pan, msisdn);
+    }
+    // The peer's receiver on A binds and then reads nothing: A claims the replies
+    // and writes them into a socket whose reader is gone with A.
+    let mut stalled = raw::connect_small(a.smpp);
+    assert!(raw::send(
+        &mut stalled,
+        &raw::bind(raw::BIND_RECEIVER, 1, "kannel", "secret")
+    ));
+    let (_, status, _, _) =
+        raw::read_pdu(&mut stalled, Duration::from_secs(10)).expect("bind_resp");
+    assert_eq!(status, 0);
+    a.wait_for_log(r#""bind":"rx""#);
+    std::thread::scope(|s| {
+        let rx = s.spawn(|| receive(&b, who.len()));
+        b.wait_for_log(r#""bind":"rx""#);
+        send_through_transmitter(&a, &who);
+        // Every message was answered, so every code and its reply are committed.
+        a.kill();
+        each_got_one_code(&rx.join().unwrap(), &who, &c);
+    });
+    // B took them over once A's claims ran out; nothing was sent after expiry.
+    assert!(b.log().contains("replies claimed from the outbox"));
+    drop(stalled);
+}
