@@ -296,7 +296,7 @@ impl Core {
                 max_failures,
                 grammar,
                 clock,
-                shared: quota::SharedLimits::new(limits.settings()),
+                shared: quota::SharedLimits::new(limits.settings(), limits.peer_tps()),
                 limits,
                 outbound: OnceLock::new(),
             }),
@@ -790,6 +790,20 @@ impl Core {
     /// Whether an SMPP peer may send one more PDU now (its TPS and the global cap).
     pub fn admit_peer(&self, system_id: &str) -> Result<(), Refused> {
         self.inner.limits.admit_peer(system_id)
+    }
+
+    /// The same, across every node (PostgreSQL; on SQLite always yes): one
+    /// database decision per limit, after this node's limiter let the PDU through.
+    /// A slow or failing database leaves this node's decision standing.
+    pub async fn admit_peer_everywhere(&self, system_id: &str) -> Result<(), Refused> {
+        self.inner
+            .shared
+            .peer(&self.inner.store, system_id, self.now_ms())
+            .await
+            .map_err(|(rule, retry_after)| {
+                metrics::counter!("otpgw_limited_total", "rule" => rule).increment(1);
+                Refused { retry_after, rule }
+            })
     }
 
     /// Whether this API key may verify now (its rate, and the guessing guard).

@@ -518,6 +518,12 @@ impl Session {
         let started = Instant::now();
         let deadline = Duration::from_secs(ctx.settings.message_timeout_secs);
         self.tasks.spawn(tracing::Instrument::in_current_span(async move {
+            // This node's limiter let the PDU through; the cluster's may not (PostgreSQL).
+            if let Err(refused) = ctx.core.admit_peer_everywhere(&system_id).await {
+                tracing::debug!(rule = refused.rule, "throttled across the cluster");
+                let _ = responses.send(refuse(id, CommandStatus::EsmeRthrottled, seq).into());
+                return;
+            }
             let path = ReplyPath::Shared { target: super::outbox::target(&system_id), held_here: ctx.receivers.any(&system_id) };
             let inbound = Inbound { channel: Channel::Sms, peer: system_id.clone(), from: message.source, text: message.text, path };
             // Past the deadline the peer gets "try again" rather than nothing: a held

@@ -175,3 +175,62 @@ fn a_node_killed_after_taking_messages_in_leaves_its_replies_to_another() {
     assert!(b.log().contains("replies claimed from the outbox"));
     drop(stalled);
 }
+
+/// A peer's TPS holds across the nodes: three nodes at once, each of which would
+/// allow a burst of 5 on its own, accept about 5 of a peer's PDUs between them.
+#[test]
+fn a_peers_tps_holds_across_three_nodes() {
+    if !postgres() {
+        return;
+    }
+    let limits = "language = \"en\"
+[limits]
+msisdn = [{ count = 1000, per_secs = 60 }]
+card = { count = 1000, per_secs = 1 }
+unknown_sender = { count = 1000, per_secs = 1 }
+peer_tps = 5
+global_per_second = 0
+";
+    let a = Gateway::start_with(limits);
+    let b = Gateway::start_beside_with(&a, limits);
+    let c = Gateway::start_beside_with(&a, limits);
+    let burst = |node: &Gateway| {
+        node.peer(&[
+            "send",
+            "--from",
+            "989121119999",
+            "--to",
+            SHORT_CODE,
+            "--text",
+            "help",
+            "--coding",
+            "ascii",
+            "--no-reply",
+            "--quiet-wait",
+            "0",
+            "--repeat",
+            "8",
+            "unbind",
+        ])
+    };
+    let peers: Vec<Peer> = std::thread::scope(|s| {
+        let handles: Vec<_> = [&a, &b, &c]
+            .into_iter()
+            .map(|node| s.spawn(move || burst(node)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let statuses: Vec<i64> = peers
+        .iter()
+        .flat_map(|p| p.all("submit_sm_resp"))
+        .map(|r| r["status"].as_i64().unwrap())
+        .collect();
+    assert_eq!(statuses.len(), 24, "{peers:?}");
+    let accepted = statuses.iter().filter(|s| **s == 0).count();
+    let throttled = statuses.iter().filter(|s| **s == 0x58).count();
+    assert_eq!(accepted + throttled, 24, "{statuses:?}");
+    // Alone, each node would take its burst of 5 and more as the second goes by
+    // (15 or more in all); together they take the one burst of 5 and what refills
+    // while the three peers run.
+    assert!((5..=10).contains(&accepted), "accepted {accepted} of 24");
+}
