@@ -13,7 +13,7 @@ mod quota;
 pub mod texts;
 pub mod ussd;
 
-pub use outbox::{ClaimedReply, Dispatch, ReplyPath};
+pub use outbox::{peer_target, route_target, ClaimedReply, Dispatch, ReplyPath};
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -77,6 +77,8 @@ pub struct Push {
     pub route: String,
     /// Epoch ms after which sending it is pointless (the code has expired).
     pub expires_at: i64,
+    /// Claimed from the outbox: not to be sent from this epoch ms on.
+    pub send_before: Option<i64>,
 }
 
 impl std::fmt::Debug for Push {
@@ -94,6 +96,8 @@ pub trait Outbound: Send + Sync {
     /// The route serving this number (an MSISDN prefix, "" for the default
     /// route), or `None` when no connection serves it.
     fn route_for(&self, msisdn: &str) -> Option<String>;
+    /// Whether a connection of this node serving `route` can send now.
+    fn holds(&self, route: &str) -> bool;
     /// Queues the message; `false` when the queue is full.
     fn send(&self, push: Push) -> bool;
 }
@@ -578,6 +582,30 @@ impl Core {
         let ttl_ms = i64::try_from(self.inner.service.code_ttl_secs * 1000).unwrap_or(i64::MAX);
         let expires_at = now.saturating_add(ttl_ms);
         let peer = format!("api:{}", key.id);
+        let svc = &self.inner.service;
+        let text = texts::render(
+            ReplyKind::Code,
+            svc.language,
+            &texts::Params {
+                code: code.expose(),
+                ttl_secs: svc.code_ttl_secs,
+                digits: &card.last4,
+                short_code: svc.short_codes.first().map_or("", String::as_str),
+                retry_secs: 0,
+                transaction,
+                cap: None,
+            },
+        );
+        // With several nodes: into the outbox, sent by this node if one of its
+        // connections serves the route now, else by the first node that has one.
+        let path = ReplyPath::Shared {
+            target: route_target(&route),
+            held_here: outbound.holds(&route),
+        };
+        let outboxed = self
+            .inner
+            .outbox
+            .prepare(&path, &card.msisdn, &text, expires_at, now);
         let issued = store
             .issue_pushed(
                 NewCode {
@@ -591,8 +619,7 @@ impl Core {
                     route: Some(&route),
                     txn_hash: txn_hash.as_deref(),
                     cap: None,
-                    // Client mode keeps pushed codes in this process (see README).
-                    outbox: None,
+                    outbox: outboxed.as_ref().map(|(row, _)| row.clone()),
                 },
                 &format!("apikey:{}", key.id),
                 &push,
@@ -622,34 +649,36 @@ impl Core {
         };
         metrics::counter!("otpgw_codes_issued_total", "channel" => "push").increment(1);
         tracing::info!(card_id = card.id, code_id, route = %route, "code pushed");
-        let svc = &self.inner.service;
-        let text = texts::render(
-            ReplyKind::Code,
-            svc.language,
-            &texts::Params {
-                code: code.expose(),
-                ttl_secs: svc.code_ttl_secs,
-                digits: &card.last4,
-                short_code: svc.short_codes.first().map_or("", String::as_str),
-                retry_secs: 0,
-                transaction,
-                cap: None,
-            },
-        );
+        let send_before = match outboxed.map(|(_, dispatch)| dispatch) {
+            None | Some(Dispatch::Direct) => None,
+            Some(Dispatch::Claimed { send_before }) => Some(send_before),
+            // Waits in the outbox for a node with a connection of its route.
+            Some(Dispatch::Elsewhere) => {
+                return Ok(Pushed {
+                    code_id,
+                    expires_at,
+                    delivery: Some(Delivery::Queued),
+                    replayed: false,
+                })
+            }
+        };
         let queued = outbound.send(Push {
             to: card.msisdn.clone(),
             text,
             code_id: Some(code_id),
             route,
             expires_at,
+            send_before,
         });
-        if !queued {
+        if !queued && send_before.is_none() {
             // Committed but never sent: say so in its record, and to the caller.
             store
                 .set_delivery(code_id, Delivery::Undelivered, self.now_ms())
                 .await?;
             return Err(CoreError::Busy);
         }
+        // (In the outbox, a push this node could not queue is claimed again once
+        // its lease runs out.)
         Ok(Pushed {
             code_id,
             expires_at,
@@ -993,16 +1022,12 @@ impl Core {
         } else {
             Delivery::Undelivered
         };
-        let store = &self.inner.store;
-        if self.inner.outbox.enabled() {
-            // Either answer is final: the outbox row goes with it.
-            store
-                .set_delivery_from_outbox(code_id, state, self.now_ms())
-                .await?;
-        } else {
-            store.set_delivery(code_id, state, self.now_ms()).await?;
-        }
-        Ok(())
+        // Either answer is final: its outbox row, if any, goes with it.
+        Ok(self
+            .inner
+            .store
+            .set_delivery(code_id, state, self.now_ms())
+            .await?)
     }
 
     /// Whether replies are shared through the outbox (several nodes), and how often
@@ -1291,6 +1316,7 @@ impl Core {
                     code_id: None,
                     route,
                     expires_at,
+                    send_before: None,
                 });
                 if queued {
                     ActivationState::Sent

@@ -196,6 +196,17 @@ impl Outbox {
     }
 }
 
+/// The outbox target of a listener peer's replies (any node's receiving bind of it).
+pub fn peer_target(system_id: &str) -> String {
+    format!("peer:{system_id}")
+}
+
+/// The outbox target of a route's messages (any node's bound connection serving
+/// it; "" is the default route).
+pub fn route_target(route: &str) -> String {
+    format!("route:{route}")
+}
+
 /// Binds a sealed reply to its target, so a row moved to another peer's target
 /// does not open.
 fn aad(target: &str) -> String {

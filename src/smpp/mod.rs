@@ -192,8 +192,6 @@ impl Server {
         drop(listener);
         sessions.close();
         sessions.wait().await;
-        // Whatever this node claimed and could not send is any node's again now.
-        self.ctx.core.release_replies().await;
     }
 }
 

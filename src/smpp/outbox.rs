@@ -11,11 +11,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::{session, Context, Outgoing};
 
-/// The outbox target of a listener peer's replies.
-pub(crate) fn target(system_id: &str) -> String {
-    format!("peer:{system_id}")
-}
-
 /// Receiving sessions (receiver or transceiver binds) on this node, per system_id.
 /// Only configured peers bind, so the map is as small as the peer list.
 #[derive(Default, Clone)]
@@ -74,7 +69,11 @@ pub(crate) async fn run(ctx: Arc<Context>, every: Duration, shutdown: Cancellati
             _ = tick.tick() => {}
         }
         for system_id in ctx.receivers.system_ids() {
-            let claimed = match ctx.core.claim_replies(&target(&system_id)).await {
+            let claimed = match ctx
+                .core
+                .claim_replies(&crate::core::peer_target(&system_id))
+                .await
+            {
                 Ok(claimed) => claimed,
                 Err(e) => {
                     crate::telemetry::sampled(crate::telemetry::Noisy::OutboxClaim, || {

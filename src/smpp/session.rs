@@ -524,7 +524,7 @@ impl Session {
                 let _ = responses.send(refuse(id, CommandStatus::EsmeRthrottled, seq).into());
                 return;
             }
-            let path = ReplyPath::Shared { target: super::outbox::target(&system_id), held_here: ctx.receivers.any(&system_id) };
+            let path = ReplyPath::Shared { target: crate::core::peer_target(&system_id), held_here: ctx.receivers.any(&system_id) };
             let inbound = Inbound { channel: Channel::Sms, peer: system_id.clone(), from: message.source, text: message.text, path };
             // Past the deadline the peer gets "try again" rather than nothing: a held
             // lock or a stalled database must not leave a submit_sm unanswered.

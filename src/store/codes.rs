@@ -159,31 +159,22 @@ impl Store {
 
     /// Records a code's delivery state. A final state (delivered, undelivered,
     /// expired) always wins; `submitted` only moves a code on from queued, so a
-    /// receipt that came first is not undone.
+    /// receipt that came first is not undone. Any state past `queued` also takes its
+    /// reply out of the outbox in the same transaction, so no node sends it again.
     pub async fn set_delivery(
         &self,
         code_id: i64,
         delivery: Delivery,
         at: i64,
     ) -> Result<(), StoreError> {
-        self.write(move |conn: &mut AnyConnection| {
-            Box::pin(async move { update_delivery(conn, code_id, delivery, at).await })
-        })
-        .await
-    }
-
-    /// As `set_delivery`, for a reply that waited in the outbox: its row goes in the
-    /// same transaction, so no node sends it again.
-    pub async fn set_delivery_from_outbox(
-        &self,
-        code_id: i64,
-        delivery: Delivery,
-        at: i64,
-    ) -> Result<(), StoreError> {
+        let outbox = self.is_shared() && delivery != Delivery::Queued;
         self.write(move |conn: &mut AnyConnection| {
             Box::pin(async move {
                 update_delivery(conn, code_id, delivery, at).await?;
-                super::outbox::remove(conn, code_id).await
+                if outbox {
+                    super::outbox::remove(conn, code_id).await?;
+                }
+                Ok(())
             })
         })
         .await
@@ -198,8 +189,12 @@ impl Store {
         at: i64,
     ) -> Result<(), StoreError> {
         let m = OwnedRef::from(message);
+        let outbox = self.is_shared();
         self.write(move |conn: &mut AnyConnection| {
             Box::pin(async move {
+                if outbox {
+                    super::outbox::remove(conn, code_id).await?;
+                }
                 sqlx::query(
                     "UPDATE codes SET connection = $2, message_id = $3, message_key_dec = $4, message_key_hex = $5, \
                      submitted_at = $6, delivery = CASE WHEN delivery IS NULL OR delivery = 'queued' THEN 'submitted' ELSE delivery END \

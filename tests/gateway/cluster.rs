@@ -234,3 +234,51 @@ global_per_second = 0
     // while the three peers run.
     assert!((5..=10).contains(&accepted), "accepted {accepted} of 24");
 }
+
+/// Client mode shares its messages too: a code pushed through a node whose own
+/// connection to the operator is down goes out through another node's connection
+/// of the same route, once.
+#[test]
+fn a_code_pushed_through_a_node_without_a_connection_goes_out_through_another() {
+    if !postgres() {
+        return;
+    }
+    let smsc = crate::smsc::Smsc::start(&[]);
+    // Node A's connection points at a port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let dead = smsc.connection("mci", "").replace(
+        &format!("port = {}", smsc.port),
+        &format!("port = {dead_port}"),
+    );
+    let a = Gateway::start_with(&format!("{CLUSTER}{dead}"));
+    let b = Gateway::start_beside_with(&a, &format!("{CLUSTER}{}", smsc.connection("mci", "")));
+    smsc.wait_bound(1);
+    let admin = a.api_key("admin");
+    let verifier = a.api_key("verifier");
+    let who = customers(3, 303);
+    for (pan, _, msisdn) in &who {
+        a.enroll(&admin, pan, msisdn);
+    }
+    for (pan, _, msisdn) in &who {
+        let (status, pushed) = a.post(
+            &verifier,
+            "/v1/codes",
+            &serde_json::json!({"pan": pan, "request_id": format!("p{msisdn}")}),
+        );
+        assert_eq!(status, 202, "{pushed}");
+        let submit =
+            smsc.wait(|e| e["event"] == "submit_sm" && e["destination_addr"] == msisdn.as_str());
+        let code = code_in(submit["text"].as_str().unwrap());
+        let r = a.verify(&verifier, pan, &code, &format!("v{msisdn}"));
+        assert_eq!(r["result"], "approved", "{r}");
+    }
+    assert!(b.log().contains("messages claimed from the outbox"));
+    // Each went out once: nothing more arrives in a quiet half second (longer than
+    // five claim polls).
+    std::thread::sleep(Duration::from_millis(500));
+    for (_, _, msisdn) in &who {
+        assert_eq!(crate::smsc::codes_to(&smsc, msisdn).len(), 1, "{msisdn}");
+    }
+}

@@ -32,7 +32,7 @@ use tokio_util::task::TaskTracker;
 
 use super::Outgoing;
 use crate::config::{ConnectionSettings, ServiceSettings, SmppSettings};
-use crate::core::{Clock, Core, Outbound, Push};
+use crate::core::{route_target, Clock, Core, Outbound, Push};
 use crate::domain::Delivery;
 
 /// Messages waiting in the outbox, over all routes; past this, pushes are refused
@@ -342,10 +342,20 @@ impl Operators {
         }
         sessions.close();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        // Without an outbox (SQLite) the claim tick never fires.
+        let mut claim = tokio::time::interval(
+            self.shared
+                .core
+                .outbox()
+                .unwrap_or(Duration::from_secs(86_400 * 365)),
+        );
+        claim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let outbox = self.shared.core.outbox().is_some();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => self.shared.sweep().await,
+                _ = claim.tick(), if outbox => self.shared.claim_from_outbox().await,
             }
         }
         sessions.wait().await;
@@ -392,6 +402,10 @@ impl Outbound for Operators {
         self.shared.route_for(msisdn)
     }
 
+    fn holds(&self, route: &str) -> bool {
+        self.shared.holds(route)
+    }
+
     fn send(&self, push: Push) -> bool {
         let now_ms = self.shared.core.now_ms();
         let left = Duration::from_millis(u64::try_from(push.expires_at - now_ms).unwrap_or(0));
@@ -409,7 +423,7 @@ impl Outbound for Operators {
                 code_id: push.code_id,
                 ussd: None,
                 deliver_by: Instant::now() + left,
-                send_before: None,
+                send_before: push.send_before,
             },
         };
         self.shared.enqueue(queued, None)
@@ -417,6 +431,77 @@ impl Outbound for Operators {
 }
 
 impl Shared {
+    /// Whether a connection of this node serving `route` can send now.
+    pub fn holds(&self, route: &str) -> bool {
+        self.connections
+            .iter()
+            .any(|c| c.serves(route) && c.can_send())
+    }
+
+    /// Routes this node can send on now, for the outbox.
+    fn routes_held(&self) -> Vec<String> {
+        let mut routes: Vec<String> = self
+            .connections
+            .iter()
+            .filter(|c| c.can_send())
+            .flat_map(|c| {
+                if c.settings.routes.is_empty() {
+                    vec![String::new()]
+                } else {
+                    c.settings.routes.clone()
+                }
+            })
+            .collect();
+        routes.sort();
+        routes.dedup();
+        routes
+    }
+
+    /// Claims the outbox's messages (several nodes, PostgreSQL) for the routes this
+    /// node's connections can send on: pushed codes and replies another node took
+    /// in, or left behind when it died.
+    async fn claim_from_outbox(&self) {
+        for route in self.routes_held() {
+            let claimed = match self.core.claim_replies(&route_target(&route)).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    crate::telemetry::sampled(crate::telemetry::Noisy::OutboxClaim, || {
+                        tracing::warn!(error = %e, "could not claim messages from the outbox");
+                    });
+                    return;
+                }
+            };
+            if claimed.is_empty() {
+                continue;
+            }
+            metrics::counter!("otpgw_outbox_claimed_total").increment(claimed.len() as u64);
+            tracing::info!(route = %route, messages = claimed.len(), "messages claimed from the outbox");
+            let now_ms = self.core.now_ms();
+            let now = Instant::now();
+            for m in claimed {
+                let left = u64::try_from(m.deliver_by.saturating_sub(now_ms)).unwrap_or(0);
+                // A full queue leaves it to the outbox: its claim lapses and it is
+                // claimed again.
+                self.enqueue(
+                    Queued {
+                        route: route.clone(),
+                        msg: Outgoing {
+                            source: String::new(),
+                            to: m.to,
+                            text: m.text,
+                            label: "code",
+                            code_id: Some(m.code_id),
+                            ussd: None,
+                            deliver_by: now + Duration::from_millis(left),
+                            send_before: Some(m.send_before),
+                        },
+                    },
+                    None,
+                );
+            }
+        }
+    }
+
     /// The most specific route whose prefix `msisdn` starts with, else the default
     /// route when one exists.
     pub fn route_for(&self, msisdn: &str) -> Option<String> {
