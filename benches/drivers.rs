@@ -54,6 +54,27 @@ macro_rules! issue {
     }};
 }
 
+/// The typed pool, then `Any`, on one database (a macro: the two pools differ in
+/// type, and the transaction is written once).
+macro_rules! measure {
+    ($c:expr, $rt:expr, $group:expr, $typed:expr, $any:expr, $card:expr, $n:expr) => {{
+        let mut g = $c.benchmark_group($group);
+        g.bench_function("typed", |b| {
+            b.iter(|| {
+                $n += 1;
+                $rt.block_on(async { issue!($typed, $card, $n) })
+            })
+        });
+        g.bench_function("any", |b| {
+            b.iter(|| {
+                $n += 1;
+                $rt.block_on(async { issue!($any, $card, $n) })
+            })
+        });
+        g.finish();
+    }};
+}
+
 async fn card(pool: &Pool<Any>, pan_hash: &str) -> i64 {
     sqlx::query_scalar(
         "INSERT INTO cards (pan_hash, last4, last6_hash, msisdn, status, failures, created_at, updated_at) \
@@ -102,20 +123,7 @@ fn drivers(c: &mut Criterion) {
         (typed, any, card_id)
     });
     let mut n = 1_000_000_000i64;
-    let mut g = c.benchmark_group("issue_transaction_sqlite");
-    g.bench_function("typed", |b| {
-        b.iter(|| {
-            n += 1;
-            rt.block_on(async { issue!(typed, card_id, n) })
-        })
-    });
-    g.bench_function("any", |b| {
-        b.iter(|| {
-            n += 1;
-            rt.block_on(async { issue!(any, card_id, n) })
-        })
-    });
-    g.finish();
+    measure!(c, rt, "issue_transaction_sqlite", typed, any, card_id, n);
 
     let Ok(pg) = std::env::var("OTPGW_BENCH_POSTGRES_URL") else {
         return;
@@ -150,20 +158,7 @@ fn drivers(c: &mut Criterion) {
         let card_id = card(&any, "pg").await;
         (typed, any, card_id)
     });
-    let mut g = c.benchmark_group("issue_transaction_postgres");
-    g.bench_function("typed", |b| {
-        b.iter(|| {
-            n += 1;
-            rt.block_on(async { issue!(typed, card_id, n) })
-        })
-    });
-    g.bench_function("any", |b| {
-        b.iter(|| {
-            n += 1;
-            rt.block_on(async { issue!(any, card_id, n) })
-        })
-    });
-    g.finish();
+    measure!(c, rt, "issue_transaction_postgres", typed, any, card_id, n);
 }
 
 criterion_group! {

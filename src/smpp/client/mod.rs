@@ -372,20 +372,7 @@ impl Operators {
 
     /// Routes with no bound connection that can send: `/readyz` is not ready then.
     pub fn routes_down(&self) -> Vec<String> {
-        let mut routes: Vec<String> = self
-            .shared
-            .connections
-            .iter()
-            .flat_map(|c| {
-                if c.settings.routes.is_empty() {
-                    vec![String::new()]
-                } else {
-                    c.settings.routes.clone()
-                }
-            })
-            .collect();
-        routes.sort();
-        routes.dedup();
+        let mut routes = self.shared.routes_of(|_| true);
         routes.retain(|r| {
             !self
                 .shared
@@ -438,12 +425,13 @@ impl Shared {
             .any(|c| c.serves(route) && c.can_send())
     }
 
-    /// Routes this node can send on now, for the outbox.
-    fn routes_held(&self) -> Vec<String> {
+    /// The routes the connections chosen by `which` serve, each once ("" is the
+    /// default route).
+    fn routes_of(&self, which: impl Fn(&Connection) -> bool) -> Vec<String> {
         let mut routes: Vec<String> = self
             .connections
             .iter()
-            .filter(|c| c.can_send())
+            .filter(|c| which(c))
             .flat_map(|c| {
                 if c.settings.routes.is_empty() {
                     vec![String::new()]
@@ -461,7 +449,7 @@ impl Shared {
     /// node's connections can send on: pushed codes and replies another node took
     /// in, or left behind when it died.
     async fn claim_from_outbox(&self) {
-        for route in self.routes_held() {
+        for route in self.routes_of(Connection::can_send) {
             let claimed = match self.core.claim_replies(&route_target(&route)).await {
                 Ok(claimed) => claimed,
                 Err(e) => {
