@@ -198,6 +198,7 @@ impl App {
             tracing::warn!("shutdown deadline passed with work still running");
         }
         drop(smpp_task);
+        self.core.flush_deliveries().await;
         // Whatever this node claimed and did not send is any node's again now.
         self.core.release_replies().await;
         self.core.store().close().await;

@@ -8,6 +8,7 @@
 //! * card administration and API keys for the back office.
 
 mod backoffice;
+mod deliveries;
 mod outbox;
 mod quota;
 pub mod texts;
@@ -272,6 +273,8 @@ struct Inner {
     /// Replies any node can send (PostgreSQL).
     outbox: outbox::Outbox,
     outbox_poll: std::time::Duration,
+    /// The listener's delivery states, batched.
+    deliveries: deliveries::Deliveries,
 }
 
 impl Core {
@@ -303,6 +306,7 @@ impl Core {
                 shared: quota::SharedLimits::new(limits.settings(), limits.peer_tps()),
                 limits,
                 outbound: OnceLock::new(),
+                deliveries: deliveries::Deliveries::default(),
             }),
         }
     }
@@ -1022,12 +1026,24 @@ impl Core {
         } else {
             Delivery::Undelivered
         };
-        // Either answer is final: its outbox row, if any, goes with it.
-        Ok(self
-            .inner
+        // Either answer is final: its outbox row, if any, goes with it. Written in
+        // a batch with others (see `deliveries`), or here if that queue is full.
+        let inner = &self.inner;
+        if inner
+            .deliveries
+            .record(&inner.store, &inner.clock, code_id, state)
+        {
+            return Ok(());
+        }
+        Ok(inner
             .store
             .set_delivery(code_id, state, self.now_ms())
             .await?)
+    }
+
+    /// Writes the delivery states still queued (at shutdown, before the store closes).
+    pub async fn flush_deliveries(&self) {
+        self.inner.deliveries.flush().await;
     }
 
     /// Whether replies are shared through the outbox (several nodes), and how often

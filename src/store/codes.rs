@@ -180,6 +180,60 @@ impl Store {
         .await
     }
 
+    /// Many codes' delivery states at once (`core::deliveries`): one statement per
+    /// state and chunk, in one transaction, with the same rules as `set_delivery`.
+    pub async fn set_deliveries(
+        &self,
+        states: &[(i64, Delivery)],
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let outbox = self.is_shared();
+        let mut by_state: Vec<(Delivery, Vec<i64>)> = Vec::new();
+        for (id, state) in states {
+            match by_state.iter_mut().find(|(s, _)| s == state) {
+                Some((_, ids)) => ids.push(*id),
+                None => by_state.push((*state, vec![*id])),
+            }
+        }
+        self.write(move |conn: &mut AnyConnection| {
+            Box::pin(async move {
+                for (state, ids) in &by_state {
+                    // Well under SQLite's and PostgreSQL's bind limits.
+                    for chunk in ids.chunks(500) {
+                        let list = placeholders(3, chunk.len());
+                        let sql = match state {
+                            Delivery::Queued | Delivery::Submitted => format!(
+                                "UPDATE codes SET delivery = $1, submitted_at = $2 WHERE id IN ({list}) \
+                                 AND (delivery IS NULL OR delivery = 'queued')"
+                            ),
+                            _ => format!(
+                                "UPDATE codes SET delivery = $1, delivery_at = $2 WHERE id IN ({list})"
+                            ),
+                        };
+                        let mut q = sqlx::query(&sql).bind(state.as_str()).bind(at);
+                        for id in chunk {
+                            q = q.bind(*id);
+                        }
+                        q.execute(&mut *conn).await?;
+                        if outbox && *state != Delivery::Queued {
+                            let sql = format!(
+                                "DELETE FROM reply_outbox WHERE code_id IN ({})",
+                                placeholders(1, chunk.len())
+                            );
+                            let mut q = sqlx::query(&sql);
+                            for id in chunk {
+                                q = q.bind(*id);
+                            }
+                            q.execute(&mut *conn).await?;
+                        }
+                    }
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
     /// The SMSC accepted the message carrying a code: remember which connection took
     /// it and the SMSC's id for it, so its receipt finds the code.
     pub async fn set_submitted(
@@ -349,4 +403,12 @@ impl From<&MessageRef<'_>> for OwnedRef {
             key_hex: m.key_hex.map(str::to_owned),
         }
     }
+}
+
+/// `$first, $first+1, …` for `n` values.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
