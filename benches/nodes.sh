@@ -55,5 +55,7 @@ for i in $(seq 1 $N); do
   python3 -c "import json;r=json.load(open('$dir/b$i.json'));print('node $i', r['throughput_per_s'], r['latency_ms'], r['errors'])"
   curl -s http://127.0.0.1:2809$i/metrics | grep -E "^otpgw_limit_decision_seconds_(sum|count)|^otpgw_limit_fallbacks_total"
 done
+# Replies still in the outbox (claimed and sent replies are deleted on deliver_sm_resp).
+psql -h 127.0.0.1 -U postgres -d $DB -Atc "SELECT 'codes ' || (SELECT count(*) FROM codes) || ', outbox rows left ' || (SELECT count(*) FROM reply_outbox)"
 kill ${pids[@]}; wait
 psql -h 127.0.0.1 -U postgres -d test -qc "DROP DATABASE IF EXISTS $DB"

@@ -48,6 +48,7 @@ pub async fn build_core(settings: &Settings) -> Result<Core, AppError> {
         settings.policy.clone(),
         settings.tokens.clone(),
         limits,
+        &settings.cluster,
         Arc::new(SystemClock),
     ))
 }
@@ -198,6 +199,9 @@ impl App {
             tracing::warn!("shutdown deadline passed with work still running");
         }
         drop(smpp_task);
+        self.core.flush_deliveries().await;
+        // Whatever this node claimed and did not send is any node's again now.
+        self.core.release_replies().await;
         self.core.store().close().await;
         tracing::info!("stopped");
         Ok(())

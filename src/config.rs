@@ -33,6 +33,7 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub policy: PolicySettings,
     pub tokens: TokenSettings,
+    pub cluster: ClusterSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -354,6 +355,35 @@ pub struct ServiceSettings {
     pub ussd_code: String,
     /// Verification records (the request_id memory) older than this are deleted.
     pub verify_retention_days: u64,
+}
+
+/// How several nodes on one PostgreSQL share the replies that carry codes
+/// (`[cluster]`; see `core::outbox`). Ignored on SQLite, which is one node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSettings {
+    /// This node's name in the outbox's claims; default `<hostname>-<pid>-<random>`,
+    /// so a restarted process never mistakes an earlier life's claims for its own.
+    pub node_id: Option<String>,
+    /// How long a node owns a reply it claimed: past this, if it has not been
+    /// acknowledged, any node may send it. A node does not start sending a reply
+    /// in the last `outbox_margin_ms` of its lease (clock skew between nodes).
+    pub outbox_lease_secs: u64,
+    pub outbox_margin_ms: u64,
+    /// How often each node looks for replies it can send (and for other nodes'
+    /// lapsed claims).
+    pub outbox_poll_ms: u64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            node_id: None,
+            outbox_lease_secs: 10,
+            outbox_margin_ms: 2_000,
+            outbox_poll_ms: 250,
+        }
+    }
 }
 
 /// The bank's own rules (`[policy]`): how a lock ends, how many failures lock a
@@ -690,6 +720,22 @@ impl Settings {
         }
         if self.service.max_failures < 1 || self.policy.max_failures.is_some_and(|n| n < 1) {
             return bad("policy.max_failures (or service.max_failures) must be at least 1".into());
+        }
+        let cluster = &self.cluster;
+        if cluster.outbox_lease_secs == 0
+            || cluster.outbox_poll_ms == 0
+            || cluster.outbox_margin_ms >= cluster.outbox_lease_secs.saturating_mul(1000)
+        {
+            return bad(
+                "cluster: outbox_lease_secs and outbox_poll_ms must be at least 1, and \
+                 outbox_margin_ms shorter than the lease"
+                    .into(),
+            );
+        }
+        if cluster.node_id.as_deref().is_some_and(|n| {
+            n.is_empty() || n.len() > 64 || !n.bytes().all(|b| b.is_ascii_graphic())
+        }) {
+            return bad("cluster.node_id must be 1 to 64 printable ASCII characters".into());
         }
         if self.policy.lock == (LockPolicy::Timed { timed_secs: 0 }) {
             return bad("policy.lock: timed_secs must be at least 1".into());

@@ -66,6 +66,8 @@ pub struct Limits<C: Clock = DefaultClock> {
     notice: Keyed<String, C>,
     unknown_sender: Keyed<String, C>,
     peers: HashMap<String, Direct<C>>,
+    /// Each peer's PDUs per second (0 = unlimited), for the cluster-wide limit.
+    peer_tps: Vec<(String, u32)>,
     global: Option<Direct<C>>,
     verify: Option<Keyed<i64, C>>,
     guard_failures: Keyed<i64, C>,
@@ -131,6 +133,10 @@ impl<C: Clock + Clone> Limits<C> {
                         .map(|q| (p.system_id.clone(), direct(q)))
                 })
                 .collect(),
+            peer_tps: peers
+                .iter()
+                .map(|p| (p.system_id.clone(), p.tps.unwrap_or(settings.peer_tps)))
+                .collect(),
             global: per_second(settings.global_per_second).map(direct),
             verify: per_second(settings.verify_per_key_per_second).map(|q| keyed(q, &clock)),
             guard_failures: keyed(
@@ -170,6 +176,11 @@ impl<C: Clock + Clone> Limits<C> {
 
     /// The settings these limits were built from (the cluster-wide limits use the
     /// same rates).
+    /// Each configured peer's PDUs per second (0 = unlimited).
+    pub fn peer_tps(&self) -> &[(String, u32)] {
+        &self.peer_tps
+    }
+
     pub fn settings(&self) -> &LimitSettings {
         &self.settings
     }

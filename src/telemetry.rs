@@ -221,10 +221,11 @@ pub enum Noisy {
     ReplyQueueFull,
     BadApiKey,
     HttpOverCap,
+    OutboxClaim,
 }
 
 impl Noisy {
-    const ALL: usize = 6;
+    const ALL: usize = 7;
 
     fn as_str(self) -> &'static str {
         match self {
@@ -234,6 +235,7 @@ impl Noisy {
             Noisy::ReplyQueueFull => "reply_queue_full",
             Noisy::BadApiKey => "bad_api_key",
             Noisy::HttpOverCap => "http_connection_refused",
+            Noisy::OutboxClaim => "outbox_claim_failed",
         }
     }
 }

@@ -20,7 +20,7 @@ use super::report::Report;
 use super::Output;
 use crate::codes::{Keys, Pan};
 use crate::config::{DatabaseSettings, LimitSettings, Rate, ServiceSettings};
-use crate::core::{Core, Inbound, ReplyKind, SystemClock};
+use crate::core::{Core, Inbound, ReplyKind, ReplyPath, SystemClock};
 use crate::domain::Channel;
 use crate::limits::Limits;
 use crate::store::Store;
@@ -91,6 +91,7 @@ pub async fn run(args: StoreArgs, stop: CancellationToken) -> Result<()> {
         crate::config::PolicySettings::default(),
         crate::config::TokenSettings::default(),
         Limits::new(&open_limits(), &[]),
+        &crate::config::ClusterSettings::default(),
         Arc::new(SystemClock),
     );
 
@@ -164,6 +165,7 @@ pub async fn run(args: StoreArgs, stop: CancellationToken) -> Result<()> {
                     peer: "bench".into(),
                     from: card.msisdn.clone(),
                     text: card.last4().to_owned(),
+                    path: ReplyPath::Local,
                 };
                 let t0 = Instant::now();
                 let result =

@@ -8,10 +8,14 @@
 //! * card administration and API keys for the back office.
 
 mod backoffice;
+mod deliveries;
+mod outbox;
 mod quota;
 pub mod texts;
 mod tokens;
 pub mod ussd;
+
+pub use outbox::{peer_target, route_target, ClaimedReply, Dispatch, ReplyPath};
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,7 +24,7 @@ use otpgw_parsers::msisdn::{normalize_msisdn, MsisdnError};
 use otpgw_parsers::sms::{parse_sms_capped, SmsGrammar, SmsRequest};
 
 use crate::codes::{self, Code, Keys, Pan};
-use crate::config::{PolicySettings, ServiceSettings, TokenSettings};
+use crate::config::{ClusterSettings, PolicySettings, ServiceSettings, TokenSettings};
 use crate::domain::{CardStatus, Channel, CodeState, Delivery, Reason, Role, Verdict};
 use crate::limits::{Admission, Limits, Refused};
 use crate::policy::{Epin, Transaction};
@@ -78,6 +82,8 @@ pub struct Push {
     pub route: String,
     /// Epoch ms after which sending it is pointless (the code has expired).
     pub expires_at: i64,
+    /// Claimed from the outbox: not to be sent from this epoch ms on.
+    pub send_before: Option<i64>,
 }
 
 impl std::fmt::Debug for Push {
@@ -95,6 +101,8 @@ pub trait Outbound: Send + Sync {
     /// The route serving this number (an MSISDN prefix, "" for the default
     /// route), or `None` when no connection serves it.
     fn route_for(&self, msisdn: &str) -> Option<String>;
+    /// Whether a connection of this node serving `route` can send now.
+    fn holds(&self, route: &str) -> bool;
     /// Queues the message; `false` when the queue is full.
     fn send(&self, push: Push) -> bool;
 }
@@ -144,6 +152,8 @@ pub struct Inbound {
     /// The customer's number as the network gave it; normalised here.
     pub from: String,
     pub text: String,
+    /// Which nodes could send the reply (see `outbox`).
+    pub path: ReplyPath,
 }
 
 /// What to send back. `to` is the customer's number in E.164 digits.
@@ -153,6 +163,8 @@ pub struct Reply {
     pub kind: ReplyKind,
     /// Set when the text carries a code, so the transport can record its delivery.
     pub code_id: Option<i64>,
+    /// Whether this node sends it, and until when (see `outbox`).
+    pub dispatch: Dispatch,
 }
 
 impl std::fmt::Debug for Reply {
@@ -263,9 +275,17 @@ struct Inner {
     shared: quota::SharedLimits,
     /// Set once by `serve` when client mode runs; absent in CLI commands.
     outbound: OnceLock<Arc<dyn Outbound>>,
+    /// Replies any node can send (PostgreSQL).
+    outbox: outbox::Outbox,
+    outbox_poll: std::time::Duration,
+    /// The listener's delivery states, batched.
+    deliveries: deliveries::Deliveries,
 }
 
 impl Core {
+    // One argument per settings section the core owns; a struct for them would only
+    // repeat `Settings`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         keys: Keys,
@@ -273,6 +293,7 @@ impl Core {
         policy: PolicySettings,
         tokens: TokenSettings,
         limits: Limits,
+        cluster: &ClusterSettings,
         clock: Arc<dyn Clock>,
     ) -> Self {
         let max_failures = policy.max_failures.unwrap_or(service.max_failures);
@@ -282,6 +303,8 @@ impl Core {
         };
         Self {
             inner: Arc::new(Inner {
+                outbox: outbox::Outbox::new(&store, &keys, cluster),
+                outbox_poll: std::time::Duration::from_millis(cluster.outbox_poll_ms),
                 store,
                 keys,
                 service,
@@ -290,9 +313,10 @@ impl Core {
                 max_failures,
                 grammar,
                 clock,
-                shared: quota::SharedLimits::new(limits.settings()),
+                shared: quota::SharedLimits::new(limits.settings(), limits.peer_tps()),
                 limits,
                 outbound: OnceLock::new(),
+                deliveries: deliveries::Deliveries::default(),
             }),
         }
     }
@@ -329,11 +353,28 @@ impl Core {
             Admission::Allow => self.answer(inbound, &msisdn).await?,
             over => Answer::limited(over),
         };
-        let Some(answer) = answer else {
+        let Some(mut answer) = answer else {
             tracing::debug!("over a limit and already told: no reply");
             return Ok(None);
         };
-        let text = texts::render(
+        let text = match answer.text.take() {
+            Some(text) => text,
+            None => self.render(&answer, lang),
+        };
+        metrics::counter!("otpgw_replies_total", "kind" => answer.kind.as_str(), "channel" => inbound.channel.as_str())
+            .increment(1);
+        Ok(Some(Reply {
+            to: msisdn,
+            text,
+            kind: answer.kind,
+            code_id: answer.code_id,
+            dispatch: answer.dispatch,
+        }))
+    }
+
+    fn render(&self, answer: &Answer, lang: crate::config::Language) -> String {
+        let svc = &self.inner.service;
+        texts::render(
             answer.kind,
             lang,
             &texts::Params {
@@ -347,15 +388,7 @@ impl Core {
                     .cap
                     .map(|c| (c, self.inner.policy.cap_currency.as_str())),
             },
-        );
-        metrics::counter!("otpgw_replies_total", "kind" => answer.kind.as_str(), "channel" => inbound.channel.as_str())
-            .increment(1);
-        Ok(Some(Reply {
-            to: msisdn,
-            text,
-            kind: answer.kind,
-            code_id: answer.code_id,
-        }))
+        )
     }
 
     async fn answer(&self, inbound: &Inbound, msisdn: &str) -> Result<Option<Answer>, CoreError> {
@@ -441,21 +474,42 @@ impl Core {
         }
         let code = Code::generate();
         let ttl_ms = i64::try_from(self.inner.service.code_ttl_secs * 1000).unwrap_or(i64::MAX);
+        let expires_at = now.saturating_add(ttl_ms);
+        let mut answer = Answer {
+            code: Some(code),
+            cap,
+            ..Answer::say(ReplyKind::Code, &card.last4)
+        };
+        // With several nodes the reply goes into the outbox with the code, so it is
+        // rendered now; the same text is what this node sends if it holds the session.
+        let rendered = self.inner.outbox.wants(&inbound.path).then(|| {
+            self.render(
+                &answer,
+                texts::detect_language(&inbound.text, self.inner.service.language),
+            )
+        });
+        let outboxed = rendered.as_ref().and_then(|text| {
+            self.inner
+                .outbox
+                .prepare(&inbound.path, msisdn, text, expires_at, now)
+        });
+        let code = answer.code.as_ref().expect("set above");
         let issued = self
             .inner
             .store
             .issue_code(
                 NewCode {
                     card_id: card.id,
-                    code_hash: &keys.code_hash(&card.pan_hash, &code),
+                    code_hash: &keys.code_hash(&card.pan_hash, code),
                     channel: inbound.channel,
                     peer: &inbound.peer,
                     issued_at: now,
-                    expires_at: now.saturating_add(ttl_ms),
+                    expires_at,
                     delivery: None,
                     route: None,
                     txn_hash: None,
                     cap: cap.map(|c| i64::try_from(c).unwrap_or(i64::MAX)),
+                    outbox: outboxed.as_ref().map(|(row, _)| row.clone()),
                 },
                 &format!("{}:{}", inbound.channel.as_str(), inbound.peer),
             )
@@ -467,12 +521,13 @@ impl Core {
             } => {
                 metrics::counter!("otpgw_codes_issued_total", "channel" => inbound.channel.as_str()).increment(1);
                 tracing::info!(card_id = card.id, code_id, superseded, "code issued");
-                Answer {
-                    code: Some(code),
-                    code_id: Some(code_id),
-                    cap,
-                    ..Answer::say(ReplyKind::Code, &card.last4)
+                if let Some((row, dispatch)) = outboxed {
+                    answer.text = rendered;
+                    answer.dispatch = dispatch;
+                    tracing::debug!(target = %row.target, held_here = dispatch != Dispatch::Elsewhere, "reply in the outbox");
                 }
+                answer.code_id = Some(code_id);
+                answer
             }
             // Locked between our read and the issuing transaction.
             Issued::NotActive(_) => Answer::say(ReplyKind::Locked, &card.last4),
@@ -541,6 +596,30 @@ impl Core {
         let ttl_ms = i64::try_from(self.inner.service.code_ttl_secs * 1000).unwrap_or(i64::MAX);
         let expires_at = now.saturating_add(ttl_ms);
         let peer = format!("api:{}", key.id);
+        let svc = &self.inner.service;
+        let text = texts::render(
+            ReplyKind::Code,
+            svc.language,
+            &texts::Params {
+                code: code.expose(),
+                ttl_secs: svc.code_ttl_secs,
+                digits: &card.last4,
+                short_code: svc.short_codes.first().map_or("", String::as_str),
+                retry_secs: 0,
+                transaction,
+                cap: None,
+            },
+        );
+        // With several nodes: into the outbox, sent by this node if one of its
+        // connections serves the route now, else by the first node that has one.
+        let path = ReplyPath::Shared {
+            target: route_target(&route),
+            held_here: outbound.holds(&route),
+        };
+        let outboxed = self
+            .inner
+            .outbox
+            .prepare(&path, &card.msisdn, &text, expires_at, now);
         let issued = store
             .issue_pushed(
                 NewCode {
@@ -554,6 +633,7 @@ impl Core {
                     route: Some(&route),
                     txn_hash: txn_hash.as_deref(),
                     cap: None,
+                    outbox: outboxed.as_ref().map(|(row, _)| row.clone()),
                 },
                 &format!("apikey:{}", key.id),
                 &push,
@@ -583,34 +663,36 @@ impl Core {
         };
         metrics::counter!("otpgw_codes_issued_total", "channel" => "push").increment(1);
         tracing::info!(card_id = card.id, code_id, route = %route, "code pushed");
-        let svc = &self.inner.service;
-        let text = texts::render(
-            ReplyKind::Code,
-            svc.language,
-            &texts::Params {
-                code: code.expose(),
-                ttl_secs: svc.code_ttl_secs,
-                digits: &card.last4,
-                short_code: svc.short_codes.first().map_or("", String::as_str),
-                retry_secs: 0,
-                transaction,
-                cap: None,
-            },
-        );
+        let send_before = match outboxed.map(|(_, dispatch)| dispatch) {
+            None | Some(Dispatch::Direct) => None,
+            Some(Dispatch::Claimed { send_before }) => Some(send_before),
+            // Waits in the outbox for a node with a connection of its route.
+            Some(Dispatch::Elsewhere) => {
+                return Ok(Pushed {
+                    code_id,
+                    expires_at,
+                    delivery: Some(Delivery::Queued),
+                    replayed: false,
+                })
+            }
+        };
         let queued = outbound.send(Push {
             to: card.msisdn.clone(),
             text,
             code_id: Some(code_id),
             route,
             expires_at,
+            send_before,
         });
-        if !queued {
+        if !queued && send_before.is_none() {
             // Committed but never sent: say so in its record, and to the caller.
             store
                 .set_delivery(code_id, Delivery::Undelivered, self.now_ms())
                 .await?;
             return Err(CoreError::Busy);
         }
+        // (In the outbox, a push this node could not queue is claimed again once
+        // its lease runs out.)
         Ok(Pushed {
             code_id,
             expires_at,
@@ -663,6 +745,8 @@ impl Core {
                         peer: peer.to_owned(),
                         from: from.to_owned(),
                         text: String::new(),
+                        // A USSD screen lives and dies with its dialogue.
+                        path: ReplyPath::Local,
                     };
                     let answer = match self.admit_msisdn(&msisdn).await {
                         Admission::Allow => {
@@ -751,6 +835,20 @@ impl Core {
         self.inner.limits.admit_peer(system_id)
     }
 
+    /// The same, across every node (PostgreSQL; on SQLite always yes): one
+    /// database decision per limit, after this node's limiter let the PDU through.
+    /// A slow or failing database leaves this node's decision standing.
+    pub async fn admit_peer_everywhere(&self, system_id: &str) -> Result<(), Refused> {
+        self.inner
+            .shared
+            .peer(&self.inner.store, system_id, self.now_ms())
+            .await
+            .map_err(|(rule, retry_after)| {
+                metrics::counter!("otpgw_limited_total", "rule" => rule).increment(1);
+                Refused { retry_after, rule }
+            })
+    }
+
     /// Whether this API key may verify now (its rate, and the guessing guard).
     pub fn admit_verify(&self, key: ApiKey) -> Result<(), Refused> {
         self.inner.limits.admit_verify(key.id)
@@ -761,6 +859,17 @@ impl Core {
     /// past their retention (the request_id memory would otherwise grow forever).
     pub async fn housekeeping(&self) {
         self.inner.limits.housekeeping();
+        if self.inner.outbox.enabled() {
+            match self.inner.store.sweep_replies(self.now_ms()).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    // Nobody held a session for them while their codes were valid.
+                    metrics::counter!("otpgw_outbox_expired_total").increment(n);
+                    tracing::warn!(replies = n, "replies expired in the outbox unsent");
+                }
+                Err(e) => tracing::warn!(error = %e, "could not sweep the outbox"),
+            }
+        }
         self.inner
             .shared
             .sweep(&self.inner.store, self.now_ms())
@@ -928,11 +1037,59 @@ impl Core {
         } else {
             Delivery::Undelivered
         };
-        Ok(self
-            .inner
+        // Either answer is final: its outbox row, if any, goes with it. Written in
+        // a batch with others (see `deliveries`), or here if that queue is full.
+        let inner = &self.inner;
+        if inner
+            .deliveries
+            .record(&inner.store, &inner.clock, code_id, state)
+        {
+            return Ok(());
+        }
+        Ok(inner
             .store
             .set_delivery(code_id, state, self.now_ms())
             .await?)
+    }
+
+    /// Writes the delivery states still queued (at shutdown, before the store closes).
+    pub async fn flush_deliveries(&self) {
+        self.inner.deliveries.flush().await;
+    }
+
+    /// Whether replies are shared through the outbox (several nodes), and how often
+    /// a transport should look for replies it can send.
+    pub fn outbox(&self) -> Option<std::time::Duration> {
+        self.inner
+            .outbox
+            .enabled()
+            .then_some(self.inner.outbox_poll)
+    }
+
+    /// Claims replies waiting for `target` that this node may now send.
+    pub async fn claim_replies(&self, target: &str) -> Result<Vec<ClaimedReply>, CoreError> {
+        Ok(self
+            .inner
+            .outbox
+            .claim(&self.inner.store, target, self.now_ms())
+            .await?)
+    }
+
+    /// Hands this node's unsent claimed replies back at shutdown.
+    pub async fn release_replies(&self) {
+        if !self.inner.outbox.enabled() {
+            return;
+        }
+        match self
+            .inner
+            .store
+            .release_replies(self.inner.outbox.node())
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(replies = n, "unsent replies handed back to other nodes"),
+            Err(e) => tracing::warn!(error = %e, "could not hand back claimed replies"),
+        }
     }
 
     /// A message carrying a code that will never reach the customer: refused for
@@ -1186,6 +1343,7 @@ impl Core {
                     code_id: None,
                     route,
                     expires_at,
+                    send_before: None,
                 });
                 if queued {
                     ActivationState::Sent
@@ -1292,6 +1450,9 @@ struct Answer {
     retry_secs: u64,
     /// The customer's cap on the code just issued, restated in the reply.
     cap: Option<u64>,
+    /// Rendered ahead, when it had to be sealed into the outbox.
+    text: Option<String>,
+    dispatch: Dispatch,
 }
 
 impl Answer {
@@ -1303,6 +1464,8 @@ impl Answer {
             code_id: None,
             retry_secs: 0,
             cap: None,
+            text: None,
+            dispatch: Dispatch::Direct,
         }
     }
 

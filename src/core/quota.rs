@@ -1,6 +1,8 @@
-//! Cluster-wide rate limits. On PostgreSQL the per-MSISDN, per-card and
-//! unknown-sender limits are decided in the database (`Store::gcra`), so three
-//! nodes allow what one would, not three times as much. Each node's governor limits
+//! Cluster-wide rate limits. On PostgreSQL the per-MSISDN, per-card,
+//! unknown-sender, per-peer and global limits are decided in the database
+//! (`Store::gcra`), so three nodes allow what one would, not three times as much.
+//! The per-second limits (peer TPS, global) keep their state in microseconds, so a
+//! rate above 1,000/s is still exact; there are only as many such keys as peers. Each node's governor limits
 //! (`crate::limits`) stay in front as a pre-filter: a flood never reaches the
 //! database. A decision the database does not make within `cluster_timeout_ms`
 //! (or an error) falls back to the node's own limit, which already allowed it;
@@ -20,6 +22,19 @@ struct Gcra {
 }
 
 impl Gcra {
+    /// `n` per second with a burst of `n` (as governor's `Quota::per_second`), in
+    /// microseconds; `None` for 0 (unlimited).
+    fn per_second_us(n: u32) -> Option<Self> {
+        let n = i64::from(n);
+        (n > 0).then(|| {
+            let interval = (1_000_000 / n).max(1);
+            Self {
+                interval,
+                tolerance: interval * (n - 1),
+            }
+        })
+    }
+
     fn new(rate: Rate) -> Self {
         let count = i64::from(rate.count.max(1));
         let period = i64::try_from(rate.per_secs.max(1)).unwrap_or(i64::MAX / 2_000) * 1000;
@@ -33,6 +48,9 @@ impl Gcra {
 }
 
 pub(crate) struct SharedLimits {
+    /// Per-second limits, in microseconds: each peer's TPS, and the global cap.
+    peers: std::collections::HashMap<String, Gcra>,
+    global: Option<Gcra>,
     msisdn: Vec<Gcra>,
     card: Gcra,
     unknown_sender: Gcra,
@@ -46,8 +64,13 @@ pub(crate) enum Shared {
 }
 
 impl SharedLimits {
-    pub fn new(settings: &LimitSettings) -> Self {
+    pub fn new(settings: &LimitSettings, peer_tps: &[(String, u32)]) -> Self {
         Self {
+            peers: peer_tps
+                .iter()
+                .filter_map(|(id, tps)| Gcra::per_second_us(*tps).map(|g| (id.clone(), g)))
+                .collect(),
+            global: Gcra::per_second_us(settings.global_per_second),
             msisdn: settings.msisdn.iter().map(|r| Gcra::new(*r)).collect(),
             card: Gcra::new(settings.card),
             unknown_sender: Gcra::new(settings.unknown_sender),
@@ -66,6 +89,38 @@ impl SharedLimits {
             }
         }
         Shared::Allow
+    }
+
+    /// A peer's TPS, then the global cap, for one subscriber message (`now` in ms).
+    pub async fn peer(
+        &self,
+        store: &Store,
+        system_id: &str,
+        now: i64,
+    ) -> Result<(), (&'static str, Duration)> {
+        let now_us = now.saturating_mul(1000);
+        if let Some(rate) = self.peers.get(system_id) {
+            if let Shared::Over(wait) = self
+                .decide_us(store, &format!("P:{system_id}"), *rate, now_us)
+                .await
+            {
+                return Err(("peer", wait));
+            }
+        }
+        if let Some(rate) = self.global {
+            if let Shared::Over(wait) = self.decide_us(store, "G", rate, now_us).await {
+                return Err(("global", wait));
+            }
+        }
+        Ok(())
+    }
+
+    /// As `decide`, on a key kept in microseconds.
+    async fn decide_us(&self, store: &Store, key: &str, rate: Gcra, now_us: i64) -> Shared {
+        match self.decide(store, key, rate, now_us).await {
+            Shared::Over(wait) => Shared::Over(wait / 1000),
+            allow => allow,
+        }
     }
 
     pub async fn card(&self, store: &Store, card_id: i64, now: i64) -> Shared {
@@ -135,5 +190,8 @@ mod tests {
             per_secs: 10,
         });
         assert_eq!((one.interval, one.tolerance), (10_000, 0));
+        let tps = Gcra::per_second_us(4_000).unwrap();
+        assert_eq!((tps.interval, tps.tolerance), (250, 250 * 3_999));
+        assert!(Gcra::per_second_us(0).is_none());
     }
 }

@@ -332,6 +332,8 @@ impl Core {
                     code_id: None,
                     route,
                     expires_at,
+                    // Not in the reply outbox (as a card's activation SMS).
+                    send_before: None,
                 }) {
                     ActivationState::Sent
                 } else {

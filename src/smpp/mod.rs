@@ -8,6 +8,8 @@
 //! * `pdu`     — PDUs ↔ plain values (addresses, decoded text, reply encoding).
 //! * `session` — one connection: bind, then requests, replies, enquire_link, unbind.
 //! * `ussd`    — USSD dialogues over SMPP, for the listener and client mode alike.
+//! * `outbox`  — with several nodes, sends the replies this node can deliver that
+//!   another node took in (or left behind when it died).
 //! * `client`  — client mode: we bind out to operator SMSCs (same codec and PDUs).
 //!
 //! Replies wait in one queue per system_id that every receiving session of that
@@ -19,6 +21,7 @@ pub mod client;
 // framing and PDU conversions instead of copies of them.
 pub mod codec;
 mod guard;
+mod outbox;
 pub mod pdu;
 mod session;
 mod ussd;
@@ -49,6 +52,9 @@ pub(crate) struct Outgoing {
     pub ussd: Option<pdu::UssdMeta>,
     /// Past this, delivering it is pointless (the code inside has expired).
     pub deliver_by: tokio::time::Instant,
+    /// A reply this node claimed from the outbox: not to be sent from this epoch
+    /// ms on, when the claim may pass to another node (see `core::outbox`).
+    pub send_before: Option<i64>,
 }
 
 impl std::fmt::Debug for Outgoing {
@@ -73,6 +79,8 @@ pub(crate) struct Context {
     /// USSD dialogues over SMPP through this listener.
     pub ussd: ussd::Dialogues,
     pub guard: Arc<guard::Guard>,
+    /// Receiving sessions bound here, per system_id: what this node can deliver.
+    pub receivers: outbox::Receivers,
     /// Sessions bound on this node right now, for the console's health strip.
     pub bound: Arc<AtomicUsize>,
 }
@@ -133,6 +141,7 @@ impl Server {
                 settings,
                 service,
                 queues: Mutex::new(HashMap::new()),
+                receivers: outbox::Receivers::default(),
                 bound: Arc::new(AtomicUsize::new(0)),
             }),
         }
@@ -146,6 +155,9 @@ impl Server {
     /// Accepts connections until `shutdown`, then waits for every session to unbind.
     pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) {
         let sessions = TaskTracker::new();
+        if let Some(every) = self.ctx.core.outbox() {
+            sessions.spawn(outbox::run(self.ctx.clone(), every, shutdown.clone()));
+        }
         let mut sweep = tokio::time::interval(Duration::from_secs(5));
         loop {
             tokio::select! {

@@ -25,7 +25,7 @@ use tokio_util::task::TaskTracker;
 use super::codec::{Frame, SmppCodec};
 use super::pdu::{self, BindKind};
 use super::{ussd, Context, Outgoing};
-use crate::core::{CoreError, Inbound};
+use crate::core::{CoreError, Dispatch, Inbound, ReplyPath};
 use crate::domain::Channel;
 
 pub(super) type Conn = Framed<TcpStream, SmppCodec>;
@@ -70,7 +70,12 @@ pub(super) async fn run(
     let system_id = bound.system_id.clone();
     let count = ctx.bound.clone();
     count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let receiver = bound
+        .kind
+        .can_receive()
+        .then(|| ctx.receivers.hold(&system_id));
     Session::new(conn, ctx, bound).serve(shutdown).await;
+    drop(receiver);
     count.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     metrics::gauge!("otpgw_smpp_sessions", "system_id" => system_id).decrement(1.0);
     tracing::info!("session closed");
@@ -111,7 +116,7 @@ fn write_deadline(ctx: &Context) -> Duration {
 /// Above the high-water mark only replies carrying a code are taken: notices ("not
 /// registered", "try later") are what a flood of unknown senders produces, and they
 /// must not take the room of the codes customers are waiting for.
-fn enqueue(ctx: &Context, system_id: &str, reply: Outgoing) {
+pub(super) fn enqueue(ctx: &Context, system_id: &str, reply: Outgoing) {
     let (queue, _) = ctx.queue(system_id);
     let crowded = queue.len() >= super::QUEUE_HIGH_WATER && reply.code_id.is_none();
     if crowded || queue.try_send(reply).is_err() {
@@ -513,7 +518,14 @@ impl Session {
         let started = Instant::now();
         let deadline = Duration::from_secs(ctx.settings.message_timeout_secs);
         self.tasks.spawn(tracing::Instrument::in_current_span(async move {
-            let inbound = Inbound { channel: Channel::Sms, peer: system_id.clone(), from: message.source, text: message.text };
+            // This node's limiter let the PDU through; the cluster's may not (PostgreSQL).
+            if let Err(refused) = ctx.core.admit_peer_everywhere(&system_id).await {
+                tracing::debug!(rule = refused.rule, "throttled across the cluster");
+                let _ = responses.send(refuse(id, CommandStatus::EsmeRthrottled, seq).into());
+                return;
+            }
+            let path = ReplyPath::Shared { target: crate::core::peer_target(&system_id), held_here: ctx.receivers.any(&system_id) };
+            let inbound = Inbound { channel: Channel::Sms, peer: system_id.clone(), from: message.source, text: message.text, path };
             // Past the deadline the peer gets "try again" rather than nothing: a held
             // lock or a stalled database must not leave a submit_sm unanswered.
             let handled = timeout(deadline, ctx.core.handle(&inbound)).await.unwrap_or_else(|_| {
@@ -530,6 +542,15 @@ impl Session {
                 Ok(Some(reply)) => {
                     let ttl = Duration::from_secs(ctx.service.code_ttl_secs);
                     tracing::info!(message_id = %message_id, reply = reply.kind.as_str(), "message answered");
+                    let send_before = match reply.dispatch {
+                        Dispatch::Direct => None,
+                        Dispatch::Claimed { send_before } => Some(send_before),
+                        // In the outbox, for the node that holds a receiver.
+                        Dispatch::Elsewhere => {
+                            let _ = responses.send(pdu::message_resp(id, seq, &message_id).into());
+                            return;
+                        }
+                    };
                     // The session writes the response, then queues the reply.
                     let _ = responses.send(Answer {
                         response: pdu::message_resp(id, seq, &message_id),
@@ -541,6 +562,7 @@ impl Session {
                             code_id: reply.code_id,
                             ussd: None,
                             deliver_by: started + ttl,
+                            send_before,
                         }),
                     });
                     metrics::histogram!("otpgw_reply_seconds", "channel" => "sms").record(started.elapsed().as_secs_f64());
@@ -585,6 +607,7 @@ impl Session {
                             code_id: screen.reply.code_id,
                             ussd: Some(screen.meta),
                             deliver_by: started + ttl,
+                            send_before: None,
                         }),
                     });
                     metrics::histogram!("otpgw_reply_seconds", "channel" => "ussd").record(started.elapsed().as_secs_f64());
@@ -604,6 +627,19 @@ impl Session {
                 "reply expired before a receiver took it"
             );
             metrics::counter!("otpgw_replies_expired_total").increment(1);
+            return Flow::Continue;
+        }
+        if reply
+            .send_before
+            .is_some_and(|t| self.ctx.core.now_ms() >= t)
+        {
+            // Our claim on it is running out: the outbox gives it to a node (maybe
+            // this one again) with a fresh lease, so it is not sent twice.
+            metrics::counter!("otpgw_outbox_lapsed_total").increment(1);
+            tracing::info!(
+                kind = reply.label,
+                "claimed reply not sent within its lease: left to the outbox"
+            );
             return Flow::Continue;
         }
         let dsm = match pdu::deliver_sm(&reply.source, &reply.to, &reply.text, reply.ussd) {

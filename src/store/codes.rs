@@ -70,6 +70,7 @@ impl Store {
         let route = code.route.map(str::to_owned);
         let txn_hash = code.txn_hash.map(str::to_owned);
         let cap = code.cap;
+        let outbox = code.outbox;
         let actor = actor.to_owned();
         let push = push.map(|p| {
             (
@@ -116,6 +117,9 @@ impl Store {
                 .bind(cap)
                 .fetch_one(&mut *conn)
                 .await?;
+                if let Some(reply) = &outbox {
+                    super::outbox::insert(conn, code_id, reply, issued_at).await?;
+                }
                 if let Some((api_key_id, request_id, fingerprint)) = &push {
                     let inserted = sqlx::query(
                         "INSERT INTO pushes (api_key_id, request_id, fingerprint, code_id, created_at) \
@@ -155,15 +159,77 @@ impl Store {
 
     /// Records a code's delivery state. A final state (delivered, undelivered,
     /// expired) always wins; `submitted` only moves a code on from queued, so a
-    /// receipt that came first is not undone.
+    /// receipt that came first is not undone. Any state past `queued` also takes its
+    /// reply out of the outbox in the same transaction, so no node sends it again.
     pub async fn set_delivery(
         &self,
         code_id: i64,
         delivery: Delivery,
         at: i64,
     ) -> Result<(), StoreError> {
+        let outbox = self.is_shared() && delivery != Delivery::Queued;
         self.write(move |conn: &mut AnyConnection| {
-            Box::pin(async move { update_delivery(conn, code_id, delivery, at).await })
+            Box::pin(async move {
+                update_delivery(conn, code_id, delivery, at).await?;
+                if outbox {
+                    super::outbox::remove(conn, code_id).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Many codes' delivery states at once (`core::deliveries`): one statement per
+    /// state and chunk, in one transaction, with the same rules as `set_delivery`.
+    pub async fn set_deliveries(
+        &self,
+        states: &[(i64, Delivery)],
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let outbox = self.is_shared();
+        let mut by_state: Vec<(Delivery, Vec<i64>)> = Vec::new();
+        for (id, state) in states {
+            match by_state.iter_mut().find(|(s, _)| s == state) {
+                Some((_, ids)) => ids.push(*id),
+                None => by_state.push((*state, vec![*id])),
+            }
+        }
+        self.write(move |conn: &mut AnyConnection| {
+            Box::pin(async move {
+                for (state, ids) in &by_state {
+                    // Well under SQLite's and PostgreSQL's bind limits.
+                    for chunk in ids.chunks(500) {
+                        let list = placeholders(3, chunk.len());
+                        let sql = match state {
+                            Delivery::Queued | Delivery::Submitted => format!(
+                                "UPDATE codes SET delivery = $1, submitted_at = $2 WHERE id IN ({list}) \
+                                 AND (delivery IS NULL OR delivery = 'queued')"
+                            ),
+                            _ => format!(
+                                "UPDATE codes SET delivery = $1, delivery_at = $2 WHERE id IN ({list})"
+                            ),
+                        };
+                        let mut q = sqlx::query(&sql).bind(state.as_str()).bind(at);
+                        for id in chunk {
+                            q = q.bind(*id);
+                        }
+                        q.execute(&mut *conn).await?;
+                        if outbox && *state != Delivery::Queued {
+                            let sql = format!(
+                                "DELETE FROM reply_outbox WHERE code_id IN ({})",
+                                placeholders(1, chunk.len())
+                            );
+                            let mut q = sqlx::query(&sql);
+                            for id in chunk {
+                                q = q.bind(*id);
+                            }
+                            q.execute(&mut *conn).await?;
+                        }
+                    }
+                }
+                Ok(())
+            })
         })
         .await
     }
@@ -177,8 +243,12 @@ impl Store {
         at: i64,
     ) -> Result<(), StoreError> {
         let m = OwnedRef::from(message);
+        let outbox = self.is_shared();
         self.write(move |conn: &mut AnyConnection| {
             Box::pin(async move {
+                if outbox {
+                    super::outbox::remove(conn, code_id).await?;
+                }
                 sqlx::query(
                     "UPDATE codes SET connection = $2, message_id = $3, message_key_dec = $4, message_key_hex = $5, \
                      submitted_at = $6, delivery = CASE WHEN delivery IS NULL OR delivery = 'queued' THEN 'submitted' ELSE delivery END \
@@ -333,4 +403,12 @@ impl From<&MessageRef<'_>> for OwnedRef {
             key_hex: m.key_hex.map(str::to_owned),
         }
     }
+}
+
+/// `$first, $first+1, …` for `n` values.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

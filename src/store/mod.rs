@@ -26,9 +26,12 @@ mod backoffice;
 mod cards;
 mod codes;
 mod limits;
+mod outbox;
 mod tokens;
 mod verify;
 mod writer;
+
+pub use outbox::{ClaimedRow, NewOutboxReply};
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -225,6 +228,8 @@ pub struct NewCode<'a> {
     pub txn_hash: Option<&'a str>,
     /// The customer's cap, in whole units of `[policy] cap_currency`.
     pub cap: Option<i64>,
+    /// The reply carrying the code, for the outbox (several nodes on PostgreSQL).
+    pub outbox: Option<NewOutboxReply>,
 }
 
 /// A pushed code's idempotency key: the caller's request id, and a fingerprint of

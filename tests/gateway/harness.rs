@@ -460,6 +460,15 @@ sender_id = "BankOTP"
             .to_owned()
     }
 
+    /// Kills the process with SIGKILL, as a crash or an OOM kill would: nothing is
+    /// flushed, unbound or handed back.
+    pub fn kill(&self) {
+        if let Some(mut child) = self.child.lock().unwrap().take() {
+            child.kill().expect("SIGKILL");
+            let _ = child.wait();
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn stop(&self) -> std::process::ExitStatus {
         let mut child = self.child.lock().unwrap().take().expect("running");

@@ -8,6 +8,7 @@ mod smsc;
 
 mod admin;
 mod bench;
+mod cluster;
 mod console;
 mod hardening;
 mod limits;

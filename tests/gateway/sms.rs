@@ -190,3 +190,59 @@ fn bad_source_and_destination_addresses_get_smpp_errors() {
     ]);
     assert_eq!(p.event("submit_sm_resp")["status"], 0x0A, "{p:?}");
 }
+
+/// A reply the peer acknowledges leaves its code `submitted`; one it refuses,
+/// `undelivered` (the listener's delivery states are written in batches).
+#[test]
+fn the_peers_answer_to_a_reply_is_the_codes_delivery_state() {
+    let gw = Gateway::start();
+    let admin = gw.api_key("admin");
+    let card = gw.enroll(&admin, cards::A, "989121110410");
+    let code_ids = |gw: &Gateway| -> Vec<i64> {
+        let (_, events) = gw.get(&admin, &format!("/v1/cards/{}/events", card["id"]));
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "code_issued")
+            .map(|e| e["detail"]["code_id"].as_i64().unwrap())
+            .collect()
+    };
+    let delivery_of = |id: i64, want: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let (status, code) = gw.get(&admin, &format!("/v1/codes/{id}"));
+            assert_eq!(status, 200, "{code}");
+            if code["delivery"] == want {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "code {id}: {code}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    code_in(&gw.sms("989121110410", "4321", "ascii"));
+    let first = *code_ids(&gw).iter().max().unwrap();
+    delivery_of(first, "submitted");
+    // The peer answers the deliver_sm with ESME_RSYSERR (8).
+    let p = gw.peer_as(
+        "kannel",
+        "secret",
+        &["--deliver-resp-status", "8"],
+        &[
+            "send",
+            "--from",
+            "989121110410",
+            "--to",
+            SHORT_CODE,
+            "--text",
+            "4321",
+            "--coding",
+            "ascii",
+            "unbind",
+        ],
+    );
+    p.ok();
+    let second = *code_ids(&gw).iter().max().unwrap();
+    assert_ne!(first, second);
+    delivery_of(second, "undelivered");
+}

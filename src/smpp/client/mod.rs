@@ -32,7 +32,7 @@ use tokio_util::task::TaskTracker;
 
 use super::Outgoing;
 use crate::config::{ConnectionSettings, ServiceSettings, SmppSettings};
-use crate::core::{Clock, Core, Outbound, Push};
+use crate::core::{route_target, Clock, Core, Outbound, Push};
 use crate::domain::Delivery;
 
 /// Messages waiting in the outbox, over all routes; past this, pushes are refused
@@ -342,10 +342,20 @@ impl Operators {
         }
         sessions.close();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        // Without an outbox (SQLite) the claim tick never fires.
+        let mut claim = tokio::time::interval(
+            self.shared
+                .core
+                .outbox()
+                .unwrap_or(Duration::from_secs(86_400 * 365)),
+        );
+        claim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let outbox = self.shared.core.outbox().is_some();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => self.shared.sweep().await,
+                _ = claim.tick(), if outbox => self.shared.claim_from_outbox().await,
             }
         }
         sessions.wait().await;
@@ -362,20 +372,7 @@ impl Operators {
 
     /// Routes with no bound connection that can send: `/readyz` is not ready then.
     pub fn routes_down(&self) -> Vec<String> {
-        let mut routes: Vec<String> = self
-            .shared
-            .connections
-            .iter()
-            .flat_map(|c| {
-                if c.settings.routes.is_empty() {
-                    vec![String::new()]
-                } else {
-                    c.settings.routes.clone()
-                }
-            })
-            .collect();
-        routes.sort();
-        routes.dedup();
+        let mut routes = self.shared.routes_of(|_| true);
         routes.retain(|r| {
             !self
                 .shared
@@ -390,6 +387,10 @@ impl Operators {
 impl Outbound for Operators {
     fn route_for(&self, msisdn: &str) -> Option<String> {
         self.shared.route_for(msisdn)
+    }
+
+    fn holds(&self, route: &str) -> bool {
+        self.shared.holds(route)
     }
 
     fn send(&self, push: Push) -> bool {
@@ -409,6 +410,7 @@ impl Outbound for Operators {
                 code_id: push.code_id,
                 ussd: None,
                 deliver_by: Instant::now() + left,
+                send_before: push.send_before,
             },
         };
         self.shared.enqueue(queued, None)
@@ -416,6 +418,78 @@ impl Outbound for Operators {
 }
 
 impl Shared {
+    /// Whether a connection of this node serving `route` can send now.
+    pub fn holds(&self, route: &str) -> bool {
+        self.connections
+            .iter()
+            .any(|c| c.serves(route) && c.can_send())
+    }
+
+    /// The routes the connections chosen by `which` serve, each once ("" is the
+    /// default route).
+    fn routes_of(&self, which: impl Fn(&Connection) -> bool) -> Vec<String> {
+        let mut routes: Vec<String> = self
+            .connections
+            .iter()
+            .filter(|c| which(c))
+            .flat_map(|c| {
+                if c.settings.routes.is_empty() {
+                    vec![String::new()]
+                } else {
+                    c.settings.routes.clone()
+                }
+            })
+            .collect();
+        routes.sort();
+        routes.dedup();
+        routes
+    }
+
+    /// Claims the outbox's messages (several nodes, PostgreSQL) for the routes this
+    /// node's connections can send on: pushed codes and replies another node took
+    /// in, or left behind when it died.
+    async fn claim_from_outbox(&self) {
+        for route in self.routes_of(Connection::can_send) {
+            let claimed = match self.core.claim_replies(&route_target(&route)).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    crate::telemetry::sampled(crate::telemetry::Noisy::OutboxClaim, || {
+                        tracing::warn!(error = %e, "could not claim messages from the outbox");
+                    });
+                    return;
+                }
+            };
+            if claimed.is_empty() {
+                continue;
+            }
+            metrics::counter!("otpgw_outbox_claimed_total").increment(claimed.len() as u64);
+            tracing::info!(route = %route, messages = claimed.len(), "messages claimed from the outbox");
+            let now_ms = self.core.now_ms();
+            let now = Instant::now();
+            for m in claimed {
+                let left = u64::try_from(m.deliver_by.saturating_sub(now_ms)).unwrap_or(0);
+                // A full queue leaves it to the outbox: its claim lapses and it is
+                // claimed again.
+                self.enqueue(
+                    Queued {
+                        route: route.clone(),
+                        msg: Outgoing {
+                            source: String::new(),
+                            to: m.to,
+                            text: m.text,
+                            label: "code",
+                            code_id: Some(m.code_id),
+                            ussd: None,
+                            deliver_by: now + Duration::from_millis(left),
+                            send_before: Some(m.send_before),
+                        },
+                    },
+                    None,
+                );
+            }
+        }
+    }
+
     /// The most specific route whose prefix `msisdn` starts with, else the default
     /// route when one exists.
     pub fn route_for(&self, msisdn: &str) -> Option<String> {

@@ -29,7 +29,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{Connection, Phase, Queued, Shared};
 use crate::config::{ConnectionBind, SmppVersion};
-use crate::core::{CoreError, Inbound};
+use crate::core::{route_target, CoreError, Dispatch, Inbound, ReplyPath};
 use crate::domain::{Channel, Delivery};
 use crate::smpp::codec::{Frame, SmppCodec};
 use crate::smpp::pdu::{self, BindKind, SourceAddress, SubmitOptions};
@@ -360,6 +360,21 @@ impl Session {
             }
             return Ok(());
         }
+        if part.first
+            && part
+                .message
+                .msg
+                .send_before
+                .is_some_and(|t| self.shared.core.now_ms() >= t)
+        {
+            // Our claim on it is running out: the outbox gives it to a node (maybe
+            // this one again) with a fresh lease, so it is not sent twice.
+            let order = part.order;
+            self.ready.retain(|p| p.order != order);
+            metrics::counter!("otpgw_outbox_lapsed_total").increment(1);
+            tracing::info!("claimed message not sent within its lease: left to the outbox");
+            return Ok(());
+        }
         if let Some(pacing) = &self.conn.pacing {
             let n = std::num::NonZeroU32::new(part.segments).unwrap_or(std::num::NonZeroU32::MIN);
             match pacing.check_n(n) {
@@ -658,11 +673,26 @@ impl Session {
         let started = Instant::now();
         self.tasks
             .spawn(tracing::Instrument::in_current_span(async move {
+                // The reply's route, for the outbox (several nodes): any node with
+                // a bound connection of it may send the reply.
+                let path = match shared
+                    .core
+                    .normalize_msisdn(&message.source)
+                    .ok()
+                    .and_then(|m| shared.route_for(&m))
+                {
+                    Some(route) => ReplyPath::Shared {
+                        held_here: conn.can_send() || shared.holds(&route),
+                        target: route_target(&route),
+                    },
+                    None => ReplyPath::Local,
+                };
                 let inbound = Inbound {
                     channel: Channel::Sms,
                     peer: format!("smsc:{}", conn.name()),
                     from: message.source,
                     text: message.text,
+                    path,
                 };
                 // The same deadline as the listener's: past it the SMSC gets
                 // ESME_RX_T_APPN and redelivers; nothing was promised.
@@ -680,6 +710,12 @@ impl Session {
                         let ttl = Duration::from_secs(shared.service.code_ttl_secs);
                         // The code is stored: now the SMSC may consider the message handled.
                         let _ = responses.send(ack);
+                        let send_before = match reply.dispatch {
+                            Dispatch::Direct => None,
+                            Dispatch::Claimed { send_before } => Some(send_before),
+                            // In the outbox, for a node with a connection of its route.
+                            Dispatch::Elsewhere => return,
+                        };
                         let route = shared.route_for(&reply.to).unwrap_or_default();
                         let queued = Queued {
                             route,
@@ -691,9 +727,10 @@ impl Session {
                                 code_id: reply.code_id,
                                 ussd: None,
                                 deliver_by: started + ttl,
+                                send_before,
                             },
                         };
-                        if !shared.enqueue(queued, Some(conn.index)) {
+                        if !shared.enqueue(queued, Some(conn.index)) && send_before.is_none() {
                             tracing::error!("outbox full: reply dropped");
                             if let Some(id) = reply.code_id {
                                 let _ = shared.core.record_undelivered(id).await;
@@ -753,6 +790,7 @@ impl Session {
                                 code_id: screen.reply.code_id,
                                 ussd: Some(screen.meta),
                                 deliver_by: started + ttl,
+                                send_before: None,
                             },
                         };
                         if !shared.enqueue(queued, Some(conn.index)) {
@@ -823,6 +861,7 @@ impl Session {
                                 code_id: m.msg.code_id,
                                 ussd: m.msg.ussd,
                                 deliver_by: m.msg.deliver_by,
+                                send_before: None,
                             },
                         });
                     }

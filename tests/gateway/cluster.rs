@@ -1,0 +1,284 @@
+//! Several real gateway processes on one PostgreSQL acting as one gateway for the
+//! replies that carry codes (the reply outbox): a peer's transmitter bind on one node
+//! and receiver bind on another gets every reply, and when a node is killed right
+//! after it took messages in, another node delivers their codes, each exactly once.
+//! On SQLite (one node) these tests have nothing to show and return at once.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::harness::{code_in, Gateway, Peer, SHORT_CODE};
+use crate::raw;
+
+/// Short leases so a dead node's replies move on quickly; a fast poll.
+const CLUSTER: &str = "language = \"en\"
+[cluster]
+outbox_lease_secs = 3
+outbox_margin_ms = 500
+outbox_poll_ms = 100
+";
+
+fn postgres() -> bool {
+    let on = std::env::var("OTPGW_TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty());
+    if !on {
+        eprintln!("runs only with OTPGW_TEST_POSTGRES_URL: SQLite is one node");
+    }
+    on
+}
+
+/// `n` Luhn-valid test cards with their own numbers: (pan, last 4, msisdn).
+fn customers(n: usize, series: u32) -> Vec<(String, String, String)> {
+    (0..n)
+        .map(|i| {
+            let body = format!("603799{series:03}{i:06}");
+            let pan = format!("{body}{}", luhn_digit(&body));
+            let last4 = pan[pan.len() - 4..].to_owned();
+            (pan, last4, format!("98912{series:03}{i:04}"))
+        })
+        .collect()
+}
+
+fn luhn_digit(body: &str) -> u32 {
+    // The check digit will sit rightmost, so the body's rightmost digit is doubled.
+    let sum: u32 = body
+        .chars()
+        .rev()
+        .map(|c| c.to_digit(10).unwrap())
+        .enumerate()
+        .map(|(i, d)| match (i % 2 == 0, d * 2) {
+            (true, x) if x > 9 => x - 9,
+            (true, x) => x,
+            (false, _) => d,
+        })
+        .sum();
+    (10 - sum % 10) % 10
+}
+
+/// The messages of `who`, sent through a transmitter-only bind (no reply can come
+/// back on it); every one must be accepted.
+fn send_through_transmitter(node: &Gateway, who: &[(String, String, String)]) {
+    let mut args: Vec<&str> = Vec::new();
+    for (_, last4, msisdn) in who {
+        args.extend([
+            "send",
+            "--from",
+            msisdn,
+            "--to",
+            SHORT_CODE,
+            "--text",
+            last4,
+            "--coding",
+            "ascii",
+            "--no-reply",
+            "--quiet-wait",
+            "0",
+        ]);
+    }
+    args.push("unbind");
+    let p = node.peer_as("kannel", "secret", &["--bind", "tx"], &args);
+    p.ok();
+    let accepted = p.all("submit_sm_resp");
+    assert_eq!(accepted.len(), who.len(), "{p:?}");
+    assert!(accepted.iter().all(|r| r["status"] == 0), "{p:?}");
+}
+
+/// A receiver bind that waits for `n` replies, then for one more that must not come
+/// (a duplicate would).
+fn receive(node: &Gateway, n: usize) -> Peer {
+    let mut args: Vec<&str> = Vec::new();
+    for _ in 0..n {
+        args.extend(["wait-deliver", "--timeout", "30"]);
+    }
+    args.extend(["wait-deliver", "--timeout", "2"]);
+    node.peer_as("kannel", "secret", &["--bind", "rx"], &args)
+}
+
+/// Each customer got exactly one reply, each with a code that verifies.
+fn each_got_one_code(rx: &Peer, who: &[(String, String, String)], verify_on: &Gateway) {
+    // The extra wait for a duplicate timed out (exit code 5).
+    assert_eq!(rx.code, Some(5), "{rx:?}");
+    let delivered = rx.all("deliver_sm");
+    assert_eq!(delivered.len(), who.len(), "{delivered:?}");
+    let to: BTreeSet<&str> = delivered
+        .iter()
+        .map(|d| d["destination_addr"].as_str().unwrap())
+        .collect();
+    assert_eq!(to.len(), who.len(), "one reply per customer: {to:?}");
+    let verifier = verify_on.api_key("verifier");
+    for (pan, _, msisdn) in who {
+        let reply = delivered
+            .iter()
+            .find(|d| d["destination_addr"] == msisdn.as_str())
+            .unwrap_or_else(|| panic!("no reply for {msisdn}"));
+        let code = code_in(reply["text"].as_str().unwrap());
+        let r = verify_on.verify(&verifier, pan, &code, &format!("v{msisdn}"));
+        assert_eq!(r["result"], "approved", "{r}");
+    }
+}
+
+#[test]
+fn a_transmitter_on_one_node_and_a_receiver_on_another_get_every_reply() {
+    if !postgres() {
+        return;
+    }
+    let a = Gateway::start_with(CLUSTER);
+    let b = Gateway::start_beside_with(&a, CLUSTER);
+    let admin = a.api_key("admin");
+    let who = customers(6, 101);
+    for (pan, _, msisdn) in &who {
+        a.enroll(&admin, pan, msisdn);
+    }
+    std::thread::scope(|s| {
+        let rx = s.spawn(|| receive(&b, who.len()));
+        b.wait_for_log(r#""bind":"rx""#);
+        send_through_transmitter(&a, &who);
+        each_got_one_code(&rx.join().unwrap(), &who, &b);
+    });
+    // Node A kept none of them for itself: it holds no receiver.
+    assert!(!a.log().contains("replies claimed from the outbox"));
+    assert!(b.log().contains("replies claimed from the outbox"));
+}
+
+#[test]
+fn a_node_killed_after_taking_messages_in_leaves_its_replies_to_another() {
+    if !postgres() {
+        return;
+    }
+    let a = Gateway::start_with(CLUSTER);
+    let b = Gateway::start_beside_with(&a, CLUSTER);
+    let c = Gateway::start_beside_with(&a, CLUSTER);
+    let admin = a.api_key("admin");
+    let who = customers(6, 202);
+    for (pan, _, msisdn) in &who {
+        a.enroll(&admin, pan, msisdn);
+    }
+    // The peer's receiver on A binds and then reads nothing: A claims the replies
+    // and writes them into a socket whose reader is gone with A.
+    let mut stalled = raw::connect_small(a.smpp);
+    assert!(raw::send(
+        &mut stalled,
+        &raw::bind(raw::BIND_RECEIVER, 1, "kannel", "secret")
+    ));
+    let (_, status, _, _) =
+        raw::read_pdu(&mut stalled, Duration::from_secs(10)).expect("bind_resp");
+    assert_eq!(status, 0);
+    a.wait_for_log(r#""bind":"rx""#);
+    std::thread::scope(|s| {
+        let rx = s.spawn(|| receive(&b, who.len()));
+        b.wait_for_log(r#""bind":"rx""#);
+        send_through_transmitter(&a, &who);
+        // Every message was answered, so every code and its reply are committed.
+        a.kill();
+        each_got_one_code(&rx.join().unwrap(), &who, &c);
+    });
+    // B took them over once A's claims ran out; nothing was sent after expiry.
+    assert!(b.log().contains("replies claimed from the outbox"));
+    drop(stalled);
+}
+
+/// A peer's TPS holds across the nodes: three nodes at once, each of which would
+/// allow a burst of 5 on its own, accept about 5 of a peer's PDUs between them.
+#[test]
+fn a_peers_tps_holds_across_three_nodes() {
+    if !postgres() {
+        return;
+    }
+    let limits = "language = \"en\"
+[limits]
+msisdn = [{ count = 1000, per_secs = 60 }]
+card = { count = 1000, per_secs = 1 }
+unknown_sender = { count = 1000, per_secs = 1 }
+peer_tps = 5
+global_per_second = 0
+";
+    let a = Gateway::start_with(limits);
+    let b = Gateway::start_beside_with(&a, limits);
+    let c = Gateway::start_beside_with(&a, limits);
+    let burst = |node: &Gateway| {
+        node.peer(&[
+            "send",
+            "--from",
+            "989121119999",
+            "--to",
+            SHORT_CODE,
+            "--text",
+            "help",
+            "--coding",
+            "ascii",
+            "--no-reply",
+            "--quiet-wait",
+            "0",
+            "--repeat",
+            "8",
+            "unbind",
+        ])
+    };
+    let peers: Vec<Peer> = std::thread::scope(|s| {
+        let handles: Vec<_> = [&a, &b, &c]
+            .into_iter()
+            .map(|node| s.spawn(move || burst(node)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let statuses: Vec<i64> = peers
+        .iter()
+        .flat_map(|p| p.all("submit_sm_resp"))
+        .map(|r| r["status"].as_i64().unwrap())
+        .collect();
+    assert_eq!(statuses.len(), 24, "{peers:?}");
+    let accepted = statuses.iter().filter(|s| **s == 0).count();
+    let throttled = statuses.iter().filter(|s| **s == 0x58).count();
+    assert_eq!(accepted + throttled, 24, "{statuses:?}");
+    // Alone, each node would take its burst of 5 and more as the second goes by
+    // (15 or more in all); together they take the one burst of 5 and what refills
+    // while the three peers run.
+    assert!((5..=10).contains(&accepted), "accepted {accepted} of 24");
+}
+
+/// Client mode shares its messages too: a code pushed through a node whose own
+/// connection to the operator is down goes out through another node's connection
+/// of the same route, once.
+#[test]
+fn a_code_pushed_through_a_node_without_a_connection_goes_out_through_another() {
+    if !postgres() {
+        return;
+    }
+    let smsc = crate::smsc::Smsc::start(&[]);
+    // Node A's connection points at a port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let dead = smsc.connection("mci", "").replace(
+        &format!("port = {}", smsc.port),
+        &format!("port = {dead_port}"),
+    );
+    let a = Gateway::start_with(&format!("{CLUSTER}{dead}"));
+    let b = Gateway::start_beside_with(&a, &format!("{CLUSTER}{}", smsc.connection("mci", "")));
+    smsc.wait_bound(1);
+    let admin = a.api_key("admin");
+    let verifier = a.api_key("verifier");
+    let who = customers(3, 303);
+    for (pan, _, msisdn) in &who {
+        a.enroll(&admin, pan, msisdn);
+    }
+    for (pan, _, msisdn) in &who {
+        let (status, pushed) = a.post(
+            &verifier,
+            "/v1/codes",
+            &serde_json::json!({"pan": pan, "request_id": format!("p{msisdn}")}),
+        );
+        assert_eq!(status, 202, "{pushed}");
+        let submit =
+            smsc.wait(|e| e["event"] == "submit_sm" && e["destination_addr"] == msisdn.as_str());
+        let code = code_in(submit["text"].as_str().unwrap());
+        let r = a.verify(&verifier, pan, &code, &format!("v{msisdn}"));
+        assert_eq!(r["result"], "approved", "{r}");
+    }
+    assert!(b.log().contains("messages claimed from the outbox"));
+    // Each went out once: nothing more arrives in a quiet half second (longer than
+    // five claim polls).
+    std::thread::sleep(Duration::from_millis(500));
+    for (_, _, msisdn) in &who {
+        assert_eq!(crate::smsc::codes_to(&smsc, msisdn).len(), 1, "{msisdn}");
+    }
+}
