@@ -19,6 +19,11 @@ use crate::store::{
 };
 use crate::tokens::{ocra, totp, Hash, TokenKind, TokenSource};
 
+/// Time-stepped by default: each minute's response verifies once, so a response
+/// captured for one payment cannot be replayed for the same payment later (a suite
+/// without `T` only remembers the last payment it answered).
+const DEFAULT_OCRA_SUITE: &str = "OCRA-1:HOTP-SHA256-8:QN08-T1M";
+
 /// Digits in each of the two activation parts.
 pub const PART_DIGITS: usize = 6;
 
@@ -95,6 +100,7 @@ fn aad(uid: &str, card_id: i64) -> Vec<u8> {
 
 fn digits(n: usize) -> String {
     let mut rng = OsRng.unwrap_err();
+
     (0..n)
         .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
         .collect()
@@ -194,7 +200,7 @@ impl Core {
                     )
                     .into());
                 }
-                let suite = ocra::Suite::parse(req.suite.unwrap_or("OCRA-1:HOTP-SHA256-8:QN08"))
+                let suite = ocra::Suite::parse(req.suite.unwrap_or(DEFAULT_OCRA_SUITE))
                     .map_err(TokenError::from)?;
                 suite.enrollable().map_err(TokenError::from)?;
                 let period = u32::try_from(suite.time_step.unwrap_or(0)).unwrap_or(0);

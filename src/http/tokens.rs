@@ -47,9 +47,9 @@ pub struct EnrollTokenRequest {
     #[serde(default)]
     period: Option<u32>,
     /// OCRA: the suite, `OCRA-1:HOTP-SHA{1,256,512}-{6..8}:QN{08..64}[-T…]`;
-    /// default `OCRA-1:HOTP-SHA256-8:QN08`.
+    /// default `OCRA-1:HOTP-SHA256-8:QN08-T1M`.
     #[serde(default)]
-    #[schema(example = "OCRA-1:HOTP-SHA256-8:QN08")]
+    #[schema(example = "OCRA-1:HOTP-SHA256-8:QN08-T1M")]
     suite: Option<String>,
     /// Hardware token: the device's serial.
     #[serde(default)]
