@@ -28,7 +28,7 @@ const DEFAULT_OCRA_SUITE: &str = "OCRA-1:HOTP-SHA256-8:QN08-T1M";
 pub const PART_DIGITS: usize = 6;
 
 /// What the bank asks for when it enrolls a token.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct TokenRequest<'a> {
     pub kind: Option<TokenKind>,
     pub algorithm: Option<Hash>,
@@ -42,9 +42,44 @@ pub struct TokenRequest<'a> {
     pub secret: Option<&'a str>,
 }
 
+// The three below carry a secret, half an activation code or an `otpauth://` URI
+// with the seed: their `Debug` says what they are, never those.
+impl std::fmt::Debug for TokenRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenRequest")
+            .field("kind", &self.kind)
+            .field("suite", &self.suite)
+            .field("serial", &self.serial)
+            .field("secret", &self.secret.map(|_| "***"))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for EnrolledToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrolledToken")
+            .field("token_id", &self.token_id)
+            .field(
+                "activation_part",
+                &self.activation_part.as_ref().map(|_| "***"),
+            )
+            .field("activation", &self.activation)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ActivatedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActivatedToken")
+            .field("token", &self.token.id)
+            .field("otpauth_uri", &"***")
+            .finish()
+    }
+}
+
 /// The answer to an enrollment. `activation_part` is the first half of the
 /// activation code (the ATM prints it); the second went to the card's phone.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct EnrolledToken {
     pub token_id: i64,
     pub token: Token,
@@ -56,7 +91,7 @@ pub struct EnrolledToken {
 }
 
 /// The answer to a successful activation, given once.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ActivatedToken {
     pub token: Token,
     /// `otpauth://totp/…` (or `otpauth://ocra/…`): a QR payload for standard
