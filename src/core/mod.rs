@@ -1318,6 +1318,26 @@ impl Core {
         expires_at: i64,
         actor: &str,
     ) -> Result<ActivationNotice, CoreError> {
+        let sms = ActivationSms {
+            kind: ReplyKind::Activation,
+            code: code.expose(),
+            ttl_secs: self.inner.policy.activation_ttl_secs,
+            event: "activation_sent",
+            detail: serde_json::json!({}),
+        };
+        self.send_activation_sms(card, sms, expires_at, actor).await
+    }
+
+    /// An activation message (a card's code, a token's SMS part) to the card's
+    /// phone through client mode's route for its number, and its audit event. Not in
+    /// the reply outbox: it carries no code record.
+    async fn send_activation_sms(
+        &self,
+        card: &Card,
+        sms: ActivationSms<'_>,
+        expires_at: i64,
+        actor: &str,
+    ) -> Result<ActivationNotice, CoreError> {
         let svc = &self.inner.service;
         let route = self
             .inner
@@ -1328,11 +1348,11 @@ impl Core {
             None => ActivationState::NoRoute,
             Some((outbound, route)) => {
                 let text = texts::render(
-                    ReplyKind::Activation,
+                    sms.kind,
                     svc.language,
                     &texts::Params {
-                        code: code.expose(),
-                        ttl_secs: self.inner.policy.activation_ttl_secs,
+                        code: sms.code,
+                        ttl_secs: sms.ttl_secs,
                         digits: &card.last4,
                         ..texts::Params::default()
                     },
@@ -1352,15 +1372,12 @@ impl Core {
                 }
             }
         };
+        let mut detail = sms.detail;
+        detail["state"] = state.as_str().into();
+        detail["expires_at"] = expires_at.into();
         self.inner
             .store
-            .audit(
-                Some(card.id),
-                "activation_sent",
-                actor,
-                serde_json::json!({"state": state.as_str(), "expires_at": expires_at}),
-                self.now_ms(),
-            )
+            .audit(Some(card.id), sms.event, actor, detail, self.now_ms())
             .await?;
         Ok(ActivationNotice { state, expires_at })
     }
@@ -1439,6 +1456,16 @@ impl Core {
             .api_key(&codes::api_key_hash(bearer))
             .await?)
     }
+}
+
+/// What an activation message says, and how its sending is audited.
+struct ActivationSms<'a> {
+    kind: ReplyKind,
+    code: &'a str,
+    ttl_secs: u64,
+    event: &'static str,
+    /// Audit detail; `state` and `expires_at` are added.
+    detail: serde_json::Value,
 }
 
 /// What the core decided to say, before it is rendered in the customer's language.

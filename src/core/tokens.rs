@@ -10,7 +10,7 @@
 use rand::rngs::OsRng;
 use rand::{Rng, TryRngCore};
 
-use super::{decide, texts, ActivationNotice, ActivationState, Core, CoreError, Presented, Push};
+use super::{decide, texts, ActivationNotice, Core, CoreError, Presented};
 use crate::config::Factor;
 use crate::domain::{CardStatus, Reason, Verdict};
 use crate::store::{
@@ -348,51 +348,14 @@ impl Core {
         expires_at: i64,
         actor: &str,
     ) -> Result<ActivationNotice, CoreError> {
-        let svc = &self.inner.service;
-        let route = self
-            .inner
-            .outbound
-            .get()
-            .and_then(|o| o.route_for(&card.msisdn).map(|r| (o, r)));
-        let state = match route {
-            None => ActivationState::NoRoute,
-            Some((outbound, route)) => {
-                let text = texts::render(
-                    texts::ReplyKind::TokenActivation,
-                    svc.language,
-                    &texts::Params {
-                        code: part,
-                        ttl_secs: self.inner.tokens.activation_ttl_secs,
-                        digits: &card.last4,
-                        ..texts::Params::default()
-                    },
-                );
-                if outbound.send(Push {
-                    to: card.msisdn.clone(),
-                    text,
-                    code_id: None,
-                    route,
-                    expires_at,
-                    // Not in the reply outbox (as a card's activation SMS).
-                    send_before: None,
-                }) {
-                    ActivationState::Sent
-                } else {
-                    ActivationState::QueueFull
-                }
-            }
+        let sms = super::ActivationSms {
+            kind: texts::ReplyKind::TokenActivation,
+            code: part,
+            ttl_secs: self.inner.tokens.activation_ttl_secs,
+            event: "token_activation_sent",
+            detail: serde_json::json!({ "token_id": token_id }),
         };
-        self.inner
-            .store
-            .audit(
-                Some(card.id),
-                "token_activation_sent",
-                actor,
-                serde_json::json!({"token_id": token_id, "state": state.as_str(), "expires_at": expires_at}),
-                self.now_ms(),
-            )
-            .await?;
-        Ok(ActivationNotice { state, expires_at })
+        self.send_activation_sms(card, sms, expires_at, actor).await
     }
 
     /// The app proves both parts (joined) and receives its secret once, as an
