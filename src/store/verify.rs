@@ -221,13 +221,7 @@ async fn apply_effect(
                 // Cannot happen while we hold the card's lock; refuse rather than approve.
                 return Err(StoreError::Corrupt("live code changed under lock".into()));
             }
-            sqlx::query("UPDATE cards SET failures = 0, updated_at = $2 WHERE id = $1")
-                .bind(card.id)
-                .bind(a.now)
-                .execute(&mut *conn)
-                .await?;
-            after.failures = 0;
-            Ok(())
+            reset_failures(conn, card.id, a.now, after).await
         }
         Effect::UseToken(u) => {
             // The rule saw `last_step` under the card's lock; the condition only
@@ -248,13 +242,7 @@ async fn apply_effect(
             if used != 1 {
                 return Err(StoreError::Corrupt("token changed under lock".into()));
             }
-            sqlx::query("UPDATE cards SET failures = 0, updated_at = $2 WHERE id = $1")
-                .bind(card.id)
-                .bind(a.now)
-                .execute(&mut *conn)
-                .await?;
-            after.failures = 0;
-            Ok(())
+            reset_failures(conn, card.id, a.now, after).await
         }
         Effect::ExpireCode(code_id) => {
             sqlx::query("UPDATE codes SET state = 'expired' WHERE id = $1 AND state = 'live'")
@@ -306,4 +294,20 @@ async fn apply_effect(
             Ok(())
         }
     }
+}
+
+/// An approved code or token code ends the run of failures.
+async fn reset_failures(
+    conn: &mut AnyConnection,
+    card_id: i64,
+    now: i64,
+    after: &mut After,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE cards SET failures = 0, updated_at = $2 WHERE id = $1")
+        .bind(card_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    after.failures = 0;
+    Ok(())
 }
