@@ -1196,6 +1196,28 @@ mod tests {
     }
 
     #[test]
+    fn cluster_settings_are_checked() {
+        let cluster = |t: &str| with_connections(&format!("[cluster]\n{t}"));
+        let s = cluster("").unwrap();
+        assert_eq!(
+            (s.cluster.outbox_lease_secs, s.cluster.outbox_margin_ms),
+            (10, 2_000)
+        );
+        assert!(cluster("node_id = \"otpgw-a\"").is_ok());
+        for bad in [
+            "outbox_lease_secs = 0",
+            "outbox_poll_ms = 0",
+            "outbox_lease_secs = 2\noutbox_margin_ms = 2000",
+            "node_id = \"\"",
+            "node_id = \"two words\"",
+            "node_id = \"a\\nb\"",
+            "outbox_lease = 3",
+        ] {
+            assert!(cluster(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
     fn connections_are_checked() {
         let one = |extra: &str| {
             format!(

@@ -137,17 +137,4 @@ impl Store {
         })
         .await
     }
-
-    /// Replies waiting, for tests and the console: (all, claimed by a live lease).
-    pub async fn pending_replies(&self, now: i64) -> Result<(i64, i64), StoreError> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS pending, \
-             COALESCE(SUM(CASE WHEN lease_until >= $1 THEN 1 ELSE 0 END), 0) AS held \
-             FROM reply_outbox WHERE deliver_by > $1",
-        )
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((row.try_get("pending")?, row.try_get("held")?))
-    }
 }
