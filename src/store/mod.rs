@@ -501,6 +501,11 @@ impl Store {
         }
     }
 
+    /// SQLite's writer, for the jobs that have a one-call form there.
+    fn sqlite_writer(&self) -> Option<&writer::Writer> {
+        self.writer.as_ref().map(|(w, _)| w)
+    }
+
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match self.backend {
             Backend::Sqlite => SQLITE_MIGRATOR.run(&self.pool).await?,

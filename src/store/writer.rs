@@ -10,6 +10,12 @@
 //! gets its own error; the others in the batch are unaffected. When the commit
 //! fails, every request of the batch gets `StoreError::Unavailable`: nothing of it
 //! was stored, and no answer claims otherwise.
+//!
+//! Every statement is a round trip to sqlx's SQLite worker thread (a channel hop
+//! and two wake-ups), and the writer is serial, so the hops per request bound the
+//! rate. A hot request may therefore be *guarded*: one multi-statement call that
+//! opens and releases its own savepoint `guarded` (see `guarded`), which saves the
+//! writer's bookkeeping hop after it; on its failure the writer rolls back to it.
 
 use futures::future::BoxFuture;
 use sqlx::pool::PoolConnection;
@@ -31,10 +37,21 @@ trait Work: Send {
     fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, bool>;
     /// Answers the caller once the batch's fate is known.
     fn finish(self: Box<Self>, commit: Result<(), &str>);
+    /// True when the request keeps its own savepoint `guarded` (see `guarded`).
+    fn guarded(&self) -> bool;
+}
+
+/// A guarded request's SQL: its statements inside the savepoint `guarded`, run as
+/// one call. If one fails, the writer rolls back to the savepoint. Such a job must
+/// return `Err` only when that call failed: what it reads from the rows afterwards
+/// belongs in its answer (the savepoint is gone by then).
+pub(super) fn guarded(statements: &str) -> String {
+    format!("SAVEPOINT guarded; {statements}; RELEASE guarded")
 }
 
 struct Pending<T, F> {
     job: Option<F>,
+    guarded: bool,
     result: Option<Result<T, StoreError>>,
     answer: oneshot::Sender<Result<T, StoreError>>,
 }
@@ -68,6 +85,10 @@ where
         };
         let _ = self.answer.send(answer);
     }
+
+    fn guarded(&self) -> bool {
+        self.guarded
+    }
 }
 
 /// The handle every `Store` clone shares; the task ends when the last one goes.
@@ -100,9 +121,32 @@ impl Writer {
             + Send
             + 'static,
     {
+        self.submit(job, false).await
+    }
+
+    /// As `write`, for a job whose SQL is wrapped by `guarded` (it keeps its own
+    /// savepoint): one hop fewer per request.
+    pub async fn write_guarded<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, StoreError>>
+            + Send
+            + 'static,
+    {
+        self.submit(job, true).await
+    }
+
+    async fn submit<T, F>(&self, job: F, guarded: bool) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, StoreError>>
+            + Send
+            + 'static,
+    {
         let (answer, answered) = oneshot::channel();
         let work: Box<dyn Work> = Box::new(Pending {
             job: Some(job),
+            guarded,
             result: None,
             answer,
         });
@@ -176,13 +220,33 @@ async fn run(pool: AnyPool, mut requests: mpsc::Receiver<Box<dyn Work>>, stop: C
 
 /// One batch: a transaction with one savepoint per request. Each statement is a
 /// round trip to sqlx's SQLite worker thread (a channel hop and a wake-up), so the
-/// savepoint bookkeeping between two requests travels as one multi-statement call.
+/// savepoint bookkeeping between two requests travels as one multi-statement call,
+/// and a guarded request (its own savepoint) needs none: the writer's savepoint
+/// `request` is only moved up to the current point before the next unguarded one.
 async fn commit(conn: &mut AnyConnection, batch: &mut [Box<dyn Work>]) -> Result<(), sqlx::Error> {
     sqlx::query("BEGIN IMMEDIATE; SAVEPOINT request")
         .execute(&mut *conn)
         .await?;
     let ran = async {
+        // True when guarded requests ran since `request` was set: it must move up
+        // before an unguarded request may roll back to it.
+        let mut stale = false;
         for work in batch.iter_mut() {
+            if work.guarded() {
+                if !work.run(conn).await {
+                    sqlx::query("ROLLBACK TO guarded; RELEASE guarded")
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                stale = true;
+                continue;
+            }
+            if stale {
+                sqlx::query("RELEASE request; SAVEPOINT request")
+                    .execute(&mut *conn)
+                    .await?;
+                stale = false;
+            }
             let next = if work.run(conn).await {
                 "RELEASE request; SAVEPOINT request"
             } else {
