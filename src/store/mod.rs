@@ -29,6 +29,7 @@ mod limits;
 mod outbox;
 mod tokens;
 mod verify;
+mod verify_sqlite;
 mod writer;
 
 pub use outbox::{ClaimedRow, NewOutboxReply};

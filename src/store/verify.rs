@@ -13,15 +13,15 @@ use crate::domain::{CardStatus, CodeState, Reason, Verdict};
 use crate::tokens::TokenState;
 
 /// A `VerifyAttempt` the writer can own.
-struct Attempt {
-    api_key_id: i64,
-    request_id: String,
-    fingerprint: String,
-    pan_hash: String,
-    now: i64,
-    max_failures: i64,
-    lock_ms: Option<i64>,
-    actor: String,
+pub(super) struct Attempt {
+    pub api_key_id: i64,
+    pub request_id: String,
+    pub fingerprint: String,
+    pub pan_hash: String,
+    pub now: i64,
+    pub max_failures: i64,
+    pub lock_ms: Option<i64>,
+    pub actor: String,
 }
 
 impl Store {
@@ -56,11 +56,22 @@ impl Store {
             lock_ms: attempt.lock_ms,
             actor: attempt.actor.to_owned(),
         };
-        let decided = self
-            .write(move |conn: &mut AnyConnection| {
-                Box::pin(async move { decide_and_apply(conn, &a, decide).await })
-            })
-            .await;
+        let decided = match self.sqlite_writer() {
+            Some(writer) => writer
+                .write_guarded(move |conn: &mut AnyConnection| {
+                    Box::pin(async move {
+                        super::verify_sqlite::decide_and_apply(conn, &a, decide).await
+                    })
+                })
+                .await
+                .and_then(|answer| answer),
+            None => {
+                self.write(move |conn: &mut AnyConnection| {
+                    Box::pin(async move { decide_and_apply(conn, &a, decide).await })
+                })
+                .await
+            }
+        };
         match decided {
             // A concurrent request with the same id won: answer as it did.
             Err(StoreError::Raced) => self
@@ -110,18 +121,7 @@ where
             .bind(card.id)
             .fetch_optional(&mut *conn)
             .await?
-            .map(|r| -> Result<LatestCode, StoreError> {
-                let state: String = r.try_get("state")?;
-                Ok(LatestCode {
-                    id: r.try_get("id")?,
-                    code_hash: r.try_get("code_hash")?,
-                    state: CodeState::parse(&state)
-                        .ok_or_else(|| StoreError::Corrupt(format!("code state {state}")))?,
-                    expires_at: r.try_get("expires_at")?,
-                    txn_hash: r.try_get("txn_hash")?,
-                    cap: r.try_get("cap")?,
-                })
-            })
+            .map(|r| latest_from_row(&r))
             .transpose()?;
             let tokens = super::tokens::tokens_in(conn, card.id, TokenState::Active).await?;
             let (verdict, effect) = decide(&card, latest.as_ref(), &tokens);
@@ -132,17 +132,7 @@ where
             (verdict, Some(card.id))
         }
     };
-    let (result, reason) = match verdict {
-        Verdict::Approved => ("approved", None),
-        Verdict::Rejected(r) => ("rejected", Some(r.as_str())),
-    };
-    // What the switch may tell the customer: attempts left before the lock (after
-    // this one), and whether and when a lock ends.
-    let counted = matches!(verdict, Verdict::Rejected(r) if r.carries_attempts());
-    let attempts_left = (card_id.is_some() && counted)
-        .then(|| a.max_failures.saturating_sub(after.failures).max(0));
-    let lock = (card_id.is_some() && after.status == Some(CardStatus::Locked))
-        .then_some(after.locked_until);
+    let answer = Answer::new(verdict, card_id, &after, a);
     let inserted = sqlx::query(
         "INSERT INTO verifications (api_key_id, request_id, fingerprint, card_id, result, reason, response_code, created_at, \
          attempts_left, locked, locked_until) \
@@ -152,13 +142,13 @@ where
     .bind(&a.request_id)
     .bind(&a.fingerprint)
     .bind(card_id)
-    .bind(result)
-    .bind(reason)
+    .bind(answer.result)
+    .bind(answer.reason)
     .bind(verdict.response_code())
     .bind(a.now)
-    .bind(attempts_left)
-    .bind(lock.map(|_| 1i64))
-    .bind(lock.flatten())
+    .bind(answer.attempts_left)
+    .bind(answer.lock.map(|_| 1i64))
+    .bind(answer.lock.flatten())
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -172,31 +162,91 @@ where
             card_id,
             "verified",
             &a.actor,
-            serde_json::json!({"result": result, "reason": reason, "request_id": a.request_id, "attempts_left": attempts_left, "token_id": after.token_id}),
+            answer.event(a, &after),
             a.now,
         )
         .await?;
     }
-    Ok(VerifyRecord {
-        verdict,
-        card_id,
-        fingerprint: a.fingerprint.clone(),
-        locked_now: after.locked_now,
-        attempts_left,
-        lock,
-        replayed: false,
+    Ok(answer.record(verdict, card_id, a, &after))
+}
+
+/// What the verification answers and records, from the verdict and the card as
+/// the verification left it.
+pub(super) struct Answer {
+    pub result: &'static str,
+    pub reason: Option<&'static str>,
+    /// Attempts left before the lock (after this one), for the switch to warn.
+    pub attempts_left: Option<i64>,
+    /// Whether and when a lock ends.
+    pub lock: Option<Option<i64>>,
+}
+
+impl Answer {
+    pub fn new(verdict: Verdict, card_id: Option<i64>, after: &After, a: &Attempt) -> Self {
+        let (result, reason) = match verdict {
+            Verdict::Approved => ("approved", None),
+            Verdict::Rejected(r) => ("rejected", Some(r.as_str())),
+        };
+        let counted = matches!(verdict, Verdict::Rejected(r) if r.carries_attempts());
+        let attempts_left = (card_id.is_some() && counted)
+            .then(|| a.max_failures.saturating_sub(after.failures).max(0));
+        let lock = (card_id.is_some() && after.status == Some(CardStatus::Locked))
+            .then_some(after.locked_until);
+        Self {
+            result,
+            reason,
+            attempts_left,
+            lock,
+        }
+    }
+
+    /// The `verified` audit event's detail.
+    pub fn event(&self, a: &Attempt, after: &After) -> serde_json::Value {
+        serde_json::json!({"result": self.result, "reason": self.reason, "request_id": a.request_id,
+            "attempts_left": self.attempts_left, "token_id": after.token_id})
+    }
+
+    pub fn record(
+        self,
+        verdict: Verdict,
+        card_id: Option<i64>,
+        a: &Attempt,
+        after: &After,
+    ) -> VerifyRecord {
+        VerifyRecord {
+            verdict,
+            card_id,
+            fingerprint: a.fingerprint.clone(),
+            locked_now: after.locked_now,
+            attempts_left: self.attempts_left,
+            lock: self.lock,
+            replayed: false,
+        }
+    }
+}
+
+pub(super) fn latest_from_row(r: &sqlx::any::AnyRow) -> Result<LatestCode, StoreError> {
+    let state: String = r.try_get("state")?;
+    Ok(LatestCode {
+        id: r.try_get("id")?,
+        code_hash: r.try_get("code_hash")?,
+        state: CodeState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("code state {state}")))?,
+        expires_at: r.try_get("expires_at")?,
+        txn_hash: r.try_get("txn_hash")?,
+        cap: r.try_get("cap")?,
     })
 }
 
 /// The card as the verification left it.
 #[derive(Default)]
-struct After {
-    status: Option<CardStatus>,
-    failures: i64,
-    locked_until: Option<i64>,
-    locked_now: bool,
+pub(super) struct After {
+    pub status: Option<CardStatus>,
+    pub failures: i64,
+    pub locked_until: Option<i64>,
+    pub locked_now: bool,
     /// The token whose code was approved.
-    token_id: Option<i64>,
+    pub token_id: Option<i64>,
 }
 
 async fn apply_effect(

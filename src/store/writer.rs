@@ -43,8 +43,9 @@ trait Work: Send {
 
 /// A guarded request's SQL: its statements inside the savepoint `guarded`, run as
 /// one call. If one fails, the writer rolls back to the savepoint. Such a job must
-/// return `Err` only when that call failed: what it reads from the rows afterwards
-/// belongs in its answer (the savepoint is gone by then).
+/// return `Err` only when that call failed: what it found before the call (which
+/// wrote nothing) or reads from its rows afterwards (the savepoint is gone by then)
+/// belongs in its `Ok` answer.
 pub(super) fn guarded(statements: &str) -> String {
     format!("SAVEPOINT guarded; {statements}; RELEASE guarded")
 }
