@@ -83,7 +83,7 @@ impl Store {
     }
 }
 
-async fn decide_and_apply<F>(
+pub(super) async fn decide_and_apply<F>(
     conn: &mut AnyConnection,
     a: &Attempt,
     decide: F,

@@ -266,3 +266,189 @@ impl Apply {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DatabaseSettings;
+    use crate::domain::{Channel, CodeState};
+    use crate::store::{NewCard, NewCode, Store, VerifyAttempt};
+
+    /// A rule close to the core's, enough to reach every effect.
+    fn rule(
+        candidate: &'static str,
+        now: i64,
+    ) -> impl FnOnce(&LockedCard, Option<&LatestCode>, &[TokenRecord]) -> (Verdict, Effect)
+           + Send
+           + 'static {
+        move |card, latest, _| {
+            if card.status != CardStatus::Active {
+                return (Verdict::Rejected(Reason::Locked), Effect::None);
+            }
+            match latest {
+                Some(c) if c.state == CodeState::Live && c.code_hash == candidate => {
+                    if now < c.expires_at {
+                        (Verdict::Approved, Effect::UseCode(c.id))
+                    } else {
+                        (Verdict::Rejected(Reason::Expired), Effect::ExpireCode(c.id))
+                    }
+                }
+                Some(c) if c.state == CodeState::Live && now < c.expires_at => {
+                    (Verdict::Rejected(Reason::Invalid), Effect::CountFailure)
+                }
+                _ => (Verdict::Rejected(Reason::Invalid), Effect::None),
+            }
+        }
+    }
+
+    enum Step {
+        Issue(&'static str, i64),
+        Verify(&'static str, &'static str, &'static str, i64),
+    }
+
+    /// Runs `steps` on a fresh SQLite store, through the two-call form or through
+    /// the statement-by-statement one (PostgreSQL's), and returns every answer and
+    /// what the tables hold afterwards.
+    async fn run(steps: &[Step], two_calls: bool) -> (Vec<String>, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = DatabaseSettings {
+            url: format!("sqlite://{}", dir.path().join("t.db").display()),
+            ..DatabaseSettings::default()
+        };
+        let store = Store::connect(&settings).await.unwrap();
+        store.migrate().await.unwrap();
+        let card = NewCard {
+            pan_hash: "pan",
+            last4: "4321",
+            last6_hash: "l6",
+            msisdn: "989120000000",
+            activation: None,
+        };
+        let card_id = store.enroll(card, "t", 1).await.unwrap().id;
+        let mut answers = Vec::new();
+        for step in steps {
+            match *step {
+                Step::Issue(hash, at) => {
+                    let code = NewCode {
+                        card_id,
+                        code_hash: hash,
+                        channel: Channel::Sms,
+                        peer: "p",
+                        issued_at: at,
+                        expires_at: at + 60_000,
+                        delivery: None,
+                        route: None,
+                        txn_hash: None,
+                        cap: None,
+                        outbox: None,
+                    };
+                    answers.push(format!("{:?}", store.issue_code(code, "smpp").await));
+                }
+                Step::Verify(pan, request_id, candidate, now) => {
+                    let attempt = VerifyAttempt {
+                        api_key_id: 1,
+                        request_id,
+                        fingerprint: candidate,
+                        pan_hash: pan,
+                        now,
+                        max_failures: 3,
+                        lock_ms: Some(10_000),
+                        actor: "key:1",
+                    };
+                    let answer = if two_calls {
+                        store.verify(&attempt, rule(candidate, now)).await
+                    } else {
+                        let a = Attempt {
+                            api_key_id: 1,
+                            request_id: request_id.to_owned(),
+                            fingerprint: candidate.to_owned(),
+                            pan_hash: pan.to_owned(),
+                            now,
+                            max_failures: 3,
+                            lock_ms: Some(10_000),
+                            actor: "key:1".to_owned(),
+                        };
+                        match store.verification(1, request_id).await.unwrap() {
+                            Some(previous) => Ok(previous),
+                            None => {
+                                store
+                                    .write(move |conn: &mut AnyConnection| {
+                                        Box::pin(async move {
+                                            super::super::verify::decide_and_apply(
+                                                conn,
+                                                &a,
+                                                rule(candidate, now),
+                                            )
+                                            .await
+                                        })
+                                    })
+                                    .await
+                            }
+                        }
+                    };
+                    answers.push(format!("{answer:?}"));
+                }
+            }
+        }
+        let mut tables = Vec::new();
+        for sql in [
+            "SELECT id || ' ' || status || ' ' || failures || ' ' || COALESCE(locked_until, '-') || ' ' || updated_at FROM cards",
+            "SELECT id || ' ' || state || ' ' || COALESCE(used_at, '-') FROM codes ORDER BY id",
+            "SELECT request_id || ' ' || COALESCE(card_id, '-') || ' ' || result || ' ' || COALESCE(reason, '-') || ' ' || \
+             response_code || ' ' || COALESCE(attempts_left, '-') || ' ' || COALESCE(locked, '-') || ' ' || \
+             COALESCE(locked_until, '-') || ' ' || created_at FROM verifications ORDER BY rowid",
+            "SELECT COALESCE(card_id, '-') || ' ' || kind || ' ' || actor || ' ' || detail || ' ' || at FROM events ORDER BY id",
+        ] {
+            let rows: Vec<String> = sqlx::query_scalar(sql).fetch_all(&store.pool).await.unwrap();
+            tables.extend(rows);
+        }
+        store.close().await;
+        (answers, tables)
+    }
+
+    /// The two forms give the same answers and leave the same rows: a wrong code,
+    /// a right one, a repeated request id, an expired code, three failures and a
+    /// timed lock, a verify while locked, the lock's end by time, an unknown card.
+    #[tokio::test]
+    async fn two_calls_and_the_statement_path_agree() {
+        use Step::*;
+        let steps = [
+            Issue("c1", 1_000),
+            Verify("pan", "r1", "bad", 2_000),
+            Verify("pan", "r2", "c1", 3_000),
+            Verify("pan", "r2", "c1", 3_500),
+            Issue("c2", 4_000),
+            Verify("pan", "r3", "c2", 70_000),
+            Issue("c3", 80_000),
+            Verify("pan", "r4", "bad", 81_000),
+            Verify("pan", "r5", "bad", 81_100),
+            Verify("pan", "r6", "bad", 81_200),
+            Verify("pan", "r7", "c3", 85_000),
+            Verify("pan", "r8", "bad", 100_000),
+            Issue("c4", 100_500),
+            Verify("pan", "r9", "c4", 101_000),
+            Verify("nobody", "r10", "c4", 102_000),
+        ];
+        let (answers, tables) = run(&steps, true).await;
+        let (expected_answers, expected_tables) = run(&steps, false).await;
+        assert_eq!(answers, expected_answers);
+        assert_eq!(tables, expected_tables);
+        // The scenario reached what it meant to: a lock, its end, an approval.
+        assert!(
+            tables.iter().any(|r| r.contains(" locked key:1 ")),
+            "{tables:#?}"
+        );
+        assert!(
+            tables.iter().any(|r| r.contains(" lock_expired ")),
+            "{tables:#?}"
+        );
+        assert!(
+            answers.last().unwrap().contains("NotEnrolled"),
+            "{answers:#?}"
+        );
+        assert!(
+            answers[2].contains("Approved") && answers[3].contains("replayed: true"),
+            "{answers:#?}"
+        );
+    }
+}
