@@ -93,7 +93,8 @@ where
 {
     let card = sqlx::query(
         "UPDATE cards SET updated_at = updated_at WHERE pan_hash = $1 \
-         RETURNING id, status, failures, locked_until, epin_hash",
+         RETURNING id, status, failures, locked_until, epin_hash, \
+         EXISTS (SELECT 1 FROM tokens WHERE tokens.card_id = cards.id AND tokens.state = 'active') AS has_tokens",
     )
     .bind(&a.pan_hash)
     .fetch_optional(&mut *conn)
@@ -109,7 +110,13 @@ where
                 epin_hash: row.try_get("epin_hash")?,
             };
             let locked_until: Option<i64> = row.try_get("locked_until")?;
-            if end_elapsed_lock(conn, card.id, a.now).await? {
+            // The flag's type differs by database (boolean, integer): read either.
+            let has_tokens = row
+                .try_get::<bool, _>("has_tokens")
+                .or_else(|_| row.try_get::<i64, _>("has_tokens").map(|n| n != 0))?;
+            let elapsed = card.status == CardStatus::Locked
+                && locked_until.is_some_and(|until| until <= a.now);
+            if elapsed && end_elapsed_lock(conn, card.id, a.now).await? {
                 (card.status, card.failures) = (CardStatus::Active, 0);
             }
             after.status = Some(card.status);
@@ -123,7 +130,11 @@ where
             .await?
             .map(|r| latest_from_row(&r))
             .transpose()?;
-            let tokens = super::tokens::tokens_in(conn, card.id, TokenState::Active).await?;
+            let tokens = if has_tokens {
+                super::tokens::tokens_in(conn, card.id, TokenState::Active).await?
+            } else {
+                Vec::new()
+            };
             let (verdict, effect) = decide(&card, latest.as_ref(), &tokens);
             if let Effect::UseToken(u) = &effect {
                 after.token_id = Some(u.token_id);
