@@ -40,11 +40,15 @@ impl Store {
             + Send
             + 'static,
     {
-        if let Some(previous) = self
-            .verification(attempt.api_key_id, attempt.request_id)
-            .await?
-        {
-            return Ok(previous);
+        // PostgreSQL: a retried request id is answered without a transaction. On
+        // SQLite the writer's first call looks it up anyway (`verify_sqlite`).
+        if self.sqlite_writer().is_none() {
+            if let Some(previous) = self
+                .verification(attempt.api_key_id, attempt.request_id)
+                .await?
+            {
+                return Ok(previous);
+            }
         }
         let a = Attempt {
             api_key_id: attempt.api_key_id,
