@@ -200,8 +200,8 @@ pub struct VerifyOutcome {
     pub verdict: Verdict,
     pub locked_now: bool,
     pub replayed: bool,
-    /// Failures left before the card locks, on a rejection that counted (or could
-    /// have counted) one, and on a lock.
+    /// Failures left before the card locks, on every rejection of an enrolled card
+    /// (0 while locked or suspended).
     pub attempts_left: Option<i64>,
     /// The card is locked: until when (epoch ms), or `None` until re-activated.
     pub lock: Option<Option<i64>>,
