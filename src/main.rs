@@ -118,7 +118,8 @@ enum CardCommand {
 enum TokenCommand {
     /// Enroll a token for a card. Without --serial: a software token; prints the
     /// first activation part (the second goes by SMS only from a running gateway
-    /// with client mode: enroll software tokens over HTTP, or `replace` later).
+    /// with client mode: enroll software tokens over HTTP, or replace them over HTTP
+    /// later, `POST /v1/tokens/{id}/replace`).
     /// With --serial: a hardware token whose secret (hex or base32) is read from
     /// standard input, never from the command line.
     Enroll {
@@ -151,6 +152,16 @@ enum TokenCommand {
     Reactivate(TokenRef),
     /// Revoke a token for good; its secret is wiped.
     Revoke(TokenRef),
+    /// Replace a software token (a lost phone): revoke it and enroll a new one of
+    /// the same shape for the same card; prints the new token and its first
+    /// activation part. As with `enroll`, the SMS part goes only from a running
+    /// gateway with client mode: here the activation reports `no_route`, and
+    /// `POST /v1/tokens/{new id}/replace` sends a fresh pair. A hardware token is
+    /// replaced by enrolling the new device.
+    Replace {
+        #[arg(long)]
+        id: i64,
+    },
     /// Resynchronise a TOTP token from two consecutive codes.
     Resync {
         #[arg(long)]
@@ -569,6 +580,7 @@ async fn token(cmd: TokenCommand, settings: Settings) -> Result<()> {
             core.change_token(r.id, TokenChange::Revoke, "cli", r.reason.as_deref())
                 .await?,
         )?,
+        TokenCommand::Replace { id } => serde_json::to_value(core.replace_token(id, "cli").await?)?,
         TokenCommand::Resync { id, first, second } => {
             serde_json::to_value(core.resync_token(id, &first, &second, "cli").await?)?
         }

@@ -5,7 +5,8 @@
 //! - [`msisdn`]: subscriber numbers to E.164 ([`msisdn::normalize_msisdn`]).
 //! - [`text`]: SMPP message octets to text by `data_coding`, and GSM-7 sizing
 //!   for replies.
-//! - [`ussd`]: splits dialled USSD strings such as `*720*1*1234#`.
+//! - [`ussd`]: splits dialled USSD strings such as `*720*1*1234#`, and reads
+//!   the card digits and cap a customer gives in the menu.
 //! - [`receipt`]: SMSC delivery receipts and the forms of a message id.
 //!
 //! Nothing here does I/O, and no function panics on any input: the lints

@@ -140,6 +140,14 @@ fn cap_amount(input: &str) -> Res<'_, Option<u64>> {
     Ok((rest, value))
 }
 
+/// A whole input that is only a cap (`2500000`, `2,500,000`, `۲٬۵۰۰٬۰۰۰`), as a USSD
+/// segment after the card digits is: its value, or `None` if it is anything else.
+pub(crate) fn cap_alone(input: &str) -> Option<u64> {
+    let folded = fold(input);
+    let parsed: Res<'_, Option<u64>> = (cap_amount, eof).map(|(cap, _)| cap).parse(folded.trim());
+    parsed.ok().and_then(|(_, cap)| cap)
+}
+
 /// `[keyword] digits cap`, with `digits` one run of 4 or 6.
 fn parse_capped(core: &str, keywords: &[String]) -> Option<(SmsRequest, Option<u64>)> {
     let mut after_keyword: Vec<&str> = keywords

@@ -4,7 +4,9 @@
 //! code and '*'-separated answers, ended by '#'. The network hands it over
 //! as text; this module splits it so a menu can route on the segments.
 //! Segments long enough to be a card number are refused rather than
-//! returned, so a dialled card number cannot travel further.
+//! returned, so a dialled card number cannot travel further. The menu's
+//! "last digits" step reads its input here too ([`parse_card_input`]), with
+//! the customer's cap after the digits as by SMS.
 
 use std::fmt;
 
@@ -15,6 +17,7 @@ use nom::sequence::preceded;
 use nom::Parser;
 
 use crate::digits::normalize_digits;
+use crate::sms::{cap_alone, parse_sms_capped, SmsGrammar, SmsRequest};
 
 /// Segments this long may hold a card number (shortest PAN is 13 digits).
 const PAN_MIN: usize = 13;
@@ -95,6 +98,46 @@ pub fn parse_ussd(s: &str) -> Result<UssdString, UssdError> {
     })
 }
 
+/// What the customer gave where the menu asks for the last digits of the card.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CardInput {
+    /// 4 digits (ASCII), and the maximum amount the customer set after them.
+    Last4 { digits: String, cap: Option<u64> },
+    /// 6 digits (ASCII), and the cap after them.
+    Last6 { digits: String, cap: Option<u64> },
+    /// 13 or more digits in a row: a card number. Its digits are not carried.
+    FullPan,
+    /// Anything else, menu choices included.
+    Other,
+}
+
+/// Reads one input of the "last digits" step with the SMS grammar, keywords aside:
+/// `4321`, `۴۳۲۱`, and with a cap `4321 2500000`, `۴۳۲۱ ۲٬۵۰۰٬۰۰۰`, `4321-2,500,000`
+/// (see [`crate::sms::parse_sms_capped`]). One input of a dialogue may hold a space or
+/// a comma; a dialled string cannot, so there the cap is a segment of its own
+/// ([`parse_cap`]). Never panics, whatever the input.
+#[must_use]
+pub fn parse_card_input(input: &str) -> CardInput {
+    let grammar = SmsGrammar {
+        keywords: Vec::new(),
+        help_keywords: Vec::new(),
+    };
+    match parse_sms_capped(input, &grammar) {
+        (SmsRequest::Last4(digits), cap) => CardInput::Last4 { digits, cap },
+        (SmsRequest::Last6(digits), cap) => CardInput::Last6 { digits, cap },
+        (SmsRequest::FullPan, _) => CardInput::FullPan,
+        _ => CardInput::Other,
+    }
+}
+
+/// An input that is a cap alone (`2500000`, `2,500,000`, `۲۵۰۰۰۰۰`): 1 to
+/// [`CAP_MAX`], grouped in threes or not, as by SMS. This is how a dialled string
+/// carries one: `*720*1*4321*2500000#`.
+#[must_use]
+pub fn parse_cap(input: &str) -> Option<u64> {
+    cap_alone(input)
+}
+
 fn iter_segments<'a>(code: &'a str, path: &'a [&'a str]) -> impl Iterator<Item = &'a str> {
     std::iter::once(code).chain(path.iter().copied())
 }
@@ -102,6 +145,7 @@ fn iter_segments<'a>(code: &'a str, path: &'a [&'a str]) -> impl Iterator<Item =
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sms::CAP_MAX;
     use UssdError::*;
 
     #[test]
@@ -152,6 +196,82 @@ mod tests {
         for &(input, ref expected) in table {
             check(input, expected.clone());
         }
+    }
+
+    #[test]
+    fn card_input_table() {
+        fn check(input: &str, expected: CardInput) {
+            assert_eq!(
+                parse_card_input(input),
+                expected,
+                "parse_card_input({input:?})"
+            );
+        }
+        let l4 = |cap| CardInput::Last4 {
+            digits: "5678".into(),
+            cap,
+        };
+        let l6 = |cap| CardInput::Last6 {
+            digits: "125678".into(),
+            cap,
+        };
+        let table = [
+            ("5678", l4(None)),
+            ("۵۶۷۸", l4(None)),
+            (" 5678 ", l4(None)),
+            ("125678", l6(None)),
+            ("5678 2500000", l4(Some(2_500_000))),
+            ("5678 2,500,000", l4(Some(2_500_000))),
+            ("۵۶۷۸ ۲٬۵۰۰٬۰۰۰", l4(Some(2_500_000))),
+            ("۵۶۷۸ ۲۵۰۰۰۰۰", l4(Some(2_500_000))),
+            ("٥٦٧٨ ٢٥٠٠٠٠٠", l4(Some(2_500_000))),
+            ("５６７８ ２５００００００", l4(Some(25_000_000))),
+            ("5678-2500000", l4(Some(2_500_000))),
+            ("5678*2500000", l4(Some(2_500_000))),
+            ("125678 999,999,999,999", l6(Some(CAP_MAX))),
+            ("5678 0", CardInput::Other),
+            ("5678 25,00,000", CardInput::Other),
+            ("5678 1,000,000,000,000", CardInput::Other),
+            ("567 2500000", CardInput::Other),
+            ("1", CardInput::Other),
+            ("12", CardInput::Other),
+            ("x", CardInput::Other),
+            ("", CardInput::Other),
+            ("6037991234567890", CardInput::FullPan),
+            ("6037 9912 3456 7890", CardInput::FullPan),
+            ("1234 567890123", CardInput::FullPan),
+        ];
+        for (input, expected) in table {
+            check(input, expected);
+        }
+    }
+
+    #[test]
+    fn cap_table() {
+        let table = [
+            ("2500000", Some(2_500_000)),
+            ("2,500,000", Some(2_500_000)),
+            ("۲٬۵۰۰٬۰۰۰", Some(2_500_000)),
+            ("۲۵۰۰۰۰۰", Some(2_500_000)),
+            ("1", Some(1)),
+            ("999999999999", Some(CAP_MAX)),
+            ("0", None),
+            ("1000000000000", None),
+            ("25,00,000", None),
+            ("", None),
+            ("12a", None),
+            ("5678 2500000", None),
+        ];
+        for (input, expected) in table {
+            assert_eq!(parse_cap(input), expected, "parse_cap({input:?})");
+        }
+    }
+
+    #[test]
+    fn a_dialled_cap_is_a_segment_of_its_own() {
+        let u = parse_ussd("*۷۲۰*۱*۵۶۷۸*۲۵۰۰۰۰۰#").unwrap();
+        assert_eq!(u.path, ["1", "5678", "2500000"]);
+        assert_eq!(parse_cap(&u.path[2]), Some(2_500_000));
     }
 
     #[test]

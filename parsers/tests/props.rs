@@ -5,7 +5,7 @@ use otpgw_parsers::digits::{digit_value, normalize_digits};
 use otpgw_parsers::msisdn::normalize_msisdn;
 use otpgw_parsers::sms::{parse_sms, parse_sms_capped, SmsGrammar, SmsRequest, CAP_MAX};
 use otpgw_parsers::text::{decode_short_message, gsm7_fits, gsm7_septets};
-use otpgw_parsers::ussd::parse_ussd;
+use otpgw_parsers::ussd::{parse_cap, parse_card_input, parse_ussd, CardInput};
 use proptest::prelude::*;
 
 /// Random Unicode rarely hits digits, keywords or separators, so most cases
@@ -170,6 +170,19 @@ proptest! {
             }
         }
     }
+
+    #[test]
+    fn card_input_never_panics_and_never_carries_a_pan(s in sms_like(), pan in pan16()) {
+        let _ = parse_cap(&s);
+        match parse_card_input(&s) {
+            CardInput::Last4 { digits, cap } | CardInput::Last6 { digits, cap } => {
+                prop_assert!(digits.len() == 4 || digits.len() == 6);
+                prop_assert!(cap.is_none_or(|c| (1..=CAP_MAX).contains(&c)));
+            }
+            CardInput::FullPan | CardInput::Other => {}
+        }
+        prop_assert_eq!(parse_card_input(&format!("{s} {pan}")), CardInput::FullPan);
+    }
 }
 
 /// The cargo-fuzz corpus (`fuzz/corpus/`: seeds, and every crash found, kept as a
@@ -190,7 +203,10 @@ fn the_fuzz_corpus_parses_without_panic() {
         let _ = otpgw_parsers::sms::parse_sms_capped(&body, &grammar);
     }
     for bytes in inputs("ussd") {
-        let _ = otpgw_parsers::ussd::parse_ussd(&String::from_utf8_lossy(&bytes));
+        let s = String::from_utf8_lossy(&bytes);
+        let _ = otpgw_parsers::ussd::parse_ussd(&s);
+        let _ = otpgw_parsers::ussd::parse_card_input(&s);
+        let _ = otpgw_parsers::ussd::parse_cap(&s);
     }
     for bytes in inputs("msisdn") {
         let _ = otpgw_parsers::msisdn::normalize_msisdn(&String::from_utf8_lossy(&bytes), "98");

@@ -200,8 +200,8 @@ pub struct VerifyOutcome {
     pub verdict: Verdict,
     pub locked_now: bool,
     pub replayed: bool,
-    /// Failures left before the card locks, on a rejection that counted (or could
-    /// have counted) one, and on a lock.
+    /// Failures left before the card locks, on every rejection of an enrolled card
+    /// (0 while locked or suspended).
     pub attempts_left: Option<i64>,
     /// The card is locked: until when (epoch ms), or `None` until re-activated.
     pub lock: Option<Option<i64>>,
@@ -709,7 +709,8 @@ impl Core {
 
     /// One step of a USSD dialogue. `path` holds every input since the dial (the
     /// segments of a one-shot `*720*1*1234#` included); digits at the end of it issue a
-    /// code exactly as an SMS would, with channel `ussd`.
+    /// code exactly as an SMS would, with channel `ussd` and the customer's cap if the
+    /// path gave one (`*720*1*1234*2500000#`, or `1234 2500000` typed in the menu).
     pub async fn ussd(
         &self,
         peer: &str,
@@ -734,7 +735,7 @@ impl Core {
                         None,
                     )
                 }
-                ussd::Walk::Last4(d) | ussd::Walk::Last6(d) => {
+                ussd::Walk::Last4(d, cap) | ussd::Walk::Last6(d, cap) => {
                     let request = if d.len() == 4 {
                         SmsRequest::Last4(d.clone())
                     } else {
@@ -750,8 +751,7 @@ impl Core {
                     };
                     let answer = match self.admit_msisdn(&msisdn).await {
                         Admission::Allow => {
-                            self.issue_for(&inbound, &msisdn, &request, &d, None)
-                                .await?
+                            self.issue_for(&inbound, &msisdn, &request, &d, cap).await?
                         }
                         over => Answer::limited(over),
                     };
@@ -807,6 +807,7 @@ impl Core {
                 digits: &a.digits,
                 short_code: &svc.ussd_code,
                 retry_secs: a.retry_secs,
+                cap: a.cap.map(|c| (c, self.inner.policy.cap_currency.as_str())),
                 ..texts::Params::default()
             },
         )

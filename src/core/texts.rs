@@ -93,17 +93,24 @@ pub fn render(kind: ReplyKind, lang: Language, p: &Params<'_>) -> String {
         });
     }
     if let Some((cap, currency)) = p.cap {
-        let sep = if lang == Language::Fa { '٬' } else { ',' };
-        let mut amount = crate::policy::group_digits(cap, sep);
-        if lang == Language::Fa {
-            amount = to_persian_digits(&amount);
-        }
-        head.push_str(&match lang {
-            Language::En => format!("Limit: {amount} {currency}\n"),
-            Language::Fa => format!("سقف مبلغ: {amount} {currency}\n"),
-        });
+        head.push_str(&cap_line(cap, currency, lang));
+        head.push('\n');
     }
     head + &body
+}
+
+/// The customer's cap restated, grouped in the language's digits: `Limit: 2,500,000
+/// IRR` or `سقف مبلغ: ۲٬۵۰۰٬۰۰۰ IRR`. The SMS reply and the USSD screen say it alike.
+pub fn cap_line(cap: u64, currency: &str, lang: Language) -> String {
+    let sep = if lang == Language::Fa { '٬' } else { ',' };
+    let mut amount = crate::policy::group_digits(cap, sep);
+    if lang == Language::Fa {
+        amount = to_persian_digits(&amount);
+    }
+    match lang {
+        Language::En => format!("Limit: {amount} {currency}"),
+        Language::Fa => format!("سقف مبلغ: {amount} {currency}"),
+    }
 }
 
 fn render_en(kind: ReplyKind, p: &Params<'_>) -> String {

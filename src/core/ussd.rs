@@ -4,10 +4,14 @@
 //! one-shot string (`*720*1*1234#`) is just a path given at once.
 //!
 //! Menu: 1 dynamic password (ask the last 4 digits; the last 6 when two cards share
-//! them), 2 help, 0 exit, 9 back. An invalid choice re-prompts once, then ends.
+//! them), 2 help, 0 exit, 9 back. An invalid choice re-prompts once, then ends. The
+//! customer may set a cap after the digits, as by SMS: in the same input
+//! (`4321 2500000`) or as the next segment (`*720*1*4321*2500000#`); the code's
+//! screen restates it.
 //! Every screen fits one USSD page: 182 GSM-7 characters or 80 UCS-2.
 
 use otpgw_parsers::digits::normalize_digits;
+use otpgw_parsers::ussd::{parse_cap, parse_card_input, CardInput};
 
 use super::texts::{self, Params, ReplyKind};
 use crate::config::Language;
@@ -20,9 +24,10 @@ pub enum Walk {
         screen: Screen,
         end: bool,
     },
-    /// The customer gave digits: issue a code for the card they name.
-    Last4(String),
-    Last6(String),
+    /// The customer gave digits: issue a code for the card they name, with the cap
+    /// they set, if any.
+    Last4(String, Option<u64>),
+    Last6(String, Option<u64>),
     /// Too many digits: a full card number, dropped here.
     FullPan,
 }
@@ -45,17 +50,26 @@ pub enum Screen {
     TryLater,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum At {
     Root,
     Last4,
-    Last6,
+    /// 4 digits were given and the path goes on: the cap of a dialled string
+    /// (`*720*1*4321*2500000#`), or the 6 digits the menu asked for because two
+    /// cards share those 4.
+    After4 {
+        last4: String,
+        cap: Option<u64>,
+    },
+    /// Only 6 digits will do; a cap given earlier stays.
+    Last6 {
+        cap: Option<u64>,
+    },
 }
 
-fn digits_only(s: &str, n: usize) -> bool {
-    s.len() == n && s.bytes().all(|b| b.is_ascii_digit())
-}
-
+/// Folds the inputs. In the "last digits" step an input may carry a cap after the
+/// digits (`4321 2500000`, read as by SMS); after 4 digits a segment of its own is a
+/// cap, unless it is 6 digits ending in those 4 (the last 6 the menu asked for).
 pub fn walk(path: &[String]) -> Walk {
     let mut at = At::Root;
     let mut invalid = false;
@@ -71,43 +85,56 @@ pub fn walk(path: &[String]) -> Walk {
                 last.then_some(show(again, false))
             }
         };
-        match (at, input.as_str()) {
+        let card = parse_card_input(&input);
+        if card == CardInput::FullPan && !matches!(at, At::Root) {
+            return Walk::FullPan;
+        }
+        match (at.clone(), input.as_str()) {
             (_, "0") => return show(Screen::Bye, true),
             (At::Root, "1") => at = At::Last4,
             (At::Root, "2") => return show(Screen::Help, true),
-            (At::Last4 | At::Last6, "9") => at = At::Root,
-            (At::Last4, d) if digits_only(d, 4) => {
-                if last {
-                    return Walk::Last4(input);
-                }
-                // The session went on after 4 digits: they were ambiguous.
-                at = At::Last6;
-            }
-            (At::Last4 | At::Last6, d) if digits_only(d, 6) && last => return Walk::Last6(input),
-            (At::Last4 | At::Last6, d)
-                if d.len() >= 13 && d.bytes().all(|b| b.is_ascii_digit()) =>
-            {
-                return Walk::FullPan
-            }
+            (At::Last4 | At::After4 { .. } | At::Last6 { .. }, "9") => at = At::Root,
             (At::Root, _) => match retry(Screen::RootAgain) {
                 Some(w) => return w,
                 None => continue,
             },
-            (At::Last4, _) => match retry(Screen::AskLast4Again) {
-                Some(w) => return w,
-                None => continue,
+            (At::Last4, _) => match card {
+                CardInput::Last4 { digits, cap } if last => return Walk::Last4(digits, cap),
+                CardInput::Last4 { digits, cap } => at = At::After4 { last4: digits, cap },
+                CardInput::Last6 { digits, cap } if last => return Walk::Last6(digits, cap),
+                _ => match retry(Screen::AskLast4Again) {
+                    Some(w) => return w,
+                    None => continue,
+                },
             },
-            (At::Last6, _) => match retry(Screen::AskLast6Again) {
-                Some(w) => return w,
-                None => continue,
-            },
+            (At::After4 { last4, cap: None }, d)
+                if !(d.len() == 6 && d.ends_with(last4.as_str())) && parse_cap(d).is_some() =>
+            {
+                let cap = parse_cap(d);
+                if last {
+                    return Walk::Last4(last4, cap);
+                }
+                at = At::After4 { last4, cap };
+            }
+            (At::After4 { cap: earlier, .. } | At::Last6 { cap: earlier }, _) => {
+                at = At::Last6 { cap: earlier };
+                match card {
+                    CardInput::Last6 { digits, cap } if last => {
+                        return Walk::Last6(digits, cap.or(earlier))
+                    }
+                    _ => match retry(Screen::AskLast6Again) {
+                        Some(w) => return w,
+                        None => continue,
+                    },
+                }
+            }
         }
         invalid = false;
     }
     let screen = match at {
         At::Root => Screen::Root,
         At::Last4 => Screen::AskLast4,
-        At::Last6 => Screen::AskLast6,
+        At::After4 { .. } | At::Last6 { .. } => Screen::AskLast6,
     };
     Walk::Show { screen, end: false }
 }
@@ -160,10 +187,15 @@ pub fn render(screen: Screen, lang: Language, service_code: &str) -> String {
 /// short enough for one page.
 pub fn render_answer(kind: ReplyKind, lang: Language, p: &Params<'_>) -> String {
     let ttl = p.ttl_secs;
+    // The cap the customer set, on a line of its own before the validity.
+    let cap = p
+        .cap
+        .map(|(cap, currency)| format!("{}\n", texts::cap_line(cap, currency, lang)))
+        .unwrap_or_default();
     match lang {
         Language::En => match kind {
             ReplyKind::Code => format!(
-                "Dynamic password: {}\nValid {ttl} seconds. Never share it.",
+                "Dynamic password: {}\n{cap}Valid {ttl} seconds. Never share it.",
                 p.code
             ),
             ReplyKind::NotEnrolled => "This number is not registered for dynamic passwords.".into(),
@@ -190,7 +222,7 @@ pub fn render_answer(kind: ReplyKind, lang: Language, p: &Params<'_>) -> String 
         },
         Language::Fa => match kind {
             ReplyKind::Code => format!(
-                "رمز پویا: {}\nاعتبار {} ثانیه",
+                "رمز پویا: {}\n{cap}اعتبار {} ثانیه",
                 p.code,
                 texts::to_persian_digits(&ttl.to_string())
             ),
@@ -243,19 +275,26 @@ mod tests {
 
     #[test]
     fn the_menu_table() {
+        let l4 = |d: &str| Walk::Last4(d.into(), None);
+        let l6 = |d: &str| Walk::Last6(d.into(), None);
         check(&[], show(Screen::Root, false));
         check(&["1"], show(Screen::AskLast4, false));
-        check(&["1", "1234"], Walk::Last4("1234".into()));
-        check(&["1", "۱۲۳۴"], Walk::Last4("1234".into()));
-        check(&["1", "561234"], Walk::Last6("561234".into()));
-        check(&["1", "1234", "561234"], Walk::Last6("561234".into()));
-        check(&["1", "1234", "12"], show(Screen::AskLast6Again, false));
+        check(&["1", "1234"], l4("1234"));
+        check(&["1", "۱۲۳۴"], l4("1234"));
+        check(&["1", "561234"], l6("561234"));
+        check(&["1", "1234", "561234"], l6("561234"));
+        check(&["1", "1234", "x"], show(Screen::AskLast6Again, false));
+        check(&["1", "1234", "x", "y"], show(Screen::InvalidEnd, true));
+        check(&["1", "1234", "x", "561234"], l6("561234"));
         check(&["1", "6037990000004321"], Walk::FullPan);
+        check(&["1", "6037 9900 0000 4321"], Walk::FullPan);
+        check(&["1", "1234", "6037990000004321"], Walk::FullPan);
         check(&["2"], show(Screen::Help, true));
         check(&["0"], show(Screen::Bye, true));
         check(&["1", "0"], show(Screen::Bye, true));
         check(&["1", "9"], show(Screen::Root, false));
-        check(&["1", "9", "1", "4321"], Walk::Last4("4321".into()));
+        check(&["1", "1234", "9"], show(Screen::Root, false));
+        check(&["1", "9", "1", "4321"], l4("4321"));
         // Invalid choices re-prompt once, then end.
         check(&["7"], show(Screen::RootAgain, false));
         check(&["7", "8"], show(Screen::InvalidEnd, true));
@@ -263,7 +302,43 @@ mod tests {
         check(&["7", "1", "x"], show(Screen::AskLast4Again, false));
         check(&["1", "12"], show(Screen::AskLast4Again, false));
         check(&["1", "12", "34"], show(Screen::InvalidEnd, true));
-        check(&["1", "12", "4321"], Walk::Last4("4321".into()));
+        check(&["1", "12", "4321"], l4("4321"));
+    }
+
+    #[test]
+    fn the_cap_table() {
+        let l4 = |d: &str, cap| Walk::Last4(d.into(), Some(cap));
+        let l6 = |d: &str, cap| Walk::Last6(d.into(), Some(cap));
+        // In one input of the digits step, as by SMS.
+        check(&["1", "5678 2500000"], l4("5678", 2_500_000));
+        check(&["1", "۵۶۷۸ ۲٬۵۰۰٬۰۰۰"], l4("5678", 2_500_000));
+        check(&["1", "5678-2,500,000"], l4("5678", 2_500_000));
+        check(&["1", "125678 2,500,000"], l6("125678", 2_500_000));
+        // 6 digits, a space and 7 more are 13 in a row: a card number, as by SMS.
+        check(&["1", "125678 2500000"], Walk::FullPan);
+        // A segment of its own, as a dialled string carries it.
+        check(&["1", "5678", "2500000"], l4("5678", 2_500_000));
+        check(&["1", "۵۶۷۸", "۲۵۰۰۰۰۰"], l4("5678", 2_500_000));
+        check(&["1", "5678", "250000"], l4("5678", 250_000));
+        // Two cards end in 5678: the menu asks for 6 digits, the cap stays.
+        check(&["1", "5678", "2500000", "125678"], l6("125678", 2_500_000));
+        check(&["1", "5678 2500000", "125678"], l6("125678", 2_500_000));
+        check(&["1", "5678 2500000", "125678 1000"], l6("125678", 1_000));
+        check(&["1", "5678", "125678 1000"], l6("125678", 1_000));
+        check(
+            &["1", "5678", "2500000", "x"],
+            show(Screen::AskLast6Again, false),
+        );
+        // 6 digits ending in the 4 just given are the last 6, not a cap.
+        check(&["1", "5678", "125678"], Walk::Last6("125678".into(), None));
+        // Not caps.
+        check(&["1", "5678 0"], show(Screen::AskLast4Again, false));
+        check(&["1", "5678 25,00,000"], show(Screen::AskLast4Again, false));
+        check(&["1", "1234 567890123"], Walk::FullPan);
+        check(
+            &["1", "5678", "2500000", "3"],
+            show(Screen::AskLast6Again, false),
+        );
     }
 
     #[test]
@@ -288,6 +363,8 @@ mod tests {
             digits: "123456",
             short_code: "720",
             retry_secs: 3600,
+            // The longest cap, in the longest currency code.
+            cap: Some((otpgw_parsers::sms::CAP_MAX, "IRR")),
             ..Params::default()
         };
         for lang in [Language::En, Language::Fa] {

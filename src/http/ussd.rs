@@ -25,7 +25,8 @@ pub struct UssdForm {
     phone_number: String,
     #[serde(default)]
     network_code: Option<String>,
-    /// The inputs so far joined by `*`, empty on the first hop.
+    /// The inputs so far joined by `*`, empty on the first hop. The customer's cap
+    /// may follow the card digits: `1*4321*2500000`.
     #[serde(default)]
     #[schema(example = "1*4321")]
     text: String,

@@ -53,9 +53,10 @@ pub struct VerifyResponse {
     #[schema(example = "00")]
     response_code: &'static str,
     request_id: String,
-    /// On invalid, transaction_mismatch, amount_exceeds_cap and locked: failed
-    /// verifications left before the card locks (0 once locked), so the switch can
-    /// warn the customer before the last one.
+    /// On every rejection of an enrolled card (all reasons but not_enrolled): failed
+    /// verifications left before the card locks, after this one (0 while the card is
+    /// locked or suspended; unchanged by a rejection that does not count), so the
+    /// switch can warn the customer before the last one.
     #[serde(skip_serializing_if = "Option::is_none")]
     attempts_left: Option<i64>,
     /// Present when the card is locked after this answer: when the lock ends by

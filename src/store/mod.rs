@@ -349,8 +349,9 @@ pub struct VerifyRecord {
     pub fingerprint: String,
     /// True when this call locked the card.
     pub locked_now: bool,
-    /// For a rejection that counted (or could have counted) a failure, and for a
-    /// lock: how many failures are left before the card locks.
+    /// On every rejection of an enrolled card: how many failures are left before
+    /// the card locks (0 while it is locked or suspended); `None` when approved or
+    /// when no card matched.
     pub attempts_left: Option<i64>,
     /// Set when the card is locked after this answer: when the lock ends by itself
     /// (epoch ms), or `None` when only re-activation ends it.

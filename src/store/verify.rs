@@ -202,9 +202,15 @@ impl Answer {
             Verdict::Approved => ("approved", None),
             Verdict::Rejected(r) => ("rejected", Some(r.as_str())),
         };
-        let counted = matches!(verdict, Verdict::Rejected(r) if r.carries_attempts());
-        let attempts_left = (card_id.is_some() && counted)
-            .then(|| a.max_failures.saturating_sub(after.failures).max(0));
+        // What the switch may tell the customer: attempts left before the lock (after
+        // this one; unchanged by a rejection that does not count, 0 while the card is
+        // locked or suspended). Every rejection of an enrolled card carries it; with
+        // no card (not_enrolled) there is nothing to count.
+        let rejected = matches!(verdict, Verdict::Rejected(_));
+        let attempts_left = (card_id.is_some() && rejected).then(|| match after.status {
+            Some(CardStatus::Locked | CardStatus::Suspended) => 0,
+            _ => a.max_failures.saturating_sub(after.failures).max(0),
+        });
         let lock = (card_id.is_some() && after.status == Some(CardStatus::Locked))
             .then_some(after.locked_until);
         Self {

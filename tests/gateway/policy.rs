@@ -586,7 +586,51 @@ fn policy_require_transaction_refuses_unbound_codes_and_verifies() {
         (Some("transaction_required"), Some("30")),
         "{v}"
     );
-    assert!(v.get("attempts_left").is_none(), "{v}");
+    // Not counted: every attempt is still left.
+    assert_eq!(v["attempts_left"], 3, "{v}");
     let (_, card) = gw.post(&admin, "/v1/cards/lookup", &json!({"pan": cards::A}));
     assert_eq!(card["failures"], 0);
+}
+
+#[test]
+fn policy_every_rejection_of_an_enrolled_card_carries_attempts_left() {
+    let gw = Gateway::start();
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    let id = gw.enroll(&admin, cards::A, "989121120009")["id"]
+        .as_i64()
+        .unwrap();
+    let left = |v: &Value| {
+        (
+            v["reason"].as_str().map(str::to_owned),
+            v["attempts_left"].as_i64(),
+        )
+    };
+    let reason = |r: &str| Some(r.to_owned());
+    let code = code_in(&gw.sms("989121120009", "4321", "ascii"));
+    let wrong = other_than(&code);
+    // A counted failure, then rejections that do not count: the number stays.
+    let v = gw.verify(&verifier, cards::A, wrong, "r-wrong");
+    assert_eq!(left(&v), (reason("invalid"), Some(2)), "{v}");
+    let v = verify_with(
+        &gw,
+        &verifier,
+        json!({"pan": cards::A, "code": code, "request_id": "r-ok"}),
+    );
+    assert_eq!(v["result"], "approved", "{v}");
+    // The approval ended the run of failures.
+    let v = gw.verify(&verifier, cards::A, &code, "r-used");
+    assert_eq!(left(&v), (reason("used"), Some(3)), "{v}");
+    // No live code: a wrong one is not counted, and says so.
+    let v = gw.verify(&verifier, cards::A, wrong, "r-nolive");
+    assert_eq!(left(&v), (reason("invalid"), Some(3)), "{v}");
+    // A suspended card has no attempts until the bank lifts it.
+    let (status, card) = gw.post(&admin, &format!("/v1/cards/{id}/suspend"), &json!({}));
+    assert_eq!(status, 200, "{card}");
+    let v = gw.verify(&verifier, cards::A, &code, "r-susp");
+    assert_eq!(left(&v), (reason("locked"), Some(0)), "{v}");
+    // With no card there is nothing to count: the field is absent.
+    let v = gw.verify(&verifier, cards::D, "1234567", "r-none");
+    assert_eq!(v["reason"], "not_enrolled", "{v}");
+    assert!(v.get("attempts_left").is_none(), "{v}");
 }

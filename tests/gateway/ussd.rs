@@ -3,6 +3,7 @@
 
 use crate::cards;
 use crate::harness::{code_in, Gateway};
+use serde_json::{json, Value};
 
 fn step<'a>(op: &'a str, session: &'a str, seq: &'a str, text: &'a str) -> Vec<&'a str> {
     vec![
@@ -219,4 +220,102 @@ fn ussd_over_http_in_the_aggregator_form() {
     assert_eq!(status, 400);
     let err: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(err["error"]["code"], "invalid_service_code");
+}
+
+/// A verify of `code` for a purchase of `amount` IRR.
+fn verify_purchase(gw: &Gateway, key: &str, code: &str, amount: u64, rid: &str) -> Value {
+    let (status, v) = gw.post(
+        key,
+        "/v1/verify",
+        &json!({"pan": cards::A, "code": code, "request_id": rid,
+                "transaction": {"type": "purchase", "amount": amount, "currency": "IRR",
+                                "payee": "Any shop"}}),
+    );
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+#[test]
+fn ussd_a_cap_dialled_over_smpp_is_stated_and_honoured() {
+    let gw = Gateway::start();
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    gw.enroll(&admin, cards::A, "989121110120");
+    // The one-shot string carries the cap as a segment of its own, in Persian digits;
+    // then a menu dialogue with the cap typed after the digits, grouped.
+    let mut args = step("1", "11", "0", "*۷۲۰*۱*۴۳۲۱*۲۵۰۰۰۰۰#");
+    args.extend(["--coding", "ucs2"]);
+    args.extend(step("1", "12", "0", "*720#"));
+    args.extend(step("18", "12", "2", "1"));
+    args.extend(step("18", "12", "4", "۴۳۲۱ ۱٬۰۰۰"));
+    args.extend(["--coding", "ucs2", "unbind"]);
+    let p = gw.ussd_peer(&args);
+    p.ok();
+    let s = screens(&p);
+    assert_eq!(s.len(), 4, "{p:?}");
+    assert_eq!(s[0].0, 17);
+    assert!(s[0].2.contains("سقف مبلغ: ۲٬۵۰۰٬۰۰۰ IRR"), "{}", s[0].2);
+    assert_eq!(s[3].0, 17);
+    assert!(s[3].2.contains("سقف مبلغ: ۱٬۰۰۰ IRR"), "{}", s[3].2);
+    // The second code superseded the first; its cap is 1,000.
+    let code = code_in(&s[3].2);
+    let v = verify_purchase(&gw, &verifier, &code, 1_001, "sm-over");
+    assert_eq!(
+        (v["reason"].as_str(), v["attempts_left"].as_i64()),
+        (Some("amount_exceeds_cap"), Some(2)),
+        "{v}"
+    );
+    assert_eq!(
+        verify_purchase(&gw, &verifier, &code, 1_000, "sm-at")["result"],
+        "approved"
+    );
+    assert_eq!(crate::verify::count_codes(&gw, "ussd"), 2);
+}
+
+#[test]
+fn ussd_a_cap_over_http_is_stated_and_honoured() {
+    let gw = Gateway::start_with("language = \"en\"");
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    let ussd_key = gw.api_key("ussd");
+    gw.enroll(&admin, cards::A, "989121110121");
+    let client = reqwest::blocking::Client::new();
+    let hop = |service: &str, text: &str| {
+        let resp = client
+            .post(gw.url("/v1/ussd"))
+            .bearer_auth(&ussd_key)
+            .form(&[
+                ("sessionId", "ATUid_cap"),
+                ("serviceCode", service),
+                ("phoneNumber", "+989121110121"),
+                ("text", text),
+            ])
+            .send()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        resp.text().unwrap()
+    };
+    for (service, text, rid) in [
+        // Dialled at once, the cap a segment of its own.
+        ("*720*1*4321*2500000#", "", "h-dial"),
+        // Typed in the menu after the digits: the aggregator joins inputs by `*`.
+        ("*720#", "1*4321*2500000", "h-star"),
+        // Typed with a space and grouped in one input.
+        ("*720#", "1*4321 2,500,000", "h-space"),
+    ] {
+        let end = hop(service, text);
+        assert!(
+            end.starts_with("END Dynamic password: ") && end.contains("\nLimit: 2,500,000 IRR\n"),
+            "{service} {text}: {end}"
+        );
+        let code = code_in(&end);
+        let v = verify_purchase(&gw, &verifier, &code, 2_500_001, &format!("{rid}-over"));
+        assert_eq!(v["reason"], "amount_exceeds_cap", "{text}: {v}");
+        let v = verify_purchase(&gw, &verifier, &code, 2_500_000, &format!("{rid}-at"));
+        assert_eq!(v["result"], "approved", "{text}: {v}");
+    }
+    // Without a cap the screen says none, and a card number typed with digits is
+    // warned about, not read as digits and a cap.
+    assert!(!hop("*720*1*4321#", "").contains("Limit"));
+    assert!(hop("*720#", "1*4321 567890123").starts_with("END Never enter your full card number"));
 }

@@ -68,9 +68,10 @@ fn codes_live_exactly_sixty_seconds() {
     let v = gw.verify(&verifier, cards::A, &code, "late");
     assert_eq!(
         v,
-        json!({"result": "rejected", "reason": "expired", "response_code": "54", "request_id": "late"})
+        json!({"result": "rejected", "reason": "expired", "response_code": "54", "request_id": "late",
+               "attempts_left": 3})
     );
-    // An expired code does not count towards the lock.
+    // An expired code does not count towards the lock: attempts_left is unchanged.
     let (_, card) = gw.post(&admin, "/v1/cards/lookup", &json!({"pan": cards::A}));
     assert_eq!(card["failures"], 0);
 }
