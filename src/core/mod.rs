@@ -280,6 +280,10 @@ struct Inner {
     outbox_poll: std::time::Duration,
     /// The listener's delivery states, batched.
     deliveries: deliveries::Deliveries,
+    /// ePIN hashes at once: each takes argon2's memory (19 MiB), and anyone with a
+    /// verifier key can ask for one per request, so they queue here instead of
+    /// filling the blocking pool (up to 512 threads).
+    slow_hashes: Arc<tokio::sync::Semaphore>,
 }
 
 impl Core {
@@ -305,6 +309,9 @@ impl Core {
             inner: Arc::new(Inner {
                 outbox: outbox::Outbox::new(&store, &keys, cluster),
                 outbox_poll: std::time::Duration::from_millis(cluster.outbox_poll_ms),
+                slow_hashes: Arc::new(tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(2, |n| n.get()),
+                )),
                 store,
                 keys,
                 service,
@@ -991,12 +998,22 @@ impl Core {
             return Ok(None);
         };
         let keys = self.inner.keys.clone();
+        let permit = self.slow_hash_permit().await?;
         let matched = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             keys.epin_matches(&stored, &epin).then_some(stored)
         })
         .await
         .map_err(|_| StoreError::Unavailable("the ePIN check did not finish".into()))?;
         Ok(matched)
+    }
+
+    /// A place among the ePIN hashes running at once (`Inner::slow_hashes`).
+    async fn slow_hash_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, StoreError> {
+        Arc::clone(&self.inner.slow_hashes)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Unavailable("the ePIN check is closed".into()))
     }
 
     /// Sets a card's ePIN (refusing weak ones) or clears it (`None`). The slow hash
@@ -1011,8 +1028,12 @@ impl Core {
             Some(raw) => {
                 let epin = Epin::new_strong(raw)?;
                 let keys = self.inner.keys.clone();
+                let permit = self.slow_hash_permit().await?;
                 Some(
-                    tokio::task::spawn_blocking(move || keys.epin_hash(&epin))
+                    tokio::task::spawn_blocking(move || {
+                        let _permit = permit;
+                        keys.epin_hash(&epin)
+                    })
                         .await
                         .map_err(|_| {
                             StoreError::Unavailable("the ePIN hash did not finish".into())
