@@ -307,7 +307,10 @@ mod tests {
         clock.0.fetch_add(SESSION_IDLE_MS - 1, Ordering::SeqCst);
         assert!(alive(&core, &session.session_id).await, "just in time");
         clock.0.fetch_add(SESSION_IDLE_MS - 1, Ordering::SeqCst);
-        assert!(alive(&core, &session.session_id).await, "the last use counts");
+        assert!(
+            alive(&core, &session.session_id).await,
+            "the last use counts"
+        );
         clock.0.fetch_add(SESSION_IDLE_MS, Ordering::SeqCst);
         assert!(!alive(&core, &session.session_id).await, "idle too long");
         // Ended for good: using it again does not revive it.
@@ -327,7 +330,10 @@ mod tests {
         let step = SESSION_IDLE_MS / 2;
         while clock.now_ms() + step < START + SESSION_MAX_MS {
             clock.0.fetch_add(step, Ordering::SeqCst);
-            assert!(alive(&core, &session.session_id).await, "used every 15 minutes");
+            assert!(
+                alive(&core, &session.session_id).await,
+                "used every 15 minutes"
+            );
         }
         clock.0.store(START + SESSION_MAX_MS - 1, Ordering::SeqCst);
         assert!(alive(&core, &session.session_id).await);
