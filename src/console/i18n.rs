@@ -35,7 +35,7 @@ pub struct Texts {
     pub verified_hour: &'static str,
     pub ratio: &'static str,
     pub locks_today: &'static str,
-    pub wrong_share: &'static str,
+    pub failed_share: &'static str,
     pub find_card: &'static str,
     pub by_pan: &'static str,
     pub pan_hint: &'static str,
@@ -111,6 +111,7 @@ pub struct Texts {
     pub new_key: &'static str,
     pub new_key_once: &'static str,
     pub back_to_keys: &'static str,
+    pub key_form_used: &'static str,
     pub view_audit: &'static str,
 }
 
@@ -151,7 +152,7 @@ static EN: Texts = Texts {
     verified_hour: "Verifications (1 h)",
     ratio: "Verify / issue",
     locks_today: "Locks today (UTC)",
-    wrong_share: "Wrong codes (1 h)",
+    failed_share: "Code messages not delivered (1 h)",
     find_card: "Find a card",
     by_pan: "Card number",
     pan_hint: "The full card number. It is not shown back or kept.",
@@ -227,6 +228,7 @@ static EN: Texts = Texts {
     new_key: "New API key",
     new_key_once: "Copy this key now: it is shown once and cannot be shown again.",
     back_to_keys: "Back to the keys",
+    key_form_used: "This form was already sent, or the list of keys changed since it was opened. A new key is shown only once; open API keys again to make another.",
     view_audit: "Audit trail of this card",
 };
 
@@ -260,7 +262,7 @@ static FA: Texts = Texts {
     verified_hour: "تأییدها (۱ ساعت)",
     ratio: "نسبت تأیید به صدور",
     locks_today: "مسدودی‌های امروز (UTC)",
-    wrong_share: "رمزهای اشتباه (۱ ساعت)",
+    failed_share: "پیام‌های رمز تحویل‌نشده (۱ ساعت)",
     find_card: "جست‌وجوی کارت",
     by_pan: "شمارهٔ کارت",
     pan_hint: "شمارهٔ کامل کارت. نه نمایش داده می‌شود و نه نگه داشته می‌شود.",
@@ -336,5 +338,6 @@ static FA: Texts = Texts {
     new_key: "کلید API تازه",
     new_key_once: "این کلید را همین حالا کپی کنید: فقط یک بار نمایش داده می‌شود.",
     back_to_keys: "بازگشت به کلیدها",
+    key_form_used: "این فرم قبلاً فرستاده شده یا فهرست کلیدها از آن زمان تغییر کرده است. کلید تازه فقط یک بار نمایش داده می‌شود؛ برای ساختن کلید دیگر، صفحهٔ کلیدها را دوباره باز کنید.",
     view_audit: "سوابق رویدادهای این کارت",
 };

@@ -804,6 +804,9 @@ struct CreateKeyForm {
     role: String,
     #[serde(default)]
     label: String,
+    /// The newest key id when the form was drawn (see `pages::keys`).
+    #[serde(default)]
+    after: String,
 }
 
 async fn create_key(
@@ -830,6 +833,24 @@ async fn create_key(
             Some(&clerk),
         );
     };
+    // A form sent again (a reload of the page showing the new key re-posts it)
+    // makes no second key: the newest key is no longer the one it was drawn after.
+    let newest = match state.core.api_keys().await {
+        Ok(keys) => keys.iter().map(|k| k.id).max().unwrap_or(0),
+        Err(e) => return failure(lang, e),
+    };
+    if form.after.trim().parse::<i64>().ok() != Some(newest) {
+        tracing::info!(
+            api_key_id = clerk.key.id,
+            "console key form refused: used or stale"
+        );
+        return message(
+            lang,
+            StatusCode::CONFLICT,
+            lang.texts().key_form_used,
+            Some(&clerk),
+        );
+    }
     let label: String = form.label.trim().chars().take(100).collect();
     let label = Some(label).filter(|l| !l.is_empty());
     match state

@@ -132,10 +132,12 @@ fn health_strip(t: &Texts, strip: &HealthStrip) -> Markup {
     } else {
         "–".to_owned()
     };
-    let wrong = if hour.verifications > 0 {
+    // The share of code messages (replies and pushes) that never reached the
+    // customer: refused by the peer or the SMSC, or given up on.
+    let failed = if hour.codes_issued > 0 {
         format!(
             "{:.0}%",
-            100.0 * hour.wrong_codes as f64 / hour.verifications as f64
+            100.0 * hour.undelivered as f64 / hour.codes_issued as f64
         )
     } else {
         "–".to_owned()
@@ -165,7 +167,7 @@ fn health_strip(t: &Texts, strip: &HealthStrip) -> Markup {
                 div { dt { (t.verified_hour) } dd id="verified" { (hour.verifications) } }
                 div { dt { (t.ratio) } dd id="ratio" { (ratio) } }
                 div { dt { (t.locks_today) } dd id="locks" { (strip.numbers.locks_today) } }
-                div { dt { (t.wrong_share) } dd id="wrong-share" { (wrong) } }
+                div { dt { (t.failed_share) } dd id="failed-share" { (failed) } }
             }
         }
     }
@@ -503,6 +505,10 @@ pub fn keys(clerk: &Clerk, keys: &[ApiKeyInfo]) -> Markup {
                 h2 id="create-title" { (t.create_key) }
                 form method="post" action="/console/keys" id="create-key" {
                     (csrf(clerk))
+                    // The newest key when this form was drawn: the server refuses
+                    // the form once a key exists after it, so reloading the page
+                    // that shows a new key does not make (and show) another.
+                    input type="hidden" name="after" value=(keys.iter().map(|k| k.id).max().unwrap_or(0));
                     label for="role" { (t.role) }
                     select id="role" name="role" {
                         @for r in [Role::Helpdesk, Role::Admin, Role::Verifier, Role::Ussd] {

@@ -238,3 +238,109 @@ impl Core {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::codes::Keys;
+    use crate::config::{
+        ClusterSettings, DatabaseSettings, LimitSettings, PolicySettings, ServiceSettings,
+        TokenSettings,
+    };
+    use crate::core::Clock;
+    use crate::limits::Limits;
+    use crate::store::Store;
+
+    /// A clock the test moves by hand.
+    struct Hand(AtomicI64);
+
+    impl Clock for Hand {
+        fn now_ms(&self) -> i64 {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    const START: i64 = 1_800_000_000_000;
+
+    async fn core(dir: &std::path::Path) -> (Core, Arc<Hand>) {
+        let store = Store::connect(&DatabaseSettings {
+            url: format!("sqlite://{}/otpgw.db", dir.display()),
+            ..DatabaseSettings::default()
+        })
+        .await
+        .unwrap();
+        store.migrate().await.unwrap();
+        let clock = Arc::new(Hand(AtomicI64::new(START)));
+        let core = Core::new(
+            store,
+            Keys::generate(),
+            ServiceSettings::default(),
+            PolicySettings::default(),
+            TokenSettings::default(),
+            Limits::new(&LimitSettings::default(), &[]),
+            &ClusterSettings::default(),
+            clock.clone(),
+        );
+        (core, clock)
+    }
+
+    async fn alive(core: &Core, id: &str) -> bool {
+        core.console_session(id).await.unwrap().is_some()
+    }
+
+    /// A session lives while it is used at least every `SESSION_IDLE_MS`, and ends
+    /// after `SESSION_IDLE_MS` without a request; each request restarts that wait.
+    #[tokio::test]
+    async fn a_console_session_ends_when_left_idle() {
+        let dir = tempfile::tempdir().unwrap();
+        let (core, clock) = core(dir.path()).await;
+        let (_, key) = core
+            .create_api_key(Role::Helpdesk, None, "test")
+            .await
+            .unwrap();
+        let session = core.console_sign_in(&key).await.unwrap().unwrap();
+        assert!(alive(&core, &session.session_id).await);
+
+        clock.0.fetch_add(SESSION_IDLE_MS - 1, Ordering::SeqCst);
+        assert!(alive(&core, &session.session_id).await, "just in time");
+        clock.0.fetch_add(SESSION_IDLE_MS - 1, Ordering::SeqCst);
+        assert!(
+            alive(&core, &session.session_id).await,
+            "the last use counts"
+        );
+        clock.0.fetch_add(SESSION_IDLE_MS, Ordering::SeqCst);
+        assert!(!alive(&core, &session.session_id).await, "idle too long");
+        // Ended for good: using it again does not revive it.
+        assert!(!alive(&core, &session.session_id).await);
+    }
+
+    /// However busy, a session ends `SESSION_MAX_MS` after sign-in.
+    #[tokio::test]
+    async fn a_console_session_ends_at_its_absolute_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (core, clock) = core(dir.path()).await;
+        let (_, key) = core
+            .create_api_key(Role::Admin, None, "test")
+            .await
+            .unwrap();
+        let session = core.console_sign_in(&key).await.unwrap().unwrap();
+        let step = SESSION_IDLE_MS / 2;
+        while clock.now_ms() + step < START + SESSION_MAX_MS {
+            clock.0.fetch_add(step, Ordering::SeqCst);
+            assert!(
+                alive(&core, &session.session_id).await,
+                "used every 15 minutes"
+            );
+        }
+        clock.0.store(START + SESSION_MAX_MS - 1, Ordering::SeqCst);
+        assert!(alive(&core, &session.session_id).await);
+        clock.0.store(START + SESSION_MAX_MS, Ordering::SeqCst);
+        assert!(!alive(&core, &session.session_id).await, "past 8 hours");
+        // A new sign-in with the same key opens a new session.
+        let again = core.console_sign_in(&key).await.unwrap().unwrap();
+        assert!(alive(&core, &again.session_id).await);
+    }
+}

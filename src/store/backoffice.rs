@@ -251,27 +251,30 @@ impl Store {
             .collect()
     }
 
-    /// Codes issued and verify answers given since `since` (epoch ms).
+    /// Codes issued (and how many of their messages failed) and verify answers
+    /// given since `since` (epoch ms).
     pub async fn activity_since(&self, since: i64) -> Result<Activity, StoreError> {
-        let codes_issued: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM codes WHERE issued_at >= $1")
-                .bind(since)
-                .fetch_one(&self.pool)
-                .await?;
+        let codes = sqlx::query(
+            "SELECT COUNT(*) AS issued, \
+             COALESCE(SUM(CASE WHEN delivery IN ('undelivered', 'expired') THEN 1 ELSE 0 END), 0) AS failed \
+             FROM codes WHERE issued_at >= $1",
+        )
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
         let row = sqlx::query(
             "SELECT COUNT(*) AS total, \
-             COALESCE(SUM(CASE WHEN result = 'approved' THEN 1 ELSE 0 END), 0) AS approved, \
-             COALESCE(SUM(CASE WHEN reason = 'invalid' THEN 1 ELSE 0 END), 0) AS wrong \
+             COALESCE(SUM(CASE WHEN result = 'approved' THEN 1 ELSE 0 END), 0) AS approved \
              FROM verifications WHERE created_at >= $1",
         )
         .bind(since)
         .fetch_one(&self.pool)
         .await?;
         Ok(Activity {
-            codes_issued,
+            codes_issued: codes.try_get("issued")?,
+            undelivered: codes.try_get("failed")?,
             verifications: row.try_get("total")?,
             approved: row.try_get("approved")?,
-            wrong_codes: row.try_get("wrong")?,
         })
     }
 

@@ -424,8 +424,9 @@ pub struct Activity {
     pub codes_issued: i64,
     pub verifications: i64,
     pub approved: i64,
-    /// Rejected as `invalid`: the answers that count as failures.
-    pub wrong_codes: i64,
+    /// Of `codes_issued`, those whose message failed: refused by the peer or the
+    /// SMSC (`undelivered`) or given up on (`expired`).
+    pub undelivered: i64,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -1,8 +1,11 @@
 //! The back-office console, through the real binary: a real headless browser
 //! (Debian's chromium driven by npm playwright-core, `tests/peers/console_e2e.js`)
-//! signs in, finds a locked card by its number, re-activates it with a reason, and
-//! checks roles, CSRF and sign-out; then a fresh code verifies. Also API-key list and
-//! revoke over the JSON API and the CLI, and a revoked key's console session.
+//! signs in, finds a locked card by its number, re-activates it with a reason,
+//! suspends it and lifts the suspension; a help-desk clerk finds another by phone
+//! number, sees its codes and re-activates it; audit search, API keys made and
+//! revoked in the page, roles, CSRF and sign-out; then fresh codes verify. Also
+//! API-key list and revoke over the JSON API and the CLI, a revoked key's console
+//! session, the health strip's numbers, and the console switched off.
 //!
 //! Set `OTPGW_CONSOLE_SHOTS=docs/console` to refresh the README's screenshots.
 
@@ -12,7 +15,7 @@ use std::process::Command;
 use serde_json::{json, Value};
 
 use crate::cards;
-use crate::harness::{code_in, Gateway};
+use crate::harness::{code_in, Gateway, SHORT_CODE};
 
 /// Lines of the gateway's own log (the harness also keeps the CLI's output, which
 /// prints new keys by design).
@@ -24,31 +27,49 @@ fn server_log(gw: &Gateway) -> String {
         .join("\n")
 }
 
+/// Sends an SMS from `msisdn` for the card ending `last4`, then three wrong codes:
+/// the card locks. Returns the code it was sent.
+fn lock_by_wrong_codes(gw: &Gateway, verifier: &str, pan: &str, msisdn: &str) -> String {
+    let code = code_in(&gw.sms(msisdn, &pan[pan.len() - 4..], "ascii"));
+    let wrong = if code == "1111111" {
+        "2222222"
+    } else {
+        "1111111"
+    };
+    for i in 0..3 {
+        let v = gw.verify(verifier, pan, wrong, &format!("wrong-{msisdn}-{i}"));
+        assert_eq!(v["reason"], "invalid", "{v}");
+    }
+    code
+}
+
 #[test]
 fn console_in_a_browser() {
     let gw = Gateway::start();
     let admin = gw.api_key("admin");
     let helpdesk = gw.api_key("helpdesk");
     let verifier = gw.api_key("verifier");
+    let (_, keys) = gw.get(&admin, "/v1/apikeys");
+    let helpdesk_actor = format!("apikey:{}", keys[1]["id"]);
+    // The administrator's card, found by its number, and the help desk's, by phone.
     let msisdn = "989121110500";
     let card = gw.enroll(&admin, cards::A, msisdn);
     let id = card["id"].as_i64().unwrap();
-
-    // A code, then three wrong ones: the card locks.
-    let first = code_in(&gw.sms(msisdn, "4321", "ascii"));
-    let wrong = if first == "1111111" {
-        "2222222"
-    } else {
-        "1111111"
-    };
-    for i in 0..3 {
-        let v = gw.verify(&verifier, cards::A, wrong, &format!("wrong-{i}"));
-        assert_eq!(v["reason"], "invalid", "{v}");
+    let desk_msisdn = "989121110501";
+    let desk_card = gw.enroll(&admin, cards::D, desk_msisdn);
+    let desk_id = desk_card["id"].as_i64().unwrap();
+    let first = lock_by_wrong_codes(&gw, &verifier, cards::A, msisdn);
+    let desk_code = lock_by_wrong_codes(&gw, &verifier, cards::D, desk_msisdn);
+    for card in [id, desk_id] {
+        assert_eq!(
+            gw.get(&admin, &format!("/v1/cards/{card}")).1["status"],
+            "locked"
+        );
     }
-    assert_eq!(
-        gw.get(&admin, &format!("/v1/cards/{id}")).1["status"],
-        "locked"
-    );
+    // More events by the help desk than one audit page holds (50): sign-ins.
+    for _ in 0..52 {
+        console_session(&gw, &helpdesk);
+    }
 
     let shots = std::env::var("OTPGW_CONSOLE_SHOTS").ok();
     let tmp = tempfile::tempdir().unwrap();
@@ -60,14 +81,11 @@ fn console_in_a_browser() {
     let out = Command::new("node")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/console_e2e.js"))
         .args(["--url", &gw.url("")])
-        .args([
-            "--admin",
-            &admin,
-            "--helpdesk",
-            &helpdesk,
-            "--pan",
-            cards::A,
-        ])
+        .args(["--admin", &admin, "--helpdesk", &helpdesk])
+        .args(["--pan", cards::A, "--msisdn", desk_msisdn])
+        .args(["--codes", &format!("{first},{desk_code}")])
+        .args(["--helpdesk-actor", &helpdesk_actor])
+        .args(["--unknown-pan", cards::C])
         .args(["--shots", shots_dir.to_str().unwrap()])
         .output()
         .expect("node console_e2e.js (see .ci/run: npm ci --prefix tests/peers, chromium)");
@@ -94,12 +112,84 @@ fn console_in_a_browser() {
     assert_eq!(seen["verifications_rows"], 3);
     assert_eq!(seen["admin_sees_suspend"], true);
     assert_eq!(seen["fa_dir"], "rtl");
-    // Re-activated with a reason, audited with the clerk's key.
+    // Re-activated with a reason, then suspended with one: the page says why, and
+    // offers the administrator the lift instead of another suspend.
     assert_eq!(seen["reactivated_status"], "active");
-    let audit = seen["audit_reactivated"].as_str().unwrap();
+    assert_eq!(seen["suspended_status"], "suspended");
+    let why = seen["suspended_why"].as_str().unwrap();
     assert!(
-        audit.contains("identity checked") && audit.contains("apikey:1"),
-        "{audit}"
+        why.contains("apikey:1") && why.contains("Card reported stolen at the branch"),
+        "{why}"
+    );
+    assert_eq!(seen["admin_lift_button"], "Lift suspension");
+    assert_eq!(seen["admin_sees_suspend_when_suspended"], 0);
+    // The help desk (Persian, phone-sized): nothing to press on a suspended card, and
+    // a forged lift is refused and changes nothing.
+    assert_eq!(seen["helpdesk_lang"], "fa");
+    assert_eq!(seen["helpdesk_suspended_status"], "suspended");
+    assert_eq!(seen["helpdesk_sees_lift"], 0);
+    assert_eq!(seen["helpdesk_sees_suspend_suspended"], 0);
+    assert_eq!(seen["helpdesk_forged_lift"], 403);
+    assert_eq!(seen["after_forged_lift_status"], "suspended");
+    // The help desk finds the other card by phone number: its recent codes, never
+    // the code; re-activates it; a forged suspend is refused; no key admin.
+    assert_eq!(
+        seen["msisdn_card_path"],
+        format!("/console/cards/{desk_id}")
+    );
+    assert_eq!(seen["msisdn_card_status"], "locked");
+    assert_eq!(
+        seen["codes_head"],
+        json!(["زمان", "کانال", "مسیر", "اتصال", "تحویل", "حالت"]),
+        "{seen}"
+    );
+    let codes_rows = seen["codes_rows"].as_array().unwrap();
+    assert_eq!(codes_rows.len(), 1, "{seen}");
+    let row = codes_rows[0].as_str().unwrap();
+    // Time, channel, route, connection, delivery, outcome (three wrong codes failed it).
+    let row: Vec<&str> = row.split(" | ").collect();
+    assert_eq!(
+        row[1..],
+        ["sms", "–", "kannel", "submitted", "failed"],
+        "{row:?}"
+    );
+    assert_eq!(seen["helpdesk_sees_suspend"], 0);
+    assert_eq!(seen["helpdesk_reactivated_status"], "active");
+    assert_eq!(seen["helpdesk_forged_suspend"], 403);
+    assert_eq!(seen["after_forged_status"], "active");
+    assert_eq!(seen["helpdesk_keys_link"], 0);
+    assert_eq!(seen["helpdesk_keys_page"], 403);
+    // The administrator lifts the suspension; the card's audit shows each change
+    // with the clerk's key and the reason.
+    assert_eq!(seen["lifted_status"], "active");
+    let audit: Vec<&str> = seen["card_audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    let has = |kind: &str, needles: &[&str]| {
+        audit.iter().any(|r| {
+            r.contains(&format!(" | {kind} | apikey:1 | ")) && needles.iter().all(|n| r.contains(n))
+        })
+    };
+    assert!(
+        has(
+            "reactivated",
+            &["identity checked", "\"previous_status\":\"locked\""]
+        ),
+        "{audit:?}"
+    );
+    assert!(has("suspended", &["Card reported stolen"]), "{audit:?}");
+    assert!(
+        has(
+            "reactivated",
+            &[
+                "Customer found the card",
+                "\"previous_status\":\"suspended\""
+            ]
+        ),
+        "{audit:?}"
     );
     assert_eq!(seen["csv_type"], "text/csv; charset=utf-8");
     assert!(seen["csv_disposition"]
@@ -107,7 +197,35 @@ fn console_in_a_browser() {
         .unwrap()
         .starts_with("attachment"));
     assert_eq!(seen["csv_has_reason"], true);
+    // Audit search by actor, over two pages, and by time range.
+    let (p1, p2) = (&seen["actor_page1"], &seen["actor_page2"]);
+    assert_eq!(p1["rows"], 50, "{p1}");
+    assert_eq!(p1["actors"], json!([helpdesk_actor]), "{p1}");
+    assert_eq!(p1["older"], 1);
+    // 52 + 1 sign-ins and the re-activation: 54 in all.
+    assert_eq!(p2["rows"], 4, "{p2}");
+    assert_eq!(p2["actors"], json!([helpdesk_actor]), "{p2}");
+    assert_eq!(p2["older"], 0);
+    assert!(p2["max_id"].as_i64() < p1["min_id"].as_i64(), "{p1} {p2}");
+    assert_eq!(seen["actor_page2_filter"], helpdesk_actor);
+    assert_eq!(seen["range_today_rows"], 50);
+    assert_eq!(seen["range_tomorrow_none"], 1);
+    assert_eq!(seen["range_before_yesterday_none"], 1);
+    // A key made in the console: shown once, works, then revoked in the console.
     assert!(seen["keys_rows"].as_i64().unwrap() >= 3);
+    assert_eq!(seen["create_key_status"], 201);
+    assert_eq!(seen["new_key_shape"], true);
+    assert_eq!(seen["new_key_verify"], 200);
+    assert_eq!(seen["new_key_rows"], 1);
+    assert_eq!(seen["new_key_role"], "verifier");
+    assert_eq!(seen["reload_status"], 409);
+    assert_eq!(seen["reload_shows_key"], false);
+    assert!(
+        seen["revoked_cell"].as_str().unwrap().starts_with("20"),
+        "{seen}"
+    );
+    assert_eq!(seen["revoked_has_button"], 0);
+    assert_eq!(seen["new_key_verify_after_revoke"], 401);
     // CSRF and origin.
     assert_eq!(seen["no_csrf"], 403);
     assert_eq!(seen["bad_csrf"], 403);
@@ -120,21 +238,30 @@ fn console_in_a_browser() {
         json!({"status": 303, "location": "/console/signin"})
     );
     assert_eq!(seen["old_cookie_post"], 401);
-    // The help desk: no suspend button, a forged suspend refused, no key admin.
-    assert_eq!(seen["helpdesk_lang"], "fa");
-    assert_eq!(seen["helpdesk_sees_suspend"], 0);
-    assert_eq!(seen["helpdesk_keys_link"], 0);
-    assert_eq!(seen["helpdesk_forged_suspend"], 403);
-    assert_eq!(seen["helpdesk_keys_page"], 403);
-    assert_eq!(seen["after_forged_status"], "active");
     assert_eq!(seen["leaks"], json!([]), "secrets on a page");
 
-    // The customer asks for a fresh code, and it verifies.
+    // The customers ask for fresh codes, and they verify.
     let code = code_in(&gw.sms(msisdn, "4321", "ascii"));
     let v = gw.verify(&verifier, cards::A, &code, "after-reactivation");
     assert_eq!(v["result"], "approved", "{v}");
+    let desk_fresh = code_in(&gw.sms(desk_msisdn, &cards::D[12..], "ascii"));
+    let v = gw.verify(&verifier, cards::D, &desk_fresh, "after-desk-reactivation");
+    assert_eq!(v["result"], "approved", "{v}");
 
-    // The audit trail has the reason and the refused attempts changed nothing.
+    // The help desk's re-activation is audited with its key and the reason; the
+    // refused attempts changed nothing.
+    let (_, events) = gw.get(&admin, &format!("/v1/cards/{desk_id}/events"));
+    let events = events.as_array().unwrap();
+    assert!(
+        !events.iter().any(|e| e["kind"] == "suspended"),
+        "{events:?}"
+    );
+    let reactivated = events.iter().find(|e| e["kind"] == "reactivated").unwrap();
+    assert_eq!(reactivated["actor"], helpdesk_actor);
+    assert_eq!(
+        reactivated["detail"]["reason"],
+        "هویت مشتری در تماس تلفنی تأیید شد"
+    );
     let (_, events) = gw.get(&admin, &format!("/v1/cards/{id}/events"));
     let kinds: Vec<&str> = events
         .as_array()
@@ -142,18 +269,19 @@ fn console_in_a_browser() {
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
-    assert!(!kinds.contains(&"suspended"), "{kinds:?}");
-    let reactivated = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "reactivated")
-        .unwrap();
-    assert_eq!(reactivated["actor"], "apikey:1");
-    assert_eq!(reactivated["detail"]["previous_status"], "locked");
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "suspended").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "reactivated").count(),
+        2,
+        "{kinds:?}"
+    );
 
     let log = server_log(&gw);
-    for secret in [cards::A, &admin, &helpdesk, &verifier, &code] {
+    for secret in [cards::A, cards::D, &admin, &helpdesk, &verifier, &code] {
         assert!(!log.contains(secret), "a secret in the log");
     }
 }
@@ -294,4 +422,149 @@ fn console_api_keys_list_and_revoke() {
     );
     // The console is for sessions, not bearer keys.
     assert_eq!(gw.get(&admin, "/console/audit.csv").1, Value::Null);
+}
+
+/// A console session over plain HTTP (no browser): the client, which follows no
+/// redirects, and the session cookie.
+fn console_session(gw: &Gateway, key: &str) -> (reqwest::blocking::Client, String) {
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = client
+        .post(gw.url("/console/signin"))
+        .form(&[("key", key)])
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    (client, cookie)
+}
+
+/// The text of the element with this `id` in a console page (the pages are ours, so
+/// a plain search for `id="…">` is enough).
+fn text_of(page: &str, id: &str) -> String {
+    let start = page
+        .find(&format!("id=\"{id}\">"))
+        .unwrap_or_else(|| panic!("no #{id} in\n{page}"))
+        + id.len()
+        + 6;
+    page[start..start + page[start..].find('<').unwrap()].to_owned()
+}
+
+/// The health strip's numbers follow what happens: a code sent by SMS counts as
+/// issued, a reply the peer refuses counts in the share of failed code messages,
+/// three wrong codes count as a lock today.
+#[test]
+fn console_health_strip_moves() {
+    let gw = Gateway::start();
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    gw.enroll(&admin, cards::A, "989121110520");
+    gw.enroll(&admin, cards::C, "989121110521");
+    let (client, cookie) = console_session(&gw, &admin);
+    let home = || {
+        let resp = client
+            .get(gw.url("/console?lang=en"))
+            .header("cookie", &cookie)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.text().unwrap()
+    };
+    // Polls the home page until the strip's `id` reads `want` (delivery states are
+    // written in batches).
+    let until = |id: &str, want: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let page = home();
+            if text_of(&page, id) == want {
+                return page;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "#{id} never read {want}: {}",
+                text_of(&page, id)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    let page = home();
+    assert_eq!(text_of(&page, "issued"), "0");
+    assert_eq!(text_of(&page, "locks"), "0");
+    assert_eq!(text_of(&page, "failed-share"), "–");
+    assert!(page.contains("Code messages not delivered (1 h)"), "{page}");
+
+    // A code by SMS, acknowledged by the peer: issued, none failed.
+    let code = code_in(&gw.sms("989121110520", "4321", "ascii"));
+    assert_eq!(text_of(&home(), "issued"), "1");
+    until("failed-share", "0%");
+
+    // A second card's code, whose reply the peer refuses (ESME_RSYSERR): one of two
+    // code messages failed.
+    gw.peer_as(
+        "kannel",
+        "secret",
+        &["--deliver-resp-status", "8"],
+        &[
+            "send",
+            "--from",
+            "989121110521",
+            "--to",
+            SHORT_CODE,
+            "--text",
+            "2468",
+            "--coding",
+            "ascii",
+            "unbind",
+        ],
+    )
+    .ok();
+    assert_eq!(text_of(&home(), "issued"), "2");
+    until("failed-share", "50%");
+
+    // Three wrong codes lock the first card: a lock today, three verifications.
+    let wrong = if code == "1111111" {
+        "2222222"
+    } else {
+        "1111111"
+    };
+    for i in 0..3 {
+        let v = gw.verify(&verifier, cards::A, wrong, &format!("w{i}"));
+        assert_eq!(v["reason"], "invalid", "{v}");
+    }
+    let page = home();
+    assert_eq!(text_of(&page, "locks"), "1");
+    assert_eq!(text_of(&page, "verified"), "3");
+    assert_eq!(text_of(&page, "ratio"), "1.50");
+    assert_eq!(text_of(&page, "issued"), "2");
+}
+
+/// `http.console = false`: no console at all, the API still answers.
+#[test]
+fn console_switched_off_is_not_found() {
+    let gw = Gateway::start_with_env("", &[("OTPGW_HTTP__CONSOLE", "false")]);
+    let admin = gw.api_key("admin");
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for path in ["/console", "/console/signin", "/console/console.css"] {
+        let status = client.get(gw.url(path)).send().unwrap().status();
+        assert_eq!(status, 404, "{path}");
+    }
+    let status = client
+        .post(gw.url("/console/signin"))
+        .form(&[("key", admin.as_str())])
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status, 404);
+    assert_eq!(gw.get(&admin, "/v1/apikeys").0, 200);
 }
