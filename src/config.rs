@@ -270,6 +270,11 @@ pub struct LimitSettings {
     pub guard_window_secs: u64,
     /// … for this long.
     pub guard_cooldown_secs: u64,
+    /// Wrong codes one API key may submit for one card per window; past them its
+    /// verifies for that card are refused (429, nothing counted) until the window
+    /// ends, so one key cannot lock a card again and again after re-activations.
+    pub card_failures_per_key: u32,
+    pub card_failures_window_secs: u64,
     /// PostgreSQL only: the per-MSISDN, per-card and unknown-sender limits are decided
     /// in the database, so they hold across every node. A decision slower than this
     /// falls back to the node's own limit (counted in `otpgw_limit_fallbacks_total`).
@@ -311,6 +316,8 @@ impl Default for LimitSettings {
             guard_max_failures: 100,
             guard_window_secs: 600,
             guard_cooldown_secs: 900,
+            card_failures_per_key: 10,
+            card_failures_window_secs: 3600,
             cluster_timeout_ms: 100,
         }
     }
@@ -783,6 +790,12 @@ impl Settings {
             .chain([&self.limits.card, &self.limits.unknown_sender]);
         if rates.into_iter().any(|r| r.count == 0 || r.per_secs == 0) {
             return bad("limits: every rate needs count and per_secs of at least 1".into());
+        }
+        if self.limits.card_failures_per_key == 0 || self.limits.card_failures_window_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "limits: card_failures_per_key and card_failures_window_secs must be at least 1"
+                    .into(),
+            ));
         }
         if self.limits.guard_max_failures == 0 || self.limits.guard_window_secs == 0 {
             return bad(

@@ -73,6 +73,11 @@ pub struct Limits<C: Clock = DefaultClock> {
     guard_failures: Keyed<i64, C>,
     guard_cooldown: Duration,
     guard_tripped: Mutex<HashMap<i64, C::Instant>>,
+    /// Wrong codes per (API key, card's `pan_hash`), and the pairs refused until
+    /// their window ends.
+    card_failures: Keyed<(i64, String), C>,
+    card_failures_window: Duration,
+    card_tripped: Mutex<HashMap<(i64, String), C::Instant>>,
 }
 
 fn quota(rate: Rate) -> Quota {
@@ -148,6 +153,15 @@ impl<C: Clock + Clone> Limits<C> {
             ),
             guard_cooldown: Duration::from_secs(settings.guard_cooldown_secs),
             guard_tripped: Mutex::new(HashMap::new()),
+            card_failures: keyed(
+                quota(Rate {
+                    count: settings.card_failures_per_key,
+                    per_secs: settings.card_failures_window_secs,
+                }),
+                &clock,
+            ),
+            card_failures_window: Duration::from_secs(settings.card_failures_window_secs),
+            card_tripped: Mutex::new(HashMap::new()),
             settings: settings.clone(),
             max_keys: MAX_KEYS,
             clock,
@@ -306,6 +320,42 @@ impl<C: Clock + Clone> Limits<C> {
         newly
     }
 
+    /// Whether `key_id` may verify the card `pan_hash` now: refused after too many
+    /// wrong codes for it (`record_card_failure`).
+    pub fn admit_card_guess(&self, key_id: i64, pan_hash: &str) -> Result<(), Refused> {
+        let tripped = self.card_tripped.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(until) = tripped.get(&(key_id, pan_hash.to_owned())).copied() else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        if until <= now {
+            return Ok(());
+        }
+        metrics::counter!("otpgw_limited_total", "rule" => "card_failures_per_key").increment(1);
+        Err(Refused {
+            retry_after: until.duration_since(now).into(),
+            rule: "card_failures_per_key",
+        })
+    }
+
+    /// Counts a wrong code from `key_id` for the card `pan_hash`; past the limit the
+    /// pair is refused for one window. At most `max_keys` pairs are held (a wrong
+    /// code is only answered for an enrolled card, so they are real cards).
+    pub fn record_card_failure(&self, key_id: i64, pan_hash: &str) {
+        let pair = (key_id, pan_hash.to_owned());
+        if self.card_failures.check_key(&pair).is_ok() {
+            return;
+        }
+        let now = self.clock.now();
+        let mut tripped = self.card_tripped.lock().unwrap_or_else(|p| p.into_inner());
+        if tripped.len() >= self.max_keys {
+            tripped.retain(|_, until| *until > now);
+        }
+        if tripped.len() < self.max_keys {
+            tripped.insert(pair, now + self.card_failures_window.into());
+        }
+    }
+
     pub fn guard_cooldown(&self) -> Duration {
         self.guard_cooldown
     }
@@ -322,7 +372,12 @@ impl<C: Clock + Clone> Limits<C> {
             v.retain_recent();
         }
         self.guard_failures.retain_recent();
+        self.card_failures.retain_recent();
         let now = self.clock.now();
+        self.card_tripped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, until| *until > now);
         self.guard_tripped
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -422,5 +477,39 @@ mod tests {
         assert!(l.admit_verify(8).is_ok(), "other keys are not affected");
         clock.advance(Duration::from_secs(301));
         assert!(l.admit_verify(7).is_ok());
+    }
+
+    /// One key's wrong codes for one card are limited per window: past the limit
+    /// its verifies for that card are refused until the window ends; other cards
+    /// and other keys are not affected.
+    #[test]
+    fn wrong_codes_per_key_and_card_are_limited() {
+        let clock = FakeRelativeClock::default();
+        let settings = LimitSettings {
+            card_failures_per_key: 3,
+            card_failures_window_secs: 3600,
+            ..LimitSettings::default()
+        };
+        let l = Limits::with_clock(&settings, &[], clock.clone());
+        for _ in 0..3 {
+            assert!(l.admit_card_guess(7, "card-a").is_ok());
+            l.record_card_failure(7, "card-a");
+        }
+        assert!(l.admit_card_guess(7, "card-a").is_ok(), "three are allowed");
+        l.record_card_failure(7, "card-a");
+        let refused = l.admit_card_guess(7, "card-a").unwrap_err();
+        assert_eq!(refused.rule, "card_failures_per_key");
+        assert!(refused.retry_after <= Duration::from_secs(3600));
+        assert!(
+            l.admit_card_guess(7, "card-b").is_ok(),
+            "other cards are not affected"
+        );
+        assert!(
+            l.admit_card_guess(8, "card-a").is_ok(),
+            "other keys are not affected"
+        );
+        clock.advance(Duration::from_secs(3601));
+        l.housekeeping();
+        assert!(l.admit_card_guess(7, "card-a").is_ok());
     }
 }

@@ -913,6 +913,12 @@ impl Core {
             return Err(CoreError::TransactionRequired);
         }
         let pan_hash = keys.pan_hash(pan);
+        self.inner
+            .limits
+            .admit_card_guess(key.id, &pan_hash)
+            .map_err(|r| CoreError::Limited {
+                retry_after: r.retry_after,
+            })?;
         let fingerprint = keys.request_fingerprint(&pan_hash, code, factors.transaction);
         let epin_matched = match factors.epin {
             Some(raw) => self.check_epin(&pan_hash, raw).await?,
@@ -956,10 +962,11 @@ impl Core {
             return Err(CoreError::RequestIdReused);
         }
         if !record.replayed {
-            if record.verdict == Verdict::Rejected(Reason::Invalid)
-                && self.inner.limits.record_verify_failure(key.id)
-            {
-                self.guard_tripped(key, now).await?;
+            if record.verdict == Verdict::Rejected(Reason::Invalid) {
+                self.inner.limits.record_card_failure(key.id, &pan_hash);
+                if self.inner.limits.record_verify_failure(key.id) {
+                    self.guard_tripped(key, now).await?;
+                }
             }
             let (result, reason) = match record.verdict {
                 Verdict::Approved => ("approved", "none"),
@@ -1034,10 +1041,8 @@ impl Core {
                         let _permit = permit;
                         keys.epin_hash(&epin)
                     })
-                        .await
-                        .map_err(|_| {
-                            StoreError::Unavailable("the ePIN hash did not finish".into())
-                        })?,
+                    .await
+                    .map_err(|_| StoreError::Unavailable("the ePIN hash did not finish".into()))?,
                 )
             }
             None => None,

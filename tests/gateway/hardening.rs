@@ -262,6 +262,46 @@ fn wrong_codes_on_a_card_with_no_live_code_do_not_lock_it() {
     assert_eq!(reasons, ["invalid", "invalid", "invalid", "locked"]);
 }
 
+/// One key's wrong codes for one card are limited per window (here 3 per hour):
+/// past them its verifies for that card get 429 with Retry-After and count
+/// nothing, so one key cannot lock a card again after each re-activation; another
+/// card, and the same card through another key, still verify.
+#[test]
+fn wrong_codes_from_one_key_for_one_card_are_limited() {
+    let gw = Gateway::start_with(
+        "[limits]\nverify_per_key_per_second = 0\ncard_failures_per_key = 3\ncard_failures_window_secs = 3600\n",
+    );
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    let other_key = gw.api_key("verifier");
+    gw.enroll(&admin, cards::B1, "989121110321");
+    gw.enroll(&admin, cards::A, "989121110322");
+    // Four wrong codes are answered (no live code: none counts toward the lock);
+    // the fourth is over the limit, so the fifth is refused.
+    for i in 0..4 {
+        let v = gw.verify(&verifier, cards::B1, "1234567", &format!("kc-{i}"));
+        assert_eq!(v["reason"], "invalid", "{v}");
+    }
+    let client = reqwest::blocking::Client::new();
+    let resp = client
+        .post(gw.url("/v1/verify"))
+        .bearer_auth(&verifier)
+        .json(&serde_json::json!({"pan": cards::B1, "code": "1234567", "request_id": "kc-5"}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((3000..=3600).contains(&retry), "{retry}");
+    let v = gw.verify(&verifier, cards::A, "1234567", "kc-other-card");
+    assert_eq!(v["reason"], "invalid", "{v}");
+    let v = gw.verify(&other_key, cards::B1, "1234567", "kc-other-key");
+    assert_eq!(v["reason"], "invalid", "{v}");
+}
+
 /// Only on SQLite, where the key file lives beside the database.
 #[test]
 fn a_key_file_beside_a_lost_database_is_refused() {

@@ -26,6 +26,7 @@ peer_tps = 0
 global_per_second = 0
 verify_per_key_per_second = 0
 guard_max_failures = 100000
+card_failures_per_key = 100000
 ";
 
 pub struct Gateway {
