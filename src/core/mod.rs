@@ -573,6 +573,15 @@ impl Core {
             request_id,
             fingerprint: &fingerprint,
         };
+        // A retry is answered as the first request was, before any check or limit
+        // that could answer it otherwise (or spend the card's budget again).
+        if let Some(Issued::Replayed {
+            code_id,
+            fingerprint,
+        }) = store.push(key.id, request_id).await?
+        {
+            return self.replayed_push(code_id, &fingerprint, &push).await;
+        }
         let card = store
             .card_by_pan_hash(&pan_hash)
             .await?
@@ -649,24 +658,11 @@ impl Core {
         let code_id = match issued {
             Issued::Code { code_id, .. } => code_id,
             Issued::NotActive(status) => return Err(CoreError::CardNotActive(status)),
+            // A concurrent request with the same id won the race.
             Issued::Replayed {
                 code_id,
                 fingerprint,
-            } => {
-                if !codes::hashes_equal(&fingerprint, push.fingerprint) {
-                    return Err(CoreError::RequestIdReused);
-                }
-                let record = store
-                    .code(code_id)
-                    .await?
-                    .ok_or_else(|| StoreError::Corrupt("pushed code vanished".into()))?;
-                return Ok(Pushed {
-                    code_id,
-                    expires_at: record.expires_at,
-                    delivery: record.delivery,
-                    replayed: true,
-                });
-            }
+            } => return self.replayed_push(code_id, &fingerprint, &push).await,
         };
         metrics::counter!("otpgw_codes_issued_total", "channel" => "push").increment(1);
         tracing::info!(card_id = card.id, code_id, route = %route, "code pushed");
@@ -705,6 +701,31 @@ impl Core {
             expires_at,
             delivery: Some(Delivery::Queued),
             replayed: false,
+        })
+    }
+
+    /// The answer to a push whose request id was seen before: that push's code if
+    /// the request is the same, else `RequestIdReused`.
+    async fn replayed_push(
+        &self,
+        code_id: i64,
+        fingerprint: &str,
+        push: &PushKey<'_>,
+    ) -> Result<Pushed, CoreError> {
+        if !codes::hashes_equal(fingerprint, push.fingerprint) {
+            return Err(CoreError::RequestIdReused);
+        }
+        let record = self
+            .inner
+            .store
+            .code(code_id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("pushed code vanished".into()))?;
+        Ok(Pushed {
+            code_id,
+            expires_at: record.expires_at,
+            delivery: record.delivery,
+            replayed: true,
         })
     }
 

@@ -27,9 +27,8 @@ impl Store {
         actor: &str,
         push: &PushKey<'_>,
     ) -> Result<Issued, StoreError> {
-        if let Some(previous) = self.push(push.api_key_id, push.request_id).await? {
-            return Ok(previous);
-        }
+        // (The core looked for an earlier answer first; a twin racing this one is
+        // found by the insert into `pushes`.)
         match self.issue(code, actor, Some(push)).await {
             // A concurrent request with the same id won: answer as it did.
             Err(StoreError::Raced) => self
@@ -40,7 +39,13 @@ impl Store {
         }
     }
 
-    async fn push(&self, api_key_id: i64, request_id: &str) -> Result<Option<Issued>, StoreError> {
+    /// The code an earlier push with this request id issued, if any (as
+    /// `Issued::Replayed`, with that request's fingerprint).
+    pub async fn push(
+        &self,
+        api_key_id: i64,
+        request_id: &str,
+    ) -> Result<Option<Issued>, StoreError> {
         let row = sqlx::query(
             "SELECT code_id, fingerprint FROM pushes WHERE api_key_id = $1 AND request_id = $2",
         )

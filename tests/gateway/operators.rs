@@ -81,6 +81,53 @@ fn a_customer_message_from_the_smsc_is_answered_with_a_code_that_verifies() {
     assert!(!gw.log().contains(&code), "a code reached the log");
 }
 
+/// A retried push is answered as the first one was before any check that could
+/// answer it otherwise: after the card's limit is spent, and after the card was
+/// suspended, the same request id still gets its code; a new one does not.
+#[test]
+fn a_retried_push_gets_the_first_answer_past_the_cards_limit_and_status() {
+    let smsc = Smsc::start(&[]);
+    let config = format!(
+        "{}[limits]\ncard = {{ count = 1, per_secs = 3600 }}\n",
+        smsc.connection("mci", "")
+    );
+    let gw = Gateway::start_with(&config);
+    smsc.wait_bound(1);
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    let card = gw.enroll(&admin, cards::A, "09121110230");
+
+    let (status, first) = push(&gw, &verifier, cards::A, "retry-1");
+    assert_eq!(status, 202, "{first}");
+    let (limited, _) = push(&gw, &verifier, cards::A, "retry-2");
+    assert_eq!(limited, 429, "the card's limit is spent");
+    let (status, again) = push(&gw, &verifier, cards::A, "retry-1");
+    assert_eq!(
+        (status, &again["code_id"]),
+        (200, &first["code_id"]),
+        "{again}"
+    );
+    assert_eq!(again["replayed"], true);
+
+    let (status, _) = gw.post(
+        &admin,
+        &format!("/v1/cards/{}/suspend", card["id"]),
+        &json!({}),
+    );
+    assert_eq!(status, 200);
+    let (status, again) = push(&gw, &verifier, cards::A, "retry-1");
+    assert_eq!(
+        (status, &again["code_id"]),
+        (200, &first["code_id"]),
+        "{again}"
+    );
+    let (refused, body) = push(&gw, &verifier, cards::A, "retry-3");
+    assert_eq!(refused, 409, "{body}");
+    assert_eq!(body["error"]["code"], "card_not_active", "{body}");
+    // Exactly one code went out.
+    assert_eq!(codes_to(&smsc, "989121110230").len(), 1);
+}
+
 #[test]
 fn a_pushed_code_goes_through_the_route_of_the_cards_number_and_verifies() {
     let mci = Smsc::start(&[]);
