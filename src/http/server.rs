@@ -4,7 +4,7 @@
 //! each response (hyper starts the timer whenever it waits for a request head, so an
 //! idle keep-alive connection is closed by it too), and at most `max_connections`
 //! are held at once: more are closed at accept, so slow or idle clients cannot take
-//! every file descriptor from `/v1/verify`.
+//! every file descriptor from `/v1/verify`. HTTP/2 is not served (see `run`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,12 +30,15 @@ pub async fn run(
     let places = Arc::new(Semaphore::new(settings.max_connections));
     let graceful = GracefulShutdown::new();
     let header_read = Duration::from_secs(settings.header_read_timeout_secs);
-    let mut builder = Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only: hyper's HTTP/2 server has no idle or header-read bound, so one
+    // client with prior-knowledge HTTP/2 connections could hold every place while
+    // answering pings. Payment switches speak HTTP/1.1; an HTTP/2 front end belongs
+    // in the proxy that terminates TLS.
+    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_read);
-    builder.http2().timer(TokioTimer::new());
     loop {
         let stream = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -70,7 +73,7 @@ pub async fn run(
                 drop(place);
                 return;
             }
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(error = %e, "http connection ended with an error");
             }

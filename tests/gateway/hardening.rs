@@ -332,6 +332,23 @@ fn a_key_file_beside_a_lost_database_is_refused() {
     assert!(err.contains("chmod 600"), "{err}");
 }
 
+/// HTTP/2 is not served (its connections would have no idle bound): a client that
+/// opens with the HTTP/2 preface is closed at once, and HTTP/1.1 still verifies.
+#[test]
+fn an_http2_prior_knowledge_connection_is_closed() {
+    let gw = Gateway::start();
+    let mut h2 = TcpStream::connect(gw.http).unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .unwrap();
+    assert!(
+        closed_within(&mut h2, Duration::from_secs(5)),
+        "an HTTP/2 connection was kept open"
+    );
+    let verifier = gw.api_key("verifier");
+    let v = gw.verify(&verifier, cards::A, "1234567", "after-h2");
+    assert_eq!(v["reason"], "not_enrolled", "{v}");
+}
+
 #[test]
 fn slow_and_idle_http_connections_are_closed_and_capped() {
     let gw = Gateway::start_with_env(
