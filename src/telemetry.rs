@@ -222,10 +222,11 @@ pub enum Noisy {
     BadApiKey,
     HttpOverCap,
     OutboxClaim,
+    UnknownRoute,
 }
 
 impl Noisy {
-    const ALL: usize = 7;
+    const ALL: usize = 8;
 
     fn as_str(self) -> &'static str {
         match self {
@@ -236,6 +237,7 @@ impl Noisy {
             Noisy::BadApiKey => "bad_api_key",
             Noisy::HttpOverCap => "http_connection_refused",
             Noisy::OutboxClaim => "outbox_claim_failed",
+            Noisy::UnknownRoute => "unknown_route",
         }
     }
 }

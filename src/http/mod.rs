@@ -126,6 +126,12 @@ async fn request_span(
         _ if status == 401 => crate::telemetry::sampled(crate::telemetry::Noisy::BadApiKey, || {
             tracing::info!(status, ms, "request")
         }),
+        // So can scanners probing paths and methods, before any key is checked.
+        _ if status == 404 || status == 405 => {
+            crate::telemetry::sampled(crate::telemetry::Noisy::UnknownRoute, || {
+                tracing::info!(status, ms, "request")
+            })
+        }
         _ => tracing::info!(status, ms, "request"),
     });
     if path == "/v1/verify" {

@@ -546,6 +546,38 @@ fn held_row_lock_answers_appn(statement_timeout: &str, message_timeout: &str, ms
     code_in(&gw.sms(msisdn, "2468", "ascii"));
 }
 
+/// Probing paths and methods (404, 405) without a key is logged sampled, as bad
+/// keys are: 300 probes leave a handful of lines.
+#[test]
+fn unknown_paths_and_methods_are_logged_sampled() {
+    let gw = Gateway::start();
+    let client = reqwest::blocking::Client::new();
+    for i in 0..150 {
+        let missing = client.get(gw.url(&format!("/probe/{i}"))).send().unwrap();
+        assert_eq!(missing.status().as_u16(), 404);
+        let wrong = client.delete(gw.url("/v1/verify")).send().unwrap();
+        assert_eq!(wrong.status().as_u16(), 405);
+    }
+    // The request lines are written after the answers: wait for the first ones.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let count = || {
+        gw.log()
+            .lines()
+            .filter(|l| {
+                l.contains("status=404")
+                    || l.contains("status=405")
+                    || l.contains("\"status\":404")
+                    || l.contains("\"status\":405")
+            })
+            .count()
+    };
+    while count() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let lines = count();
+    assert!((1..=20).contains(&lines), "{lines} lines for 300 probes");
+}
+
 #[test]
 fn undecodable_pdus_before_bind_are_logged_sampled() {
     let gw = Gateway::start();
