@@ -106,6 +106,11 @@ pub enum CommonErrors {
     Unauthorized(ErrorBody),
     #[response(status = 403, description = "the key's role may not do this")]
     Forbidden(ErrorBody),
+    #[response(
+        status = 405,
+        description = "the path exists but not with this method (`method_not_allowed`)"
+    )]
+    MethodNotAllowed(ErrorBody),
     #[response(status = 408, description = "the request took too long (`timeout`)")]
     Timeout(ErrorBody),
     #[response(status = 413, description = "body over 64 KiB (`too_large`)")]

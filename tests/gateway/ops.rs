@@ -185,12 +185,20 @@ fn openapi_describes_every_endpoint() {
         ("/healthz", "get"),
         ("/readyz", "get"),
         ("/metrics", "get"),
+        ("/v1/codes", "post"),
+        ("/v1/codes/{id}", "get"),
+        ("/v1/connections", "get"),
     ] {
         assert!(
             doc["paths"][path][method].is_object(),
             "{method} {path} missing"
         );
     }
+    // Every status the server really answers for a wrong method is documented.
+    assert!(
+        doc["paths"]["/v1/verify"]["post"]["responses"]["405"].is_object(),
+        "405 missing from POST /v1/verify"
+    );
     for schema in [
         "VerifyRequest",
         "VerifyResponse",
