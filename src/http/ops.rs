@@ -1,4 +1,5 @@
-//! Operations endpoints: liveness, readiness (database reachable and migrated) and
+//! Operations endpoints: liveness, readiness (database reachable, migrated and
+//! writable) and
 //! Prometheus metrics. No authentication: bind HTTP to an internal address.
 
 use std::time::Duration;
@@ -16,12 +17,13 @@ pub async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))
 }
 
-/// Ready when the database answers within 2 s with every migration applied, the
+/// Ready when the database answers within 2 s with every migration applied and a
+/// write committed (a one-row table rewritten), the
 /// SMPP listener is accepting (it is, for as long as the process serves HTTP), and
 /// every route of client mode has a bound operator connection.
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses(
     (status = 200, description = "ready: {ready, database, smpp, routes_down}"),
-    (status = 503, description = "not ready: database unreachable, slow, or migrations pending, or a route with no bound connection")
+    (status = 503, description = "not ready: database unreachable, slow, not writable, or migrations pending, or a route with no bound connection")
 ))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let check = tokio::time::timeout(Duration::from_secs(2), state.core.store().ready());

@@ -554,7 +554,8 @@ impl Store {
         .await
     }
 
-    /// True when the database answers and every migration this build knows is applied.
+    /// True when the database answers, every migration this build knows is applied,
+    /// and a write commits (`health`'s one row; an error when it cannot).
     pub async fn ready(&self) -> Result<bool, StoreError> {
         let migrator = match self.backend {
             Backend::Sqlite => &SQLITE_MIGRATOR,
@@ -564,7 +565,25 @@ impl Store {
             sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
                 .fetch_one(&self.pool)
                 .await?;
-        Ok(applied >= migrator.iter().count() as i64)
+        if applied < migrator.iter().count() as i64 {
+            return Ok(false);
+        }
+        // A write, through the writer on SQLite: a file that turned read-only (or
+        // a full disk, a read-only replica) makes this node not ready.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        self.write(move |conn: &mut AnyConnection| {
+            Box::pin(async move {
+                sqlx::query("UPDATE health SET at = $1 WHERE id = 1")
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await?;
+        Ok(true)
     }
 
     /// Connections open and idle in this node's pool, for the metrics endpoint.

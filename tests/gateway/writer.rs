@@ -83,3 +83,95 @@ fn a_held_write_lock_gives_temporary_errors_then_recovery() {
     let (_, card) = gw.get(&admin, "/v1/cards/1");
     assert_eq!(card["failures"], 0, "{card}");
 }
+
+/// Takes the immutable attribute off the files again even if the test fails, so
+/// the temporary directory can go.
+struct Immutable(Vec<String>);
+
+impl Immutable {
+    /// `chattr +i` on `files`: even root cannot write them then (chmod would not
+    /// stop root). `None` when the file system does not support it.
+    fn set(files: &[String]) -> Option<Self> {
+        let ok = Command::new("chattr")
+            .arg("+i")
+            .args(files)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Self(files.to_vec()))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").args(&self.0).status();
+    }
+}
+
+fn readyz(gw: &Gateway) -> u16 {
+    reqwest::blocking::get(gw.url("/readyz"))
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The database file turns read-only and back, with the process running: while it
+/// cannot be written, `/readyz` says not ready, a verify answers 503 with
+/// Retry-After and an SMS `ESME_RX_T_APPN`; once writable, everything recovers
+/// without a restart. (`chattr +i` on the database and its WAL; the shared-memory
+/// file stays as it is, being mapped.)
+#[test]
+fn a_read_only_database_file_gives_defined_errors_and_recovers() {
+    if std::env::var("OTPGW_TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty()) {
+        eprintln!("SQLite only");
+        return;
+    }
+    let gw = Gateway::start();
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    gw.enroll(&admin, cards::A, "989121110802");
+    code_in(&gw.sms("989121110802", "4321", "ascii"));
+    assert_eq!(readyz(&gw), 200);
+    let path = gw.db_url.trim_start_matches("sqlite://").to_owned();
+    let files = [path.clone(), format!("{path}-wal")];
+    let Some(guard) = Immutable::set(&files) else {
+        eprintln!("chattr +i is not available on this file system: test not run");
+        return;
+    };
+
+    until("readyz answers 503", || readyz(&gw) == 503);
+    let resp = reqwest::blocking::Client::new()
+        .post(gw.url("/v1/verify"))
+        .bearer_auth(&verifier)
+        .json(&json!({"pan": cards::A, "code": "1234567", "request_id": "ro-1"}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    assert!(resp.headers().contains_key("retry-after"));
+    let p = gw.peer(&[
+        "send",
+        "--from",
+        "989121110802",
+        "--to",
+        SHORT_CODE,
+        "--text",
+        "4321",
+        "--coding",
+        "ascii",
+        "--no-reply",
+        "unbind",
+    ]);
+    assert_eq!(p.event("submit_sm_resp")["status"], 0x64, "{p:?}");
+
+    drop(guard);
+    until("readyz answers 200", || readyz(&gw) == 200);
+    let code = code_in(&gw.sms("989121110802", "4321", "ascii"));
+    let v = gw.verify(&verifier, cards::A, &code, "ro-1");
+    assert_eq!(v["result"], "approved", "{v}");
+}
