@@ -137,7 +137,7 @@ impl Store {
                 .rows_affected() as i64;
                 if push.is_none() && in_one_statement {
                     let code_id =
-                        insert_with_outbox_and_event(conn, &new_code, outbox.as_ref(), &actor).await?;
+                        insert_with_outbox_and_event(conn, &new_code, outbox.as_ref()).await?;
                     return Ok(Issued::Code {
                         code_id,
                         superseded,
@@ -455,6 +455,25 @@ fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// Binds a code's columns as $1–$10 and the actor as $11, as both one-statement
+/// forms (SQLite's call, PostgreSQL's statement) number them.
+macro_rules! bind_code {
+    ($query:expr, $code:expr $(,)?) => {
+        $query
+            .bind($code.card_id)
+            .bind(&$code.code_hash)
+            .bind($code.channel)
+            .bind(&$code.peer)
+            .bind($code.issued_at)
+            .bind($code.expires_at)
+            .bind($code.delivery)
+            .bind($code.route.as_deref())
+            .bind($code.txn_hash.as_deref())
+            .bind($code.cap)
+            .bind(&$code.actor)
+    };
+}
+
 /// A code to issue, owned by the writer's job.
 struct OwnedCode {
     card_id: i64,
@@ -502,9 +521,9 @@ async fn insert_with_outbox_and_event(
     conn: &mut AnyConnection,
     code: &OwnedCode,
     outbox: Option<&super::NewOutboxReply>,
-    actor: &str,
 ) -> Result<i64, StoreError> {
-    let id = sqlx::query_scalar(
+    let id = bind_code!(
+        sqlx::query_scalar(
         "WITH ins AS (INSERT INTO codes (card_id, code_hash, channel, peer, issued_at, expires_at, state, delivery, route, txn_hash, cap) \
            VALUES ($1, $2, $3, $4, $5, $6, 'live', $7, $8, $9, $10) RETURNING id), \
          ob AS (INSERT INTO reply_outbox (code_id, target, sealed, deliver_by, owner, lease_until, created_at) \
@@ -515,18 +534,9 @@ async fn insert_with_outbox_and_event(
              ',\"capped\":' || CASE WHEN $10::bigint IS NULL THEN 'false' ELSE 'true' END || \
              ',\"channel\":\"' || $3::text || '\",\"code_id\":' || id || ',\"expires_at\":' || $6::bigint || '}', $5 FROM ins) \
          SELECT id FROM ins",
+        ),
+        code,
     )
-    .bind(code.card_id)
-    .bind(&code.code_hash)
-    .bind(code.channel)
-    .bind(&code.peer)
-    .bind(code.issued_at)
-    .bind(code.expires_at)
-    .bind(code.delivery)
-    .bind(code.route.as_deref())
-    .bind(code.txn_hash.as_deref())
-    .bind(code.cap)
-    .bind(actor)
     .bind(outbox.map(|o| o.target.as_str()))
     .bind(outbox.map(|o| o.sealed.as_str()))
     .bind(outbox.map(|o| o.deliver_by))
@@ -546,18 +556,7 @@ async fn issue_in_one_call(
     code: &OwnedCode,
 ) -> Result<Result<Issued, StoreError>, StoreError> {
     static SQL: LazyLock<String> = LazyLock::new(|| super::writer::guarded(ISSUE_IN_ONE_CALL));
-    let rows = sqlx::query(SQL.as_str())
-        .bind(code.card_id)
-        .bind(&code.code_hash)
-        .bind(code.channel)
-        .bind(&code.peer)
-        .bind(code.issued_at)
-        .bind(code.expires_at)
-        .bind(code.delivery)
-        .bind(code.route.as_deref())
-        .bind(code.txn_hash.as_deref())
-        .bind(code.cap)
-        .bind(&code.actor)
+    let rows = bind_code!(sqlx::query(SQL.as_str()), code)
         .fetch_all(&mut *conn)
         .await?;
     Ok(read_issue_rows(&rows))
