@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion};
-use otpgw::codes::{Code, Keys, Pan};
 use otpgw::smpp::codec::{Frame, SmppCodec};
 use otpgw::smpp::pdu;
 use otpgw_parsers::sms::{parse_sms, SmsGrammar};
 use otpgw_parsers::text::decode_short_message;
+use otpgw_rules::codes::{Code, Keys, Pan};
 use rusmpp::pdus::SubmitSm;
 use rusmpp::types::{COctetString, OctetString};
 use rusmpp::values::{DataCoding, EsmClass, Npi, Ton};

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use otpgw_rules::vocab::Language;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
@@ -507,13 +508,6 @@ impl Default for PolicySettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Language {
-    Fa,
-    En,
-}
-
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecretSettings {
@@ -765,7 +759,7 @@ impl Settings {
         if self.policy.accept.is_empty() {
             return bad("policy.accept must name at least one of \"sms\", \"token\"".into());
         }
-        if !crate::policy::is_currency(&self.policy.cap_currency) {
+        if !otpgw_rules::payment::is_currency(&self.policy.cap_currency) {
             return bad("policy.cap_currency must be three upper-case letters (ISO 4217)".into());
         }
         if self.service.country_code.is_empty()
@@ -1016,11 +1010,11 @@ impl Settings {
     /// file. On SQLite a missing key file is created with mode 0600, so the embedded
     /// default works out of the box; on PostgreSQL every node must share the keys, so
     /// they have to be configured.
-    pub fn keys(&self) -> Result<crate::codes::Keys, ConfigError> {
+    pub fn keys(&self) -> Result<otpgw_rules::codes::Keys, ConfigError> {
         let invalid = |m: String| ConfigError::Invalid(m);
         match (&self.secrets.pan_key, &self.secrets.code_key) {
             (Some(p), Some(c)) => {
-                return crate::codes::Keys::from_hex(p.expose(), c.expose())
+                return otpgw_rules::codes::Keys::from_hex(p.expose(), c.expose())
                     .map_err(|e| invalid(format!("secrets: {e}")))
             }
             (None, None) => {}
@@ -1042,7 +1036,7 @@ impl Settings {
                 path.display()
             )));
         }
-        let keys = crate::codes::Keys::generate();
+        let keys = otpgw_rules::codes::Keys::generate();
         write_key_file(&path, &keys)
             .map_err(|e| invalid(format!("cannot create key file {}: {e}", path.display())))?;
         tracing::warn!(path = %path.display(), "created a new key file (mode 0600); back it up: without it no enrolled card can be found");
@@ -1086,7 +1080,7 @@ fn redact_url_password(url: &str) -> String {
     }
 }
 
-fn read_key_file(path: &Path) -> Result<crate::codes::Keys, ConfigError> {
+fn read_key_file(path: &Path) -> Result<otpgw_rules::codes::Keys, ConfigError> {
     use std::os::unix::fs::PermissionsExt;
     let invalid = |m: String| ConfigError::Invalid(m);
     let meta = std::fs::metadata(path)
@@ -1109,11 +1103,11 @@ fn read_key_file(path: &Path) -> Result<crate::codes::Keys, ConfigError> {
     }
     let file: KeyFile = toml::from_str(&text)
         .map_err(|e| invalid(format!("key file {}: {}", path.display(), e.message())))?;
-    crate::codes::Keys::from_hex(&file.pan_key, &file.code_key)
+    otpgw_rules::codes::Keys::from_hex(&file.pan_key, &file.code_key)
         .map_err(|e| invalid(format!("key file {}: {e}", path.display())))
 }
 
-fn write_key_file(path: &Path, keys: &crate::codes::Keys) -> std::io::Result<()> {
+fn write_key_file(path: &Path, keys: &otpgw_rules::codes::Keys) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -18,16 +18,11 @@
 
 pub mod app;
 pub mod bench;
-pub mod codes;
 pub mod config;
 pub mod console;
 pub mod core;
-pub mod domain;
 pub mod http;
 pub mod limits;
-pub mod policy;
-pub mod seal;
 pub mod smpp;
 pub mod store;
 pub mod telemetry;
-pub mod tokens;

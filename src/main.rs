@@ -6,10 +6,13 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use otpgw::codes::Pan;
 use otpgw::config::Settings;
-use otpgw::domain::Role;
+use otpgw::http::views::{
+    ApiKeyView, CardView, EnrolledTokenView, EnrolledView, EventView, TokenView,
+};
 use otpgw::store::StatusChange;
+use otpgw_rules::codes::Pan;
+use otpgw_rules::vocab::Role;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -221,7 +224,7 @@ struct CardRef {
 enum ApikeyCommand {
     /// Create an API key; it is printed once, only its hash is stored.
     Create {
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = role_parser())]
         role: Role,
         #[arg(long)]
         label: Option<String>,
@@ -332,7 +335,9 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
         }
         Command::Apikey(ApikeyCommand::List) => {
             let core = otpgw::app::build_core(&settings).await?;
-            println!("{}", serde_json::to_value(core.api_keys().await?)?);
+            let keys: Vec<ApiKeyView> =
+                core.api_keys().await?.into_iter().map(Into::into).collect();
+            println!("{}", serde_json::to_value(keys)?);
             Ok(())
         }
         Command::Apikey(ApikeyCommand::Revoke { id }) => {
@@ -341,10 +346,17 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
                 .revoke_api_key(id, "cli")
                 .await
                 .with_context(|| format!("Failed to revoke API key {id}"))?;
-            println!("{}", serde_json::to_value(info)?);
+            println!("{}", serde_json::to_value(ApiKeyView::from(info))?);
             Ok(())
         }
     }
+}
+
+/// `--role`: one of the roles' names, as the API and the database spell them.
+fn role_parser() -> impl clap::builder::TypedValueParser<Value = Role> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Role::ALL.iter().map(|r| r.as_str()))
+        .map(|name| Role::parse(&name).unwrap_or(Role::Verifier))
 }
 
 fn rand_id() -> u64 {
@@ -457,27 +469,29 @@ async fn card(cmd: CardCommand, settings: Settings) -> Result<()> {
         }
     };
     let json = match cmd {
-        CardCommand::Enroll { pan, msisdn } => {
-            serde_json::to_value(core.enroll_card(&read_pan(&pan)?, &msisdn, "cli").await?)?
-        }
-        CardCommand::Show(r) => serde_json::to_value(resolve(r).await?)?,
+        CardCommand::Enroll { pan, msisdn } => serde_json::to_value(EnrolledView::from(
+            core.enroll_card(&read_pan(&pan)?, &msisdn, "cli").await?,
+        ))?,
+        CardCommand::Show(r) => serde_json::to_value(CardView::from(resolve(r).await?))?,
         CardCommand::Reactivate(r) => {
             let id = resolve(r).await?.id;
-            serde_json::to_value(
+            serde_json::to_value(CardView::from(
                 core.change_status(id, StatusChange::Reactivate, "cli", None)
                     .await?,
-            )?
+            ))?
         }
         CardCommand::Suspend(r) => {
             let id = resolve(r).await?.id;
-            serde_json::to_value(
+            serde_json::to_value(CardView::from(
                 core.change_status(id, StatusChange::Suspend, "cli", None)
                     .await?,
-            )?
+            ))?
         }
         CardCommand::Events(r) => {
             let id = resolve(r).await?.id;
-            serde_json::to_value(core.events(id).await?)?
+            let events: Vec<EventView> =
+                core.events(id).await?.into_iter().map(Into::into).collect();
+            serde_json::to_value(events)?
         }
         CardCommand::Epin(EpinCommand::Set(r)) => {
             let id = resolve(r).await?.id;
@@ -486,11 +500,13 @@ async fn card(cmd: CardCommand, settings: Settings) -> Result<()> {
                 .lock()
                 .read_line(&mut line)
                 .context("Failed to read the ePIN from stdin")?;
-            serde_json::to_value(core.set_epin(id, Some(line.trim()), "cli").await?)?
+            serde_json::to_value(CardView::from(
+                core.set_epin(id, Some(line.trim()), "cli").await?,
+            ))?
         }
         CardCommand::Epin(EpinCommand::Clear(r)) => {
             let id = resolve(r).await?.id;
-            serde_json::to_value(core.set_epin(id, None, "cli").await?)?
+            serde_json::to_value(CardView::from(core.set_epin(id, None, "cli").await?))?
         }
     };
     println!("{json}");
@@ -500,7 +516,7 @@ async fn card(cmd: CardCommand, settings: Settings) -> Result<()> {
 async fn token(cmd: TokenCommand, settings: Settings) -> Result<()> {
     use otpgw::core::TokenRequest;
     use otpgw::store::TokenChange;
-    use otpgw::tokens::{Hash, TokenKind};
+    use otpgw_rules::tokens::{Hash, TokenKind};
     let core = otpgw::app::build_core(&settings).await?;
     let hash = |a: Option<&str>| -> Result<Option<Hash>> {
         a.map(|a| Hash::parse(a).context("algorithm must be sha1, sha256 or sha512"))
@@ -532,7 +548,9 @@ async fn token(cmd: TokenCommand, settings: Settings) -> Result<()> {
                 serial: serial.as_deref(),
                 secret: secret.as_deref(),
             };
-            serde_json::to_value(core.enroll_token(card, &request, "cli").await?)?
+            serde_json::to_value(EnrolledTokenView::from(
+                core.enroll_token(card, &request, "cli").await?,
+            ))?
         }
         TokenCommand::Import { card, serial, file } => {
             let text = std::fs::read_to_string(&file)
@@ -565,25 +583,37 @@ async fn token(cmd: TokenCommand, settings: Settings) -> Result<()> {
                         .context("no secret on the serial's line")?,
                 ),
             };
-            serde_json::to_value(core.enroll_token(card, &request, "cli").await?)?
+            serde_json::to_value(EnrolledTokenView::from(
+                core.enroll_token(card, &request, "cli").await?,
+            ))?
         }
-        TokenCommand::List { card } => serde_json::to_value(core.tokens_of_card(card).await?)?,
-        TokenCommand::Suspend(r) => serde_json::to_value(
+        TokenCommand::List { card } => {
+            let tokens: Vec<TokenView> = core
+                .tokens_of_card(card)
+                .await?
+                .into_iter()
+                .map(Into::into)
+                .collect();
+            serde_json::to_value(tokens)?
+        }
+        TokenCommand::Suspend(r) => serde_json::to_value(TokenView::from(
             core.change_token(r.id, TokenChange::Suspend, "cli", r.reason.as_deref())
                 .await?,
-        )?,
-        TokenCommand::Reactivate(r) => serde_json::to_value(
+        ))?,
+        TokenCommand::Reactivate(r) => serde_json::to_value(TokenView::from(
             core.change_token(r.id, TokenChange::Reactivate, "cli", r.reason.as_deref())
                 .await?,
-        )?,
-        TokenCommand::Revoke(r) => serde_json::to_value(
+        ))?,
+        TokenCommand::Revoke(r) => serde_json::to_value(TokenView::from(
             core.change_token(r.id, TokenChange::Revoke, "cli", r.reason.as_deref())
                 .await?,
-        )?,
-        TokenCommand::Replace { id } => serde_json::to_value(core.replace_token(id, "cli").await?)?,
-        TokenCommand::Resync { id, first, second } => {
-            serde_json::to_value(core.resync_token(id, &first, &second, "cli").await?)?
-        }
+        ))?,
+        TokenCommand::Replace { id } => serde_json::to_value(EnrolledTokenView::from(
+            core.replace_token(id, "cli").await?,
+        ))?,
+        TokenCommand::Resync { id, first, second } => serde_json::to_value(TokenView::from(
+            core.resync_token(id, &first, &second, "cli").await?,
+        ))?,
     };
     println!("{json}");
     Ok(())

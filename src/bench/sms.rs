@@ -225,7 +225,7 @@ pub fn status_name(status: CommandStatus) -> String {
 fn code_in(text: &str) -> Option<String> {
     let mut found = text
         .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| s.len() == crate::codes::CODE_DIGITS);
+        .filter(|s| s.len() == otpgw_rules::codes::CODE_DIGITS);
     let code = found.next()?;
     found.next().is_none().then(|| code.to_owned())
 }

@@ -18,12 +18,12 @@ use tokio_util::sync::CancellationToken;
 use super::cards;
 use super::report::Report;
 use super::Output;
-use crate::codes::{Keys, Pan};
 use crate::config::{DatabaseSettings, LimitSettings, Rate, ServiceSettings};
 use crate::core::{Core, Inbound, ReplyKind, ReplyPath, SystemClock};
-use crate::domain::Channel;
 use crate::limits::Limits;
 use crate::store::Store;
+use otpgw_rules::codes::{Keys, Pan};
+use otpgw_rules::vocab::Channel;
 
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {

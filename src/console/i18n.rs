@@ -3,7 +3,7 @@
 //! Machine tokens (delivery states, verify reasons, event kinds) stay as the API
 //! spells them, so a clerk and an engineer read the same words.
 
-use crate::config::Language;
+use otpgw_rules::vocab::Language;
 
 pub struct Texts {
     pub dir: &'static str,

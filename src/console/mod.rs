@@ -25,12 +25,12 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use crate::codes::{self, Pan};
-use crate::config::Language;
 use crate::core::{CoreError, SESSION_MAX_MS};
-use crate::domain::Role;
 use crate::http::AppState;
 use crate::store::{ApiKey, AuditFilter, StatusChange, StoreError};
+use otpgw_rules::codes::{self, Pan};
+use otpgw_rules::vocab::Language;
+use otpgw_rules::vocab::Role;
 
 const SESSION_COOKIE: &str = "otpgw_console";
 const LANG_COOKIE: &str = "otpgw_lang";

@@ -8,9 +8,9 @@ use maud::{html, Markup, DOCTYPE};
 use super::i18n::Texts;
 use super::{AuditQuery, Clerk, Lang};
 use crate::core::{CardView, Health};
-use crate::domain::{CardStatus, Role, Verdict};
 use crate::smpp::client::Phase;
 use crate::store::{ApiKeyInfo, Card, Event};
+use otpgw_rules::vocab::{CardStatus, Role, Verdict};
 
 /// What the health strip shows, gathered by the handler from the core and from
 /// this node's SMPP listener and operator connections.

@@ -3,12 +3,12 @@
 //! console (and the JSON API where it has the same operation) calls these; every rule
 //! about who may do what to a card lives here, not in the transport.
 
-use crate::codes;
-use crate::domain::{CardStatus, Role};
 use crate::store::{
     Activity, ApiKey, ApiKeyInfo, AuditFilter, Card, CodeRecord, ConsoleSession, Event,
     StatusChange, VerificationEntry,
 };
+use otpgw_rules::codes;
+use otpgw_rules::vocab::{CardStatus, Role};
 
 use super::{Core, CoreError};
 
@@ -245,7 +245,6 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::codes::Keys;
     use crate::config::{
         ClusterSettings, DatabaseSettings, LimitSettings, PolicySettings, ServiceSettings,
         TokenSettings,
@@ -253,6 +252,7 @@ mod tests {
     use crate::core::Clock;
     use crate::limits::Limits;
     use crate::store::Store;
+    use otpgw_rules::codes::Keys;
 
     /// A clock the test moves by hand.
     struct Hand(AtomicI64);

@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::domain::Delivery;
 use crate::store::Store;
+use otpgw_rules::vocab::Delivery;
 
 /// States waiting to be written; past this, `record` writes its own (no loss).
 const QUEUE: usize = 100_000;

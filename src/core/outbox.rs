@@ -12,10 +12,10 @@
 //! the peer's acknowledgement is recorded leaves a row another node sends again.
 //! Never after the code's expiry: rows carry it and are not claimed past it.
 
-use crate::codes::Keys;
 use crate::config::ClusterSettings;
-use crate::seal::SealKey;
 use crate::store::{NewOutboxReply, Store, StoreError};
+use otpgw_rules::codes::Keys;
+use otpgw_rules::seal::SealKey;
 
 /// Where a transport can send the reply to a customer's message.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,10 +7,11 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::error::Json;
+use super::views::{CardView, EnrolledView, EventView};
 use super::{ApiError, AppState, Caller};
-use crate::codes::Pan;
-use crate::domain::Role;
-use crate::store::{Activation, Card, Event, StatusChange};
+use crate::store::{Activation, StatusChange};
+use otpgw_rules::codes::Pan;
+use otpgw_rules::vocab::Role;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct EnrollRequest {
@@ -47,7 +48,7 @@ fn parse_id(raw: &str) -> Result<i64, ApiError> {
     request_body = EnrollRequest,
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "enrolled; under `[policy] require_activation` the card is `pending` and `activation` says whether its code was sent", body = crate::core::Enrolled),
+        (status = 201, description = "enrolled; under `[policy] require_activation` the card is `pending` and `activation` says whether its code was sent", body = EnrolledView),
         (status = 409, description = "already enrolled", body = super::error::ErrorBody),
         super::error::CommonErrors,
         (status = 404, description = "no such card", body = super::error::ErrorBody)
@@ -57,14 +58,14 @@ pub async fn enroll(
     State(state): State<AppState>,
     caller: Caller,
     Json(req): Json<EnrollRequest>,
-) -> Result<(StatusCode, Json<crate::core::Enrolled>), ApiError> {
+) -> Result<(StatusCode, Json<EnrolledView>), ApiError> {
     caller.require(Role::Admin)?;
     let pan = parse_pan(&req.pan)?;
     let enrolled = state
         .core
         .enroll_card(&pan, &req.msisdn, &caller.actor())
         .await?;
-    Ok((StatusCode::CREATED, Json(enrolled)))
+    Ok((StatusCode::CREATED, Json(enrolled.into())))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -84,7 +85,7 @@ pub struct ActivateRequest {
     request_body = ActivateRequest,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "activated", body = Card),
+        (status = 200, description = "activated", body = CardView),
         super::error::CommonErrors,
         (status = 404, description = "no such card", body = super::error::ErrorBody),
         (status = 409, description = "`wrong_status`: the card is not pending", body = super::error::ErrorBody),
@@ -97,7 +98,7 @@ pub async fn activate(
     caller: Caller,
     Path(id): Path<String>,
     Json(req): Json<ActivateRequest>,
-) -> Result<Json<Card>, ApiError> {
+) -> Result<Json<CardView>, ApiError> {
     caller.require(Role::Admin)?;
     let id = parse_id(&id)?;
     if req.code.chars().count() > 32 {
@@ -107,7 +108,7 @@ pub async fn activate(
         ));
     }
     match state.core.activate(id, &req.code, &caller.actor()).await? {
-        Activation::Activated(card) => Ok(Json(card)),
+        Activation::Activated(card) => Ok(Json(card.into())),
         Activation::Wrong { attempts_left } => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "activation_invalid",
@@ -130,7 +131,7 @@ pub async fn activate(
     params(("id" = i64, Path, description = "card id")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "a new code; `activation.state` says whether it was sent", body = crate::core::Enrolled),
+        (status = 200, description = "a new code; `activation.state` says whether it was sent", body = EnrolledView),
         super::error::CommonErrors,
         (status = 404, description = "no such card", body = super::error::ErrorBody),
         (status = 409, description = "`wrong_status`: the card is not pending", body = super::error::ErrorBody)
@@ -140,11 +141,15 @@ pub async fn resend_activation(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<crate::core::Enrolled>, ApiError> {
+) -> Result<Json<EnrolledView>, ApiError> {
     caller.require(Role::Admin)?;
     let id = parse_id(&id)?;
     Ok(Json(
-        state.core.resend_activation(id, &caller.actor()).await?,
+        state
+            .core
+            .resend_activation(id, &caller.actor())
+            .await?
+            .into(),
     ))
 }
 
@@ -156,7 +161,7 @@ pub async fn resend_activation(
     params(("id" = i64, Path, description = "card id", minimum = 1)),
     security(("bearer" = [])),
     responses(
-        (status = 200, body = Card),
+        (status = 200, body = CardView),
         super::error::CommonErrors,
         (status = 404, description = "no such card", body = super::error::ErrorBody)
     )
@@ -165,14 +170,14 @@ pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Card>, ApiError> {
+) -> Result<Json<CardView>, ApiError> {
     caller.require(Role::Admin)?;
     let id = parse_id(&id)?;
     state
         .core
         .card(id)
         .await?
-        .map(Json)
+        .map(|c| Json(c.into()))
         .ok_or_else(|| ApiError::not_found("no such card"))
 }
 
@@ -184,7 +189,7 @@ pub async fn show(
     request_body = LookupRequest,
     security(("bearer" = [])),
     responses(
-        (status = 200, body = Card),
+        (status = 200, body = CardView),
         super::error::CommonErrors,
         (status = 404, description = "no such card", body = super::error::ErrorBody)
     )
@@ -193,14 +198,14 @@ pub async fn lookup(
     State(state): State<AppState>,
     caller: Caller,
     Json(req): Json<LookupRequest>,
-) -> Result<Json<Card>, ApiError> {
+) -> Result<Json<CardView>, ApiError> {
     caller.require(Role::Admin)?;
     let pan = parse_pan(&req.pan)?;
     state
         .core
         .lookup(&pan)
         .await?
-        .map(Json)
+        .map(|c| Json(c.into()))
         .ok_or_else(|| ApiError::not_found("no card with this number is enrolled"))
 }
 
@@ -212,7 +217,7 @@ pub async fn lookup(
     params(("id" = i64, Path, description = "card id", minimum = 1)),
     security(("bearer" = [])),
     responses(
-        (status = 200, body = Card),
+        (status = 200, body = CardView),
         super::error::CommonErrors,
         (status = 404, description = "no such card", body = super::error::ErrorBody),
         (status = 409, description = "`lock_not_liftable`: a timed lock runs and nobody may lift it early; `wrong_status`: the card waits for activation", body = super::error::ErrorBody)
@@ -222,7 +227,7 @@ pub async fn reactivate(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Card>, ApiError> {
+) -> Result<Json<CardView>, ApiError> {
     change(state, caller, id, StatusChange::Reactivate).await
 }
 
@@ -234,7 +239,7 @@ pub async fn reactivate(
     params(("id" = i64, Path, description = "card id", minimum = 1)),
     security(("bearer" = [])),
     responses(
-        (status = 200, body = Card),
+        (status = 200, body = CardView),
         super::error::CommonErrors,
         (status = 404, description = "no such card", body = super::error::ErrorBody)
     )
@@ -243,7 +248,7 @@ pub async fn suspend(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Card>, ApiError> {
+) -> Result<Json<CardView>, ApiError> {
     change(state, caller, id, StatusChange::Suspend).await
 }
 
@@ -252,14 +257,15 @@ async fn change(
     caller: Caller,
     id: String,
     change: StatusChange,
-) -> Result<Json<Card>, ApiError> {
+) -> Result<Json<CardView>, ApiError> {
     caller.require(Role::Admin)?;
     let id = parse_id(&id)?;
     Ok(Json(
         state
             .core
             .change_status(id, change, &caller.actor(), None)
-            .await?,
+            .await?
+            .into(),
     ))
 }
 
@@ -271,7 +277,7 @@ async fn change(
     params(("id" = i64, Path, description = "card id", minimum = 1)),
     security(("bearer" = [])),
     responses(
-        (status = 200, body = Vec<Event>),
+        (status = 200, body = Vec<EventView>),
         super::error::CommonErrors,
         (status = 404, description = "no such card", body = super::error::ErrorBody)
     )
@@ -280,13 +286,21 @@ pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Vec<Event>>, ApiError> {
+) -> Result<Json<Vec<EventView>>, ApiError> {
     caller.require(Role::Admin)?;
     let id = parse_id(&id)?;
     if state.core.card(id).await?.is_none() {
         return Err(ApiError::not_found("no such card"));
     }
-    Ok(Json(state.core.events(id).await?))
+    Ok(Json(
+        state
+            .core
+            .events(id)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -308,7 +322,7 @@ pub struct EpinRequest {
     request_body = EpinRequest,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "set; the card shows `has_epin: true`", body = Card),
+        (status = 200, description = "set; the card shows `has_epin: true`", body = CardView),
         super::error::CommonErrors,
         (status = 404, description = "no such card", body = super::error::ErrorBody)
     )
@@ -318,14 +332,15 @@ pub async fn set_epin(
     caller: Caller,
     Path(id): Path<String>,
     Json(req): Json<EpinRequest>,
-) -> Result<Json<Card>, ApiError> {
+) -> Result<Json<CardView>, ApiError> {
     caller.require(Role::Admin)?;
     let id = parse_id(&id)?;
     Ok(Json(
         state
             .core
             .set_epin(id, Some(&req.epin), &caller.actor())
-            .await?,
+            .await?
+            .into(),
     ))
 }
 
@@ -337,7 +352,7 @@ pub async fn set_epin(
     params(("id" = i64, Path, description = "card id")),
     security(("bearer" = [])),
     responses(
-        (status = 200, body = Card),
+        (status = 200, body = CardView),
         super::error::CommonErrors,
         (status = 404, description = "no such card", body = super::error::ErrorBody)
     )
@@ -346,8 +361,10 @@ pub async fn clear_epin(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Card>, ApiError> {
+) -> Result<Json<CardView>, ApiError> {
     caller.require(Role::Admin)?;
     let id = parse_id(&id)?;
-    Ok(Json(state.core.set_epin(id, None, &caller.actor()).await?))
+    Ok(Json(
+        state.core.set_epin(id, None, &caller.actor()).await?.into(),
+    ))
 }

@@ -5,9 +5,9 @@
 use axum::extract::{Path, State};
 
 use super::error::Json;
+use super::views::ApiKeyView;
 use super::{ApiError, AppState, Caller};
-use crate::domain::Role;
-use crate::store::ApiKeyInfo;
+use otpgw_rules::vocab::Role;
 
 /// Every API key, revoked ones included (role `admin`).
 #[utoipa::path(
@@ -15,14 +15,22 @@ use crate::store::ApiKeyInfo;
     path = "/v1/apikeys",
     tag = "apikeys",
     security(("bearer" = [])),
-    responses((status = 200, body = Vec<ApiKeyInfo>), super::error::CommonErrors)
+    responses((status = 200, body = Vec<ApiKeyView>), super::error::CommonErrors)
 )]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Vec<ApiKeyInfo>>, ApiError> {
+) -> Result<Json<Vec<ApiKeyView>>, ApiError> {
     caller.require(Role::Admin)?;
-    Ok(Json(state.core.api_keys().await?))
+    Ok(Json(
+        state
+            .core
+            .api_keys()
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
 }
 
 /// Revoke an API key: refused from the next request on, on every node; its console
@@ -35,7 +43,7 @@ pub async fn list(
     params(("id" = i64, Path, description = "API key id")),
     security(("bearer" = [])),
     responses(
-        (status = 200, body = ApiKeyInfo),
+        (status = 200, body = ApiKeyView),
         super::error::CommonErrors,
         (status = 404, description = "no such key", body = super::error::ErrorBody)
     )
@@ -44,11 +52,13 @@ pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<ApiKeyInfo>, ApiError> {
+) -> Result<Json<ApiKeyView>, ApiError> {
     caller.require(Role::Admin)?;
     let id =
         id.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
             ApiError::bad_request("invalid_id", "key id must be a positive integer")
         })?;
-    Ok(Json(state.core.revoke_api_key(id, &caller.actor()).await?))
+    Ok(Json(
+        state.core.revoke_api_key(id, &caller.actor()).await?.into(),
+    ))
 }

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::Json;
 use super::{ApiError, AppState, Caller};
-use crate::codes::Pan;
-use crate::domain::{CodeState, Delivery, Role};
+use otpgw_rules::codes::Pan;
+use otpgw_rules::vocab::{CodeState, Delivery, Role};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct PushRequest {
@@ -47,8 +47,8 @@ pub struct TransactionBody {
 }
 
 impl TransactionBody {
-    pub(super) fn parse(&self) -> Result<crate::policy::Transaction, ApiError> {
-        crate::policy::Transaction::new(&self.kind, self.amount, &self.currency, &self.payee)
+    pub(super) fn parse(&self) -> Result<otpgw_rules::payment::Transaction, ApiError> {
+        otpgw_rules::payment::Transaction::new(&self.kind, self.amount, &self.currency, &self.payee)
             .map_err(|e| ApiError::bad_request("invalid_transaction", e.to_string()))
     }
 }

@@ -5,8 +5,8 @@ use axum::extract::State;
 
 use super::error::Json;
 use super::{ApiError, AppState, Caller};
-use crate::domain::Role;
 use crate::smpp::client::ConnectionStatus;
+use otpgw_rules::vocab::Role;
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct ConnectionsView {

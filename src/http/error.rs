@@ -196,7 +196,7 @@ impl From<CoreError> for ApiError {
                 "this bank's policy requires a transaction {type, amount, currency, payee}",
             ),
             CoreError::Policy(e) => {
-                use crate::policy::PolicyError as P;
+                use otpgw_rules::payment::PolicyError as P;
                 let code = match e {
                     P::EpinFormat => "invalid_epin",
                     P::EpinWeak => "weak_epin",

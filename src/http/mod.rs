@@ -13,6 +13,7 @@ pub mod server;
 mod tokens;
 mod ussd;
 mod verify;
+pub mod views;
 
 use std::time::Duration;
 
@@ -26,9 +27,9 @@ use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi;
 
 use crate::core::Core;
-use crate::domain::Role;
 use crate::store::ApiKey;
 pub use error::ApiError;
+use otpgw_rules::vocab::Role;
 
 #[derive(Clone)]
 pub struct AppState {

@@ -9,11 +9,12 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::error::Json;
+use super::views::{ActivatedTokenView, EnrolledTokenView, TokenView};
 use super::{ApiError, AppState, Caller};
-use crate::core::{ActivatedToken, ActivatedTokenOutcome, EnrolledToken, TokenRequest};
-use crate::domain::Role;
-use crate::store::{Token, TokenChange};
-use crate::tokens::{Hash, TokenKind};
+use crate::core::{ActivatedTokenOutcome, TokenRequest};
+use crate::store::TokenChange;
+use otpgw_rules::tokens::{Hash, TokenKind};
+use otpgw_rules::vocab::Role;
 
 fn parse_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse::<i64>()
@@ -35,9 +36,11 @@ fn bounded(field: &'static str, value: &Option<String>, max: usize) -> Result<()
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollTokenRequest {
+    #[schema(value_type = super::views::TokenKind)]
     kind: TokenKind,
     /// TOTP: sha1 (default), sha256 or sha512.
     #[serde(default)]
+    #[schema(value_type = Option<super::views::Hash>)]
     algorithm: Option<Hash>,
     /// TOTP: 6 (default), 7 or 8.
     #[serde(default)]
@@ -72,7 +75,7 @@ pub struct EnrollTokenRequest {
     request_body = EnrollTokenRequest,
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "enrolled", body = EnrolledToken),
+        (status = 201, description = "enrolled", body = EnrolledTokenView),
         super::error::CommonErrors,
         (status = 404, description = "no such card", body = super::error::ErrorBody),
         (status = 409, description = "`serial_exists`", body = super::error::ErrorBody)
@@ -83,7 +86,7 @@ pub async fn enroll(
     caller: Caller,
     Path(id): Path<String>,
     Json(req): Json<EnrollTokenRequest>,
-) -> Result<(StatusCode, Json<EnrolledToken>), ApiError> {
+) -> Result<(StatusCode, Json<EnrolledTokenView>), ApiError> {
     caller.require(Role::Admin)?;
     let id = parse_id(&id)?;
     bounded("suite", &req.suite, 64)?;
@@ -102,7 +105,7 @@ pub async fn enroll(
         .core
         .enroll_token(id, &request, &caller.actor())
         .await?;
-    Ok((StatusCode::CREATED, Json(enrolled)))
+    Ok((StatusCode::CREATED, Json(enrolled.into())))
 }
 
 /// A card's tokens, newest last (role `admin`). Never a secret.
@@ -113,7 +116,7 @@ pub async fn enroll(
     params(("id" = i64, Path, description = "card id")),
     security(("bearer" = [])),
     responses(
-        (status = 200, body = [Token]),
+        (status = 200, body = [TokenView]),
         super::error::CommonErrors,
         (status = 404, description = "no such card", body = super::error::ErrorBody)
     )
@@ -122,9 +125,17 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Vec<Token>>, ApiError> {
+) -> Result<Json<Vec<TokenView>>, ApiError> {
     caller.require(Role::Admin)?;
-    Ok(Json(state.core.tokens_of_card(parse_id(&id)?).await?))
+    Ok(Json(
+        state
+            .core
+            .tokens_of_card(parse_id(&id)?)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -144,7 +155,7 @@ pub struct ActivateTokenRequest {
     request_body = ActivateTokenRequest,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "activated; the URI carries the secret and is never shown again", body = ActivatedToken),
+        (status = 200, description = "activated; the URI carries the secret and is never shown again", body = ActivatedTokenView),
         super::error::CommonErrors,
         (status = 404, description = "no such token", body = super::error::ErrorBody),
         (status = 409, description = "`wrong_token_state`: not pending (already activated, suspended, revoked)", body = super::error::ErrorBody),
@@ -157,7 +168,7 @@ pub async fn activate(
     caller: Caller,
     Path(id): Path<String>,
     Json(req): Json<ActivateTokenRequest>,
-) -> Result<Json<ActivatedToken>, ApiError> {
+) -> Result<Json<ActivatedTokenView>, ApiError> {
     caller.require(Role::Admin)?;
     let id = parse_id(&id)?;
     match state
@@ -165,7 +176,7 @@ pub async fn activate(
         .activate_token(id, &req.activation_code, &caller.actor())
         .await?
     {
-        ActivatedTokenOutcome::Activated(a) => Ok(Json(a)),
+        ActivatedTokenOutcome::Activated(a) => Ok(Json(a.into())),
         ActivatedTokenOutcome::Wrong { attempts_left } => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "activation_invalid",
@@ -184,56 +195,57 @@ async fn change(
     caller: Caller,
     id: String,
     change: TokenChange,
-) -> Result<Json<Token>, ApiError> {
+) -> Result<Json<TokenView>, ApiError> {
     caller.require(Role::Admin)?;
     let id = parse_id(&id)?;
     Ok(Json(
         state
             .core
             .change_token(id, change, &caller.actor(), None)
-            .await?,
+            .await?
+            .into(),
     ))
 }
 
 /// Suspend an active token (role `admin`); its codes stop verifying.
 #[utoipa::path(post, path = "/v1/tokens/{id}/suspend", tag = "tokens",
     params(("id" = i64, Path, description = "token id")), security(("bearer" = [])),
-    responses((status = 200, body = Token), super::error::CommonErrors,
+    responses((status = 200, body = TokenView), super::error::CommonErrors,
         (status = 404, description = "no such token", body = super::error::ErrorBody),
         (status = 409, description = "`wrong_token_state`", body = super::error::ErrorBody)))]
 pub async fn suspend(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Token>, ApiError> {
+) -> Result<Json<TokenView>, ApiError> {
     change(state, caller, id, TokenChange::Suspend).await
 }
 
 /// Re-activate a suspended token (role `admin`).
 #[utoipa::path(post, path = "/v1/tokens/{id}/reactivate", tag = "tokens",
     params(("id" = i64, Path, description = "token id")), security(("bearer" = [])),
-    responses((status = 200, body = Token), super::error::CommonErrors,
+    responses((status = 200, body = TokenView), super::error::CommonErrors,
         (status = 404, description = "no such token", body = super::error::ErrorBody),
         (status = 409, description = "`wrong_token_state`", body = super::error::ErrorBody)))]
 pub async fn reactivate(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Token>, ApiError> {
+) -> Result<Json<TokenView>, ApiError> {
     change(state, caller, id, TokenChange::Reactivate).await
 }
 
 /// Revoke a token for good (role `admin`); its sealed secret is wiped.
 #[utoipa::path(post, path = "/v1/tokens/{id}/revoke", tag = "tokens",
     params(("id" = i64, Path, description = "token id")), security(("bearer" = [])),
-    responses((status = 200, body = Token), super::error::CommonErrors,
+    responses((status = 200, body = TokenView), super::error::CommonErrors,
         (status = 404, description = "no such token", body = super::error::ErrorBody),
         (status = 409, description = "`wrong_token_state`: already revoked", body = super::error::ErrorBody)))]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Token>, ApiError> {
+) -> Result<Json<TokenView>, ApiError> {
     change(state, caller, id, TokenChange::Revoke).await
 }
 
@@ -241,17 +253,17 @@ pub async fn revoke(
 /// and a new one of the same shape enrolled, with a new two-part activation.
 #[utoipa::path(post, path = "/v1/tokens/{id}/replace", tag = "tokens",
     params(("id" = i64, Path, description = "token id")), security(("bearer" = [])),
-    responses((status = 201, body = EnrolledToken), super::error::CommonErrors,
+    responses((status = 201, body = EnrolledTokenView), super::error::CommonErrors,
         (status = 404, description = "no such token", body = super::error::ErrorBody)))]
 pub async fn replace(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<EnrolledToken>), ApiError> {
+) -> Result<(StatusCode, Json<EnrolledTokenView>), ApiError> {
     caller.require(Role::Admin)?;
     let id = parse_id(&id)?;
     let enrolled = state.core.replace_token(id, &caller.actor()).await?;
-    Ok((StatusCode::CREATED, Json(enrolled)))
+    Ok((StatusCode::CREATED, Json(enrolled.into())))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -268,7 +280,7 @@ pub struct ResyncRequest {
 #[utoipa::path(post, path = "/v1/tokens/{id}/resync", tag = "tokens",
     params(("id" = i64, Path, description = "token id")), request_body = ResyncRequest,
     security(("bearer" = [])),
-    responses((status = 200, body = Token), super::error::CommonErrors,
+    responses((status = 200, body = TokenView), super::error::CommonErrors,
         (status = 404, description = "no such token", body = super::error::ErrorBody),
         (status = 422, description = "`resync_failed`", body = super::error::ErrorBody)))]
 pub async fn resync(
@@ -276,14 +288,15 @@ pub async fn resync(
     caller: Caller,
     Path(id): Path<String>,
     Json(req): Json<ResyncRequest>,
-) -> Result<Json<Token>, ApiError> {
+) -> Result<Json<TokenView>, ApiError> {
     caller.require(Role::Admin)?;
     let id = parse_id(&id)?;
     Ok(Json(
         state
             .core
             .resync_token(id, &req.first, &req.second, &caller.actor())
-            .await?,
+            .await?
+            .into(),
     ))
 }
 
@@ -315,7 +328,7 @@ pub async fn challenge(
     caller.require(Role::Verifier)?;
     let canonical = req.transaction.parse()?.canonical();
     Ok(Json(ChallengeResponse {
-        challenge: crate::tokens::payment_challenge(&canonical),
+        challenge: otpgw_rules::tokens::payment_challenge(&canonical),
         canonical,
     }))
 }

@@ -11,7 +11,7 @@ use otpgw_parsers::ussd::parse_ussd;
 use serde::Deserialize;
 
 use super::{ApiError, AppState, Caller};
-use crate::domain::Role;
+use otpgw_rules::vocab::Role;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]

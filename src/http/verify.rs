@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::error::Json;
 use super::{ApiError, AppState, Caller};
-use crate::codes::Pan;
 use crate::core::Factors;
-use crate::domain::{Role, Verdict};
+use otpgw_rules::codes::Pan;
+use otpgw_rules::vocab::{Role, Verdict};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct VerifyRequest {

@@ -26,7 +26,7 @@ use super::codec::{Frame, SmppCodec};
 use super::pdu::{self, BindKind};
 use super::{ussd, Context, Outgoing};
 use crate::core::{CoreError, Dispatch, Inbound, ReplyPath};
-use crate::domain::Channel;
+use otpgw_rules::vocab::Channel;
 
 pub(super) type Conn = Framed<TcpStream, SmppCodec>;
 
@@ -246,7 +246,7 @@ fn check_bind(ctx: &Context, bind: &pdu::Bind<'_>, addr: SocketAddr) -> CommandS
     if !super::address_allowed(&peer.allow_from, addr) {
         return CommandStatus::EsmeRbindfail;
     }
-    if !crate::codes::hashes_equal(peer.password.expose(), bind.password) {
+    if !otpgw_rules::codes::hashes_equal(peer.password.expose(), bind.password) {
         return CommandStatus::EsmeRinvpaswd;
     }
     CommandStatus::EsmeRok

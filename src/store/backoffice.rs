@@ -9,7 +9,7 @@ use super::{
     event_from_row, insert_event, parse_verdict, Activity, ApiKey, ApiKeyInfo, AuditFilter,
     ConsoleSession, Event, Store, StoreError, VerificationEntry,
 };
-use crate::domain::Role;
+use otpgw_rules::vocab::Role;
 
 impl Store {
     pub async fn api_keys(&self) -> Result<Vec<ApiKeyInfo>, StoreError> {

@@ -3,7 +3,7 @@
 
 use sqlx::{AnyConnection, Row};
 
-use crate::domain::CardStatus;
+use otpgw_rules::vocab::CardStatus;
 
 use super::{
     card_from_row, end_elapsed_lock, insert_event, Activation, Card, NewActivation, NewCard,
@@ -304,7 +304,7 @@ impl Store {
                 };
                 if candidate
                     .as_deref()
-                    .is_some_and(|c| crate::codes::hashes_equal(&hash, c))
+                    .is_some_and(|c| otpgw_rules::codes::hashes_equal(&hash, c))
                 {
                     let row = sqlx::query(&format!(
                         "UPDATE cards SET status = 'active', failures = 0, activation_hash = NULL, \

@@ -10,7 +10,7 @@ use super::{
     end_elapsed_lock, insert_event, parse_status, CodeRecord, Issued, MessageRef, NewCode, PushKey,
     Store, StoreError,
 };
-use crate::domain::{CardStatus, CodeState, Delivery};
+use otpgw_rules::vocab::{CardStatus, CodeState, Delivery};
 
 impl Store {
     /// Stores a new code for an active card, superseding its live one, and commits
@@ -586,8 +586,8 @@ fn read_issue_rows(rows: &[sqlx::any::AnyRow]) -> Result<Issued, StoreError> {
 mod tests {
     use super::*;
     use crate::config::DatabaseSettings;
-    use crate::domain::Channel;
     use crate::store::NewCard;
+    use otpgw_rules::vocab::Channel;
 
     async fn store(dir: &std::path::Path) -> Store {
         let settings = DatabaseSettings {

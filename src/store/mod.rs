@@ -38,13 +38,16 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use serde::Serialize;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Row};
 
 use crate::config::{DatabaseSettings, Synchronous};
-use crate::domain::{CardStatus, Channel, CodeState, Delivery, Reason, Role, Verdict};
-pub use tokens::{NewToken, Token, TokenActivation, TokenChange, TokenRecord};
+pub use otpgw_rules::records::{
+    ApiKey, ApiKeyInfo, Card, CodeRecord, Event, Token, TokenRecord, VerificationEntry,
+};
+pub use otpgw_rules::verify::{Effect, LatestCode, LockedCard, TokenUse};
+use otpgw_rules::vocab::{CardStatus, Channel, Delivery, Reason, Role, Verdict};
+pub use tokens::{NewToken, TokenActivation, TokenChange};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -74,7 +77,7 @@ pub enum StoreError {
     NoSuchToken,
     /// The token is not in the state this change needs.
     #[error("the token is {}", .0.as_str())]
-    TokenWrongState(crate::tokens::TokenState),
+    TokenWrongState(otpgw_rules::tokens::TokenState),
     #[error("a token with this serial is already enrolled")]
     SerialExists,
     /// A write could not be committed (the writer's batch failed, or it stopped).
@@ -147,42 +150,6 @@ pub struct Store {
     writer: Option<(writer::Writer, AnyPool)>,
 }
 
-/// A card as the back office sees it. The PAN hash stays inside the crate.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
-pub struct Card {
-    pub id: i64,
-    pub last4: String,
-    pub msisdn: String,
-    pub status: CardStatus,
-    pub failures: i64,
-    pub created_at: i64,
-    pub updated_at: i64,
-    /// When a timed lock ends by itself (epoch ms); null when the card is not
-    /// locked or only re-activation ends its lock.
-    pub locked_until: Option<i64>,
-    /// The bank set an ePIN for this card: verify must carry it.
-    pub has_epin: bool,
-    #[serde(skip)]
-    pub(crate) pan_hash: String,
-    #[serde(skip)]
-    pub(crate) epin_hash: Option<String>,
-    #[serde(skip)]
-    pub(crate) last6_hash: String,
-}
-
-impl Card {
-    /// The card as it stands at `now`: a timed lock whose time is up has ended, even
-    /// before a write found it and recorded that.
-    pub fn as_of(mut self, now: i64) -> Self {
-        if self.status == CardStatus::Locked && self.locked_until.is_some_and(|u| u <= now) {
-            self.status = CardStatus::Active;
-            self.failures = 0;
-            self.locked_until = None;
-        }
-        self
-    }
-}
-
 pub struct NewCard<'a> {
     pub pan_hash: &'a str,
     pub last4: &'a str,
@@ -241,25 +208,6 @@ pub struct PushKey<'a> {
     pub fingerprint: &'a str,
 }
 
-/// A code as the back office may see it: where and how it went, never the code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CodeRecord {
-    pub id: i64,
-    pub card_id: i64,
-    pub channel: String,
-    pub peer: String,
-    pub state: CodeState,
-    pub delivery: Option<Delivery>,
-    pub route: Option<String>,
-    pub connection: Option<String>,
-    pub message_id: Option<String>,
-    pub issued_at: i64,
-    pub expires_at: i64,
-    pub submitted_at: Option<i64>,
-    pub delivery_at: Option<i64>,
-    pub used_at: Option<i64>,
-}
-
 /// An SMSC's message id and the numbers it may stand for (see
 /// `otpgw_parsers::receipt::message_id_keys`).
 pub struct MessageRef<'a> {
@@ -282,52 +230,6 @@ pub enum Issued {
         code_id: i64,
         fingerprint: String,
     },
-}
-
-/// The latest code of a card, as the verification rule sees it.
-#[derive(Debug, Clone)]
-pub struct LatestCode {
-    pub id: i64,
-    pub code_hash: String,
-    pub state: CodeState,
-    pub expires_at: i64,
-    pub txn_hash: Option<String>,
-    pub cap: Option<i64>,
-}
-
-/// The card row under lock during a verification.
-#[derive(Debug, Clone)]
-pub struct LockedCard {
-    pub id: i64,
-    pub status: CardStatus,
-    pub failures: i64,
-    /// The ePIN hash the card holds now (the core checked the candidate against a
-    /// hash it read before the transaction; the two must be the same).
-    pub epin_hash: Option<String>,
-}
-
-/// What the verification rule decided; the store applies it in the same transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
-    None,
-    /// Approve: mark this live code used and reset the failure count.
-    UseCode(i64),
-    /// The code matched but its time is up.
-    ExpireCode(i64),
-    /// A wrong code: one more consecutive failure; at the limit the card locks.
-    CountFailure,
-    /// Approve a token's code: remember its step (the replay rule), drift and, for
-    /// OCRA without a time step, the payment answered; reset the failure count.
-    UseToken(TokenUse),
-}
-
-/// What an approved token code leaves behind.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenUse {
-    pub token_id: i64,
-    pub step: Option<i64>,
-    pub drift: i64,
-    pub txn_hash: Option<String>,
 }
 
 pub struct VerifyAttempt<'a> {
@@ -358,43 +260,6 @@ pub struct VerifyRecord {
     pub lock: Option<Option<i64>>,
     /// True when this is the stored answer to an earlier request with the same id.
     pub replayed: bool,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Event {
-    pub id: i64,
-    pub card_id: Option<i64>,
-    pub kind: String,
-    pub actor: String,
-    #[schema(value_type = Object)]
-    pub detail: serde_json::Value,
-    pub at: i64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ApiKey {
-    pub id: i64,
-    pub role: Role,
-}
-
-/// An API key as an administrator may see it: never the key, never its hash.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
-pub struct ApiKeyInfo {
-    pub id: i64,
-    pub role: Role,
-    pub label: Option<String>,
-    pub created_at: i64,
-    /// When it was revoked; a revoked key is refused everywhere at once.
-    pub revoked_at: Option<i64>,
-}
-
-/// One verify answer about a card, as the console lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerificationEntry {
-    pub api_key_id: i64,
-    pub request_id: String,
-    pub verdict: Verdict,
-    pub at: i64,
 }
 
 /// A live console session: whose key it is and the CSRF token its forms carry.

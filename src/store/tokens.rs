@@ -6,51 +6,8 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::{insert_event, NewActivation, Store, StoreError};
-use crate::tokens::{Hash, TokenKind, TokenSource, TokenState};
-
-/// A token as the back office sees it: never its secret.
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq, utoipa::ToSchema)]
-pub struct Token {
-    pub id: i64,
-    pub card_id: i64,
-    pub kind: TokenKind,
-    pub source: TokenSource,
-    pub serial: Option<String>,
-    pub algorithm: Hash,
-    pub digits: i64,
-    /// Seconds per time step; 0 for an OCRA suite without one.
-    pub period: i64,
-    /// The OCRA suite, for an OCRA token.
-    pub suite: Option<String>,
-    pub state: TokenState,
-    /// Steps the token's clock runs from the gateway's, as last seen.
-    pub drift: i64,
-    /// A pending token's activation deadline (epoch ms).
-    pub activation_expires_at: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub last_used_at: Option<i64>,
-}
-
-/// A token with what only the core may use: its row's `uid` (the sealing's
-/// associated data), the sealed secret and the replay state.
-#[derive(Clone)]
-pub struct TokenRecord {
-    pub token: Token,
-    pub uid: String,
-    pub sealed: Vec<u8>,
-    pub last_step: Option<i64>,
-    pub last_txn_hash: Option<String>,
-}
-
-impl std::fmt::Debug for TokenRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenRecord")
-            .field("token", &self.token)
-            .finish_non_exhaustive()
-    }
-}
+use super::{insert_event, NewActivation, Store, StoreError, Token, TokenRecord};
+use otpgw_rules::tokens::{Hash, TokenKind, TokenSource, TokenState};
 
 pub struct NewToken<'a> {
     pub uid: &'a str,
@@ -292,7 +249,7 @@ impl Store {
                     insert_event(conn, card, "token_activation_failed", &actor, serde_json::json!({"token_id": id, "reason": "expired"}), now).await?;
                     return Ok(TokenActivation::Expired);
                 }
-                let right = matches!((&hash, &candidate), (Some(h), Some(c)) if crate::codes::hashes_equal(h, c));
+                let right = matches!((&hash, &candidate), (Some(h), Some(c)) if otpgw_rules::codes::hashes_equal(h, c));
                 if !right {
                     let failures = failures + 1;
                     let locked = failures >= max_failures;

@@ -9,8 +9,8 @@ use super::{
     end_elapsed_lock, insert_event, parse_status, Effect, LatestCode, LockedCard, Store,
     StoreError, TokenRecord, VerifyAttempt, VerifyRecord,
 };
-use crate::domain::{CardStatus, CodeState, Reason, Verdict};
-use crate::tokens::TokenState;
+use otpgw_rules::tokens::TokenState;
+use otpgw_rules::vocab::{CardStatus, CodeState, Reason, Verdict};
 
 /// A `VerifyAttempt` the writer can own.
 pub(super) struct Attempt {

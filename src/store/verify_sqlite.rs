@@ -16,8 +16,8 @@ use sqlx::{AnyConnection, Row};
 
 use super::verify::{latest_from_row, After, Answer, Attempt};
 use super::{parse_status, Effect, LatestCode, LockedCard, StoreError, TokenRecord, VerifyRecord};
-use crate::domain::{CardStatus, Reason, Verdict};
-use crate::tokens::TokenState;
+use otpgw_rules::tokens::TokenState;
+use otpgw_rules::vocab::{CardStatus, Reason, Verdict};
 
 /// The card, its latest code, and whether the request id was answered before
 /// (which the writer's lock keeps true until the second call).
@@ -271,8 +271,8 @@ impl Apply {
 mod tests {
     use super::*;
     use crate::config::DatabaseSettings;
-    use crate::domain::{Channel, CodeState};
     use crate::store::{NewCard, NewCode, Store, VerifyAttempt};
+    use otpgw_rules::vocab::{Channel, CodeState};
 
     /// A rule close to the core's, enough to reach every effect.
     fn rule(

@@ -33,7 +33,7 @@ use tokio_util::task::TaskTracker;
 use super::Outgoing;
 use crate::config::{ConnectionSettings, ServiceSettings, SmppSettings};
 use crate::core::{route_target, Clock, Core, Outbound, Push};
-use crate::domain::Delivery;
+use otpgw_rules::vocab::Delivery;
 
 /// Messages waiting in the outbox, over all routes; past this, pushes are refused
 /// (HTTP 503) and replies dropped (counted), so a dead route cannot eat the memory.

@@ -30,12 +30,12 @@ use tokio_util::task::TaskTracker;
 use super::{Connection, Phase, Queued, Shared};
 use crate::config::{ConnectionBind, SmppVersion};
 use crate::core::{route_target, CoreError, Dispatch, Inbound, ReplyPath};
-use crate::domain::{Channel, Delivery};
 use crate::smpp::codec::{Frame, SmppCodec};
 use crate::smpp::pdu::{self, BindKind, SourceAddress, SubmitOptions};
 use crate::smpp::session::{answer_invalid, count_in, refusal, refuse, send, serves, Conn};
 use crate::smpp::ussd;
 use otpgw_parsers::receipt::ReceiptStat;
+use otpgw_rules::vocab::{Channel, Delivery};
 
 /// The sessions a connection runs, and whether each one submits.
 pub(super) fn binds(bind: ConnectionBind) -> Vec<(BindKind, bool)> {

@@ -1,10 +1,46 @@
 //! The vocabulary shared by the core, the store and the transports: card status,
-//! channels, roles, verification outcomes and their ISO 8583-style response codes.
-//! Plain data, no behaviour beyond naming.
+//! channels, roles, languages, verification outcomes and their ISO 8583-style
+//! response codes. Plain data, no behaviour beyond naming.
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// `as_str` (the stored and wire name), `parse` (its inverse) and `ALL` for a
+/// vocabulary enum: one list per enum, so the database, the JSON API, the OpenAPI
+/// document and the CLI cannot disagree on the names.
+#[macro_export]
+macro_rules! named {
+    ($t:ty { $($v:ident = $s:literal),* $(,)? }) => {
+        impl $t {
+            pub const ALL: &'static [$t] = &[$(Self::$v),*];
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $s),* }
+            }
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($s => Some(Self::$v),)* _ => None }
+            }
+        }
+    };
+}
+
+named!(CardStatus { Active = "active", Locked = "locked", Suspended = "suspended", Pending = "pending" });
+named!(Channel { Sms = "sms", Ussd = "ussd" });
+named!(Delivery { Queued = "queued", Submitted = "submitted", Delivered = "delivered", Undelivered = "undelivered", Expired = "expired" });
+named!(CodeState { Live = "live", Used = "used", Superseded = "superseded", Expired = "expired", Failed = "failed" });
+named!(Role { Admin = "admin", Verifier = "verifier", Ussd = "ussd", Helpdesk = "helpdesk" });
+named!(Language { Fa = "fa", En = "en" });
+named!(Reason {
+    Invalid = "invalid",
+    Expired = "expired",
+    Used = "used",
+    Locked = "locked",
+    NotEnrolled = "not_enrolled",
+    TransactionMismatch = "transaction_mismatch",
+    AmountExceedsCap = "amount_exceeds_cap",
+    TransactionRequired = "transaction_required",
+    NotActivated = "not_activated",
+});
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CardStatus {
     Active,
@@ -15,27 +51,6 @@ pub enum CardStatus {
     Pending,
 }
 
-impl CardStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Locked => "locked",
-            Self::Suspended => "suspended",
-            Self::Pending => "pending",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "active" => Some(Self::Active),
-            "locked" => Some(Self::Locked),
-            "suspended" => Some(Self::Suspended),
-            "pending" => Some(Self::Pending),
-            _ => None,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
@@ -43,17 +58,8 @@ pub enum Channel {
     Ussd,
 }
 
-impl Channel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Sms => "sms",
-            Self::Ussd => "ussd",
-        }
-    }
-}
-
 /// Where a code's message stands on its way to the customer's phone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Delivery {
     /// Waiting for an operator connection.
@@ -68,32 +74,9 @@ pub enum Delivery {
     Expired,
 }
 
-impl Delivery {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Submitted => "submitted",
-            Self::Delivered => "delivered",
-            Self::Undelivered => "undelivered",
-            Self::Expired => "expired",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "queued" => Self::Queued,
-            "submitted" => Self::Submitted,
-            "delivered" => Self::Delivered,
-            "undelivered" => Self::Undelivered,
-            "expired" => Self::Expired,
-            _ => return None,
-        })
-    }
-}
-
 /// A code's life: live until used, superseded by a newer one, expired, or voided
 /// (`failed`) when its card locked or was suspended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CodeState {
     Live,
@@ -103,33 +86,8 @@ pub enum CodeState {
     Failed,
 }
 
-impl CodeState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Live => "live",
-            Self::Used => "used",
-            Self::Superseded => "superseded",
-            Self::Expired => "expired",
-            Self::Failed => "failed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "live" => Self::Live,
-            "used" => Self::Used,
-            "superseded" => Self::Superseded,
-            "expired" => Self::Expired,
-            "failed" => Self::Failed,
-            _ => return None,
-        })
-    }
-}
-
 /// What an API key may do.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Back office: enroll, look up, suspend, re-activate cards.
@@ -142,27 +100,6 @@ pub enum Role {
     /// Help-desk clerk in the console: look cards up and re-activate locked ones.
     /// Nothing else, and no access to the JSON API.
     Helpdesk,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Admin => "admin",
-            Self::Verifier => "verifier",
-            Self::Ussd => "ussd",
-            Self::Helpdesk => "helpdesk",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "admin" => Some(Self::Admin),
-            "verifier" => Some(Self::Verifier),
-            "ussd" => Some(Self::Ussd),
-            "helpdesk" => Some(Self::Helpdesk),
-            _ => None,
-        }
-    }
 }
 
 /// Why a verification was rejected. The switch learns this and nothing more.
@@ -189,32 +126,6 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 9] = [
-        Self::Invalid,
-        Self::Expired,
-        Self::Used,
-        Self::Locked,
-        Self::NotEnrolled,
-        Self::TransactionMismatch,
-        Self::AmountExceedsCap,
-        Self::TransactionRequired,
-        Self::NotActivated,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Invalid => "invalid",
-            Self::Expired => "expired",
-            Self::Used => "used",
-            Self::Locked => "locked",
-            Self::NotEnrolled => "not_enrolled",
-            Self::TransactionMismatch => "transaction_mismatch",
-            Self::AmountExceedsCap => "amount_exceeds_cap",
-            Self::TransactionRequired => "transaction_required",
-            Self::NotActivated => "not_activated",
-        }
-    }
-
     /// Whether a rejection for this reason tells the switch how many attempts are
     /// left: the ones that count a failure (or would, with a live code), and a lock.
     pub fn carries_attempts(self) -> bool {
@@ -222,10 +133,6 @@ impl Reason {
             self,
             Self::Invalid | Self::TransactionMismatch | Self::AmountExceedsCap | Self::Locked
         )
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.as_str() == s)
     }
 
     /// ISO 8583 (1987) field 39 codes a card switch already maps to customer messages.
@@ -260,4 +167,22 @@ impl Verdict {
             Self::Rejected(r) => r.response_code(),
         }
     }
+}
+
+/// A customer's language: replies, USSD screens and the console speak it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    Fa,
+    En,
+}
+
+/// ASCII digits written in Persian (Extended Arabic-Indic) digits, the rest as is.
+pub fn to_persian_digits(s: &str) -> String {
+    s.chars()
+        .map(|c| match c.to_digit(10) {
+            Some(d) => char::from_u32(0x06F0 + d).unwrap_or(c),
+            None => c,
+        })
+        .collect()
 }

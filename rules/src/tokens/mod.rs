@@ -8,6 +8,7 @@
 //! well-kept crate, it needs the same truncation, and one small HOTP core shared by
 //! both is easier to check against the RFC vectors than two implementations.
 
+pub mod decide;
 pub mod ocra;
 pub mod totp;
 
@@ -15,7 +16,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 
 /// What a token computes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenKind {
     /// RFC 6238 time-based codes (PKO's Token, UniCredit's hardware token).
@@ -25,7 +26,7 @@ pub enum TokenKind {
 }
 
 /// Where a token's secret came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenSource {
     /// A fresh secret from the OS CSPRNG, delivered once at activation.
@@ -37,7 +38,7 @@ pub enum TokenSource {
 /// A token's life: `pending` (waiting for its two-part activation), `active`,
 /// `suspended` (reversible), `revoked` (final; the secret is wiped), `locked` (too
 /// many wrong activation codes; replace it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenState {
     Pending,
@@ -47,25 +48,13 @@ pub enum TokenState {
     Locked,
 }
 
-macro_rules! names {
-    ($t:ty { $($v:ident = $s:literal),* }) => {
-        impl $t {
-            pub fn as_str(self) -> &'static str {
-                match self { $(Self::$v => $s),* }
-            }
-            pub fn parse(s: &str) -> Option<Self> {
-                match s { $($s => Some(Self::$v),)* _ => None }
-            }
-        }
-    };
-}
-names!(TokenKind { Totp = "totp", Ocra = "ocra" });
-names!(TokenSource { Software = "software", Hardware = "hardware" });
-names!(TokenState { Pending = "pending", Active = "active", Suspended = "suspended", Revoked = "revoked", Locked = "locked" });
+crate::named!(TokenKind { Totp = "totp", Ocra = "ocra" });
+crate::named!(TokenSource { Software = "software", Hardware = "hardware" });
+crate::named!(TokenState { Pending = "pending", Active = "active", Suspended = "suspended", Revoked = "revoked", Locked = "locked" });
 
 /// The HMAC hash of a token. SHA-1 is what most apps and hardware tokens ship
 /// with (RFC 6238's default); SHA-256/512 are the RFC's options.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Hash {
     Sha1,
@@ -74,6 +63,8 @@ pub enum Hash {
 }
 
 impl Hash {
+    pub const ALL: &'static [Hash] = &[Hash::Sha1, Hash::Sha256, Hash::Sha512];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Hash::Sha1 => "sha1",
@@ -82,13 +73,12 @@ impl Hash {
         }
     }
 
+    /// Case-insensitive: OCRA suites spell it `SHA1`, the API `sha1`.
     pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "sha1" => Some(Hash::Sha1),
-            "sha256" => Some(Hash::Sha256),
-            "sha512" => Some(Hash::Sha512),
-            _ => None,
-        }
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|h| h.as_str().eq_ignore_ascii_case(s))
     }
 
     /// HMAC of `parts` under `key`. HMAC takes keys of any length.

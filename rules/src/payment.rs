@@ -3,7 +3,7 @@
 //! ePINs are too weak to accept. No I/O: the keyed hashes live in `codes`, the
 //! decisions that use these values in `core`.
 
-use crate::config::Language;
+use crate::vocab::Language;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
@@ -151,7 +151,7 @@ pub fn format_amount(amount: u64, currency: &str, lang: Language) -> String {
     }
     let out = match lang {
         Language::En => out,
-        Language::Fa => crate::core::texts::to_persian_digits(&out),
+        Language::Fa => crate::vocab::to_persian_digits(&out),
     };
     format!("{out} {currency}")
 }

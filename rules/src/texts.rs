@@ -1,8 +1,8 @@
 //! Every word a customer reads, in one place, in Persian and English. The transport
 //! picks GSM-7 or UCS-2 from the rendered text, so texts here are plain strings.
 
-use crate::config::Language;
-use crate::policy::Transaction;
+use crate::payment::Transaction;
+use crate::vocab::{to_persian_digits, Language};
 
 /// What a reply says; also the label on the `replies` metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +86,7 @@ pub fn render(kind: ReplyKind, lang: Language, p: &Params<'_>) -> String {
     }
     let mut head = String::new();
     if let Some(t) = p.transaction {
-        let amount = crate::policy::format_amount(t.amount, &t.currency, lang);
+        let amount = crate::payment::format_amount(t.amount, &t.currency, lang);
         head.push_str(&match lang {
             Language::En => format!("{}: {} to {}\n", t.kind.label(lang), amount, t.payee),
             Language::Fa => format!("{}: {} به {}\n", t.kind.label(lang), amount, t.payee),
@@ -103,7 +103,7 @@ pub fn render(kind: ReplyKind, lang: Language, p: &Params<'_>) -> String {
 /// IRR` or `سقف مبلغ: ۲٬۵۰۰٬۰۰۰ IRR`. The SMS reply and the USSD screen say it alike.
 pub fn cap_line(cap: u64, currency: &str, lang: Language) -> String {
     let sep = if lang == Language::Fa { '٬' } else { ',' };
-    let mut amount = crate::policy::group_digits(cap, sep);
+    let mut amount = crate::payment::group_digits(cap, sep);
     if lang == Language::Fa {
         amount = to_persian_digits(&amount);
     }
@@ -221,15 +221,6 @@ fn render_fa(kind: ReplyKind, p: &Params<'_>) -> String {
             to_persian_digits(&(p.ttl_secs / 3600).to_string())
         ),
     }
-}
-
-pub(crate) fn to_persian_digits(s: &str) -> String {
-    s.chars()
-        .map(|c| match c.to_digit(10) {
-            Some(d) => char::from_u32(0x06F0 + d).unwrap_or(c),
-            None => c,
-        })
-        .collect()
 }
 
 /// The language of a reply: the script the customer wrote in, else the default.

@@ -12,7 +12,7 @@ use rand::{Rng, TryRngCore};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::policy::{Epin, Transaction};
+use crate::payment::{Epin, Transaction};
 
 type HmacSha256 = Hmac<Sha256>;
 

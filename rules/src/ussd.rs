@@ -13,8 +13,8 @@
 use otpgw_parsers::digits::normalize_digits;
 use otpgw_parsers::ussd::{parse_cap, parse_card_input, CardInput};
 
-use super::texts::{self, Params, ReplyKind};
-use crate::config::Language;
+use crate::texts::{self, Params, ReplyKind};
+use crate::vocab::Language;
 
 /// Where a path leads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,7 +224,7 @@ pub fn render_answer(kind: ReplyKind, lang: Language, p: &Params<'_>) -> String 
             ReplyKind::Code => format!(
                 "رمز پویا: {}\n{cap}اعتبار {} ثانیه",
                 p.code,
-                texts::to_persian_digits(&ttl.to_string())
+                crate::vocab::to_persian_digits(&ttl.to_string())
             ),
             ReplyKind::NotEnrolled => "این شماره برای رمز پویا ثبت نشده است.".into(),
             ReplyKind::NoSuchCard => format!("کارت {} برای این شماره ثبت نشده است.", p.digits),
@@ -236,7 +236,7 @@ pub fn render_answer(kind: ReplyKind, lang: Language, p: &Params<'_>) -> String 
             ),
             ReplyKind::Limited => format!(
                 "درخواست بیش از حد. {} ثانیه دیگر تلاش کنید.",
-                texts::to_persian_digits(&p.retry_secs.to_string())
+                crate::vocab::to_persian_digits(&p.retry_secs.to_string())
             ),
             ReplyKind::Help | ReplyKind::Unrecognised => render(Screen::Help, lang, p.short_code),
             ReplyKind::NotActivated | ReplyKind::Activation | ReplyKind::TokenActivation => {
