@@ -13,18 +13,17 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{ConfigError, Settings};
-use crate::core::{Core, SystemClock};
+use crate::core::{Clock, Core, DomainError, Ports, SystemClock};
 use crate::http::{self, AppState};
-use crate::limits::Limits;
 use crate::smpp;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("database: {0}")]
-    Store(#[from] StoreError),
+    Store(#[from] DomainError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -36,21 +35,26 @@ pub enum AppError {
 
 /// The store and core, migrated and ready: what `serve` and every CLI command share.
 pub async fn build_core(settings: &Settings) -> Result<Core, AppError> {
+    Ok(build(settings, Arc::new(SystemClock)).await?.0)
+}
+
+/// The core on its store, with the clock given (tests move a `HandClock`), and the
+/// store itself for what only start-up code does with it (readiness, closing).
+pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<(Core, Store), AppError> {
     let store = Store::connect(&settings.database).await?;
     check_keys_match_database(settings, &store).await?;
     let keys = settings.keys()?;
     store.migrate().await?;
-    let limits = Limits::new(&settings.limits, &settings.smpp.peers);
-    Ok(Core::new(
-        store,
-        keys,
-        settings.service.clone(),
-        settings.policy.clone(),
-        settings.tokens.clone(),
-        limits,
-        &settings.cluster,
-        Arc::new(SystemClock),
-    ))
+    let core = Core::new(Ports::of(store.clone()), keys, settings, clock);
+    Ok((core, store))
+}
+
+/// Applies the migrations this build knows and closes the database (`otpgw migrate`).
+pub async fn migrate(settings: &Settings) -> Result<(), AppError> {
+    let store = Store::connect(&settings.database).await?;
+    store.migrate().await?;
+    store.close().await;
+    Ok(())
 }
 
 /// On SQLite the key file lives beside the database and is created with it, so one
@@ -90,6 +94,7 @@ async fn check_keys_match_database(settings: &Settings, store: &Store) -> Result
 pub struct App {
     settings: Settings,
     core: Core,
+    store: Store,
     http: TcpListener,
     smpp: TcpListener,
 }
@@ -105,7 +110,7 @@ async fn bind(addr: &str) -> Result<TcpListener, AppError> {
 
 impl App {
     pub async fn build(settings: Settings) -> Result<Self, AppError> {
-        let core = build_core(&settings).await?;
+        let (core, store) = build(&settings, Arc::new(SystemClock)).await?;
         let http = bind(&settings.http.listen).await?;
         let smpp = bind(&settings.smpp.listen).await?;
         for peer in &settings.smpp.peers {
@@ -119,6 +124,7 @@ impl App {
         Ok(Self {
             settings,
             core,
+            store,
             http,
             smpp,
         })
@@ -162,9 +168,12 @@ impl App {
         let state = AppState {
             core: self.core.clone(),
             metrics: crate::telemetry::init_metrics(),
+            readiness: Arc::new(self.store.clone()),
+            links: Arc::new(smpp::LinkBoard {
+                operators,
+                listener_sessions: smpp_server.bound_sessions(),
+            }),
             smpp_listening: true,
-            operators,
-            smpp_sessions: smpp_server.bound_sessions(),
         };
         let router = http::router(
             state,
@@ -199,10 +208,10 @@ impl App {
             tracing::warn!("shutdown deadline passed with work still running");
         }
         drop(smpp_task);
-        self.core.flush_deliveries().await;
+        self.core.delivery.flush().await;
         // Whatever this node claimed and did not send is any node's again now.
-        self.core.release_replies().await;
-        self.core.store().close().await;
+        self.core.delivery.release().await;
+        self.store.close().await;
         tracing::info!("stopped");
         Ok(())
     }

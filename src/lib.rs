@@ -19,10 +19,8 @@
 pub mod app;
 pub mod bench;
 pub mod config;
-pub mod console;
 pub mod core;
 pub mod http;
-pub mod limits;
 pub mod smpp;
 pub mod store;
 pub mod telemetry;

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use otpgw::config::Settings;
+use otpgw::core::ports::StatusChange;
 use otpgw::http::views::{
     ApiKeyView, CardView, EnrolledTokenView, EnrolledView, EventView, TokenView,
 };
-use otpgw::store::StatusChange;
 use otpgw_rules::codes::Pan;
 use otpgw_rules::vocab::Role;
 use tokio_util::sync::CancellationToken;
@@ -266,11 +266,7 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            let store = otpgw::store::Store::connect(&settings.database)
-                .await
-                .context("Failed to connect to the database")?;
-            store
-                .migrate()
+            otpgw::app::migrate(&settings)
                 .await
                 .context("Failed to apply migrations")?;
             println!("migrations applied");
@@ -325,7 +321,10 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
         Command::Bench(_) => unreachable!("bench runs before the settings are loaded"),
         Command::Apikey(ApikeyCommand::Create { role, label }) => {
             let core = otpgw::app::build_core(&settings).await?;
-            let (id, key) = core.create_api_key(role, label.as_deref(), "cli").await?;
+            let (id, key) = core
+                .access
+                .create_key(role, label.as_deref(), "cli")
+                .await?;
             println!(
                 "{}",
                 serde_json::json!({"id": id, "role": role.as_str(), "key": key})
@@ -335,15 +334,21 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
         }
         Command::Apikey(ApikeyCommand::List) => {
             let core = otpgw::app::build_core(&settings).await?;
-            let keys: Vec<ApiKeyView> =
-                core.api_keys().await?.into_iter().map(Into::into).collect();
+            let keys: Vec<ApiKeyView> = core
+                .access
+                .keys()
+                .await?
+                .into_iter()
+                .map(Into::into)
+                .collect();
             println!("{}", serde_json::to_value(keys)?);
             Ok(())
         }
         Command::Apikey(ApikeyCommand::Revoke { id }) => {
             let core = otpgw::app::build_core(&settings).await?;
             let info = core
-                .revoke_api_key(id, "cli")
+                .access
+                .revoke(id, "cli")
                 .await
                 .with_context(|| format!("Failed to revoke API key {id}"))?;
             println!("{}", serde_json::to_value(ApiKeyView::from(info))?);
@@ -461,8 +466,8 @@ async fn card(cmd: CardCommand, settings: Settings) -> Result<()> {
         let core = core.clone();
         async move {
             let card = match (r.id, r.pan) {
-                (Some(id), _) => core.card(id).await?,
-                (None, Some(pan)) => core.lookup(&read_pan(&pan)?).await?,
+                (Some(id), _) => core.backoffice.card(id).await?,
+                (None, Some(pan)) => core.backoffice.lookup(&read_pan(&pan)?).await?,
                 (None, None) => bail!("give --id or --pan"),
             };
             card.context("no such card")
@@ -470,27 +475,34 @@ async fn card(cmd: CardCommand, settings: Settings) -> Result<()> {
     };
     let json = match cmd {
         CardCommand::Enroll { pan, msisdn } => serde_json::to_value(EnrolledView::from(
-            core.enroll_card(&read_pan(&pan)?, &msisdn, "cli").await?,
+            core.enroll.card(&read_pan(&pan)?, &msisdn, "cli").await?,
         ))?,
         CardCommand::Show(r) => serde_json::to_value(CardView::from(resolve(r).await?))?,
         CardCommand::Reactivate(r) => {
             let id = resolve(r).await?.id;
             serde_json::to_value(CardView::from(
-                core.change_status(id, StatusChange::Reactivate, "cli", None)
+                core.backoffice
+                    .change_status(id, StatusChange::Reactivate, "cli", None)
                     .await?,
             ))?
         }
         CardCommand::Suspend(r) => {
             let id = resolve(r).await?.id;
             serde_json::to_value(CardView::from(
-                core.change_status(id, StatusChange::Suspend, "cli", None)
+                core.backoffice
+                    .change_status(id, StatusChange::Suspend, "cli", None)
                     .await?,
             ))?
         }
         CardCommand::Events(r) => {
             let id = resolve(r).await?.id;
-            let events: Vec<EventView> =
-                core.events(id).await?.into_iter().map(Into::into).collect();
+            let events: Vec<EventView> = core
+                .backoffice
+                .events(id)
+                .await?
+                .into_iter()
+                .map(Into::into)
+                .collect();
             serde_json::to_value(events)?
         }
         CardCommand::Epin(EpinCommand::Set(r)) => {
@@ -501,12 +513,12 @@ async fn card(cmd: CardCommand, settings: Settings) -> Result<()> {
                 .read_line(&mut line)
                 .context("Failed to read the ePIN from stdin")?;
             serde_json::to_value(CardView::from(
-                core.set_epin(id, Some(line.trim()), "cli").await?,
+                core.enroll.set_epin(id, Some(line.trim()), "cli").await?,
             ))?
         }
         CardCommand::Epin(EpinCommand::Clear(r)) => {
             let id = resolve(r).await?.id;
-            serde_json::to_value(CardView::from(core.set_epin(id, None, "cli").await?))?
+            serde_json::to_value(CardView::from(core.enroll.set_epin(id, None, "cli").await?))?
         }
     };
     println!("{json}");
@@ -514,8 +526,8 @@ async fn card(cmd: CardCommand, settings: Settings) -> Result<()> {
 }
 
 async fn token(cmd: TokenCommand, settings: Settings) -> Result<()> {
+    use otpgw::core::ports::TokenChange;
     use otpgw::core::TokenRequest;
-    use otpgw::store::TokenChange;
     use otpgw_rules::tokens::{Hash, TokenKind};
     let core = otpgw::app::build_core(&settings).await?;
     let hash = |a: Option<&str>| -> Result<Option<Hash>> {
@@ -549,7 +561,7 @@ async fn token(cmd: TokenCommand, settings: Settings) -> Result<()> {
                 secret: secret.as_deref(),
             };
             serde_json::to_value(EnrolledTokenView::from(
-                core.enroll_token(card, &request, "cli").await?,
+                core.tokens.enroll(card, &request, "cli").await?,
             ))?
         }
         TokenCommand::Import { card, serial, file } => {
@@ -584,12 +596,13 @@ async fn token(cmd: TokenCommand, settings: Settings) -> Result<()> {
                 ),
             };
             serde_json::to_value(EnrolledTokenView::from(
-                core.enroll_token(card, &request, "cli").await?,
+                core.tokens.enroll(card, &request, "cli").await?,
             ))?
         }
         TokenCommand::List { card } => {
             let tokens: Vec<TokenView> = core
-                .tokens_of_card(card)
+                .tokens
+                .of_card(card)
                 .await?
                 .into_iter()
                 .map(Into::into)
@@ -597,22 +610,25 @@ async fn token(cmd: TokenCommand, settings: Settings) -> Result<()> {
             serde_json::to_value(tokens)?
         }
         TokenCommand::Suspend(r) => serde_json::to_value(TokenView::from(
-            core.change_token(r.id, TokenChange::Suspend, "cli", r.reason.as_deref())
+            core.tokens
+                .change(r.id, TokenChange::Suspend, "cli", r.reason.as_deref())
                 .await?,
         ))?,
         TokenCommand::Reactivate(r) => serde_json::to_value(TokenView::from(
-            core.change_token(r.id, TokenChange::Reactivate, "cli", r.reason.as_deref())
+            core.tokens
+                .change(r.id, TokenChange::Reactivate, "cli", r.reason.as_deref())
                 .await?,
         ))?,
         TokenCommand::Revoke(r) => serde_json::to_value(TokenView::from(
-            core.change_token(r.id, TokenChange::Revoke, "cli", r.reason.as_deref())
+            core.tokens
+                .change(r.id, TokenChange::Revoke, "cli", r.reason.as_deref())
                 .await?,
         ))?,
         TokenCommand::Replace { id } => serde_json::to_value(EnrolledTokenView::from(
-            core.replace_token(id, "cli").await?,
+            core.tokens.replace(id, "cli").await?,
         ))?,
         TokenCommand::Resync { id, first, second } => serde_json::to_value(TokenView::from(
-            core.resync_token(id, &first, &second, "cli").await?,
+            core.tokens.resync(id, &first, &second, "cli").await?,
         ))?,
     };
     println!("{json}");

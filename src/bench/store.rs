@@ -1,6 +1,6 @@
 //! `otpgw bench store`: the write path alone. It builds a core on the given database
-//! (the same `Core::handle` the SMPP sessions call: card look-up, limits, then
-//! `Store::issue_code`, which commits before it returns), enrolls fixture cards, then
+//! (the same `Issue::sms` the SMPP sessions call: card look-up, limits, then the
+//! store's `issue_code`, which commits before it returns), enrolls fixture cards, then
 //! issues `--count` codes from `--concurrency` tasks. No sockets, no SMPP: what is left
 //! is the database and the core.
 
@@ -18,11 +18,10 @@ use tokio_util::sync::CancellationToken;
 use super::cards;
 use super::report::Report;
 use super::Output;
-use crate::config::{DatabaseSettings, LimitSettings, Rate, ServiceSettings};
-use crate::core::{Core, Inbound, ReplyKind, ReplyPath, SystemClock};
-use crate::limits::Limits;
-use crate::store::Store;
+use crate::config::{DatabaseSettings, LimitSettings, Rate, Secret, Settings};
+use crate::core::{Inbound, ReplyPath, SystemClock};
 use otpgw_rules::codes::{Keys, Pan};
+use otpgw_rules::texts::ReplyKind;
 use otpgw_rules::vocab::Channel;
 
 #[derive(Debug, Clone, Args)]
@@ -74,26 +73,23 @@ pub async fn run(args: StoreArgs, stop: CancellationToken) -> Result<()> {
     if args.cards < concurrency {
         bail!("--cards must be at least --concurrency");
     }
-    let store = Store::connect(&DatabaseSettings {
-        url: args.database.clone(),
-        max_connections: args.max_connections,
-        acquire_timeout_secs: 30,
-        ..DatabaseSettings::default()
-    })
-    .await
-    .context("Failed to connect to the database")?;
-    store.migrate().await.context("Failed to migrate")?;
-    let service = ServiceSettings::default();
-    let core = Core::new(
-        store,
-        Keys::generate(),
-        service,
-        crate::config::PolicySettings::default(),
-        crate::config::TokenSettings::default(),
-        Limits::new(&open_limits(), &[]),
-        &crate::config::ClusterSettings::default(),
-        Arc::new(SystemClock),
-    );
+    let keys = Keys::generate();
+    let mut settings = Settings {
+        database: DatabaseSettings {
+            url: args.database.clone(),
+            max_connections: args.max_connections,
+            acquire_timeout_secs: 30,
+            ..DatabaseSettings::default()
+        },
+        limits: open_limits(),
+        ..Settings::default()
+    };
+    // Fresh keys for a scratch database: no key file is written beside it.
+    settings.secrets.pan_key = Some(Secret::new(keys.pan_key_hex()));
+    settings.secrets.code_key = Some(Secret::new(keys.code_key_hex()));
+    let (core, store) = crate::app::build(&settings, Arc::new(SystemClock))
+        .await
+        .context("Failed to open the database")?;
 
     let fixtures = cards::generate(args.cards, &args.from_prefix)?;
     let bar = super::progress(Some(fixtures.len() as u64), "enroll", args.out.quiet);
@@ -102,7 +98,7 @@ pub async fn run(args: StoreArgs, stop: CancellationToken) -> Result<()> {
             let core = core.clone();
             async move {
                 let pan = Pan::parse(&c.pan).map_err(|_| anyhow::anyhow!("fixture card"))?;
-                core.enroll(&pan, &c.msisdn, "bench").await?;
+                core.enroll.card(&pan, &c.msisdn, "bench").await?;
                 Ok::<_, anyhow::Error>(())
             }
         })
@@ -169,7 +165,7 @@ pub async fn run(args: StoreArgs, stop: CancellationToken) -> Result<()> {
                 };
                 let t0 = Instant::now();
                 let result =
-                    tokio::time::timeout(Duration::from_secs(30), core.handle(&inbound)).await;
+                    tokio::time::timeout(Duration::from_secs(30), core.issue.sms(&inbound)).await;
                 let now = Instant::now();
                 let mut r = report
                     .lock()
@@ -196,7 +192,7 @@ pub async fn run(args: StoreArgs, stop: CancellationToken) -> Result<()> {
     }
     while tasks.join_next().await.is_some() {}
     bar.finish_and_clear();
-    core.store().close().await;
+    store.close().await;
     let mut report = std::mem::take(
         &mut *report
             .lock()

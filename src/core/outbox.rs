@@ -4,7 +4,7 @@
 //! own transaction. The node that took the customer's message sends it itself when
 //! it holds a session that can (its claim is written with the row, no extra round
 //! trip); otherwise, and whenever that node dies or cannot send within its lease, any
-//! node holding such a session claims it (`Store::claim_replies`) and sends it. The
+//! node holding such a session claims it (`OutboxStore::claim_replies`) and sends it. The
 //! row goes when the peer acknowledges the message, in the same transaction as the
 //! code's delivery state, so once acknowledged no node sends it again.
 //!
@@ -12,10 +12,11 @@
 //! the peer's acknowledgement is recorded leaves a row another node sends again.
 //! Never after the code's expiry: rows carry it and are not claimed past it.
 
-use crate::config::ClusterSettings;
-use crate::store::{NewOutboxReply, Store, StoreError};
 use otpgw_rules::codes::Keys;
 use otpgw_rules::seal::SealKey;
+
+use super::ports::{self, NewOutboxReply, OutboxStore};
+use crate::config::ClusterSettings;
 
 /// Where a transport can send the reply to a customer's message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +70,8 @@ pub(super) struct Outbox {
 const CLAIM_BATCH: i64 = 500;
 
 impl Outbox {
-    pub(super) fn new(store: &Store, keys: &Keys, settings: &ClusterSettings) -> Self {
+    /// `shared`: several nodes share the store (PostgreSQL); off, replies stay local.
+    pub(super) fn new(shared: bool, keys: &Keys, settings: &ClusterSettings) -> Self {
         let node = settings.node_id.clone().unwrap_or_else(|| {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().chars().take(40).collect::<String>())
@@ -81,7 +83,7 @@ impl Outbox {
             )
         });
         Self {
-            enabled: store.is_shared(),
+            enabled: shared,
             node,
             key: keys.seal_key("outbox"),
             lease_ms: i64::try_from(settings.outbox_lease_secs.saturating_mul(1000))
@@ -151,10 +153,10 @@ impl Outbox {
 
     pub(super) async fn claim(
         &self,
-        store: &Store,
+        store: &dyn OutboxStore,
         target: &str,
         now: i64,
-    ) -> Result<Vec<ClaimedReply>, StoreError> {
+    ) -> ports::Result<Vec<ClaimedReply>> {
         if !self.enabled {
             return Ok(Vec::new());
         }

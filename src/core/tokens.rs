@@ -1,7 +1,7 @@
 //! Customer tokens in the core: enrolling a software or hardware token for a card,
 //! the two-part activation (one part to the caller, for the ATM receipt; the other
-//! by SMS through the same route as a card's activation), the lifecycle, resync,
-//! and `decide_tokens`, the part of the verification rule that reads token codes.
+//! by SMS through the same route as a card's activation), the lifecycle and
+//! resync. Verifying a token's code is `verify.rs` (the rule is the rules crate's).
 //!
 //! Secrets are sealed here (purpose `"tokens"`, associated data binding the row's
 //! `uid` and card) and opened only inside the verify transaction's rule, at
@@ -10,14 +10,22 @@
 use rand::rngs::OsRng;
 use rand::{Rng, TryRngCore};
 
-use super::{ActivationNotice, Core, CoreError};
-use crate::config::Factor;
-use crate::store::{
-    NewActivation, NewToken, StoreError, Token, TokenActivation, TokenChange, TokenRecord,
-};
+use std::sync::Arc;
+
+use otpgw_rules::codes::Keys;
+use otpgw_rules::records::{Card, Token, TokenRecord};
+use otpgw_rules::seal::SealKey;
 use otpgw_rules::texts;
-use otpgw_rules::tokens::decide::{aad, normalise_code, Shape, TokenCheck};
-use otpgw_rules::tokens::{ocra, totp, Hash, TokenKind, TokenSource};
+use otpgw_rules::tokens::decide::{aad, normalise_code, Shape};
+use otpgw_rules::tokens::{ocra, totp, Hash, TokenKind, TokenSource, TokenState};
+
+use super::handout::{ActivationNotice, ActivationSms, HandOut};
+use super::ports::{CardStore, NewActivation, NewToken, TokenActivation, TokenChange, TokenStore};
+use super::{Clock, CoreError, DomainError, Missing};
+use crate::config::TokenSettings;
+
+/// The purpose a token secret's sealing key is derived for.
+pub(super) const SEAL_PURPOSE: &str = "tokens";
 
 /// Time-stepped by default: each minute's response verifies once, so a response
 /// captured for one payment cannot be replayed for the same payment later (a suite
@@ -144,15 +152,47 @@ fn secret_len(hash: Hash) -> usize {
     }
 }
 
-impl Core {
-    fn token_key(&self) -> otpgw_rules::seal::SealKey {
-        self.inner.keys.seal_key("tokens")
+#[derive(Clone)]
+pub struct Tokens {
+    inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    pub tokens: Arc<dyn TokenStore>,
+    pub cards: Arc<dyn CardStore>,
+    pub keys: Keys,
+    pub settings: TokenSettings,
+    pub handout: Arc<HandOut>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Tokens {
+    pub(super) fn new(inner: Inner) -> Self {
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    fn token_key(&self) -> SealKey {
+        self.inner.keys.seal_key(SEAL_PURPOSE)
+    }
+
+    fn now(&self) -> i64 {
+        self.inner.clock.now_ms()
+    }
+
+    async fn record(&self, id: i64) -> Result<TokenRecord, CoreError> {
+        self.inner
+            .tokens
+            .token(id)
+            .await?
+            .ok_or(CoreError::not_found(Missing::Token))
     }
 
     /// Enrolls a token for a card. A software token gets a fresh secret and waits,
     /// `pending`, for its two-part activation code; a hardware token (secret from
     /// the vendor's file) is active at once.
-    pub async fn enroll_token(
+    pub async fn enroll(
         &self,
         card_id: i64,
         req: &TokenRequest<'_>,
@@ -160,10 +200,10 @@ impl Core {
     ) -> Result<EnrolledToken, CoreError> {
         let card = self
             .inner
-            .store
+            .cards
             .card(card_id)
             .await?
-            .ok_or(StoreError::NoSuchCard)?;
+            .ok_or(CoreError::not_found(Missing::Card))?;
         let kind = req
             .kind
             .ok_or(TokenError::Spec("kind must be \"totp\" or \"ocra\""))?;
@@ -220,7 +260,7 @@ impl Core {
                 let mut s = vec![0u8; secret_len(hash)];
                 OsRng
                     .try_fill_bytes(&mut s)
-                    .map_err(|_| StoreError::Unavailable("no randomness".into()))?;
+                    .map_err(|_| DomainError::unavailable("no randomness"))?;
                 (s, TokenSource::Software)
             }
         };
@@ -229,8 +269,8 @@ impl Core {
         }
         let uid = hex::encode(rand::random::<[u8; 16]>());
         let sealed = self.token_key().seal(&aad(&uid, card.id), &secret);
-        let now = self.now_ms();
-        let settings = &self.inner.tokens;
+        let now = self.now();
+        let settings = &self.inner.settings;
         let ttl_ms =
             i64::try_from(settings.activation_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         let expires_at = now.saturating_add(ttl_ms);
@@ -243,7 +283,7 @@ impl Core {
         });
         let token = self
             .inner
-            .store
+            .tokens
             .enroll_token(
                 NewToken {
                     uid: &uid,
@@ -294,49 +334,47 @@ impl Core {
     /// route for its number (as a card's activation SMS goes).
     async fn send_token_part(
         &self,
-        card: &crate::store::Card,
+        card: &Card,
         token_id: i64,
         part: &str,
         expires_at: i64,
         actor: &str,
     ) -> Result<ActivationNotice, CoreError> {
-        let sms = super::ActivationSms {
+        let sms = ActivationSms {
             kind: texts::ReplyKind::TokenActivation,
             code: part,
-            ttl_secs: self.inner.tokens.activation_ttl_secs,
+            ttl_secs: self.inner.settings.activation_ttl_secs,
             event: "token_activation_sent",
             detail: serde_json::json!({ "token_id": token_id }),
         };
-        self.send_activation_sms(card, sms, expires_at, actor).await
+        self.inner
+            .handout
+            .activation(card, sms, expires_at, actor)
+            .await
     }
 
     /// The app proves both parts (joined) and receives its secret once, as an
     /// `otpauth://` URI. Wrong codes are counted and audited; at
     /// `[tokens] activation_max_failures` the token locks and must be replaced.
-    pub async fn activate_token(
+    pub async fn activate(
         &self,
         id: i64,
         code: &str,
         actor: &str,
     ) -> Result<ActivatedTokenOutcome, CoreError> {
-        let record = self
-            .inner
-            .store
-            .token(id)
-            .await?
-            .ok_or(StoreError::NoSuchToken)?;
+        let record = self.record(id).await?;
         let candidate = normalise_code(code)
             .filter(|c| c.len() == 2 * PART_DIGITS)
             .map(|c| self.inner.keys.token_activation_hash(&record.uid, &c));
         let outcome = self
             .inner
-            .store
+            .tokens
             .activate_token(
                 id,
                 candidate,
-                self.inner.tokens.activation_max_failures,
+                self.inner.settings.activation_max_failures,
                 actor,
-                self.now_ms(),
+                self.now(),
             )
             .await?;
         Ok(match outcome {
@@ -365,7 +403,7 @@ impl Core {
         self.token_key()
             .open(&aad(&r.uid, r.token.card_id), &r.sealed)
             .map_err(|_| {
-                StoreError::Corrupt(format!("token {} secret does not open", r.token.id)).into()
+                DomainError::internal(format!("token {} secret does not open", r.token.id)).into()
             })
     }
 
@@ -373,7 +411,7 @@ impl Core {
         let secret = self.open_secret(r)?;
         let t = &r.token;
         let card = format!("card-{}", t.card_id);
-        let issuer = &self.inner.tokens.issuer;
+        let issuer = &self.inner.settings.issuer;
         Ok(match t.kind {
             TokenKind::Totp => otpgw_rules::tokens::otpauth_uri(
                 "totp",
@@ -396,24 +434,18 @@ impl Core {
         })
     }
 
-    pub async fn tokens_of_card(&self, card_id: i64) -> Result<Vec<Token>, CoreError> {
-        if self.inner.store.card(card_id).await?.is_none() {
-            return Err(StoreError::NoSuchCard.into());
+    pub async fn of_card(&self, card_id: i64) -> Result<Vec<Token>, CoreError> {
+        if self.inner.cards.card(card_id).await?.is_none() {
+            return Err(CoreError::not_found(Missing::Card));
         }
-        Ok(self.inner.store.tokens_of_card(card_id).await?)
+        Ok(self.inner.tokens.tokens_of_card(card_id).await?)
     }
 
-    pub async fn token(&self, id: i64) -> Result<Token, CoreError> {
-        Ok(self
-            .inner
-            .store
-            .token(id)
-            .await?
-            .ok_or(StoreError::NoSuchToken)?
-            .token)
+    pub async fn get(&self, id: i64) -> Result<Token, CoreError> {
+        Ok(self.record(id).await?.token)
     }
 
-    pub async fn change_token(
+    pub async fn change(
         &self,
         id: i64,
         change: TokenChange,
@@ -422,8 +454,8 @@ impl Core {
     ) -> Result<Token, CoreError> {
         let token = self
             .inner
-            .store
-            .change_token(id, change, actor, reason, self.now_ms())
+            .tokens
+            .change_token(id, change, actor, reason, self.now())
             .await?;
         tracing::info!(
             token_id = id,
@@ -436,13 +468,8 @@ impl Core {
 
     /// A lost phone: the old token is revoked and a new one of the same shape
     /// enrolled for the same card, with a new activation.
-    pub async fn replace_token(&self, id: i64, actor: &str) -> Result<EnrolledToken, CoreError> {
-        let old = self
-            .inner
-            .store
-            .token(id)
-            .await?
-            .ok_or(StoreError::NoSuchToken)?;
+    pub async fn replace(&self, id: i64, actor: &str) -> Result<EnrolledToken, CoreError> {
+        let old = self.record(id).await?;
         if old.token.source == TokenSource::Hardware {
             return Err(TokenError::Spec(
                 "a hardware token is replaced by enrolling the new device's serial",
@@ -450,8 +477,8 @@ impl Core {
             .into());
         }
         let t = &old.token;
-        if t.state != otpgw_rules::tokens::TokenState::Revoked {
-            self.change_token(id, TokenChange::Revoke, actor, Some("replaced"))
+        if t.state != TokenState::Revoked {
+            self.change(id, TokenChange::Revoke, actor, Some("replaced"))
                 .await?;
         }
         let req = match t.kind {
@@ -468,23 +495,18 @@ impl Core {
                 ..TokenRequest::default()
             },
         };
-        self.enroll_token(t.card_id, &req, actor).await
+        self.enroll(t.card_id, &req, actor).await
     }
 
     /// Resynchronises a TOTP token from two consecutive codes (administrator).
-    pub async fn resync_token(
+    pub async fn resync(
         &self,
         id: i64,
         first: &str,
         second: &str,
         actor: &str,
     ) -> Result<Token, CoreError> {
-        let r = self
-            .inner
-            .store
-            .token(id)
-            .await?
-            .ok_or(StoreError::NoSuchToken)?;
+        let r = self.record(id).await?;
         let t = &r.token;
         let Some(Shape::Totp(params)) =
             Shape::of(t.kind, t.algorithm, t.digits, t.period, t.suite.as_deref())
@@ -495,7 +517,7 @@ impl Core {
             return Err(TokenError::NoResync.into());
         };
         let secret = self.open_secret(&r)?;
-        let now = self.now_ms();
+        let now = self.now();
         let now_step = params.step_at(now);
         let step = totp::resync(
             &params,
@@ -503,13 +525,13 @@ impl Core {
             &first,
             &second,
             now_step,
-            self.inner.tokens.resync_steps,
+            self.inner.settings.resync_steps,
         )
         .ok_or(TokenError::NoResync)?;
         let drift = i64::try_from(i128::from(step) - i128::from(now_step)).unwrap_or(0);
         let token = self
             .inner
-            .store
+            .tokens
             .resync_token(
                 id,
                 i64::try_from(step).unwrap_or(i64::MAX),
@@ -520,22 +542,5 @@ impl Core {
             .await?;
         tracing::info!(token_id = id, actor, drift, "token resynchronised");
         Ok(token)
-    }
-
-    /// What the verification rule needs to read token codes, owned by its closure.
-    pub(super) fn token_check(
-        &self,
-        code: &str,
-        transaction: Option<&otpgw_rules::payment::Transaction>,
-    ) -> TokenCheck {
-        let accept = &self.inner.policy.accept;
-        TokenCheck {
-            key: self.token_key(),
-            candidate: normalise_code(code).filter(|c| (6..=8).contains(&c.len())),
-            challenge: transaction.map(|t| otpgw_rules::tokens::payment_challenge(&t.canonical())),
-            window: self.inner.tokens.window_steps,
-            sms: accept.contains(&Factor::Sms),
-            tokens: accept.contains(&Factor::Token),
-        }
     }
 }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::error::Json;
 use super::views::{CardView, EnrolledView, EventView};
 use super::{ApiError, AppState, Caller};
-use crate::store::{Activation, StatusChange};
+use crate::core::ports::{Activation, StatusChange};
 use otpgw_rules::codes::Pan;
 use otpgw_rules::vocab::Role;
 
@@ -63,7 +63,8 @@ pub async fn enroll(
     let pan = parse_pan(&req.pan)?;
     let enrolled = state
         .core
-        .enroll_card(&pan, &req.msisdn, &caller.actor())
+        .enroll
+        .card(&pan, &req.msisdn, &caller.actor())
         .await?;
     Ok((StatusCode::CREATED, Json(enrolled.into())))
 }
@@ -107,7 +108,12 @@ pub async fn activate(
             "code must be at most 32 characters",
         ));
     }
-    match state.core.activate(id, &req.code, &caller.actor()).await? {
+    match state
+        .core
+        .enroll
+        .activate(id, &req.code, &caller.actor())
+        .await?
+    {
         Activation::Activated(card) => Ok(Json(card.into())),
         Activation::Wrong { attempts_left } => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -147,6 +153,7 @@ pub async fn resend_activation(
     Ok(Json(
         state
             .core
+            .enroll
             .resend_activation(id, &caller.actor())
             .await?
             .into(),
@@ -175,6 +182,7 @@ pub async fn show(
     let id = parse_id(&id)?;
     state
         .core
+        .backoffice
         .card(id)
         .await?
         .map(|c| Json(c.into()))
@@ -203,6 +211,7 @@ pub async fn lookup(
     let pan = parse_pan(&req.pan)?;
     state
         .core
+        .backoffice
         .lookup(&pan)
         .await?
         .map(|c| Json(c.into()))
@@ -263,6 +272,7 @@ async fn change(
     Ok(Json(
         state
             .core
+            .backoffice
             .change_status(id, change, &caller.actor(), None)
             .await?
             .into(),
@@ -289,12 +299,13 @@ pub async fn events(
 ) -> Result<Json<Vec<EventView>>, ApiError> {
     caller.require(Role::Admin)?;
     let id = parse_id(&id)?;
-    if state.core.card(id).await?.is_none() {
+    if state.core.backoffice.card(id).await?.is_none() {
         return Err(ApiError::not_found("no such card"));
     }
     Ok(Json(
         state
             .core
+            .backoffice
             .events(id)
             .await?
             .into_iter()
@@ -338,6 +349,7 @@ pub async fn set_epin(
     Ok(Json(
         state
             .core
+            .enroll
             .set_epin(id, Some(&req.epin), &caller.actor())
             .await?
             .into(),
@@ -365,6 +377,11 @@ pub async fn clear_epin(
     caller.require(Role::Admin)?;
     let id = parse_id(&id)?;
     Ok(Json(
-        state.core.set_epin(id, None, &caller.actor()).await?.into(),
+        state
+            .core
+            .enroll
+            .set_epin(id, None, &caller.actor())
+            .await?
+            .into(),
     ))
 }

@@ -25,7 +25,8 @@ pub async fn list(
     Ok(Json(
         state
             .core
-            .api_keys()
+            .access
+            .keys()
             .await?
             .into_iter()
             .map(Into::into)
@@ -59,6 +60,6 @@ pub async fn revoke(
             ApiError::bad_request("invalid_id", "key id must be a positive integer")
         })?;
     Ok(Json(
-        state.core.revoke_api_key(id, &caller.actor()).await?.into(),
+        state.core.access.revoke(id, &caller.actor()).await?.into(),
     ))
 }

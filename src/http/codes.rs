@@ -137,7 +137,8 @@ pub async fn push(
         .transpose()?;
     let pushed = state
         .core
-        .push_code(key, &pan, request_id, transaction.as_ref())
+        .issue
+        .push(key, &pan, request_id, transaction.as_ref())
         .await?;
     let status = if pushed.replayed {
         StatusCode::OK
@@ -181,6 +182,7 @@ pub async fn show(
         })?;
     let c = state
         .core
+        .issue
         .code(id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such code"))?;

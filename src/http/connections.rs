@@ -4,13 +4,13 @@
 use axum::extract::State;
 
 use super::error::Json;
+use super::views::ConnectionView;
 use super::{ApiError, AppState, Caller};
-use crate::smpp::client::ConnectionStatus;
 use otpgw_rules::vocab::Role;
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct ConnectionsView {
-    connections: Vec<ConnectionStatus>,
+    connections: Vec<ConnectionView>,
     /// Routes with no bound connection ("" = the default route).
     routes_down: Vec<String>,
 }
@@ -28,10 +28,13 @@ pub async fn list(
     caller: Caller,
 ) -> Result<Json<ConnectionsView>, ApiError> {
     caller.require(Role::Admin)?;
-    let (connections, routes_down) = match &state.operators {
-        Some(ops) => (ops.status(), ops.routes_down()),
-        None => (Vec::new(), Vec::new()),
-    };
+    let connections = state
+        .links
+        .connections()
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    let routes_down = state.links.routes_down();
     Ok(Json(ConnectionsView {
         connections,
         routes_down,

@@ -8,8 +8,7 @@ use axum::extract::FromRequest;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::core::CoreError;
-use crate::store::StoreError;
+use crate::core::{Conflict, CoreError, DomainError, Existing, Missing};
 
 /// `Retry-After` of a 503: long enough for a pool timeout or a failover to pass.
 const RETRY_UNAVAILABLE_SECS: u64 = 5;
@@ -53,7 +52,7 @@ impl ApiError {
         )
     }
     /// Over a rate limit or held by the guessing guard: 429 with `Retry-After`.
-    pub fn limited(refused: crate::limits::Refused) -> Self {
+    pub fn limited(refused: crate::core::Refused) -> Self {
         let secs =
             refused.retry_after.as_secs() + u64::from(refused.retry_after.subsec_nanos() > 0);
         let (code, message) = match refused.rule {
@@ -173,20 +172,22 @@ impl From<CoreError> for ApiError {
                 "request_id_reused",
                 "request_id was already used for a different request",
             ),
-            CoreError::Store(StoreError::CardExists(id)) => Self::new(
+            CoreError::Domain(DomainError::Exists(Existing::Card(id))) => Self::new(
                 StatusCode::CONFLICT,
                 "card_exists",
                 format!("this card is already enrolled as card {id}"),
             ),
-            CoreError::Store(StoreError::NoSuchCard) => Self::not_found("no such card"),
-            CoreError::Store(StoreError::LockNotLiftable { until }) => Self::new(
+            CoreError::Domain(DomainError::NotFound(Missing::Card)) => {
+                Self::not_found("no such card")
+            }
+            CoreError::Domain(DomainError::WrongState(Conflict::LockNotLiftable { until })) => Self::new(
                 StatusCode::CONFLICT,
                 "lock_not_liftable",
                 format!(
                     "the bank's policy locks this card until {until} (epoch ms); nobody can lift the lock earlier"
                 ),
             ),
-            CoreError::Store(StoreError::WrongStatus(status)) => Self::new(
+            CoreError::Domain(DomainError::WrongState(Conflict::Card(status))) => Self::new(
                 StatusCode::CONFLICT,
                 "wrong_status",
                 format!("the card is {}; this change does not apply", status.as_str()),
@@ -204,14 +205,18 @@ impl From<CoreError> for ApiError {
                 };
                 Self::bad_request(code, e.to_string())
             }
-            CoreError::Store(StoreError::NoSuchApiKey) => Self::not_found("no such API key"),
-            CoreError::Store(StoreError::NoSuchToken) => Self::not_found("no such token"),
-            CoreError::Store(StoreError::TokenWrongState(state)) => Self::new(
+            CoreError::Domain(DomainError::NotFound(Missing::ApiKey)) => {
+                Self::not_found("no such API key")
+            }
+            CoreError::Domain(DomainError::NotFound(Missing::Token)) => {
+                Self::not_found("no such token")
+            }
+            CoreError::Domain(DomainError::WrongState(Conflict::Token(state))) => Self::new(
                 StatusCode::CONFLICT,
                 "wrong_token_state",
                 format!("the token is {}; this change does not apply", state.as_str()),
             ),
-            CoreError::Store(StoreError::SerialExists) => Self::new(
+            CoreError::Domain(DomainError::Exists(Existing::TokenSerial)) => Self::new(
                 StatusCode::CONFLICT,
                 "serial_exists",
                 "a token with this serial is already enrolled",
@@ -222,7 +227,7 @@ impl From<CoreError> for ApiError {
                 "the two codes do not match the token anywhere near now",
             ),
             CoreError::Token(e) => Self::bad_request("invalid_token", e.to_string()),
-            CoreError::Forbidden | CoreError::Store(StoreError::StatusNotAllowed(_)) => {
+            CoreError::Forbidden | CoreError::Domain(DomainError::NotAllowed(_)) => {
                 Self::forbidden()
             }
             CoreError::ReasonRequired => {
@@ -241,7 +246,7 @@ impl From<CoreError> for ApiError {
                     status.as_str()
                 ),
             ),
-            CoreError::Limited { retry_after } => Self::limited(crate::limits::Refused {
+            CoreError::Limited { retry_after } => Self::limited(crate::core::Refused {
                 retry_after,
                 rule: "card",
             }),
@@ -263,7 +268,7 @@ impl From<CoreError> for ApiError {
                 Self::unavailable()
             }
             CoreError::Timeout => Self::unavailable(),
-            CoreError::Store(e) => {
+            CoreError::Domain(e) => {
                 tracing::error!(error = %e, "store failure");
                 Self::internal()
             }

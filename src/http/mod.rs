@@ -1,15 +1,19 @@
 //! The HTTP edge: the payment switch's verify endpoint, the back office's card API,
-//! and the operations endpoints. Handlers turn JSON into calls on the core and the
-//! core's answers (or errors) into JSON; they never touch the store directly, with
-//! the one exception of the readiness probe asking the store whether it is ready.
+//! the operations endpoints and the help desk's console. Handlers turn JSON (or
+//! forms) into calls on the core's use cases and their answers (or errors) into
+//! JSON (`views`) or HTML (`console`); they never touch the store. Operations read
+//! two narrow ports from `AppState`: the store's readiness and the SMPP links'
+//! status.
 
 mod admin;
 mod apikeys;
 mod codes;
 mod connections;
+pub mod console;
 mod error;
 mod ops;
 pub mod server;
+mod state;
 mod tokens;
 mod ussd;
 mod verify;
@@ -22,26 +26,13 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
-use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi;
 
-use crate::core::Core;
-use crate::store::ApiKey;
 pub use error::ApiError;
+use otpgw_rules::records::ApiKey;
 use otpgw_rules::vocab::Role;
-
-#[derive(Clone)]
-pub struct AppState {
-    pub core: Core,
-    pub metrics: Option<PrometheusHandle>,
-    /// The SMPP listener is bound (set by `App`, which binds both before serving).
-    pub smpp_listening: bool,
-    /// Client mode's operator connections, when any are configured.
-    pub operators: Option<crate::smpp::client::Operators>,
-    /// SMPP sessions bound to this node's listener (the console shows it).
-    pub smpp_sessions: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
+pub use state::AppState;
 
 pub fn router(state: AppState, request_timeout: Duration, console: bool) -> Router {
     let api = Router::new()
@@ -83,7 +74,7 @@ pub fn router(state: AppState, request_timeout: Duration, console: bool) -> Rout
             get(|| async { axum::Json(ApiDoc::openapi()) }),
         );
     let routes = if console {
-        api.nest("/console", crate::console::router())
+        api.nest("/console", console::router())
     } else {
         api
     };
@@ -225,7 +216,7 @@ impl Caller {
     }
 
     pub fn actor(&self) -> String {
-        format!("apikey:{}", self.0.id)
+        self.0.actor()
     }
 }
 
@@ -244,7 +235,7 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|k| !k.is_empty() && k.len() <= 256)
             .ok_or_else(ApiError::unauthorized)?;
-        match state.core.authenticate(key).await? {
+        match state.core.access.authenticate(key).await? {
             Some(k) => Ok(Caller(k)),
             None => Err(ApiError::unauthorized()),
         }

@@ -26,7 +26,7 @@ pub async fn healthz() -> impl IntoResponse {
     (status = 503, description = "not ready: database unreachable, slow, not writable, or migrations pending, or a route with no bound connection")
 ))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let check = tokio::time::timeout(Duration::from_secs(2), state.core.store().ready());
+    let check = tokio::time::timeout(Duration::from_secs(2), state.readiness.ready());
     let database = match check.await {
         Ok(Ok(true)) => "ok",
         Ok(Ok(false)) => "migrations pending",
@@ -36,11 +36,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         }
         Err(_) => "timeout",
     };
-    let routes_down = state
-        .operators
-        .as_ref()
-        .map(|o| o.routes_down())
-        .unwrap_or_default();
+    let routes_down = state.links.routes_down();
     let ready = database == "ok" && state.smpp_listening && routes_down.is_empty();
     let status = if ready {
         StatusCode::OK
@@ -63,7 +59,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let (size, idle) = state.core.store().pool_stats();
+    let (size, idle) = state.readiness.pool_stats();
     metrics::gauge!("otpgw_db_pool_connections", "state" => "open").set(f64::from(size));
     metrics::gauge!("otpgw_db_pool_connections", "state" => "idle").set(idle as f64);
     let body = state

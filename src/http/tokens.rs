@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use super::error::Json;
 use super::views::{ActivatedTokenView, EnrolledTokenView, TokenView};
 use super::{ApiError, AppState, Caller};
+use crate::core::ports::TokenChange;
 use crate::core::{ActivatedTokenOutcome, TokenRequest};
-use crate::store::TokenChange;
 use otpgw_rules::tokens::{Hash, TokenKind};
 use otpgw_rules::vocab::Role;
 
@@ -103,7 +103,8 @@ pub async fn enroll(
     };
     let enrolled = state
         .core
-        .enroll_token(id, &request, &caller.actor())
+        .tokens
+        .enroll(id, &request, &caller.actor())
         .await?;
     Ok((StatusCode::CREATED, Json(enrolled.into())))
 }
@@ -130,7 +131,8 @@ pub async fn list(
     Ok(Json(
         state
             .core
-            .tokens_of_card(parse_id(&id)?)
+            .tokens
+            .of_card(parse_id(&id)?)
             .await?
             .into_iter()
             .map(Into::into)
@@ -173,7 +175,8 @@ pub async fn activate(
     let id = parse_id(&id)?;
     match state
         .core
-        .activate_token(id, &req.activation_code, &caller.actor())
+        .tokens
+        .activate(id, &req.activation_code, &caller.actor())
         .await?
     {
         ActivatedTokenOutcome::Activated(a) => Ok(Json(a.into())),
@@ -201,7 +204,8 @@ async fn change(
     Ok(Json(
         state
             .core
-            .change_token(id, change, &caller.actor(), None)
+            .tokens
+            .change(id, change, &caller.actor(), None)
             .await?
             .into(),
     ))
@@ -262,7 +266,7 @@ pub async fn replace(
 ) -> Result<(StatusCode, Json<EnrolledTokenView>), ApiError> {
     caller.require(Role::Admin)?;
     let id = parse_id(&id)?;
-    let enrolled = state.core.replace_token(id, &caller.actor()).await?;
+    let enrolled = state.core.tokens.replace(id, &caller.actor()).await?;
     Ok((StatusCode::CREATED, Json(enrolled.into())))
 }
 
@@ -294,7 +298,8 @@ pub async fn resync(
     Ok(Json(
         state
             .core
-            .resync_token(id, &req.first, &req.second, &caller.actor())
+            .tokens
+            .resync(id, &req.first, &req.second, &caller.actor())
             .await?
             .into(),
     ))

@@ -79,6 +79,7 @@ pub async fn ussd(
     let peer = format!("http:{}", form.network_code.as_deref().unwrap_or("-"));
     let reply = state
         .core
+        .issue
         .ussd(&peer, &form.phone_number, &dialled.service_code, &path)
         .await?;
     let body = format!("{} {}", if reply.end { "END" } else { "CON" }, reply.text);

@@ -88,7 +88,7 @@ pub async fn verify(
 ) -> Result<Json<VerifyResponse>, ApiError> {
     let key = caller.require(Role::Verifier)?;
     // Before anything is parsed or counted: a throttled verify is no failure.
-    state.core.admit_verify(key).map_err(ApiError::limited)?;
+    state.core.verify.admit(key).map_err(ApiError::limited)?;
     let pan =
         Pan::parse(&req.pan).map_err(|e| ApiError::bad_request("invalid_pan", e.to_string()))?;
     let request_id = req.request_id.trim();
@@ -124,6 +124,7 @@ pub async fn verify(
     };
     let outcome = state
         .core
+        .verify
         .verify(key, &pan, &req.code, request_id, factors)
         .await?;
     let (result, reason) = match outcome.verdict {

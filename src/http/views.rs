@@ -303,3 +303,79 @@ impl From<crate::core::ActivatedToken> for ActivatedTokenView {
         }
     }
 }
+
+names_schema!(Phase, crate::core::links::Phase);
+
+/// One session's state (a transceiver, or one of a transmitter/receiver pair).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = SessionStatus)]
+pub struct SessionView {
+    /// `trx`, `tx` or `rx`.
+    pub bind: &'static str,
+    #[schema(value_type = Phase)]
+    pub state: &'static str,
+    /// Epoch milliseconds since which it is in this state.
+    pub since: i64,
+    /// Why the last attempt or session ended, when it did.
+    pub last_error: Option<String>,
+}
+
+/// A connection as operations see it (`GET /v1/connections`, `otpgw status`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ConnectionStatus)]
+pub struct ConnectionView {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub routes: Vec<String>,
+    pub priority: u32,
+    /// `bound` when every session of it is bound; else the least ready one's state.
+    #[schema(value_type = Phase)]
+    pub state: &'static str,
+    pub since: i64,
+    pub sessions: Vec<SessionView>,
+    pub window: usize,
+    pub window_in_use: usize,
+    /// Configured segments per second (0 = not paced).
+    pub tps: u32,
+    /// Messages waiting for this connection in particular.
+    pub queued: usize,
+    pub submitted: u64,
+    pub throttled: u64,
+    pub failed: u64,
+    pub receipts: u64,
+    pub received: u64,
+}
+
+impl From<crate::core::links::ConnectionStatus> for ConnectionView {
+    fn from(c: crate::core::links::ConnectionStatus) -> Self {
+        Self {
+            name: c.name,
+            host: c.host,
+            port: c.port,
+            routes: c.routes,
+            priority: c.priority,
+            state: c.state.as_str(),
+            since: c.since,
+            sessions: c
+                .sessions
+                .into_iter()
+                .map(|s| SessionView {
+                    bind: s.bind,
+                    state: s.state.as_str(),
+                    since: s.since,
+                    last_error: s.last_error,
+                })
+                .collect(),
+            window: c.window,
+            window_in_use: c.window_in_use,
+            tps: c.tps,
+            queued: c.queued,
+            submitted: c.submitted,
+            throttled: c.throttled,
+            failed: c.failed,
+            receipts: c.receipts,
+            received: c.received,
+        }
+    }
+}

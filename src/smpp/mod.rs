@@ -155,7 +155,7 @@ impl Server {
     /// Accepts connections until `shutdown`, then waits for every session to unbind.
     pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) {
         let sessions = TaskTracker::new();
-        if let Some(every) = self.ctx.core.outbox() {
+        if let Some(every) = self.ctx.core.delivery.outbox_poll() {
             sessions.spawn(outbox::run(self.ctx.clone(), every, shutdown.clone()));
         }
         let mut sweep = tokio::time::interval(Duration::from_secs(5));
@@ -243,6 +243,38 @@ fn session_id() -> String {
 /// True when `addr` may bind as a peer whose `allow_from` is `allowed`.
 fn address_allowed(allowed: &[std::net::IpAddr], addr: SocketAddr) -> bool {
     allowed.is_empty() || allowed.contains(&guard::canonical(addr.ip()))
+}
+
+/// What operations may ask about this node's SMPP links (`crate::core::links`):
+/// client mode's connections and the listener's bound sessions.
+pub struct LinkBoard {
+    pub operators: Option<client::Operators>,
+    pub listener_sessions: Arc<AtomicUsize>,
+}
+
+impl crate::core::links::Links for LinkBoard {
+    fn connections(&self) -> Vec<crate::core::links::ConnectionStatus> {
+        self.operators
+            .as_ref()
+            .map(client::Operators::status)
+            .unwrap_or_default()
+    }
+
+    fn routes_down(&self) -> Vec<String> {
+        self.operators
+            .as_ref()
+            .map(client::Operators::routes_down)
+            .unwrap_or_default()
+    }
+
+    fn listener_sessions(&self) -> usize {
+        self.listener_sessions
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn client_mode(&self) -> bool {
+        self.operators.is_some()
+    }
 }
 
 #[cfg(test)]

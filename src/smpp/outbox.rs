@@ -71,7 +71,8 @@ pub(crate) async fn run(ctx: Arc<Context>, every: Duration, shutdown: Cancellati
         for system_id in ctx.receivers.system_ids() {
             let claimed = match ctx
                 .core
-                .claim_replies(&crate::core::peer_target(&system_id))
+                .delivery
+                .claim(&crate::core::peer_target(&system_id))
                 .await
             {
                 Ok(claimed) => claimed,

@@ -426,7 +426,7 @@ impl Session {
                         .reply(refuse(id, CommandStatus::EsmeRinvbndsts, seq))
                         .await;
                 }
-                if let Err(refused) = self.ctx.core.admit_peer(&self.bound.system_id) {
+                if let Err(refused) = self.ctx.core.admission.peer(&self.bound.system_id) {
                     tracing::debug!(rule = refused.rule, "throttled");
                     return self
                         .reply(refuse(id, CommandStatus::EsmeRthrottled, seq))
@@ -519,7 +519,7 @@ impl Session {
         let deadline = Duration::from_secs(ctx.settings.message_timeout_secs);
         self.tasks.spawn(tracing::Instrument::in_current_span(async move {
             // This node's limiter let the PDU through; the cluster's may not (PostgreSQL).
-            if let Err(refused) = ctx.core.admit_peer_everywhere(&system_id).await {
+            if let Err(refused) = ctx.core.admission.peer_everywhere(&system_id).await {
                 tracing::debug!(rule = refused.rule, "throttled across the cluster");
                 let _ = responses.send(refuse(id, CommandStatus::EsmeRthrottled, seq).into());
                 return;
@@ -528,7 +528,7 @@ impl Session {
             let inbound = Inbound { channel: Channel::Sms, peer: system_id.clone(), from: message.source, text: message.text, path };
             // Past the deadline the peer gets "try again" rather than nothing: a held
             // lock or a stalled database must not leave a submit_sm unanswered.
-            let handled = timeout(deadline, ctx.core.handle(&inbound)).await.unwrap_or_else(|_| {
+            let handled = timeout(deadline, ctx.core.issue.sms(&inbound)).await.unwrap_or_else(|_| {
                 tracing::error!(secs = deadline.as_secs(), "message not handled within its deadline");
                 metrics::counter!("otpgw_message_timeouts_total").increment(1);
                 Err(CoreError::Timeout)
@@ -684,7 +684,7 @@ impl Session {
             let ctx = self.ctx.clone();
             self.tasks
                 .spawn(tracing::Instrument::in_current_span(async move {
-                    if let Err(e) = ctx.core.record_delivery(code_id, accepted).await {
+                    if let Err(e) = ctx.core.delivery.answered(code_id, accepted).await {
                         tracing::warn!(error = %e, "could not record delivery state");
                     }
                 }));

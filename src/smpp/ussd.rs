@@ -198,7 +198,7 @@ pub(crate) async fn answer(
     let reply = match step {
         Step::Walk(service_code, path) => timeout(
             deadline,
-            core.ussd(peer, &message.source, &service_code, &path),
+            core.issue.ussd(peer, &message.source, &service_code, &path),
         )
         .await
         .unwrap_or_else(|_| {
@@ -209,18 +209,18 @@ pub(crate) async fn answer(
             metrics::counter!("otpgw_message_timeouts_total").increment(1);
             Err(CoreError::Timeout)
         })?,
-        Step::Expired => end_with(core.ussd_expired())?,
+        Step::Expired => end_with(core.issue.ussd_expired())?,
         Step::OverLimit => {
             tracing::info!("ussd dialogue past its bounds: ended");
             metrics::counter!("otpgw_ussd_over_limit_total").increment(1);
-            end_with(core.ussd_over_limit())?
+            end_with(core.issue.ussd_over_limit())?
         }
     };
     if reply.end {
         dialogues.end(&key(message));
     }
     let source = if message.destination.is_empty() {
-        core.service().ussd_code.clone()
+        core.issue.ussd_code().to_owned()
     } else {
         message.destination.clone()
     };

@@ -1,100 +1,137 @@
 //! Enrolling cards and changing their status, each one write transaction with its
 //! audit event.
 
+use async_trait::async_trait;
 use sqlx::{AnyConnection, Row};
 
+use super::error::{port, StoreError};
+use super::{card_from_row, end_elapsed_lock, insert_event, Store, CARD_COLUMNS};
+use crate::core::ports::{Activation, CardStore, NewActivation, NewCard, StatusChange};
+use crate::core::DomainError;
+use otpgw_rules::records::Card;
 use otpgw_rules::vocab::CardStatus;
 
-use super::{
-    card_from_row, end_elapsed_lock, insert_event, Activation, Card, NewActivation, NewCard,
-    StatusChange, Store, StoreError, CARD_COLUMNS,
-};
+#[async_trait]
+impl CardStore for Store {
+    async fn card(&self, id: i64) -> Result<Option<Card>, DomainError> {
+        port(async move {
+            let row = sqlx::query(&format!("SELECT {CARD_COLUMNS} FROM cards WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref().map(card_from_row).transpose()
+        })
+        .await
+    }
 
-impl Store {
-    pub async fn enroll(
-        &self,
-        card: NewCard<'_>,
-        actor: &str,
-        now: i64,
-    ) -> Result<Card, StoreError> {
-        let (pan_hash, last4, last6_hash, msisdn, actor) = (
-            card.pan_hash.to_owned(),
-            card.last4.to_owned(),
-            card.last6_hash.to_owned(),
-            card.msisdn.to_owned(),
-            actor.to_owned(),
-        );
-        let activation = card
-            .activation
-            .map(|a| (a.code_hash.to_owned(), a.expires_at));
-        let status = if activation.is_some() {
-            CardStatus::Pending
-        } else {
-            CardStatus::Active
-        };
-        let lookup = pan_hash.clone();
-        let enrolled = self
-            .write(move |conn: &mut AnyConnection| {
-                Box::pin(async move {
-                    if let Some(id) =
-                        sqlx::query_scalar::<_, i64>("SELECT id FROM cards WHERE pan_hash = $1")
-                            .bind(&pan_hash)
-                            .fetch_optional(&mut *conn)
-                            .await?
-                    {
-                        return Err(StoreError::CardExists(id));
-                    }
-                    let inserted = sqlx::query(&format!(
-                        "INSERT INTO cards (pan_hash, last4, last6_hash, msisdn, status, failures, created_at, updated_at, \
-                         activation_hash, activation_expires_at, activation_failures) \
-                         VALUES ($1, $2, $3, $4, $6, 0, $5, $5, $7, $8, 0) RETURNING {CARD_COLUMNS}"
-                    ))
-                    .bind(&pan_hash)
-                    .bind(&last4)
-                    .bind(&last6_hash)
-                    .bind(&msisdn)
-                    .bind(now)
-                    .bind(status.as_str())
-                    .bind(activation.as_ref().map(|a| a.0.as_str()))
-                    .bind(activation.as_ref().map(|a| a.1))
-                    .fetch_one(&mut *conn)
-                    .await;
-                    let row = match inserted {
-                        Ok(row) => row,
-                        // Another node enrolled the same card between our check and insert.
-                        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                            return Err(StoreError::Raced)
+    async fn card_by_pan_hash(&self, pan_hash: &str) -> Result<Option<Card>, DomainError> {
+        port(async move {
+            let row = sqlx::query(&format!(
+                "SELECT {CARD_COLUMNS} FROM cards WHERE pan_hash = $1"
+            ))
+            .bind(pan_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+            row.as_ref().map(card_from_row).transpose()
+        })
+        .await
+    }
+
+    async fn cards_by_msisdn(&self, msisdn: &str) -> Result<Vec<Card>, DomainError> {
+        port(async move {
+            let rows = sqlx::query(&format!(
+                "SELECT {CARD_COLUMNS} FROM cards WHERE msisdn = $1 ORDER BY id"
+            ))
+            .bind(msisdn)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter().map(card_from_row).collect()
+        })
+        .await
+    }
+
+    async fn enroll(&self, card: NewCard<'_>, actor: &str, now: i64) -> Result<Card, DomainError> {
+        port(async move {
+            let (pan_hash, last4, last6_hash, msisdn, actor) = (
+                card.pan_hash.to_owned(),
+                card.last4.to_owned(),
+                card.last6_hash.to_owned(),
+                card.msisdn.to_owned(),
+                actor.to_owned(),
+            );
+            let activation = card
+                .activation
+                .map(|a| (a.code_hash.to_owned(), a.expires_at));
+            let status = if activation.is_some() {
+                CardStatus::Pending
+            } else {
+                CardStatus::Active
+            };
+            let lookup = pan_hash.clone();
+            let enrolled = self
+                .write(move |conn: &mut AnyConnection| {
+                    Box::pin(async move {
+                        if let Some(id) =
+                            sqlx::query_scalar::<_, i64>("SELECT id FROM cards WHERE pan_hash = $1")
+                                .bind(&pan_hash)
+                                .fetch_optional(&mut *conn)
+                                .await?
+                        {
+                            return Err(StoreError::CardExists(id));
                         }
-                        Err(e) => return Err(e.into()),
-                    };
-                    let card = card_from_row(&row)?;
-                    insert_event(
-                        conn,
-                        Some(card.id),
-                        "enrolled",
-                        &actor,
-                        serde_json::json!({"last4": card.last4, "status": card.status.as_str()}),
-                        now,
-                    )
-                    .await?;
-                    Ok(card)
+                        let inserted = sqlx::query(&format!(
+                            "INSERT INTO cards (pan_hash, last4, last6_hash, msisdn, status, failures, created_at, updated_at, \
+                             activation_hash, activation_expires_at, activation_failures) \
+                             VALUES ($1, $2, $3, $4, $6, 0, $5, $5, $7, $8, 0) RETURNING {CARD_COLUMNS}"
+                        ))
+                        .bind(&pan_hash)
+                        .bind(&last4)
+                        .bind(&last6_hash)
+                        .bind(&msisdn)
+                        .bind(now)
+                        .bind(status.as_str())
+                        .bind(activation.as_ref().map(|a| a.0.as_str()))
+                        .bind(activation.as_ref().map(|a| a.1))
+                        .fetch_one(&mut *conn)
+                        .await;
+                        let row = match inserted {
+                            Ok(row) => row,
+                            // Another node enrolled the same card between our check and insert.
+                            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                                return Err(StoreError::Raced)
+                            }
+                            Err(e) => return Err(e.into()),
+                        };
+                        let card = card_from_row(&row)?;
+                        insert_event(
+                            conn,
+                            Some(card.id),
+                            "enrolled",
+                            &actor,
+                            serde_json::json!({"last4": card.last4, "status": card.status.as_str()}),
+                            now,
+                        )
+                        .await?;
+                        Ok(card)
+                    })
                 })
-            })
-            .await;
-        match enrolled {
-            Err(StoreError::Raced) => {
-                let existing = self.card_by_pan_hash(&lookup).await?;
-                Err(StoreError::CardExists(existing.map_or(0, |c| c.id)))
+                .await;
+            match enrolled {
+                Err(StoreError::Raced) => {
+                    let existing = self.card_by_pan_hash(&lookup).await?;
+                    Err(StoreError::CardExists(existing.map_or(0, |c| c.id)))
+                }
+                other => other,
             }
-            other => other,
-        }
+        })
+        .await
     }
 
     /// Re-activates or suspends a card and audits it with the actor and reason. When
     /// `allowed_from` is not empty, the change happens only from one of those statuses
     /// (read in the same transaction, so a concurrent change cannot slip past a
     /// role's limits); otherwise it is `StatusNotAllowed`.
-    pub async fn change_status(
+    async fn change_status(
         &self,
         id: i64,
         change: StatusChange,
@@ -102,168 +139,173 @@ impl Store {
         reason: Option<&str>,
         allowed_from: &[CardStatus],
         now: i64,
-    ) -> Result<Card, StoreError> {
-        let actor = actor.to_owned();
-        let reason = reason.map(str::to_owned);
-        let allowed_from = allowed_from.to_vec();
-        self.write(move |conn: &mut AnyConnection| {
-            Box::pin(async move {
-                let (sql, kind) = match change {
-                    StatusChange::Reactivate => (
-                        "UPDATE cards SET status = 'active', failures = 0, locked_until = NULL, updated_at = $2 WHERE id = $1",
-                        "reactivated",
-                    ),
-                    StatusChange::Suspend => (
-                        "UPDATE cards SET status = 'suspended', updated_at = $2 WHERE id = $1",
-                        "suspended",
-                    ),
-                };
-                end_elapsed_lock(conn, id, now).await?;
-                let prev = sqlx::query(
-                    "UPDATE cards SET updated_at = updated_at WHERE id = $1 RETURNING status, locked_until",
-                )
-                .bind(id)
-                .fetch_optional(&mut *conn)
-                .await?;
-                let Some(prev) = prev else {
-                    return Err(StoreError::NoSuchCard);
-                };
-                let locked_until: Option<i64> = prev.try_get("locked_until")?;
-                let prev: String = prev.try_get("status")?;
-                let prev_status = super::parse_status(&prev)?;
-                if !allowed_from.is_empty() && !allowed_from.contains(&prev_status) {
-                    return Err(StoreError::StatusNotAllowed(prev_status));
-                }
-                if let StatusChange::Reactivate = change {
-                    // A timed lock is the bank's promise that nobody, staff included,
-                    // lifts it early (a suspension in between does not shorten it).
-                    if let Some(until) = locked_until.filter(|u| *u > now) {
-                        return Err(StoreError::LockNotLiftable { until });
-                    }
-                    // Activation is the customer's to confirm, not the back office's.
-                    if prev == CardStatus::Pending.as_str() {
-                        return Err(StoreError::WrongStatus(CardStatus::Pending));
-                    }
-                }
-                sqlx::query(sql).bind(id).bind(now).execute(&mut *conn).await?;
-                if let StatusChange::Suspend = change {
-                    // A suspended card must not be usable through a code issued before.
-                    sqlx::query(
-                        "UPDATE codes SET state = 'failed' WHERE card_id = $1 AND state = 'live'",
+    ) -> Result<Card, DomainError> {
+        port(async move {
+            let actor = actor.to_owned();
+            let reason = reason.map(str::to_owned);
+            let allowed_from = allowed_from.to_vec();
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    let (sql, kind) = match change {
+                        StatusChange::Reactivate => (
+                            "UPDATE cards SET status = 'active', failures = 0, locked_until = NULL, updated_at = $2 WHERE id = $1",
+                            "reactivated",
+                        ),
+                        StatusChange::Suspend => (
+                            "UPDATE cards SET status = 'suspended', updated_at = $2 WHERE id = $1",
+                            "suspended",
+                        ),
+                    };
+                    end_elapsed_lock(conn, id, now).await?;
+                    let prev = sqlx::query(
+                        "UPDATE cards SET updated_at = updated_at WHERE id = $1 RETURNING status, locked_until",
                     )
                     .bind(id)
-                    .execute(&mut *conn)
+                    .fetch_optional(&mut *conn)
                     .await?;
-                }
-                insert_event(
-                    conn,
-                    Some(id),
-                    kind,
-                    &actor,
-                    match &reason {
-                        Some(reason) => {
-                            serde_json::json!({"previous_status": prev, "reason": reason})
+                    let Some(prev) = prev else {
+                        return Err(StoreError::NoSuchCard);
+                    };
+                    let locked_until: Option<i64> = prev.try_get("locked_until")?;
+                    let prev: String = prev.try_get("status")?;
+                    let prev_status = super::parse_status(&prev)?;
+                    if !allowed_from.is_empty() && !allowed_from.contains(&prev_status) {
+                        return Err(StoreError::StatusNotAllowed(prev_status));
+                    }
+                    if let StatusChange::Reactivate = change {
+                        // A timed lock is the bank's promise that nobody, staff included,
+                        // lifts it early (a suspension in between does not shorten it).
+                        if let Some(until) = locked_until.filter(|u| *u > now) {
+                            return Err(StoreError::LockNotLiftable { until });
                         }
-                        None => serde_json::json!({"previous_status": prev}),
-                    },
-                    now,
-                )
-                .await?;
-                let row = sqlx::query(&format!("SELECT {CARD_COLUMNS} FROM cards WHERE id = $1"))
-                    .bind(id)
-                    .fetch_one(&mut *conn)
+                        // Activation is the customer's to confirm, not the back office's.
+                        if prev == CardStatus::Pending.as_str() {
+                            return Err(StoreError::WrongStatus(CardStatus::Pending));
+                        }
+                    }
+                    sqlx::query(sql).bind(id).bind(now).execute(&mut *conn).await?;
+                    if let StatusChange::Suspend = change {
+                        // A suspended card must not be usable through a code issued before.
+                        sqlx::query(
+                            "UPDATE codes SET state = 'failed' WHERE card_id = $1 AND state = 'live'",
+                        )
+                        .bind(id)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    insert_event(
+                        conn,
+                        Some(id),
+                        kind,
+                        &actor,
+                        match &reason {
+                            Some(reason) => {
+                                serde_json::json!({"previous_status": prev, "reason": reason})
+                            }
+                            None => serde_json::json!({"previous_status": prev}),
+                        },
+                        now,
+                    )
                     .await?;
-                card_from_row(&row)
+                    let row = sqlx::query(&format!("SELECT {CARD_COLUMNS} FROM cards WHERE id = $1"))
+                        .bind(id)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    card_from_row(&row)
+                })
             })
+            .await
         })
         .await
     }
-}
 
-impl Store {
     /// Sets (`Some`) or clears (`None`) a card's ePIN hash, with its audit event
     /// (which says only that it changed).
-    pub async fn set_epin(
+    async fn set_epin(
         &self,
         id: i64,
         epin_hash: Option<String>,
         actor: &str,
         now: i64,
-    ) -> Result<Card, StoreError> {
-        let actor = actor.to_owned();
-        self.write(move |conn: &mut AnyConnection| {
-            Box::pin(async move {
-                let row = sqlx::query(&format!(
-                    "UPDATE cards SET epin_hash = $2, updated_at = $3 WHERE id = $1 RETURNING {CARD_COLUMNS}"
-                ))
-                .bind(id)
-                .bind(epin_hash.as_deref())
-                .bind(now)
-                .fetch_optional(&mut *conn)
-                .await?
-                .ok_or(StoreError::NoSuchCard)?;
-                let kind = if epin_hash.is_some() {
-                    "epin_set"
-                } else {
-                    "epin_cleared"
-                };
-                insert_event(conn, Some(id), kind, &actor, serde_json::json!({}), now).await?;
-                card_from_row(&row)
+    ) -> Result<Card, DomainError> {
+        port(async move {
+            let actor = actor.to_owned();
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    let row = sqlx::query(&format!(
+                        "UPDATE cards SET epin_hash = $2, updated_at = $3 WHERE id = $1 RETURNING {CARD_COLUMNS}"
+                    ))
+                    .bind(id)
+                    .bind(epin_hash.as_deref())
+                    .bind(now)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .ok_or(StoreError::NoSuchCard)?;
+                    let kind = if epin_hash.is_some() {
+                        "epin_set"
+                    } else {
+                        "epin_cleared"
+                    };
+                    insert_event(conn, Some(id), kind, &actor, serde_json::json!({}), now).await?;
+                    card_from_row(&row)
+                })
             })
+            .await
         })
         .await
     }
-}
 
-impl Store {
     /// Replaces a pending card's activation code (the bank's retry: the first one
     /// could not be sent, or expired), resetting its wrong attempts.
-    pub async fn renew_activation(
+    async fn renew_activation(
         &self,
         id: i64,
         activation: NewActivation<'_>,
         actor: &str,
         now: i64,
-    ) -> Result<Card, StoreError> {
-        let (hash, expires_at, actor) = (
-            activation.code_hash.to_owned(),
-            activation.expires_at,
-            actor.to_owned(),
-        );
-        self.write(move |conn: &mut AnyConnection| {
-            Box::pin(async move {
-                let status: String = sqlx::query_scalar(
-                    "UPDATE cards SET updated_at = updated_at WHERE id = $1 RETURNING status",
-                )
-                .bind(id)
-                .fetch_optional(&mut *conn)
-                .await?
-                .ok_or(StoreError::NoSuchCard)?;
-                let status = super::parse_status(&status)?;
-                if status != CardStatus::Pending {
-                    return Err(StoreError::WrongStatus(status));
-                }
-                let row = sqlx::query(&format!(
-                    "UPDATE cards SET activation_hash = $2, activation_expires_at = $3, activation_failures = 0, \
-                     updated_at = $4 WHERE id = $1 RETURNING {CARD_COLUMNS}"
-                ))
-                .bind(id)
-                .bind(&hash)
-                .bind(expires_at)
-                .bind(now)
-                .fetch_one(&mut *conn)
-                .await?;
-                insert_event(
-                    conn,
-                    Some(id),
-                    "activation_issued",
-                    &actor,
-                    serde_json::json!({"expires_at": expires_at}),
-                    now,
-                )
-                .await?;
-                card_from_row(&row)
+    ) -> Result<Card, DomainError> {
+        port(async move {
+            let (hash, expires_at, actor) = (
+                activation.code_hash.to_owned(),
+                activation.expires_at,
+                actor.to_owned(),
+            );
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    let status: String = sqlx::query_scalar(
+                        "UPDATE cards SET updated_at = updated_at WHERE id = $1 RETURNING status",
+                    )
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .ok_or(StoreError::NoSuchCard)?;
+                    let status = super::parse_status(&status)?;
+                    if status != CardStatus::Pending {
+                        return Err(StoreError::WrongStatus(status));
+                    }
+                    let row = sqlx::query(&format!(
+                        "UPDATE cards SET activation_hash = $2, activation_expires_at = $3, activation_failures = 0, \
+                         updated_at = $4 WHERE id = $1 RETURNING {CARD_COLUMNS}"
+                    ))
+                    .bind(id)
+                    .bind(&hash)
+                    .bind(expires_at)
+                    .bind(now)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    insert_event(
+                        conn,
+                        Some(id),
+                        "activation_issued",
+                        &actor,
+                        serde_json::json!({"expires_at": expires_at}),
+                        now,
+                    )
+                    .await?;
+                    card_from_row(&row)
+                })
             })
+            .await
         })
         .await
     }
@@ -271,80 +313,83 @@ impl Store {
     /// Confirms a pending card's activation code under the card's row lock: the
     /// right code, in time, activates the card; a wrong one is counted, and at
     /// `max_failures` the activation is voided. Each outcome is audited.
-    pub async fn activate(
+    async fn activate(
         &self,
         id: i64,
         candidate: Option<String>,
         max_failures: i64,
         actor: &str,
         now: i64,
-    ) -> Result<Activation, StoreError> {
-        let actor = actor.to_owned();
-        self.write(move |conn: &mut AnyConnection| {
-            Box::pin(async move {
-                let row = sqlx::query(
-                    "UPDATE cards SET updated_at = updated_at WHERE id = $1 \
-                     RETURNING status, activation_hash, activation_expires_at, activation_failures",
-                )
-                .bind(id)
-                .fetch_optional(&mut *conn)
-                .await?
-                .ok_or(StoreError::NoSuchCard)?;
-                let status = super::parse_status(&row.try_get::<String, _>("status")?)?;
-                if status != CardStatus::Pending {
-                    return Err(StoreError::WrongStatus(status));
-                }
-                let hash: Option<String> = row.try_get("activation_hash")?;
-                let expires_at: Option<i64> = row.try_get("activation_expires_at")?;
-                let failures: i64 = row.try_get("activation_failures")?;
-                let Some(hash) = hash.filter(|_| expires_at.is_some_and(|e| now < e)) else {
-                    insert_event(conn, Some(id), "activation_failed", &actor,
-                        serde_json::json!({"reason": "expired"}), now).await?;
-                    return Ok(Activation::Expired);
-                };
-                if candidate
-                    .as_deref()
-                    .is_some_and(|c| otpgw_rules::codes::hashes_equal(&hash, c))
-                {
-                    let row = sqlx::query(&format!(
-                        "UPDATE cards SET status = 'active', failures = 0, activation_hash = NULL, \
-                         activation_expires_at = NULL, activation_failures = 0, updated_at = $2 \
-                         WHERE id = $1 RETURNING {CARD_COLUMNS}"
-                    ))
+    ) -> Result<Activation, DomainError> {
+        port(async move {
+            let actor = actor.to_owned();
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    let row = sqlx::query(
+                        "UPDATE cards SET updated_at = updated_at WHERE id = $1 \
+                         RETURNING status, activation_hash, activation_expires_at, activation_failures",
+                    )
                     .bind(id)
-                    .bind(now)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                    insert_event(conn, Some(id), "activated", &actor, serde_json::json!({}), now)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .ok_or(StoreError::NoSuchCard)?;
+                    let status = super::parse_status(&row.try_get::<String, _>("status")?)?;
+                    if status != CardStatus::Pending {
+                        return Err(StoreError::WrongStatus(status));
+                    }
+                    let hash: Option<String> = row.try_get("activation_hash")?;
+                    let expires_at: Option<i64> = row.try_get("activation_expires_at")?;
+                    let failures: i64 = row.try_get("activation_failures")?;
+                    let Some(hash) = hash.filter(|_| expires_at.is_some_and(|e| now < e)) else {
+                        insert_event(conn, Some(id), "activation_failed", &actor,
+                            serde_json::json!({"reason": "expired"}), now).await?;
+                        return Ok(Activation::Expired);
+                    };
+                    if candidate
+                        .as_deref()
+                        .is_some_and(|c| otpgw_rules::codes::hashes_equal(&hash, c))
+                    {
+                        let row = sqlx::query(&format!(
+                            "UPDATE cards SET status = 'active', failures = 0, activation_hash = NULL, \
+                             activation_expires_at = NULL, activation_failures = 0, updated_at = $2 \
+                             WHERE id = $1 RETURNING {CARD_COLUMNS}"
+                        ))
+                        .bind(id)
+                        .bind(now)
+                        .fetch_one(&mut *conn)
                         .await?;
-                    return Ok(Activation::Activated(card_from_row(&row)?));
-                }
-                let failures = failures + 1;
-                let voided = failures >= max_failures;
-                sqlx::query(
-                    "UPDATE cards SET activation_failures = $2, \
-                     activation_hash = CASE WHEN $3 = 1 THEN NULL ELSE activation_hash END, \
-                     updated_at = $4 WHERE id = $1",
-                )
-                .bind(id)
-                .bind(failures)
-                .bind(i64::from(voided))
-                .bind(now)
-                .execute(&mut *conn)
-                .await?;
-                insert_event(
-                    conn,
-                    Some(id),
-                    "activation_failed",
-                    &actor,
-                    serde_json::json!({"reason": "wrong_code", "failures": failures, "voided": voided}),
-                    now,
-                )
-                .await?;
-                Ok(Activation::Wrong {
-                    attempts_left: (max_failures - failures).max(0),
+                        insert_event(conn, Some(id), "activated", &actor, serde_json::json!({}), now)
+                            .await?;
+                        return Ok(Activation::Activated(card_from_row(&row)?));
+                    }
+                    let failures = failures + 1;
+                    let voided = failures >= max_failures;
+                    sqlx::query(
+                        "UPDATE cards SET activation_failures = $2, \
+                         activation_hash = CASE WHEN $3 = 1 THEN NULL ELSE activation_hash END, \
+                         updated_at = $4 WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(failures)
+                    .bind(i64::from(voided))
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                    insert_event(
+                        conn,
+                        Some(id),
+                        "activation_failed",
+                        &actor,
+                        serde_json::json!({"reason": "wrong_code", "failures": failures, "voided": voided}),
+                        now,
+                    )
+                    .await?;
+                    Ok(Activation::Wrong {
+                        attempts_left: (max_failures - failures).max(0),
+                    })
                 })
             })
+            .await
         })
         .await
     }

@@ -4,64 +4,257 @@
 
 use std::sync::LazyLock;
 
+use async_trait::async_trait;
 use sqlx::{AnyConnection, Row};
 
-use super::{
-    end_elapsed_lock, insert_event, parse_status, CodeRecord, Issued, MessageRef, NewCode, PushKey,
-    Store, StoreError,
-};
+use super::error::{port, StoreError};
+use super::{end_elapsed_lock, insert_event, parse_status, Store};
+use crate::core::ports::{CodeStore, Issued, MessageRef, NewCode, PushKey};
+use crate::core::DomainError;
+use otpgw_rules::records::CodeRecord;
 use otpgw_rules::vocab::{CardStatus, CodeState, Delivery};
 
-impl Store {
+#[async_trait]
+impl CodeStore for Store {
     /// Stores a new code for an active card, superseding its live one, and commits
     /// before returning: the caller may send the code only after this succeeds.
-    pub async fn issue_code(&self, code: NewCode<'_>, actor: &str) -> Result<Issued, StoreError> {
-        self.issue(code, actor, None).await
+    async fn issue_code(&self, code: NewCode<'_>, actor: &str) -> Result<Issued, DomainError> {
+        port(async move { self.issue(code, actor, None).await }).await
     }
 
     /// As `issue_code`, for a code pushed through the API: idempotent on the
     /// caller's request id, recorded in the same transaction as the code.
-    pub async fn issue_pushed(
+    async fn issue_pushed(
         &self,
         code: NewCode<'_>,
         actor: &str,
         push: &PushKey<'_>,
-    ) -> Result<Issued, StoreError> {
-        // (The core looked for an earlier answer first; a twin racing this one is
-        // found by the insert into `pushes`.)
-        match self.issue(code, actor, Some(push)).await {
-            // A concurrent request with the same id won: answer as it did.
-            Err(StoreError::Raced) => self
-                .push(push.api_key_id, push.request_id)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt("push vanished".into())),
-            other => other,
-        }
+    ) -> Result<Issued, DomainError> {
+        port(async move {
+            // (The core looked for an earlier answer first; a twin racing this one is
+            // found by the insert into `pushes`.)
+            match self.issue(code, actor, Some(push)).await {
+                // A concurrent request with the same id won: answer as it did.
+                Err(StoreError::Raced) => self
+                    .push(push.api_key_id, push.request_id)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt("push vanished".into())),
+                other => other,
+            }
+        })
+        .await
     }
 
     /// The code an earlier push with this request id issued, if any (as
     /// `Issued::Replayed`, with that request's fingerprint).
-    pub async fn push(
-        &self,
-        api_key_id: i64,
-        request_id: &str,
-    ) -> Result<Option<Issued>, StoreError> {
-        let row = sqlx::query(
-            "SELECT code_id, fingerprint FROM pushes WHERE api_key_id = $1 AND request_id = $2",
-        )
-        .bind(api_key_id)
-        .bind(request_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(Issued::Replayed {
-                code_id: r.try_get("code_id")?,
-                fingerprint: r.try_get("fingerprint")?,
+    async fn push(&self, api_key_id: i64, request_id: &str) -> Result<Option<Issued>, DomainError> {
+        port(async move {
+            let row = sqlx::query(
+                "SELECT code_id, fingerprint FROM pushes WHERE api_key_id = $1 AND request_id = $2",
+            )
+            .bind(api_key_id)
+            .bind(request_id)
+            .fetch_optional(&self.pool)
+            .await?;
+            row.map(|r| {
+                Ok(Issued::Replayed {
+                    code_id: r.try_get("code_id")?,
+                    fingerprint: r.try_get("fingerprint")?,
+                })
             })
+            .transpose()
         })
-        .transpose()
+        .await
     }
 
+    /// Records a code's delivery state. A final state (delivered, undelivered,
+    /// expired) always wins; `submitted` only moves a code on from queued, so a
+    /// receipt that came first is not undone. Any state past `queued` also takes its
+    /// reply out of the outbox in the same transaction, so no node sends it again.
+    async fn set_delivery(
+        &self,
+        code_id: i64,
+        delivery: Delivery,
+        at: i64,
+    ) -> Result<(), DomainError> {
+        port(async move {
+            let outbox = self.shared() && delivery != Delivery::Queued;
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    update_delivery(conn, code_id, delivery, at).await?;
+                    if outbox {
+                        super::outbox::remove(conn, code_id).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
+        })
+        .await
+    }
+
+    /// Many codes' delivery states at once (`core::deliveries`): one statement per
+    /// state and chunk, in one transaction, with the same rules as `set_delivery`.
+    async fn set_deliveries(&self, states: &[(i64, Delivery)], at: i64) -> Result<(), DomainError> {
+        port(async move {
+            let outbox = self.shared();
+            let mut by_state: Vec<(Delivery, Vec<i64>)> = Vec::new();
+            for (id, state) in states {
+                match by_state.iter_mut().find(|(s, _)| s == state) {
+                    Some((_, ids)) => ids.push(*id),
+                    None => by_state.push((*state, vec![*id])),
+                }
+            }
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    for (state, ids) in &by_state {
+                        // Well under SQLite's and PostgreSQL's bind limits.
+                        for chunk in ids.chunks(500) {
+                            let list = placeholders(3, chunk.len());
+                            let sql = match state {
+                                Delivery::Queued | Delivery::Submitted => format!(
+                                    "UPDATE codes SET delivery = $1, submitted_at = $2 WHERE id IN ({list}) \
+                                     AND (delivery IS NULL OR delivery = 'queued')"
+                                ),
+                                _ => format!(
+                                    "UPDATE codes SET delivery = $1, delivery_at = $2 WHERE id IN ({list})"
+                                ),
+                            };
+                            let mut q = sqlx::query(&sql).bind(state.as_str()).bind(at);
+                            for id in chunk {
+                                q = q.bind(*id);
+                            }
+                            q.execute(&mut *conn).await?;
+                            if outbox && *state != Delivery::Queued {
+                                let sql = format!(
+                                    "DELETE FROM reply_outbox WHERE code_id IN ({})",
+                                    placeholders(1, chunk.len())
+                                );
+                                let mut q = sqlx::query(&sql);
+                                for id in chunk {
+                                    q = q.bind(*id);
+                                }
+                                q.execute(&mut *conn).await?;
+                            }
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .await
+        })
+        .await
+    }
+
+    /// The SMSC accepted the message carrying a code: remember which connection took
+    /// it and the SMSC's id for it, so its receipt finds the code.
+    async fn set_submitted(
+        &self,
+        code_id: i64,
+        message: &MessageRef<'_>,
+        at: i64,
+    ) -> Result<(), DomainError> {
+        port(async move {
+            let m = OwnedRef::from(message);
+            let outbox = self.shared();
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    if outbox {
+                        super::outbox::remove(conn, code_id).await?;
+                    }
+                    sqlx::query(
+                        "UPDATE codes SET connection = $2, message_id = $3, message_key_dec = $4, message_key_hex = $5, \
+                         submitted_at = $6, delivery = CASE WHEN delivery IS NULL OR delivery = 'queued' THEN 'submitted' ELSE delivery END \
+                         WHERE id = $1",
+                    )
+                    .bind(code_id)
+                    .bind(&m.connection)
+                    .bind(&m.message_id)
+                    .bind(m.key_dec.as_deref())
+                    .bind(m.key_hex.as_deref())
+                    .bind(at)
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await
+        })
+        .await
+    }
+
+    /// Applies a receipt to the code whose message it names on this connection:
+    /// the exact id first, then the same number in the other notation. Returns the
+    /// code's id, or `None` when no message matches (yet).
+    async fn apply_receipt(
+        &self,
+        message: &MessageRef<'_>,
+        delivery: Delivery,
+        at: i64,
+    ) -> Result<Option<i64>, DomainError> {
+        port(async move {
+            let m = OwnedRef::from(message);
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    let mut code_id: Option<i64> = sqlx::query_scalar(
+                        "SELECT id FROM codes WHERE connection = $1 AND message_id = $2 ORDER BY id DESC LIMIT 1",
+                    )
+                    .bind(&m.connection)
+                    .bind(&m.message_id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    for key in [&m.key_dec, &m.key_hex].into_iter().flatten() {
+                        if code_id.is_some() {
+                            break;
+                        }
+                        code_id = sqlx::query_scalar(
+                            "SELECT id FROM codes WHERE connection = $1 AND (message_key_dec = $2 OR message_key_hex = $2) \
+                             ORDER BY id DESC LIMIT 1",
+                        )
+                        .bind(&m.connection)
+                        .bind(key)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    }
+                    if let Some(id) = code_id {
+                        update_delivery(conn, id, delivery, at).await?;
+                    }
+                    Ok(code_id)
+                })
+            })
+            .await
+        })
+        .await
+    }
+
+    async fn code(&self, id: i64) -> Result<Option<CodeRecord>, DomainError> {
+        port(async move {
+            let row = sqlx::query(&format!("SELECT {CODE_COLUMNS} FROM codes WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref().map(code_from_row).transpose()
+        })
+        .await
+    }
+
+    /// A card's most recent codes, newest first (for the console).
+    async fn recent_codes(&self, card_id: i64, limit: i64) -> Result<Vec<CodeRecord>, DomainError> {
+        port(async move {
+            let rows = sqlx::query(&format!(
+                "SELECT {CODE_COLUMNS} FROM codes WHERE card_id = $1 ORDER BY id DESC LIMIT $2"
+            ))
+            .bind(card_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter().map(code_from_row).collect()
+        })
+        .await
+    }
+}
+
+impl Store {
     async fn issue(
         &self,
         code: NewCode<'_>,
@@ -96,7 +289,7 @@ impl Store {
                 .await?;
         }
         // PostgreSQL: the code, its outbox row and its audit event in one statement.
-        let in_one_statement = self.is_shared();
+        let in_one_statement = self.shared();
         let actor = new_code.actor.clone();
         let push = push.map(|p| {
             (
@@ -197,182 +390,6 @@ impl Store {
             })
         })
         .await
-    }
-
-    /// Records a code's delivery state. A final state (delivered, undelivered,
-    /// expired) always wins; `submitted` only moves a code on from queued, so a
-    /// receipt that came first is not undone. Any state past `queued` also takes its
-    /// reply out of the outbox in the same transaction, so no node sends it again.
-    pub async fn set_delivery(
-        &self,
-        code_id: i64,
-        delivery: Delivery,
-        at: i64,
-    ) -> Result<(), StoreError> {
-        let outbox = self.is_shared() && delivery != Delivery::Queued;
-        self.write(move |conn: &mut AnyConnection| {
-            Box::pin(async move {
-                update_delivery(conn, code_id, delivery, at).await?;
-                if outbox {
-                    super::outbox::remove(conn, code_id).await?;
-                }
-                Ok(())
-            })
-        })
-        .await
-    }
-
-    /// Many codes' delivery states at once (`core::deliveries`): one statement per
-    /// state and chunk, in one transaction, with the same rules as `set_delivery`.
-    pub async fn set_deliveries(
-        &self,
-        states: &[(i64, Delivery)],
-        at: i64,
-    ) -> Result<(), StoreError> {
-        let outbox = self.is_shared();
-        let mut by_state: Vec<(Delivery, Vec<i64>)> = Vec::new();
-        for (id, state) in states {
-            match by_state.iter_mut().find(|(s, _)| s == state) {
-                Some((_, ids)) => ids.push(*id),
-                None => by_state.push((*state, vec![*id])),
-            }
-        }
-        self.write(move |conn: &mut AnyConnection| {
-            Box::pin(async move {
-                for (state, ids) in &by_state {
-                    // Well under SQLite's and PostgreSQL's bind limits.
-                    for chunk in ids.chunks(500) {
-                        let list = placeholders(3, chunk.len());
-                        let sql = match state {
-                            Delivery::Queued | Delivery::Submitted => format!(
-                                "UPDATE codes SET delivery = $1, submitted_at = $2 WHERE id IN ({list}) \
-                                 AND (delivery IS NULL OR delivery = 'queued')"
-                            ),
-                            _ => format!(
-                                "UPDATE codes SET delivery = $1, delivery_at = $2 WHERE id IN ({list})"
-                            ),
-                        };
-                        let mut q = sqlx::query(&sql).bind(state.as_str()).bind(at);
-                        for id in chunk {
-                            q = q.bind(*id);
-                        }
-                        q.execute(&mut *conn).await?;
-                        if outbox && *state != Delivery::Queued {
-                            let sql = format!(
-                                "DELETE FROM reply_outbox WHERE code_id IN ({})",
-                                placeholders(1, chunk.len())
-                            );
-                            let mut q = sqlx::query(&sql);
-                            for id in chunk {
-                                q = q.bind(*id);
-                            }
-                            q.execute(&mut *conn).await?;
-                        }
-                    }
-                }
-                Ok(())
-            })
-        })
-        .await
-    }
-
-    /// The SMSC accepted the message carrying a code: remember which connection took
-    /// it and the SMSC's id for it, so its receipt finds the code.
-    pub async fn set_submitted(
-        &self,
-        code_id: i64,
-        message: &MessageRef<'_>,
-        at: i64,
-    ) -> Result<(), StoreError> {
-        let m = OwnedRef::from(message);
-        let outbox = self.is_shared();
-        self.write(move |conn: &mut AnyConnection| {
-            Box::pin(async move {
-                if outbox {
-                    super::outbox::remove(conn, code_id).await?;
-                }
-                sqlx::query(
-                    "UPDATE codes SET connection = $2, message_id = $3, message_key_dec = $4, message_key_hex = $5, \
-                     submitted_at = $6, delivery = CASE WHEN delivery IS NULL OR delivery = 'queued' THEN 'submitted' ELSE delivery END \
-                     WHERE id = $1",
-                )
-                .bind(code_id)
-                .bind(&m.connection)
-                .bind(&m.message_id)
-                .bind(m.key_dec.as_deref())
-                .bind(m.key_hex.as_deref())
-                .bind(at)
-                .execute(&mut *conn)
-                .await?;
-                Ok(())
-            })
-        })
-        .await
-    }
-
-    /// Applies a receipt to the code whose message it names on this connection:
-    /// the exact id first, then the same number in the other notation. Returns the
-    /// code's id, or `None` when no message matches (yet).
-    pub async fn apply_receipt(
-        &self,
-        message: &MessageRef<'_>,
-        delivery: Delivery,
-        at: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        let m = OwnedRef::from(message);
-        self.write(move |conn: &mut AnyConnection| {
-            Box::pin(async move {
-                let mut code_id: Option<i64> = sqlx::query_scalar(
-                    "SELECT id FROM codes WHERE connection = $1 AND message_id = $2 ORDER BY id DESC LIMIT 1",
-                )
-                .bind(&m.connection)
-                .bind(&m.message_id)
-                .fetch_optional(&mut *conn)
-                .await?;
-                for key in [&m.key_dec, &m.key_hex].into_iter().flatten() {
-                    if code_id.is_some() {
-                        break;
-                    }
-                    code_id = sqlx::query_scalar(
-                        "SELECT id FROM codes WHERE connection = $1 AND (message_key_dec = $2 OR message_key_hex = $2) \
-                         ORDER BY id DESC LIMIT 1",
-                    )
-                    .bind(&m.connection)
-                    .bind(key)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                }
-                if let Some(id) = code_id {
-                    update_delivery(conn, id, delivery, at).await?;
-                }
-                Ok(code_id)
-            })
-        })
-        .await
-    }
-
-    pub async fn code(&self, id: i64) -> Result<Option<CodeRecord>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {CODE_COLUMNS} FROM codes WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(code_from_row).transpose()
-    }
-
-    /// A card's most recent codes, newest first (for the console).
-    pub async fn recent_codes(
-        &self,
-        card_id: i64,
-        limit: i64,
-    ) -> Result<Vec<CodeRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {CODE_COLUMNS} FROM codes WHERE card_id = $1 ORDER BY id DESC LIMIT $2"
-        ))
-        .bind(card_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(code_from_row).collect()
     }
 }
 
@@ -520,7 +537,7 @@ const ISSUE_IN_ONE_CALL: &str = "\
 async fn insert_with_outbox_and_event(
     conn: &mut AnyConnection,
     code: &OwnedCode,
-    outbox: Option<&super::NewOutboxReply>,
+    outbox: Option<&crate::core::ports::NewOutboxReply>,
 ) -> Result<i64, StoreError> {
     let id = bind_code!(
         sqlx::query_scalar(
@@ -586,7 +603,7 @@ fn read_issue_rows(rows: &[sqlx::any::AnyRow]) -> Result<Issued, StoreError> {
 mod tests {
     use super::*;
     use crate::config::DatabaseSettings;
-    use crate::store::NewCard;
+    use crate::core::ports::{CardStore, CodeStore, NewCard};
     use otpgw_rules::vocab::Channel;
 
     async fn store(dir: &std::path::Path) -> Store {
@@ -718,7 +735,9 @@ mod tests {
         assert_eq!(codes, 3);
         assert!(matches!(
             store.issue_code(code(id + 1, 5_000, None), "smpp").await,
-            Err(StoreError::NoSuchCard)
+            Err(crate::core::DomainError::NotFound(
+                crate::core::Missing::Card
+            ))
         ));
         store.close().await;
     }

@@ -2,52 +2,64 @@
 //! keeps each key's theoretical arrival time (GCRA), so every node sees the same
 //! budget. Single statements in autocommit: no transaction holds the row longer.
 
-use super::{Store, StoreError};
+use async_trait::async_trait;
 
-impl Store {
+use super::error::port;
+use super::Store;
+use crate::core::ports::LimitStore;
+use crate::core::DomainError;
+
+#[async_trait]
+impl LimitStore for Store {
     /// Whether one more event for `key` fits at `now`: events come at most one per
     /// `interval` ms on average, with bursts up to `tolerance / interval + 1`. `Ok(())`
     /// when it fits (and is counted), `Err(ms)` with the time to wait when not.
-    pub async fn gcra(
+    async fn gcra(
         &self,
         key: &str,
         now: i64,
         interval: i64,
         tolerance: i64,
-    ) -> Result<Result<(), i64>, StoreError> {
-        let admitted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO limit_state (key, tat) VALUES ($1, $2 + $3) \
-             ON CONFLICT (key) DO UPDATE SET tat = GREATEST(limit_state.tat, $2) + $3 \
-             WHERE GREATEST(limit_state.tat, $2) - $2 <= $4 \
-             RETURNING tat",
-        )
-        .bind(key)
-        .bind(now)
-        .bind(interval)
-        .bind(tolerance)
-        .fetch_optional(&self.pool)
-        .await?;
-        if admitted.is_some() {
-            return Ok(Ok(()));
-        }
-        let tat: Option<i64> = sqlx::query_scalar("SELECT tat FROM limit_state WHERE key = $1")
+    ) -> Result<Result<(), i64>, DomainError> {
+        port(async move {
+            let admitted: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO limit_state (key, tat) VALUES ($1, $2 + $3) \
+                 ON CONFLICT (key) DO UPDATE SET tat = GREATEST(limit_state.tat, $2) + $3 \
+                 WHERE GREATEST(limit_state.tat, $2) - $2 <= $4 \
+                 RETURNING tat",
+            )
             .bind(key)
+            .bind(now)
+            .bind(interval)
+            .bind(tolerance)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(Err(tat.map_or(interval, |t| (t - now - tolerance).max(1))))
+            if admitted.is_some() {
+                return Ok(Ok(()));
+            }
+            let tat: Option<i64> = sqlx::query_scalar("SELECT tat FROM limit_state WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(Err(tat.map_or(interval, |t| (t - now - tolerance).max(1))))
+        })
+        .await
     }
 
     /// Forgets keys whose state has run out (their next event would fit anyway).
-    pub async fn sweep_limits(&self, now: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM limit_state WHERE tat < $1")
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+    async fn sweep_limits(&self, now: i64) -> Result<u64, DomainError> {
+        port(async move {
+            let done = sqlx::query("DELETE FROM limit_state WHERE tat < $1")
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected())
+        })
+        .await
     }
 
     /// True when several nodes may share this database (PostgreSQL).
-    pub fn is_shared(&self) -> bool {
-        self.writer.is_none()
+    fn is_shared(&self) -> bool {
+        self.shared()
     }
 }

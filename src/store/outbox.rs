@@ -7,31 +7,12 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::{Store, StoreError};
+use async_trait::async_trait;
 
-/// A reply to record with its code (see `NewCode::outbox`).
-#[derive(Debug, Clone)]
-pub struct NewOutboxReply {
-    pub target: String,
-    /// The reply sealed by the core (hex); opaque here.
-    pub sealed: String,
-    /// Never sent after this (the code's expiry), epoch ms.
-    pub deliver_by: i64,
-    /// The node that will send it itself, holding a session for `target`; `None`
-    /// leaves it to whichever node claims it first.
-    pub owner: Option<String>,
-    pub lease_until: i64,
-}
-
-/// A row a node claimed: it is this node's to send until `lease_until`.
-#[derive(Debug, Clone)]
-pub struct ClaimedRow {
-    pub code_id: i64,
-    pub target: String,
-    pub sealed: String,
-    pub deliver_by: i64,
-    pub lease_until: i64,
-}
+use super::error::{port, StoreError};
+use super::Store;
+use crate::core::ports::{ClaimedRow, NewOutboxReply, OutboxStore};
+use crate::core::DomainError;
 
 /// Inside the issuing transaction.
 pub(super) async fn insert(
@@ -65,75 +46,85 @@ pub(super) async fn remove(conn: &mut AnyConnection, code_id: i64) -> Result<(),
     Ok(())
 }
 
-impl Store {
+#[async_trait]
+impl OutboxStore for Store {
     /// Claims up to `limit` unexpired replies for `target` that nobody holds (never
     /// claimed, or a lease that ran out), oldest first. PostgreSQL only: rows another
     /// node is claiming at this instant are skipped, not waited for.
-    pub async fn claim_replies(
+    async fn claim_replies(
         &self,
         node: &str,
         target: &str,
         now: i64,
         lease_until: i64,
         limit: i64,
-    ) -> Result<Vec<ClaimedRow>, StoreError> {
-        let rows = sqlx::query(
-            "UPDATE reply_outbox SET owner = $1, lease_until = $2 WHERE code_id IN ( \
-               SELECT code_id FROM reply_outbox \
-               WHERE target = $3 AND lease_until < $4 AND deliver_by > $4 \
-               ORDER BY code_id LIMIT $5 FOR UPDATE SKIP LOCKED) \
-             RETURNING code_id, target, sealed, deliver_by, lease_until",
-        )
-        .bind(node)
-        .bind(lease_until)
-        .bind(target)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ClaimedRow {
-                    code_id: r.try_get("code_id")?,
-                    target: r.try_get("target")?,
-                    sealed: r.try_get("sealed")?,
-                    deliver_by: r.try_get("deliver_by")?,
-                    lease_until: r.try_get("lease_until")?,
+    ) -> Result<Vec<ClaimedRow>, DomainError> {
+        port(async move {
+            let rows = sqlx::query(
+                "UPDATE reply_outbox SET owner = $1, lease_until = $2 WHERE code_id IN ( \
+                   SELECT code_id FROM reply_outbox \
+                   WHERE target = $3 AND lease_until < $4 AND deliver_by > $4 \
+                   ORDER BY code_id LIMIT $5 FOR UPDATE SKIP LOCKED) \
+                 RETURNING code_id, target, sealed, deliver_by, lease_until",
+            )
+            .bind(node)
+            .bind(lease_until)
+            .bind(target)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(ClaimedRow {
+                        code_id: r.try_get("code_id")?,
+                        target: r.try_get("target")?,
+                        sealed: r.try_get("sealed")?,
+                        deliver_by: r.try_get("deliver_by")?,
+                        lease_until: r.try_get("lease_until")?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
+        .await
     }
 
     /// Gives up every claim of `node` (it is shutting down): other nodes may send
     /// those replies at once instead of after the lease.
-    pub async fn release_replies(&self, node: &str) -> Result<u64, StoreError> {
-        let node = node.to_owned();
-        self.write(move |conn: &mut AnyConnection| {
-            Box::pin(async move {
-                Ok(sqlx::query(
-                    "UPDATE reply_outbox SET owner = NULL, lease_until = 0 WHERE owner = $1",
-                )
-                .bind(&node)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected())
+    async fn release_replies(&self, node: &str) -> Result<u64, DomainError> {
+        port(async move {
+            let node = node.to_owned();
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    Ok(sqlx::query(
+                        "UPDATE reply_outbox SET owner = NULL, lease_until = 0 WHERE owner = $1",
+                    )
+                    .bind(&node)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected())
+                })
             })
+            .await
         })
         .await
     }
 
     /// Forgets replies whose code has expired: nobody may send them any more.
-    pub async fn sweep_replies(&self, now: i64) -> Result<u64, StoreError> {
-        self.write(move |conn: &mut AnyConnection| {
-            Box::pin(async move {
-                Ok(
-                    sqlx::query("DELETE FROM reply_outbox WHERE deliver_by <= $1")
-                        .bind(now)
-                        .execute(&mut *conn)
-                        .await?
-                        .rows_affected(),
-                )
+    async fn sweep_replies(&self, now: i64) -> Result<u64, DomainError> {
+        port(async move {
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    Ok(
+                        sqlx::query("DELETE FROM reply_outbox WHERE deliver_by <= $1")
+                            .bind(now)
+                            .execute(&mut *conn)
+                            .await?
+                            .rows_affected(),
+                    )
+                })
             })
+            .await
         })
         .await
     }

@@ -4,43 +4,15 @@
 //! a card's active tokens in `verify.rs`. The store never sees a secret in clear,
 //! only its sealed bytes.
 
+use async_trait::async_trait;
 use sqlx::{AnyConnection, Row};
 
-use super::{insert_event, NewActivation, Store, StoreError, Token, TokenRecord};
+use super::error::{port, StoreError};
+use super::{insert_event, Store};
+use crate::core::ports::{NewToken, TokenActivation, TokenChange, TokenStore};
+use crate::core::DomainError;
+use otpgw_rules::records::{Token, TokenRecord};
 use otpgw_rules::tokens::{Hash, TokenKind, TokenSource, TokenState};
-
-pub struct NewToken<'a> {
-    pub uid: &'a str,
-    pub card_id: i64,
-    pub kind: TokenKind,
-    pub source: TokenSource,
-    pub serial: Option<&'a str>,
-    pub algorithm: Hash,
-    pub digits: i64,
-    pub period: i64,
-    pub suite: Option<&'a str>,
-    pub sealed: &'a [u8],
-    /// A software token waits for this activation; a hardware one starts active.
-    pub activation: Option<NewActivation<'a>>,
-}
-
-/// What confirming a token's activation code did.
-#[derive(Debug, Clone)]
-pub enum TokenActivation {
-    Activated(Box<TokenRecord>),
-    Wrong {
-        attempts_left: i64,
-    },
-    /// Too late, or the token is locked by wrong codes: replace it.
-    Expired,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenChange {
-    Suspend,
-    Reactivate,
-    Revoke,
-}
 
 const TOKEN_COLUMNS: &str =
     "id, uid, card_id, kind, source, serial, algorithm, digits, period, suite, secret, state, \
@@ -110,270 +82,289 @@ async fn token_locked(conn: &mut AnyConnection, id: i64) -> Result<TokenRecord, 
     token_from_row(&row)
 }
 
-impl Store {
-    pub async fn enroll_token(
+#[async_trait]
+impl TokenStore for Store {
+    async fn enroll_token(
         &self,
         new: NewToken<'_>,
         actor: &str,
         now: i64,
-    ) -> Result<Token, StoreError> {
-        let uid = new.uid.to_owned();
-        let card_id = new.card_id;
-        let kind = new.kind;
-        let source = new.source;
-        let serial = new.serial.map(str::to_owned);
-        let algorithm = new.algorithm;
-        let (digits, period) = (new.digits, new.period);
-        let suite = new.suite.map(str::to_owned);
-        let sealed = hex::encode(new.sealed);
-        let activation = new
-            .activation
-            .map(|a| (a.code_hash.to_owned(), a.expires_at));
-        let actor = actor.to_owned();
-        self.write(move |conn: &mut AnyConnection| {
-            Box::pin(async move {
-                let card: Option<i64> = sqlx::query_scalar(
-                    "UPDATE cards SET updated_at = updated_at WHERE id = $1 RETURNING id",
-                )
-                .bind(card_id)
-                .fetch_optional(&mut *conn)
-                .await?;
-                if card.is_none() {
-                    return Err(StoreError::NoSuchCard);
-                }
-                if let Some(s) = &serial {
-                    let taken: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM tokens WHERE serial = $1 AND state <> 'revoked'",
+    ) -> Result<Token, DomainError> {
+        port(async move {
+            let uid = new.uid.to_owned();
+            let card_id = new.card_id;
+            let kind = new.kind;
+            let source = new.source;
+            let serial = new.serial.map(str::to_owned);
+            let algorithm = new.algorithm;
+            let (digits, period) = (new.digits, new.period);
+            let suite = new.suite.map(str::to_owned);
+            let sealed = hex::encode(new.sealed);
+            let activation = new
+                .activation
+                .map(|a| (a.code_hash.to_owned(), a.expires_at));
+            let actor = actor.to_owned();
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    let card: Option<i64> = sqlx::query_scalar(
+                        "UPDATE cards SET updated_at = updated_at WHERE id = $1 RETURNING id",
                     )
-                    .bind(s)
+                    .bind(card_id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    if card.is_none() {
+                        return Err(StoreError::NoSuchCard);
+                    }
+                    if let Some(s) = &serial {
+                        let taken: i64 = sqlx::query_scalar(
+                            "SELECT COUNT(*) FROM tokens WHERE serial = $1 AND state <> 'revoked'",
+                        )
+                        .bind(s)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                        if taken > 0 {
+                            return Err(StoreError::SerialExists);
+                        }
+                    }
+                    let state = if activation.is_some() {
+                        TokenState::Pending
+                    } else {
+                        TokenState::Active
+                    };
+                    let row = sqlx::query(&format!(
+                        "INSERT INTO tokens (uid, card_id, kind, source, serial, algorithm, digits, period, suite, secret, state, \
+                         activation_hash, activation_expires_at, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING {TOKEN_COLUMNS}"
+                    ))
+                    .bind(&uid)
+                    .bind(card_id)
+                    .bind(kind.as_str())
+                    .bind(source.as_str())
+                    .bind(serial.as_deref())
+                    .bind(algorithm.as_str())
+                    .bind(digits)
+                    .bind(period)
+                    .bind(suite.as_deref())
+                    .bind(&sealed)
+                    .bind(state.as_str())
+                    .bind(activation.as_ref().map(|a| a.0.as_str()))
+                    .bind(activation.as_ref().map(|a| a.1))
+                    .bind(now)
                     .fetch_one(&mut *conn)
                     .await?;
-                    if taken > 0 {
-                        return Err(StoreError::SerialExists);
-                    }
-                }
-                let state = if activation.is_some() {
-                    TokenState::Pending
-                } else {
-                    TokenState::Active
-                };
-                let row = sqlx::query(&format!(
-                    "INSERT INTO tokens (uid, card_id, kind, source, serial, algorithm, digits, period, suite, secret, state, \
-                     activation_hash, activation_expires_at, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING {TOKEN_COLUMNS}"
-                ))
-                .bind(&uid)
-                .bind(card_id)
-                .bind(kind.as_str())
-                .bind(source.as_str())
-                .bind(serial.as_deref())
-                .bind(algorithm.as_str())
-                .bind(digits)
-                .bind(period)
-                .bind(suite.as_deref())
-                .bind(&sealed)
-                .bind(state.as_str())
-                .bind(activation.as_ref().map(|a| a.0.as_str()))
-                .bind(activation.as_ref().map(|a| a.1))
-                .bind(now)
-                .fetch_one(&mut *conn)
-                .await?;
-                let token = token_from_row(&row)?.token;
-                insert_event(
-                    conn,
-                    Some(card_id),
-                    "token_enrolled",
-                    &actor,
-                    serde_json::json!({"token_id": token.id, "kind": kind.as_str(), "source": source.as_str(), "serial": serial, "state": state.as_str()}),
-                    now,
-                )
-                .await?;
-                Ok(token)
+                    let token = token_from_row(&row)?.token;
+                    insert_event(
+                        conn,
+                        Some(card_id),
+                        "token_enrolled",
+                        &actor,
+                        serde_json::json!({"token_id": token.id, "kind": kind.as_str(), "source": source.as_str(), "serial": serial, "state": state.as_str()}),
+                        now,
+                    )
+                    .await?;
+                    Ok(token)
+                })
             })
+            .await
         })
         .await
     }
 
-    pub async fn tokens_of_card(&self, card_id: i64) -> Result<Vec<Token>, StoreError> {
-        sqlx::query(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE card_id = $1 ORDER BY id LIMIT 100"
-        ))
-        .bind(card_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| token_from_row(r).map(|t| t.token))
-        .collect()
+    async fn tokens_of_card(&self, card_id: i64) -> Result<Vec<Token>, DomainError> {
+        port(async move {
+            sqlx::query(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens WHERE card_id = $1 ORDER BY id LIMIT 100"
+            ))
+            .bind(card_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| token_from_row(r).map(|t| t.token))
+            .collect()
+        })
+        .await
     }
 
-    pub async fn token(&self, id: i64) -> Result<Option<TokenRecord>, StoreError> {
-        sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(token_from_row)
-            .transpose()
+    async fn token(&self, id: i64) -> Result<Option<TokenRecord>, DomainError> {
+        port(async move {
+            sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .as_ref()
+                .map(token_from_row)
+                .transpose()
+        })
+        .await
     }
 
     /// Confirms a pending token's activation code. A wrong code counts; at
     /// `max_failures` the token locks for good (the bank replaces it).
-    pub async fn activate_token(
+    async fn activate_token(
         &self,
         id: i64,
         candidate: Option<String>,
         max_failures: i64,
         actor: &str,
         now: i64,
-    ) -> Result<TokenActivation, StoreError> {
-        let actor = actor.to_owned();
-        self.write(move |conn: &mut AnyConnection| {
-            Box::pin(async move {
-                let t = token_locked(conn, id).await?;
-                let card = Some(t.token.card_id);
-                match t.token.state {
-                    TokenState::Pending => {}
-                    TokenState::Locked => return Ok(TokenActivation::Expired),
-                    other => return Err(StoreError::TokenWrongState(other)),
-                }
-                let row = sqlx::query(
-                    "SELECT activation_hash, activation_expires_at, activation_failures FROM tokens WHERE id = $1",
-                )
-                .bind(id)
-                .fetch_one(&mut *conn)
-                .await?;
-                let hash: Option<String> = row.try_get("activation_hash")?;
-                let expires_at: Option<i64> = row.try_get("activation_expires_at")?;
-                let failures: i64 = row.try_get("activation_failures")?;
-                if hash.is_none() || expires_at.is_none_or(|e| now >= e) {
-                    insert_event(conn, card, "token_activation_failed", &actor, serde_json::json!({"token_id": id, "reason": "expired"}), now).await?;
-                    return Ok(TokenActivation::Expired);
-                }
-                let right = matches!((&hash, &candidate), (Some(h), Some(c)) if otpgw_rules::codes::hashes_equal(h, c));
-                if !right {
-                    let failures = failures + 1;
-                    let locked = failures >= max_failures;
-                    sqlx::query(
-                        "UPDATE tokens SET activation_failures = $2, state = $3, \
-                         activation_hash = CASE WHEN $4 = 1 THEN NULL ELSE activation_hash END, updated_at = $5 WHERE id = $1",
+    ) -> Result<TokenActivation, DomainError> {
+        port(async move {
+            let actor = actor.to_owned();
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    let t = token_locked(conn, id).await?;
+                    let card = Some(t.token.card_id);
+                    match t.token.state {
+                        TokenState::Pending => {}
+                        TokenState::Locked => return Ok(TokenActivation::Expired),
+                        other => return Err(StoreError::TokenWrongState(other)),
+                    }
+                    let row = sqlx::query(
+                        "SELECT activation_hash, activation_expires_at, activation_failures FROM tokens WHERE id = $1",
                     )
                     .bind(id)
-                    .bind(failures)
-                    .bind(if locked { "locked" } else { "pending" })
-                    .bind(i64::from(locked))
-                    .bind(now)
-                    .execute(&mut *conn)
+                    .fetch_one(&mut *conn)
                     .await?;
-                    let attempts_left = (max_failures - failures).max(0);
-                    insert_event(conn, card, "token_activation_failed", &actor, serde_json::json!({"token_id": id, "reason": "wrong_code", "attempts_left": attempts_left, "locked": locked}), now).await?;
-                    return Ok(TokenActivation::Wrong { attempts_left });
-                }
-                let row = sqlx::query(&format!(
-                    "UPDATE tokens SET state = 'active', activation_hash = NULL, activation_expires_at = NULL, \
-                     activation_failures = 0, updated_at = $2 WHERE id = $1 RETURNING {TOKEN_COLUMNS}"
-                ))
-                .bind(id)
-                .bind(now)
-                .fetch_one(&mut *conn)
-                .await?;
-                insert_event(conn, card, "token_activated", &actor, serde_json::json!({"token_id": id}), now).await?;
-                Ok(TokenActivation::Activated(Box::new(token_from_row(&row)?)))
+                    let hash: Option<String> = row.try_get("activation_hash")?;
+                    let expires_at: Option<i64> = row.try_get("activation_expires_at")?;
+                    let failures: i64 = row.try_get("activation_failures")?;
+                    if hash.is_none() || expires_at.is_none_or(|e| now >= e) {
+                        insert_event(conn, card, "token_activation_failed", &actor, serde_json::json!({"token_id": id, "reason": "expired"}), now).await?;
+                        return Ok(TokenActivation::Expired);
+                    }
+                    let right = matches!((&hash, &candidate), (Some(h), Some(c)) if otpgw_rules::codes::hashes_equal(h, c));
+                    if !right {
+                        let failures = failures + 1;
+                        let locked = failures >= max_failures;
+                        sqlx::query(
+                            "UPDATE tokens SET activation_failures = $2, state = $3, \
+                             activation_hash = CASE WHEN $4 = 1 THEN NULL ELSE activation_hash END, updated_at = $5 WHERE id = $1",
+                        )
+                        .bind(id)
+                        .bind(failures)
+                        .bind(if locked { "locked" } else { "pending" })
+                        .bind(i64::from(locked))
+                        .bind(now)
+                        .execute(&mut *conn)
+                        .await?;
+                        let attempts_left = (max_failures - failures).max(0);
+                        insert_event(conn, card, "token_activation_failed", &actor, serde_json::json!({"token_id": id, "reason": "wrong_code", "attempts_left": attempts_left, "locked": locked}), now).await?;
+                        return Ok(TokenActivation::Wrong { attempts_left });
+                    }
+                    let row = sqlx::query(&format!(
+                        "UPDATE tokens SET state = 'active', activation_hash = NULL, activation_expires_at = NULL, \
+                         activation_failures = 0, updated_at = $2 WHERE id = $1 RETURNING {TOKEN_COLUMNS}"
+                    ))
+                    .bind(id)
+                    .bind(now)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    insert_event(conn, card, "token_activated", &actor, serde_json::json!({"token_id": id}), now).await?;
+                    Ok(TokenActivation::Activated(Box::new(token_from_row(&row)?)))
+                })
             })
+            .await
         })
         .await
     }
 
     /// Suspends, re-activates or revokes a token. Revoking wipes the sealed secret.
-    pub async fn change_token(
+    async fn change_token(
         &self,
         id: i64,
         change: TokenChange,
         actor: &str,
         reason: Option<&str>,
         now: i64,
-    ) -> Result<Token, StoreError> {
-        let actor = actor.to_owned();
-        let reason = reason.map(str::to_owned);
-        self.write(move |conn: &mut AnyConnection| {
-            Box::pin(async move {
-                let t = token_locked(conn, id).await?;
-                let (allowed, to, kind) = match change {
-                    TokenChange::Suspend => (
-                        t.token.state == TokenState::Active,
-                        TokenState::Suspended,
-                        "token_suspended",
-                    ),
-                    TokenChange::Reactivate => (
-                        t.token.state == TokenState::Suspended,
-                        TokenState::Active,
-                        "token_reactivated",
-                    ),
-                    TokenChange::Revoke => (
-                        t.token.state != TokenState::Revoked,
-                        TokenState::Revoked,
-                        "token_revoked",
-                    ),
-                };
-                if !allowed {
-                    return Err(StoreError::TokenWrongState(t.token.state));
-                }
-                let wipe = i64::from(to == TokenState::Revoked);
-                let row = sqlx::query(&format!(
-                    "UPDATE tokens SET state = $2, updated_at = $3, \
-                     secret = CASE WHEN $4 = 1 THEN '' ELSE secret END, \
-                     activation_hash = CASE WHEN $4 = 1 THEN NULL ELSE activation_hash END \
-                     WHERE id = $1 RETURNING {TOKEN_COLUMNS}"
-                ))
-                .bind(id)
-                .bind(to.as_str())
-                .bind(now)
-                .bind(wipe)
-                .fetch_one(&mut *conn)
-                .await?;
-                insert_event(
-                    conn,
-                    Some(t.token.card_id),
-                    kind,
-                    &actor,
-                    serde_json::json!({"token_id": id, "reason": reason}),
-                    now,
-                )
-                .await?;
-                Ok(token_from_row(&row)?.token)
+    ) -> Result<Token, DomainError> {
+        port(async move {
+            let actor = actor.to_owned();
+            let reason = reason.map(str::to_owned);
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    let t = token_locked(conn, id).await?;
+                    let (allowed, to, kind) = match change {
+                        TokenChange::Suspend => (
+                            t.token.state == TokenState::Active,
+                            TokenState::Suspended,
+                            "token_suspended",
+                        ),
+                        TokenChange::Reactivate => (
+                            t.token.state == TokenState::Suspended,
+                            TokenState::Active,
+                            "token_reactivated",
+                        ),
+                        TokenChange::Revoke => (
+                            t.token.state != TokenState::Revoked,
+                            TokenState::Revoked,
+                            "token_revoked",
+                        ),
+                    };
+                    if !allowed {
+                        return Err(StoreError::TokenWrongState(t.token.state));
+                    }
+                    let wipe = i64::from(to == TokenState::Revoked);
+                    let row = sqlx::query(&format!(
+                        "UPDATE tokens SET state = $2, updated_at = $3, \
+                         secret = CASE WHEN $4 = 1 THEN '' ELSE secret END, \
+                         activation_hash = CASE WHEN $4 = 1 THEN NULL ELSE activation_hash END \
+                         WHERE id = $1 RETURNING {TOKEN_COLUMNS}"
+                    ))
+                    .bind(id)
+                    .bind(to.as_str())
+                    .bind(now)
+                    .bind(wipe)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    insert_event(
+                        conn,
+                        Some(t.token.card_id),
+                        kind,
+                        &actor,
+                        serde_json::json!({"token_id": id, "reason": reason}),
+                        now,
+                    )
+                    .await?;
+                    Ok(token_from_row(&row)?.token)
+                })
             })
+            .await
         })
         .await
     }
 
     /// Records a resync: the step of the second code becomes the last used, and
     /// its distance from now the drift.
-    pub async fn resync_token(
+    async fn resync_token(
         &self,
         id: i64,
         step: i64,
         drift: i64,
         actor: &str,
         now: i64,
-    ) -> Result<Token, StoreError> {
-        let actor = actor.to_owned();
-        self.write(move |conn: &mut AnyConnection| {
-            Box::pin(async move {
-                let t = token_locked(conn, id).await?;
-                if t.token.state != TokenState::Active {
-                    return Err(StoreError::TokenWrongState(t.token.state));
-                }
-                let row = sqlx::query(&format!(
-                    "UPDATE tokens SET last_step = $2, drift = $3, updated_at = $4 WHERE id = $1 RETURNING {TOKEN_COLUMNS}"
-                ))
-                .bind(id)
-                .bind(step)
-                .bind(drift)
-                .bind(now)
-                .fetch_one(&mut *conn)
-                .await?;
-                insert_event(conn, Some(t.token.card_id), "token_resynced", &actor, serde_json::json!({"token_id": id, "drift": drift}), now).await?;
-                Ok(token_from_row(&row)?.token)
+    ) -> Result<Token, DomainError> {
+        port(async move {
+            let actor = actor.to_owned();
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    let t = token_locked(conn, id).await?;
+                    if t.token.state != TokenState::Active {
+                        return Err(StoreError::TokenWrongState(t.token.state));
+                    }
+                    let row = sqlx::query(&format!(
+                        "UPDATE tokens SET last_step = $2, drift = $3, updated_at = $4 WHERE id = $1 RETURNING {TOKEN_COLUMNS}"
+                    ))
+                    .bind(id)
+                    .bind(step)
+                    .bind(drift)
+                    .bind(now)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    insert_event(conn, Some(t.token.card_id), "token_resynced", &actor, serde_json::json!({"token_id": id, "drift": drift}), now).await?;
+                    Ok(token_from_row(&row)?.token)
+                })
             })
+            .await
         })
         .await
     }

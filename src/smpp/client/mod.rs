@@ -24,7 +24,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use serde::Serialize;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -32,6 +31,7 @@ use tokio_util::task::TaskTracker;
 
 use super::Outgoing;
 use crate::config::{ConnectionSettings, ServiceSettings, SmppSettings};
+use crate::core::links::{ConnectionStatus, Phase, SessionStatus};
 use crate::core::{route_target, Clock, Core, Outbound, Push};
 use otpgw_rules::vocab::Delivery;
 
@@ -47,52 +47,6 @@ pub(crate) struct Queued {
     pub msg: Outgoing,
     /// The route that serves `msg.to` ("" = default route).
     pub route: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    Connecting,
-    Bound,
-    BackingOff,
-    Down,
-}
-
-/// One session's state (a transceiver, or one of a transmitter/receiver pair).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct SessionStatus {
-    /// `trx`, `tx` or `rx`.
-    pub bind: &'static str,
-    pub state: Phase,
-    /// Epoch milliseconds since which it is in this state.
-    pub since: i64,
-    /// Why the last attempt or session ended, when it did.
-    pub last_error: Option<String>,
-}
-
-/// A connection as operations see it (`GET /v1/connections`, `otpgw status`).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ConnectionStatus {
-    pub name: String,
-    pub host: String,
-    pub port: u16,
-    pub routes: Vec<String>,
-    pub priority: u32,
-    /// `bound` when every session of it is bound; else the least ready one's state.
-    pub state: Phase,
-    pub since: i64,
-    pub sessions: Vec<SessionStatus>,
-    pub window: usize,
-    pub window_in_use: usize,
-    /// Configured segments per second (0 = not paced).
-    pub tps: u32,
-    /// Messages waiting for this connection in particular.
-    pub queued: usize,
-    pub submitted: u64,
-    pub throttled: u64,
-    pub failed: u64,
-    pub receipts: u64,
-    pub received: u64,
 }
 
 /// One configured operator connection, shared by its sessions.
@@ -346,11 +300,12 @@ impl Operators {
         let mut claim = tokio::time::interval(
             self.shared
                 .core
-                .outbox()
+                .delivery
+                .outbox_poll()
                 .unwrap_or(Duration::from_secs(86_400 * 365)),
         );
         claim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let outbox = self.shared.core.outbox().is_some();
+        let outbox = self.shared.core.delivery.outbox_poll().is_some();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -450,7 +405,7 @@ impl Shared {
     /// in, or left behind when it died.
     async fn claim_from_outbox(&self) {
         for route in self.routes_of(Connection::can_send) {
-            let claimed = match self.core.claim_replies(&route_target(&route)).await {
+            let claimed = match self.core.delivery.claim(&route_target(&route)).await {
                 Ok(claimed) => claimed,
                 Err(e) => {
                     crate::telemetry::sampled(crate::telemetry::Noisy::OutboxClaim, || {
@@ -628,7 +583,7 @@ impl Shared {
                     code_id = id,
                     "code expired before any connection of its route could send it"
                 );
-                if let Err(e) = self.core.record_undelivered(id).await {
+                if let Err(e) = self.core.delivery.undelivered(id).await {
                     tracing::warn!(error = %e, "could not record delivery state");
                 }
             }

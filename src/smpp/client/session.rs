@@ -437,7 +437,7 @@ impl Session {
                 Err(e) => {
                     tracing::error!(error = %e, "message cannot be put in a submit_sm");
                     if let Some(id) = queued.msg.code_id {
-                        let _ = self.shared.core.record_undelivered(id).await;
+                        let _ = self.shared.core.delivery.undelivered(id).await;
                     }
                     return;
                 }
@@ -466,7 +466,7 @@ impl Session {
         metrics::counter!("otpgw_replies_expired_total").increment(1);
         if let (true, Some(id)) = (part.first, part.message.msg.code_id) {
             tracing::warn!(code_id = id, "code expired before it could be sent");
-            let _ = self.shared.core.record_undelivered(id).await;
+            let _ = self.shared.core.delivery.undelivered(id).await;
         }
     }
 
@@ -566,12 +566,13 @@ impl Session {
                     // Off the loop: a slow database must not stall the link.
                     self.tasks
                         .spawn(tracing::Instrument::in_current_span(async move {
-                            if let Err(e) = core.record_submitted(code_id, &name, &message_id).await
+                            if let Err(e) =
+                                core.delivery.submitted(code_id, &name, &message_id).await
                             {
                                 tracing::warn!(error = %e, "could not record delivery state");
                             }
                             for (id, delivery) in conn.take_held(&message_id) {
-                                if let Err(e) = core.record_receipt(&name, &id, delivery).await {
+                                if let Err(e) = core.delivery.receipt(&name, &id, delivery).await {
                                     tracing::warn!(error = %e, "could not record a receipt");
                                 }
                             }
@@ -599,7 +600,7 @@ impl Session {
                 if let Some(code_id) = f.part.message.msg.code_id {
                     let core = self.shared.core.clone();
                     self.tasks.spawn(async move {
-                        let _ = core.record_undelivered(code_id).await;
+                        let _ = core.delivery.undelivered(code_id).await;
                     });
                 }
             }
@@ -623,7 +624,8 @@ impl Session {
                 self.tasks
                     .spawn(tracing::Instrument::in_current_span(async move {
                         match core
-                            .record_receipt(conn.name(), &info.message_id, delivery)
+                            .delivery
+                            .receipt(conn.name(), &info.message_id, delivery)
                             .await
                         {
                             Ok(Some(_)) => {}
@@ -634,7 +636,8 @@ impl Session {
                             Ok(None) => {
                                 conn.hold_receipt(info.message_id.clone(), delivery);
                                 if let Ok(Some(_)) = core
-                                    .record_receipt(conn.name(), &info.message_id, delivery)
+                                    .delivery
+                                    .receipt(conn.name(), &info.message_id, delivery)
                                     .await
                                 {
                                     conn.take_held(&info.message_id);
@@ -660,7 +663,7 @@ impl Session {
                 ))
                 .await;
         }
-        if let Err(refused) = self.shared.core.admit_peer(&self.conn.settings.name) {
+        if let Err(refused) = self.shared.core.admission.peer(&self.conn.settings.name) {
             tracing::debug!(rule = refused.rule, "throttled");
             return self
                 .write(refuse(
@@ -700,7 +703,7 @@ impl Session {
                 // The same deadline as the listener's: past it the SMSC gets
                 // ESME_RX_T_APPN and redelivers; nothing was promised.
                 let deadline = Duration::from_secs(shared.smpp.message_timeout_secs);
-                let handled = match timeout(deadline, shared.core.handle(&inbound)).await {
+                let handled = match timeout(deadline, shared.core.issue.sms(&inbound)).await {
                     Ok(result) => result,
                     Err(_) => {
                         metrics::counter!("otpgw_message_timeouts_total").increment(1);
@@ -736,7 +739,7 @@ impl Session {
                         if !shared.enqueue(queued, Some(conn.index)) && send_before.is_none() {
                             tracing::error!("outbox full: reply dropped");
                             if let Some(id) = reply.code_id {
-                                let _ = shared.core.record_undelivered(id).await;
+                                let _ = shared.core.delivery.undelivered(id).await;
                             }
                         }
                         metrics::histogram!("otpgw_reply_seconds", "channel" => "sms")

@@ -1,91 +1,19 @@
-//! The verification transaction: lock the card's row, read its latest code, let
-//! the core's rule decide, apply the effect (use, expire, count, lock), record the
-//! answer under the caller's `request_id` and the audit event — all at once, so two
-//! nodes verifying one code cannot both approve it and no failure is lost.
+//! The verification as row-locked statements in one transaction: PostgreSQL's
+//! form (SQLite has a two-call form, `sqlite.rs`, with the same effects). Lock the
+//! card's row, read its latest code, let the rule decide, apply the effect (use,
+//! expire, count, lock), record the answer under the caller's `request_id` and the
+//! audit event.
 
 use sqlx::{AnyConnection, Row};
 
-use super::{
-    end_elapsed_lock, insert_event, parse_status, Effect, LatestCode, LockedCard, Store,
-    StoreError, TokenRecord, VerifyAttempt, VerifyRecord,
-};
+use super::answer::{latest_from_row, reset_failures, After, Answer, Attempt};
+use crate::core::ports::VerifyRecord;
+use crate::store::error::StoreError;
+use crate::store::{end_elapsed_lock, insert_event, parse_status};
+use otpgw_rules::records::TokenRecord;
 use otpgw_rules::tokens::TokenState;
-use otpgw_rules::vocab::{CardStatus, CodeState, Reason, Verdict};
-
-/// A `VerifyAttempt` the writer can own.
-pub(super) struct Attempt {
-    pub api_key_id: i64,
-    pub request_id: String,
-    pub fingerprint: String,
-    pub pan_hash: String,
-    pub now: i64,
-    pub max_failures: i64,
-    pub lock_ms: Option<i64>,
-    pub actor: String,
-}
-
-impl Store {
-    /// One verification, decided and applied atomically. `decide` sees the card under
-    /// lock and its latest code and returns the verdict and its effect; the store
-    /// applies the effect, records the answer under `request_id` and the audit event,
-    /// all in one transaction. A `request_id` already answered returns that answer and
-    /// changes nothing.
-    pub async fn verify<F>(
-        &self,
-        attempt: &VerifyAttempt<'_>,
-        decide: F,
-    ) -> Result<VerifyRecord, StoreError>
-    where
-        F: FnOnce(&LockedCard, Option<&LatestCode>, &[TokenRecord]) -> (Verdict, Effect)
-            + Send
-            + 'static,
-    {
-        // PostgreSQL: a retried request id is answered without a transaction. On
-        // SQLite the writer's first call looks it up anyway (`verify_sqlite`).
-        if self.sqlite_writer().is_none() {
-            if let Some(previous) = self
-                .verification(attempt.api_key_id, attempt.request_id)
-                .await?
-            {
-                return Ok(previous);
-            }
-        }
-        let a = Attempt {
-            api_key_id: attempt.api_key_id,
-            request_id: attempt.request_id.to_owned(),
-            fingerprint: attempt.fingerprint.to_owned(),
-            pan_hash: attempt.pan_hash.to_owned(),
-            now: attempt.now,
-            max_failures: attempt.max_failures,
-            lock_ms: attempt.lock_ms,
-            actor: attempt.actor.to_owned(),
-        };
-        let decided = match self.sqlite_writer() {
-            Some(writer) => writer
-                .write_guarded(move |conn: &mut AnyConnection| {
-                    Box::pin(async move {
-                        super::verify_sqlite::decide_and_apply(conn, &a, decide).await
-                    })
-                })
-                .await
-                .and_then(|answer| answer),
-            None => {
-                self.write(move |conn: &mut AnyConnection| {
-                    Box::pin(async move { decide_and_apply(conn, &a, decide).await })
-                })
-                .await
-            }
-        };
-        match decided {
-            // A concurrent request with the same id won: answer as it did.
-            Err(StoreError::Raced) => self
-                .verification(attempt.api_key_id, attempt.request_id)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt("verification vanished".into())),
-            other => other,
-        }
-    }
-}
+use otpgw_rules::verify::{Effect, LatestCode, LockedCard};
+use otpgw_rules::vocab::{CardStatus, Reason, Verdict};
 
 pub(super) async fn decide_and_apply<F>(
     conn: &mut AnyConnection,
@@ -135,7 +63,7 @@ where
             .map(|r| latest_from_row(&r))
             .transpose()?;
             let tokens = if has_tokens {
-                super::tokens::tokens_in(conn, card.id, TokenState::Active).await?
+                crate::store::tokens::tokens_in(conn, card.id, TokenState::Active).await?
             } else {
                 Vec::new()
             };
@@ -183,91 +111,6 @@ where
         .await?;
     }
     Ok(answer.record(verdict, card_id, a, &after))
-}
-
-/// What the verification answers and records, from the verdict and the card as
-/// the verification left it.
-pub(super) struct Answer {
-    pub result: &'static str,
-    pub reason: Option<&'static str>,
-    /// Attempts left before the lock (after this one), for the switch to warn.
-    pub attempts_left: Option<i64>,
-    /// Whether and when a lock ends.
-    pub lock: Option<Option<i64>>,
-}
-
-impl Answer {
-    pub fn new(verdict: Verdict, card_id: Option<i64>, after: &After, a: &Attempt) -> Self {
-        let (result, reason) = match verdict {
-            Verdict::Approved => ("approved", None),
-            Verdict::Rejected(r) => ("rejected", Some(r.as_str())),
-        };
-        // What the switch may tell the customer: attempts left before the lock (after
-        // this one; unchanged by a rejection that does not count, 0 while the card is
-        // locked or suspended). Every rejection of an enrolled card carries it; with
-        // no card (not_enrolled) there is nothing to count.
-        let rejected = matches!(verdict, Verdict::Rejected(_));
-        let attempts_left = (card_id.is_some() && rejected).then(|| match after.status {
-            Some(CardStatus::Locked | CardStatus::Suspended) => 0,
-            _ => a.max_failures.saturating_sub(after.failures).max(0),
-        });
-        let lock = (card_id.is_some() && after.status == Some(CardStatus::Locked))
-            .then_some(after.locked_until);
-        Self {
-            result,
-            reason,
-            attempts_left,
-            lock,
-        }
-    }
-
-    /// The `verified` audit event's detail.
-    pub fn event(&self, a: &Attempt, after: &After) -> serde_json::Value {
-        serde_json::json!({"result": self.result, "reason": self.reason, "request_id": a.request_id,
-            "attempts_left": self.attempts_left, "token_id": after.token_id})
-    }
-
-    pub fn record(
-        self,
-        verdict: Verdict,
-        card_id: Option<i64>,
-        a: &Attempt,
-        after: &After,
-    ) -> VerifyRecord {
-        VerifyRecord {
-            verdict,
-            card_id,
-            fingerprint: a.fingerprint.clone(),
-            locked_now: after.locked_now,
-            attempts_left: self.attempts_left,
-            lock: self.lock,
-            replayed: false,
-        }
-    }
-}
-
-pub(super) fn latest_from_row(r: &sqlx::any::AnyRow) -> Result<LatestCode, StoreError> {
-    let state: String = r.try_get("state")?;
-    Ok(LatestCode {
-        id: r.try_get("id")?,
-        code_hash: r.try_get("code_hash")?,
-        state: CodeState::parse(&state)
-            .ok_or_else(|| StoreError::Corrupt(format!("code state {state}")))?,
-        expires_at: r.try_get("expires_at")?,
-        txn_hash: r.try_get("txn_hash")?,
-        cap: r.try_get("cap")?,
-    })
-}
-
-/// The card as the verification left it.
-#[derive(Default)]
-pub(super) struct After {
-    pub status: Option<CardStatus>,
-    pub failures: i64,
-    pub locked_until: Option<i64>,
-    pub locked_now: bool,
-    /// The token whose code was approved.
-    pub token_id: Option<i64>,
 }
 
 async fn apply_effect(
@@ -365,20 +208,4 @@ async fn apply_effect(
             Ok(())
         }
     }
-}
-
-/// An approved code or token code ends the run of failures.
-async fn reset_failures(
-    conn: &mut AnyConnection,
-    card_id: i64,
-    now: i64,
-    after: &mut After,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE cards SET failures = 0, updated_at = $2 WHERE id = $1")
-        .bind(card_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    after.failures = 0;
-    Ok(())
 }

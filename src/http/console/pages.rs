@@ -5,11 +5,12 @@
 
 use maud::{html, Markup, DOCTYPE};
 
+use super::audit::AuditQuery;
 use super::i18n::Texts;
-use super::{AuditQuery, Clerk, Lang};
+use super::{Clerk, Lang};
+use crate::core::links::Phase;
 use crate::core::{CardView, Health};
-use crate::smpp::client::Phase;
-use crate::store::{ApiKeyInfo, Card, Event};
+use otpgw_rules::records::{ApiKeyInfo, Card, Event};
 use otpgw_rules::vocab::{CardStatus, Role, Verdict};
 
 /// What the health strip shows, gathered by the handler from the core and from
@@ -155,7 +156,7 @@ fn health_strip(t: &Texts, strip: &HealthStrip) -> Markup {
                             Some(conns) => {
                                 @for (name, phase) in conns {
                                     span class={ "conn " (if matches!(phase, Phase::Bound) { "up" } else { "down" }) } {
-                                        (name) ": " (phase_name(*phase))
+                                        (name) ": " (Phase::as_str(*phase))
                                     }
                                     " "
                                 }
@@ -170,15 +171,6 @@ fn health_strip(t: &Texts, strip: &HealthStrip) -> Markup {
                 div { dt { (t.failed_share) } dd id="failed-share" { (failed) } }
             }
         }
-    }
-}
-
-fn phase_name(p: Phase) -> &'static str {
-    match p {
-        Phase::Connecting => "connecting",
-        Phase::Bound => "bound",
-        Phase::BackingOff => "backing_off",
-        Phase::Down => "down",
     }
 }
 

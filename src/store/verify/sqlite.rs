@@ -14,9 +14,13 @@ use std::sync::LazyLock;
 
 use sqlx::{AnyConnection, Row};
 
-use super::verify::{latest_from_row, After, Answer, Attempt};
-use super::{parse_status, Effect, LatestCode, LockedCard, StoreError, TokenRecord, VerifyRecord};
+use super::answer::{latest_from_row, After, Answer, Attempt};
+use crate::core::ports::VerifyRecord;
+use crate::store::error::StoreError;
+use crate::store::parse_status;
+use otpgw_rules::records::TokenRecord;
 use otpgw_rules::tokens::TokenState;
+use otpgw_rules::verify::{Effect, LatestCode, LockedCard};
 use otpgw_rules::vocab::{CardStatus, Reason, Verdict};
 
 /// The card, its latest code, and whether the request id was answered before
@@ -148,7 +152,7 @@ where
     Ok(Ok(answer.record(verdict, card_id, a, &after)))
 }
 
-static SQL: LazyLock<String> = LazyLock::new(|| super::writer::guarded(APPLY));
+static SQL: LazyLock<String> = LazyLock::new(|| crate::store::writer::guarded(APPLY));
 
 /// What the first call found.
 struct Read {
@@ -190,7 +194,7 @@ async fn read(conn: &mut AnyConnection, a: &Attempt) -> Result<Read, StoreError>
         }
     }
     if let (true, Some((card, _))) = (has_tokens, &read.card) {
-        read.tokens = super::tokens::tokens_in(conn, card.id, TokenState::Active).await?;
+        read.tokens = crate::store::tokens::tokens_in(conn, card.id, TokenState::Active).await?;
     }
     Ok(read)
 }
@@ -201,7 +205,7 @@ struct Apply {
     end_lock: bool,
     use_code: Option<i64>,
     expire_code: Option<i64>,
-    token: Option<super::TokenUse>,
+    token: Option<otpgw_rules::verify::TokenUse>,
     reset_failures: bool,
     failure: Option<Failure>,
 }
@@ -271,7 +275,8 @@ impl Apply {
 mod tests {
     use super::*;
     use crate::config::DatabaseSettings;
-    use crate::store::{NewCard, NewCode, Store, VerifyAttempt};
+    use crate::core::ports::{CardStore, CodeStore, NewCard, NewCode, VerifyAttempt, VerifyStore};
+    use crate::store::Store;
     use otpgw_rules::vocab::{Channel, CodeState};
 
     /// A rule close to the core's, enough to reach every effect.
@@ -356,7 +361,7 @@ mod tests {
                         actor: "key:1",
                     };
                     let answer = if two_calls {
-                        store.verify(&attempt, rule(candidate, now)).await
+                        store.verify(&attempt, Box::new(rule(candidate, now))).await
                     } else {
                         let a = Attempt {
                             api_key_id: 1,
@@ -370,20 +375,19 @@ mod tests {
                         };
                         match store.verification(1, request_id).await.unwrap() {
                             Some(previous) => Ok(previous),
-                            None => {
-                                store
-                                    .write(move |conn: &mut AnyConnection| {
-                                        Box::pin(async move {
-                                            super::super::verify::decide_and_apply(
-                                                conn,
-                                                &a,
-                                                rule(candidate, now),
-                                            )
-                                            .await
-                                        })
+                            None => store
+                                .write(move |conn: &mut AnyConnection| {
+                                    Box::pin(async move {
+                                        super::super::statements::decide_and_apply(
+                                            conn,
+                                            &a,
+                                            rule(candidate, now),
+                                        )
+                                        .await
                                     })
-                                    .await
-                            }
+                                })
+                                .await
+                                .map_err(crate::core::DomainError::from),
                         }
                     };
                     answers.push(format!("{answer:?}"));

@@ -1,9 +1,9 @@
 //! Cluster-wide rate limits. On PostgreSQL the per-MSISDN, per-card,
 //! unknown-sender, per-peer and global limits are decided in the database
-//! (`Store::gcra`), so three nodes allow what one would, not three times as much.
+//! (`LimitStore::gcra`), so three nodes allow what one would, not three times as much.
 //! The per-second limits (peer TPS, global) keep their state in microseconds, so a
 //! rate above 1,000/s is still exact; there are only as many such keys as peers. Each node's governor limits
-//! (`crate::limits`) stay in front as a pre-filter: a flood never reaches the
+//! (`super::limits`) stay in front as a pre-filter: a flood never reaches the
 //! database. A decision the database does not make within `cluster_timeout_ms`
 //! (or an error) falls back to the node's own limit, which already allowed it;
 //! `otpgw_limit_fallbacks_total` counts those. On SQLite (one node) nothing here
@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use crate::config::{LimitSettings, Rate};
-use crate::store::Store;
+use crate::core::ports::LimitStore;
 
 /// One rate as the database's GCRA sees it, in milliseconds.
 #[derive(Debug, Clone, Copy)]
@@ -47,7 +47,7 @@ impl Gcra {
     }
 }
 
-pub(crate) struct SharedLimits {
+pub(super) struct SharedLimits {
     /// Per-second limits, in microseconds: each peer's TPS, and the global cap.
     peers: std::collections::HashMap<String, Gcra>,
     global: Option<Gcra>,
@@ -58,7 +58,7 @@ pub(crate) struct SharedLimits {
 }
 
 /// The cluster's answer: within the limit, over it (wait this long), or no answer.
-pub(crate) enum Shared {
+pub(super) enum Shared {
     Allow,
     Over(Duration),
 }
@@ -79,7 +79,7 @@ impl SharedLimits {
     }
 
     /// Every per-MSISDN window, in the database.
-    pub async fn msisdn(&self, store: &Store, msisdn: &str, now: i64) -> Shared {
+    pub async fn msisdn(&self, store: &dyn LimitStore, msisdn: &str, now: i64) -> Shared {
         for (i, rate) in self.msisdn.iter().enumerate() {
             if let Shared::Over(wait) = self
                 .decide(store, &format!("m{i}:{msisdn}"), *rate, now)
@@ -94,7 +94,7 @@ impl SharedLimits {
     /// A peer's TPS, then the global cap, for one subscriber message (`now` in ms).
     pub async fn peer(
         &self,
-        store: &Store,
+        store: &dyn LimitStore,
         system_id: &str,
         now: i64,
     ) -> Result<(), (&'static str, Duration)> {
@@ -116,24 +116,30 @@ impl SharedLimits {
     }
 
     /// As `decide`, on a key kept in microseconds.
-    async fn decide_us(&self, store: &Store, key: &str, rate: Gcra, now_us: i64) -> Shared {
+    async fn decide_us(
+        &self,
+        store: &dyn LimitStore,
+        key: &str,
+        rate: Gcra,
+        now_us: i64,
+    ) -> Shared {
         match self.decide(store, key, rate, now_us).await {
             Shared::Over(wait) => Shared::Over(wait / 1000),
             allow => allow,
         }
     }
 
-    pub async fn card(&self, store: &Store, card_id: i64, now: i64) -> Shared {
+    pub async fn card(&self, store: &dyn LimitStore, card_id: i64, now: i64) -> Shared {
         self.decide(store, &format!("c:{card_id}"), self.card, now)
             .await
     }
 
-    pub async fn unknown_sender(&self, store: &Store, msisdn: &str, now: i64) -> Shared {
+    pub async fn unknown_sender(&self, store: &dyn LimitStore, msisdn: &str, now: i64) -> Shared {
         self.decide(store, &format!("u:{msisdn}"), self.unknown_sender, now)
             .await
     }
 
-    async fn decide(&self, store: &Store, key: &str, rate: Gcra, now: i64) -> Shared {
+    async fn decide(&self, store: &dyn LimitStore, key: &str, rate: Gcra, now: i64) -> Shared {
         if !store.is_shared() {
             return Shared::Allow;
         }
@@ -162,7 +168,7 @@ impl SharedLimits {
     }
 
     /// Forgets keys whose limits have run out.
-    pub async fn sweep(&self, store: &Store, now: i64) {
+    pub async fn sweep(&self, store: &dyn LimitStore, now: i64) {
         if !store.is_shared() {
             return;
         }

@@ -1,4 +1,4 @@
-//! The listener's delivery states, written in batches. Every reply a peer
+//! Delivery states, written in batches. Every reply a peer
 //! acknowledges (or refuses) changes its code's delivery state and, with several
 //! nodes, deletes its outbox row: one write per code, as many as the codes
 //! themselves. They are not on anyone's critical path, so one task takes whatever
@@ -11,8 +11,10 @@ use std::sync::OnceLock;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::Store;
+use crate::core::ports::CodeStore;
+use crate::core::Clock;
 use otpgw_rules::vocab::Delivery;
+use std::sync::Arc;
 
 /// States waiting to be written; past this, `record` writes its own (no loss).
 const QUEUE: usize = 100_000;
@@ -26,20 +28,16 @@ enum Msg {
 }
 
 #[derive(Default)]
-pub(super) struct Deliveries {
+pub(crate) struct Batch {
     /// Started on first use, inside the runtime.
     tx: OnceLock<mpsc::Sender<Msg>>,
 }
 
-impl Deliveries {
-    fn sender(
-        &self,
-        store: &Store,
-        clock: &std::sync::Arc<dyn super::Clock>,
-    ) -> &mpsc::Sender<Msg> {
+impl Batch {
+    fn sender(&self, store: &Arc<dyn CodeStore>, clock: &Arc<dyn Clock>) -> &mpsc::Sender<Msg> {
         self.tx.get_or_init(|| {
             let (tx, rx) = mpsc::channel(QUEUE);
-            tokio::spawn(run(store.clone(), clock.clone(), rx));
+            tokio::spawn(run(Arc::clone(store), Arc::clone(clock), rx));
             tx
         })
     }
@@ -47,8 +45,8 @@ impl Deliveries {
     /// Queues a state; `false` when the queue is full and the caller must write it.
     pub(super) fn record(
         &self,
-        store: &Store,
-        clock: &std::sync::Arc<dyn super::Clock>,
+        store: &Arc<dyn CodeStore>,
+        clock: &Arc<dyn Clock>,
         code_id: i64,
         state: Delivery,
     ) -> bool {
@@ -67,7 +65,7 @@ impl Deliveries {
     }
 }
 
-async fn run(store: Store, clock: std::sync::Arc<dyn super::Clock>, mut rx: mpsc::Receiver<Msg>) {
+async fn run(store: Arc<dyn CodeStore>, clock: Arc<dyn Clock>, mut rx: mpsc::Receiver<Msg>) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut flushes = Vec::new();
     while let Some(first) = rx.recv().await {

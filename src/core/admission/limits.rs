@@ -10,14 +10,14 @@
 //!
 //! "Tell once, then stay silent": the first request over an issuance limit earns one
 //! notice; further ones in that window get nothing (the PDU is still answered).
-//! The database, not this module, keeps the rules that must be global.
+//! The database, not this module, keeps the rules that must be global (`quota`).
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock, Reference};
+use governor::clock::{Clock, Reference};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::state::{InMemoryState, NotKeyed};
@@ -31,7 +31,7 @@ type Direct<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Cl
 
 /// What to do with a request that an issuance limit may stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
+pub enum Admit {
     Allow,
     /// Over the limit, first time in this window: tell the customer when to retry.
     Notify {
@@ -56,9 +56,8 @@ pub struct Refused {
 /// stored: a flood of made-up numbers cannot grow memory between two sweeps.
 const MAX_KEYS: usize = 1_000_000;
 
-pub struct Limits<C: Clock = DefaultClock> {
+pub struct Limits<C: Clock> {
     clock: C,
-    settings: LimitSettings,
     max_keys: usize,
     msisdn: Vec<Keyed<String, C>>,
     card: Keyed<i64, C>,
@@ -99,12 +98,6 @@ fn per_second(n: u32) -> Option<Quota> {
 
 fn wait<C: Clock>(clock: &C, not_until: &governor::NotUntil<C::Instant>) -> Duration {
     not_until.wait_time_from(clock.now())
-}
-
-impl Limits<DefaultClock> {
-    pub fn new(settings: &LimitSettings, peers: &[PeerSettings]) -> Self {
-        Self::with_clock(settings, peers, DefaultClock::default())
-    }
 }
 
 impl<C: Clock + Clone> Limits<C> {
@@ -162,13 +155,13 @@ impl<C: Clock + Clone> Limits<C> {
             ),
             card_failures_window: Duration::from_secs(settings.card_failures_window_secs),
             card_tripped: Mutex::new(HashMap::new()),
-            settings: settings.clone(),
             max_keys: MAX_KEYS,
             clock,
         }
     }
 
     /// The same limits with another key cap (tests use a small one).
+    #[cfg(test)]
     pub fn with_max_keys(mut self, max_keys: usize) -> Self {
         self.max_keys = max_keys;
         self
@@ -188,50 +181,44 @@ impl<C: Clock + Clone> Limits<C> {
         full
     }
 
-    /// The settings these limits were built from (the cluster-wide limits use the
-    /// same rates).
     /// Each configured peer's PDUs per second (0 = unlimited).
     pub fn peer_tps(&self) -> &[(String, u32)] {
         &self.peer_tps
     }
 
-    pub fn settings(&self) -> &LimitSettings {
-        &self.settings
-    }
-
     /// Over a limit (this node's, or the cluster's): one notice per MSISDN per
     /// window, then silence.
-    pub fn over(&self, msisdn: &str, retry_after: Duration, rule: &'static str) -> Admission {
+    pub fn over(&self, msisdn: &str, retry_after: Duration, rule: &'static str) -> Admit {
         metrics::counter!("otpgw_limited_total", "rule" => rule).increment(1);
         if self.notice.check_key(&msisdn.to_owned()).is_ok() {
-            Admission::Notify { retry_after, rule }
+            Admit::Notify { retry_after, rule }
         } else {
-            Admission::Silent { rule }
+            Admit::Silent { rule }
         }
     }
 
     /// Any message from a customer: the per-MSISDN windows.
-    pub fn admit_msisdn(&self, msisdn: &str) -> Admission {
+    pub fn admit_msisdn(&self, msisdn: &str) -> Admit {
         let key = msisdn.to_owned();
         if self.msisdn.iter().any(|l| self.full(l)) || self.full(&self.notice) {
             metrics::counter!("otpgw_limited_total", "rule" => "msisdn").increment(1);
-            return Admission::Silent { rule: "msisdn" };
+            return Admit::Silent { rule: "msisdn" };
         }
         for limiter in &self.msisdn {
             if let Err(nu) = limiter.check_key(&key) {
                 return self.over(msisdn, wait(&self.clock, &nu), "msisdn");
             }
         }
-        Admission::Allow
+        Admit::Allow
     }
 
     /// A code for this card: at most one per the card interval.
-    pub fn admit_card(&self, msisdn: &str, card_id: i64) -> Admission {
+    pub fn admit_card(&self, msisdn: &str, card_id: i64) -> Admit {
         if self.full(&self.card) {
-            return Admission::Silent { rule: "card" };
+            return Admit::Silent { rule: "card" };
         }
         match self.card.check_key(&card_id) {
-            Ok(()) => Admission::Allow,
+            Ok(()) => Admit::Allow,
             Err(nu) => self.over(msisdn, wait(&self.clock, &nu), "card"),
         }
     }
@@ -407,29 +394,29 @@ mod tests {
         let clock = FakeRelativeClock::default();
         let l = limits(&clock).with_max_keys(100);
         let admitted = (0..1_000)
-            .filter(|i| l.admit_msisdn(&format!("98912{i:07}")) == Admission::Allow)
+            .filter(|i| l.admit_msisdn(&format!("98912{i:07}")) == Admit::Allow)
             .count();
         assert_eq!(admitted, 100, "new numbers past the cap are refused");
         assert!(l.msisdn.iter().all(|m| m.len() <= 100));
         // Once the old keys have gone idle, new numbers get in again.
         clock.advance(Duration::from_secs(3600));
-        assert_eq!(l.admit_msisdn("989129999999"), Admission::Allow);
+        assert_eq!(l.admit_msisdn("989129999999"), Admit::Allow);
     }
 
     #[test]
     fn a_burst_gets_its_quota_one_notice_then_silence_then_service_again() {
         let clock = FakeRelativeClock::default();
         let l = limits(&clock);
-        let got: Vec<Admission> = (0..6).map(|_| l.admit_msisdn("98912")).collect();
-        assert_eq!(&got[..3], &[Admission::Allow; 3]);
+        let got: Vec<Admit> = (0..6).map(|_| l.admit_msisdn("98912")).collect();
+        assert_eq!(&got[..3], &[Admit::Allow; 3]);
         assert!(
-            matches!(got[3], Admission::Notify { rule: "msisdn", retry_after } if retry_after <= Duration::from_secs(20))
+            matches!(got[3], Admit::Notify { rule: "msisdn", retry_after } if retry_after <= Duration::from_secs(20))
         );
-        assert_eq!(&got[4..], &[Admission::Silent { rule: "msisdn" }; 2]);
+        assert_eq!(&got[4..], &[Admit::Silent { rule: "msisdn" }; 2]);
         // Another number is not affected.
-        assert_eq!(l.admit_msisdn("98913"), Admission::Allow);
+        assert_eq!(l.admit_msisdn("98913"), Admit::Allow);
         clock.advance(Duration::from_secs(60));
-        assert_eq!(l.admit_msisdn("98912"), Admission::Allow);
+        assert_eq!(l.admit_msisdn("98912"), Admit::Allow);
     }
 
     #[test]
@@ -439,7 +426,7 @@ mod tests {
         let mut allowed = 0;
         for _ in 0..30 {
             for _ in 0..3 {
-                if l.admit_msisdn("98912") == Admission::Allow {
+                if l.admit_msisdn("98912") == Admit::Allow {
                     allowed += 1;
                 }
             }
@@ -453,14 +440,14 @@ mod tests {
     fn one_code_per_card_interval() {
         let clock = FakeRelativeClock::default();
         let l = limits(&clock);
-        assert_eq!(l.admit_card("98912", 1), Admission::Allow);
+        assert_eq!(l.admit_card("98912", 1), Admit::Allow);
         assert!(matches!(
             l.admit_card("98912", 1),
-            Admission::Notify { rule: "card", .. }
+            Admit::Notify { rule: "card", .. }
         ));
-        assert_eq!(l.admit_card("98912", 2), Admission::Allow);
+        assert_eq!(l.admit_card("98912", 2), Admit::Allow);
         clock.advance(Duration::from_secs(10));
-        assert_eq!(l.admit_card("98912", 1), Admission::Allow);
+        assert_eq!(l.admit_card("98912", 1), Admit::Allow);
     }
 
     #[test]

@@ -1,0 +1,156 @@
+//! Who may call: API keys (created for a role, shown once, stored as a hash,
+//! revoked at once on every node) and the console's sessions on top of them.
+
+use std::sync::Arc;
+
+use otpgw_rules::codes;
+use otpgw_rules::records::{ApiKey, ApiKeyInfo};
+use otpgw_rules::vocab::Role;
+
+use super::ports::{AccessStore, AuditStore, ConsoleSession, NewConsoleSession};
+use super::{Clock, CoreError};
+
+/// A console session ends after 8 hours, or after 30 minutes without a request.
+pub const SESSION_MAX_MS: i64 = 8 * 3600 * 1000;
+pub const SESSION_IDLE_MS: i64 = 30 * 60 * 1000;
+
+/// A new console session: the id goes into the cookie, the CSRF token into forms.
+/// Neither is logged; only the hash of the id is stored.
+pub struct SignedIn {
+    pub key: ApiKey,
+    pub session_id: String,
+    pub csrf: String,
+}
+
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedIn").field("key", &self.key).finish()
+    }
+}
+
+#[derive(Clone)]
+pub struct Access {
+    inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    pub access: Arc<dyn AccessStore>,
+    pub audit: Arc<dyn AuditStore>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Access {
+    pub(super) fn new(inner: Inner) -> Self {
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    fn now(&self) -> i64 {
+        self.inner.clock.now_ms()
+    }
+
+    /// Creates an API key; the plaintext is returned once and only its hash is kept.
+    pub async fn create_key(
+        &self,
+        role: Role,
+        label: Option<&str>,
+        actor: &str,
+    ) -> Result<(i64, String), CoreError> {
+        let key = codes::new_api_key();
+        let id = self
+            .inner
+            .access
+            .create_api_key(role, &codes::api_key_hash(&key), label, actor, self.now())
+            .await?;
+        Ok((id, key))
+    }
+
+    /// Looks the key up in the database on every call, with no cache, so that a
+    /// revoked key is refused at once on every node.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Option<ApiKey>, CoreError> {
+        Ok(self
+            .inner
+            .access
+            .api_key(&codes::api_key_hash(bearer))
+            .await?)
+    }
+
+    pub async fn keys(&self) -> Result<Vec<ApiKeyInfo>, CoreError> {
+        Ok(self.inner.access.api_keys().await?)
+    }
+
+    /// Revokes a key at once (every node reads keys from the database on every
+    /// request) and ends its console sessions; audited.
+    pub async fn revoke(&self, id: i64, actor: &str) -> Result<ApiKeyInfo, CoreError> {
+        let info = self
+            .inner
+            .access
+            .revoke_api_key(id, actor, self.now())
+            .await?;
+        tracing::info!(api_key_id = id, actor, "api key revoked");
+        Ok(info)
+    }
+
+    /// Signs a clerk in with an API key of role `admin` or `helpdesk`: `None` for
+    /// an unknown or revoked key, `Forbidden` for another role.
+    pub async fn sign_in(&self, bearer: &str) -> Result<Option<SignedIn>, CoreError> {
+        let Some(key) = self.authenticate(bearer).await? else {
+            return Ok(None);
+        };
+        if !matches!(key.role, Role::Admin | Role::Helpdesk) {
+            return Err(CoreError::Forbidden);
+        }
+        let session_id = codes::new_session_token();
+        let csrf = codes::new_session_token();
+        let now = self.now();
+        self.inner
+            .access
+            .create_console_session(NewConsoleSession {
+                id_hash: &codes::api_key_hash(&session_id),
+                key,
+                csrf: &csrf,
+                now,
+                expires_at: now.saturating_add(SESSION_MAX_MS),
+                idle_ms: SESSION_IDLE_MS,
+            })
+            .await?;
+        self.inner
+            .audit
+            .audit(
+                None,
+                "console_signed_in",
+                &key.actor(),
+                serde_json::json!({"role": key.role.as_str()}),
+                now,
+            )
+            .await?;
+        tracing::info!(api_key_id = key.id, "console sign-in");
+        Ok(Some(SignedIn {
+            key,
+            session_id,
+            csrf,
+        }))
+    }
+
+    /// The live session behind a cookie's id, if any (and marks it used).
+    pub async fn session(&self, session_id: &str) -> Result<Option<ConsoleSession>, CoreError> {
+        Ok(self
+            .inner
+            .access
+            .console_session(
+                &codes::api_key_hash(session_id),
+                self.now(),
+                SESSION_IDLE_MS,
+            )
+            .await?)
+    }
+
+    pub async fn sign_out(&self, session_id: &str) -> Result<(), CoreError> {
+        Ok(self
+            .inner
+            .access
+            .delete_console_session(&codes::api_key_hash(session_id))
+            .await?)
+    }
+}

@@ -1,0 +1,122 @@
+//! The core's errors. `DomainError` is what a port (the store) may answer besides
+//! its value: five kinds a caller can act on, whatever the database said. The
+//! store keeps its own error private and maps it here; HTTP, the console and SMPP
+//! map these to statuses. `CoreError` adds what the rules and use cases refuse.
+
+use std::time::Duration;
+
+use otpgw_parsers::msisdn::MsisdnError;
+use otpgw_rules::tokens::TokenState;
+use otpgw_rules::vocab::CardStatus;
+
+/// What a port answers when it cannot give the value asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    #[error("no such {0}")]
+    NotFound(Missing),
+    #[error("{0}")]
+    Exists(Existing),
+    /// The thing is not in the state this change needs.
+    #[error("{0}")]
+    WrongState(Conflict),
+    /// The caller's role may not change a card in this status.
+    #[error("not allowed while the card is {}", .0.as_str())]
+    NotAllowed(CardStatus),
+    /// Nothing was decided: the database could not be reached or did not answer in
+    /// time, or a write could not be committed. The same request may succeed later
+    /// (HTTP 503, SMPP `ESME_RX_T_APPN`).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a broken invariant or an unexpected database answer.
+    #[error("store failure: {0}")]
+    Internal(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Missing {
+    #[error("card")]
+    Card,
+    #[error("API key")]
+    ApiKey,
+    #[error("token")]
+    Token,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Existing {
+    #[error("a card with this number is already enrolled (id {0})")]
+    Card(i64),
+    #[error("a token with this serial is already enrolled")]
+    TokenSerial,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    /// Re-activation refused: a timed lock runs until `until` (epoch ms) and the
+    /// bank's policy says nobody lifts it early.
+    #[error("the card's lock ends by itself at {until} and cannot be lifted earlier")]
+    LockNotLiftable { until: i64 },
+    #[error("the card is {}", .0.as_str())]
+    Card(CardStatus),
+    #[error("the token is {}", .0.as_str())]
+    Token(TokenState),
+}
+
+impl DomainError {
+    pub fn internal(what: impl Into<String>) -> Self {
+        Self::Internal(what.into())
+    }
+
+    pub fn unavailable(what: impl Into<String>) -> Self {
+        Self::Unavailable(what.into())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("invalid msisdn: {0:?}")]
+    Msisdn(MsisdnError),
+    #[error("request_id was already used for a different request")]
+    RequestIdReused,
+    #[error("no card with this number is enrolled")]
+    NotEnrolled,
+    #[error("the card is {}", .0.as_str())]
+    CardNotActive(CardStatus),
+    #[error("too many codes for this card: retry in {} s", .retry_after.as_secs().max(1))]
+    Limited { retry_after: Duration },
+    #[error("no operator connection serves this card's phone number")]
+    NoRoute,
+    #[error("the outgoing queue is full")]
+    Busy,
+    /// A transport's deadline passed before the core answered (nothing is promised).
+    #[error("not handled within the deadline")]
+    Timeout,
+    /// `[policy] require_transaction`: the request must name the payment.
+    #[error("this bank requires a transaction with every code and verification")]
+    TransactionRequired,
+    #[error("{0}")]
+    Policy(#[from] otpgw_rules::payment::PolicyError),
+    #[error("this API key's role may not do that")]
+    Forbidden,
+    #[error("a reason is required")]
+    ReasonRequired,
+    #[error(transparent)]
+    Token(#[from] super::tokens::TokenError),
+}
+
+impl CoreError {
+    /// Nothing was decided, try again later: the database is unavailable, or the
+    /// transport's deadline passed.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            CoreError::Domain(DomainError::Unavailable(_)) | CoreError::Timeout
+        )
+    }
+
+    pub(crate) fn not_found(what: Missing) -> Self {
+        Self::Domain(DomainError::NotFound(what))
+    }
+}

@@ -1,0 +1,64 @@
+//! What operations may ask about the SMPP links, without reaching into the
+//! transport: client mode's operator connections (their state, window and
+//! counters) and the listener's bound sessions. The SMPP side implements
+//! [`Links`]; HTTP (`/v1/connections`, `/readyz`, the console's health strip)
+//! reads it.
+
+/// Where one session of an operator connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Connecting,
+    Bound,
+    BackingOff,
+    Down,
+}
+
+otpgw_rules::named!(Phase { Connecting = "connecting", Bound = "bound", BackingOff = "backing_off", Down = "down" });
+
+/// One session's state (a transceiver, or one of a transmitter/receiver pair).
+#[derive(Debug, Clone)]
+pub struct SessionStatus {
+    /// `trx`, `tx` or `rx`.
+    pub bind: &'static str,
+    pub state: Phase,
+    /// Epoch milliseconds since which it is in this state.
+    pub since: i64,
+    /// Why the last attempt or session ended, when it did.
+    pub last_error: Option<String>,
+}
+
+/// A connection as operations see it (`GET /v1/connections`, `otpgw status`).
+#[derive(Debug, Clone)]
+pub struct ConnectionStatus {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub routes: Vec<String>,
+    pub priority: u32,
+    /// `bound` when every session of it is bound; else the least ready one's state.
+    pub state: Phase,
+    pub since: i64,
+    pub sessions: Vec<SessionStatus>,
+    pub window: usize,
+    pub window_in_use: usize,
+    /// Configured segments per second (0 = not paced).
+    pub tps: u32,
+    /// Messages waiting for this connection in particular.
+    pub queued: usize,
+    pub submitted: u64,
+    pub throttled: u64,
+    pub failed: u64,
+    pub receipts: u64,
+    pub received: u64,
+}
+
+pub trait Links: Send + Sync {
+    /// Client mode's operator connections (empty without client mode).
+    fn connections(&self) -> Vec<ConnectionStatus>;
+    /// Routes with no bound connection that can send ("" = the default route).
+    fn routes_down(&self) -> Vec<String>;
+    /// Sessions bound to this node's SMPP listener.
+    fn listener_sessions(&self) -> usize;
+    /// Whether client mode runs (operator connections are configured).
+    fn client_mode(&self) -> bool;
+}

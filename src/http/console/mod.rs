@@ -1,0 +1,122 @@
+//! The back-office console at `/console`: server-rendered HTML (maud) for the bank's
+//! help desk and administrators, on the HTTP listener, with its one stylesheet
+//! compiled into the binary and no JavaScript.
+//!
+//! A transport like `http` and `smpp`: handlers read forms and call `Core`, never the
+//! store. Sign-in takes an API key of role `admin` or `helpdesk` once and opens a
+//! server-side session (`Access::sign_in`); the cookie holds a random id only
+//! (HttpOnly, SameSite=Strict, Path=/console, Secure behind a TLS proxy that says
+//! `X-Forwarded-Proto: https`). Every POST carries the session's CSRF token, compared
+//! in constant time, and a cross-origin `Origin` is refused. Card numbers arrive in
+//! POST bodies only and are never rendered, logged or put in a URL.
+//!
+//! * `session.rs` — the request's language and clerk, cookies, CSRF and origin
+//!   checks, signing in and out.
+//! * `cards.rs`   — the home page (health, find) and a card's page and changes.
+//! * `audit.rs`   — the audit search and its CSV export.
+//! * `keys.rs`    — API keys for administrators.
+//! * `pages.rs`   — the HTML of every page; `i18n.rs` — its words in fa and en.
+
+mod audit;
+mod cards;
+mod i18n;
+mod keys;
+mod pages;
+mod session;
+
+use axum::extract::rejection::FormRejection;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use super::state::AppState;
+use crate::core::{CoreError, DomainError, Missing};
+pub use session::{Clerk, Lang};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(cards::home))
+        .route("/console.css", get(session::stylesheet))
+        .route("/signin", get(session::sign_in_page).post(session::sign_in))
+        .route("/signout", post(session::sign_out))
+        .route("/find", post(cards::find))
+        .route("/cards/{id}", get(cards::card_page))
+        .route("/cards/{id}/reactivate", post(cards::reactivate))
+        .route("/cards/{id}/suspend", post(cards::suspend))
+        .route("/audit", get(audit::audit))
+        .route("/audit.csv", get(audit::audit_csv))
+        .route("/keys", get(keys::keys_page).post(keys::create_key))
+        .route("/keys/{id}/revoke", post(keys::revoke_key))
+        .layer(axum::middleware::from_fn(session::same_origin))
+        .layer(axum::middleware::map_response(session::security_headers))
+}
+
+pub(super) fn html(lang: Lang, status: StatusCode, markup: maud::Markup) -> Response {
+    let mut resp = (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        markup.into_string(),
+    )
+        .into_response();
+    if lang.remember {
+        let code = i18n::texts(lang.lang).code;
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "{}={code}; Path=/console; SameSite=Strict; Max-Age=31536000",
+            session::LANG_COOKIE
+        )) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+pub(super) fn message(
+    lang: Lang,
+    status: StatusCode,
+    text: &str,
+    clerk: Option<&Clerk>,
+) -> Response {
+    html(lang, status, pages::message(lang, clerk, status, text))
+}
+
+pub(super) fn forbidden(clerk: &Clerk) -> Response {
+    tracing::warn!(api_key_id = clerk.key.id, "console action refused: role");
+    message(
+        clerk.lang,
+        StatusCode::FORBIDDEN,
+        clerk.lang.texts().forbidden,
+        Some(clerk),
+    )
+}
+
+/// A core error as a page; the detail goes to the log only.
+pub(super) fn failure(lang: Lang, e: CoreError) -> Response {
+    let t = lang.texts();
+    match e {
+        CoreError::Forbidden | CoreError::Domain(DomainError::NotAllowed(_)) => {
+            message(lang, StatusCode::FORBIDDEN, t.forbidden, None)
+        }
+        CoreError::Domain(DomainError::NotFound(Missing::Card | Missing::ApiKey)) => {
+            message(lang, StatusCode::NOT_FOUND, t.not_found, None)
+        }
+        CoreError::ReasonRequired => {
+            message(lang, StatusCode::BAD_REQUEST, t.reason_required, None)
+        }
+        CoreError::Msisdn(_) => message(lang, StatusCode::BAD_REQUEST, t.invalid_msisdn, None),
+        e => {
+            tracing::error!(error = %e, "console request failed");
+            message(lang, StatusCode::INTERNAL_SERVER_ERROR, t.error, None)
+        }
+    }
+}
+
+/// A form that does not parse. axum's message could quote a submitted value (a
+/// card number), so it is dropped.
+pub(super) fn bad_form(lang: Lang, _rejection: FormRejection) -> Response {
+    message(lang, StatusCode::BAD_REQUEST, lang.texts().bad_form, None)
+}
+
+pub(super) fn parse_id(raw: &str) -> Option<i64> {
+    raw.parse::<i64>().ok().filter(|id| *id > 0)
+}

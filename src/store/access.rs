@@ -1,0 +1,259 @@
+//! API keys (stored as hashes, revoked at once) and the console's sessions.
+
+use async_trait::async_trait;
+use sqlx::{AnyConnection, Row};
+
+use super::error::{port, StoreError};
+use super::{insert_event, Store};
+use crate::core::ports::{AccessStore, ConsoleSession, NewConsoleSession};
+use crate::core::DomainError;
+use otpgw_rules::records::{ApiKey, ApiKeyInfo};
+use otpgw_rules::vocab::Role;
+
+#[async_trait]
+impl AccessStore for Store {
+    async fn create_api_key(
+        &self,
+        role: Role,
+        key_hash: &str,
+        label: Option<&str>,
+        actor: &str,
+        now: i64,
+    ) -> Result<i64, DomainError> {
+        port(async move {
+            let (key_hash, label) = (key_hash.to_owned(), label.map(str::to_owned));
+            let actor = actor.to_owned();
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO api_keys (role, key_hash, label, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+                    )
+                    .bind(role.as_str())
+                    .bind(&key_hash)
+                    .bind(label.as_deref())
+                    .bind(now)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    insert_event(
+                        conn,
+                        None,
+                        "api_key_created",
+                        &actor,
+                        serde_json::json!({"api_key_id": id, "role": role.as_str()}),
+                        now,
+                    )
+                    .await?;
+                    Ok(id)
+                })
+            })
+            .await
+        })
+        .await
+    }
+
+    async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, DomainError> {
+        port(async move {
+            let row = sqlx::query(
+                "SELECT id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+            )
+            .bind(key_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+            let Some(row) = row else { return Ok(None) };
+            let role: String = row.try_get("role")?;
+            Ok(Some(ApiKey {
+                id: row.try_get("id")?,
+                role: Role::parse(&role)
+                    .ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
+            }))
+        })
+        .await
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKeyInfo>, DomainError> {
+        port(async move {
+            let rows = sqlx::query(
+                "SELECT id, role, label, created_at, revoked_at FROM api_keys ORDER BY id",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter().map(api_key_from_row).collect()
+        })
+        .await
+    }
+
+    /// Revokes a key, ends its console sessions and audits it, in one transaction.
+    /// Revoking a revoked key changes nothing and returns it as it is.
+    async fn revoke_api_key(
+        &self,
+        id: i64,
+        actor: &str,
+        now: i64,
+    ) -> Result<ApiKeyInfo, DomainError> {
+        port(async move {
+            let actor = actor.to_owned();
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    let revoked = sqlx::query(
+                        "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                    )
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                    let row = sqlx::query(
+                        "SELECT id, role, label, created_at, revoked_at FROM api_keys WHERE id = $1",
+                    )
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    let Some(row) = row else {
+                        return Err(StoreError::NoSuchApiKey);
+                    };
+                    let info = api_key_from_row(&row)?;
+                    if revoked == 1 {
+                        let sessions =
+                            sqlx::query("DELETE FROM console_sessions WHERE api_key_id = $1")
+                                .bind(id)
+                                .execute(&mut *conn)
+                                .await?
+                                .rows_affected();
+                        insert_event(
+                            conn,
+                            None,
+                            "api_key_revoked",
+                            &actor,
+                            serde_json::json!({"api_key_id": id, "role": info.role.as_str(), "console_sessions_ended": sessions}),
+                            now,
+                        )
+                        .await?;
+                    }
+                    Ok(info)
+                })
+            })
+            .await
+        })
+        .await
+    }
+
+    /// Stores a new console session (by the hash of its id) and forgets expired ones.
+    async fn create_console_session(
+        &self,
+        session: NewConsoleSession<'_>,
+    ) -> Result<(), DomainError> {
+        let NewConsoleSession {
+            id_hash,
+            key,
+            csrf,
+            now,
+            expires_at,
+            idle_ms,
+        } = session;
+        port(async move {
+            let (id_hash, csrf) = (id_hash.to_owned(), csrf.to_owned());
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "DELETE FROM console_sessions WHERE expires_at <= $1 OR last_seen_at <= $2",
+                    )
+                    .bind(now)
+                    .bind(now.saturating_sub(idle_ms))
+                    .execute(&mut *conn)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO console_sessions (id_hash, api_key_id, csrf, created_at, last_seen_at, expires_at) \
+                         VALUES ($1, $2, $3, $4, $4, $5)",
+                    )
+                    .bind(&id_hash)
+                    .bind(key.id)
+                    .bind(&csrf)
+                    .bind(now)
+                    .bind(expires_at)
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await
+        })
+        .await
+    }
+
+    /// The session with this id hash, if it has not expired (absolutely, or idle
+    /// for `idle_ms`) and its key is not revoked; marks it seen now.
+    async fn console_session(
+        &self,
+        id_hash: &str,
+        now: i64,
+        idle_ms: i64,
+    ) -> Result<Option<ConsoleSession>, DomainError> {
+        port(async move {
+            let id_hash = id_hash.to_owned();
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    let row = sqlx::query(
+                        "UPDATE console_sessions SET last_seen_at = $2 \
+                         WHERE id_hash = $1 AND expires_at > $2 AND last_seen_at > $3 \
+                         RETURNING api_key_id, csrf, expires_at",
+                    )
+                    .bind(&id_hash)
+                    .bind(now)
+                    .bind(now.saturating_sub(idle_ms))
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    let Some(row) = row else { return Ok(None) };
+                    let api_key_id: i64 = row.try_get("api_key_id")?;
+                    // The key is read afresh on every request: a revoked key's session
+                    // ends at once.
+                    let role: Option<String> = sqlx::query_scalar(
+                        "SELECT role FROM api_keys WHERE id = $1 AND revoked_at IS NULL",
+                    )
+                    .bind(api_key_id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    let Some(role) = role else { return Ok(None) };
+                    Ok(Some(ConsoleSession {
+                        key: ApiKey {
+                            id: api_key_id,
+                            role: Role::parse(&role)
+                                .ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
+                        },
+                        csrf: row.try_get("csrf")?,
+                        expires_at: row.try_get("expires_at")?,
+                    }))
+                })
+            })
+            .await
+        })
+        .await
+    }
+
+    async fn delete_console_session(&self, id_hash: &str) -> Result<(), DomainError> {
+        port(async move {
+            let id_hash = id_hash.to_owned();
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    sqlx::query("DELETE FROM console_sessions WHERE id_hash = $1")
+                        .bind(&id_hash)
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .await
+        })
+        .await
+    }
+}
+
+fn api_key_from_row(r: &sqlx::any::AnyRow) -> Result<ApiKeyInfo, StoreError> {
+    let role: String = r.try_get("role")?;
+    Ok(ApiKeyInfo {
+        id: r.try_get("id")?,
+        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
+        label: r.try_get("label")?,
+        created_at: r.try_get("created_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
+}

@@ -1,0 +1,167 @@
+//! The verification transaction behind `VerifyStore`: lock the card's row, read
+//! its latest code and active tokens, let the core's rule decide, apply the effect
+//! (use, expire, count, lock), record the answer under the caller's `request_id`
+//! and the audit event — all at once, so two nodes verifying one code cannot both
+//! approve it and no failure is lost.
+//!
+//! * `statements.rs` — that transaction as row-locked statements (PostgreSQL).
+//! * `sqlite.rs`     — SQLite's two-call form: one read, then the decision applied
+//!   in one guarded call (the writer's lock stands in for the row lock).
+//! * `answer.rs`     — what both share: the attempt, the card after, the answer.
+
+mod answer;
+mod sqlite;
+mod statements;
+
+use async_trait::async_trait;
+use sqlx::{AnyConnection, Row};
+
+use super::error::{port, StoreError};
+use super::{parse_verdict, Store};
+use crate::core::ports::{Decide, VerifyAttempt, VerifyRecord, VerifyStore};
+use crate::core::DomainError;
+use answer::Attempt;
+use otpgw_rules::records::VerificationEntry;
+
+#[async_trait]
+impl VerifyStore for Store {
+    /// One verification, decided and applied atomically. `decide` sees the card under
+    /// lock and its latest code and returns the verdict and its effect; the store
+    /// applies the effect, records the answer under `request_id` and the audit event,
+    /// all in one transaction. A `request_id` already answered returns that answer and
+    /// changes nothing.
+    async fn verify(
+        &self,
+        attempt: &VerifyAttempt<'_>,
+        decide: Decide,
+    ) -> Result<VerifyRecord, DomainError> {
+        port(async move {
+            // PostgreSQL: a retried request id is answered without a transaction. On
+            // SQLite the writer's first call looks it up anyway (`sqlite.rs`).
+            if self.sqlite_writer().is_none() {
+                if let Some(previous) = self
+                    .verification(attempt.api_key_id, attempt.request_id)
+                    .await?
+                {
+                    return Ok(previous);
+                }
+            }
+            let a = Attempt {
+                api_key_id: attempt.api_key_id,
+                request_id: attempt.request_id.to_owned(),
+                fingerprint: attempt.fingerprint.to_owned(),
+                pan_hash: attempt.pan_hash.to_owned(),
+                now: attempt.now,
+                max_failures: attempt.max_failures,
+                lock_ms: attempt.lock_ms,
+                actor: attempt.actor.to_owned(),
+            };
+            let decided = match self.sqlite_writer() {
+                Some(writer) => writer
+                    .write_guarded(move |conn: &mut AnyConnection| {
+                        Box::pin(async move { sqlite::decide_and_apply(conn, &a, decide).await })
+                    })
+                    .await
+                    .and_then(|answer| answer),
+                None => {
+                    self.write(move |conn: &mut AnyConnection| {
+                        Box::pin(
+                            async move { statements::decide_and_apply(conn, &a, decide).await },
+                        )
+                    })
+                    .await
+                }
+            };
+            match decided {
+                // A concurrent request with the same id won: answer as it did.
+                Err(StoreError::Raced) => self
+                    .verification(attempt.api_key_id, attempt.request_id)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt("verification vanished".into())),
+                other => other,
+            }
+        })
+        .await
+    }
+
+    /// Deletes verification records (request_id memory) created before `before`.
+    async fn prune_verifications(&self, before: i64) -> Result<u64, DomainError> {
+        port(async move {
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    let done = sqlx::query("DELETE FROM verifications WHERE created_at < $1")
+                        .bind(before)
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(done.rows_affected())
+                })
+            })
+            .await
+        })
+        .await
+    }
+
+    /// A card's most recent verify answers, newest first.
+    async fn recent_verifications(
+        &self,
+        card_id: i64,
+        limit: i64,
+    ) -> Result<Vec<VerificationEntry>, DomainError> {
+        port(async move {
+            let rows = sqlx::query(
+                "SELECT api_key_id, request_id, result, reason, created_at FROM verifications \
+                 WHERE card_id = $1 ORDER BY created_at DESC, request_id DESC LIMIT $2",
+            )
+            .bind(card_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    let result: String = r.try_get("result")?;
+                    let reason: Option<String> = r.try_get("reason")?;
+                    Ok(VerificationEntry {
+                        api_key_id: r.try_get("api_key_id")?,
+                        request_id: r.try_get("request_id")?,
+                        verdict: parse_verdict(&result, reason.as_deref())?,
+                        at: r.try_get("created_at")?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+}
+
+impl Store {
+    /// The stored answer to an earlier verify with this request id.
+    async fn verification(
+        &self,
+        api_key_id: i64,
+        request_id: &str,
+    ) -> Result<Option<VerifyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT fingerprint, card_id, result, reason, attempts_left, locked, locked_until FROM verifications WHERE api_key_id = $1 AND request_id = $2",
+        )
+        .bind(api_key_id)
+        .bind(request_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let result: String = row.try_get("result")?;
+        let reason: Option<String> = row.try_get("reason")?;
+        let verdict = parse_verdict(&result, reason.as_deref())?;
+        Ok(Some(VerifyRecord {
+            verdict,
+            card_id: row.try_get("card_id")?,
+            fingerprint: row.try_get("fingerprint")?,
+            locked_now: false,
+            attempts_left: row.try_get("attempts_left")?,
+            lock: match row.try_get::<Option<i64>, _>("locked")? {
+                Some(1) => Some(row.try_get("locked_until")?),
+                _ => None,
+            },
+            replayed: true,
+        }))
+    }
+}
