@@ -19,9 +19,11 @@
 
 mod audit;
 mod cards;
+mod dates;
 mod i18n;
 mod keys;
 mod pages;
+mod query;
 mod session;
 
 use axum::extract::rejection::FormRejection;

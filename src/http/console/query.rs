@@ -1,0 +1,69 @@
+//! The audit search's filters, as the form sends them and as links carry them.
+
+use serde::Deserialize;
+
+use super::dates::parse_date;
+use super::parse_id;
+use crate::core::ports::AuditFilter;
+
+/// The audit search form, as query parameters (nothing in it is secret).
+#[derive(Deserialize, Default, Clone)]
+pub struct AuditQuery {
+    #[serde(default)]
+    pub card: String,
+    #[serde(default)]
+    pub actor: String,
+    #[serde(default)]
+    pub kind: String,
+    /// `YYYY-MM-DD`, UTC, inclusive.
+    #[serde(default)]
+    pub from: String,
+    /// `YYYY-MM-DD`, UTC, inclusive.
+    #[serde(default)]
+    pub to: String,
+    #[serde(default)]
+    pub before: String,
+}
+
+impl AuditQuery {
+    pub(super) fn filter(&self) -> AuditFilter {
+        let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+        AuditFilter {
+            card_id: parse_id(self.card.trim()),
+            actor: text(&self.actor),
+            kind: text(&self.kind),
+            from: parse_date(self.from.trim()),
+            to: parse_date(self.to.trim()).map(|d| d + 24 * 3600 * 1000),
+            before_id: parse_id(self.before.trim()),
+        }
+    }
+
+    /// The query string of these filters, without the page.
+    pub fn to_query(&self) -> String {
+        [
+            ("card", &self.card),
+            ("actor", &self.actor),
+            ("kind", &self.kind),
+            ("from", &self.from),
+            ("to", &self.to),
+        ]
+        .iter()
+        .filter(|(_, v)| !v.trim().is_empty())
+        .map(|(k, v)| format!("{k}={}", url_encode(v.trim())))
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
