@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{ConfigError, Settings};
 use crate::core::{Clock, Core, DomainError, Ports, SystemClock};
 use crate::http::{self, AppState};
+use crate::replies::{Replies, Routes};
 use crate::smpp;
 use crate::store::Store;
 
@@ -145,15 +146,24 @@ impl App {
         tracing::info!(addr = %http_addr, "http listening");
         tracing::info!(addr = %smpp_addr, "smpp listening");
 
+        // The one way out for both directions; the core hands it pushed codes.
+        let replies = Replies::new(Routes::new(&self.settings.smpp.connections));
+        self.core.set_outbound(Arc::new(replies.clone()));
+        tracker.spawn(crate::replies::run(
+            replies.clone(),
+            self.core.delivery.clone(),
+            self.settings.service.sender_id.clone(),
+            shutdown.clone(),
+        ));
         let operators = (!self.settings.smpp.connections.is_empty()).then(|| {
             smpp::client::Operators::new(
                 self.core.clone(),
+                replies.clone(),
                 self.settings.smpp.clone(),
                 self.settings.service.clone(),
             )
         });
         if let Some(ops) = &operators {
-            self.core.set_outbound(Arc::new(ops.clone()));
             tracker.spawn(ops.clone().run(shutdown.clone()));
             tracing::info!(
                 connections = self.settings.smpp.connections.len(),
@@ -162,6 +172,7 @@ impl App {
         }
         let smpp_server = smpp::Server::new(
             self.core.clone(),
+            replies,
             self.settings.smpp.clone(),
             self.settings.service.clone(),
         );

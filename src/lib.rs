@@ -21,6 +21,7 @@ pub mod bench;
 pub mod config;
 pub mod core;
 pub mod http;
+pub mod replies;
 pub mod smpp;
 pub mod store;
 pub mod telemetry;

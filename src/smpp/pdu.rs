@@ -62,12 +62,8 @@ pub struct Receipt {
     pub stat: Option<ReceiptStat>,
 }
 
-/// What makes a deliver_sm a USSD screen: continue or end, and the session to echo.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UssdMeta {
-    pub end: bool,
-    pub session_info: Option<(u8, u8)>,
-}
+/// What makes a deliver_sm a USSD screen (the replies path carries it).
+pub use crate::replies::UssdMeta;
 
 pub const USSD_PSSR_INDICATION: u8 = 1;
 pub const USSD_USSR_REQUEST: u8 = 2;

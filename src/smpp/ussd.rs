@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use tokio::time::{timeout, Instant};
 
-use super::pdu::{self, UssdMeta};
+use super::pdu;
 use crate::config::{DialledIn, SmppSettings};
 use crate::core::{Core, CoreError, UssdReply};
+use crate::replies::UssdMeta;
 
 type Key = (String, u8);
 

@@ -15,6 +15,7 @@ mod limits;
 mod nodes;
 mod operators;
 mod ops;
+mod ordering;
 mod policy;
 mod smpp_session;
 mod sms;

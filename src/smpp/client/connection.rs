@@ -1,0 +1,175 @@
+//! One configured operator connection, shared by its sessions (a transceiver, or a
+//! transmitter and a receiver): its settings, each session's state for operations,
+//! the counters, the TPS pacing, and the receipts that beat their submit_sm_resp.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::time::Instant;
+
+use crate::config::ConnectionSettings;
+use crate::core::links::{ConnectionStatus, Phase, SessionStatus};
+use crate::core::{Clock, SystemClock};
+use otpgw_rules::vocab::Delivery;
+
+/// Receipts that beat their submit_sm_resp, per connection, and how long we wait.
+const HELD_RECEIPTS_MAX: usize = 10_000;
+const HELD_RECEIPT_TTL: Duration = Duration::from_secs(30);
+
+/// One configured operator connection, shared by its sessions.
+pub(crate) struct Connection {
+    pub index: usize,
+    pub settings: ConnectionSettings,
+    sessions: Mutex<Vec<SessionStatus>>,
+    pub window_in_use: AtomicUsize,
+    pub submitted: AtomicU64,
+    pub throttled: AtomicU64,
+    pub failed: AtomicU64,
+    pub receipts: AtomicU64,
+    pub received: AtomicU64,
+    /// Segments per second, when the operator set a TPS.
+    pub pacing: Option<DefaultDirectRateLimiter>,
+    /// Receipts whose message id we have not stored yet (they beat the response).
+    held: Mutex<VecDeque<(String, Delivery, Instant)>>,
+}
+
+impl Connection {
+    pub(super) fn new(index: usize, settings: ConnectionSettings) -> Self {
+        let binds: &[&'static str] = match settings.bind {
+            crate::config::ConnectionBind::Transceiver => &["trx"],
+            crate::config::ConnectionBind::TransmitterReceiver => &["tx", "rx"],
+        };
+        let now = SystemClock.now_ms();
+        let pacing = std::num::NonZeroU32::new(settings.tps)
+            .map(|tps| RateLimiter::direct(Quota::per_second(tps)));
+        Self {
+            index,
+            sessions: Mutex::new(
+                binds
+                    .iter()
+                    .map(|b| SessionStatus {
+                        bind: b,
+                        state: Phase::Connecting,
+                        since: now,
+                        last_error: None,
+                    })
+                    .collect(),
+            ),
+            settings,
+            window_in_use: AtomicUsize::new(0),
+            submitted: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            receipts: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            pacing,
+            held: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    /// Records a session's new state.
+    pub fn set_phase(&self, bind: &str, state: Phase, error: Option<String>) {
+        let now = SystemClock.now_ms();
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = sessions.iter_mut().find(|s| s.bind == bind) {
+            if s.state != state {
+                s.since = now;
+            }
+            s.state = state;
+            if error.is_some() || state == Phase::Bound {
+                s.last_error = error;
+            }
+        }
+        let up = sessions.iter().all(|s| s.state == Phase::Bound);
+        metrics::gauge!("otpgw_smpp_connection_up", "connection" => self.settings.name.clone())
+            .set(if up { 1.0 } else { 0.0 });
+    }
+
+    /// Keeps a receipt for a message whose submit_sm_resp has not been handled yet.
+    pub fn hold_receipt(&self, message_id: String, delivery: Delivery) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if held.len() >= HELD_RECEIPTS_MAX {
+            held.pop_front();
+        }
+        held.push_back((message_id, delivery, Instant::now()));
+    }
+
+    /// The held receipts that name `message_id` in any of its forms, removed.
+    pub fn take_held(&self, message_id: &str) -> Vec<(String, Delivery)> {
+        let keys = otpgw_parsers::receipt::message_id_keys(message_id);
+        let same = |other: &str| {
+            if other == message_id {
+                return true;
+            }
+            let (a, b) = otpgw_parsers::receipt::message_id_keys(other);
+            let theirs = [a, b];
+            theirs
+                .iter()
+                .flatten()
+                .any(|k| [&keys.0, &keys.1].into_iter().flatten().any(|o| o == k))
+        };
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let mut taken = Vec::new();
+        held.retain(|(id, delivery, _)| {
+            if same(id) {
+                taken.push((id.clone(), *delivery));
+                false
+            } else {
+                true
+            }
+        });
+        taken
+    }
+
+    pub(super) fn forget_old_receipts(&self) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let before = held.len();
+        held.retain(|(_, _, at)| at.elapsed() < HELD_RECEIPT_TTL);
+        let dropped = before - held.len();
+        if dropped > 0 {
+            tracing::info!(connection = %self.settings.name, dropped, "receipts for messages we never saw: dropped");
+        }
+    }
+
+    pub(super) fn status(&self, queued: usize) -> ConnectionStatus {
+        let sessions = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let rank = |p: Phase| match p {
+            Phase::Bound => 3,
+            Phase::Connecting => 2,
+            Phase::BackingOff => 1,
+            Phase::Down => 0,
+        };
+        let worst = sessions.iter().min_by_key(|s| rank(s.state)).cloned();
+        let s = &self.settings;
+        ConnectionStatus {
+            name: s.name.clone(),
+            host: s.host.clone(),
+            port: s.port,
+            routes: s.routes.clone(),
+            priority: s.priority,
+            state: worst.as_ref().map_or(Phase::Down, |w| w.state),
+            since: worst.as_ref().map_or(0, |w| w.since),
+            sessions,
+            window: s.window,
+            window_in_use: self.window_in_use.load(Ordering::Relaxed),
+            tps: s.tps,
+            queued,
+            submitted: self.submitted.load(Ordering::Relaxed),
+            throttled: self.throttled.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            receipts: self.receipts.load(Ordering::Relaxed),
+            received: self.received.load(Ordering::Relaxed),
+        }
+    }
+}

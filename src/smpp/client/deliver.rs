@@ -1,0 +1,80 @@
+//! What an operator's SMSC delivers: a receipt for one of our messages (recorded
+//! against the code whose message it names, or held a while when it beats its
+//! submit_sm_resp), or a customer's message or USSD step, which goes through the
+//! inbound pipeline exactly as the listener's messages do.
+
+use std::sync::atomic::Ordering;
+
+use rusmpp::CommandId;
+
+use super::session::Session;
+use crate::smpp::pdu;
+use otpgw_parsers::receipt::ReceiptStat;
+use otpgw_rules::vocab::Delivery;
+
+impl Session {
+    /// A deliver_sm: a receipt for one of our messages, or a customer's message.
+    pub(super) async fn on_deliver(
+        &mut self,
+        seq: u32,
+        message: pdu::Message,
+    ) -> Result<(), String> {
+        if message.receipt {
+            self.receipt(message);
+            return self
+                .write(pdu::message_resp(CommandId::DeliverSm, seq, ""))
+                .await;
+        }
+        self.conn.received.fetch_add(1, Ordering::Relaxed);
+        let now = self.shared.pipeline.take(
+            &self.origin,
+            CommandId::DeliverSm,
+            seq,
+            message,
+            &self.tasks,
+            &self.answers.0,
+        );
+        match now {
+            Some(response) => self.write(response).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Records a receipt off the session loop. One that names no message of this
+    /// connection (yet) may be ahead of its submit_sm_resp: it is held a while, and
+    /// looked up once more in case the response was recorded between the look-up
+    /// and the hold (applying it twice changes nothing).
+    fn receipt(&self, message: pdu::Message) {
+        self.conn.receipts.fetch_add(1, Ordering::Relaxed);
+        let delivery = match message.receipt_info.as_ref().and_then(|r| r.stat) {
+            Some(ReceiptStat::Delivered) => Delivery::Delivered,
+            Some(ReceiptStat::Expired) => Delivery::Expired,
+            Some(ReceiptStat::Undelivered) => Delivery::Undelivered,
+            Some(ReceiptStat::Pending) | None => return,
+        };
+        let Some(info) = message.receipt_info else {
+            return;
+        };
+        let recorder = self.shared.core().delivery.clone();
+        let conn = self.conn.clone();
+        self.tasks
+            .spawn(tracing::Instrument::in_current_span(async move {
+                match recorder
+                    .receipt(conn.name(), &info.message_id, delivery)
+                    .await
+                {
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        conn.hold_receipt(info.message_id.clone(), delivery);
+                        if let Ok(Some(_)) = recorder
+                            .receipt(conn.name(), &info.message_id, delivery)
+                            .await
+                        {
+                            conn.take_held(&info.message_id);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not record a receipt"),
+                }
+            }));
+    }
+}

@@ -1,0 +1,106 @@
+//! The bind phase of a listener connection: only bind_*, enquire_link and unbind
+//! are served; anything else gets ESME_RINVBNDSTS. One bind attempt per connection,
+//! and the guard's back-off per address, so a password cannot be guessed at the
+//! speed of the link.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::StreamExt;
+use rusmpp::{Command, CommandStatus, Pdu};
+
+use super::Context;
+use crate::smpp::codec::Frame;
+use crate::smpp::link::{answer_invalid, count_in, ok, refuse, send, Conn};
+use crate::smpp::pdu::{self, BindKind};
+
+/// Who bound, and how.
+pub(super) struct Bound {
+    pub system_id: String,
+    pub kind: BindKind,
+}
+
+/// Reads until a successful bind (`Some`) or the connection ends (`None`).
+pub(super) async fn bind_phase(conn: &mut Conn, ctx: &Context, addr: SocketAddr) -> Option<Bound> {
+    let deadline = Duration::from_secs(ctx.settings.response_timeout_secs);
+    while let Some(frame) = conn.next().await {
+        let cmd = match frame {
+            Ok(Frame::Command(cmd)) => *cmd,
+            Ok(Frame::Invalid(bad)) => {
+                if !answer_invalid(conn, &bad, deadline).await {
+                    return None;
+                }
+                continue;
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "read failed before bind");
+                return None;
+            }
+        };
+        count_in(&cmd);
+        let seq = cmd.sequence_number();
+        if let Some(bind) = cmd.pdu().and_then(pdu::bind) {
+            let status = check_bind(ctx, &bind, addr);
+            let ok = status == CommandStatus::EsmeRok;
+            if !ok {
+                // One try per connection, and a few per address per window: a
+                // password cannot be guessed at the speed of the link.
+                ctx.guard.bind_failed(addr.ip());
+                metrics::counter!("otpgw_smpp_bind_failures_total").increment(1);
+                crate::telemetry::sampled(crate::telemetry::Noisy::BindRefused, || {
+                    tracing::warn!(system_id = %crate::telemetry::escaped(bind.system_id), status = ?status, "bind refused: closing");
+                });
+            }
+            let sent = send(
+                conn,
+                pdu::bind_resp(bind.kind, status, seq, bind.interface_version),
+                deadline,
+            )
+            .await;
+            if ok && sent {
+                return Some(Bound {
+                    system_id: bind.system_id.to_owned(),
+                    kind: bind.kind,
+                });
+            }
+            return None;
+        }
+        let reply = match cmd.pdu() {
+            Some(Pdu::EnquireLink) => ok(seq, Pdu::EnquireLinkResp),
+            Some(Pdu::Unbind) => {
+                send(
+                    conn,
+                    Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp),
+                    deadline,
+                )
+                .await;
+                return None;
+            }
+            _ if cmd.id().is_operation() => refuse(cmd.id(), CommandStatus::EsmeRinvbndsts, seq),
+            _ => continue, // a stray response: nothing to answer
+        };
+        if !send(conn, reply, deadline).await {
+            return None;
+        }
+    }
+    None
+}
+
+fn check_bind(ctx: &Context, bind: &pdu::Bind<'_>, addr: SocketAddr) -> CommandStatus {
+    let Some(peer) = ctx
+        .settings
+        .peers
+        .iter()
+        .find(|p| p.system_id == bind.system_id)
+    else {
+        return CommandStatus::EsmeRinvsysid;
+    };
+    // The address first, so a bind from elsewhere learns nothing about the password.
+    if !super::address_allowed(&peer.allow_from, addr) {
+        return CommandStatus::EsmeRbindfail;
+    }
+    if !otpgw_rules::codes::hashes_equal(peer.password.expose(), bind.password) {
+        return CommandStatus::EsmeRinvpaswd;
+    }
+    CommandStatus::EsmeRok
+}

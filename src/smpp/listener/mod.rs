@@ -1,0 +1,126 @@
+//! The SMPP listener: telcos and aggregators bind to us (SMPP 3.3/3.4/5.0 binds) and
+//! send subscriber messages as submit_sm (or deliver_sm); replies go back as
+//! deliver_sm to any receiver or transceiver bind of the same system_id on this
+//! node (`crate::replies`), so a reply is delivered even if the message came in on a
+//! transmitter-only bind or its session has since gone away.
+//!
+//! * `mod.rs`     — [`Server`]: the accept loop under the guard's caps.
+//! * `guard.rs`   — who may hold a connection: caps in total and per address, and a
+//!   back-off for addresses that keep failing to bind.
+//! * `bind.rs`    — the bind phase: only bind, enquire_link and unbind are served.
+//! * `session.rs` — a bound session: messages in (through `smpp::inbound`),
+//!   replies out within the window, keep-alive, unbind.
+
+mod bind;
+mod guard;
+mod session;
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::inbound::Pipeline;
+use crate::config::{ServiceSettings, SmppSettings};
+use crate::core::Core;
+use crate::replies::Replies;
+
+/// What every session of the listener shares.
+pub(crate) struct Context {
+    pub settings: SmppSettings,
+    pub pipeline: Pipeline,
+    pub replies: Replies,
+    pub guard: Arc<guard::Guard>,
+    /// Sessions bound on this node right now, for the console's health strip.
+    pub bound: Arc<AtomicUsize>,
+}
+
+impl Context {
+    fn core(&self) -> &Core {
+        self.pipeline.core()
+    }
+}
+
+pub struct Server {
+    ctx: Arc<Context>,
+}
+
+impl Server {
+    pub fn new(
+        core: Core,
+        replies: Replies,
+        settings: SmppSettings,
+        service: ServiceSettings,
+    ) -> Self {
+        Self {
+            ctx: Arc::new(Context {
+                pipeline: Pipeline::new(core, replies.clone(), service, settings.clone()),
+                guard: guard::Guard::new(&settings),
+                replies,
+                settings,
+                bound: Arc::new(AtomicUsize::new(0)),
+            }),
+        }
+    }
+
+    /// The number of sessions bound to this listener, kept current by the sessions.
+    pub fn bound_sessions(&self) -> Arc<AtomicUsize> {
+        self.ctx.bound.clone()
+    }
+
+    /// Accepts connections until `shutdown`, then waits for every session to unbind.
+    pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) {
+        let sessions = TaskTracker::new();
+        let mut sweep = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = sweep.tick() => {
+                    self.ctx.guard.sweep();
+                    self.ctx.pipeline.sweep();
+                }
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, addr)) => {
+                        // Decided before a byte is read: over a cap, or from an address
+                        // in back-off, the connection is closed at once.
+                        let ticket = match self.ctx.guard.admit(addr.ip()) {
+                            Ok(ticket) => ticket,
+                            Err(refusal) => {
+                                metrics::counter!("otpgw_smpp_connections_refused_total", "reason" => refusal.as_str()).increment(1);
+                                crate::telemetry::sampled(crate::telemetry::Noisy::SmppConnectionRefused, || {
+                                    tracing::warn!(peer_addr = %addr, reason = refusal.as_str(), "smpp connection refused");
+                                });
+                                continue;
+                            }
+                        };
+                        let _ = stream.set_nodelay(true);
+                        let span = tracing::info_span!("smpp", session = %session_id(), peer_addr = %addr);
+                        sessions.spawn(session::run(stream, addr, self.ctx.clone(), shutdown.clone(), ticket).instrument(span));
+                    }
+                    Err(e) => {
+                        // Usually out of file descriptors: back off instead of spinning.
+                        tracing::warn!(error = %e, "smpp accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }
+        drop(listener);
+        sessions.close();
+        sessions.wait().await;
+    }
+}
+
+fn session_id() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}
+
+/// True when `addr` may bind as a peer whose `allow_from` is `allowed`.
+fn address_allowed(allowed: &[std::net::IpAddr], addr: SocketAddr) -> bool {
+    allowed.is_empty() || allowed.contains(&guard::canonical(addr.ip()))
+}
