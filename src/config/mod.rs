@@ -1,0 +1,35 @@
+//! Settings: built-in defaults, then the TOML file given with `--config`, then
+//! `OTPGW_<SECTION>__<KEY>` environment variables, in that order of precedence.
+//!
+//! The defaults are the embedded setup (SQLite beside the working directory, SMPP and
+//! HTTP on loopback, one `test`/`test` SMPP peer accepted from loopback only), so
+//! `otpgw serve` with no file works out of the box. Secrets are wrapped in [`Secret`]
+//! so that printing a `Settings` never shows them.
+//!
+//! * `schema.rs`   — the sections and their fields, as the TOML file spells them.
+//! * `defaults.rs` — the embedded setup's values.
+//! * `secret.rs`   — [`Secret`], and fields that accept numbers for strings.
+//! * `load.rs`     — layering the sources, then validating every section.
+//! * `keys.rs`     — the hashing keys: inline, or a key file created (0600) beside
+//!   an embedded SQLite database.
+
+mod defaults;
+mod keys;
+mod load;
+mod schema;
+mod secret;
+
+pub use keys::sqlite_path;
+pub use schema::*;
+pub use secret::Secret;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+#[cfg(test)]
+mod tests;

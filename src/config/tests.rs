@@ -1,0 +1,136 @@
+//! Loading, validation, secrets and key files, on files written by the tests.
+
+use std::path::PathBuf;
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+
+use super::load::redact_url_password;
+use super::*;
+
+#[test]
+fn defaults_are_the_embedded_setup() {
+    let s = Settings::load(None).unwrap();
+    assert_eq!(s.smpp.listen, "127.0.0.1:2775");
+    assert_eq!(s.http.listen, "127.0.0.1:8080");
+    assert_eq!(s.smpp.peers.len(), 1);
+    assert_eq!(s.key_file_path(), PathBuf::from("otpgw.db.key"));
+    assert!(!format!("{s:?}").contains("\"test\", allow"));
+}
+
+#[test]
+fn lock_policy_forms() {
+    let load = |policy: &str| -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            format!("[service]\nmax_failures = 4\n[policy]\n{policy}\n"),
+        )
+        .unwrap();
+        Settings::load(Some(&path))
+    };
+    let s = load("").unwrap();
+    assert_eq!(s.policy.lock.timed_ms(), None);
+    assert_eq!(s.max_failures(), 4, "service.max_failures still read");
+    let s = load("lock = \"until_reactivated\"\nmax_failures = 2").unwrap();
+    assert_eq!((s.policy.lock.timed_ms(), s.max_failures()), (None, 2));
+    let s = load("lock = { timed_secs = 86400 }").unwrap();
+    assert_eq!(s.policy.lock.timed_ms(), Some(86_400_000));
+    assert!(load("lock = \"forever\"").is_err());
+    assert!(load("lock = { timed_secs = 0 }").is_err());
+    assert!(load("cap_currency = \"rial\"").is_err());
+}
+
+#[test]
+fn secrets_do_not_print() {
+    let s = Secret::new("hunter2");
+    assert!(!format!("{s:?}").contains("hunter2"));
+}
+
+#[test]
+fn database_passwords_are_hidden() {
+    assert_eq!(
+        redact_url_password("postgres://otpgw:s3cret@db:5432/otpgw"),
+        "postgres://otpgw:***@db:5432/otpgw"
+    );
+    assert_eq!(
+        redact_url_password("postgres://otpgw@db/otpgw"),
+        "postgres://otpgw@db/otpgw"
+    );
+    assert_eq!(
+        redact_url_password("sqlite://otpgw.db"),
+        "sqlite://otpgw.db"
+    );
+}
+
+#[test]
+fn sqlite_paths() {
+    assert_eq!(
+        sqlite_path("sqlite://a/b.db?mode=rwc"),
+        Some(PathBuf::from("a/b.db"))
+    );
+    assert_eq!(sqlite_path("sqlite::memory:"), None);
+    assert_eq!(sqlite_path("postgres://x"), None);
+}
+
+fn with_connections(tables: &str) -> Result<Settings, ConfigError> {
+    let figment =
+        Figment::from(Serialized::defaults(Settings::default())).merge(Toml::string(tables));
+    let settings: Settings = figment.extract().map_err(Box::new)?;
+    settings.validate()?;
+    Ok(settings)
+}
+
+#[test]
+fn cluster_settings_are_checked() {
+    let cluster = |t: &str| with_connections(&format!("[cluster]\n{t}"));
+    let s = cluster("").unwrap();
+    assert_eq!(
+        (s.cluster.outbox_lease_secs, s.cluster.outbox_margin_ms),
+        (10, 2_000)
+    );
+    assert!(cluster("node_id = \"otpgw-a\"").is_ok());
+    for bad in [
+        "outbox_lease_secs = 0",
+        "outbox_poll_ms = 0",
+        "outbox_lease_secs = 2\noutbox_margin_ms = 2000",
+        "node_id = \"\"",
+        "node_id = \"two words\"",
+        "node_id = \"a\\nb\"",
+        "outbox_lease = 3",
+    ] {
+        assert!(cluster(bad).is_err(), "{bad:?} accepted");
+    }
+}
+
+#[test]
+fn connections_are_checked() {
+    let one = |extra: &str| {
+        format!(
+            "[[smpp.connections]]\nname = \"mci\"\nhost = \"10.0.0.1\"\nport = 2775\nsystem_id = \"bank\"\npassword = \"pw\"\n{extra}\n"
+        )
+    };
+    let ok = with_connections(&one("routes = [\"98912\"]\nversion = \"5.0\"")).unwrap();
+    let c = &ok.smpp.connections[0];
+    assert_eq!(c.version, SmppVersion::V50);
+    assert_eq!((c.window, c.tps, c.split), (10, 100, Split::Udh));
+    assert!(c.registered_delivery);
+    let refused = |tables: String, needle: &str| {
+        let err = with_connections(&tables).unwrap_err().to_string();
+        assert!(err.contains(needle), "{err} lacks {needle:?}");
+    };
+    refused(one("routes = [\"+98912\"]"), "must be 1 to 15 digits");
+    refused(one("window = 0"), "window must be 1 to 1000");
+    refused(one("version = \"3.3\""), "use \"3.4\" or \"5.0\"");
+    refused(one("source_ton = 9"), "source_ton");
+    refused(one("bind = \"receiver\""), "unknown variant");
+    refused(format!("{}{}", one(""), one("")), "name listed twice");
+    let twin = one("routes = [\"98912\"]").replace("\"mci\"", "\"mtn\"");
+    refused(
+        format!("{}{twin}", one("routes = [\"98912\", \"98935\"]")),
+        "same priority (0) as \"mci\" on route \"98912\"",
+    );
+    let backup = format!("{twin}priority = 1\n");
+    assert!(with_connections(&format!("{}{backup}", one("routes = [\"98912\"]"))).is_ok());
+}

@@ -1,0 +1,143 @@
+//! The issuing job in both its forms (SQLite's one call, the statement path) on a
+//! scratch database: the same answers and the same rows.
+
+use super::*;
+use crate::config::DatabaseSettings;
+use crate::core::ports::{CardStore, CodeStore, NewCard};
+use otpgw_rules::vocab::Channel;
+
+async fn store(dir: &std::path::Path) -> Store {
+    let settings = DatabaseSettings {
+        url: format!("sqlite://{}", dir.join("t.db").display()),
+        ..DatabaseSettings::default()
+    };
+    let store = Store::connect(&settings).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+fn code(card_id: i64, at: i64, txn: Option<&str>) -> NewCode<'_> {
+    NewCode {
+        card_id,
+        code_hash: "h",
+        channel: Channel::Sms,
+        peer: "p",
+        issued_at: at,
+        expires_at: at + 60_000,
+        delivery: None,
+        route: None,
+        txn_hash: txn,
+        cap: None,
+        outbox: None,
+    }
+}
+
+async fn details(store: &Store, kind: &str) -> Vec<String> {
+    sqlx::query_scalar("SELECT detail FROM events WHERE kind = $1 ORDER BY id")
+        .bind(kind)
+        .fetch_all(&store.pool)
+        .await
+        .unwrap()
+}
+
+/// SQLite's one-call issue has the statement path's effects: the live code is
+/// superseded, the audit detail is what `serde_json` writes, an elapsed timed
+/// lock ends first, and a card that is not active gets nothing written.
+#[tokio::test]
+async fn the_one_call_issue_has_the_statement_paths_effects() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    assert!(store.sqlite_writer().is_some());
+    let card = NewCard {
+        pan_hash: "ph",
+        last4: "4321",
+        last6_hash: "l6",
+        msisdn: "989120000000",
+        activation: None,
+    };
+    let id = store.enroll(card, "t", 1).await.unwrap().id;
+
+    let first = store
+        .issue_code(code(id, 1_000, None), "smpp")
+        .await
+        .unwrap();
+    let Issued::Code {
+        code_id: first_id,
+        superseded: 0,
+    } = first
+    else {
+        panic!("{first:?}");
+    };
+    let second = store
+        .issue_code(code(id, 2_000, Some("t")), "smpp")
+        .await
+        .unwrap();
+    let Issued::Code {
+        code_id: second_id,
+        superseded: 1,
+    } = second
+    else {
+        panic!("{second:?}");
+    };
+    let states: Vec<String> = sqlx::query_scalar("SELECT state FROM codes ORDER BY id")
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(states, ["superseded", "live"]);
+    let expected = |code_id: i64, expires_at: i64, bound: bool| {
+        serde_json::json!({"code_id": code_id, "channel": "sms", "expires_at": expires_at,
+            "bound_to_transaction": bound, "capped": false})
+        .to_string()
+    };
+    assert_eq!(
+        details(&store, "code_issued").await,
+        [
+            expected(first_id, 61_000, false),
+            expected(second_id, 62_000, true)
+        ]
+    );
+
+    // A timed lock that ran out ends inside the issue.
+    sqlx::query(
+        "UPDATE cards SET status = 'locked', failures = 3, locked_until = 2500 WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&store.pool)
+    .await
+    .unwrap();
+    let third = store
+        .issue_code(code(id, 3_000, None), "smpp")
+        .await
+        .unwrap();
+    assert!(
+        matches!(third, Issued::Code { superseded: 1, .. }),
+        "{third:?}"
+    );
+    assert_eq!(details(&store, "lock_expired").await, ["{}"]);
+    let card = store.card(id).await.unwrap().unwrap();
+    assert_eq!((card.status, card.failures), (CardStatus::Active, 0));
+
+    // Not active: nothing written.
+    sqlx::query("UPDATE cards SET status = 'suspended' WHERE id = $1")
+        .bind(id)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let refused = store
+        .issue_code(code(id, 4_000, None), "smpp")
+        .await
+        .unwrap();
+    assert_eq!(refused, Issued::NotActive(CardStatus::Suspended));
+    let codes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM codes")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(codes, 3);
+    assert!(matches!(
+        store.issue_code(code(id + 1, 5_000, None), "smpp").await,
+        Err(crate::core::DomainError::NotFound(
+            crate::core::Missing::Card
+        ))
+    ));
+    store.close().await;
+}
