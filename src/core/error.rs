@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use otpgw_parsers::msisdn::MsisdnError;
-use otpgw_rules::tokens::TokenState;
+use otpgw_rules::tokens::{ocra, totp, TokenState};
 use otpgw_rules::vocab::CardStatus;
 
 /// What a port answers when it cannot give the value asked for.
@@ -103,7 +103,7 @@ pub enum CoreError {
     #[error("a reason is required")]
     ReasonRequired,
     #[error(transparent)]
-    Token(#[from] super::tokens::TokenError),
+    Token(#[from] TokenError),
 }
 
 impl CoreError {
@@ -119,4 +119,17 @@ impl CoreError {
     pub(crate) fn not_found(what: Missing) -> Self {
         Self::Domain(DomainError::NotFound(what))
     }
+}
+
+/// Why a token request is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("{0}")]
+    Spec(&'static str),
+    #[error("{0}")]
+    Totp(#[from] totp::ParamsError),
+    #[error("{0}")]
+    Ocra(#[from] ocra::OcraError),
+    #[error("the two codes do not match the token anywhere near now")]
+    NoResync,
 }

@@ -52,14 +52,12 @@ pub use backoffice::{BackOffice, CardView, Health};
 pub use clock::{Clock, HandClock, SystemClock};
 pub use delivery::Delivery;
 pub use enroll::{Enroll, Enrolled};
-pub use error::{Conflict, CoreError, DomainError, Existing, Missing};
+pub use error::{Conflict, CoreError, DomainError, Existing, Missing, TokenError};
 pub use handout::{ActivationNotice, ActivationState, Outbound, Push};
 pub use issue::{Issue, Pushed};
 pub use outbox::{peer_target, route_target, ClaimedReply, Dispatch, ReplyPath};
 pub use ports::Ports;
-pub use tokens::{
-    ActivatedToken, ActivatedTokenOutcome, EnrolledToken, TokenError, TokenRequest, Tokens,
-};
+pub use tokens::{ActivatedToken, ActivatedTokenOutcome, EnrolledToken, TokenRequest, Tokens};
 pub use ussd::UssdReply;
 pub use verify::{Factors, Verify, VerifyOutcome};
 

@@ -21,7 +21,7 @@ use otpgw_rules::tokens::{ocra, totp, Hash, TokenKind, TokenSource, TokenState};
 
 use super::handout::{ActivationNotice, ActivationSms, HandOut};
 use super::ports::{CardStore, NewActivation, NewToken, TokenActivation, TokenChange, TokenStore};
-use super::{Clock, CoreError, DomainError, Missing};
+use super::{Clock, CoreError, DomainError, Missing, TokenError};
 use crate::config::TokenSettings;
 
 /// The purpose a token secret's sealing key is derived for.
@@ -121,18 +121,6 @@ pub enum ActivatedTokenOutcome {
     Activated(ActivatedToken),
     Wrong { attempts_left: i64 },
     Expired,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    #[error("{0}")]
-    Spec(&'static str),
-    #[error("{0}")]
-    Totp(#[from] totp::ParamsError),
-    #[error("{0}")]
-    Ocra(#[from] ocra::OcraError),
-    #[error("the two codes do not match the token anywhere near now")]
-    NoResync,
 }
 
 fn digits(n: usize) -> String {
