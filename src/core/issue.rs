@@ -34,7 +34,8 @@ pub(super) struct Inner {
     pub service: ServiceSettings,
     pub policy: PolicySettings,
     pub grammar: SmsGrammar,
-    pub outbox: Arc<Outbox>,
+    /// The replies outbox, with several nodes on one database (PostgreSQL).
+    pub outbox: Option<Arc<Outbox>>,
     pub handout: Arc<HandOut>,
     pub clock: Arc<dyn Clock>,
 }
@@ -176,15 +177,15 @@ impl Inner {
         };
         // With several nodes the reply goes into the outbox with the code, so it is
         // rendered now; the same text is what this node sends if it holds the session.
-        let rendered = self.outbox.wants(&inbound.path).then(|| {
+        let outbox = self.outbox.as_ref().filter(|o| o.wants(&inbound.path));
+        let rendered = outbox.map(|_| {
             self.render(
                 &answer,
                 texts::detect_language(&inbound.text, self.service.language),
             )
         });
-        let outboxed = rendered.as_ref().and_then(|text| {
-            self.outbox
-                .prepare(&inbound.path, msisdn, text, expires_at, now)
+        let outboxed = outbox.zip(rendered.as_ref()).and_then(|(outbox, text)| {
+            outbox.prepare(&inbound.path, msisdn, text, expires_at, now)
         });
         let code = answer.code.as_ref().expect("set above");
         let issued = self
@@ -357,7 +358,8 @@ impl Issue {
         };
         let outboxed = inner
             .outbox
-            .prepare(&path, &card.msisdn, &text, expires_at, now);
+            .as_ref()
+            .and_then(|o| o.prepare(&path, &card.msisdn, &text, expires_at, now));
         let txn_hash = transaction.map(|t| keys.transaction_hash(t));
         let issued = inner
             .codes

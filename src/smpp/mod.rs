@@ -2,9 +2,9 @@
 //! client mode (we bind out to operator SMSCs). They differ in who binds and little
 //! else: one codec, one PDU conversion, one inbound pipeline, one replies path.
 //!
-//! * `codec`    — framing that answers bad PDUs with generic_nack instead of dying.
+//! * `link`     — the link layer: framing that answers bad PDUs with generic_nack
+//!   instead of dying, writes with a deadline, refusals, keep-alive.
 //! * `pdu`      — PDUs ↔ plain values (addresses, decoded text, reply encoding).
-//! * `link`     — what every link does: writes with a deadline, refusals, keep-alive.
 //! * `inbound`  — a customer's message or USSD step → core → response, then reply;
 //!   the same pipeline for both directions.
 //! * `ussd`     — USSD dialogues over SMPP, for both directions.
@@ -15,12 +15,11 @@
 //! operator route.
 
 pub mod client;
-// Public so that the load tool and the criterion benches use the listener's own
-// framing and PDU conversions instead of copies of them.
-pub mod codec;
 mod inbound;
 mod link;
 mod listener;
+// Public so that the load tool and the criterion benches use the gateway's own
+// framing and PDU conversions instead of copies of them.
 pub mod pdu;
 mod ussd;
 
@@ -28,6 +27,11 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 pub use listener::Server;
+
+/// The framing, for the load tool, the benches and the fuzz target.
+pub mod codec {
+    pub use crate::smpp::link::{Frame, InvalidPdu, SmppCodec};
+}
 
 /// The bytes-to-values path of a session without its I/O, for the fuzz targets in
 /// `fuzz/`: framing, the generic_nack a bad PDU gets, and the conversions a session

@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use sqlx::{AnyConnection, Row};
 
-use super::error::{port, StoreError};
+use super::error::StoreError;
+use super::port;
 use super::{insert_event, Store};
 use crate::core::ports::{AccessStore, ConsoleSession, NewConsoleSession};
 use crate::core::DomainError;

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use sqlx::{AnyConnection, Row};
 
-use super::error::port;
+use super::port;
 use super::{event_from_row, insert_event, Store};
 use crate::core::ports::{Activity, AuditFilter, AuditStore};
 use crate::core::DomainError;

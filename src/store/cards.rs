@@ -4,7 +4,8 @@
 use async_trait::async_trait;
 use sqlx::{AnyConnection, Row};
 
-use super::error::{port, StoreError};
+use super::error::StoreError;
+use super::port;
 use super::{card_from_row, end_elapsed_lock, insert_event, Store, CARD_COLUMNS};
 use crate::core::ports::{Activation, CardStore, NewActivation, NewCard, StatusChange};
 use crate::core::DomainError;

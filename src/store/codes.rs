@@ -7,7 +7,8 @@ use std::sync::LazyLock;
 use async_trait::async_trait;
 use sqlx::{AnyConnection, Row};
 
-use super::error::{port, StoreError};
+use super::error::StoreError;
+use super::port;
 use super::{end_elapsed_lock, insert_event, parse_status, Store};
 use crate::core::ports::{CodeStore, Issued, MessageRef, NewCode, PushKey};
 use crate::core::DomainError;

@@ -128,11 +128,3 @@ impl From<sqlx::Error> for DomainError {
         StoreError::from(e).into()
     }
 }
-
-/// Runs a store operation and answers its port: the store's own error becomes the
-/// core's.
-pub(super) async fn port<T>(
-    job: impl std::future::Future<Output = Result<T, StoreError>>,
-) -> Result<T, DomainError> {
-    job.await.map_err(Into::into)
-}

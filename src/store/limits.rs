@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 
-use super::error::port;
+use super::port;
 use super::Store;
 use crate::core::ports::LimitStore;
 use crate::core::DomainError;

@@ -48,7 +48,7 @@ use sqlx::{AnyConnection, AnyPool, Row};
 use crate::config::{DatabaseSettings, Synchronous};
 use crate::core::ports::Readiness;
 use crate::core::DomainError;
-use error::{port, StoreError};
+use error::StoreError;
 use otpgw_rules::records::{Card, Event};
 use otpgw_rules::vocab::{CardStatus, Reason, Verdict};
 
@@ -246,6 +246,14 @@ impl Readiness for Store {
     fn pool_stats(&self) -> (u32, usize) {
         (self.pool.size(), self.pool.num_idle())
     }
+}
+
+/// Runs a store operation and answers its port: the store's own error becomes the
+/// core's.
+async fn port<T>(
+    job: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, DomainError> {
+    job.await.map_err(Into::into)
 }
 
 async fn insert_event(

@@ -9,7 +9,8 @@ use sqlx::{AnyConnection, Row};
 
 use async_trait::async_trait;
 
-use super::error::{port, StoreError};
+use super::error::StoreError;
+use super::port;
 use super::Store;
 use crate::core::ports::{ClaimedRow, NewOutboxReply, OutboxStore};
 use crate::core::DomainError;

@@ -7,7 +7,8 @@
 use async_trait::async_trait;
 use sqlx::{AnyConnection, Row};
 
-use super::error::{port, StoreError};
+use super::error::StoreError;
+use super::port;
 use super::{insert_event, Store};
 use crate::core::ports::{NewToken, TokenActivation, TokenChange, TokenStore};
 use crate::core::DomainError;

@@ -17,8 +17,8 @@ use super::session::Session;
 use super::Shared;
 use crate::config::{ConnectionBind, SmppVersion};
 use crate::core::links::Phase;
-use crate::smpp::codec::Frame;
-use crate::smpp::link::{self, answer_invalid, count_in, ok, send, Conn};
+
+use crate::smpp::link::{self, answer_invalid, count_in, ok, send, Conn, Frame};
 use crate::smpp::pdu::{self, BindKind};
 
 /// The sessions a connection runs, and whether each one submits.

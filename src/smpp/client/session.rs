@@ -27,9 +27,9 @@ use tokio_util::task::TaskTracker;
 use super::connection::Connection;
 use super::Shared;
 use crate::replies::{Outgoing, Taker, Target};
-use crate::smpp::codec::Frame;
+
 use crate::smpp::inbound::{Answer, Origin};
-use crate::smpp::link::{self, answer_invalid, count_in, ok, refuse, Conn, Keepalive, Tick};
+use crate::smpp::link::{self, answer_invalid, count_in, ok, refuse, Conn, Frame, Keepalive, Tick};
 use crate::smpp::pdu::{self, BindKind, SourceAddress, SubmitOptions};
 
 /// How long a throttled connection waits before it sends again.

@@ -10,8 +10,8 @@ use futures::StreamExt;
 use rusmpp::{Command, CommandStatus, Pdu};
 
 use super::Context;
-use crate::smpp::codec::Frame;
-use crate::smpp::link::{answer_invalid, count_in, ok, refuse, send, Conn};
+
+use crate::smpp::link::{answer_invalid, count_in, ok, refuse, send, Conn, Frame};
 use crate::smpp::pdu::{self, BindKind};
 
 /// Who bound, and how.

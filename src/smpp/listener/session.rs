@@ -23,9 +23,9 @@ use tokio_util::task::TaskTracker;
 use super::bind::{bind_phase, Bound};
 use super::Context;
 use crate::replies::{Outgoing, Taker, Target};
-use crate::smpp::codec::Frame;
+
 use crate::smpp::inbound::{Answer, Origin};
-use crate::smpp::link::{self, answer_invalid, count_in, ok, refuse, Conn, Keepalive, Tick};
+use crate::smpp::link::{self, answer_invalid, count_in, ok, refuse, Conn, Frame, Keepalive, Tick};
 use crate::smpp::pdu::{self, BindKind};
 
 pub(super) async fn run(

@@ -16,7 +16,8 @@ mod statements;
 use async_trait::async_trait;
 use sqlx::{AnyConnection, Row};
 
-use super::error::{port, StoreError};
+use super::error::StoreError;
+use super::port;
 use super::{parse_verdict, Store};
 use crate::core::ports::{Decide, VerifyAttempt, VerifyRecord, VerifyStore};
 use crate::core::DomainError;

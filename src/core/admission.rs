@@ -1,5 +1,8 @@
-//! Rate limits, all in memory and per node (governor's GCRA): every reply SMS costs
-//! the bank money and every verification is a guess at a 7-digit code.
+//! Admission: whether a request may be handled now, before anything is decided or
+//! stored. Every reply SMS costs the bank money and every verification is a guess
+//! at a 7-digit code, so requests pass this node's limits first ([`Limits`],
+//! governor's GCRA in memory: a flood stops here) and then, with several nodes, the
+//! cluster's (`quota`, in the database), so three nodes allow what one would.
 //!
 //! * issuance, checked before any code is generated: per MSISDN (several windows),
 //!   per card, and for unknown senders a stricter "one notice per window";
@@ -10,11 +13,12 @@
 //!
 //! "Tell once, then stay silent": the first request over an issuance limit earns one
 //! notice; further ones in that window get nothing (the PDU is still answered).
-//! The database, not this module, keeps the rules that must be global (`quota`).
+
+mod quota;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::clock::{Clock, Reference};
@@ -24,6 +28,169 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
 use crate::config::{LimitSettings, PeerSettings, Rate};
+
+use super::ports::LimitStore;
+use super::{Clock as CoreClock, CoreError, LimitClock};
+
+type NodeLimits = Limits<LimitClock>;
+
+#[derive(Clone)]
+pub struct Admission {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node: NodeLimits,
+    /// The cluster's limits, with several nodes on one database (PostgreSQL).
+    cluster: Option<quota::SharedLimits>,
+    store: Arc<dyn LimitStore>,
+    clock: Arc<dyn CoreClock>,
+}
+
+impl Admission {
+    pub fn new(
+        settings: &LimitSettings,
+        peers: &[PeerSettings],
+        store: Arc<dyn LimitStore>,
+        clock: Arc<dyn CoreClock>,
+    ) -> Self {
+        let node = NodeLimits::with_clock(settings, peers, LimitClock(clock.clone()));
+        Self {
+            inner: Arc::new(Inner {
+                cluster: store
+                    .is_shared()
+                    .then(|| quota::SharedLimits::new(settings, node.peer_tps())),
+                node,
+                store,
+                clock,
+            }),
+        }
+    }
+
+    fn now(&self) -> i64 {
+        self.inner.clock.now_ms()
+    }
+
+    /// A customer's message against the per-MSISDN limits: this node's first (a
+    /// flood stops here), then the cluster's.
+    pub async fn msisdn(&self, msisdn: &str) -> Admit {
+        let i = &self.inner;
+        match i.node.admit_msisdn(msisdn) {
+            Admit::Allow => {}
+            over => return over,
+        }
+        let Some(cluster) = &i.cluster else {
+            return Admit::Allow;
+        };
+        match cluster.msisdn(&*i.store, msisdn, self.now()).await {
+            quota::Shared::Allow => Admit::Allow,
+            quota::Shared::Over(wait) => i.node.over(msisdn, wait, "msisdn"),
+        }
+    }
+
+    /// A code for a card a customer asked for: at most one per card interval.
+    pub async fn card(&self, msisdn: &str, card_id: i64) -> Admit {
+        let i = &self.inner;
+        match i.node.admit_card(msisdn, card_id) {
+            Admit::Allow => {}
+            over => return over,
+        }
+        let Some(cluster) = &i.cluster else {
+            return Admit::Allow;
+        };
+        match cluster.card(&*i.store, card_id, self.now()).await {
+            quota::Shared::Allow => Admit::Allow,
+            quota::Shared::Over(wait) => i.node.over(msisdn, wait, "card"),
+        }
+    }
+
+    /// A code pushed through the API: the per-card rate only (no customer message
+    /// is involved), refused with the time to wait.
+    pub async fn push(&self, card_id: i64) -> Result<(), CoreError> {
+        let i = &self.inner;
+        i.node.admit_push(card_id).map_err(|r| CoreError::Limited {
+            retry_after: r.retry_after,
+        })?;
+        let Some(cluster) = &i.cluster else {
+            return Ok(());
+        };
+        if let quota::Shared::Over(retry_after) = cluster.card(&*i.store, card_id, self.now()).await
+        {
+            metrics::counter!("otpgw_limited_total", "rule" => "card").increment(1);
+            return Err(CoreError::Limited { retry_after });
+        }
+        Ok(())
+    }
+
+    /// Whether an unknown sender gets the "not registered" notice this time: one
+    /// per window, never amplify abuse.
+    pub async fn unknown_sender(&self, msisdn: &str) -> bool {
+        let i = &self.inner;
+        if !i.node.notify_unknown_sender(msisdn) {
+            return false;
+        }
+        let Some(cluster) = &i.cluster else {
+            return true;
+        };
+        matches!(
+            cluster.unknown_sender(&*i.store, msisdn, self.now()).await,
+            quota::Shared::Allow
+        )
+    }
+
+    /// Whether an SMPP peer (or operator connection) may send one more PDU now:
+    /// its TPS and the global cap, on this node.
+    pub fn peer(&self, system_id: &str) -> Result<(), Refused> {
+        self.inner.node.admit_peer(system_id)
+    }
+
+    /// The same across every node (PostgreSQL; on SQLite always yes), after this
+    /// node's limiter let the PDU through. A slow or failing database leaves this
+    /// node's decision standing.
+    pub async fn peer_everywhere(&self, system_id: &str) -> Result<(), Refused> {
+        let i = &self.inner;
+        let Some(cluster) = &i.cluster else {
+            return Ok(());
+        };
+        cluster
+            .peer(&*i.store, system_id, self.now())
+            .await
+            .map_err(|(rule, retry_after)| {
+                metrics::counter!("otpgw_limited_total", "rule" => rule).increment(1);
+                Refused { retry_after, rule }
+            })
+    }
+
+    /// Whether this API key may verify now (its rate, and the guessing guard).
+    pub fn verify(&self, key_id: i64) -> Result<(), Refused> {
+        self.inner.node.admit_verify(key_id)
+    }
+
+    /// Whether this key may verify this card now (too many wrong codes for it?).
+    pub fn card_guess(&self, key_id: i64, pan_hash: &str) -> Result<(), Refused> {
+        self.inner.node.admit_card_guess(key_id, pan_hash)
+    }
+
+    /// Counts a wrong code from `key_id` for the card; true when it tripped the
+    /// key's guessing guard.
+    pub fn wrong_code(&self, key_id: i64, pan_hash: &str) -> bool {
+        self.inner.node.record_card_failure(key_id, pan_hash);
+        self.inner.node.record_verify_failure(key_id)
+    }
+
+    pub fn guard_cooldown(&self) -> Duration {
+        self.inner.node.guard_cooldown()
+    }
+
+    /// Forgets limiter keys whose windows have passed, here and in the database.
+    pub async fn housekeeping(&self) {
+        let i = &self.inner;
+        i.node.housekeeping();
+        if let Some(cluster) = &i.cluster {
+            cluster.sweep(&*i.store, self.now()).await;
+        }
+    }
+}
 
 type Keyed<K, C> =
     RateLimiter<K, DefaultKeyedStateStore<K>, C, NoOpMiddleware<<C as Clock>::Instant>>;
@@ -373,130 +540,4 @@ impl<C: Clock + Clone> Limits<C> {
 }
 
 #[cfg(test)]
-mod tests {
-    use governor::clock::FakeRelativeClock;
-
-    use super::*;
-
-    fn limits(clock: &FakeRelativeClock) -> Limits<FakeRelativeClock> {
-        // The defaults (3/min and 10/h per number, 1 per 10 s per card), a small guard.
-        let settings = LimitSettings {
-            guard_max_failures: 5,
-            guard_window_secs: 60,
-            guard_cooldown_secs: 300,
-            ..LimitSettings::default()
-        };
-        Limits::with_clock(&settings, &[], clock.clone())
-    }
-
-    #[test]
-    fn a_flood_of_distinct_numbers_cannot_grow_the_maps_past_their_cap() {
-        let clock = FakeRelativeClock::default();
-        let l = limits(&clock).with_max_keys(100);
-        let admitted = (0..1_000)
-            .filter(|i| l.admit_msisdn(&format!("98912{i:07}")) == Admit::Allow)
-            .count();
-        assert_eq!(admitted, 100, "new numbers past the cap are refused");
-        assert!(l.msisdn.iter().all(|m| m.len() <= 100));
-        // Once the old keys have gone idle, new numbers get in again.
-        clock.advance(Duration::from_secs(3600));
-        assert_eq!(l.admit_msisdn("989129999999"), Admit::Allow);
-    }
-
-    #[test]
-    fn a_burst_gets_its_quota_one_notice_then_silence_then_service_again() {
-        let clock = FakeRelativeClock::default();
-        let l = limits(&clock);
-        let got: Vec<Admit> = (0..6).map(|_| l.admit_msisdn("98912")).collect();
-        assert_eq!(&got[..3], &[Admit::Allow; 3]);
-        assert!(
-            matches!(got[3], Admit::Notify { rule: "msisdn", retry_after } if retry_after <= Duration::from_secs(20))
-        );
-        assert_eq!(&got[4..], &[Admit::Silent { rule: "msisdn" }; 2]);
-        // Another number is not affected.
-        assert_eq!(l.admit_msisdn("98913"), Admit::Allow);
-        clock.advance(Duration::from_secs(60));
-        assert_eq!(l.admit_msisdn("98912"), Admit::Allow);
-    }
-
-    #[test]
-    fn the_hourly_window_holds_after_the_minute_refills() {
-        let clock = FakeRelativeClock::default();
-        let l = limits(&clock);
-        let mut allowed = 0;
-        for _ in 0..30 {
-            for _ in 0..3 {
-                if l.admit_msisdn("98912") == Admit::Allow {
-                    allowed += 1;
-                }
-            }
-            clock.advance(Duration::from_secs(60));
-        }
-        // 30 minutes: the hourly quota (10 at once, one more every 6 min) caps it.
-        assert!((10..=16).contains(&allowed), "{allowed}");
-    }
-
-    #[test]
-    fn one_code_per_card_interval() {
-        let clock = FakeRelativeClock::default();
-        let l = limits(&clock);
-        assert_eq!(l.admit_card("98912", 1), Admit::Allow);
-        assert!(matches!(
-            l.admit_card("98912", 1),
-            Admit::Notify { rule: "card", .. }
-        ));
-        assert_eq!(l.admit_card("98912", 2), Admit::Allow);
-        clock.advance(Duration::from_secs(10));
-        assert_eq!(l.admit_card("98912", 1), Admit::Allow);
-    }
-
-    #[test]
-    fn the_guard_trips_once_and_holds_for_the_cooldown() {
-        let clock = FakeRelativeClock::default();
-        let l = limits(&clock);
-        let trips: Vec<bool> = (0..8).map(|_| l.record_verify_failure(7)).collect();
-        assert_eq!(
-            trips,
-            [false, false, false, false, false, true, false, false]
-        );
-        let refused = l.admit_verify(7).unwrap_err();
-        assert_eq!(refused.rule, "guard");
-        assert!(l.admit_verify(8).is_ok(), "other keys are not affected");
-        clock.advance(Duration::from_secs(301));
-        assert!(l.admit_verify(7).is_ok());
-    }
-
-    /// One key's wrong codes for one card are limited per window: past the limit
-    /// its verifies for that card are refused until the window ends; other cards
-    /// and other keys are not affected.
-    #[test]
-    fn wrong_codes_per_key_and_card_are_limited() {
-        let clock = FakeRelativeClock::default();
-        let settings = LimitSettings {
-            card_failures_per_key: 3,
-            card_failures_window_secs: 3600,
-            ..LimitSettings::default()
-        };
-        let l = Limits::with_clock(&settings, &[], clock.clone());
-        for _ in 0..3 {
-            assert!(l.admit_card_guess(7, "card-a").is_ok());
-            l.record_card_failure(7, "card-a");
-        }
-        assert!(l.admit_card_guess(7, "card-a").is_ok(), "three are allowed");
-        l.record_card_failure(7, "card-a");
-        let refused = l.admit_card_guess(7, "card-a").unwrap_err();
-        assert_eq!(refused.rule, "card_failures_per_key");
-        assert!(refused.retry_after <= Duration::from_secs(3600));
-        assert!(
-            l.admit_card_guess(7, "card-b").is_ok(),
-            "other cards are not affected"
-        );
-        assert!(
-            l.admit_card_guess(8, "card-a").is_ok(),
-            "other keys are not affected"
-        );
-        clock.advance(Duration::from_secs(3601));
-        l.housekeeping();
-        assert!(l.admit_card_guess(7, "card-a").is_ok());
-    }
-}
+mod tests;
