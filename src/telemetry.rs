@@ -15,6 +15,21 @@ use crate::config::{LogFormat, LogSettings};
 
 /// Logs go to stdout for `serve` (where a supervisor collects them) and to stderr for
 /// the other commands, whose stdout is their JSON result.
+/// `Debug` for a value that carries a secret (a code in a text, a session id):
+/// only the named fields print, and the output says that more exists.
+macro_rules! debug_only {
+    ($ty:ident { $($field:ident),+ }) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    $(.field(stringify!($field), &self.$field))+
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+pub(crate) use debug_only;
+
 pub fn init_logging(settings: &LogSettings, to_stdout: bool) {
     let filter = EnvFilter::try_from_env("OTPGW_LOG")
         .or_else(|_| EnvFilter::try_new(&settings.level))

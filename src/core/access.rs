@@ -7,7 +7,9 @@ use otpgw_rules::codes;
 use otpgw_rules::records::{ApiKey, ApiKeyInfo};
 use otpgw_rules::vocab::Role;
 
-use super::ports::{AccessStore, AuditStore, ConsoleSession, NewConsoleSession};
+use super::ports::{
+    AccessStore, AuditStore, ConsoleSession, NewApiKey, NewConsoleSession, NewEvent,
+};
 use super::{Clock, CoreError};
 
 /// A console session ends after 8 hours, or after 30 minutes without a request.
@@ -22,16 +24,11 @@ pub struct SignedIn {
     pub csrf: String,
 }
 
-impl std::fmt::Debug for SignedIn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SignedIn").field("key", &self.key).finish()
-    }
-}
+// The session id and CSRF token are secrets: never print them.
+crate::telemetry::debug_only!(SignedIn { key });
 
 #[derive(Clone)]
-pub struct Access {
-    inner: Arc<Inner>,
-}
+pub struct Access(pub(super) Arc<Inner>);
 
 pub(super) struct Inner {
     pub access: Arc<dyn AccessStore>,
@@ -40,14 +37,8 @@ pub(super) struct Inner {
 }
 
 impl Access {
-    pub(super) fn new(inner: Inner) -> Self {
-        Self {
-            inner: Arc::new(inner),
-        }
-    }
-
     fn now(&self) -> i64 {
-        self.inner.clock.now_ms()
+        self.0.clock.now_ms()
     }
 
     /// Creates an API key; the plaintext is returned once and only its hash is kept.
@@ -59,9 +50,15 @@ impl Access {
     ) -> Result<(i64, String), CoreError> {
         let key = codes::new_api_key();
         let id = self
-            .inner
+            .0
             .access
-            .create_api_key(role, &codes::api_key_hash(&key), label, actor, self.now())
+            .create_api_key(&NewApiKey {
+                role,
+                key_hash: &codes::api_key_hash(&key),
+                label,
+                actor,
+                now: self.now(),
+            })
             .await?;
         Ok((id, key))
     }
@@ -69,25 +66,17 @@ impl Access {
     /// Looks the key up in the database on every call, with no cache, so that a
     /// revoked key is refused at once on every node.
     pub async fn authenticate(&self, bearer: &str) -> Result<Option<ApiKey>, CoreError> {
-        Ok(self
-            .inner
-            .access
-            .api_key(&codes::api_key_hash(bearer))
-            .await?)
+        Ok(self.0.access.api_key(&codes::api_key_hash(bearer)).await?)
     }
 
     pub async fn keys(&self) -> Result<Vec<ApiKeyInfo>, CoreError> {
-        Ok(self.inner.access.api_keys().await?)
+        Ok(self.0.access.api_keys().await?)
     }
 
     /// Revokes a key at once (every node reads keys from the database on every
     /// request) and ends its console sessions; audited.
     pub async fn revoke(&self, id: i64, actor: &str) -> Result<ApiKeyInfo, CoreError> {
-        let info = self
-            .inner
-            .access
-            .revoke_api_key(id, actor, self.now())
-            .await?;
+        let info = self.0.access.revoke_api_key(id, actor, self.now()).await?;
         tracing::info!(api_key_id = id, actor, "api key revoked");
         Ok(info)
     }
@@ -104,7 +93,7 @@ impl Access {
         let session_id = codes::new_session_token();
         let csrf = codes::new_session_token();
         let now = self.now();
-        self.inner
+        self.0
             .access
             .create_console_session(NewConsoleSession {
                 id_hash: &codes::api_key_hash(&session_id),
@@ -115,15 +104,15 @@ impl Access {
                 idle_ms: SESSION_IDLE_MS,
             })
             .await?;
-        self.inner
+        self.0
             .audit
-            .audit(
-                None,
-                "console_signed_in",
-                &key.actor(),
-                serde_json::json!({"role": key.role.as_str()}),
-                now,
-            )
+            .audit(NewEvent {
+                card_id: None,
+                kind: "console_signed_in",
+                actor: &key.actor(),
+                detail: serde_json::json!({"role": key.role.as_str()}),
+                at: now,
+            })
             .await?;
         tracing::info!(api_key_id = key.id, "console sign-in");
         Ok(Some(SignedIn {
@@ -136,7 +125,7 @@ impl Access {
     /// The live session behind a cookie's id, if any (and marks it used).
     pub async fn session(&self, session_id: &str) -> Result<Option<ConsoleSession>, CoreError> {
         Ok(self
-            .inner
+            .0
             .access
             .console_session(
                 &codes::api_key_hash(session_id),
@@ -148,7 +137,7 @@ impl Access {
 
     pub async fn sign_out(&self, session_id: &str) -> Result<(), CoreError> {
         Ok(self
-            .inner
+            .0
             .access
             .delete_console_session(&codes::api_key_hash(session_id))
             .await?)

@@ -35,9 +35,7 @@ use super::{Clock as CoreClock, CoreError, LimitClock};
 type NodeLimits = Limits<LimitClock>;
 
 #[derive(Clone)]
-pub struct Admission {
-    inner: Arc<Inner>,
-}
+pub struct Admission(Arc<Inner>);
 
 struct Inner {
     node: NodeLimits,
@@ -55,26 +53,24 @@ impl Admission {
         clock: Arc<dyn CoreClock>,
     ) -> Self {
         let node = NodeLimits::with_clock(settings, peers, LimitClock(clock.clone()));
-        Self {
-            inner: Arc::new(Inner {
-                cluster: store
-                    .is_shared()
-                    .then(|| quota::SharedLimits::new(settings, node.peer_tps())),
-                node,
-                store,
-                clock,
-            }),
-        }
+        Self(Arc::new(Inner {
+            cluster: store
+                .is_shared()
+                .then(|| quota::SharedLimits::new(settings, node.peer_tps())),
+            node,
+            store,
+            clock,
+        }))
     }
 
     fn now(&self) -> i64 {
-        self.inner.clock.now_ms()
+        self.0.clock.now_ms()
     }
 
     /// A customer's message against the per-MSISDN limits: this node's first (a
     /// flood stops here), then the cluster's.
     pub async fn msisdn(&self, msisdn: &str) -> Admit {
-        let i = &self.inner;
+        let i = &self.0;
         match i.node.admit_msisdn(msisdn) {
             Admit::Allow => {}
             over => return over,
@@ -90,7 +86,7 @@ impl Admission {
 
     /// A code for a card a customer asked for: at most one per card interval.
     pub async fn card(&self, msisdn: &str, card_id: i64) -> Admit {
-        let i = &self.inner;
+        let i = &self.0;
         match i.node.admit_card(msisdn, card_id) {
             Admit::Allow => {}
             over => return over,
@@ -107,7 +103,7 @@ impl Admission {
     /// A code pushed through the API: the per-card rate only (no customer message
     /// is involved), refused with the time to wait.
     pub async fn push(&self, card_id: i64) -> Result<(), CoreError> {
-        let i = &self.inner;
+        let i = &self.0;
         i.node.admit_push(card_id).map_err(|r| CoreError::Limited {
             retry_after: r.retry_after,
         })?;
@@ -125,7 +121,7 @@ impl Admission {
     /// Whether an unknown sender gets the "not registered" notice this time: one
     /// per window, never amplify abuse.
     pub async fn unknown_sender(&self, msisdn: &str) -> bool {
-        let i = &self.inner;
+        let i = &self.0;
         if !i.node.notify_unknown_sender(msisdn) {
             return false;
         }
@@ -141,14 +137,14 @@ impl Admission {
     /// Whether an SMPP peer (or operator connection) may send one more PDU now:
     /// its TPS and the global cap, on this node.
     pub fn peer(&self, system_id: &str) -> Result<(), Refused> {
-        self.inner.node.admit_peer(system_id)
+        self.0.node.admit_peer(system_id)
     }
 
     /// The same across every node (PostgreSQL; on SQLite always yes), after this
     /// node's limiter let the PDU through. A slow or failing database leaves this
     /// node's decision standing.
     pub async fn peer_everywhere(&self, system_id: &str) -> Result<(), Refused> {
-        let i = &self.inner;
+        let i = &self.0;
         let Some(cluster) = &i.cluster else {
             return Ok(());
         };
@@ -163,28 +159,28 @@ impl Admission {
 
     /// Whether this API key may verify now (its rate, and the guessing guard).
     pub fn verify(&self, key_id: i64) -> Result<(), Refused> {
-        self.inner.node.admit_verify(key_id)
+        self.0.node.admit_verify(key_id)
     }
 
     /// Whether this key may verify this card now (too many wrong codes for it?).
     pub fn card_guess(&self, key_id: i64, pan_hash: &str) -> Result<(), Refused> {
-        self.inner.node.admit_card_guess(key_id, pan_hash)
+        self.0.node.admit_card_guess(key_id, pan_hash)
     }
 
     /// Counts a wrong code from `key_id` for the card; true when it tripped the
     /// key's guessing guard.
     pub fn wrong_code(&self, key_id: i64, pan_hash: &str) -> bool {
-        self.inner.node.record_card_failure(key_id, pan_hash);
-        self.inner.node.record_verify_failure(key_id)
+        self.0.node.record_card_failure(key_id, pan_hash);
+        self.0.node.record_verify_failure(key_id)
     }
 
     pub fn guard_cooldown(&self) -> Duration {
-        self.inner.node.guard_cooldown()
+        self.0.node.guard_cooldown()
     }
 
     /// Forgets limiter keys whose windows have passed, here and in the database.
     pub async fn housekeeping(&self) {
-        let i = &self.inner;
+        let i = &self.0;
         i.node.housekeeping();
         if let Some(cluster) = &i.cluster {
             cluster.sweep(&*i.store, self.now()).await;

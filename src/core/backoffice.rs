@@ -10,7 +10,8 @@ use otpgw_rules::records::{ApiKey, Card, CodeRecord, Event, Token, VerificationE
 use otpgw_rules::vocab::{CardStatus, Role};
 
 use super::ports::{
-    Activity, AuditFilter, AuditStore, CardStore, CodeStore, StatusChange, TokenStore, VerifyStore,
+    Activity, AuditFilter, AuditStore, CardChange, CardStore, CodeStore, StatusChange, TokenStore,
+    VerifyStore,
 };
 use super::{Clock, CoreError};
 
@@ -45,9 +46,7 @@ pub struct Health {
 }
 
 #[derive(Clone)]
-pub struct BackOffice {
-    inner: Arc<Inner>,
-}
+pub struct BackOffice(pub(super) Arc<Inner>);
 
 pub(super) struct Inner {
     pub cards: Arc<dyn CardStore>,
@@ -61,27 +60,21 @@ pub(super) struct Inner {
 }
 
 impl BackOffice {
-    pub(super) fn new(inner: Inner) -> Self {
-        Self {
-            inner: Arc::new(inner),
-        }
-    }
-
     fn now(&self) -> i64 {
-        self.inner.clock.now_ms()
+        self.0.clock.now_ms()
     }
 
     /// A card as it stands now (a timed lock whose time is up has ended).
     pub async fn card(&self, id: i64) -> Result<Option<Card>, CoreError> {
         let now = self.now();
-        Ok(self.inner.cards.card(id).await?.map(|c| c.as_of(now)))
+        Ok(self.0.cards.card(id).await?.map(|c| c.as_of(now)))
     }
 
     pub async fn lookup(&self, pan: &Pan) -> Result<Option<Card>, CoreError> {
         let now = self.now();
-        let pan_hash = self.inner.keys.pan_hash(pan);
+        let pan_hash = self.0.keys.pan_hash(pan);
         Ok(self
-            .inner
+            .0
             .cards
             .card_by_pan_hash(&pan_hash)
             .await?
@@ -89,8 +82,8 @@ impl BackOffice {
     }
 
     pub async fn cards_by_msisdn(&self, raw: &str) -> Result<Vec<Card>, CoreError> {
-        let msisdn = super::normalize_msisdn(raw, &self.inner.country_code)?;
-        Ok(self.inner.cards.cards_by_msisdn(&msisdn).await?)
+        let msisdn = super::normalize_msisdn(raw, &self.0.country_code)?;
+        Ok(self.0.cards.cards_by_msisdn(&msisdn).await?)
     }
 
     /// Re-activates or suspends a card for the JSON API and the CLI (admin, any
@@ -104,9 +97,16 @@ impl BackOffice {
         reason: Option<&str>,
     ) -> Result<Card, CoreError> {
         let card = self
-            .inner
+            .0
             .cards
-            .change_status(id, change, actor, reason, &[], self.now())
+            .change_status(&CardChange {
+                id,
+                change,
+                actor,
+                reason,
+                allowed_from: &[],
+                now: self.now(),
+            })
             .await?;
         tracing::info!(
             card_id = id,
@@ -142,9 +142,16 @@ impl BackOffice {
         };
         let actor = key.actor();
         let card = self
-            .inner
+            .0
             .cards
-            .change_status(id, change, &actor, Some(&reason), allowed_from, self.now())
+            .change_status(&CardChange {
+                id,
+                change,
+                actor: &actor,
+                reason: Some(&reason),
+                allowed_from,
+                now: self.now(),
+            })
             .await?;
         tracing::info!(
             card_id = id,
@@ -157,11 +164,11 @@ impl BackOffice {
 
     /// A card's audit trail, oldest first.
     pub async fn events(&self, id: i64) -> Result<Vec<Event>, CoreError> {
-        Ok(self.inner.audit.events(id, MAX_EVENTS).await?)
+        Ok(self.0.audit.events(id, MAX_EVENTS).await?)
     }
 
     pub async fn card_view(&self, id: i64) -> Result<Option<CardView>, CoreError> {
-        let i = &self.inner;
+        let i = &self.0;
         let Some(card) = i.cards.card(id).await? else {
             return Ok(None);
         };
@@ -185,13 +192,13 @@ impl BackOffice {
         filter: &AuditFilter,
         limit: i64,
     ) -> Result<Vec<Event>, CoreError> {
-        Ok(self.inner.audit.search_events(filter, limit).await?)
+        Ok(self.0.audit.search_events(filter, limit).await?)
     }
 
     pub async fn health(&self) -> Result<Health, CoreError> {
         let now = self.now();
         let day_ms = 24 * 3600 * 1000;
-        let audit = &self.inner.audit;
+        let audit = &self.0.audit;
         Ok(Health {
             last_hour: audit.activity_since(now - 3600 * 1000).await?,
             locks_today: audit

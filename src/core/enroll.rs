@@ -11,7 +11,7 @@ use otpgw_rules::texts::ReplyKind;
 
 use super::epin::Epins;
 use super::handout::{ActivationNotice, ActivationSms, HandOut};
-use super::ports::{Activation, CardStore, NewActivation, NewCard};
+use super::ports::{Activation, CardStore, CodeAttempt, NewActivation, NewCard};
 use super::{Clock, CoreError, Missing};
 use crate::config::PolicySettings;
 
@@ -24,9 +24,7 @@ pub struct Enrolled {
 }
 
 #[derive(Clone)]
-pub struct Enroll {
-    inner: Arc<Inner>,
-}
+pub struct Enroll(pub(super) Arc<Inner>);
 
 pub(super) struct Inner {
     pub cards: Arc<dyn CardStore>,
@@ -39,19 +37,12 @@ pub(super) struct Inner {
 }
 
 impl Enroll {
-    pub(super) fn new(inner: Inner) -> Self {
-        Self {
-            inner: Arc::new(inner),
-        }
-    }
-
     fn now(&self) -> i64 {
-        self.inner.clock.now_ms()
+        self.0.clock.now_ms()
     }
 
     fn activation_ttl_ms(&self) -> i64 {
-        i64::try_from(self.inner.policy.activation_ttl_secs.saturating_mul(1000))
-            .unwrap_or(i64::MAX)
+        i64::try_from(self.0.policy.activation_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
     }
 
     /// Enrolls a card. Under `[policy] require_activation` it starts `pending`, and
@@ -64,7 +55,7 @@ impl Enroll {
         msisdn_raw: &str,
         actor: &str,
     ) -> Result<Enrolled, CoreError> {
-        let inner = &self.inner;
+        let inner = &self.0;
         let keys = &inner.keys;
         let msisdn = super::normalize_msisdn(msisdn_raw, &inner.country_code)?;
         let pan_hash = keys.pan_hash(pan);
@@ -112,7 +103,7 @@ impl Enroll {
     /// A new activation code for a pending card (the first could not be sent, or
     /// expired, or was voided by wrong attempts), sent as at enrollment.
     pub async fn resend_activation(&self, id: i64, actor: &str) -> Result<Enrolled, CoreError> {
-        let inner = &self.inner;
+        let inner = &self.0;
         let card = inner
             .cards
             .card(id)
@@ -149,7 +140,7 @@ impl Enroll {
         code: &str,
         actor: &str,
     ) -> Result<Activation, CoreError> {
-        let inner = &self.inner;
+        let inner = &self.0;
         let card = inner
             .cards
             .card(id)
@@ -158,13 +149,13 @@ impl Enroll {
         let candidate = Code::parse(code).map(|c| inner.keys.activation_hash(&card.pan_hash, &c));
         let outcome = inner
             .cards
-            .activate(
+            .activate(CodeAttempt {
                 id,
                 candidate,
-                inner.policy.activation_max_failures,
+                max_failures: inner.policy.activation_max_failures,
                 actor,
-                self.now(),
-            )
+                now: self.now(),
+            })
             .await?;
         match &outcome {
             Activation::Activated(_) => tracing::info!(card_id = id, actor, "card activated"),
@@ -185,11 +176,11 @@ impl Enroll {
         let sms = ActivationSms {
             kind: ReplyKind::Activation,
             code: code.expose(),
-            ttl_secs: self.inner.policy.activation_ttl_secs,
+            ttl_secs: self.0.policy.activation_ttl_secs,
             event: "activation_sent",
             detail: serde_json::json!({}),
         };
-        self.inner
+        self.0
             .handout
             .activation(card, sms, expires_at, actor)
             .await
@@ -204,15 +195,11 @@ impl Enroll {
         actor: &str,
     ) -> Result<Card, CoreError> {
         let hash = match epin {
-            Some(raw) => Some(self.inner.epins.hash(Epin::new_strong(raw)?).await?),
+            Some(raw) => Some(self.0.epins.hash(Epin::new_strong(raw)?).await?),
             None => None,
         };
         let set = hash.is_some();
-        let card = self
-            .inner
-            .cards
-            .set_epin(id, hash, actor, self.now())
-            .await?;
+        let card = self.0.cards.set_epin(id, hash, actor, self.now()).await?;
         tracing::info!(card_id = id, actor, set, "card ePIN changed");
         Ok(card.as_of(self.now()))
     }

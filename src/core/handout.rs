@@ -10,7 +10,7 @@ use otpgw_rules::records::Card;
 use otpgw_rules::texts::{self, ReplyKind};
 use otpgw_rules::vocab::Language;
 
-use super::ports::AuditStore;
+use super::ports::{AuditStore, NewEvent};
 use super::{Clock, CoreError};
 
 /// A message the core sends without being asked (a pushed code), handed to the
@@ -28,15 +28,8 @@ pub struct Push {
     pub send_before: Option<i64>,
 }
 
-impl std::fmt::Debug for Push {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The text holds a code: never print it.
-        f.debug_struct("Push")
-            .field("code_id", &self.code_id)
-            .field("route", &self.route)
-            .finish()
-    }
-}
+// The text holds a code: never print it.
+crate::telemetry::debug_only!(Push { code_id, route });
 
 /// The way out for pushed codes: client mode's operator connections.
 pub trait Outbound: Send + Sync {
@@ -155,7 +148,13 @@ impl HandOut {
         detail["state"] = state.as_str().into();
         detail["expires_at"] = expires_at.into();
         self.audit
-            .audit(Some(card.id), sms.event, actor, detail, self.clock.now_ms())
+            .audit(NewEvent {
+                card_id: Some(card.id),
+                kind: sms.event,
+                actor,
+                detail,
+                at: self.clock.now_ms(),
+            })
             .await?;
         Ok(ActivationNotice { state, expires_at })
     }

@@ -22,9 +22,7 @@ use super::{Clock, CoreError, DomainError, Inbound, Reply};
 use crate::config::{PolicySettings, ServiceSettings};
 
 #[derive(Clone)]
-pub struct Issue {
-    pub(super) inner: Arc<Inner>,
-}
+pub struct Issue(pub(super) Arc<Inner>);
 
 pub(super) struct Inner {
     pub cards: Arc<dyn CardStore>,
@@ -233,14 +231,14 @@ impl Inner {
 
 impl Issue {
     fn normalize(&self, raw: &str) -> Result<String, CoreError> {
-        super::normalize_msisdn(raw, &self.inner.service.country_code)
+        super::normalize_msisdn(raw, &self.0.service.country_code)
     }
 
     /// Answers one customer message; `None` means stay silent (a limit already
     /// told this customer when to come back). A code is committed to the store
     /// before this returns the reply that carries it.
     pub async fn sms(&self, inbound: &Inbound) -> Result<Option<Reply>, CoreError> {
-        let inner = &self.inner;
+        let inner = &self.0;
         let msisdn = self.normalize(&inbound.from)?;
         let lang = texts::detect_language(&inbound.text, inner.service.language);
         let answer = match inner.admission.msisdn(&msisdn).await {
@@ -267,13 +265,10 @@ impl Issue {
     }
 
     async fn answer(&self, inbound: &Inbound, msisdn: &str) -> Result<Option<Answer>, CoreError> {
-        let (request, cap) = parse_sms_capped(&inbound.text, &self.inner.grammar);
+        let (request, cap) = parse_sms_capped(&inbound.text, &self.0.grammar);
         Ok(match &request {
             SmsRequest::Last4(d) | SmsRequest::Last6(d) => {
-                return self
-                    .inner
-                    .issue_for(inbound, msisdn, &request, d, cap)
-                    .await
+                return self.0.issue_for(inbound, msisdn, &request, d, cap).await
             }
             SmsRequest::FullPan => {
                 tracing::warn!(peer = %inbound.peer, "a full card number was received; it was discarded and the customer warned");
@@ -295,7 +290,7 @@ impl Issue {
         request_id: &str,
         transaction: Option<&Transaction>,
     ) -> Result<Pushed, CoreError> {
-        let inner = &self.inner;
+        let inner = &self.0;
         let keys = &inner.keys;
         if inner.policy.require_transaction && transaction.is_none() {
             return Err(CoreError::TransactionRequired);
@@ -437,7 +432,7 @@ impl Issue {
             return Err(CoreError::RequestIdReused);
         }
         let record = self
-            .inner
+            .0
             .codes
             .code(code_id)
             .await?
@@ -453,6 +448,6 @@ impl Issue {
     /// A code's record for the back office: channel, route, connection, states and
     /// times, never the code.
     pub async fn code(&self, id: i64) -> Result<Option<CodeRecord>, CoreError> {
-        Ok(self.inner.codes.code(id).await?)
+        Ok(self.0.codes.code(id).await?)
     }
 }

@@ -86,15 +86,8 @@ pub struct Reply {
     pub dispatch: Dispatch,
 }
 
-impl std::fmt::Debug for Reply {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The text may hold a code: never print it.
-        f.debug_struct("Reply")
-            .field("kind", &self.kind)
-            .field("code_id", &self.code_id)
-            .finish()
-    }
-}
+// The text may hold a code: never print it.
+crate::telemetry::debug_only!(Reply { kind, code_id });
 
 // ---- time ------------------------------------------------------------------------
 //
@@ -210,24 +203,22 @@ impl Core {
             service.language,
         ));
         let epins = Arc::new(epin::Epins::new(keys.clone()));
-        let issue = Issue {
-            inner: Arc::new(issue::Inner {
-                cards: ports.cards.clone(),
-                codes: ports.codes.clone(),
-                admission: admission.clone(),
-                keys: keys.clone(),
-                service: service.clone(),
-                policy: policy.clone(),
-                grammar: SmsGrammar {
-                    keywords: service.keywords.clone(),
-                    help_keywords: service.help_keywords.clone(),
-                },
-                outbox: outbox.enabled().then(|| outbox.clone()),
-                handout: handout.clone(),
-                clock: clock.clone(),
-            }),
-        };
-        let verify = Verify::new(verify::Inner {
+        let issue = Issue(Arc::new(issue::Inner {
+            cards: ports.cards.clone(),
+            codes: ports.codes.clone(),
+            admission: admission.clone(),
+            keys: keys.clone(),
+            service: service.clone(),
+            policy: policy.clone(),
+            grammar: SmsGrammar {
+                keywords: service.keywords.clone(),
+                help_keywords: service.help_keywords.clone(),
+            },
+            outbox: outbox.enabled().then(|| outbox.clone()),
+            handout: handout.clone(),
+            clock: clock.clone(),
+        }));
+        let verify = Verify(Arc::new(verify::Inner {
             verifications: ports.verifications.clone(),
             cards: ports.cards.clone(),
             audit: ports.audit.clone(),
@@ -238,8 +229,8 @@ impl Core {
             max_failures: policy.max_failures.unwrap_or(service.max_failures),
             epins: epins.clone(),
             clock: clock.clone(),
-        });
-        let enroll = Enroll::new(enroll::Inner {
+        }));
+        let enroll = Enroll(Arc::new(enroll::Inner {
             cards: ports.cards.clone(),
             keys: keys.clone(),
             policy: policy.clone(),
@@ -247,16 +238,16 @@ impl Core {
             epins,
             handout: handout.clone(),
             clock: clock.clone(),
-        });
-        let tokens = Tokens::new(tokens::Inner {
+        }));
+        let tokens = Tokens(Arc::new(tokens::Inner {
             tokens: ports.tokens.clone(),
             cards: ports.cards.clone(),
             keys: keys.clone(),
             settings: settings.tokens.clone(),
             handout: handout.clone(),
             clock: clock.clone(),
-        });
-        let backoffice = BackOffice::new(backoffice::Inner {
+        }));
+        let backoffice = BackOffice(Arc::new(backoffice::Inner {
             cards: ports.cards.clone(),
             codes: ports.codes.clone(),
             verifications: ports.verifications.clone(),
@@ -265,19 +256,19 @@ impl Core {
             keys,
             country_code: country_code.clone(),
             clock: clock.clone(),
-        });
-        let access = Access::new(access::Inner {
+        }));
+        let access = Access(Arc::new(access::Inner {
             access: ports.access.clone(),
             audit: ports.audit.clone(),
             clock: clock.clone(),
-        });
-        let delivery = Delivery::new(delivery::Inner::new(
+        }));
+        let delivery = Delivery(Arc::new(delivery::Inner::new(
             ports.codes,
             ports.outbox,
             outbox,
             Duration::from_millis(settings.cluster.outbox_poll_ms),
             clock.clone(),
-        ));
+        )));
         Self {
             issue,
             verify,

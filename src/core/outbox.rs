@@ -15,7 +15,7 @@
 use otpgw_rules::codes::Keys;
 use otpgw_rules::seal::SealKey;
 
-use super::ports::{self, NewOutboxReply, OutboxStore};
+use super::ports::{self, Claim, NewOutboxReply, OutboxStore};
 use crate::config::ClusterSettings;
 
 /// Where a transport can send the reply to a customer's message.
@@ -161,13 +161,13 @@ impl Outbox {
             return Ok(Vec::new());
         }
         let rows = store
-            .claim_replies(
-                &self.node,
+            .claim_replies(&Claim {
+                node: &self.node,
                 target,
                 now,
-                now.saturating_add(self.lease_ms),
-                CLAIM_BATCH,
-            )
+                lease_until: now.saturating_add(self.lease_ms),
+                limit: CLAIM_BATCH,
+            })
             .await?;
         let mut claimed = Vec::with_capacity(rows.len());
         for row in rows {

@@ -39,15 +39,7 @@ pub trait CardStore: Send + Sync {
     /// Re-activates or suspends a card, audited with `reason`. `allowed_from`,
     /// when not empty, lists the statuses the caller may change (else
     /// `NotAllowed`). A running timed lock is not lifted (`LockNotLiftable`).
-    async fn change_status(
-        &self,
-        id: i64,
-        change: StatusChange,
-        actor: &str,
-        reason: Option<&str>,
-        allowed_from: &[CardStatus],
-        now: i64,
-    ) -> Result<Card>;
+    async fn change_status(&self, change: &CardChange<'_>) -> Result<Card>;
     async fn set_epin(&self, id: i64, hash: Option<String>, actor: &str, now: i64) -> Result<Card>;
     async fn renew_activation(
         &self,
@@ -57,14 +49,7 @@ pub trait CardStore: Send + Sync {
         now: i64,
     ) -> Result<Card>;
     /// Checks a pending card's activation code (its HMAC), counting wrong ones.
-    async fn activate(
-        &self,
-        id: i64,
-        candidate: Option<String>,
-        max_failures: i64,
-        actor: &str,
-        now: i64,
-    ) -> Result<Activation>;
+    async fn activate(&self, attempt: CodeAttempt<'_>) -> Result<Activation>;
 }
 
 #[async_trait]
@@ -118,22 +103,9 @@ pub trait TokenStore: Send + Sync {
     async fn enroll_token(&self, token: NewToken<'_>, actor: &str, now: i64) -> Result<Token>;
     async fn tokens_of_card(&self, card_id: i64) -> Result<Vec<Token>>;
     async fn token(&self, id: i64) -> Result<Option<TokenRecord>>;
-    async fn activate_token(
-        &self,
-        id: i64,
-        candidate: Option<String>,
-        max_failures: i64,
-        actor: &str,
-        now: i64,
-    ) -> Result<TokenActivation>;
-    async fn change_token(
-        &self,
-        id: i64,
-        change: TokenChange,
-        actor: &str,
-        reason: Option<&str>,
-        now: i64,
-    ) -> Result<Token>;
+    /// Checks a pending token's two-part activation code (its HMAC), counting wrong ones.
+    async fn activate_token(&self, attempt: CodeAttempt<'_>) -> Result<TokenActivation>;
+    async fn change_token(&self, change: &TokenStateChange<'_>) -> Result<Token>;
     async fn resync_token(
         &self,
         id: i64,
@@ -147,14 +119,7 @@ pub trait TokenStore: Send + Sync {
 /// API keys and console sessions.
 #[async_trait]
 pub trait AccessStore: Send + Sync {
-    async fn create_api_key(
-        &self,
-        role: Role,
-        key_hash: &str,
-        label: Option<&str>,
-        actor: &str,
-        now: i64,
-    ) -> Result<i64>;
+    async fn create_api_key(&self, key: &NewApiKey<'_>) -> Result<i64>;
     /// The live (not revoked) key with this hash.
     async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>>;
     async fn api_keys(&self) -> Result<Vec<ApiKeyInfo>>;
@@ -174,14 +139,7 @@ pub trait AccessStore: Send + Sync {
 /// The append-only audit trail and the counts read from it.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
-    async fn audit(
-        &self,
-        card_id: Option<i64>,
-        kind: &str,
-        actor: &str,
-        detail: serde_json::Value,
-        at: i64,
-    ) -> Result<()>;
+    async fn audit(&self, event: NewEvent<'_>) -> Result<()>;
     /// A card's events, oldest first.
     async fn events(&self, card_id: i64, limit: i64) -> Result<Vec<Event>>;
     /// Newest first.
@@ -194,14 +152,7 @@ pub trait AuditStore: Send + Sync {
 #[async_trait]
 pub trait OutboxStore: Send + Sync {
     /// Claims up to `limit` unexpired rows of `target` nobody holds, oldest first.
-    async fn claim_replies(
-        &self,
-        node: &str,
-        target: &str,
-        now: i64,
-        lease_until: i64,
-        limit: i64,
-    ) -> Result<Vec<ClaimedRow>>;
+    async fn claim_replies(&self, claim: &Claim<'_>) -> Result<Vec<ClaimedRow>>;
     /// Gives up every claim of `node`.
     async fn release_replies(&self, node: &str) -> Result<u64>;
     /// Forgets rows whose code expired.
@@ -214,15 +165,9 @@ pub trait LimitStore: Send + Sync {
     /// True when several nodes may share this store: replies and limits are then
     /// decided in it.
     fn is_shared(&self) -> bool;
-    /// GCRA: `Ok(())` when one more event for `key` fits at `now` (and is counted),
-    /// `Err(ms)` to wait when not.
-    async fn gcra(
-        &self,
-        key: &str,
-        now: i64,
-        interval: i64,
-        tolerance: i64,
-    ) -> Result<std::result::Result<(), i64>>;
+    /// GCRA: `None` when one more event for `key` fits at `now` (and is counted),
+    /// else the milliseconds to wait.
+    async fn gcra(&self, key: &str, now: i64, rate: Gcra) -> Result<Option<i64>>;
     async fn sweep_limits(&self, now: i64) -> Result<u64>;
 }
 
@@ -313,6 +258,29 @@ pub enum Activation {
 pub enum StatusChange {
     Reactivate,
     Suspend,
+}
+
+/// A card's status changed by someone, for a reason.
+#[derive(Clone, Copy)]
+pub struct CardChange<'a> {
+    pub id: i64,
+    pub change: StatusChange,
+    pub actor: &'a str,
+    pub reason: Option<&'a str>,
+    /// When not empty, the statuses the caller may change (else `NotAllowed`).
+    pub allowed_from: &'a [CardStatus],
+    pub now: i64,
+}
+
+/// A code typed to confirm an activation (a card's, or a token's): its HMAC, or
+/// `None` when it was no code at all.
+pub struct CodeAttempt<'a> {
+    pub id: i64,
+    pub candidate: Option<String>,
+    /// Wrong codes that void the activation.
+    pub max_failures: i64,
+    pub actor: &'a str,
+    pub now: i64,
 }
 
 pub struct NewCode<'a> {
@@ -429,6 +397,54 @@ pub enum TokenChange {
     Suspend,
     Reactivate,
     Revoke,
+}
+
+/// A token's state changed by someone, for a reason.
+#[derive(Clone, Copy)]
+pub struct TokenStateChange<'a> {
+    pub id: i64,
+    pub change: TokenChange,
+    pub actor: &'a str,
+    pub reason: Option<&'a str>,
+    pub now: i64,
+}
+
+/// An API key to store: its role, the hash of the key (the key itself is shown
+/// once and kept nowhere), a label for people.
+#[derive(Clone, Copy)]
+pub struct NewApiKey<'a> {
+    pub role: Role,
+    pub key_hash: &'a str,
+    pub label: Option<&'a str>,
+    pub actor: &'a str,
+    pub now: i64,
+}
+
+/// An audit event that belongs to no single verification or card change.
+pub struct NewEvent<'a> {
+    pub card_id: Option<i64>,
+    pub kind: &'a str,
+    pub actor: &'a str,
+    pub detail: serde_json::Value,
+    pub at: i64,
+}
+
+/// A node's claim on the outbox rows of one target.
+#[derive(Clone, Copy)]
+pub struct Claim<'a> {
+    pub node: &'a str,
+    pub target: &'a str,
+    pub now: i64,
+    pub lease_until: i64,
+    pub limit: i64,
+}
+
+/// One rate as GCRA keeps it, in the unit of the times given with it: events at
+/// most one per `interval` on average, bursts up to `tolerance / interval + 1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gcra {
+    pub interval: i64,
+    pub tolerance: i64,
 }
 
 /// A console session to open: the hash of its id (the cookie), its key and CSRF

@@ -20,7 +20,10 @@ use otpgw_rules::tokens::decide::{aad, normalise_code, Shape};
 use otpgw_rules::tokens::{ocra, totp, Hash, TokenKind, TokenSource, TokenState};
 
 use super::handout::{ActivationNotice, ActivationSms, HandOut};
-use super::ports::{CardStore, NewActivation, NewToken, TokenActivation, TokenChange, TokenStore};
+use super::ports::{
+    CardStore, CodeAttempt, NewActivation, NewToken, TokenActivation, TokenChange,
+    TokenStateChange, TokenStore,
+};
 use super::{Clock, CoreError, DomainError, Missing, TokenError};
 use crate::config::TokenSettings;
 
@@ -141,9 +144,7 @@ fn secret_len(hash: Hash) -> usize {
 }
 
 #[derive(Clone)]
-pub struct Tokens {
-    inner: Arc<Inner>,
-}
+pub struct Tokens(pub(super) Arc<Inner>);
 
 pub(super) struct Inner {
     pub tokens: Arc<dyn TokenStore>,
@@ -155,22 +156,16 @@ pub(super) struct Inner {
 }
 
 impl Tokens {
-    pub(super) fn new(inner: Inner) -> Self {
-        Self {
-            inner: Arc::new(inner),
-        }
-    }
-
     fn token_key(&self) -> SealKey {
-        self.inner.keys.seal_key(SEAL_PURPOSE)
+        self.0.keys.seal_key(SEAL_PURPOSE)
     }
 
     fn now(&self) -> i64 {
-        self.inner.clock.now_ms()
+        self.0.clock.now_ms()
     }
 
     async fn record(&self, id: i64) -> Result<TokenRecord, CoreError> {
-        self.inner
+        self.0
             .tokens
             .token(id)
             .await?
@@ -187,7 +182,7 @@ impl Tokens {
         actor: &str,
     ) -> Result<EnrolledToken, CoreError> {
         let card = self
-            .inner
+            .0
             .cards
             .card(card_id)
             .await?
@@ -258,19 +253,17 @@ impl Tokens {
         let uid = hex::encode(rand::random::<[u8; 16]>());
         let sealed = self.token_key().seal(&aad(&uid, card.id), &secret);
         let now = self.now();
-        let settings = &self.inner.settings;
+        let settings = &self.0.settings;
         let ttl_ms =
             i64::try_from(settings.activation_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         let expires_at = now.saturating_add(ttl_ms);
         let parts =
             (source == TokenSource::Software).then(|| (digits(PART_DIGITS), digits(PART_DIGITS)));
-        let hash_of_parts = parts.as_ref().map(|(a, b)| {
-            self.inner
-                .keys
-                .token_activation_hash(&uid, &format!("{a}{b}"))
-        });
+        let hash_of_parts = parts
+            .as_ref()
+            .map(|(a, b)| self.0.keys.token_activation_hash(&uid, &format!("{a}{b}")));
         let token = self
-            .inner
+            .0
             .tokens
             .enroll_token(
                 NewToken {
@@ -331,11 +324,11 @@ impl Tokens {
         let sms = ActivationSms {
             kind: texts::ReplyKind::TokenActivation,
             code: part,
-            ttl_secs: self.inner.settings.activation_ttl_secs,
+            ttl_secs: self.0.settings.activation_ttl_secs,
             event: "token_activation_sent",
             detail: serde_json::json!({ "token_id": token_id }),
         };
-        self.inner
+        self.0
             .handout
             .activation(card, sms, expires_at, actor)
             .await
@@ -353,17 +346,17 @@ impl Tokens {
         let record = self.record(id).await?;
         let candidate = normalise_code(code)
             .filter(|c| c.len() == 2 * PART_DIGITS)
-            .map(|c| self.inner.keys.token_activation_hash(&record.uid, &c));
+            .map(|c| self.0.keys.token_activation_hash(&record.uid, &c));
         let outcome = self
-            .inner
+            .0
             .tokens
-            .activate_token(
+            .activate_token(CodeAttempt {
                 id,
                 candidate,
-                self.inner.settings.activation_max_failures,
+                max_failures: self.0.settings.activation_max_failures,
                 actor,
-                self.now(),
-            )
+                now: self.now(),
+            })
             .await?;
         Ok(match outcome {
             TokenActivation::Activated(r) => {
@@ -399,7 +392,7 @@ impl Tokens {
         let secret = self.open_secret(r)?;
         let t = &r.token;
         let card = format!("card-{}", t.card_id);
-        let issuer = &self.inner.settings.issuer;
+        let issuer = &self.0.settings.issuer;
         Ok(match t.kind {
             TokenKind::Totp => otpgw_rules::tokens::otpauth_uri(
                 "totp",
@@ -423,10 +416,10 @@ impl Tokens {
     }
 
     pub async fn of_card(&self, card_id: i64) -> Result<Vec<Token>, CoreError> {
-        if self.inner.cards.card(card_id).await?.is_none() {
+        if self.0.cards.card(card_id).await?.is_none() {
             return Err(CoreError::not_found(Missing::Card));
         }
-        Ok(self.inner.tokens.tokens_of_card(card_id).await?)
+        Ok(self.0.tokens.tokens_of_card(card_id).await?)
     }
 
     pub async fn get(&self, id: i64) -> Result<Token, CoreError> {
@@ -441,9 +434,15 @@ impl Tokens {
         reason: Option<&str>,
     ) -> Result<Token, CoreError> {
         let token = self
-            .inner
+            .0
             .tokens
-            .change_token(id, change, actor, reason, self.now())
+            .change_token(&TokenStateChange {
+                id,
+                change,
+                actor,
+                reason,
+                now: self.now(),
+            })
             .await?;
         tracing::info!(
             token_id = id,
@@ -513,12 +512,12 @@ impl Tokens {
             &first,
             &second,
             now_step,
-            self.inner.settings.resync_steps,
+            self.0.settings.resync_steps,
         )
         .ok_or(TokenError::NoResync)?;
         let drift = i64::try_from(i128::from(step) - i128::from(now_step)).unwrap_or(0);
         let token = self
-            .inner
+            .0
             .tokens
             .resync_token(
                 id,

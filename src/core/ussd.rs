@@ -20,15 +20,8 @@ pub struct UssdReply {
     pub code_id: Option<i64>,
 }
 
-impl std::fmt::Debug for UssdReply {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The text may hold a code: never print it.
-        f.debug_struct("UssdReply")
-            .field("end", &self.end)
-            .field("code_id", &self.code_id)
-            .finish()
-    }
-}
+// The text may hold a code: never print it.
+crate::telemetry::debug_only!(UssdReply { end, code_id });
 
 impl Issue {
     /// One step of a USSD dialogue. `path` holds every input since the dial (the
@@ -43,7 +36,7 @@ impl Issue {
         service_code: &str,
         path: &[String],
     ) -> Result<UssdReply, CoreError> {
-        let inner = &self.inner;
+        let inner = &self.0;
         let svc = &inner.service;
         let msisdn = super::normalize_msisdn(from, &svc.country_code)?;
         let screen = |screen, end| {
@@ -119,16 +112,16 @@ impl Issue {
 
     /// The service code customers dial (`*720#`).
     pub fn ussd_code(&self) -> &str {
-        &self.inner.service.ussd_code
+        &self.0.service.ussd_code
     }
 
     fn fixed(&self, screen: ussd::Screen) -> String {
-        let svc = &self.inner.service;
+        let svc = &self.0.service;
         ussd::render(screen, svc.language, &svc.ussd_code)
     }
 
     fn screen(&self, a: &Answer) -> String {
-        let inner = &self.inner;
+        let inner = &self.0;
         ussd::render_answer(
             a.kind,
             inner.service.language,

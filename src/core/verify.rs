@@ -15,7 +15,7 @@ use otpgw_rules::vocab::{Reason, Verdict};
 
 use super::admission::{Admission, Refused};
 use super::epin::Epins;
-use super::ports::{AuditStore, CardStore, VerifyAttempt, VerifyStore};
+use super::ports::{AuditStore, CardStore, NewEvent, VerifyAttempt, VerifyStore};
 use super::{Clock, CoreError};
 use crate::config::{Factor, PolicySettings, TokenSettings};
 
@@ -40,9 +40,7 @@ pub struct VerifyOutcome {
 }
 
 #[derive(Clone)]
-pub struct Verify {
-    inner: Arc<Inner>,
-}
+pub struct Verify(pub(super) Arc<Inner>);
 
 pub(super) struct Inner {
     pub verifications: Arc<dyn VerifyStore>,
@@ -59,16 +57,10 @@ pub(super) struct Inner {
 }
 
 impl Verify {
-    pub(super) fn new(inner: Inner) -> Self {
-        Self {
-            inner: Arc::new(inner),
-        }
-    }
-
     /// Whether this API key may verify now (its rate, and the guessing guard):
     /// asked before anything is parsed or counted.
     pub fn admit(&self, key: ApiKey) -> Result<(), Refused> {
-        self.inner.admission.verify(key.id)
+        self.0.admission.verify(key.id)
     }
 
     /// Verifies a code for a card, atomically in the database. A `request_id` seen
@@ -85,7 +77,7 @@ impl Verify {
         request_id: &str,
         factors: Factors<'_>,
     ) -> Result<VerifyOutcome, CoreError> {
-        let inner = &self.inner;
+        let inner = &self.0;
         let keys = &inner.keys;
         let policy = &inner.policy;
         if policy.require_transaction && factors.transaction.is_none() {
@@ -176,7 +168,7 @@ impl Verify {
             return Ok(None);
         };
         let Some(stored) = self
-            .inner
+            .0
             .cards
             .card_by_pan_hash(pan_hash)
             .await?
@@ -184,13 +176,13 @@ impl Verify {
         else {
             return Ok(None);
         };
-        let matched = self.inner.epins.matches(stored.clone(), epin).await?;
+        let matched = self.0.epins.matches(stored.clone(), epin).await?;
         Ok(matched.then_some(stored))
     }
 
     /// What the verification rule needs to read token codes, owned by its closure.
     fn token_check(&self, code: &str, transaction: Option<&Transaction>) -> TokenCheck {
-        let inner = &self.inner;
+        let inner = &self.0;
         let accept = &inner.policy.accept;
         TokenCheck {
             key: inner.keys.seal_key(super::tokens::SEAL_PURPOSE),
@@ -208,12 +200,18 @@ impl Verify {
             "too many wrong codes from one API key: its verifies are refused for a while"
         );
         metrics::counter!("otpgw_verify_guard_trips_total").increment(1);
-        let cooldown = self.inner.admission.guard_cooldown().as_secs();
+        let cooldown = self.0.admission.guard_cooldown().as_secs();
         let detail = serde_json::json!({"api_key_id": key.id, "cooldown_secs": cooldown});
         Ok(self
-            .inner
+            .0
             .audit
-            .audit(None, "verify_guard_tripped", &key.actor(), detail, now)
+            .audit(NewEvent {
+                card_id: None,
+                kind: "verify_guard_tripped",
+                actor: &key.actor(),
+                detail,
+                at: now,
+            })
             .await?)
     }
 
@@ -223,8 +221,8 @@ impl Verify {
         let retention = i64::try_from(retention_days)
             .unwrap_or(i64::MAX / 86_400_000)
             .saturating_mul(86_400_000);
-        let before = self.inner.clock.now_ms().saturating_sub(retention);
-        match self.inner.verifications.prune_verifications(before).await {
+        let before = self.0.clock.now_ms().saturating_sub(retention);
+        match self.0.verifications.prune_verifications(before).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "old verification records pruned"),
             Err(e) => tracing::warn!(error = %e, "could not prune verification records"),

@@ -87,15 +87,8 @@ pub struct Outgoing {
     pub send_before: Option<i64>,
 }
 
-impl std::fmt::Debug for Outgoing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The text may hold a code: never print it.
-        f.debug_struct("Outgoing")
-            .field("label", &self.label)
-            .field("code_id", &self.code_id)
-            .finish()
-    }
-}
+// The text may hold a code: never print it.
+crate::telemetry::debug_only!(Outgoing { label, code_id });
 
 /// Why a message was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

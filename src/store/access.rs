@@ -6,21 +6,21 @@ use sqlx::{AnyConnection, Row};
 use super::error::StoreError;
 use super::port;
 use super::{insert_event, Store};
-use crate::core::ports::{AccessStore, ConsoleSession, NewConsoleSession};
+use crate::core::ports::{AccessStore, ConsoleSession, NewApiKey, NewConsoleSession};
 use crate::core::DomainError;
 use otpgw_rules::records::{ApiKey, ApiKeyInfo};
 use otpgw_rules::vocab::Role;
 
 #[async_trait]
 impl AccessStore for Store {
-    async fn create_api_key(
-        &self,
-        role: Role,
-        key_hash: &str,
-        label: Option<&str>,
-        actor: &str,
-        now: i64,
-    ) -> Result<i64, DomainError> {
+    async fn create_api_key(&self, key: &NewApiKey<'_>) -> Result<i64, DomainError> {
+        let NewApiKey {
+            role,
+            key_hash,
+            label,
+            actor,
+            now,
+        } = *key;
         port(async move {
             let (key_hash, label) = (key_hash.to_owned(), label.map(str::to_owned));
             let actor = actor.to_owned();

@@ -6,21 +6,21 @@ use sqlx::{AnyConnection, Row};
 
 use super::port;
 use super::{event_from_row, insert_event, Store};
-use crate::core::ports::{Activity, AuditFilter, AuditStore};
+use crate::core::ports::{Activity, AuditFilter, AuditStore, NewEvent};
 use crate::core::DomainError;
 use otpgw_rules::records::Event;
 
 #[async_trait]
 impl AuditStore for Store {
     /// Appends an audit event that belongs to no single verification or card change.
-    async fn audit(
-        &self,
-        card_id: Option<i64>,
-        kind: &str,
-        actor: &str,
-        detail: serde_json::Value,
-        at: i64,
-    ) -> Result<(), DomainError> {
+    async fn audit(&self, event: NewEvent<'_>) -> Result<(), DomainError> {
+        let NewEvent {
+            card_id,
+            kind,
+            actor,
+            detail,
+            at,
+        } = event;
         port(async move {
             let (kind, actor) = (kind.to_owned(), actor.to_owned());
             self.write(move |conn: &mut AnyConnection| {

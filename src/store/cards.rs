@@ -7,7 +7,9 @@ use sqlx::{AnyConnection, Row};
 use super::error::StoreError;
 use super::port;
 use super::{card_from_row, end_elapsed_lock, insert_event, Store, CARD_COLUMNS};
-use crate::core::ports::{Activation, CardStore, NewActivation, NewCard, StatusChange};
+use crate::core::ports::{
+    Activation, CardChange, CardStore, CodeAttempt, NewActivation, NewCard, StatusChange,
+};
 use crate::core::DomainError;
 use otpgw_rules::records::Card;
 use otpgw_rules::vocab::CardStatus;
@@ -132,15 +134,15 @@ impl CardStore for Store {
     /// `allowed_from` is not empty, the change happens only from one of those statuses
     /// (read in the same transaction, so a concurrent change cannot slip past a
     /// role's limits); otherwise it is `StatusNotAllowed`.
-    async fn change_status(
-        &self,
-        id: i64,
-        change: StatusChange,
-        actor: &str,
-        reason: Option<&str>,
-        allowed_from: &[CardStatus],
-        now: i64,
-    ) -> Result<Card, DomainError> {
+    async fn change_status(&self, change: &CardChange<'_>) -> Result<Card, DomainError> {
+        let CardChange {
+            id,
+            change,
+            actor,
+            reason,
+            allowed_from,
+            now,
+        } = *change;
         port(async move {
             let actor = actor.to_owned();
             let reason = reason.map(str::to_owned);
@@ -314,14 +316,14 @@ impl CardStore for Store {
     /// Confirms a pending card's activation code under the card's row lock: the
     /// right code, in time, activates the card; a wrong one is counted, and at
     /// `max_failures` the activation is voided. Each outcome is audited.
-    async fn activate(
-        &self,
-        id: i64,
-        candidate: Option<String>,
-        max_failures: i64,
-        actor: &str,
-        now: i64,
-    ) -> Result<Activation, DomainError> {
+    async fn activate(&self, attempt: CodeAttempt<'_>) -> Result<Activation, DomainError> {
+        let CodeAttempt {
+            id,
+            candidate,
+            max_failures,
+            actor,
+            now,
+        } = attempt;
         port(async move {
             let actor = actor.to_owned();
             self.write(move |conn: &mut AnyConnection| {

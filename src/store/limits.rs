@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use super::port;
 use super::Store;
-use crate::core::ports::LimitStore;
+use crate::core::ports::{Gcra, LimitStore};
 use crate::core::DomainError;
 
 #[async_trait]
@@ -14,13 +14,11 @@ impl LimitStore for Store {
     /// Whether one more event for `key` fits at `now`: events come at most one per
     /// `interval` ms on average, with bursts up to `tolerance / interval + 1`. `Ok(())`
     /// when it fits (and is counted), `Err(ms)` with the time to wait when not.
-    async fn gcra(
-        &self,
-        key: &str,
-        now: i64,
-        interval: i64,
-        tolerance: i64,
-    ) -> Result<Result<(), i64>, DomainError> {
+    async fn gcra(&self, key: &str, now: i64, rate: Gcra) -> Result<Option<i64>, DomainError> {
+        let Gcra {
+            interval,
+            tolerance,
+        } = rate;
         port(async move {
             let admitted: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO limit_state (key, tat) VALUES ($1, $2 + $3) \
@@ -35,13 +33,13 @@ impl LimitStore for Store {
             .fetch_optional(&self.pool)
             .await?;
             if admitted.is_some() {
-                return Ok(Ok(()));
+                return Ok(None);
             }
             let tat: Option<i64> = sqlx::query_scalar("SELECT tat FROM limit_state WHERE key = $1")
                 .bind(key)
                 .fetch_optional(&self.pool)
                 .await?;
-            Ok(Err(tat.map_or(interval, |t| (t - now - tolerance).max(1))))
+            Ok(Some(tat.map_or(interval, |t| (t - now - tolerance).max(1))))
         })
         .await
     }

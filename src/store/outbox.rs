@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use super::error::StoreError;
 use super::port;
 use super::Store;
-use crate::core::ports::{ClaimedRow, NewOutboxReply, OutboxStore};
+use crate::core::ports::{Claim, ClaimedRow, NewOutboxReply, OutboxStore};
 use crate::core::DomainError;
 
 /// Inside the issuing transaction.
@@ -52,14 +52,14 @@ impl OutboxStore for Store {
     /// Claims up to `limit` unexpired replies for `target` that nobody holds (never
     /// claimed, or a lease that ran out), oldest first. PostgreSQL only: rows another
     /// node is claiming at this instant are skipped, not waited for.
-    async fn claim_replies(
-        &self,
-        node: &str,
-        target: &str,
-        now: i64,
-        lease_until: i64,
-        limit: i64,
-    ) -> Result<Vec<ClaimedRow>, DomainError> {
+    async fn claim_replies(&self, claim: &Claim<'_>) -> Result<Vec<ClaimedRow>, DomainError> {
+        let Claim {
+            node,
+            target,
+            now,
+            lease_until,
+            limit,
+        } = *claim;
         port(async move {
             let rows = sqlx::query(
                 "UPDATE reply_outbox SET owner = $1, lease_until = $2 WHERE code_id IN ( \

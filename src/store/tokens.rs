@@ -10,7 +10,9 @@ use sqlx::{AnyConnection, Row};
 use super::error::StoreError;
 use super::port;
 use super::{insert_event, Store};
-use crate::core::ports::{NewToken, TokenActivation, TokenChange, TokenStore};
+use crate::core::ports::{
+    CodeAttempt, NewToken, TokenActivation, TokenChange, TokenStateChange, TokenStore,
+};
 use crate::core::DomainError;
 use otpgw_rules::records::{Token, TokenRecord};
 use otpgw_rules::tokens::{Hash, TokenKind, TokenSource, TokenState};
@@ -203,12 +205,15 @@ impl TokenStore for Store {
     /// `max_failures` the token locks for good (the bank replaces it).
     async fn activate_token(
         &self,
-        id: i64,
-        candidate: Option<String>,
-        max_failures: i64,
-        actor: &str,
-        now: i64,
+        attempt: CodeAttempt<'_>,
     ) -> Result<TokenActivation, DomainError> {
+        let CodeAttempt {
+            id,
+            candidate,
+            max_failures,
+            actor,
+            now,
+        } = attempt;
         port(async move {
             let actor = actor.to_owned();
             self.write(move |conn: &mut AnyConnection| {
@@ -270,14 +275,14 @@ impl TokenStore for Store {
     }
 
     /// Suspends, re-activates or revokes a token. Revoking wipes the sealed secret.
-    async fn change_token(
-        &self,
-        id: i64,
-        change: TokenChange,
-        actor: &str,
-        reason: Option<&str>,
-        now: i64,
-    ) -> Result<Token, DomainError> {
+    async fn change_token(&self, change: &TokenStateChange<'_>) -> Result<Token, DomainError> {
+        let TokenStateChange {
+            id,
+            change,
+            actor,
+            reason,
+            now,
+        } = *change;
         port(async move {
             let actor = actor.to_owned();
             let reason = reason.map(str::to_owned);

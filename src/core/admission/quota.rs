@@ -3,7 +3,7 @@
 //! (`LimitStore::gcra`), so three nodes allow what one would, not three times as much.
 //! The per-second limits (peer TPS, global) keep their state in microseconds, so a
 //! rate above 1,000/s is still exact; there are only as many such keys as peers. Each node's governor limits
-//! (`super::limits`) stay in front as a pre-filter: a flood never reaches the
+//! (`super::Limits`) stay in front as a pre-filter: a flood never reaches the
 //! database. A decision the database does not make within `cluster_timeout_ms`
 //! (or an error) falls back to the node's own limit, which already allowed it;
 //! `otpgw_limit_fallbacks_total` counts those. On SQLite (one node) nothing here
@@ -12,15 +12,10 @@
 use std::time::Duration;
 
 use crate::config::{LimitSettings, Rate};
-use crate::core::ports::LimitStore;
+use crate::core::ports::{Gcra, LimitStore};
 
-/// One rate as the database's GCRA sees it, in milliseconds.
-#[derive(Debug, Clone, Copy)]
-struct Gcra {
-    interval: i64,
-    tolerance: i64,
-}
-
+/// Rates as the database's GCRA keeps them: milliseconds, or microseconds for the
+/// per-second limits.
 impl Gcra {
     /// `n` per second with a burst of `n` (as governor's `Quota::per_second`), in
     /// microseconds; `None` for 0 (unlimited).
@@ -144,15 +139,11 @@ impl SharedLimits {
             return Shared::Allow;
         }
         let started = std::time::Instant::now();
-        let decision = tokio::time::timeout(
-            self.timeout,
-            store.gcra(key, now, rate.interval, rate.tolerance),
-        )
-        .await;
+        let decision = tokio::time::timeout(self.timeout, store.gcra(key, now, rate)).await;
         metrics::histogram!("otpgw_limit_decision_seconds").record(started.elapsed().as_secs_f64());
         match decision {
-            Ok(Ok(Ok(()))) => Shared::Allow,
-            Ok(Ok(Err(wait_ms))) => {
+            Ok(Ok(None)) => Shared::Allow,
+            Ok(Ok(Some(wait_ms))) => {
                 Shared::Over(Duration::from_millis(u64::try_from(wait_ms).unwrap_or(1)))
             }
             Ok(Err(e)) => {

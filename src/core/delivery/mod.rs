@@ -16,9 +16,7 @@ use super::ports::{CodeStore, MessageRef, OutboxStore};
 use super::{Clock, CoreError};
 
 #[derive(Clone)]
-pub struct Delivery {
-    inner: Arc<Inner>,
-}
+pub struct Delivery(pub(super) Arc<Inner>);
 
 pub(super) struct Inner {
     pub codes: Arc<dyn CodeStore>,
@@ -63,14 +61,8 @@ fn message_ref<'a>(
 }
 
 impl Delivery {
-    pub(super) fn new(inner: Inner) -> Self {
-        Self {
-            inner: Arc::new(inner),
-        }
-    }
-
     fn now(&self) -> i64 {
-        self.inner.clock.now_ms()
+        self.0.clock.now_ms()
     }
 
     /// Whether the transport's peer accepted the message carrying a code. Either
@@ -82,7 +74,7 @@ impl Delivery {
         } else {
             State::Undelivered
         };
-        let i = &self.inner;
+        let i = &self.0;
         if i.batch.record(&i.codes, &i.clock, code_id, state) {
             return Ok(());
         }
@@ -91,14 +83,14 @@ impl Delivery {
 
     /// Writes the delivery states still queued (at shutdown, before the store closes).
     pub async fn flush(&self) {
-        self.inner.batch.flush().await;
+        self.0.batch.flush().await;
     }
 
     /// A message carrying a code that will never reach the customer: refused for
     /// good by the SMSC, or not sent before the code expired.
     pub async fn undelivered(&self, code_id: i64) -> Result<(), CoreError> {
         Ok(self
-            .inner
+            .0
             .codes
             .set_delivery(code_id, State::Undelivered, self.now())
             .await?)
@@ -114,7 +106,7 @@ impl Delivery {
         let keys = otpgw_parsers::receipt::message_id_keys(message_id);
         let message = message_ref(connection, message_id, &keys);
         Ok(self
-            .inner
+            .0
             .codes
             .set_submitted(code_id, &message, self.now())
             .await?)
@@ -131,7 +123,7 @@ impl Delivery {
         let keys = otpgw_parsers::receipt::message_id_keys(message_id);
         let message = message_ref(connection, message_id, &keys);
         let code_id = self
-            .inner
+            .0
             .codes
             .apply_receipt(&message, delivery, self.now())
             .await?;
@@ -144,21 +136,18 @@ impl Delivery {
     /// Whether replies are shared through the outbox (several nodes), and how often
     /// a transport should look for replies it can send.
     pub fn outbox_poll(&self) -> Option<Duration> {
-        self.inner
-            .outbox
-            .enabled()
-            .then_some(self.inner.outbox_poll)
+        self.0.outbox.enabled().then_some(self.0.outbox_poll)
     }
 
     /// Claims replies waiting for `target` that this node may now send.
     pub async fn claim(&self, target: &str) -> Result<Vec<ClaimedReply>, CoreError> {
-        let i = &self.inner;
+        let i = &self.0;
         Ok(i.outbox.claim(&*i.outbox_store, target, self.now()).await?)
     }
 
     /// Hands this node's unsent claimed replies back at shutdown.
     pub async fn release(&self) {
-        let i = &self.inner;
+        let i = &self.0;
         if !i.outbox.enabled() {
             return;
         }
@@ -171,7 +160,7 @@ impl Delivery {
 
     /// Forgets outbox replies whose codes expired unsent.
     pub(super) async fn sweep(&self) {
-        let i = &self.inner;
+        let i = &self.0;
         if !i.outbox.enabled() {
             return;
         }
