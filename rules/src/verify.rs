@@ -140,10 +140,10 @@ pub fn decide(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn card(status: CardStatus) -> LockedCard {
+    pub(crate) fn card(status: CardStatus) -> LockedCard {
         LockedCard {
             id: 1,
             status,
@@ -152,7 +152,7 @@ mod tests {
         }
     }
 
-    fn plain(candidate: Option<&str>) -> Presented {
+    pub(crate) fn plain(candidate: Option<&str>) -> Presented {
         Presented {
             candidate: candidate.map(str::to_owned),
             epin_matched: None,

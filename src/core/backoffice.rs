@@ -96,24 +96,22 @@ impl BackOffice {
         actor: &str,
         reason: Option<&str>,
     ) -> Result<Card, CoreError> {
-        let card = self
-            .0
-            .cards
-            .change_status(&CardChange {
-                id,
-                change,
-                actor,
-                reason,
-                allowed_from: &[],
-                now: self.now(),
-            })
-            .await?;
-        tracing::info!(
-            card_id = id,
+        let change = CardChange {
+            id,
+            change,
             actor,
-            status = card.status.as_str(),
-            "card status changed"
-        );
+            reason,
+            allowed_from: &[],
+            now: self.now(),
+        };
+        self.apply(change, "card status changed").await
+    }
+
+    /// Applies a status change and logs it (`what` says where it came from).
+    async fn apply(&self, change: CardChange<'_>, what: &'static str) -> Result<Card, CoreError> {
+        let card = self.0.cards.change_status(&change).await?;
+        let (card_id, actor, status) = (change.id, change.actor, card.status.as_str());
+        tracing::info!(card_id, actor, status, "{what}");
         Ok(card)
     }
 
@@ -141,25 +139,16 @@ impl BackOffice {
             _ => return Err(CoreError::Forbidden),
         };
         let actor = key.actor();
-        let card = self
-            .0
-            .cards
-            .change_status(&CardChange {
-                id,
-                change,
-                actor: &actor,
-                reason: Some(&reason),
-                allowed_from,
-                now: self.now(),
-            })
-            .await?;
-        tracing::info!(
-            card_id = id,
-            actor,
-            status = card.status.as_str(),
-            "card status changed from the console"
-        );
-        Ok(card)
+        let change = CardChange {
+            id,
+            change,
+            actor: &actor,
+            reason: Some(&reason),
+            allowed_from,
+            now: self.now(),
+        };
+        self.apply(change, "card status changed from the console")
+            .await
     }
 
     /// A card's audit trail, oldest first.

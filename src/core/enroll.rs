@@ -11,7 +11,7 @@ use otpgw_rules::texts::ReplyKind;
 
 use super::epin::Epins;
 use super::handout::{ActivationNotice, ActivationSms, HandOut};
-use super::ports::{Activation, CardStore, CodeAttempt, NewActivation, NewCard};
+use super::ports::{Act, Activation, CardStore, CodeAttempt, NewActivation, NewCard};
 use super::{Clock, CoreError, Missing};
 use crate::config::PolicySettings;
 
@@ -39,6 +39,12 @@ pub(super) struct Inner {
 impl Enroll {
     fn now(&self) -> i64 {
         self.0.clock.now_ms()
+    }
+
+    /// The card an activation is about.
+    async fn pending(&self, id: i64) -> Result<Card, CoreError> {
+        let card = self.0.cards.card(id).await?;
+        card.ok_or(CoreError::not_found(Missing::Card))
     }
 
     fn activation_ttl_ms(&self) -> i64 {
@@ -104,11 +110,7 @@ impl Enroll {
     /// expired, or was voided by wrong attempts), sent as at enrollment.
     pub async fn resend_activation(&self, id: i64, actor: &str) -> Result<Enrolled, CoreError> {
         let inner = &self.0;
-        let card = inner
-            .cards
-            .card(id)
-            .await?
-            .ok_or(CoreError::not_found(Missing::Card))?;
+        let card = self.pending(id).await?;
         let code = Code::generate();
         let now = self.now();
         let expires_at = now.saturating_add(self.activation_ttl_ms());
@@ -120,8 +122,7 @@ impl Enroll {
                     code_hash: &inner.keys.activation_hash(&card.pan_hash, &code),
                     expires_at,
                 },
-                actor,
-                now,
+                Act { by: actor, at: now },
             )
             .await?;
         let activation = Some(
@@ -141,11 +142,7 @@ impl Enroll {
         actor: &str,
     ) -> Result<Activation, CoreError> {
         let inner = &self.0;
-        let card = inner
-            .cards
-            .card(id)
-            .await?
-            .ok_or(CoreError::not_found(Missing::Card))?;
+        let card = self.pending(id).await?;
         let candidate = Code::parse(code).map(|c| inner.keys.activation_hash(&card.pan_hash, &c));
         let outcome = inner
             .cards

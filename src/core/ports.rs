@@ -41,12 +41,12 @@ pub trait CardStore: Send + Sync {
     /// `NotAllowed`). A running timed lock is not lifted (`LockNotLiftable`).
     async fn change_status(&self, change: &CardChange<'_>) -> Result<Card>;
     async fn set_epin(&self, id: i64, hash: Option<String>, actor: &str, now: i64) -> Result<Card>;
+    /// A new activation code for a pending card, audited.
     async fn renew_activation(
         &self,
         id: i64,
-        activation: NewActivation<'_>,
-        actor: &str,
-        now: i64,
+        code: NewActivation<'_>,
+        act: Act<'_>,
     ) -> Result<Card>;
     /// Checks a pending card's activation code (its HMAC), counting wrong ones.
     async fn activate(&self, attempt: CodeAttempt<'_>) -> Result<Activation>;
@@ -106,14 +106,8 @@ pub trait TokenStore: Send + Sync {
     /// Checks a pending token's two-part activation code (its HMAC), counting wrong ones.
     async fn activate_token(&self, attempt: CodeAttempt<'_>) -> Result<TokenActivation>;
     async fn change_token(&self, change: &TokenStateChange<'_>) -> Result<Token>;
-    async fn resync_token(
-        &self,
-        id: i64,
-        step: i64,
-        drift: i64,
-        actor: &str,
-        now: i64,
-    ) -> Result<Token>;
+    /// The token's step and drift after a resynchronisation, audited.
+    async fn resync_token(&self, id: i64, step: i64, drift: i64, act: Act<'_>) -> Result<Token>;
 }
 
 /// API keys and console sessions.
@@ -232,6 +226,13 @@ pub struct NewCard<'a> {
     /// `[policy] require_activation`: the card starts `pending` with this
     /// activation (its code's HMAC and deadline).
     pub activation: Option<NewActivation<'a>>,
+}
+
+/// Who acts, and when (epoch ms), for the audit trail.
+#[derive(Clone, Copy)]
+pub struct Act<'a> {
+    pub by: &'a str,
+    pub at: i64,
 }
 
 /// An activation code waiting for the customer: its HMAC and deadline.

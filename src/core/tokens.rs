@@ -21,7 +21,7 @@ use otpgw_rules::tokens::{ocra, totp, Hash, TokenKind, TokenSource, TokenState};
 
 use super::handout::{ActivationNotice, ActivationSms, HandOut};
 use super::ports::{
-    CardStore, CodeAttempt, NewActivation, NewToken, TokenActivation, TokenChange,
+    Act, CardStore, CodeAttempt, NewActivation, NewToken, TokenActivation, TokenChange,
     TokenStateChange, TokenStore,
 };
 use super::{Clock, CoreError, DomainError, Missing, TokenError};
@@ -523,8 +523,7 @@ impl Tokens {
                 id,
                 i64::try_from(step).unwrap_or(i64::MAX),
                 drift,
-                actor,
-                now,
+                Act { by: actor, at: now },
             )
             .await?;
         tracing::info!(token_id = id, actor, drift, "token resynchronised");

@@ -74,6 +74,36 @@ pub(crate) struct Queued {
     pub prefer: Option<usize>,
 }
 
+/// One session's message tasks, and the channel their answers come back on.
+pub(crate) struct Handling {
+    pub tasks: TaskTracker,
+    answers: mpsc::UnboundedSender<Answer>,
+    pub answered: mpsc::UnboundedReceiver<Answer>,
+}
+
+impl Handling {
+    pub(crate) fn new() -> Self {
+        let (answers, answered) = mpsc::unbounded_channel();
+        Self {
+            tasks: TaskTracker::new(),
+            answers,
+            answered,
+        }
+    }
+
+    /// At shutdown: lets the messages being handled finish (at most 5 s), so that
+    /// their answers can still be written.
+    pub(crate) async fn settle(&self) {
+        self.tasks.close();
+        if timeout(Duration::from_secs(5), self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("messages still being handled at shutdown");
+        }
+    }
+}
+
 impl From<Command> for Answer {
     fn from(response: Command) -> Self {
         Self {
@@ -134,9 +164,9 @@ impl Pipeline {
         id: CommandId,
         seq: u32,
         message: pdu::Message,
-        tasks: &TaskTracker,
-        answers: &mpsc::UnboundedSender<Answer>,
+        handling: &Handling,
     ) -> Option<Command> {
+        let (tasks, answers) = (&handling.tasks, &handling.answers);
         let inner = &self.inner;
         if let Err(refused) = inner.core.admission.peer(origin.limiter_key()) {
             tracing::debug!(rule = refused.rule, "throttled");

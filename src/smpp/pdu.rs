@@ -82,25 +82,23 @@ pub enum PduError {
 
 /// Reads a submit_sm or deliver_sm; `None` for other PDUs.
 pub fn message(pdu: &Pdu) -> Option<Message> {
+    // submit_sm and deliver_sm share these fields, in two types.
+    macro_rules! fields {
+        ($sm:expr) => {
+            (
+                $sm.service_type.value().as_str(),
+                $sm.source_addr.as_str(),
+                $sm.destination_addr.as_str(),
+                u8::from($sm.esm_class),
+                u8::from($sm.data_coding),
+                $sm.short_message().as_ref(),
+                $sm.tlvs(),
+            )
+        };
+    }
     let (service_type, source, destination, esm, dc, short, tlvs) = match pdu {
-        Pdu::SubmitSm(sm) => (
-            sm.service_type.value().as_str(),
-            sm.source_addr.as_str(),
-            sm.destination_addr.as_str(),
-            u8::from(sm.esm_class),
-            u8::from(sm.data_coding),
-            sm.short_message().as_ref(),
-            sm.tlvs(),
-        ),
-        Pdu::DeliverSm(sm) => (
-            sm.service_type.value().as_str(),
-            sm.source_addr.as_str(),
-            sm.destination_addr.as_str(),
-            u8::from(sm.esm_class),
-            u8::from(sm.data_coding),
-            sm.short_message().as_ref(),
-            sm.tlvs(),
-        ),
+        Pdu::SubmitSm(sm) => fields!(sm),
+        Pdu::DeliverSm(sm) => fields!(sm),
         _ => return None,
     };
     let (mut payload, mut ussd_op, mut session_info) = (None, None, None);

@@ -14,16 +14,9 @@ use otpgw_rules::vocab::Role;
 #[async_trait]
 impl AccessStore for Store {
     async fn create_api_key(&self, key: &NewApiKey<'_>) -> Result<i64, DomainError> {
-        let NewApiKey {
-            role,
-            key_hash,
-            label,
-            actor,
-            now,
-        } = *key;
+        let (role, now, actor) = (key.role, key.now, key.actor.to_owned());
+        let (key_hash, label) = (key.key_hash.to_owned(), key.label.map(str::to_owned));
         port(async move {
-            let (key_hash, label) = (key_hash.to_owned(), label.map(str::to_owned));
-            let actor = actor.to_owned();
             self.write(move |conn: &mut AnyConnection| {
                 Box::pin(async move {
                     let id: i64 = sqlx::query_scalar(
@@ -143,16 +136,14 @@ impl AccessStore for Store {
         &self,
         session: NewConsoleSession<'_>,
     ) -> Result<(), DomainError> {
-        let NewConsoleSession {
-            id_hash,
-            key,
-            csrf,
-            now,
-            expires_at,
-            idle_ms,
-        } = session;
+        let (id_hash, csrf) = (session.id_hash.to_owned(), session.csrf.to_owned());
+        let (key, now, expires_at, idle_ms) = (
+            session.key,
+            session.now,
+            session.expires_at,
+            session.idle_ms,
+        );
         port(async move {
-            let (id_hash, csrf) = (id_hash.to_owned(), csrf.to_owned());
             self.write(move |conn: &mut AnyConnection| {
                 Box::pin(async move {
                     sqlx::query(

@@ -14,15 +14,9 @@ use otpgw_rules::records::Event;
 impl AuditStore for Store {
     /// Appends an audit event that belongs to no single verification or card change.
     async fn audit(&self, event: NewEvent<'_>) -> Result<(), DomainError> {
-        let NewEvent {
-            card_id,
-            kind,
-            actor,
-            detail,
-            at,
-        } = event;
+        let (kind, actor) = (event.kind.to_owned(), event.actor.to_owned());
+        let (card_id, detail, at) = (event.card_id, event.detail, event.at);
         port(async move {
-            let (kind, actor) = (kind.to_owned(), actor.to_owned());
             self.write(move |conn: &mut AnyConnection| {
                 Box::pin(
                     async move { insert_event(conn, card_id, &kind, &actor, detail, at).await },

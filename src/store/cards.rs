@@ -8,7 +8,7 @@ use super::error::StoreError;
 use super::port;
 use super::{card_from_row, end_elapsed_lock, insert_event, Store, CARD_COLUMNS};
 use crate::core::ports::{
-    Activation, CardChange, CardStore, CodeAttempt, NewActivation, NewCard, StatusChange,
+    Act, Activation, CardChange, CardStore, CodeAttempt, NewActivation, NewCard, StatusChange,
 };
 use crate::core::DomainError;
 use otpgw_rules::records::Card;
@@ -135,19 +135,11 @@ impl CardStore for Store {
     /// (read in the same transaction, so a concurrent change cannot slip past a
     /// role's limits); otherwise it is `StatusNotAllowed`.
     async fn change_status(&self, change: &CardChange<'_>) -> Result<Card, DomainError> {
-        let CardChange {
-            id,
-            change,
-            actor,
-            reason,
-            allowed_from,
-            now,
-        } = *change;
+        let (id, now, allowed_from) = (change.id, change.now, change.allowed_from.to_vec());
+        let (actor, reason) = (change.actor.to_owned(), change.reason.map(str::to_owned));
+        let change = change.change;
         port(async move {
-            let actor = actor.to_owned();
-            let reason = reason.map(str::to_owned);
-            let allowed_from = allowed_from.to_vec();
-            self.write(move |conn: &mut AnyConnection| {
+                        self.write(move |conn: &mut AnyConnection| {
                 Box::pin(async move {
                     let (sql, kind) = match change {
                         StatusChange::Reactivate => (
@@ -264,9 +256,9 @@ impl CardStore for Store {
         &self,
         id: i64,
         activation: NewActivation<'_>,
-        actor: &str,
-        now: i64,
+        act: Act<'_>,
     ) -> Result<Card, DomainError> {
+        let (actor, now) = (act.by, act.at);
         port(async move {
             let (hash, expires_at, actor) = (
                 activation.code_hash.to_owned(),
@@ -317,15 +309,9 @@ impl CardStore for Store {
     /// right code, in time, activates the card; a wrong one is counted, and at
     /// `max_failures` the activation is voided. Each outcome is audited.
     async fn activate(&self, attempt: CodeAttempt<'_>) -> Result<Activation, DomainError> {
-        let CodeAttempt {
-            id,
-            candidate,
-            max_failures,
-            actor,
-            now,
-        } = attempt;
+        let (id, max_failures, now) = (attempt.id, attempt.max_failures, attempt.now);
+        let (actor, candidate) = (attempt.actor.to_owned(), attempt.candidate);
         port(async move {
-            let actor = actor.to_owned();
             self.write(move |conn: &mut AnyConnection| {
                 Box::pin(async move {
                     let row = sqlx::query(

@@ -601,4 +601,4 @@ fn read_issue_rows(rows: &[sqlx::any::AnyRow]) -> Result<Issued, StoreError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

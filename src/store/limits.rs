@@ -15,10 +15,7 @@ impl LimitStore for Store {
     /// `interval` ms on average, with bursts up to `tolerance / interval + 1`. `Ok(())`
     /// when it fits (and is counted), `Err(ms)` with the time to wait when not.
     async fn gcra(&self, key: &str, now: i64, rate: Gcra) -> Result<Option<i64>, DomainError> {
-        let Gcra {
-            interval,
-            tolerance,
-        } = rate;
+        let (interval, tolerance) = (rate.interval, rate.tolerance);
         port(async move {
             let admitted: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO limit_state (key, tat) VALUES ($1, $2 + $3) \

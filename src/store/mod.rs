@@ -41,7 +41,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::future::BoxFuture;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Row};
 
@@ -116,13 +115,7 @@ impl Store {
 
     /// Runs one write job in a transaction: on SQLite in the writer's next batch, on
     /// PostgreSQL in its own. An error rolls the job's statements back.
-    async fn write<T, F>(&self, job: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, StoreError>>
-            + Send
-            + 'static,
-    {
+    async fn write<T: Send + 'static>(&self, job: impl writer::Job<T>) -> Result<T, StoreError> {
         if let Some((writer, _)) = &self.writer {
             return writer.write(job).await;
         }

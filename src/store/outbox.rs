@@ -53,13 +53,8 @@ impl OutboxStore for Store {
     /// claimed, or a lease that ran out), oldest first. PostgreSQL only: rows another
     /// node is claiming at this instant are skipped, not waited for.
     async fn claim_replies(&self, claim: &Claim<'_>) -> Result<Vec<ClaimedRow>, DomainError> {
-        let Claim {
-            node,
-            target,
-            now,
-            lease_until,
-            limit,
-        } = *claim;
+        let Claim { node, target, .. } = *claim;
+        let (now, lease_until, limit) = (claim.now, claim.lease_until, claim.limit);
         port(async move {
             let rows = sqlx::query(
                 "UPDATE reply_outbox SET owner = $1, lease_until = $2 WHERE code_id IN ( \

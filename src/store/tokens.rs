@@ -11,7 +11,7 @@ use super::error::StoreError;
 use super::port;
 use super::{insert_event, Store};
 use crate::core::ports::{
-    CodeAttempt, NewToken, TokenActivation, TokenChange, TokenStateChange, TokenStore,
+    Act, CodeAttempt, NewToken, TokenActivation, TokenChange, TokenStateChange, TokenStore,
 };
 use crate::core::DomainError;
 use otpgw_rules::records::{Token, TokenRecord};
@@ -207,15 +207,9 @@ impl TokenStore for Store {
         &self,
         attempt: CodeAttempt<'_>,
     ) -> Result<TokenActivation, DomainError> {
-        let CodeAttempt {
-            id,
-            candidate,
-            max_failures,
-            actor,
-            now,
-        } = attempt;
+        let (id, max_failures, now) = (attempt.id, attempt.max_failures, attempt.now);
+        let (actor, candidate) = (attempt.actor.to_owned(), attempt.candidate);
         port(async move {
-            let actor = actor.to_owned();
             self.write(move |conn: &mut AnyConnection| {
                 Box::pin(async move {
                     let t = token_locked(conn, id).await?;
@@ -276,16 +270,10 @@ impl TokenStore for Store {
 
     /// Suspends, re-activates or revokes a token. Revoking wipes the sealed secret.
     async fn change_token(&self, change: &TokenStateChange<'_>) -> Result<Token, DomainError> {
-        let TokenStateChange {
-            id,
-            change,
-            actor,
-            reason,
-            now,
-        } = *change;
+        let (id, now, change_to) = (change.id, change.now, change.change);
+        let (actor, reason) = (change.actor.to_owned(), change.reason.map(str::to_owned));
+        let change = change_to;
         port(async move {
-            let actor = actor.to_owned();
-            let reason = reason.map(str::to_owned);
             self.write(move |conn: &mut AnyConnection| {
                 Box::pin(async move {
                     let t = token_locked(conn, id).await?;
@@ -346,9 +334,9 @@ impl TokenStore for Store {
         id: i64,
         step: i64,
         drift: i64,
-        actor: &str,
-        now: i64,
+        act: Act<'_>,
     ) -> Result<Token, DomainError> {
+        let (actor, now) = (act.by, act.at);
         port(async move {
             let actor = actor.to_owned();
             self.write(move |conn: &mut AnyConnection| {

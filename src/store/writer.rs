@@ -41,6 +41,19 @@ trait Work: Send {
     fn guarded(&self) -> bool;
 }
 
+/// A write job: its statements on the writer's connection, and its answer.
+pub(super) trait Job<T>:
+    for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static
+{
+}
+
+impl<T, F> Job<T> for F where
+    F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, StoreError>>
+        + Send
+        + 'static
+{
+}
+
 /// A guarded request's SQL: its statements inside the savepoint `guarded`, run as
 /// one call. If one fails, the writer rolls back to the savepoint. Such a job must
 /// return `Err` only when that call failed: what it found before the call (which
@@ -57,13 +70,7 @@ struct Pending<T, F> {
     answer: oneshot::Sender<Result<T, StoreError>>,
 }
 
-impl<T, F> Work for Pending<T, F>
-where
-    T: Send + 'static,
-    F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, StoreError>>
-        + Send
-        + 'static,
-{
+impl<T: Send + 'static, F: Job<T>> Work for Pending<T, F> {
     fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, bool> {
         Box::pin(async move {
             let Some(job) = self.job.take() else {
@@ -115,35 +122,24 @@ impl Writer {
     }
 
     /// Runs `job` in the next batch; its answer comes after the batch committed.
-    pub async fn write<T, F>(&self, job: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, StoreError>>
-            + Send
-            + 'static,
-    {
+    pub async fn write<T: Send + 'static>(&self, job: impl Job<T>) -> Result<T, StoreError> {
         self.submit(job, false).await
     }
 
     /// As `write`, for a job whose SQL is wrapped by `guarded` (it keeps its own
     /// savepoint): one hop fewer per request.
-    pub async fn write_guarded<T, F>(&self, job: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, StoreError>>
-            + Send
-            + 'static,
-    {
+    pub async fn write_guarded<T: Send + 'static>(
+        &self,
+        job: impl Job<T>,
+    ) -> Result<T, StoreError> {
         self.submit(job, true).await
     }
 
-    async fn submit<T, F>(&self, job: F, guarded: bool) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, StoreError>>
-            + Send
-            + 'static,
-    {
+    async fn submit<T: Send + 'static>(
+        &self,
+        job: impl Job<T>,
+        guarded: bool,
+    ) -> Result<T, StoreError> {
         let (answer, answered) = oneshot::channel();
         let work: Box<dyn Work> = Box::new(Pending {
             job: Some(job),
@@ -272,6 +268,17 @@ mod tests {
     use super::*;
     use sqlx::any::AnyPoolOptions;
 
+    /// A database in `dir` with one table `t (v INTEGER)`, and a pool on it.
+    async fn table(dir: &std::path::Path) -> (std::path::PathBuf, AnyPool) {
+        let path = dir.join("w.db");
+        let pool = pool(&path).await;
+        sqlx::query("CREATE TABLE t (v INTEGER)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        (path, pool)
+    }
+
     async fn pool(path: &std::path::Path) -> AnyPool {
         sqlx::any::install_default_drivers();
         AnyPoolOptions::new()
@@ -286,12 +293,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_request_is_rolled_back_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w.db");
-        let pool = pool(&path).await;
-        sqlx::query("CREATE TABLE t (v INTEGER)")
-            .execute(&pool)
-            .await
-            .unwrap();
+        let (path, pool) = table(dir.path()).await;
         let writer = Writer::spawn(pool);
         let insert = |v: i64, fail: bool| {
             let writer = writer.clone();
@@ -330,12 +332,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_commit_answers_unavailable_to_each_request() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w.db");
-        let pool = pool(&path).await;
-        sqlx::query("CREATE TABLE t (v INTEGER)")
-            .execute(&pool)
-            .await
-            .unwrap();
+        let (path, pool) = table(dir.path()).await;
         // Another connection holds the write lock; without a busy timeout the
         // writer's BEGIN IMMEDIATE fails at once.
         let holder = super::tests::pool(&path).await;

@@ -23,13 +23,6 @@ fn check_table(grammar: &SmsGrammar, table: &[(&str, SmsRequest)]) {
 
 #[test]
 fn last4_table() {
-    fn check(input: &str, expected: SmsRequest) {
-        assert_eq!(
-            parse_sms(input, &SmsGrammar::default()),
-            expected,
-            "parse_sms({input:?})"
-        );
-    }
     let table = [
         ("1234", last4("1234")),
         ("0000", last4("0000")),
@@ -81,9 +74,7 @@ fn last4_table() {
         ("?1234", last4("1234")),
         ("12\u{2013}34", last4("1234")), // en dash
     ];
-    for (input, expected) in table {
-        check(input, expected);
-    }
+    check_table(&SmsGrammar::default(), &table);
 }
 
 #[test]
@@ -130,13 +121,6 @@ fn cap_table() {
 
 #[test]
 fn last6_table() {
-    fn check(input: &str, expected: SmsRequest) {
-        assert_eq!(
-            parse_sms(input, &SmsGrammar::default()),
-            expected,
-            "parse_sms({input:?})"
-        );
-    }
     let table = [
         ("123456", last6("123456")),
         ("۱۲۳۴۵۶", last6("123456")),
@@ -147,20 +131,11 @@ fn last6_table() {
         ("123 456", last6("123456")),
         ("12-34-56", last6("123456")),
     ];
-    for (input, expected) in table {
-        check(input, expected);
-    }
+    check_table(&SmsGrammar::default(), &table);
 }
 
 #[test]
 fn full_pan_table() {
-    fn check(input: &str, expected: SmsRequest) {
-        assert_eq!(
-            parse_sms(input, &SmsGrammar::default()),
-            expected,
-            "parse_sms({input:?})"
-        );
-    }
     let table = [
         ("6037991234567890", FullPan),
         ("6037 9912 3456 7890", FullPan),
@@ -187,20 +162,11 @@ fn full_pan_table() {
         ("OTP 1234, card 6037991234567890", FullPan),
         ("12 34 56 78 90 12 34", FullPan), // 14 in pairs
     ];
-    for (input, expected) in table {
-        check(input, expected);
-    }
+    check_table(&SmsGrammar::default(), &table);
 }
 
 #[test]
 fn help_table() {
-    fn check(input: &str, expected: SmsRequest) {
-        assert_eq!(
-            parse_sms(input, &SmsGrammar::default()),
-            expected,
-            "parse_sms({input:?})"
-        );
-    }
     let table = [
         ("HELP", Help),
         ("help", Help),
@@ -225,20 +191,11 @@ fn help_table() {
         ("کد", Help),
         ("كد", Help),
     ];
-    for (input, expected) in table {
-        check(input, expected);
-    }
+    check_table(&SmsGrammar::default(), &table);
 }
 
 #[test]
 fn empty_table() {
-    fn check(input: &str, expected: SmsRequest) {
-        assert_eq!(
-            parse_sms(input, &SmsGrammar::default()),
-            expected,
-            "parse_sms({input:?})"
-        );
-    }
     let table = [
         ("", Empty),
         ("   ", Empty),
@@ -254,20 +211,11 @@ fn empty_table() {
         ("\0", Empty),
         (" . , ; : ", Empty),
     ];
-    for (input, expected) in table {
-        check(input, expected);
-    }
+    check_table(&SmsGrammar::default(), &table);
 }
 
 #[test]
 fn unrecognised_table() {
-    fn check(input: &str, expected: SmsRequest) {
-        assert_eq!(
-            parse_sms(input, &SmsGrammar::default()),
-            expected,
-            "parse_sms({input:?})"
-        );
-    }
     let table = [
         ("1", Unrecognised),
         ("123", Unrecognised),
@@ -298,9 +246,7 @@ fn unrecognised_table() {
         ("OTP 1234 OTP 5678", Unrecognised),
         ("1402/05/12 12:30", Unrecognised),
     ];
-    for (input, expected) in table {
-        check(input, expected);
-    }
+    check_table(&SmsGrammar::default(), &table);
 }
 
 #[test]

@@ -235,6 +235,7 @@ mod tests {
     use super::*;
     use crate::records::Token;
     use crate::tokens::{TokenSource, TokenState};
+    use crate::verify::tests::{card, plain};
 
     const SEED: &[u8] = b"12345678901234567890";
     const NOW: i64 = 1_111_111_109_000; // step 0x23523EC at 30 s
@@ -282,20 +283,8 @@ mod tests {
 
     fn presented(txn: Option<&str>) -> Presented {
         Presented {
-            candidate: None,
-            epin_matched: None,
             txn_hash: txn.map(str::to_owned),
-            cap_amount: None,
-            require_transaction: false,
-        }
-    }
-
-    fn card(status: CardStatus) -> LockedCard {
-        LockedCard {
-            id: 1,
-            status,
-            failures: 0,
-            epin_hash: None,
+            ..plain(None)
         }
     }
 

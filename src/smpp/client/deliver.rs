@@ -26,15 +26,8 @@ impl Session {
                 .await;
         }
         self.conn.received.fetch_add(1, Ordering::Relaxed);
-        let now = self.shared.pipeline.take(
-            &self.origin,
-            CommandId::DeliverSm,
-            seq,
-            message,
-            &self.tasks,
-            &self.answers.0,
-        );
-        match now {
+        let (origin, handling) = (&self.origin, &self.handling);
+        match (self.shared.pipeline).take(origin, CommandId::DeliverSm, seq, message, handling) {
             Some(response) => self.write(response).await,
             None => Ok(()),
         }
@@ -57,7 +50,8 @@ impl Session {
         };
         let recorder = self.shared.core().delivery.clone();
         let conn = self.conn.clone();
-        self.tasks
+        self.handling
+            .tasks
             .spawn(tracing::Instrument::in_current_span(async move {
                 match recorder
                     .receipt(conn.name(), &info.message_id, delivery)

@@ -19,16 +19,14 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use rusmpp::pdus::SubmitSm;
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
-use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::connection::Connection;
 use super::Shared;
 use crate::replies::{Outgoing, Taker, Target};
 
-use crate::smpp::inbound::{Answer, Origin};
+use crate::smpp::inbound::{Answer, Handling, Origin};
 use crate::smpp::link::{self, answer_invalid, count_in, ok, refuse, Conn, Frame, Keepalive, Tick};
 use crate::smpp::pdu::{self, BindKind, SourceAddress, SubmitOptions};
 
@@ -74,11 +72,8 @@ pub(super) struct Session {
     in_flight: HashMap<u32, InFlight>,
     /// No submit_sm before this (throttled by the SMSC, or our own pacing).
     paused_until: Option<Instant>,
-    pub(super) answers: (
-        mpsc::UnboundedSender<Answer>,
-        mpsc::UnboundedReceiver<Answer>,
-    ),
-    pub(super) tasks: TaskTracker,
+    /// Message tasks, whose answers the session loop writes.
+    pub(super) handling: Handling,
     /// Writes to the SMSC wait at most this: an SMSC that stops reading must not
     /// freeze the session.
     deadline: Duration,
@@ -122,8 +117,7 @@ impl Session {
             ready: VecDeque::new(),
             in_flight: HashMap::new(),
             paused_until: None,
-            answers: mpsc::unbounded_channel(),
-            tasks: TaskTracker::new(),
+            handling: Handling::new(),
             deadline,
         }
     }
@@ -149,7 +143,7 @@ impl Session {
                     self.finish().await;
                     return "shut down".into();
                 }
-                Some(answer) = self.answers.1.recv() => {
+                Some(answer) = self.handling.answered.recv() => {
                     if let Err(reason) = self.answer(answer).await {
                         return reason;
                     }
@@ -393,7 +387,8 @@ impl Session {
                 if let (Some(code_id), Some(message_id)) = (code_id, message_id) {
                     let conn = self.conn.clone();
                     // Off the loop: a slow database must not stall the link.
-                    self.tasks
+                    self.handling
+                        .tasks
                         .spawn(tracing::Instrument::in_current_span(async move {
                             if let Err(e) = delivery.submitted(code_id, &name, &message_id).await {
                                 tracing::warn!(error = %e, "could not record delivery state");
@@ -425,7 +420,7 @@ impl Session {
                 // the customer as a fragment.
                 self.ready.retain(|p| p.order != f.part.order);
                 if let Some(code_id) = f.part.message.msg.code_id {
-                    self.tasks.spawn(async move {
+                    self.handling.tasks.spawn(async move {
                         let _ = delivery.undelivered(code_id).await;
                     });
                 }
@@ -496,20 +491,14 @@ impl Session {
                 taker.give_back(&target, msgs);
             }
         }
-        self.tasks.close();
-        self.tasks.wait().await;
+        self.handling.tasks.close();
+        self.handling.tasks.wait().await;
     }
 
     /// On shutdown: answer the customers' messages being handled, then unbind.
     async fn finish(&mut self) {
-        self.tasks.close();
-        if timeout(Duration::from_secs(5), self.tasks.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("messages still being handled at shutdown");
-        }
-        while let Ok(answer) = self.answers.1.try_recv() {
+        self.handling.settle().await;
+        while let Ok(answer) = self.handling.answered.try_recv() {
             if self.answer(answer).await.is_err() {
                 return;
             }

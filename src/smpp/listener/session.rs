@@ -15,16 +15,14 @@ use std::time::Duration;
 use futures::StreamExt;
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::bind::{bind_phase, Bound};
 use super::Context;
 use crate::replies::{Outgoing, Taker, Target};
 
-use crate::smpp::inbound::{Answer, Origin};
+use crate::smpp::inbound::{Answer, Handling, Origin};
 use crate::smpp::link::{self, answer_invalid, count_in, ok, refuse, Conn, Frame, Keepalive, Tick};
 use crate::smpp::pdu::{self, BindKind};
 
@@ -81,12 +79,8 @@ struct Session {
     taker: Option<Taker>,
     keepalive: Keepalive,
     in_flight: HashMap<u32, InFlight>,
-    /// Answers computed by message tasks, written by the session loop.
-    answers: (
-        mpsc::UnboundedSender<Answer>,
-        mpsc::UnboundedReceiver<Answer>,
-    ),
-    tasks: TaskTracker,
+    /// Message tasks, whose answers the session loop writes.
+    handling: Handling,
     deadline: Duration,
 }
 
@@ -118,8 +112,7 @@ impl Session {
             bound,
             taker,
             in_flight: HashMap::new(),
-            answers: mpsc::unbounded_channel(),
-            tasks: TaskTracker::new(),
+            handling: Handling::new(),
         }
     }
 
@@ -154,7 +147,7 @@ impl Session {
                     self.unbind().await;
                     Flow::Close
                 }
-                Some(answer) = self.answers.1.recv() => self.answer(answer).await,
+                Some(answer) = self.handling.answered.recv() => self.answer(answer).await,
                 _ = ready(self.taker.as_ref()), if room => Flow::Continue,
                 _ = tick.tick() => self.on_tick().await,
                 frame = self.conn.next() => match frame {
@@ -193,8 +186,8 @@ impl Session {
         if let Some(taker) = self.taker.take() {
             taker.give_back(&Target::Peer(self.bound.system_id.clone()), back);
         }
-        self.tasks.close();
-        self.tasks.wait().await;
+        self.handling.tasks.close();
+        self.handling.tasks.wait().await;
     }
 
     async fn on_command(&mut self, cmd: Command) -> Flow {
@@ -215,15 +208,8 @@ impl Session {
                         self.write(pdu::message_resp(id, seq, &message_id)).await
                     }
                     Some(message) => {
-                        let now = self.ctx.pipeline.take(
-                            &self.origin,
-                            id,
-                            seq,
-                            message,
-                            &self.tasks,
-                            &self.answers.0,
-                        );
-                        match now {
+                        let (origin, handling) = (&self.origin, &self.handling);
+                        match self.ctx.pipeline.take(origin, id, seq, message, handling) {
                             Some(response) => self.write(response).await,
                             None => Flow::Continue,
                         }
@@ -338,7 +324,8 @@ impl Session {
         if let Some(code_id) = f.msg.code_id {
             // Off the session loop: a slow write must not stall the link.
             let delivery = self.ctx.core().delivery.clone();
-            self.tasks
+            self.handling
+                .tasks
                 .spawn(tracing::Instrument::in_current_span(async move {
                     if let Err(e) = delivery.answered(code_id, accepted).await {
                         tracing::warn!(error = %e, "could not record delivery state");
@@ -373,14 +360,8 @@ impl Session {
     /// committed code goes unanswered because we were shutting down; then sends
     /// what waits for this system_id, as far as the window allows.
     async fn drain(&mut self) {
-        self.tasks.close();
-        if timeout(Duration::from_secs(5), self.tasks.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("messages still being handled at shutdown");
-        }
-        while let Ok(answer) = self.answers.1.try_recv() {
+        self.handling.settle().await;
+        while let Ok(answer) = self.handling.answered.try_recv() {
             if let Flow::Close = self.answer(answer).await {
                 return;
             }

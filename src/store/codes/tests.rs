@@ -16,7 +16,8 @@ async fn store(dir: &std::path::Path) -> Store {
     store
 }
 
-fn code(card_id: i64, at: i64, txn: Option<&str>) -> NewCode<'_> {
+/// A code to issue for `card_id` at `at` (shared with the verification's tests).
+pub(in crate::store) fn code(card_id: i64, at: i64, txn: Option<&str>) -> NewCode<'_> {
     NewCode {
         card_id,
         code_hash: "h",

@@ -277,7 +277,7 @@ mod tests {
     use crate::config::DatabaseSettings;
     use crate::core::ports::{CardStore, CodeStore, NewCard, NewCode, VerifyAttempt, VerifyStore};
     use crate::store::Store;
-    use otpgw_rules::vocab::{Channel, CodeState};
+    use otpgw_rules::vocab::CodeState;
 
     /// A rule close to the core's, enough to reach every effect.
     fn rule(
@@ -335,17 +335,8 @@ mod tests {
             match *step {
                 Step::Issue(hash, at) => {
                     let code = NewCode {
-                        card_id,
                         code_hash: hash,
-                        channel: Channel::Sms,
-                        peer: "p",
-                        issued_at: at,
-                        expires_at: at + 60_000,
-                        delivery: None,
-                        route: None,
-                        txn_hash: None,
-                        cap: None,
-                        outbox: None,
+                        ..crate::store::codes::tests::code(card_id, at, None)
                     };
                     answers.push(format!("{:?}", store.issue_code(code, "smpp").await));
                 }
