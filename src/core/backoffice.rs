@@ -10,7 +10,7 @@ use otpgw_rules::records::{ApiKey, Card, CodeRecord, Event, Token, VerificationE
 use otpgw_rules::vocab::{CardStatus, Role};
 
 use super::ports::{
-    Activity, AuditFilter, AuditStore, CardChange, CardStore, CodeStore, StatusChange, TokenStore,
+    Activity, AuditFilter, AuditStore, CardStore, Change, CodeStore, StatusChange, TokenStore,
     VerifyStore,
 };
 use super::{Clock, CoreError};
@@ -96,20 +96,24 @@ impl BackOffice {
         actor: &str,
         reason: Option<&str>,
     ) -> Result<Card, CoreError> {
-        let change = CardChange {
+        let change = Change {
             id,
-            change,
+            to: change,
             actor,
             reason,
-            allowed_from: &[],
             now: self.now(),
         };
-        self.apply(change, "card status changed").await
+        self.apply(change, &[], "card status changed").await
     }
 
     /// Applies a status change and logs it (`what` says where it came from).
-    async fn apply(&self, change: CardChange<'_>, what: &'static str) -> Result<Card, CoreError> {
-        let card = self.0.cards.change_status(&change).await?;
+    async fn apply(
+        &self,
+        change: Change<'_, StatusChange>,
+        allowed_from: &[CardStatus],
+        what: &'static str,
+    ) -> Result<Card, CoreError> {
+        let card = self.0.cards.change_status(&change, allowed_from).await?;
         let (card_id, actor, status) = (change.id, change.actor, card.status.as_str());
         tracing::info!(card_id, actor, status, "{what}");
         Ok(card)
@@ -139,15 +143,14 @@ impl BackOffice {
             _ => return Err(CoreError::Forbidden),
         };
         let actor = key.actor();
-        let change = CardChange {
+        let change = Change {
             id,
-            change,
+            to: change,
             actor: &actor,
             reason: Some(&reason),
-            allowed_from,
             now: self.now(),
         };
-        self.apply(change, "card status changed from the console")
+        self.apply(change, allowed_from, "card status changed from the console")
             .await
     }
 

@@ -39,7 +39,11 @@ pub trait CardStore: Send + Sync {
     /// Re-activates or suspends a card, audited with `reason`. `allowed_from`,
     /// when not empty, lists the statuses the caller may change (else
     /// `NotAllowed`). A running timed lock is not lifted (`LockNotLiftable`).
-    async fn change_status(&self, change: &CardChange<'_>) -> Result<Card>;
+    async fn change_status(
+        &self,
+        change: &Change<'_, StatusChange>,
+        allowed_from: &[CardStatus],
+    ) -> Result<Card>;
     async fn set_epin(&self, id: i64, hash: Option<String>, actor: &str, now: i64) -> Result<Card>;
     /// A new activation code for a pending card, audited.
     async fn renew_activation(
@@ -105,7 +109,7 @@ pub trait TokenStore: Send + Sync {
     async fn token(&self, id: i64) -> Result<Option<TokenRecord>>;
     /// Checks a pending token's two-part activation code (its HMAC), counting wrong ones.
     async fn activate_token(&self, attempt: CodeAttempt<'_>) -> Result<TokenActivation>;
-    async fn change_token(&self, change: &TokenStateChange<'_>) -> Result<Token>;
+    async fn change_token(&self, change: &Change<'_, TokenChange>) -> Result<Token>;
     /// The token's step and drift after a resynchronisation, audited.
     async fn resync_token(&self, id: i64, step: i64, drift: i64, act: Act<'_>) -> Result<Token>;
 }
@@ -261,15 +265,14 @@ pub enum StatusChange {
     Suspend,
 }
 
-/// A card's status changed by someone, for a reason.
+/// A change by someone, for a reason: a card's status (`StatusChange`) or a
+/// token's state (`TokenChange`).
 #[derive(Clone, Copy)]
-pub struct CardChange<'a> {
+pub struct Change<'a, K> {
     pub id: i64,
-    pub change: StatusChange,
+    pub to: K,
     pub actor: &'a str,
     pub reason: Option<&'a str>,
-    /// When not empty, the statuses the caller may change (else `NotAllowed`).
-    pub allowed_from: &'a [CardStatus],
     pub now: i64,
 }
 
@@ -340,9 +343,9 @@ pub struct MessageRef<'a> {
 pub struct VerifyAttempt<'a> {
     pub api_key_id: i64,
     pub request_id: &'a str,
+    pub now: i64,
     pub fingerprint: &'a str,
     pub pan_hash: &'a str,
-    pub now: i64,
     pub max_failures: i64,
     /// How long a lock this verify causes lasts; `None`: until re-activated.
     pub lock_ms: Option<i64>,
@@ -398,16 +401,6 @@ pub enum TokenChange {
     Suspend,
     Reactivate,
     Revoke,
-}
-
-/// A token's state changed by someone, for a reason.
-#[derive(Clone, Copy)]
-pub struct TokenStateChange<'a> {
-    pub id: i64,
-    pub change: TokenChange,
-    pub actor: &'a str,
-    pub reason: Option<&'a str>,
-    pub now: i64,
 }
 
 /// An API key to store: its role, the hash of the key (the key itself is shown

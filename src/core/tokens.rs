@@ -21,8 +21,8 @@ use otpgw_rules::tokens::{ocra, totp, Hash, TokenKind, TokenSource, TokenState};
 
 use super::handout::{ActivationNotice, ActivationSms, HandOut};
 use super::ports::{
-    Act, CardStore, CodeAttempt, NewActivation, NewToken, TokenActivation, TokenChange,
-    TokenStateChange, TokenStore,
+    Act, CardStore, Change, CodeAttempt, NewActivation, NewToken, TokenActivation, TokenChange,
+    TokenStore,
 };
 use super::{Clock, CoreError, DomainError, Missing, TokenError};
 use crate::config::TokenSettings;
@@ -436,9 +436,9 @@ impl Tokens {
         let token = self
             .0
             .tokens
-            .change_token(&TokenStateChange {
+            .change_token(&Change {
                 id,
-                change,
+                to: change,
                 actor,
                 reason,
                 now: self.now(),

@@ -46,13 +46,14 @@ pub(super) struct Inner {
     pub verifications: Arc<dyn VerifyStore>,
     pub cards: Arc<dyn CardStore>,
     pub audit: Arc<dyn AuditStore>,
+    /// ePIN hashes, a few at a time (shared with enrolment).
+    pub epins: Arc<Epins>,
     pub admission: Admission,
     pub keys: Keys,
     pub policy: PolicySettings,
     pub tokens: TokenSettings,
     /// `[policy] max_failures`, else `[service] max_failures`.
     pub max_failures: i64,
-    pub epins: Arc<Epins>,
     pub clock: Arc<dyn Clock>,
 }
 

@@ -298,6 +298,8 @@ pub(crate) enum Tick {
     Enquire(u32),
     /// No enquire_link_resp in time: the link is dead.
     Dead,
+    /// A request of ours has waited for its response longer than the timeout.
+    Late,
 }
 
 impl Keepalive {
@@ -334,13 +336,15 @@ impl Keepalive {
         ours
     }
 
-    pub(crate) fn tick(&mut self) -> Tick {
+    /// `oldest`: when the oldest of our requests still unanswered was sent.
+    pub(crate) fn tick(&mut self, oldest: Option<Instant>) -> Tick {
         let now = Instant::now();
-        if self
-            .enquire
-            .is_some_and(|(_, at)| now.duration_since(at) > self.response_timeout)
-        {
+        let overdue = |at: Instant| now.duration_since(at) > self.response_timeout;
+        if self.enquire.is_some_and(|(_, at)| overdue(at)) {
             return Tick::Dead;
+        }
+        if oldest.is_some_and(overdue) {
+            return Tick::Late;
         }
         if self.enquire.is_none() && now.duration_since(self.last_heard) >= self.idle {
             let seq = self.seq();

@@ -8,7 +8,7 @@ use super::error::StoreError;
 use super::port;
 use super::{card_from_row, end_elapsed_lock, insert_event, Store, CARD_COLUMNS};
 use crate::core::ports::{
-    Act, Activation, CardChange, CardStore, CodeAttempt, NewActivation, NewCard, StatusChange,
+    Act, Activation, CardStore, Change, CodeAttempt, NewActivation, NewCard, StatusChange,
 };
 use crate::core::DomainError;
 use otpgw_rules::records::Card;
@@ -134,10 +134,14 @@ impl CardStore for Store {
     /// `allowed_from` is not empty, the change happens only from one of those statuses
     /// (read in the same transaction, so a concurrent change cannot slip past a
     /// role's limits); otherwise it is `StatusNotAllowed`.
-    async fn change_status(&self, change: &CardChange<'_>) -> Result<Card, DomainError> {
-        let (id, now, allowed_from) = (change.id, change.now, change.allowed_from.to_vec());
+    async fn change_status(
+        &self,
+        change: &Change<'_, StatusChange>,
+        allowed_from: &[CardStatus],
+    ) -> Result<Card, DomainError> {
+        let (id, now, allowed_from) = (change.id, change.now, allowed_from.to_vec());
         let (actor, reason) = (change.actor.to_owned(), change.reason.map(str::to_owned));
-        let change = change.change;
+        let change = change.to;
         port(async move {
                         self.write(move |conn: &mut AnyConnection| {
                 Box::pin(async move {

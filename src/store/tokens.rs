@@ -11,7 +11,7 @@ use super::error::StoreError;
 use super::port;
 use super::{insert_event, Store};
 use crate::core::ports::{
-    Act, CodeAttempt, NewToken, TokenActivation, TokenChange, TokenStateChange, TokenStore,
+    Act, Change, CodeAttempt, NewToken, TokenActivation, TokenChange, TokenStore,
 };
 use crate::core::DomainError;
 use otpgw_rules::records::{Token, TokenRecord};
@@ -269,8 +269,8 @@ impl TokenStore for Store {
     }
 
     /// Suspends, re-activates or revokes a token. Revoking wipes the sealed secret.
-    async fn change_token(&self, change: &TokenStateChange<'_>) -> Result<Token, DomainError> {
-        let (id, now, change_to) = (change.id, change.now, change.change);
+    async fn change_token(&self, change: &Change<'_, TokenChange>) -> Result<Token, DomainError> {
+        let (id, now, change_to) = (change.id, change.now, change.to);
         let (actor, reason) = (change.actor.to_owned(), change.reason.map(str::to_owned));
         let change = change_to;
         port(async move {

@@ -429,20 +429,13 @@ impl Session {
     }
 
     async fn on_tick(&mut self) -> Result<(), String> {
-        match self.keepalive.tick() {
-            Tick::Dead => return Err("no enquire_link_resp".into()),
-            Tick::Enquire(seq) => self.write(ok(seq, Pdu::EnquireLink)).await?,
-            Tick::Quiet => {}
+        let oldest = self.in_flight.values().map(|f| f.sent_at).min();
+        match self.keepalive.tick(oldest) {
+            Tick::Dead => Err("no enquire_link_resp".into()),
+            Tick::Late => Err("submit_sm without response".into()),
+            Tick::Enquire(seq) => self.write(ok(seq, Pdu::EnquireLink)).await,
+            Tick::Quiet => Ok(()),
         }
-        let now = Instant::now();
-        if self
-            .in_flight
-            .values()
-            .any(|f| now.duration_since(f.sent_at) > self.deadline)
-        {
-            return Err("submit_sm without response".into());
-        }
-        Ok(())
     }
 
     /// After the session: messages not acknowledged by the SMSC go back to their

@@ -335,25 +335,20 @@ impl Session {
     }
 
     async fn on_tick(&mut self) -> Flow {
-        match self.keepalive.tick() {
+        let oldest = self.in_flight.values().map(|f| f.sent_at).min();
+        match self.keepalive.tick(oldest) {
             Tick::Dead => {
                 tracing::warn!("no enquire_link_resp: closing the link");
-                return Flow::Close;
+                Flow::Close
             }
-            Tick::Enquire(seq) => return self.write(ok(seq, Pdu::EnquireLink)).await,
-            Tick::Quiet => {}
+            Tick::Late => {
+                // The peer is not answering deliver_sm: hand them to another session.
+                tracing::warn!("deliver_sm without response: closing the link");
+                Flow::Close
+            }
+            Tick::Enquire(seq) => self.write(ok(seq, Pdu::EnquireLink)).await,
+            Tick::Quiet => Flow::Continue,
         }
-        let now = Instant::now();
-        if self
-            .in_flight
-            .values()
-            .any(|f| now.duration_since(f.sent_at) > self.deadline)
-        {
-            // The peer is not answering deliver_sm: hand them to another session.
-            tracing::warn!("deliver_sm without response: closing the link");
-            return Flow::Close;
-        }
-        Flow::Continue
     }
 
     /// Lets messages being handled finish and writes their answers, so that no
