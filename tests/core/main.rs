@@ -7,3 +7,7 @@
 mod support;
 
 mod access;
+mod code_age;
+mod limits;
+mod locks;
+mod totp;
