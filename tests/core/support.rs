@@ -1,12 +1,15 @@
 //! A core on a fresh SQLite database in a temporary directory, on a `HandClock`,
 //! and the steps the tests share: enrolling a card, a customer's SMS, a verifier's
-//! key, a verify. Codes are read from the reply's text and never printed.
+//! key, a verify, and a fake of client mode's operator connections for what the
+//! core sends unasked. Codes are read from the messages' text and never printed.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use otpgw::config::{DatabaseSettings, Secret, Settings};
-use otpgw::core::{Core, Factors, HandClock, Inbound, Reply, ReplyPath, VerifyOutcome};
+use otpgw::core::{
+    Core, Factors, HandClock, Inbound, Outbound, Push, Reply, ReplyPath, VerifyOutcome,
+};
 use otpgw_rules::codes::{Keys, Pan};
 use otpgw_rules::records::{ApiKey, Card};
 use otpgw_rules::texts::ReplyKind;
@@ -100,6 +103,13 @@ impl Harness {
         (key, plain)
     }
 
+    /// Connects a fake of client mode's operator connections (once per core).
+    pub fn phone(&self) -> Arc<Phone> {
+        let phone = Arc::new(Phone::default());
+        self.core.set_outbound(phone.clone());
+        phone
+    }
+
     /// Verifies `code` for `pan` with no payment and no ePIN.
     pub async fn verify(
         &self,
@@ -116,6 +126,41 @@ impl Harness {
     }
 }
 
+/// Client mode's operator connections, faked: one default route serving every
+/// number, always able to send. What the core hands out is kept for the test.
+#[derive(Default)]
+pub struct Phone {
+    sent: Mutex<Vec<Push>>,
+}
+
+impl Phone {
+    /// The text of the last message handed out (it may hold a code: never print
+    /// it).
+    pub fn last_text(&self) -> String {
+        let sent = self.sent.lock().expect("not poisoned");
+        sent.last().expect("a message was handed out").text.clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.sent.lock().expect("not poisoned").len()
+    }
+}
+
+impl Outbound for Phone {
+    fn route_for(&self, _msisdn: &str) -> Option<String> {
+        Some(String::new())
+    }
+
+    fn holds(&self, _route: &str) -> bool {
+        true
+    }
+
+    fn send(&self, push: Push) -> bool {
+        self.sent.lock().expect("not poisoned").push(push);
+        true
+    }
+}
+
 pub fn card(pan: &str) -> Pan {
     Pan::parse(pan).expect("a valid test card number")
 }
@@ -127,6 +172,12 @@ pub fn ms(n: i64) -> Duration {
 /// The 7-digit code in a reply's text (digits of any script). Panics without
 /// showing the text, which holds the code.
 pub fn code_in(text: &str) -> String {
+    digits_in(text, 7)
+}
+
+/// The one run of exactly `len` digits (any script) in `text`, in ASCII. Panics
+/// without showing the text.
+pub fn digits_in(text: &str, len: usize) -> String {
     let mut runs = Vec::new();
     let mut run = String::new();
     for c in text.chars().chain(std::iter::once(' ')) {
@@ -139,8 +190,8 @@ pub fn code_in(text: &str) -> String {
             }
         }
     }
-    let codes: Vec<String> = runs.into_iter().filter(|r| r.len() == 7).collect();
-    assert_eq!(codes.len(), 1, "exactly one 7-digit run in the reply");
+    let codes: Vec<String> = runs.into_iter().filter(|r| r.len() == len).collect();
+    assert_eq!(codes.len(), 1, "exactly one {len}-digit run in the text");
     codes.into_iter().next().unwrap_or_default()
 }
 
