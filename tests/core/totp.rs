@@ -1,14 +1,18 @@
-//! TOTP steps on the core's clock. A hardware token enrolled with a known secret
-//! (as the CLI's import does) makes codes the test computes with the rules
-//! crate: a code verifies within its step and the `[tokens] window_steps` around
-//! it, once per step (`used` when replayed), and a code of a step outside the
-//! window is refused and counted as a wrong code.
+//! Token time steps on the core's clock. A hardware token enrolled with a known
+//! secret (as the CLI's import does) makes codes the test computes with the rules
+//! crate: a TOTP code verifies within its step and the `[tokens] window_steps`
+//! around it, once per step (`used` when replayed), and a code of a step outside
+//! the window is refused and counted as a wrong code; a resync moves the window
+//! to the token's clock. A time-stepped OCRA response answers its payment in its
+//! minute, once.
 
-use otpgw::core::TokenRequest;
-use otpgw_rules::tokens::{totp, Hash, TokenKind};
+use otpgw::core::{Factors, TokenRequest};
+use otpgw_rules::payment::Transaction;
+use otpgw_rules::records::ApiKey;
+use otpgw_rules::tokens::{ocra, payment_challenge, totp, Hash, TokenKind};
 use otpgw_rules::vocab::{Reason, Verdict};
 
-use crate::support::{core_with, Harness, MSISDN, PAN, START};
+use crate::support::{card, core_with, Harness, MSISDN, PAN, START};
 
 /// RFC 6238's SHA-1 test seed, hex: 20 bytes.
 const SECRET_HEX: &str = "3132333435363738393031323334353637383930";
@@ -32,7 +36,18 @@ fn code(step: u64) -> String {
 
 /// A core with `window_steps`, a card, and a hardware TOTP token on it (active at
 /// once, 6 digits, 30 s steps, SHA-1).
-async fn token_core(window_steps: u32) -> (Harness, otpgw_rules::records::ApiKey) {
+async fn token_core(window_steps: u32) -> (Harness, ApiKey) {
+    let (h, key, _) = hardware(window_steps, TokenKind::Totp, None).await;
+    (h, key)
+}
+
+/// A core with `window_steps`, a card, and a hardware token of `kind` (and OCRA
+/// `suite`) with the test secret; returns the token's id too.
+async fn hardware(
+    window_steps: u32,
+    kind: TokenKind,
+    suite: Option<&str>,
+) -> (Harness, ApiKey, i64) {
     let h = core_with(|s| s.tokens.window_steps = window_steps).await;
     let card = h.enroll(PAN, MSISDN).await;
     let enrolled = h
@@ -41,7 +56,8 @@ async fn token_core(window_steps: u32) -> (Harness, otpgw_rules::records::ApiKey
         .enroll(
             card.id,
             &TokenRequest {
-                kind: Some(TokenKind::Totp),
+                kind: Some(kind),
+                suite,
                 serial: Some("HW-0001"),
                 secret: Some(SECRET_HEX),
                 ..TokenRequest::default()
@@ -55,7 +71,7 @@ async fn token_core(window_steps: u32) -> (Harness, otpgw_rules::records::ApiKey
         "hardware: active at once"
     );
     let key = h.verifier().await;
-    (h, key)
+    (h, key, enrolled.token_id)
 }
 
 /// The code of the step the clock is in verifies at any moment of that step,
@@ -133,4 +149,93 @@ async fn the_window_reaches_as_far_as_window_steps() {
     assert_eq!(v.verdict, INVALID, "beyond the window");
     let v = h.verify(key, PAN, &code(s0 + 3), "now").await;
     assert_eq!(v.verdict, Verdict::Approved, "now's step is within it");
+}
+
+/// A token whose clock runs three minutes fast: its codes are outside the
+/// window until an administrator resyncs it from two consecutive codes; then the
+/// window follows it, the two codes given are spent, and it stays followed as
+/// the clock moves.
+#[tokio::test]
+async fn a_resync_moves_the_window_to_the_tokens_clock() {
+    let (h, key, token) = hardware(1, TokenKind::Totp, None).await;
+    let s0 = step0();
+    let fast = h.verify(key, PAN, &code(s0 + 6), "fast").await;
+    assert_eq!(fast.verdict, INVALID, "six steps ahead");
+    let synced = h
+        .core
+        .tokens
+        .resync(token, &code(s0 + 5), &code(s0 + 6), "admin")
+        .await
+        .expect("two consecutive codes near now");
+    assert_eq!(synced.drift, 6);
+    let spent = h.verify(key, PAN, &code(s0 + 6), "spent").await;
+    assert_eq!(
+        spent.verdict, USED,
+        "the resync's codes do not verify again"
+    );
+    let v = h.verify(key, PAN, &code(s0 + 7), "next").await;
+    assert_eq!(v.verdict, Verdict::Approved);
+    h.advance_ms(60_000); // two steps on: the token is at s0 + 8
+    let v = h.verify(key, PAN, &code(s0 + 8), "later").await;
+    assert_eq!(v.verdict, Verdict::Approved);
+    let v = h.verify(key, PAN, &code(s0 + 2), "server-time").await;
+    assert_eq!(v.verdict, INVALID, "now's own step is far from the token's");
+}
+
+/// `OCRA-1:HOTP-SHA1-6:QN08-T1M`: the response over the payment's challenge in
+/// now's minute verifies once, for that payment only; one from two minutes ago
+/// does not; a minute on, that minute's response does.
+#[tokio::test]
+async fn a_time_stepped_ocra_response_answers_its_payment_in_its_minute() {
+    let suite_text = "OCRA-1:HOTP-SHA1-6:QN08-T1M";
+    let (h, key, _) = hardware(1, TokenKind::Ocra, Some(suite_text)).await;
+    let suite = ocra::Suite::parse(suite_text).expect("a valid suite");
+    let pay = Transaction::new("purchase", 1_500_000, "IRR", "Digikala").expect("a payment");
+    let other = Transaction::new("purchase", 1_500_001, "IRR", "Digikala").expect("a payment");
+    let challenge = payment_challenge(&pay.canonical());
+    let response = |minute: u64| {
+        ocra::response(
+            &suite,
+            SECRET,
+            &ocra::Input {
+                question: &challenge,
+                time_step: Some(minute),
+                ..ocra::Input::default()
+            },
+        )
+        .expect("a response")
+    };
+    let verify = |code: String, txn: &Transaction, id: &'static str| {
+        let core = h.core.clone();
+        let txn = txn.clone();
+        async move {
+            let factors = Factors {
+                transaction: Some(&txn),
+                epin: None,
+            };
+            core.verify
+                .verify(key, &card(PAN), &code, id, factors)
+                .await
+                .expect("a verdict")
+                .verdict
+        }
+    };
+    let m0 = suite.step_at(START).expect("a time-stepped suite");
+    assert_eq!(verify(response(m0 - 2), &pay, "old").await, INVALID);
+    assert_eq!(verify(response(m0), &other, "other").await, INVALID);
+    assert_eq!(verify(response(m0), &pay, "now").await, Verdict::Approved);
+    assert_eq!(verify(response(m0), &pay, "again").await, USED);
+    h.advance_ms(59_999);
+    assert_eq!(verify(response(m0), &pay, "same-minute").await, USED);
+    h.advance_ms(1);
+    assert_eq!(
+        verify(response(m0 + 1), &pay, "next").await,
+        Verdict::Approved
+    );
+    h.advance_ms(120_000);
+    assert_eq!(
+        verify(response(m0 + 1), &pay, "late").await,
+        INVALID,
+        "two minutes on"
+    );
 }
