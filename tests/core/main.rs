@@ -12,4 +12,5 @@ mod code_age;
 mod guessing;
 mod limits;
 mod locks;
+mod retention;
 mod totp;
