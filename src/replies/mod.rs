@@ -480,3 +480,6 @@ impl Outbound for Replies {
 pub fn deadline_in(ms: i64) -> Instant {
     Instant::now() + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
+
+#[cfg(test)]
+mod tests;

@@ -235,3 +235,171 @@ pub(crate) async fn answer(
         meta,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! Dialogues on tokio's clock, paused and moved by hand: idle timeout and cap.
+
+    use super::*;
+
+    const CUSTOMER: &str = "989121110080";
+
+    /// What a step came to, comparable.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Seen {
+        Walk(String, Vec<String>),
+        Expired,
+        OverLimit,
+        Nothing,
+    }
+
+    fn seen(step: Option<Step>) -> Seen {
+        match step {
+            Some(Step::Walk(service, path)) => Seen::Walk(service, path),
+            Some(Step::Expired) => Seen::Expired,
+            Some(Step::OverLimit) => Seen::OverLimit,
+            None => Seen::Nothing,
+        }
+    }
+
+    fn walk(path: &[&str]) -> Seen {
+        Seen::Walk("720".into(), path.iter().map(|p| (*p).to_owned()).collect())
+    }
+
+    fn settings(max_dialogues: usize) -> SmppSettings {
+        SmppSettings {
+            ussd_session_timeout_secs: 180,
+            ussd_max_dialogues: max_dialogues,
+            ..SmppSettings::default()
+        }
+    }
+
+    fn pdu(session: u8, op: u8, text: &str) -> pdu::Message {
+        pdu::Message {
+            source: CUSTOMER.into(),
+            destination: String::new(),
+            text: text.into(),
+            receipt: false,
+            receipt_info: None,
+            service_type: "USSD".into(),
+            ussd_op: Some(op),
+            session_info: Some((session, 0)),
+        }
+    }
+
+    struct Peer {
+        dialogues: Dialogues,
+        settings: SmppSettings,
+    }
+
+    impl Peer {
+        fn new(max_dialogues: usize) -> Self {
+            let settings = settings(max_dialogues);
+            Self {
+                dialogues: Dialogues::new(&settings),
+                settings,
+            }
+        }
+
+        fn dial(&self, session: u8) -> Seen {
+            self.send(session, pdu::USSD_PSSR_INDICATION, "*720#")
+        }
+
+        fn answer(&self, session: u8, input: &str) -> Seen {
+            self.send(session, pdu::USSD_USSR_CONFIRM, input)
+        }
+
+        fn send(&self, session: u8, op: u8, text: &str) -> Seen {
+            seen(step(
+                &self.dialogues,
+                &self.settings,
+                &pdu(session, op, text),
+            ))
+        }
+
+        fn held(&self) -> usize {
+            self.dialogues.map.lock().unwrap().len()
+        }
+    }
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    /// Each input restarts the idle wait: a dialogue used every 179.999 s lives
+    /// on; one left alone for 180 s is forgotten, and its next input gets the
+    /// "session expired" screen.
+    #[tokio::test(start_paused = true)]
+    async fn a_dialogue_lives_while_used_and_expires_when_idle() {
+        let peer = Peer::new(10);
+        assert_eq!(peer.dial(1), walk(&[]));
+        tokio::time::advance(secs(180) - Duration::from_millis(1)).await;
+        assert_eq!(peer.answer(1, "1"), walk(&["1"]));
+        tokio::time::advance(secs(180) - Duration::from_millis(1)).await;
+        assert_eq!(peer.answer(1, "4321"), walk(&["1", "4321"]), "restarted");
+        tokio::time::advance(secs(180)).await;
+        assert_eq!(peer.answer(1, "1"), Seen::Expired, "idle for 180 s");
+        assert_eq!(peer.answer(1, "1"), Seen::Expired, "and forgotten");
+        assert_eq!(peer.held(), 0);
+        // Dialling again opens a new dialogue.
+        assert_eq!(peer.dial(1), walk(&[]));
+        assert_eq!(peer.answer(1, "1"), walk(&["1"]));
+    }
+
+    /// The timeout is `ussd_session_timeout_secs`, and a sweep forgets only the
+    /// dialogues idle that long.
+    #[tokio::test(start_paused = true)]
+    async fn the_sweep_forgets_only_idle_dialogues() {
+        let settings = SmppSettings {
+            ussd_session_timeout_secs: 30,
+            ..settings(10)
+        };
+        let peer = Peer {
+            dialogues: Dialogues::new(&settings),
+            settings,
+        };
+        assert_eq!(peer.dial(1), walk(&[]));
+        tokio::time::advance(secs(20)).await;
+        assert_eq!(peer.dial(2), walk(&[]));
+        tokio::time::advance(secs(10)).await;
+        peer.dialogues.sweep();
+        assert_eq!(peer.held(), 1, "the first is 30 s idle, the second 10 s");
+        assert_eq!(peer.answer(2, "1"), walk(&["1"]));
+        assert_eq!(peer.answer(1, "1"), Seen::Expired);
+    }
+
+    /// At the cap a new dialogue gets its first screen but is not kept (its next
+    /// input finds it expired), while open ones go on; once one of them has been
+    /// idle past the timeout, its room goes to a new dialogue.
+    #[tokio::test(start_paused = true)]
+    async fn past_the_cap_a_new_dialogue_is_not_kept_until_one_goes_idle() {
+        let peer = Peer::new(2);
+        assert_eq!(peer.dial(1), walk(&[]));
+        assert_eq!(peer.dial(2), walk(&[]));
+        assert_eq!(peer.dial(3), walk(&[]), "the first screen is still served");
+        assert_eq!(peer.held(), 2);
+        assert_eq!(peer.answer(3, "1"), Seen::Expired, "no room was kept");
+        tokio::time::advance(secs(100)).await;
+        assert_eq!(peer.answer(1, "1"), walk(&["1"]));
+        tokio::time::advance(secs(79)).await;
+        assert_eq!(peer.dial(3), walk(&[]));
+        assert_eq!(peer.answer(3, "1"), Seen::Expired, "both still in use");
+        tokio::time::advance(secs(1)).await;
+        // Dialogue 2 has been idle 180 s: swept to make room.
+        assert_eq!(peer.dial(3), walk(&[]));
+        assert_eq!(peer.held(), 2);
+        assert_eq!(peer.answer(3, "1"), walk(&["1"]));
+        assert_eq!(peer.answer(2, "1"), Seen::Expired);
+        assert_eq!(peer.answer(1, "2"), walk(&["1", "2"]));
+    }
+
+    /// An abort ends the dialogue at once, whatever the clock says.
+    #[tokio::test(start_paused = true)]
+    async fn an_abort_ends_the_dialogue() {
+        let peer = Peer::new(10);
+        assert_eq!(peer.dial(1), walk(&[]));
+        assert_eq!(peer.send(1, pdu::USSD_USER_ABORT, ""), Seen::Nothing);
+        assert_eq!(peer.answer(1, "1"), Seen::Expired);
+        assert_eq!(peer.held(), 0);
+    }
+}

@@ -1,18 +1,12 @@
 //! Console sessions: an idle limit and an absolute one, on a moved clock.
 
-use std::time::Duration;
-
 use otpgw::core::{SESSION_IDLE_MS, SESSION_MAX_MS};
 use otpgw_rules::vocab::Role;
 
-use crate::support::{core, Harness, START};
+use crate::support::{core, ms, Harness, START};
 
 async fn alive(h: &Harness, id: &str) -> bool {
     h.core.access.session(id).await.unwrap().is_some()
-}
-
-fn ms(n: i64) -> Duration {
-    Duration::from_millis(u64::try_from(n).unwrap())
 }
 
 /// A session lives while it is used at least every `SESSION_IDLE_MS`, and ends

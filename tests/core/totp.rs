@@ -1,0 +1,241 @@
+//! Token time steps on the core's clock. A hardware token enrolled with a known
+//! secret (as the CLI's import does) makes codes the test computes with the rules
+//! crate: a TOTP code verifies within its step and the `[tokens] window_steps`
+//! around it, once per step (`used` when replayed), and a code of a step outside
+//! the window is refused and counted as a wrong code; a resync moves the window
+//! to the token's clock. A time-stepped OCRA response answers its payment in its
+//! minute, once.
+
+use otpgw::core::{Factors, TokenRequest};
+use otpgw_rules::payment::Transaction;
+use otpgw_rules::records::ApiKey;
+use otpgw_rules::tokens::{ocra, payment_challenge, totp, Hash, TokenKind};
+use otpgw_rules::vocab::{Reason, Verdict};
+
+use crate::support::{card, core_with, Harness, MSISDN, PAN, START};
+
+/// RFC 6238's SHA-1 test seed, hex: 20 bytes.
+const SECRET_HEX: &str = "3132333435363738393031323334353637383930";
+const SECRET: &[u8] = b"12345678901234567890";
+
+const USED: Verdict = Verdict::Rejected(Reason::Used);
+const INVALID: Verdict = Verdict::Rejected(Reason::Invalid);
+
+fn params() -> totp::Params {
+    totp::Params::new(Hash::Sha1, 6, 30).expect("valid parameters")
+}
+
+/// The step the clock is in at `START`, and the code of `step`.
+fn step0() -> u64 {
+    params().step_at(START)
+}
+
+fn code(step: u64) -> String {
+    params().code(SECRET, step)
+}
+
+/// A core with `window_steps`, a card, and a hardware TOTP token on it (active at
+/// once, 6 digits, 30 s steps, SHA-1).
+async fn token_core(window_steps: u32) -> (Harness, ApiKey) {
+    let (h, key, _) = hardware(window_steps, TokenKind::Totp, None).await;
+    (h, key)
+}
+
+/// A core with `window_steps`, a card, and a hardware token of `kind` (and OCRA
+/// `suite`) with the test secret; returns the token's id too.
+async fn hardware(
+    window_steps: u32,
+    kind: TokenKind,
+    suite: Option<&str>,
+) -> (Harness, ApiKey, i64) {
+    let h = core_with(|s| s.tokens.window_steps = window_steps).await;
+    let card = h.enroll(PAN, MSISDN).await;
+    let enrolled = h
+        .core
+        .tokens
+        .enroll(
+            card.id,
+            &TokenRequest {
+                kind: Some(kind),
+                suite,
+                serial: Some("HW-0001"),
+                secret: Some(SECRET_HEX),
+                ..TokenRequest::default()
+            },
+            "test",
+        )
+        .await
+        .expect("token enrolled");
+    assert!(
+        enrolled.activation_part.is_none(),
+        "hardware: active at once"
+    );
+    let key = h.verifier().await;
+    (h, key, enrolled.token_id)
+}
+
+/// The code of the step the clock is in verifies at any moment of that step,
+/// once: replayed in the same step (or later) it is `used`, which is not a
+/// failure.
+#[tokio::test]
+async fn a_step_code_verifies_once_within_its_step() {
+    let (h, key) = token_core(1).await;
+    let s0 = step0();
+    assert_eq!(params().step_at(START + 29_999), s0, "START opens a step");
+    let v = h.verify(key, PAN, &code(s0), "first").await;
+    assert_eq!(v.verdict, Verdict::Approved);
+    h.advance_ms(29_999);
+    let replay = h.verify(key, PAN, &code(s0), "replay").await;
+    assert_eq!(replay.verdict, USED, "the same step twice");
+    assert_eq!(replay.attempts_left, Some(3), "a replay is no failure");
+    // The next step: the old code is still within the window, and still used.
+    h.advance_ms(1);
+    let late = h.verify(key, PAN, &code(s0), "late").await;
+    assert_eq!((late.verdict, late.attempts_left), (USED, Some(3)));
+    let next = h.verify(key, PAN, &code(s0 + 1), "next").await;
+    assert_eq!(next.verdict, Verdict::Approved);
+}
+
+/// With a window of one step, the previous step's code still verifies (a slow
+/// customer), the one before does not.
+#[tokio::test]
+async fn a_late_code_verifies_within_the_window_only() {
+    let (h, key) = token_core(1).await;
+    let s0 = step0();
+    h.advance_ms(30_000 + 29_999); // the last moment of step s0 + 1
+    let v = h.verify(key, PAN, &code(s0), "one-late").await;
+    assert_eq!(
+        v.verdict,
+        Verdict::Approved,
+        "one step late is in the window"
+    );
+
+    let (h, key) = token_core(1).await;
+    h.advance_ms(60_000); // step s0 + 2
+    let v = h.verify(key, PAN, &code(s0), "two-late").await;
+    assert_eq!(v.verdict, INVALID, "two steps late is outside");
+    assert_eq!(
+        v.attempts_left,
+        Some(2),
+        "a code outside the window is a wrong code"
+    );
+    // The step the clock is in still verifies.
+    let now = h.verify(key, PAN, &code(s0 + 2), "now").await;
+    assert_eq!(now.verdict, Verdict::Approved);
+}
+
+/// Early codes (a token whose clock runs fast) are refused beyond the window as
+/// well; `[tokens] window_steps` sets how far either way.
+#[tokio::test]
+async fn the_window_reaches_as_far_as_window_steps() {
+    let (h, key) = token_core(1).await;
+    let s0 = step0();
+    let far = h.verify(key, PAN, &code(s0 + 2), "early2").await;
+    assert_eq!((far.verdict, far.attempts_left), (INVALID, Some(2)));
+    let near = h.verify(key, PAN, &code(s0 + 1), "early1").await;
+    assert_eq!(near.verdict, Verdict::Approved);
+
+    // Two steps either way.
+    let (h, key) = token_core(2).await;
+    h.advance_ms(60_000); // step s0 + 2
+    let v = h.verify(key, PAN, &code(s0), "two-late").await;
+    assert_eq!(v.verdict, Verdict::Approved, "within two steps");
+    h.advance_ms(30_000); // step s0 + 3
+    let v = h.verify(key, PAN, &code(s0), "three-late").await;
+    assert_eq!(v.verdict, USED, "the step already accepted");
+    // The window follows the drift the token showed (two steps slow): now's step
+    // is at its edge, and three steps past now is beyond it.
+    let v = h.verify(key, PAN, &code(s0 + 6), "early3").await;
+    assert_eq!(v.verdict, INVALID, "beyond the window");
+    let v = h.verify(key, PAN, &code(s0 + 3), "now").await;
+    assert_eq!(v.verdict, Verdict::Approved, "now's step is within it");
+}
+
+/// A token whose clock runs three minutes fast: its codes are outside the
+/// window until an administrator resyncs it from two consecutive codes; then the
+/// window follows it, the two codes given are spent, and it stays followed as
+/// the clock moves.
+#[tokio::test]
+async fn a_resync_moves_the_window_to_the_tokens_clock() {
+    let (h, key, token) = hardware(1, TokenKind::Totp, None).await;
+    let s0 = step0();
+    let fast = h.verify(key, PAN, &code(s0 + 6), "fast").await;
+    assert_eq!(fast.verdict, INVALID, "six steps ahead");
+    let synced = h
+        .core
+        .tokens
+        .resync(token, &code(s0 + 5), &code(s0 + 6), "admin")
+        .await
+        .expect("two consecutive codes near now");
+    assert_eq!(synced.drift, 6);
+    let spent = h.verify(key, PAN, &code(s0 + 6), "spent").await;
+    assert_eq!(
+        spent.verdict, USED,
+        "the resync's codes do not verify again"
+    );
+    let v = h.verify(key, PAN, &code(s0 + 7), "next").await;
+    assert_eq!(v.verdict, Verdict::Approved);
+    h.advance_ms(60_000); // two steps on: the token is at s0 + 8
+    let v = h.verify(key, PAN, &code(s0 + 8), "later").await;
+    assert_eq!(v.verdict, Verdict::Approved);
+    let v = h.verify(key, PAN, &code(s0 + 2), "server-time").await;
+    assert_eq!(v.verdict, INVALID, "now's own step is far from the token's");
+}
+
+/// `OCRA-1:HOTP-SHA1-6:QN08-T1M`: the response over the payment's challenge in
+/// now's minute verifies once, for that payment only; one from two minutes ago
+/// does not; a minute on, that minute's response does.
+#[tokio::test]
+async fn a_time_stepped_ocra_response_answers_its_payment_in_its_minute() {
+    let suite_text = "OCRA-1:HOTP-SHA1-6:QN08-T1M";
+    let (h, key, _) = hardware(1, TokenKind::Ocra, Some(suite_text)).await;
+    let suite = ocra::Suite::parse(suite_text).expect("a valid suite");
+    let pay = Transaction::new("purchase", 1_500_000, "IRR", "Digikala").expect("a payment");
+    let other = Transaction::new("purchase", 1_500_001, "IRR", "Digikala").expect("a payment");
+    let challenge = payment_challenge(&pay.canonical());
+    let response = |minute: u64| {
+        ocra::response(
+            &suite,
+            SECRET,
+            &ocra::Input {
+                question: &challenge,
+                time_step: Some(minute),
+                ..ocra::Input::default()
+            },
+        )
+        .expect("a response")
+    };
+    let verify = |code: String, txn: &Transaction, id: &'static str| {
+        let core = h.core.clone();
+        let txn = txn.clone();
+        async move {
+            let factors = Factors {
+                transaction: Some(&txn),
+                epin: None,
+            };
+            core.verify
+                .verify(key, &card(PAN), &code, id, factors)
+                .await
+                .expect("a verdict")
+                .verdict
+        }
+    };
+    let m0 = suite.step_at(START).expect("a time-stepped suite");
+    assert_eq!(verify(response(m0 - 2), &pay, "old").await, INVALID);
+    assert_eq!(verify(response(m0), &other, "other").await, INVALID);
+    assert_eq!(verify(response(m0), &pay, "now").await, Verdict::Approved);
+    assert_eq!(verify(response(m0), &pay, "again").await, USED);
+    h.advance_ms(59_999);
+    assert_eq!(verify(response(m0), &pay, "same-minute").await, USED);
+    h.advance_ms(1);
+    assert_eq!(
+        verify(response(m0 + 1), &pay, "next").await,
+        Verdict::Approved
+    );
+    h.advance_ms(120_000);
+    assert_eq!(
+        verify(response(m0 + 1), &pay, "late").await,
+        INVALID,
+        "two minutes on"
+    );
+}
