@@ -147,7 +147,8 @@ impl App {
         tracing::info!(addr = %smpp_addr, "smpp listening");
 
         // The one way out for both directions; the core hands it pushed codes.
-        let replies = Replies::new(Routes::new(&self.settings.smpp.connections));
+        let routes = Routes::new(&self.settings.smpp.connections);
+        let replies = Replies::new(routes, self.core.clock());
         self.core.set_outbound(Arc::new(replies.clone()));
         tracker.spawn(crate::replies::run(
             replies.clone(),

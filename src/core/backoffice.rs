@@ -83,7 +83,9 @@ impl BackOffice {
 
     pub async fn cards_by_msisdn(&self, raw: &str) -> Result<Vec<Card>, CoreError> {
         let msisdn = super::normalize_msisdn(raw, &self.0.country_code)?;
-        Ok(self.0.cards.cards_by_msisdn(&msisdn).await?)
+        let now = self.now();
+        let cards = self.0.cards.cards_by_msisdn(&msisdn).await?;
+        Ok(cards.into_iter().map(|c| c.as_of(now)).collect())
     }
 
     /// Re-activates or suspends a card for the JSON API and the CLI (admin, any
@@ -175,7 +177,7 @@ impl BackOffice {
             last_lock: i.audit.search_events(&latest("locked"), 1).await?.pop(),
             last_suspension: i.audit.search_events(&latest("suspended"), 1).await?.pop(),
             tokens: i.tokens.tokens_of_card(id).await?,
-            card,
+            card: card.as_of(self.now()),
         }))
     }
 

@@ -296,6 +296,11 @@ impl Core {
         self.clock.now_ms()
     }
 
+    /// The clock the use cases read (the replies path keeps time by it too).
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
     /// The default language of replies and the console (`service.language`).
     pub fn language(&self) -> otpgw_rules::vocab::Language {
         self.language

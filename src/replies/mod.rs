@@ -164,6 +164,8 @@ struct State {
 struct Inner {
     state: Mutex<State>,
     routes: Routes,
+    /// The core's clock: codes' expiries and claims' leases are in its time.
+    clock: Arc<dyn Clock>,
     next_taker: AtomicU64,
 }
 
@@ -174,11 +176,12 @@ pub struct Replies {
 }
 
 impl Replies {
-    pub fn new(routes: Routes) -> Self {
+    pub fn new(routes: Routes, clock: Arc<dyn Clock>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 state: Mutex::new(State::default()),
                 routes,
+                clock,
                 next_taker: AtomicU64::new(1),
             }),
         }
@@ -193,6 +196,11 @@ impl Replies {
 
     pub fn routes(&self) -> &Routes {
         &self.inner.routes
+    }
+
+    /// Now, in the core's time (epoch ms).
+    pub fn now_ms(&self) -> i64 {
+        self.inner.clock.now_ms()
     }
 
     /// Queues a message for `target`, or for the lane of connection `prefer` when
@@ -455,9 +463,7 @@ impl Outbound for Replies {
     }
 
     fn send(&self, push: Push) -> bool {
-        let left = push
-            .expires_at
-            .saturating_sub(crate::core::SystemClock.now_ms());
+        let left = push.expires_at.saturating_sub(self.now_ms());
         let msg = Outgoing {
             source: String::new(),
             to: push.to,

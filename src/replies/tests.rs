@@ -42,7 +42,7 @@ fn route(r: &str) -> Target {
 }
 
 fn replies() -> Replies {
-    Replies::new(Routes::default())
+    Replies::new(Routes::default(), Arc::new(crate::core::SystemClock))
 }
 
 /// A session taking from one target with `rank` and, for client mode, its lane.

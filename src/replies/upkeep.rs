@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::{deadline_in, Outgoing, Replies, Target};
-use crate::core::{Clock, Delivery, SystemClock};
+use crate::core::Delivery;
 
 /// Runs until `shutdown`. `sender_id` is the source of claimed listener replies.
 pub async fn run(
@@ -70,7 +70,7 @@ async fn claim_held(replies: &Replies, delivery: &Delivery, sender_id: &str) {
                 tracing::info!(route = %route, messages = claimed.len(), "messages claimed from the outbox")
             }
         }
-        let now_ms = SystemClock.now_ms();
+        let now_ms = replies.now_ms();
         for reply in claimed {
             let source = match target {
                 Target::Peer(_) => sender_id.to_owned(),

@@ -82,6 +82,21 @@ async fn a_timed_lock_ends_by_itself_and_not_before() {
     // At its end the card is active again, with a clean count.
     h.advance_ms(1);
     assert_eq!(status(&h, card.id).await, (CardStatus::Active, None));
+    // Every read the help desk uses says so too, not only the card by id.
+    let listed = h.core.backoffice.cards_by_msisdn(MSISDN).await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|c| (c.status, c.locked_until))
+            .collect::<Vec<_>>(),
+        [(CardStatus::Active, None)],
+        "the cards of a number, as of now"
+    );
+    let view = h.core.backoffice.card_view(card.id).await.unwrap().unwrap();
+    assert_eq!(
+        (view.card.status, view.card.locked_until),
+        (CardStatus::Active, None)
+    );
     // The code live at the lock was voided with it.
     let old = h.verify(key, PAN, &voided, "old").await;
     assert_eq!(old.verdict, Verdict::Rejected(Reason::Expired));
