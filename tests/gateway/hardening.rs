@@ -302,36 +302,6 @@ fn wrong_codes_from_one_key_for_one_card_are_limited() {
     assert_eq!(v["reason"], "invalid", "{v}");
 }
 
-/// Only on SQLite, where the key file lives beside the database.
-#[test]
-fn a_key_file_beside_a_lost_database_is_refused() {
-    if std::env::var("OTPGW_TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty()) {
-        eprintln!("SQLite only: on PostgreSQL keys are configured, not created beside the data");
-        return;
-    }
-    let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    gw.enroll(&admin, cards::C, "989121110330");
-    assert_eq!(gw.stop().code(), Some(0));
-    let dir = gw.dir.path();
-    use std::os::unix::fs::PermissionsExt;
-    let mode = |p: &str| std::fs::metadata(dir.join(p)).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode("otpgw.db"), 0o600, "the database is created private");
-    // The -wal file (and the database) are lost; the key file is still there.
-    for f in ["otpgw.db", "otpgw.db-wal", "otpgw.db-shm"] {
-        let _ = std::fs::remove_file(dir.join(f));
-    }
-    let (ok, _, err) = gw.cli(&["apikey", "create", "--role", "admin"]);
-    assert!(!ok, "started on an empty database with the old key file");
-    assert!(err.contains("brand new"), "{err}");
-    // A key file others can read is refused too.
-    let key_file = dir.join("keys.toml");
-    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let (ok, _, err) = gw.cli(&["check-config"]);
-    assert!(!ok);
-    assert!(err.contains("chmod 600"), "{err}");
-}
-
 /// HTTP/2 is not served (its connections would have no idle bound): a client that
 /// opens with the HTTP/2 preface is closed at once, and HTTP/1.1 still verifies.
 #[test]
@@ -465,85 +435,6 @@ fn a_peer_that_stops_reading_is_closed_and_a_sibling_gets_its_reply() {
     gw.wait_for_log("peer is not reading");
     drop(stalled);
     flood.join().unwrap();
-}
-
-/// A row lock held by someone else (a stuck transaction, a long migration) must not
-/// leave a submit_sm unanswered: `lock_timeout` fails the statement, and the peer gets
-/// ESME_RX_T_APPN within the deadline. PostgreSQL only (SQLite has no row locks).
-#[test]
-fn a_held_row_lock_answers_esme_rx_t_appn_within_the_deadline() {
-    held_row_lock_answers_appn("2", "4", "989121110350");
-}
-
-/// The same with a generous statement timeout: the message task's own deadline
-/// answers first.
-#[test]
-fn a_message_past_its_deadline_answers_esme_rx_t_appn() {
-    held_row_lock_answers_appn("30", "2", "989121110351");
-}
-
-fn held_row_lock_answers_appn(statement_timeout: &str, message_timeout: &str, msisdn: &str) {
-    if !std::env::var("OTPGW_TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty()) {
-        eprintln!("runs only with OTPGW_TEST_POSTGRES_URL (row locks)");
-        return;
-    }
-    let gw = Gateway::start_with_env(
-        "",
-        &[
-            ("OTPGW_DATABASE__STATEMENT_TIMEOUT_SECS", statement_timeout),
-            ("OTPGW_SMPP__MESSAGE_TIMEOUT_SECS", message_timeout),
-        ],
-    );
-    let admin = gw.api_key("admin");
-    gw.enroll(&admin, cards::C, msisdn);
-    let (held_tx, held_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let url = gw.db_url.clone();
-    let locker = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            use sqlx::Connection;
-            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-            let mut tx = conn.begin().await.unwrap();
-            sqlx::query("SELECT id FROM cards FOR UPDATE")
-                .fetch_all(&mut *tx)
-                .await
-                .unwrap();
-            held_tx.send(()).unwrap();
-            let _ = release_rx.recv_timeout(Duration::from_secs(60));
-            tx.rollback().await.unwrap();
-        });
-    });
-    held_rx.recv_timeout(Duration::from_secs(30)).unwrap();
-    let started = std::time::Instant::now();
-    let p = gw.peer(&[
-        "send",
-        "--from",
-        msisdn,
-        "--to",
-        SHORT_CODE,
-        "--text",
-        "2468",
-        "--coding",
-        "ascii",
-        "--no-reply",
-        "unbind",
-    ]);
-    let elapsed = started.elapsed();
-    assert_eq!(p.event("submit_sm_resp")["status"], 0x64, "{p:?}");
-    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
-    eprintln!("ESME_RX_T_APPN after {elapsed:?}");
-    let secs = |s: &str| s.parse::<u64>().unwrap();
-    if secs(message_timeout) < secs(statement_timeout) {
-        gw.wait_for_log("message not handled within its deadline");
-    }
-    release_tx.send(()).unwrap();
-    locker.join().unwrap();
-    // Once the lock is gone the same message gets its code.
-    code_in(&gw.sms(msisdn, "2468", "ascii"));
 }
 
 /// Probing paths and methods (404, 405) without a key is logged sampled, as bad

@@ -46,11 +46,19 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_otpgw")
 }
 
+/// The PostgreSQL server the gateways run on (`OTPGW_TEST_POSTGRES_URL`), or `None`
+/// for SQLite.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("OTPGW_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
 /// A database URL for a new gateway: a file in `dir`, or a fresh PostgreSQL database.
 fn fresh_database(dir: &Path) -> String {
-    match std::env::var("OTPGW_TEST_POSTGRES_URL") {
-        Ok(base) if !base.is_empty() => crate::pg::fresh_database(&base),
-        _ => format!("sqlite://{}/otpgw.db", dir.display()),
+    match postgres_url() {
+        Some(base) => crate::pg::fresh_database(&base),
+        None => format!("sqlite://{}/otpgw.db", dir.display()),
     }
 }
 

@@ -1,8 +1,13 @@
+//! Tests that need SQLite: the database file, its writer and the key file beside it.
+//! The `postgres` nextest profile skips this module (see `.config/nextest.toml`);
+//! run on PostgreSQL, each test fails at once.
+//!
 //! The SQLite writer under a fault: while another process holds the database's
 //! write lock, every write that waited for it fails with the defined temporary
 //! answers (HTTP 503 with Retry-After, SMPP ESME_RX_T_APPN) — nothing is half
 //! stored and nothing answers as if it were — and the gateway recovers by itself
-//! once the lock is released.
+//! once the lock is released. The database file made read-only and back gives the
+//! same answers and recovers too. A key file beside a lost database is refused.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -10,14 +15,20 @@ use std::process::{Command, Stdio};
 use serde_json::json;
 
 use crate::cards;
-use crate::harness::{code_in, Gateway, SHORT_CODE};
+use crate::harness::{code_in, postgres_url, Gateway, SHORT_CODE};
+
+/// Fails a test of this module run on PostgreSQL (it would check nothing there).
+fn require_sqlite() {
+    assert!(
+        postgres_url().is_none(),
+        "this test needs SQLite, but OTPGW_TEST_POSTGRES_URL is set: the `postgres` \
+         nextest profile skips sqlite_only::"
+    );
+}
 
 #[test]
 fn a_held_write_lock_gives_temporary_errors_then_recovery() {
-    if std::env::var("OTPGW_TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty()) {
-        eprintln!("SQLite only: the writer is SQLite's");
-        return;
-    }
+    require_sqlite();
     let gw = Gateway::start();
     let admin = gw.api_key("admin");
     let verifier = gw.api_key("verifier");
@@ -128,10 +139,7 @@ fn until(what: &str, mut cond: impl FnMut() -> bool) {
 /// file stays as it is, being mapped.)
 #[test]
 fn a_read_only_database_file_gives_defined_errors_and_recovers() {
-    if std::env::var("OTPGW_TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty()) {
-        eprintln!("SQLite only");
-        return;
-    }
+    require_sqlite();
     let gw = Gateway::start();
     let admin = gw.api_key("admin");
     let verifier = gw.api_key("verifier");
@@ -174,4 +182,32 @@ fn a_read_only_database_file_gives_defined_errors_and_recovers() {
     let code = code_in(&gw.sms("989121110802", "4321", "ascii"));
     let v = gw.verify(&verifier, cards::A, &code, "ro-1");
     assert_eq!(v["result"], "approved", "{v}");
+}
+
+/// The key file lives beside the database (on PostgreSQL keys are configured, not
+/// created beside the data).
+#[test]
+fn a_key_file_beside_a_lost_database_is_refused() {
+    require_sqlite();
+    let gw = Gateway::start();
+    let admin = gw.api_key("admin");
+    gw.enroll(&admin, cards::C, "989121110330");
+    assert_eq!(gw.stop().code(), Some(0));
+    let dir = gw.dir.path();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &str| std::fs::metadata(dir.join(p)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("otpgw.db"), 0o600, "the database is created private");
+    // The -wal file (and the database) are lost; the key file is still there.
+    for f in ["otpgw.db", "otpgw.db-wal", "otpgw.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    let (ok, _, err) = gw.cli(&["apikey", "create", "--role", "admin"]);
+    assert!(!ok, "started on an empty database with the old key file");
+    assert!(err.contains("brand new"), "{err}");
+    // A key file others can read is refused too.
+    let key_file = dir.join("keys.toml");
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (ok, _, err) = gw.cli(&["check-config"]);
+    assert!(!ok);
+    assert!(err.contains("chmod 600"), "{err}");
 }
