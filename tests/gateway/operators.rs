@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::cards;
 use crate::harness::{code_in, Gateway};
-use crate::smsc::{codes_to, first_segment, Smsc};
+use crate::smsc::{codes_to, first_segment, last_segment, Smsc};
 
 /// Luhn-valid, never enrolled.
 const UNKNOWN_PAN: &str = "6274121000000018";
@@ -596,8 +596,13 @@ fn a_full_queue_is_retried_and_another_error_is_final() {
     assert_eq!(push(&gw, &verifier, cards::A, "qful").0, 202);
     let full = smsc.wait(|e| e["event"] == "submit_sm" && e["status"] == 0x14);
     assert_eq!(full["destination_addr"], "989121110241");
+    // The whole message goes out (the Persian text takes two segments) before the
+    // next submit is made to fail.
     smsc.wait(|e| {
-        e["event"] == "submit_sm" && e["status"] == 0 && e["destination_addr"] == "989121110241"
+        e["event"] == "submit_sm"
+            && e["status"] == 0
+            && e["destination_addr"] == "989121110241"
+            && last_segment(e)
     });
 
     smsc.cmd(json!({"cmd": "set", "fail_next": 1}));

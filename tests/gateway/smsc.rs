@@ -137,6 +137,11 @@ pub fn first_segment(e: &Value) -> bool {
     e["udh"].is_null() || e["udh"]["seq"] == 1
 }
 
+/// True for a whole message or the last segment of a concatenated one.
+pub fn last_segment(e: &Value) -> bool {
+    e["udh"].is_null() || e["udh"]["seq"] == e["udh"]["total"]
+}
+
 /// The codes in the messages accepted for `msisdn`, segments put back together.
 pub fn codes_to(smsc: &Smsc, msisdn: &str) -> Vec<String> {
     texts_to(smsc, msisdn)
