@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::harness::{bin, Gateway, SHORT_CODE};
+use crate::harness::{bin, Gateway, Reaped, SHORT_CODE};
 
 /// Runs `otpgw bench …` and returns (success, JSON report or Null, stderr).
 fn bench(args: &[&str]) -> (bool, Value, String) {
@@ -39,9 +39,7 @@ fn assert_no_secrets(text: &str) {
 
 #[test]
 fn bench_sms_gets_a_code_for_every_message_and_verify_approves_them() {
-    let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = Gateway::start().with_keys();
     let (smpp, http) = (gw.smpp.to_string(), format!("http://{}", gw.http));
     let common = [
         "--smpp",
@@ -113,19 +111,9 @@ fn bench_sms_names_the_status_of_a_refused_bind() {
     assert!(stderr.contains("ESME_RINVPASWD"), "{stderr}");
 }
 
-/// Kills the transport server when the test ends, however it ends.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `bench transport` on a free port; returns it and its address.
-fn transport() -> (Child, String) {
-    let mut child = Child(
+fn transport() -> (Reaped, String) {
+    let mut child = Reaped(
         Command::new(bin())
             .args([
                 "bench",

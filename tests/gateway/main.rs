@@ -1,10 +1,14 @@
 //! End-to-end tests: the real `otpgw` binary over real sockets, a third-party SMPP
 //! client (PyPI smpplib), HTTP for verify and admin. One test binary (see harness).
 
+mod api;
+mod db;
 mod harness;
 mod pg;
+mod proxy;
 mod raw;
 mod smsc;
+mod wait;
 
 /// Backend-specific tests, each in its own module so that nextest profiles can
 /// select them (`.config/nextest.toml`).

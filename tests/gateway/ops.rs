@@ -6,9 +6,7 @@ use crate::harness::{code_in, Gateway};
 
 #[test]
 fn metrics_parse_and_move_when_traffic_flows() {
-    let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = Gateway::start().with_keys();
     let before = gw.metrics();
     gw.enroll(&admin, cards::A, "989121110100");
     let code = code_in(&gw.sms("989121110100", "4321", "ascii"));

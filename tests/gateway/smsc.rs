@@ -2,13 +2,14 @@
 //! npm `smpp` package (node-smpp). The test sends it JSON commands and waits for
 //! the JSON events it reports (binds, submit_sm, deliver_sm_resp, …).
 
+use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use crate::harness::Gateway;
+use crate::wait::{wait_until, WITHIN};
 
 pub struct Smsc {
     child: Child,
@@ -71,28 +72,15 @@ impl Smsc {
 
     /// The first `n` matching events, within 20 s.
     pub fn wait_n(&self, n: usize, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let found: Vec<Value> = self
-                .events
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|e| pred(e))
-                .take(n)
-                .cloned()
-                .collect();
+        wait_until(&format!("{n} such events at the SMSC"), WITHIN, || {
+            let events = self.events.lock().unwrap();
+            let found: Vec<Value> = events.iter().filter(|e| pred(e)).take(n).cloned().collect();
             if found.len() >= n {
-                return found;
+                Ok(found)
+            } else {
+                Err(format!("{} of {n}; all events:\n{events:#?}", found.len()))
             }
-            assert!(
-                Instant::now() < deadline,
-                "SMSC saw {} of {n} expected events; all events:\n{:#?}",
-                found.len(),
-                self.events.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        })
     }
 
     pub fn all(&self, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
@@ -114,6 +102,22 @@ impl Smsc {
     /// Waits until a session of the gateway is bound (the `n`th successful bind).
     pub fn wait_bound(&self, n: usize) {
         self.wait_n(n, |e| e["event"] == "bind" && e["status"] == 0);
+    }
+
+    /// A gateway with one connection, `mci` (plus `extra`), to this SMSC, once bound.
+    pub fn gateway(&self, extra: &str) -> Gateway {
+        self.gateway_with("", extra, "")
+    }
+
+    /// As `gateway`, its config `service` (keys of `[service]`), the connection and
+    /// then `tables`.
+    pub fn gateway_with(&self, service: &str, extra: &str, tables: &str) -> Gateway {
+        let gw = Gateway::start_with(&format!(
+            "{service}\n{}{tables}",
+            self.connection("mci", extra)
+        ));
+        self.wait_bound(1);
+        gw
     }
 
     /// A `[[smpp.connections]]` table for a gateway config pointing at this SMSC.

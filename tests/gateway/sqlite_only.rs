@@ -15,7 +15,8 @@ use std::process::{Command, Stdio};
 use serde_json::json;
 
 use crate::cards;
-use crate::harness::{code_in, postgres_url, Gateway, SHORT_CODE};
+use crate::harness::{code_in, postgres_url, Gateway};
+use crate::wait::{wait_for, WITHIN};
 
 /// Fails a test of this module run on PostgreSQL (it would check nothing there).
 fn require_sqlite() {
@@ -29,9 +30,7 @@ fn require_sqlite() {
 #[test]
 fn a_held_write_lock_gives_temporary_errors_then_recovery() {
     require_sqlite();
-    let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = Gateway::start().with_keys();
     gw.enroll(&admin, cards::A, "989121110801");
     let path = gw.db_url.trim_start_matches("sqlite://").to_owned();
 
@@ -64,19 +63,7 @@ fn a_held_write_lock_gives_temporary_errors_then_recovery() {
     );
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "unavailable");
-    let p = gw.peer(&[
-        "send",
-        "--from",
-        "989121110801",
-        "--to",
-        SHORT_CODE,
-        "--text",
-        "4321",
-        "--coding",
-        "ascii",
-        "--no-reply",
-        "unbind",
-    ]);
+    let p = gw.sms_no_reply("989121110801", "4321");
     assert_eq!(p.event("submit_sm_resp")["status"], 0x64, "{p:?}");
 
     // Released: the same requests succeed, and nothing of the failed ones was kept.
@@ -124,14 +111,6 @@ fn readyz(gw: &Gateway) -> u16 {
         .unwrap_or(0)
 }
 
-fn until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !cond() {
-        assert!(std::time::Instant::now() < deadline, "never: {what}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
 /// The database file turns read-only and back, with the process running: while it
 /// cannot be written, `/readyz` says not ready, a verify answers 503 with
 /// Retry-After and an SMS `ESME_RX_T_APPN`; once writable, everything recovers
@@ -140,9 +119,7 @@ fn until(what: &str, mut cond: impl FnMut() -> bool) {
 #[test]
 fn a_read_only_database_file_gives_defined_errors_and_recovers() {
     require_sqlite();
-    let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = Gateway::start().with_keys();
     gw.enroll(&admin, cards::A, "989121110802");
     code_in(&gw.sms("989121110802", "4321", "ascii"));
     assert_eq!(readyz(&gw), 200);
@@ -153,35 +130,18 @@ fn a_read_only_database_file_gives_defined_errors_and_recovers() {
         return;
     };
 
-    until("readyz answers 503", || readyz(&gw) == 503);
-    let resp = reqwest::blocking::Client::new()
-        .post(gw.url("/v1/verify"))
-        .bearer_auth(&verifier)
-        .json(&json!({"pan": cards::A, "code": "1234567", "request_id": "ro-1"}))
-        .send()
-        .unwrap();
+    wait_for("readyz to answer 503", WITHIN, || readyz(&gw) == 503);
+    let body = json!({"pan": cards::A, "code": "1234567", "request_id": "ro-1"});
+    let resp = gw.post_raw(&verifier, "/v1/verify", &body);
     assert_eq!(resp.status().as_u16(), 503);
     assert!(resp.headers().contains_key("retry-after"));
-    let p = gw.peer(&[
-        "send",
-        "--from",
-        "989121110802",
-        "--to",
-        SHORT_CODE,
-        "--text",
-        "4321",
-        "--coding",
-        "ascii",
-        "--no-reply",
-        "unbind",
-    ]);
+    let p = gw.sms_no_reply("989121110802", "4321");
     assert_eq!(p.event("submit_sm_resp")["status"], 0x64, "{p:?}");
 
     drop(guard);
-    until("readyz answers 200", || readyz(&gw) == 200);
+    wait_for("readyz to answer 200", WITHIN, || readyz(&gw) == 200);
     let code = code_in(&gw.sms("989121110802", "4321", "ascii"));
-    let v = gw.verify(&verifier, cards::A, &code, "ro-1");
-    assert_eq!(v["result"], "approved", "{v}");
+    gw.approves(&verifier, cards::A, &code, "ro-1");
 }
 
 /// The key file lives beside the database (on PostgreSQL keys are configured, not

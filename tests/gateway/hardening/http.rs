@@ -6,9 +6,9 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use super::counter;
+use crate::api::{retry_after, standing};
 use crate::cards;
-use crate::harness::{code_in, Gateway};
+use crate::harness::{code_in, wrong_code, Gateway};
 use crate::raw::closed_within;
 
 /// HTTP/2 is not served (its connections would have no idle bound): a client that
@@ -24,8 +24,7 @@ fn an_http2_prior_knowledge_connection_is_closed() {
         "an HTTP/2 connection was kept open"
     );
     let verifier = gw.api_key("verifier");
-    let v = gw.verify(&verifier, cards::A, "1234567", "after-h2");
-    assert_eq!(v["reason"], "not_enrolled", "{v}");
+    gw.rejects(&verifier, cards::A, "1234567", "after-h2", "not_enrolled");
 }
 
 #[test]
@@ -60,7 +59,7 @@ fn slow_and_idle_http_connections_are_closed_and_capped() {
         &serde_json::json!({"pan": cards::D, "code": "1234567", "request_id": "h-1"}),
     );
     assert_eq!(status, 200);
-    assert!(counter(&gw, "otpgw_http_connections_refused_total") >= 1.0);
+    assert!(gw.counter("otpgw_http_connections_refused_total") >= 1.0);
 }
 
 /// Probing paths and methods (404, 405) without a key is logged sampled, as bad
@@ -97,36 +96,27 @@ fn unknown_paths_and_methods_are_logged_sampled() {
 
 #[test]
 fn wrong_codes_on_a_card_with_no_live_code_do_not_lock_it() {
-    let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
-    let card = gw.enroll(&admin, cards::B1, "989121110320");
+    let (gw, admin, verifier) = Gateway::start().with_keys();
+    let card = gw.enroll_id(&admin, cards::B1, "989121110320");
     // Never issued: five guesses are refused, none counts.
     for i in 0..5 {
-        let v = gw.verify(&verifier, cards::B1, "1234567", &format!("nc-{i}"));
-        assert_eq!(v["reason"], "invalid", "{v}");
+        gw.rejects(
+            &verifier,
+            cards::B1,
+            "1234567",
+            &format!("nc-{i}"),
+            "invalid",
+        );
     }
-    let (_, shown) = gw.get(&admin, &format!("/v1/cards/{}", card["id"]));
-    assert_eq!(
-        (shown["status"].as_str(), shown["failures"].as_i64()),
-        (Some("active"), Some(0))
-    );
+    let (_, shown) = gw.get(&admin, &format!("/v1/cards/{card}"));
+    assert_eq!(standing(&shown), (Some("active"), Some(0)));
     // Each attempt is still in the audit trail.
-    let (_, events) = gw.get(&admin, &format!("/v1/cards/{}/events", card["id"]));
-    let verified = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "verified")
-        .count();
-    assert_eq!(verified, 5, "{events}");
+    let events = gw.events(&admin, card);
+    let verified = events.iter().filter(|e| e["kind"] == "verified").count();
+    assert_eq!(verified, 5, "{events:?}");
     // With a live code, wrong guesses count and lock as before.
     let code = code_in(&gw.sms("989121110320", "1234", "ascii"));
-    let wrong = if code == "7654321" {
-        "7654320"
-    } else {
-        "7654321"
-    };
+    let wrong = &wrong_code(&code);
     let reasons: Vec<String> = (0..4)
         .map(|i| {
             gw.verify(&verifier, cards::B1, wrong, &format!("lc-{i}"))["reason"]
@@ -147,33 +137,26 @@ fn wrong_codes_from_one_key_for_one_card_are_limited() {
     let gw = Gateway::start_with(
         "[limits]\nverify_per_key_per_second = 0\ncard_failures_per_key = 3\ncard_failures_window_secs = 3600\n",
     );
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = gw.with_keys();
     let other_key = gw.api_key("verifier");
     gw.enroll(&admin, cards::B1, "989121110321");
     gw.enroll(&admin, cards::A, "989121110322");
     // Four wrong codes are answered (no live code: none counts toward the lock);
     // the fourth is over the limit, so the fifth is refused.
     for i in 0..4 {
-        let v = gw.verify(&verifier, cards::B1, "1234567", &format!("kc-{i}"));
-        assert_eq!(v["reason"], "invalid", "{v}");
+        gw.rejects(
+            &verifier,
+            cards::B1,
+            "1234567",
+            &format!("kc-{i}"),
+            "invalid",
+        );
     }
-    let client = reqwest::blocking::Client::new();
-    let resp = client
-        .post(gw.url("/v1/verify"))
-        .bearer_auth(&verifier)
-        .json(&serde_json::json!({"pan": cards::B1, "code": "1234567", "request_id": "kc-5"}))
-        .send()
-        .unwrap();
+    let fifth = serde_json::json!({"pan": cards::B1, "code": "1234567", "request_id": "kc-5"});
+    let resp = gw.post_raw(&verifier, "/v1/verify", &fifth);
     assert_eq!(resp.status().as_u16(), 429);
-    let retry: u64 = resp.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = retry_after(&resp);
     assert!((3000..=3600).contains(&retry), "{retry}");
-    let v = gw.verify(&verifier, cards::A, "1234567", "kc-other-card");
-    assert_eq!(v["reason"], "invalid", "{v}");
-    let v = gw.verify(&other_key, cards::B1, "1234567", "kc-other-key");
-    assert_eq!(v["reason"], "invalid", "{v}");
+    gw.rejects(&verifier, cards::A, "1234567", "kc-other-card", "invalid");
+    gw.rejects(&other_key, cards::B1, "1234567", "kc-other-key", "invalid");
 }

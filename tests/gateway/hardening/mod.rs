@@ -8,9 +8,3 @@
 mod crash;
 mod http;
 mod smpp;
-
-use crate::harness::Gateway;
-
-pub(super) fn counter(gw: &Gateway, name: &str) -> f64 {
-    gw.metrics().get(name).copied().unwrap_or(0.0)
-}

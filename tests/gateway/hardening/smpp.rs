@@ -5,9 +5,9 @@
 
 use std::io::Write;
 use std::net::TcpStream;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::counter;
 use crate::cards;
 use crate::harness::{code_in, Gateway, SHORT_CODE};
 use crate::raw::{self, closed_within, connect_from, read_pdu};
@@ -16,16 +16,9 @@ use crate::raw::{self, closed_within, connect_from, read_pdu};
 fn distinct_statuses_before_bind_do_not_grow_the_metrics() {
     let gw = Gateway::start();
     let mut conn = TcpStream::connect(gw.smpp).unwrap();
-    let mut writer = conn.try_clone().unwrap();
     const N: u32 = 5_000;
-    // Written from a thread while this one reads, so neither side's buffer fills.
-    let sent = std::thread::spawn(move || {
-        let mut batch = Vec::new();
-        for i in 0..N {
-            batch.extend(raw::pdu(raw::ENQUIRE_LINK, 0x1000 + i, i + 1, &[]));
-        }
-        writer.write_all(&batch).unwrap();
-    });
+    let batch = (0..N).flat_map(|i| raw::pdu(raw::ENQUIRE_LINK, 0x1000 + i, i + 1, &[]));
+    let sent = write_from_thread(&conn, batch.collect());
     for i in 0..N {
         let (id, _, seq, _) = read_pdu(&mut conn, Duration::from_secs(20)).expect("answered");
         assert_eq!((id, seq), (raw::ENQUIRE_LINK_RESP, i + 1));
@@ -57,8 +50,7 @@ fn connections_over_the_caps_are_closed_while_a_peer_binds_and_verify_works() {
             ("OTPGW_SMPP__BIND_TIMEOUT_SECS", "120"),
         ],
     );
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = gw.with_keys();
     gw.enroll(&admin, cards::A, "989121110300");
     // One address opens 10: its first 4 are served, the other 6 closed at accept.
     let mut from_one: Vec<TcpStream> = (0..10)
@@ -78,10 +70,7 @@ fn connections_over_the_caps_are_closed_while_a_peer_binds_and_verify_works() {
     }
     // The twelfth place: a real peer binds, a code comes back and verifies.
     let code = code_in(&gw.sms("989121110300", "4321", "ascii"));
-    assert_eq!(
-        gw.verify(&verifier, cards::A, &code, "cap-1")["result"],
-        "approved"
-    );
+    gw.approves(&verifier, cards::A, &code, "cap-1");
     // With the peer gone, one more fits and the next is over the total.
     let mut last = connect_from("127.0.0.5", gw.smpp);
     let mut over = connect_from("127.0.0.6", gw.smpp);
@@ -132,12 +121,7 @@ fn a_failed_bind_closes_the_connection_and_a_storm_backs_off() {
     // Other addresses are not affected.
     let p = gw.peer_as("kannel", "secret", &[], &["bind-only"]);
     assert_eq!(p.event("bind")["status"], 0, "{p:?}");
-    assert!(
-        counter(
-            &gw,
-            "otpgw_smpp_connections_refused_total{reason=\"bind_failures\"}"
-        ) >= 1.0
-    );
+    assert!(gw.counter("otpgw_smpp_connections_refused_total{reason=\"bind_failures\"}") >= 1.0);
     // No system_id a stranger sent ever becomes a label.
     assert!(!gw.metrics_text().contains("nobody"));
 }
@@ -152,32 +136,21 @@ fn an_absurd_command_length_is_nacked_and_the_connection_closed() {
     let (id, status, seq, _) = read_pdu(&mut c, Duration::from_secs(10)).expect("nack");
     assert_eq!((id, status, seq), (0x8000_0000, 0x02, 9));
     assert!(closed_within(&mut c, Duration::from_secs(5)));
-    let _ = SHORT_CODE;
 }
 
 #[test]
 fn a_peer_that_stops_reading_is_closed_and_a_sibling_gets_its_reply() {
     // The default response timeout (10 s): the flood below fills the socket buffers
     // well before it, so the session is stuck in a write when its timers would fire.
-    let gw = Gateway::start_with("language = \"en\"");
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = Gateway::start_with("language = \"en\"").with_keys();
     gw.enroll(&admin, cards::A, "989121110340");
     // The stalling session takes the reply (a deliver_sm it never acknowledges) ...
-    let mut stalled = raw::connect_small(gw.smpp);
-    raw::send(&mut stalled, &raw::bind_transceiver(1, "kannel", "secret"));
-    let (_, status, ..) = read_pdu(&mut stalled, Duration::from_secs(10)).expect("bind_resp");
-    assert_eq!(status, 0);
+    let mut stalled = raw::bound(raw::connect_small(gw.smpp), raw::BIND_TRANSCEIVER);
     raw::send(
         &mut stalled,
         &raw::submit_sm(2, "989121110340", SHORT_CODE, "OTP 4321"),
     );
-    loop {
-        let (id, ..) = read_pdu(&mut stalled, Duration::from_secs(10)).expect("PDU");
-        if id == raw::DELIVER_SM {
-            break;
-        }
-    }
+    raw::read_until(&mut stalled, raw::DELIVER_SM, Duration::from_secs(10));
     // ... then stops reading while it keeps sending: the gateway's answers pile up
     // until its writes block.
     let mut writer = stalled.try_clone().unwrap();
@@ -195,19 +168,8 @@ fn a_peer_that_stops_reading_is_closed_and_a_sibling_gets_its_reply() {
     // A sibling of the same system_id binds as a receiver and gets the reply once the
     // stalled session is closed (its write deadline is the response timeout).
     let started = std::time::Instant::now();
-    let mut sibling = TcpStream::connect(gw.smpp).unwrap();
-    raw::send(
-        &mut sibling,
-        &raw::bind(raw::BIND_RECEIVER, 1, "kannel", "secret"),
-    );
-    let (_, status, ..) = read_pdu(&mut sibling, Duration::from_secs(10)).expect("bind_resp");
-    assert_eq!(status, 0);
-    let body = loop {
-        let (id, _, _, body) = read_pdu(&mut sibling, Duration::from_secs(40)).expect("PDU");
-        if id == raw::DELIVER_SM {
-            break body;
-        }
-    };
+    let mut sibling = raw::bound(TcpStream::connect(gw.smpp).unwrap(), raw::BIND_RECEIVER);
+    let body = raw::read_until(&mut sibling, raw::DELIVER_SM, Duration::from_secs(40));
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "{:?}",
@@ -216,10 +178,7 @@ fn a_peer_that_stops_reading_is_closed_and_a_sibling_gets_its_reply() {
     eprintln!("sibling got the reply after {:?}", started.elapsed());
     let codes = raw::codes_in(&body);
     assert_eq!(codes.len(), 1, "{body:?}");
-    assert_eq!(
-        gw.verify(&verifier, cards::A, &codes[0], "stall-1")["result"],
-        "approved"
-    );
+    gw.approves(&verifier, cards::A, &codes[0], "stall-1");
     gw.wait_for_log("peer is not reading");
     drop(stalled);
     flood.join().unwrap();
@@ -229,15 +188,10 @@ fn a_peer_that_stops_reading_is_closed_and_a_sibling_gets_its_reply() {
 fn undecodable_pdus_before_bind_are_logged_sampled() {
     let gw = Gateway::start();
     let mut c = TcpStream::connect(gw.smpp).unwrap();
-    let mut writer = c.try_clone().unwrap();
     const N: u32 = 2_000;
-    let sent = std::thread::spawn(move || {
-        // submit_sm with a four-byte junk body, each answered with generic_nack.
-        let batch: Vec<u8> = (0..N)
-            .flat_map(|i| raw::pdu(raw::SUBMIT_SM, 0, i + 1, &[0xde, 0xad, 0xbe, 0xef]))
-            .collect();
-        writer.write_all(&batch).unwrap();
-    });
+    // submit_sm with a four-byte junk body, each answered with generic_nack.
+    let batch = (0..N).flat_map(|i| raw::pdu(raw::SUBMIT_SM, 0, i + 1, &[0xde, 0xad, 0xbe, 0xef]));
+    let sent = write_from_thread(&c, batch.collect());
     for _ in 0..N {
         let (id, ..) = read_pdu(&mut c, Duration::from_secs(20)).expect("nack");
         assert_eq!(id, 0x8000_0000);
@@ -257,19 +211,12 @@ fn a_crowded_reply_queue_still_takes_code_replies() {
     let admin = gw.api_key("admin");
     gw.enroll(&admin, cards::A, "989121110370");
     // A transmitter-only bind: nothing drains kannel's reply queue meanwhile.
-    let mut tx = TcpStream::connect(gw.smpp).unwrap();
-    raw::send(&mut tx, &raw::bind(0x0000_0002, 1, "kannel", "secret"));
-    let (_, status, ..) = read_pdu(&mut tx, Duration::from_secs(10)).expect("bind_resp");
-    assert_eq!(status, 0);
+    let mut tx = raw::bound(TcpStream::connect(gw.smpp).unwrap(), raw::BIND_TRANSMITTER);
     // More "not registered" notices than the queue holds (10,000) ...
     const N: u32 = 10_050;
-    let mut writer = tx.try_clone().unwrap();
-    let sent = std::thread::spawn(move || {
-        let batch: Vec<u8> = (0..N)
-            .flat_map(|i| raw::submit_sm(2 + i, &format!("98935{i:07}"), SHORT_CODE, "1234"))
-            .collect();
-        writer.write_all(&batch).unwrap();
-    });
+    let batch =
+        (0..N).flat_map(|i| raw::submit_sm(2 + i, &format!("98935{i:07}"), SHORT_CODE, "1234"));
+    let sent = write_from_thread(&tx, batch.collect());
     for _ in 0..N {
         let (id, status, ..) = read_pdu(&mut tx, Duration::from_secs(60)).expect("resp");
         assert_eq!(id, raw::SUBMIT_SM_RESP);
@@ -287,13 +234,7 @@ fn a_crowded_reply_queue_still_takes_code_replies() {
     let (id, status, ..) = read_pdu(&mut tx, Duration::from_secs(10)).expect("resp");
     assert_eq!((id, status), (raw::SUBMIT_SM_RESP, 0));
     // A receiver drains the queue: the code is in it.
-    let mut rx = TcpStream::connect(gw.smpp).unwrap();
-    raw::send(
-        &mut rx,
-        &raw::bind(raw::BIND_RECEIVER, 1, "kannel", "secret"),
-    );
-    let (_, status, ..) = read_pdu(&mut rx, Duration::from_secs(10)).expect("bind_resp");
-    assert_eq!(status, 0);
+    let mut rx = raw::bound(TcpStream::connect(gw.smpp).unwrap(), raw::BIND_RECEIVER);
     let mut delivered = 0;
     loop {
         let Some((id, _, seq, body)) = read_pdu_or_quiet(&mut rx, Duration::from_secs(5)) else {
@@ -386,7 +327,7 @@ fn a_ussd_dialogue_cycling_answers_ends_and_memory_stays_flat() {
         texts[21], texts[22],
         "the over-limit screen, then 'expired'"
     );
-    assert_eq!(counter(&gw, "otpgw_ussd_over_limit_total"), 1.0);
+    assert_eq!(gw.counter("otpgw_ussd_over_limit_total"), 1.0);
     // One input over 160 bytes ends it at once.
     let mut args = ussd_step("1", 0, "*720#");
     args.extend(ussd_step("18", 2, &"8".repeat(200)));
@@ -406,4 +347,11 @@ fn a_ussd_dialogue_cycling_answers_ends_and_memory_stays_flat() {
         "RSS grew from {before} KiB to {after} KiB"
     );
     eprintln!("RSS before {before} KiB, after {after} KiB");
+}
+
+/// Writes `batch` to `stream` from a thread while this one reads the answers, so
+/// that neither side's buffer fills.
+fn write_from_thread(stream: &TcpStream, batch: Vec<u8>) -> JoinHandle<()> {
+    let mut writer = stream.try_clone().unwrap();
+    std::thread::spawn(move || writer.write_all(&batch).unwrap())
 }

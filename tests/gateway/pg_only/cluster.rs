@@ -9,8 +9,11 @@ use std::time::Duration;
 
 use super::require_postgres;
 use crate::cards;
-use crate::harness::{code_in, Gateway, Peer, SHORT_CODE};
+use crate::harness::{code_in, send, Gateway, Peer};
 use crate::raw;
+
+/// A send that does not wait for a reply.
+const NO_WAIT: [&str; 3] = ["--no-reply", "--quiet-wait", "0"];
 
 /// Short leases so a dead node's replies move on quickly; a fast poll.
 const CLUSTER: &str = "language = \"en\"
@@ -53,20 +56,7 @@ fn luhn_digit(body: &str) -> u32 {
 fn send_through_transmitter(node: &Gateway, who: &[(String, String, String)]) {
     let mut args: Vec<&str> = Vec::new();
     for (_, last4, msisdn) in who {
-        args.extend([
-            "send",
-            "--from",
-            msisdn,
-            "--to",
-            SHORT_CODE,
-            "--text",
-            last4,
-            "--coding",
-            "ascii",
-            "--no-reply",
-            "--quiet-wait",
-            "0",
-        ]);
+        args.extend(send(msisdn, last4, "ascii", &NO_WAIT));
     }
     args.push("unbind");
     let p = node.peer_as("kannel", "secret", &["--bind", "tx"], &args);
@@ -144,14 +134,7 @@ fn a_node_killed_after_taking_messages_in_leaves_its_replies_to_another() {
     }
     // The peer's receiver on A binds and then reads nothing: A claims the replies
     // and writes them into a socket whose reader is gone with A.
-    let mut stalled = raw::connect_small(a.smpp);
-    assert!(raw::send(
-        &mut stalled,
-        &raw::bind(raw::BIND_RECEIVER, 1, "kannel", "secret")
-    ));
-    let (_, status, _, _) =
-        raw::read_pdu(&mut stalled, Duration::from_secs(10)).expect("bind_resp");
-    assert_eq!(status, 0);
+    let stalled = raw::bound(raw::connect_small(a.smpp), raw::BIND_RECEIVER);
     a.wait_for_log(r#""bind":"rx""#);
     std::thread::scope(|s| {
         let rx = s.spawn(|| receive(&b, who.len()));
@@ -183,23 +166,9 @@ global_per_second = 0
     let b = Gateway::start_beside_with(&a, limits);
     let c = Gateway::start_beside_with(&a, limits);
     let burst = |node: &Gateway| {
-        node.peer(&[
-            "send",
-            "--from",
-            "989121119999",
-            "--to",
-            SHORT_CODE,
-            "--text",
-            "help",
-            "--coding",
-            "ascii",
-            "--no-reply",
-            "--quiet-wait",
-            "0",
-            "--repeat",
-            "8",
-            "unbind",
-        ])
+        let mut args = send("989121119999", "help", "ascii", &NO_WAIT);
+        args.extend(["--repeat", "8", "unbind"]);
+        node.peer(&args)
     };
     let peers: Vec<Peer> = std::thread::scope(|s| {
         let handles: Vec<_> = [&a, &b, &c]
@@ -238,11 +207,9 @@ fn a_code_pushed_through_a_node_without_a_connection_goes_out_through_another() 
         &format!("port = {}", smsc.port),
         &format!("port = {dead_port}"),
     );
-    let a = Gateway::start_with(&format!("{CLUSTER}{dead}"));
+    let (a, admin, verifier) = Gateway::start_with(&format!("{CLUSTER}{dead}")).with_keys();
     let b = Gateway::start_beside_with(&a, &format!("{CLUSTER}{}", smsc.connection("mci", "")));
     smsc.wait_bound(1);
-    let admin = a.api_key("admin");
-    let verifier = a.api_key("verifier");
     let who = customers(3, 303);
     for (pan, _, msisdn) in &who {
         a.enroll(&admin, pan, msisdn);
@@ -289,21 +256,8 @@ card = { count = 100, per_secs = 1 }";
     let mut silent = 0;
     for i in 0..9 {
         let node = [&a, &b, &c][i % 3];
-        let p = node.peer(&[
-            "send",
-            "--from",
-            "989121110090",
-            "--to",
-            crate::harness::SHORT_CODE,
-            "--text",
-            "4321",
-            "--coding",
-            "ascii",
-            "--no-reply",
-            "--quiet-wait",
-            "0.5",
-            "unbind",
-        ]);
+        let quiet = ["--no-reply", "--quiet-wait", "0.5", "unbind"];
+        let p = node.peer(&send("989121110090", "4321", "ascii", &quiet));
         p.ok();
         assert_eq!(p.event("submit_sm_resp")["status"], 0, "{p:?}");
         match p.all("deliver_sm").first() {

@@ -2,98 +2,47 @@
 //! behind a TCP forwarder the test controls (readiness and the temporary answers
 //! follow it, and recover without a restart).
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::require_postgres;
+use crate::api::retry_after;
 use crate::cards;
-use crate::harness::{code_in, Gateway, SHORT_CODE};
+use crate::harness::{code_in, Gateway};
+use crate::proxy::Proxy;
+use crate::wait::wait_until;
 
-/// A TCP forwarder the test can cut, standing for a database that goes away.
-struct Proxy {
-    addr: std::net::SocketAddr,
-    down: Arc<AtomicBool>,
-    open: Arc<Mutex<Vec<TcpStream>>>,
+/// A gateway on a fresh database reached through a proxy the test can cut: the
+/// proxy, the gateway and the database's URL (to drop it at the end).
+fn behind_proxy() -> (Proxy, Gateway, String) {
+    let db = crate::pg::fresh_database(&require_postgres());
+    let (scheme_user, rest) = db.split_once('@').expect("postgres://user@host:port/db");
+    let (host_port, path) = rest.split_once('/').unwrap();
+    let proxy = Proxy::start(host_port.to_owned());
+    let gw = Gateway::start_on(&format!("{scheme_user}@{}/{path}", proxy.addr));
+    (proxy, gw, db)
 }
 
-impl Proxy {
-    fn start(target: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let down = Arc::new(AtomicBool::new(false));
-        let open = Arc::new(Mutex::new(Vec::new()));
-        let (d, o) = (down.clone(), open.clone());
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { continue };
-                if d.load(Ordering::SeqCst) {
-                    let _ = client.shutdown(Shutdown::Both);
-                    continue;
-                }
-                let Ok(server) = TcpStream::connect(&target) else {
-                    continue;
-                };
-                o.lock()
-                    .unwrap()
-                    .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
-                for (mut from, mut to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
-                    std::thread::spawn(move || {
-                        let mut buf = [0u8; 16384];
-                        while let Ok(n) = from.read(&mut buf) {
-                            if n == 0 || to.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                        let _ = to.shutdown(Shutdown::Both);
-                    });
-                }
-            }
-        });
-        Proxy { addr, down, open }
-    }
-
-    fn cut(&self) {
-        self.down.store(true, Ordering::SeqCst);
-        for s in self.open.lock().unwrap().drain(..) {
-            let _ = s.shutdown(Shutdown::Both);
-        }
-    }
-
-    fn restore(&self) {
-        self.down.store(false, Ordering::SeqCst);
-    }
-}
-
+/// `/readyz`'s body once it answers `want`.
 fn wait_ready(gw: &Gateway, want: u16) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let resp = reqwest::blocking::get(gw.url("/readyz")).unwrap();
-        let status = resp.status().as_u16();
-        let body: serde_json::Value = resp.json().unwrap();
-        if status == want {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "readyz stayed {status}: {body}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        &format!("readyz to answer {want}"),
+        Duration::from_secs(30),
+        || {
+            let (status, body) = gw.readyz();
+            if status == want {
+                Ok(body)
+            } else {
+                Err(format!("{status}: {body}"))
+            }
+        },
+    )
 }
 
 /// Needs a database server it can put a proxy in front of (on SQLite there is no
 /// server to lose).
 #[test]
 fn readiness_turns_false_without_the_database_and_true_when_it_returns() {
-    let base = require_postgres();
-    let db = crate::pg::fresh_database(&base);
-    let (scheme_user, rest) = db.split_once('@').expect("postgres://user@host:port/db");
-    let (host_port, path) = rest.split_once('/').unwrap();
-    let proxy = Proxy::start(host_port.to_owned());
-    let gw = Gateway::start_on(&format!("{scheme_user}@{}/{path}", proxy.addr));
+    let (proxy, gw, db) = behind_proxy();
     let body = wait_ready(&gw, 200);
     assert_eq!(
         body,
@@ -113,42 +62,29 @@ fn readiness_turns_false_without_the_database_and_true_when_it_returns() {
 /// and the same request succeeds once it is back.
 #[test]
 fn a_database_cut_answers_503_with_retry_after_and_recovers() {
-    let base = require_postgres();
-    let db = crate::pg::fresh_database(&base);
-    let (scheme_user, rest) = db.split_once('@').expect("postgres://user@host:port/db");
-    let (host_port, path) = rest.split_once('/').unwrap();
-    let proxy = Proxy::start(host_port.to_owned());
-    let gw = Gateway::start_on(&format!("{scheme_user}@{}/{path}", proxy.addr));
+    let (proxy, gw, db) = behind_proxy();
     let verifier = gw.api_key("verifier");
     let body = serde_json::json!({"pan": cards::D, "code": "1234567", "request_id": "cut-1"});
     proxy.cut();
-    let resp = reqwest::blocking::Client::new()
-        .post(gw.url("/v1/verify"))
-        .bearer_auth(&verifier)
-        .json(&body)
-        .send()
-        .unwrap();
+    let resp = gw.post_raw(&verifier, "/v1/verify", &body);
     assert_eq!(resp.status().as_u16(), 503);
-    let retry: u64 = resp.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(retry >= 1);
+    assert!(retry_after(&resp) >= 1);
     let err: serde_json::Value = resp.json().unwrap();
     assert_eq!(err["error"]["code"], "unavailable");
     proxy.restore();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, v) = gw.post(&verifier, "/v1/verify", &body);
-        if status == 200 {
-            assert_eq!(v["reason"], "not_enrolled");
-            break;
-        }
-        assert_eq!(status, 503, "{v}");
-        assert!(Instant::now() < deadline, "no recovery");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let v = wait_until(
+        "the verify to be answered again",
+        Duration::from_secs(30),
+        || {
+            let (status, v) = gw.post(&verifier, "/v1/verify", &body);
+            if status == 200 {
+                return Ok(v);
+            }
+            assert_eq!(status, 503, "{v}");
+            Err(v)
+        },
+    );
+    assert_eq!(v["reason"], "not_enrolled");
     drop(gw);
     crate::pg::drop_database(&db);
 }
@@ -202,19 +138,7 @@ fn held_row_lock_answers_appn(statement_timeout: &str, message_timeout: &str, ms
     });
     held_rx.recv_timeout(Duration::from_secs(30)).unwrap();
     let started = std::time::Instant::now();
-    let p = gw.peer(&[
-        "send",
-        "--from",
-        msisdn,
-        "--to",
-        SHORT_CODE,
-        "--text",
-        "2468",
-        "--coding",
-        "ascii",
-        "--no-reply",
-        "unbind",
-    ]);
+    let p = gw.sms_no_reply(msisdn, "2468");
     let elapsed = started.elapsed();
     assert_eq!(p.event("submit_sm_resp")["status"], 0x64, "{p:?}");
     assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");

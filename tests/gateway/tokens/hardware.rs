@@ -5,18 +5,14 @@
 
 use serde_json::{json, Value};
 
-use super::{kinds, py, step_with_room, totp_codes, unix_secs};
+use super::{py, step_with_room, totp_codes, unix_secs};
 use crate::cards;
 use crate::harness::Gateway;
 
 #[test]
 fn tokens_ocra_response_verifies_only_for_its_payment() {
-    let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
-    let card = gw.enroll(&admin, cards::C, "989121150002")["id"]
-        .as_i64()
-        .unwrap();
+    let (gw, admin, verifier) = Gateway::start().with_keys();
+    let card = gw.enroll_id(&admin, cards::C, "989121150002");
     // A hardware OCRA token from the vendor's file: active at once.
     let secret = "3132333435363738393031323334353637383930313233343536373839303132";
     let (status, enrolled) = gw.post(
@@ -47,20 +43,18 @@ fn tokens_ocra_response_verifies_only_for_its_payment() {
         .to_owned();
 
     let body = |txn: &Value, id: &str| json!({"pan": cards::C, "code": response, "request_id": id, "transaction": txn});
-    let v = verify_with(&gw, &verifier, body(&other, "other-payment"));
+    let v = gw.verify_with(&verifier, body(&other, "other-payment"));
     assert_eq!(v["reason"], "invalid", "another payment: {v}");
     let v = gw.verify(&verifier, cards::C, &response, "no-payment");
     assert_eq!(v["reason"], "invalid", "no payment: {v}");
-    let v = verify_with(&gw, &verifier, body(&pay, "its-payment"));
+    let v = gw.verify_with(&verifier, body(&pay, "its-payment"));
     assert_eq!(v["result"], "approved", "{v}");
-    let v = verify_with(&gw, &verifier, body(&pay, "again"));
+    let v = gw.verify_with(&verifier, body(&pay, "again"));
     assert_eq!(v["reason"], "used", "one payment, one approval: {v}");
 
     // A time-stepped suite: the response of now's minute verifies once; one two
     // minutes old does not.
-    let card_b = gw.enroll(&admin, cards::B1, "989121150004")["id"]
-        .as_i64()
-        .unwrap();
+    let card_b = gw.enroll_id(&admin, cards::B1, "989121150004");
     let timed = "OCRA-1:HOTP-SHA1-6:QN08-T1M";
     let seed = "3132333435363738393031323334353637383930";
     let (status, body) = gw.post(
@@ -77,11 +71,11 @@ fn tokens_ocra_response_verifies_only_for_its_payment() {
             .to_owned()
     };
     let timed_body = |code: &str, id: &str| json!({"pan": cards::B1, "code": code, "request_id": id, "transaction": pay});
-    let v = verify_with(&gw, &verifier, timed_body(&at(minute - 2), "t-old"));
+    let v = gw.verify_with(&verifier, timed_body(&at(minute - 2), "t-old"));
     assert_eq!(v["reason"], "invalid", "{v}");
-    let v = verify_with(&gw, &verifier, timed_body(&at(minute), "t-now"));
+    let v = gw.verify_with(&verifier, timed_body(&at(minute), "t-now"));
     assert_eq!(v["result"], "approved", "{v}");
-    let v = verify_with(&gw, &verifier, timed_body(&at(minute), "t-again"));
+    let v = gw.verify_with(&verifier, timed_body(&at(minute), "t-again"));
     assert_eq!(v["reason"], "used", "{v}");
 
     // The serial is unique among live tokens.
@@ -99,12 +93,8 @@ fn tokens_ocra_response_verifies_only_for_its_payment() {
 
 #[test]
 fn tokens_cli_import_suspend_resync_revoke() {
-    let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
-    let card = gw.enroll(&admin, cards::D, "989121150003")["id"]
-        .as_i64()
-        .unwrap();
+    let (gw, admin, verifier) = Gateway::start().with_keys();
+    let card = gw.enroll_id(&admin, cards::D, "989121150003");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("vendor.csv");
     // RFC 6238's SHA-1 seed, as a vendor file would carry it.
@@ -137,27 +127,22 @@ fn tokens_cli_import_suspend_resync_revoke() {
     );
     let now = step_with_room(30, 8);
     let c = totp_codes(uri, now, &[0, 5, 6, 7]);
-    let v = gw.verify(&verifier, cards::D, &c[0], "suspended");
-    assert_eq!(v["reason"], "invalid", "{v}");
+    gw.rejects(&verifier, cards::D, &c[0], "suspended", "invalid");
     assert!(gw.cli(&["token", "reactivate", "--id", &id]).0);
-    let v = gw.verify(&verifier, cards::D, &c[0], "reactivated");
-    assert_eq!(v["result"], "approved", "{v}");
+    gw.approves(&verifier, cards::D, &c[0], "reactivated");
 
     // A token whose clock runs 5 to 6 steps ahead: its code is outside the window
     // until an administrator resyncs it from two consecutive codes.
-    let v = gw.verify(&verifier, cards::D, &c[3], "ahead");
-    assert_eq!(v["reason"], "invalid", "{v}");
+    gw.rejects(&verifier, cards::D, &c[3], "ahead", "invalid");
     let (ok, out, err) = gw.cli(&[
         "token", "resync", "--id", &id, "--first", &c[1], "--second", &c[2],
     ]);
     assert!(ok, "{err}");
     let resynced: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(resynced["drift"], 6, "{resynced}");
-    let v = gw.verify(&verifier, cards::D, &c[3], "ahead-after-resync");
-    assert_eq!(v["result"], "approved", "{v}");
+    gw.approves(&verifier, cards::D, &c[3], "ahead-after-resync");
     // The resync's codes are used steps now.
-    let v = gw.verify(&verifier, cards::D, &c[2], "resync-code");
-    assert_eq!(v["reason"], "used", "{v}");
+    gw.rejects(&verifier, cards::D, &c[2], "resync-code", "used");
 
     // The console's card page lists the token, never its secret.
     let page = console_card_page(&gw, &admin, card);
@@ -175,26 +160,23 @@ fn tokens_cli_import_suspend_resync_revoke() {
         ok && out.contains("\"revoked\"") && !out.contains("3132333435"),
         "{out}"
     );
-    let kinds = kinds(&gw, &admin, card);
-    for k in [
+    let story = [
         "token_enrolled",
         "token_suspended",
         "token_reactivated",
         "token_resynced",
         "token_revoked",
-    ] {
-        assert!(kinds.iter().any(|x| x == k), "no {k} in {kinds:?}");
-    }
+    ];
+    gw.events_include(&admin, card, &story);
 }
 
 /// One gateway per `[policy] accept`: a card with a live SMS code and an active
 /// hardware token; which of the two codes verifies.
 fn accept_case(accept: &str, sms_ok: bool, token_ok: bool) {
-    let gw = Gateway::start_with(&format!("[policy]\naccept = {accept}\n"));
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) =
+        Gateway::start_with(&format!("[policy]\naccept = {accept}\n")).with_keys();
     let msisdn = "989121150014";
-    let card = gw.enroll(&admin, cards::D, msisdn)["id"].as_i64().unwrap();
+    let card = gw.enroll_id(&admin, cards::D, msisdn);
     let (status, body) = gw.post(
         &admin,
         &format!("/v1/cards/{card}/tokens"),
@@ -243,34 +225,9 @@ fn tokens_policy_accept_says_which_codes_verify_on_a_card_with_both() {
     accept_case(r#"["sms"]"#, true, false);
 }
 
-fn verify_with(gw: &Gateway, key: &str, body: Value) -> Value {
-    let (status, v) = gw.post(key, "/v1/verify", &body);
-    assert_eq!(status, 200, "verify: {v}");
-    v
-}
-
 /// Signs in to the console with `key` and returns the card's page.
 fn console_card_page(gw: &Gateway, key: &str, card: i64) -> String {
-    let client = reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let signed_in = client
-        .post(gw.url("/console/signin"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("key={key}"))
-        .send()
-        .unwrap();
-    let cookie = signed_in
-        .headers()
-        .get("set-cookie")
-        .expect("a session cookie")
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (client, cookie) = gw.console_session(key);
     client
         .get(gw.url(&format!("/console/cards/{card}")))
         .header("cookie", cookie)

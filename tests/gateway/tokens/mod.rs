@@ -16,8 +16,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::harness::Gateway;
-
 pub(super) fn py(args: &[&str]) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/tokens.py");
     let out = Command::new("python3")
@@ -60,15 +58,5 @@ pub(super) fn totp_codes(uri: &str, now: u64, offsets: &[i64]) -> Vec<String> {
     offsets
         .iter()
         .map(|o| v["codes"][o.to_string()].as_str().unwrap().to_owned())
-        .collect()
-}
-
-pub(super) fn kinds(gw: &Gateway, admin: &str, card: i64) -> Vec<String> {
-    let (_, events) = gw.get(admin, &format!("/v1/cards/{card}/events"));
-    events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap().to_owned())
         .collect()
 }

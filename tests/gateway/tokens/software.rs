@@ -2,24 +2,24 @@
 //! answer, one by SMS through the operator SMSC), wrong and expired activations,
 //! drift, replay and the lock, and replacing a lost phone over HTTP and the CLI.
 
-use std::time::{Duration, Instant};
-
 use serde_json::{json, Value};
 
-use super::{kinds, step_with_room, totp_codes, unix_secs};
+use super::{step_with_room, totp_codes, unix_secs};
 use crate::cards;
-use crate::harness::Gateway;
+use crate::db::Db;
+use crate::harness::{wrong_code, Gateway};
 use crate::smsc::{texts_to, Smsc};
+use crate::wait::{wait_until, WITHIN};
+
+/// The connection's routes: the test cards' phones are 98912….
+const ROUTES: &str = "routes = [\"98912\"]";
 
 #[test]
 fn tokens_software_totp_activation_drift_replay_and_lock() {
     let smsc = Smsc::start(&[]);
-    let gw = Gateway::start_with(&smsc.connection("mci", "routes = [\"98912\"]"));
-    smsc.wait_bound(1);
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = smsc.gateway(ROUTES).with_keys();
     let msisdn = "989121150001";
-    let card = gw.enroll(&admin, cards::A, msisdn)["id"].as_i64().unwrap();
+    let card = gw.enroll_id(&admin, cards::A, msisdn);
 
     // Enroll: the first part comes back, the second goes to the phone by SMS.
     let (status, enrolled) = gw.post(
@@ -33,57 +33,24 @@ fn tokens_software_totp_activation_drift_replay_and_lock() {
     assert_eq!(enrolled["activation"]["state"], "sent", "{enrolled}");
     let first = enrolled["activation_part"].as_str().unwrap().to_owned();
     assert_eq!(first.len(), 6);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let text = loop {
-        if let Some(t) = texts_to(&smsc, msisdn).into_iter().next() {
-            break t;
-        }
-        assert!(Instant::now() < deadline, "no activation SMS");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let second: String = text
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|d| d.len() == 6)
-        .unwrap_or_else(|| panic!("no 6-digit part in {text:?}"))
-        .to_owned();
+    let text = nth_text_to(&smsc, msisdn, 1);
+    let second = part_in(&text);
     assert!(
         !text.contains(&first),
         "the SMS must not carry the first part"
     );
 
     // A wrong activation code is counted; the right one answers the URI, once.
-    let activate = |code: &str| {
-        gw.post(
-            &admin,
-            &format!("/v1/tokens/{token}/activate"),
-            &json!({"activation_code": code}),
-        )
-    };
-    let wrong = format!(
-        "{first}{}",
-        if second == "000000" {
-            "000001"
-        } else {
-            "000000"
-        }
-    );
-    let (status, body) = activate(&wrong);
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (422, Some("activation_invalid")),
-        "{body}"
-    );
+    let wrong = format!("{first}{}", wrong_code(&second));
+    refused(&gw, &admin, token, &wrong, 422, "activation_invalid");
     // Only the SMS part is not enough.
-    assert_eq!(activate(&second).0, 422);
-    let (status, activated) = activate(&format!("{first}{second}"));
+    assert_eq!(activate(&gw, &admin, token, &second).0, 422);
+    let right = format!("{first}{second}");
+    let (status, activated) = activate(&gw, &admin, token, &right);
     assert_eq!(status, 200, "{activated}");
     let uri = activated["otpauth_uri"].as_str().unwrap().to_owned();
     assert!(uri.starts_with("otpauth://totp/"), "{uri}");
-    let (status, again) = activate(&format!("{first}{second}"));
-    assert_eq!(
-        (status, again["error"]["code"].as_str()),
-        (409, Some("wrong_token_state"))
-    );
+    let again = refused(&gw, &admin, token, &right, 409, "wrong_token_state");
     assert!(again.get("otpauth_uri").is_none());
 
     // Codes by pyotp for the gateway's step: one step of drift, the current one,
@@ -93,8 +60,7 @@ fn tokens_software_totp_activation_drift_replay_and_lock() {
     let (old, previous, current, next) = (&codes[0], &codes[1], &codes[2], &codes[3]);
     let v = gw.verify(&verifier, cards::A, previous, "drift");
     assert_eq!(v["result"], "approved", "one step of drift: {v}");
-    let v = gw.verify(&verifier, cards::A, current, "now");
-    assert_eq!(v["result"], "approved", "{v}");
+    gw.approves(&verifier, cards::A, current, "now");
     let v = gw.verify(&verifier, cards::A, current, "replay");
     assert_eq!(
         (v["result"].as_str(), v["reason"].as_str()),
@@ -120,11 +86,7 @@ fn tokens_software_totp_activation_drift_replay_and_lock() {
     );
 
     // Three wrong token codes lock the card, under the same policy as SMS codes.
-    let wrong = if current == "000000" {
-        "000001"
-    } else {
-        "000000"
-    };
+    let wrong = &wrong_code(current);
     for (i, left) in [(0, 2), (1, 1), (2, 0)] {
         let v = gw.verify(&verifier, cards::A, wrong, &format!("wrong-{i}"));
         assert_eq!(
@@ -135,8 +97,7 @@ fn tokens_software_totp_activation_drift_replay_and_lock() {
     }
     let (_, shown) = gw.get(&admin, &format!("/v1/cards/{card}"));
     assert_eq!(shown["status"], "locked");
-    let v = gw.verify(&verifier, cards::A, next, "after-lock");
-    assert_eq!(v["reason"], "locked", "{v}");
+    gw.rejects(&verifier, cards::A, next, "after-lock", "locked");
 
     // The card's tokens, never a secret; the audit trail; nothing secret logged.
     let (_, listed) = gw.get(&admin, &format!("/v1/cards/{card}/tokens"));
@@ -150,17 +111,15 @@ fn tokens_software_totp_activation_drift_replay_and_lock() {
         .next()
         .unwrap();
     assert!(!listed.to_string().contains(secret));
-    let kinds = kinds(&gw, &admin, card);
-    for k in [
+    let story = [
         "token_enrolled",
         "token_activation_sent",
         "token_activation_failed",
         "token_activated",
         "verified",
         "locked",
-    ] {
-        assert!(kinds.iter().any(|x| x == k), "no {k} in {kinds:?}");
-    }
+    ];
+    gw.events_include(&admin, card, &story);
     let log = gw.log();
     for s in [secret, &format!("{first}{second}")] {
         assert!(!log.contains(s), "a secret reached the log");
@@ -170,25 +129,17 @@ fn tokens_software_totp_activation_drift_replay_and_lock() {
 #[test]
 fn tokens_wrong_activation_codes_lock_the_activation_and_audit_each() {
     let smsc = Smsc::start(&[]);
-    let gw = Gateway::start_with(&format!(
-        "{}\n[tokens]\nactivation_max_failures = 3\n",
-        smsc.connection("mci", "routes = [\"98912\"]")
-    ));
-    smsc.wait_bound(1);
+    let tokens = "\n[tokens]\nactivation_max_failures = 3\n";
+    let gw = smsc.gateway_with("", ROUTES, tokens);
     let admin = gw.api_key("admin");
     let msisdn = "989121150011";
-    let card = gw.enroll(&admin, cards::A, msisdn)["id"].as_i64().unwrap();
+    let card = gw.enroll_id(&admin, cards::A, msisdn);
     let (token, first, second) = enroll_software(&gw, &smsc, &admin, card, msisdn, 1);
-    let wrong = format!("{first}{}", other_part(&second));
+    let wrong = format!("{first}{}", wrong_code(&second));
 
     // Three wrong codes: each counted and told how many are left; the third locks.
     for left in [2, 1, 0] {
-        let (status, body) = activate(&gw, &admin, token, &wrong);
-        assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (422, Some("activation_invalid")),
-            "{body}"
-        );
+        let body = refused(&gw, &admin, token, &wrong, 422, "activation_invalid");
         assert!(
             body["error"]["message"]
                 .as_str()
@@ -198,17 +149,14 @@ fn tokens_wrong_activation_codes_lock_the_activation_and_audit_each() {
         );
     }
     // Locked: even the right code is refused now, for good.
-    let (status, body) = activate(&gw, &admin, token, &format!("{first}{second}"));
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (410, Some("activation_expired")),
-        "{body}"
-    );
+    let right = format!("{first}{second}");
+    let body = refused(&gw, &admin, token, &right, 410, "activation_expired");
     assert!(body.get("otpauth_uri").is_none());
     assert_eq!(token_state(&gw, &admin, card, token), "locked");
 
     // Audited: one event per wrong code, the last one locking; nothing secret in it.
-    let failed: Vec<Value> = events(&gw, &admin, card)
+    let failed: Vec<Value> = gw
+        .events(&admin, card)
         .into_iter()
         .filter(|e| e["kind"] == "token_activation_failed")
         .map(|e| e["detail"].clone())
@@ -240,36 +188,23 @@ fn tokens_wrong_activation_codes_lock_the_activation_and_audit_each() {
 #[test]
 fn tokens_an_activation_expires_after_24_hours() {
     let smsc = Smsc::start(&[]);
-    let gw = Gateway::start_with(&smsc.connection("mci", "routes = [\"98912\"]"));
-    smsc.wait_bound(1);
+    let gw = smsc.gateway(ROUTES);
     let admin = gw.api_key("admin");
     let msisdn = "989121150012";
-    let card = gw.enroll(&admin, cards::A, msisdn)["id"].as_i64().unwrap();
+    let card = gw.enroll_id(&admin, cards::A, msisdn);
     let (token, first, second) = enroll_software(&gw, &smsc, &admin, card, msisdn, 1);
 
     // 10 seconds before the 24 h end it is still open: a wrong code is only wrong.
     age_activation(&gw, token, 86_400_000 - 10_000);
-    let (status, body) = activate(
-        &gw,
-        &admin,
-        token,
-        &format!("{first}{}", other_part(&second)),
-    );
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (422, Some("activation_invalid")),
-        "{body}"
-    );
+    let wrong = format!("{first}{}", wrong_code(&second));
+    refused(&gw, &admin, token, &wrong, 422, "activation_invalid");
     // At the end: the right code is too late.
     age_activation(&gw, token, 10_000);
-    let (status, body) = activate(&gw, &admin, token, &format!("{first}{second}"));
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (410, Some("activation_expired")),
-        "{body}"
-    );
+    let right = format!("{first}{second}");
+    let body = refused(&gw, &admin, token, &right, 410, "activation_expired");
     assert!(body.get("otpauth_uri").is_none());
-    let expired = events(&gw, &admin, card)
+    let expired = gw
+        .events(&admin, card)
         .into_iter()
         .filter(|e| e["kind"] == "token_activation_failed" && e["detail"]["reason"] == "expired")
         .count();
@@ -280,12 +215,9 @@ fn tokens_an_activation_expires_after_24_hours() {
 #[test]
 fn tokens_replace_a_lost_phone_over_http_and_from_the_cli() {
     let smsc = Smsc::start(&[]);
-    let gw = Gateway::start_with(&smsc.connection("mci", "routes = [\"98912\"]"));
-    smsc.wait_bound(1);
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = smsc.gateway(ROUTES).with_keys();
     let msisdn = "989121150013";
-    let card = gw.enroll(&admin, cards::A, msisdn)["id"].as_i64().unwrap();
+    let card = gw.enroll_id(&admin, cards::A, msisdn);
     let (old, first, second) = enroll_software(&gw, &smsc, &admin, card, msisdn, 1);
     let (status, body) = activate(&gw, &admin, old, &format!("{first}{second}"));
     assert_eq!(status, 200, "{body}");
@@ -331,8 +263,7 @@ fn tokens_replace_a_lost_phone_over_http_and_from_the_cli() {
             "{v}"
         );
     }
-    let v = gw.verify(&verifier, cards::A, &new_codes[0], "new-phone");
-    assert_eq!(v["result"], "approved", "{v}");
+    gw.approves(&verifier, cards::A, &new_codes[0], "new-phone");
 
     // From the CLI: the new token is revoked and replaced in turn; no SMS part can go
     // from there, and the activation says so.
@@ -361,7 +292,7 @@ fn tokens_replace_a_lost_phone_over_http_and_from_the_cli() {
     let (ok, _, err) = gw.cli(&["token", "replace", "--id", &hw.to_string()]);
     assert!(!ok && err.contains("hardware"), "{err}");
 
-    let kinds = kinds(&gw, &admin, card);
+    let kinds = gw.event_kinds(&admin, card);
     let count = |k: &str| kinds.iter().filter(|x| *x == k).count();
     assert_eq!(count("token_revoked"), 2, "{kinds:?}");
     assert_eq!(count("token_enrolled"), 4, "{kinds:?}");
@@ -371,14 +302,10 @@ fn tokens_replace_a_lost_phone_over_http_and_from_the_cli() {
 
 /// The `n`th SMS (from 1) to `msisdn` at the SMSC, waited for with a deadline.
 fn nth_text_to(smsc: &Smsc, msisdn: &str, n: usize) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(t) = texts_to(smsc, msisdn).into_iter().nth(n - 1) {
-            return t;
-        }
-        assert!(Instant::now() < deadline, "no SMS number {n} to {msisdn}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(&format!("SMS number {n} to {msisdn}"), WITHIN, || {
+        let texts = texts_to(smsc, msisdn);
+        texts.into_iter().nth(n - 1).ok_or("fewer")
+    })
 }
 
 /// The 6-digit activation part in an SMS.
@@ -421,18 +348,16 @@ fn activate(gw: &Gateway, admin: &str, token: i64, code: &str) -> (u16, Value) {
     )
 }
 
-/// A 6-digit part other than `part`.
-fn other_part(part: &str) -> &'static str {
-    if part == "000000" {
-        "000001"
-    } else {
-        "000000"
-    }
-}
-
-fn events(gw: &Gateway, admin: &str, card: i64) -> Vec<Value> {
-    let (_, events) = gw.get(admin, &format!("/v1/cards/{card}/events"));
-    events.as_array().unwrap().clone()
+/// An activation with `code` that is refused with `status` and the error `error`.
+fn refused(gw: &Gateway, admin: &str, token: i64, code: &str, status: u16, error: &str) -> Value {
+    let path = format!("/v1/tokens/{token}/activate");
+    gw.post_error(
+        admin,
+        &path,
+        &json!({"activation_code": code}),
+        status,
+        error,
+    )
 }
 
 fn token_state(gw: &Gateway, admin: &str, card: i64, token: i64) -> String {
@@ -451,10 +376,6 @@ fn token_state(gw: &Gateway, admin: &str, card: i64, token: i64) -> String {
 /// Moves a token's activation deadline `ms` into the past, as if that much time
 /// had gone by.
 fn age_activation(gw: &Gateway, token: i64, ms: i64) {
-    let (rt, mut conn) = crate::verify::connect(gw);
     let sql = "UPDATE tokens SET activation_expires_at = activation_expires_at - $1 WHERE id = $2";
-    let done = rt
-        .block_on(sqlx::query(sql).bind(ms).bind(token).execute(&mut conn))
-        .unwrap();
-    assert_eq!(done.rows_affected(), 1);
+    assert_eq!(Db::of(gw).execute(sql, &[ms, token]), 1);
 }
