@@ -89,9 +89,7 @@ fn sigterm_during_traffic_unbinds_every_session_and_exits_zero() {
         });
         // Traffic is flowing and both sessions are bound.
         gw.wait_for_log("message answered");
-        while gw.log().matches("\"bound\"").count() < 2 {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        gw.wait_for_log_count("\"bound\"", 2);
         let status = gw.stop();
         assert!(status.success(), "exit status {status:?}");
         (rx.join().unwrap(), busy.join().unwrap())

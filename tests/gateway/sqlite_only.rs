@@ -9,14 +9,14 @@
 //! once the lock is released. The database file made read-only and back gives the
 //! same answers and recovers too. A key file beside a lost database is refused.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 
 use serde_json::json;
 
 use crate::cards;
 use crate::harness::{code_in, postgres_url, Gateway};
-use crate::wait::{wait_for, WITHIN};
+use crate::wait::{wait_for, Lines, WITHIN};
 
 /// Fails a test of this module run on PostgreSQL (it would check nothing there).
 fn require_sqlite() {
@@ -51,10 +51,8 @@ fn a_held_write_lock_gives_temporary_errors_then_recovery() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("python3");
-    let mut out = BufReader::new(holder.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "locked");
+    let out = Lines::of(holder.stdout.take().unwrap());
+    assert_eq!(out.next_within("the lock", WITHIN).trim(), "locked");
 
     let (status, body) = gw.post(
         &verifier,
@@ -68,9 +66,7 @@ fn a_held_write_lock_gives_temporary_errors_then_recovery() {
 
     // Released: the same requests succeed, and nothing of the failed ones was kept.
     writeln!(holder.stdin.take().unwrap()).unwrap();
-    line.clear();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "released");
+    assert_eq!(out.next_within("the release", WITHIN).trim(), "released");
     let _ = holder.wait();
     let code = code_in(&gw.sms("989121110801", "4321", "ascii"));
     let v = gw.verify(&verifier, cards::A, &code, "w-1");

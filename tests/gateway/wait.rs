@@ -1,7 +1,10 @@
 //! Bounded waits: a test polls for what it waits for (a log line, an HTTP state, a
-//! row, an event) and fails with a clear message at the deadline, never later.
+//! row, an event, a child's line) and fails with a clear message at the deadline,
+//! never later.
 
 use std::fmt::Display;
+use std::io::{BufRead, BufReader, Read};
+use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 /// The deadline of most waits: far above what any of them takes on a loaded machine.
@@ -35,4 +38,31 @@ pub fn wait_for(what: &str, within: Duration, mut holds: impl FnMut() -> bool) {
         within,
         || if holds() { Ok(()) } else { Err("not yet") },
     )
+}
+
+/// The lines a child process writes, each waited for with a deadline (a read of a
+/// pipe has none of its own).
+pub struct Lines(Receiver<String>);
+
+impl Lines {
+    /// Reads `from` line by line on a thread of its own.
+    pub fn of(from: impl Read + Send + 'static) -> Self {
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(from).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines(rx)
+    }
+
+    /// The next line, which must come within `within`.
+    pub fn next_within(&self, what: &str, within: Duration) -> String {
+        self.0
+            .recv_timeout(within)
+            .unwrap_or_else(|e| panic!("waited {within:?} for {what}: {e}"))
+    }
 }

@@ -10,6 +10,7 @@ use crate::api::{retry_after, standing};
 use crate::cards;
 use crate::harness::{code_in, wrong_code, Gateway};
 use crate::raw::closed_within;
+use crate::wait::wait_for;
 
 /// HTTP/2 is not served (its connections would have no idle bound): a client that
 /// opens with the HTTP/2 preface is closed at once, and HTTP/1.1 still verifies.
@@ -75,7 +76,6 @@ fn unknown_paths_and_methods_are_logged_sampled() {
         assert_eq!(wrong.status().as_u16(), 405);
     }
     // The request lines are written after the answers: wait for the first ones.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let count = || {
         gw.log()
             .lines()
@@ -87,9 +87,9 @@ fn unknown_paths_and_methods_are_logged_sampled() {
             })
             .count()
     };
-    while count() == 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("a request line of a probe", Duration::from_secs(5), || {
+        count() > 0
+    });
     let lines = count();
     assert!((1..=20).contains(&lines), "{lines} lines for 300 probes");
 }

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::net::TcpStream;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::cards;
 use crate::harness::{code_in, Gateway, SHORT_CODE};
@@ -236,7 +236,12 @@ fn a_crowded_reply_queue_still_takes_code_replies() {
     // A receiver drains the queue: the code is in it.
     let mut rx = raw::bound(TcpStream::connect(gw.smpp).unwrap(), raw::BIND_RECEIVER);
     let mut delivered = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
+        assert!(
+            Instant::now() < deadline,
+            "the code reply not among {delivered} replies in 60 s"
+        );
         let Some((id, _, seq, body)) = read_pdu_or_quiet(&mut rx, Duration::from_secs(5)) else {
             panic!("queue drained after {delivered} replies without the code reply");
         };
