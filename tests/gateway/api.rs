@@ -46,7 +46,7 @@ impl Gateway {
         assert_eq!(
             (got, answer["error"]["code"].as_str()),
             (status, Some(code)),
-            "POST {path} {body}: {answer}"
+            "POST {path}: {answer}"
         );
         answer
     }
