@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::wait::{wait_until, WITHIN};
+use crate::wait::{wait_until, Seen, WITHIN};
 
 pub const SHORT_CODE: &str = "30003303";
 
@@ -277,11 +277,13 @@ sender_id = "BankOTP"
     /// Waits until `n` log lines contain `needle`.
     pub fn wait_for_log_count(&self, needle: &str, n: usize) {
         wait_until(&format!("{n} log lines with {needle:?}"), WITHIN, || {
-            let log = self.log();
-            if log.matches(needle).count() >= n {
+            let found = self.log.lock().unwrap().matches(needle).count();
+            if found >= n {
                 Ok(())
             } else {
-                Err(format!("the log:\n{log}"))
+                Err(Seen(move |f| {
+                    write!(f, "{found}; the log:\n{}", self.log())
+                }))
             }
         });
     }

@@ -9,7 +9,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use crate::harness::Gateway;
-use crate::wait::{wait_until, WITHIN};
+use crate::wait::{wait_until, Seen, WITHIN};
 
 pub struct Smsc {
     child: Child,
@@ -75,11 +75,15 @@ impl Smsc {
         wait_until(&format!("{n} such events at the SMSC"), WITHIN, || {
             let events = self.events.lock().unwrap();
             let found: Vec<Value> = events.iter().filter(|e| pred(e)).take(n).cloned().collect();
+            drop(events);
             if found.len() >= n {
-                Ok(found)
-            } else {
-                Err(format!("{} of {n}; all events:\n{events:#?}", found.len()))
+                return Ok(found);
             }
+            let k = found.len();
+            Err(Seen(move |f| {
+                let all = self.events.lock().unwrap();
+                write!(f, "{k} of {n}; all events:\n{all:#?}")
+            }))
         })
     }
 

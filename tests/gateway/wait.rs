@@ -2,7 +2,7 @@
 //! row, an event, a child's line) and fails with a clear message at the deadline,
 //! never later.
 
-use std::fmt::Display;
+use std::fmt::{self, Display, Formatter};
 use std::io::{BufRead, BufReader, Read};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
@@ -28,6 +28,16 @@ pub fn wait_until<T, E: Display>(
             ),
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// What a probe saw, written out only if the wait fails (a probe runs every 20 ms;
+/// a whole log or event list is formatted once, at the deadline).
+pub struct Seen<F: Fn(&mut Formatter) -> fmt::Result>(pub F);
+
+impl<F: Fn(&mut Formatter) -> fmt::Result> Display for Seen<F> {
+    fn fmt(&self, f: &mut Formatter) -> fmt::Result {
+        (self.0)(f)
     }
 }
 
