@@ -16,33 +16,14 @@ fn card_admin_over_http() {
     assert!(card.get("pan").is_none() && card.get("pan_hash").is_none());
     let id = card["id"].as_i64().unwrap();
 
-    let (status, body) = gw.post(
-        &admin,
-        "/v1/cards",
-        &json!({"pan": cards::A, "msisdn": "09121110031"}),
-    );
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("card_exists"))
-    );
-    let (status, body) = gw.post(
-        &admin,
-        "/v1/cards",
-        &json!({"pan": "6037990000004322", "msisdn": "09121110031"}),
-    );
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("invalid_pan"))
-    );
-    let (status, body) = gw.post(
-        &admin,
-        "/v1/cards",
-        &json!({"pan": cards::C, "msisdn": "call me"}),
-    );
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("invalid_msisdn"))
-    );
+    for (pan, msisdn, status, code) in [
+        (cards::A, "09121110031", 409, "card_exists"),
+        ("6037990000004322", "09121110031", 400, "invalid_pan"),
+        (cards::C, "call me", 400, "invalid_msisdn"),
+    ] {
+        let body = json!({"pan": pan, "msisdn": msisdn});
+        gw.post_error(&admin, "/v1/cards", &body, status, code);
+    }
 
     assert_eq!(gw.get(&admin, &format!("/v1/cards/{id}")).1, card);
     let (status, found) = gw.post(
@@ -70,14 +51,15 @@ fn card_admin_over_http() {
 #[test]
 fn card_admin_over_the_cli() {
     let gw = Gateway::start();
-    let (ok, out, err) = gw.cli(&[
+    let enroll = [
         "card",
         "enroll",
         "--pan",
         cards::C,
         "--msisdn",
         "09121110040",
-    ]);
+    ];
+    let (ok, out, err) = gw.cli(&enroll);
     assert!(ok, "{err}");
     let card: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(
@@ -90,14 +72,7 @@ fn card_admin_over_the_cli() {
         serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["id"],
         card["id"]
     );
-    let (ok, _, err) = gw.cli(&[
-        "card",
-        "enroll",
-        "--pan",
-        cards::C,
-        "--msisdn",
-        "09121110040",
-    ]);
+    let (ok, _, err) = gw.cli(&enroll);
     assert!(!ok && err.contains("already enrolled"), "{err}");
     let (ok, _, err) = gw.cli(&["card", "enroll", "--pan", "123", "--msisdn", "09121110040"]);
     assert!(!ok && err.contains("13 to 19 digits"), "{err}");
@@ -111,9 +86,7 @@ fn card_admin_over_the_cli() {
 /// neither the database files nor the log contain a card number or a code.
 #[test]
 fn no_card_number_or_code_in_the_database_or_the_logs() {
-    let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = Gateway::start().with_keys();
     let pans = [cards::A, cards::B1, cards::B2];
     for (i, pan) in pans.iter().enumerate() {
         gw.enroll(&admin, pan, &format!("98912111005{i}"));

@@ -2,12 +2,15 @@
 //! correctness of the tool's counts only. Performance is never asserted here; it is
 //! measured by the tool and written down in BENCHMARKS.md.
 
-use std::io::{BufRead, BufReader};
+use std::io::Read;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{bin, Gateway, SHORT_CODE};
+use crate::harness::{bin, Gateway, Reaped, SHORT_CODE};
+use crate::proxy::Proxy;
+use crate::wait::{wait_for, wait_until, Lines, WITHIN};
 
 /// Runs `otpgw bench …` and returns (success, JSON report or Null, stderr).
 fn bench(args: &[&str]) -> (bool, Value, String) {
@@ -39,9 +42,7 @@ fn assert_no_secrets(text: &str) {
 
 #[test]
 fn bench_sms_gets_a_code_for_every_message_and_verify_approves_them() {
-    let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = Gateway::start().with_keys();
     let (smpp, http) = (gw.smpp.to_string(), format!("http://{}", gw.http));
     let common = [
         "--smpp",
@@ -113,19 +114,9 @@ fn bench_sms_names_the_status_of_a_refused_bind() {
     assert!(stderr.contains("ESME_RINVPASWD"), "{stderr}");
 }
 
-/// Kills the transport server when the test ends, however it ends.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `bench transport` on a free port; returns it and its address.
-fn transport() -> (Child, String) {
-    let mut child = Child(
+fn transport() -> (Reaped, String) {
+    let mut child = Reaped(
         Command::new(bin())
             .args([
                 "bench",
@@ -141,10 +132,8 @@ fn transport() -> (Child, String) {
             .spawn()
             .expect("spawn otpgw bench transport"),
     );
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("the listening line");
+    let line = Lines::of(child.0.stdout.take().expect("stdout"))
+        .next_within("the transport's listening line", WITHIN);
     let listening: Value = serde_json::from_str(&line).expect("JSON");
     let addr = listening["listening"].as_str().expect("address").to_owned();
     (child, addr)
@@ -182,24 +171,41 @@ fn bench_sms_against_bench_transport() {
 #[test]
 fn ctrl_c_prints_a_partial_report_and_exits_130() {
     let (_transport, addr) = transport();
-    let mut args = vec!["bench", "sms", "--smpp", &addr, "--system-id", "x"];
+    // The bench reaches the transport through a forwarder that counts its answers.
+    let proxy = Proxy::start(addr);
+    let through = proxy.addr.to_string();
+    let mut args = vec!["bench", "sms", "--smpp", &through, "--system-id", "x"];
     args.extend(["--password", "x", "--fake-cards", "5", "--rate", "50"]);
     args.extend(["--duration", "60s", "--json", "--quiet"]);
-    let child = Command::new(bin())
-        .args(&args)
-        .env_remove("OTPGW_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn otpgw bench sms");
-    // Let it send a few, then interrupt it the way a terminal does.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let mut child = Reaped(
+        Command::new(bin())
+            .args(&args)
+            .env_remove("OTPGW_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn otpgw bench sms"),
+    );
+    // Once it has sent a few (more answers than a bind_resp came back), interrupt
+    // it the way a terminal does.
+    wait_for("answers to the bench's messages", WITHIN, || {
+        proxy.bytes_from_server() > 256
+    });
     let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-INT", &child.0.id().to_string()])
         .status();
-    let out = child.wait_with_output().expect("bench sms exits");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(130), "{stdout}");
+    let status = wait_until("bench sms to exit", Duration::from_secs(30), || {
+        child.0.try_wait().unwrap().ok_or("still running")
+    });
+    let mut stdout = String::new();
+    child
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{stdout}");
     let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("JSON");
     assert_eq!(report["interrupted"], true);
     let sent = report["counts"]["sent"].as_u64().expect("sent");

@@ -14,8 +14,10 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
+use crate::api::strings;
 use crate::cards;
-use crate::harness::{code_in, Gateway, SHORT_CODE};
+use crate::harness::{code_in, send, wrong_code, Gateway};
+use crate::wait::{wait_until, WITHIN};
 
 /// Lines of the gateway's own log (the harness also keeps the CLI's output, which
 /// prints new keys by design).
@@ -31,14 +33,15 @@ fn server_log(gw: &Gateway) -> String {
 /// the card locks. Returns the code it was sent.
 fn lock_by_wrong_codes(gw: &Gateway, verifier: &str, pan: &str, msisdn: &str) -> String {
     let code = code_in(&gw.sms(msisdn, &pan[pan.len() - 4..], "ascii"));
-    let wrong = if code == "1111111" {
-        "2222222"
-    } else {
-        "1111111"
-    };
+    let wrong = &wrong_code(&code);
     for i in 0..3 {
-        let v = gw.verify(verifier, pan, wrong, &format!("wrong-{msisdn}-{i}"));
-        assert_eq!(v["reason"], "invalid", "{v}");
+        gw.rejects(
+            verifier,
+            pan,
+            wrong,
+            &format!("wrong-{msisdn}-{i}"),
+            "invalid",
+        );
     }
     code
 }
@@ -68,7 +71,7 @@ fn console_in_a_browser() {
     }
     // More events by the help desk than one audit page holds (50): sign-ins.
     for _ in 0..52 {
-        console_session(&gw, &helpdesk);
+        gw.console_session(&helpdesk);
     }
 
     let shots = std::env::var("OTPGW_CONSOLE_SHOTS").ok();
@@ -242,16 +245,13 @@ fn console_in_a_browser() {
 
     // The customers ask for fresh codes, and they verify.
     let code = code_in(&gw.sms(msisdn, "4321", "ascii"));
-    let v = gw.verify(&verifier, cards::A, &code, "after-reactivation");
-    assert_eq!(v["result"], "approved", "{v}");
+    gw.approves(&verifier, cards::A, &code, "after-reactivation");
     let desk_fresh = code_in(&gw.sms(desk_msisdn, &cards::D[12..], "ascii"));
-    let v = gw.verify(&verifier, cards::D, &desk_fresh, "after-desk-reactivation");
-    assert_eq!(v["result"], "approved", "{v}");
+    gw.approves(&verifier, cards::D, &desk_fresh, "after-desk-reactivation");
 
     // The help desk's re-activation is audited with its key and the reason; the
     // refused attempts changed nothing.
-    let (_, events) = gw.get(&admin, &format!("/v1/cards/{desk_id}/events"));
-    let events = events.as_array().unwrap();
+    let events = gw.events(&admin, desk_id);
     assert!(
         !events.iter().any(|e| e["kind"] == "suspended"),
         "{events:?}"
@@ -262,13 +262,7 @@ fn console_in_a_browser() {
         reactivated["detail"]["reason"],
         "هویت مشتری در تماس تلفنی تأیید شد"
     );
-    let (_, events) = gw.get(&admin, &format!("/v1/cards/{id}/events"));
-    let kinds: Vec<&str> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds = gw.event_kinds(&admin, id);
     assert_eq!(
         kinds.iter().filter(|k| **k == "suspended").count(),
         1,
@@ -295,39 +289,14 @@ fn console_api_keys_list_and_revoke() {
 
     let (status, keys) = gw.get(&admin, "/v1/apikeys");
     assert_eq!(status, 200);
-    let roles: Vec<&str> = keys
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["role"].as_str().unwrap())
-        .collect();
-    assert_eq!(roles, ["admin", "verifier", "helpdesk"]);
+    assert_eq!(strings(&keys, "role"), ["admin", "verifier", "helpdesk"]);
     assert!(keys.to_string().find("otpgw_").is_none(), "a key listed");
     // The JSON API is for admin keys; helpdesk works in the console only.
     assert_eq!(gw.get(&helpdesk, "/v1/apikeys").0, 403);
     assert_eq!(gw.get(&verifier, "/v1/apikeys").0, 403);
 
     // A helpdesk clerk signs in to the console.
-    let browser = reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let resp = browser
-        .post(gw.url("/console/signin"))
-        .form(&[("key", helpdesk.as_str())])
-        .send()
-        .unwrap();
-    assert_eq!(resp.status(), 303);
-    let cookie = resp
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (browser, cookie) = gw.console_session(&helpdesk);
     let home = |c: &str| {
         browser
             .get(gw.url("/console"))
@@ -395,18 +364,7 @@ fn console_api_keys_list_and_revoke() {
     );
 
     // Audited, with who did it: the admin's console export shows both revocations.
-    let resp = browser
-        .post(gw.url("/console/signin"))
-        .form(&[("key", admin.as_str())])
-        .send()
-        .unwrap();
-    let admin_cookie = resp.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (_, admin_cookie) = gw.console_session(&admin);
     let csv = browser
         .get(gw.url("/console/audit.csv?kind=api_key_revoked"))
         .header("cookie", &admin_cookie)
@@ -422,29 +380,6 @@ fn console_api_keys_list_and_revoke() {
     );
     // The console is for sessions, not bearer keys.
     assert_eq!(gw.get(&admin, "/console/audit.csv").1, Value::Null);
-}
-
-/// A console session over plain HTTP (no browser): the client, which follows no
-/// redirects, and the session cookie.
-fn console_session(gw: &Gateway, key: &str) -> (reqwest::blocking::Client, String) {
-    let client = reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let resp = client
-        .post(gw.url("/console/signin"))
-        .form(&[("key", key)])
-        .send()
-        .unwrap();
-    assert_eq!(resp.status(), 303);
-    let cookie = resp.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    (client, cookie)
 }
 
 /// The text of the element with this `id` in a console page (the pages are ours, so
@@ -463,12 +398,10 @@ fn text_of(page: &str, id: &str) -> String {
 /// three wrong codes count as a lock today.
 #[test]
 fn console_health_strip_moves() {
-    let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = Gateway::start().with_keys();
     gw.enroll(&admin, cards::A, "989121110520");
     gw.enroll(&admin, cards::C, "989121110521");
-    let (client, cookie) = console_session(&gw, &admin);
+    let (client, cookie) = gw.console_session(&admin);
     let home = || {
         let resp = client
             .get(gw.url("/console?lang=en"))
@@ -481,19 +414,15 @@ fn console_health_strip_moves() {
     // Polls the home page until the strip's `id` reads `want` (delivery states are
     // written in batches).
     let until = |id: &str, want: &str| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
+        wait_until(&format!("#{id} to read {want}"), WITHIN, || {
             let page = home();
-            if text_of(&page, id) == want {
-                return page;
+            let text = text_of(&page, id);
+            if text == want {
+                Ok(page)
+            } else {
+                Err(text)
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "#{id} never read {want}: {}",
-                text_of(&page, id)
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        })
     };
     let page = home();
     assert_eq!(text_of(&page, "issued"), "0");
@@ -508,36 +437,15 @@ fn console_health_strip_moves() {
 
     // A second card's code, whose reply the peer refuses (ESME_RSYSERR): one of two
     // code messages failed.
-    gw.peer_as(
-        "kannel",
-        "secret",
-        &["--deliver-resp-status", "8"],
-        &[
-            "send",
-            "--from",
-            "989121110521",
-            "--to",
-            SHORT_CODE,
-            "--text",
-            "2468",
-            "--coding",
-            "ascii",
-            "unbind",
-        ],
-    )
-    .ok();
+    gw.peer_refusing_replies(&send("989121110521", "2468", "ascii", &["unbind"]))
+        .ok();
     assert_eq!(text_of(&home(), "issued"), "2");
     until("failed-share", "50%");
 
     // Three wrong codes lock the first card: a lock today, three verifications.
-    let wrong = if code == "1111111" {
-        "2222222"
-    } else {
-        "1111111"
-    };
+    let wrong = &wrong_code(&code);
     for i in 0..3 {
-        let v = gw.verify(&verifier, cards::A, wrong, &format!("w{i}"));
-        assert_eq!(v["reason"], "invalid", "{v}");
+        gw.rejects(&verifier, cards::A, wrong, &format!("w{i}"), "invalid");
     }
     let page = home();
     assert_eq!(text_of(&page, "locks"), "1");

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::wait::{wait_until, Seen, WITHIN};
+
 pub const SHORT_CODE: &str = "30003303";
 
 /// Tests of other features send many messages from one number quickly.
@@ -39,18 +41,26 @@ pub struct Gateway {
     /// This gateway created its PostgreSQL database and drops it when done.
     owns_db: bool,
     log: Arc<Mutex<String>>,
-    client: reqwest::blocking::Client,
+    pub(crate) client: reqwest::blocking::Client,
 }
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_otpgw")
 }
 
+/// The PostgreSQL server the gateways run on (`OTPGW_TEST_POSTGRES_URL`), or `None`
+/// for SQLite.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("OTPGW_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
 /// A database URL for a new gateway: a file in `dir`, or a fresh PostgreSQL database.
 fn fresh_database(dir: &Path) -> String {
-    match std::env::var("OTPGW_TEST_POSTGRES_URL") {
-        Ok(base) if !base.is_empty() => crate::pg::fresh_database(&base),
-        _ => format!("sqlite://{}/otpgw.db", dir.display()),
+    match postgres_url() {
+        Some(base) => crate::pg::fresh_database(&base),
+        None => format!("sqlite://{}/otpgw.db", dir.display()),
     }
 }
 
@@ -92,35 +102,6 @@ impl Gateway {
             hex::encode(rand::random::<[u8; 32]>())
         );
         Self::start_in(dir, db_url.to_owned(), "", Some(keys), &[])
-    }
-
-    /// The gateway's `/metrics`, parsed by the Prometheus reference parser.
-    pub fn metrics(&self) -> std::collections::BTreeMap<String, f64> {
-        use std::io::Write;
-        let text = reqwest::blocking::get(self.url("/metrics"))
-            .unwrap()
-            .text()
-            .unwrap();
-        let mut child = Command::new("python3")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/parse_metrics.py"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("python3 parse_metrics.py");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "metrics do not parse: {}\n{text}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
     }
 
     /// A second node on the same database and keys as `other`.
@@ -288,25 +269,23 @@ sender_id = "BankOTP"
             .expect("VmRSS in /proc/<pid>/status")
     }
 
-    /// The raw text of `/metrics`.
-    pub fn metrics_text(&self) -> String {
-        reqwest::blocking::get(self.url("/metrics"))
-            .unwrap()
-            .text()
-            .unwrap()
-    }
-
     /// Waits until a log line contains `needle` (the gateway reached some state).
     pub fn wait_for_log(&self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !self.log.lock().unwrap().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "no log line with {needle:?}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.wait_for_log_count(needle, 1);
+    }
+
+    /// Waits until `n` log lines contain `needle`.
+    pub fn wait_for_log_count(&self, needle: &str, n: usize) {
+        wait_until(&format!("{n} log lines with {needle:?}"), WITHIN, || {
+            let found = self.log.lock().unwrap().matches(needle).count();
+            if found >= n {
+                Ok(())
+            } else {
+                Err(Seen(move |f| {
+                    write!(f, "{found}; the log:\n{}", self.log())
+                }))
+            }
+        });
     }
 
     pub fn log(&self) -> String {
@@ -314,18 +293,40 @@ sender_id = "BankOTP"
     }
 
     /// Runs an `otpgw` subcommand on this gateway's config; returns (success, stdout).
+    /// Its output is added to the log (which tests search for secrets).
     pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new(bin())
+        let (ok, stdout, stderr) = self.cli_with(args, &[], None);
+        self.log.lock().unwrap().push_str(&stdout);
+        self.log.lock().unwrap().push_str(&stderr);
+        (ok, stdout, stderr)
+    }
+
+    /// As `cli`, with `env` added and `stdin` written to its standard input, and its
+    /// output not added to the log.
+    pub fn cli_with(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: Option<&[u8]>,
+    ) -> (bool, String, String) {
+        use std::io::Write;
+        let mut child = Command::new(bin())
             .arg("--config")
             .arg(&self.config)
             .args(args)
+            .envs(env.iter().copied())
             .env_remove("OTPGW_CONFIG")
-            .output()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .expect("run otpgw");
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.unwrap_or_default()).unwrap();
+        drop(input);
+        let out = child.wait_with_output().expect("run otpgw");
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        self.log.lock().unwrap().push_str(&stdout);
-        self.log.lock().unwrap().push_str(&stderr);
         (out.status.success(), stdout, stderr)
     }
 
@@ -341,56 +342,23 @@ sender_id = "BankOTP"
         v["key"].as_str().unwrap().to_owned()
     }
 
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.http, path)
-    }
-
-    pub fn post(&self, key: &str, path: &str, body: &Value) -> (u16, Value) {
-        let resp = self
-            .client
-            .post(self.url(path))
-            .bearer_auth(key)
-            .json(body)
-            .send()
-            .expect("http");
-        let status = resp.status().as_u16();
-        (status, resp.json().unwrap_or(Value::Null))
-    }
-
-    pub fn get(&self, key: &str, path: &str) -> (u16, Value) {
-        let resp = self
-            .client
-            .get(self.url(path))
-            .bearer_auth(key)
-            .send()
-            .expect("http");
-        let status = resp.status().as_u16();
-        (status, resp.json().unwrap_or(Value::Null))
-    }
-
-    pub fn enroll(&self, admin: &str, pan: &str, msisdn: &str) -> Value {
-        let (status, body) = self.post(
-            admin,
-            "/v1/cards",
-            &serde_json::json!({"pan": pan, "msisdn": msisdn}),
-        );
-        assert_eq!(status, 201, "enroll: {body}");
-        body
-    }
-
-    pub fn verify(&self, verifier: &str, pan: &str, code: &str, request_id: &str) -> Value {
-        let (status, body) = self.post(
-            verifier,
-            "/v1/verify",
-            &serde_json::json!({"pan": pan, "code": code, "request_id": request_id}),
-        );
-        assert_eq!(status, 200, "verify: {body}");
-        body
+    /// This gateway with a new admin key, then a new verifier key: where most tests
+    /// start.
+    pub fn with_keys(self) -> (Self, String, String) {
+        let admin = self.api_key("admin");
+        let verifier = self.api_key("verifier");
+        (self, admin, verifier)
     }
 
     /// Runs the smpplib peer with `args` (its commands) as system_id `kannel`.
     pub fn peer(&self, args: &[&str]) -> Peer {
         self.peer_as("kannel", "secret", &[], args)
+    }
+
+    /// `peer`, answering every deliver_sm with ESME_RSYSERR (8): the replies are
+    /// refused.
+    pub fn peer_refusing_replies(&self, args: &[&str]) -> Peer {
+        self.peer_as("kannel", "secret", &["--deliver-resp-status", "8"], args)
     }
 
     pub fn peer_as(&self, system_id: &str, password: &str, opts: &[&str], args: &[&str]) -> Peer {
@@ -449,16 +417,18 @@ sender_id = "BankOTP"
 
     /// Sends one SMS from `msisdn` and returns the text of the reply.
     pub fn sms(&self, msisdn: &str, text: &str, coding: &str) -> String {
-        let p = self.peer(&[
-            "send", "--from", msisdn, "--to", SHORT_CODE, "--text", text, "--coding", coding,
-            "unbind",
-        ]);
+        let p = self.peer(&send(msisdn, text, coding, &["unbind"]));
         p.ok();
         assert_eq!(p.event("submit_sm_resp")["status"], 0, "{p:?}");
         p.event("deliver_sm")["text"]
             .as_str()
             .expect("reply text")
             .to_owned()
+    }
+
+    /// Sends one SMS from `msisdn` without waiting for a reply: the peer's events.
+    pub fn sms_no_reply(&self, msisdn: &str, text: &str) -> Peer {
+        self.peer(&send(msisdn, text, "ascii", &["--no-reply", "unbind"]))
     }
 
     /// Kills the process with SIGKILL, as a crash or an OOM kill would: nothing is
@@ -472,19 +442,25 @@ sender_id = "BankOTP"
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn stop(&self) -> std::process::ExitStatus {
-        let mut child = self.child.lock().unwrap().take().expect("running");
+        let child = self.child.lock().unwrap().take().expect("running");
         sigterm(child.id());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("otpgw did not exit after SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut child = Reaped(child);
+        wait_until(
+            "otpgw to exit after SIGTERM",
+            Duration::from_secs(30),
+            || child.0.try_wait().unwrap().ok_or("still running"),
+        )
+    }
+}
+
+/// A child process killed and reaped when the test is done with it, however the
+/// test ends.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -534,6 +510,26 @@ impl Peer {
             .into_iter()
             .next()
             .unwrap_or_else(|| panic!("no {event} in {self:?}"))
+    }
+}
+
+/// smpp_peer.py's words to send `text` from `from` to the short code in `coding`,
+/// followed by `then` (options of the send, and the commands after it).
+pub fn send<'a>(from: &'a str, text: &'a str, coding: &'a str, then: &[&'a str]) -> Vec<&'a str> {
+    let mut words = vec![
+        "send", "--from", from, "--to", SHORT_CODE, "--text", text, "--coding", coding,
+    ];
+    words.extend_from_slice(then);
+    words
+}
+
+/// A code of the same length as `code` that is not `code` (all zeros, or 0…01).
+pub fn wrong_code(code: &str) -> String {
+    let zeros = "0".repeat(code.len());
+    if code == zeros {
+        format!("{}1", &zeros[1..])
+    } else {
+        zeros
     }
 }
 

@@ -3,17 +3,19 @@
 
 use serde_json::json;
 
+use crate::api::retry_after;
 use crate::cards;
-use crate::harness::{code_in, Gateway, SHORT_CODE};
+use crate::harness::{code_in, send, Gateway};
 
-fn send<'a>(from: &'a str, text: &'a str, reply: bool) -> Vec<&'a str> {
-    let mut args = vec![
-        "send", "--from", from, "--to", SHORT_CODE, "--text", text, "--coding", "ascii",
-    ];
-    if !reply {
-        args.extend(["--no-reply", "--quiet-wait", "0.5"]);
-    }
-    args
+/// A message from `from` that waits for its reply, or (`reply` false) waits half a
+/// second for none.
+fn message<'a>(from: &'a str, text: &'a str, reply: bool) -> Vec<&'a str> {
+    let quiet: &[&str] = if reply {
+        &[]
+    } else {
+        &["--no-reply", "--quiet-wait", "0.5"]
+    };
+    send(from, text, "ascii", quiet)
 }
 
 #[test]
@@ -29,14 +31,14 @@ card = { count = 100, per_secs = 1 }",
     let from = "989121110080";
     let mut args = Vec::new();
     for _ in 0..3 {
-        args.extend(send(from, "4321", true));
+        args.extend(message(from, "4321", true));
     }
-    args.extend(send(from, "4321", true)); // the one notice
-    args.extend(send(from, "4321", false)); // silence
-    args.extend(send(from, "4321", false));
+    args.extend(message(from, "4321", true)); // the one notice
+    args.extend(message(from, "4321", false)); // silence
+    args.extend(message(from, "4321", false));
     // One message's worth refills after 1 s (3 per 3 s): wait for the window itself.
     args.extend(["sleep", "1.2"]);
-    args.extend(send(from, "4321", true));
+    args.extend(message(from, "4321", true));
     args.push("unbind");
     let p = gw.peer(&args);
     p.ok();
@@ -62,10 +64,7 @@ card = { count = 100, per_secs = 1 }",
     );
     assert_eq!(p.all("no_reply").len(), 2);
     code_in(replies[4]);
-    let metrics = reqwest::blocking::get(gw.url("/metrics"))
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = gw.metrics_text();
     assert!(
         metrics.contains("otpgw_limited_total{rule=\"msisdn\"} 3"),
         "{metrics}"
@@ -75,10 +74,10 @@ card = { count = 100, per_secs = 1 }",
 #[test]
 fn unknown_senders_get_one_notice_per_window() {
     let gw = Gateway::start_with("[limits]\nunknown_sender = { count = 1, per_secs = 3600 }");
-    let mut args = send("989129990000", "4321", true);
-    args.extend(send("989129990000", "4321", false));
-    args.extend(send("989129990000", "1234", false));
-    args.extend(send("989129990001", "4321", true)); // another unknown number: its own notice
+    let mut args = message("989129990000", "4321", true);
+    args.extend(message("989129990000", "4321", false));
+    args.extend(message("989129990000", "1234", false));
+    args.extend(message("989129990001", "4321", true)); // another unknown number: its own notice
     args.push("unbind");
     let p = gw.peer(&args);
     p.ok();
@@ -92,18 +91,8 @@ fn a_peer_over_its_tps_gets_throttled_and_its_session_stays_usable() {
         Gateway::start_with("[limits]\npeer_tps = 2\nmsisdn = [{ count = 1000, per_secs = 1 }]");
     let mut args = Vec::new();
     for _ in 0..8 {
-        args.extend([
-            "send",
-            "--from",
-            "989121110081",
-            "--to",
-            SHORT_CODE,
-            "--text",
-            "help",
-            "--coding",
-            "ascii",
-        ]);
-        args.extend(["--no-reply", "--quiet-wait", "0"]);
+        let quiet = ["--no-reply", "--quiet-wait", "0"];
+        args.extend(send("989121110081", "help", "ascii", &quiet));
     }
     args.extend(["enquire-link", "unbind"]);
     let p = gw.peer(&args);
@@ -125,9 +114,8 @@ fn a_peer_over_its_tps_gets_throttled_and_its_session_stays_usable() {
 
 #[test]
 fn verify_over_the_key_rate_gets_429_and_counts_no_failure() {
-    let gw = Gateway::start_with("[limits]\nverify_per_key_per_second = 1");
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) =
+        Gateway::start_with("[limits]\nverify_per_key_per_second = 1").with_keys();
     gw.enroll(&admin, cards::A, "989121110082");
     // A live code, so that wrong guesses count (without one, nothing counts).
     let code = code_in(&gw.sms("989121110082", "4321", "ascii"));
@@ -135,16 +123,10 @@ fn verify_over_the_key_rate_gets_429_and_counts_no_failure() {
     let body = json!({"pan": cards::A, "code": "0000000", "request_id": "first"});
     let (status, _) = gw.post(&verifier, "/v1/verify", &body);
     assert_eq!(status, 200);
-    let client = reqwest::blocking::Client::new();
     let (mut answered, mut limited) = (1, None);
     for i in 0..20 {
         let body = json!({"pan": cards::A, "code": "0000000", "request_id": format!("burst{i}")});
-        let resp = client
-            .post(gw.url("/v1/verify"))
-            .bearer_auth(&verifier)
-            .json(&body)
-            .send()
-            .unwrap();
+        let resp = gw.post_raw(&verifier, "/v1/verify", &body);
         if resp.status().as_u16() == 429 {
             limited = Some(resp);
             break;
@@ -152,16 +134,12 @@ fn verify_over_the_key_rate_gets_429_and_counts_no_failure() {
         answered += 1;
     }
     let resp = limited.expect("a burst over 1/s is limited");
-    let retry: u64 = resp.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = retry_after(&resp);
     assert!((1..=2).contains(&retry), "{retry}");
     let body: serde_json::Value = resp.json().unwrap();
     assert_eq!(body["error"]["code"], "rate_limited");
     // Throttled attempts are not failures: the count is exactly the answered ones.
-    let (_, card) = gw.post(&admin, "/v1/cards/lookup", &json!({"pan": cards::A}));
+    let card = gw.lookup(&admin, cards::A);
     assert_eq!(card["failures"].as_i64(), Some(answered.min(3)), "{card}");
 }
 
@@ -183,34 +161,17 @@ fn guessing_across_many_cards_trips_the_guard_and_is_audited() {
         .iter()
         .enumerate()
     {
-        assert_eq!(
-            gw.verify(&guesser, pan, "1234567", &format!("g{i}"))["reason"],
-            "invalid"
-        );
+        gw.rejects(&guesser, pan, "1234567", &format!("g{i}"), "invalid");
     }
-    let (status, body) = gw.post(
-        &guesser,
-        "/v1/verify",
-        &json!({"pan": cards::D, "code": "1", "request_id": "g9"}),
-    );
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (429, Some("too_many_failures")),
-        "{body}"
-    );
+    let body = json!({"pan": cards::D, "code": "1", "request_id": "g9"});
+    gw.post_error(&guesser, "/v1/verify", &body, 429, "too_many_failures");
     // Another key is not affected; no card was locked by one failure each.
-    assert_eq!(
-        gw.verify(&honest, cards::D, "1234567", "h1")["reason"],
-        "not_enrolled"
-    );
-    let metrics = reqwest::blocking::get(gw.url("/metrics"))
-        .unwrap()
-        .text()
-        .unwrap();
+    gw.rejects(&honest, cards::D, "1234567", "h1", "not_enrolled");
+    let metrics = gw.metrics_text();
     assert!(
         metrics.contains("otpgw_verify_guard_trips_total 1"),
         "{metrics}"
     );
     assert!(gw.log().contains("too many wrong codes from one API key"));
-    assert_eq!(crate::verify::count_events(&gw, "verify_guard_tripped"), 1);
+    assert_eq!(crate::db::count_events(&gw, "verify_guard_tripped"), 1);
 }

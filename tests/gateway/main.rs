@@ -1,14 +1,22 @@
 //! End-to-end tests: the real `otpgw` binary over real sockets, a third-party SMPP
 //! client (PyPI smpplib), HTTP for verify and admin. One test binary (see harness).
 
+mod api;
+mod db;
 mod harness;
 mod pg;
+mod proxy;
 mod raw;
 mod smsc;
+mod wait;
+
+/// Backend-specific tests, each in its own module so that nextest profiles can
+/// select them (`.config/nextest.toml`).
+mod pg_only;
+mod sqlite_only;
 
 mod admin;
 mod bench;
-mod cluster;
 mod console;
 mod hardening;
 mod limits;
@@ -22,7 +30,6 @@ mod sms;
 mod tokens;
 mod ussd;
 mod verify;
-mod writer;
 
 /// Card numbers used across tests (Luhn-valid test numbers).
 pub mod cards {

@@ -2,24 +2,20 @@
 //! PostgreSQL database when OTPGW_TEST_POSTGRES_URL is set): every rule that must hold
 //! across nodes is the database's.
 
+use crate::api::standing;
 use crate::cards;
-use crate::harness::{code_in, Gateway};
+use crate::harness::{code_in, send, wrong_code, Gateway};
 
 #[test]
 fn rules_hold_across_two_nodes() {
-    let a = Gateway::start();
+    let (a, admin, verifier) = Gateway::start().with_keys();
     let b = Gateway::start_beside(&a);
-    let admin = a.api_key("admin");
-    let verifier = a.api_key("verifier");
     a.enroll(&admin, cards::A, "989121110070");
     a.enroll(&admin, cards::C, "989121110071");
 
     // A code issued through node A verifies through node B.
     let code = code_in(&a.sms("989121110070", "4321", "ascii"));
-    assert_eq!(
-        b.verify(&verifier, cards::A, &code, "ab")["result"],
-        "approved"
-    );
+    b.approves(&verifier, cards::A, &code, "ab");
 
     // 100 concurrent verifies of one code over both nodes approve exactly one.
     let code = code_in(&b.sms("989121110070", "4321", "ascii"));
@@ -44,11 +40,7 @@ fn rules_hold_across_two_nodes() {
 
     // Concurrent wrong guesses over both nodes lock the card after exactly three.
     let code = code_in(&a.sms("989121110071", "2468", "ascii"));
-    let wrong = if code == "9999999" {
-        "8888888"
-    } else {
-        "9999999"
-    };
+    let wrong = &wrong_code(&code);
     let guesses: Vec<serde_json::Value> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..20)
             .map(|i| {
@@ -61,15 +53,8 @@ fn rules_hold_across_two_nodes() {
     let invalid = guesses.iter().filter(|r| r["reason"] == "invalid").count();
     let locked = guesses.iter().filter(|r| r["reason"] == "locked").count();
     assert_eq!((invalid, locked), (3, 17), "{guesses:?}");
-    let (_, card) = b.post(
-        &admin,
-        "/v1/cards/lookup",
-        &serde_json::json!({"pan": cards::C}),
-    );
-    assert_eq!(
-        (card["status"].as_str(), card["failures"].as_i64()),
-        (Some("locked"), Some(3))
-    );
+    let card = b.lookup(&admin, cards::C);
+    assert_eq!(standing(&card), (Some("locked"), Some(3)));
 
     // Two SMS for one card at once through both nodes leave exactly one live code.
     let codes: Vec<String> = std::thread::scope(|s| {
@@ -95,25 +80,16 @@ fn sigterm_during_traffic_unbinds_every_session_and_exits_zero() {
     let (rx, busy) = std::thread::scope(|s| {
         let rx = s.spawn(|| gw.peer_as("rxpeer", "rxpass", &["--bind", "rx"], &["wait-unbind"]));
         let busy = s.spawn(|| {
-            gw.peer(&[
-                "send",
-                "--from",
+            gw.peer(&send(
                 "989121110110",
-                "--to",
-                crate::harness::SHORT_CODE,
-                "--text",
                 "4321",
-                "--coding",
                 "ascii",
-                "--repeat",
-                "100000",
-            ])
+                &["--repeat", "100000"],
+            ))
         });
         // Traffic is flowing and both sessions are bound.
         gw.wait_for_log("message answered");
-        while gw.log().matches("\"bound\"").count() < 2 {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        gw.wait_for_log_count("\"bound\"", 2);
         let status = gw.stop();
         assert!(status.success(), "exit status {status:?}");
         (rx.join().unwrap(), busy.join().unwrap())
@@ -134,62 +110,4 @@ fn sigterm_during_traffic_unbinds_every_session_and_exits_zero() {
         "{:?}",
         busy.events.last()
     );
-}
-
-/// On PostgreSQL the per-MSISDN limit is the cluster's: 3 per minute holds at 3 when
-/// the customer's messages are spread over three nodes (each node alone would allow
-/// 3, so 9 in all).
-#[test]
-fn an_msisdn_limit_holds_across_three_nodes() {
-    if std::env::var("OTPGW_TEST_POSTGRES_URL").map_or(true, |u| u.is_empty()) {
-        eprintln!("runs only with OTPGW_TEST_POSTGRES_URL: SQLite is one node");
-        return;
-    }
-    let limits = "language = \"en\"
-[limits]
-msisdn = [{ count = 3, per_secs = 60 }]
-card = { count = 100, per_secs = 1 }";
-    let a = Gateway::start_with(limits);
-    let b = Gateway::start_beside_with(&a, limits);
-    let c = Gateway::start_beside_with(&a, limits);
-    let admin = a.api_key("admin");
-    a.enroll(&admin, cards::A, "989121110090");
-    let mut codes = 0;
-    let mut notices = 0;
-    let mut silent = 0;
-    for i in 0..9 {
-        let node = [&a, &b, &c][i % 3];
-        let p = node.peer(&[
-            "send",
-            "--from",
-            "989121110090",
-            "--to",
-            crate::harness::SHORT_CODE,
-            "--text",
-            "4321",
-            "--coding",
-            "ascii",
-            "--no-reply",
-            "--quiet-wait",
-            "0.5",
-            "unbind",
-        ]);
-        p.ok();
-        assert_eq!(p.event("submit_sm_resp")["status"], 0, "{p:?}");
-        match p.all("deliver_sm").first() {
-            Some(d) if d["text"].as_str().unwrap().starts_with("Too many requests") => notices += 1,
-            Some(d) => {
-                code_in(d["text"].as_str().unwrap());
-                codes += 1;
-            }
-            None => silent += 1,
-        }
-    }
-    assert_eq!(
-        codes, 3,
-        "codes {codes}, notices {notices}, silent {silent}"
-    );
-    // Each node tells the customer once when to come back, then stays silent.
-    assert!((1..=3).contains(&notices), "notices {notices}");
-    assert_eq!(codes + notices + silent, 9);
 }

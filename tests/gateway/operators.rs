@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::cards;
 use crate::harness::{code_in, Gateway};
-use crate::smsc::{codes_to, first_segment, Smsc};
+use crate::smsc::{codes_to, first_segment, last_segment, Smsc};
 
 /// Luhn-valid, never enrolled.
 const UNKNOWN_PAN: &str = "6274121000000018";
@@ -20,31 +20,26 @@ fn push(gw: &Gateway, key: &str, pan: &str, request_id: &str) -> (u16, Value) {
     )
 }
 
-/// Polls a code's record until `pred` holds (receipts are applied asynchronously).
-fn code_until(gw: &Gateway, admin: &str, id: i64, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let (status, code) = gw.get(admin, &format!("/v1/codes/{id}"));
-        assert_eq!(status, 200, "{code}");
-        if pred(&code) {
-            return code;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "code {id} never got there: {code}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+/// Two SMSCs, and a gateway with a connection to each (its name and extra settings),
+/// both bound.
+fn two_operators(a: (&str, &str), b: (&str, &str)) -> (Smsc, Smsc, Gateway) {
+    let (first, second) = (Smsc::start(&[]), Smsc::start(&[]));
+    let config = format!(
+        "{}{}",
+        first.connection(a.0, a.1),
+        second.connection(b.0, b.1)
+    );
+    let gw = Gateway::start_with(&config);
+    first.wait_bound(1);
+    second.wait_bound(1);
+    (first, second, gw)
 }
 
 #[test]
 fn a_customer_message_from_the_smsc_is_answered_with_a_code_that_verifies() {
     let smsc = Smsc::start(&["otpgw:pw"]);
     smsc.cmd(json!({"cmd": "set", "id_format": "dec", "auto_receipt": {"stat": "DELIVRD", "id_format": "same"}}));
-    let gw = Gateway::start_with(&smsc.connection("mci", ""));
-    smsc.wait_bound(1);
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = smsc.gateway("").with_keys();
     gw.enroll(&admin, cards::A, "09121110101");
 
     let resp = smsc.mo("989121110101", "4321", "mo-1");
@@ -56,8 +51,7 @@ fn a_customer_message_from_the_smsc_is_answered_with_a_code_that_verifies() {
     assert_eq!(submit["source_addr"], "BankOTP");
     assert_eq!(submit["registered_delivery"], 1);
     let code = code_in(submit["text"].as_str().unwrap());
-    let v = gw.verify(&verifier, cards::A, &code, "mo-verify");
-    assert_eq!(v["result"], "approved", "{v}");
+    gw.approves(&verifier, cards::A, &code, "mo-verify");
 
     // The connection is bound and counted, in the API and on /metrics.
     let (_, conns) = gw.get(&admin, "/v1/connections");
@@ -87,14 +81,8 @@ fn a_customer_message_from_the_smsc_is_answered_with_a_code_that_verifies() {
 #[test]
 fn a_retried_push_gets_the_first_answer_past_the_cards_limit_and_status() {
     let smsc = Smsc::start(&[]);
-    let config = format!(
-        "{}[limits]\ncard = {{ count = 1, per_secs = 3600 }}\n",
-        smsc.connection("mci", "")
-    );
-    let gw = Gateway::start_with(&config);
-    smsc.wait_bound(1);
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let limits = "[limits]\ncard = { count = 1, per_secs = 3600 }\n";
+    let (gw, admin, verifier) = smsc.gateway_with("", "", limits).with_keys();
     let card = gw.enroll(&admin, cards::A, "09121110230");
 
     let (status, first) = push(&gw, &verifier, cards::A, "retry-1");
@@ -130,18 +118,11 @@ fn a_retried_push_gets_the_first_answer_past_the_cards_limit_and_status() {
 
 #[test]
 fn a_pushed_code_goes_through_the_route_of_the_cards_number_and_verifies() {
-    let mci = Smsc::start(&[]);
-    let mtn = Smsc::start(&[]);
-    let config = format!(
-        "{}{}",
-        mci.connection("mci", "routes = [\"98912\", \"98991\"]"),
-        mtn.connection("mtn", "routes = [\"98935\"]")
+    let (mci, mtn, gw) = two_operators(
+        ("mci", "routes = [\"98912\", \"98991\"]"),
+        ("mtn", "routes = [\"98935\"]"),
     );
-    let gw = Gateway::start_with(&config);
-    mci.wait_bound(1);
-    mtn.wait_bound(1);
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = gw.with_keys();
     gw.enroll(&admin, cards::A, "09351110201");
     gw.enroll(&admin, cards::C, "09121110202");
 
@@ -166,39 +147,19 @@ fn a_pushed_code_goes_through_the_route_of_the_cards_number_and_verifies() {
     assert_eq!(reused, 409);
 
     let id = pushed["code_id"].as_i64().unwrap();
-    let record = code_until(&gw, &admin, id, |c| c["delivery"] == "submitted");
+    let record = gw.code_until(&admin, id, |c| c["delivery"] == "submitted");
     assert_eq!(record["connection"], "mtn");
     assert_eq!(record["route"], "98935");
     assert_eq!(record["channel"], "sms");
     assert!(!record.to_string().contains(&code));
-    assert_eq!(
-        gw.verify(&verifier, cards::A, &code, "v-push")["result"],
-        "approved"
-    );
+    gw.approves(&verifier, cards::A, &code, "v-push");
 
     // The other card's number routes to the other SMSC; the CLI pushes too.
-    let (ok, out, err) = {
-        let out = std::process::Command::new(crate::harness::bin())
-            .args([
-                "--config",
-                gw.config.to_str().unwrap(),
-                "code",
-                "send",
-                "--pan",
-                cards::C,
-                "--url",
-                &gw.url(""),
-            ])
-            .env("OTPGW_API_KEY", &verifier)
-            .env_remove("OTPGW_CONFIG")
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let (ok, out, err) = gw.cli_with(
+        &["code", "send", "--pan", cards::C, "--url", &gw.url("")],
+        &[("OTPGW_API_KEY", &verifier)],
+        None,
+    );
     assert!(ok, "{err}");
     assert!(out.contains("\"delivery\":\"queued\""), "{out}");
     mci.wait(|e| e["event"] == "submit_sm" && e["destination_addr"] == "989121110202");
@@ -218,10 +179,7 @@ fn a_pushed_code_goes_through_the_route_of_the_cards_number_and_verifies() {
 #[test]
 fn replies_survive_a_dropped_connection_none_lost() {
     let smsc = Smsc::start(&[]);
-    let gw = Gateway::start_with(&smsc.connection("mci", ""));
-    smsc.wait_bound(1);
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = smsc.gateway("").with_keys();
     let pans = [cards::A, cards::C, cards::D, cards::B1];
     let msisdns = [
         "989121110301",
@@ -298,10 +256,7 @@ fn throttled_submits_are_retried_in_order_without_loss() {
     let smsc = Smsc::start(&[]);
     smsc.cmd(json!({"cmd": "set", "throttle": 3}));
     smsc.wait(|e| e["event"] == "set");
-    let gw = Gateway::start_with(&smsc.connection("mci", "window = 1"));
-    smsc.wait_bound(1);
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = smsc.gateway("window = 1").with_keys();
     let pans = [cards::A, cards::C, cards::D];
     let msisdns = ["989121110401", "989121110402", "989121110403"];
     for (pan, msisdn) in pans.iter().zip(msisdns) {
@@ -330,10 +285,7 @@ fn throttled_submits_are_retried_in_order_without_loss() {
     for (i, msisdn) in msisdns.iter().enumerate() {
         let codes = codes_to(&smsc, msisdn);
         assert_eq!(codes.len(), 1);
-        assert_eq!(
-            gw.verify(&verifier, pans[i], &codes[0], &format!("thr-v-{i}"))["result"],
-            "approved"
-        );
+        gw.approves(&verifier, pans[i], &codes[0], &format!("thr-v-{i}"));
     }
     let (_, conns) = gw.get(&admin, "/v1/connections");
     assert_eq!(conns["connections"][0]["throttled"], 3);
@@ -341,18 +293,11 @@ fn throttled_submits_are_retried_in_order_without_loss() {
 
 #[test]
 fn a_route_fails_over_to_its_next_connection() {
-    let first = Smsc::start(&[]);
-    let second = Smsc::start(&[]);
-    let config = format!(
-        "{}{}",
-        first.connection("primary", "routes = [\"98912\"]\npriority = 0"),
-        second.connection("backup", "routes = [\"98912\"]\npriority = 1")
+    let (first, second, gw) = two_operators(
+        ("primary", "routes = [\"98912\"]\npriority = 0"),
+        ("backup", "routes = [\"98912\"]\npriority = 1"),
     );
-    let gw = Gateway::start_with(&config);
-    first.wait_bound(1);
-    second.wait_bound(1);
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = gw.with_keys();
     gw.enroll(&admin, cards::A, "09121110501");
     gw.enroll(&admin, cards::C, "09121110502");
 
@@ -372,11 +317,8 @@ fn a_route_fails_over_to_its_next_connection() {
     let submit =
         second.wait(|e| e["event"] == "submit_sm" && e["destination_addr"] == "989121110502");
     let code = code_in(submit["text"].as_str().unwrap());
-    assert_eq!(
-        gw.verify(&verifier, cards::C, &code, "fo-v")["result"],
-        "approved"
-    );
-    let record = code_until(&gw, &admin, pushed["code_id"].as_i64().unwrap(), |c| {
+    gw.approves(&verifier, cards::C, &code, "fo-v");
+    let record = gw.code_until(&admin, pushed["code_id"].as_i64().unwrap(), |c| {
         c["delivery"] == "submitted"
     });
     assert_eq!(record["connection"], "backup");
@@ -385,10 +327,7 @@ fn a_route_fails_over_to_its_next_connection() {
 #[test]
 fn receipts_in_decimal_and_hex_and_early_ones_move_the_delivery_state() {
     let smsc = Smsc::start(&[]);
-    let gw = Gateway::start_with(&smsc.connection("mci", ""));
-    smsc.wait_bound(1);
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = smsc.gateway("").with_keys();
     let cases = [
         // (card, msisdn, submit_sm_resp id format, receipt settings, expected delivery)
         (
@@ -427,7 +366,7 @@ fn receipts_in_decimal_and_hex_and_early_ones_move_the_delivery_state() {
         let (status, pushed) = push(&gw, &verifier, pan, &format!("rcpt-{i}"));
         assert_eq!(status, 202);
         let id = pushed["code_id"].as_i64().unwrap();
-        let record = code_until(&gw, &admin, id, |c| c["delivery"] == *expected);
+        let record = gw.code_until(&admin, id, |c| c["delivery"] == *expected);
         assert!(record["delivery_at"].as_i64().is_some(), "{record}");
         assert!(record["message_id"].as_str().is_some(), "{record}");
     }
@@ -442,13 +381,7 @@ fn receipts_in_decimal_and_hex_and_early_ones_move_the_delivery_state() {
 #[test]
 fn ussd_dialogues_work_over_an_operator_connection() {
     let smsc = Smsc::start(&[]);
-    let gw = Gateway::start_with(&format!(
-        "language = \"en\"\n{}",
-        smsc.connection("mci", "")
-    ));
-    smsc.wait_bound(1);
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = smsc.gateway_with("language = \"en\"", "", "").with_keys();
     gw.enroll(&admin, cards::A, "09121110701");
     let ussd = |text: &str, op: u8, seq: u8, tag: &str| {
         smsc.cmd(json!({"cmd": "mo", "from": "989121110701", "to": "720", "text": text,
@@ -480,10 +413,7 @@ fn ussd_dialogues_work_over_an_operator_connection() {
         "end-of-session bit set"
     );
     let code = code_in(last["text"].as_str().unwrap());
-    assert_eq!(
-        gw.verify(&verifier, cards::A, &code, "u-v")["result"],
-        "approved"
-    );
+    gw.approves(&verifier, cards::A, &code, "u-v");
     // An answer after the dialogue ended gets the "session expired" screen.
     ussd("2", 18, 6, "u-4");
     let expired = smsc.wait_n(4, |e| e["event"] == "submit_sm").remove(3);
@@ -524,17 +454,14 @@ fn a_transmitter_and_receiver_pair_carries_messages_replies_and_receipts() {
         smsc.wait(|e| e["event"] == "submit_sm" && e["destination_addr"] == "989121110901");
     assert_ne!(submit["session"], rx, "submitted on the transmitter");
     let code = code_in(submit["text"].as_str().unwrap());
-    assert_eq!(
-        gw.verify(&verifier, cards::A, &code, "pair-v")["result"],
-        "approved"
-    );
+    gw.approves(&verifier, cards::A, &code, "pair-v");
     let (_, conns) = gw.get(&admin, "/v1/connections");
     let c = &conns["connections"][0];
     assert_eq!(c["state"], "bound", "{c}");
     assert_eq!(c["sessions"].as_array().unwrap().len(), 2);
     let (status, pushed) = push(&gw, &verifier, cards::A, "pair-push");
     assert_eq!(status, 202);
-    code_until(&gw, &admin, pushed["code_id"].as_i64().unwrap(), |c| {
+    gw.code_until(&admin, pushed["code_id"].as_i64().unwrap(), |c| {
         c["delivery"] == "delivered"
     });
 }
@@ -544,8 +471,7 @@ fn a_transmitter_and_receiver_pair_carries_messages_replies_and_receipts() {
 #[test]
 fn the_smscs_unbind_and_enquire_link_are_answered_and_it_binds_again() {
     let smsc = Smsc::start(&[]);
-    let gw = Gateway::start_with(&smsc.connection("mci", ""));
-    smsc.wait_bound(1);
+    let gw = smsc.gateway("");
     smsc.cmd(json!({"cmd": "enquire_link"}));
     let resp = smsc.wait(|e| e["event"] == "enquire_link_resp");
     assert_eq!(resp["status"], 0, "{resp}");
@@ -585,10 +511,7 @@ fn a_full_queue_is_retried_and_another_error_is_final() {
     let smsc = Smsc::start(&[]);
     smsc.cmd(json!({"cmd": "set", "throttle": 1, "throttle_status": "0x14"}));
     smsc.wait(|e| e["event"] == "set");
-    let gw = Gateway::start_with(&smsc.connection("mci", "window = 1"));
-    smsc.wait_bound(1);
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = smsc.gateway("window = 1").with_keys();
     gw.enroll(&admin, cards::A, "09121110241");
     gw.enroll(&admin, cards::C, "09121110242");
     gw.enroll(&admin, cards::D, "09121110243");
@@ -596,8 +519,13 @@ fn a_full_queue_is_retried_and_another_error_is_final() {
     assert_eq!(push(&gw, &verifier, cards::A, "qful").0, 202);
     let full = smsc.wait(|e| e["event"] == "submit_sm" && e["status"] == 0x14);
     assert_eq!(full["destination_addr"], "989121110241");
+    // The whole message goes out (the Persian text takes two segments) before the
+    // next submit is made to fail.
     smsc.wait(|e| {
-        e["event"] == "submit_sm" && e["status"] == 0 && e["destination_addr"] == "989121110241"
+        e["event"] == "submit_sm"
+            && e["status"] == 0
+            && e["destination_addr"] == "989121110241"
+            && last_segment(e)
     });
 
     smsc.cmd(json!({"cmd": "set", "fail_next": 1}));
@@ -607,7 +535,7 @@ fn a_full_queue_is_retried_and_another_error_is_final() {
         e["event"] == "submit_sm" && e["status"] == 0x45 && e["destination_addr"] == "989121110242"
     });
     let id = failed["code_id"].as_i64().unwrap();
-    code_until(&gw, &admin, id, |c| c["delivery"] == "undelivered");
+    gw.code_until(&admin, id, |c| c["delivery"] == "undelivered");
     // The next message goes out; the failed one was not tried again before it.
     assert_eq!(push(&gw, &verifier, cards::D, "next").0, 202);
     smsc.wait(|e| {
@@ -625,8 +553,7 @@ fn a_full_queue_is_retried_and_another_error_is_final() {
 #[test]
 fn on_sigterm_the_gateway_unbinds_from_the_smsc() {
     let smsc = Smsc::start(&[]);
-    let gw = Gateway::start_with(&smsc.connection("mci", ""));
-    smsc.wait_bound(1);
+    let gw = smsc.gateway("");
     let status = gw.stop();
     assert!(status.success(), "{status:?}");
     smsc.wait(|e| e["event"] == "unbind");

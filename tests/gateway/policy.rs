@@ -4,24 +4,12 @@
 
 use serde_json::{json, Value};
 
+use crate::api::standing;
 use crate::cards;
-use crate::harness::{code_in, Gateway};
+use crate::db::Db;
+use crate::harness::{code_in, wrong_code, Gateway};
 use crate::smsc::{texts_to, Smsc};
-
-/// A 7-digit code that is not `code`.
-fn other_than(code: &str) -> &'static str {
-    if code == "0000000" {
-        "0000001"
-    } else {
-        "0000000"
-    }
-}
-
-fn verify_with(gw: &Gateway, key: &str, body: Value) -> Value {
-    let (status, v) = gw.post(key, "/v1/verify", &body);
-    assert_eq!(status, 200, "verify: {v}");
-    v
-}
+use crate::wait::{wait_until, WITHIN};
 
 fn purchase(amount: u64, payee: &str) -> Value {
     json!({"type": "purchase", "amount": amount, "currency": "IRR", "payee": payee})
@@ -33,26 +21,12 @@ fn card_state(gw: &Gateway, admin: &str, id: i64) -> Value {
     card
 }
 
-fn event_kinds(gw: &Gateway, admin: &str, id: i64) -> Vec<String> {
-    let (_, events) = gw.get(admin, &format!("/v1/cards/{id}/events"));
-    events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[test]
 fn policy_attempts_left_count_down_and_the_default_lock_is_lifted_by_the_bank() {
-    let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
-    let id = gw.enroll(&admin, cards::A, "989121120001")["id"]
-        .as_i64()
-        .unwrap();
+    let (gw, admin, verifier) = Gateway::start().with_keys();
+    let id = gw.enroll_id(&admin, cards::A, "989121120001");
     let code = code_in(&gw.sms("989121120001", "4321", "ascii"));
-    let wrong = other_than(&code);
+    let wrong = &wrong_code(&code);
 
     let answers: Vec<Value> = (0..3)
         .map(|i| gw.verify(&verifier, cards::A, wrong, &format!("w{i}")))
@@ -78,27 +52,18 @@ fn policy_attempts_left_count_down_and_the_default_lock_is_lifted_by_the_bank() 
     );
     let (status, card) = gw.post(&admin, &format!("/v1/cards/{id}/reactivate"), &json!({}));
     assert_eq!(status, 200, "{card}");
-    assert_eq!(
-        (card["status"].as_str(), card["failures"].as_i64()),
-        (Some("active"), Some(0))
-    );
+    assert_eq!(standing(&card), (Some("active"), Some(0)));
     let code = code_in(&gw.sms("989121120001", "4321", "ascii"));
-    assert_eq!(
-        gw.verify(&verifier, cards::A, &code, "ok")["result"],
-        "approved"
-    );
+    gw.approves(&verifier, cards::A, &code, "ok");
 }
 
 #[test]
 fn policy_a_timed_lock_ends_by_itself_and_cannot_be_lifted_early() {
-    let gw = Gateway::start_with("[policy]\nlock = { timed_secs = 86400 }\nmax_failures = 2\n");
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
-    let id = gw.enroll(&admin, cards::C, "989121120002")["id"]
-        .as_i64()
-        .unwrap();
+    let policy = "[policy]\nlock = { timed_secs = 86400 }\nmax_failures = 2\n";
+    let (gw, admin, verifier) = Gateway::start_with(policy).with_keys();
+    let id = gw.enroll_id(&admin, cards::C, "989121120002");
     let code = code_in(&gw.sms("989121120002", "2468", "ascii"));
-    let wrong = other_than(&code);
+    let wrong = &wrong_code(&code);
     let before = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -124,36 +89,21 @@ fn policy_a_timed_lock_ends_by_itself_and_cannot_be_lifted_early() {
     );
 
     // Nobody lifts it early: not the API, not the CLI.
-    let (status, err) = gw.post(&admin, &format!("/v1/cards/{id}/reactivate"), &json!({}));
-    assert_eq!(
-        (status, err["error"]["code"].as_str()),
-        (409, Some("lock_not_liftable")),
-        "{err}"
-    );
+    let reactivate = format!("/v1/cards/{id}/reactivate");
+    gw.post_error(&admin, &reactivate, &json!({}), 409, "lock_not_liftable");
     let (ok, _, stderr) = gw.cli(&["card", "reactivate", "--id", &id.to_string()]);
     assert!(!ok && stderr.contains("cannot be lifted"), "{stderr}");
     let reply = gw.sms("989121120002", "OTP 2468", "gsm");
     assert!(reply.contains("is disabled"), "{reply}");
 
     // A day later (the lock's row aged by a day; no sleeping), it has ended by itself.
-    let (rt, mut conn) = crate::verify::connect(&gw);
-    rt.block_on(
-        sqlx::query("UPDATE cards SET locked_until = locked_until - 86400000 WHERE id = $1")
-            .bind(id)
-            .execute(&mut conn),
-    )
-    .unwrap();
+    let sql = "UPDATE cards SET locked_until = locked_until - 86400000 WHERE id = $1";
+    Db::of(&gw).execute(sql, &[id]);
     let card = card_state(&gw, &admin, id);
-    assert_eq!(
-        (card["status"].as_str(), card["failures"].as_i64()),
-        (Some("active"), Some(0))
-    );
+    assert_eq!(standing(&card), (Some("active"), Some(0)));
     let code = code_in(&gw.sms("989121120002", "2468", "ascii"));
-    assert_eq!(
-        gw.verify(&verifier, cards::C, &code, "later")["result"],
-        "approved"
-    );
-    let kinds = event_kinds(&gw, &admin, id);
+    gw.approves(&verifier, cards::C, &code, "later");
+    let kinds = gw.event_kinds(&admin, id);
     assert!(kinds.contains(&"lock_expired".to_owned()), "{kinds:?}");
     assert!(!kinds.contains(&"reactivated".to_owned()), "{kinds:?}");
 }
@@ -177,29 +127,22 @@ fn push_bound(
     assert_eq!(status, 202, "{pushed}");
     assert!(!pushed.to_string().contains("Digikala"), "{pushed}");
     // Wait for every segment of this new message.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
+    let text = wait_until(&format!("a new message for {msisdn}"), WITHIN, || {
         let texts: Vec<String> = texts_to(smsc, msisdn).into_iter().filter(whole).collect();
-        if texts.len() > before {
-            let text = texts.last().unwrap().clone();
-            let code = code_in(&text);
-            return (text, code);
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no new message for {msisdn}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+        texts
+            .last()
+            .filter(|_| texts.len() > before)
+            .cloned()
+            .ok_or("none")
+    });
+    let code = code_in(&text);
+    (text, code)
 }
 
 #[test]
 fn policy_a_pushed_code_bound_to_a_payment_verifies_only_for_that_payment() {
     let smsc = Smsc::start(&[]);
-    let gw = Gateway::start_with(&smsc.connection("mci", ""));
-    smsc.wait_bound(1);
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = smsc.gateway("").with_keys();
     gw.enroll(&admin, cards::A, "989121120003");
 
     // Persian by default: type, amount in Persian digits grouped, payee.
@@ -207,8 +150,7 @@ fn policy_a_pushed_code_bound_to_a_payment_verifies_only_for_that_payment() {
     assert!(text.contains("خرید: ۲٬۵۰۰٬۰۰۰ IRR به Digikala"), "{text}");
 
     let bound = |txn: Value, rid: &str| {
-        verify_with(
-            &gw,
+        gw.verify_with(
             &verifier,
             json!({"pan": cards::A, "code": code, "request_id": rid, "transaction": txn}),
         )
@@ -239,7 +181,7 @@ fn policy_a_pushed_code_bound_to_a_payment_verifies_only_for_that_payment() {
         Value::Null,
         "the third mismatch locked the card: {v}"
     );
-    let (_, card) = gw.post(&admin, "/v1/cards/lookup", &json!({"pan": cards::A}));
+    let card = gw.lookup(&admin, cards::A);
     assert_eq!(card["status"], "locked");
     let (status, _) = gw.post(
         &admin,
@@ -250,41 +192,26 @@ fn policy_a_pushed_code_bound_to_a_payment_verifies_only_for_that_payment() {
 
     // A fresh code: the same payment approves it; a verify without it does not.
     let (_, code) = push_bound(&gw, &smsc, &verifier, "989121120003", "pay-2");
-    let v = verify_with(
-        &gw,
+    let v = gw.verify_with(
         &verifier,
         json!({"pan": cards::A, "code": code, "request_id": "v-none"}),
     );
     assert_eq!(v["reason"], "transaction_mismatch", "{v}");
-    let v = verify_with(
-        &gw,
+    let v = gw.verify_with(
         &verifier,
         json!({"pan": cards::A, "code": code, "request_id": "v-ok", "transaction": purchase(2_500_000, " Digikala ")}),
     );
     assert_eq!(v["result"], "approved", "{v}");
     // Malformed transactions are refused before anything is counted.
-    let (status, err) = gw.post(
-        &verifier,
-        "/v1/verify",
-        &json!({"pan": cards::A, "code": code, "request_id": "v-bad",
-                "transaction": {"type": "refund", "amount": 1, "currency": "IRR", "payee": "x"}}),
-    );
-    assert_eq!(
-        (status, err["error"]["code"].as_str()),
-        (400, Some("invalid_transaction"))
-    );
+    let refund = json!({"pan": cards::A, "code": code, "request_id": "v-bad",
+        "transaction": {"type": "refund", "amount": 1, "currency": "IRR", "payee": "x"}});
+    gw.post_error(&verifier, "/v1/verify", &refund, 400, "invalid_transaction");
 }
 
 #[test]
 fn policy_a_bound_code_names_the_payment_in_english_too() {
     let smsc = Smsc::start(&[]);
-    let gw = Gateway::start_with(&format!(
-        "language = \"en\"\n{}",
-        smsc.connection("mci", "")
-    ));
-    smsc.wait_bound(1);
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = smsc.gateway_with("language = \"en\"", "", "").with_keys();
     gw.enroll(&admin, cards::A, "989121120004");
     let (text, _) = push_bound(&gw, &smsc, &verifier, "989121120004", "pay-en");
     assert!(
@@ -295,16 +222,13 @@ fn policy_a_bound_code_names_the_payment_in_english_too() {
 
 #[test]
 fn policy_a_cap_in_persian_digits_is_honoured() {
-    let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = Gateway::start().with_keys();
     gw.enroll(&admin, cards::A, "989121120005");
     let reply = gw.sms("989121120005", "۴۳۲۱ ۲٬۵۰۰٬۰۰۰", "ucs2");
     assert!(reply.contains("سقف مبلغ: ۲٬۵۰۰٬۰۰۰ IRR"), "{reply}");
     let code = code_in(&reply);
     let capped = |amount: u64, rid: &str| {
-        verify_with(
-            &gw,
+        gw.verify_with(
             &verifier,
             json!({"pan": cards::A, "code": code, "request_id": rid,
                                             "transaction": purchase(amount, "Any shop")}),
@@ -321,8 +245,7 @@ fn policy_a_cap_in_persian_digits_is_honoured() {
         "{v}"
     );
     // Without an amount the cap cannot be checked: refused, not counted.
-    let v = verify_with(
-        &gw,
+    let v = gw.verify_with(
         &verifier,
         json!({"pan": cards::A, "code": code, "request_id": "no-amount"}),
     );
@@ -336,12 +259,8 @@ fn policy_a_cap_in_persian_digits_is_honoured() {
 
 #[test]
 fn policy_epin_is_a_second_factor_that_shares_the_failure_count() {
-    let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
-    let id = gw.enroll(&admin, cards::D, "989121120006")["id"]
-        .as_i64()
-        .unwrap();
+    let (gw, admin, verifier) = Gateway::start().with_keys();
+    let id = gw.enroll_id(&admin, cards::D, "989121120006");
     let path = format!("/v1/cards/{id}/epin");
     for weak in ["1234", "0000", "9876", "0123", "۵۵۵۵"] {
         let resp = reqwest::blocking::Client::new()
@@ -355,43 +274,20 @@ fn policy_epin_is_a_second_factor_that_shares_the_failure_count() {
         assert_eq!(body["error"]["code"], "weak_epin", "{weak}: {body}");
     }
     // The CLI reads it from stdin, never argv.
-    let out = {
-        use std::io::Write;
-        let mut child = std::process::Command::new(crate::harness::bin())
-            .args([
-                "--config",
-                gw.config.to_str().unwrap(),
-                "card",
-                "epin",
-                "set",
-                "--id",
-                &id.to_string(),
-            ])
-            .env_remove("OTPGW_CONFIG")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(b"7391\n").unwrap();
-        child.wait_with_output().unwrap()
-    };
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let card: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let set = ["card", "epin", "set", "--id", &id.to_string()];
+    let (ok, out, err) = gw.cli_with(&set, &[], Some(b"7391\n"));
+    assert!(ok, "{err}");
+    let card: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(card["has_epin"], true, "{card}");
 
     let code = code_in(&gw.sms("989121120006", "3579", "ascii"));
-    let wrong = other_than(&code);
+    let wrong = &wrong_code(&code);
     let attempt = |code: &str, epin: Option<&str>, rid: &str| {
         let mut body = json!({"pan": cards::D, "code": code, "request_id": rid});
         if let Some(e) = epin {
             body["epin"] = json!(e);
         }
-        let mut v = verify_with(&gw, &verifier, body);
+        let mut v = gw.verify_with(&verifier, body);
         v.as_object_mut().unwrap().remove("request_id");
         v
     };
@@ -416,7 +312,7 @@ fn policy_epin_is_a_second_factor_that_shares_the_failure_count() {
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(resp.json::<Value>().unwrap()["has_epin"], false);
     assert_eq!(attempt(&code, None, "e")["result"], "approved");
-    let kinds = event_kinds(&gw, &admin, id);
+    let kinds = gw.event_kinds(&admin, id);
     assert!(
         kinds.contains(&"epin_set".to_owned()) && kinds.contains(&"epin_cleared".to_owned()),
         "{kinds:?}"
@@ -436,30 +332,25 @@ fn policy_epin_is_a_second_factor_that_shares_the_failure_count() {
 #[test]
 fn policy_a_card_enrolled_under_require_activation_waits_for_its_phone() {
     let smsc = Smsc::start(&[]);
-    let gw = Gateway::start_with(&format!(
-        "{}[policy]\nrequire_activation = true\n",
-        smsc.connection("mci", "routes = [\"98912\"]")
-    ));
-    smsc.wait_bound(1);
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = smsc
+        .gateway_with(
+            "",
+            "routes = [\"98912\"]",
+            "[policy]\nrequire_activation = true\n",
+        )
+        .with_keys();
 
     let enrolled = gw.enroll(&admin, cards::A, "989121120007");
     let id = enrolled["id"].as_i64().unwrap();
     assert_eq!(enrolled["status"], "pending", "{enrolled}");
     assert_eq!(enrolled["activation"]["state"], "sent", "{enrolled}");
     smsc.wait(|e| e["event"] == "submit_sm" && e["destination_addr"] == "989121120007");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let text = loop {
-        if let Some(t) = texts_to(&smsc, "989121120007")
+    let text = wait_until("the activation SMS", WITHIN, || {
+        texts_to(&smsc, "989121120007")
             .into_iter()
             .find(|t| t.split(|c: char| !c.is_ascii_digit()).any(|d| d.len() == 7))
-        {
-            break t;
-        }
-        assert!(std::time::Instant::now() < deadline, "no activation SMS");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+            .ok_or("none")
+    });
     assert!(
         text.contains("کد فعال‌سازی") && text.contains("۲۴ ساعت"),
         "{text}"
@@ -476,23 +367,18 @@ fn policy_a_card_enrolled_under_require_activation_waits_for_its_phone() {
         (v["reason"].as_str(), v["response_code"].as_str()),
         (Some("not_activated"), Some("62"))
     );
-    let (status, err) = gw.post(&admin, &format!("/v1/cards/{id}/reactivate"), &json!({}));
-    assert_eq!(
-        (status, err["error"]["code"].as_str()),
-        (409, Some("wrong_status"))
-    );
+    let reactivate = format!("/v1/cards/{id}/reactivate");
+    gw.post_error(&admin, &reactivate, &json!({}), 409, "wrong_status");
 
     // A wrong activation code is counted and refused; the right one activates.
-    let wrong = other_than(&activation);
-    let (status, err) = gw.post(
+    let wrong = &wrong_code(&activation);
+    let activate = format!("/v1/cards/{id}/activate");
+    let err = gw.post_error(
         &admin,
-        &format!("/v1/cards/{id}/activate"),
+        &activate,
         &json!({"code": wrong}),
-    );
-    assert_eq!(
-        (status, err["error"]["code"].as_str()),
-        (422, Some("activation_invalid")),
-        "{err}"
+        422,
+        "activation_invalid",
     );
     assert!(
         err["error"]["message"]
@@ -501,34 +387,21 @@ fn policy_a_card_enrolled_under_require_activation_waits_for_its_phone() {
             .contains("4 attempts left"),
         "{err}"
     );
-    let (status, card) = gw.post(
-        &admin,
-        &format!("/v1/cards/{id}/activate"),
-        &json!({"code": activation}),
-    );
+    let (status, card) = gw.post(&admin, &activate, &json!({"code": activation}));
     assert_eq!(
         (status, card["status"].as_str()),
         (200, Some("active")),
         "{card}"
     );
-    let (status, _) = gw.post(
-        &admin,
-        &format!("/v1/cards/{id}/activate"),
-        &json!({"code": activation}),
-    );
+    let (status, _) = gw.post(&admin, &activate, &json!({"code": activation}));
     assert_eq!(status, 409, "only a pending card is activated");
     let code = code_in(&gw.sms("989121120007", "4321", "ascii"));
-    assert_eq!(
-        gw.verify(&verifier, cards::A, &code, "active")["result"],
-        "approved"
+    gw.approves(&verifier, cards::A, &code, "active");
+    gw.events_include(
+        &admin,
+        id,
+        &["activation_sent", "activation_failed", "activated"],
     );
-    let kinds = event_kinds(&gw, &admin, id);
-    for kind in ["activation_sent", "activation_failed", "activated"] {
-        assert!(
-            kinds.contains(&kind.to_owned()),
-            "{kind} missing from {kinds:?}"
-        );
-    }
 
     // No route for the number: the enrollment says so, and the bank can send again.
     let enrolled = gw.enroll(&admin, cards::C, "989351120008");
@@ -551,33 +424,29 @@ fn policy_a_card_enrolled_under_require_activation_waits_for_its_phone() {
 
 #[test]
 fn policy_require_transaction_refuses_unbound_codes_and_verifies() {
-    let gw = Gateway::start_with("[policy]\nrequire_transaction = true\n");
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) =
+        Gateway::start_with("[policy]\nrequire_transaction = true\n").with_keys();
     gw.enroll(&admin, cards::A, "989121120009");
-    let (status, err) = gw.post(
+    let unbound = json!({"pan": cards::A, "request_id": "unbound"});
+    gw.post_error(
         &verifier,
         "/v1/codes",
-        &json!({"pan": cards::A, "request_id": "unbound"}),
-    );
-    assert_eq!(
-        (status, err["error"]["code"].as_str()),
-        (400, Some("transaction_required"))
+        &unbound,
+        400,
+        "transaction_required",
     );
     // A code the customer asked for by SMS is bound to nothing: it cannot approve a
     // payment, and trying is no guess (not counted).
     let code = code_in(&gw.sms("989121120009", "4321", "ascii"));
-    let (status, err) = gw.post(
+    let no_txn = json!({"pan": cards::A, "code": code, "request_id": "no-txn"});
+    gw.post_error(
         &verifier,
         "/v1/verify",
-        &json!({"pan": cards::A, "code": code, "request_id": "no-txn"}),
+        &no_txn,
+        400,
+        "transaction_required",
     );
-    assert_eq!(
-        (status, err["error"]["code"].as_str()),
-        (400, Some("transaction_required"))
-    );
-    let v = verify_with(
-        &gw,
+    let v = gw.verify_with(
         &verifier,
         json!({"pan": cards::A, "code": code, "request_id": "sms-code", "transaction": purchase(1000, "Shop")}),
     );
@@ -588,18 +457,14 @@ fn policy_require_transaction_refuses_unbound_codes_and_verifies() {
     );
     // Not counted: every attempt is still left.
     assert_eq!(v["attempts_left"], 3, "{v}");
-    let (_, card) = gw.post(&admin, "/v1/cards/lookup", &json!({"pan": cards::A}));
+    let card = gw.lookup(&admin, cards::A);
     assert_eq!(card["failures"], 0);
 }
 
 #[test]
 fn policy_every_rejection_of_an_enrolled_card_carries_attempts_left() {
-    let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
-    let id = gw.enroll(&admin, cards::A, "989121120009")["id"]
-        .as_i64()
-        .unwrap();
+    let (gw, admin, verifier) = Gateway::start().with_keys();
+    let id = gw.enroll_id(&admin, cards::A, "989121120009");
     let left = |v: &Value| {
         (
             v["reason"].as_str().map(str::to_owned),
@@ -608,12 +473,11 @@ fn policy_every_rejection_of_an_enrolled_card_carries_attempts_left() {
     };
     let reason = |r: &str| Some(r.to_owned());
     let code = code_in(&gw.sms("989121120009", "4321", "ascii"));
-    let wrong = other_than(&code);
+    let wrong = &wrong_code(&code);
     // A counted failure, then rejections that do not count: the number stays.
     let v = gw.verify(&verifier, cards::A, wrong, "r-wrong");
     assert_eq!(left(&v), (reason("invalid"), Some(2)), "{v}");
-    let v = verify_with(
-        &gw,
+    let v = gw.verify_with(
         &verifier,
         json!({"pan": cards::A, "code": code, "request_id": "r-ok"}),
     );

@@ -11,6 +11,7 @@ pub const BIND_TRANSCEIVER_RESP: u32 = 0x8000_0009;
 pub const ENQUIRE_LINK: u32 = 0x0000_0015;
 pub const ENQUIRE_LINK_RESP: u32 = 0x8000_0015;
 pub const BIND_RECEIVER: u32 = 0x0000_0001;
+pub const BIND_TRANSMITTER: u32 = 0x0000_0002;
 pub const SUBMIT_SM: u32 = 0x0000_0004;
 pub const SUBMIT_SM_RESP: u32 = 0x8000_0004;
 pub const DELIVER_SM: u32 = 0x0000_0005;
@@ -65,33 +66,52 @@ pub fn codes_in(body: &[u8]) -> Vec<String> {
 /// As `connect_from`, with a small receive buffer, so that a peer that stops reading
 /// makes the gateway's writes block soon.
 pub fn connect_small(to: SocketAddr) -> TcpStream {
+    connect_with(to, |socket| socket.set_recv_buffer_size(4096).unwrap())
+}
+
+/// A TCP connection to `to` from the loopback address `from` (e.g. 127.0.0.2), so a
+/// test can stand for several client addresses.
+pub fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
+    connect_with(to, |socket| {
+        socket.bind(format!("{from}:0").parse().unwrap()).unwrap()
+    })
+}
+
+/// A blocking TCP connection to `to` from a socket `set_up` prepared.
+fn connect_with(to: SocketAddr, set_up: impl FnOnce(&tokio::net::TcpSocket)) -> TcpStream {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
         .unwrap();
     let stream = rt.block_on(async {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
+        set_up(&socket);
         socket.connect(to).await.unwrap().into_std().unwrap()
     });
     stream.set_nonblocking(false).unwrap();
     stream
 }
 
-/// A TCP connection to `to` from the loopback address `from` (e.g. 127.0.0.2), so a
-/// test can stand for several client addresses.
-pub fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .unwrap();
-    let stream = rt.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
-        socket.connect(to).await.unwrap().into_std().unwrap()
-    });
-    stream.set_nonblocking(false).unwrap();
+/// `stream`, bound as `kannel` with `command_id` (a bind_* request): the bind is
+/// answered with status 0 within 10 s.
+pub fn bound(mut stream: TcpStream, command_id: u32) -> TcpStream {
+    assert!(send(&mut stream, &bind(command_id, 1, "kannel", "secret")));
+    let (_, status, ..) = read_pdu(&mut stream, Duration::from_secs(10)).expect("bind_resp");
+    assert_eq!(status, 0, "bind {command_id:#x}");
     stream
+}
+
+/// Reads PDUs until one with `command_id` comes, within `within` in all: its body.
+pub fn read_until(stream: &mut TcpStream, command_id: u32, within: Duration) -> Vec<u8> {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "no PDU {command_id:#x} within {within:?}");
+        let (id, _, _, body) = read_pdu(stream, left).expect("a PDU, not a close");
+        if id == command_id {
+            return body;
+        }
+    }
 }
 
 /// Reads one PDU: (command_id, command_status, sequence_number, body); `None` when

@@ -2,7 +2,7 @@
 //! malformed PDUs, enquire_link, unbind, and a reply on a separate receiver bind.
 
 use crate::cards;
-use crate::harness::{code_in, Gateway, SHORT_CODE};
+use crate::harness::{code_in, send, Gateway};
 
 #[test]
 fn binds_are_checked_against_the_configured_peers() {
@@ -36,7 +36,7 @@ fn malformed_pdus_get_generic_nack_and_the_session_stays_usable() {
     let gw = Gateway::start();
     let admin = gw.api_key("admin");
     gw.enroll(&admin, cards::A, "989121110060");
-    let p = gw.peer(&[
+    let mut args = vec![
         // submit_sm whose body is four junk bytes
         "raw",
         "00000014000000040000000000000005deadbeef",
@@ -45,17 +45,9 @@ fn malformed_pdus_get_generic_nack_and_the_session_stays_usable() {
         "0000001000001234000000000000000a",
         // a PDU longer than the maximum (8192): header only, the rest never comes in one piece
         "enquire-link",
-        "send",
-        "--from",
-        "989121110060",
-        "--to",
-        SHORT_CODE,
-        "--text",
-        "4321",
-        "--coding",
-        "ascii",
-        "unbind",
-    ]);
+    ];
+    args.extend(send("989121110060", "4321", "ascii", &["unbind"]));
+    let p = gw.peer(&args);
     p.ok();
     let nacks = p.all("pdu");
     assert_eq!(nacks.len(), 2, "{p:?}");

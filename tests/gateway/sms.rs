@@ -4,13 +4,11 @@
 use serde_json::json;
 
 use crate::cards;
-use crate::harness::{code_in, Gateway, SHORT_CODE};
+use crate::harness::{code_in, send, Gateway};
 
 #[test]
 fn a_code_arrives_for_last4_in_every_script_and_coding_and_verifies() {
-    let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = Gateway::start().with_keys();
     gw.enroll(&admin, cards::A, "09121110001");
 
     let cases = [
@@ -25,18 +23,7 @@ fn a_code_arrives_for_last4_in_every_script_and_coding_and_verifies() {
     ];
     let mut codes = Vec::new();
     for (i, (text, coding, reply_coding)) in cases.iter().enumerate() {
-        let p = gw.peer(&[
-            "send",
-            "--from",
-            "989121110001",
-            "--to",
-            SHORT_CODE,
-            "--text",
-            text,
-            "--coding",
-            coding,
-            "unbind",
-        ]);
+        let p = gw.peer(&send("989121110001", text, coding, &["unbind"]));
         p.ok();
         let resp = p.event("submit_sm_resp");
         assert_eq!(resp["status"], 0);
@@ -83,49 +70,38 @@ fn every_reply_case_is_defined() {
         );
         reply
     };
-    check("989129999999", "4321", "not registered");
-    check("989121110002", "9999", "No card ending in 9999");
-    check(
-        "989121110003",
-        "1234",
-        "More than one of your cards ends in 1234",
-    );
-    check(
-        "989121110002",
-        "6037990000004321",
-        "Never send your full card number",
-    );
-    check(
-        "989121110002",
-        "my card 6037 9900 0000 4321 pls",
-        "Never send your full card number",
-    );
-    check("989121110002", "hello", "Message not understood");
-    check("989121110002", "12345", "Message not understood");
-    check(
-        "989121110002",
-        "HELP",
-        "send the last 4 digits of your card to 30003303",
-    );
-    check("989121110002", "", "send the last 4 digits");
+    let (unknown, one, two) = ("989129999999", "989121110002", "989121110003");
+    for (from, text, expect) in [
+        (unknown, "4321", "not registered"),
+        (one, "9999", "No card ending in 9999"),
+        (two, "1234", "More than one of your cards ends in 1234"),
+        (one, "6037990000004321", "Never send your full card number"),
+        (
+            one,
+            "my card 6037 9900 0000 4321 pls",
+            "Never send your full card number",
+        ),
+        (one, "hello", "Message not understood"),
+        (one, "12345", "Message not understood"),
+        (
+            one,
+            "HELP",
+            "send the last 4 digits of your card to 30003303",
+        ),
+        (one, "", "send the last 4 digits"),
+    ] {
+        check(from, text, expect);
+    }
     // The last 6 digits pick one of two cards sharing the last 4.
     let reply = check("989121110003", "771234", "Your dynamic password");
     let verifier = gw.api_key("verifier");
     let code = code_in(&reply);
-    assert_eq!(
-        gw.verify(&verifier, cards::B2, &code, "b2")["reason"],
-        "invalid"
-    );
-    assert_eq!(
-        gw.verify(&verifier, cards::B1, &code, "b1")["result"],
-        "approved"
-    );
+    gw.rejects(&verifier, cards::B2, &code, "b2", "invalid");
+    gw.approves(&verifier, cards::B1, &code, "b1");
     check("989121110003", "000000", "No card ending in 000000");
 
     // Suspended card: the customer is told to go to the bank.
-    let id = gw.enroll(&admin, cards::C, "989121110004")["id"]
-        .as_i64()
-        .unwrap();
+    let id = gw.enroll_id(&admin, cards::C, "989121110004");
     let (ok, _, err) = gw.cli(&["card", "suspend", "--id", &id.to_string()]);
     assert!(ok, "{err}");
     check("989121110004", "2468", "is disabled");
@@ -137,57 +113,28 @@ fn every_reply_case_is_defined() {
 
 #[test]
 fn a_later_code_supersedes_an_earlier_one() {
-    let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = Gateway::start().with_keys();
     gw.enroll(&admin, cards::A, "989121110010");
     let first = code_in(&gw.sms("989121110010", "4321", "ascii"));
     let second = code_in(&gw.sms("989121110010", "4321", "ascii"));
+    let verify = |code: &str, rid: &str| gw.verify(&verifier, cards::A, code, rid);
     if first != second {
-        assert_eq!(
-            gw.verify(&verifier, cards::A, &first, "old")["reason"],
-            "invalid"
-        );
+        assert_eq!(verify(&first, "old")["reason"], "invalid");
     }
-    assert_eq!(
-        gw.verify(&verifier, cards::A, &second, "new")["result"],
-        "approved"
-    );
+    assert_eq!(verify(&second, "new")["result"], "approved");
 }
 
 #[test]
 fn bad_source_and_destination_addresses_get_smpp_errors() {
     let gw = Gateway::start();
     // Not our short code: ESME_RINVDSTADR, and no reply.
-    let p = gw.peer(&[
-        "send",
-        "--from",
-        "989121110011",
-        "--to",
-        "12345",
-        "--text",
-        "4321",
-        "--coding",
-        "ascii",
-        "--no-reply",
-        "unbind",
-    ]);
+    let mut elsewhere = send("989121110011", "4321", "ascii", &["--no-reply", "unbind"]);
+    elsewhere[4] = "12345"; // --to
+    let p = gw.peer(&elsewhere);
     assert_eq!(p.event("submit_sm_resp")["status"], 0x0B, "{p:?}");
     assert!(p.all("deliver_sm").is_empty());
     // A source address that is no phone number: ESME_RINVSRCADR.
-    let p = gw.peer(&[
-        "send",
-        "--from",
-        "abc",
-        "--to",
-        SHORT_CODE,
-        "--text",
-        "4321",
-        "--coding",
-        "ascii",
-        "--no-reply",
-        "unbind",
-    ]);
+    let p = gw.peer(&send("abc", "4321", "ascii", &["--no-reply", "unbind"]));
     assert_eq!(p.event("submit_sm_resp")["status"], 0x0A, "{p:?}");
 }
 
@@ -197,52 +144,22 @@ fn bad_source_and_destination_addresses_get_smpp_errors() {
 fn the_peers_answer_to_a_reply_is_the_codes_delivery_state() {
     let gw = Gateway::start();
     let admin = gw.api_key("admin");
-    let card = gw.enroll(&admin, cards::A, "989121110410");
-    let code_ids = |gw: &Gateway| -> Vec<i64> {
-        let (_, events) = gw.get(&admin, &format!("/v1/cards/{}/events", card["id"]));
-        events
-            .as_array()
-            .unwrap()
+    let card = gw.enroll_id(&admin, cards::A, "989121110410");
+    let last_code_id = || {
+        gw.events(&admin, card)
             .iter()
             .filter(|e| e["kind"] == "code_issued")
             .map(|e| e["detail"]["code_id"].as_i64().unwrap())
-            .collect()
-    };
-    let delivery_of = |id: i64, want: &str| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            let (status, code) = gw.get(&admin, &format!("/v1/codes/{id}"));
-            assert_eq!(status, 200, "{code}");
-            if code["delivery"] == want {
-                return;
-            }
-            assert!(std::time::Instant::now() < deadline, "code {id}: {code}");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+            .max()
+            .unwrap()
     };
     code_in(&gw.sms("989121110410", "4321", "ascii"));
-    let first = *code_ids(&gw).iter().max().unwrap();
-    delivery_of(first, "submitted");
+    let first = last_code_id();
+    gw.code_until(&admin, first, |c| c["delivery"] == "submitted");
     // The peer answers the deliver_sm with ESME_RSYSERR (8).
-    let p = gw.peer_as(
-        "kannel",
-        "secret",
-        &["--deliver-resp-status", "8"],
-        &[
-            "send",
-            "--from",
-            "989121110410",
-            "--to",
-            SHORT_CODE,
-            "--text",
-            "4321",
-            "--coding",
-            "ascii",
-            "unbind",
-        ],
-    );
-    p.ok();
-    let second = *code_ids(&gw).iter().max().unwrap();
+    gw.peer_refusing_replies(&send("989121110410", "4321", "ascii", &["unbind"]))
+        .ok();
+    let second = last_code_id();
     assert_ne!(first, second);
-    delivery_of(second, "undelivered");
+    gw.code_until(&admin, second, |c| c["delivery"] == "undelivered");
 }

@@ -2,13 +2,14 @@
 //! npm `smpp` package (node-smpp). The test sends it JSON commands and waits for
 //! the JSON events it reports (binds, submit_sm, deliver_sm_resp, …).
 
+use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use crate::harness::Gateway;
+use crate::wait::{wait_until, Seen, WITHIN};
 
 pub struct Smsc {
     child: Child,
@@ -71,28 +72,19 @@ impl Smsc {
 
     /// The first `n` matching events, within 20 s.
     pub fn wait_n(&self, n: usize, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let found: Vec<Value> = self
-                .events
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|e| pred(e))
-                .take(n)
-                .cloned()
-                .collect();
+        wait_until(&format!("{n} such events at the SMSC"), WITHIN, || {
+            let events = self.events.lock().unwrap();
+            let found: Vec<Value> = events.iter().filter(|e| pred(e)).take(n).cloned().collect();
+            drop(events);
             if found.len() >= n {
-                return found;
+                return Ok(found);
             }
-            assert!(
-                Instant::now() < deadline,
-                "SMSC saw {} of {n} expected events; all events:\n{:#?}",
-                found.len(),
-                self.events.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+            let k = found.len();
+            Err(Seen(move |f| {
+                let all = self.events.lock().unwrap();
+                write!(f, "{k} of {n}; all events:\n{all:#?}")
+            }))
+        })
     }
 
     pub fn all(&self, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
@@ -116,6 +108,22 @@ impl Smsc {
         self.wait_n(n, |e| e["event"] == "bind" && e["status"] == 0);
     }
 
+    /// A gateway with one connection, `mci` (plus `extra`), to this SMSC, once bound.
+    pub fn gateway(&self, extra: &str) -> Gateway {
+        self.gateway_with("", extra, "")
+    }
+
+    /// As `gateway`, its config `service` (keys of `[service]`), the connection and
+    /// then `tables`.
+    pub fn gateway_with(&self, service: &str, extra: &str, tables: &str) -> Gateway {
+        let gw = Gateway::start_with(&format!(
+            "{service}\n{}{tables}",
+            self.connection("mci", extra)
+        ));
+        self.wait_bound(1);
+        gw
+    }
+
     /// A `[[smpp.connections]]` table for a gateway config pointing at this SMSC.
     pub fn connection(&self, name: &str, extra: &str) -> String {
         format!(
@@ -135,6 +143,11 @@ impl Drop for Smsc {
 /// True for a whole message or the first segment of a concatenated one.
 pub fn first_segment(e: &Value) -> bool {
     e["udh"].is_null() || e["udh"]["seq"] == 1
+}
+
+/// True for a whole message or the last segment of a concatenated one.
+pub fn last_segment(e: &Value) -> bool {
+    e["udh"].is_null() || e["udh"]["seq"] == e["udh"]["total"]
 }
 
 /// The codes in the messages accepted for `msisdn`, segments put back together.

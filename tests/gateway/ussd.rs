@@ -2,7 +2,7 @@
 //! (npm `smpp`), and over HTTP in the aggregator form with a real HTTP client.
 
 use crate::cards;
-use crate::harness::{code_in, Gateway};
+use crate::harness::{code_in, Gateway, Peer};
 use serde_json::{json, Value};
 
 fn step<'a>(op: &'a str, session: &'a str, seq: &'a str, text: &'a str) -> Vec<&'a str> {
@@ -23,7 +23,17 @@ fn step<'a>(op: &'a str, session: &'a str, seq: &'a str, text: &'a str) -> Vec<&
     ]
 }
 
-fn screens(p: &crate::harness::Peer) -> Vec<(u64, Vec<u64>, String)> {
+/// Runs the USSD peer with `args`, which must succeed with `n` screens: the peer's
+/// events and the screens.
+fn dialogue(gw: &Gateway, args: &[&str], n: usize) -> (Peer, Vec<(u64, Vec<u64>, String)>) {
+    let p = gw.ussd_peer(args);
+    p.ok();
+    let s = screens(&p);
+    assert_eq!(s.len(), n, "{p:?}");
+    (p, s)
+}
+
+fn screens(p: &Peer) -> Vec<(u64, Vec<u64>, String)> {
     p.all("deliver_sm")
         .iter()
         .map(|d| {
@@ -41,22 +51,17 @@ fn screens(p: &crate::harness::Peer) -> Vec<(u64, Vec<u64>, String)> {
 
 #[test]
 fn a_full_menu_dialogue_over_smpp_ends_with_a_code_that_verifies() {
-    let gw = Gateway::start_with("language = \"en\"");
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = Gateway::start_with("language = \"en\"").with_keys();
     gw.enroll(&admin, cards::A, "989121110120");
     let mut args = step("1", "5", "0", "*720#");
     args.extend(step("18", "5", "2", "1"));
     args.extend(step("18", "5", "4", "4321"));
     args.push("unbind");
-    let p = gw.ussd_peer(&args);
-    p.ok();
+    let (p, s) = dialogue(&gw, &args, 3);
     assert!(
         p.all("submit_sm_resp").iter().all(|r| r["status"] == 0),
         "{p:?}"
     );
-    let s = screens(&p);
-    assert_eq!(s.len(), 3, "{p:?}");
     // Menu and prompt continue the session (USSR request, op 2); the code ends it
     // (PSSR response, op 17) with the end-of-session bit set in its_session_info.
     assert_eq!((s[0].0, &s[0].1), (2, &vec![5, 0]));
@@ -67,35 +72,24 @@ fn a_full_menu_dialogue_over_smpp_ends_with_a_code_that_verifies() {
     let delivered = p.all("deliver_sm");
     assert_eq!(delivered[2]["service_type"], "USSD");
     let code = code_in(&s[2].2);
-    assert_eq!(
-        gw.verify(&verifier, cards::A, &code, "u1")["result"],
-        "approved"
-    );
-    assert_eq!(crate::verify::count_codes(&gw, "ussd"), 1);
+    gw.approves(&verifier, cards::A, &code, "u1");
+    assert_eq!(crate::db::count_codes(&gw, "ussd"), 1);
 }
 
 #[test]
 fn the_one_shot_string_answers_at_once_in_persian_digits_too() {
-    let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = Gateway::start().with_keys();
     gw.enroll(&admin, cards::A, "989121110120");
     let mut args = step("1", "9", "0", "*720*1*4321#");
     args.extend(["--coding", "gsm"]);
     args.extend(step("1", "10", "0", "*۷۲۰*۱*۴۳۲۱#"));
     args.extend(["--coding", "ucs2", "unbind"]);
-    let p = gw.ussd_peer(&args);
-    p.ok();
-    let s = screens(&p);
-    assert_eq!(s.len(), 2, "{p:?}");
+    let (_, s) = dialogue(&gw, &args, 2);
     assert_eq!(s[0].0, 17);
     assert!(s[0].2.contains("رمز پویا"), "{}", s[0].2);
     let (first, second) = (code_in(&s[0].2), code_in(&s[1].2));
     // The second code superseded the first.
-    assert_eq!(
-        gw.verify(&verifier, cards::A, &second, "os2")["result"],
-        "approved"
-    );
+    gw.approves(&verifier, cards::A, &second, "os2");
     assert_ne!(
         gw.verify(&verifier, cards::A, &first, "os1")["result"],
         "approved"
@@ -110,10 +104,7 @@ fn a_bad_choice_reprompts_once_then_ends() {
     args.extend(step("18", "3", "4", "8"));
     args.extend(step("1", "4", "0", "*999#")); // not our service
     args.push("unbind");
-    let p = gw.ussd_peer(&args);
-    p.ok();
-    let s = screens(&p);
-    assert_eq!(s.len(), 4, "{p:?}");
+    let (_, s) = dialogue(&gw, &args, 4);
     assert_eq!(s[1].0, 2);
     assert!(s[1].2.starts_with("Invalid choice."), "{}", s[1].2);
     assert_eq!(s[2].0, 17);
@@ -137,11 +128,8 @@ fn an_abort_ends_the_dialogue_and_an_idle_one_expires() {
     args.extend(["sleep", "1.3"]);
     args.extend(step("18", "8", "2", "1"));
     args.push("unbind");
-    let p = gw.ussd_peer(&args);
-    p.ok();
+    let (p, s) = dialogue(&gw, &args, 4);
     assert_eq!(p.all("no_reply").len(), 1, "{p:?}");
-    let s = screens(&p);
-    assert_eq!(s.len(), 4, "{p:?}");
     assert_eq!(
         (s[1].0, s[1].2.as_str()),
         (17, "Your session has expired. Please dial again.")
@@ -155,29 +143,20 @@ fn an_abort_ends_the_dialogue_and_an_idle_one_expires() {
 
 #[test]
 fn ussd_over_http_in_the_aggregator_form() {
-    let gw = Gateway::start_with("language = \"en\"");
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = Gateway::start_with("language = \"en\"").with_keys();
     let ussd_key = gw.api_key("ussd");
     gw.enroll(&admin, cards::A, "989121110121");
     gw.enroll(&admin, cards::B1, "989121110121");
     gw.enroll(&admin, cards::B2, "989121110121");
-    let client = reqwest::blocking::Client::new();
     let hop = |key: &str, service: &str, text: &str| {
-        let resp = client
-            .post(gw.url("/v1/ussd"))
-            .bearer_auth(key)
-            .form(&[
-                ("sessionId", "ATUid_1"),
-                ("serviceCode", service),
-                ("phoneNumber", "+989121110121"),
-                ("networkCode", "43211"),
-                ("text", text),
-            ])
-            .send()
-            .unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.text().unwrap())
+        let form = [
+            ("sessionId", "ATUid_1"),
+            ("serviceCode", service),
+            ("phoneNumber", "+989121110121"),
+            ("networkCode", "43211"),
+            ("text", text),
+        ];
+        aggregator(&gw, key, &form)
     };
     let (status, body) = hop(&ussd_key, "*720#", "");
     assert_eq!(status, 200);
@@ -194,16 +173,10 @@ fn ussd_over_http_in_the_aggregator_form() {
         .starts_with("CON More than one card"));
     let (_, end) = hop(&ussd_key, "*720#", "1*1234*771234");
     assert!(end.starts_with("END Dynamic password: "), "{end}");
-    assert_eq!(
-        gw.verify(&verifier, cards::B1, &code_in(&end), "h1")["result"],
-        "approved"
-    );
+    gw.approves(&verifier, cards::B1, &code_in(&end), "h1");
     // The one-shot form through the service code.
     let (_, end) = hop(&ussd_key, "*720*1*4321#", "");
-    assert_eq!(
-        gw.verify(&verifier, cards::A, &code_in(&end), "h2")["result"],
-        "approved"
-    );
+    gw.approves(&verifier, cards::A, &code_in(&end), "h2");
     assert_eq!(
         hop(&ussd_key, "*720#", "2")
             .1
@@ -224,22 +197,29 @@ fn ussd_over_http_in_the_aggregator_form() {
 
 /// A verify of `code` for a purchase of `amount` IRR.
 fn verify_purchase(gw: &Gateway, key: &str, code: &str, amount: u64, rid: &str) -> Value {
-    let (status, v) = gw.post(
+    gw.verify_with(
         key,
-        "/v1/verify",
-        &json!({"pan": cards::A, "code": code, "request_id": rid,
+        json!({"pan": cards::A, "code": code, "request_id": rid,
                 "transaction": {"type": "purchase", "amount": amount, "currency": "IRR",
                                 "payee": "Any shop"}}),
-    );
-    assert_eq!(status, 200, "{v}");
-    v
+    )
+}
+
+/// POST /v1/ussd in the aggregator's form encoding: the status and the screen.
+fn aggregator(gw: &Gateway, key: &str, form: &[(&str, &str)]) -> (u16, String) {
+    let resp = gw
+        .client
+        .post(gw.url("/v1/ussd"))
+        .bearer_auth(key)
+        .form(form)
+        .send()
+        .unwrap();
+    (resp.status().as_u16(), resp.text().unwrap())
 }
 
 #[test]
 fn ussd_a_cap_dialled_over_smpp_is_stated_and_honoured() {
-    let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = Gateway::start().with_keys();
     gw.enroll(&admin, cards::A, "989121110120");
     // The one-shot string carries the cap as a segment of its own, in Persian digits;
     // then a menu dialogue with the cap typed after the digits, grouped.
@@ -249,10 +229,7 @@ fn ussd_a_cap_dialled_over_smpp_is_stated_and_honoured() {
     args.extend(step("18", "12", "2", "1"));
     args.extend(step("18", "12", "4", "۴۳۲۱ ۱٬۰۰۰"));
     args.extend(["--coding", "ucs2", "unbind"]);
-    let p = gw.ussd_peer(&args);
-    p.ok();
-    let s = screens(&p);
-    assert_eq!(s.len(), 4, "{p:?}");
+    let (_, s) = dialogue(&gw, &args, 4);
     assert_eq!(s[0].0, 17);
     assert!(s[0].2.contains("سقف مبلغ: ۲٬۵۰۰٬۰۰۰ IRR"), "{}", s[0].2);
     assert_eq!(s[3].0, 17);
@@ -269,31 +246,24 @@ fn ussd_a_cap_dialled_over_smpp_is_stated_and_honoured() {
         verify_purchase(&gw, &verifier, &code, 1_000, "sm-at")["result"],
         "approved"
     );
-    assert_eq!(crate::verify::count_codes(&gw, "ussd"), 2);
+    assert_eq!(crate::db::count_codes(&gw, "ussd"), 2);
 }
 
 #[test]
 fn ussd_a_cap_over_http_is_stated_and_honoured() {
-    let gw = Gateway::start_with("language = \"en\"");
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = Gateway::start_with("language = \"en\"").with_keys();
     let ussd_key = gw.api_key("ussd");
     gw.enroll(&admin, cards::A, "989121110121");
-    let client = reqwest::blocking::Client::new();
     let hop = |service: &str, text: &str| {
-        let resp = client
-            .post(gw.url("/v1/ussd"))
-            .bearer_auth(&ussd_key)
-            .form(&[
-                ("sessionId", "ATUid_cap"),
-                ("serviceCode", service),
-                ("phoneNumber", "+989121110121"),
-                ("text", text),
-            ])
-            .send()
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 200);
-        resp.text().unwrap()
+        let form = [
+            ("sessionId", "ATUid_cap"),
+            ("serviceCode", service),
+            ("phoneNumber", "+989121110121"),
+            ("text", text),
+        ];
+        let (status, body) = aggregator(&gw, &ussd_key, &form);
+        assert_eq!(status, 200);
+        body
     };
     for (service, text, rid) in [
         // Dialled at once, the cap a segment of its own.

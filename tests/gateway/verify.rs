@@ -2,66 +2,28 @@
 //! failures and re-activation, request_id retries, and 50 concurrent verifies.
 
 use serde_json::json;
-use sqlx::Connection;
 
+use crate::api::standing;
 use crate::cards;
-use crate::harness::{code_in, Gateway};
-
-/// A direct connection to the gateway's database, for setting up time and reading state.
-pub fn connect(gw: &Gateway) -> (tokio::runtime::Runtime, sqlx::AnyConnection) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    sqlx::any::install_default_drivers();
-    let conn = rt
-        .block_on(sqlx::AnyConnection::connect(&gw.db_url))
-        .unwrap();
-    (rt, conn)
-}
+use crate::db::Db;
+use crate::harness::{code_in, wrong_code, Gateway};
 
 /// Moves every code `ms` into the past, as if that much time had gone by.
 fn age_codes(gw: &Gateway, ms: i64) {
-    let (rt, mut conn) = connect(gw);
     let sql = "UPDATE codes SET issued_at = issued_at - $1, expires_at = expires_at - $1";
-    rt.block_on(sqlx::query(sql).bind(ms).execute(&mut conn))
-        .unwrap();
-}
-
-pub fn count_codes(gw: &Gateway, channel: &str) -> i64 {
-    let (rt, mut conn) = connect(gw);
-    let sql = "SELECT COUNT(*) FROM codes WHERE channel = $1";
-    rt.block_on(sqlx::query_scalar(sql).bind(channel).fetch_one(&mut conn))
-        .unwrap()
-}
-
-pub fn count_events(gw: &Gateway, kind: &str) -> i64 {
-    let (rt, mut conn) = connect(gw);
-    let sql = "SELECT COUNT(*) FROM events WHERE kind = $1";
-    rt.block_on(sqlx::query_scalar(sql).bind(kind).fetch_one(&mut conn))
-        .unwrap()
-}
-
-fn code_lifetimes(gw: &Gateway) -> Vec<i64> {
-    let (rt, mut conn) = connect(gw);
-    rt.block_on(sqlx::query_scalar("SELECT expires_at - issued_at FROM codes").fetch_all(&mut conn))
-        .unwrap()
+    Db::of(gw).execute(sql, &[ms]);
 }
 
 #[test]
 fn codes_live_exactly_sixty_seconds() {
-    let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = Gateway::start().with_keys();
     gw.enroll(&admin, cards::A, "989121110020");
 
     let code = code_in(&gw.sms("989121110020", "4321", "ascii"));
-    assert_eq!(code_lifetimes(&gw), vec![60_000]);
+    let lifetimes = Db::of(&gw).integers("SELECT expires_at - issued_at FROM codes");
+    assert_eq!(lifetimes, vec![60_000]);
     age_codes(&gw, 59_000);
-    assert_eq!(
-        gw.verify(&verifier, cards::A, &code, "in-time")["result"],
-        "approved"
-    );
+    gw.approves(&verifier, cards::A, &code, "in-time");
 
     let code = code_in(&gw.sms("989121110020", "4321", "ascii"));
     age_codes(&gw, 60_000);
@@ -72,49 +34,33 @@ fn codes_live_exactly_sixty_seconds() {
                "attempts_left": 3})
     );
     // An expired code does not count towards the lock: attempts_left is unchanged.
-    let (_, card) = gw.post(&admin, "/v1/cards/lookup", &json!({"pan": cards::A}));
+    let card = gw.lookup(&admin, cards::A);
     assert_eq!(card["failures"], 0);
 }
 
 #[test]
 fn three_failures_lock_until_reactivated() {
-    let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
-    let card = gw.enroll(&admin, cards::A, "989121110021");
-    let id = card["id"].as_i64().unwrap();
+    let (gw, admin, verifier) = Gateway::start().with_keys();
+    let id = gw.enroll_id(&admin, cards::A, "989121110021");
 
     // Success resets the count: two failures, a success, two failures: still active.
     let code = code_in(&gw.sms("989121110021", "4321", "ascii"));
-    let wrong = if code == "0000000" {
-        "0000001"
-    } else {
-        "0000000"
-    };
+    let wrong = &wrong_code(&code);
+    let fail = |rid: &str| gw.verify(&verifier, cards::A, wrong, rid)["reason"].clone();
     for i in 0..2 {
-        assert_eq!(
-            gw.verify(&verifier, cards::A, wrong, &format!("w{i}"))["reason"],
-            "invalid"
-        );
+        assert_eq!(fail(&format!("w{i}")), "invalid");
     }
-    assert_eq!(
-        gw.verify(&verifier, cards::A, &code, "ok")["result"],
-        "approved"
-    );
+    gw.approves(&verifier, cards::A, &code, "ok");
     let code = code_in(&gw.sms("989121110021", "4321", "ascii"));
     for i in 2..4 {
-        assert_eq!(
-            gw.verify(&verifier, cards::A, wrong, &format!("w{i}"))["reason"],
-            "invalid"
-        );
+        assert_eq!(fail(&format!("w{i}")), "invalid");
     }
     assert_eq!(
         gw.get(&admin, &format!("/v1/cards/{id}")).1["status"],
         "active"
     );
     // The third consecutive failure locks the card.
-    let v = gw.verify(&verifier, cards::A, wrong, "w4");
-    assert_eq!(v["reason"], "invalid");
+    assert_eq!(fail("w4"), "invalid");
     let (_, shown) = gw.get(&admin, &format!("/v1/cards/{id}"));
     assert_eq!(shown["status"], "locked");
     assert_eq!(shown["failures"], 3);
@@ -134,55 +80,34 @@ fn three_failures_lock_until_reactivated() {
     let (ok, out, err) = gw.cli(&["card", "reactivate", "--id", &id.to_string()]);
     assert!(ok, "{err}");
     let card: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(
-        (card["status"].as_str(), card["failures"].as_i64()),
-        (Some("active"), Some(0))
-    );
+    assert_eq!(standing(&card), (Some("active"), Some(0)));
     let code = code_in(&gw.sms("989121110021", "4321", "ascii"));
-    assert_eq!(
-        gw.verify(&verifier, cards::A, &code, "works-again")["result"],
-        "approved"
-    );
+    gw.approves(&verifier, cards::A, &code, "works-again");
 
     // The audit trail tells the story.
-    let (status, events) = gw.get(&admin, &format!("/v1/cards/{id}/events"));
-    assert_eq!(status, 200);
-    let kinds: Vec<&str> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
-    for kind in [
+    let story = [
         "enrolled",
         "code_issued",
         "verified",
         "locked",
         "reactivated",
-    ] {
-        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
-    }
-    assert_eq!(kinds.iter().filter(|k| **k == "locked").count(), 1);
+    ];
+    let kinds = gw.events_include(&admin, id, &story);
+    assert_eq!(kinds.iter().filter(|k| *k == "locked").count(), 1);
 }
 
 #[test]
 fn a_retried_request_id_returns_the_first_answer_and_counts_nothing_twice() {
-    let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = Gateway::start().with_keys();
     gw.enroll(&admin, cards::A, "989121110022");
     let code = code_in(&gw.sms("989121110022", "4321", "ascii"));
-    let wrong = if code == "1111111" {
-        "2222222"
-    } else {
-        "1111111"
-    };
+    let wrong = &wrong_code(&code);
 
     let first = gw.verify(&verifier, cards::A, wrong, "retry-me");
     for _ in 0..5 {
         assert_eq!(gw.verify(&verifier, cards::A, wrong, "retry-me"), first);
     }
-    let (_, card) = gw.post(&admin, "/v1/cards/lookup", &json!({"pan": cards::A}));
+    let card = gw.lookup(&admin, cards::A);
     assert_eq!(card["failures"], 1, "a retry must not count again");
 
     let ok = gw.verify(&verifier, cards::A, &code, "approve-me");
@@ -190,20 +115,13 @@ fn a_retried_request_id_returns_the_first_answer_and_counts_nothing_twice() {
     assert_eq!(gw.verify(&verifier, cards::A, &code, "approve-me"), ok);
 
     // The same request_id for a different request is refused, not answered.
-    let (status, body) = gw.post(
-        &verifier,
-        "/v1/verify",
-        &json!({"pan": cards::A, "code": "7654321", "request_id": "retry-me"}),
-    );
-    assert_eq!(status, 409, "{body}");
-    assert_eq!(body["error"]["code"], "request_id_reused");
+    let reused = json!({"pan": cards::A, "code": "7654321", "request_id": "retry-me"});
+    gw.post_error(&verifier, "/v1/verify", &reused, 409, "request_id_reused");
 }
 
 #[test]
 fn fifty_concurrent_verifies_of_one_code_approve_exactly_one() {
-    let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = Gateway::start().with_keys();
     gw.enroll(&admin, cards::A, "989121110023");
     let code = code_in(&gw.sms("989121110023", "4321", "ascii"));
 
@@ -227,21 +145,11 @@ fn fifty_concurrent_verifies_of_one_code_approve_exactly_one() {
 
 #[test]
 fn verify_rejects_bad_requests_with_json_errors() {
-    let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    let (gw, admin, verifier) = Gateway::start().with_keys();
     let ok_body = json!({"pan": cards::A, "code": "1234567", "request_id": "x"});
 
-    let (status, body) = gw.post("not-a-key", "/v1/verify", &ok_body);
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (401, Some("unauthorized"))
-    );
-    let (status, body) = gw.post(&admin, "/v1/verify", &ok_body);
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (403, Some("forbidden"))
-    );
+    gw.post_error("not-a-key", "/v1/verify", &ok_body, 401, "unauthorized");
+    gw.post_error(&admin, "/v1/verify", &ok_body, 403, "forbidden");
 
     let cases = [
         (
@@ -277,12 +185,7 @@ fn verify_rejects_bad_requests_with_json_errors() {
         (json!({"code": "1", "request_id": "x"}), 422, "invalid_body"),
     ];
     for (body, want_status, want_code) in cases {
-        let (status, resp) = gw.post(&verifier, "/v1/verify", &body);
-        assert_eq!(
-            (status, resp["error"]["code"].as_str()),
-            (want_status, Some(want_code)),
-            "{body}"
-        );
+        let resp = gw.post_error(&verifier, "/v1/verify", &body, want_status, want_code);
         // Error bodies never echo a card number.
         assert!(!resp.to_string().contains("6037990000004321"), "{resp}");
     }

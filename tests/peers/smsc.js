@@ -135,196 +135,35 @@
  *     ESME_RINVCMDID (0x03).
  * A PDU node-smpp cannot parse, or a socket error, is logged to stderr and the
  * connection is destroyed ({"event":"close"} follows).
+ *
+ * This file reads the commands and runs them; smsc_sessions.js holds the sessions
+ * and the PDUs, smpp_common.js what we share with ussd_peer.js.
  */
 
-const fs = require('fs');
 const readline = require('readline');
 
-// --------------------------------------------------------------------- output
-const SLEEP_CELL = new Int32Array(new SharedArrayBuffer(4));
+const {
+  emit, describeChar, gsmEncode, singleByteEncode, ucs2Encode, isInt,
+} = require('./smpp_common');
+const {
+  log, smpp, state, STATS, sessions, defaultSettings, ID_FORMATS, RECEIPT_ID_FORMATS,
+  DEFAULT_TIMEOUT_MS, canReceive, firstReceiver, request, deliverSm, buildReceipt, safe, listen,
+} = require('./smsc_sessions');
 
-function writeAll(fd, str) {
-  const buf = Buffer.from(str, 'utf8');
-  let off = 0;
-  const deadline = Date.now() + 10000;
-  while (off < buf.length) {
-    try {
-      off += fs.writeSync(fd, buf, off, buf.length - off);
-    } catch (e) {
-      // fd 1 may share a non-blocking file description with stdin (a tty): retry
-      if (e.code === 'EAGAIN' && Date.now() < deadline) {
-        Atomics.wait(SLEEP_CELL, 0, 0, 1);
-        continue;
-      }
-      return; // EPIPE etc.: nothing left to report to
-    }
-  }
-}
-
-function emit(obj) {
-  const line = JSON.stringify(obj).replace(/[\u007f-\uffff]/g,
-    (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
-  writeAll(1, line + '\n');
-}
-
-let VERBOSE = false;
-function debug(msg) {
-  if (VERBOSE) writeAll(2, '[smsc] ' + msg + '\n');
-}
-function warn(msg) {
-  writeAll(2, '[smsc] ' + msg + '\n');
-}
+const { debug, warn } = log;
 
 class UsageError extends Error {}
 
-let smpp;
-try {
-  smpp = require('smpp');
-} catch (e) {
-  emit({ event: 'error', error: 'internal',
-    message: 'cannot load the npm package smpp (' + e.message + '); run `npm ci` in tests/peers' });
-  process.exit(1);
+function charError(coding) {
+  return (ch, i) => new UsageError(describeChar(ch, i) + ' cannot be sent with coding ' + coding);
 }
 
-// ------------------------------------------------------------- node-smpp setup
-// node-smpp 0.5.1 types ussd_service_op (0x0501) as tlv.int8, whose read ignores
-// the TLV length; re-register it length-aware.  Pin its_session_info to a plain
-// buffer.  (smpp.addTLV is node-smpp's public API for this.)
-const strictInt8 = {
-  read(buffer, offset, length) {
-    if (length === 1) return buffer.readUInt8(offset);
-    return { malformed: Buffer.from(buffer.slice(offset, offset + length)) };
-  },
-  write(value, buffer, offset) { buffer.writeUInt8(value, offset); },
-  size() { return 1; },
-  default: 0,
-};
-const rawBuffer = {
-  read(buffer, offset, length) { return Buffer.from(buffer.slice(offset, offset + length)); },
-  write(value, buffer, offset) { value.copy(buffer, offset); },
-  size(value) { return value.length; },
-  default: null,
-};
-smpp.addTLV('ussd_service_op', { id: 0x0501, type: strictInt8 });
-smpp.addTLV('its_session_info', { id: 0x1383, type: rawBuffer });
-
-// node-smpp decodes received short_message / message_payload itself (lossy, UDH
-// split off into an object).  Keep the raw octets and decode them below.  Our own
-// outgoing messages are always Buffers, which the encode filter passes through.
-const messageFilter = smpp.filters.message;
-const rawMessageFilter = { encode: messageFilter.encode, decode: (v) => v };
-for (const cmd of ['deliver_sm', 'submit_sm', 'data_sm', 'submit_multi', 'replace_sm']) {
-  const p = smpp.commands[cmd] && smpp.commands[cmd].params && smpp.commands[cmd].params.short_message;
-  if (p) p.filter = rawMessageFilter;
-}
-smpp.tlvs.message_payload.filter = rawMessageFilter;
-// Report schedule_delivery_time / validity_period of submit_sm as sent (not as Date).
-const rawTimeFilter = { encode: smpp.filters.time.encode, decode: (v) => v };
-for (const p of ['schedule_delivery_time', 'validity_period']) {
-  smpp.commands.submit_sm.params[p].filter = rawTimeFilter;
-}
-
-// ------------------------------------------------------------------ GSM 03.38
-const GSM_BASIC = (
-  '@\u00a3$\u00a5\u00e8\u00e9\u00f9\u00ec\u00f2\u00c7\n\u00d8\u00f8\r\u00c5\u00e5' +
-  '\u0394_\u03a6\u0393\u039b\u03a9\u03a0\u03a8\u03a3\u0398\u039e\x1b\u00c6\u00e6\u00df\u00c9' +
-  ' !"#\u00a4%&\'()*+,-./' +
-  '0123456789:;<=>?' +
-  '\u00a1ABCDEFGHIJKLMNO' +
-  'PQRSTUVWXYZ\u00c4\u00d6\u00d1\u00dc\u00a7' +
-  '\u00bfabcdefghijklmno' +
-  'pqrstuvwxyz\u00e4\u00f6\u00f1\u00fc\u00e0'
-);
-if (GSM_BASIC.length !== 128) throw new Error('GSM table');
-const GSM_EXT = { 0x0a: '\x0c', 0x14: '^', 0x28: '{', 0x29: '}', 0x2f: '\\',
-  0x3c: '[', 0x3d: '~', 0x3e: ']', 0x40: '|', 0x65: '\u20ac' };
-const GSM_ENC = new Map();
-for (let i = 0; i < 128; i++) if (i !== 0x1b) GSM_ENC.set(GSM_BASIC[i], [i]);
-for (const [code, ch] of Object.entries(GSM_EXT)) GSM_ENC.set(ch, [0x1b, Number(code)]);
-
-function charError(ch, i, coding) {
-  return new UsageError('character ' + JSON.stringify(ch) + ' (U+' +
-    ch.codePointAt(0).toString(16).toUpperCase().padStart(4, '0') + ') at index ' + i +
-    ' cannot be sent with coding ' + coding);
-}
-
-function gsmEncode(text) {
-  const out = [];
-  let i = 0;
-  for (const ch of text) {
-    const enc = GSM_ENC.get(ch);
-    if (!enc) throw charError(ch, i, 'gsm');
-    out.push(...enc);
-    i++;
-  }
-  return Buffer.from(out);
-}
-
-function gsmDecode(data) {
-  let out = '';
-  for (let i = 0; i < data.length; i++) {
-    const b = data[i];
-    if (b === 0x1b) {
-      if (i + 1 < data.length) {
-        const nxt = data[i + 1];
-        if (nxt in GSM_EXT) out += GSM_EXT[nxt];
-        else out += (nxt < 0x80 && nxt !== 0x1b) ? GSM_BASIC[nxt] : '\ufffd';
-        i++;
-        continue;
-      }
-      out += ' '; // dangling escape
-    } else if (b < 0x80) {
-      out += GSM_BASIC[b];
-    } else {
-      out += '\ufffd';
-    }
-  }
-  return out;
-}
-
-function singleByteEncode(text, max, coding) {
-  const out = [];
-  let i = 0;
-  for (const ch of text) {
-    const c = ch.codePointAt(0);
-    if (c > max) throw charError(ch, i, coding);
-    out.push(c);
-    i++;
-  }
-  return Buffer.from(out);
-}
-
-function ucs2Encode(text) {
-  return Buffer.from(text, 'utf16le').swap16();
-}
-
-function ucs2Decode(data) {
-  const even = Buffer.from(data.slice(0, data.length - (data.length % 2)));
-  let s = even.swap16().toString('utf16le');
-  if (data.length % 2) s += '\ufffd';
-  return s;
-}
-
-function decodeText(dc, data) {
-  switch (dc) {
-    case 0x00: return gsmDecode(data);
-    case 0x01:
-    case 0x03: return data.toString('latin1');
-    case 0x08: return ucs2Decode(data);
-    default: break;
-  }
-  if ((dc & 0xf0) === 0xf0) return (dc & 0x04) ? null : gsmDecode(data); // data coding/message class
-  if ((dc & 0xc0) === 0x00 && dc >= 0x10) { // general data coding (with message class)
-    const alphabet = (dc >> 2) & 0x03;
-    if (alphabet === 0) return gsmDecode(data);
-    if (alphabet === 2) return ucs2Decode(data);
-  }
-  return null;
+function listenFailed(e) {
+  emit({ event: 'error', error: 'listen',
+    message: 'cannot listen on ' + state.host + ':' + state.port + ': ' + e.message });
 }
 
 // ------------------------------------------------------------------ helpers
-function isInt(v) { return typeof v === 'number' && Number.isInteger(v); }
-
 function toInt(value, name, min, max) {
   let n;
   if (isInt(value)) n = value;
@@ -359,430 +198,9 @@ function checkKeys(cmd, allowed) {
   }
 }
 
-function sleepUntil(due) {
-  const wait = due - Date.now();
-  return wait > 0 ? new Promise((r) => setTimeout(r, wait)) : Promise.resolve();
-}
-
-// ------------------------------------------------------------------ state
-const STATS = { submit_sm: 0, accepted: 0, throttled: 0, failed: 0, enquire_link: 0,
-  binds: 0, bind_attempts: 0, deliver_sm: 0 };
-
-function defaultSettings() {
-  return {
-    reject_binds: 0,
-    reject_status: 0x0d,   // ESME_RBINDFAIL
-    throttle: 0,
-    throttle_status: 0x58, // ESME_RTHROTTLED
-    fail_next: 0,
-    fail_status: 0x45,     // ESME_RSUBMITFAIL
-    id_format: 'hex',
-    auto_receipt: null,
-    resp_delay_ms: 0,
-    ignore_enquire_link: false,
-  };
-}
-let settings = defaultSettings();
-
-const ID_FORMATS = ['hex', 'HEX', 'dec', 'dec_padded'];
-const RECEIPT_ID_FORMATS = ['same', 'hex', 'HEX', 'dec', 'dec_padded'];
-const MESSAGE_STATES = { ENROUTE: 1, DELIVRD: 2, EXPIRED: 3, DELETED: 4, UNDELIV: 5,
-  ACCEPTD: 6, UNKNOWN: 7, REJECTD: 8 };
-const DEFAULT_TIMEOUT_MS = 10000;
-
-let nextId = 0x100000;
-let sessionCounter = 0;
-const sessions = new Map(); // id -> state, connected sessions only
-
-let accounts = null;        // Map system_id -> password, or null = accept all
-let host = '127.0.0.1';
-let port = 0;
-let server = null;          // listening server, or null when closed
-let shuttingDown = false;
-
-function formatId(num, fmt) {
-  switch (fmt) {
-    case 'HEX': return num.toString(16).toUpperCase();
-    case 'dec': return String(num);
-    case 'dec_padded': return String(num).padStart(20, '0');
-    default: return num.toString(16);
-  }
-}
-
-function canReceive(s) {
-  return !s.closed && !s.unbinding && s.bound &&
-    (s.bound.command === 'bind_transceiver' || s.bound.command === 'bind_receiver');
-}
-
-function firstReceiver(pred) {
-  for (const s of sessions.values()) if (canReceive(s) && (!pred || pred(s))) return s;
-  return null;
-}
-
-// ------------------------------------------------------------------ requests to the ESME
-// Send request `pdu` on session s; exactly one of onResp(resp, ms) / onFail(kind, message)
-// is called (no_session when not writable, timeout, session_closed).
-function request(s, pdu, timeoutMs, onResp, onFail) {
-  const started = Date.now();
-  let ok;
-  try {
-    ok = !s.closed && s.session.send(pdu, (resp) => {
-      const p = s.pending.get(pdu.sequence_number);
-      if (!p) return;
-      clearTimeout(p.timer);
-      s.pending.delete(pdu.sequence_number);
-      onResp(resp, Date.now() - started);
-    });
-  } catch (e) {
-    onFail('internal', 'cannot encode ' + pdu.command + ': ' + e.message);
-    return;
-  }
-  const seq = pdu.sequence_number;
-  if (!ok) {
-    if (seq) delete s.session._callbacks[seq];
-    onFail('no_session', 'session ' + s.id + ' is not writable');
-    return;
-  }
-  const timer = setTimeout(() => {
-    if (!s.pending.has(seq)) return;
-    s.pending.delete(seq);
-    delete s.session._callbacks[seq];
-    onFail('timeout', 'no ' + pdu.command + '_resp within ' + timeoutMs + ' ms');
-  }, timeoutMs);
-  s.pending.set(seq, { timer, fail: onFail });
-}
-
-function deliverSm(s, options, meta, timeoutMs) {
-  let pdu;
-  try {
-    pdu = new smpp.PDU('deliver_sm', options);
-  } catch (e) {
-    emit(Object.assign({ event: 'error', error: 'internal', message: 'cannot build deliver_sm: ' + e.message }, meta));
-    return;
-  }
-  STATS.deliver_sm++;
-  debug('deliver_sm to session ' + s.id + ' ' + JSON.stringify(meta));
-  request(s, pdu, timeoutMs, (resp, ms) => {
-    emit(Object.assign({
-      event: 'deliver_sm_resp',
-      tag: meta.tag,
-      status: resp.command_status,
-      message_id: typeof resp.message_id === 'string' ? resp.message_id : null,
-      session: s.id,
-      ms,
-    }, meta, { command: resp.command }));
-  }, (kind, message) => {
-    emit(Object.assign({ event: 'error', error: kind, tag: meta.tag, message, session: s.id }, meta));
-  });
-}
-
-function buildReceipt(r) {
-  const text = 'id:' + r.textId + ' sub:001 dlvrd:001 submit date:2611221200 done date:2611221200 stat:' +
-    r.stat + ' err:' + r.err + ' text:';
-  const opts = {
-    service_type: '',
-    source_addr_ton: r.srcTon, source_addr_npi: r.srcNpi, source_addr: r.from,
-    dest_addr_ton: r.dstTon, dest_addr_npi: r.dstNpi, destination_addr: r.to,
-    esm_class: 0x04, protocol_id: 0, priority_flag: 0, registered_delivery: 0,
-    replace_if_present_flag: 0, data_coding: 0, sm_default_msg_id: 0,
-    short_message: Buffer.from(text, 'latin1'),
-  };
-  if (r.tlv) {
-    opts.receipted_message_id = r.tlvId;
-    const state = r.messageState !== undefined ? r.messageState : MESSAGE_STATES[r.stat];
-    if (state !== undefined) opts.message_state = state;
-  }
-  return opts;
-}
-
-// ------------------------------------------------------------------ incoming PDUs
-function reply(s, pdu, after) {
-  try {
-    if (s.closed || !s.session.send(pdu, after ? () => safe(after) : undefined)) {
-      debug('session ' + s.id + ': cannot send ' + pdu.command + ' (not writable)');
-    }
-  } catch (e) {
-    warn('session ' + s.id + ': cannot send ' + pdu.command + ': ' + (e && e.stack || e));
-  }
-}
-
-function safe(fn) {
-  try {
-    fn();
-  } catch (e) {
-    warn('internal error: ' + (e && e.stack || e));
-  }
-}
-
-function onBind(s, pdu) {
-  STATS.bind_attempts++;
-  const systemId = typeof pdu.system_id === 'string' ? pdu.system_id : '';
-  const password = typeof pdu.password === 'string' ? pdu.password : '';
-  let status = 0;
-  if (s.bound) {
-    status = 0x05; // ESME_RALYBND
-  } else if (settings.reject_binds > 0) {
-    settings.reject_binds--;
-    status = settings.reject_status;
-  } else if (accounts) {
-    if (!accounts.has(systemId)) status = 0x0f;                 // ESME_RINVSYSID
-    else if (accounts.get(systemId) !== password) status = 0x0e; // ESME_RINVPASWD
-  }
-  if (status === 0) {
-    s.bound = { command: pdu.command, system_id: systemId };
-    STATS.binds++;
-  }
-  emit({ event: 'bind', session: s.id, command: pdu.command, system_id: systemId,
-    system_type: typeof pdu.system_type === 'string' ? pdu.system_type : '',
-    interface_version: isInt(pdu.interface_version) ? pdu.interface_version : null,
-    addr_ton: isInt(pdu.addr_ton) ? pdu.addr_ton : null,
-    addr_npi: isInt(pdu.addr_npi) ? pdu.addr_npi : null,
-    address_range: typeof pdu.address_range === 'string' ? pdu.address_range : '',
-    status });
-  reply(s, status === 0
-    ? pdu.response({ system_id: 'smsc', sc_interface_version: 0x34 })
-    : pdu.response({ command_status: status }));
-}
-
-function parseMessage(pdu) {
-  const sm = Buffer.isBuffer(pdu.short_message) ? pdu.short_message : Buffer.alloc(0);
-  const mp = Buffer.isBuffer(pdu.message_payload) ? pdu.message_payload : null;
-  const payload = sm.length === 0 && mp !== null;
-  const body = payload ? mp : sm;
-  const esm = isInt(pdu.esm_class) ? pdu.esm_class : 0;
-  const dc = isInt(pdu.data_coding) ? pdu.data_coding : 0;
-  let textBytes = body;
-  let udh = null;
-  let udhHex = null;
-  if ((esm & 0x40) && body.length) {
-    const hl = body[0];
-    const hdr = body.slice(1, 1 + hl);
-    udhHex = body.slice(0, 1 + hl).toString('hex');
-    textBytes = body.slice(1 + hl);
-    for (let i = 0; i + 2 <= hdr.length;) {
-      const iei = hdr[i];
-      const len = hdr[i + 1];
-      const d = hdr.slice(i + 2, i + 2 + len);
-      if (d.length < len) break;
-      if (iei === 0x00 && len === 3) udh = { ref: d[0], total: d[1], seq: d[2] };
-      else if (iei === 0x08 && len === 4) udh = { ref: d.readUInt16BE(0), total: d[2], seq: d[3] };
-      i += 2 + len;
-    }
-  }
-  let sar = null;
-  if (isInt(pdu.sar_msg_ref_num) || isInt(pdu.sar_total_segments) || isInt(pdu.sar_segment_seqnum)) {
-    sar = { ref: isInt(pdu.sar_msg_ref_num) ? pdu.sar_msg_ref_num : null,
-      total: isInt(pdu.sar_total_segments) ? pdu.sar_total_segments : null,
-      seq: isInt(pdu.sar_segment_seqnum) ? pdu.sar_segment_seqnum : null };
-  }
-  const ev = {
-    text: decodeText(dc, textBytes),
-    payload,
-    udh,
-    udh_hex: udhHex,
-    sar,
-    body_hex: textBytes.toString('hex'),
-    ussd_service_op: null,
-    its_session_info: Buffer.isBuffer(pdu.its_session_info) ? Array.from(pdu.its_session_info) : null,
-  };
-  if (isInt(pdu.ussd_service_op)) ev.ussd_service_op = pdu.ussd_service_op;
-  else if (pdu.ussd_service_op && pdu.ussd_service_op.malformed) {
-    ev.ussd_service_op_hex = pdu.ussd_service_op.malformed.toString('hex');
-  }
-  if (mp && sm.length) ev.message_payload_hex = mp.toString('hex'); // both present: text is short_message
-  return ev;
-}
-
-function str(v) { return typeof v === 'string' ? v : (v === undefined || v === null ? null : String(v)); }
-function int(v) { return isInt(v) ? v : null; }
-
-function onSubmit(s, pdu) {
-  STATS.submit_sm++;
-  let msg;
-  try {
-    msg = parseMessage(pdu);
-  } catch (e) {
-    warn('session ' + s.id + ': cannot parse submit_sm body: ' + e.message);
-    msg = { text: null, payload: false, udh: null, udh_hex: null, sar: null, body_hex: '',
-      ussd_service_op: null, its_session_info: null };
-  }
-  let status = 0;
-  let num = null;
-  let id = null;
-  if (!s.bound || s.bound.command === 'bind_receiver') {
-    status = 0x04; // ESME_RINVBNDSTS
-  } else if (settings.throttle > 0) {
-    settings.throttle--;
-    status = settings.throttle_status;
-    STATS.throttled++;
-  } else if (settings.fail_next > 0) {
-    settings.fail_next--;
-    status = settings.fail_status;
-    STATS.failed++;
-  } else {
-    num = nextId++;
-    id = formatId(num, settings.id_format);
-    STATS.accepted++;
-  }
-  const rd = int(pdu.registered_delivery) || 0;
-  emit(Object.assign({
-    event: 'submit_sm', session: s.id, seq: pdu.sequence_number,
-    service_type: str(pdu.service_type),
-    source_addr: str(pdu.source_addr), source_addr_ton: int(pdu.source_addr_ton),
-    source_addr_npi: int(pdu.source_addr_npi),
-    destination_addr: str(pdu.destination_addr), dest_addr_ton: int(pdu.dest_addr_ton),
-    dest_addr_npi: int(pdu.dest_addr_npi),
-    esm_class: int(pdu.esm_class), registered_delivery: int(pdu.registered_delivery),
-    data_coding: int(pdu.data_coding), protocol_id: int(pdu.protocol_id),
-    priority_flag: int(pdu.priority_flag),
-    schedule_delivery_time: str(pdu.schedule_delivery_time),
-    validity_period: str(pdu.validity_period),
-  }, msg, { status, message_id: id }));
-
-  const resp = status === 0 ? pdu.response({ message_id: id }) : pdu.response({ command_status: status });
-  const ar = status === 0 && settings.auto_receipt && (rd & 0x03) ? Object.assign({}, settings.auto_receipt) : null;
-  let delay = settings.resp_delay_ms;
-  let after = null;
-  if (ar) {
-    const receipt = {
-      textId: ar.id_format === 'same' ? id : formatId(num, ar.id_format),
-      tlvId: id, stat: ar.stat, err: ar.err, tlv: ar.tlv,
-      from: str(pdu.destination_addr) || '', to: str(pdu.source_addr) || '',
-      srcTon: int(pdu.dest_addr_ton) || 0, srcNpi: int(pdu.dest_addr_npi) || 0,
-      dstTon: int(pdu.source_addr_ton) || 0, dstNpi: int(pdu.source_addr_npi) || 0,
-    };
-    const systemId = s.bound.system_id;
-    const send = () => {
-      const target = canReceive(s) ? s
-        : firstReceiver((r) => r.bound.system_id === systemId) || firstReceiver();
-      const meta = { kind: 'auto_receipt', tag: null, receipt_for: id };
-      if (!target) {
-        emit(Object.assign({ event: 'error', error: 'no_session', message: 'no session bound to receive the receipt' }, meta));
-        return;
-      }
-      deliverSm(target, buildReceipt(receipt), meta, DEFAULT_TIMEOUT_MS);
-    };
-    if (ar.before_resp) {
-      send();
-      delay += ar.delay_ms;
-    } else {
-      after = () => { setTimeout(() => safe(send), ar.delay_ms); };
-    }
-  }
-  const due = Date.now() + delay;
-  s.chain = s.chain.then(() => sleepUntil(due)).then(() => {
-    debug('session ' + s.id + ': submit_sm_resp seq=' + pdu.sequence_number + ' status=' + status);
-    reply(s, resp, after);
-  }).catch((e) => warn('internal error: ' + (e && e.stack || e)));
-}
-
-function onPdu(s, pdu) {
-  debug('session ' + s.id + ' << ' + pdu.command + ' status=' + pdu.command_status + ' seq=' + pdu.sequence_number);
-  if (pdu.isResponse()) {
-    if (pdu.command === 'generic_nack') {
-      emit({ event: 'generic_nack', session: s.id, status: pdu.command_status, seq: pdu.sequence_number });
-    } else if (!s.session._callbacks[pdu.sequence_number]) {
-      emit({ event: 'pdu', session: s.id, command: pdu.command, command_id: pdu.command_id,
-        seq: pdu.sequence_number, status: pdu.command_status });
-    }
-    return; // node-smpp calls the response callback registered by request()
-  }
-  switch (pdu.command) {
-    case 'bind_transceiver':
-    case 'bind_transmitter':
-    case 'bind_receiver':
-      onBind(s, pdu);
-      return;
-    case 'submit_sm':
-      onSubmit(s, pdu);
-      return;
-    case 'enquire_link':
-      STATS.enquire_link++;
-      emit({ event: 'enquire_link', session: s.id });
-      if (!settings.ignore_enquire_link) reply(s, pdu.response());
-      return;
-    case 'unbind':
-      emit({ event: 'unbind', session: s.id });
-      s.bound = null;
-      s.unbinding = true;
-      reply(s, pdu.response(), () => { if (!s.closed) s.session.close(); });
-      return;
-    default:
-      emit({ event: 'pdu', session: s.id, command: pdu.command, command_id: pdu.command_id,
-        seq: pdu.sequence_number, status: pdu.command_status });
-      if (pdu.command !== 'alert_notification' && pdu.command !== 'outbind') {
-        reply(s, new smpp.PDU('generic_nack', { sequence_number: pdu.sequence_number,
-          command_status: 0x03 })); // ESME_RINVCMDID
-      }
-  }
-}
-
-function onSession(session) {
-  const s = { id: ++sessionCounter, session, bound: null, unbinding: false, closed: false,
-    pending: new Map(), chain: Promise.resolve() };
-  sessions.set(s.id, s);
-  if (shuttingDown) {
-    session.destroy();
-    return;
-  }
-  emit({ event: 'connect', session: s.id });
-  try { session.socket.setNoDelay(true); } catch (e) { /* ignore */ }
-  if (VERBOSE) {
-    const sock = session.socket;
-    const origWrite = sock.write.bind(sock);
-    sock.write = (data, ...rest) => {
-      if (Buffer.isBuffer(data)) debug('session ' + s.id + ' >> ' + data.toString('hex'));
-      return origWrite(data, ...rest);
-    };
-  }
-  session.on('pdu', (pdu) => safe(() => onPdu(s, pdu)));
-  session.on('error', (e) => {
-    // socket error, or a PDU node-smpp cannot parse (it stops reading then): drop it
-    debug('session ' + s.id + ' error: ' + (e && e.message));
-    if (!/ECONNRESET|EPIPE/.test(String(e && (e.code || e.message)))) {
-      warn('session ' + s.id + ': ' + (e && e.message) + '; closing it');
-    }
-    try { session.destroy(); } catch (err) { /* ignore */ }
-  });
-  session.on('close', () => safe(() => {
-    if (s.closed) return;
-    s.closed = true;
-    sessions.delete(s.id);
-    const pend = Array.from(s.pending.values());
-    s.pending.clear();
-    for (const p of pend) {
-      clearTimeout(p.timer);
-      p.fail('session_closed', 'session ' + s.id + ' closed before the response');
-    }
-    if (!shuttingDown) emit({ event: 'close', session: s.id });
-  }));
-}
-
-// ------------------------------------------------------------------ listener
-function listen(onOk, onFail) {
-  let srv;
-  try {
-    srv = smpp.createServer((session) => safe(() => onSession(session)));
-  } catch (e) {
-    onFail(e);
-    return;
-  }
-  let up = false;
-  srv.on('error', (e) => {
-    if (!up) onFail(e);
-    else warn('listener error: ' + e.message);
-  });
-  srv.listen(port, host, () => {
-    up = true;
-    port = srv.address().port;
-    server = srv;
-    onOk();
-  });
-}
-
 // ------------------------------------------------------------------ commands
 function setSettings(cmd) {
-  const next = Object.assign({}, settings);
+  const next = Object.assign({}, state.settings);
   for (const [k, v] of Object.entries(cmd)) {
     switch (k) {
       case 'cmd': break;
@@ -834,8 +252,8 @@ function setSettings(cmd) {
         throw new UsageError('unknown flag ' + JSON.stringify(k) + ' for set');
     }
   }
-  settings = next;
-  emit({ event: 'set', settings });
+  state.settings = next;
+  emit({ event: 'set', settings: state.settings });
 }
 
 function cmdMo(cmd) {
@@ -856,9 +274,9 @@ function cmdMo(cmd) {
     body = Buffer.from(cmd.hex, 'hex');
   } else {
     if (typeof cmd.text !== 'string') throw new UsageError('mo: text (a string) is required');
-    if (coding === 'ascii') body = singleByteEncode(cmd.text, 0x7f, 'ascii');
-    else if (coding === 'latin1') body = singleByteEncode(cmd.text, 0xff, 'latin1');
-    else if (coding === 'gsm') body = gsmEncode(cmd.text);
+    if (coding === 'ascii') body = singleByteEncode(cmd.text, 0x7f, charError('ascii'));
+    else if (coding === 'latin1') body = singleByteEncode(cmd.text, 0xff, charError('latin1'));
+    else if (coding === 'gsm') body = gsmEncode(cmd.text, charError('gsm'));
     else body = ucs2Encode(cmd.text);
   }
   const payload = cmd.payload === undefined ? false : toBool(cmd.payload, 'payload');
@@ -985,8 +403,8 @@ const COMMANDS = {
   set: setSettings,
   reset(cmd) {
     checkKeys(cmd, []);
-    settings = defaultSettings();
-    emit({ event: 'reset', settings });
+    state.settings = defaultSettings();
+    emit({ event: 'reset', settings: state.settings });
   },
   mo: cmdMo,
   receipt: cmdReceipt,
@@ -1002,21 +420,20 @@ const COMMANDS = {
   },
   close_listener(cmd) {
     checkKeys(cmd, []);
-    if (server) {
-      const srv = server;
-      server = null;
+    if (state.server) {
+      const srv = state.server;
+      state.server = null;
       srv.close(); // established connections stay; the listening socket goes now
     }
     emit({ event: 'listener_closed' });
   },
   reopen_listener(cmd) {
     checkKeys(cmd, []);
-    if (server) {
-      emit({ event: 'listening', port });
+    if (state.server) {
+      emit({ event: 'listening', port: state.port });
       return;
     }
-    listen(() => emit({ event: 'listening', port }),
-      (e) => emit({ event: 'error', error: 'listen', message: 'cannot listen on ' + host + ':' + port + ': ' + e.message }));
+    listen(() => emit({ event: 'listening', port: state.port }), listenFailed);
   },
   unbind(cmd) {
     checkKeys(cmd, []);
@@ -1039,7 +456,7 @@ const COMMANDS = {
   },
   stats(cmd) {
     checkKeys(cmd, []);
-    emit(Object.assign({ event: 'stats' }, STATS, { sessions: sessions.size, next_id: nextId }));
+    emit(Object.assign({ event: 'stats' }, STATS, { sessions: sessions.size, next_id: state.nextId }));
   },
 };
 
@@ -1077,13 +494,13 @@ function onLine(line) {
 
 // ------------------------------------------------------------------ main
 function shutdown(code) {
-  if (shuttingDown) return;
-  shuttingDown = true;
+  if (state.shuttingDown) return;
+  state.shuttingDown = true;
   debug('shutting down');
   for (const s of sessions.values()) {
     try { s.session.destroy(); } catch (e) { /* ignore */ }
   }
-  try { if (server) server.close(); } catch (e) { /* ignore */ }
+  try { if (state.server) state.server.close(); } catch (e) { /* ignore */ }
   process.exit(code);
 }
 
@@ -1138,10 +555,10 @@ function main() {
     emit({ event: 'error', error: 'usage', message: e.message });
     process.exit(2);
   }
-  VERBOSE = cfg.verbose;
-  accounts = cfg.accounts;
-  host = cfg.host;
-  port = cfg.port;
+  log.verbose(cfg.verbose);
+  state.accounts = cfg.accounts;
+  state.host = cfg.host;
+  state.port = cfg.port;
 
   process.on('uncaughtException', (e) => warn('uncaught exception (ignored): ' + (e && e.stack || e)));
   process.on('unhandledRejection', (e) => warn('unhandled rejection (ignored): ' + (e && e.stack || e)));
@@ -1149,13 +566,13 @@ function main() {
   process.on('SIGINT', () => shutdown(0));
 
   listen(() => {
-    emit({ event: 'listening', port });
+    emit({ event: 'listening', port: state.port });
     const rl = readline.createInterface({ input: process.stdin, terminal: false, crlfDelay: Infinity });
     rl.on('line', (line) => safe(() => onLine(line)));
     rl.on('close', () => shutdown(0));
     process.stdin.on('error', (e) => { debug('stdin error: ' + e.message); shutdown(0); });
   }, (e) => {
-    emit({ event: 'error', error: 'listen', message: 'cannot listen on ' + host + ':' + port + ': ' + e.message });
+    listenFailed(e);
     process.exit(1);
   });
 }

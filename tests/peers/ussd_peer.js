@@ -51,7 +51,9 @@
  * and any other request with generic_nack ESME_RINVCMDID.
  */
 
-const fs = require('fs');
+const {
+  emit, logger, traceWrites, loadSmpp, describeChar, gsmEncode, ucs2Encode, decodeText,
+} = require('./smpp_common');
 
 const EXIT_CODES = {
   internal: 1,
@@ -64,22 +66,8 @@ const EXIT_CODES = {
   server_unbind: 8,
 };
 
-function emit(obj) {
-  const line = JSON.stringify(obj).replace(/[\u007f-\uffff]/g,
-    (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
-  try {
-    fs.writeSync(1, line + '\n');
-  } catch (e) {
-    // stdout gone (EPIPE): nothing left to report to
-  }
-}
-
-let VERBOSE = false;
-function debug(msg) {
-  if (VERBOSE) {
-    try { fs.writeSync(2, '[ussd_peer] ' + msg + '\n'); } catch (e) { /* ignore */ }
-  }
-}
+const log = logger('ussd_peer');
+const { debug } = log;
 
 class PeerError extends Error {
   constructor(kind, message) {
@@ -88,129 +76,7 @@ class PeerError extends Error {
   }
 }
 
-let smpp;
-try {
-  smpp = require('smpp');
-} catch (e) {
-  emit({ event: 'error', error: 'internal', command: null,
-    message: 'cannot load the npm package smpp (' + e.message + '); run `npm ci` in tests/peers' });
-  process.exit(EXIT_CODES.internal);
-}
-
-// ------------------------------------------------------------- node-smpp setup
-// node-smpp 0.5.1 (lib/defs.js) types ussd_service_op (0x0501) as tlv.int8 and
-// its_session_info (0x1383) as tlv.buffer.  tlv.int8.read ignores the TLV length,
-// so a malformed ussd_service_op would be read silently; re-register it with a
-// length-aware type (smpp.addTLV is node-smpp's public API for this).  Pin
-// its_session_info to a plain buffer so the two octets [S, Q] go on the wire as given.
-const strictInt8 = {
-  read(buffer, offset, length) {
-    if (length === 1) return buffer.readUInt8(offset);
-    return { malformed: Buffer.from(buffer.slice(offset, offset + length)) };
-  },
-  write(value, buffer, offset) { buffer.writeUInt8(value, offset); },
-  size() { return 1; },
-  default: 0,
-};
-const rawBuffer = {
-  read(buffer, offset, length) { return Buffer.from(buffer.slice(offset, offset + length)); },
-  write(value, buffer, offset) { value.copy(buffer, offset); },
-  size(value) { return value.length; },
-  default: null,
-};
-smpp.addTLV('ussd_service_op', { id: 0x0501, type: strictInt8 });
-smpp.addTLV('its_session_info', { id: 0x1383, type: rawBuffer });
-
-// node-smpp decodes received short_message / message_payload itself (data_coding 0
-// and 1 both as GSM 03.38, bytes >= 0x80 become ' ', a UDH is split off into an
-// object).  Keep the raw octets instead and decode them below, exactly.  Our own
-// outgoing messages are always Buffers, which the encode filter passes through
-// untouched (no data_coding auto-detection).
-const messageFilter = smpp.filters.message;
-const rawMessageFilter = { encode: messageFilter.encode, decode: (v) => v };
-for (const cmd of ['deliver_sm', 'submit_sm', 'data_sm']) {
-  const p = smpp.commands[cmd] && smpp.commands[cmd].params && smpp.commands[cmd].params.short_message;
-  if (p) p.filter = rawMessageFilter;
-}
-smpp.tlvs.message_payload.filter = rawMessageFilter;
-
-// ------------------------------------------------------------------ GSM 03.38
-const GSM_BASIC = (
-  '@\u00a3$\u00a5\u00e8\u00e9\u00f9\u00ec\u00f2\u00c7\n\u00d8\u00f8\r\u00c5\u00e5' +
-  '\u0394_\u03a6\u0393\u039b\u03a9\u03a0\u03a8\u03a3\u0398\u039e\x1b\u00c6\u00e6\u00df\u00c9' +
-  ' !"#\u00a4%&\'()*+,-./' +
-  '0123456789:;<=>?' +
-  '\u00a1ABCDEFGHIJKLMNO' +
-  'PQRSTUVWXYZ\u00c4\u00d6\u00d1\u00dc\u00a7' +
-  '\u00bfabcdefghijklmno' +
-  'pqrstuvwxyz\u00e4\u00f6\u00f1\u00fc\u00e0'
-);
-if (GSM_BASIC.length !== 128) throw new Error('GSM table');
-const GSM_EXT = { 0x0a: '\x0c', 0x14: '^', 0x28: '{', 0x29: '}', 0x2f: '\\',
-  0x3c: '[', 0x3d: '~', 0x3e: ']', 0x40: '|', 0x65: '\u20ac' };
-const GSM_ENC = new Map();
-for (let i = 0; i < 128; i++) if (i !== 0x1b) GSM_ENC.set(GSM_BASIC[i], [i]);
-for (const [code, ch] of Object.entries(GSM_EXT)) GSM_ENC.set(ch, [0x1b, Number(code)]);
-
-function gsmEncode(text) {
-  const out = [];
-  let i = 0;
-  for (const ch of text) {
-    const enc = GSM_ENC.get(ch);
-    if (!enc) {
-      throw new PeerError('usage', 'character ' + JSON.stringify(ch) + ' (U+' +
-        ch.codePointAt(0).toString(16).toUpperCase().padStart(4, '0') + ') at index ' + i +
-        ' is not in the GSM 03.38 default alphabet (use --coding ucs2)');
-    }
-    out.push(...enc);
-    i++;
-  }
-  return Buffer.from(out);
-}
-
-function gsmDecode(data) {
-  let out = '';
-  for (let i = 0; i < data.length; i++) {
-    const b = data[i];
-    if (b === 0x1b) {
-      if (i + 1 < data.length) {
-        const nxt = data[i + 1];
-        // Unknown escape: GSM 03.38 says show the basic-table character.
-        if (nxt in GSM_EXT) out += GSM_EXT[nxt];
-        else out += (nxt < 0x80 && nxt !== 0x1b) ? GSM_BASIC[nxt] : '\ufffd';
-        i++;
-        continue;
-      }
-      out += ' '; // dangling escape
-    } else if (b < 0x80) {
-      out += GSM_BASIC[b];
-    } else {
-      out += '\ufffd';
-    }
-  }
-  return out;
-}
-
-function ucs2Encode(text) {
-  return Buffer.from(text, 'utf16le').swap16();
-}
-
-function ucs2Decode(data) {
-  const even = Buffer.from(data.slice(0, data.length - (data.length % 2)));
-  let s = even.swap16().toString('utf16le');
-  if (data.length % 2) s += '\ufffd';
-  return s;
-}
-
-function decodeText(dataCoding, data) {
-  switch (dataCoding) {
-    case 0x00: return gsmDecode(data);
-    case 0x01:
-    case 0x03: return data.toString('latin1');
-    case 0x08: return ucs2Decode(data);
-    default: return null;
-  }
-}
+const smpp = loadSmpp({ event: 'error', error: 'internal', command: null }, EXIT_CODES.internal);
 
 // ------------------------------------------------------------------ arguments
 const COMMANDS = new Set(['ussd', 'wait-deliver', 'sleep', 'enquire-link', 'unbind']);
@@ -335,7 +201,8 @@ function buildUssd(cmd, o) {
   let dataCoding, body;
   if (coding === 'gsm') {
     dataCoding = 0x00;
-    body = gsmEncode(o.text);
+    body = gsmEncode(o.text, (ch, i) => usage(describeChar(ch, i) +
+      ' is not in the GSM 03.38 default alphabet (use --coding ucs2)'));
   } else if (coding === 'ucs2') {
     dataCoding = 0x08;
     body = ucs2Encode(o.text);
@@ -433,14 +300,7 @@ class Peer {
         this.onClosed(new PeerError('connection_closed', 'server closed the connection'));
       });
       s.on('pdu', (pdu) => this.onPdu(pdu));
-      if (VERBOSE) {
-        const sock = s.socket;
-        const origWrite = sock.write.bind(sock);
-        sock.write = (data, ...rest) => {
-          if (Buffer.isBuffer(data)) debug('>> ' + data.toString('hex'));
-          return origWrite(data, ...rest);
-        };
-      }
+      traceWrites(s.socket, log, '');
     });
   }
 
@@ -656,7 +516,7 @@ async function main() {
     emit({ event: 'error', error: kind, message: e.message, command: null });
     process.exit(EXIT_CODES[kind] || 1);
   }
-  VERBOSE = cfg.verbose;
+  log.verbose(cfg.verbose);
   const peer = new Peer(cfg);
   let current = null;
   try {

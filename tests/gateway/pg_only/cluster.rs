@@ -1,14 +1,19 @@
 //! Several real gateway processes on one PostgreSQL acting as one gateway for the
 //! replies that carry codes (the reply outbox): a peer's transmitter bind on one node
 //! and receiver bind on another gets every reply, and when a node is killed right
-//! after it took messages in, another node delivers their codes, each exactly once.
-//! On SQLite (one node) these tests have nothing to show and return at once.
+//! after it took messages in, another node delivers their codes, each exactly once;
+//! a peer's TPS and a customer's per-MSISDN limit hold across the nodes.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::harness::{code_in, Gateway, Peer, SHORT_CODE};
+use super::require_postgres;
+use crate::cards;
+use crate::harness::{code_in, send, Gateway, Peer};
 use crate::raw;
+
+/// A send that does not wait for a reply.
+const NO_WAIT: [&str; 3] = ["--no-reply", "--quiet-wait", "0"];
 
 /// Short leases so a dead node's replies move on quickly; a fast poll.
 const CLUSTER: &str = "language = \"en\"
@@ -17,14 +22,6 @@ outbox_lease_secs = 3
 outbox_margin_ms = 500
 outbox_poll_ms = 100
 ";
-
-fn postgres() -> bool {
-    let on = std::env::var("OTPGW_TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty());
-    if !on {
-        eprintln!("runs only with OTPGW_TEST_POSTGRES_URL: SQLite is one node");
-    }
-    on
-}
 
 /// `n` Luhn-valid test cards with their own numbers: (pan, last 4, msisdn).
 fn customers(n: usize, series: u32) -> Vec<(String, String, String)> {
@@ -59,20 +56,7 @@ fn luhn_digit(body: &str) -> u32 {
 fn send_through_transmitter(node: &Gateway, who: &[(String, String, String)]) {
     let mut args: Vec<&str> = Vec::new();
     for (_, last4, msisdn) in who {
-        args.extend([
-            "send",
-            "--from",
-            msisdn,
-            "--to",
-            SHORT_CODE,
-            "--text",
-            last4,
-            "--coding",
-            "ascii",
-            "--no-reply",
-            "--quiet-wait",
-            "0",
-        ]);
+        args.extend(send(msisdn, last4, "ascii", &NO_WAIT));
     }
     args.push("unbind");
     let p = node.peer_as("kannel", "secret", &["--bind", "tx"], &args);
@@ -118,9 +102,7 @@ fn each_got_one_code(rx: &Peer, who: &[(String, String, String)], verify_on: &Ga
 
 #[test]
 fn a_transmitter_on_one_node_and_a_receiver_on_another_get_every_reply() {
-    if !postgres() {
-        return;
-    }
+    require_postgres();
     let a = Gateway::start_with(CLUSTER);
     let b = Gateway::start_beside_with(&a, CLUSTER);
     let admin = a.api_key("admin");
@@ -141,9 +123,7 @@ fn a_transmitter_on_one_node_and_a_receiver_on_another_get_every_reply() {
 
 #[test]
 fn a_node_killed_after_taking_messages_in_leaves_its_replies_to_another() {
-    if !postgres() {
-        return;
-    }
+    require_postgres();
     let a = Gateway::start_with(CLUSTER);
     let b = Gateway::start_beside_with(&a, CLUSTER);
     let c = Gateway::start_beside_with(&a, CLUSTER);
@@ -154,14 +134,7 @@ fn a_node_killed_after_taking_messages_in_leaves_its_replies_to_another() {
     }
     // The peer's receiver on A binds and then reads nothing: A claims the replies
     // and writes them into a socket whose reader is gone with A.
-    let mut stalled = raw::connect_small(a.smpp);
-    assert!(raw::send(
-        &mut stalled,
-        &raw::bind(raw::BIND_RECEIVER, 1, "kannel", "secret")
-    ));
-    let (_, status, _, _) =
-        raw::read_pdu(&mut stalled, Duration::from_secs(10)).expect("bind_resp");
-    assert_eq!(status, 0);
+    let stalled = raw::bound(raw::connect_small(a.smpp), raw::BIND_RECEIVER);
     a.wait_for_log(r#""bind":"rx""#);
     std::thread::scope(|s| {
         let rx = s.spawn(|| receive(&b, who.len()));
@@ -180,9 +153,7 @@ fn a_node_killed_after_taking_messages_in_leaves_its_replies_to_another() {
 /// allow a burst of 5 on its own, accept about 5 of a peer's PDUs between them.
 #[test]
 fn a_peers_tps_holds_across_three_nodes() {
-    if !postgres() {
-        return;
-    }
+    require_postgres();
     let limits = "language = \"en\"
 [limits]
 msisdn = [{ count = 1000, per_secs = 60 }]
@@ -195,23 +166,9 @@ global_per_second = 0
     let b = Gateway::start_beside_with(&a, limits);
     let c = Gateway::start_beside_with(&a, limits);
     let burst = |node: &Gateway| {
-        node.peer(&[
-            "send",
-            "--from",
-            "989121119999",
-            "--to",
-            SHORT_CODE,
-            "--text",
-            "help",
-            "--coding",
-            "ascii",
-            "--no-reply",
-            "--quiet-wait",
-            "0",
-            "--repeat",
-            "8",
-            "unbind",
-        ])
+        let mut args = send("989121119999", "help", "ascii", &NO_WAIT);
+        args.extend(["--repeat", "8", "unbind"]);
+        node.peer(&args)
     };
     let peers: Vec<Peer> = std::thread::scope(|s| {
         let handles: Vec<_> = [&a, &b, &c]
@@ -240,9 +197,7 @@ global_per_second = 0
 /// of the same route, once.
 #[test]
 fn a_code_pushed_through_a_node_without_a_connection_goes_out_through_another() {
-    if !postgres() {
-        return;
-    }
+    require_postgres();
     let smsc = crate::smsc::Smsc::start(&[]);
     // Node A's connection points at a port nobody listens on.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -252,11 +207,9 @@ fn a_code_pushed_through_a_node_without_a_connection_goes_out_through_another() 
         &format!("port = {}", smsc.port),
         &format!("port = {dead_port}"),
     );
-    let a = Gateway::start_with(&format!("{CLUSTER}{dead}"));
+    let (a, admin, verifier) = Gateway::start_with(&format!("{CLUSTER}{dead}")).with_keys();
     let b = Gateway::start_beside_with(&a, &format!("{CLUSTER}{}", smsc.connection("mci", "")));
     smsc.wait_bound(1);
-    let admin = a.api_key("admin");
-    let verifier = a.api_key("verifier");
     let who = customers(3, 303);
     for (pan, _, msisdn) in &who {
         a.enroll(&admin, pan, msisdn);
@@ -281,4 +234,46 @@ fn a_code_pushed_through_a_node_without_a_connection_goes_out_through_another() 
     for (_, _, msisdn) in &who {
         assert_eq!(crate::smsc::codes_to(&smsc, msisdn).len(), 1, "{msisdn}");
     }
+}
+
+/// On PostgreSQL the per-MSISDN limit is the cluster's: 3 per minute holds at 3 when
+/// the customer's messages are spread over three nodes (each node alone would allow
+/// 3, so 9 in all).
+#[test]
+fn an_msisdn_limit_holds_across_three_nodes() {
+    require_postgres();
+    let limits = "language = \"en\"
+[limits]
+msisdn = [{ count = 3, per_secs = 60 }]
+card = { count = 100, per_secs = 1 }";
+    let a = Gateway::start_with(limits);
+    let b = Gateway::start_beside_with(&a, limits);
+    let c = Gateway::start_beside_with(&a, limits);
+    let admin = a.api_key("admin");
+    a.enroll(&admin, cards::A, "989121110090");
+    let mut codes = 0;
+    let mut notices = 0;
+    let mut silent = 0;
+    for i in 0..9 {
+        let node = [&a, &b, &c][i % 3];
+        let quiet = ["--no-reply", "--quiet-wait", "0.5", "unbind"];
+        let p = node.peer(&send("989121110090", "4321", "ascii", &quiet));
+        p.ok();
+        assert_eq!(p.event("submit_sm_resp")["status"], 0, "{p:?}");
+        match p.all("deliver_sm").first() {
+            Some(d) if d["text"].as_str().unwrap().starts_with("Too many requests") => notices += 1,
+            Some(d) => {
+                code_in(d["text"].as_str().unwrap());
+                codes += 1;
+            }
+            None => silent += 1,
+        }
+    }
+    assert_eq!(
+        codes, 3,
+        "codes {codes}, notices {notices}, silent {silent}"
+    );
+    // Each node tells the customer once when to come back, then stays silent.
+    assert!((1..=3).contains(&notices), "notices {notices}");
+    assert_eq!(codes + notices + silent, 9);
 }

@@ -1,26 +1,36 @@
+//! Tests that need SQLite: the database file, its writer and the key file beside it.
+//! The `postgres` nextest profile skips this module (see `.config/nextest.toml`);
+//! run on PostgreSQL, each test fails at once.
+//!
 //! The SQLite writer under a fault: while another process holds the database's
 //! write lock, every write that waited for it fails with the defined temporary
 //! answers (HTTP 503 with Retry-After, SMPP ESME_RX_T_APPN) — nothing is half
 //! stored and nothing answers as if it were — and the gateway recovers by itself
-//! once the lock is released.
+//! once the lock is released. The database file made read-only and back gives the
+//! same answers and recovers too. A key file beside a lost database is refused.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 
 use serde_json::json;
 
 use crate::cards;
-use crate::harness::{code_in, Gateway, SHORT_CODE};
+use crate::harness::{code_in, postgres_url, Gateway};
+use crate::wait::{wait_for, Lines, WITHIN};
+
+/// Fails a test of this module run on PostgreSQL (it would check nothing there).
+fn require_sqlite() {
+    assert!(
+        postgres_url().is_none(),
+        "this test needs SQLite, but OTPGW_TEST_POSTGRES_URL is set: the `postgres` \
+         nextest profile skips sqlite_only::"
+    );
+}
 
 #[test]
 fn a_held_write_lock_gives_temporary_errors_then_recovery() {
-    if std::env::var("OTPGW_TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty()) {
-        eprintln!("SQLite only: the writer is SQLite's");
-        return;
-    }
-    let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    require_sqlite();
+    let (gw, admin, verifier) = Gateway::start().with_keys();
     gw.enroll(&admin, cards::A, "989121110801");
     let path = gw.db_url.trim_start_matches("sqlite://").to_owned();
 
@@ -41,10 +51,8 @@ fn a_held_write_lock_gives_temporary_errors_then_recovery() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("python3");
-    let mut out = BufReader::new(holder.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "locked");
+    let out = Lines::of(holder.stdout.take().unwrap());
+    assert_eq!(out.next_within("the lock", WITHIN).trim(), "locked");
 
     let (status, body) = gw.post(
         &verifier,
@@ -53,26 +61,12 @@ fn a_held_write_lock_gives_temporary_errors_then_recovery() {
     );
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "unavailable");
-    let p = gw.peer(&[
-        "send",
-        "--from",
-        "989121110801",
-        "--to",
-        SHORT_CODE,
-        "--text",
-        "4321",
-        "--coding",
-        "ascii",
-        "--no-reply",
-        "unbind",
-    ]);
+    let p = gw.sms_no_reply("989121110801", "4321");
     assert_eq!(p.event("submit_sm_resp")["status"], 0x64, "{p:?}");
 
     // Released: the same requests succeed, and nothing of the failed ones was kept.
     writeln!(holder.stdin.take().unwrap()).unwrap();
-    line.clear();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "released");
+    assert_eq!(out.next_within("the release", WITHIN).trim(), "released");
     let _ = holder.wait();
     let code = code_in(&gw.sms("989121110801", "4321", "ascii"));
     let v = gw.verify(&verifier, cards::A, &code, "w-1");
@@ -113,14 +107,6 @@ fn readyz(gw: &Gateway) -> u16 {
         .unwrap_or(0)
 }
 
-fn until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !cond() {
-        assert!(std::time::Instant::now() < deadline, "never: {what}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
 /// The database file turns read-only and back, with the process running: while it
 /// cannot be written, `/readyz` says not ready, a verify answers 503 with
 /// Retry-After and an SMS `ESME_RX_T_APPN`; once writable, everything recovers
@@ -128,13 +114,8 @@ fn until(what: &str, mut cond: impl FnMut() -> bool) {
 /// file stays as it is, being mapped.)
 #[test]
 fn a_read_only_database_file_gives_defined_errors_and_recovers() {
-    if std::env::var("OTPGW_TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty()) {
-        eprintln!("SQLite only");
-        return;
-    }
-    let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
+    require_sqlite();
+    let (gw, admin, verifier) = Gateway::start().with_keys();
     gw.enroll(&admin, cards::A, "989121110802");
     code_in(&gw.sms("989121110802", "4321", "ascii"));
     assert_eq!(readyz(&gw), 200);
@@ -145,33 +126,44 @@ fn a_read_only_database_file_gives_defined_errors_and_recovers() {
         return;
     };
 
-    until("readyz answers 503", || readyz(&gw) == 503);
-    let resp = reqwest::blocking::Client::new()
-        .post(gw.url("/v1/verify"))
-        .bearer_auth(&verifier)
-        .json(&json!({"pan": cards::A, "code": "1234567", "request_id": "ro-1"}))
-        .send()
-        .unwrap();
+    wait_for("readyz to answer 503", WITHIN, || readyz(&gw) == 503);
+    let body = json!({"pan": cards::A, "code": "1234567", "request_id": "ro-1"});
+    let resp = gw.post_raw(&verifier, "/v1/verify", &body);
     assert_eq!(resp.status().as_u16(), 503);
     assert!(resp.headers().contains_key("retry-after"));
-    let p = gw.peer(&[
-        "send",
-        "--from",
-        "989121110802",
-        "--to",
-        SHORT_CODE,
-        "--text",
-        "4321",
-        "--coding",
-        "ascii",
-        "--no-reply",
-        "unbind",
-    ]);
+    let p = gw.sms_no_reply("989121110802", "4321");
     assert_eq!(p.event("submit_sm_resp")["status"], 0x64, "{p:?}");
 
     drop(guard);
-    until("readyz answers 200", || readyz(&gw) == 200);
+    wait_for("readyz to answer 200", WITHIN, || readyz(&gw) == 200);
     let code = code_in(&gw.sms("989121110802", "4321", "ascii"));
-    let v = gw.verify(&verifier, cards::A, &code, "ro-1");
-    assert_eq!(v["result"], "approved", "{v}");
+    gw.approves(&verifier, cards::A, &code, "ro-1");
+}
+
+/// The key file lives beside the database (on PostgreSQL keys are configured, not
+/// created beside the data).
+#[test]
+fn a_key_file_beside_a_lost_database_is_refused() {
+    require_sqlite();
+    let gw = Gateway::start();
+    let admin = gw.api_key("admin");
+    gw.enroll(&admin, cards::C, "989121110330");
+    assert_eq!(gw.stop().code(), Some(0));
+    let dir = gw.dir.path();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &str| std::fs::metadata(dir.join(p)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("otpgw.db"), 0o600, "the database is created private");
+    // The -wal file (and the database) are lost; the key file is still there.
+    for f in ["otpgw.db", "otpgw.db-wal", "otpgw.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    let (ok, _, err) = gw.cli(&["apikey", "create", "--role", "admin"]);
+    assert!(!ok, "started on an empty database with the old key file");
+    assert!(err.contains("brand new"), "{err}");
+    // A key file others can read is refused too.
+    let key_file = dir.join("keys.toml");
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (ok, _, err) = gw.cli(&["check-config"]);
+    assert!(!ok);
+    assert!(err.contains("chmod 600"), "{err}");
 }

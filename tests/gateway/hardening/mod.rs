@@ -1,0 +1,10 @@
+//! Hostile input and faults (issue 11): everything a peer controls is bounded, and
+//! what it cannot get is refused at once, while legitimate traffic carries on.
+//!
+//! `smpp`: hostile SMPP peers and connections; `http`: hostile HTTP clients and
+//! guessing through verify; `crash`: a process killed under load, and old records
+//! pruned.
+
+mod crash;
+mod http;
+mod smpp;

@@ -1,0 +1,154 @@
+//! PostgreSQL as a server: a row lock someone else holds, and the database cut off
+//! behind a TCP forwarder the test controls (readiness and the temporary answers
+//! follow it, and recover without a restart).
+
+use std::time::Duration;
+
+use super::require_postgres;
+use crate::api::retry_after;
+use crate::cards;
+use crate::harness::{code_in, Gateway};
+use crate::proxy::Proxy;
+use crate::wait::wait_until;
+
+/// A gateway on a fresh database reached through a proxy the test can cut: the
+/// proxy, the gateway and the database's URL (to drop it at the end).
+fn behind_proxy() -> (Proxy, Gateway, String) {
+    let db = crate::pg::fresh_database(&require_postgres());
+    let (scheme_user, rest) = db.split_once('@').expect("postgres://user@host:port/db");
+    let (host_port, path) = rest.split_once('/').unwrap();
+    let proxy = Proxy::start(host_port.to_owned());
+    let gw = Gateway::start_on(&format!("{scheme_user}@{}/{path}", proxy.addr));
+    (proxy, gw, db)
+}
+
+/// `/readyz`'s body once it answers `want`.
+fn wait_ready(gw: &Gateway, want: u16) -> serde_json::Value {
+    wait_until(
+        &format!("readyz to answer {want}"),
+        Duration::from_secs(30),
+        || {
+            let (status, body) = gw.readyz();
+            if status == want {
+                Ok(body)
+            } else {
+                Err(format!("{status}: {body}"))
+            }
+        },
+    )
+}
+
+/// Needs a database server it can put a proxy in front of (on SQLite there is no
+/// server to lose).
+#[test]
+fn readiness_turns_false_without_the_database_and_true_when_it_returns() {
+    let (proxy, gw, db) = behind_proxy();
+    let body = wait_ready(&gw, 200);
+    assert_eq!(
+        body,
+        serde_json::json!({"ready": true, "database": "ok", "smpp": "listening", "routes_down": []})
+    );
+    proxy.cut();
+    let body = wait_ready(&gw, 503);
+    assert_eq!(body["ready"], false);
+    assert_ne!(body["database"], "ok");
+    proxy.restore();
+    wait_ready(&gw, 200);
+    drop(gw);
+    crate::pg::drop_database(&db);
+}
+
+/// A database that goes away answers 503 with `Retry-After` (nothing was decided),
+/// and the same request succeeds once it is back.
+#[test]
+fn a_database_cut_answers_503_with_retry_after_and_recovers() {
+    let (proxy, gw, db) = behind_proxy();
+    let verifier = gw.api_key("verifier");
+    let body = serde_json::json!({"pan": cards::D, "code": "1234567", "request_id": "cut-1"});
+    proxy.cut();
+    let resp = gw.post_raw(&verifier, "/v1/verify", &body);
+    assert_eq!(resp.status().as_u16(), 503);
+    assert!(retry_after(&resp) >= 1);
+    let err: serde_json::Value = resp.json().unwrap();
+    assert_eq!(err["error"]["code"], "unavailable");
+    proxy.restore();
+    let v = wait_until(
+        "the verify to be answered again",
+        Duration::from_secs(30),
+        || {
+            let (status, v) = gw.post(&verifier, "/v1/verify", &body);
+            if status == 200 {
+                return Ok(v);
+            }
+            assert_eq!(status, 503, "{v}");
+            Err(v)
+        },
+    );
+    assert_eq!(v["reason"], "not_enrolled");
+    drop(gw);
+    crate::pg::drop_database(&db);
+}
+
+/// A row lock held by someone else (a stuck transaction, a long migration) must not
+/// leave a submit_sm unanswered: `lock_timeout` fails the statement, and the peer gets
+/// ESME_RX_T_APPN within the deadline. (SQLite has no row locks.)
+#[test]
+fn a_held_row_lock_answers_esme_rx_t_appn_within_the_deadline() {
+    held_row_lock_answers_appn("2", "4", "989121110350");
+}
+
+/// The same with a generous statement timeout: the message task's own deadline
+/// answers first.
+#[test]
+fn a_message_past_its_deadline_answers_esme_rx_t_appn() {
+    held_row_lock_answers_appn("30", "2", "989121110351");
+}
+
+fn held_row_lock_answers_appn(statement_timeout: &str, message_timeout: &str, msisdn: &str) {
+    require_postgres();
+    let gw = Gateway::start_with_env(
+        "",
+        &[
+            ("OTPGW_DATABASE__STATEMENT_TIMEOUT_SECS", statement_timeout),
+            ("OTPGW_SMPP__MESSAGE_TIMEOUT_SECS", message_timeout),
+        ],
+    );
+    let admin = gw.api_key("admin");
+    gw.enroll(&admin, cards::C, msisdn);
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let url = gw.db_url.clone();
+    let locker = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            let mut tx = conn.begin().await.unwrap();
+            sqlx::query("SELECT id FROM cards FOR UPDATE")
+                .fetch_all(&mut *tx)
+                .await
+                .unwrap();
+            held_tx.send(()).unwrap();
+            let _ = release_rx.recv_timeout(Duration::from_secs(60));
+            tx.rollback().await.unwrap();
+        });
+    });
+    held_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    let started = std::time::Instant::now();
+    let p = gw.sms_no_reply(msisdn, "2468");
+    let elapsed = started.elapsed();
+    assert_eq!(p.event("submit_sm_resp")["status"], 0x64, "{p:?}");
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    eprintln!("ESME_RX_T_APPN after {elapsed:?}");
+    let secs = |s: &str| s.parse::<u64>().unwrap();
+    if secs(message_timeout) < secs(statement_timeout) {
+        gw.wait_for_log("message not handled within its deadline");
+    }
+    release_tx.send(()).unwrap();
+    locker.join().unwrap();
+    // Once the lock is gone the same message gets its code.
+    code_in(&gw.sms(msisdn, "2468", "ascii"));
+}

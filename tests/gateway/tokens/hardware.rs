@@ -1,0 +1,238 @@
+//! Hardware tokens: an OCRA response that verifies only for its payment (and a
+//! time-stepped suite), a vendor file imported from the CLI then suspended,
+//! resynced and revoked, and which codes `[policy] accept` lets verify on a card
+//! with both an SMS code and a token.
+
+use serde_json::{json, Value};
+
+use super::{py, step_with_room, totp_codes, unix_secs};
+use crate::cards;
+use crate::harness::Gateway;
+
+#[test]
+fn tokens_ocra_response_verifies_only_for_its_payment() {
+    let (gw, admin, verifier) = Gateway::start().with_keys();
+    let card = gw.enroll_id(&admin, cards::C, "989121150002");
+    // A hardware OCRA token from the vendor's file: active at once.
+    let secret = "3132333435363738393031323334353637383930313233343536373839303132";
+    let (status, enrolled) = gw.post(
+        &admin,
+        &format!("/v1/cards/{card}/tokens"),
+        &json!({"kind": "ocra", "suite": "OCRA-1:HOTP-SHA256-8:QN08", "serial": "OT-0001", "secret": secret}),
+    );
+    assert_eq!(status, 201, "{enrolled}");
+    assert_eq!(enrolled["token"]["state"], "active");
+    assert!(enrolled.get("activation_part").is_none());
+    assert!(!enrolled.to_string().contains(secret));
+
+    let pay =
+        json!({"type": "purchase", "amount": 1_500_000, "currency": "IRR", "payee": "Digikala"});
+    let other =
+        json!({"type": "purchase", "amount": 1_500_001, "currency": "IRR", "payee": "Digikala"});
+    let (status, ch) = gw.post(&verifier, "/v1/challenge", &json!({"transaction": pay}));
+    assert_eq!(status, 200, "{ch}");
+    let challenge = ch["challenge"].as_str().unwrap();
+    // The derivation is documented exactly: anyone can compute it.
+    assert_eq!(
+        py(&["challenge", ch["canonical"].as_str().unwrap()])["challenge"],
+        challenge
+    );
+    let response = py(&["ocra", "OCRA-1:HOTP-SHA256-8:QN08", secret, challenge])["response"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let body = |txn: &Value, id: &str| json!({"pan": cards::C, "code": response, "request_id": id, "transaction": txn});
+    let v = gw.verify_with(&verifier, body(&other, "other-payment"));
+    assert_eq!(v["reason"], "invalid", "another payment: {v}");
+    let v = gw.verify(&verifier, cards::C, &response, "no-payment");
+    assert_eq!(v["reason"], "invalid", "no payment: {v}");
+    let v = gw.verify_with(&verifier, body(&pay, "its-payment"));
+    assert_eq!(v["result"], "approved", "{v}");
+    let v = gw.verify_with(&verifier, body(&pay, "again"));
+    assert_eq!(v["reason"], "used", "one payment, one approval: {v}");
+
+    // A time-stepped suite: the response of now's minute verifies once; one two
+    // minutes old does not.
+    let card_b = gw.enroll_id(&admin, cards::B1, "989121150004");
+    let timed = "OCRA-1:HOTP-SHA1-6:QN08-T1M";
+    let seed = "3132333435363738393031323334353637383930";
+    let (status, body) = gw.post(
+        &admin,
+        &format!("/v1/cards/{card_b}/tokens"),
+        &json!({"kind": "ocra", "suite": timed, "serial": "OT-0002", "secret": seed}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let minute = step_with_room(60, 5) / 60;
+    let at = |step: u64| {
+        py(&["ocra", timed, seed, challenge, &step.to_string()])["response"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let timed_body = |code: &str, id: &str| json!({"pan": cards::B1, "code": code, "request_id": id, "transaction": pay});
+    let v = gw.verify_with(&verifier, timed_body(&at(minute - 2), "t-old"));
+    assert_eq!(v["reason"], "invalid", "{v}");
+    let v = gw.verify_with(&verifier, timed_body(&at(minute), "t-now"));
+    assert_eq!(v["result"], "approved", "{v}");
+    let v = gw.verify_with(&verifier, timed_body(&at(minute), "t-again"));
+    assert_eq!(v["reason"], "used", "{v}");
+
+    // The serial is unique among live tokens.
+    let (status, dup) = gw.post(
+        &admin,
+        &format!("/v1/cards/{card}/tokens"),
+        &json!({"kind": "ocra", "serial": "OT-0001", "secret": secret}),
+    );
+    assert_eq!(
+        (status, dup["error"]["code"].as_str()),
+        (409, Some("serial_exists")),
+        "{dup}"
+    );
+}
+
+#[test]
+fn tokens_cli_import_suspend_resync_revoke() {
+    let (gw, admin, verifier) = Gateway::start().with_keys();
+    let card = gw.enroll_id(&admin, cards::D, "989121150003");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vendor.csv");
+    // RFC 6238's SHA-1 seed, as a vendor file would carry it.
+    std::fs::write(
+        &file,
+        "# serial,secret,algorithm,digits,period\nHW-1,3132333435363738393031323334353637383930,sha1,6,30\n",
+    )
+    .unwrap();
+    let card_arg = card.to_string();
+    let (ok, out, err) = gw.cli(&[
+        "token",
+        "import",
+        "--card",
+        &card_arg,
+        "--serial",
+        "HW-1",
+        "--file",
+        file.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let imported: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let id = imported["token_id"].as_i64().unwrap().to_string();
+    assert_eq!(imported["token"]["source"], "hardware");
+    let uri = "otpauth://totp/x:y?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&digits=6&period=30";
+
+    // Suspended: its codes do not verify; re-activated: they do.
+    assert!(
+        gw.cli(&["token", "suspend", "--id", &id, "--reason", "lost"])
+            .0
+    );
+    let now = step_with_room(30, 8);
+    let c = totp_codes(uri, now, &[0, 5, 6, 7]);
+    gw.rejects(&verifier, cards::D, &c[0], "suspended", "invalid");
+    assert!(gw.cli(&["token", "reactivate", "--id", &id]).0);
+    gw.approves(&verifier, cards::D, &c[0], "reactivated");
+
+    // A token whose clock runs 5 to 6 steps ahead: its code is outside the window
+    // until an administrator resyncs it from two consecutive codes.
+    gw.rejects(&verifier, cards::D, &c[3], "ahead", "invalid");
+    let (ok, out, err) = gw.cli(&[
+        "token", "resync", "--id", &id, "--first", &c[1], "--second", &c[2],
+    ]);
+    assert!(ok, "{err}");
+    let resynced: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(resynced["drift"], 6, "{resynced}");
+    gw.approves(&verifier, cards::D, &c[3], "ahead-after-resync");
+    // The resync's codes are used steps now.
+    gw.rejects(&verifier, cards::D, &c[2], "resync-code", "used");
+
+    // The console's card page lists the token, never its secret.
+    let page = console_card_page(&gw, &admin, card);
+    assert!(
+        page.contains("id=\"tokens\"") && page.contains("HW-1") && page.contains("hardware"),
+        "{page}"
+    );
+    assert!(!page.contains("3132333435") && !page.contains("GEZDGNBV"));
+
+    let (ok, out, _) = gw.cli(&["token", "revoke", "--id", &id]);
+    assert!(ok);
+    assert!(out.contains("\"revoked\""));
+    let (ok, out, _) = gw.cli(&["token", "list", "--card", &card_arg]);
+    assert!(
+        ok && out.contains("\"revoked\"") && !out.contains("3132333435"),
+        "{out}"
+    );
+    let story = [
+        "token_enrolled",
+        "token_suspended",
+        "token_reactivated",
+        "token_resynced",
+        "token_revoked",
+    ];
+    gw.events_include(&admin, card, &story);
+}
+
+/// One gateway per `[policy] accept`: a card with a live SMS code and an active
+/// hardware token; which of the two codes verifies.
+fn accept_case(accept: &str, sms_ok: bool, token_ok: bool) {
+    let (gw, admin, verifier) =
+        Gateway::start_with(&format!("[policy]\naccept = {accept}\n")).with_keys();
+    let msisdn = "989121150014";
+    let card = gw.enroll_id(&admin, cards::D, msisdn);
+    let (status, body) = gw.post(
+        &admin,
+        &format!("/v1/cards/{card}/tokens"),
+        &json!({"kind": "totp", "serial": "HW-1", "secret": "3132333435363738393031323334353637383930"}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let uri = "otpauth://totp/x:y?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&digits=6&period=30";
+    let sms_code = crate::harness::code_in(&gw.sms(msisdn, "3579", "ascii"));
+    let now = step_with_room(30, 5);
+    let token_code = totp_codes(uri, now, &[0]).remove(0);
+
+    let v = gw.verify(&verifier, cards::D, &token_code, "token");
+    if token_ok {
+        assert_eq!(
+            v["result"], "approved",
+            "accept = {accept}: token code: {v}"
+        );
+    } else {
+        // Refused as a wrong code, and counted: the card has a live code.
+        assert_eq!(
+            (v["reason"].as_str(), v["attempts_left"].as_i64()),
+            (Some("invalid"), Some(2)),
+            "accept = {accept}: {v}"
+        );
+    }
+    let v = gw.verify(&verifier, cards::D, &sms_code, "sms");
+    if sms_ok {
+        assert_eq!(v["result"], "approved", "accept = {accept}: SMS code: {v}");
+    } else {
+        assert_eq!(
+            (v["reason"].as_str(), v["attempts_left"].as_i64()),
+            (Some("invalid"), Some(2)),
+            "accept = {accept}: {v}"
+        );
+    }
+    assert!(
+        unix_secs() / 30 == now / 30,
+        "the sequence crossed a step boundary"
+    );
+}
+
+#[test]
+fn tokens_policy_accept_says_which_codes_verify_on_a_card_with_both() {
+    accept_case(r#"["sms", "token"]"#, true, true);
+    accept_case(r#"["token"]"#, false, true);
+    accept_case(r#"["sms"]"#, true, false);
+}
+
+/// Signs in to the console with `key` and returns the card's page.
+fn console_card_page(gw: &Gateway, key: &str, card: i64) -> String {
+    let (client, cookie) = gw.console_session(key);
+    client
+        .get(gw.url(&format!("/console/cards/{card}")))
+        .header("cookie", cookie)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap()
+}
