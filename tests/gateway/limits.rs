@@ -18,12 +18,15 @@ fn message<'a>(from: &'a str, text: &'a str, reply: bool) -> Vec<&'a str> {
     send(from, text, "ascii", quiet)
 }
 
+/// Through the sockets: the burst, the one notice and the silence. When codes
+/// come back is a question of time, answered on a moved clock in
+/// `core::limits::the_fourth_request_in_a_minute_gets_one_notice_then_silence`.
 #[test]
-fn a_burst_gets_codes_up_to_the_limit_one_notice_then_silence_then_codes_again() {
+fn a_burst_gets_codes_up_to_the_limit_one_notice_then_silence() {
     let gw = Gateway::start_with(
         "language = \"en\"
 [limits]
-msisdn = [{ count = 3, per_secs = 3 }]
+msisdn = [{ count = 3, per_secs = 60 }]
 card = { count = 100, per_secs = 1 }",
     );
     let admin = gw.api_key("admin");
@@ -36,14 +39,11 @@ card = { count = 100, per_secs = 1 }",
     args.extend(message(from, "4321", true)); // the one notice
     args.extend(message(from, "4321", false)); // silence
     args.extend(message(from, "4321", false));
-    // One message's worth refills after 1 s (3 per 3 s): wait for the window itself.
-    args.extend(["sleep", "1.2"]);
-    args.extend(message(from, "4321", true));
     args.push("unbind");
     let p = gw.peer(&args);
     p.ok();
     let resps = p.all("submit_sm_resp");
-    assert_eq!(resps.len(), 7);
+    assert_eq!(resps.len(), 6);
     assert!(
         resps.iter().all(|r| r["status"] == 0),
         "every PDU is answered: {p:?}"
@@ -53,7 +53,7 @@ card = { count = 100, per_secs = 1 }",
         .iter()
         .map(|d| d["text"].as_str().unwrap())
         .collect();
-    assert_eq!(replies.len(), 5, "{replies:?}");
+    assert_eq!(replies.len(), 4, "{replies:?}");
     for r in &replies[..3] {
         code_in(r);
     }
@@ -63,7 +63,6 @@ card = { count = 100, per_secs = 1 }",
         replies[3]
     );
     assert_eq!(p.all("no_reply").len(), 2);
-    code_in(replies[4]);
     let metrics = gw.metrics_text();
     assert!(
         metrics.contains("otpgw_limited_total{rule=\"msisdn\"} 3"),

@@ -12,7 +12,7 @@ mod software;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -36,17 +36,6 @@ pub(super) fn unix_secs() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-/// Codes are computed for the step the gateway is in now; a sequence of verifies
-/// takes a second or two, so it starts at least `room` seconds before the step
-/// ends (waiting out the clock's boundary, not another process).
-pub(super) fn step_with_room(period: u64, room: u64) -> u64 {
-    let now = unix_secs();
-    if period - now % period < room {
-        std::thread::sleep(Duration::from_secs(period - now % period));
-    }
-    unix_secs()
 }
 
 /// The codes `offsets` steps away from now's step, by pyotp.

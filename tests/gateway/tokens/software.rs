@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::{step_with_room, totp_codes, unix_secs};
+use super::{totp_codes, unix_secs};
 use crate::cards;
 use crate::db::Db;
 use crate::harness::{wrong_code, Gateway};
@@ -53,13 +53,14 @@ fn tokens_software_totp_activation_drift_replay_and_lock() {
     let again = refused(&gw, &admin, token, &right, 409, "wrong_token_state");
     assert!(again.get("otpauth_uri").is_none());
 
-    // Codes by pyotp for the gateway's step: one step of drift, the current one,
-    // its replay, and one two steps old.
-    let now = step_with_room(30, 8);
-    let codes = totp_codes(&uri, now, &[-2, -1, 0, 1]);
-    let (old, previous, current, next) = (&codes[0], &codes[1], &codes[2], &codes[3]);
-    let v = gw.verify(&verifier, cards::A, previous, "drift");
-    assert_eq!(v["result"], "approved", "one step of drift: {v}");
+    // Codes by pyotp for the gateway's step: the current one, its replay, one two
+    // steps old and one a step ahead. Each answer holds if the wall clock crosses
+    // a step boundary during the sequence (the window is one step either side),
+    // so nothing waits for the clock; the window's edges and drift are proved on a
+    // moved clock in `core::totp`.
+    let now = unix_secs();
+    let codes = totp_codes(&uri, now, &[-2, 0, 1]);
+    let (old, current, next) = (&codes[0], &codes[1], &codes[2]);
     gw.approves(&verifier, cards::A, current, "now");
     let v = gw.verify(&verifier, cards::A, current, "replay");
     assert_eq!(
@@ -79,10 +80,6 @@ fn tokens_software_totp_activation_drift_replay_and_lock() {
     assert_eq!(
         v["result"], "approved",
         "a step ahead, within the window: {v}"
-    );
-    assert!(
-        unix_secs() / 30 == now / 30,
-        "the sequence crossed a step boundary"
     );
 
     // Three wrong token codes lock the card, under the same policy as SMS codes.
@@ -251,8 +248,9 @@ fn tokens_replace_a_lost_phone_over_http_and_from_the_cli() {
     };
     assert_ne!(secret(&old_uri), secret(&new_uri));
 
-    // Codes by pyotp: the lost phone's are refused, the new phone's verify.
-    let now = step_with_room(30, 8);
+    // Codes by pyotp: the lost phone's are refused, the new phone's verify (each
+    // answer holds across a step boundary: the window is one step).
+    let now = unix_secs();
     let old_codes = totp_codes(&old_uri, now, &[0, 1]);
     let new_codes = totp_codes(&new_uri, now, &[0, 1]);
     if !old_codes.iter().any(|c| new_codes.contains(c)) {
@@ -279,10 +277,6 @@ fn tokens_replace_a_lost_phone_over_http_and_from_the_cli() {
         let v = gw.verify(&verifier, cards::A, &new_codes[1], "replaced-phone");
         assert_eq!(v["reason"], "invalid", "a revoked token's code: {v}");
     }
-    assert!(
-        unix_secs() / 30 == now / 30,
-        "the sequence crossed a step boundary"
-    );
     // A hardware token is replaced by enrolling the new device.
     let hw = gw.post(
         &admin,
