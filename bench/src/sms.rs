@@ -33,11 +33,12 @@ use tokio::time::Instant;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 
-use super::cards::{self, Card};
-use super::report::Report;
-use super::Output;
-use crate::smpp::codec::{Frame, SmppCodec};
-use crate::smpp::pdu;
+use crate::cards::{self, Card};
+use crate::duration::parse_duration;
+use crate::output::{self, Output};
+use crate::report::Report;
+use otpgw::smpp::codec::{Frame, SmppCodec};
+use otpgw::smpp::pdu;
 
 /// Largest PDU accepted from the server.
 const MAX_PDU: usize = 64 * 1024;
@@ -153,7 +154,7 @@ pub struct SmsArgs {
 pub async fn run(args: SmsArgs, stop: CancellationToken) -> Result<()> {
     let cards = args.cards.load(args.out.quiet).await?;
     let outcome = drive(&args.target, &args.load, cards, args.out.quiet, stop).await?;
-    super::finish(&outcome.report, &args.out)
+    output::finish(&outcome.report, &args.out)
 }
 
 /// What a run leaves: the report, and per card the last code it received (kept in
@@ -352,12 +353,12 @@ pub async fn drive(
     stop: CancellationToken,
 ) -> Result<Outcome> {
     let rate = parse_rate(&load.rate)?;
-    let timeout = super::parse_duration(&load.timeout)?;
+    let timeout = parse_duration(&load.timeout)?;
     if timeout.is_zero() {
         bail!("--timeout must be positive");
     }
     let duration = match (&load.duration, load.count) {
-        (Some(d), _) => Some(super::parse_duration(d)?),
+        (Some(d), _) => Some(parse_duration(d)?),
         (None, Some(_)) => None,
         (None, None) => Some(Duration::from_secs(30)),
     };
@@ -403,7 +404,7 @@ pub async fn drive(
         free_tx.try_send(i).ok();
     }
     let start = Instant::now();
-    let bar = super::progress(load.count, "sms", quiet);
+    let bar = output::progress(load.count, "sms", quiet);
     let shared = Arc::new(Shared {
         slots: (0..n)
             .map(|_| {
