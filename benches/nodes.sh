@@ -2,7 +2,7 @@
 # N otpgw nodes on one PostgreSQL database (a fresh database otpgw_nodes_bench), one
 # `otpgw bench sms` per node at once (4 binds x window 10, distinct cards), then each
 # node's report and its cluster-limit decision time from /metrics:
-#   bash benches/nodes.sh 3 20s     (after cargo build --release)
+#   bash benches/nodes.sh 3 20s     (after cargo build --release -p otpgw -p otpgw-bench)
 set -u
 N=$1; DUR=${2:-20s}
 cd "$(dirname "$0")/.."

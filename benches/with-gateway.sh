@@ -10,7 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${OTPGW_BIN:-target/release/otpgw}"
-[ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+# `otpgw bench` runs the otpgw-bench executable beside $BIN.
+[ -x "$BIN" ] && [ -x "$(dirname "$BIN")/otpgw-bench" ] ||
+  { echo "build first: cargo build --release -p otpgw -p otpgw-bench" >&2; exit 1; }
 mode="$1"; shift
 dir="$(mktemp -d /tmp/otpgw-bench.XXXXXX)"
 smpp_port="${OTPGW_BENCH_SMPP_PORT:-27750}"

@@ -12,12 +12,10 @@
 //! * `limits`    — per-node rate limits (governor) and the verify guessing guard.
 //! * `smpp`      — the SMPP listener: sessions, framing, PDUs ↔ core requests.
 //! * `http`      — verify, card admin and operations endpoints.
-//! * `bench`     — `otpgw bench`: the SMPP/HTTP load tool, transport and store modes.
 //! * `console`   — the back-office web console at `/console` (HTML; calls the core).
 //! * `tokens`    — TOTP (RFC 6238) and OCRA (RFC 6287) arithmetic for customer tokens; pure.
 
 pub mod app;
-pub mod bench;
 pub mod config;
 pub mod core;
 pub mod http;

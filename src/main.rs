@@ -1,6 +1,7 @@
 //! The `otpgw` command line: `serve` runs the gateway; the other subcommands work on
 //! the same configuration and database (migrations, cards, API keys).
 
+use std::ffi::OsString;
 use std::io::BufRead;
 use std::path::PathBuf;
 
@@ -55,8 +56,24 @@ enum Command {
     Status(Remote),
     /// Load tools: SMPP and verify load against a gateway (or any SMPP server), an
     /// instant SMPP server (the transport limit), and the store's write path alone.
-    #[command(subcommand)]
-    Bench(Box<otpgw::bench::BenchCommand>),
+    ///
+    /// They are the `otpgw-bench` executable installed beside this one, which
+    /// `otpgw bench` runs with its arguments unchanged: `otpgw bench --help` lists its
+    /// modes, `otpgw bench MODE --help` their options.
+    #[command(disable_help_flag = true)]
+    Bench(BenchArgs),
+}
+
+// Everything after `bench`, for `otpgw-bench`.
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// The mode (sms, verify, transport, store) and its options.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "MODE AND OPTIONS"
+    )]
+    args: Vec<OsString>,
 }
 
 /// How a command reaches the running gateway: its HTTP address (default: from
@@ -241,20 +258,39 @@ enum ApikeyCommand {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     if let Command::Bench(bench) = cli.command {
-        // The load tool needs no gateway configuration; it logs warnings only.
-        let log = otpgw::config::LogSettings {
-            level: "warn".into(),
-            ..Default::default()
-        };
-        otpgw::telemetry::init_logging(&log, false);
-        let runtime =
-            tokio::runtime::Runtime::new().context("Failed to start the async runtime")?;
-        return runtime.block_on(otpgw::bench::run(*bench));
+        // The load tool reads no gateway configuration.
+        return run_bench(bench.args);
     }
     let settings = Settings::load(cli.config.as_deref())?;
     otpgw::telemetry::init_logging(&settings.log, matches!(cli.command, Command::Serve));
     let runtime = tokio::runtime::Runtime::new().context("Failed to start the async runtime")?;
     runtime.block_on(run(cli.command, settings))
+}
+
+/// `otpgw bench …`: the `otpgw-bench` executable in this executable's directory takes
+/// this process's place (exec) with the arguments unchanged, so its output, its
+/// handling of Ctrl-C and its exit status are the command's own. Returns only when it
+/// could not be started.
+fn run_bench(args: Vec<OsString>) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().context("Failed to find the otpgw executable")?;
+    let tool = exe.with_file_name(format!("otpgw-bench{}", std::env::consts::EXE_SUFFIX));
+    // argv[0] `otpgw bench`: the tool's usage lines then name the command as typed.
+    let error = std::process::Command::new(&tool)
+        .arg0("otpgw bench")
+        .args(args)
+        .exec();
+    if error.kind() == std::io::ErrorKind::NotFound {
+        let dir = tool.parent().unwrap_or(&tool).display();
+        bail!(
+            "`otpgw bench` runs the load tool otpgw-bench, which is not installed beside \
+             otpgw: {} does not exist. Build it in the otpgw repository with `cargo build \
+             --release -p otpgw-bench` and copy target/release/otpgw-bench into {dir} \
+             (for a debug build of otpgw: `cargo build -p otpgw-bench`).",
+            tool.display()
+        );
+    }
+    Err(error).with_context(|| format!("Failed to run {}", tool.display()))
 }
 
 async fn run(command: Command, settings: Settings) -> Result<()> {

@@ -158,10 +158,7 @@ fn file_of(path: &[String], files: &BTreeSet<PathBuf>) -> Option<PathBuf> {
 /// The rooms of the gateway crate, top to bottom, and which rooms each may import.
 fn allowed() -> HashMap<&'static str, &'static [&'static str]> {
     HashMap::from([
-        (
-            "main",
-            &["app", "bench", "config", "core", "http", "telemetry"][..],
-        ),
+        ("main", &["app", "config", "core", "http", "telemetry"][..]),
         (
             "app",
             &[
@@ -181,8 +178,6 @@ fn allowed() -> HashMap<&'static str, &'static [&'static str]> {
         ("core", &["config", "telemetry"][..]),
         ("telemetry", &["config"][..]),
         ("config", &[][..]),
-        // The load tool, until it moves to a crate of its own.
-        ("bench", &["app", "config", "core", "smpp", "telemetry"][..]),
     ])
 }
 

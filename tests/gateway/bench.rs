@@ -243,3 +243,43 @@ fn bench_sms_answers_enquire_link_on_an_idle_session() {
         "the bench left an enquire_link unanswered"
     );
 }
+
+#[test]
+fn bench_help_is_the_tools_under_the_commands_name() {
+    let out = Command::new(bin())
+        .args(["bench", "--help"])
+        .env_remove("OTPGW_CONFIG")
+        .output()
+        .expect("run otpgw bench --help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{help}");
+    assert!(help.contains("Usage: otpgw bench"), "{help}");
+    for mode in ["sms", "verify", "transport", "store"] {
+        assert!(
+            help.lines().any(|l| l.trim_start().starts_with(mode)),
+            "{mode} missing from:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn bench_without_the_tool_beside_otpgw_says_how_to_build_it() {
+    // otpgw alone in a directory (a hard link: its own path is then that directory's).
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temporary directory");
+    let lone = dir.path().join("otpgw");
+    std::fs::hard_link(bin(), &lone).expect("hard link otpgw");
+    let out = Command::new(&lone)
+        .args(["bench", "sms", "--help"])
+        .env_remove("OTPGW_CONFIG")
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("run the lone otpgw");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("otpgw-bench"), "{stderr}");
+    assert!(
+        stderr.contains("cargo build --release -p otpgw-bench"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -131,7 +131,7 @@ pub async fn enroll(http: &str, admin_key: &str, cards: &[Card], quiet: bool) ->
         .timeout(Duration::from_secs(10))
         .build()?;
     let url = format!("{}/v1/cards", http.trim_end_matches('/'));
-    let bar = super::progress(Some(cards.len() as u64), "enroll", quiet);
+    let bar = crate::output::progress(Some(cards.len() as u64), "enroll", quiet);
     let mut results = futures::stream::iter(cards)
         .map(|card| {
             let req = client

@@ -13,9 +13,9 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::report::Report;
-use super::sms::{self, CardSource, Load, Target};
-use super::Output;
+use crate::output::{self, Output};
+use crate::report::Report;
+use crate::sms::{self, CardSource, Load, Target};
 
 #[derive(Debug, Clone, Args)]
 pub struct VerifyArgs {
@@ -85,7 +85,7 @@ pub async fn run(mut args: VerifyArgs, stop: CancellationToken) -> Result<()> {
     let jobs = Arc::new(jobs);
     let next = Arc::new(AtomicUsize::new(0));
     let report = Arc::new(Mutex::new(report));
-    let bar = super::progress(Some(jobs.len() as u64), "verify", args.out.quiet);
+    let bar = output::progress(Some(jobs.len() as u64), "verify", args.out.quiet);
     let start = Instant::now();
     let last = Arc::new(Mutex::new(start));
     let mut tasks = tokio::task::JoinSet::new();
@@ -154,5 +154,5 @@ pub async fn run(mut args: VerifyArgs, stop: CancellationToken) -> Result<()> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .saturating_duration_since(start);
-    super::finish(&report, &args.out).context("report")
+    output::finish(&report, &args.out).context("report")
 }

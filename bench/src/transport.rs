@@ -21,8 +21,10 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::smpp::codec::{Frame, SmppCodec};
-use crate::smpp::pdu;
+use otpgw::smpp::codec::{Frame, SmppCodec};
+use otpgw::smpp::pdu;
+
+use crate::duration::parse_duration;
 
 /// The code every reply carries (the load tool only checks that there is one).
 const FIXED_CODE_TEXT: &str = "Your code: 1234567";
@@ -58,7 +60,7 @@ pub async fn run(args: TransportArgs, stop: CancellationToken) -> Result<()> {
     println!("{}", serde_json::json!({"listening": addr.to_string()}));
     eprintln!("bench transport listening on {addr}; Ctrl-C stops it");
     if let Some(d) = &args.run_for {
-        let d = super::parse_duration(d)?;
+        let d = parse_duration(d)?;
         let stop = stop.clone();
         tokio::spawn(async move {
             tokio::time::sleep(d).await;

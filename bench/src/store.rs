@@ -15,11 +15,11 @@ use serde_json::json;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::cards;
-use super::report::Report;
-use super::Output;
-use crate::config::{DatabaseSettings, LimitSettings, Rate, Secret, Settings};
-use crate::core::{Inbound, ReplyPath, SystemClock};
+use crate::cards;
+use crate::output::{self, Output};
+use crate::report::Report;
+use otpgw::config::{DatabaseSettings, LimitSettings, Rate, Secret, Settings};
+use otpgw::core::{Inbound, ReplyPath, SystemClock};
 use otpgw_rules::codes::{Keys, Pan};
 use otpgw_rules::texts::ReplyKind;
 use otpgw_rules::vocab::Channel;
@@ -87,12 +87,12 @@ pub async fn run(args: StoreArgs, stop: CancellationToken) -> Result<()> {
     // Fresh keys for a scratch database: no key file is written beside it.
     settings.secrets.pan_key = Some(Secret::new(keys.pan_key_hex()));
     settings.secrets.code_key = Some(Secret::new(keys.code_key_hex()));
-    let (core, store) = crate::app::build(&settings, Arc::new(SystemClock))
+    let (core, store) = otpgw::app::build(&settings, Arc::new(SystemClock))
         .await
         .context("Failed to open the database")?;
 
     let fixtures = cards::generate(args.cards, &args.from_prefix)?;
-    let bar = super::progress(Some(fixtures.len() as u64), "enroll", args.out.quiet);
+    let bar = output::progress(Some(fixtures.len() as u64), "enroll", args.out.quiet);
     let mut enrolled = futures::stream::iter(&fixtures)
         .map(|c| {
             let core = core.clone();
@@ -127,7 +127,7 @@ pub async fn run(args: StoreArgs, stop: CancellationToken) -> Result<()> {
         .insert("max_connections", json!(args.max_connections));
     let report = Arc::new(Mutex::new(report));
     let next = Arc::new(AtomicU64::new(0));
-    let bar = super::progress(Some(args.count), "store", args.out.quiet);
+    let bar = output::progress(Some(args.count), "store", args.out.quiet);
     let start = Instant::now();
     let last = Arc::new(Mutex::new(start));
     let fixtures = Arc::new(fixtures);
@@ -204,5 +204,5 @@ pub async fn run(args: StoreArgs, stop: CancellationToken) -> Result<()> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .saturating_duration_since(start);
-    super::finish(&report, &args.out)
+    output::finish(&report, &args.out)
 }

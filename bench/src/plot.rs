@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 
-use super::report::Report;
+use crate::report::Report;
 
 /// The bottom of the log-scale latency axis (10 µs); lower values sit on it.
 const FLOOR_MS: f64 = 0.01;
