@@ -47,7 +47,7 @@ pub async fn enroll(
     let enrolled = state
         .core
         .enroll
-        .card(&pan, &req.msisdn, &admin.actor())
+        .card(&pan, &req.msisdn, &admin.key.actor())
         .await?;
     Ok((StatusCode::CREATED, Json::of(enrolled)))
 }
@@ -84,7 +84,10 @@ pub async fn activate(
         ));
     }
     let enroll = &state.core.enroll;
-    match enroll.activate(card.id, &req.code, &card.actor()).await? {
+    match enroll
+        .activate(card.id, &req.code, &card.key.actor())
+        .await?
+    {
         Activation::Activated(active) => Ok(Json::of(active)),
         Activation::Wrong { attempts_left } => Err(ApiError::wrong_activation_code(attempts_left)),
         Activation::Expired => Err(ApiError::activation_expired(
@@ -109,7 +112,7 @@ pub async fn resend_activation(
 ) -> Result<Json<EnrolledView>, ApiError> {
     let enroll = &state.core.enroll;
     Ok(Json::of(
-        enroll.resend_activation(card.id, &card.actor()).await?,
+        enroll.resend_activation(card.id, &card.key.actor()).await?,
     ))
 }
 
@@ -178,7 +181,7 @@ async fn change(
     change: StatusChange,
 ) -> Result<Json<CardView>, ApiError> {
     let backoffice = &state.core.backoffice;
-    let actor = card.actor();
+    let actor = card.key.actor();
     Ok(Json::of(
         backoffice
             .change_status(card.id, change, &actor, None)
@@ -228,7 +231,7 @@ pub async fn set_epin(
     let epin = Some(card.body.0.epin.as_str());
     let enroll = &state.core.enroll;
     Ok(Json::of(
-        enroll.set_epin(card.id, epin, &card.actor()).await?,
+        enroll.set_epin(card.id, epin, &card.key.actor()).await?,
     ))
 }
 
@@ -243,6 +246,6 @@ pub async fn clear_epin(
 ) -> Result<Json<CardView>, ApiError> {
     let enroll = &state.core.enroll;
     Ok(Json::of(
-        enroll.set_epin(card.id, None, &card.actor()).await?,
+        enroll.set_epin(card.id, None, &card.key.actor()).await?,
     ))
 }

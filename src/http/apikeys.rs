@@ -30,9 +30,13 @@ pub async fn list(
 )]
 pub async fn revoke(
     State(state): State<AppState>,
-    key: AdminOn<Key>,
+    apikey: AdminOn<Key>,
 ) -> Result<Json<ApiKeyView>, ApiError> {
     Ok(Json::of(
-        state.core.access.revoke(key.id, &key.actor()).await?,
+        state
+            .core
+            .access
+            .revoke(apikey.id, &apikey.key.actor())
+            .await?,
     ))
 }

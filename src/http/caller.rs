@@ -128,13 +128,6 @@ impl<R: Requires, B: Body> Authorized<R, B> {
     }
 }
 
-impl<R, B> Authorized<R, B> {
-    /// How the audit trail names the caller.
-    pub fn actor(&self) -> String {
-        self.key.actor()
-    }
-}
-
 impl<R: Requires, B: Body> FromRequest<AppState> for Authorized<R, B> {
     type Rejection = Response;
 
@@ -177,13 +170,6 @@ pub struct AdminOn<I, B = NoBody> {
     pub id: i64,
     pub body: B,
     of: PhantomData<I>,
-}
-
-impl<I, B> AdminOn<I, B> {
-    /// How the audit trail names the caller.
-    pub fn actor(&self) -> String {
-        self.key.actor()
-    }
 }
 
 impl<I: IdOf, B: Body> FromRequest<AppState> for AdminOn<I, B> {

@@ -88,7 +88,7 @@ pub async fn enroll(
         secret: req.secret.as_deref(),
     };
     let tokens = &state.core.tokens;
-    let enrolled = tokens.enroll(card.id, &request, &card.actor()).await?;
+    let enrolled = tokens.enroll(card.id, &request, &card.key.actor()).await?;
     Ok((StatusCode::CREATED, Json::of(enrolled)))
 }
 
@@ -132,7 +132,7 @@ pub async fn activate(
     match state
         .core
         .tokens
-        .activate(token.id, code, &token.actor())
+        .activate(token.id, code, &token.key.actor())
         .await?
     {
         ActivatedTokenOutcome::Activated(a) => Ok(Json::of(a)),
@@ -145,53 +145,33 @@ pub async fn activate(
     }
 }
 
-async fn change(
-    State(state): State<AppState>,
-    token: AdminOn<TokensPath>,
-    change: TokenChange,
-) -> Result<Json<TokenView>, ApiError> {
-    let tokens = &state.core.tokens;
-    Ok(Json::of(
-        tokens
-            .change(token.id, change, &token.actor(), None)
-            .await?,
-    ))
+/// Endpoints that each make one change of a token's state: a path and a document
+/// each, one handler.
+macro_rules! state_changes {
+    ($($(#[$doc:meta])* $name:ident: $path:tt => $change:ident, 409 $conflict:tt;)*) => {$(
+        $(#[$doc])*
+        #[utoipa::path(post, path = $path, tag = "tokens",
+            params(("id" = i64, Path, description = "token id")), security(("bearer" = [])),
+            responses((status = 200, body = TokenView), TokenErrors,
+                (status = 409, description = $conflict, body = ErrorBody)))]
+        pub async fn $name(
+            State(state): State<AppState>,
+            token: AdminOn<TokensPath>,
+        ) -> Result<Json<TokenView>, ApiError> {
+            let (change, actor) = (TokenChange::$change, token.key.actor());
+            let changed = state.core.tokens.change(token.id, change, &actor, None).await?;
+            Ok(Json::of(changed))
+        }
+    )*};
 }
 
-/// Suspend an active token (role `admin`); its codes stop verifying.
-#[utoipa::path(post, path = "/v1/tokens/{id}/suspend", tag = "tokens",
-    params(("id" = i64, Path, description = "token id")), security(("bearer" = [])),
-    responses((status = 200, body = TokenView), TokenErrors,
-        (status = 409, description = "`wrong_token_state`", body = ErrorBody)))]
-pub async fn suspend(
-    state: State<AppState>,
-    token: AdminOn<TokensPath>,
-) -> Result<Json<TokenView>, ApiError> {
-    change(state, token, TokenChange::Suspend).await
-}
-
-/// Re-activate a suspended token (role `admin`).
-#[utoipa::path(post, path = "/v1/tokens/{id}/reactivate", tag = "tokens",
-    params(("id" = i64, Path, description = "token id")), security(("bearer" = [])),
-    responses((status = 200, body = TokenView), TokenErrors,
-        (status = 409, description = "`wrong_token_state`", body = ErrorBody)))]
-pub async fn reactivate(
-    state: State<AppState>,
-    token: AdminOn<TokensPath>,
-) -> Result<Json<TokenView>, ApiError> {
-    change(state, token, TokenChange::Reactivate).await
-}
-
-/// Revoke a token for good (role `admin`); its sealed secret is wiped.
-#[utoipa::path(post, path = "/v1/tokens/{id}/revoke", tag = "tokens",
-    params(("id" = i64, Path, description = "token id")), security(("bearer" = [])),
-    responses((status = 200, body = TokenView), TokenErrors,
-        (status = 409, description = "`wrong_token_state`: already revoked", body = ErrorBody)))]
-pub async fn revoke(
-    state: State<AppState>,
-    token: AdminOn<TokensPath>,
-) -> Result<Json<TokenView>, ApiError> {
-    change(state, token, TokenChange::Revoke).await
+state_changes! {
+    /// Suspend an active token (role `admin`); its codes stop verifying.
+    suspend: "/v1/tokens/{id}/suspend" => Suspend, 409 "`wrong_token_state`";
+    /// Re-activate a suspended token (role `admin`).
+    reactivate: "/v1/tokens/{id}/reactivate" => Reactivate, 409 "`wrong_token_state`";
+    /// Revoke a token for good (role `admin`); its sealed secret is wiped.
+    revoke: "/v1/tokens/{id}/revoke" => Revoke, 409 "`wrong_token_state`: already revoked";
 }
 
 /// Replace a software token (a lost phone; role `admin`): the old one is revoked
@@ -203,7 +183,11 @@ pub async fn replace(
     State(state): State<AppState>,
     token: AdminOn<TokensPath>,
 ) -> Result<(StatusCode, Json<EnrolledTokenView>), ApiError> {
-    let enrolled = state.core.tokens.replace(token.id, &token.actor()).await?;
+    let enrolled = state
+        .core
+        .tokens
+        .replace(token.id, &token.key.actor())
+        .await?;
     Ok((StatusCode::CREATED, Json::of(enrolled)))
 }
 
@@ -229,7 +213,7 @@ pub async fn resync(
 ) -> Result<Json<TokenView>, ApiError> {
     let Json(req) = &token.body;
     let tokens = &state.core.tokens;
-    let actor = token.actor();
+    let actor = token.key.actor();
     Ok(Json::of(
         tokens
             .resync(token.id, &req.first, &req.second, &actor)
