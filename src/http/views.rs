@@ -68,13 +68,13 @@ macro_rules! copied_view {
     (
         $(#[$meta:meta])*
         pub struct $view:ident from $record:ty {
-            $($(#[$field_meta:meta])* pub $field:ident: $ty:ty $(= $source:ident)?,)*
+            $($(#[$field_meta:meta])* $vis:vis $field:ident: $ty:ty $(= $source:ident)?,)*
         }
     ) => {
         #[derive(Debug, Clone, Serialize, ToSchema)]
         $(#[$meta])*
         pub struct $view {
-            $($(#[$field_meta])* pub $field: $ty,)*
+            $($(#[$field_meta])* $vis $field: $ty,)*
         }
 
         impl From<$record> for $view {
@@ -167,27 +167,27 @@ copied_view! {
 copied_view! {
     /// A code as the back office sees it.
     pub struct CodeView from records::CodeRecord {
-        pub id: i64,
-        pub card_id: i64,
+        id: i64,
+        card_id: i64,
         /// `sms` or `ussd`.
-        pub channel: String,
+        channel: String,
         /// Who asked: an SMPP system_id, `smsc:<connection>`, or `api:<key id>`.
-        pub requested_by: String = peer,
+        requested_by: String = peer,
         #[schema(value_type = String, example = "live")]
-        pub state: vocab::CodeState,
+        state: vocab::CodeState,
         #[schema(value_type = Option<String>, example = "delivered")]
-        pub delivery: Option<vocab::Delivery>,
+        delivery: Option<vocab::Delivery>,
         /// The MSISDN prefix route ("" = default route), for codes sent in client mode.
-        pub route: Option<String>,
+        route: Option<String>,
         /// The operator connection that took it.
-        pub connection: Option<String>,
+        connection: Option<String>,
         /// The SMSC's id for the message.
-        pub message_id: Option<String>,
-        pub issued_at: i64,
-        pub expires_at: i64,
-        pub submitted_at: Option<i64>,
-        pub delivery_at: Option<i64>,
-        pub used_at: Option<i64>,
+        message_id: Option<String>,
+        issued_at: i64,
+        expires_at: i64,
+        submitted_at: Option<i64>,
+        delivery_at: Option<i64>,
+        used_at: Option<i64>,
     }
 }
 
