@@ -4,6 +4,13 @@
 //! JSON (`views`) or HTML (`console`); they never touch the store. Operations read
 //! two narrow ports from `AppState`: the store's readiness and the SMPP links'
 //! status.
+//!
+//! * `caller.rs` — the API key of a request, and the extractors that require its
+//!   role and read the body and the path's id in the order the API answers in.
+//! * `docs.rs`   — the OpenAPI document (`/openapi.json`) and its shared error answers.
+//! * `error.rs`  — `ApiError`, its one body, and the `Json` extractor that uses it.
+//! * `fields.rs` — request fields several endpoints parse: PAN, request_id, payment.
+//! * `views.rs`  — the JSON shapes of the core's values, and their schemas.
 
 mod admin;
 mod apikeys;
