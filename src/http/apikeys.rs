@@ -2,64 +2,41 @@
 //! (never the keys themselves, only id, role, label and dates) and revokes one,
 //! which takes effect at once on every node. Admin keys only.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 
+use super::caller::{Admin, AdminOn, Key};
+use super::docs::{CommonErrors, KeyErrors};
 use super::error::Json;
 use super::views::ApiKeyView;
-use super::{ApiError, AppState, Caller};
-use otpgw_rules::vocab::Role;
+use super::{ApiError, AppState};
 
 /// Every API key, revoked ones included (role `admin`).
-#[utoipa::path(
-    get,
-    path = "/v1/apikeys",
-    tag = "apikeys",
-    security(("bearer" = [])),
-    responses((status = 200, body = Vec<ApiKeyView>), super::error::CommonErrors)
+#[utoipa::path(get, path = "/v1/apikeys", tag = "apikeys", security(("bearer" = [])),
+    responses((status = 200, body = Vec<ApiKeyView>), CommonErrors)
 )]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Admin,
 ) -> Result<Json<Vec<ApiKeyView>>, ApiError> {
-    caller.require(Role::Admin)?;
-    Ok(Json(
-        state
-            .core
-            .access
-            .keys()
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
+    Ok(Json::of_each(state.core.access.keys().await?))
 }
 
 /// Revoke an API key: refused from the next request on, on every node; its console
 /// sessions end; audited as `api_key_revoked` (role `admin`). Revoking a revoked key
 /// changes nothing.
-#[utoipa::path(
-    post,
-    path = "/v1/apikeys/{id}/revoke",
-    tag = "apikeys",
-    params(("id" = i64, Path, description = "API key id")),
-    security(("bearer" = [])),
-    responses(
-        (status = 200, body = ApiKeyView),
-        super::error::CommonErrors,
-        (status = 404, description = "no such key", body = super::error::ErrorBody)
-    )
+#[utoipa::path(post, path = "/v1/apikeys/{id}/revoke", tag = "apikeys",
+    params(("id" = i64, Path, description = "API key id")), security(("bearer" = [])),
+    responses((status = 200, body = ApiKeyView), KeyErrors)
 )]
 pub async fn revoke(
     State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
+    apikey: AdminOn<Key>,
 ) -> Result<Json<ApiKeyView>, ApiError> {
-    caller.require(Role::Admin)?;
-    let id =
-        id.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
-            ApiError::bad_request("invalid_id", "key id must be a positive integer")
-        })?;
-    Ok(Json(
-        state.core.access.revoke(id, &caller.actor()).await?.into(),
+    Ok(Json::of(
+        state
+            .core
+            .access
+            .revoke(apikey.id, &apikey.key.actor())
+            .await?,
     ))
 }

@@ -3,10 +3,11 @@
 
 use axum::extract::State;
 
+use super::caller::Admin;
+use super::docs::CommonErrors;
 use super::error::Json;
 use super::views::ConnectionView;
-use super::{ApiError, AppState, Caller};
-use otpgw_rules::vocab::Role;
+use super::{ApiError, AppState};
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct ConnectionsView {
@@ -21,13 +22,12 @@ pub struct ConnectionsView {
     path = "/v1/connections",
     tag = "ops",
     security(("bearer" = [])),
-    responses((status = 200, body = ConnectionsView), super::error::CommonErrors)
+    responses((status = 200, body = ConnectionsView), CommonErrors)
 )]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Admin,
 ) -> Result<Json<ConnectionsView>, ApiError> {
-    caller.require(Role::Admin)?;
     let connections = state
         .links
         .connections()

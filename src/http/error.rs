@@ -80,6 +80,20 @@ impl ApiError {
         }
     }
 
+    /// A wrong activation code, of a card or a token: counted.
+    pub fn wrong_activation_code(attempts_left: i64) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "activation_invalid",
+            format!("wrong activation code; {attempts_left} attempts left"),
+        )
+    }
+
+    /// No activation waits any more: what to do instead is in `message`.
+    pub fn activation_expired(message: &'static str) -> Self {
+        Self::new(StatusCode::GONE, "activation_expired", message)
+    }
+
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -93,44 +107,6 @@ impl ApiError {
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     error: ErrorDetail,
-}
-
-/// The error answers every authenticated endpoint can give, for the OpenAPI document.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)] // only described, never built: handlers answer with `ApiError`
-pub enum CommonErrors {
-    #[response(status = 400, description = "malformed request")]
-    BadRequest(ErrorBody),
-    #[response(status = 401, description = "missing or unknown API key")]
-    Unauthorized(ErrorBody),
-    #[response(status = 403, description = "the key's role may not do this")]
-    Forbidden(ErrorBody),
-    #[response(
-        status = 405,
-        description = "the path exists but not with this method (`method_not_allowed`)"
-    )]
-    MethodNotAllowed(ErrorBody),
-    #[response(status = 408, description = "the request took too long (`timeout`)")]
-    Timeout(ErrorBody),
-    #[response(status = 413, description = "body over 64 KiB (`too_large`)")]
-    TooLarge(ErrorBody),
-    #[response(status = 415, description = "wrong content-type (`content_type`)")]
-    ContentType(ErrorBody),
-    #[response(
-        status = 422,
-        description = "a missing field or a wrong type (`invalid_body`)"
-    )]
-    Unprocessable(ErrorBody),
-    #[response(
-        status = 500,
-        description = "internal error; details go to the log only"
-    )]
-    Internal(ErrorBody),
-    #[response(
-        status = 503,
-        description = "the database is unavailable; nothing was decided, retry after `Retry-After` seconds"
-    )]
-    Unavailable(ErrorBody),
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -280,6 +256,20 @@ impl From<CoreError> for ApiError {
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct Json<T>(pub T);
+
+impl<T> Json<T> {
+    /// The answer of a core value, in its view.
+    pub fn of<U: Into<T>>(value: U) -> Self {
+        Self(value.into())
+    }
+}
+
+impl<T> Json<Vec<T>> {
+    /// The answer of core values, each in its view.
+    pub fn of_each<U: Into<T>>(values: Vec<U>) -> Self {
+        Self(values.into_iter().map(Into::into).collect())
+    }
+}
 
 impl<T: serde::Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {

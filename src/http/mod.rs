@@ -4,13 +4,23 @@
 //! JSON (`views`) or HTML (`console`); they never touch the store. Operations read
 //! two narrow ports from `AppState`: the store's readiness and the SMPP links'
 //! status.
+//!
+//! * `caller.rs` — the API key of a request, and the extractors that require its
+//!   role and read the body and the path's id in the order the API answers in.
+//! * `docs.rs`   — the OpenAPI document (`/openapi.json`) and its shared error answers.
+//! * `error.rs`  — `ApiError`, its one body, and the `Json` extractor that uses it.
+//! * `fields.rs` — request fields several endpoints parse: PAN, request_id, payment.
+//! * `views.rs`  — the JSON shapes of the core's values, and their schemas.
 
 mod admin;
 mod apikeys;
+mod caller;
 mod codes;
 mod connections;
 pub mod console;
+mod docs;
 mod error;
+mod fields;
 mod ops;
 pub mod server;
 mod state;
@@ -21,17 +31,16 @@ pub mod views;
 
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, FromRequestParts};
-use axum::http::request::Parts;
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi;
 
+pub use caller::Caller;
+pub use docs::ApiDoc;
 pub use error::ApiError;
-use otpgw_rules::records::ApiKey;
-use otpgw_rules::vocab::Role;
 pub use state::AppState;
 
 pub fn router(state: AppState, request_timeout: Duration, console: bool) -> Router {
@@ -149,95 +158,4 @@ async fn timeout_body(resp: axum::response::Response) -> axum::response::Respons
         ));
     }
     resp
-}
-
-/// The HTTP API's description, generated from the handlers' annotations.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    info(title = "otpgw", description = "Verification, card administration and operations API of the otpgw dynamic-password gateway."),
-    paths(
-        verify::verify,
-        ussd::ussd,
-        codes::push,
-        codes::show,
-        connections::list,
-        admin::enroll,
-        admin::show,
-        admin::lookup,
-        admin::reactivate,
-        admin::suspend,
-        admin::events,
-        admin::set_epin,
-        admin::clear_epin,
-        admin::activate,
-        admin::resend_activation,
-        apikeys::list,
-        apikeys::revoke,
-        tokens::enroll,
-        tokens::list,
-        tokens::activate,
-        tokens::suspend,
-        tokens::reactivate,
-        tokens::revoke,
-        tokens::replace,
-        tokens::resync,
-        tokens::challenge,
-        ops::healthz,
-        ops::readyz,
-        ops::metrics
-    ),
-    modifiers(&BearerAuth)
-)]
-pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
-
-/// The API key behind a request's `Authorization: Bearer` header.
-pub struct Caller(pub ApiKey);
-
-impl Caller {
-    pub fn require(&self, role: Role) -> Result<ApiKey, ApiError> {
-        if self.0.role == role {
-            Ok(self.0)
-        } else {
-            Err(ApiError::forbidden())
-        }
-    }
-
-    pub fn actor(&self) -> String {
-        self.0.actor()
-    }
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(ApiError::unauthorized)?;
-        let key = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|k| !k.is_empty() && k.len() <= 256)
-            .ok_or_else(ApiError::unauthorized)?;
-        match state.core.access.authenticate(key).await? {
-            Some(k) => Ok(Caller(k)),
-            None => Err(ApiError::unauthorized()),
-        }
-    }
 }

@@ -4,24 +4,18 @@
 //! payment (role `verifier`, for the switch to show). Token codes themselves verify
 //! on `POST /v1/verify`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::error::Json;
+use super::caller::{AdminOn, TokensPath, Verifier};
+use super::docs::{CardErrors, CommonErrors, TokenErrors};
+use super::error::{ErrorBody, Json};
 use super::views::{ActivatedTokenView, EnrolledTokenView, TokenView};
-use super::{ApiError, AppState, Caller};
+use super::{ApiError, AppState};
 use crate::core::ports::TokenChange;
 use crate::core::{ActivatedTokenOutcome, TokenRequest};
 use otpgw_rules::tokens::{Hash, TokenKind};
-use otpgw_rules::vocab::Role;
-
-fn parse_id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::bad_request("invalid_id", "id must be a positive integer"))
-}
 
 fn bounded(field: &'static str, value: &Option<String>, max: usize) -> Result<(), ApiError> {
     match value {
@@ -67,28 +61,20 @@ pub struct EnrollTokenRequest {
 /// first half of its activation code (`activation_part`, for the ATM receipt or
 /// the bank's screen); the second half goes to the card's phone by SMS. A hardware
 /// token (`serial` + `secret`) is active at once.
-#[utoipa::path(
-    post,
-    path = "/v1/cards/{id}/tokens",
-    tag = "tokens",
-    params(("id" = i64, Path, description = "card id")),
-    request_body = EnrollTokenRequest,
+#[utoipa::path(post, path = "/v1/cards/{id}/tokens", tag = "tokens",
+    params(("id" = i64, Path, description = "card id")), request_body = EnrollTokenRequest,
     security(("bearer" = [])),
     responses(
         (status = 201, description = "enrolled", body = EnrolledTokenView),
-        super::error::CommonErrors,
-        (status = 404, description = "no such card", body = super::error::ErrorBody),
-        (status = 409, description = "`serial_exists`", body = super::error::ErrorBody)
+        CardErrors,
+        (status = 409, description = "`serial_exists`", body = ErrorBody)
     )
 )]
 pub async fn enroll(
     State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    Json(req): Json<EnrollTokenRequest>,
+    card: AdminOn<TokensPath, Json<EnrollTokenRequest>>,
 ) -> Result<(StatusCode, Json<EnrolledTokenView>), ApiError> {
-    caller.require(Role::Admin)?;
-    let id = parse_id(&id)?;
+    let Json(req) = &card.body;
     bounded("suite", &req.suite, 64)?;
     bounded("serial", &req.serial, 64)?;
     bounded("secret", &req.secret, 256)?;
@@ -101,43 +87,21 @@ pub async fn enroll(
         serial: req.serial.as_deref(),
         secret: req.secret.as_deref(),
     };
-    let enrolled = state
-        .core
-        .tokens
-        .enroll(id, &request, &caller.actor())
-        .await?;
-    Ok((StatusCode::CREATED, Json(enrolled.into())))
+    let tokens = &state.core.tokens;
+    let enrolled = tokens.enroll(card.id, &request, &card.key.actor()).await?;
+    Ok((StatusCode::CREATED, Json::of(enrolled)))
 }
 
 /// A card's tokens, newest last (role `admin`). Never a secret.
-#[utoipa::path(
-    get,
-    path = "/v1/cards/{id}/tokens",
-    tag = "tokens",
-    params(("id" = i64, Path, description = "card id")),
-    security(("bearer" = [])),
-    responses(
-        (status = 200, body = [TokenView]),
-        super::error::CommonErrors,
-        (status = 404, description = "no such card", body = super::error::ErrorBody)
-    )
+#[utoipa::path(get, path = "/v1/cards/{id}/tokens", tag = "tokens",
+    params(("id" = i64, Path, description = "card id")), security(("bearer" = [])),
+    responses((status = 200, body = [TokenView]), CardErrors)
 )]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
+    card: AdminOn<TokensPath>,
 ) -> Result<Json<Vec<TokenView>>, ApiError> {
-    caller.require(Role::Admin)?;
-    Ok(Json(
-        state
-            .core
-            .tokens
-            .of_card(parse_id(&id)?)
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
+    Ok(Json::of_each(state.core.tokens.of_card(card.id).await?))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -149,125 +113,82 @@ pub struct ActivateTokenRequest {
 
 /// Activate a software token with both parts of its activation code (role
 /// `admin`, for the bank's app backend). Answers the `otpauth://` URI once.
-#[utoipa::path(
-    post,
-    path = "/v1/tokens/{id}/activate",
-    tag = "tokens",
-    params(("id" = i64, Path, description = "token id")),
-    request_body = ActivateTokenRequest,
+#[utoipa::path(post, path = "/v1/tokens/{id}/activate", tag = "tokens",
+    params(("id" = i64, Path, description = "token id")), request_body = ActivateTokenRequest,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "activated; the URI carries the secret and is never shown again", body = ActivatedTokenView),
-        super::error::CommonErrors,
-        (status = 404, description = "no such token", body = super::error::ErrorBody),
-        (status = 409, description = "`wrong_token_state`: not pending (already activated, suspended, revoked)", body = super::error::ErrorBody),
-        (status = 410, description = "`activation_expired`: too late, or locked by wrong codes; replace the token", body = super::error::ErrorBody),
-        (status = 422, description = "`activation_invalid`: wrong code (counted)", body = super::error::ErrorBody)
+        TokenErrors,
+        (status = 409, description = "`wrong_token_state`: not pending (already activated, suspended, revoked)", body = ErrorBody),
+        (status = 410, description = "`activation_expired`: too late, or locked by wrong codes; replace the token", body = ErrorBody),
+        (status = 422, description = "`activation_invalid`: wrong code (counted)", body = ErrorBody)
     )
 )]
 pub async fn activate(
     State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    Json(req): Json<ActivateTokenRequest>,
+    token: AdminOn<TokensPath, Json<ActivateTokenRequest>>,
 ) -> Result<Json<ActivatedTokenView>, ApiError> {
-    caller.require(Role::Admin)?;
-    let id = parse_id(&id)?;
+    let code = &token.body.0.activation_code;
     match state
         .core
         .tokens
-        .activate(id, &req.activation_code, &caller.actor())
+        .activate(token.id, code, &token.key.actor())
         .await?
     {
-        ActivatedTokenOutcome::Activated(a) => Ok(Json(a.into())),
-        ActivatedTokenOutcome::Wrong { attempts_left } => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "activation_invalid",
-            format!("wrong activation code; {attempts_left} attempts left"),
-        )),
-        ActivatedTokenOutcome::Expired => Err(ApiError::new(
-            StatusCode::GONE,
-            "activation_expired",
+        ActivatedTokenOutcome::Activated(a) => Ok(Json::of(a)),
+        ActivatedTokenOutcome::Wrong { attempts_left } => {
+            Err(ApiError::wrong_activation_code(attempts_left))
+        }
+        ActivatedTokenOutcome::Expired => Err(ApiError::activation_expired(
             "this token can no longer be activated; replace it",
         )),
     }
 }
 
-async fn change(
-    state: AppState,
-    caller: Caller,
-    id: String,
-    change: TokenChange,
-) -> Result<Json<TokenView>, ApiError> {
-    caller.require(Role::Admin)?;
-    let id = parse_id(&id)?;
-    Ok(Json(
-        state
-            .core
-            .tokens
-            .change(id, change, &caller.actor(), None)
-            .await?
-            .into(),
-    ))
+/// Endpoints that each make one change of a token's state: a path and a document
+/// each, one handler.
+macro_rules! state_changes {
+    ($($(#[$doc:meta])* $name:ident: $path:tt => $change:ident, 409 $conflict:tt;)*) => {$(
+        $(#[$doc])*
+        #[utoipa::path(post, path = $path, tag = "tokens",
+            params(("id" = i64, Path, description = "token id")), security(("bearer" = [])),
+            responses((status = 200, body = TokenView), TokenErrors,
+                (status = 409, description = $conflict, body = ErrorBody)))]
+        pub async fn $name(
+            State(state): State<AppState>,
+            token: AdminOn<TokensPath>,
+        ) -> Result<Json<TokenView>, ApiError> {
+            let (change, actor) = (TokenChange::$change, token.key.actor());
+            let changed = state.core.tokens.change(token.id, change, &actor, None).await?;
+            Ok(Json::of(changed))
+        }
+    )*};
 }
 
-/// Suspend an active token (role `admin`); its codes stop verifying.
-#[utoipa::path(post, path = "/v1/tokens/{id}/suspend", tag = "tokens",
-    params(("id" = i64, Path, description = "token id")), security(("bearer" = [])),
-    responses((status = 200, body = TokenView), super::error::CommonErrors,
-        (status = 404, description = "no such token", body = super::error::ErrorBody),
-        (status = 409, description = "`wrong_token_state`", body = super::error::ErrorBody)))]
-pub async fn suspend(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<TokenView>, ApiError> {
-    change(state, caller, id, TokenChange::Suspend).await
-}
-
-/// Re-activate a suspended token (role `admin`).
-#[utoipa::path(post, path = "/v1/tokens/{id}/reactivate", tag = "tokens",
-    params(("id" = i64, Path, description = "token id")), security(("bearer" = [])),
-    responses((status = 200, body = TokenView), super::error::CommonErrors,
-        (status = 404, description = "no such token", body = super::error::ErrorBody),
-        (status = 409, description = "`wrong_token_state`", body = super::error::ErrorBody)))]
-pub async fn reactivate(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<TokenView>, ApiError> {
-    change(state, caller, id, TokenChange::Reactivate).await
-}
-
-/// Revoke a token for good (role `admin`); its sealed secret is wiped.
-#[utoipa::path(post, path = "/v1/tokens/{id}/revoke", tag = "tokens",
-    params(("id" = i64, Path, description = "token id")), security(("bearer" = [])),
-    responses((status = 200, body = TokenView), super::error::CommonErrors,
-        (status = 404, description = "no such token", body = super::error::ErrorBody),
-        (status = 409, description = "`wrong_token_state`: already revoked", body = super::error::ErrorBody)))]
-pub async fn revoke(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<TokenView>, ApiError> {
-    change(state, caller, id, TokenChange::Revoke).await
+state_changes! {
+    /// Suspend an active token (role `admin`); its codes stop verifying.
+    suspend: "/v1/tokens/{id}/suspend" => Suspend, 409 "`wrong_token_state`";
+    /// Re-activate a suspended token (role `admin`).
+    reactivate: "/v1/tokens/{id}/reactivate" => Reactivate, 409 "`wrong_token_state`";
+    /// Revoke a token for good (role `admin`); its sealed secret is wiped.
+    revoke: "/v1/tokens/{id}/revoke" => Revoke, 409 "`wrong_token_state`: already revoked";
 }
 
 /// Replace a software token (a lost phone; role `admin`): the old one is revoked
 /// and a new one of the same shape enrolled, with a new two-part activation.
 #[utoipa::path(post, path = "/v1/tokens/{id}/replace", tag = "tokens",
     params(("id" = i64, Path, description = "token id")), security(("bearer" = [])),
-    responses((status = 201, body = EnrolledTokenView), super::error::CommonErrors,
-        (status = 404, description = "no such token", body = super::error::ErrorBody)))]
+    responses((status = 201, body = EnrolledTokenView), TokenErrors))]
 pub async fn replace(
     State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
+    token: AdminOn<TokensPath>,
 ) -> Result<(StatusCode, Json<EnrolledTokenView>), ApiError> {
-    caller.require(Role::Admin)?;
-    let id = parse_id(&id)?;
-    let enrolled = state.core.tokens.replace(id, &caller.actor()).await?;
-    Ok((StatusCode::CREATED, Json(enrolled.into())))
+    let enrolled = state
+        .core
+        .tokens
+        .replace(token.id, &token.key.actor())
+        .await?;
+    Ok((StatusCode::CREATED, Json::of(enrolled)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -284,30 +205,25 @@ pub struct ResyncRequest {
 #[utoipa::path(post, path = "/v1/tokens/{id}/resync", tag = "tokens",
     params(("id" = i64, Path, description = "token id")), request_body = ResyncRequest,
     security(("bearer" = [])),
-    responses((status = 200, body = TokenView), super::error::CommonErrors,
-        (status = 404, description = "no such token", body = super::error::ErrorBody),
-        (status = 422, description = "`resync_failed`", body = super::error::ErrorBody)))]
+    responses((status = 200, body = TokenView), TokenErrors,
+        (status = 422, description = "`resync_failed`", body = ErrorBody)))]
 pub async fn resync(
     State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    Json(req): Json<ResyncRequest>,
+    token: AdminOn<TokensPath, Json<ResyncRequest>>,
 ) -> Result<Json<TokenView>, ApiError> {
-    caller.require(Role::Admin)?;
-    let id = parse_id(&id)?;
-    Ok(Json(
-        state
-            .core
-            .tokens
-            .resync(id, &req.first, &req.second, &caller.actor())
-            .await?
-            .into(),
+    let Json(req) = &token.body;
+    let tokens = &state.core.tokens;
+    let actor = token.key.actor();
+    Ok(Json::of(
+        tokens
+            .resync(token.id, &req.first, &req.second, &actor)
+            .await?,
     ))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct ChallengeRequest {
-    transaction: super::codes::TransactionBody,
+    transaction: super::fields::TransactionBody,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -325,13 +241,11 @@ pub struct ChallengeResponse {
 /// for the customer's OCRA token to sign.
 #[utoipa::path(post, path = "/v1/challenge", tag = "tokens", request_body = ChallengeRequest,
     security(("bearer" = [])),
-    responses((status = 200, body = ChallengeResponse), super::error::CommonErrors))]
+    responses((status = 200, body = ChallengeResponse), CommonErrors))]
 pub async fn challenge(
-    caller: Caller,
-    Json(req): Json<ChallengeRequest>,
+    verifier: Verifier<Json<ChallengeRequest>>,
 ) -> Result<Json<ChallengeResponse>, ApiError> {
-    caller.require(Role::Verifier)?;
-    let canonical = req.transaction.parse()?.canonical();
+    let canonical = verifier.body.0.transaction.parse()?.canonical();
     Ok(Json(ChallengeResponse {
         challenge: otpgw_rules::tokens::payment_challenge(&canonical),
         canonical,

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use otpgw_parsers::ussd::parse_ussd;
 use serde::Deserialize;
 
+use super::docs::CommonErrors;
 use super::{ApiError, AppState, Caller};
 use otpgw_rules::vocab::Role;
 
@@ -44,7 +45,7 @@ const MAX_INPUTS: usize = 32;
     security(("bearer" = [])),
     responses(
         (status = 200, description = "`CON <screen>` to continue, `END <screen>` to close", content_type = "text/plain"),
-        super::error::CommonErrors
+        CommonErrors
     )
 )]
 pub async fn ussd(

@@ -5,11 +5,13 @@
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
-use super::error::Json;
-use super::{ApiError, AppState, Caller};
+use super::caller::Verifier;
+use super::docs::CommonErrors;
+use super::error::{ErrorBody, Json};
+use super::fields::{self, TransactionBody};
+use super::{ApiError, AppState};
 use crate::core::Factors;
-use otpgw_rules::codes::Pan;
-use otpgw_rules::vocab::{Role, Verdict};
+use otpgw_rules::vocab::Verdict;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct VerifyRequest {
@@ -29,7 +31,7 @@ pub struct VerifyRequest {
     /// (else `transaction_mismatch`); a capped code needs it to compare the amount;
     /// required on every verify under `[policy] require_transaction`.
     #[serde(default)]
-    transaction: Option<super::codes::TransactionBody>,
+    transaction: Option<TransactionBody>,
     /// The card's 4-digit ePIN, when the bank set one. A wrong or missing ePIN is
     /// answered exactly as a wrong code.
     #[serde(default)]
@@ -67,51 +69,32 @@ pub struct VerifyResponse {
 }
 
 /// Verify a code for a card (role `verifier`).
-#[utoipa::path(
-    post,
-    path = "/v1/verify",
-    tag = "verify",
-    request_body = VerifyRequest,
+#[utoipa::path(post, path = "/v1/verify", tag = "verify", request_body = VerifyRequest,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "the decision, approved or rejected with a reason", body = VerifyResponse),
-        super::error::CommonErrors,
-        (status = 409, description = "request_id already used for a different request", body = super::error::ErrorBody),
-        (status = 400, description = "`invalid_transaction`, or `transaction_required` under `[policy] require_transaction`; nothing counted", body = super::error::ErrorBody),
-        (status = 429, description = "over the key's rate, or held by the guessing guard; see Retry-After", body = super::error::ErrorBody)
+        CommonErrors,
+        (status = 409, description = "request_id already used for a different request", body = ErrorBody),
+        (status = 400, description = "`invalid_transaction`, or `transaction_required` under `[policy] require_transaction`; nothing counted", body = ErrorBody),
+        (status = 429, description = "over the key's rate, or held by the guessing guard; see Retry-After", body = ErrorBody)
     )
 )]
 pub async fn verify(
     State(state): State<AppState>,
-    caller: Caller,
-    Json(req): Json<VerifyRequest>,
+    Verifier { key, body, .. }: Verifier<Json<VerifyRequest>>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
-    let key = caller.require(Role::Verifier)?;
+    let Json(req) = body;
     // Before anything is parsed or counted: a throttled verify is no failure.
     state.core.verify.admit(key).map_err(ApiError::limited)?;
-    let pan =
-        Pan::parse(&req.pan).map_err(|e| ApiError::bad_request("invalid_pan", e.to_string()))?;
-    let request_id = req.request_id.trim();
-    if request_id.is_empty()
-        || request_id.len() > 64
-        || !request_id.bytes().all(|b| b.is_ascii_graphic())
-    {
-        return Err(ApiError::bad_request(
-            "invalid_request_id",
-            "request_id must be 1 to 64 printable ASCII characters",
-        ));
-    }
+    let pan = fields::pan(&req.pan)?;
+    let request_id = fields::request_id(&req.request_id)?;
     if req.code.trim().is_empty() || req.code.chars().count() > 32 {
         return Err(ApiError::bad_request(
             "invalid_code",
             "code must be 1 to 32 characters",
         ));
     }
-    let transaction = req
-        .transaction
-        .as_ref()
-        .map(super::codes::TransactionBody::parse)
-        .transpose()?;
+    let transaction = TransactionBody::parse_some(&req.transaction)?;
     if req.epin.as_ref().is_some_and(|e| e.chars().count() > 32) {
         return Err(ApiError::bad_request(
             "invalid_epin",

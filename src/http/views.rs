@@ -14,208 +14,180 @@ use utoipa::ToSchema;
 use otpgw_rules::records;
 use otpgw_rules::vocab;
 
-/// A schema of strings for a vocabulary enum of the rules crate, named as the enum,
-/// with the enum's description when it has one.
+/// Schemas of strings for vocabulary enums of the rules crate, each named as its
+/// enum and described by its doc comment (lines joined as written).
 macro_rules! names_schema {
-    ($name:ident, $rules:ty) => {
-        names_schema!($name, $rules, None::<&str>);
-    };
-    ($name:ident, $rules:ty, $doc:literal) => {
-        names_schema!($name, $rules, Some($doc));
-    };
-    ($name:ident, $rules:ty, $doc:expr) => {
-        /// The OpenAPI schema of the vocabulary enum of the same name.
+    ($($(#[doc = $doc:literal])* $name:ident: $rules:ty;)*) => {$(
+        $(#[doc = $doc])*
         pub struct $name;
 
         impl utoipa::PartialSchema for $name {
             fn schema() -> RefOr<Schema> {
                 let names = <$rules>::ALL.iter().map(|v| v.as_str());
+                let doc: &[&str] = &[$($doc),*];
+                let description = (!doc.is_empty())
+                    .then(|| doc.iter().map(|line| line.trim()).collect::<Vec<_>>().join("\n"));
                 ObjectBuilder::new()
                     .schema_type(Type::String)
                     .enum_values(Some(names))
-                    .description($doc)
+                    .description(description)
                     .into()
             }
         }
 
         impl ToSchema for $name {}
+    )*};
+}
+
+names_schema! {
+    CardStatus: vocab::CardStatus;
+    /// Where a code's message stands on its way to the customer's phone.
+    Delivery: vocab::Delivery;
+    /// A code's life: live until used, superseded by a newer one, expired, or voided
+    /// (`failed`) when its card locked or was suspended.
+    CodeState: vocab::CodeState;
+    /// What an API key may do.
+    Role: vocab::Role;
+    /// What a token computes.
+    TokenKind: otpgw_rules::tokens::TokenKind;
+    /// Where a token's secret came from.
+    TokenSource: otpgw_rules::tokens::TokenSource;
+    /// A token's life: `pending` (waiting for its two-part activation), `active`,
+    /// `suspended` (reversible), `revoked` (final; the secret is wiped), `locked` (too
+    /// many wrong activation codes; replace it).
+    TokenState: otpgw_rules::tokens::TokenState;
+    /// The HMAC hash of a token. SHA-1 is what most apps and hardware tokens ship
+    /// with (RFC 6238's default); SHA-256/512 are the RFC's options.
+    Hash: otpgw_rules::tokens::Hash;
+}
+
+/// A view whose fields are copies of the record's fields of the same names (or of
+/// the one named after `=`): the struct and its `From` stated once, so a field of
+/// the view cannot be left out of the copy.
+macro_rules! copied_view {
+    (
+        $(#[$meta:meta])*
+        pub struct $view:ident from $record:ty {
+            $($(#[$field_meta:meta])* $vis:vis $field:ident: $ty:ty $(= $source:ident)?,)*
+        }
+    ) => {
+        #[derive(Debug, Clone, Serialize, ToSchema)]
+        $(#[$meta])*
+        pub struct $view {
+            $($(#[$field_meta])* $vis $field: $ty,)*
+        }
+
+        impl From<$record> for $view {
+            fn from(r: $record) -> Self {
+                Self { $($field: copied_view!(@source r $field $($source)?),)* }
+            }
+        }
     };
+    (@source $r:ident $field:ident) => { $r.$field };
+    (@source $r:ident $field:ident $source:ident) => { $r.$source };
 }
 
-names_schema!(CardStatus, vocab::CardStatus);
-names_schema!(
-    Delivery,
-    vocab::Delivery,
-    "Where a code's message stands on its way to the customer's phone."
-);
-names_schema!(
-    CodeState,
-    vocab::CodeState,
-    "A code's life: live until used, superseded by a newer one, expired, or voided\n(`failed`) when its card locked or was suspended."
-);
-names_schema!(Role, vocab::Role, "What an API key may do.");
-names_schema!(
-    TokenKind,
-    otpgw_rules::tokens::TokenKind,
-    "What a token computes."
-);
-names_schema!(
-    TokenSource,
-    otpgw_rules::tokens::TokenSource,
-    "Where a token's secret came from."
-);
-names_schema!(
-    TokenState,
-    otpgw_rules::tokens::TokenState,
-    "A token's life: `pending` (waiting for its two-part activation), `active`,\n`suspended` (reversible), `revoked` (final; the secret is wiped), `locked` (too\nmany wrong activation codes; replace it)."
-);
-names_schema!(
-    Hash,
-    otpgw_rules::tokens::Hash,
-    "The HMAC hash of a token. SHA-1 is what most apps and hardware tokens ship\nwith (RFC 6238's default); SHA-256/512 are the RFC's options."
-);
-
-/// A card as the back office sees it. The PAN hash stays inside the gateway.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[schema(as = Card)]
-pub struct CardView {
-    pub id: i64,
-    pub last4: String,
-    pub msisdn: String,
-    #[schema(value_type = CardStatus)]
-    pub status: vocab::CardStatus,
-    pub failures: i64,
-    pub created_at: i64,
-    pub updated_at: i64,
-    /// When a timed lock ends by itself (epoch ms); null when the card is not
-    /// locked or only re-activation ends its lock.
-    pub locked_until: Option<i64>,
-    /// The bank set an ePIN for this card: verify must carry it.
-    pub has_epin: bool,
-}
-
-impl From<records::Card> for CardView {
-    fn from(c: records::Card) -> Self {
-        Self {
-            id: c.id,
-            last4: c.last4,
-            msisdn: c.msisdn,
-            status: c.status,
-            failures: c.failures,
-            created_at: c.created_at,
-            updated_at: c.updated_at,
-            locked_until: c.locked_until,
-            has_epin: c.has_epin,
-        }
+copied_view! {
+    /// A card as the back office sees it. The PAN hash stays inside the gateway.
+    #[schema(as = Card)]
+    pub struct CardView from records::Card {
+        pub id: i64,
+        pub last4: String,
+        pub msisdn: String,
+        #[schema(value_type = CardStatus)]
+        pub status: vocab::CardStatus,
+        pub failures: i64,
+        pub created_at: i64,
+        pub updated_at: i64,
+        /// When a timed lock ends by itself (epoch ms); null when the card is not
+        /// locked or only re-activation ends its lock.
+        pub locked_until: Option<i64>,
+        /// The bank set an ePIN for this card: verify must carry it.
+        pub has_epin: bool,
     }
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[schema(as = Event)]
-pub struct EventView {
-    pub id: i64,
-    pub card_id: Option<i64>,
-    pub kind: String,
-    pub actor: String,
-    #[schema(value_type = Object)]
-    pub detail: serde_json::Value,
-    pub at: i64,
-}
-
-impl From<records::Event> for EventView {
-    fn from(e: records::Event) -> Self {
-        let records::Event {
-            id,
-            card_id,
-            kind,
-            actor,
-            detail,
-            at,
-        } = e;
-        Self {
-            id,
-            card_id,
-            kind,
-            actor,
-            detail,
-            at,
-        }
+copied_view! {
+    #[schema(as = Event)]
+    pub struct EventView from records::Event {
+        pub id: i64,
+        pub card_id: Option<i64>,
+        pub kind: String,
+        pub actor: String,
+        #[schema(value_type = Object)]
+        pub detail: serde_json::Value,
+        pub at: i64,
     }
 }
 
-/// An API key as an administrator may see it: never the key, never its hash.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[schema(as = ApiKeyInfo)]
-pub struct ApiKeyView {
-    pub id: i64,
-    #[schema(value_type = Role)]
-    pub role: vocab::Role,
-    pub label: Option<String>,
-    pub created_at: i64,
-    /// When it was revoked; a revoked key is refused everywhere at once.
-    pub revoked_at: Option<i64>,
-}
-
-impl From<records::ApiKeyInfo> for ApiKeyView {
-    fn from(k: records::ApiKeyInfo) -> Self {
-        Self {
-            id: k.id,
-            role: k.role,
-            label: k.label,
-            created_at: k.created_at,
-            revoked_at: k.revoked_at,
-        }
+copied_view! {
+    /// An API key as an administrator may see it: never the key, never its hash.
+    #[schema(as = ApiKeyInfo)]
+    pub struct ApiKeyView from records::ApiKeyInfo {
+        pub id: i64,
+        #[schema(value_type = Role)]
+        pub role: vocab::Role,
+        pub label: Option<String>,
+        pub created_at: i64,
+        /// When it was revoked; a revoked key is refused everywhere at once.
+        pub revoked_at: Option<i64>,
     }
 }
 
-/// A token as the back office sees it: never its secret.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[schema(as = Token)]
-pub struct TokenView {
-    pub id: i64,
-    pub card_id: i64,
-    #[schema(value_type = TokenKind)]
-    pub kind: otpgw_rules::tokens::TokenKind,
-    #[schema(value_type = TokenSource)]
-    pub source: otpgw_rules::tokens::TokenSource,
-    pub serial: Option<String>,
-    #[schema(value_type = Hash)]
-    pub algorithm: otpgw_rules::tokens::Hash,
-    pub digits: i64,
-    /// Seconds per time step; 0 for an OCRA suite without one.
-    pub period: i64,
-    /// The OCRA suite, for an OCRA token.
-    pub suite: Option<String>,
-    #[schema(value_type = TokenState)]
-    pub state: otpgw_rules::tokens::TokenState,
-    /// Steps the token's clock runs from the gateway's, as last seen.
-    pub drift: i64,
-    /// A pending token's activation deadline (epoch ms).
-    pub activation_expires_at: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub last_used_at: Option<i64>,
+copied_view! {
+    /// A token as the back office sees it: never its secret.
+    #[schema(as = Token)]
+    pub struct TokenView from records::Token {
+        pub id: i64,
+        pub card_id: i64,
+        #[schema(value_type = TokenKind)]
+        pub kind: otpgw_rules::tokens::TokenKind,
+        #[schema(value_type = TokenSource)]
+        pub source: otpgw_rules::tokens::TokenSource,
+        pub serial: Option<String>,
+        #[schema(value_type = Hash)]
+        pub algorithm: otpgw_rules::tokens::Hash,
+        pub digits: i64,
+        /// Seconds per time step; 0 for an OCRA suite without one.
+        pub period: i64,
+        /// The OCRA suite, for an OCRA token.
+        pub suite: Option<String>,
+        #[schema(value_type = TokenState)]
+        pub state: otpgw_rules::tokens::TokenState,
+        /// Steps the token's clock runs from the gateway's, as last seen.
+        pub drift: i64,
+        /// A pending token's activation deadline (epoch ms).
+        pub activation_expires_at: Option<i64>,
+        pub created_at: i64,
+        pub updated_at: i64,
+        pub last_used_at: Option<i64>,
+    }
 }
 
-impl From<records::Token> for TokenView {
-    fn from(t: records::Token) -> Self {
-        Self {
-            id: t.id,
-            card_id: t.card_id,
-            kind: t.kind,
-            source: t.source,
-            serial: t.serial,
-            algorithm: t.algorithm,
-            digits: t.digits,
-            period: t.period,
-            suite: t.suite,
-            state: t.state,
-            drift: t.drift,
-            activation_expires_at: t.activation_expires_at,
-            created_at: t.created_at,
-            updated_at: t.updated_at,
-            last_used_at: t.last_used_at,
-        }
+copied_view! {
+    /// A code as the back office sees it.
+    pub struct CodeView from records::CodeRecord {
+        id: i64,
+        card_id: i64,
+        /// `sms` or `ussd`.
+        channel: String,
+        /// Who asked: an SMPP system_id, `smsc:<connection>`, or `api:<key id>`.
+        requested_by: String = peer,
+        #[schema(value_type = String, example = "live")]
+        state: vocab::CodeState,
+        #[schema(value_type = Option<String>, example = "delivered")]
+        delivery: Option<vocab::Delivery>,
+        /// The MSISDN prefix route ("" = default route), for codes sent in client mode.
+        route: Option<String>,
+        /// The operator connection that took it.
+        connection: Option<String>,
+        /// The SMSC's id for the message.
+        message_id: Option<String>,
+        issued_at: i64,
+        expires_at: i64,
+        submitted_at: Option<i64>,
+        delivery_at: Option<i64>,
+        used_at: Option<i64>,
     }
 }
 
@@ -229,7 +201,7 @@ pub struct ActivationNoticeView {
     pub expires_at: i64,
 }
 
-names_schema!(ActivationState, crate::core::ActivationState);
+names_schema! { ActivationState: crate::core::ActivationState; }
 
 impl From<crate::core::ActivationNotice> for ActivationNoticeView {
     fn from(n: crate::core::ActivationNotice) -> Self {
@@ -304,7 +276,7 @@ impl From<crate::core::ActivatedToken> for ActivatedTokenView {
     }
 }
 
-names_schema!(Phase, crate::core::links::Phase);
+names_schema! { Phase: crate::core::links::Phase; }
 
 /// One session's state (a transceiver, or one of a transmitter/receiver pair).
 #[derive(Debug, Clone, Serialize, ToSchema)]

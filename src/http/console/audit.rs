@@ -1,60 +1,52 @@
 //! The audit trail for the help desk: a search by card, actor, kind and dates,
 //! paged, and its export as CSV (formula-safe).
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::dates::format_time;
 use super::query::AuditQuery;
 use super::{failure, html, pages, Clerk};
+use crate::core::CoreError;
 use crate::http::state::AppState;
+use otpgw_rules::records::Event;
 
 /// Audit rows per page, and the most rows one CSV export holds.
 const PAGE_SIZE: i64 = 50;
 const CSV_MAX_ROWS: i64 = 10_000;
 
+async fn search(state: &AppState, query: &AuditQuery, limit: i64) -> Result<Vec<Event>, CoreError> {
+    state
+        .core
+        .backoffice
+        .search_audit(&query.filter(), limit)
+        .await
+}
+
 pub(super) async fn audit(
     State(state): State<AppState>,
     clerk: Clerk,
-    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let Query(query) = query.unwrap_or_default();
-    match state
-        .core
-        .backoffice
-        .search_audit(&query.filter(), PAGE_SIZE)
+    query: AuditQuery,
+) -> Result<Response, Response> {
+    let events = search(&state, &query, PAGE_SIZE)
         .await
-    {
-        Ok(events) => {
-            let next = (events.len() as i64 == PAGE_SIZE)
-                .then(|| events.last().map(|e| e.id))
-                .flatten();
-            html(
-                clerk.lang,
-                StatusCode::OK,
-                pages::audit(&clerk, &query, &events, next),
-            )
-        }
-        Err(e) => failure(clerk.lang, e),
-    }
+        .map_err(|e| failure(clerk.lang, e))?;
+    let next = (events.len() as i64 == PAGE_SIZE)
+        .then(|| events.last().map(|e| e.id))
+        .flatten();
+    let page = pages::audit(&clerk, &query, &events, next);
+    Ok(html(clerk.lang, StatusCode::OK, page))
 }
 
 pub(super) async fn audit_csv(
     State(state): State<AppState>,
     clerk: Clerk,
-    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let Query(query) = query.unwrap_or_default();
-    let events = match state
-        .core
-        .backoffice
-        .search_audit(&query.filter(), CSV_MAX_ROWS)
+    query: AuditQuery,
+) -> Result<Response, Response> {
+    let events = search(&state, &query, CSV_MAX_ROWS)
         .await
-    {
-        Ok(events) => events,
-        Err(e) => return failure(clerk.lang, e),
-    };
+        .map_err(|e| failure(clerk.lang, e))?;
     let mut out = String::from("id,at,card_id,kind,actor,detail\r\n");
     for e in &events {
         let row = [
@@ -78,7 +70,7 @@ pub(super) async fn audit_csv(
         rows = events.len(),
         "audit exported"
     );
-    (
+    Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
             (
@@ -88,7 +80,7 @@ pub(super) async fn audit_csv(
         ],
         out,
     )
-        .into_response()
+        .into_response())
 }
 
 /// One CSV field, quoted. A field a spreadsheet would run as a formula (a clerk's

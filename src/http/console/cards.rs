@@ -6,10 +6,11 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{post, MethodRouter};
 use axum::Form;
 use serde::Deserialize;
 
-use super::{bad_form, failure, forbidden, html, message, pages, parse_id, Clerk};
+use super::{failure, forbidden, html, pages, Clerk};
 use crate::core::ports::StatusChange;
 use crate::core::{CoreError, DomainError};
 use crate::http::state::AppState;
@@ -39,13 +40,11 @@ pub(super) async fn home(State(state): State<AppState>, clerk: Clerk) -> Respons
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub(super) struct FindForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     pan: String,
-    #[serde(default)]
     msisdn: String,
 }
 
@@ -53,57 +52,37 @@ pub(super) async fn find(
     State(state): State<AppState>,
     clerk: Clerk,
     form: Result<Form<FindForm>, FormRejection>,
-) -> Response {
-    let lang = clerk.lang;
-    let t = lang.texts();
-    let Form(form) = match form {
-        Ok(f) => f,
-        Err(r) => return bad_form(lang, r),
+) -> Result<Response, Response> {
+    let form = clerk.posted(form, |f| &f.csrf)?;
+    let t = clerk.lang.texts();
+    let found = |status, error, cards: &[_]| {
+        html(clerk.lang, status, pages::find_result(&clerk, error, cards))
     };
-    if let Some(resp) = clerk.refuse_csrf(&form.csrf) {
-        return resp;
-    }
     let cards = if !form.pan.trim().is_empty() {
         // The number is parsed and hashed, then dropped; an error never quotes it.
         let Ok(pan) = Pan::parse(&form.pan) else {
-            return html(
-                lang,
-                StatusCode::BAD_REQUEST,
-                pages::find_result(&clerk, Some(t.invalid_pan), &[]),
-            );
+            return Err(found(StatusCode::BAD_REQUEST, Some(t.invalid_pan), &[]));
         };
         match state.core.backoffice.lookup(&pan).await {
             Ok(card) => card.into_iter().collect::<Vec<_>>(),
-            Err(e) => return failure(lang, e),
+            Err(e) => return Err(failure(clerk.lang, e)),
         }
     } else if !form.msisdn.trim().is_empty() {
         match state.core.backoffice.cards_by_msisdn(&form.msisdn).await {
             Ok(cards) => cards,
             Err(CoreError::Msisdn(_)) => {
-                return html(
-                    lang,
-                    StatusCode::BAD_REQUEST,
-                    pages::find_result(&clerk, Some(t.invalid_msisdn), &[]),
-                )
+                return Err(found(StatusCode::BAD_REQUEST, Some(t.invalid_msisdn), &[]))
             }
-            Err(e) => return failure(lang, e),
+            Err(e) => return Err(failure(clerk.lang, e)),
         }
     } else {
-        return html(
-            lang,
-            StatusCode::BAD_REQUEST,
-            pages::find_result(&clerk, Some(t.give_one), &[]),
-        );
+        return Err(found(StatusCode::BAD_REQUEST, Some(t.give_one), &[]));
     };
-    match cards.as_slice() {
+    Ok(match cards.as_slice() {
         [card] => Redirect::to(&format!("/console/cards/{}", card.id)).into_response(),
-        [] => html(
-            lang,
-            StatusCode::NOT_FOUND,
-            pages::find_result(&clerk, Some(t.no_card), &[]),
-        ),
-        many => html(lang, StatusCode::OK, pages::find_result(&clerk, None, many)),
-    }
+        [] => found(StatusCode::NOT_FOUND, Some(t.no_card), &[]),
+        many => found(StatusCode::OK, None, many),
+    })
 }
 
 #[derive(Deserialize)]
@@ -116,103 +95,66 @@ pub(super) async fn card_page(
     clerk: Clerk,
     Path(id): Path<String>,
     Query(query): Query<CardQuery>,
-) -> Response {
-    let lang = clerk.lang;
-    let Some(id) = parse_id(&id) else {
-        return message(
-            lang,
-            StatusCode::NOT_FOUND,
-            lang.texts().not_found,
-            Some(&clerk),
-        );
-    };
+) -> Result<Response, Response> {
+    let id = clerk.id(&id)?;
     match state.core.backoffice.card_view(id).await {
-        Ok(Some(view)) => html(
-            lang,
+        Ok(Some(view)) => Ok(html(
+            clerk.lang,
             StatusCode::OK,
             pages::card(&clerk, &view, query.done.as_deref()),
-        ),
-        Ok(None) => message(
-            lang,
-            StatusCode::NOT_FOUND,
-            lang.texts().not_found,
-            Some(&clerk),
-        ),
-        Err(e) => failure(lang, e),
+        )),
+        Ok(None) => Err(clerk.say(StatusCode::NOT_FOUND, clerk.lang.texts().not_found)),
+        Err(e) => Err(failure(clerk.lang, e)),
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub(super) struct ChangeForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     reason: String,
 }
 
-pub(super) async fn reactivate(
-    state: State<AppState>,
-    clerk: Clerk,
-    id: Path<String>,
-    form: Result<Form<ChangeForm>, FormRejection>,
-) -> Response {
-    change(state, clerk, id, form, StatusChange::Reactivate).await
+/// The route of one status change: the same form and checks for each.
+pub(super) fn change(to: StatusChange) -> MethodRouter<AppState> {
+    post(
+        move |state: State<AppState>,
+              clerk: Clerk,
+              Path(id): Path<String>,
+              form: Result<Form<ChangeForm>, FormRejection>| async move {
+            change_status(state, clerk, &id, form, to).await
+        },
+    )
 }
 
-pub(super) async fn suspend(
-    state: State<AppState>,
-    clerk: Clerk,
-    id: Path<String>,
-    form: Result<Form<ChangeForm>, FormRejection>,
-) -> Response {
-    change(state, clerk, id, form, StatusChange::Suspend).await
-}
-
-async fn change(
+async fn change_status(
     State(state): State<AppState>,
     clerk: Clerk,
-    Path(id): Path<String>,
+    id: &str,
     form: Result<Form<ChangeForm>, FormRejection>,
     change: StatusChange,
-) -> Response {
-    let lang = clerk.lang;
-    let Form(form) = match form {
-        Ok(f) => f,
-        Err(r) => return bad_form(lang, r),
-    };
-    if let Some(resp) = clerk.refuse_csrf(&form.csrf) {
-        return resp;
-    }
-    let Some(id) = parse_id(&id) else {
-        return message(
-            lang,
-            StatusCode::NOT_FOUND,
-            lang.texts().not_found,
-            Some(&clerk),
-        );
-    };
-    match state
+) -> Result<Response, Response> {
+    let form = clerk.posted(form, |f| &f.csrf)?;
+    let id = clerk.id(id)?;
+    let changed = state
         .core
         .backoffice
         .console_change(clerk.key, id, change, &form.reason)
-        .await
-    {
+        .await;
+    match changed {
         Ok(_) => {
             let done = match change {
                 StatusChange::Reactivate => "reactivated",
                 StatusChange::Suspend => "suspended",
             };
-            Redirect::to(&format!("/console/cards/{id}?done={done}")).into_response()
+            Ok(Redirect::to(&format!("/console/cards/{id}?done={done}")).into_response())
         }
         Err(CoreError::Forbidden | CoreError::Domain(DomainError::NotAllowed(_))) => {
-            forbidden(&clerk)
+            Err(forbidden(&clerk))
         }
-        Err(CoreError::ReasonRequired) => message(
-            lang,
-            StatusCode::BAD_REQUEST,
-            lang.texts().reason_required,
-            Some(&clerk),
-        ),
-        Err(e) => failure(lang, e),
+        Err(CoreError::ReasonRequired) => {
+            Err(clerk.say(StatusCode::BAD_REQUEST, clerk.lang.texts().reason_required))
+        }
+        Err(e) => Err(failure(clerk.lang, e)),
     }
 }

@@ -9,30 +9,27 @@ use axum::Form;
 use serde::Deserialize;
 
 use super::session::CsrfForm;
-use super::{bad_form, failure, html, message, pages, parse_id, Clerk};
+use super::{failure, html, pages, Clerk};
 use crate::http::state::AppState;
 use otpgw_rules::vocab::Role;
 
-pub(super) async fn keys_page(State(state): State<AppState>, clerk: Clerk) -> Response {
-    if let Some(resp) = clerk.refuse_non_admin() {
-        return resp;
-    }
-    match state.core.access.keys().await {
-        Ok(keys) => html(clerk.lang, StatusCode::OK, pages::keys(&clerk, &keys)),
-        Err(e) => failure(clerk.lang, e),
-    }
+pub(super) async fn keys_page(
+    State(state): State<AppState>,
+    clerk: Clerk,
+) -> Result<Response, Response> {
+    clerk.admin_only()?;
+    let keys = state.core.access.keys().await;
+    let keys = keys.map_err(|e| failure(clerk.lang, e))?;
+    Ok(html(clerk.lang, StatusCode::OK, pages::keys(&clerk, &keys)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub(super) struct CreateKeyForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     role: String,
-    #[serde(default)]
     label: String,
     /// The newest key id when the form was drawn (see `pages::keys`).
-    #[serde(default)]
     after: String,
 }
 
@@ -40,60 +37,36 @@ pub(super) async fn create_key(
     State(state): State<AppState>,
     clerk: Clerk,
     form: Result<Form<CreateKeyForm>, FormRejection>,
-) -> Response {
+) -> Result<Response, Response> {
+    let form = clerk.posted(form, |f| &f.csrf)?;
+    clerk.admin_only()?;
     let lang = clerk.lang;
-    let Form(form) = match form {
-        Ok(f) => f,
-        Err(r) => return bad_form(lang, r),
-    };
-    if let Some(resp) = clerk.refuse_csrf(&form.csrf) {
-        return resp;
-    }
-    if let Some(resp) = clerk.refuse_non_admin() {
-        return resp;
-    }
     let Some(role) = Role::parse(&form.role) else {
-        return message(
-            lang,
-            StatusCode::BAD_REQUEST,
-            lang.texts().bad_form,
-            Some(&clerk),
-        );
+        return Err(clerk.say(StatusCode::BAD_REQUEST, lang.texts().bad_form));
     };
     // A form sent again (a reload of the page showing the new key re-posts it)
     // makes no second key: the newest key is no longer the one it was drawn after.
-    let newest = match state.core.access.keys().await {
-        Ok(keys) => keys.iter().map(|k| k.id).max().unwrap_or(0),
-        Err(e) => return failure(lang, e),
-    };
+    let keys = state.core.access.keys().await;
+    let keys = keys.map_err(|e| failure(lang, e))?;
+    let newest = keys.iter().map(|k| k.id).max().unwrap_or(0);
     if form.after.trim().parse::<i64>().ok() != Some(newest) {
         tracing::info!(
             api_key_id = clerk.key.id,
             "console key form refused: used or stale"
         );
-        return message(
-            lang,
-            StatusCode::CONFLICT,
-            lang.texts().key_form_used,
-            Some(&clerk),
-        );
+        return Err(clerk.say(StatusCode::CONFLICT, lang.texts().key_form_used));
     }
     let label: String = form.label.trim().chars().take(100).collect();
     let label = Some(label).filter(|l| !l.is_empty());
-    match state
+    let created = state
         .core
         .access
         .create_key(role, label.as_deref(), &clerk.key.actor())
-        .await
-    {
-        // Shown once, on a page that is never cached (see `security_headers`).
-        Ok((id, key)) => html(
-            lang,
-            StatusCode::CREATED,
-            pages::new_key(&clerk, id, role, &key),
-        ),
-        Err(e) => failure(lang, e),
-    }
+        .await;
+    let (id, key) = created.map_err(|e| failure(lang, e))?;
+    // Shown once, on a page that is never cached (see `security_headers`).
+    let page = pages::new_key(&clerk, id, role, &key);
+    Ok(html(lang, StatusCode::CREATED, page))
 }
 
 pub(super) async fn revoke_key(
@@ -101,28 +74,11 @@ pub(super) async fn revoke_key(
     clerk: Clerk,
     Path(id): Path<String>,
     form: Result<Form<CsrfForm>, FormRejection>,
-) -> Response {
-    let lang = clerk.lang;
-    let Form(form) = match form {
-        Ok(f) => f,
-        Err(r) => return bad_form(lang, r),
-    };
-    if let Some(resp) = clerk.refuse_csrf(&form.csrf) {
-        return resp;
-    }
-    if let Some(resp) = clerk.refuse_non_admin() {
-        return resp;
-    }
-    let Some(id) = parse_id(&id) else {
-        return message(
-            lang,
-            StatusCode::NOT_FOUND,
-            lang.texts().not_found,
-            Some(&clerk),
-        );
-    };
-    match state.core.access.revoke(id, &clerk.key.actor()).await {
-        Ok(_) => Redirect::to("/console/keys").into_response(),
-        Err(e) => failure(lang, e),
-    }
+) -> Result<Response, Response> {
+    clerk.posted(form, |f| &f.csrf)?;
+    clerk.admin_only()?;
+    let id = clerk.id(&id)?;
+    let revoked = state.core.access.revoke(id, &clerk.key.actor()).await;
+    revoked.map_err(|e| failure(clerk.lang, e))?;
+    Ok(Redirect::to("/console/keys").into_response())
 }

@@ -33,6 +33,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::state::AppState;
+use crate::core::ports::StatusChange;
 use crate::core::{CoreError, DomainError, Missing};
 pub use session::{Clerk, Lang};
 
@@ -44,8 +45,11 @@ pub fn router() -> Router<AppState> {
         .route("/signout", post(session::sign_out))
         .route("/find", post(cards::find))
         .route("/cards/{id}", get(cards::card_page))
-        .route("/cards/{id}/reactivate", post(cards::reactivate))
-        .route("/cards/{id}/suspend", post(cards::suspend))
+        .route(
+            "/cards/{id}/reactivate",
+            cards::change(StatusChange::Reactivate),
+        )
+        .route("/cards/{id}/suspend", cards::change(StatusChange::Suspend))
         .route("/audit", get(audit::audit))
         .route("/audit.csv", get(audit::audit_csv))
         .route("/keys", get(keys::keys_page).post(keys::create_key))

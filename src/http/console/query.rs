@@ -1,10 +1,13 @@
 //! The audit search's filters, as the form sends them and as links carry them.
 
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
 use serde::Deserialize;
 
 use super::dates::parse_date;
 use super::parse_id;
 use crate::core::ports::AuditFilter;
+use crate::http::state::AppState;
 
 /// The audit search form, as query parameters (nothing in it is secret).
 #[derive(Deserialize, Default, Clone)]
@@ -23,6 +26,19 @@ pub struct AuditQuery {
     pub to: String,
     #[serde(default)]
     pub before: String,
+}
+
+/// A query string that does not parse filters nothing.
+impl FromRequestParts<AppState> for AuditQuery {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let query = Query::<Self>::from_request_parts(parts, state).await;
+        Ok(query.map(|Query(q)| q).unwrap_or_default())
+    }
 }
 
 impl AuditQuery {

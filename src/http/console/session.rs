@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
 
-use super::{bad_form, failure, forbidden, html, i18n, message, pages};
+use super::{bad_form, failure, forbidden, html, i18n, message, pages, parse_id};
 use crate::core::{CoreError, SESSION_MAX_MS};
 use crate::http::state::AppState;
 use otpgw_rules::codes;
@@ -82,30 +82,48 @@ pub struct Clerk {
     pub lang: Lang,
 }
 
+// The checks' `Err` is the page that answers the request, built at most once per
+// request: boxing it would buy nothing.
+#[allow(clippy::result_large_err)]
 impl Clerk {
     pub(super) fn is_admin(&self) -> bool {
         self.key.role == Role::Admin
     }
 
-    /// The refusal of a form whose CSRF token is not this session's, if it is not.
-    pub(super) fn refuse_csrf(&self, token: &str) -> Option<Response> {
-        if codes::hashes_equal(token, &self.csrf) {
-            return None;
+    /// A page of one message, with this clerk's header.
+    pub(super) fn say(&self, status: StatusCode, text: &str) -> Response {
+        message(self.lang, status, text, Some(self))
+    }
+
+    /// A posted form, once it parsed and carries this session's CSRF token (which
+    /// `csrf` picks out of it); else the page that says why not.
+    pub(super) fn posted<F>(
+        &self,
+        form: Result<Form<F>, FormRejection>,
+        csrf: impl Fn(&F) -> &str,
+    ) -> Result<F, Response> {
+        let Form(form) = form.map_err(|r| bad_form(self.lang, r))?;
+        if codes::hashes_equal(csrf(&form), &self.csrf) {
+            return Ok(form);
         }
         tracing::warn!(
             api_key_id = self.key.id,
             "console form refused: bad CSRF token"
         );
-        Some(message(
-            self.lang,
-            StatusCode::FORBIDDEN,
-            self.lang.texts().csrf_failed,
-            Some(self),
-        ))
+        Err(self.say(StatusCode::FORBIDDEN, self.lang.texts().csrf_failed))
     }
 
-    pub(super) fn refuse_non_admin(&self) -> Option<Response> {
-        (!self.is_admin()).then(|| forbidden(self))
+    pub(super) fn admin_only(&self) -> Result<(), Response> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(forbidden(self))
+        }
+    }
+
+    /// The id in a console path; one that is not a positive integer names nothing.
+    pub(super) fn id(&self, raw: &str) -> Result<i64, Response> {
+        parse_id(raw).ok_or_else(|| self.say(StatusCode::NOT_FOUND, self.lang.texts().not_found))
     }
 }
 
@@ -174,12 +192,21 @@ fn behind_tls(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
-fn session_cookie(value: &str, max_age_secs: i64, secure: bool) -> HeaderValue {
-    let secure = if secure { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
+/// A redirect to `to` that sets the session cookie (or, with no age, clears it).
+fn redirect_with_session(
+    to: &str,
+    value: &str,
+    max_age_secs: i64,
+    headers: &HeaderMap,
+) -> Response {
+    let secure = if behind_tls(headers) { "; Secure" } else { "" };
+    let cookie = HeaderValue::from_str(&format!(
         "{SESSION_COOKIE}={value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}"
     ))
-    .unwrap_or_else(|_| HeaderValue::from_static(""))
+    .unwrap_or_else(|_| HeaderValue::from_static(""));
+    let mut resp = Redirect::to(to).into_response();
+    resp.headers_mut().append(header::SET_COOKIE, cookie);
+    resp
 }
 
 /// A cross-site form post carries the other site's `Origin`: refuse it before any
@@ -248,9 +275,9 @@ pub(super) async fn sign_in_page(lang: Lang) -> Response {
     html(lang, StatusCode::OK, pages::sign_in(lang, None))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub(super) struct SignInForm {
-    #[serde(default)]
     key: String,
 }
 
@@ -259,56 +286,37 @@ pub(super) async fn sign_in(
     lang: Lang,
     headers: HeaderMap,
     form: Result<Form<SignInForm>, FormRejection>,
-) -> Response {
-    let Form(form) = match form {
-        Ok(f) => f,
-        Err(r) => return bad_form(lang, r),
-    };
+) -> Result<Response, Response> {
+    let Form(form) = form.map_err(|r| bad_form(lang, r))?;
     let t = lang.texts();
+    let refused =
+        |status: StatusCode, text: &str| html(lang, status, pages::sign_in(lang, Some(text)));
     let key = form.key.trim();
     if key.is_empty() || key.len() > 256 {
-        return html(
-            lang,
-            StatusCode::UNAUTHORIZED,
-            pages::sign_in(lang, Some(t.bad_key)),
-        );
+        return Err(refused(StatusCode::UNAUTHORIZED, t.bad_key));
     }
     match state.core.access.sign_in(key).await {
-        Ok(Some(signed_in)) => {
-            let mut resp = Redirect::to("/console").into_response();
-            resp.headers_mut().append(
-                header::SET_COOKIE,
-                session_cookie(
-                    &signed_in.session_id,
-                    SESSION_MAX_MS / 1000,
-                    behind_tls(&headers),
-                ),
-            );
-            resp
-        }
+        Ok(Some(signed_in)) => Ok(redirect_with_session(
+            "/console",
+            &signed_in.session_id,
+            SESSION_MAX_MS / 1000,
+            &headers,
+        )),
         Ok(None) => {
             tracing::info!("console sign-in refused: unknown or revoked key");
-            html(
-                lang,
-                StatusCode::UNAUTHORIZED,
-                pages::sign_in(lang, Some(t.bad_key)),
-            )
+            Err(refused(StatusCode::UNAUTHORIZED, t.bad_key))
         }
         Err(CoreError::Forbidden) => {
             tracing::info!("console sign-in refused: role");
-            html(
-                lang,
-                StatusCode::FORBIDDEN,
-                pages::sign_in(lang, Some(t.role_not_allowed)),
-            )
+            Err(refused(StatusCode::FORBIDDEN, t.role_not_allowed))
         }
-        Err(e) => failure(lang, e),
+        Err(e) => Err(failure(lang, e)),
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub(super) struct CsrfForm {
-    #[serde(default)]
     pub(super) csrf: String,
 }
 
@@ -317,22 +325,10 @@ pub(super) async fn sign_out(
     clerk: Clerk,
     headers: HeaderMap,
     form: Result<Form<CsrfForm>, FormRejection>,
-) -> Response {
-    let Form(form) = match form {
-        Ok(f) => f,
-        Err(r) => return bad_form(clerk.lang, r),
-    };
-    if let Some(resp) = clerk.refuse_csrf(&form.csrf) {
-        return resp;
-    }
-    if let Err(e) = state.core.access.sign_out(&clerk.session_id).await {
-        return failure(clerk.lang, e);
-    }
+) -> Result<Response, Response> {
+    clerk.posted(form, |f| &f.csrf)?;
+    let signed_out = state.core.access.sign_out(&clerk.session_id).await;
+    signed_out.map_err(|e| failure(clerk.lang, e))?;
     tracing::info!(api_key_id = clerk.key.id, "console sign-out");
-    let mut resp = Redirect::to("/console/signin").into_response();
-    resp.headers_mut().append(
-        header::SET_COOKIE,
-        session_cookie("", 0, behind_tls(&headers)),
-    );
-    resp
+    Ok(redirect_with_session("/console/signin", "", 0, &headers))
 }
