@@ -1,19 +1,17 @@
 //! otpgw: a bank's SMS/USSD dynamic-password gateway.
 //!
-//! Layout (see ARCHITECTURE.md for the flow of one SMS and one verify):
+//! The rooms, top to bottom (ARCHITECTURE.md has the flow of one SMS and one verify;
+//! `tests/layers.rs` holds every room to importing only the rooms below it):
+//! * `app`       — start-up: builds the store, the core and the transports, runs them
+//!   until shutdown. The only place that names the concrete store.
+//! * `http`      — the JSON API, its OpenAPI document, operations and the console.
+//! * `smpp`      — both SMPP directions over one link layer, one inbound pipeline.
+//! * `replies`   — the one way out to SMPP: queues per peer or route, and their takers.
+//! * `store`     — the storage adapter: every port, on SQLite or PostgreSQL.
+//! * `core`      — the use cases (issue, verify, enroll, tokens, back office, access,
+//!   admission, delivery) around the rules of `otpgw_rules`, and the ports they need.
+//! * `telemetry` — logging with redaction, and the Prometheus recorder.
 //! * `config`    — settings from defaults, a TOML file and `OTPGW_*` variables; secrets.
-//! * `app`       — builds the store, core and listeners; runs them until shutdown.
-//! * `telemetry` — logging and the Prometheus recorder.
-//! * `domain`    — shared vocabulary: card status, channel, role, verdict.
-//! * `codes`     — CSPRNG codes, keyed hashes (payments, ePINs), constant-time comparison.
-//! * `policy`    — the bank's policies as pure rules: payments, caps, weak ePINs.
-//! * `store`     — all SQL, on SQLite or PostgreSQL; the atomic rules live here.
-//! * `core`      — the gateway's rules and texts; transport-free.
-//! * `limits`    — per-node rate limits (governor) and the verify guessing guard.
-//! * `smpp`      — the SMPP listener: sessions, framing, PDUs ↔ core requests.
-//! * `http`      — verify, card admin and operations endpoints.
-//! * `console`   — the back-office web console at `/console` (HTML; calls the core).
-//! * `tokens`    — TOTP (RFC 6238) and OCRA (RFC 6287) arithmetic for customer tokens; pure.
 
 pub mod app;
 pub mod config;
