@@ -225,8 +225,8 @@ pub fn escaped(s: &str) -> String {
     out
 }
 
-/// Log lines a peer can cause at will. Each kind is logged at most [`SAMPLE_FIRST`]
-/// times per [`SAMPLE_INTERVAL`]; the rest are counted and summarised in one line
+/// Log lines a peer can cause at will. Each kind is logged at most `SAMPLE_FIRST`
+/// times per `SAMPLE_INTERVAL`; the rest are counted and summarised in one line
 /// when the kind next occurs after the interval.
 #[derive(Debug, Clone, Copy)]
 pub enum Noisy {
@@ -275,7 +275,7 @@ static BUCKETS: std::sync::Mutex<[Bucket; Noisy::ALL]> = std::sync::Mutex::new(
     }; Noisy::ALL],
 );
 
-/// Runs `log` unless this kind of line was logged [`SAMPLE_FIRST`] times already in
+/// Runs `log` unless this kind of line was logged `SAMPLE_FIRST` times already in
 /// the current interval.
 pub fn sampled(kind: Noisy, log: impl FnOnce()) {
     let now = std::time::Instant::now();

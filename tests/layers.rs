@@ -112,28 +112,58 @@ fn reached(file: &Path, text: &str) -> Vec<Vec<String>> {
             i += 1;
             continue;
         };
-        let mut j = i + skip;
-        let mut path = base;
-        loop {
-            let start = j;
-            while j < bytes.len() && (bytes[j].is_alphanumeric() || bytes[j] == '_') {
-                j += 1;
-            }
-            if j == start {
-                break;
-            }
-            path.push(bytes[start..j].iter().collect());
-            if j + 1 < bytes.len() && bytes[j] == ':' && bytes[j + 1] == ':' {
-                j += 2;
-            } else {
-                break;
-            }
-        }
-        // `use crate::core::{a, b}`: the group's parent is what is reached.
-        out.push(path);
+        let j = path_at(&bytes, i + skip, base, &mut out);
         i = j.max(i + 1);
     }
     out
+}
+
+/// Reads the path that starts at `j` below `base` into `out`; a group
+/// (`use super::{a, b::c}`) reaches each of its members, so sibling modules named
+/// in one `use` are seen as what they are. Returns where the path ends.
+fn path_at(
+    bytes: &[char],
+    mut j: usize,
+    mut path: Vec<String>,
+    out: &mut Vec<Vec<String>>,
+) -> usize {
+    loop {
+        let start = j;
+        while j < bytes.len() && (bytes[j].is_alphanumeric() || bytes[j] == '_') {
+            j += 1;
+        }
+        if j == start {
+            if bytes.get(j) == Some(&'{') {
+                j += 1;
+                loop {
+                    while bytes.get(j).is_some_and(|c| c.is_whitespace() || *c == ',') {
+                        j += 1;
+                    }
+                    if j >= bytes.len() || bytes[j] == '}' {
+                        return j + 1;
+                    }
+                    let before = j;
+                    j = path_at(bytes, j, path.clone(), out);
+                    // Skip what is not a path (`self`, `as x`, `*`).
+                    while bytes.get(j).is_some_and(|c| *c != ',' && *c != '}') {
+                        j += 1;
+                    }
+                    if j == before {
+                        j += 1;
+                    }
+                }
+            }
+            break;
+        }
+        path.push(bytes[start..j].iter().collect());
+        if j + 1 < bytes.len() && bytes[j] == ':' && bytes[j + 1] == ':' {
+            j += 2;
+        } else {
+            break;
+        }
+    }
+    out.push(path);
+    j
 }
 
 /// The source file of the longest prefix of `path` that names a module.
@@ -403,7 +433,22 @@ fn no_file_imports_form_a_circle() {
 fn the_import_reader_sees_imports() {
     let text = "use crate::core::{Core, ports::CardStore};\nuse super::error::port; // crate::http\nlet s = \"crate::smpp\";";
     let paths = reached(Path::new("src/store/cards.rs"), text);
-    assert!(paths.contains(&vec!["core".to_owned()]), "{paths:?}");
+    let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(paths.contains(&path(&["core", "Core"])), "{paths:?}");
+    assert!(
+        paths.contains(&path(&["core", "ports", "CardStore"])),
+        "each member of a group: {paths:?}"
+    );
+    let siblings = reached(
+        Path::new("src/http/docs.rs"),
+        "use super::{admin, codes::{push, show}, self as here};",
+    );
+    assert!(
+        siblings.contains(&path(&["http", "admin"]))
+            && siblings.contains(&path(&["http", "codes", "push"]))
+            && siblings.contains(&path(&["http", "codes", "show"])),
+        "sibling modules named in one group: {siblings:?}"
+    );
     assert!(
         paths.contains(&vec![
             "store".to_owned(),

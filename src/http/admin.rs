@@ -6,8 +6,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 
+use super::answers::CardErrors;
 use super::caller::{Admin, AdminOn, Card};
-use super::docs::CardErrors;
 use super::error::{ErrorBody, Json};
 use super::views::{CardView, EnrolledView, EventView};
 use super::{fields, ApiError, AppState};

@@ -4,8 +4,8 @@
 
 use axum::extract::State;
 
+use super::answers::{CommonErrors, KeyErrors};
 use super::caller::{Admin, AdminOn, Key};
-use super::docs::{CommonErrors, KeyErrors};
 use super::error::Json;
 use super::views::ApiKeyView;
 use super::{ApiError, AppState};

@@ -7,8 +7,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use super::answers::{CodeErrors, CommonErrors};
 use super::caller::{AdminOn, Code, Verifier};
-use super::docs::{CodeErrors, CommonErrors};
 use super::error::{ErrorBody, Json};
 use super::fields::{self, TransactionBody};
 use super::views::CodeView;

@@ -3,8 +3,8 @@
 
 use axum::extract::State;
 
+use super::answers::CommonErrors;
 use super::caller::Admin;
-use super::docs::CommonErrors;
 use super::error::Json;
 use super::views::ConnectionView;
 use super::{ApiError, AppState};

@@ -7,12 +7,14 @@
 //!
 //! * `caller.rs` — the API key of a request, and the extractors that require its
 //!   role and read the body and the path's id in the order the API answers in.
-//! * `docs.rs`   — the OpenAPI document (`/openapi.json`) and its shared error answers.
+//! * `answers.rs` — the error answers the OpenAPI document lists for many endpoints.
+//! * `docs.rs`   — the OpenAPI document (`/openapi.json`): its root and handlers.
 //! * `error.rs`  — `ApiError`, its one body, and the `Json` extractor that uses it.
 //! * `fields.rs` — request fields several endpoints parse: PAN, request_id, payment.
 //! * `views.rs`  — the JSON shapes of the core's values, and their schemas.
 
 mod admin;
+mod answers;
 mod apikeys;
 mod caller;
 mod codes;

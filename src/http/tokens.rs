@@ -8,8 +8,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use super::answers::{CardErrors, CommonErrors, TokenErrors};
 use super::caller::{AdminOn, TokensPath, Verifier};
-use super::docs::{CardErrors, CommonErrors, TokenErrors};
 use super::error::{ErrorBody, Json};
 use super::views::{ActivatedTokenView, EnrolledTokenView, TokenView};
 use super::{ApiError, AppState};

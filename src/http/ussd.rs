@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use otpgw_parsers::ussd::parse_ussd;
 use serde::Deserialize;
 
-use super::docs::CommonErrors;
+use super::answers::CommonErrors;
 use super::{ApiError, AppState, Caller};
 use otpgw_rules::vocab::Role;
 

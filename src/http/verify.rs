@@ -5,8 +5,8 @@
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
+use super::answers::CommonErrors;
 use super::caller::Verifier;
-use super::docs::CommonErrors;
 use super::error::{ErrorBody, Json};
 use super::fields::{self, TransactionBody};
 use super::{ApiError, AppState};
