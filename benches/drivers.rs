@@ -75,6 +75,17 @@ macro_rules! measure {
     }};
 }
 
+/// The gateway's own migrations, applied through the typed pool.
+async fn migrate<DB: sqlx::Database>(pool: &Pool<DB>, dir: &std::path::Path)
+where
+    <DB as sqlx::Database>::Connection: sqlx::migrate::Migrate,
+{
+    let migrator = sqlx::migrate::Migrator::new(dir)
+        .await
+        .expect("the migrations");
+    migrator.run(pool).await.expect("migrated");
+}
+
 async fn card(pool: &Pool<Any>, pan_hash: &str) -> i64 {
     sqlx::query_scalar(
         "INSERT INTO cards (pan_hash, last4, last6_hash, msisdn, status, failures, created_at, updated_at) \
@@ -102,12 +113,7 @@ fn drivers(c: &mut Criterion) {
             .connect_with(opts)
             .await
             .unwrap();
-        sqlx::migrate::Migrator::new(migrations.join("sqlite"))
-            .await
-            .unwrap()
-            .run(&typed)
-            .await
-            .unwrap();
+        migrate(&typed, &migrations.join("sqlite")).await;
         let any: Pool<Any> = sqlx::pool::PoolOptions::new()
             .max_connections(1)
             .after_connect(|conn: &mut sqlx::AnyConnection, _| {
@@ -144,12 +150,7 @@ fn drivers(c: &mut Criterion) {
             .connect(&url)
             .await
             .unwrap();
-        sqlx::migrate::Migrator::new(migrations.join("postgres"))
-            .await
-            .unwrap()
-            .run(&typed)
-            .await
-            .unwrap();
+        migrate(&typed, &migrations.join("postgres")).await;
         let any: Pool<Any> = sqlx::pool::PoolOptions::new()
             .max_connections(1)
             .connect(&url)
