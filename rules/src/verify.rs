@@ -162,135 +162,75 @@ pub(crate) mod tests {
         }
     }
 
-    fn code(state: &str, expires_at: i64) -> LatestCode {
+    /// When every test code expires.
+    const EXPIRES: i64 = 60_000;
+
+    fn code(state: &str) -> LatestCode {
         LatestCode {
             id: 7,
             code_hash: "h".into(),
             state: CodeState::parse(state).unwrap(),
-            expires_at,
+            expires_at: EXPIRES,
             txn_hash: None,
             cap: None,
         }
     }
 
-    type Case<'a> = (
-        &'a LockedCard,
-        Option<LatestCode>,
-        Option<&'a str>,
-        i64,
-        (Verdict, Effect),
-    );
+    fn approved() -> (Verdict, Effect) {
+        (Verdict::Approved, Effect::UseCode(7))
+    }
+
+    fn rejected(reason: Reason, effect: Effect) -> (Verdict, Effect) {
+        (Verdict::Rejected(reason), effect)
+    }
+
+    /// A row of the decision table: the latest code's state, the candidate's hash,
+    /// the time and the decision.
+    type Case<'a> = (&'a str, Option<&'a str>, i64, (Verdict, Effect));
 
     #[test]
     fn decision_table() {
-        let active = card(CardStatus::Active);
+        use Effect::{CountFailure, ExpireCode};
+        use Reason::*;
+        // Rows for an active card and its latest code's state: every other card
+        // status is answered before any code.
         let cases: &[Case<'_>] = &[
-            (
-                &active,
-                Some(code("live", 60_000)),
-                Some("h"),
-                59_999,
-                (Verdict::Approved, Effect::UseCode(7)),
-            ),
+            ("live", Some("h"), EXPIRES - 1, approved()),
             // Exactly at expiry the code is dead.
-            (
-                &active,
-                Some(code("live", 60_000)),
-                Some("h"),
-                60_000,
-                (Verdict::Rejected(Reason::Expired), Effect::ExpireCode(7)),
-            ),
-            (
-                &active,
-                Some(code("live", 60_000)),
-                Some("x"),
-                0,
-                (Verdict::Rejected(Reason::Invalid), Effect::CountFailure),
-            ),
-            (
-                &active,
-                Some(code("live", 60_000)),
-                None,
-                0,
-                (Verdict::Rejected(Reason::Invalid), Effect::CountFailure),
-            ),
-            // No code ever issued, or none live: rejected, not counted.
-            (
-                &active,
-                None,
-                Some("h"),
-                0,
-                (Verdict::Rejected(Reason::Invalid), Effect::None),
-            ),
-            (
-                &active,
-                Some(code("live", 60_000)),
-                Some("x"),
-                60_000,
-                (Verdict::Rejected(Reason::Invalid), Effect::None),
-            ),
-            (
-                &active,
-                Some(code("used", 60_000)),
-                Some("x"),
-                0,
-                (Verdict::Rejected(Reason::Invalid), Effect::None),
-            ),
-            (
-                &active,
-                Some(code("expired", 60_000)),
-                None,
-                0,
-                (Verdict::Rejected(Reason::Invalid), Effect::None),
-            ),
-            (
-                &active,
-                Some(code("used", 60_000)),
-                Some("h"),
-                0,
-                (Verdict::Rejected(Reason::Used), Effect::None),
-            ),
-            (
-                &active,
-                Some(code("expired", 60_000)),
-                Some("h"),
-                0,
-                (Verdict::Rejected(Reason::Expired), Effect::None),
-            ),
-            (
-                &active,
-                Some(code("failed", 60_000)),
-                Some("h"),
-                0,
-                (Verdict::Rejected(Reason::Expired), Effect::None),
-            ),
+            ("live", Some("h"), EXPIRES, rejected(Expired, ExpireCode(7))),
+            ("live", Some("x"), 0, rejected(Invalid, CountFailure)),
+            ("live", None, 0, rejected(Invalid, CountFailure)),
+            // No code live: rejected, not counted.
+            ("live", Some("x"), EXPIRES, rejected(Invalid, Effect::None)),
+            ("used", Some("x"), 0, rejected(Invalid, Effect::None)),
+            ("expired", None, 0, rejected(Invalid, Effect::None)),
+            ("used", Some("h"), 0, rejected(Used, Effect::None)),
+            ("expired", Some("h"), 0, rejected(Expired, Effect::None)),
+            ("failed", Some("h"), 0, rejected(Expired, Effect::None)),
         ];
-        for (card, latest, candidate, now, expected) in cases {
+        let active = card(CardStatus::Active);
+        for (state, candidate, now, expected) in cases {
             assert_eq!(
-                &decide(card, latest.as_ref(), &plain(*candidate), *now),
-                expected
+                &decide(&active, Some(&code(state)), &plain(*candidate), *now),
+                expected,
+                "{state} {candidate:?} at {now}"
             );
         }
-        for status in [CardStatus::Locked, CardStatus::Suspended] {
-            assert_eq!(
-                decide(
-                    &card(status),
-                    Some(&code("live", 60_000)),
-                    &plain(Some("h")),
-                    0
-                ),
-                (Verdict::Rejected(Reason::Locked), Effect::None)
-            );
-        }
+        // No code ever issued: rejected, not counted either.
         assert_eq!(
-            decide(
-                &card(CardStatus::Pending),
-                Some(&code("live", 60_000)),
-                &plain(Some("h")),
-                0
-            ),
-            (Verdict::Rejected(Reason::NotActivated), Effect::None)
+            decide(&active, None, &plain(Some("h")), 0),
+            rejected(Invalid, Effect::None)
         );
+        for (status, reason) in [
+            (CardStatus::Locked, Locked),
+            (CardStatus::Suspended, Locked),
+            (CardStatus::Pending, NotActivated),
+        ] {
+            assert_eq!(
+                decide(&card(status), Some(&code("live")), &plain(Some("h")), 0),
+                rejected(reason, Effect::None)
+            );
+        }
     }
 
     #[test]
@@ -299,7 +239,7 @@ pub(crate) mod tests {
         let live = |txn: Option<&str>, cap: Option<i64>| LatestCode {
             txn_hash: txn.map(str::to_owned),
             cap,
-            ..code("live", 60_000)
+            ..code("live")
         };
         let with_epin = LockedCard {
             epin_hash: Some("E".into()),
@@ -313,8 +253,6 @@ pub(crate) mod tests {
                 require_transaction: require,
                 ..plain(Some("h"))
             };
-        let rejected = |r, e| (Verdict::Rejected(r), e);
-        let approved = || (Verdict::Approved, Effect::UseCode(7));
         let active = card(CardStatus::Active);
         let cases: Vec<(&LockedCard, LatestCode, Presented, (Verdict, Effect))> = vec![
             // ePIN: right code and right ePIN; a wrong or missing ePIN is a wrong code.
@@ -348,7 +286,7 @@ pub(crate) mod tests {
             // A wrong ePIN says nothing about a used code either.
             (
                 &with_epin,
-                code("used", 60_000),
+                code("used"),
                 p(None, None, None, false),
                 rejected(Invalid, Effect::None),
             ),
