@@ -282,85 +282,57 @@ mod tests {
         char::from(b'0' + i).to_string().repeat(8)
     }
 
+    /// Appendix C's time step: 25 March 2008, 12:06:30 UTC, in minutes.
+    const RFC_TIME_STEP: u64 = 0x132d0b6;
+
+    /// Checks `suite` with `key` against Appendix C's responses in order. The i-th
+    /// input is the RFC's: the i-th repeated-digit challenge ("00000000",
+    /// "11111111", ...) unless the vector fixes one, and counter i, PIN "1234" and
+    /// [`RFC_TIME_STEP`] each only where the suite asks for it.
+    fn check_rfc(suite: &str, key: &[u8], question: Option<&str>, expected: &[&str]) {
+        let parsed = Suite::parse(suite).unwrap();
+        for (i, r) in expected.iter().enumerate() {
+            let repeated = q(i as u8);
+            let input = Input {
+                counter: parsed.counter.then_some(i as u64),
+                question: question.unwrap_or(&repeated),
+                pin: parsed.pin.map(|_| "1234"),
+                session: None,
+                time_step: parsed.time_step.map(|_| RFC_TIME_STEP),
+            };
+            assert_eq!(response(&parsed, key, &input).unwrap(), *r, "{suite} #{i}");
+        }
+    }
+
     /// RFC 6287 Appendix C.1, one-way challenge/response.
     #[test]
-    fn rfc6287_qn08_sha1() {
-        let suite = Suite::parse("OCRA-1:HOTP-SHA1-6:QN08").unwrap();
-        let expected = [
+    fn rfc6287_one_way() {
+        let sha1 = [
             "237653", "243178", "653583", "740991", "608993", "388898", "816933", "224598",
             "750600", "294470",
         ];
-        for (i, r) in expected.iter().enumerate() {
-            let input = Input {
-                question: &q(i as u8),
-                ..Input::default()
-            };
-            assert_eq!(response(&suite, KEY20, &input).unwrap(), *r);
-        }
-    }
-
-    #[test]
-    fn rfc6287_counter_pin_sha256() {
-        let suite = Suite::parse("OCRA-1:HOTP-SHA256-8:C-QN08-PSHA1").unwrap();
-        let expected = [
+        let counter_pin_sha256 = [
             "65347737", "86775851", "78192410", "71565254", "10104329", "65983500", "70069104",
             "91771096", "75011558", "08522129",
         ];
-        for (c, r) in expected.iter().enumerate() {
-            let input = Input {
-                counter: Some(c as u64),
-                question: "12345678",
-                pin: Some("1234"),
-                ..Input::default()
-            };
-            assert_eq!(response(&suite, KEY32, &input).unwrap(), *r);
-        }
-        let pin_only = Suite::parse("OCRA-1:HOTP-SHA256-8:QN08-PSHA1").unwrap();
-        for (i, r) in ["83238735", "01501458", "17957585", "86776967", "86807031"]
-            .iter()
-            .enumerate()
-        {
-            let input = Input {
-                question: &q(i as u8),
-                pin: Some("1234"),
-                ..Input::default()
-            };
-            assert_eq!(response(&pin_only, KEY32, &input).unwrap(), *r);
-        }
-    }
-
-    #[test]
-    fn rfc6287_counter_sha512() {
-        let suite = Suite::parse("OCRA-1:HOTP-SHA512-8:C-QN08").unwrap();
-        let expected = [
+        let pin_sha256 = ["83238735", "01501458", "17957585", "86776967", "86807031"];
+        let counter_sha512 = [
             "07016083", "63947962", "70123924", "25341727", "33203315", "34205738", "44343969",
             "51946085", "20403879", "31409299",
         ];
-        for (i, r) in expected.iter().enumerate() {
-            let input = Input {
-                counter: Some(i as u64),
-                question: &q(i as u8),
-                ..Input::default()
-            };
-            assert_eq!(response(&suite, KEY64, &input).unwrap(), *r);
-        }
-    }
-
-    #[test]
-    fn rfc6287_time_sha512() {
-        let suite = Suite::parse("OCRA-1:HOTP-SHA512-8:QN08-T1M").unwrap();
-        assert_eq!(suite.time_step, Some(60));
-        for (i, r) in ["95209754", "55907591", "22048402", "24218844", "36209546"]
-            .iter()
-            .enumerate()
-        {
-            let input = Input {
-                question: &q(i as u8),
-                time_step: Some(0x132d0b6),
-                ..Input::default()
-            };
-            assert_eq!(response(&suite, KEY64, &input).unwrap(), *r);
-        }
+        let time_sha512 = ["95209754", "55907591", "22048402", "24218844", "36209546"];
+        check_rfc("OCRA-1:HOTP-SHA1-6:QN08", KEY20, None, &sha1);
+        check_rfc(
+            "OCRA-1:HOTP-SHA256-8:C-QN08-PSHA1",
+            KEY32,
+            Some("12345678"),
+            &counter_pin_sha256,
+        );
+        check_rfc("OCRA-1:HOTP-SHA256-8:QN08-PSHA1", KEY32, None, &pin_sha256);
+        check_rfc("OCRA-1:HOTP-SHA512-8:C-QN08", KEY64, None, &counter_sha512);
+        let timed = "OCRA-1:HOTP-SHA512-8:QN08-T1M";
+        assert_eq!(Suite::parse(timed).unwrap().time_step, Some(60));
+        check_rfc(timed, KEY64, None, &time_sha512);
     }
 
     /// Appendix C.3, plain signatures (alphanumeric challenges).
@@ -381,7 +353,7 @@ mod tests {
         let timed = Suite::parse("OCRA-1:HOTP-SHA512-8:QA10-T1M").unwrap();
         let input = Input {
             question: "SIG1000000",
-            time_step: Some(0x132d0b6),
+            time_step: Some(RFC_TIME_STEP),
             ..Input::default()
         };
         assert_eq!(response(&timed, KEY64, &input).unwrap(), "77537423");
