@@ -256,34 +256,23 @@ mod tests {
         assert_ne!(t.canonical(), other.canonical());
         let with_bar = Transaction::new("bill", 1, "EUR", "a|b").unwrap();
         assert_eq!(with_bar.canonical(), "v1|bill|1|EUR|a|b");
-        assert_eq!(
-            Transaction::new("refund", 1, "IRR", "x"),
-            Err(PolicyError::TransactionType)
-        );
-        assert_eq!(
-            Transaction::new("bill", 0, "IRR", "x"),
-            Err(PolicyError::Amount)
-        );
-        assert_eq!(
-            Transaction::new("bill", MAX_AMOUNT + 1, "IRR", "x"),
-            Err(PolicyError::Amount)
-        );
-        assert_eq!(
-            Transaction::new("bill", 1, "irr", "x"),
-            Err(PolicyError::Currency)
-        );
-        assert_eq!(
-            Transaction::new("bill", 1, "IRR", " "),
-            Err(PolicyError::Payee)
-        );
-        assert_eq!(
-            Transaction::new("bill", 1, "IRR", "a\nb"),
-            Err(PolicyError::Payee)
-        );
-        assert_eq!(
-            Transaction::new("bill", 1, "IRR", &"x".repeat(65)),
-            Err(PolicyError::Payee)
-        );
+        let long_payee = "x".repeat(65);
+        let refused = [
+            (("refund", 1, "IRR", "x"), PolicyError::TransactionType),
+            (("bill", 0, "IRR", "x"), PolicyError::Amount),
+            (("bill", MAX_AMOUNT + 1, "IRR", "x"), PolicyError::Amount),
+            (("bill", 1, "irr", "x"), PolicyError::Currency),
+            (("bill", 1, "IRR", " "), PolicyError::Payee),
+            (("bill", 1, "IRR", "a\nb"), PolicyError::Payee),
+            (("bill", 1, "IRR", long_payee.as_str()), PolicyError::Payee),
+        ];
+        for ((kind, amount, currency, payee), error) in refused {
+            assert_eq!(
+                Transaction::new(kind, amount, currency, payee),
+                Err(error),
+                "{kind} {amount} {currency} {payee:?}"
+            );
+        }
         assert_eq!(
             Transaction::new("bill", 1250, "EUR", "x")
                 .unwrap()
