@@ -77,10 +77,7 @@ pub struct Params<'a> {
 }
 
 pub fn render(kind: ReplyKind, lang: Language, p: &Params<'_>) -> String {
-    let body = match lang {
-        Language::En => render_en(kind, p),
-        Language::Fa => render_fa(kind, p),
-    };
+    let body = fill(template(kind, lang), &values(p, lang));
     if kind != ReplyKind::Code {
         return body;
     }
@@ -113,114 +110,126 @@ pub fn cap_line(cap: u64, currency: &str, lang: Language) -> String {
     }
 }
 
-fn render_en(kind: ReplyKind, p: &Params<'_>) -> String {
-    match kind {
-        ReplyKind::Code => format!(
-            "Your dynamic password: {}\nValid {} seconds. Never share it with anyone.",
-            p.code, p.ttl_secs
-        ),
-        ReplyKind::NotEnrolled => {
-            "This number is not registered for dynamic passwords. Register at your bank's ATM or branch.".into()
+/// The text of `kind` in `lang`, with `{name}` where a value of [`values`] goes.
+fn template(kind: ReplyKind, lang: Language) -> &'static str {
+    use Language::{En, Fa};
+    use ReplyKind::*;
+    match (kind, lang) {
+        (Code, En) => {
+            "Your dynamic password: {code}\nValid {ttl} seconds. Never share it with anyone."
         }
-        ReplyKind::NoSuchCard => format!(
-            "No card ending in {} is registered for this number. Send the last 4 digits of your card.",
-            p.digits
-        ),
-        ReplyKind::Ambiguous => format!(
-            "More than one of your cards ends in {}. Send the last 6 digits of the card.",
-            p.digits
-        ),
-        ReplyKind::FullPan => {
-            "Never send your full card number by SMS. Send only the last 4 digits of your card.".into()
+        (Code, Fa) => {
+            "رمز پویا: {code}\nاعتبار: {ttl} ثانیه. این رمز را در اختیار هیچ‌کس قرار ندهید."
         }
-        ReplyKind::Locked => format!(
-            "The dynamic password service of your card ending in {} is disabled. Re-activate it at your bank's ATM or branch.",
-            p.digits
-        ),
-        ReplyKind::Help => format!(
-            "For a dynamic password send the last 4 digits of your card to {}. The password is valid {} seconds.",
-            p.short_code, p.ttl_secs
-        ),
-        ReplyKind::Unrecognised => format!(
-            "Message not understood. Send only the last 4 digits of your card to {}.",
-            p.short_code
-        ),
-        ReplyKind::Limited => format!("Too many requests. Try again in {} seconds.", p.retry_secs),
-        ReplyKind::NotActivated => format!(
-            "Your card ending in {} is not activated yet. Confirm the activation code we sent at your bank's ATM, app or branch.",
-            p.digits
-        ),
-        ReplyKind::Activation => format!(
-            "Activation code for dynamic passwords of card {}: {}\nValid {} hours. Enter it only at your bank's ATM, app or branch.",
-            p.digits,
-            p.code,
-            p.ttl_secs / 3600
-        ),
-        ReplyKind::TokenActivation => format!(
-            "Token activation code for card {}, part 2: {}\nType it in the app after part 1 from the bank. Valid {} hours. Tell no one.",
-            p.digits,
-            p.code,
-            p.ttl_secs / 3600
-        ),
+        (NotEnrolled, En) => {
+            "This number is not registered for dynamic passwords. Register at your bank's ATM or branch."
+        }
+        (NotEnrolled, Fa) => {
+            "این شماره برای رمز پویا ثبت نشده است. برای ثبت به خودپرداز یا شعبه بانک مراجعه کنید."
+        }
+        (NoSuchCard, En) => {
+            "No card ending in {digits} is registered for this number. Send the last 4 digits of your card."
+        }
+        (NoSuchCard, Fa) => {
+            "کارتی با چهار رقم پایانی {digits} برای این شماره ثبت نشده است. چهار رقم آخر کارت خود را ارسال کنید."
+        }
+        (Ambiguous, En) => {
+            "More than one of your cards ends in {digits}. Send the last 6 digits of the card."
+        }
+        (Ambiguous, Fa) => {
+            "بیش از یک کارت شما به {digits} ختم می‌شود. شش رقم آخر کارت را ارسال کنید."
+        }
+        (FullPan, En) => {
+            "Never send your full card number by SMS. Send only the last 4 digits of your card."
+        }
+        (FullPan, Fa) => {
+            "هرگز شماره کامل کارت را پیامک نکنید. فقط چهار رقم آخر کارت را ارسال کنید."
+        }
+        (Locked, En) => {
+            "The dynamic password service of your card ending in {digits} is disabled. Re-activate it at your bank's ATM or branch."
+        }
+        (Locked, Fa) => {
+            "سرویس رمز پویای کارت {digits} غیرفعال است. برای فعال‌سازی به خودپرداز یا شعبه بانک مراجعه کنید."
+        }
+        (Help, En) => {
+            "For a dynamic password send the last 4 digits of your card to {short_code}. The password is valid {ttl} seconds."
+        }
+        (Help, Fa) => {
+            "برای دریافت رمز پویا، چهار رقم آخر کارت را به {short_code} بفرستید. رمز {ttl} ثانیه اعتبار دارد."
+        }
+        (Unrecognised, En) => {
+            "Message not understood. Send only the last 4 digits of your card to {short_code}."
+        }
+        (Unrecognised, Fa) => "پیام نامعتبر است. فقط چهار رقم آخر کارت را به {short_code} بفرستید.",
+        (Limited, En) => "Too many requests. Try again in {retry} seconds.",
+        (Limited, Fa) => {
+            "درخواست‌های شما بیش از حد مجاز است. {retry} ثانیه دیگر دوباره تلاش کنید."
+        }
+        (NotActivated, En) => {
+            "Your card ending in {digits} is not activated yet. Confirm the activation code we sent at your bank's ATM, app or branch."
+        }
+        (NotActivated, Fa) => {
+            "رمز پویای کارت {digits} هنوز فعال نشده است. کد فعال‌سازی ارسال‌شده را در خودپرداز، برنامه یا شعبه بانک تأیید کنید."
+        }
+        (Activation, En) => {
+            "Activation code for dynamic passwords of card {digits}: {code}\nValid {hours} hours. Enter it only at your bank's ATM, app or branch."
+        }
+        (Activation, Fa) => {
+            "کد فعال‌سازی رمز پویای کارت {digits}: {code}\nاعتبار: {hours} ساعت. فقط در خودپرداز، برنامه یا شعبه بانک وارد کنید."
+        }
+        (TokenActivation, En) => {
+            "Token activation code for card {digits}, part 2: {code}\nType it in the app after part 1 from the bank. Valid {hours} hours. Tell no one."
+        }
+        (TokenActivation, Fa) => {
+            "بخش ۲ کد فعال‌سازی رمزساز کارت {digits}: {code}\nپس از بخش ۱ (از بانک) در برنامه وارد کنید. اعتبار: {hours} ساعت. به کسی نگویید."
+        }
     }
 }
 
-fn render_fa(kind: ReplyKind, p: &Params<'_>) -> String {
-    let ttl = to_persian_digits(&p.ttl_secs.to_string());
-    match kind {
-        // The code itself stays in ASCII digits: phones offer those for copy and autofill.
-        ReplyKind::Code => format!(
-            "رمز پویا: {}\nاعتبار: {} ثانیه. این رمز را در اختیار هیچ‌کس قرار ندهید.",
-            p.code, ttl
-        ),
-        ReplyKind::NotEnrolled => {
-            "این شماره برای رمز پویا ثبت نشده است. برای ثبت به خودپرداز یا شعبه بانک مراجعه کنید.".into()
+/// The values a template may name, as `lang` writes them: Persian texts give every
+/// number in Persian digits but the code, which stays in ASCII digits because
+/// phones offer those for copy and autofill.
+fn values(p: &Params<'_>, lang: Language) -> [(&'static str, String); 6] {
+    let digits = |s: &str| match lang {
+        Language::En => s.to_owned(),
+        Language::Fa => to_persian_digits(s),
+    };
+    [
+        ("code", p.code.to_owned()),
+        ("ttl", digits(&p.ttl_secs.to_string())),
+        ("hours", digits(&(p.ttl_secs / 3600).to_string())),
+        ("digits", digits(p.digits)),
+        ("short_code", digits(p.short_code)),
+        ("retry", digits(&p.retry_secs.to_string())),
+    ]
+}
+
+/// `template` with each `{name}` of `values` replaced, in one pass: a value is
+/// never read again as a template.
+fn fill(template: &str, values: &[(&str, String)]) -> String {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let value = after.find('}').and_then(|close| {
+            let name = &after[..close];
+            let (_, value) = values.iter().find(|(n, _)| *n == name)?;
+            Some((close, value))
+        });
+        match value {
+            Some((close, value)) => {
+                out.push_str(value);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
         }
-        ReplyKind::NoSuchCard => format!(
-            "کارتی با چهار رقم پایانی {} برای این شماره ثبت نشده است. چهار رقم آخر کارت خود را ارسال کنید.",
-            to_persian_digits(p.digits)
-        ),
-        ReplyKind::Ambiguous => format!(
-            "بیش از یک کارت شما به {} ختم می‌شود. شش رقم آخر کارت را ارسال کنید.",
-            to_persian_digits(p.digits)
-        ),
-        ReplyKind::FullPan => {
-            "هرگز شماره کامل کارت را پیامک نکنید. فقط چهار رقم آخر کارت را ارسال کنید.".into()
-        }
-        ReplyKind::Locked => format!(
-            "سرویس رمز پویای کارت {} غیرفعال است. برای فعال‌سازی به خودپرداز یا شعبه بانک مراجعه کنید.",
-            to_persian_digits(p.digits)
-        ),
-        ReplyKind::Help => format!(
-            "برای دریافت رمز پویا، چهار رقم آخر کارت را به {} بفرستید. رمز {} ثانیه اعتبار دارد.",
-            to_persian_digits(p.short_code),
-            ttl
-        ),
-        ReplyKind::Unrecognised => format!(
-            "پیام نامعتبر است. فقط چهار رقم آخر کارت را به {} بفرستید.",
-            to_persian_digits(p.short_code)
-        ),
-        ReplyKind::Limited => format!(
-            "درخواست‌های شما بیش از حد مجاز است. {} ثانیه دیگر دوباره تلاش کنید.",
-            to_persian_digits(&p.retry_secs.to_string())
-        ),
-        ReplyKind::NotActivated => format!(
-            "رمز پویای کارت {} هنوز فعال نشده است. کد فعال‌سازی ارسال‌شده را در خودپرداز، برنامه یا شعبه بانک تأیید کنید.",
-            to_persian_digits(p.digits)
-        ),
-        ReplyKind::Activation => format!(
-            "کد فعال‌سازی رمز پویای کارت {}: {}\nاعتبار: {} ساعت. فقط در خودپرداز، برنامه یا شعبه بانک وارد کنید.",
-            to_persian_digits(p.digits),
-            p.code,
-            to_persian_digits(&(p.ttl_secs / 3600).to_string())
-        ),
-        ReplyKind::TokenActivation => format!(
-            "بخش ۲ کد فعال‌سازی رمزساز کارت {}: {}\nپس از بخش ۱ (از بانک) در برنامه وارد کنید. اعتبار: {} ساعت. به کسی نگویید.",
-            to_persian_digits(p.digits),
-            p.code,
-            to_persian_digits(&(p.ttl_secs / 3600).to_string())
-        ),
     }
+    out.push_str(rest);
+    out
 }
 
 /// The language of a reply: the script the customer wrote in, else the default.
@@ -243,19 +252,26 @@ pub fn detect_language(text: &str, default: Language) -> Language {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_text_fits_one_sms_of_its_encoding() {
-        let p = Params {
+    /// Values as long as a reply carries them, for the card ending in `digits`.
+    fn params(digits: &str) -> Params<'_> {
+        Params {
             code: "1234567",
             ttl_secs: 60,
-            digits: "123456",
+            digits,
             short_code: "30003303",
             retry_secs: 3600,
             ..Params::default()
-        };
+        }
+    }
+
+    #[test]
+    fn every_text_fits_one_sms_of_its_encoding() {
+        let p = params("123456");
         for kind in ReplyKind::ALL {
             for lang in [Language::En, Language::Fa] {
                 let t = render(kind, lang, &p);
+                // A misspelt placeholder would reach the customer as `{name}`.
+                assert!(!t.contains(['{', '}']), "{kind:?} {lang:?}: {t}");
                 let fits = match otpgw_parsers::text::gsm7_septets(&t) {
                     Some(septets) => septets <= 160,
                     None => t.encode_utf16().count() <= 70 * 2, // at most two UCS-2 parts
@@ -267,14 +283,7 @@ mod tests {
 
     #[test]
     fn english_texts_are_gsm7() {
-        let p = Params {
-            code: "1234567",
-            ttl_secs: 60,
-            digits: "1234",
-            short_code: "30003303",
-            retry_secs: 3600,
-            ..Params::default()
-        };
+        let p = params("1234");
         for kind in ReplyKind::ALL {
             assert!(
                 otpgw_parsers::text::gsm7_fits(&render(kind, Language::En, &p)),
