@@ -27,29 +27,53 @@ pub struct SessionStatus {
     pub last_error: Option<String>,
 }
 
-/// A connection as operations see it (`GET /v1/connections`, `otpgw status`).
-#[derive(Debug, Clone)]
-pub struct ConnectionStatus {
-    pub name: String,
-    pub host: String,
-    pub port: u16,
-    pub routes: Vec<String>,
-    pub priority: u32,
-    /// `bound` when every session of it is bound; else the least ready one's state.
-    pub state: Phase,
-    pub since: i64,
-    pub sessions: Vec<SessionStatus>,
-    pub window: usize,
-    pub window_in_use: usize,
-    /// Configured segments per second (0 = not paced).
-    pub tps: u32,
-    /// Messages waiting for this connection in particular.
-    pub queued: usize,
-    pub submitted: u64,
-    pub throttled: u64,
-    pub failed: u64,
-    pub receipts: u64,
-    pub received: u64,
+/// Declares a connection's status record: here for the core, holding a [`Phase`],
+/// and in `http::views` for the API, holding the phase's name with the attributes of
+/// its schema. One list of fields, so the record and its view cannot drift apart.
+macro_rules! connection_status {
+    (
+        $(#[$attr:meta])*
+        pub struct $name:ident {
+            $(#[$state_attr:meta])*
+            state: $state:ty,
+            sessions: $session:ty,
+        }
+    ) => {
+        /// A connection as operations see it (`GET /v1/connections`, `otpgw status`).
+        $(#[$attr])*
+        pub struct $name {
+            pub name: String,
+            pub host: String,
+            pub port: u16,
+            pub routes: Vec<String>,
+            pub priority: u32,
+            /// `bound` when every session of it is bound; else the least ready one's state.
+            $(#[$state_attr])*
+            pub state: $state,
+            pub since: i64,
+            pub sessions: Vec<$session>,
+            pub window: usize,
+            pub window_in_use: usize,
+            /// Configured segments per second (0 = not paced).
+            pub tps: u32,
+            /// Messages waiting for this connection in particular.
+            pub queued: usize,
+            pub submitted: u64,
+            pub throttled: u64,
+            pub failed: u64,
+            pub receipts: u64,
+            pub received: u64,
+        }
+    };
+}
+pub(crate) use connection_status;
+
+connection_status! {
+    #[derive(Debug, Clone)]
+    pub struct ConnectionStatus {
+        state: Phase,
+        sessions: SessionStatus,
+    }
 }
 
 pub trait Links: Send + Sync {

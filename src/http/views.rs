@@ -292,31 +292,14 @@ pub struct SessionView {
     pub last_error: Option<String>,
 }
 
-/// A connection as operations see it (`GET /v1/connections`, `otpgw status`).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[schema(as = ConnectionStatus)]
-pub struct ConnectionView {
-    pub name: String,
-    pub host: String,
-    pub port: u16,
-    pub routes: Vec<String>,
-    pub priority: u32,
-    /// `bound` when every session of it is bound; else the least ready one's state.
-    #[schema(value_type = Phase)]
-    pub state: &'static str,
-    pub since: i64,
-    pub sessions: Vec<SessionView>,
-    pub window: usize,
-    pub window_in_use: usize,
-    /// Configured segments per second (0 = not paced).
-    pub tps: u32,
-    /// Messages waiting for this connection in particular.
-    pub queued: usize,
-    pub submitted: u64,
-    pub throttled: u64,
-    pub failed: u64,
-    pub receipts: u64,
-    pub received: u64,
+crate::core::links::connection_status! {
+    #[derive(Debug, Clone, Serialize, ToSchema)]
+    #[schema(as = ConnectionStatus)]
+    pub struct ConnectionView {
+        #[schema(value_type = Phase)]
+        state: &'static str,
+        sessions: SessionView,
+    }
 }
 
 impl From<crate::core::links::ConnectionStatus> for ConnectionView {

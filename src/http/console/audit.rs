@@ -4,11 +4,11 @@
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, MethodRouter};
 
 use super::dates::format_time;
 use super::query::AuditQuery;
 use super::{failure, html, pages, Clerk};
-use crate::core::CoreError;
 use crate::http::state::AppState;
 use otpgw_rules::records::Event;
 
@@ -16,39 +16,47 @@ use otpgw_rules::records::Event;
 const PAGE_SIZE: i64 = 50;
 const CSV_MAX_ROWS: i64 = 10_000;
 
-async fn search(state: &AppState, query: &AuditQuery, limit: i64) -> Result<Vec<Event>, CoreError> {
-    state
-        .core
-        .backoffice
-        .search_audit(&query.filter(), limit)
-        .await
+/// What a search answers with: a page of events, or the CSV export of them.
+#[derive(Clone, Copy)]
+pub(super) enum Answer {
+    Page,
+    Csv,
 }
 
-pub(super) async fn audit(
-    State(state): State<AppState>,
-    clerk: Clerk,
-    query: AuditQuery,
-) -> Result<Response, Response> {
-    let events = search(&state, &query, PAGE_SIZE)
-        .await
-        .map_err(|e| failure(clerk.lang, e))?;
+/// The audit search, answered as `answer` says: one handler, so the page and the
+/// export cannot filter differently.
+pub(super) fn search(answer: Answer) -> MethodRouter<AppState> {
+    get(
+        move |State(state): State<AppState>, clerk: Clerk, query: AuditQuery| async move {
+            let limit = match answer {
+                Answer::Page => PAGE_SIZE,
+                Answer::Csv => CSV_MAX_ROWS,
+            };
+            let found = state
+                .core
+                .backoffice
+                .search_audit(&query.filter(), limit)
+                .await;
+            let events = found.map_err(|e| failure(clerk.lang, e))?;
+            Ok::<_, Response>(match answer {
+                Answer::Page => page(&clerk, &query, &events),
+                Answer::Csv => csv(&clerk, &events),
+            })
+        },
+    )
+}
+
+fn page(clerk: &Clerk, query: &AuditQuery, events: &[Event]) -> Response {
     let next = (events.len() as i64 == PAGE_SIZE)
         .then(|| events.last().map(|e| e.id))
         .flatten();
-    let page = pages::audit(&clerk, &query, &events, next);
-    Ok(html(clerk.lang, StatusCode::OK, page))
+    let page = pages::audit(clerk, query, events, next);
+    html(clerk.lang, StatusCode::OK, page)
 }
 
-pub(super) async fn audit_csv(
-    State(state): State<AppState>,
-    clerk: Clerk,
-    query: AuditQuery,
-) -> Result<Response, Response> {
-    let events = search(&state, &query, CSV_MAX_ROWS)
-        .await
-        .map_err(|e| failure(clerk.lang, e))?;
+fn csv(clerk: &Clerk, events: &[Event]) -> Response {
     let mut out = String::from("id,at,card_id,kind,actor,detail\r\n");
-    for e in &events {
+    for e in events {
         let row = [
             e.id.to_string(),
             format_time(e.at),
@@ -70,7 +78,7 @@ pub(super) async fn audit_csv(
         rows = events.len(),
         "audit exported"
     );
-    Ok((
+    (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
             (
@@ -80,7 +88,7 @@ pub(super) async fn audit_csv(
         ],
         out,
     )
-        .into_response())
+        .into_response()
 }
 
 /// One CSV field, quoted. A field a spreadsheet would run as a formula (a clerk's

@@ -17,6 +17,24 @@
 //! * `keys.rs`    — API keys for administrators.
 //! * `pages.rs`   — the HTML of every page; `i18n.rs` — its words in fa and en.
 
+/// Extractors that cannot fail, read by their type's `from_parts` from the
+/// request's head: what does not parse means the default, never an error page.
+/// (A blanket impl over a trait of ours is not allowed for axum's trait.)
+macro_rules! infallible_from_parts {
+    ($ty:ty) => {
+        impl axum::extract::FromRequestParts<AppState> for $ty {
+            type Rejection = std::convert::Infallible;
+
+            async fn from_request_parts(
+                parts: &mut axum::http::request::Parts,
+                state: &AppState,
+            ) -> Result<Self, Self::Rejection> {
+                Ok(Self::from_parts(parts, state))
+            }
+        }
+    };
+}
+
 mod audit;
 mod cards;
 mod dates;
@@ -50,8 +68,8 @@ pub fn router() -> Router<AppState> {
             cards::change(StatusChange::Reactivate),
         )
         .route("/cards/{id}/suspend", cards::change(StatusChange::Suspend))
-        .route("/audit", get(audit::audit))
-        .route("/audit.csv", get(audit::audit_csv))
+        .route("/audit", audit::search(audit::Answer::Page))
+        .route("/audit.csv", audit::search(audit::Answer::Csv))
         .route("/keys", get(keys::keys_page).post(keys::create_key))
         .route("/keys/{id}/revoke", post(keys::revoke_key))
         .layer(axum::middleware::from_fn(session::same_origin))

@@ -1,6 +1,6 @@
 //! The audit search's filters, as the form sends them and as links carry them.
 
-use axum::extract::{FromRequestParts, Query};
+use axum::extract::Query;
 use axum::http::request::Parts;
 use serde::Deserialize;
 
@@ -28,20 +28,15 @@ pub struct AuditQuery {
     pub before: String,
 }
 
-/// A query string that does not parse filters nothing.
-impl FromRequestParts<AppState> for AuditQuery {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let query = Query::<Self>::from_request_parts(parts, state).await;
-        Ok(query.map(|Query(q)| q).unwrap_or_default())
-    }
-}
+infallible_from_parts!(AuditQuery);
 
 impl AuditQuery {
+    /// A query string that does not parse filters nothing.
+    fn from_parts(parts: &Parts, _: &AppState) -> Self {
+        let query = Query::<Self>::try_from_uri(&parts.uri);
+        query.map(|Query(q)| q).unwrap_or_default()
+    }
+
     pub(super) fn filter(&self) -> AuditFilter {
         let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
         AuditFilter {

@@ -63,16 +63,7 @@ impl Lang {
     }
 }
 
-impl FromRequestParts<AppState> for Lang {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(Self::from_parts(parts, state))
-    }
-}
+infallible_from_parts!(Lang);
 
 /// A signed-in clerk: the session's API key and CSRF token.
 pub struct Clerk {
