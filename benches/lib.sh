@@ -2,15 +2,16 @@
 # gateways the same way: every limit opened up, wait until ready, then make API keys.
 
 # The [limits] table with every limit opened up to COUNT (per second; the per-MSISDN
-# limit per MSISDN_SECS, default 1): the figures measure the gateway, not its limits.
-#   open_limits COUNT [MSISDN_SECS]
+# limit per MSISDN_SECS, default 1; unknown senders UNKNOWN, default COUNT): the
+# figures measure the gateway, not its limits.
+#   open_limits COUNT [MSISDN_SECS [UNKNOWN]]
 open_limits() {
-  local n=$1 msisdn_secs=${2:-1}
+  local n=$1 msisdn_secs=${2:-1} unknown=${3:-$1}
   cat <<TOML
 [limits]
 msisdn = [{ count = $n, per_secs = $msisdn_secs }]
 card = { count = $n, per_secs = 1 }
-unknown_sender = { count = $n, per_secs = 1 }
+unknown_sender = { count = $unknown, per_secs = 1 }
 peer_tps = 0
 global_per_second = 0
 verify_per_key_per_second = 0

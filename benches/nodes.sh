@@ -32,7 +32,7 @@ code_key = "$CK"
 level = "warn"
 [service]
 short_codes = ["30003303"]
-$(open_limits 100000 60)
+$(open_limits 100000 60 1000)
 TOML
   [ $i = 1 ] && $BIN --config $dir/n1.toml migrate >/dev/null
   $BIN --config $dir/n$i.toml serve 2>$dir/n$i.log & pids+=($!)
