@@ -52,7 +52,7 @@ fn policy_attempts_left_count_down_and_the_default_lock_is_lifted_by_the_bank() 
     // A retry of the same request_id answers the same, attempts included.
     assert_eq!(gw.verify(&verifier, cards::A, wrong, "w1"), answers[1]);
 
-    let locked = gw.verify(&verifier, cards::A, &code, "after");
+    let locked = gw.verify(&verifier, cards::A, code, "after");
     assert_eq!(
         locked,
         json!({"result": "rejected", "reason": "locked", "response_code": "75",
@@ -289,14 +289,14 @@ fn policy_epin_is_a_second_factor_that_shares_the_failure_count() {
         v.as_object_mut().unwrap().remove("request_id");
         v
     };
-    let wrong_epin = attempt(&code, Some("7392"), "a");
+    let wrong_epin = attempt(code, Some("7392"), "a");
     let wrong_code = attempt(wrong, Some("7391"), "b");
     let expected = |left: i64| json!({"result": "rejected", "reason": "invalid", "response_code": "55", "attempts_left": left});
     // The same answer for either factor, and one count for both.
     assert_eq!(wrong_epin, expected(2));
     assert_eq!(wrong_code, expected(1));
     // The right code with the right ePIN (Persian digits too) approves.
-    assert_eq!(attempt(&code, Some("۷۳۹۱"), "c")["result"], "approved");
+    assert_eq!(attempt(code, Some("۷۳۹۱"), "c")["result"], "approved");
 
     // Without its ePIN a right code is a wrong one.
     let code = code_in(&gw.sms("989121120006", "3579", "ascii"));
@@ -479,7 +479,7 @@ fn policy_every_rejection_of_an_enrolled_card_carries_attempts_left() {
     );
     assert_eq!(v["result"], "approved", "{v}");
     // The approval ended the run of failures.
-    let v = gw.verify(&verifier, cards::A, &code, "r-used");
+    let v = gw.verify(&verifier, cards::A, code, "r-used");
     assert_eq!(left(&v), (reason("used"), Some(3)), "{v}");
     // No live code: a wrong one is not counted, and says so.
     let v = gw.verify(&verifier, cards::A, wrong, "r-nolive");
@@ -487,7 +487,7 @@ fn policy_every_rejection_of_an_enrolled_card_carries_attempts_left() {
     // A suspended card has no attempts until the bank lifts it.
     let (status, card) = gw.post(&admin, &format!("/v1/cards/{id}/suspend"), &json!({}));
     assert_eq!(status, 200, "{card}");
-    let v = gw.verify(&verifier, cards::A, &code, "r-susp");
+    let v = gw.verify(&verifier, cards::A, code, "r-susp");
     assert_eq!(left(&v), (reason("locked"), Some(0)), "{v}");
     // With no card there is nothing to count: the field is absent.
     let v = gw.verify(&verifier, cards::D, "1234567", "r-none");

@@ -48,7 +48,7 @@ fn three_failures_lock_until_reactivated() {
     for i in 0..2 {
         assert_eq!(fail(&format!("w{i}")), "invalid");
     }
-    gw.approves(&verifier, cards::A, &code, "ok");
+    gw.approves(&verifier, cards::A, code, "ok");
     let code = code_in(&gw.sms("989121110021", "4321", "ascii"));
     for i in 2..4 {
         assert_eq!(fail(&format!("w{i}")), "invalid");
@@ -107,9 +107,9 @@ fn a_retried_request_id_returns_the_first_answer_and_counts_nothing_twice() {
     let failures = gw.failures(&admin, cards::A);
     assert_eq!(failures, 1, "a retry must not count again");
 
-    let ok = gw.verify(&verifier, cards::A, &code, "approve-me");
+    let ok = gw.verify(&verifier, cards::A, code, "approve-me");
     assert_eq!(ok["result"], "approved");
-    assert_eq!(gw.verify(&verifier, cards::A, &code, "approve-me"), ok);
+    assert_eq!(gw.verify(&verifier, cards::A, code, "approve-me"), ok);
 
     // The same request_id for a different request is refused, not answered.
     let reused = json!({"pan": cards::A, "code": "7654321", "request_id": "retry-me"});
