@@ -6,6 +6,7 @@
 set -u
 N=$1; DUR=${2:-20s}
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 BIN="${OTPGW_BIN:-target/release/otpgw}"
 DB=otpgw_nodes_bench
 psql -h 127.0.0.1 -U postgres -d test -qc "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
@@ -31,20 +32,13 @@ code_key = "$CK"
 level = "warn"
 [service]
 short_codes = ["30003303"]
-[limits]
-msisdn = [{ count = 100000, per_secs = 60 }]
-card = { count = 100000, per_secs = 1 }
-unknown_sender = { count = 1000, per_secs = 1 }
-peer_tps = 0
-global_per_second = 0
-verify_per_key_per_second = 0
-guard_max_failures = 100000
+$(open_limits 100000 60 1000)
 TOML
   [ $i = 1 ] && $BIN --config $dir/n1.toml migrate >/dev/null
   $BIN --config $dir/n$i.toml serve 2>$dir/n$i.log & pids+=($!)
 done
-for i in $(seq 1 $N); do for t in $(seq 1 100); do curl -sf http://127.0.0.1:2809$i/readyz >/dev/null && break; sleep 0.1; done; done
-KEY=$($BIN --config $dir/n1.toml apikey create --role admin 2>/dev/null | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["key"])')
+for i in $(seq 1 $N); do wait_ready 2809$i; done
+KEY=$(api_key $BIN $dir/n1.toml admin)
 uptime
 bpids=()
 for i in $(seq 1 $N); do

@@ -9,6 +9,7 @@
 # PostgreSQL instead (an existing, empty database). Extra arguments go to the bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 BIN="${OTPGW_BIN:-target/release/otpgw}"
 # `otpgw bench` runs the otpgw-bench executable beside $BIN.
 [ -x "$BIN" ] && [ -x "$(dirname "$BIN")/otpgw-bench" ] ||
@@ -42,29 +43,16 @@ level = "warn"
 [service]
 short_codes = ["30003303"]
 sender_id = "BankOTP"
-# Opened up: the figures measure the gateway, not its rate limits.
-[limits]
-msisdn = [{ count = 1000000000, per_secs = 1 }]
-card = { count = 1000000000, per_secs = 1 }
-unknown_sender = { count = 1000000000, per_secs = 1 }
-peer_tps = 0
-global_per_second = 0
-verify_per_key_per_second = 0
-guard_max_failures = 1000000000
+$(open_limits 1000000000)
 TOML
 "$BIN" --config "$dir/otpgw.toml" serve > "$dir/serve.log" 2>&1 &
 gw=$!
 trap 'kill "$gw" 2>/dev/null; wait "$gw" 2>/dev/null; rm -rf "$dir"' EXIT
-for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:$http_port/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-key() { "$BIN" --config "$dir/otpgw.toml" apikey create --role "$1" 2>/dev/null \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])'; }
-export OTPGW_BENCH_ADMIN_KEY="$(key admin)" OTPGW_BENCH_PASSWORD=bench
+wait_ready "$http_port"
+export OTPGW_BENCH_ADMIN_KEY="$(api_key "$BIN" "$dir/otpgw.toml" admin)" OTPGW_BENCH_PASSWORD=bench
 
 if [ "$mode" = verify ]; then
-  export OTPGW_BENCH_VERIFIER_KEY="$(key verifier)"
+  export OTPGW_BENCH_VERIFIER_KEY="$(api_key "$BIN" "$dir/otpgw.toml" verifier)"
 fi
 "$BIN" bench "$mode" --smpp "127.0.0.1:$smpp_port" --system-id bench \
   --http "http://127.0.0.1:$http_port" "$@"

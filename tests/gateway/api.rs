@@ -130,6 +130,11 @@ impl Gateway {
         self.post(admin, "/v1/cards/lookup", &json!({"pan": pan})).1
     }
 
+    /// The card's run of failures, which locks it at the policy's maximum.
+    pub fn failures(&self, admin: &str, pan: &str) -> Value {
+        self.lookup(admin, pan)["failures"].clone()
+    }
+
     /// Polls a code's record until `holds` is true of it (delivery states and receipts
     /// are applied asynchronously, in batches): the record.
     pub fn code_until(&self, admin: &str, id: i64, holds: impl Fn(&Value) -> bool) -> Value {

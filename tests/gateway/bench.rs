@@ -22,14 +22,47 @@ fn bench(args: &[&str]) -> (bool, Value, String) {
         .env_remove("RUST_LIB_BACKTRACE")
         .output()
         .expect("run otpgw bench");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let report = report_in(&String::from_utf8_lossy(&out.stdout));
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let report = stdout
+    (out.status.success(), report, stderr)
+}
+
+/// The tool's report: the last JSON line of its stdout, or Null.
+fn report_in(stdout: &str) -> Value {
+    stdout
         .lines()
         .rev()
         .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or(Value::Null);
-    (out.status.success(), report, stderr)
+        .unwrap_or(Value::Null)
+}
+
+/// `bench sms` against an SMPP server, bound as `system_id` with `password`; the
+/// caller adds the rest.
+fn sms<'a>(smpp: &'a str, system_id: &'a str, password: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["sms", "--smpp", smpp];
+    args.extend(["--system-id", system_id, "--password", password]);
+    args
+}
+
+/// Each of the report's counts `names` is `n`, and no error was counted.
+fn assert_counts(report: &Value, n: u64, names: &[&str]) {
+    for name in names {
+        assert_eq!(report["counts"][name], n, "{name}: {report}");
+    }
+    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+}
+
+/// Starts `otpgw <args>` with its stdout on a pipe; killed when the test ends.
+fn spawn(args: &[&str]) -> Reaped {
+    Reaped(
+        Command::new(bin())
+            .args(args)
+            .env_remove("OTPGW_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn otpgw {args:?}: {e}")),
+    )
 }
 
 /// No digit run as long as a code or a card number in what the tool printed.
@@ -68,11 +101,8 @@ fn bench_sms_gets_a_code_for_every_message_and_verify_approves_them() {
     args.extend(common);
     let (ok, report, stderr) = bench(&args);
     assert!(ok, "bench sms failed: {stderr}");
-    let counts = &report["counts"];
-    assert_eq!(counts["sent"], 40, "{report}");
-    assert_eq!(counts["replies_with_code"], 40, "{report}");
-    assert_eq!(counts["replies_without_code"], 0, "{report}");
-    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+    assert_counts(&report, 40, &["sent", "replies_with_code"]);
+    assert_eq!(report["counts"]["replies_without_code"], 0, "{report}");
     assert_eq!(report["interrupted"], false);
     assert!(report["latency_ms"]["p50"].is_number(), "{report}");
     assert_no_secrets(&format!("{report}{stderr}"));
@@ -86,9 +116,7 @@ fn bench_sms_gets_a_code_for_every_message_and_verify_approves_them() {
         report["params"]["sms_phase"]["counts"]["replies_with_code"],
         10
     );
-    assert_eq!(report["counts"]["requests_done"], 10, "{report}");
-    assert_eq!(report["counts"]["approved"], 10, "{report}");
-    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+    assert_counts(&report, 10, &["requests_done", "approved"]);
     assert_no_secrets(&format!("{report}{stderr}"));
 }
 
@@ -96,42 +124,23 @@ fn bench_sms_gets_a_code_for_every_message_and_verify_approves_them() {
 fn bench_sms_names_the_status_of_a_refused_bind() {
     let gw = Gateway::start();
     let smpp = gw.smpp.to_string();
-    let (ok, _, stderr) = bench(&[
-        "sms",
-        "--smpp",
-        &smpp,
-        "--system-id",
-        "kannel",
-        "--password",
-        "wrong",
-        "--fake-cards",
-        "2",
-        "--count",
-        "1",
-        "--quiet",
-    ]);
+    let mut args = sms(&smpp, "kannel", "wrong");
+    args.extend(["--fake-cards", "2", "--count", "1", "--quiet"]);
+    let (ok, _, stderr) = bench(&args);
     assert!(!ok);
     assert!(stderr.contains("ESME_RINVPASWD"), "{stderr}");
 }
 
 /// `bench transport` on a free port; returns it and its address.
 fn transport() -> (Reaped, String) {
-    let mut child = Reaped(
-        Command::new(bin())
-            .args([
-                "bench",
-                "transport",
-                "--listen",
-                "127.0.0.1:0",
-                "--for",
-                "120s",
-            ])
-            .env_remove("OTPGW_CONFIG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn otpgw bench transport"),
-    );
+    let mut child = spawn(&[
+        "bench",
+        "transport",
+        "--listen",
+        "127.0.0.1:0",
+        "--for",
+        "120s",
+    ]);
     let line = Lines::of(child.0.stdout.take().expect("stdout"))
         .next_within("the transport's listening line", WITHIN);
     let listening: Value = serde_json::from_str(&line).expect("JSON");
@@ -142,30 +151,16 @@ fn transport() -> (Reaped, String) {
 #[test]
 fn bench_sms_against_bench_transport() {
     let (_transport, addr) = transport();
-    let (ok, report, stderr) = bench(&[
-        "sms",
-        "--smpp",
-        &addr,
-        "--system-id",
-        "any",
-        "--password",
-        "any",
-        "--binds",
-        "2",
-        "--window",
-        "8",
-        "--count",
-        "500",
-        "--fake-cards",
-        "50",
-        "--json",
-        "--quiet",
-    ]);
+    let mut args = sms(&addr, "any", "any");
+    args.extend(["--binds", "2", "--window", "8", "--count", "500"]);
+    args.extend(["--fake-cards", "50", "--json", "--quiet"]);
+    let (ok, report, stderr) = bench(&args);
     assert!(ok, "bench sms failed: {stderr}");
-    assert_eq!(report["counts"]["sent"], 500, "{report}");
-    assert_eq!(report["counts"]["replies_with_code"], 500, "{report}");
-    assert_eq!(report["counts"]["submit_sm_resp_ok"], 500, "{report}");
-    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+    assert_counts(
+        &report,
+        500,
+        &["sent", "replies_with_code", "submit_sm_resp_ok"],
+    );
 }
 
 #[test]
@@ -174,18 +169,11 @@ fn ctrl_c_prints_a_partial_report_and_exits_130() {
     // The bench reaches the transport through a forwarder that counts its answers.
     let proxy = Proxy::start(addr);
     let through = proxy.addr.to_string();
-    let mut args = vec!["bench", "sms", "--smpp", &through, "--system-id", "x"];
-    args.extend(["--password", "x", "--fake-cards", "5", "--rate", "50"]);
+    let mut args = vec!["bench"];
+    args.extend(sms(&through, "x", "x"));
+    args.extend(["--fake-cards", "5", "--rate", "50"]);
     args.extend(["--duration", "60s", "--json", "--quiet"]);
-    let mut child = Reaped(
-        Command::new(bin())
-            .args(&args)
-            .env_remove("OTPGW_CONFIG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn otpgw bench sms"),
-    );
+    let mut child = spawn(&args);
     // Once it has sent a few (more answers than a bind_resp came back), interrupt
     // it the way a terminal does.
     wait_for("answers to the bench's messages", WITHIN, || {
@@ -206,7 +194,7 @@ fn ctrl_c_prints_a_partial_report_and_exits_130() {
         .read_to_string(&mut stdout)
         .unwrap();
     assert_eq!(status.code(), Some(130), "{stdout}");
-    let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("JSON");
+    let report = report_in(&stdout);
     assert_eq!(report["interrupted"], true);
     let sent = report["counts"]["sent"].as_u64().expect("sent");
     assert!(sent > 0, "{report}");
@@ -221,23 +209,19 @@ fn ctrl_c_prints_a_partial_report_and_exits_130() {
 fn bench_sms_answers_enquire_link_on_an_idle_session() {
     // The gateway probes a session idle for 1 s and closes it if the probe is not
     // answered within 1 s; the bench sends one message every 5 s.
-    let gw = Gateway::start_with_env(
-        "",
-        &[
-            ("OTPGW_SMPP__ENQUIRE_LINK_SECS", "1"),
-            ("OTPGW_SMPP__RESPONSE_TIMEOUT_SECS", "1"),
-        ],
-    );
+    let gw = Gateway::start_with_overrides(&[
+        ("OTPGW_SMPP__ENQUIRE_LINK_SECS", "1"),
+        ("OTPGW_SMPP__RESPONSE_TIMEOUT_SECS", "1"),
+    ]);
     let admin = gw.api_key("admin");
     let (smpp, http) = (gw.smpp.to_string(), format!("http://{}", gw.http));
-    let mut args = vec!["sms", "--smpp", &smpp, "--system-id", "kannel"];
-    args.extend(["--password", "secret", "--rate", "0.2", "--duration", "8s"]);
+    let mut args = sms(&smpp, "kannel", "secret");
+    args.extend(["--rate", "0.2", "--duration", "8s"]);
     args.extend(["--enroll", "2", "--http", &http, "--admin-key", &admin]);
     args.extend(["--json", "--quiet"]);
     let (ok, report, stderr) = bench(&args);
     assert!(ok, "bench sms failed: {stderr}");
-    assert_eq!(report["counts"]["replies_with_code"], 2, "{report}");
-    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+    assert_counts(&report, 2, &["replies_with_code"]);
     assert!(
         !gw.log().contains("no enquire_link_resp"),
         "the bench left an enquire_link unanswered"

@@ -32,13 +32,12 @@ fn server_log(gw: &Gateway) -> String {
 /// Sends an SMS from `msisdn` for the card ending `last4`, then three wrong codes:
 /// the card locks. Returns the code it was sent.
 fn lock_by_wrong_codes(gw: &Gateway, verifier: &str, pan: &str, msisdn: &str) -> String {
-    let code = code_in(&gw.sms(msisdn, &pan[pan.len() - 4..], "ascii"));
-    let wrong = &wrong_code(&code);
+    let (code, wrong) = gw.code_and_wrong(msisdn, pan);
     for i in 0..3 {
         gw.rejects(
             verifier,
             pan,
-            wrong,
+            &wrong,
             &format!("wrong-{msisdn}-{i}"),
             "invalid",
         );
@@ -49,9 +48,7 @@ fn lock_by_wrong_codes(gw: &Gateway, verifier: &str, pan: &str, msisdn: &str) ->
 #[test]
 fn console_in_a_browser() {
     let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let helpdesk = gw.api_key("helpdesk");
-    let verifier = gw.api_key("verifier");
+    let [admin, helpdesk, verifier] = gw.api_keys(["admin", "helpdesk", "verifier"]);
     let (_, keys) = gw.get(&admin, "/v1/apikeys");
     let helpdesk_actor = format!("apikey:{}", keys[1]["id"]);
     // The administrator's card, found by its number, and the help desk's, by phone.
@@ -96,6 +93,12 @@ fn console_in_a_browser() {
     assert!(out.status.success(), "browser script failed:\n{stderr}");
     let seen: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
 
+    // A text the page showed holds each of `parts`.
+    let says = |field: &str, parts: &[&str]| {
+        let text = seen[field].as_str().unwrap();
+        assert!(parts.iter().all(|p| text.contains(p)), "{field}: {text}");
+    };
+
     // Signing in.
     assert_eq!(seen["unsigned_redirect"], "/console/signin", "{seen}");
     assert_eq!(seen["admin_signed_in"], true);
@@ -107,11 +110,7 @@ fn console_in_a_browser() {
     assert_eq!(seen["card_path"], format!("/console/cards/{id}"));
     assert_eq!(seen["locked_status"], "locked");
     assert_eq!(seen["locked_failures"], "3");
-    let why = seen["locked_why"].as_str().unwrap();
-    assert!(
-        why.contains("3 consecutive wrong codes") && why.contains("apikey:"),
-        "{why}"
-    );
+    says("locked_why", &["3 consecutive wrong codes", "apikey:"]);
     assert_eq!(seen["verifications_rows"], 3);
     assert_eq!(seen["admin_sees_suspend"], true);
     assert_eq!(seen["fa_dir"], "rtl");
@@ -119,10 +118,9 @@ fn console_in_a_browser() {
     // offers the administrator the lift instead of another suspend.
     assert_eq!(seen["reactivated_status"], "active");
     assert_eq!(seen["suspended_status"], "suspended");
-    let why = seen["suspended_why"].as_str().unwrap();
-    assert!(
-        why.contains("apikey:1") && why.contains("Card reported stolen at the branch"),
-        "{why}"
+    says(
+        "suspended_why",
+        &["apikey:1", "Card reported stolen at the branch"],
     );
     assert_eq!(seen["admin_lift_button"], "Lift suspension");
     assert_eq!(seen["admin_sees_suspend_when_suspended"], 0);
@@ -283,9 +281,7 @@ fn console_in_a_browser() {
 #[test]
 fn console_api_keys_list_and_revoke() {
     let gw = Gateway::start();
-    let admin = gw.api_key("admin");
-    let verifier = gw.api_key("verifier");
-    let helpdesk = gw.api_key("helpdesk");
+    let [admin, verifier, helpdesk] = gw.api_keys(["admin", "verifier", "helpdesk"]);
 
     let (status, keys) = gw.get(&admin, "/v1/apikeys");
     assert_eq!(status, 200);
@@ -457,7 +453,7 @@ fn console_health_strip_moves() {
 /// `http.console = false`: no console at all, the API still answers.
 #[test]
 fn console_switched_off_is_not_found() {
-    let gw = Gateway::start_with_env("", &[("OTPGW_HTTP__CONSOLE", "false")]);
+    let gw = Gateway::start_with_overrides(&[("OTPGW_HTTP__CONSOLE", "false")]);
     let admin = gw.api_key("admin");
     let client = reqwest::blocking::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

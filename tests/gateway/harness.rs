@@ -31,6 +31,16 @@ guard_max_failures = 100000
 card_failures_per_key = 100000
 ";
 
+/// The tests' generous limits with one of them set to `value`, for a test about that
+/// one limit (a test's `[limits]` table replaces the generous one whole).
+pub fn generous_limits_but(key: &str, value: &str) -> String {
+    let line = |l: &str| match l.split_once(" = ") {
+        Some((k, _)) if k == key => format!("{key} = {value}\n"),
+        _ => format!("{l}\n"),
+    };
+    GENEROUS_LIMITS.lines().map(line).collect()
+}
+
 pub struct Gateway {
     child: Mutex<Option<Child>>,
     pub http: SocketAddr,
@@ -74,6 +84,11 @@ impl Gateway {
     /// a `[limits]` table of its own (which replaces the tests' generous limits).
     pub fn start_with(service_extra: &str) -> Self {
         Self::start_with_env(service_extra, &[])
+    }
+
+    /// The test default config with `OTPGW_*` environment overrides.
+    pub fn start_with_overrides(env: &[(&str, &str)]) -> Self {
+        Self::start_with_env("", env)
     }
 
     /// As `start_with`, plus `OTPGW_*` environment overrides for other sections.
@@ -342,11 +357,15 @@ sender_id = "BankOTP"
         v["key"].as_str().unwrap().to_owned()
     }
 
+    /// A new key for each of `roles`, made in that order (the order they are listed in).
+    pub fn api_keys<const N: usize>(&self, roles: [&str; N]) -> [String; N] {
+        roles.map(|role| self.api_key(role))
+    }
+
     /// This gateway with a new admin key, then a new verifier key: where most tests
     /// start.
     pub fn with_keys(self) -> (Self, String, String) {
-        let admin = self.api_key("admin");
-        let verifier = self.api_key("verifier");
+        let [admin, verifier] = self.api_keys(["admin", "verifier"]);
         (self, admin, verifier)
     }
 
@@ -424,6 +443,14 @@ sender_id = "BankOTP"
             .as_str()
             .expect("reply text")
             .to_owned()
+    }
+
+    /// A live code for `pan`, asked for by SMS from `msisdn` (the card's last 4
+    /// digits), and a wrong code in its place: (code, wrong).
+    pub fn code_and_wrong(&self, msisdn: &str, pan: &str) -> (String, String) {
+        let code = code_in(&self.sms(msisdn, &pan[pan.len() - 4..], "ascii"));
+        let wrong = wrong_code(&code);
+        (code, wrong)
     }
 
     /// Sends one SMS from `msisdn` without waiting for a reply: the peer's events.

@@ -18,17 +18,19 @@ fn message<'a>(from: &'a str, text: &'a str, reply: bool) -> Vec<&'a str> {
     send(from, text, "ascii", quiet)
 }
 
+/// English replies, and 3 codes a minute for a phone number (the card's own limit
+/// out of the way).
+pub const THREE_A_MINUTE: &str = "language = \"en\"
+[limits]
+msisdn = [{ count = 3, per_secs = 60 }]
+card = { count = 100, per_secs = 1 }";
+
 /// Through the sockets: the burst, the one notice and the silence. When codes
 /// come back is a question of time, answered on a moved clock in
 /// `core::limits::the_fourth_request_in_a_minute_gets_one_notice_then_silence`.
 #[test]
 fn a_burst_gets_codes_up_to_the_limit_one_notice_then_silence() {
-    let gw = Gateway::start_with(
-        "language = \"en\"
-[limits]
-msisdn = [{ count = 3, per_secs = 60 }]
-card = { count = 100, per_secs = 1 }",
-    );
+    let gw = Gateway::start_with(THREE_A_MINUTE);
     let admin = gw.api_key("admin");
     gw.enroll(&admin, cards::A, "989121110080");
     let from = "989121110080";

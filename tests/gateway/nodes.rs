@@ -4,7 +4,7 @@
 
 use crate::api::standing;
 use crate::cards;
-use crate::harness::{code_in, send, wrong_code, Gateway};
+use crate::harness::{code_in, send, Gateway};
 
 #[test]
 fn rules_hold_across_two_nodes() {
@@ -39,8 +39,7 @@ fn rules_hold_across_two_nodes() {
     );
 
     // Concurrent wrong guesses over both nodes lock the card after exactly three.
-    let code = code_in(&a.sms("989121110071", "2468", "ascii"));
-    let wrong = &wrong_code(&code);
+    let (_, wrong) = &a.code_and_wrong("989121110071", cards::C);
     let guesses: Vec<serde_json::Value> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..20)
             .map(|i| {

@@ -21,8 +21,13 @@ fn push(gw: &Gateway, key: &str, pan: &str, request_id: &str) -> (u16, Value) {
 }
 
 /// Two SMSCs, and a gateway with a connection to each (its name and extra settings),
-/// both bound.
-fn two_operators(a: (&str, &str), b: (&str, &str)) -> (Smsc, Smsc, Gateway) {
+/// both bound; with its admin and verifier keys, and cards A and C enrolled on
+/// `phones`: (first, second, (gateway, admin, verifier)).
+fn two_operators(
+    a: (&str, &str),
+    b: (&str, &str),
+    phones: [&str; 2],
+) -> (Smsc, Smsc, (Gateway, String, String)) {
     let (first, second) = (Smsc::start(&[]), Smsc::start(&[]));
     let config = format!(
         "{}{}",
@@ -32,7 +37,10 @@ fn two_operators(a: (&str, &str), b: (&str, &str)) -> (Smsc, Smsc, Gateway) {
     let gw = Gateway::start_with(&config);
     first.wait_bound(1);
     second.wait_bound(1);
-    (first, second, gw)
+    let (gw, admin, verifier) = gw.with_keys();
+    gw.enroll(&admin, cards::A, phones[0]);
+    gw.enroll(&admin, cards::C, phones[1]);
+    (first, second, (gw, admin, verifier))
 }
 
 #[test]
@@ -118,13 +126,11 @@ fn a_retried_push_gets_the_first_answer_past_the_cards_limit_and_status() {
 
 #[test]
 fn a_pushed_code_goes_through_the_route_of_the_cards_number_and_verifies() {
-    let (mci, mtn, gw) = two_operators(
+    let (mci, mtn, (gw, admin, verifier)) = two_operators(
         ("mci", "routes = [\"98912\", \"98991\"]"),
         ("mtn", "routes = [\"98935\"]"),
+        ["09351110201", "09121110202"],
     );
-    let (gw, admin, verifier) = gw.with_keys();
-    gw.enroll(&admin, cards::A, "09351110201");
-    gw.enroll(&admin, cards::C, "09121110202");
 
     let (status, pushed) = push(&gw, &verifier, cards::A, "push-1");
     assert_eq!(status, 202, "{pushed}");
@@ -293,13 +299,11 @@ fn throttled_submits_are_retried_in_order_without_loss() {
 
 #[test]
 fn a_route_fails_over_to_its_next_connection() {
-    let (first, second, gw) = two_operators(
+    let (first, second, (gw, admin, verifier)) = two_operators(
         ("primary", "routes = [\"98912\"]\npriority = 0"),
         ("backup", "routes = [\"98912\"]\npriority = 1"),
+        ["09121110501", "09121110502"],
     );
-    let (gw, admin, verifier) = gw.with_keys();
-    gw.enroll(&admin, cards::A, "09121110501");
-    gw.enroll(&admin, cards::C, "09121110502");
 
     assert_eq!(push(&gw, &verifier, cards::A, "fo-1").0, 202);
     first.wait(|e| e["event"] == "submit_sm" && e["destination_addr"] == "989121110501");

@@ -15,6 +15,15 @@ fn purchase(amount: u64, payee: &str) -> Value {
     json!({"type": "purchase", "amount": amount, "currency": "IRR", "payee": payee})
 }
 
+/// A rejection's reason, response code and attempts left, to compare at once.
+fn rejection(v: &Value) -> (Option<&str>, Option<&str>, Option<i64>) {
+    (
+        v["reason"].as_str(),
+        v["response_code"].as_str(),
+        v["attempts_left"].as_i64(),
+    )
+}
+
 fn card_state(gw: &Gateway, admin: &str, id: i64) -> Value {
     let (status, card) = gw.get(admin, &format!("/v1/cards/{id}"));
     assert_eq!(status, 200, "{card}");
@@ -25,8 +34,7 @@ fn card_state(gw: &Gateway, admin: &str, id: i64) -> Value {
 fn policy_attempts_left_count_down_and_the_default_lock_is_lifted_by_the_bank() {
     let (gw, admin, verifier) = Gateway::start().with_keys();
     let id = gw.enroll_id(&admin, cards::A, "989121120001");
-    let code = code_in(&gw.sms("989121120001", "4321", "ascii"));
-    let wrong = &wrong_code(&code);
+    let (code, wrong) = &gw.code_and_wrong("989121120001", cards::A);
 
     let answers: Vec<Value> = (0..3)
         .map(|i| gw.verify(&verifier, cards::A, wrong, &format!("w{i}")))
@@ -44,7 +52,7 @@ fn policy_attempts_left_count_down_and_the_default_lock_is_lifted_by_the_bank() 
     // A retry of the same request_id answers the same, attempts included.
     assert_eq!(gw.verify(&verifier, cards::A, wrong, "w1"), answers[1]);
 
-    let locked = gw.verify(&verifier, cards::A, &code, "after");
+    let locked = gw.verify(&verifier, cards::A, code, "after");
     assert_eq!(
         locked,
         json!({"result": "rejected", "reason": "locked", "response_code": "75",
@@ -62,8 +70,7 @@ fn policy_a_timed_lock_ends_by_itself_and_cannot_be_lifted_early() {
     let policy = "[policy]\nlock = { timed_secs = 86400 }\nmax_failures = 2\n";
     let (gw, admin, verifier) = Gateway::start_with(policy).with_keys();
     let id = gw.enroll_id(&admin, cards::C, "989121120002");
-    let code = code_in(&gw.sms("989121120002", "2468", "ascii"));
-    let wrong = &wrong_code(&code);
+    let (_, wrong) = &gw.code_and_wrong("989121120002", cards::C);
     let before = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -157,11 +164,7 @@ fn policy_a_pushed_code_bound_to_a_payment_verifies_only_for_that_payment() {
     };
     let v = bound(purchase(2_500_001, "Digikala"), "v-amount");
     assert_eq!(
-        (
-            v["reason"].as_str(),
-            v["response_code"].as_str(),
-            v["attempts_left"].as_i64()
-        ),
+        rejection(&v),
         (Some("transaction_mismatch"), Some("12"), Some(2)),
         "{v}"
     );
@@ -236,11 +239,7 @@ fn policy_a_cap_in_persian_digits_is_honoured() {
     };
     let v = capped(2_500_001, "over");
     assert_eq!(
-        (
-            v["reason"].as_str(),
-            v["response_code"].as_str(),
-            v["attempts_left"].as_i64()
-        ),
+        rejection(&v),
         (Some("amount_exceeds_cap"), Some("61"), Some(2)),
         "{v}"
     );
@@ -280,8 +279,7 @@ fn policy_epin_is_a_second_factor_that_shares_the_failure_count() {
     let card: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(card["has_epin"], true, "{card}");
 
-    let code = code_in(&gw.sms("989121120006", "3579", "ascii"));
-    let wrong = &wrong_code(&code);
+    let (code, wrong) = &gw.code_and_wrong("989121120006", cards::D);
     let attempt = |code: &str, epin: Option<&str>, rid: &str| {
         let mut body = json!({"pan": cards::D, "code": code, "request_id": rid});
         if let Some(e) = epin {
@@ -291,14 +289,14 @@ fn policy_epin_is_a_second_factor_that_shares_the_failure_count() {
         v.as_object_mut().unwrap().remove("request_id");
         v
     };
-    let wrong_epin = attempt(&code, Some("7392"), "a");
+    let wrong_epin = attempt(code, Some("7392"), "a");
     let wrong_code = attempt(wrong, Some("7391"), "b");
     let expected = |left: i64| json!({"result": "rejected", "reason": "invalid", "response_code": "55", "attempts_left": left});
     // The same answer for either factor, and one count for both.
     assert_eq!(wrong_epin, expected(2));
     assert_eq!(wrong_code, expected(1));
     // The right code with the right ePIN (Persian digits too) approves.
-    assert_eq!(attempt(&code, Some("۷۳۹۱"), "c")["result"], "approved");
+    assert_eq!(attempt(code, Some("۷۳۹۱"), "c")["result"], "approved");
 
     // Without its ePIN a right code is a wrong one.
     let code = code_in(&gw.sms("989121120006", "3579", "ascii"));
@@ -457,8 +455,7 @@ fn policy_require_transaction_refuses_unbound_codes_and_verifies() {
     );
     // Not counted: every attempt is still left.
     assert_eq!(v["attempts_left"], 3, "{v}");
-    let card = gw.lookup(&admin, cards::A);
-    assert_eq!(card["failures"], 0);
+    assert_eq!(gw.failures(&admin, cards::A), 0);
 }
 
 #[test]
@@ -472,8 +469,7 @@ fn policy_every_rejection_of_an_enrolled_card_carries_attempts_left() {
         )
     };
     let reason = |r: &str| Some(r.to_owned());
-    let code = code_in(&gw.sms("989121120009", "4321", "ascii"));
-    let wrong = &wrong_code(&code);
+    let (code, wrong) = &gw.code_and_wrong("989121120009", cards::A);
     // A counted failure, then rejections that do not count: the number stays.
     let v = gw.verify(&verifier, cards::A, wrong, "r-wrong");
     assert_eq!(left(&v), (reason("invalid"), Some(2)), "{v}");
@@ -483,7 +479,7 @@ fn policy_every_rejection_of_an_enrolled_card_carries_attempts_left() {
     );
     assert_eq!(v["result"], "approved", "{v}");
     // The approval ended the run of failures.
-    let v = gw.verify(&verifier, cards::A, &code, "r-used");
+    let v = gw.verify(&verifier, cards::A, code, "r-used");
     assert_eq!(left(&v), (reason("used"), Some(3)), "{v}");
     // No live code: a wrong one is not counted, and says so.
     let v = gw.verify(&verifier, cards::A, wrong, "r-nolive");
@@ -491,7 +487,7 @@ fn policy_every_rejection_of_an_enrolled_card_carries_attempts_left() {
     // A suspended card has no attempts until the bank lifts it.
     let (status, card) = gw.post(&admin, &format!("/v1/cards/{id}/suspend"), &json!({}));
     assert_eq!(status, 200, "{card}");
-    let v = gw.verify(&verifier, cards::A, &code, "r-susp");
+    let v = gw.verify(&verifier, cards::A, code, "r-susp");
     assert_eq!(left(&v), (reason("locked"), Some(0)), "{v}");
     // With no card there is nothing to count: the field is absent.
     let v = gw.verify(&verifier, cards::D, "1234567", "r-none");

@@ -5,11 +5,14 @@ use crate::cards;
 use crate::harness::{code_in, Gateway, Peer};
 use serde_json::{json, Value};
 
+/// The number every step dials from.
+const FROM: &str = "989121110120";
+
 fn step<'a>(op: &'a str, session: &'a str, seq: &'a str, text: &'a str) -> Vec<&'a str> {
     vec![
         "ussd",
         "--from",
-        "989121110120",
+        FROM,
         "--to",
         "720",
         "--op",
@@ -23,17 +26,47 @@ fn step<'a>(op: &'a str, session: &'a str, seq: &'a str, text: &'a str) -> Vec<&
     ]
 }
 
-/// Runs the USSD peer with `args`, which must succeed with `n` screens: the peer's
-/// events and the screens.
-fn dialogue(gw: &Gateway, args: &[&str], n: usize) -> (Peer, Vec<(u64, Vec<u64>, String)>) {
-    let p = gw.ussd_peer(args);
+/// `step`, its text in this data coding (`gsm`, `ucs2`).
+fn step_in<'a>(
+    coding: &'a str,
+    op: &'a str,
+    session: &'a str,
+    seq: &'a str,
+    text: &'a str,
+) -> Vec<&'a str> {
+    let mut args = step(op, session, seq, text);
+    args.extend(["--coding", coding]);
+    args
+}
+
+/// A gateway (`service_extra` as in `Gateway::start_with`) with card A enrolled on
+/// the number the steps dial from: the gateway and a verifier key.
+fn dialler_enrolled(service_extra: &str) -> (Gateway, String) {
+    let (gw, admin, verifier) = Gateway::start_with(service_extra).with_keys();
+    gw.enroll(&admin, cards::A, FROM);
+    (gw, verifier)
+}
+
+/// A screen the peer was sent: (USSD operation, its_session_info, text).
+type Screen = (u64, Vec<u64>, String);
+
+/// Runs the USSD peer with `args`, then unbinds; it must succeed with `n` screens:
+/// the peer's events and the screens.
+fn dialogue(gw: &Gateway, args: &[&str], n: usize) -> (Peer, Vec<Screen>) {
+    let p = gw.ussd_peer(&[args, &["unbind"]].concat());
     p.ok();
     let s = screens(&p);
     assert_eq!(s.len(), n, "{p:?}");
     (p, s)
 }
 
-fn screens(p: &Peer) -> Vec<(u64, Vec<u64>, String)> {
+/// The screen is of USSD operation `op`, and its text holds `text`.
+fn shows(screen: &Screen, op: u64, text: &str) {
+    assert_eq!(screen.0, op, "{screen:?}");
+    assert!(screen.2.contains(text), "{}", screen.2);
+}
+
+fn screens(p: &Peer) -> Vec<Screen> {
     p.all("deliver_sm")
         .iter()
         .map(|d| {
@@ -51,12 +84,10 @@ fn screens(p: &Peer) -> Vec<(u64, Vec<u64>, String)> {
 
 #[test]
 fn a_full_menu_dialogue_over_smpp_ends_with_a_code_that_verifies() {
-    let (gw, admin, verifier) = Gateway::start_with("language = \"en\"").with_keys();
-    gw.enroll(&admin, cards::A, "989121110120");
+    let (gw, verifier) = dialler_enrolled("language = \"en\"");
     let mut args = step("1", "5", "0", "*720#");
     args.extend(step("18", "5", "2", "1"));
     args.extend(step("18", "5", "4", "4321"));
-    args.push("unbind");
     let (p, s) = dialogue(&gw, &args, 3);
     assert!(
         p.all("submit_sm_resp").iter().all(|r| r["status"] == 0),
@@ -66,8 +97,7 @@ fn a_full_menu_dialogue_over_smpp_ends_with_a_code_that_verifies() {
     // (PSSR response, op 17) with the end-of-session bit set in its_session_info.
     assert_eq!((s[0].0, &s[0].1), (2, &vec![5, 0]));
     assert!(s[0].2.contains("1. Get password"), "{}", s[0].2);
-    assert_eq!(s[1].0, 2);
-    assert!(s[1].2.contains("last 4 digits"), "{}", s[1].2);
+    shows(&s[1], 2, "last 4 digits");
     assert_eq!((s[2].0, &s[2].1), (17, &vec![5, 5]));
     let delivered = p.all("deliver_sm");
     assert_eq!(delivered[2]["service_type"], "USSD");
@@ -78,15 +108,11 @@ fn a_full_menu_dialogue_over_smpp_ends_with_a_code_that_verifies() {
 
 #[test]
 fn the_one_shot_string_answers_at_once_in_persian_digits_too() {
-    let (gw, admin, verifier) = Gateway::start().with_keys();
-    gw.enroll(&admin, cards::A, "989121110120");
-    let mut args = step("1", "9", "0", "*720*1*4321#");
-    args.extend(["--coding", "gsm"]);
-    args.extend(step("1", "10", "0", "*۷۲۰*۱*۴۳۲۱#"));
-    args.extend(["--coding", "ucs2", "unbind"]);
+    let (gw, verifier) = dialler_enrolled("");
+    let mut args = step_in("gsm", "1", "9", "0", "*720*1*4321#");
+    args.extend(step_in("ucs2", "1", "10", "0", "*۷۲۰*۱*۴۳۲۱#"));
     let (_, s) = dialogue(&gw, &args, 2);
-    assert_eq!(s[0].0, 17);
-    assert!(s[0].2.contains("رمز پویا"), "{}", s[0].2);
+    shows(&s[0], 17, "رمز پویا");
     let (first, second) = (code_in(&s[0].2), code_in(&s[1].2));
     // The second code superseded the first.
     gw.approves(&verifier, cards::A, &second, "os2");
@@ -103,12 +129,10 @@ fn a_bad_choice_reprompts_once_then_ends() {
     args.extend(step("18", "3", "2", "7"));
     args.extend(step("18", "3", "4", "8"));
     args.extend(step("1", "4", "0", "*999#")); // not our service
-    args.push("unbind");
     let (_, s) = dialogue(&gw, &args, 4);
     assert_eq!(s[1].0, 2);
     assert!(s[1].2.starts_with("Invalid choice."), "{}", s[1].2);
-    assert_eq!(s[2].0, 17);
-    assert!(s[2].2.contains("Invalid input"), "{}", s[2].2);
+    shows(&s[2], 17, "Invalid input");
     assert_eq!((s[3].0, s[3].2.as_str()), (17, "Unknown service."));
 }
 
@@ -124,7 +148,6 @@ fn an_abort_ends_the_dialogue() {
     args.extend(step("129", "6", "2", ""));
     args.extend(["--no-reply", "--quiet-wait", "0.3"]);
     args.extend(step("18", "6", "4", "1"));
-    args.push("unbind");
     let (p, s) = dialogue(&gw, &args, 2);
     assert_eq!(p.all("no_reply").len(), 1, "{p:?}");
     assert_eq!(s[0].0, 2);
@@ -212,21 +235,16 @@ fn aggregator(gw: &Gateway, key: &str, form: &[(&str, &str)]) -> (u16, String) {
 
 #[test]
 fn ussd_a_cap_dialled_over_smpp_is_stated_and_honoured() {
-    let (gw, admin, verifier) = Gateway::start().with_keys();
-    gw.enroll(&admin, cards::A, "989121110120");
+    let (gw, verifier) = dialler_enrolled("");
     // The one-shot string carries the cap as a segment of its own, in Persian digits;
     // then a menu dialogue with the cap typed after the digits, grouped.
-    let mut args = step("1", "11", "0", "*۷۲۰*۱*۴۳۲۱*۲۵۰۰۰۰۰#");
-    args.extend(["--coding", "ucs2"]);
+    let mut args = step_in("ucs2", "1", "11", "0", "*۷۲۰*۱*۴۳۲۱*۲۵۰۰۰۰۰#");
     args.extend(step("1", "12", "0", "*720#"));
     args.extend(step("18", "12", "2", "1"));
-    args.extend(step("18", "12", "4", "۴۳۲۱ ۱٬۰۰۰"));
-    args.extend(["--coding", "ucs2", "unbind"]);
+    args.extend(step_in("ucs2", "18", "12", "4", "۴۳۲۱ ۱٬۰۰۰"));
     let (_, s) = dialogue(&gw, &args, 4);
-    assert_eq!(s[0].0, 17);
-    assert!(s[0].2.contains("سقف مبلغ: ۲٬۵۰۰٬۰۰۰ IRR"), "{}", s[0].2);
-    assert_eq!(s[3].0, 17);
-    assert!(s[3].2.contains("سقف مبلغ: ۱٬۰۰۰ IRR"), "{}", s[3].2);
+    shows(&s[0], 17, "سقف مبلغ: ۲٬۵۰۰٬۰۰۰ IRR");
+    shows(&s[3], 17, "سقف مبلغ: ۱٬۰۰۰ IRR");
     // The second code superseded the first; its cap is 1,000.
     let code = code_in(&s[3].2);
     let v = verify_purchase(&gw, &verifier, &code, 1_001, "sm-over");

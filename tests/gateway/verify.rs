@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::api::standing;
 use crate::cards;
 use crate::db::Db;
-use crate::harness::{code_in, wrong_code, Gateway};
+use crate::harness::{code_in, Gateway};
 
 /// Moves every code `ms` into the past, as if that much time had gone by.
 fn age_codes(gw: &Gateway, ms: i64) {
@@ -34,8 +34,7 @@ fn codes_live_exactly_sixty_seconds() {
                "attempts_left": 3})
     );
     // An expired code does not count towards the lock: attempts_left is unchanged.
-    let card = gw.lookup(&admin, cards::A);
-    assert_eq!(card["failures"], 0);
+    assert_eq!(gw.failures(&admin, cards::A), 0);
 }
 
 #[test]
@@ -44,13 +43,12 @@ fn three_failures_lock_until_reactivated() {
     let id = gw.enroll_id(&admin, cards::A, "989121110021");
 
     // Success resets the count: two failures, a success, two failures: still active.
-    let code = code_in(&gw.sms("989121110021", "4321", "ascii"));
-    let wrong = &wrong_code(&code);
+    let (code, wrong) = &gw.code_and_wrong("989121110021", cards::A);
     let fail = |rid: &str| gw.verify(&verifier, cards::A, wrong, rid)["reason"].clone();
     for i in 0..2 {
         assert_eq!(fail(&format!("w{i}")), "invalid");
     }
-    gw.approves(&verifier, cards::A, &code, "ok");
+    gw.approves(&verifier, cards::A, code, "ok");
     let code = code_in(&gw.sms("989121110021", "4321", "ascii"));
     for i in 2..4 {
         assert_eq!(fail(&format!("w{i}")), "invalid");
@@ -100,19 +98,18 @@ fn three_failures_lock_until_reactivated() {
 fn a_retried_request_id_returns_the_first_answer_and_counts_nothing_twice() {
     let (gw, admin, verifier) = Gateway::start().with_keys();
     gw.enroll(&admin, cards::A, "989121110022");
-    let code = code_in(&gw.sms("989121110022", "4321", "ascii"));
-    let wrong = &wrong_code(&code);
+    let (code, wrong) = &gw.code_and_wrong("989121110022", cards::A);
 
     let first = gw.verify(&verifier, cards::A, wrong, "retry-me");
     for _ in 0..5 {
         assert_eq!(gw.verify(&verifier, cards::A, wrong, "retry-me"), first);
     }
-    let card = gw.lookup(&admin, cards::A);
-    assert_eq!(card["failures"], 1, "a retry must not count again");
+    let failures = gw.failures(&admin, cards::A);
+    assert_eq!(failures, 1, "a retry must not count again");
 
-    let ok = gw.verify(&verifier, cards::A, &code, "approve-me");
+    let ok = gw.verify(&verifier, cards::A, code, "approve-me");
     assert_eq!(ok["result"], "approved");
-    assert_eq!(gw.verify(&verifier, cards::A, &code, "approve-me"), ok);
+    assert_eq!(gw.verify(&verifier, cards::A, code, "approve-me"), ok);
 
     // The same request_id for a different request is refused, not answered.
     let reused = json!({"pan": cards::A, "code": "7654321", "request_id": "retry-me"});

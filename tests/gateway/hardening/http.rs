@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::api::{retry_after, standing};
 use crate::cards;
-use crate::harness::{code_in, wrong_code, Gateway};
+use crate::harness::Gateway;
 use crate::raw::closed_within;
 use crate::wait::wait_for;
 
@@ -30,13 +30,10 @@ fn an_http2_prior_knowledge_connection_is_closed() {
 
 #[test]
 fn slow_and_idle_http_connections_are_closed_and_capped() {
-    let gw = Gateway::start_with_env(
-        "",
-        &[
-            ("OTPGW_HTTP__HEADER_READ_TIMEOUT_SECS", "3"),
-            ("OTPGW_HTTP__MAX_CONNECTIONS", "8"),
-        ],
-    );
+    let gw = Gateway::start_with_overrides(&[
+        ("OTPGW_HTTP__HEADER_READ_TIMEOUT_SECS", "3"),
+        ("OTPGW_HTTP__MAX_CONNECTIONS", "8"),
+    ]);
     let verifier = gw.api_key("verifier");
     let mut idle: Vec<TcpStream> = (0..8)
         .map(|_| TcpStream::connect(gw.http).unwrap())
@@ -115,8 +112,7 @@ fn wrong_codes_on_a_card_with_no_live_code_do_not_lock_it() {
     let verified = events.iter().filter(|e| e["kind"] == "verified").count();
     assert_eq!(verified, 5, "{events:?}");
     // With a live code, wrong guesses count and lock as before.
-    let code = code_in(&gw.sms("989121110320", "1234", "ascii"));
-    let wrong = &wrong_code(&code);
+    let (_, wrong) = &gw.code_and_wrong("989121110320", cards::B1);
     let reasons: Vec<String> = (0..4)
         .map(|i| {
             gw.verify(&verifier, cards::B1, wrong, &format!("lc-{i}"))["reason"]

@@ -42,14 +42,11 @@ fn distinct_statuses_before_bind_do_not_grow_the_metrics() {
 
 #[test]
 fn connections_over_the_caps_are_closed_while_a_peer_binds_and_verify_works() {
-    let gw = Gateway::start_with_env(
-        "",
-        &[
-            ("OTPGW_SMPP__MAX_CONNECTIONS", "12"),
-            ("OTPGW_SMPP__MAX_CONNECTIONS_PER_IP", "4"),
-            ("OTPGW_SMPP__BIND_TIMEOUT_SECS", "120"),
-        ],
-    );
+    let gw = Gateway::start_with_overrides(&[
+        ("OTPGW_SMPP__MAX_CONNECTIONS", "12"),
+        ("OTPGW_SMPP__MAX_CONNECTIONS_PER_IP", "4"),
+        ("OTPGW_SMPP__BIND_TIMEOUT_SECS", "120"),
+    ]);
     let (gw, admin, verifier) = gw.with_keys();
     gw.enroll(&admin, cards::A, "989121110300");
     // One address opens 10: its first 4 are served, the other 6 closed at accept.

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use super::require_postgres;
 use crate::cards;
-use crate::harness::{code_in, send, Gateway, Peer};
+use crate::harness::{code_in, generous_limits_but, send, Gateway, Peer};
+use crate::limits::THREE_A_MINUTE;
 use crate::raw;
 
 /// A send that does not wait for a reply.
@@ -22,6 +23,14 @@ outbox_lease_secs = 3
 outbox_margin_ms = 500
 outbox_poll_ms = 100
 ";
+
+/// Three nodes on one fresh database, each with `config` (as `Gateway::start_with`).
+fn three_nodes(config: &str) -> (Gateway, Gateway, Gateway) {
+    let a = Gateway::start_with(config);
+    let b = Gateway::start_beside_with(&a, config);
+    let c = Gateway::start_beside_with(&a, config);
+    (a, b, c)
+}
 
 /// `n` Luhn-valid test cards with their own numbers: (pan, last 4, msisdn).
 fn customers(n: usize, series: u32) -> Vec<(String, String, String)> {
@@ -124,9 +133,7 @@ fn a_transmitter_on_one_node_and_a_receiver_on_another_get_every_reply() {
 #[test]
 fn a_node_killed_after_taking_messages_in_leaves_its_replies_to_another() {
     require_postgres();
-    let a = Gateway::start_with(CLUSTER);
-    let b = Gateway::start_beside_with(&a, CLUSTER);
-    let c = Gateway::start_beside_with(&a, CLUSTER);
+    let (a, b, c) = three_nodes(CLUSTER);
     let admin = a.api_key("admin");
     let who = customers(6, 202);
     for (pan, _, msisdn) in &who {
@@ -154,17 +161,11 @@ fn a_node_killed_after_taking_messages_in_leaves_its_replies_to_another() {
 #[test]
 fn a_peers_tps_holds_across_three_nodes() {
     require_postgres();
-    let limits = "language = \"en\"
-[limits]
-msisdn = [{ count = 1000, per_secs = 60 }]
-card = { count = 1000, per_secs = 1 }
-unknown_sender = { count = 1000, per_secs = 1 }
-peer_tps = 5
-global_per_second = 0
-";
-    let a = Gateway::start_with(limits);
-    let b = Gateway::start_beside_with(&a, limits);
-    let c = Gateway::start_beside_with(&a, limits);
+    let limits = format!(
+        "language = \"en\"\n{}",
+        generous_limits_but("peer_tps", "5")
+    );
+    let (a, b, c) = three_nodes(&limits);
     let burst = |node: &Gateway| {
         let mut args = send("989121119999", "help", "ascii", &NO_WAIT);
         args.extend(["--repeat", "8", "unbind"]);
@@ -242,13 +243,7 @@ fn a_code_pushed_through_a_node_without_a_connection_goes_out_through_another() 
 #[test]
 fn an_msisdn_limit_holds_across_three_nodes() {
     require_postgres();
-    let limits = "language = \"en\"
-[limits]
-msisdn = [{ count = 3, per_secs = 60 }]
-card = { count = 100, per_secs = 1 }";
-    let a = Gateway::start_with(limits);
-    let b = Gateway::start_beside_with(&a, limits);
-    let c = Gateway::start_beside_with(&a, limits);
+    let (a, b, c) = three_nodes(THREE_A_MINUTE);
     let admin = a.api_key("admin");
     a.enroll(&admin, cards::A, "989121110090");
     let mut codes = 0;

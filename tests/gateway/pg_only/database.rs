@@ -106,13 +106,10 @@ fn a_message_past_its_deadline_answers_esme_rx_t_appn() {
 
 fn held_row_lock_answers_appn(statement_timeout: &str, message_timeout: &str, msisdn: &str) {
     require_postgres();
-    let gw = Gateway::start_with_env(
-        "",
-        &[
-            ("OTPGW_DATABASE__STATEMENT_TIMEOUT_SECS", statement_timeout),
-            ("OTPGW_SMPP__MESSAGE_TIMEOUT_SECS", message_timeout),
-        ],
-    );
+    let gw = Gateway::start_with_overrides(&[
+        ("OTPGW_DATABASE__STATEMENT_TIMEOUT_SECS", statement_timeout),
+        ("OTPGW_SMPP__MESSAGE_TIMEOUT_SECS", message_timeout),
+    ]);
     let admin = gw.api_key("admin");
     gw.enroll(&admin, cards::C, msisdn);
     let (held_tx, held_rx) = std::sync::mpsc::channel();

@@ -14,12 +14,19 @@ use crate::wait::{wait_until, WITHIN};
 /// The connection's routes: the test cards' phones are 98912….
 const ROUTES: &str = "routes = [\"98912\"]";
 
-#[test]
-fn tokens_software_totp_activation_drift_replay_and_lock() {
+/// An operator SMSC, and a gateway sending through it with an admin and a verifier
+/// key and card A enrolled on `msisdn`: (smsc, gateway, admin, verifier, card id).
+fn card_a_on(msisdn: &str) -> (Smsc, Gateway, String, String, i64) {
     let smsc = Smsc::start(&[]);
     let (gw, admin, verifier) = smsc.gateway(ROUTES).with_keys();
-    let msisdn = "989121150001";
     let card = gw.enroll_id(&admin, cards::A, msisdn);
+    (smsc, gw, admin, verifier, card)
+}
+
+#[test]
+fn tokens_software_totp_activation_drift_replay_and_lock() {
+    let msisdn = "989121150001";
+    let (smsc, gw, admin, verifier, card) = card_a_on(msisdn);
 
     // Enroll: the first part comes back, the second goes to the phone by SMS.
     let (status, enrolled) = gw.post(
@@ -211,10 +218,8 @@ fn tokens_an_activation_expires_after_24_hours() {
 
 #[test]
 fn tokens_replace_a_lost_phone_over_http_and_from_the_cli() {
-    let smsc = Smsc::start(&[]);
-    let (gw, admin, verifier) = smsc.gateway(ROUTES).with_keys();
     let msisdn = "989121150013";
-    let card = gw.enroll_id(&admin, cards::A, msisdn);
+    let (smsc, gw, admin, verifier, card) = card_a_on(msisdn);
     let (old, first, second) = enroll_software(&gw, &smsc, &admin, card, msisdn, 1);
     let (status, body) = activate(&gw, &admin, old, &format!("{first}{second}"));
     assert_eq!(status, 200, "{body}");
