@@ -6,9 +6,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 
-use super::answers::CardErrors;
+use super::answers::{
+    ActivateErrors, CardErrors, EnrollErrors, PendingCardErrors, ReactivateErrors,
+};
 use super::caller::{Admin, AdminOn, Card};
-use super::error::{ErrorBody, Json};
+use super::error::Json;
 use super::views::{CardView, EnrolledView, EventView};
 use super::{fields, ApiError, AppState};
 use crate::core::ports::{Activation, StatusChange};
@@ -34,8 +36,7 @@ pub struct LookupRequest {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "enrolled; under `[policy] require_activation` the card is `pending` and `activation` says whether its code was sent", body = EnrolledView),
-        (status = 409, description = "already enrolled", body = ErrorBody),
-        CardErrors
+        EnrollErrors
     )
 )]
 pub async fn enroll(
@@ -66,10 +67,7 @@ pub struct ActivateRequest {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "activated", body = CardView),
-        CardErrors,
-        (status = 409, description = "`wrong_status`: the card is not pending", body = ErrorBody),
-        (status = 410, description = "`activation_expired`: no activation waits (expired, or voided by wrong codes); send a new one", body = ErrorBody),
-        (status = 422, description = "`activation_invalid`: a wrong code (counted; the message says how many attempts are left)", body = ErrorBody)
+        ActivateErrors
     )
 )]
 pub async fn activate(
@@ -102,8 +100,7 @@ pub async fn activate(
     params(("id" = i64, Path, description = "card id")), security(("bearer" = [])),
     responses(
         (status = 200, description = "a new code; `activation.state` says whether it was sent", body = EnrolledView),
-        CardErrors,
-        (status = 409, description = "`wrong_status`: the card is not pending", body = ErrorBody)
+        PendingCardErrors
     )
 )]
 pub async fn resend_activation(
@@ -152,8 +149,7 @@ pub async fn lookup(
     params(("id" = i64, Path, description = "card id", minimum = 1)), security(("bearer" = [])),
     responses(
         (status = 200, body = CardView),
-        CardErrors,
-        (status = 409, description = "`lock_not_liftable`: a timed lock runs and nobody may lift it early; `wrong_status`: the card waits for activation", body = ErrorBody)
+        ReactivateErrors
     )
 )]
 pub async fn reactivate(

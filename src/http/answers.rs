@@ -43,26 +43,34 @@ fn error_answer(description: &str) -> RefOr<Response> {
         .into()
 }
 
-fn errors(extra: &[(&str, &str)]) -> BTreeMap<String, RefOr<Response>> {
-    COMMON
-        .iter()
-        .chain(extra)
-        .map(|(status, description)| (status.to_string(), error_answer(description)))
-        .collect()
+/// `base` with the endpoint's `own` answers added, replacing the base's for the same
+/// status.
+fn answers(
+    mut base: BTreeMap<String, RefOr<Response>>,
+    own: &[(&str, &str)],
+) -> BTreeMap<String, RefOr<Response>> {
+    base.extend(
+        own.iter()
+            .map(|(status, description)| (status.to_string(), error_answer(description))),
+    );
+    base
 }
 
-/// An `IntoResponses` of the common error answers and any of the endpoint's own.
+/// An `IntoResponses` of a base set (the common answers unless another set is named)
+/// and the endpoint's own answers, which replace the base's for the same status.
 macro_rules! errors {
-    ($($(#[$doc:meta])* $name:ident = [$(($status:literal, $description:literal)),*];)*) => {$(
+    ($($(#[$doc:meta])* $name:ident = $($base:ident +)? [$(($status:literal, $description:literal)),* $(,)?];)*) => {$(
         $(#[$doc])*
         pub struct $name;
 
         impl IntoResponses for $name {
             fn responses() -> BTreeMap<String, RefOr<Response>> {
-                errors(&[$(($status, $description)),*])
+                answers(errors!(@base $($base)?), &[$(($status, $description)),*])
             }
         }
     )*};
+    (@base) => { answers(BTreeMap::new(), &COMMON) };
+    (@base $base:ident) => { <$base as IntoResponses>::responses() };
 }
 
 errors! {
@@ -76,4 +84,43 @@ errors! {
     CodeErrors = [("404", "no such code")];
     /// `CommonErrors` and a 404 for an API key that does not exist.
     KeyErrors = [("404", "no such key")];
+
+    /// `POST /v1/verify`.
+    VerifyErrors = [
+        ("400", "`invalid_transaction`, or `transaction_required` under `[policy] require_transaction`; nothing counted"),
+        ("409", "request_id already used for a different request"),
+        ("429", "over the key's rate, or held by the guessing guard; see Retry-After"),
+    ];
+    /// `POST /v1/codes`.
+    PushErrors = [
+        ("404", "no card with this number is enrolled"),
+        ("409", "card locked, suspended or pending activation, or request_id used for another card or payment"),
+        ("422", "no operator connection serves the card's phone number"),
+        ("429", "too many codes for this card; see Retry-After"),
+        ("503", "the outgoing queue is full; see Retry-After"),
+    ];
+    /// `POST /v1/cards`.
+    EnrollErrors = CardErrors + [("409", "already enrolled")];
+    /// `POST /v1/cards/{id}/activate`.
+    ActivateErrors = CardErrors + [
+        ("409", "`wrong_status`: the card is not pending"),
+        ("410", "`activation_expired`: no activation waits (expired, or voided by wrong codes); send a new one"),
+        ("422", "`activation_invalid`: a wrong code (counted; the message says how many attempts are left)"),
+    ];
+    /// `POST /v1/cards/{id}/activation`.
+    PendingCardErrors = CardErrors + [("409", "`wrong_status`: the card is not pending")];
+    /// `POST /v1/cards/{id}/reactivate`.
+    ReactivateErrors = CardErrors + [
+        ("409", "`lock_not_liftable`: a timed lock runs and nobody may lift it early; `wrong_status`: the card waits for activation"),
+    ];
+    /// `POST /v1/cards/{id}/tokens`.
+    TokenEnrollErrors = CardErrors + [("409", "`serial_exists`")];
+    /// `POST /v1/tokens/{id}/activate`.
+    TokenActivateErrors = TokenErrors + [
+        ("409", "`wrong_token_state`: not pending (already activated, suspended, revoked)"),
+        ("410", "`activation_expired`: too late, or locked by wrong codes; replace the token"),
+        ("422", "`activation_invalid`: wrong code (counted)"),
+    ];
+    /// `POST /v1/tokens/{id}/resync`.
+    ResyncErrors = TokenErrors + [("422", "`resync_failed`")];
 }

@@ -7,9 +7,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::answers::{CodeErrors, CommonErrors};
+use super::answers::{CodeErrors, PushErrors};
 use super::caller::{AdminOn, Code, Verifier};
-use super::error::{ErrorBody, Json};
+use super::error::Json;
 use super::fields::{self, TransactionBody};
 use super::views::CodeView;
 use super::{ApiError, AppState};
@@ -49,12 +49,7 @@ pub struct PushResponse {
     responses(
         (status = 202, description = "issued and queued for its route; never contains the code", body = PushResponse),
         (status = 200, description = "a retry of an earlier request_id: its answer, nothing sent again", body = PushResponse),
-        CommonErrors,
-        (status = 404, description = "no card with this number is enrolled", body = ErrorBody),
-        (status = 409, description = "card locked, suspended or pending activation, or request_id used for another card or payment", body = ErrorBody),
-        (status = 422, description = "no operator connection serves the card's phone number", body = ErrorBody),
-        (status = 429, description = "too many codes for this card; see Retry-After", body = ErrorBody),
-        (status = 503, description = "the outgoing queue is full; see Retry-After", body = ErrorBody)
+        PushErrors
     )
 )]
 pub async fn push(

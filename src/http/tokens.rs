@@ -8,7 +8,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::answers::{CardErrors, CommonErrors, TokenErrors};
+use super::answers::{
+    CardErrors, CommonErrors, ResyncErrors, TokenActivateErrors, TokenEnrollErrors, TokenErrors,
+};
 use super::caller::{AdminOn, TokensPath, Verifier};
 use super::error::{ErrorBody, Json};
 use super::views::{ActivatedTokenView, EnrolledTokenView, TokenView};
@@ -66,8 +68,7 @@ pub struct EnrollTokenRequest {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "enrolled", body = EnrolledTokenView),
-        CardErrors,
-        (status = 409, description = "`serial_exists`", body = ErrorBody)
+        TokenEnrollErrors
     )
 )]
 pub async fn enroll(
@@ -118,10 +119,7 @@ pub struct ActivateTokenRequest {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "activated; the URI carries the secret and is never shown again", body = ActivatedTokenView),
-        TokenErrors,
-        (status = 409, description = "`wrong_token_state`: not pending (already activated, suspended, revoked)", body = ErrorBody),
-        (status = 410, description = "`activation_expired`: too late, or locked by wrong codes; replace the token", body = ErrorBody),
-        (status = 422, description = "`activation_invalid`: wrong code (counted)", body = ErrorBody)
+        TokenActivateErrors
     )
 )]
 pub async fn activate(
@@ -205,8 +203,7 @@ pub struct ResyncRequest {
 #[utoipa::path(post, path = "/v1/tokens/{id}/resync", tag = "tokens",
     params(("id" = i64, Path, description = "token id")), request_body = ResyncRequest,
     security(("bearer" = [])),
-    responses((status = 200, body = TokenView), TokenErrors,
-        (status = 422, description = "`resync_failed`", body = ErrorBody)))]
+    responses((status = 200, body = TokenView), ResyncErrors))]
 pub async fn resync(
     State(state): State<AppState>,
     token: AdminOn<TokensPath, Json<ResyncRequest>>,

@@ -5,9 +5,9 @@
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
-use super::answers::CommonErrors;
+use super::answers::VerifyErrors;
 use super::caller::Verifier;
-use super::error::{ErrorBody, Json};
+use super::error::Json;
 use super::fields::{self, TransactionBody};
 use super::{ApiError, AppState};
 use crate::core::Factors;
@@ -73,10 +73,7 @@ pub struct VerifyResponse {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "the decision, approved or rejected with a reason", body = VerifyResponse),
-        CommonErrors,
-        (status = 409, description = "request_id already used for a different request", body = ErrorBody),
-        (status = 400, description = "`invalid_transaction`, or `transaction_required` under `[policy] require_transaction`; nothing counted", body = ErrorBody),
-        (status = 429, description = "over the key's rate, or held by the guessing guard; see Retry-After", body = ErrorBody)
+        VerifyErrors
     )
 )]
 pub async fn verify(
