@@ -3,10 +3,12 @@
 //! the run for `--plot`. Counts only: no card number or code is ever kept here.
 
 use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
+use tokio::time::Instant;
 
 /// Latencies above this are clamped (and still counted): a minute is far past any
 /// timeout the tool uses.
@@ -74,6 +76,12 @@ impl Latency {
     }
 }
 
+/// Locks what a run's tasks share, even after one of them panicked: a panic elsewhere
+/// must not hide the report.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The final (or, after Ctrl-C, partial) report of one run.
 #[derive(Default)]
 pub struct Report {
@@ -98,6 +106,20 @@ impl Report {
             throughput_of,
             ..Self::default()
         }
+    }
+
+    /// Takes the report a run's tasks filled, timed from `start` to the last answer
+    /// (`last`), not to the end of the drain.
+    pub fn take(
+        shared: &Mutex<Report>,
+        start: Instant,
+        last: &Mutex<Instant>,
+        interrupted: bool,
+    ) -> Report {
+        let mut report = std::mem::take(&mut *lock(shared));
+        report.interrupted = interrupted;
+        report.elapsed = lock(last).saturating_duration_since(start);
+        report
     }
 
     pub fn count(&mut self, name: &'static str, n: u64) {

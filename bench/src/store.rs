@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cards;
 use crate::output::{self, Output};
-use crate::report::Report;
+use crate::report::{lock, Report};
 use otpgw::config::{DatabaseSettings, LimitSettings, Rate, Secret, Settings};
 use otpgw::core::{Inbound, ReplyPath, SystemClock};
 use otpgw_rules::codes::{Keys, Pan};
@@ -167,9 +167,7 @@ pub async fn run(args: StoreArgs, stop: CancellationToken) -> Result<()> {
                 let result =
                     tokio::time::timeout(Duration::from_secs(30), core.issue.sms(&inbound)).await;
                 let now = Instant::now();
-                let mut r = report
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut r = lock(&report);
                 match result {
                     Ok(Ok(Some(reply))) if reply.kind == ReplyKind::Code => {
                         r.count("codes_issued", 1);
@@ -183,9 +181,7 @@ pub async fn run(args: StoreArgs, stop: CancellationToken) -> Result<()> {
                     Err(_) => r.error("timeout"),
                 }
                 drop(r);
-                *last
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = now;
+                *lock(&last) = now;
                 bar.inc(1);
             }
         });
@@ -193,16 +189,7 @@ pub async fn run(args: StoreArgs, stop: CancellationToken) -> Result<()> {
     while tasks.join_next().await.is_some() {}
     bar.finish_and_clear();
     store.close().await;
-    let mut report = std::mem::take(
-        &mut *report
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
+    let mut report = Report::take(&report, start, &last, stop.is_cancelled());
     report.count("codes_issued", 0);
-    report.interrupted = stop.is_cancelled();
-    report.elapsed = last
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .saturating_duration_since(start);
     output::finish(&report, &args.out)
 }

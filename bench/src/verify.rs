@@ -14,17 +14,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::output::{self, Output};
-use crate::report::Report;
-use crate::sms::{self, CardSource, Load, Target};
+use crate::report::{lock, Report};
+use crate::sms::{self, Phase};
 
 #[derive(Debug, Clone, Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
-    pub target: Target,
-    #[command(flatten)]
-    pub load: Load,
-    #[command(flatten)]
-    pub cards: CardSource,
+    pub phase: Phase,
     /// A verifier API key.
     #[arg(long, env = "OTPGW_BENCH_VERIFIER_KEY", hide_env_values = true)]
     pub key: String,
@@ -36,21 +32,21 @@ pub struct VerifyArgs {
 }
 
 pub async fn run(mut args: VerifyArgs, stop: CancellationToken) -> Result<()> {
-    let Some(http) = args.cards.http.clone() else {
+    let Some(http) = args.phase.cards.http.clone() else {
         bail!("verify needs --http");
     };
-    if args.cards.fake_cards.is_some() {
+    if args.phase.cards.fake_cards.is_some() {
         bail!("verify needs enrolled cards: --enroll N or --cards FILE");
     }
-    let cards = args.cards.load(args.out.quiet).await?;
-    if args.load.count.is_none() && args.load.duration.is_none() {
+    let cards = args.phase.cards.load(args.out.quiet).await?;
+    if args.phase.load.count.is_none() && args.phase.load.duration.is_none() {
         // One code per card: each is verified once.
-        args.load.count = Some(cards.len() as u64);
+        args.phase.load.count = Some(cards.len() as u64);
     }
     let pans: Vec<String> = cards.iter().map(|c| c.pan.clone()).collect();
     let phase = sms::drive(
-        &args.target,
-        &args.load,
+        &args.phase.target,
+        &args.phase.load,
         cards,
         args.out.quiet,
         stop.clone(),
@@ -118,7 +114,7 @@ pub async fn run(mut args: VerifyArgs, stop: CancellationToken) -> Result<()> {
                     Err(_) => Err("connection".to_owned()),
                 };
                 let now = Instant::now();
-                let mut r = report.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut r = lock(&report);
                 match outcome {
                     Ok(v) => {
                         r.count("requests_done", 1);
@@ -135,24 +131,15 @@ pub async fn run(mut args: VerifyArgs, stop: CancellationToken) -> Result<()> {
                     Err(kind) => r.error(kind),
                 }
                 drop(r);
-                *last.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = now;
+                *lock(&last) = now;
                 bar.inc(1);
             }
         });
     }
     while tasks.join_next().await.is_some() {}
     bar.finish_and_clear();
-    let mut report = std::mem::take(
-        &mut *report
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
+    let mut report = Report::take(&report, start, &last, stop.is_cancelled());
     report.count("requests_done", 0);
     report.count("approved", 0);
-    report.interrupted = stop.is_cancelled();
-    report.elapsed = last
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .saturating_duration_since(start);
     output::finish(&report, &args.out).context("report")
 }

@@ -30,6 +30,52 @@ async fn enroll_pending(h: &Harness, phone: &crate::support::Phone, pan: &str) -
     (enrolled.card.id, code_in(&phone.last_text()))
 }
 
+/// A card's and a token's activation answer alike, so one check serves both.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    Activated,
+    Wrong,
+    Expired,
+}
+
+async fn activate_card(h: &Harness, card_id: i64, code: &str) -> Answer {
+    match h.core.enroll.activate(card_id, code, "atm").await.unwrap() {
+        Activation::Activated(c) => {
+            assert_eq!(c.status, CardStatus::Active);
+            Answer::Activated
+        }
+        Activation::Wrong { .. } => Answer::Wrong,
+        Activation::Expired => Answer::Expired,
+    }
+}
+
+async fn activate_token(h: &Harness, token_id: i64, code: &str) -> Answer {
+    match h.core.tokens.activate(token_id, code, "app").await.unwrap() {
+        ActivatedTokenOutcome::Activated(_) => Answer::Activated,
+        ActivatedTokenOutcome::Wrong { .. } => Answer::Wrong,
+        ActivatedTokenOutcome::Expired => Answer::Expired,
+    }
+}
+
+/// An activation code works in the last millisecond of its `ttl_ms` (`first`,
+/// awaited then) and is void from then on (`second`, sent with it, awaited a
+/// millisecond later).
+async fn lasts_its_ttl(
+    h: &Harness,
+    ttl_ms: i64,
+    first: impl std::future::Future<Output = Answer>,
+    second: impl std::future::Future<Output = Answer>,
+) {
+    h.advance_ms(ttl_ms - 1);
+    assert_eq!(first.await, Answer::Activated, "activated within its ttl");
+    h.advance_ms(1);
+    assert_eq!(
+        second.await,
+        Answer::Expired,
+        "{ttl_ms} ms on, the code is void"
+    );
+}
+
 #[tokio::test]
 async fn a_card_activation_code_lasts_its_ttl_to_the_millisecond() {
     let h = core_with(|s| {
@@ -40,27 +86,13 @@ async fn a_card_activation_code_lasts_its_ttl_to_the_millisecond() {
     let phone = h.phone();
     let (a, code_a) = enroll_pending(&h, &phone, PAN).await;
     let (b, code_b) = enroll_pending(&h, &phone, PAN_2).await;
-    h.advance_ms(HOUR_MS - 1);
-    match h.core.enroll.activate(a, &code_a, "atm").await.unwrap() {
-        Activation::Activated(c) => assert_eq!(c.status, CardStatus::Active),
-        _ => panic!("a card activated within its hour"),
-    }
-    h.advance_ms(1);
-    assert!(
-        matches!(
-            h.core.enroll.activate(b, &code_b, "atm").await.unwrap(),
-            Activation::Expired
-        ),
-        "an hour on, the code is void"
-    );
+    let (first, second) = (activate_card(&h, a, &code_a), activate_card(&h, b, &code_b));
+    lasts_its_ttl(&h, HOUR_MS, first, second).await;
     // The bank sends a new one; it lasts an hour from now.
     h.core.enroll.resend_activation(b, "test").await.unwrap();
     let fresh = code_in(&phone.last_text());
     h.advance_ms(HOUR_MS - 1);
-    assert!(matches!(
-        h.core.enroll.activate(b, &fresh, "atm").await.unwrap(),
-        Activation::Activated(_)
-    ));
+    assert_eq!(activate_card(&h, b, &fresh).await, Answer::Activated);
 }
 
 /// Enrolls a software TOTP token on the card `card_id`; returns its id and the
@@ -94,19 +126,11 @@ async fn a_token_activation_code_lasts_its_ttl_to_the_millisecond() {
     let two = h.enroll(PAN_2, MSISDN).await;
     let (t1, code1) = software_token(&h, &phone, one.id).await;
     let (t2, code2) = software_token(&h, &phone, two.id).await;
-    h.advance_ms(2 * HOUR_MS - 1);
-    assert!(matches!(
-        h.core.tokens.activate(t1, &code1, "app").await.unwrap(),
-        ActivatedTokenOutcome::Activated(_)
-    ));
-    h.advance_ms(1);
-    assert!(
-        matches!(
-            h.core.tokens.activate(t2, &code2, "app").await.unwrap(),
-            ActivatedTokenOutcome::Expired
-        ),
-        "two hours on, the code is void"
+    let (first, second) = (
+        activate_token(&h, t1, &code1),
+        activate_token(&h, t2, &code2),
     );
+    lasts_its_ttl(&h, 2 * HOUR_MS, first, second).await;
 }
 
 /// A pushed code is committed with its expiry and ages like any code; the

@@ -13,9 +13,7 @@ const INVALID: Verdict = Verdict::Rejected(Reason::Invalid);
 #[tokio::test]
 async fn a_code_verifies_in_the_last_millisecond_of_its_life() {
     let h = core().await;
-    h.enroll(PAN, MSISDN).await;
-    let key = h.verifier().await;
-    let code = h.code(MSISDN, "4321").await;
+    let (key, _, code) = h.issued().await;
     h.advance_ms(59_999);
     let v = h.verify(key, PAN, &code, "late").await;
     assert_eq!(v.verdict, Verdict::Approved);
@@ -28,9 +26,7 @@ async fn a_code_verifies_in_the_last_millisecond_of_its_life() {
 #[tokio::test]
 async fn a_code_is_expired_at_its_ttl_and_that_counts_no_failure() {
     let h = core().await;
-    h.enroll(PAN, MSISDN).await;
-    let key = h.verifier().await;
-    let code = h.code(MSISDN, "4321").await;
+    let (key, _, code) = h.issued().await;
     // One real failure first, so an unchanged count is visible.
     let guess = h.verify(key, PAN, &wrong(&code), "guess").await;
     assert_eq!(

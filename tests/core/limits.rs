@@ -36,6 +36,13 @@ fn notice(secs: u64) -> Got {
     Got::Notice(format!("Too many requests. Try again in {secs} seconds."))
 }
 
+/// A burst the per-number minute allows: three codes in a row for `PAN`.
+async fn three_codes(h: &Harness) {
+    for _ in 0..3 {
+        assert_eq!(ask(h, MSISDN, "4321").await, Got::Code);
+    }
+}
+
 fn english(s: &mut otpgw::config::Settings) {
     s.service.language = Language::En;
 }
@@ -61,9 +68,7 @@ async fn per_number() -> Harness {
 #[tokio::test]
 async fn the_fourth_request_in_a_minute_gets_one_notice_then_silence() {
     let h = per_number().await;
-    for _ in 0..3 {
-        assert_eq!(ask(&h, MSISDN, "4321").await, Got::Code);
-    }
+    three_codes(&h).await;
     assert_eq!(ask(&h, MSISDN, "4321").await, notice(20));
     assert_eq!(ask(&h, MSISDN, "4321").await, Got::Nothing);
     assert_eq!(ask(&h, MSISDN, "help").await, Got::Nothing, "any message");
@@ -83,9 +88,7 @@ async fn the_fourth_request_in_a_minute_gets_one_notice_then_silence() {
     );
     // The window moves on: a full minute after the last code, a full burst.
     h.at(80_000);
-    for _ in 0..3 {
-        assert_eq!(ask(&h, MSISDN, "4321").await, Got::Code);
-    }
+    three_codes(&h).await;
     assert_eq!(ask(&h, MSISDN, "4321").await, Got::Nothing);
 }
 
@@ -94,23 +97,17 @@ async fn the_fourth_request_in_a_minute_gets_one_notice_then_silence() {
 #[tokio::test]
 async fn the_notice_comes_again_once_its_window_has_passed() {
     let h = per_number().await;
-    for _ in 0..3 {
-        assert_eq!(ask(&h, MSISDN, "4321").await, Got::Code);
-    }
+    three_codes(&h).await;
     assert_eq!(ask(&h, MSISDN, "4321").await, notice(20));
     h.at(3_599_999);
-    for _ in 0..3 {
-        assert_eq!(ask(&h, MSISDN, "4321").await, Got::Code);
-    }
+    three_codes(&h).await;
     assert_eq!(
         ask(&h, MSISDN, "4321").await,
         Got::Nothing,
         "within the hour"
     );
     h.at(3_600_000 + 60_000);
-    for _ in 0..3 {
-        assert_eq!(ask(&h, MSISDN, "4321").await, Got::Code);
-    }
+    three_codes(&h).await;
     assert_eq!(ask(&h, MSISDN, "4321").await, notice(20), "a new hour");
 }
 
@@ -121,9 +118,7 @@ async fn the_hourly_window_holds_when_the_minute_allows() {
     let h = per_number().await;
     for minute in 0..3 {
         h.at(minute * 60_000);
-        for _ in 0..3 {
-            assert_eq!(ask(&h, MSISDN, "4321").await, Got::Code);
-        }
+        three_codes(&h).await;
     }
     h.at(180_000);
     assert_eq!(ask(&h, MSISDN, "4321").await, Got::Code, "the tenth");

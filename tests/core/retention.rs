@@ -6,16 +6,14 @@
 use otpgw::core::{CoreError, Factors};
 use otpgw_rules::vocab::{Reason, Verdict};
 
-use crate::support::{card, core_with, wrong, MSISDN, PAN};
+use crate::support::{card, core_with, wrong, PAN};
 
 const DAY_MS: i64 = 86_400_000;
 
 #[tokio::test]
 async fn a_request_id_is_remembered_for_the_retention_then_forgotten() {
     let h = core_with(|s| s.service.verify_retention_days = 2).await;
-    h.enroll(PAN, MSISDN).await;
-    let key = h.verifier().await;
-    let code = h.code(MSISDN, "4321").await;
+    let (key, _, code) = h.issued().await;
     let first = h.verify(key, PAN, &code, "r1").await;
     assert_eq!(first.verdict, Verdict::Approved);
     let reuse = || async {

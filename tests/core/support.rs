@@ -103,6 +103,15 @@ impl Harness {
         (key, plain)
     }
 
+    /// Where most verify tests start: `PAN` enrolled on `MSISDN`, a new verifier's key
+    /// (as authenticated, and its plaintext) and a code issued to the card.
+    pub async fn issued(&self) -> (ApiKey, String, String) {
+        self.enroll(PAN, MSISDN).await;
+        let (key, plain) = self.key(Role::Verifier).await;
+        let code = self.code(MSISDN, "4321").await;
+        (key, plain, code)
+    }
+
     /// Connects a fake of client mode's operator connections (once per core).
     pub fn phone(&self) -> Arc<Phone> {
         let phone = Arc::new(Phone::default());

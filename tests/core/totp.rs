@@ -18,6 +18,7 @@ use crate::support::{card, core_with, Harness, MSISDN, PAN, START};
 const SECRET_HEX: &str = "3132333435363738393031323334353637383930";
 const SECRET: &[u8] = b"12345678901234567890";
 
+const APPROVED: Verdict = Verdict::Approved;
 const USED: Verdict = Verdict::Rejected(Reason::Used);
 const INVALID: Verdict = Verdict::Rejected(Reason::Invalid);
 
@@ -32,13 +33,6 @@ fn step0() -> u64 {
 
 fn code(step: u64) -> String {
     params().code(SECRET, step)
-}
-
-/// A core with `window_steps`, a card, and a hardware TOTP token on it (active at
-/// once, 6 digits, 30 s steps, SHA-1).
-async fn token_core(window_steps: u32) -> (Harness, ApiKey) {
-    let (h, key, _) = hardware(window_steps, TokenKind::Totp, None).await;
-    (h, key)
 }
 
 /// A core with `window_steps`, a card, and a hardware token of `kind` (and OCRA
@@ -74,81 +68,108 @@ async fn hardware(
     (h, key, enrolled.token_id)
 }
 
-/// The code of the step the clock is in verifies at any moment of that step,
-/// once: replayed in the same step (or later) it is `used`, which is not a
-/// failure.
-#[tokio::test]
-async fn a_step_code_verifies_once_within_its_step() {
-    let (h, key) = token_core(1).await;
+/// One move of a window scenario: the clock moves on (ms), or the code of step
+/// `step0() + n` is presented under a request id, with the verdict and the attempts
+/// left it must get.
+enum Move {
+    Wait(i64),
+    Code(u64, &'static str, Verdict, Option<i64>),
+}
+use Move::{Code, Wait};
+
+/// Plays `moves` on a core with `window_steps` and a hardware TOTP token on its card
+/// (active at once, 6 digits, 30 s steps, SHA-1).
+async fn play(scenario: &str, window_steps: u32, moves: &[Move]) {
+    let (h, key, _) = hardware(window_steps, TokenKind::Totp, None).await;
     let s0 = step0();
-    assert_eq!(params().step_at(START + 29_999), s0, "START opens a step");
-    let v = h.verify(key, PAN, &code(s0), "first").await;
-    assert_eq!(v.verdict, Verdict::Approved);
-    h.advance_ms(29_999);
-    let replay = h.verify(key, PAN, &code(s0), "replay").await;
-    assert_eq!(replay.verdict, USED, "the same step twice");
-    assert_eq!(replay.attempts_left, Some(3), "a replay is no failure");
-    // The next step: the old code is still within the window, and still used.
-    h.advance_ms(1);
-    let late = h.verify(key, PAN, &code(s0), "late").await;
-    assert_eq!((late.verdict, late.attempts_left), (USED, Some(3)));
-    let next = h.verify(key, PAN, &code(s0 + 1), "next").await;
-    assert_eq!(next.verdict, Verdict::Approved);
+    for m in moves {
+        match *m {
+            Wait(ms) => h.advance_ms(ms),
+            Code(n, id, verdict, left) => {
+                let v = h.verify(key, PAN, &code(s0 + n), id).await;
+                assert_eq!(
+                    (v.verdict, v.attempts_left),
+                    (verdict, left),
+                    "{scenario}: {id}"
+                );
+            }
+        }
+    }
 }
 
-/// With a window of one step, the previous step's code still verifies (a slow
-/// customer), the one before does not.
-#[tokio::test]
-async fn a_late_code_verifies_within_the_window_only() {
-    let (h, key) = token_core(1).await;
-    let s0 = step0();
-    h.advance_ms(30_000 + 29_999); // the last moment of step s0 + 1
-    let v = h.verify(key, PAN, &code(s0), "one-late").await;
-    assert_eq!(
-        v.verdict,
-        Verdict::Approved,
-        "one step late is in the window"
-    );
-
-    let (h, key) = token_core(1).await;
-    h.advance_ms(60_000); // step s0 + 2
-    let v = h.verify(key, PAN, &code(s0), "two-late").await;
-    assert_eq!(v.verdict, INVALID, "two steps late is outside");
-    assert_eq!(
-        v.attempts_left,
-        Some(2),
-        "a code outside the window is a wrong code"
-    );
-    // The step the clock is in still verifies.
-    let now = h.verify(key, PAN, &code(s0 + 2), "now").await;
-    assert_eq!(now.verdict, Verdict::Approved);
-}
-
-/// Early codes (a token whose clock runs fast) are refused beyond the window as
-/// well; `[tokens] window_steps` sets how far either way.
-#[tokio::test]
-async fn the_window_reaches_as_far_as_window_steps() {
-    let (h, key) = token_core(1).await;
-    let s0 = step0();
-    let far = h.verify(key, PAN, &code(s0 + 2), "early2").await;
-    assert_eq!((far.verdict, far.attempts_left), (INVALID, Some(2)));
-    let near = h.verify(key, PAN, &code(s0 + 1), "early1").await;
-    assert_eq!(near.verdict, Verdict::Approved);
-
-    // Two steps either way.
-    let (h, key) = token_core(2).await;
-    h.advance_ms(60_000); // step s0 + 2
-    let v = h.verify(key, PAN, &code(s0), "two-late").await;
-    assert_eq!(v.verdict, Verdict::Approved, "within two steps");
-    h.advance_ms(30_000); // step s0 + 3
-    let v = h.verify(key, PAN, &code(s0), "three-late").await;
-    assert_eq!(v.verdict, USED, "the step already accepted");
-    // The window follows the drift the token showed (two steps slow): now's step
+/// Where the window of steps reaches, each scenario on a core of its own: its
+/// name, `[tokens] window_steps`, and its moves.
+const WINDOW: &[(&str, u32, &[Move])] = &[
+    // The code of the step the clock is in verifies at any moment of that step,
+    // once: replayed in the same step (or later) it is `used`, which is not a
+    // failure; the next step's code verifies.
+    (
+        "a step code verifies once within its step",
+        1,
+        &[
+            Code(0, "first", APPROVED, None),
+            Wait(29_999),
+            Code(0, "replay", USED, Some(3)),
+            Wait(1), // the old code is still within the window, and still used
+            Code(0, "late", USED, Some(3)),
+            Code(1, "next", APPROVED, None),
+        ],
+    ),
+    // A slow customer: with a window of one step, the previous step's code still
+    // verifies...
+    (
+        "one step late is in the window",
+        1,
+        &[Wait(30_000 + 29_999), Code(0, "one-late", APPROVED, None)],
+    ),
+    // ...the one before does not, and counts as a wrong code; the step the clock
+    // is in still verifies.
+    (
+        "two steps late is outside",
+        1,
+        &[
+            Wait(60_000), // step s0 + 2
+            Code(0, "two-late", INVALID, Some(2)),
+            Code(2, "now", APPROVED, None),
+        ],
+    ),
+    // Early codes (a token whose clock runs fast) are refused beyond the window
+    // as well.
+    (
+        "early codes beyond the window are refused",
+        1,
+        &[
+            Code(2, "early2", INVALID, Some(2)),
+            Code(1, "early1", APPROVED, None),
+        ],
+    ),
+    // `[tokens] window_steps` sets how far either way. Once a late code verified,
+    // the window follows the drift the token showed (two steps slow): now's step
     // is at its edge, and three steps past now is beyond it.
-    let v = h.verify(key, PAN, &code(s0 + 6), "early3").await;
-    assert_eq!(v.verdict, INVALID, "beyond the window");
-    let v = h.verify(key, PAN, &code(s0 + 3), "now").await;
-    assert_eq!(v.verdict, Verdict::Approved, "now's step is within it");
+    (
+        "two steps either way",
+        2,
+        &[
+            Wait(60_000), // step s0 + 2: within two steps
+            Code(0, "two-late", APPROVED, None),
+            Wait(30_000), // step s0 + 3: the step already accepted
+            Code(0, "three-late", USED, Some(3)),
+            Code(6, "early3", INVALID, Some(2)),
+            Code(3, "now", APPROVED, None),
+        ],
+    ),
+];
+
+#[tokio::test]
+async fn the_window_of_steps_reaches_as_far_as_window_steps() {
+    assert_eq!(
+        params().step_at(START + 29_999),
+        step0(),
+        "START opens a step"
+    );
+    for (scenario, window_steps, moves) in WINDOW {
+        play(scenario, *window_steps, moves).await;
+    }
 }
 
 /// A token whose clock runs three minutes fast: its codes are outside the

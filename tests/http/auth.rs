@@ -10,6 +10,17 @@ use otpgw_rules::vocab::Role;
 use crate::app::{error_code, App};
 use crate::support::PAN;
 
+/// The refusals this file expects: a status, and the code in the one error body.
+const UNAUTHORIZED: (StatusCode, &str) = (StatusCode::UNAUTHORIZED, "unauthorized");
+const FORBIDDEN: (StatusCode, &str) = (StatusCode::FORBIDDEN, "forbidden");
+const NOT_FOUND: (StatusCode, &str) = (StatusCode::NOT_FOUND, "not_found");
+const NOT_ALLOWED: (StatusCode, &str) = (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+
+/// An answer's status and the code of its error body (which must be the one).
+fn refusal((status, body): &(StatusCode, Value)) -> (StatusCode, &str) {
+    (*status, error_code(body))
+}
+
 fn verify_body() -> Value {
     json!({"pan": PAN, "code": "1234567", "request_id": "r1"})
 }
@@ -31,8 +42,11 @@ async fn a_request_without_a_valid_key_is_401() {
             (Method::GET, "/v1/cards/1", None),
         ] {
             let (status, head, got) = app.call(method, path, auth, body.as_ref()).await;
-            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path} with {auth:?}");
-            assert_eq!(error_code(&got), "unauthorized");
+            assert_eq!(
+                refusal(&(status, got)),
+                UNAUTHORIZED,
+                "{path} with {auth:?}"
+            );
             assert!(head.contains_key("x-request-id"), "every answer has an id");
         }
     }
@@ -45,9 +59,8 @@ async fn a_revoked_key_is_refused_at_once() {
     let (status, _) = app.get("/v1/connections", Some(&plain)).await;
     assert_eq!(status, StatusCode::OK);
     app.h.core.access.revoke(key.id, "test").await.unwrap();
-    let (status, body) = app.get("/v1/connections", Some(&plain)).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(error_code(&body), "unauthorized");
+    let refused = app.get("/v1/connections", Some(&plain)).await;
+    assert_eq!(refusal(&refused), UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -58,30 +71,26 @@ async fn a_key_of_another_role_is_403() {
     let helpdesk = app.key(Role::Helpdesk).await;
     let ussd = app.key(Role::Ussd).await;
     for key in [&admin, &helpdesk, &ussd] {
-        let (status, body) = app.post("/v1/verify", key, &verify_body()).await;
-        assert_eq!(status, StatusCode::FORBIDDEN, "verify is the verifier's");
-        assert_eq!(error_code(&body), "forbidden");
+        let refused = app.post("/v1/verify", key, &verify_body()).await;
+        assert_eq!(refusal(&refused), FORBIDDEN, "verify is the verifier's");
     }
     for key in [&verifier, &helpdesk, &ussd] {
         for path in ["/v1/connections", "/v1/cards/1", "/v1/apikeys"] {
-            let (status, body) = app.get(path, Some(key)).await;
-            assert_eq!(status, StatusCode::FORBIDDEN, "{path} is the admin's");
-            assert_eq!(error_code(&body), "forbidden");
+            let refused = app.get(path, Some(key)).await;
+            assert_eq!(refusal(&refused), FORBIDDEN, "{path} is the admin's");
         }
     }
     // The right role gets through to the handler (here: no such card).
-    let (status, body) = app.get("/v1/cards/1", Some(&admin)).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(error_code(&body), "not_found");
+    let refused = app.get("/v1/cards/1", Some(&admin)).await;
+    assert_eq!(refusal(&refused), NOT_FOUND);
 }
 
 #[tokio::test]
 async fn unknown_paths_are_404_and_wrong_methods_405_before_any_key() {
     let app = App::new().await;
     for path in ["/", "/v1", "/v1/nope", "/console", "/v1/cards/1/nope"] {
-        let (status, body) = app.get(path, None).await;
-        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
-        assert_eq!(error_code(&body), "not_found");
+        let refused = app.get(path, None).await;
+        assert_eq!(refusal(&refused), NOT_FOUND, "{path}");
     }
     for (method, path) in [
         (Method::GET, "/v1/verify"),
@@ -91,8 +100,7 @@ async fn unknown_paths_are_404_and_wrong_methods_405_before_any_key() {
         (Method::GET, "/v1/cards/1/reactivate"),
     ] {
         let (status, _, body) = app.call(method.clone(), path, None, None).await;
-        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
-        assert_eq!(error_code(&body), "method_not_allowed");
+        assert_eq!(refusal(&(status, body)), NOT_ALLOWED, "{method} {path}");
     }
 }
 

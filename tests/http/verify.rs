@@ -28,9 +28,7 @@ async fn verify(app: &App, key: &str, pan: &str, code: &str, request_id: &str) -
 #[tokio::test]
 async fn approved_and_rejected_answers_have_their_fields_and_no_others() {
     let app = App::new().await;
-    app.h.enroll(PAN, MSISDN).await;
-    let key = app.key(Role::Verifier).await;
-    let code = app.h.code(MSISDN, "4321").await;
+    let (_, key, code) = app.h.issued().await;
 
     let miss = verify(&app, &key, PAN, &wrong(&code), "r1").await;
     assert_eq!(
@@ -74,9 +72,7 @@ async fn approved_and_rejected_answers_have_their_fields_and_no_others() {
 #[tokio::test]
 async fn a_code_answers_expired_once_the_clock_passes_its_ttl() {
     let app = App::new().await;
-    app.h.enroll(PAN, MSISDN).await;
-    let key = app.key(Role::Verifier).await;
-    let code = app.h.code(MSISDN, "4321").await;
+    let (_, key, code) = app.h.issued().await;
     app.h.advance_ms(60_000);
     assert_eq!(
         verify(&app, &key, PAN, &code, "late").await,
@@ -90,9 +86,7 @@ async fn a_code_answers_expired_once_the_clock_passes_its_ttl() {
 #[tokio::test]
 async fn a_locking_answer_says_until_when() {
     let app = App::new().await;
-    app.h.enroll(PAN, MSISDN).await;
-    let key = app.key(Role::Verifier).await;
-    let code = app.h.code(MSISDN, "4321").await;
+    let (_, key, code) = app.h.issued().await;
     for n in 1..=2 {
         let v = verify(&app, &key, PAN, &wrong(&code), &format!("w{n}")).await;
         assert!(v.get("locked_until").is_none(), "not locked yet: {v}");

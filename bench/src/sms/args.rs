@@ -94,14 +94,21 @@ impl CardSource {
     }
 }
 
+/// What one sms phase needs: `bench sms` is one, and `bench verify` starts with one.
 #[derive(Debug, Clone, Args)]
-pub struct SmsArgs {
+pub struct Phase {
     #[command(flatten)]
     pub target: Target,
     #[command(flatten)]
     pub load: Load,
     #[command(flatten)]
     pub cards: CardSource,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SmsArgs {
+    #[command(flatten)]
+    pub phase: Phase,
     #[command(flatten)]
     pub out: Output,
 }

@@ -16,14 +16,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::args::{Load, Target};
-use super::flight::{lock, Shared, Slot, State, CONTROL_SEQ};
+use super::flight::{Shared, Slot, State, CONTROL_SEQ};
 use super::send::{generate, Plan};
 use super::session::{bind_all, read_loop, write_loop, SETUP_TIMEOUT};
 use super::Outcome;
 use crate::cards::Card;
 use crate::duration::parse_duration;
 use crate::output;
-use crate::report::Report;
+use crate::report::{lock, Report};
 
 /// How long the sessions together wait for their unbind_resp at the end.
 const UNBIND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -220,9 +220,7 @@ pub async fn drive(
         let _ = tokio::time::timeout(SETUP_TIMEOUT, w).await;
     }
 
-    let mut report = std::mem::take(&mut *lock(&shared.report));
-    report.interrupted = interrupted;
-    report.elapsed = lock(&shared.last_done).saturating_duration_since(start);
+    let mut report = Report::take(&shared.report, start, &shared.last_done, interrupted);
     report.count("sent", shared.sent.load(Ordering::Relaxed));
     report.count(
         "submit_sm_resp_ok",

@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::cards::Card;
-use crate::report::Report;
+use crate::report::{lock, Report};
 
 /// Sequence numbers at or above this are the tool's own (bind, unbind, keep-alive).
 pub const CONTROL_SEQ: u32 = 0x7000_0000;
@@ -64,11 +64,6 @@ pub struct Shared {
     pub last_done: Mutex<Instant>,
     pub timeout: Duration,
     pub bar: ProgressBar,
-}
-
-pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic elsewhere must not hide the report.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Shared {

@@ -29,12 +29,13 @@ use tokio_util::sync::CancellationToken;
 use crate::output;
 use crate::report::Report;
 
-pub use args::{CardSource, Load, SmsArgs, Target};
+pub use args::{Phase, SmsArgs};
 pub use drive::drive;
 
 pub async fn run(args: SmsArgs, stop: CancellationToken) -> Result<()> {
-    let cards = args.cards.load(args.out.quiet).await?;
-    let outcome = drive(&args.target, &args.load, cards, args.out.quiet, stop).await?;
+    let phase = &args.phase;
+    let cards = phase.cards.load(args.out.quiet).await?;
+    let outcome = drive(&phase.target, &phase.load, cards, args.out.quiet, stop).await?;
     output::finish(&outcome.report, &args.out)
 }
 

@@ -16,8 +16,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::flight::{lock, Done, Shared, State};
+use super::flight::{Done, Shared, State};
 use crate::cards::Card;
+use crate::report::lock;
 
 /// How early a paced send may leave (see `generate`).
 const TIMER_SLACK: Duration = Duration::from_millis(1);

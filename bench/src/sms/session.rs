@@ -23,7 +23,8 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 
 use super::args::Target;
-use super::flight::{lock, Done, Shared, CONTROL_SEQ};
+use super::flight::{Done, Shared, CONTROL_SEQ};
+use crate::report::lock;
 
 /// Largest PDU accepted from the server.
 const MAX_PDU: usize = 64 * 1024;
