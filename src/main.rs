@@ -370,14 +370,8 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
         }
         Command::Apikey(ApikeyCommand::List) => {
             let core = otpgw::app::build_core(&settings).await?;
-            let keys: Vec<ApiKeyView> = core
-                .access
-                .keys()
-                .await?
-                .into_iter()
-                .map(Into::into)
-                .collect();
-            println!("{}", serde_json::to_value(keys)?);
+            let keys = core.access.keys().await?;
+            println!("{}", list_json::<ApiKeyView, _>(keys)?);
             Ok(())
         }
         Command::Apikey(ApikeyCommand::Revoke { id }) => {
@@ -477,23 +471,37 @@ async fn wait_for_signal() {
     }
 }
 
+/// A list as the JSON array of its items' views.
+fn list_json<V, T>(items: Vec<T>) -> Result<serde_json::Value>
+where
+    V: From<T> + serde::Serialize,
+{
+    let views: Vec<V> = items.into_iter().map(V::from).collect();
+    Ok(serde_json::to_value(views)?)
+}
+
 fn read_pan(arg: &str) -> Result<Pan> {
     Ok(Pan::parse(&read_pan_text(arg)?)?)
 }
 
 /// The card number as given (`-`: from standard input), not yet checked.
 fn read_pan_text(arg: &str) -> Result<String> {
-    let raw = if arg == "-" {
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .context("Failed to read the card number from stdin")?;
-        line
+    if arg == "-" {
+        stdin_line("the card number")
     } else {
-        arg.to_owned()
-    };
-    Ok(raw)
+        Ok(arg.to_owned())
+    }
+}
+
+/// One line of standard input, as typed: secrets come this way, never as
+/// arguments (shell history, the process list).
+fn stdin_line(what: &str) -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .with_context(|| format!("Failed to read {what} from stdin"))?;
+    Ok(line)
 }
 
 async fn card(cmd: CardCommand, settings: Settings) -> Result<()> {
@@ -509,45 +517,28 @@ async fn card(cmd: CardCommand, settings: Settings) -> Result<()> {
             card.context("no such card")
         }
     };
+    let change_status = |r: CardRef, to: StatusChange| {
+        let (core, resolve) = (core.clone(), &resolve);
+        async move {
+            let id = resolve(r).await?.id;
+            let card = core.backoffice.change_status(id, to, "cli", None).await?;
+            anyhow::Ok(serde_json::to_value(CardView::from(card))?)
+        }
+    };
     let json = match cmd {
         CardCommand::Enroll { pan, msisdn } => serde_json::to_value(EnrolledView::from(
             core.enroll.card(&read_pan(&pan)?, &msisdn, "cli").await?,
         ))?,
         CardCommand::Show(r) => serde_json::to_value(CardView::from(resolve(r).await?))?,
-        CardCommand::Reactivate(r) => {
-            let id = resolve(r).await?.id;
-            serde_json::to_value(CardView::from(
-                core.backoffice
-                    .change_status(id, StatusChange::Reactivate, "cli", None)
-                    .await?,
-            ))?
-        }
-        CardCommand::Suspend(r) => {
-            let id = resolve(r).await?.id;
-            serde_json::to_value(CardView::from(
-                core.backoffice
-                    .change_status(id, StatusChange::Suspend, "cli", None)
-                    .await?,
-            ))?
-        }
+        CardCommand::Reactivate(r) => change_status(r, StatusChange::Reactivate).await?,
+        CardCommand::Suspend(r) => change_status(r, StatusChange::Suspend).await?,
         CardCommand::Events(r) => {
             let id = resolve(r).await?.id;
-            let events: Vec<EventView> = core
-                .backoffice
-                .events(id)
-                .await?
-                .into_iter()
-                .map(Into::into)
-                .collect();
-            serde_json::to_value(events)?
+            list_json::<EventView, _>(core.backoffice.events(id).await?)?
         }
         CardCommand::Epin(EpinCommand::Set(r)) => {
             let id = resolve(r).await?.id;
-            let mut line = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut line)
-                .context("Failed to read the ePIN from stdin")?;
+            let line = stdin_line("the ePIN")?;
             serde_json::to_value(CardView::from(
                 core.enroll.set_epin(id, Some(line.trim()), "cli").await?,
             ))?
@@ -577,14 +568,7 @@ async fn token(cmd: TokenCommand, settings: Settings) -> Result<()> {
             serial,
         } => {
             let secret = match &serial {
-                Some(_) => {
-                    let mut line = String::new();
-                    std::io::stdin()
-                        .lock()
-                        .read_line(&mut line)
-                        .context("Failed to read the token's secret from stdin")?;
-                    Some(line.trim().to_owned())
-                }
+                Some(_) => Some(stdin_line("the token's secret")?.trim().to_owned()),
                 None => None,
             };
             let request = TokenRequest {
@@ -635,16 +619,7 @@ async fn token(cmd: TokenCommand, settings: Settings) -> Result<()> {
                 core.tokens.enroll(card, &request, "cli").await?,
             ))?
         }
-        TokenCommand::List { card } => {
-            let tokens: Vec<TokenView> = core
-                .tokens
-                .of_card(card)
-                .await?
-                .into_iter()
-                .map(Into::into)
-                .collect();
-            serde_json::to_value(tokens)?
-        }
+        TokenCommand::List { card } => list_json::<TokenView, _>(core.tokens.of_card(card).await?)?,
         TokenCommand::Suspend(r) => serde_json::to_value(TokenView::from(
             core.tokens
                 .change(r.id, TokenChange::Suspend, "cli", r.reason.as_deref())

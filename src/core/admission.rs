@@ -70,33 +70,44 @@ impl Admission {
     /// A customer's message against the per-MSISDN limits: this node's first (a
     /// flood stops here), then the cluster's.
     pub async fn msisdn(&self, msisdn: &str) -> Admit {
-        let i = &self.0;
-        match i.node.admit_msisdn(msisdn) {
-            Admit::Allow => {}
-            over => return over,
-        }
-        let Some(cluster) = &i.cluster else {
-            return Admit::Allow;
-        };
-        match cluster.msisdn(&*i.store, msisdn, self.now()).await {
-            quota::Shared::Allow => Admit::Allow,
-            quota::Shared::Over(wait) => i.node.over(msisdn, wait, "msisdn"),
-        }
+        let node = self.0.node.admit_msisdn(msisdn);
+        self.issuance(msisdn, node, "msisdn", |cluster, store, now| {
+            cluster.msisdn(store, msisdn, now)
+        })
+        .await
     }
 
     /// A code for a card a customer asked for: at most one per card interval.
     pub async fn card(&self, msisdn: &str, card_id: i64) -> Admit {
+        let node = self.0.node.admit_card(msisdn, card_id);
+        self.issuance(msisdn, node, "card", |cluster, store, now| {
+            cluster.card(store, card_id, now)
+        })
+        .await
+    }
+
+    /// An issuance limit: this node's decision (`node`) stands unless it allowed
+    /// the request; then the cluster's, whose refusal earns the same one notice.
+    async fn issuance<'a, F>(
+        &'a self,
+        msisdn: &str,
+        node: Admit,
+        rule: &'static str,
+        cluster: impl FnOnce(&'a quota::SharedLimits, &'a dyn LimitStore, i64) -> F,
+    ) -> Admit
+    where
+        F: std::future::Future<Output = quota::Shared>,
+    {
         let i = &self.0;
-        match i.node.admit_card(msisdn, card_id) {
-            Admit::Allow => {}
-            over => return over,
+        if node != Admit::Allow {
+            return node;
         }
-        let Some(cluster) = &i.cluster else {
+        let Some(limits) = &i.cluster else {
             return Admit::Allow;
         };
-        match cluster.card(&*i.store, card_id, self.now()).await {
+        match cluster(limits, &*i.store, self.now()).await {
             quota::Shared::Allow => Admit::Allow,
-            quota::Shared::Over(wait) => i.node.over(msisdn, wait, "card"),
+            quota::Shared::Over(wait) => i.node.over(msisdn, wait, rule),
         }
     }
 

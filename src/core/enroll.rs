@@ -7,10 +7,9 @@ use std::sync::Arc;
 use otpgw_rules::codes::{Code, Keys, Pan};
 use otpgw_rules::payment::Epin;
 use otpgw_rules::records::Card;
-use otpgw_rules::texts::ReplyKind;
 
 use super::epin::Epins;
-use super::handout::{ActivationNotice, ActivationSms, HandOut};
+use super::handout::{Activating, ActivationNotice, ActivationSms, HandOut};
 use super::ports::{Act, Activation, CardStore, CodeAttempt, NewActivation, NewCard};
 use super::{Clock, CoreError, Missing};
 use crate::config::PolicySettings;
@@ -171,11 +170,9 @@ impl Enroll {
         actor: &str,
     ) -> Result<ActivationNotice, CoreError> {
         let sms = ActivationSms {
-            kind: ReplyKind::Activation,
+            of: Activating::Card,
             code: code.expose(),
             ttl_secs: self.0.policy.activation_ttl_secs,
-            event: "activation_sent",
-            detail: serde_json::json!({}),
         };
         self.0
             .handout

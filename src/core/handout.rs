@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 use otpgw_rules::records::Card;
 use otpgw_rules::texts::{self, ReplyKind};
 use otpgw_rules::vocab::Language;
+use serde_json::json;
 
 use super::ports::{AuditStore, NewEvent};
 use super::{Clock, CoreError};
@@ -63,14 +64,19 @@ pub enum ActivationState {
 
 otpgw_rules::named!(ActivationState { Sent = "sent", NoRoute = "no_route", QueueFull = "queue_full" });
 
-/// What an activation message says, and how its sending is audited.
+/// What an activation message carries; it decides the text and the audit event.
 pub(super) struct ActivationSms<'a> {
-    pub kind: ReplyKind,
+    pub of: Activating,
     pub code: &'a str,
     pub ttl_secs: u64,
-    pub event: &'static str,
-    /// Audit detail; `state` and `expires_at` are added.
-    pub detail: serde_json::Value,
+}
+
+/// Whose activation an SMS carries a code for.
+#[derive(Clone, Copy)]
+pub(super) enum Activating {
+    Card,
+    /// The second part of this token's activation code.
+    Token(i64),
 }
 
 pub(super) struct HandOut {
@@ -116,11 +122,19 @@ impl HandOut {
         let route = self
             .outbound()
             .and_then(|o| o.route_for(&card.msisdn).map(|r| (o, r)));
+        let (kind, event, mut detail) = match sms.of {
+            Activating::Card => (ReplyKind::Activation, "activation_sent", json!({})),
+            Activating::Token(token_id) => (
+                ReplyKind::TokenActivation,
+                "token_activation_sent",
+                json!({ "token_id": token_id }),
+            ),
+        };
         let state = match route {
             None => ActivationState::NoRoute,
             Some((outbound, route)) => {
                 let text = texts::render(
-                    sms.kind,
+                    kind,
                     self.language,
                     &texts::Params {
                         code: sms.code,
@@ -144,13 +158,12 @@ impl HandOut {
                 }
             }
         };
-        let mut detail = sms.detail;
         detail["state"] = state.as_str().into();
         detail["expires_at"] = expires_at.into();
         self.audit
             .audit(NewEvent {
                 card_id: Some(card.id),
-                kind: sms.event,
+                kind: event,
                 actor,
                 detail,
                 at: self.clock.now_ms(),

@@ -13,13 +13,12 @@ use rand::{Rng, TryRngCore};
 use std::sync::Arc;
 
 use otpgw_rules::codes::Keys;
-use otpgw_rules::records::{Card, Token, TokenRecord};
+use otpgw_rules::records::{Token, TokenRecord};
 use otpgw_rules::seal::SealKey;
-use otpgw_rules::texts;
 use otpgw_rules::tokens::decide::{aad, normalise_code, Shape};
 use otpgw_rules::tokens::{ocra, totp, Hash, TokenKind, TokenSource, TokenState};
 
-use super::handout::{ActivationNotice, ActivationSms, HandOut};
+use super::handout::{Activating, ActivationNotice, ActivationSms, HandOut};
 use super::ports::{
     Act, CardStore, Change, CodeAttempt, NewActivation, NewToken, TokenActivation, TokenChange,
     TokenStore,
@@ -296,8 +295,17 @@ impl Tokens {
         );
         let (activation_part, activation) = match parts {
             Some((first, second)) => {
+                // The second part goes by SMS, through the route a card's
+                // activation takes.
+                let sms = ActivationSms {
+                    of: Activating::Token(token.id),
+                    code: &second,
+                    ttl_secs: settings.activation_ttl_secs,
+                };
                 let notice = self
-                    .send_token_part(&card, token.id, &second, expires_at, actor)
+                    .0
+                    .handout
+                    .activation(&card, sms, expires_at, actor)
                     .await?;
                 (Some(first), Some(notice))
             }
@@ -309,29 +317,6 @@ impl Tokens {
             activation_part,
             activation,
         })
-    }
-
-    /// The second activation part to the card's phone, through client mode's
-    /// route for its number (as a card's activation SMS goes).
-    async fn send_token_part(
-        &self,
-        card: &Card,
-        token_id: i64,
-        part: &str,
-        expires_at: i64,
-        actor: &str,
-    ) -> Result<ActivationNotice, CoreError> {
-        let sms = ActivationSms {
-            kind: texts::ReplyKind::TokenActivation,
-            code: part,
-            ttl_secs: self.0.settings.activation_ttl_secs,
-            event: "token_activation_sent",
-            detail: serde_json::json!({ "token_id": token_id }),
-        };
-        self.0
-            .handout
-            .activation(card, sms, expires_at, actor)
-            .await
     }
 
     /// The app proves both parts (joined) and receives its secret once, as an

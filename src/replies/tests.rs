@@ -50,6 +50,19 @@ fn taker(r: &Replies, target: &Target, rank: u32, lane: Option<usize>) -> Taker 
     r.taker(&[(target.clone(), (rank, lane.unwrap_or(0)), lane)])
 }
 
+/// A route with two client connections: `takers[i]` has rank `i` and lane `i`.
+/// They join in `join` order, so a test can show that rank, not arrival, decides.
+fn route_of_two(prefix: &str, join: [usize; 2]) -> (Replies, Target, [Taker; 2]) {
+    let r = replies();
+    let rt = route(prefix);
+    let mut seats = [None, None];
+    for i in join {
+        seats[i] = Some(taker(&r, &rt, i as u32, Some(i)));
+    }
+    let takers = seats.map(|t| t.expect("both join"));
+    (r, rt, takers)
+}
+
 /// The text of what `t` pulls next, if anything.
 fn pull(t: &Taker) -> Option<String> {
     t.pull().map(|(_, m)| m.text)
@@ -135,10 +148,7 @@ async fn a_taker_that_leaves_work_behind_wakes_another() {
 /// leaves, the next one is woken and takes over what waits.
 #[tokio::test(start_paused = true)]
 async fn only_the_first_ranked_taker_of_a_route_pulls() {
-    let r = replies();
-    let rt = route("98912");
-    let backup = taker(&r, &rt, 1, Some(1));
-    let primary = taker(&r, &rt, 0, Some(0));
+    let (r, rt, [primary, backup]) = route_of_two("98912", [1, 0]);
     r.push(rt.clone(), code("m1"), None).unwrap();
     assert!(woken(&primary).await);
     assert!(!woken(&backup).await, "the backup is not woken");
@@ -159,10 +169,7 @@ async fn only_the_first_ranked_taker_of_a_route_pulls() {
 /// queue, where the first-ranked connection takes it.
 #[tokio::test(start_paused = true)]
 async fn a_lane_holds_messages_for_its_connection_until_it_leaves() {
-    let r = replies();
-    let rt = route("");
-    let first = taker(&r, &rt, 0, Some(0));
-    let second = taker(&r, &rt, 1, Some(1));
+    let (r, rt, [first, second]) = route_of_two("", [0, 1]);
     r.push(rt.clone(), code("for-1"), Some(1)).unwrap();
     assert!(woken(&second).await, "its lane's owner is woken");
     assert!(!woken(&first).await);

@@ -20,9 +20,9 @@ use tokio::time::{timeout, Instant};
 use tokio_util::task::TaskTracker;
 
 use super::link::{refusal, refuse, serves};
-use super::{pdu, ussd};
+use super::{pdu, ussd, within_deadline};
 use crate::config::{ServiceSettings, SmppSettings};
-use crate::core::{Core, CoreError, Dispatch, Inbound, ReplyPath};
+use crate::core::{Core, Dispatch, Inbound, ReplyPath};
 use crate::replies::{Outgoing, Replies, Target};
 use otpgw_rules::vocab::Channel;
 
@@ -223,19 +223,12 @@ impl Pipeline {
             from: message.source,
             text: message.text,
         };
-        // Past the deadline the peer gets "try again" rather than nothing: a held
-        // lock or a stalled database must not leave a message unanswered.
-        let deadline = Duration::from_secs(inner.smpp.message_timeout_secs);
-        let handled = timeout(deadline, inner.core.issue.sms(&inbound))
-            .await
-            .unwrap_or_else(|_| {
-                tracing::error!(
-                    secs = deadline.as_secs(),
-                    "message not handled within its deadline"
-                );
-                metrics::counter!("otpgw_message_timeouts_total").increment(1);
-                Err(CoreError::Timeout)
-            });
+        let handled = within_deadline(
+            inner.smpp.message_timeout_secs,
+            "message",
+            inner.core.issue.sms(&inbound),
+        )
+        .await;
         let reply = match handled {
             // Over a limit and already told: answer the PDU, send nothing.
             Ok(None) => return ack.into(),

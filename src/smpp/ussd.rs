@@ -11,9 +11,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::time::{timeout, Instant};
+use tokio::time::Instant;
 
-use super::pdu;
+use super::{pdu, within_deadline};
 use crate::config::{DialledIn, SmppSettings};
 use crate::core::{Core, CoreError, UssdReply};
 use crate::replies::UssdMeta;
@@ -195,21 +195,15 @@ pub(crate) async fn answer(
             code_id: None,
         })
     };
-    let deadline = Duration::from_secs(settings.message_timeout_secs);
     let reply = match step {
-        Step::Walk(service_code, path) => timeout(
-            deadline,
-            core.issue.ussd(peer, &message.source, &service_code, &path),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            tracing::error!(
-                secs = deadline.as_secs(),
-                "ussd step not handled within its deadline"
-            );
-            metrics::counter!("otpgw_message_timeouts_total").increment(1);
-            Err(CoreError::Timeout)
-        })?,
+        Step::Walk(service_code, path) => {
+            within_deadline(
+                settings.message_timeout_secs,
+                "ussd step",
+                core.issue.ussd(peer, &message.source, &service_code, &path),
+            )
+            .await?
+        }
         Step::Expired => end_with(core.issue.ussd_expired())?,
         Step::OverLimit => {
             tracing::info!("ussd dialogue past its bounds: ended");

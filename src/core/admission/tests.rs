@@ -4,21 +4,24 @@ use governor::clock::FakeRelativeClock;
 
 use super::*;
 
-fn limits(clock: &FakeRelativeClock) -> Limits<FakeRelativeClock> {
-    // The defaults (3/min and 10/h per number, 1 per 10 s per card), a small guard.
+/// The defaults (3/min and 10/h per number, 1 per 10 s per card), a small guard,
+/// and the fake clock they run on, for the test to move.
+fn limits() -> (FakeRelativeClock, Limits<FakeRelativeClock>) {
+    let clock = FakeRelativeClock::default();
     let settings = LimitSettings {
         guard_max_failures: 5,
         guard_window_secs: 60,
         guard_cooldown_secs: 300,
         ..LimitSettings::default()
     };
-    Limits::with_clock(&settings, &[], clock.clone())
+    let limits = Limits::with_clock(&settings, &[], clock.clone());
+    (clock, limits)
 }
 
 #[test]
 fn a_flood_of_distinct_numbers_cannot_grow_the_maps_past_their_cap() {
-    let clock = FakeRelativeClock::default();
-    let l = limits(&clock).with_max_keys(100);
+    let (clock, l) = limits();
+    let l = l.with_max_keys(100);
     let admitted = (0..1_000)
         .filter(|i| l.admit_msisdn(&format!("98912{i:07}")) == Admit::Allow)
         .count();
@@ -31,8 +34,7 @@ fn a_flood_of_distinct_numbers_cannot_grow_the_maps_past_their_cap() {
 
 #[test]
 fn a_burst_gets_its_quota_one_notice_then_silence_then_service_again() {
-    let clock = FakeRelativeClock::default();
-    let l = limits(&clock);
+    let (clock, l) = limits();
     let got: Vec<Admit> = (0..6).map(|_| l.admit_msisdn("98912")).collect();
     assert_eq!(&got[..3], &[Admit::Allow; 3]);
     assert!(
@@ -47,8 +49,7 @@ fn a_burst_gets_its_quota_one_notice_then_silence_then_service_again() {
 
 #[test]
 fn the_hourly_window_holds_after_the_minute_refills() {
-    let clock = FakeRelativeClock::default();
-    let l = limits(&clock);
+    let (clock, l) = limits();
     let mut allowed = 0;
     for _ in 0..30 {
         for _ in 0..3 {
@@ -64,8 +65,7 @@ fn the_hourly_window_holds_after_the_minute_refills() {
 
 #[test]
 fn one_code_per_card_interval() {
-    let clock = FakeRelativeClock::default();
-    let l = limits(&clock);
+    let (clock, l) = limits();
     assert_eq!(l.admit_card("98912", 1), Admit::Allow);
     assert!(matches!(
         l.admit_card("98912", 1),
@@ -78,8 +78,7 @@ fn one_code_per_card_interval() {
 
 #[test]
 fn the_guard_trips_once_and_holds_for_the_cooldown() {
-    let clock = FakeRelativeClock::default();
-    let l = limits(&clock);
+    let (clock, l) = limits();
     let trips: Vec<bool> = (0..8).map(|_| l.record_verify_failure(7)).collect();
     assert_eq!(
         trips,
