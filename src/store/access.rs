@@ -46,34 +46,21 @@ impl AccessStore for Store {
     }
 
     async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, DomainError> {
-        port(async move {
-            let row = sqlx::query(
-                "SELECT id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-            )
-            .bind(key_hash)
-            .fetch_optional(&self.pool)
-            .await?;
-            let Some(row) = row else { return Ok(None) };
+        let sql = "SELECT id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL";
+        port(self.read_one(sqlx::query(sql).bind(key_hash), |row| {
             let role: String = row.try_get("role")?;
-            Ok(Some(ApiKey {
+            Ok(ApiKey {
                 id: row.try_get("id")?,
                 role: Role::parse(&role)
                     .ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
-            }))
-        })
+            })
+        }))
         .await
     }
 
     async fn api_keys(&self) -> Result<Vec<ApiKeyInfo>, DomainError> {
-        port(async move {
-            let rows = sqlx::query(
-                "SELECT id, role, label, created_at, revoked_at FROM api_keys ORDER BY id",
-            )
-            .fetch_all(&self.pool)
-            .await?;
-            rows.iter().map(api_key_from_row).collect()
-        })
-        .await
+        let sql = "SELECT id, role, label, created_at, revoked_at FROM api_keys ORDER BY id";
+        port(self.read_all(sqlx::query(sql), api_key_from_row)).await
     }
 
     /// Revokes a key, ends its console sessions and audits it, in one transaction.
@@ -241,11 +228,6 @@ impl AccessStore for Store {
 
 fn api_key_from_row(r: &sqlx::any::AnyRow) -> Result<ApiKeyInfo, StoreError> {
     let role: String = r.try_get("role")?;
-    Ok(ApiKeyInfo {
-        id: r.try_get("id")?,
-        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
-        label: r.try_get("label")?,
-        created_at: r.try_get("created_at")?,
-        revoked_at: r.try_get("revoked_at")?,
-    })
+    let role = Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?;
+    Ok(record!(r => ApiKeyInfo { id, label, created_at, revoked_at; role }))
 }

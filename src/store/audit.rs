@@ -28,17 +28,10 @@ impl AuditStore for Store {
     }
 
     async fn events(&self, card_id: i64, limit: i64) -> Result<Vec<Event>, DomainError> {
-        port(async move {
-            let rows = sqlx::query(
-                "SELECT id, card_id, kind, actor, detail, at FROM events WHERE card_id = $1 ORDER BY id LIMIT $2",
-            )
-            .bind(card_id)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-            rows.iter().map(event_from_row).collect()
-        })
-        .await
+        let query = sqlx::query(
+            "SELECT id, card_id, kind, actor, detail, at FROM events WHERE card_id = $1 ORDER BY id LIMIT $2",
+        );
+        port(self.read_all(query.bind(card_id).bind(limit), event_from_row)).await
     }
 
     /// Audit events matching `filter`, newest first, at most `limit`.
@@ -84,8 +77,7 @@ impl AuditStore for Store {
                     Arg::Text(v) => query.bind(v),
                 };
             }
-            let rows = query.bind(limit).fetch_all(&self.pool).await?;
-            rows.iter().map(event_from_row).collect()
+            self.read_all(query.bind(limit), event_from_row).await
         })
         .await
     }

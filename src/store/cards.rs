@@ -6,7 +6,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::error::StoreError;
 use super::port;
-use super::{card_from_row, end_elapsed_lock, insert_event, Store, CARD_COLUMNS};
+use super::{card_from_row, end_elapsed_lock, insert_event, lock_card, Store, CARD_COLUMNS};
 use crate::core::ports::{
     Act, Activation, CardStore, Change, CodeAttempt, NewActivation, NewCard, StatusChange,
 };
@@ -17,40 +17,18 @@ use otpgw_rules::vocab::CardStatus;
 #[async_trait]
 impl CardStore for Store {
     async fn card(&self, id: i64) -> Result<Option<Card>, DomainError> {
-        port(async move {
-            let row = sqlx::query(&format!("SELECT {CARD_COLUMNS} FROM cards WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-            row.as_ref().map(card_from_row).transpose()
-        })
-        .await
+        let sql = format!("SELECT {CARD_COLUMNS} FROM cards WHERE id = $1");
+        port(self.read_one(sqlx::query(&sql).bind(id), card_from_row)).await
     }
 
     async fn card_by_pan_hash(&self, pan_hash: &str) -> Result<Option<Card>, DomainError> {
-        port(async move {
-            let row = sqlx::query(&format!(
-                "SELECT {CARD_COLUMNS} FROM cards WHERE pan_hash = $1"
-            ))
-            .bind(pan_hash)
-            .fetch_optional(&self.pool)
-            .await?;
-            row.as_ref().map(card_from_row).transpose()
-        })
-        .await
+        let sql = format!("SELECT {CARD_COLUMNS} FROM cards WHERE pan_hash = $1");
+        port(self.read_one(sqlx::query(&sql).bind(pan_hash), card_from_row)).await
     }
 
     async fn cards_by_msisdn(&self, msisdn: &str) -> Result<Vec<Card>, DomainError> {
-        port(async move {
-            let rows = sqlx::query(&format!(
-                "SELECT {CARD_COLUMNS} FROM cards WHERE msisdn = $1 ORDER BY id"
-            ))
-            .bind(msisdn)
-            .fetch_all(&self.pool)
-            .await?;
-            rows.iter().map(card_from_row).collect()
-        })
-        .await
+        let sql = format!("SELECT {CARD_COLUMNS} FROM cards WHERE msisdn = $1 ORDER BY id");
+        port(self.read_all(sqlx::query(&sql).bind(msisdn), card_from_row)).await
     }
 
     async fn enroll(&self, card: NewCard<'_>, actor: &str, now: i64) -> Result<Card, DomainError> {
@@ -156,15 +134,7 @@ impl CardStore for Store {
                         ),
                     };
                     end_elapsed_lock(conn, id, now).await?;
-                    let prev = sqlx::query(
-                        "UPDATE cards SET updated_at = updated_at WHERE id = $1 RETURNING status, locked_until",
-                    )
-                    .bind(id)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                    let Some(prev) = prev else {
-                        return Err(StoreError::NoSuchCard);
-                    };
+                    let prev = lock_card(conn, id, "status, locked_until").await?;
                     let locked_until: Option<i64> = prev.try_get("locked_until")?;
                     let prev: String = prev.try_get("status")?;
                     let prev_status = super::parse_status(&prev)?;
@@ -271,14 +241,8 @@ impl CardStore for Store {
             );
             self.write(move |conn: &mut AnyConnection| {
                 Box::pin(async move {
-                    let status: String = sqlx::query_scalar(
-                        "UPDATE cards SET updated_at = updated_at WHERE id = $1 RETURNING status",
-                    )
-                    .bind(id)
-                    .fetch_optional(&mut *conn)
-                    .await?
-                    .ok_or(StoreError::NoSuchCard)?;
-                    let status = super::parse_status(&status)?;
+                    let row = lock_card(conn, id, "status").await?;
+                    let status = super::parse_status(&row.try_get::<String, _>("status")?)?;
                     if status != CardStatus::Pending {
                         return Err(StoreError::WrongStatus(status));
                     }
@@ -318,14 +282,9 @@ impl CardStore for Store {
         port(async move {
             self.write(move |conn: &mut AnyConnection| {
                 Box::pin(async move {
-                    let row = sqlx::query(
-                        "UPDATE cards SET updated_at = updated_at WHERE id = $1 \
-                         RETURNING status, activation_hash, activation_expires_at, activation_failures",
-                    )
-                    .bind(id)
-                    .fetch_optional(&mut *conn)
-                    .await?
-                    .ok_or(StoreError::NoSuchCard)?;
+                    let columns =
+                        "status, activation_hash, activation_expires_at, activation_failures";
+                    let row = lock_card(conn, id, columns).await?;
                     let status = super::parse_status(&row.try_get::<String, _>("status")?)?;
                     if status != CardStatus::Pending {
                         return Err(StoreError::WrongStatus(status));

@@ -9,7 +9,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::error::StoreError;
 use super::port;
-use super::{end_elapsed_lock, insert_event, parse_status, Store};
+use super::{end_elapsed_lock, insert_event, lock_card, or_stored, parse_status, Store};
 use crate::core::ports::{CodeStore, Issued, MessageRef, NewCode, PushKey};
 use crate::core::DomainError;
 use otpgw_rules::records::CodeRecord;
@@ -34,14 +34,8 @@ impl CodeStore for Store {
         port(async move {
             // (The core looked for an earlier answer first; a twin racing this one is
             // found by the insert into `pushes`.)
-            match self.issue(code, actor, Some(push)).await {
-                // A concurrent request with the same id won: answer as it did.
-                Err(StoreError::Raced) => self
-                    .push(push.api_key_id, push.request_id)
-                    .await?
-                    .ok_or_else(|| StoreError::Corrupt("push vanished".into())),
-                other => other,
-            }
+            let issued = self.issue(code, actor, Some(push)).await;
+            or_stored(issued, self.push(push.api_key_id, push.request_id), "push").await
         })
         .await
     }
@@ -49,22 +43,15 @@ impl CodeStore for Store {
     /// The code an earlier push with this request id issued, if any (as
     /// `Issued::Replayed`, with that request's fingerprint).
     async fn push(&self, api_key_id: i64, request_id: &str) -> Result<Option<Issued>, DomainError> {
-        port(async move {
-            let row = sqlx::query(
-                "SELECT code_id, fingerprint FROM pushes WHERE api_key_id = $1 AND request_id = $2",
-            )
-            .bind(api_key_id)
-            .bind(request_id)
-            .fetch_optional(&self.pool)
-            .await?;
-            row.map(|r| {
-                Ok(Issued::Replayed {
-                    code_id: r.try_get("code_id")?,
-                    fingerprint: r.try_get("fingerprint")?,
-                })
+        let sql =
+            "SELECT code_id, fingerprint FROM pushes WHERE api_key_id = $1 AND request_id = $2";
+        let query = sqlx::query(sql).bind(api_key_id).bind(request_id);
+        port(self.read_one(query, |r| {
+            Ok(Issued::Replayed {
+                code_id: r.try_get("code_id")?,
+                fingerprint: r.try_get("fingerprint")?,
             })
-            .transpose()
-        })
+        }))
         .await
     }
 
@@ -229,29 +216,16 @@ impl CodeStore for Store {
     }
 
     async fn code(&self, id: i64) -> Result<Option<CodeRecord>, DomainError> {
-        port(async move {
-            let row = sqlx::query(&format!("SELECT {CODE_COLUMNS} FROM codes WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-            row.as_ref().map(code_from_row).transpose()
-        })
-        .await
+        let sql = format!("SELECT {CODE_COLUMNS} FROM codes WHERE id = $1");
+        port(self.read_one(sqlx::query(&sql).bind(id), code_from_row)).await
     }
 
     /// A card's most recent codes, newest first (for the console).
     async fn recent_codes(&self, card_id: i64, limit: i64) -> Result<Vec<CodeRecord>, DomainError> {
-        port(async move {
-            let rows = sqlx::query(&format!(
-                "SELECT {CODE_COLUMNS} FROM codes WHERE card_id = $1 ORDER BY id DESC LIMIT $2"
-            ))
-            .bind(card_id)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-            rows.iter().map(code_from_row).collect()
-        })
-        .await
+        let sql = format!(
+            "SELECT {CODE_COLUMNS} FROM codes WHERE card_id = $1 ORDER BY id DESC LIMIT $2"
+        );
+        port(self.read_all(sqlx::query(&sql).bind(card_id).bind(limit), code_from_row)).await
     }
 }
 
@@ -301,14 +275,7 @@ impl Store {
         });
         self.write(move |conn: &mut AnyConnection| {
             Box::pin(async move {
-                // Touching the row takes its lock on PostgreSQL until the job commits.
-                let row = sqlx::query(
-                    "UPDATE cards SET updated_at = updated_at WHERE id = $1 RETURNING status, locked_until",
-                )
-                .bind(card_id)
-                .fetch_optional(&mut *conn)
-                .await?
-                .ok_or(StoreError::NoSuchCard)?;
+                let row = lock_card(conn, card_id, "status, locked_until").await?;
                 let mut status = parse_status(&row.try_get::<String, _>("status")?)?;
                 let locked_until: Option<i64> = row.try_get("locked_until")?;
                 if status == CardStatus::Locked
@@ -400,28 +367,17 @@ const CODE_COLUMNS: &str =
 
 fn code_from_row(r: &sqlx::any::AnyRow) -> Result<CodeRecord, StoreError> {
     let state: String = r.try_get("state")?;
+    let state = CodeState::parse(&state)
+        .ok_or_else(|| StoreError::Corrupt(format!("code state {state}")))?;
     let delivery: Option<String> = r.try_get("delivery")?;
-    Ok(CodeRecord {
-        id: r.try_get("id")?,
-        card_id: r.try_get("card_id")?,
-        channel: r.try_get("channel")?,
-        peer: r.try_get("peer")?,
-        state: CodeState::parse(&state)
-            .ok_or_else(|| StoreError::Corrupt(format!("code state {state}")))?,
-        delivery: delivery
-            .map(|d| {
-                Delivery::parse(&d).ok_or_else(|| StoreError::Corrupt(format!("delivery {d}")))
-            })
-            .transpose()?,
-        route: r.try_get("route")?,
-        connection: r.try_get("connection")?,
-        message_id: r.try_get("message_id")?,
-        issued_at: r.try_get("issued_at")?,
-        expires_at: r.try_get("expires_at")?,
-        submitted_at: r.try_get("submitted_at")?,
-        delivery_at: r.try_get("delivery_at")?,
-        used_at: r.try_get("used_at")?,
-    })
+    let delivery = delivery
+        .map(|d| Delivery::parse(&d).ok_or_else(|| StoreError::Corrupt(format!("delivery {d}"))))
+        .transpose()?;
+    Ok(record!(r => CodeRecord {
+        id, card_id, channel, peer, route, connection, message_id,
+        issued_at, expires_at, submitted_at, delivery_at, used_at;
+        state, delivery
+    }))
 }
 
 async fn update_delivery(

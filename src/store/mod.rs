@@ -26,6 +26,18 @@
 //!
 //! Times are epoch milliseconds chosen by the caller, which keeps tests free of sleeps.
 
+/// One of the rules' records made of a row: the fields named before the `;` are
+/// the columns of the same names, those after it are computed (`field: value`, or
+/// a local of the field's name). A function cannot name a struct's fields.
+macro_rules! record {
+    ($row:expr => $ty:ident { $($column:ident),* ; $($field:ident $(: $value:expr)?),* $(,)? }) => {
+        $ty {
+            $($column: $row.try_get(stringify!($column))?,)*
+            $($field $(: $value)?,)*
+        }
+    };
+}
+
 mod access;
 mod audit;
 mod cards;
@@ -41,7 +53,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Row};
 
 use crate::config::{DatabaseSettings, Synchronous};
@@ -71,6 +83,11 @@ static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 
 const CARD_COLUMNS: &str =
     "id, pan_hash, last4, last6_hash, msisdn, status, failures, created_at, updated_at, locked_until, epin_hash";
+
+/// A statement with its arguments bound.
+type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+/// Makes one of the rules' records of a row.
+type FromRow<T> = fn(&AnyRow) -> Result<T, StoreError>;
 
 impl Store {
     pub async fn connect(settings: &DatabaseSettings) -> Result<Self, DomainError> {
@@ -140,6 +157,29 @@ impl Store {
     /// SQLite's writer, for the jobs that have a one-call form there.
     fn sqlite_writer(&self) -> Option<&writer::Writer> {
         self.writer.as_ref().map(|(w, _)| w)
+    }
+
+    /// Reads, on the read pool, every row `query` selects, as records.
+    async fn read_all<T>(
+        &self,
+        query: Query<'_>,
+        from_row: FromRow<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(from_row)
+            .collect()
+    }
+
+    /// Reads the row a query on a unique key selects, if there is one.
+    async fn read_one<T>(
+        &self,
+        query: Query<'_>,
+        from_row: FromRow<T>,
+    ) -> Result<Option<T>, StoreError> {
+        Ok(self.read_all(query, from_row).await?.into_iter().next())
     }
 
     pub async fn migrate(&self) -> Result<(), DomainError> {
@@ -301,16 +341,44 @@ async fn end_elapsed_lock(
     Ok(ended > 0)
 }
 
+/// Takes the card's row lock (touching the row: PostgreSQL holds the lock until the
+/// job commits) and reads `columns` of it; `NoSuchCard` when there is no such card.
+async fn lock_card(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+    columns: &str,
+) -> Result<AnyRow, StoreError> {
+    sqlx::query(&format!(
+        "UPDATE cards SET updated_at = updated_at WHERE id = $1 RETURNING {columns}"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(StoreError::NoSuchCard)
+}
+
+/// A job's result, or, when a concurrent request with the same request id won the
+/// race (`Raced`), the answer that request stored, which `stored` reads.
+async fn or_stored<T, E>(
+    result: Result<T, StoreError>,
+    stored: impl std::future::Future<Output = Result<Option<T>, E>>,
+    what: &str,
+) -> Result<T, StoreError>
+where
+    StoreError: From<E>,
+{
+    match result {
+        Err(StoreError::Raced) => stored
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("{what} vanished"))),
+        other => other,
+    }
+}
+
 fn event_from_row(r: &sqlx::any::AnyRow) -> Result<Event, StoreError> {
     let detail: String = r.try_get("detail")?;
-    Ok(Event {
-        id: r.try_get("id")?,
-        card_id: r.try_get("card_id")?,
-        kind: r.try_get("kind")?,
-        actor: r.try_get("actor")?,
-        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
-        at: r.try_get("at")?,
-    })
+    let detail = serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null);
+    Ok(record!(r => Event { id, card_id, kind, actor, at; detail }))
 }
 
 fn parse_verdict(result: &str, reason: Option<&str>) -> Result<Verdict, StoreError> {
@@ -331,20 +399,11 @@ fn parse_status(s: &str) -> Result<CardStatus, StoreError> {
 
 fn card_from_row(row: &sqlx::any::AnyRow) -> Result<Card, StoreError> {
     let epin_hash: Option<String> = row.try_get("epin_hash")?;
-    Ok(Card {
-        id: row.try_get("id")?,
-        pan_hash: row.try_get("pan_hash")?,
-        last4: row.try_get("last4")?,
-        last6_hash: row.try_get("last6_hash")?,
-        msisdn: row.try_get("msisdn")?,
-        status: parse_status(&row.try_get::<String, _>("status")?)?,
-        failures: row.try_get("failures")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        locked_until: row.try_get("locked_until")?,
-        has_epin: epin_hash.is_some(),
-        epin_hash,
-    })
+    let status = parse_status(&row.try_get::<String, _>("status")?)?;
+    Ok(record!(row => Card {
+        id, pan_hash, last4, last6_hash, msisdn, failures, created_at, updated_at, locked_until;
+        status, has_epin: epin_hash.is_some(), epin_hash
+    }))
 }
 
 /// The pool settings both pools share: WAL, the busy timeout and the durability

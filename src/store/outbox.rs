@@ -55,33 +55,21 @@ impl OutboxStore for Store {
     async fn claim_replies(&self, claim: &Claim<'_>) -> Result<Vec<ClaimedRow>, DomainError> {
         let Claim { node, target, .. } = *claim;
         let (now, lease_until, limit) = (claim.now, claim.lease_until, claim.limit);
-        port(async move {
-            let rows = sqlx::query(
-                "UPDATE reply_outbox SET owner = $1, lease_until = $2 WHERE code_id IN ( \
-                   SELECT code_id FROM reply_outbox \
-                   WHERE target = $3 AND lease_until < $4 AND deliver_by > $4 \
-                   ORDER BY code_id LIMIT $5 FOR UPDATE SKIP LOCKED) \
-                 RETURNING code_id, target, sealed, deliver_by, lease_until",
-            )
-            .bind(node)
-            .bind(lease_until)
-            .bind(target)
-            .bind(now)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(ClaimedRow {
-                        code_id: r.try_get("code_id")?,
-                        target: r.try_get("target")?,
-                        sealed: r.try_get("sealed")?,
-                        deliver_by: r.try_get("deliver_by")?,
-                        lease_until: r.try_get("lease_until")?,
-                    })
-                })
-                .collect()
-        })
+        let query = sqlx::query(
+            "UPDATE reply_outbox SET owner = $1, lease_until = $2 WHERE code_id IN ( \
+               SELECT code_id FROM reply_outbox \
+               WHERE target = $3 AND lease_until < $4 AND deliver_by > $4 \
+               ORDER BY code_id LIMIT $5 FOR UPDATE SKIP LOCKED) \
+             RETURNING code_id, target, sealed, deliver_by, lease_until",
+        )
+        .bind(node)
+        .bind(lease_until)
+        .bind(target)
+        .bind(now)
+        .bind(limit);
+        port(self.read_all(query, |r| {
+            Ok(record!(r => ClaimedRow { code_id, target, sealed, deliver_by, lease_until; }))
+        }))
         .await
     }
 

@@ -9,7 +9,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::error::StoreError;
 use super::port;
-use super::{insert_event, Store};
+use super::{insert_event, lock_card, Store};
 use crate::core::ports::{
     Act, Change, CodeAttempt, NewToken, TokenActivation, TokenChange, TokenStore,
 };
@@ -109,15 +109,7 @@ impl TokenStore for Store {
             let actor = actor.to_owned();
             self.write(move |conn: &mut AnyConnection| {
                 Box::pin(async move {
-                    let card: Option<i64> = sqlx::query_scalar(
-                        "UPDATE cards SET updated_at = updated_at WHERE id = $1 RETURNING id",
-                    )
-                    .bind(card_id)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                    if card.is_none() {
-                        return Err(StoreError::NoSuchCard);
-                    }
+                    lock_card(conn, card_id, "id").await?;
                     if let Some(s) = &serial {
                         let taken: i64 = sqlx::query_scalar(
                             "SELECT COUNT(*) FROM tokens WHERE serial = $1 AND state <> 'revoked'",
@@ -174,31 +166,15 @@ impl TokenStore for Store {
     }
 
     async fn tokens_of_card(&self, card_id: i64) -> Result<Vec<Token>, DomainError> {
-        port(async move {
-            sqlx::query(&format!(
-                "SELECT {TOKEN_COLUMNS} FROM tokens WHERE card_id = $1 ORDER BY id LIMIT 100"
-            ))
-            .bind(card_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| token_from_row(r).map(|t| t.token))
-            .collect()
-        })
-        .await
+        let sql =
+            format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE card_id = $1 ORDER BY id LIMIT 100");
+        let query = sqlx::query(&sql).bind(card_id);
+        port(self.read_all(query, |r| token_from_row(r).map(|t| t.token))).await
     }
 
     async fn token(&self, id: i64) -> Result<Option<TokenRecord>, DomainError> {
-        port(async move {
-            sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?
-                .as_ref()
-                .map(token_from_row)
-                .transpose()
-        })
-        .await
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1");
+        port(self.read_one(sqlx::query(&sql).bind(id), token_from_row)).await
     }
 
     /// Confirms a pending token's activation code. A wrong code counts; at

@@ -41,6 +41,17 @@ async fn details(store: &Store, kind: &str) -> Vec<String> {
         .unwrap()
 }
 
+/// Puts card `id` in a state by hand (`set`: the columns as an SQL `SET` list), then
+/// issues it a code at `at`.
+async fn issue_after(store: &Store, id: i64, set: &str, at: i64) -> Issued {
+    sqlx::query(&format!("UPDATE cards SET {set} WHERE id = $1"))
+        .bind(id)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    store.issue_code(code(id, at, None), "smpp").await.unwrap()
+}
+
 /// SQLite's one-call issue has the statement path's effects: the live code is
 /// superseded, the audit detail is what `serde_json` writes, an elapsed timed
 /// lock ends first, and a card that is not active gets nothing written.
@@ -58,58 +69,37 @@ async fn the_one_call_issue_has_the_statement_paths_effects() {
     };
     let id = store.enroll(card, "t", 1).await.unwrap().id;
 
-    let first = store
-        .issue_code(code(id, 1_000, None), "smpp")
-        .await
-        .unwrap();
-    let Issued::Code {
-        code_id: first_id,
-        superseded: 0,
-    } = first
-    else {
-        panic!("{first:?}");
-    };
-    let second = store
-        .issue_code(code(id, 2_000, Some("t")), "smpp")
-        .await
-        .unwrap();
-    let Issued::Code {
-        code_id: second_id,
-        superseded: 1,
-    } = second
-    else {
-        panic!("{second:?}");
-    };
-    let states: Vec<String> = sqlx::query_scalar("SELECT state FROM codes ORDER BY id")
-        .fetch_all(&store.pool)
-        .await
-        .unwrap();
-    assert_eq!(states, ["superseded", "live"]);
     let expected = |code_id: i64, expires_at: i64, bound: bool| {
         serde_json::json!({"code_id": code_id, "channel": "sms", "expires_at": expires_at,
             "bound_to_transaction": bound, "capped": false})
         .to_string()
     };
-    assert_eq!(
-        details(&store, "code_issued").await,
-        [
-            expected(first_id, 61_000, false),
-            expected(second_id, 62_000, true)
-        ]
-    );
-
-    // A timed lock that ran out ends inside the issue.
-    sqlx::query(
-        "UPDATE cards SET status = 'locked', failures = 3, locked_until = 2500 WHERE id = $1",
-    )
-    .bind(id)
-    .execute(&store.pool)
-    .await
-    .unwrap();
-    let third = store
-        .issue_code(code(id, 3_000, None), "smpp")
+    // (issued at, transaction, codes it supersedes, when it expires)
+    let mut issued_details = Vec::new();
+    for (at, txn, superseded, expires_at) in
+        [(1_000, None, 0, 61_000), (2_000, Some("t"), 1, 62_000)]
+    {
+        let issued = store.issue_code(code(id, at, txn), "smpp").await.unwrap();
+        let Issued::Code {
+            code_id,
+            superseded: s,
+        } = issued
+        else {
+            panic!("{issued:?}");
+        };
+        assert_eq!(s, superseded, "{issued:?}");
+        issued_details.push(expected(code_id, expires_at, txn.is_some()));
+    }
+    let states: Vec<String> = sqlx::query_scalar("SELECT state FROM codes ORDER BY id")
+        .fetch_all(&store.pool)
         .await
         .unwrap();
+    assert_eq!(states, ["superseded", "live"]);
+    assert_eq!(details(&store, "code_issued").await, issued_details);
+
+    // A timed lock that ran out ends inside the issue.
+    let locked = "status = 'locked', failures = 3, locked_until = 2500";
+    let third = issue_after(&store, id, locked, 3_000).await;
     assert!(
         matches!(third, Issued::Code { superseded: 1, .. }),
         "{third:?}"
@@ -119,15 +109,7 @@ async fn the_one_call_issue_has_the_statement_paths_effects() {
     assert_eq!((card.status, card.failures), (CardStatus::Active, 0));
 
     // Not active: nothing written.
-    sqlx::query("UPDATE cards SET status = 'suspended' WHERE id = $1")
-        .bind(id)
-        .execute(&store.pool)
-        .await
-        .unwrap();
-    let refused = store
-        .issue_code(code(id, 4_000, None), "smpp")
-        .await
-        .unwrap();
+    let refused = issue_after(&store, id, "status = 'suspended'", 4_000).await;
     assert_eq!(refused, Issued::NotActive(CardStatus::Suspended));
     let codes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM codes")
         .fetch_one(&store.pool)

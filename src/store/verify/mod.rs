@@ -18,7 +18,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::error::StoreError;
 use super::port;
-use super::{parse_verdict, Store};
+use super::{or_stored, parse_verdict, Store};
 use crate::core::ports::{Decide, VerifyAttempt, VerifyRecord, VerifyStore};
 use crate::core::DomainError;
 use answer::Attempt;
@@ -73,14 +73,8 @@ impl VerifyStore for Store {
                     .await
                 }
             };
-            match decided {
-                // A concurrent request with the same id won: answer as it did.
-                Err(StoreError::Raced) => self
-                    .verification(attempt.api_key_id, attempt.request_id)
-                    .await?
-                    .ok_or_else(|| StoreError::Corrupt("verification vanished".into())),
-                other => other,
-            }
+            let stored = self.verification(attempt.api_key_id, attempt.request_id);
+            or_stored(decided, stored, "verification").await
         })
         .await
     }
@@ -108,28 +102,20 @@ impl VerifyStore for Store {
         card_id: i64,
         limit: i64,
     ) -> Result<Vec<VerificationEntry>, DomainError> {
-        port(async move {
-            let rows = sqlx::query(
-                "SELECT api_key_id, request_id, result, reason, created_at FROM verifications \
-                 WHERE card_id = $1 ORDER BY created_at DESC, request_id DESC LIMIT $2",
-            )
-            .bind(card_id)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-            rows.iter()
-                .map(|r| {
-                    let result: String = r.try_get("result")?;
-                    let reason: Option<String> = r.try_get("reason")?;
-                    Ok(VerificationEntry {
-                        api_key_id: r.try_get("api_key_id")?,
-                        request_id: r.try_get("request_id")?,
-                        verdict: parse_verdict(&result, reason.as_deref())?,
-                        at: r.try_get("created_at")?,
-                    })
-                })
-                .collect()
-        })
+        let query = sqlx::query(
+            "SELECT api_key_id, request_id, result, reason, created_at FROM verifications \
+             WHERE card_id = $1 ORDER BY created_at DESC, request_id DESC LIMIT $2",
+        );
+        port(self.read_all(query.bind(card_id).bind(limit), |r| {
+            let result: String = r.try_get("result")?;
+            let reason: Option<String> = r.try_get("reason")?;
+            Ok(VerificationEntry {
+                api_key_id: r.try_get("api_key_id")?,
+                request_id: r.try_get("request_id")?,
+                verdict: parse_verdict(&result, reason.as_deref())?,
+                at: r.try_get("created_at")?,
+            })
+        }))
         .await
     }
 }
@@ -141,28 +127,26 @@ impl Store {
         api_key_id: i64,
         request_id: &str,
     ) -> Result<Option<VerifyRecord>, StoreError> {
-        let row = sqlx::query(
+        let query = sqlx::query(
             "SELECT fingerprint, card_id, result, reason, attempts_left, locked, locked_until FROM verifications WHERE api_key_id = $1 AND request_id = $2",
-        )
-        .bind(api_key_id)
-        .bind(request_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let result: String = row.try_get("result")?;
-        let reason: Option<String> = row.try_get("reason")?;
-        let verdict = parse_verdict(&result, reason.as_deref())?;
-        Ok(Some(VerifyRecord {
-            verdict,
-            card_id: row.try_get("card_id")?,
-            fingerprint: row.try_get("fingerprint")?,
-            locked_now: false,
-            attempts_left: row.try_get("attempts_left")?,
-            lock: match row.try_get::<Option<i64>, _>("locked")? {
-                Some(1) => Some(row.try_get("locked_until")?),
-                _ => None,
-            },
-            replayed: true,
-        }))
+        );
+        self.read_one(query.bind(api_key_id).bind(request_id), |row| {
+            let result: String = row.try_get("result")?;
+            let reason: Option<String> = row.try_get("reason")?;
+            let verdict = parse_verdict(&result, reason.as_deref())?;
+            Ok(VerifyRecord {
+                verdict,
+                card_id: row.try_get("card_id")?,
+                fingerprint: row.try_get("fingerprint")?,
+                locked_now: false,
+                attempts_left: row.try_get("attempts_left")?,
+                lock: match row.try_get::<Option<i64>, _>("locked")? {
+                    Some(1) => Some(row.try_get("locked_until")?),
+                    _ => None,
+                },
+                replayed: true,
+            })
+        })
+        .await
     }
 }

@@ -120,27 +120,20 @@ async fn apply_effect(
     a: &Attempt,
     after: &mut After,
 ) -> Result<(), StoreError> {
-    match effect {
-        Effect::None => Ok(()),
-        Effect::UseCode(code_id) => {
-            let used = sqlx::query(
+    let (used, what) = match effect {
+        Effect::None => return Ok(()),
+        Effect::UseCode(code_id) => (
+            sqlx::query(
                 "UPDATE codes SET state = 'used', used_at = $2 WHERE id = $1 AND state = 'live'",
             )
             .bind(code_id)
-            .bind(a.now)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-            if used != 1 {
-                // Cannot happen while we hold the card's lock; refuse rather than approve.
-                return Err(StoreError::Corrupt("live code changed under lock".into()));
-            }
-            reset_failures(conn, card.id, a.now, after).await
-        }
-        Effect::UseToken(u) => {
+            .bind(a.now),
+            "live code",
+        ),
+        Effect::UseToken(ref u) => (
             // The rule saw `last_step` under the card's lock; the condition only
             // guards against a token changed outside it.
-            let used = sqlx::query(
+            sqlx::query(
                 "UPDATE tokens SET last_step = COALESCE($2, last_step), drift = $3, \
                  last_txn_hash = COALESCE($4, last_txn_hash), last_used_at = $5, updated_at = $5 \
                  WHERE id = $1 AND state = 'active' AND ($2 IS NULL OR last_step IS NULL OR last_step < $2)",
@@ -149,63 +142,68 @@ async fn apply_effect(
             .bind(u.step)
             .bind(u.drift)
             .bind(u.txn_hash.as_deref())
-            .bind(a.now)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-            if used != 1 {
-                return Err(StoreError::Corrupt("token changed under lock".into()));
-            }
-            reset_failures(conn, card.id, a.now, after).await
-        }
+            .bind(a.now),
+            "token",
+        ),
         Effect::ExpireCode(code_id) => {
             sqlx::query("UPDATE codes SET state = 'expired' WHERE id = $1 AND state = 'live'")
                 .bind(code_id)
                 .execute(&mut *conn)
                 .await?;
-            Ok(())
+            return Ok(());
         }
-        Effect::CountFailure => {
-            // A timed lock's end is fixed when it starts: `locked_until` is set only
-            // by the failure that locks the card.
-            let until = a.lock_ms.map(|ms| a.now.saturating_add(ms));
-            let row = sqlx::query(
-                "UPDATE cards SET failures = failures + 1, \
-                 locked_until = CASE WHEN failures + 1 >= $2 AND status <> 'locked' THEN $4 ELSE locked_until END, \
-                 status = CASE WHEN failures + 1 >= $2 THEN 'locked' ELSE status END, updated_at = $3 \
-                 WHERE id = $1 RETURNING failures, status, locked_until",
-            )
-            .bind(card.id)
-            .bind(a.max_failures)
-            .bind(a.now)
-            .bind(until)
-            .fetch_one(&mut *conn)
-            .await?;
-            let status = parse_status(&row.try_get::<String, _>("status")?)?;
-            let failures: i64 = row.try_get("failures")?;
-            let locked_now = status == CardStatus::Locked && card.status != CardStatus::Locked;
-            after.status = Some(status);
-            after.failures = failures;
-            after.locked_until = row.try_get("locked_until")?;
-            after.locked_now = locked_now;
-            if locked_now {
-                sqlx::query(
-                    "UPDATE codes SET state = 'failed' WHERE card_id = $1 AND state = 'live'",
-                )
-                .bind(card.id)
-                .execute(&mut *conn)
-                .await?;
-                insert_event(
-                    conn,
-                    Some(card.id),
-                    "locked",
-                    &a.actor,
-                    serde_json::json!({"failures": failures, "locked_until": after.locked_until}),
-                    a.now,
-                )
-                .await?;
-            }
-            Ok(())
-        }
+        Effect::CountFailure => return count_failure(conn, card, a, after).await,
+    };
+    if used.execute(&mut *conn).await?.rows_affected() != 1 {
+        // Cannot happen while we hold the card's lock; refuse rather than approve.
+        return Err(StoreError::Corrupt(format!("{what} changed under lock")));
     }
+    reset_failures(conn, card.id, a.now, after).await
+}
+
+/// Counts a failure, locking the card at `max_failures`.
+async fn count_failure(
+    conn: &mut AnyConnection,
+    card: &LockedCard,
+    a: &Attempt,
+    after: &mut After,
+) -> Result<(), StoreError> {
+    // A timed lock's end is fixed when it starts: `locked_until` is set only
+    // by the failure that locks the card.
+    let until = a.lock_ms.map(|ms| a.now.saturating_add(ms));
+    let row = sqlx::query(
+        "UPDATE cards SET failures = failures + 1, \
+         locked_until = CASE WHEN failures + 1 >= $2 AND status <> 'locked' THEN $4 ELSE locked_until END, \
+         status = CASE WHEN failures + 1 >= $2 THEN 'locked' ELSE status END, updated_at = $3 \
+         WHERE id = $1 RETURNING failures, status, locked_until",
+    )
+    .bind(card.id)
+    .bind(a.max_failures)
+    .bind(a.now)
+    .bind(until)
+    .fetch_one(&mut *conn)
+    .await?;
+    let status = parse_status(&row.try_get::<String, _>("status")?)?;
+    let failures: i64 = row.try_get("failures")?;
+    let locked_now = status == CardStatus::Locked && card.status != CardStatus::Locked;
+    after.status = Some(status);
+    after.failures = failures;
+    after.locked_until = row.try_get("locked_until")?;
+    after.locked_now = locked_now;
+    if locked_now {
+        sqlx::query("UPDATE codes SET state = 'failed' WHERE card_id = $1 AND state = 'live'")
+            .bind(card.id)
+            .execute(&mut *conn)
+            .await?;
+        insert_event(
+            conn,
+            Some(card.id),
+            "locked",
+            &a.actor,
+            serde_json::json!({"failures": failures, "locked_until": after.locked_until}),
+            a.now,
+        )
+        .await?;
+    }
+    Ok(())
 }
