@@ -25,6 +25,12 @@ pub enum AppError {
     Config(#[from] ConfigError),
     #[error("database: {0}")]
     Store(#[from] DomainError),
+    /// Keys that would split a cluster or protect nothing: exit status 2.
+    #[error("{0}")]
+    Keys(String),
+    /// A CLI command pointed at a database that does not exist.
+    #[error("{0}")]
+    NoDatabase(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -34,20 +40,83 @@ pub enum AppError {
     Io(#[from] std::io::Error),
 }
 
-/// The store and core, migrated and ready: what `serve` and every CLI command share.
+/// The store and core for a CLI command, on a database that already exists: a
+/// command run in the wrong directory (or with a mistyped URL) must fail, not
+/// quietly create a database and a key file and enroll a card there.
 pub async fn build_core(settings: &Settings) -> Result<Core, AppError> {
-    Ok(build(settings, Arc::new(SystemClock)).await?.0)
+    let missing = || {
+        AppError::NoDatabase(format!(
+            "the database {} does not exist: run this command where the gateway runs (or \
+             with its --config), or create the database with `otpgw migrate` first",
+            settings.redacted().database.url
+        ))
+    };
+    if let Some(path) = crate::config::sqlite_path(&settings.database.url) {
+        if !path.exists() {
+            return Err(missing());
+        }
+    }
+    let store = Store::connect(&settings.database).await?;
+    if store.is_new().await? {
+        store.close().await;
+        return Err(missing());
+    }
+    Ok(open(settings, store, Arc::new(SystemClock)).await?.0)
 }
 
 /// The core on its store, with the clock given (tests move a `HandClock`), and the
 /// store itself for what only start-up code does with it (readiness, closing).
 pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<(Core, Store), AppError> {
     let store = Store::connect(&settings.database).await?;
+    open(settings, store, clock).await
+}
+
+async fn open(
+    settings: &Settings,
+    store: Store,
+    clock: Arc<dyn Clock>,
+) -> Result<(Core, Store), AppError> {
     check_keys_match_database(settings, &store).await?;
     let keys = settings.keys()?;
+    if let Some(name) = keys.published() {
+        return Err(AppError::Keys(format!(
+            "secrets.{name} is a published example key (or one byte repeated), which \
+             protects nothing: generate each key with `openssl rand -hex 32`"
+        )));
+    }
     store.migrate().await?;
+    check_fingerprints(settings, &keys, &store, clock.now_ms()).await?;
     let core = Core::new(Ports::of(store.clone()), keys, settings, clock);
     Ok((core, store))
+}
+
+/// The first start on a database records its keys' fingerprints; every later start,
+/// on any node, must bring the same keys. Different keys would make this node count
+/// the others' codes as wrong (locking customers out), miss every enrolled card and
+/// enroll a second row for the same card.
+async fn check_fingerprints(
+    settings: &Settings,
+    keys: &otpgw_rules::codes::Keys,
+    store: &Store,
+    now: i64,
+) -> Result<(), AppError> {
+    let mine = keys.fingerprints();
+    let held = store.key_fingerprints(&mine, now).await?;
+    let differ: Vec<&str> = mine
+        .iter()
+        .filter(|(name, fp)| !held.iter().any(|(n, f)| n == name && f == fp))
+        .map(|(name, _)| *name)
+        .collect();
+    if differ.is_empty() {
+        return Ok(());
+    }
+    Err(AppError::Keys(format!(
+        "this node's {} differ from the keys the database {} was first started with: \
+         start every node on this database with the same secrets.pan_key and \
+         secrets.code_key (or key file)",
+        differ.join(" and "),
+        settings.redacted().database.url
+    )))
 }
 
 /// Applies the migrations this build knows and closes the database (`otpgw migrate`).

@@ -264,7 +264,19 @@ fn main() -> Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     otpgw::telemetry::init_logging(&settings.log, matches!(cli.command, Command::Serve));
     let runtime = tokio::runtime::Runtime::new().context("Failed to start the async runtime")?;
-    runtime.block_on(run(cli.command, settings))
+    let result = runtime.block_on(run(cli.command, settings));
+    if let Err(e) = &result {
+        // Keys that would split a cluster: a status of its own, so that a service
+        // manager or an orchestrator can tell it from a passing fault.
+        let keys = e
+            .chain()
+            .any(|c| matches!(c.downcast_ref(), Some(otpgw::app::AppError::Keys(_))));
+        if keys {
+            eprintln!("Error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+    result
 }
 
 /// `otpgw bench …`: the `otpgw-bench` executable in this executable's directory takes

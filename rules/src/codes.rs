@@ -20,6 +20,12 @@ type HmacSha256 = Hmac<Sha256>;
 pub const CODE_DIGITS: usize = 7;
 const CODE_SPACE: u32 = 10_000_000;
 
+/// Keys printed in this project's examples (the compose `secrets.env.example`).
+const PUBLISHED_KEYS: [&str; 2] = [
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210",
+];
+
 /// The two keys the gateway hashes with. Both 32 random bytes.
 #[derive(Clone)]
 pub struct Keys {
@@ -136,6 +142,37 @@ impl Keys {
             &self.code_key,
             &[b"txn|", transaction.canonical().as_bytes()],
         )
+    }
+
+    /// What a database records of the keys it was first started with, one entry per
+    /// key: a keyed hash of a fixed label, so the entries tell whether another node's
+    /// keys are the same and nothing about the keys themselves.
+    pub fn fingerprints(&self) -> [(&'static str, String); 2] {
+        [
+            (
+                "pan_key",
+                mac_hex(&self.pan_key, &[b"fingerprint|v1"])[..32].to_owned(),
+            ),
+            (
+                "code_key",
+                mac_hex(&self.code_key, &[b"fingerprint|v1"])[..32].to_owned(),
+            ),
+        ]
+    }
+
+    /// The name of a key anyone could know: one published as an example, or one
+    /// byte repeated. Such a key protects nothing.
+    pub fn published(&self) -> Option<&'static str> {
+        let known = |key: &[u8; 32]| {
+            PUBLISHED_KEYS.contains(&hex::encode(key).as_str()) || key.iter().all(|b| *b == key[0])
+        };
+        if known(&self.pan_key) {
+            Some("pan_key")
+        } else if known(&self.code_key) {
+            Some("code_key")
+        } else {
+            None
+        }
     }
 
     /// A sealing key for one purpose (`"outbox"`, `"tokens"`), derived from the code
@@ -354,6 +391,43 @@ pub fn api_key_hash(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprints_tell_keys_apart_and_hide_them() {
+        let keys = Keys::generate();
+        let same = Keys::from_hex(&keys.pan_key_hex(), &keys.code_key_hex()).unwrap();
+        assert_eq!(keys.fingerprints(), same.fingerprints());
+        let other_code =
+            Keys::from_hex(&keys.pan_key_hex(), &Keys::generate().code_key_hex()).unwrap();
+        let (mine, theirs) = (keys.fingerprints(), other_code.fingerprints());
+        assert_eq!(mine[0], theirs[0]);
+        assert_ne!(mine[1], theirs[1]);
+        for (_, fp) in &mine {
+            assert_eq!(fp.len(), 32);
+            assert!(
+                !keys.pan_key_hex().contains(fp.as_str())
+                    && !keys.code_key_hex().contains(fp.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn published_and_repeated_keys_are_named() {
+        let fresh = Keys::generate().pan_key_hex();
+        for (pan, code, named) in [
+            (PUBLISHED_KEYS[0].to_owned(), fresh.clone(), Some("pan_key")),
+            (
+                fresh.clone(),
+                PUBLISHED_KEYS[1].to_owned(),
+                Some("code_key"),
+            ),
+            (fresh.clone(), "00".repeat(32), Some("code_key")),
+            ("ab".repeat(32), fresh.clone(), Some("pan_key")),
+            (fresh.clone(), Keys::generate().code_key_hex(), None),
+        ] {
+            assert_eq!(Keys::from_hex(&pan, &code).unwrap().published(), named);
+        }
+    }
 
     #[test]
     fn codes_are_seven_digits_and_cover_the_space() {

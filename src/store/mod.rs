@@ -15,6 +15,7 @@
 //! * `audit.rs`  — `AuditStore`: the audit trail and its counts.
 //! * `outbox.rs` — `OutboxStore`: the replies outbox (PostgreSQL).
 //! * `limits.rs` — `LimitStore`: cluster-wide rate-limit decisions (PostgreSQL).
+//! * `keys.rs`   — the keys' fingerprints, for start-up's check.
 //!
 //! Every write is one job run by `Store::write`: on SQLite inside the writer's next
 //! batch (one transaction, a savepoint per job, answers released after the commit),
@@ -43,6 +44,7 @@ mod audit;
 mod cards;
 mod codes;
 mod error;
+mod keys;
 mod limits;
 mod outbox;
 mod tokens;

@@ -19,6 +19,7 @@ mod admin;
 mod bench;
 mod console;
 mod hardening;
+mod keys;
 mod limits;
 mod nodes;
 mod operators;
