@@ -10,7 +10,7 @@ use crate::wait::{wait_until, WITHIN};
 
 /// `otpgw serve` on `gw`'s config with `env` added: its exit status and stderr.
 /// Bounded: a node that does start is killed at the deadline and the test fails.
-fn serve_beside(gw: &Gateway, env: &[(&str, &str)]) -> (Option<i32>, String) {
+pub(crate) fn serve_beside(gw: &Gateway, env: &[(&str, &str)]) -> (Option<i32>, String) {
     let child = Command::new(bin())
         .arg("--config")
         .arg(gw.dir.path().join("otpgw.toml"))

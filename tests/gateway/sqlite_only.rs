@@ -157,8 +157,15 @@ fn a_key_file_beside_a_lost_database_is_refused() {
     for f in ["otpgw.db", "otpgw.db-wal", "otpgw.db-shm"] {
         let _ = std::fs::remove_file(dir.join(f));
     }
+    // A CLI command creates no database; `serve` would, and refuses it.
     let (ok, _, err) = gw.cli(&["apikey", "create", "--role", "admin"]);
-    assert!(!ok, "started on an empty database with the old key file");
+    assert!(!ok && err.contains("does not exist"), "{err}");
+    let (status, err) = crate::keys::serve_beside(&gw, &[]);
+    assert_eq!(
+        status,
+        Some(1),
+        "started on an empty database with the old key file"
+    );
     assert!(err.contains("brand new"), "{err}");
     // A key file others can read is refused too.
     let key_file = dir.join("keys.toml");
