@@ -196,8 +196,9 @@ fn accept_case(accept: &str, sms_ok: bool, token_ok: bool) {
     assert_eq!(status, 201, "{body}");
     let uri = "otpauth://totp/x:y?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&digits=6&period=30";
     let sms_code = crate::harness::code_in(&gw.sms(msisdn, "3579", "ascii"));
-    let now = unix_secs();
-    let token_code = totp_codes(uri, now, &[0]).remove(0);
+    // The code of this step: it still verifies if the step ends before the verify
+    // (the window takes one step back), so the wall clock cannot fail this test.
+    let token_code = totp_codes(uri, unix_secs(), &[0]).remove(0);
 
     let v = gw.verify(&verifier, cards::D, &token_code, "token");
     if token_ok {
@@ -223,10 +224,6 @@ fn accept_case(accept: &str, sms_ok: bool, token_ok: bool) {
             "accept = {accept}: {v}"
         );
     }
-    assert!(
-        unix_secs() / 30 == now / 30,
-        "the sequence crossed a step boundary"
-    );
 }
 
 #[test]
