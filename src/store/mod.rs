@@ -345,10 +345,11 @@ async fn end_elapsed_lock(
 
 /// Takes the card's row lock (touching the row: PostgreSQL holds the lock until the
 /// job commits) and reads `columns` of it; `NoSuchCard` when there is no such card.
+/// `columns` is SQL text, so only the code's own constants may be passed.
 async fn lock_card(
     conn: &mut sqlx::AnyConnection,
     id: i64,
-    columns: &str,
+    columns: &'static str,
 ) -> Result<AnyRow, StoreError> {
     sqlx::query(&format!(
         "UPDATE cards SET updated_at = updated_at WHERE id = $1 RETURNING {columns}"
