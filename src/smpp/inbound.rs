@@ -19,8 +19,9 @@ use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 use tokio_util::task::TaskTracker;
 
+use super::link::within_deadline;
 use super::link::{refusal, refuse, serves};
-use super::{pdu, ussd, within_deadline};
+use super::{pdu, ussd};
 use crate::config::{ServiceSettings, SmppSettings};
 use crate::core::{Core, Dispatch, Inbound, ReplyPath};
 use crate::replies::{Outgoing, Replies, Target};

@@ -261,6 +261,23 @@ pub(crate) fn refuse(id: CommandId, status: CommandStatus, seq: u32) -> Command 
     }
 }
 
+/// The core's answer to a customer's message or USSD step, given `secs` at most.
+/// Past the deadline it is `Timeout`, so the peer gets "try again" rather than
+/// nothing: a held lock or a stalled database must not leave a message unanswered.
+pub(super) async fn within_deadline<T>(
+    secs: u64,
+    what: &str,
+    handling: impl std::future::Future<Output = Result<T, CoreError>>,
+) -> Result<T, CoreError> {
+    timeout(Duration::from_secs(secs), handling)
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!(secs, "{what} not handled within its deadline");
+            metrics::counter!("otpgw_message_timeouts_total").increment(1);
+            Err(CoreError::Timeout)
+        })
+}
+
 /// The refusal of a customer's message the core could not answer: a source that is
 /// not a phone number is the peer's mistake; anything else is temporary (the peer
 /// should retry; nothing was promised).

@@ -26,7 +26,6 @@ mod ussd;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
-use crate::core::CoreError;
 
 pub use listener::Server;
 
@@ -106,23 +105,6 @@ impl crate::core::links::Links for LinkBoard {
     fn client_mode(&self) -> bool {
         self.operators.is_some()
     }
-}
-
-/// The core's answer to a customer's message or USSD step, given `secs` at most.
-/// Past the deadline it is `Timeout`, so the peer gets "try again" rather than
-/// nothing: a held lock or a stalled database must not leave a message unanswered.
-async fn within_deadline<T>(
-    secs: u64,
-    what: &str,
-    handling: impl std::future::Future<Output = Result<T, CoreError>>,
-) -> Result<T, CoreError> {
-    tokio::time::timeout(std::time::Duration::from_secs(secs), handling)
-        .await
-        .unwrap_or_else(|_| {
-            tracing::error!(secs, "{what} not handled within its deadline");
-            metrics::counter!("otpgw_message_timeouts_total").increment(1);
-            Err(CoreError::Timeout)
-        })
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{pdu, within_deadline};
+use super::link::within_deadline;
+use super::pdu;
 use crate::config::{DialledIn, SmppSettings};
 use crate::core::{Core, CoreError, UssdReply};
 use crate::replies::UssdMeta;
