@@ -17,7 +17,7 @@ use crate::core::{Clock, Core, DomainError, Ports, SystemClock};
 use crate::http::{self, AppState};
 use crate::replies::{Replies, Routes};
 use crate::smpp;
-use crate::store::Store;
+use crate::store::{BackupCheck, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -31,6 +31,9 @@ pub enum AppError {
     /// A CLI command pointed at a database that does not exist.
     #[error("{0}")]
     NoDatabase(String),
+    /// A command this backend does not do (with what to use instead).
+    #[error("{0}")]
+    Unsupported(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -44,6 +47,28 @@ pub enum AppError {
 /// command run in the wrong directory (or with a mistyped URL) must fail, not
 /// quietly create a database and a key file and enroll a card there.
 pub async fn build_core(settings: &Settings) -> Result<Core, AppError> {
+    Ok(open_existing(settings).await?.0)
+}
+
+/// `otpgw backup PATH`: a consistent copy of the embedded SQLite database, taken
+/// while the gateway runs, checked on the copy (integrity, and the keys that open
+/// the database open the copy). On PostgreSQL the database's own tools do this.
+pub async fn backup(settings: &Settings, to: &std::path::Path) -> Result<BackupCheck, AppError> {
+    if crate::config::sqlite_path(&settings.database.url).is_none() {
+        return Err(AppError::Unsupported(
+            "otpgw backup copies the embedded SQLite database; on PostgreSQL use pg_dump, or \
+             continuous archiving for point-in-time recovery, and keep secrets.pan_key and \
+             secrets.code_key with the backup: it is useless without them"
+                .into(),
+        ));
+    }
+    let (_, store) = open_existing(settings).await?;
+    let check = store.backup_to(to).await;
+    store.close().await;
+    Ok(check?)
+}
+
+async fn open_existing(settings: &Settings) -> Result<(Core, Store), AppError> {
     let missing = || {
         AppError::NoDatabase(format!(
             "the database {} does not exist: run this command where the gateway runs (or \
@@ -61,7 +86,7 @@ pub async fn build_core(settings: &Settings) -> Result<Core, AppError> {
         store.close().await;
         return Err(missing());
     }
-    Ok(open(settings, store, Arc::new(SystemClock)).await?.0)
+    open(settings, store, Arc::new(SystemClock)).await
 }
 
 /// The core on its store, with the clock given (tests move a `HandClock`), and the

@@ -37,6 +37,13 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Copy the embedded SQLite database to PATH while the gateway runs: one
+    /// consistent snapshot, mode 0600, checked (integrity, keys) before it is called a
+    /// backup. Keep the key file with it. On PostgreSQL use pg_dump.
+    Backup {
+        /// Where the copy goes; must not exist.
+        path: PathBuf,
+    },
     /// Load and validate the configuration (and the keys, without creating any), print
     /// it with secrets hidden, and exit. Connects to nothing.
     CheckConfig,
@@ -318,6 +325,27 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
                 .await
                 .context("Failed to apply migrations")?;
             println!("migrations applied");
+            Ok(())
+        }
+        Command::Backup { path } => {
+            let check = otpgw::app::backup(&settings, &path).await?;
+            if check.integrity != "ok" || !check.keys_match {
+                bail!(
+                    "the copy {} failed its check (integrity: {}, keys match: {}): do not rely on it",
+                    path.display(),
+                    check.integrity,
+                    check.keys_match
+                );
+            }
+            // The copy is useless without the keys: say where they are to be kept from.
+            let keys = if settings.secrets.pan_key.is_some() {
+                "secrets.pan_key and secrets.code_key".to_owned()
+            } else {
+                settings.key_file_path().display().to_string()
+            };
+            let out = serde_json::json!({"path": path, "bytes": check.bytes,
+                "integrity": check.integrity, "keys_match": check.keys_match, "keys": keys});
+            println!("{out}");
             Ok(())
         }
         Command::Card(cmd) => card(cmd, settings).await,

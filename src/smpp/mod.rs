@@ -26,7 +26,6 @@ mod ussd;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
-
 pub use listener::Server;
 
 /// The framing, for the load tool, the benches and the fuzz target.

@@ -16,6 +16,7 @@
 //! * `outbox.rs` — `OutboxStore`: the replies outbox (PostgreSQL).
 //! * `limits.rs` — `LimitStore`: cluster-wide rate-limit decisions (PostgreSQL).
 //! * `keys.rs`   — the keys' fingerprints, for start-up's check.
+//! * `backup.rs` — `otpgw backup`: a checked copy of a SQLite database.
 //!
 //! Every write is one job run by `Store::write`: on SQLite inside the writer's next
 //! batch (one transaction, a savepoint per job, answers released after the commit),
@@ -41,6 +42,7 @@ macro_rules! record {
 
 mod access;
 mod audit;
+mod backup;
 mod cards;
 mod codes;
 mod error;
@@ -61,6 +63,7 @@ use sqlx::{AnyConnection, AnyPool, Row};
 use crate::config::{DatabaseSettings, Synchronous};
 use crate::core::ports::Readiness;
 use crate::core::DomainError;
+pub use backup::BackupCheck;
 use error::StoreError;
 use otpgw_rules::records::{Card, Event};
 use otpgw_rules::vocab::{CardStatus, Reason, Verdict};
