@@ -44,6 +44,8 @@ impl Settings {
         if self.service.code_ttl_secs == 0 {
             return bad("service.code_ttl_secs must be at least 1".into());
         }
+        check_listen("smpp.listen", &self.smpp.listen)?;
+        check_listen("http.listen", &self.http.listen)?;
         if self.service.max_failures < 1 || self.policy.max_failures.is_some_and(|n| n < 1) {
             return bad("policy.max_failures (or service.max_failures) must be at least 1".into());
         }
@@ -325,6 +327,31 @@ impl Settings {
         copy.database.url = redact_url_password(&self.database.url);
         copy
     }
+}
+
+/// `host:port` as a listener binds it: a host name, an IPv4 address or a bracketed
+/// IPv6 one, and a port from 0 to 65535. Caught when the file is read, so `serve`
+/// fails before it opens (or creates) a database.
+fn check_listen(field: &str, value: &str) -> Result<(), ConfigError> {
+    let valid = value.rsplit_once(':').is_some_and(|(host, port)| {
+        let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+            None => {
+                !host.is_empty()
+                    && host
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            }
+        };
+        host_ok && port.parse::<u16>().is_ok()
+    });
+    if valid {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid(format!(
+        "{field} = {value:?}: expected host:port with a port from 0 to 65535 \
+         (e.g. \"127.0.0.1:8080\", \"[::1]:2775\")"
+    )))
 }
 
 /// `postgres://user:pw@host/db` → `postgres://user:***@host/db`.

@@ -105,6 +105,39 @@ fn cluster_settings_are_checked() {
 }
 
 #[test]
+fn listen_addresses_are_host_and_port() {
+    let listen = |value: &str| {
+        let toml = format!("[http]\nlisten = {value:?}\n");
+        Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::string(&toml))
+            .extract::<Settings>()
+            .unwrap()
+            .validate()
+    };
+    for ok in [
+        "127.0.0.1:8080",
+        "0.0.0.0:0",
+        "localhost:65535",
+        "[::1]:2775",
+        "gw-1.bank.example:80",
+    ] {
+        assert!(listen(ok).is_ok(), "{ok} refused");
+    }
+    for bad in [
+        "localhost:80800",
+        "127.0.0.1",
+        ":8080",
+        "[::1:2775",
+        "host name:80",
+        "127.0.0.1:-1",
+        "",
+    ] {
+        let err = listen(bad).unwrap_err().to_string();
+        assert!(err.contains("http.listen"), "{bad:?}: {err}");
+    }
+}
+
+#[test]
 fn connections_are_checked() {
     let one = |extra: &str| {
         format!(

@@ -165,6 +165,7 @@ fn bad_configuration_is_refused_with_a_clear_message() {
         ("[smpp]\nlisten = 5\n", "listen"),
         ("[service]\nlanguage = \"de\"\n", "language"),
         ("[service]\ncode_ttl_secs = 0\n", "code_ttl_secs"),
+        ("[http]\nlisten = \"localhost:80800\"\n", "http.listen"),
         ("[nonsense]\nx = 1\n", "nonsense"),
         (
             "[[smpp.peers]]\nsystem_id = \"a\"\npassword = \"toolongpassword\"\n",
@@ -179,6 +180,16 @@ fn bad_configuration_is_refused_with_a_clear_message() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && err.contains(want), "{toml}: {err}");
     }
+    // `serve` on such a file fails before it creates a database.
+    std::fs::write(&config, "[http]\nlisten = \"localhost:80800\"\n").unwrap();
+    let out = std::process::Command::new(crate::harness::bin())
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(files.len(), 1, "only the config: {files:?}");
     let out = std::process::Command::new(crate::harness::bin())
         .args(["--config", "/nonexistent/otpgw.toml", "check-config"])
         .output()
