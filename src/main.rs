@@ -487,6 +487,10 @@ async fn call(
 }
 
 async fn serve(settings: Settings) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    // Installed before anything is bound: from the first log line on, a hangup is
+    // answered, not fatal.
+    let hangups = signal(SignalKind::hangup()).context("Failed to install the SIGHUP handler")?;
     let app = otpgw::app::App::build(settings).await?;
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();
@@ -498,8 +502,22 @@ async fn serve(settings: Settings) -> Result<()> {
         tracing::warn!("second signal: exiting now");
         std::process::exit(130);
     });
+    tokio::spawn(answer_hangups(hangups));
     app.run_until_stopped(shutdown).await?;
     Ok(())
+}
+
+/// SIGHUP, which by default ends a process at once (no unbind, no log line), is what
+/// operators send to reopen logs. Logs go to standard output here, so there is
+/// nothing to reopen, and the configuration is read at start only: say so, and keep
+/// serving.
+async fn answer_hangups(mut hangups: tokio::signal::unix::Signal) {
+    while hangups.recv().await.is_some() {
+        tracing::warn!(
+            "SIGHUP received: nothing changed (the configuration is read at start only, and \
+             logs go to standard output, so there is no file to reopen); still serving"
+        );
+    }
 }
 
 async fn wait_for_signal() {

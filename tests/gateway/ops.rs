@@ -112,3 +112,18 @@ fn openapi_describes_every_endpoint() {
         "bearer"
     );
 }
+
+#[test]
+fn a_hangup_signal_is_logged_and_the_gateway_keeps_serving() {
+    let (gw, admin, _) = Gateway::start().with_keys();
+    gw.enroll(&admin, cards::A, "989121110110");
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &gw.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    gw.wait_for_log("SIGHUP received: nothing changed");
+    let reply = gw.sms("989121110110", "4321", "ascii");
+    assert_eq!(code_in(&reply).len(), 7, "{reply}");
+    assert_eq!(gw.stop().code(), Some(0), "a clean stop after the hangup");
+}
