@@ -1,12 +1,14 @@
 //! Logs and metrics. Logs go to stdout through `tracing`, human-readable or JSON
 //! (`log.format`); metrics through the `metrics` facade into a Prometheus recorder
-//! that `/metrics` renders.
+//! that `/metrics` renders, each metric with its HELP text (`telemetry/help.rs`).
 //!
 //! Redaction is by construction first: card numbers, codes and secrets are held in
 //! types whose `Debug` hides them (`Pan`, `Code`, `Secret`, `Reply`), no handler logs
 //! a request body, and no event carries message text. Then every log line passes one
 //! redaction point, [`redact`], which masks anything shaped like a card number or a
 //! code, in case a future log line forgets. `tests/` greps the logs of full runs.
+
+mod help;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
@@ -322,6 +324,7 @@ pub fn init_metrics() -> Option<PrometheusHandle> {
         .ok()?
         .install_recorder()
         .ok()?;
+    help::describe();
     Some(handle)
 }
 

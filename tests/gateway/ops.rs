@@ -42,6 +42,28 @@ fn metrics_parse_and_move_when_traffic_flows() {
         "{after:?}"
     );
     assert!(get(&after, "otpgw_db_pool_connections{state=\"open\"}") >= 1.0);
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(
+        get(
+            &after,
+            &format!("otpgw_build_info{{version=\"{version}\"}}")
+        ),
+        1.0
+    );
+    // Every metric shown says what it means.
+    let text = gw.metrics_text();
+    let shown: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    assert!(shown.len() > 10, "{text}");
+    for name in shown {
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "{name} has no HELP: {text}"
+        );
+    }
 }
 
 #[test]
