@@ -268,6 +268,13 @@ fn main() -> Result<()> {
         // The load tool reads no gateway configuration.
         return run_bench(bench.args);
     }
+    if let Command::CheckConfig = cli.command {
+        // Before logging is set up: this command's output is the configuration.
+        let shown = Settings::describe(cli.config.as_deref())?;
+        Settings::load(cli.config.as_deref())?.check_keys()?;
+        print!("{shown}");
+        return Ok(());
+    }
     let settings = Settings::load(cli.config.as_deref())?;
     otpgw::telemetry::init_logging(&settings.log, matches!(cli.command, Command::Serve));
     let runtime = tokio::runtime::Runtime::new().context("Failed to start the async runtime")?;
@@ -315,11 +322,7 @@ fn run_bench(args: Vec<OsString>) -> Result<()> {
 async fn run(command: Command, settings: Settings) -> Result<()> {
     match command {
         Command::Serve => serve(settings).await,
-        Command::CheckConfig => {
-            settings.check_keys()?;
-            println!("{:#?}", settings.redacted());
-            Ok(())
-        }
+        Command::CheckConfig => unreachable!("answered in main"),
         Command::Migrate => {
             otpgw::app::migrate(&settings)
                 .await

@@ -13,6 +13,18 @@ use super::ConfigError;
 impl Settings {
     /// Defaults ← file (if any) ← environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::from_figment(&Self::figment(file)?)
+    }
+
+    /// The settings the layered sources give, validated.
+    pub(super) fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
+        let settings: Settings = figment.extract().map_err(Box::new)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The layered sources, which also know where each value came from.
+    pub(super) fn figment(file: Option<&Path>) -> Result<Figment, ConfigError> {
         let mut defaults = Settings::default();
         if file.is_none() {
             defaults.smpp.peers.push(embedded_test_peer());
@@ -34,9 +46,7 @@ impl Settings {
                 .filter(|k| k.as_str().contains("__"))
                 .split("__"),
         );
-        let settings: Settings = figment.extract().map_err(Box::new)?;
-        settings.validate()?;
-        Ok(settings)
+        Ok(figment)
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {

@@ -10,6 +10,7 @@
 //! * `defaults.rs` — the embedded setup's values.
 //! * `secret.rs`   — [`Secret`], and fields that accept numbers for strings.
 //! * `load.rs`     — layering the sources, then validating every section.
+//! * `show.rs`     — `check-config`'s TOML, each value with where it came from.
 //! * `keys.rs`     — the hashing keys: inline, or a key file created (0600) beside
 //!   an embedded SQLite database.
 
@@ -18,6 +19,7 @@ mod keys;
 mod load;
 mod schema;
 mod secret;
+mod show;
 
 pub use keys::sqlite_path;
 pub use schema::*;
@@ -25,10 +27,18 @@ pub use secret::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// Not a `source`: the message already holds figment's, which would otherwise
+    /// print twice (once more as "Caused by").
     #[error("configuration: {0}")]
-    Load(#[from] Box<figment::Error>),
+    Load(Box<figment::Error>),
     #[error("configuration: {0}")]
     Invalid(String),
+}
+
+impl From<Box<figment::Error>> for ConfigError {
+    fn from(e: Box<figment::Error>) -> Self {
+        Self::Load(e)
+    }
 }
 
 #[cfg(test)]

@@ -167,3 +167,31 @@ fn connections_are_checked() {
     let backup = format!("{twin}priority = 1\n");
     assert!(with_connections(&format!("{}{backup}", one("routes = [\"98912\"]"))).is_ok());
 }
+
+#[test]
+fn check_config_shows_toml_with_origins_and_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("otpgw.toml");
+    std::fs::write(
+        &file,
+        "[http]\nlisten = \"127.0.0.1:8081\"\n[[smpp.peers]]\nsystem_id = \"kannel\"\npassword = \"hunter22\"\n\
+         [secrets]\npan_key = \"{k}\"\ncode_key = \"{k}\"\n"
+            .replace("{k}", &"ab".repeat(32)),
+    )
+    .unwrap();
+    let shown = Settings::describe(Some(&file)).unwrap();
+    assert!(
+        shown.contains("listen = \"127.0.0.1:8081\"  # file "),
+        "{shown}"
+    );
+    assert!(shown.contains("window = 10  # default"), "{shown}");
+    assert!(shown.contains("# smpp.peers: file "), "{shown}");
+    assert!(
+        !shown.contains("hunter22") && !shown.contains(&"ab".repeat(32)),
+        "{shown}"
+    );
+    // What it prints is a configuration that loads to the same settings (secrets aside).
+    let again: Settings = toml::from_str(&shown).unwrap();
+    assert_eq!(again.http.listen, "127.0.0.1:8081");
+    assert_eq!(again.smpp.peers[0].system_id, "kannel");
+}

@@ -196,3 +196,39 @@ fn bad_configuration_is_refused_with_a_clear_message() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
 }
+
+#[test]
+fn check_config_prints_toml_with_each_values_origin_and_errors_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("otpgw.toml");
+    std::fs::write(&config, "[http]\nlisten = \"127.0.0.1:8081\"\n").unwrap();
+    let run = |env: &[(&str, &str)]| {
+        std::process::Command::new(crate::harness::bin())
+            .args(["--config", config.to_str().unwrap(), "check-config"])
+            .env_remove("OTPGW_CONFIG")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let out = run(&[("OTPGW_SMPP__LISTEN", "127.0.0.1:2999")]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    for line in [
+        "listen = \"127.0.0.1:2999\"  # environment OTPGW_SMPP__LISTEN",
+        "listen = \"127.0.0.1:8081\"  # file ",
+        "window = 10  # default",
+    ] {
+        assert!(shown.contains(line), "{line:?} missing: {shown}");
+    }
+    let out = run(&[("OTPGW_SERVICE__CODE_TTL_SECS", "\"soon\"")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.to_lowercase().contains("code_ttl_secs"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("expected u64").count(),
+        1,
+        "printed once: {err}"
+    );
+}
