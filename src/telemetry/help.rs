@@ -94,6 +94,11 @@ const METRICS: &[(&str, Kind, &str)] = &[
         "Delivery receipts applied, by delivery state.",
     ),
     (
+        "otpgw_receipts_unmatched_total",
+        Counter,
+        "Receipts dropped because they matched no message of the connection, by connection.",
+    ),
+    (
         "otpgw_delivery_batch_size",
         Histogram,
         "Delivery-state updates written in one batch.",

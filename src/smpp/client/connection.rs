@@ -34,6 +34,8 @@ pub(crate) struct Connection {
     pub pacing: Option<DefaultDirectRateLimiter>,
     /// Receipts whose message id we have not stored yet (they beat the response).
     held: Mutex<VecDeque<(String, Delivery, Instant)>>,
+    /// Held receipts pushed out by newer ones since the last sweep (logged there).
+    evicted: AtomicUsize,
 }
 
 impl Connection {
@@ -67,6 +69,7 @@ impl Connection {
             received: AtomicU64::new(0),
             pacing,
             held: Mutex::new(VecDeque::new()),
+            evicted: AtomicUsize::new(0),
         }
     }
 
@@ -97,6 +100,8 @@ impl Connection {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         if held.len() >= HELD_RECEIPTS_MAX {
             held.pop_front();
+            self.evicted.fetch_add(1, Ordering::Relaxed);
+            self.unmatched(1);
         }
         held.push_back((message_id, delivery, Instant::now()));
     }
@@ -128,13 +133,31 @@ impl Connection {
         taken
     }
 
-    pub(super) fn forget_old_receipts(&self) {
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        let before = held.len();
-        held.retain(|(_, _, at)| at.elapsed() < HELD_RECEIPT_TTL);
-        let dropped = before - held.len();
-        if dropped > 0 {
-            tracing::info!(connection = %self.settings.name, dropped, "receipts for messages we never saw: dropped");
+    /// Drops the held receipts that waited `HELD_RECEIPT_TTL` for a message of this
+    /// connection in vain: each is counted in `otpgw_receipts_unmatched_total` (a
+    /// receipt for another system's message, an id format the matching does not
+    /// know, or a message whose response was lost), and the sweep logs how many.
+    /// Returns the number dropped now.
+    pub(super) fn forget_old_receipts(&self) -> usize {
+        let dropped = {
+            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            let before = held.len();
+            held.retain(|(_, _, at)| at.elapsed() < HELD_RECEIPT_TTL);
+            before - held.len()
+        };
+        self.unmatched(dropped);
+        let evicted = self.evicted.swap(0, Ordering::Relaxed);
+        if dropped + evicted > 0 {
+            tracing::warn!(connection = %self.settings.name, dropped, evicted,
+                "receipts that match no message of this connection: dropped");
+        }
+        dropped
+    }
+
+    fn unmatched(&self, receipts: usize) {
+        if receipts > 0 {
+            metrics::counter!("otpgw_receipts_unmatched_total", "connection" => self.settings.name.clone())
+                .increment(receipts as u64);
         }
     }
 
@@ -171,5 +194,30 @@ impl Connection {
             receipts: self.receipts.load(Ordering::Relaxed),
             received: self.received.load(Ordering::Relaxed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connection() -> Connection {
+        let settings = toml::from_str(
+            "name = \"mci\"\nhost = \"127.0.0.1\"\nport = 2775\nsystem_id = \"b\"\npassword = \"p\"",
+        )
+        .unwrap();
+        Connection::new(0, settings)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_receipt_that_never_matches_is_dropped_after_its_wait() {
+        let c = connection();
+        c.hold_receipt("1a2b".into(), Delivery::Delivered);
+        tokio::time::advance(HELD_RECEIPT_TTL - Duration::from_secs(1)).await;
+        assert_eq!(c.forget_old_receipts(), 0, "still waiting for its response");
+        c.hold_receipt("3c4d".into(), Delivery::Delivered);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(c.forget_old_receipts(), 1, "the first waited long enough");
+        assert_eq!(c.take_held("3c4d").len(), 1, "the second still held");
     }
 }
