@@ -99,6 +99,11 @@ const METRICS: &[(&str, Kind, &str)] = &[
         "Receipts dropped because they matched no message of the connection, by connection.",
     ),
     (
+        "otpgw_submits_untracked_total",
+        Counter,
+        "Codes an operator SMSC accepted with an empty message id (no receipt can name them), by connection.",
+    ),
+    (
         "otpgw_delivery_batch_size",
         Histogram,
         "Delivery-state updates written in one batch.",

@@ -383,6 +383,35 @@ fn receipts_in_decimal_and_hex_and_early_ones_move_the_delivery_state() {
 }
 
 #[test]
+fn an_empty_message_id_is_not_tracked_and_a_receipt_naming_nothing_is_counted() {
+    let smsc = Smsc::start(&[]);
+    let (gw, admin, verifier) = smsc.gateway("").with_keys();
+    gw.enroll(&admin, cards::A, "989121110611");
+    smsc.cmd(json!({"cmd": "set", "id_format": "empty"}));
+    smsc.wait(|e| e["event"] == "set");
+    let (status, pushed) = push(&gw, &verifier, cards::A, "untracked-1");
+    assert_eq!(status, 202, "{pushed}");
+    let record = gw.code_until(&admin, pushed["code_id"].as_i64().unwrap(), |c| {
+        c["delivery"] == "submitted"
+    });
+    assert!(record["message_id"].is_null(), "no id stored: {record}");
+    assert_eq!(
+        gw.counter("otpgw_submits_untracked_total{connection=\"mci\"}"),
+        1.0
+    );
+    // A receipt with an empty id could only match wrongly: counted, nothing moves.
+    smsc.cmd(json!({"cmd": "receipt", "message_id": "", "stat": "DELIVRD", "tag": "r-empty"}));
+    let resp = smsc.wait(|e| e["tag"] == "r-empty");
+    assert_eq!(resp["status"], 0, "{resp}");
+    assert_eq!(
+        gw.counter("otpgw_receipts_unmatched_total{connection=\"mci\"}"),
+        1.0
+    );
+    let (_, record) = gw.get(&admin, &format!("/v1/codes/{}", pushed["code_id"]));
+    assert_eq!(record["delivery"], "submitted", "{record}");
+}
+
+#[test]
 fn ussd_dialogues_work_over_an_operator_connection() {
     let smsc = Smsc::start(&[]);
     let (gw, admin, verifier) = smsc.gateway_with("language = \"en\"", "", "").with_keys();

@@ -37,7 +37,8 @@
  *                            are not accepted (throttle is consumed first)
  *       id_format F          message_id in submit_sm_resp, from a counter starting at
  *                            0x100000: "hex" (lowercase, default) | "HEX" | "dec" |
- *                            "dec_padded" (decimal, zero-padded to 20 digits)
+ *                            "dec_padded" (decimal, zero-padded to 20 digits) |
+ *                            "empty" (no id at all, as some SMSCs answer)
  *       auto_receipt R       null (default: no receipts) or {"stat":"DELIVRD",
  *                            "id_format":"same"|"dec"|"hex"|"HEX"|"dec_padded",
  *                            "tlv":false, "before_resp":false, "delay_ms":0|300,

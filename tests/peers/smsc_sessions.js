@@ -52,7 +52,7 @@ function defaultSettings() {
   };
 }
 
-const ID_FORMATS = ['hex', 'HEX', 'dec', 'dec_padded'];
+const ID_FORMATS = ['hex', 'HEX', 'dec', 'dec_padded', 'empty'];
 const RECEIPT_ID_FORMATS = ['same', 'hex', 'HEX', 'dec', 'dec_padded'];
 const MESSAGE_STATES = { ENROUTE: 1, DELIVRD: 2, EXPIRED: 3, DELETED: 4, UNDELIV: 5,
   ACCEPTD: 6, UNKNOWN: 7, REJECTD: 8 };
@@ -76,6 +76,7 @@ function formatId(num, fmt) {
     case 'HEX': return num.toString(16).toUpperCase();
     case 'dec': return String(num);
     case 'dec_padded': return String(num).padStart(20, '0');
+    case 'empty': return '';
     default: return num.toString(16);
   }
 }

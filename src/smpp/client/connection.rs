@@ -154,7 +154,8 @@ impl Connection {
         dropped
     }
 
-    fn unmatched(&self, receipts: usize) {
+    /// Counts receipts that matched no message of this connection.
+    pub(super) fn unmatched(&self, receipts: usize) {
         if receipts > 0 {
             metrics::counter!("otpgw_receipts_unmatched_total", "connection" => self.settings.name.clone())
                 .increment(receipts as u64);

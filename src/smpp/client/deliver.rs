@@ -39,14 +39,19 @@ impl Session {
     /// and the hold (applying it twice changes nothing).
     fn receipt(&self, message: pdu::Message) {
         self.conn.receipts.fetch_add(1, Ordering::Relaxed);
-        let delivery = match message.receipt_info.as_ref().and_then(|r| r.stat) {
+        let Some(info) = message
+            .receipt_info
+            .filter(|info| !info.message_id.trim().is_empty())
+        else {
+            // It names no message, so nothing could ever match it: counted, not held.
+            self.conn.unmatched(1);
+            return;
+        };
+        let delivery = match info.stat {
             Some(ReceiptStat::Delivered) => Delivery::Delivered,
             Some(ReceiptStat::Expired) => Delivery::Expired,
             Some(ReceiptStat::Undelivered) => Delivery::Undelivered,
             Some(ReceiptStat::Pending) | None => return,
-        };
-        let Some(info) = message.receipt_info else {
-            return;
         };
         let recorder = self.shared.core().delivery.clone();
         let conn = self.conn.clone();

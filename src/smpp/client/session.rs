@@ -384,7 +384,21 @@ impl Session {
                     self.conn.submitted.fetch_add(1, Ordering::Relaxed);
                 }
                 let code_id = f.part.message.msg.code_id.filter(|_| f.part.first);
-                if let (Some(code_id), Some(message_id)) = (code_id, message_id) {
+                // An empty id names nothing a receipt could name back: the message is
+                // submitted, and not tracked further (matching "" would find the
+                // wrong code).
+                let message_id = message_id.filter(|id| !id.trim().is_empty());
+                if let (Some(code_id), None) = (code_id, &message_id) {
+                    metrics::counter!("otpgw_submits_untracked_total", "connection" => name.clone())
+                        .increment(1);
+                    self.handling
+                        .tasks
+                        .spawn(tracing::Instrument::in_current_span(async move {
+                            if let Err(e) = delivery.answered(code_id, true).await {
+                                tracing::warn!(error = %e, "could not record delivery state");
+                            }
+                        }));
+                } else if let (Some(code_id), Some(message_id)) = (code_id, message_id) {
                     let conn = self.conn.clone();
                     // Off the loop: a slow database must not stall the link.
                     self.handling
