@@ -157,3 +157,96 @@ mod tests {
         assert_eq!(ReceiptStat::from_message_state(200), None);
     }
 }
+
+/// How an SMSC's `submit_sm_resp` ids relate to the ids in its receipts (what
+/// Kannel calls `msg-id-type`): which keys [`submit_keys`] and [`receipt_keys`]
+/// give, so that a receipt finds its message and no other.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IdForm {
+    /// Unknown: both readings of every id ([`message_id_keys`]). An all-digit hex
+    /// id then also reads as another decimal number, which can match another
+    /// message's receipt.
+    #[default]
+    Guess,
+    /// Hexadecimal in `submit_sm_resp`; the receipt gives the same number in
+    /// decimal (or the very same text).
+    Hex,
+    /// Decimal in both, perhaps zero-padded in one.
+    Decimal,
+    /// Opaque text: the receipt repeats it exactly.
+    Text,
+}
+
+fn value(id: &str, radix: u32) -> Option<String> {
+    let id = id.trim();
+    let digits = match radix {
+        16 => id.bytes().all(|b| b.is_ascii_hexdigit()),
+        _ => id.bytes().all(|b| b.is_ascii_digit()),
+    };
+    (!id.is_empty() && digits)
+        .then(|| u128::from_str_radix(id, radix).ok())
+        .flatten()
+        .map(|v| v.to_string())
+}
+
+/// The keys to store for a `submit_sm_resp` id under `form`: (decimal, hex).
+pub fn submit_keys(id: &str, form: IdForm) -> (Option<String>, Option<String>) {
+    match form {
+        IdForm::Guess => message_id_keys(id),
+        IdForm::Hex => (None, value(id, 16)),
+        IdForm::Decimal => (value(id, 10), None),
+        IdForm::Text => (None, None),
+    }
+}
+
+/// The keys a receipt's id is looked up by under `form` (an exact match of the text
+/// is tried first whatever the form).
+pub fn receipt_keys(id: &str, form: IdForm) -> (Option<String>, Option<String>) {
+    match form {
+        IdForm::Guess => message_id_keys(id),
+        IdForm::Hex | IdForm::Decimal => (value(id, 10), None),
+        IdForm::Text => (None, None),
+    }
+}
+
+#[cfg(test)]
+mod form_tests {
+    use super::*;
+
+    /// Whether a receipt's id finds the message a submit_sm_resp id named.
+    fn finds(form: IdForm, submitted: &str, receipt: &str) -> bool {
+        let (sd, sh) = submit_keys(submitted, form);
+        let (rd, rh) = receipt_keys(receipt, form);
+        submitted == receipt
+            || [rd, rh]
+                .iter()
+                .flatten()
+                .any(|k| [&sd, &sh].into_iter().flatten().any(|s| s == k))
+    }
+
+    #[test]
+    fn each_form_matches_its_own_pairs_and_no_other() {
+        use IdForm::*;
+        for (form, submitted, receipt, found) in [
+            // An all-digit hex id, its receipt in decimal: found; the decimal
+            // reading of another message's id no longer is.
+            (Hex, "100000", "1048576", true),
+            (Hex, "1048576", "1048576", true),
+            (Hex, "100000", "100000", true),
+            (Hex, "1048576", "100000", false),
+            (Hex, "1e240", "123456", true),
+            (Guess, "100000", "1048576", true),
+            (Guess, "1048576", "100000", true),
+            (Decimal, "00000000000000007994", "7994", true),
+            (Decimal, "7994", "1f3a", false),
+            (Text, "msg-1", "msg-1", true),
+            (Text, "0042", "42", false),
+        ] {
+            assert_eq!(
+                finds(form, submitted, receipt),
+                found,
+                "{form:?} {submitted} ~ {receipt}"
+            );
+        }
+    }
+}

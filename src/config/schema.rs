@@ -142,6 +142,34 @@ pub struct ConnectionSettings {
     /// Reconnect back-off doubles from 1 s up to this, with jitter.
     #[serde(default = "default_max_backoff_secs")]
     pub max_backoff_secs: u64,
+    /// How this SMSC's submit_sm_resp message ids relate to the ids in its receipts:
+    /// `hex` (hexadecimal there, the same number in decimal in receipts), `decimal`,
+    /// `string` (repeated exactly); `auto` (default) tries both readings of a number.
+    #[serde(default)]
+    pub receipt_id: ReceiptId,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptId {
+    #[default]
+    Auto,
+    Hex,
+    Decimal,
+    String,
+}
+
+impl ReceiptId {
+    /// The receipt parser's name for this form.
+    pub fn form(self) -> otpgw_parsers::receipt::IdForm {
+        use otpgw_parsers::receipt::IdForm;
+        match self {
+            Self::Auto => IdForm::Guess,
+            Self::Hex => IdForm::Hex,
+            Self::Decimal => IdForm::Decimal,
+            Self::String => IdForm::Text,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

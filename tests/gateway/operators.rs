@@ -412,6 +412,25 @@ fn an_empty_message_id_is_not_tracked_and_a_receipt_naming_nothing_is_counted() 
 }
 
 #[test]
+fn an_all_digit_hex_id_is_matched_right_with_receipt_id_hex() {
+    // The SMSC's ids are hex from 0x100000: "100000", all digits; its receipts give
+    // the number in decimal ("1048576"). `receipt_id = "hex"` reads them so, and
+    // only so (parsers::receipt::form_tests shows the guess matching wrongly).
+    let smsc = Smsc::start(&[]);
+    let (gw, admin, verifier) = smsc.gateway("receipt_id = \"hex\"").with_keys();
+    gw.enroll(&admin, cards::A, "989121110621");
+    smsc.cmd(json!({"cmd": "set", "id_format": "hex", "auto_receipt": {"stat": "DELIVRD", "id_format": "dec"}}));
+    smsc.wait(|e| e["event"] == "set");
+    let (status, pushed) = push(&gw, &verifier, cards::A, "hex-1");
+    assert_eq!(status, 202, "{pushed}");
+    let record = gw.code_until(&admin, pushed["code_id"].as_i64().unwrap(), |c| {
+        c["delivery"] == "delivered"
+    });
+    let id = record["message_id"].as_str().unwrap();
+    assert!(id.bytes().all(|b| b.is_ascii_digit()), "{record}");
+}
+
+#[test]
 fn ussd_dialogues_work_over_an_operator_connection() {
     let smsc = Smsc::start(&[]);
     let (gw, admin, verifier) = smsc.gateway_with("language = \"en\"", "", "").with_keys();

@@ -9,6 +9,7 @@ mod batch;
 use std::sync::Arc;
 use std::time::Duration;
 
+use otpgw_parsers::receipt::IdForm;
 use otpgw_rules::vocab::Delivery as State;
 
 use super::outbox::{ClaimedReply, Outbox};
@@ -96,14 +97,16 @@ impl Delivery {
             .await?)
     }
 
-    /// An operator's SMSC accepted the message carrying a code, under its id.
+    /// An operator's SMSC accepted the message carrying a code, under its id (of
+    /// the connection's `form`).
     pub async fn submitted(
         &self,
         code_id: i64,
         connection: &str,
         message_id: &str,
+        form: IdForm,
     ) -> Result<(), CoreError> {
-        let keys = otpgw_parsers::receipt::message_id_keys(message_id);
+        let keys = otpgw_parsers::receipt::submit_keys(message_id, form);
         let message = message_ref(connection, message_id, &keys);
         Ok(self
             .0
@@ -119,8 +122,9 @@ impl Delivery {
         connection: &str,
         message_id: &str,
         delivery: State,
+        form: IdForm,
     ) -> Result<Option<i64>, CoreError> {
-        let keys = otpgw_parsers::receipt::message_id_keys(message_id);
+        let keys = otpgw_parsers::receipt::receipt_keys(message_id, form);
         let message = message_ref(connection, message_id, &keys);
         let code_id = self
             .0

@@ -55,18 +55,19 @@ impl Session {
         };
         let recorder = self.shared.core().delivery.clone();
         let conn = self.conn.clone();
+        let form = conn.settings.receipt_id.form();
         self.handling
             .tasks
             .spawn(tracing::Instrument::in_current_span(async move {
                 match recorder
-                    .receipt(conn.name(), &info.message_id, delivery)
+                    .receipt(conn.name(), &info.message_id, delivery, form)
                     .await
                 {
                     Ok(Some(_)) => {}
                     Ok(None) => {
                         conn.hold_receipt(info.message_id.clone(), delivery);
                         if let Ok(Some(_)) = recorder
-                            .receipt(conn.name(), &info.message_id, delivery)
+                            .receipt(conn.name(), &info.message_id, delivery, form)
                             .await
                         {
                             conn.take_held(&info.message_id);

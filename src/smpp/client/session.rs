@@ -400,15 +400,18 @@ impl Session {
                         }));
                 } else if let (Some(code_id), Some(message_id)) = (code_id, message_id) {
                     let conn = self.conn.clone();
+                    let form = conn.settings.receipt_id.form();
                     // Off the loop: a slow database must not stall the link.
                     self.handling
                         .tasks
                         .spawn(tracing::Instrument::in_current_span(async move {
-                            if let Err(e) = delivery.submitted(code_id, &name, &message_id).await {
+                            if let Err(e) =
+                                delivery.submitted(code_id, &name, &message_id, form).await
+                            {
                                 tracing::warn!(error = %e, "could not record delivery state");
                             }
                             for (id, state) in conn.take_held(&message_id) {
-                                if let Err(e) = delivery.receipt(&name, &id, state).await {
+                                if let Err(e) = delivery.receipt(&name, &id, state, form).await {
                                     tracing::warn!(error = %e, "could not record a receipt");
                                 }
                             }
