@@ -109,12 +109,12 @@ pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
                 digits += 1;
             }
             end = i;
-            let joined = chars.get(i).is_some_and(|c| c.1 == ' ' || c.1 == '-')
-                && chars.get(i + 1).is_some_and(|c| is_digit(c.1));
+            let gap = separator_at(&chars, i);
+            let joined = gap > 0 && chars.get(i + gap).is_some_and(|c| is_digit(c.1));
             if !joined {
                 break;
             }
-            i += 1;
+            i += gap;
         }
         let grouped = end - start != digits;
         // Grouped digits that are not card-sized are dates, times, phone numbers:
@@ -153,6 +153,17 @@ pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
             o.push_str(&text[copied..]);
             std::borrow::Cow::Owned(o)
         }
+    }
+}
+
+/// The length in characters of a separator between digit groups at `i`: a space, a
+/// dash, `+` or `%20` (a space in a URL or form), `.` or `_`; 0 for none.
+fn separator_at(chars: &[(usize, char)], i: usize) -> usize {
+    let at = |k: usize| chars.get(i + k).map(|c| c.1);
+    match at(0) {
+        Some(' ' | '-' | '+' | '.' | '_') => 1,
+        Some('%') if at(1) == Some('2') && at(2) == Some('0') => 3,
+        _ => 0,
     }
 }
 
@@ -351,6 +362,15 @@ mod tests {
                 "path=/v1/cards/[redacted] x",
             ),
             ("pan 6037 9900 0000 4321.", "pan [redacted]."),
+            ("q=6037%209900%200000%204321&x", "q=[redacted]&x"),
+            ("q=6037+9900+0000+4321 ", "q=[redacted] "),
+            ("pan 6037.9900.0000.4321!", "pan [redacted]!"),
+            ("pan 6037_9900_0000_4321", "pan [redacted]"),
+            // A version or an address in dotted groups is not card-sized: it stays.
+            (
+                "v1.24.3 from 192.168.100.200",
+                "v1.24.3 from 192.168.100.200",
+            ),
             // Dates and numbers in groups that are not card-sized stay.
             ("on 2026-11-21 at 12 34", "on 2026-11-21 at 12 34"),
             ("ids 1234567-1 stay? no", "ids [redacted]-1 stay? no"),
