@@ -63,7 +63,7 @@ pub struct ActivateRequest {
 /// Confirm a pending card's activation code: the card becomes active (role
 /// `admin`, for the ATM, app or branch the customer types it into).
 #[utoipa::path(post, path = "/v1/cards/{id}/activate", tag = "cards",
-    params(("id" = i64, Path, description = "card id")), request_body = ActivateRequest,
+    params(("id" = i64, Path, description = "card id", minimum = 1)), request_body = ActivateRequest,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "activated", body = CardView),
@@ -97,7 +97,7 @@ pub async fn activate(
 /// Send a pending card a new activation code (role `admin`): the bank's retry when
 /// the first could not be sent, expired or was voided.
 #[utoipa::path(post, path = "/v1/cards/{id}/activation", tag = "cards",
-    params(("id" = i64, Path, description = "card id")), security(("bearer" = [])),
+    params(("id" = i64, Path, description = "card id", minimum = 1)), security(("bearer" = [])),
     responses(
         (status = 200, description = "a new code; `activation.state` says whether it was sent", body = EnrolledView),
         PendingCardErrors
@@ -213,7 +213,7 @@ pub struct EpinRequest {
 /// Set or change a card's ePIN, the second factor every verify must then carry
 /// (role `admin`).
 #[utoipa::path(put, path = "/v1/cards/{id}/epin", tag = "cards",
-    params(("id" = i64, Path, description = "card id")), request_body = EpinRequest,
+    params(("id" = i64, Path, description = "card id", minimum = 1)), request_body = EpinRequest,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "set; the card shows `has_epin: true`", body = CardView),
@@ -233,7 +233,7 @@ pub async fn set_epin(
 
 /// Remove a card's ePIN (role `admin`).
 #[utoipa::path(delete, path = "/v1/cards/{id}/epin", tag = "cards",
-    params(("id" = i64, Path, description = "card id")), security(("bearer" = [])),
+    params(("id" = i64, Path, description = "card id", minimum = 1)), security(("bearer" = [])),
     responses((status = 200, body = CardView), CardErrors)
 )]
 pub async fn clear_epin(

@@ -25,7 +25,7 @@ pub async fn list(
 /// sessions end; audited as `api_key_revoked` (role `admin`). Revoking a revoked key
 /// changes nothing.
 #[utoipa::path(post, path = "/v1/apikeys/{id}/revoke", tag = "apikeys",
-    params(("id" = i64, Path, description = "API key id")), security(("bearer" = [])),
+    params(("id" = i64, Path, description = "API key id", minimum = 1)), security(("bearer" = [])),
     responses((status = 200, body = ApiKeyView), KeyErrors)
 )]
 pub async fn revoke(
