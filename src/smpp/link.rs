@@ -6,8 +6,8 @@
 //! Framing: rusmpp's `CommandCodec` ends a `Framed` stream at its first error, so we
 //! frame by `command_length` ourselves, hand rusmpp exactly one frame, and turn
 //! every problem into [`Frame::Invalid`]: the session answers it with `generic_nack`
-//! and keeps reading. Only a `command_length` below 16 loses the framing; then the
-//! session nacks and closes.
+//! and keeps reading. Only a `command_length` below 16, or beyond any PDU (over
+//! 64 KiB), loses the framing; then the session nacks and closes.
 
 use std::time::Duration;
 
@@ -80,6 +80,11 @@ fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes(word)
 }
 
+/// The longest `command_length` still skipped (and the session kept) when it is over
+/// `max_pdu_len`: 64 KiB, far above any real PDU (a `message_payload` holds at most
+/// 64 KiB). A longer one loses the framing.
+const SKIPPABLE_LEN: usize = 65_536 + HEADER_LEN;
+
 impl Decoder for SmppCodec {
     type Item = Frame;
     type Error = std::io::Error;
@@ -119,9 +124,10 @@ impl Decoder for SmppCodec {
             framing_lost: false,
             reason,
         };
-        if len >= 1 << 31 {
-            // No real PDU is 2 GiB long: skipping it would swallow the stream for as
-            // long as the peer cares to send. Treat it as lost framing: nack, close.
+        if len > SKIPPABLE_LEN.max(self.max_len) {
+            // No real PDU is that long: skipping it would swallow the stream for as
+            // long as the peer cares to send (up to 2 GiB). Treat it as lost framing:
+            // nack, close.
             src.clear();
             return Ok(Some(Frame::Invalid(InvalidPdu {
                 framing_lost: true,
@@ -132,7 +138,8 @@ impl Decoder for SmppCodec {
             })));
         }
         if len > self.max_len {
-            // Skip it without buffering it.
+            // Over our limit but PDU-sized: skip it without buffering it, and keep
+            // the session.
             let n = len.min(src.len());
             src.advance(n);
             self.discard = len - n;
@@ -432,11 +439,22 @@ mod tests {
         assert!(matches!(&frames[1], Frame::Command(_)));
         let frames = decode_all(&[0, 0, 0, 3, 0, 0, 0, 0x15, 0, 0, 0, 0, 0, 0, 0, 1]);
         assert!(matches!(&frames[0], Frame::Invalid(b) if b.framing_lost));
-        // 2^31 and above: nothing to skip to, framing is lost at once.
-        let frames = decode_all(&[0x80, 0, 0, 0, 0, 0, 0, 0x15, 0, 0, 0, 0, 0, 0, 0, 4]);
-        assert_eq!(frames.len(), 1);
-        assert!(
-            matches!(&frames[0], Frame::Invalid(b) if b.framing_lost && b.sequence_number == Some(4))
-        );
+        // Beyond any PDU (just over 64 KiB, just under 2^31, 2^31 and above):
+        // nothing sensible to skip to, framing is lost at once.
+        for length in [0x0001_0011_u32, 0x7fff_fff0, 0x8000_0000] {
+            let mut header = length.to_be_bytes().to_vec();
+            header.extend_from_slice(&[0, 0, 0, 0x15, 0, 0, 0, 0, 0, 0, 0, 4]);
+            let frames = decode_all(&header);
+            assert_eq!(frames.len(), 1, "{length:#x}");
+            assert!(
+                matches!(&frames[0], Frame::Invalid(b) if b.framing_lost && b.sequence_number == Some(4)),
+                "{length:#x}"
+            );
+        }
+        // Just within: skipped, the session kept.
+        let mut header = 0x0001_0010_u32.to_be_bytes().to_vec();
+        header.extend_from_slice(&[0, 0, 0, 0x15, 0, 0, 0, 0, 0, 0, 0, 5]);
+        let frames = decode_all(&header);
+        assert!(matches!(&frames[0], Frame::Invalid(b) if !b.framing_lost));
     }
 }
