@@ -48,13 +48,14 @@ pub(super) async fn maintain(
         };
         match attempt {
             Ok(framed) => {
-                failures = 0;
+                let bound_at = tokio::time::Instant::now();
                 tracing::info!("bound to the operator's SMSC");
                 conn.set_phase(kind.as_str(), Phase::Bound, None);
                 let mut session = Session::new(framed, shared.clone(), conn.clone(), kind, sends);
                 let ended = session.serve(&shutdown).await;
                 conn.set_phase(kind.as_str(), Phase::Down, Some(ended.clone()));
                 session.end().await;
+                failures = after_session(failures, bound_at.elapsed());
                 if shutdown.is_cancelled() {
                     break;
                 }
@@ -75,6 +76,21 @@ pub(super) async fn maintain(
         }
     }
     conn.set_phase(kind.as_str(), Phase::Down, Some("shut down".into()));
+}
+
+/// How long a session must have lasted for the next reconnect to start the back-off
+/// afresh.
+const STABLE_SESSION: Duration = Duration::from_secs(30);
+
+/// The failure count after a session that was bound for `lasted`: one that lasted
+/// starts the back-off afresh; one that did not counts as a failed attempt, so an
+/// SMSC that accepts the bind and drops the link at once is not hammered.
+fn after_session(failures: u32, lasted: Duration) -> u32 {
+    if lasted >= STABLE_SESSION {
+        0
+    } else {
+        failures.saturating_add(1)
+    }
 }
 
 /// Capped exponential back-off with full jitter: 0.5–1 × min(cap, 2^n × 250 ms).
@@ -164,4 +180,26 @@ async fn connect_and_bind(
         return Err(format!("bind rejected: {answer:?}"));
     }
     Ok(framed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_sessions_grow_the_back_off_and_a_lasting_one_resets_it() {
+        let mut failures = 0;
+        for _ in 0..5 {
+            failures = after_session(failures, Duration::ZERO);
+        }
+        assert_eq!(failures, 5);
+        // 0.5–1 × min(cap, 2^5 × 250 ms): at least 4 s before the sixth attempt.
+        assert!(backoff(failures, 60) >= Duration::from_secs(4));
+        assert_eq!(
+            after_session(failures, STABLE_SESSION - Duration::from_millis(1)),
+            6
+        );
+        assert_eq!(after_session(failures, STABLE_SESSION), 0);
+        assert!(backoff(0, 60) <= Duration::from_millis(250));
+    }
 }
