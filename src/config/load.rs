@@ -262,6 +262,11 @@ impl Settings {
             if !(1..=1000).contains(&c.window) {
                 return bad(name, "window must be 1 to 1000");
             }
+            if c.response_timeout_ms
+                .is_some_and(|ms| !(100..=600_000).contains(&ms))
+            {
+                return bad(name, "response_timeout_ms must be 100 to 600000");
+            }
             if c.enquire_link_secs == 0 || c.connect_timeout_secs == 0 || c.max_backoff_secs == 0 {
                 return bad(name, "enquire_link_secs, connect_timeout_secs and max_backoff_secs must be at least 1");
             }

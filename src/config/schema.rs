@@ -147,6 +147,20 @@ pub struct ConnectionSettings {
     /// `string` (repeated exactly); `auto` (default) tries both readings of a number.
     #[serde(default)]
     pub receipt_id: ReceiptId,
+    /// How long this SMSC may take to answer a bind, submit_sm or enquire_link
+    /// before the session counts as lost; default `smpp.response_timeout_secs`.
+    #[serde(default)]
+    pub response_timeout_ms: Option<u64>,
+}
+
+impl ConnectionSettings {
+    /// `response_timeout_ms`, else the listener's `response_timeout_secs`.
+    pub fn response_timeout(&self, default_secs: u64) -> std::time::Duration {
+        self.response_timeout_ms.map_or(
+            std::time::Duration::from_secs(default_secs),
+            std::time::Duration::from_millis,
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,6 +1,7 @@
 //! Loading, validation, secrets and key files, on files written by the tests.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
@@ -155,6 +156,17 @@ fn connections_are_checked() {
     };
     refused(one("routes = [\"+98912\"]"), "must be 1 to 15 digits");
     refused(one("window = 0"), "window must be 1 to 1000");
+    refused(
+        one("response_timeout_ms = 50"),
+        "response_timeout_ms must be 100 to 600000",
+    );
+    let quick = with_connections(&one("response_timeout_ms = 1500")).unwrap();
+    let c = &quick.smpp.connections[0];
+    assert_eq!(c.response_timeout(10), Duration::from_millis(1500));
+    assert_eq!(
+        ok.smpp.connections[0].response_timeout(10),
+        Duration::from_secs(10)
+    );
     refused(one("version = \"3.3\""), "use \"3.4\" or \"5.0\"");
     refused(one("source_ton = 9"), "source_ton");
     refused(one("bind = \"receiver\""), "unknown variant");

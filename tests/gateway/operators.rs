@@ -3,6 +3,8 @@
 //! pushes codes through the route serving the card's number, fails over, survives
 //! drops and throttling, and tracks delivery receipts.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use crate::cards;
@@ -428,6 +430,24 @@ fn an_all_digit_hex_id_is_matched_right_with_receipt_id_hex() {
     });
     let id = record["message_id"].as_str().unwrap();
     assert!(id.bytes().all(|b| b.is_ascii_digit()), "{record}");
+}
+
+#[test]
+fn a_connection_with_its_own_response_timeout_gives_up_on_a_slow_smsc() {
+    // This connection allows 300 ms (the listener's default is 10 s); the SMSC takes
+    // 2 s to answer a submit_sm: the session is lost and rebound well before 10 s.
+    let smsc = Smsc::start(&[]);
+    let (gw, admin, verifier) = smsc.gateway("response_timeout_ms = 300").with_keys();
+    gw.enroll(&admin, cards::A, "989121110631");
+    smsc.cmd(json!({"cmd": "set", "resp_delay_ms": 2000}));
+    smsc.wait(|e| e["event"] == "set");
+    let (status, pushed) = push(&gw, &verifier, cards::A, "slow-1");
+    assert_eq!(status, 202, "{pushed}");
+    crate::wait::wait_for(
+        "the connection to give up on the slow SMSC and rebind",
+        Duration::from_secs(5),
+        || gw.counter("otpgw_smpp_connection_retries_total{connection=\"mci\"}") >= 1.0,
+    );
 }
 
 #[test]

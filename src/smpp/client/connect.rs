@@ -126,7 +126,7 @@ async fn connect_and_bind(
         }
     };
     let _ = stream.set_nodelay(true);
-    let deadline = Duration::from_secs(shared.smpp.response_timeout_secs);
+    let deadline = s.response_timeout(shared.smpp.response_timeout_secs);
     let mut framed = link::framed(stream, shared.smpp.max_pdu_len);
     let version = match s.version {
         SmppVersion::V34 => InterfaceVersion::Smpp3_4,
@@ -143,7 +143,7 @@ async fn connect_and_bind(
     if !send(&mut framed, ok(1, bind), deadline).await {
         return Err("bind: write failed".into());
     }
-    let wait = Duration::from_secs(shared.smpp.response_timeout_secs);
+    let wait = deadline;
     let answer = timeout(wait, async {
         while let Some(frame) = framed.next().await {
             let cmd = match frame {

@@ -87,7 +87,9 @@ impl Session {
         kind: BindKind,
         sends: bool,
     ) -> Self {
-        let deadline = Duration::from_secs(shared.smpp.response_timeout_secs);
+        let deadline = conn
+            .settings
+            .response_timeout(shared.smpp.response_timeout_secs);
         let taker = sends.then(|| {
             let seats: Vec<_> = shared
                 .replies
