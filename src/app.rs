@@ -2,7 +2,13 @@
 //! loads the keys, builds the core and binds both listeners, keeping the real bound
 //! addresses (tests bind port 0). `run_until_stopped` serves until the cancellation
 //! token fires, then stops accepting, unbinds SMPP sessions, lets in-flight HTTP
-//! requests finish and closes the pool.
+//! requests finish and closes the pool; `signals.rs` fires it on SIGTERM or Ctrl-C.
+//! Start-up also refuses keys that would split a cluster (their fingerprints), and
+//! CLI commands a database that does not exist.
+
+mod signals;
+
+pub use signals::serve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

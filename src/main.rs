@@ -14,7 +14,6 @@ use otpgw::http::views::{
 };
 use otpgw_rules::codes::Pan;
 use otpgw_rules::vocab::Role;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -321,7 +320,7 @@ fn run_bench(args: Vec<OsString>) -> Result<()> {
 
 async fn run(command: Command, settings: Settings) -> Result<()> {
     match command {
-        Command::Serve => serve(settings).await,
+        Command::Serve => Ok(otpgw::app::serve(settings).await?),
         Command::CheckConfig => unreachable!("answered in main"),
         Command::Migrate => {
             otpgw::app::migrate(&settings)
@@ -487,49 +486,6 @@ async fn call(
         bail!("the gateway answered {status}: {json}");
     }
     Ok(json)
-}
-
-async fn serve(settings: Settings) -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    // Installed before anything is bound: from the first log line on, a hangup is
-    // answered, not fatal.
-    let hangups = signal(SignalKind::hangup()).context("Failed to install the SIGHUP handler")?;
-    let app = otpgw::app::App::build(settings).await?;
-    let shutdown = CancellationToken::new();
-    let signals = shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutdown requested; a second signal exits at once");
-        signals.cancel();
-        wait_for_signal().await;
-        tracing::warn!("second signal: exiting now");
-        std::process::exit(130);
-    });
-    tokio::spawn(answer_hangups(hangups));
-    app.run_until_stopped(shutdown).await?;
-    Ok(())
-}
-
-/// SIGHUP, which by default ends a process at once (no unbind, no log line), is what
-/// operators send to reopen logs. Logs go to standard output here, so there is
-/// nothing to reopen, and the configuration is read at start only: say so, and keep
-/// serving.
-async fn answer_hangups(mut hangups: tokio::signal::unix::Signal) {
-    while hangups.recv().await.is_some() {
-        tracing::warn!(
-            "SIGHUP received: nothing changed (the configuration is read at start only, and \
-             logs go to standard output, so there is no file to reopen); still serving"
-        );
-    }
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("Failed to install the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 /// A list as the JSON array of its items' views.
