@@ -19,16 +19,21 @@ fn defaults_are_the_embedded_setup() {
     assert!(!format!("{s:?}").contains("\"test\", allow"));
 }
 
+/// `text` as a configuration file in a directory of its own (kept while the
+/// returned guard lives).
+fn config_file(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("otpgw.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
 #[test]
 fn lock_policy_forms() {
     let load = |policy: &str| -> Result<Settings, ConfigError> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
-        std::fs::write(
-            &path,
-            format!("[service]\nmax_failures = 4\n[policy]\n{policy}\n"),
-        )
-        .unwrap();
+        let (_dir, path) = config_file(&format!(
+            "[service]\nmax_failures = 4\n[policy]\n{policy}\n"
+        ));
         Settings::load(Some(&path))
     };
     let s = load("").unwrap();
@@ -182,15 +187,11 @@ fn connections_are_checked() {
 
 #[test]
 fn check_config_shows_toml_with_origins_and_no_secret() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("otpgw.toml");
-    std::fs::write(
-        &file,
-        "[http]\nlisten = \"127.0.0.1:8081\"\n[[smpp.peers]]\nsystem_id = \"kannel\"\npassword = \"hunter22\"\n\
-         [secrets]\npan_key = \"{k}\"\ncode_key = \"{k}\"\n"
+    let (_dir, file) = config_file(
+        &"[http]\nlisten = \"127.0.0.1:8081\"\n[[smpp.peers]]\nsystem_id = \"kannel\"\npassword = \"hunter22\"\n\
+          [secrets]\npan_key = \"{k}\"\ncode_key = \"{k}\"\n"
             .replace("{k}", &"ab".repeat(32)),
-    )
-    .unwrap();
+    );
     let shown = Settings::describe(Some(&file)).unwrap();
     assert!(
         shown.contains("listen = \"127.0.0.1:8081\"  # file "),

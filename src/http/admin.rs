@@ -11,6 +11,7 @@ use super::answers::{
 };
 use super::caller::{Admin, AdminOn, Card};
 use super::error::Json;
+use super::paths::CardId;
 use super::views::{CardView, EnrolledView, EventView};
 use super::{fields, ApiError, AppState};
 use crate::core::ports::{Activation, StatusChange};
@@ -63,7 +64,7 @@ pub struct ActivateRequest {
 /// Confirm a pending card's activation code: the card becomes active (role
 /// `admin`, for the ATM, app or branch the customer types it into).
 #[utoipa::path(post, path = "/v1/cards/{id}/activate", tag = "cards",
-    params(("id" = i64, Path, description = "card id", minimum = 1)), request_body = ActivateRequest,
+    params(CardId), request_body = ActivateRequest,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "activated", body = CardView),
@@ -97,7 +98,7 @@ pub async fn activate(
 /// Send a pending card a new activation code (role `admin`): the bank's retry when
 /// the first could not be sent, expired or was voided.
 #[utoipa::path(post, path = "/v1/cards/{id}/activation", tag = "cards",
-    params(("id" = i64, Path, description = "card id", minimum = 1)), security(("bearer" = [])),
+    params(CardId), security(("bearer" = [])),
     responses(
         (status = 200, description = "a new code; `activation.state` says whether it was sent", body = EnrolledView),
         PendingCardErrors
@@ -115,7 +116,7 @@ pub async fn resend_activation(
 
 /// Show a card (role `admin`).
 #[utoipa::path(get, path = "/v1/cards/{id}", tag = "cards",
-    params(("id" = i64, Path, description = "card id", minimum = 1)), security(("bearer" = [])),
+    params(CardId), security(("bearer" = [])),
     responses((status = 200, body = CardView), CardErrors)
 )]
 pub async fn show(
@@ -146,7 +147,7 @@ pub async fn lookup(
 
 /// Re-activate a locked or suspended card; resets its failure count (role `admin`).
 #[utoipa::path(post, path = "/v1/cards/{id}/reactivate", tag = "cards",
-    params(("id" = i64, Path, description = "card id", minimum = 1)), security(("bearer" = [])),
+    params(CardId), security(("bearer" = [])),
     responses(
         (status = 200, body = CardView),
         ReactivateErrors
@@ -161,7 +162,7 @@ pub async fn reactivate(
 
 /// Suspend a card's OTP service (role `admin`).
 #[utoipa::path(post, path = "/v1/cards/{id}/suspend", tag = "cards",
-    params(("id" = i64, Path, description = "card id", minimum = 1)), security(("bearer" = [])),
+    params(CardId), security(("bearer" = [])),
     responses((status = 200, body = CardView), CardErrors)
 )]
 pub async fn suspend(
@@ -187,7 +188,7 @@ async fn change(
 
 /// A card's audit trail, oldest first (role `admin`).
 #[utoipa::path(get, path = "/v1/cards/{id}/events", tag = "cards",
-    params(("id" = i64, Path, description = "card id", minimum = 1)), security(("bearer" = [])),
+    params(CardId), security(("bearer" = [])),
     responses((status = 200, body = Vec<EventView>), CardErrors)
 )]
 pub async fn events(
@@ -213,7 +214,7 @@ pub struct EpinRequest {
 /// Set or change a card's ePIN, the second factor every verify must then carry
 /// (role `admin`).
 #[utoipa::path(put, path = "/v1/cards/{id}/epin", tag = "cards",
-    params(("id" = i64, Path, description = "card id", minimum = 1)), request_body = EpinRequest,
+    params(CardId), request_body = EpinRequest,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "set; the card shows `has_epin: true`", body = CardView),
@@ -233,7 +234,7 @@ pub async fn set_epin(
 
 /// Remove a card's ePIN (role `admin`).
 #[utoipa::path(delete, path = "/v1/cards/{id}/epin", tag = "cards",
-    params(("id" = i64, Path, description = "card id", minimum = 1)), security(("bearer" = [])),
+    params(CardId), security(("bearer" = [])),
     responses((status = 200, body = CardView), CardErrors)
 )]
 pub async fn clear_epin(

@@ -7,6 +7,7 @@ use axum::extract::State;
 use super::answers::{CommonErrors, KeyErrors};
 use super::caller::{Admin, AdminOn, Key};
 use super::error::Json;
+use super::paths::KeyId;
 use super::views::ApiKeyView;
 use super::{ApiError, AppState};
 
@@ -25,7 +26,7 @@ pub async fn list(
 /// sessions end; audited as `api_key_revoked` (role `admin`). Revoking a revoked key
 /// changes nothing.
 #[utoipa::path(post, path = "/v1/apikeys/{id}/revoke", tag = "apikeys",
-    params(("id" = i64, Path, description = "API key id", minimum = 1)), security(("bearer" = [])),
+    params(KeyId), security(("bearer" = [])),
     responses((status = 200, body = ApiKeyView), KeyErrors)
 )]
 pub async fn revoke(

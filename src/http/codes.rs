@@ -11,6 +11,7 @@ use super::answers::{CodeErrors, PushErrors};
 use super::caller::{AdminOn, Code, Verifier};
 use super::error::Json;
 use super::fields::{self, TransactionBody};
+use super::paths::CodeId;
 use super::views::CodeView;
 use super::{ApiError, AppState};
 use otpgw_rules::vocab::Delivery;
@@ -84,7 +85,7 @@ pub async fn push(
 
 /// Show a code's channel, route, connection, states and times (role `admin`).
 #[utoipa::path(get, path = "/v1/codes/{id}", tag = "codes",
-    params(("id" = i64, Path, description = "code id", minimum = 1)), security(("bearer" = [])),
+    params(CodeId), security(("bearer" = [])),
     responses((status = 200, body = CodeView), CodeErrors)
 )]
 pub async fn show(

@@ -7,7 +7,9 @@
 //!
 //! * `caller.rs` — the API key of a request, and the extractors that require its
 //!   role and read the body and the path's id in the order the API answers in.
-//! * `answers.rs` — the error answers the OpenAPI document lists for many endpoints.
+//! * `answers.rs` — the error answers the OpenAPI document lists: common ones and
+//!   each endpoint's own, as named sets.
+//! * `paths.rs`  — the ids endpoints take in their paths, as the document says them.
 //! * `docs.rs`   — the OpenAPI document (`/openapi.json`): its root and handlers.
 //! * `error.rs`  — `ApiError`, its one body, and the `Json` extractor that uses it.
 //! * `fields.rs` — request fields several endpoints parse: PAN, request_id, payment.
@@ -24,6 +26,7 @@ mod docs;
 mod error;
 mod fields;
 mod ops;
+mod paths;
 pub mod server;
 mod state;
 mod tokens;

@@ -13,6 +13,7 @@ use super::answers::{
 };
 use super::caller::{AdminOn, TokensPath, Verifier};
 use super::error::{ErrorBody, Json};
+use super::paths::{CardId, TokenId};
 use super::views::{ActivatedTokenView, EnrolledTokenView, TokenView};
 use super::{ApiError, AppState};
 use crate::core::ports::TokenChange;
@@ -64,7 +65,7 @@ pub struct EnrollTokenRequest {
 /// the bank's screen); the second half goes to the card's phone by SMS. A hardware
 /// token (`serial` + `secret`) is active at once.
 #[utoipa::path(post, path = "/v1/cards/{id}/tokens", tag = "tokens",
-    params(("id" = i64, Path, description = "card id", minimum = 1)), request_body = EnrollTokenRequest,
+    params(CardId), request_body = EnrollTokenRequest,
     security(("bearer" = [])),
     responses(
         (status = 201, description = "enrolled", body = EnrolledTokenView),
@@ -95,7 +96,7 @@ pub async fn enroll(
 
 /// A card's tokens, newest last (role `admin`). Never a secret.
 #[utoipa::path(get, path = "/v1/cards/{id}/tokens", tag = "tokens",
-    params(("id" = i64, Path, description = "card id", minimum = 1)), security(("bearer" = [])),
+    params(CardId), security(("bearer" = [])),
     responses((status = 200, body = [TokenView]), CardErrors)
 )]
 pub async fn list(
@@ -115,7 +116,7 @@ pub struct ActivateTokenRequest {
 /// Activate a software token with both parts of its activation code (role
 /// `admin`, for the bank's app backend). Answers the `otpauth://` URI once.
 #[utoipa::path(post, path = "/v1/tokens/{id}/activate", tag = "tokens",
-    params(("id" = i64, Path, description = "token id", minimum = 1)), request_body = ActivateTokenRequest,
+    params(TokenId), request_body = ActivateTokenRequest,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "activated; the URI carries the secret and is never shown again", body = ActivatedTokenView),
@@ -149,7 +150,7 @@ macro_rules! state_changes {
     ($($(#[$doc:meta])* $name:ident: $path:tt => $change:ident, 409 $conflict:tt;)*) => {$(
         $(#[$doc])*
         #[utoipa::path(post, path = $path, tag = "tokens",
-            params(("id" = i64, Path, description = "token id", minimum = 1)), security(("bearer" = [])),
+            params(TokenId), security(("bearer" = [])),
             responses((status = 200, body = TokenView), TokenErrors,
                 (status = 409, description = $conflict, body = ErrorBody)))]
         pub async fn $name(
@@ -175,7 +176,7 @@ state_changes! {
 /// Replace a software token (a lost phone; role `admin`): the old one is revoked
 /// and a new one of the same shape enrolled, with a new two-part activation.
 #[utoipa::path(post, path = "/v1/tokens/{id}/replace", tag = "tokens",
-    params(("id" = i64, Path, description = "token id", minimum = 1)), security(("bearer" = [])),
+    params(TokenId), security(("bearer" = [])),
     responses((status = 201, body = EnrolledTokenView), TokenErrors))]
 pub async fn replace(
     State(state): State<AppState>,
@@ -201,7 +202,7 @@ pub struct ResyncRequest {
 /// Resynchronise a TOTP token from two consecutive codes (role `admin`): within
 /// `[tokens] resync_steps` of now, the drift is remembered.
 #[utoipa::path(post, path = "/v1/tokens/{id}/resync", tag = "tokens",
-    params(("id" = i64, Path, description = "token id", minimum = 1)), request_body = ResyncRequest,
+    params(TokenId), request_body = ResyncRequest,
     security(("bearer" = [])),
     responses((status = 200, body = TokenView), ResyncErrors))]
 pub async fn resync(
