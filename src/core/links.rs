@@ -63,6 +63,11 @@ macro_rules! connection_status {
             pub failed: u64,
             pub receipts: u64,
             pub received: u64,
+            /// Receipts that named no message of this connection (none, or one
+            /// never answered with that id within 30 s).
+            pub unmatched_receipts: u64,
+            /// Codes the SMSC accepted with an empty message id: not tracked.
+            pub untracked: u64,
         }
     };
 }

@@ -331,6 +331,8 @@ impl From<crate::core::links::ConnectionStatus> for ConnectionView {
             failed: c.failed,
             receipts: c.receipts,
             received: c.received,
+            unmatched_receipts: c.unmatched_receipts,
+            untracked: c.untracked,
         }
     }
 }

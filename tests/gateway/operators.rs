@@ -384,18 +384,33 @@ fn receipts_in_decimal_and_hex_and_early_ones_move_the_delivery_state() {
     );
 }
 
+/// Card A enrolled on `msisdn` of a gateway bound to `smsc` (its connection with
+/// `extra` settings), the SMSC `set` as given, and a code pushed to the card: the
+/// gateway, its admin key, and the code's record once its delivery is `delivery`.
+fn pushed_until(
+    smsc: &Smsc,
+    extra: &str,
+    msisdn: &str,
+    mut set: Value,
+    delivery: &str,
+) -> (Gateway, String, Value) {
+    let (gw, admin, verifier) = smsc.gateway(extra).with_keys();
+    gw.enroll(&admin, cards::A, msisdn);
+    set["cmd"] = json!("set");
+    smsc.cmd(set);
+    smsc.wait(|e| e["event"] == "set");
+    let (status, pushed) = push(&gw, &verifier, cards::A, msisdn);
+    assert_eq!(status, 202, "{pushed}");
+    let id = pushed["code_id"].as_i64().unwrap();
+    let record = gw.code_until(&admin, id, |c| c["delivery"] == delivery);
+    (gw, admin, record)
+}
+
 #[test]
 fn an_empty_message_id_is_not_tracked_and_a_receipt_naming_nothing_is_counted() {
     let smsc = Smsc::start(&[]);
-    let (gw, admin, verifier) = smsc.gateway("").with_keys();
-    gw.enroll(&admin, cards::A, "989121110611");
-    smsc.cmd(json!({"cmd": "set", "id_format": "empty"}));
-    smsc.wait(|e| e["event"] == "set");
-    let (status, pushed) = push(&gw, &verifier, cards::A, "untracked-1");
-    assert_eq!(status, 202, "{pushed}");
-    let record = gw.code_until(&admin, pushed["code_id"].as_i64().unwrap(), |c| {
-        c["delivery"] == "submitted"
-    });
+    let set = json!({"id_format": "empty"});
+    let (gw, admin, record) = pushed_until(&smsc, "", "989121110611", set, "submitted");
     assert!(record["message_id"].is_null(), "no id stored: {record}");
     assert_eq!(
         gw.counter("otpgw_submits_untracked_total{connection=\"mci\"}"),
@@ -409,8 +424,16 @@ fn an_empty_message_id_is_not_tracked_and_a_receipt_naming_nothing_is_counted() 
         gw.counter("otpgw_receipts_unmatched_total{connection=\"mci\"}"),
         1.0
     );
-    let (_, record) = gw.get(&admin, &format!("/v1/codes/{}", pushed["code_id"]));
+    let (_, record) = gw.get(&admin, &format!("/v1/codes/{}", record["id"]));
     assert_eq!(record["delivery"], "submitted", "{record}");
+    // `/v1/connections` (and so `otpgw status`) shows both counts.
+    let (_, conns) = gw.get(&admin, "/v1/connections");
+    let mci = &conns["connections"][0];
+    assert_eq!(
+        (&mci["untracked"], &mci["unmatched_receipts"]),
+        (&json!(1), &json!(1)),
+        "{conns}"
+    );
 }
 
 #[test]
@@ -419,15 +442,9 @@ fn an_all_digit_hex_id_is_matched_right_with_receipt_id_hex() {
     // the number in decimal ("1048576"). `receipt_id = "hex"` reads them so, and
     // only so (parsers::receipt::form_tests shows the guess matching wrongly).
     let smsc = Smsc::start(&[]);
-    let (gw, admin, verifier) = smsc.gateway("receipt_id = \"hex\"").with_keys();
-    gw.enroll(&admin, cards::A, "989121110621");
-    smsc.cmd(json!({"cmd": "set", "id_format": "hex", "auto_receipt": {"stat": "DELIVRD", "id_format": "dec"}}));
-    smsc.wait(|e| e["event"] == "set");
-    let (status, pushed) = push(&gw, &verifier, cards::A, "hex-1");
-    assert_eq!(status, 202, "{pushed}");
-    let record = gw.code_until(&admin, pushed["code_id"].as_i64().unwrap(), |c| {
-        c["delivery"] == "delivered"
-    });
+    let set = json!({"id_format": "hex", "auto_receipt": {"stat": "DELIVRD", "id_format": "dec"}});
+    let extra = "receipt_id = \"hex\"";
+    let (_gw, _, record) = pushed_until(&smsc, extra, "989121110621", set, "delivered");
     let id = record["message_id"].as_str().unwrap();
     assert!(id.bytes().all(|b| b.is_ascii_digit()), "{record}");
 }

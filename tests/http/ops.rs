@@ -108,6 +108,8 @@ fn connection() -> ConnectionStatus {
         failed: 1,
         receipts: 100,
         received: 30,
+        unmatched_receipts: 4,
+        untracked: 5,
     }
 }
 
@@ -136,7 +138,8 @@ async fn connections_show_what_the_links_report() {
                      "last_error": "connection reset"}
                 ],
                 "window": 10, "window_in_use": 3, "tps": 50, "queued": 7,
-                "submitted": 120, "throttled": 2, "failed": 1, "receipts": 100, "received": 30
+                "submitted": 120, "throttled": 2, "failed": 1, "receipts": 100, "received": 30,
+                "unmatched_receipts": 4, "untracked": 5
             }],
             "routes_down": [""]
         })

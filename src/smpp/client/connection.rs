@@ -30,6 +30,8 @@ pub(crate) struct Connection {
     pub failed: AtomicU64,
     pub receipts: AtomicU64,
     pub received: AtomicU64,
+    pub unmatched_receipts: AtomicU64,
+    pub untracked: AtomicU64,
     /// Segments per second, when the operator set a TPS.
     pub pacing: Option<DefaultDirectRateLimiter>,
     /// Receipts whose message id we have not stored yet (they beat the response).
@@ -67,6 +69,8 @@ impl Connection {
             failed: AtomicU64::new(0),
             receipts: AtomicU64::new(0),
             received: AtomicU64::new(0),
+            unmatched_receipts: AtomicU64::new(0),
+            untracked: AtomicU64::new(0),
             pacing,
             held: Mutex::new(VecDeque::new()),
             evicted: AtomicUsize::new(0),
@@ -157,6 +161,8 @@ impl Connection {
     /// Counts receipts that matched no message of this connection.
     pub(super) fn unmatched(&self, receipts: usize) {
         if receipts > 0 {
+            self.unmatched_receipts
+                .fetch_add(receipts as u64, Ordering::Relaxed);
             metrics::counter!("otpgw_receipts_unmatched_total", "connection" => self.settings.name.clone())
                 .increment(receipts as u64);
         }
@@ -194,6 +200,8 @@ impl Connection {
             failed: self.failed.load(Ordering::Relaxed),
             receipts: self.receipts.load(Ordering::Relaxed),
             received: self.received.load(Ordering::Relaxed),
+            unmatched_receipts: self.unmatched_receipts.load(Ordering::Relaxed),
+            untracked: self.untracked.load(Ordering::Relaxed),
         }
     }
 }

@@ -391,6 +391,7 @@ impl Session {
                 // wrong code).
                 let message_id = message_id.filter(|id| !id.trim().is_empty());
                 if let (Some(code_id), None) = (code_id, &message_id) {
+                    self.conn.untracked.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!("otpgw_submits_untracked_total", "connection" => name.clone())
                         .increment(1);
                     self.handling
