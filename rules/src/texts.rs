@@ -77,7 +77,7 @@ pub struct Params<'a> {
 }
 
 pub fn render(kind: ReplyKind, lang: Language, p: &Params<'_>) -> String {
-    let body = fill(template(kind, lang), &values(p, lang));
+    let body = fill(template(kind, lang), |name| value(p, lang, name));
     if kind != ReplyKind::Code {
         return body;
     }
@@ -186,40 +186,40 @@ fn template(kind: ReplyKind, lang: Language) -> &'static str {
     }
 }
 
-/// The values a template may name, as `lang` writes them: Persian texts give every
+/// The value a template names, as `lang` writes it: Persian texts give every
 /// number in Persian digits but the code, which stays in ASCII digits because
 /// phones offer those for copy and autofill.
-fn values(p: &Params<'_>, lang: Language) -> [(&'static str, String); 6] {
+fn value(p: &Params<'_>, lang: Language, name: &str) -> Option<String> {
     let digits = |s: &str| match lang {
         Language::En => s.to_owned(),
         Language::Fa => to_persian_digits(s),
     };
-    [
-        ("code", p.code.to_owned()),
-        ("ttl", digits(&p.ttl_secs.to_string())),
-        ("hours", digits(&(p.ttl_secs / 3600).to_string())),
-        ("digits", digits(p.digits)),
-        ("short_code", digits(p.short_code)),
-        ("retry", digits(&p.retry_secs.to_string())),
-    ]
+    Some(match name {
+        "code" => p.code.to_owned(),
+        "ttl" => digits(&p.ttl_secs.to_string()),
+        "hours" => digits(&(p.ttl_secs / 3600).to_string()),
+        "digits" => digits(p.digits),
+        "short_code" => digits(p.short_code),
+        "retry" => digits(&p.retry_secs.to_string()),
+        _ => return None,
+    })
 }
 
-/// `template` with each `{name}` of `values` replaced, in one pass: a value is
-/// never read again as a template.
-fn fill(template: &str, values: &[(&str, String)]) -> String {
+/// `template` with each `{name}` that `value` knows replaced, in one pass: a value
+/// is never read again as a template, and only the values a text uses are made
+/// (this runs for every reply).
+fn fill(template: &str, value: impl Fn(&str) -> Option<String>) -> String {
     let mut out = String::with_capacity(template.len() + 32);
     let mut rest = template;
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
         let after = &rest[open + 1..];
-        let value = after.find('}').and_then(|close| {
-            let name = &after[..close];
-            let (_, value) = values.iter().find(|(n, _)| *n == name)?;
-            Some((close, value))
-        });
-        match value {
+        let filled = after
+            .find('}')
+            .and_then(|close| Some((close, value(&after[..close])?)));
+        match filled {
             Some((close, value)) => {
-                out.push_str(value);
+                out.push_str(&value);
                 rest = &after[close + 1..];
             }
             None => {
