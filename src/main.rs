@@ -269,8 +269,8 @@ fn main() -> Result<()> {
     }
     if let Command::CheckConfig = cli.command {
         // Before logging is set up: this command's output is the configuration.
-        let shown = Settings::describe(cli.config.as_deref())?;
-        Settings::load(cli.config.as_deref())?.check_keys()?;
+        let (settings, shown) = Settings::describe(cli.config.as_deref())?;
+        settings.check_keys()?;
         print!("{shown}");
         return Ok(());
     }

@@ -15,9 +15,9 @@ use super::ConfigError;
 const SECRET_KEYS: [&str; 3] = ["password", "pan_key", "code_key"];
 
 impl Settings {
-    /// The effective configuration for `file` (and the environment), as TOML with
+    /// The settings for `file` (and the environment), and the same as TOML with
     /// origins. Fails as loading does, for the same reasons.
-    pub fn describe(file: Option<&Path>) -> Result<String, ConfigError> {
+    pub fn describe(file: Option<&Path>) -> Result<(Self, String), ConfigError> {
         let figment = Self::figment(file)?;
         let settings = Self::from_figment(&figment)?;
         let text = toml::to_string_pretty(&settings.redacted())
@@ -26,7 +26,7 @@ impl Settings {
             .parse()
             .map_err(|e| ConfigError::Invalid(format!("cannot print the settings: {e}")))?;
         annotate(doc.as_table_mut(), &mut Vec::new(), &figment);
-        Ok(doc.to_string())
+        Ok((settings, doc.to_string()))
     }
 }
 

@@ -192,7 +192,7 @@ fn check_config_shows_toml_with_origins_and_no_secret() {
           [secrets]\npan_key = \"{k}\"\ncode_key = \"{k}\"\n"
             .replace("{k}", &"ab".repeat(32)),
     );
-    let shown = Settings::describe(Some(&file)).unwrap();
+    let (_, shown) = Settings::describe(Some(&file)).unwrap();
     assert!(
         shown.contains("listen = \"127.0.0.1:8081\"  # file "),
         "{shown}"

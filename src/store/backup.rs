@@ -9,6 +9,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::ConnectOptions;
 
 use super::error::StoreError;
+use super::keys::FINGERPRINTS;
 use super::{port, Store};
 use crate::core::DomainError;
 
@@ -68,5 +69,3 @@ impl Store {
         .await
     }
 }
-
-const FINGERPRINTS: &str = "SELECT name, fingerprint FROM key_fingerprints ORDER BY name";

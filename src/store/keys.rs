@@ -2,7 +2,7 @@
 //! and never changed. Start-up compares them with its own keys' (`app::build`), so a
 //! node with other keys stops before it can split a cluster.
 
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use super::{port, Store};
 use crate::core::DomainError;
@@ -35,13 +35,12 @@ impl Store {
                 })
             })
             .await?;
-            let held = sqlx::query("SELECT name, fingerprint FROM key_fingerprints ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?;
-            held.iter()
-                .map(|r| Ok((r.try_get("name")?, r.try_get("fingerprint")?)))
-                .collect()
+            Ok(sqlx::query_as(FINGERPRINTS).fetch_all(&self.pool).await?)
         })
         .await
     }
 }
+
+/// The fingerprints a database holds, by key name (also read from a backup's copy).
+pub(super) const FINGERPRINTS: &str =
+    "SELECT name, fingerprint FROM key_fingerprints ORDER BY name";
