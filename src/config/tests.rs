@@ -175,6 +175,10 @@ fn connections_are_checked() {
     refused(one("version = \"3.3\""), "use \"3.4\" or \"5.0\"");
     refused(one("source_ton = 9"), "source_ton");
     refused(one("bind = \"receiver\""), "unknown variant");
+    refused(one("receipt_id = \"octal\""), "unknown variant");
+    let hex = with_connections(&one("receipt_id = \"hex\"")).unwrap();
+    assert_eq!(hex.smpp.connections[0].receipt_id, ReceiptId::Hex);
+    assert_eq!(ok.smpp.connections[0].receipt_id, ReceiptId::Auto);
     refused(format!("{}{}", one(""), one("")), "name listed twice");
     let twin = one("routes = [\"98912\"]").replace("\"mci\"", "\"mtn\"");
     refused(
