@@ -54,5 +54,12 @@ export OTPGW_BENCH_ADMIN_KEY="$(api_key "$BIN" "$dir/otpgw.toml" admin)" OTPGW_B
 if [ "$mode" = verify ]; then
   export OTPGW_BENCH_VERIFIER_KEY="$(api_key "$BIN" "$dir/otpgw.toml" verifier)"
 fi
+# The gateway's own CPU time over the run (user + system, from /proc), so that a
+# figure carries its CPU per code: divide by the codes (or verifies) the report counts.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$gw/stat"; }
+before=$(cpu_ticks)
+status=0
 "$BIN" bench "$mode" --smpp "127.0.0.1:$smpp_port" --system-id bench \
-  --http "http://127.0.0.1:$http_port" "$@"
+  --http "http://127.0.0.1:$http_port" "$@" || status=$?
+echo "gateway CPU: $(( ($(cpu_ticks) - before) * 1000 / $(getconf CLK_TCK) )) ms" >&2
+exit "$status"
