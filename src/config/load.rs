@@ -90,8 +90,9 @@ impl Settings {
             || self.tokens.activation_max_failures < 1
             || self.tokens.issuer.is_empty()
             || self.tokens.issuer.len() > 64
+            || !(10..=86_400).contains(&self.tokens.challenge_ttl_secs)
         {
-            return bad("tokens: window_steps 0..=10, resync_steps up to 10000, activation_ttl_secs and activation_max_failures at least 1, issuer 1 to 64 characters".into());
+            return bad("tokens: window_steps 0..=10, resync_steps up to 10000, activation_ttl_secs and activation_max_failures at least 1, issuer 1 to 64 characters, challenge_ttl_secs 10..=86400".into());
         }
         if self.policy.accept.is_empty() {
             return bad("policy.accept must name at least one of \"sms\", \"token\"".into());

@@ -480,6 +480,8 @@ pub struct TokenSettings {
     pub activation_max_failures: i64,
     /// The issuer an authenticator app shows beside the code.
     pub issuer: String,
+    /// How long an OCRA challenge from `POST /v1/challenge` can approve its payment.
+    pub challenge_ttl_secs: u64,
 }
 
 impl Default for TokenSettings {
@@ -490,6 +492,7 @@ impl Default for TokenSettings {
             activation_ttl_secs: 86_400,
             activation_max_failures: 5,
             issuer: "otpgw".into(),
+            challenge_ttl_secs: 300,
         }
     }
 }

@@ -94,6 +94,8 @@ pub enum CoreError {
     #[error("not handled within the deadline")]
     Timeout,
     /// `[policy] require_transaction`: the request must name the payment.
+    #[error("no such payment challenge for this API key")]
+    UnknownChallenge,
     #[error("this bank requires a transaction with every code and verification")]
     TransactionRequired,
     #[error("{0}")]

@@ -7,7 +7,8 @@
 //! [`Core`] is the set of use cases, each holding only what it needs:
 //! * `issue`      — codes a customer asks for (SMS, and USSD in `ussd`) or the
 //!   switch pushes; stored before the text that carries them exists.
-//! * `verify`     — the payment switch's question, decided in one transaction.
+//! * `verify`     — the payment switch's question, decided in one transaction;
+//!   `challenge` issues the OCRA challenges it checks payments against.
 //! * `enroll`     — cards, their activation and ePIN.
 //! * `tokens`     — customer tokens: enrollment, two-part activation, lifecycle.
 //! * `backoffice` — look-up, status changes, the audit trail, the console's views.
@@ -23,6 +24,7 @@
 mod access;
 mod admission;
 mod backoffice;
+mod challenge;
 mod delivery;
 mod enroll;
 mod epin;
@@ -49,6 +51,7 @@ use otpgw_rules::vocab::Channel;
 pub use access::{Access, SignedIn, SESSION_IDLE_MS, SESSION_MAX_MS};
 pub use admission::{Admission, Admit, Refused};
 pub use backoffice::{BackOffice, CardView, Health};
+pub use challenge::IssuedChallengeView;
 pub use delivery::Delivery;
 pub use enroll::{Enroll, Enrolled};
 pub use error::{Conflict, CoreError, DomainError, Existing, Missing, TokenError};

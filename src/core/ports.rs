@@ -98,8 +98,15 @@ pub trait VerifyStore: Send + Sync {
         card_id: i64,
         limit: i64,
     ) -> Result<Vec<VerificationEntry>>;
-    /// Forgets verification answers (the request_id memory) older than `before`.
+    /// Forgets verification answers (the request_id memory) and payment challenges
+    /// issued before `before`.
     async fn prune_verifications(&self, before: i64) -> Result<u64>;
+    /// Records an issued payment challenge: its id, or `None` when another row
+    /// holds the same digits (the caller draws again).
+    async fn issue_challenge(&self, challenge: &NewChallenge<'_>) -> Result<Option<i64>>;
+    async fn challenge(&self, id: i64) -> Result<Option<IssuedChallenge>>;
+    /// Marks a challenge as having approved a payment; it approves no other.
+    async fn spend_challenge(&self, id: i64, now: i64) -> Result<()>;
 }
 
 #[async_trait]
@@ -338,6 +345,26 @@ pub struct MessageRef<'a> {
     pub message_id: &'a str,
     pub key_dec: Option<&'a str>,
     pub key_hex: Option<&'a str>,
+}
+
+/// An OCRA challenge issued for a payment (`POST /v1/challenge`).
+pub struct NewChallenge<'a> {
+    pub value: &'a str,
+    /// The keyed hash of the payment's canonical form.
+    pub txn_hash: &'a str,
+    pub api_key_id: i64,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedChallenge {
+    pub id: i64,
+    pub value: String,
+    pub txn_hash: String,
+    pub api_key_id: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
 }
 
 pub struct VerifyAttempt<'a> {

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use otpgw_rules::codes::{self, Code, Keys, Pan};
 use otpgw_rules::payment::{Epin, Transaction};
 use otpgw_rules::records::ApiKey;
-use otpgw_rules::tokens::decide::{decide_tokens, normalise_code, TokenCheck};
+use otpgw_rules::tokens::decide::{
+    decide_tokens, normalise_code, Challenge, ChallengeState, TokenCheck,
+};
 use otpgw_rules::verify::Presented;
 use otpgw_rules::vocab::{Reason, Verdict};
 
@@ -25,6 +27,8 @@ pub struct Factors<'a> {
     pub transaction: Option<&'a Transaction>,
     /// As typed; compared only when the card has an ePIN.
     pub epin: Option<&'a str>,
+    /// The OCRA challenge `POST /v1/challenge` issued for `transaction`.
+    pub challenge_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,8 +115,23 @@ impl Verify {
             }),
             require_transaction: policy.require_transaction,
         };
-        let check = self.token_check(code, factors.transaction);
         let now = inner.clock.now_ms();
+        let challenge = match factors.challenge_id {
+            Some(id) => Some(
+                self.presented_challenge(key, id, factors.transaction, now)
+                    .await?,
+            ),
+            None => None,
+        };
+        let spends = challenge
+            .as_ref()
+            .filter(|p| {
+                p.challenge
+                    .as_ref()
+                    .is_some_and(|c| c.state == ChallengeState::Live)
+            })
+            .map(|p| p.id);
+        let check = self.token_check(code, challenge.and_then(|p| p.challenge));
         let attempt = VerifyAttempt {
             api_key_id: key.id,
             request_id,
@@ -134,6 +153,9 @@ impl Verify {
             .await?;
         if record.replayed && !codes::hashes_equal(&record.fingerprint, &fingerprint) {
             return Err(CoreError::RequestIdReused);
+        }
+        if let (Some(id), Verdict::Approved, false) = (spends, record.verdict, record.replayed) {
+            inner.verifications.spend_challenge(id, now).await?;
         }
         if !record.replayed {
             if record.verdict == Verdict::Rejected(Reason::Invalid)
@@ -182,13 +204,13 @@ impl Verify {
     }
 
     /// What the verification rule needs to read token codes, owned by its closure.
-    fn token_check(&self, code: &str, transaction: Option<&Transaction>) -> TokenCheck {
+    fn token_check(&self, code: &str, challenge: Option<Challenge>) -> TokenCheck {
         let inner = &self.0;
         let accept = &inner.policy.accept;
         TokenCheck {
             key: inner.keys.seal_key(super::tokens::SEAL_PURPOSE),
             candidate: normalise_code(code).filter(|c| (6..=8).contains(&c.len())),
-            challenge: transaction.map(|t| otpgw_rules::tokens::payment_challenge(&t.canonical())),
+            challenge,
             window: inner.tokens.window_steps,
             sms: accept.contains(&Factor::Sms),
             tokens: accept.contains(&Factor::Token),

@@ -87,8 +87,13 @@ errors! {
 
     /// `POST /v1/verify`.
     VerifyErrors = [
-        ("400", "`invalid_transaction`, or `transaction_required` under `[policy] require_transaction`; nothing counted"),
+        ("400", "`invalid_transaction`, `unknown_challenge`, or `transaction_required` under `[policy] require_transaction`; nothing counted"),
         ("409", "request_id already used for a different request"),
+        ("429", "over the key's rate, or held by the guessing guard; see Retry-After"),
+    ];
+    /// `POST /v1/challenge`.
+    ChallengeErrors = [
+        ("400", "`invalid_transaction`"),
         ("429", "over the key's rate, or held by the guessing guard; see Retry-After"),
     ];
     /// `POST /v1/codes`.

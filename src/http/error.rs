@@ -168,6 +168,10 @@ impl From<CoreError> for ApiError {
                 "wrong_status",
                 format!("the card is {}; this change does not apply", status.as_str()),
             ),
+            CoreError::UnknownChallenge => Self::bad_request(
+                "unknown_challenge",
+                "no such challenge_id for this API key",
+            ),
             CoreError::TransactionRequired => Self::bad_request(
                 "transaction_required",
                 "this bank's policy requires a transaction {type, amount, currency, payee}",

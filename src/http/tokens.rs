@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::answers::{
-    CardErrors, CommonErrors, ResyncErrors, TokenActivateErrors, TokenEnrollErrors, TokenErrors,
+    CardErrors, ChallengeErrors, ResyncErrors, TokenActivateErrors, TokenEnrollErrors, TokenErrors,
 };
 use super::caller::{AdminOn, TokensPath, Verifier};
 use super::error::{ErrorBody, Json};
@@ -226,26 +226,37 @@ pub struct ChallengeRequest {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ChallengeResponse {
-    /// 8 digits: the first 8 bytes of SHA-256("otpgw-ocra|v1|" + canonical form),
-    /// big-endian, mod 10^8, zero-padded. The customer types it into the OCRA
-    /// token; verify then carries the same `transaction`.
+    /// 8 random digits (`QN08`), recorded with this payment. The customer types
+    /// them into the OCRA token; verify then carries `challenge_id` and the same
+    /// `transaction`.
     #[schema(example = "40527918")]
     challenge: String,
+    /// What verify names the challenge by.
+    #[schema(example = 42)]
+    challenge_id: i64,
+    /// When the challenge stops approving (epoch ms): `[tokens] challenge_ttl_secs`.
+    expires_at: i64,
     /// The transaction's canonical form `v1|type|amount|currency|payee`.
     canonical: String,
 }
 
-/// The OCRA challenge of a payment (role `verifier`): what the payment page shows
-/// for the customer's OCRA token to sign.
+/// An OCRA challenge for a payment (role `verifier`): what the payment page shows
+/// for the customer's OCRA token to sign. It approves this payment only, once,
+/// until `expires_at`.
 #[utoipa::path(post, path = "/v1/challenge", tag = "tokens", request_body = ChallengeRequest,
     security(("bearer" = [])),
-    responses((status = 200, body = ChallengeResponse), CommonErrors))]
+    responses((status = 200, body = ChallengeResponse), ChallengeErrors))]
 pub async fn challenge(
-    verifier: Verifier<Json<ChallengeRequest>>,
+    State(state): State<AppState>,
+    Verifier { key, body, .. }: Verifier<Json<ChallengeRequest>>,
 ) -> Result<Json<ChallengeResponse>, ApiError> {
-    let canonical = verifier.body.0.transaction.parse()?.canonical();
+    state.core.verify.admit(key).map_err(ApiError::limited)?;
+    let transaction = body.0.transaction.parse()?;
+    let issued = state.core.verify.issue_challenge(key, &transaction).await?;
     Ok(Json(ChallengeResponse {
-        challenge: otpgw_rules::tokens::payment_challenge(&canonical),
-        canonical,
+        challenge: issued.challenge,
+        challenge_id: issued.id,
+        expires_at: issued.expires_at,
+        canonical: transaction.canonical(),
     }))
 }

@@ -19,8 +19,8 @@ pub struct VerifyRequest {
     #[schema(example = "6037990000004321", min_length = 13, max_length = 64)]
     pan: String,
     /// The code the customer typed: one sent by SMS or USSD, or one the card's
-    /// active token made (a TOTP code, or an OCRA response over the challenge of
-    /// `transaction`, see `POST /v1/challenge`), as `[policy] accept` allows.
+    /// active token made (a TOTP code, or an OCRA response over the challenge
+    /// `challenge_id` names, see `POST /v1/challenge`), as `[policy] accept` allows.
     #[schema(example = "1234567")]
     code: String,
     /// The switch's id for this request (1–64 printable ASCII); a retry with the same
@@ -32,6 +32,12 @@ pub struct VerifyRequest {
     /// required on every verify under `[policy] require_transaction`.
     #[serde(default)]
     transaction: Option<TransactionBody>,
+    /// For an OCRA response: the `challenge_id` of `POST /v1/challenge`. The
+    /// challenge approves only the `transaction` it was issued for, once, before it
+    /// expires; an unknown id (or another key's) is 400 `unknown_challenge`.
+    #[serde(default)]
+    #[schema(example = 42, minimum = 1)]
+    challenge_id: Option<i64>,
     /// The card's 4-digit ePIN, when the bank set one. A wrong or missing ePIN is
     /// answered exactly as a wrong code.
     #[serde(default)]
@@ -101,6 +107,7 @@ pub async fn verify(
     let factors = Factors {
         transaction: transaction.as_ref(),
         epin: req.epin.as_deref(),
+        challenge_id: req.challenge_id,
     };
     let outcome = state
         .core

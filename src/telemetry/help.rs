@@ -34,6 +34,16 @@ const METRICS: &[(&str, Kind, &str)] = &[
         "Time to answer a verify request.",
     ),
     (
+        "otpgw_challenges_issued_total",
+        Counter,
+        "OCRA challenges issued for payments (POST /v1/challenge).",
+    ),
+    (
+        "otpgw_challenge_mismatches_total",
+        Counter,
+        "Verifies that named a challenge with another payment than the one it was issued for.",
+    ),
+    (
         "otpgw_verify_guard_trips_total",
         Counter,
         "Times an API key was paused by the guessing guard.",

@@ -9,7 +9,7 @@
 use otpgw::core::{Factors, TokenRequest};
 use otpgw_rules::payment::Transaction;
 use otpgw_rules::records::ApiKey;
-use otpgw_rules::tokens::{ocra, payment_challenge, totp, Hash, TokenKind};
+use otpgw_rules::tokens::{ocra, totp, Hash, TokenKind};
 use otpgw_rules::vocab::{Reason, Verdict};
 
 use crate::support::{card, core_with, Harness, MSISDN, PAN, START};
@@ -203,9 +203,11 @@ async fn a_resync_moves_the_window_to_the_tokens_clock() {
     assert_eq!(v.verdict, INVALID, "now's own step is far from the token's");
 }
 
-/// `OCRA-1:HOTP-SHA1-6:QN08-T1M`: the response over the payment's challenge in
-/// now's minute verifies once, for that payment only; one from two minutes ago
-/// does not; a minute on, that minute's response does.
+/// `OCRA-1:HOTP-SHA1-6:QN08-T1M`: the response over the challenge issued for a
+/// payment, in now's minute, verifies once, for that payment only; one from two
+/// minutes ago does not. A spent challenge approves nothing more: the next payment
+/// (even the same one) takes a new challenge. An unspent one past `[tokens]
+/// challenge_ttl_secs` is `expired`, not counted.
 #[tokio::test]
 async fn a_time_stepped_ocra_response_answers_its_payment_in_its_minute() {
     let suite_text = "OCRA-1:HOTP-SHA1-6:QN08-T1M";
@@ -213,26 +215,35 @@ async fn a_time_stepped_ocra_response_answers_its_payment_in_its_minute() {
     let suite = ocra::Suite::parse(suite_text).expect("a valid suite");
     let pay = Transaction::new("purchase", 1_500_000, "IRR", "Digikala").expect("a payment");
     let other = Transaction::new("purchase", 1_500_001, "IRR", "Digikala").expect("a payment");
-    let challenge = payment_challenge(&pay.canonical());
-    let response = |minute: u64| {
+    let issue = || {
+        let (core, pay) = (h.core.clone(), pay.clone());
+        async move {
+            core.verify
+                .issue_challenge(key, &pay)
+                .await
+                .expect("a challenge")
+        }
+    };
+    let response = |challenge: &str, minute: u64| {
         ocra::response(
             &suite,
             SECRET,
             &ocra::Input {
-                question: &challenge,
+                question: challenge,
                 time_step: Some(minute),
                 ..ocra::Input::default()
             },
         )
         .expect("a response")
     };
-    let verify = |code: String, txn: &Transaction, id: &'static str| {
+    let verify = |code: String, txn: &Transaction, challenge_id: i64, id: &'static str| {
         let core = h.core.clone();
         let txn = txn.clone();
         async move {
             let factors = Factors {
                 transaction: Some(&txn),
                 epin: None,
+                challenge_id: Some(challenge_id),
             };
             core.verify
                 .verify(key, &card(PAN), &code, id, factors)
@@ -242,21 +253,35 @@ async fn a_time_stepped_ocra_response_answers_its_payment_in_its_minute() {
         }
     };
     let m0 = suite.step_at(START).expect("a time-stepped suite");
-    assert_eq!(verify(response(m0 - 2), &pay, "old").await, INVALID);
-    assert_eq!(verify(response(m0), &other, "other").await, INVALID);
-    assert_eq!(verify(response(m0), &pay, "now").await, Verdict::Approved);
-    assert_eq!(verify(response(m0), &pay, "again").await, USED);
-    h.advance_ms(59_999);
-    assert_eq!(verify(response(m0), &pay, "same-minute").await, USED);
-    h.advance_ms(1);
+    let first = issue().await;
+    let at = |minute| response(&first.challenge, minute);
+    assert_eq!(verify(at(m0 - 2), &pay, first.id, "old").await, INVALID);
+    assert_eq!(verify(at(m0), &other, first.id, "other").await, INVALID);
     assert_eq!(
-        verify(response(m0 + 1), &pay, "next").await,
+        verify(at(m0), &pay, first.id, "now").await,
         Verdict::Approved
     );
-    h.advance_ms(120_000);
+    assert_eq!(verify(at(m0), &pay, first.id, "again").await, USED);
+    h.advance_ms(60_000);
     assert_eq!(
-        verify(response(m0 + 1), &pay, "late").await,
-        INVALID,
-        "two minutes on"
+        verify(at(m0 + 1), &pay, first.id, "spent").await,
+        USED,
+        "a spent challenge approves nothing more"
+    );
+    let second = issue().await;
+    assert_ne!(second.challenge, first.challenge, "digits are unique");
+    let code = response(&second.challenge, m0 + 1);
+    assert_eq!(
+        verify(code, &pay, second.id, "next").await,
+        Verdict::Approved
+    );
+    let third = issue().await;
+    h.advance_ms(300_000);
+    let now_minute = suite.step_at(START + 360_000).expect("a step");
+    let code = response(&third.challenge, now_minute);
+    assert_eq!(
+        verify(code, &pay, third.id, "late").await,
+        Verdict::Rejected(Reason::Expired),
+        "past challenge_ttl_secs"
     );
 }

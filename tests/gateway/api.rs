@@ -95,6 +95,17 @@ impl Gateway {
     }
 
     /// A verify of `body` (which must be answered, 200): the answer.
+    /// `POST /v1/challenge` for `transaction`, which must answer 200.
+    pub fn challenge(&self, key: &str, transaction: &Value) -> Value {
+        let (status, body) = self.post(
+            key,
+            "/v1/challenge",
+            &serde_json::json!({"transaction": transaction}),
+        );
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
     pub fn verify_with(&self, key: &str, body: Value) -> Value {
         let (status, answer) = self.post(key, "/v1/verify", &body);
         assert_eq!(status, 200, "verify: {answer}");

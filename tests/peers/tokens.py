@@ -4,7 +4,8 @@ PyPI `pyotp` (RFC 6238) and PyPI `oath` (RFC 6287). Prints one JSON object.
 
   tokens.py totp URI UNIX_SECS OFFSET...   codes of the steps OFFSET away from UNIX_SECS's
   tokens.py ocra SUITE SECRET_HEX CHALLENGE [TIME_STEP]
-  tokens.py challenge CANONICAL             otpgw's documented payment challenge
+  tokens.py collision TYPE CURRENCY PAYEE   two amounts whose 8-digit challenges, as
+                                           otpgw once derived them from the payment, collide
 """
 import hashlib
 import json
@@ -28,9 +29,20 @@ def main():
         if len(sys.argv) > 5:
             kwargs["T_precomputed"] = int(sys.argv[5])
         print(json.dumps({"response": suite(bytes.fromhex(sys.argv[3]), **kwargs)}))
-    elif cmd == "challenge":
-        digest = hashlib.sha256(b"otpgw-ocra|v1|" + sys.argv[2].encode()).digest()
-        print(json.dumps({"challenge": "%08d" % (int.from_bytes(digest[:8], "big") % 10**8)}))
+    elif cmd == "collision":
+        # A birthday search (about 10^4 hashes): the attack a derived challenge
+        # allowed, and the case otpgw's issued challenges must refuse.
+        kind, currency, payee = sys.argv[2:5]
+        seen = {}
+        for amount in range(1, 10**6):
+            canonical = "v1|%s|%d|%s|%s" % (kind, amount, currency, payee)
+            digest = hashlib.sha256(b"otpgw-ocra|v1|" + canonical.encode()).digest()
+            old = "%08d" % (int.from_bytes(digest[:8], "big") % 10**8)
+            if old in seen:
+                print(json.dumps({"a": seen[old], "b": amount, "old_challenge": old}))
+                return
+            seen[old] = amount
+        raise SystemExit("no collision found")
     else:
         raise SystemExit("unknown command " + cmd)
 

@@ -61,17 +61,36 @@ impl Shape {
 pub struct TokenCheck {
     pub key: SealKey,
     pub candidate: Option<String>,
-    /// The payment's OCRA challenge, when a transaction was presented.
-    pub challenge: Option<String>,
+    /// The OCRA challenge otpgw issued for the presented payment (`POST
+    /// /v1/challenge`), when the verify named one that is bound to that payment.
+    pub challenge: Option<Challenge>,
     pub window: u32,
     pub sms: bool,
     pub tokens: bool,
+}
+
+/// An issued OCRA challenge as a verify presents it: its digits, and whether it
+/// may still approve. A challenge approves once and only until it expires; a right
+/// response over a spent one is answered `used` or `expired`, never counted, since
+/// it shows the customer holds the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub value: String,
+    pub state: ChallengeState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengeState {
+    Live,
+    Used,
+    Expired,
 }
 
 /// What one token made of the candidate.
 enum TokenMatch {
     Fresh(TokenUse),
     Replayed,
+    Expired,
     None,
 }
 
@@ -108,66 +127,93 @@ fn check_one(
             totp::Found::None => TokenMatch::None,
         },
         Some(Shape::Ocra(suite)) => {
-            let Some(challenge) = &check.challenge else {
+            let Some(issued) = &check.challenge else {
                 return TokenMatch::None;
             };
-            let respond = |step: Option<u64>| {
-                ocra::response(
-                    &suite,
-                    &secret,
-                    &ocra::Input {
-                        question: challenge,
-                        time_step: step,
-                        ..ocra::Input::default()
-                    },
-                )
-                .is_ok_and(|r| hashes_equal(&r, candidate))
-            };
-            match suite.step_at(now) {
-                Some(now_step) => {
-                    let params = (
-                        i128::from(now_step),
-                        i128::from(t.drift),
-                        i128::from(check.window),
-                    );
-                    let centre = params.0 + params.1;
-                    let mut offsets = vec![0i128];
-                    for d in 1..=params.2 {
-                        offsets.extend([-d, d]);
+            let found = ocra_match(&suite, &secret, &issued.value, r, presented, check, now);
+            match (issued.state, found) {
+                (_, TokenMatch::None) => TokenMatch::None,
+                (ChallengeState::Live, found) => found,
+                (ChallengeState::Used, _) => TokenMatch::Replayed,
+                (ChallengeState::Expired, _) => TokenMatch::Expired,
+            }
+        }
+        None => TokenMatch::None,
+    }
+}
+
+/// The candidate (`check.candidate`, which the caller has let through) as an OCRA
+/// response over an issued challenge: in the suite's time window (each step once),
+/// or, without a time step, once per payment.
+fn ocra_match(
+    suite: &ocra::Suite,
+    secret: &[u8],
+    challenge: &str,
+    r: &TokenRecord,
+    presented: &Presented,
+    check: &TokenCheck,
+    now: i64,
+) -> TokenMatch {
+    let Some(candidate) = check.candidate.as_deref() else {
+        return TokenMatch::None;
+    };
+    let t = &r.token;
+    let last = r.last_step.and_then(|s| u64::try_from(s).ok());
+    let to_i64 = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
+    let respond = |step: Option<u64>| {
+        ocra::response(
+            suite,
+            secret,
+            &ocra::Input {
+                question: challenge,
+                time_step: step,
+                ..ocra::Input::default()
+            },
+        )
+        .is_ok_and(|r| hashes_equal(&r, candidate))
+    };
+    match suite.step_at(now) {
+        Some(now_step) => {
+            let params = (
+                i128::from(now_step),
+                i128::from(t.drift),
+                i128::from(check.window),
+            );
+            let centre = params.0 + params.1;
+            let mut offsets = vec![0i128];
+            for d in 1..=params.2 {
+                offsets.extend([-d, d]);
+            }
+            for off in offsets {
+                let Ok(step) = u64::try_from(centre + off) else {
+                    continue;
+                };
+                if respond(Some(step)) {
+                    if last.is_some_and(|l| step <= l) {
+                        return TokenMatch::Replayed;
                     }
-                    for off in offsets {
-                        let Ok(step) = u64::try_from(centre + off) else {
-                            continue;
-                        };
-                        if respond(Some(step)) {
-                            if last.is_some_and(|l| step <= l) {
-                                return TokenMatch::Replayed;
-                            }
-                            return TokenMatch::Fresh(TokenUse {
-                                token_id: t.id,
-                                step: Some(to_i64(step)),
-                                drift: i64::try_from(i128::from(step) - params.0).unwrap_or(0),
-                                txn_hash: presented.txn_hash.clone(),
-                            });
-                        }
-                    }
-                    TokenMatch::None
+                    return TokenMatch::Fresh(TokenUse {
+                        token_id: t.id,
+                        step: Some(to_i64(step)),
+                        drift: i64::try_from(i128::from(step) - params.0).unwrap_or(0),
+                        txn_hash: presented.txn_hash.clone(),
+                    });
                 }
-                None if respond(None) => {
-                    // No time step: a response answers one payment, once.
-                    let replay = matches!((&r.last_txn_hash, &presented.txn_hash), (Some(a), Some(b)) if hashes_equal(a, b));
-                    if replay {
-                        TokenMatch::Replayed
-                    } else {
-                        TokenMatch::Fresh(TokenUse {
-                            token_id: t.id,
-                            step: None,
-                            drift: 0,
-                            txn_hash: presented.txn_hash.clone(),
-                        })
-                    }
-                }
-                None => TokenMatch::None,
+            }
+            TokenMatch::None
+        }
+        None if respond(None) => {
+            // No time step: a response answers one payment, once.
+            let replay = matches!((&r.last_txn_hash, &presented.txn_hash), (Some(a), Some(b)) if hashes_equal(a, b));
+            if replay {
+                TokenMatch::Replayed
+            } else {
+                TokenMatch::Fresh(TokenUse {
+                    token_id: t.id,
+                    step: None,
+                    drift: 0,
+                    txn_hash: presented.txn_hash.clone(),
+                })
             }
         }
         None => TokenMatch::None,
@@ -198,7 +244,7 @@ pub fn decide_tokens(
     };
     let tokens: &[TokenRecord] = if check.tokens { tokens } else { &[] };
     if let Some(candidate) = check.candidate.as_deref().filter(|_| epin_ok) {
-        let mut replayed = false;
+        let (mut replayed, mut expired) = (false, false);
         for r in tokens {
             match check_one(check, candidate, r, presented, now) {
                 TokenMatch::Fresh(u) => {
@@ -210,11 +256,15 @@ pub fn decide_tokens(
                     return (Verdict::Approved, Effect::UseToken(u));
                 }
                 TokenMatch::Replayed => replayed = true,
+                TokenMatch::Expired => expired = true,
                 TokenMatch::None => {}
             }
         }
         if replayed {
             return (Verdict::Rejected(Reason::Used), Effect::None);
+        }
+        if expired {
+            return (Verdict::Rejected(Reason::Expired), Effect::None);
         }
     }
     let (verdict, effect) = if check.sms {
@@ -274,7 +324,10 @@ mod tests {
         TokenCheck {
             key: key.clone(),
             candidate: normalise_code(code),
-            challenge: challenge.map(str::to_owned),
+            challenge: challenge.map(|c| Challenge {
+                value: c.to_owned(),
+                state: ChallengeState::Live,
+            }),
             window: 1,
             sms: true,
             tokens: true,
@@ -401,6 +454,30 @@ mod tests {
             ),
             (Verdict::Rejected(Reason::Used), Effect::None)
         );
+        // A spent challenge: the right response is `used` or `expired`, not counted;
+        // a wrong one over it is still a wrong code.
+        for (state, reason) in [
+            (ChallengeState::Used, Reason::Used),
+            (ChallengeState::Expired, Reason::Expired),
+        ] {
+            let spent = |code: &str| {
+                let mut c = check(&key, code, Some("00000000"));
+                c.challenge.as_mut().expect("a challenge").state = state;
+                decide_tokens(
+                    &active,
+                    None,
+                    std::slice::from_ref(&ocra),
+                    &c,
+                    &presented(Some("T")),
+                    NOW,
+                )
+            };
+            assert_eq!(spent("237653"), (Verdict::Rejected(reason), Effect::None));
+            assert_eq!(
+                spent("237654"),
+                (Verdict::Rejected(Reason::Invalid), Effect::CountFailure)
+            );
+        }
     }
 
     #[test]

@@ -132,20 +132,14 @@ pub fn hotp(hash: Hash, key: &[u8], counter: u64, digits: u32) -> String {
     truncate(&hash.mac(key, &[&counter.to_be_bytes()]), digits)
 }
 
-/// The OCRA challenge otpgw derives from a payment (`policy::Transaction`'s
-/// canonical form `v1|type|amount|currency|payee`), so that a response made for
-/// one payment verifies for no other:
-///
-/// `QN08 = decimal(first 8 bytes of SHA-256("otpgw-ocra|v1|" || canonical), big-endian) mod 10^8`,
-/// zero-padded to 8 digits. Public on purpose: the bank's page shows it and the
-/// customer types it into the token (OTP banka's Appli 2 does the same with the
-/// amount's digits); it carries no secret.
-pub fn payment_challenge(canonical: &str) -> String {
-    use sha2::Digest;
-    let d = sha2::Sha256::digest([b"otpgw-ocra|v1|".as_slice(), canonical.as_bytes()].concat());
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&d[..8]);
-    format!("{:08}", u64::from_be_bytes(first) % 100_000_000)
+/// The digits of an OCRA challenge otpgw issues for a payment (`QN08`), from a
+/// random 64-bit number. The challenge carries no part of the payment: a derived
+/// 8-digit challenge (as otpgw once used) is shared by one payment in 10^8, which
+/// an attacker finds in seconds; an issued one is bound to its payment by the row
+/// that records it, so no other payment can borrow its response (SECURITY.md, "OCRA
+/// payment binding"). The bias of `mod 10^8` over 2^64 is below 10^-11.
+pub fn challenge_digits(random: u64) -> String {
+    format!("{:08}", random % 100_000_000)
 }
 
 /// RFC 4648 base32 without padding, as `otpauth://` URIs carry secrets.
@@ -278,13 +272,11 @@ mod tests {
     }
 
     #[test]
-    fn payment_challenge_is_eight_digits_and_payment_bound() {
-        let a = payment_challenge("v1|purchase|150000|IRR|shop");
-        let b = payment_challenge("v1|purchase|150001|IRR|shop");
-        assert_eq!(a.len(), 8);
-        assert!(a.bytes().all(|c| c.is_ascii_digit()));
-        assert_ne!(a, b);
-        assert_eq!(a, payment_challenge("v1|purchase|150000|IRR|shop"));
+    fn issued_challenges_are_eight_digits() {
+        assert_eq!(challenge_digits(0), "00000000");
+        assert_eq!(challenge_digits(123), "00000123");
+        assert_eq!(challenge_digits(u64::MAX), "09551615");
+        assert_eq!(challenge_digits(100_000_000), "00000000");
     }
 
     #[test]

@@ -19,7 +19,9 @@ use sqlx::{AnyConnection, Row};
 use super::error::StoreError;
 use super::port;
 use super::{or_stored, parse_verdict, Store};
-use crate::core::ports::{Decide, VerifyAttempt, VerifyRecord, VerifyStore};
+use crate::core::ports::{
+    Decide, IssuedChallenge, NewChallenge, VerifyAttempt, VerifyRecord, VerifyStore,
+};
 use crate::core::DomainError;
 use answer::Attempt;
 use otpgw_rules::records::VerificationEntry;
@@ -84,11 +86,74 @@ impl VerifyStore for Store {
         port(async move {
             self.write(move |conn: &mut AnyConnection| {
                 Box::pin(async move {
-                    let done = sqlx::query("DELETE FROM verifications WHERE created_at < $1")
-                        .bind(before)
-                        .execute(&mut *conn)
-                        .await?;
-                    Ok(done.rows_affected())
+                    let mut deleted = 0;
+                    for table in ["verifications", "payment_challenges"] {
+                        let sql = format!("DELETE FROM {table} WHERE created_at < $1");
+                        let done = sqlx::query(&sql).bind(before).execute(&mut *conn).await?;
+                        deleted += done.rows_affected();
+                    }
+                    Ok(deleted)
+                })
+            })
+            .await
+        })
+        .await
+    }
+
+    async fn issue_challenge(&self, c: &NewChallenge<'_>) -> Result<Option<i64>, DomainError> {
+        let (value, txn_hash) = (c.value.to_owned(), c.txn_hash.to_owned());
+        let (key, now, expires) = (c.api_key_id, c.now, c.expires_at);
+        port(async move {
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    let id: Option<i64> = sqlx::query_scalar(
+                        "INSERT INTO payment_challenges (value, txn_hash, api_key_id, created_at, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (value) DO NOTHING RETURNING id",
+                    )
+                    .bind(&value)
+                    .bind(&txn_hash)
+                    .bind(key)
+                    .bind(now)
+                    .bind(expires)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    Ok(id)
+                })
+            })
+            .await
+        })
+        .await
+    }
+
+    async fn challenge(&self, id: i64) -> Result<Option<IssuedChallenge>, DomainError> {
+        let query = sqlx::query(
+            "SELECT id, value, txn_hash, api_key_id, expires_at, used_at FROM payment_challenges WHERE id = $1",
+        );
+        port(self.read_one(query.bind(id), |r| {
+            Ok(IssuedChallenge {
+                id: r.try_get("id")?,
+                value: r.try_get("value")?,
+                txn_hash: r.try_get("txn_hash")?,
+                api_key_id: r.try_get("api_key_id")?,
+                expires_at: r.try_get("expires_at")?,
+                used_at: r.try_get("used_at")?,
+            })
+        }))
+        .await
+    }
+
+    async fn spend_challenge(&self, id: i64, now: i64) -> Result<(), DomainError> {
+        port(async move {
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "UPDATE payment_challenges SET used_at = $2 WHERE id = $1 AND used_at IS NULL",
+                    )
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(())
                 })
             })
             .await

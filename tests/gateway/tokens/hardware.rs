@@ -1,5 +1,6 @@
-//! Hardware tokens: an OCRA response that verifies only for its payment (and a
-//! time-stepped suite), a vendor file imported from the CLI then suspended,
+//! Hardware tokens: an OCRA response that verifies only for the payment its
+//! challenge was issued for (and a time-stepped suite; and two payments whose
+//! derived challenges would collide), a vendor file imported from the CLI then suspended,
 //! resynced and revoked, and which codes `[policy] accept` lets verify on a card
 //! with both an SMS code and a token.
 
@@ -29,28 +30,35 @@ fn tokens_ocra_response_verifies_only_for_its_payment() {
         json!({"type": "purchase", "amount": 1_500_000, "currency": "IRR", "payee": "Digikala"});
     let other =
         json!({"type": "purchase", "amount": 1_500_001, "currency": "IRR", "payee": "Digikala"});
-    let (status, ch) = gw.post(&verifier, "/v1/challenge", &json!({"transaction": pay}));
-    assert_eq!(status, 200, "{ch}");
-    let challenge = ch["challenge"].as_str().unwrap();
-    // The derivation is documented exactly: anyone can compute it.
-    assert_eq!(
-        py(&["challenge", ch["canonical"].as_str().unwrap()])["challenge"],
-        challenge
-    );
+    let ch = gw.challenge(&verifier, &pay);
+    let (challenge, challenge_id) = (ch["challenge"].as_str().unwrap(), &ch["challenge_id"]);
+    assert_eq!(ch["canonical"], "v1|purchase|1500000|IRR|Digikala");
     let response = py(&["ocra", "OCRA-1:HOTP-SHA256-8:QN08", secret, challenge])["response"]
         .as_str()
         .unwrap()
         .to_owned();
 
-    let body = |txn: &Value, id: &str| json!({"pan": cards::C, "code": response, "request_id": id, "transaction": txn});
+    let body = |txn: &Value, id: &str| json!({"pan": cards::C, "code": response, "request_id": id, "transaction": txn, "challenge_id": challenge_id});
     let v = gw.verify_with(&verifier, body(&other, "other-payment"));
     assert_eq!(v["reason"], "invalid", "another payment: {v}");
-    let v = gw.verify(&verifier, cards::C, &response, "no-payment");
-    assert_eq!(v["reason"], "invalid", "no payment: {v}");
+    let no_id = json!({"pan": cards::C, "code": response, "request_id": "no-challenge-id", "transaction": pay});
+    let v = gw.verify_with(&verifier, no_id);
+    assert_eq!(
+        v["reason"], "invalid",
+        "the payment without its challenge: {v}"
+    );
     let v = gw.verify_with(&verifier, body(&pay, "its-payment"));
     assert_eq!(v["result"], "approved", "{v}");
     let v = gw.verify_with(&verifier, body(&pay, "again"));
-    assert_eq!(v["reason"], "used", "one payment, one approval: {v}");
+    assert_eq!(v["reason"], "used", "one challenge, one approval: {v}");
+    // Another key cannot name this key's challenge.
+    let stranger = gw.api_key("verifier");
+    let (status, e) = gw.post(&stranger, "/v1/verify", &body(&pay, "stranger"));
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (400, Some("unknown_challenge")),
+        "{e}"
+    );
 
     // A time-stepped suite: the response of now's minute verifies once; one two
     // minutes old does not.
@@ -63,6 +71,8 @@ fn tokens_ocra_response_verifies_only_for_its_payment() {
         &json!({"kind": "ocra", "suite": timed, "serial": "OT-0002", "secret": seed}),
     );
     assert_eq!(status, 201, "{body}");
+    let ch = gw.challenge(&verifier, &pay);
+    let challenge = ch["challenge"].as_str().unwrap();
     // Now's response verifies even if the minute turns meanwhile: a response of the
     // minute before is still inside the window.
     let minute = unix_secs() / 60;
@@ -72,7 +82,7 @@ fn tokens_ocra_response_verifies_only_for_its_payment() {
             .unwrap()
             .to_owned()
     };
-    let timed_body = |code: &str, id: &str| json!({"pan": cards::B1, "code": code, "request_id": id, "transaction": pay});
+    let timed_body = |code: &str, id: &str| json!({"pan": cards::B1, "code": code, "request_id": id, "transaction": pay, "challenge_id": ch["challenge_id"]});
     let v = gw.verify_with(&verifier, timed_body(&at(minute - 2), "t-old"));
     assert_eq!(v["reason"], "invalid", "{v}");
     let v = gw.verify_with(&verifier, timed_body(&at(minute), "t-now"));
@@ -91,6 +101,67 @@ fn tokens_ocra_response_verifies_only_for_its_payment() {
         (409, Some("serial_exists")),
         "{dup}"
     );
+}
+
+/// The swap a derived challenge allowed (issue 23): two payments whose 8-digit
+/// challenges, as otpgw once derived them from the payment, are equal. Issued
+/// challenges are random and bound to their payment: the customer's response for
+/// the small payment approves it, and never the large one, whether the attacker
+/// names the small payment's challenge or asks for one of its own.
+#[test]
+fn an_ocra_response_approves_no_payment_whose_old_challenge_collides() {
+    // Three wrong codes would lock the card before the last, right one.
+    let (gw, admin, verifier) =
+        Gateway::start_with_overrides(&[("OTPGW_SERVICE__MAX_FAILURES", "5")]).with_keys();
+    let card = gw.enroll_id(&admin, cards::C, "989121150002");
+    let secret = "3132333435363738393031323334353637383930313233343536373839303132";
+    let suite = "OCRA-1:HOTP-SHA256-8:QN08";
+    let (status, body) = gw.post(
+        &admin,
+        &format!("/v1/cards/{card}/tokens"),
+        &json!({"kind": "ocra", "suite": suite, "serial": "OT-9", "secret": secret}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let found = py(&["collision", "purchase", "IRR", "Digikala"]);
+    let payment = |amount: &Value| json!({"type": "purchase", "amount": amount, "currency": "IRR", "payee": "Digikala"});
+    let (small, large) = (payment(&found["a"]), payment(&found["b"]));
+
+    let ch = gw.challenge(&verifier, &small);
+    let digits = ch["challenge"].as_str().unwrap();
+    let response = py(&["ocra", suite, secret, digits])["response"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let attempt = |txn: &Value, challenge_id: &Value, id: &str| {
+        gw.verify_with(&verifier, json!({"pan": cards::C, "code": response, "request_id": id, "transaction": txn, "challenge_id": challenge_id}))
+    };
+    // The old derivation, the attacker's hope: both payments' old challenges agree.
+    let old = py(&[
+        "ocra",
+        suite,
+        secret,
+        found["old_challenge"].as_str().unwrap(),
+    ]);
+    let v = attempt(&large, &ch["challenge_id"], "swap");
+    assert_eq!(
+        v["reason"], "invalid",
+        "the small payment's challenge on the large one: {v}"
+    );
+    // The attacker's own challenge for the large payment has other digits: the
+    // response answers nothing there either.
+    let theirs = gw.challenge(&verifier, &large);
+    assert_ne!(theirs["challenge"], ch["challenge"]);
+    let v = attempt(&large, &theirs["challenge_id"], "own-challenge");
+    assert_eq!(v["reason"], "invalid", "{v}");
+    // A response over the old derived challenge verifies for neither payment.
+    let old_body = |txn: &Value, challenge_id: &Value, id: &str| json!({"pan": cards::C, "code": old["response"], "request_id": id, "transaction": txn, "challenge_id": challenge_id});
+    let v = gw.verify_with(
+        &verifier,
+        old_body(&large, &theirs["challenge_id"], "old-derivation"),
+    );
+    assert_eq!(v["reason"], "invalid", "{v}");
+    let v = attempt(&small, &ch["challenge_id"], "its-own");
+    assert_eq!(v["result"], "approved", "{v}");
 }
 
 #[test]
