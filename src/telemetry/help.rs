@@ -34,6 +34,11 @@ const METRICS: &[(&str, Kind, &str)] = &[
         "Time to answer a verify request.",
     ),
     (
+        "otpgw_receipts_held_back_total",
+        Counter,
+        "Delivery receipts an operator connection sent while its receipt places were full: the session stopped reading until one was recorded.",
+    ),
+    (
         "otpgw_challenges_issued_total",
         Counter,
         "OCRA challenges issued for payments (POST /v1/challenge).",

@@ -4,10 +4,11 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::config::ConnectionSettings;
@@ -18,6 +19,12 @@ use otpgw_rules::vocab::Delivery;
 /// Receipts that beat their submit_sm_resp, per connection, and how long we wait.
 const HELD_RECEIPTS_MAX: usize = 10_000;
 const HELD_RECEIPT_TTL: Duration = Duration::from_secs(30);
+/// Receipts being recorded at once, per connection. A session that has this many in
+/// flight answers the next deliver_sm only when one is done, so it stops reading
+/// its socket: the SMSC's window and TCP hold the rest of a flood, not our memory
+/// (one receipt task was spawned per PDU, unbounded, and a flood of 720,000 in
+/// 12 s grew the process to 1.7 GB and stalled verify behind the database).
+const RECEIPTS_IN_FLIGHT: usize = 64;
 
 /// One configured operator connection, shared by its sessions.
 pub(crate) struct Connection {
@@ -38,6 +45,8 @@ pub(crate) struct Connection {
     held: Mutex<VecDeque<(String, Delivery, Instant)>>,
     /// Held receipts pushed out by newer ones since the last sweep (logged there).
     evicted: AtomicUsize,
+    /// Places for receipts being recorded (`RECEIPTS_IN_FLIGHT`).
+    pub receipt_places: Arc<Semaphore>,
 }
 
 impl Connection {
@@ -74,6 +83,7 @@ impl Connection {
             pacing,
             held: Mutex::new(VecDeque::new()),
             evicted: AtomicUsize::new(0),
+            receipt_places: Arc::new(Semaphore::new(RECEIPTS_IN_FLIGHT)),
         }
     }
 

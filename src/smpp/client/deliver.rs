@@ -20,7 +20,7 @@ impl Session {
         message: pdu::Message,
     ) -> Result<(), String> {
         if message.receipt {
-            self.receipt(message);
+            self.receipt(message).await;
             return self
                 .write(pdu::message_resp(CommandId::DeliverSm, seq, ""))
                 .await;
@@ -33,11 +33,13 @@ impl Session {
         }
     }
 
-    /// Records a receipt off the session loop. One that names no message of this
-    /// connection (yet) may be ahead of its submit_sm_resp: it is held a while, and
-    /// looked up once more in case the response was recorded between the look-up
-    /// and the hold (applying it twice changes nothing).
-    fn receipt(&self, message: pdu::Message) {
+    /// Records a receipt off the session loop, once one of the connection's
+    /// receipt places is free: until then the loop waits here, neither answering
+    /// nor reading, so a flood is held by the SMSC's window and TCP. One that names
+    /// no message of this connection (yet) may be ahead of its submit_sm_resp: it
+    /// is held a while, and looked up once more in case the response was recorded
+    /// between the look-up and the hold (applying it twice changes nothing).
+    async fn receipt(&self, message: pdu::Message) {
         self.conn.receipts.fetch_add(1, Ordering::Relaxed);
         let Some(info) = message
             .receipt_info
@@ -53,12 +55,25 @@ impl Session {
             Some(ReceiptStat::Undelivered) => Delivery::Undelivered,
             Some(ReceiptStat::Pending) | None => return,
         };
+        let places = self.conn.receipt_places.clone();
+        let place = match places.clone().try_acquire_owned() {
+            Ok(place) => place,
+            Err(_) => {
+                metrics::counter!("otpgw_receipts_held_back_total", "connection" => self.conn.settings.name.clone())
+                    .increment(1);
+                let Ok(place) = places.acquire_owned().await else {
+                    return;
+                };
+                place
+            }
+        };
         let recorder = self.shared.core().delivery.clone();
         let conn = self.conn.clone();
         let form = conn.settings.receipt_id.form();
         self.handling
             .tasks
             .spawn(tracing::Instrument::in_current_span(async move {
+                let _place = place;
                 match recorder
                     .receipt(conn.name(), &info.message_id, delivery, form)
                     .await
