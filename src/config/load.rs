@@ -115,11 +115,11 @@ impl Settings {
         if !(64..=65_536).contains(&self.smpp.max_pdu_len) {
             return bad("smpp.max_pdu_len must be between 64 and 65536".into());
         }
-        let rates = self
-            .limits
-            .msisdn
-            .iter()
-            .chain([&self.limits.card, &self.limits.unknown_sender]);
+        let rates = self.limits.msisdn.iter().chain([
+            &self.limits.card,
+            &self.limits.unknown_sender,
+            &self.limits.locks_per_key,
+        ]);
         if rates.into_iter().any(|r| r.count == 0 || r.per_secs == 0) {
             return bad("limits: every rate needs count and per_secs of at least 1".into());
         }

@@ -305,6 +305,9 @@ pub struct LimitSettings {
     /// ends, so one key cannot lock a card again and again after re-activations.
     pub card_failures_per_key: u32,
     pub card_failures_window_secs: u64,
+    /// Cards one API key's wrong codes may lock per window; past it that key's
+    /// wrong codes are refused (429 `lock_budget_exceeded`) without counting.
+    pub locks_per_key: Rate,
     /// PostgreSQL only: the per-MSISDN, per-card and unknown-sender limits are decided
     /// in the database, so they hold across every node. A decision slower than this
     /// falls back to the node's own limit (counted in `otpgw_limit_fallbacks_total`).
@@ -348,6 +351,10 @@ impl Default for LimitSettings {
             guard_cooldown_secs: 900,
             card_failures_per_key: 10,
             card_failures_window_secs: 3600,
+            locks_per_key: Rate {
+                count: 5,
+                per_secs: 3600,
+            },
             cluster_timeout_ms: 100,
         }
     }

@@ -14,6 +14,7 @@
 //! "Tell once, then stay silent": the first request over an issuance limit earns one
 //! notice; further ones in that window get nothing (the PDU is still answered).
 
+mod locks;
 mod quota;
 
 use std::collections::HashMap;
@@ -43,6 +44,8 @@ struct Inner {
     cluster: Option<quota::SharedLimits>,
     store: Arc<dyn LimitStore>,
     clock: Arc<dyn CoreClock>,
+    /// Cards each API key's wrong codes may lock per window (this node's).
+    locks: locks::LockBudget,
 }
 
 impl Admission {
@@ -60,6 +63,7 @@ impl Admission {
             node,
             store,
             clock,
+            locks: locks::LockBudget::new(settings.locks_per_key),
         }))
     }
 
@@ -189,10 +193,28 @@ impl Admission {
         self.0.node.guard_cooldown()
     }
 
+    /// Whether this key's wrong codes may still count (`limits.locks_per_key`):
+    /// past its budget of locks they are refused without counting.
+    pub fn lock_budget(&self, key_id: i64) -> Result<(), Refused> {
+        self.0
+            .locks
+            .left(key_id, self.now())
+            .map_err(|retry_after| Refused {
+                retry_after,
+                rule: "lock_budget",
+            })
+    }
+
+    /// Records that a wrong code from this key locked a card.
+    pub fn card_locked_by(&self, key_id: i64) {
+        self.0.locks.spend(key_id, self.now());
+    }
+
     /// Forgets limiter keys whose windows have passed, here and in the database.
     pub async fn housekeeping(&self) {
         let i = &self.0;
         i.node.housekeeping();
+        i.locks.housekeeping(self.now());
         if let Some(cluster) = &i.cluster {
             cluster.sweep(&*i.store, self.now()).await;
         }

@@ -86,6 +86,9 @@ pub enum CoreError {
     CardNotActive(CardStatus),
     #[error("too many codes for this card: retry in {} s", .retry_after.as_secs().max(1))]
     Limited { retry_after: Duration },
+    /// `limits.locks_per_key`: the key's wrong codes count no more for now.
+    #[error("this API key's lock budget is spent: retry in {} s", .retry_after.as_secs().max(1))]
+    LockBudgetExceeded { retry_after: Duration },
     #[error("no operator connection serves this card's phone number")]
     NoRoute,
     #[error("the outgoing queue is full")]

@@ -4,6 +4,7 @@
 //! (`otpgw_rules::tokens::decide::decide_tokens`) to the store, which runs it
 //! under the card's lock and applies its effect in the same transaction.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use otpgw_rules::codes::{self, Code, Keys, Pan};
@@ -12,7 +13,7 @@ use otpgw_rules::records::ApiKey;
 use otpgw_rules::tokens::decide::{
     decide_tokens, normalise_code, Challenge, ChallengeState, TokenCheck,
 };
-use otpgw_rules::verify::Presented;
+use otpgw_rules::verify::{Effect, Presented};
 use otpgw_rules::vocab::{Reason, Verdict};
 
 use super::admission::{Admission, Refused};
@@ -132,6 +133,11 @@ impl Verify {
             })
             .map(|p| p.id);
         let check = self.token_check(code, challenge.and_then(|p| p.challenge));
+        // Past the key's lock budget a wrong code counts nothing (and is refused
+        // below); a right one still approves.
+        let budget = inner.admission.lock_budget(key.id).err();
+        let withheld = Arc::new(AtomicBool::new(false));
+        let withholds = withheld.clone();
         let attempt = VerifyAttempt {
             api_key_id: key.id,
             request_id,
@@ -147,12 +153,30 @@ impl Verify {
             .verify(
                 &attempt,
                 Box::new(move |card, latest, tokens| {
-                    decide_tokens(card, latest, tokens, &check, &presented, now)
+                    let (verdict, effect) =
+                        decide_tokens(card, latest, tokens, &check, &presented, now);
+                    if budget.is_some() && effect == Effect::CountFailure {
+                        withholds.store(true, Ordering::Relaxed);
+                        return (verdict, Effect::None);
+                    }
+                    (verdict, effect)
                 }),
             )
             .await?;
         if record.replayed && !codes::hashes_equal(&record.fingerprint, &fingerprint) {
             return Err(CoreError::RequestIdReused);
+        }
+        if let (Some(refused), true) = (budget, withheld.load(Ordering::Relaxed)) {
+            metrics::counter!("otpgw_lock_budget_refusals_total").increment(1);
+            crate::telemetry::sampled(crate::telemetry::Noisy::LockBudget, || {
+                tracing::warn!(
+                    api_key_id = key.id,
+                    "an API key past limits.locks_per_key sent a wrong code: not counted, refused"
+                )
+            });
+            return Err(CoreError::LockBudgetExceeded {
+                retry_after: refused.retry_after,
+            });
         }
         if let (Some(id), Verdict::Approved, false) = (spends, record.verdict, record.replayed) {
             inner.verifications.spend_challenge(id, now).await?;
@@ -170,6 +194,7 @@ impl Verify {
             metrics::counter!("otpgw_verifications_total", "result" => result, "reason" => reason)
                 .increment(1);
             if record.locked_now {
+                inner.admission.card_locked_by(key.id);
                 metrics::counter!("otpgw_card_locks_total").increment(1);
                 tracing::warn!(card_id = ?record.card_id, "card locked after consecutive failed verifications");
             }

@@ -89,7 +89,7 @@ errors! {
     VerifyErrors = [
         ("400", "`invalid_transaction`, `unknown_challenge`, or `transaction_required` under `[policy] require_transaction`; nothing counted"),
         ("409", "request_id already used for a different request"),
-        ("429", "over the key's rate, or held by the guessing guard; see Retry-After"),
+        ("429", "over the key's rate (`rate_limited`), held by the guessing guard (`too_many_failures`), or a wrong code past `limits.locks_per_key` (`lock_budget_exceeded`, not counted); see Retry-After"),
     ];
     /// `POST /v1/challenge`.
     ChallengeErrors = [

@@ -60,6 +60,10 @@ impl ApiError {
                 "too_many_failures",
                 "too many wrong codes from this API key; verification is paused",
             ),
+            "lock_budget" => (
+                "lock_budget_exceeded",
+                "this API key's wrong codes have locked limits.locks_per_key cards; they count no more for now",
+            ),
             _ => ("rate_limited", "too many requests"),
         };
         Self {
@@ -230,6 +234,12 @@ impl From<CoreError> for ApiError {
                 retry_after,
                 rule: "card",
             }),
+            CoreError::LockBudgetExceeded { retry_after } => {
+                Self::limited(crate::core::Refused {
+                    retry_after,
+                    rule: "lock_budget",
+                })
+            }
             CoreError::NoRoute => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "no_route",

@@ -39,6 +39,11 @@ const METRICS: &[(&str, Kind, &str)] = &[
         "Delivery receipts an operator connection sent while its receipt places were full: the session stopped reading until one was recorded.",
     ),
     (
+        "otpgw_lock_budget_refusals_total",
+        Counter,
+        "Wrong codes refused without counting because their API key had locked limits.locks_per_key cards in the window.",
+    ),
+    (
         "otpgw_challenges_issued_total",
         Counter,
         "OCRA challenges issued for payments (POST /v1/challenge).",

@@ -176,3 +176,44 @@ fn guessing_across_many_cards_trips_the_guard_and_is_audited() {
     assert!(gw.log().contains("too many wrong codes from one API key"));
     assert_eq!(crate::db::count_events(&gw, "verify_guard_tripped"), 1);
 }
+
+/// `limits.locks_per_key` (5 per hour by default): one key's wrong codes lock five
+/// cards, each with a live code; on the sixth card its wrong code is refused 429
+/// `lock_budget_exceeded` and counts nothing, while its right code still approves
+/// and another key's verifies are untouched.
+#[test]
+fn the_sixth_lock_by_one_key_in_an_hour_is_refused_without_counting() {
+    let (gw, admin, locker) = Gateway::start().with_keys();
+    let other = gw.api_key("verifier");
+    let who = crate::cards::customers(6, 404);
+    let mut codes = Vec::new();
+    for (pan, last4, msisdn) in &who {
+        gw.enroll(&admin, pan, msisdn);
+        codes.push(code_in(&gw.sms(msisdn, last4, "ascii")));
+    }
+    for (i, (pan, _, _)) in who.iter().take(5).enumerate() {
+        for n in 0..3 {
+            gw.rejects(&locker, pan, "0000000", &format!("lock{i}-{n}"), "invalid");
+        }
+        assert_eq!(gw.lookup(&admin, pan)["status"], "locked", "card {i}");
+    }
+    let sixth = &who[5].0;
+    let body = json!({"pan": sixth, "code": "0000000", "request_id": "lock5-0"});
+    let resp = gw.post_raw(&locker, "/v1/verify", &body);
+    assert_eq!(resp.status().as_u16(), 429);
+    assert!(
+        retry_after(&resp) > 3000,
+        "until the first lock leaves the hour"
+    );
+    let error: serde_json::Value = resp.json().unwrap();
+    assert_eq!(error["error"]["code"], "lock_budget_exceeded", "{error}");
+    assert_eq!(gw.lookup(&admin, sixth)["failures"].as_i64(), Some(0));
+    // Another key's wrong code still counts; the locker's right code still approves.
+    gw.rejects(&other, sixth, "0000000", "other-0", "invalid");
+    assert_eq!(gw.lookup(&admin, sixth)["failures"].as_i64(), Some(1));
+    gw.approves(&locker, sixth, &codes[5], "right-code");
+    assert!(gw
+        .metrics_text()
+        .contains("otpgw_lock_budget_refusals_total 1"));
+    assert!(gw.log().contains("limits.locks_per_key"));
+}

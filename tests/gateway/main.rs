@@ -40,4 +40,32 @@ pub mod cards {
     pub const B2: &str = "6104332000881234";
     pub const C: &str = "6219861000002468";
     pub const D: &str = "6362144000003579";
+
+    /// `n` Luhn-valid test cards with their own numbers: (pan, last 4, msisdn).
+    pub fn customers(n: usize, series: u32) -> Vec<(String, String, String)> {
+        (0..n)
+            .map(|i| {
+                let body = format!("603799{series:03}{i:06}");
+                let pan = format!("{body}{}", luhn_digit(&body));
+                let last4 = pan[pan.len() - 4..].to_owned();
+                (pan, last4, format!("98912{series:03}{i:04}"))
+            })
+            .collect()
+    }
+
+    fn luhn_digit(body: &str) -> u32 {
+        // The check digit will sit rightmost, so the body's rightmost digit is doubled.
+        let sum: u32 = body
+            .chars()
+            .rev()
+            .map(|c| c.to_digit(10).unwrap())
+            .enumerate()
+            .map(|(i, d)| match (i % 2 == 0, d * 2) {
+                (true, x) if x > 9 => x - 9,
+                (true, x) => x,
+                (false, _) => d,
+            })
+            .sum();
+        (10 - sum % 10) % 10
+    }
 }

@@ -32,34 +32,6 @@ fn three_nodes(config: &str) -> (Gateway, Gateway, Gateway) {
     (a, b, c)
 }
 
-/// `n` Luhn-valid test cards with their own numbers: (pan, last 4, msisdn).
-fn customers(n: usize, series: u32) -> Vec<(String, String, String)> {
-    (0..n)
-        .map(|i| {
-            let body = format!("603799{series:03}{i:06}");
-            let pan = format!("{body}{}", luhn_digit(&body));
-            let last4 = pan[pan.len() - 4..].to_owned();
-            (pan, last4, format!("98912{series:03}{i:04}"))
-        })
-        .collect()
-}
-
-fn luhn_digit(body: &str) -> u32 {
-    // The check digit will sit rightmost, so the body's rightmost digit is doubled.
-    let sum: u32 = body
-        .chars()
-        .rev()
-        .map(|c| c.to_digit(10).unwrap())
-        .enumerate()
-        .map(|(i, d)| match (i % 2 == 0, d * 2) {
-            (true, x) if x > 9 => x - 9,
-            (true, x) => x,
-            (false, _) => d,
-        })
-        .sum();
-    (10 - sum % 10) % 10
-}
-
 /// The messages of `who`, sent through a transmitter-only bind (no reply can come
 /// back on it); every one must be accepted.
 fn send_through_transmitter(node: &Gateway, who: &[(String, String, String)]) {
@@ -115,7 +87,7 @@ fn a_transmitter_on_one_node_and_a_receiver_on_another_get_every_reply() {
     let a = Gateway::start_with(CLUSTER);
     let b = Gateway::start_beside_with(&a, CLUSTER);
     let admin = a.api_key("admin");
-    let who = customers(6, 101);
+    let who = crate::cards::customers(6, 101);
     for (pan, _, msisdn) in &who {
         a.enroll(&admin, pan, msisdn);
     }
@@ -135,7 +107,7 @@ fn a_node_killed_after_taking_messages_in_leaves_its_replies_to_another() {
     require_postgres();
     let (a, b, c) = three_nodes(CLUSTER);
     let admin = a.api_key("admin");
-    let who = customers(6, 202);
+    let who = crate::cards::customers(6, 202);
     for (pan, _, msisdn) in &who {
         a.enroll(&admin, pan, msisdn);
     }
@@ -211,7 +183,7 @@ fn a_code_pushed_through_a_node_without_a_connection_goes_out_through_another() 
     let (a, admin, verifier) = Gateway::start_with(&format!("{CLUSTER}{dead}")).with_keys();
     let b = Gateway::start_beside_with(&a, &format!("{CLUSTER}{}", smsc.connection("mci", "")));
     smsc.wait_bound(1);
-    let who = customers(3, 303);
+    let who = crate::cards::customers(3, 303);
     for (pan, _, msisdn) in &who {
         a.enroll(&admin, pan, msisdn);
     }
