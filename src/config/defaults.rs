@@ -38,6 +38,10 @@ impl Default for SmppSettings {
                 count: 5,
                 per_secs: 60,
             },
+            bind_failures_per_system_id: Rate {
+                count: 20,
+                per_secs: 60,
+            },
             message_timeout_secs: 5,
             ussd_max_steps: 20,
             ussd_max_input: 160,

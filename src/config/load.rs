@@ -151,6 +151,14 @@ impl Settings {
                 "smpp.bind_failures.per_secs",
                 self.smpp.bind_failures.per_secs,
             ),
+            (
+                "smpp.bind_failures_per_system_id.count",
+                u64::from(self.smpp.bind_failures_per_system_id.count),
+            ),
+            (
+                "smpp.bind_failures_per_system_id.per_secs",
+                self.smpp.bind_failures_per_system_id.per_secs,
+            ),
             ("smpp.bind_timeout_secs", self.smpp.bind_timeout_secs),
             (
                 "smpp.response_timeout_secs",

@@ -77,6 +77,10 @@ pub struct SmppSettings {
     /// Failed binds one address may make per window before its connections are
     /// closed at accept for one window.
     pub bind_failures: Rate,
+    /// Failed binds (a wrong password) one configured system_id may take per window,
+    /// from all addresses together; past it every bind as that system_id is refused
+    /// for one window, so a password cannot be guessed from many addresses.
+    pub bind_failures_per_system_id: Rate,
     /// A bound peer's handled message must be answered within this; past it the
     /// response is ESME_RX_T_APPN.
     pub message_timeout_secs: u64,

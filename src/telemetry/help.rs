@@ -44,6 +44,11 @@ const METRICS: &[(&str, Kind, &str)] = &[
         "Wrong codes refused without counting because their API key had locked limits.locks_per_key cards in the window.",
     ),
     (
+        "otpgw_smpp_bind_guesses_blocked_total",
+        Counter,
+        "Binds refused because their system_id had too many wrong passwords in the window (smpp.bind_failures_per_system_id), from any address.",
+    ),
+    (
         "otpgw_challenges_issued_total",
         Counter,
         "OCRA challenges issued for payments (POST /v1/challenge).",

@@ -172,7 +172,7 @@ fn the_embedded_default_works_without_a_config_file() {
     let p = gw.peer_as("test", "test", &[], &["bind-only"]);
     assert_eq!(p.event("bind")["status"], 0);
     let p = gw.peer_as("kannel", "secret", &[], &["bind-only"]);
-    assert_eq!(p.event("bind")["status"], 0x0F);
+    assert_eq!(p.event("bind")["status"], 0x0E);
 }
 
 #[test]

@@ -12,10 +12,11 @@ fn binds_are_checked_against_the_configured_peers() {
         ("kannel", "secret", "tx", "0x34", 0x00),
         ("kannel", "secret", "rx", "0x50", 0x00),
         ("kannel", "secret", "trx", "0x50", 0x00),
-        ("nobody", "secret", "trx", "0x34", 0x0F), // ESME_RINVSYSID
+        // One status for every refusal: no such system_id says what a wrong password says.
+        ("nobody", "secret", "trx", "0x34", 0x0E), // ESME_RINVPASWD
         ("kannel", "wrong", "trx", "0x34", 0x0E),  // ESME_RINVPASWD
         ("kannel", "wrong", "rx", "0x50", 0x0E),
-        ("test", "test", "trx", "0x34", 0x0F), // the embedded peer exists only without a config file
+        ("test", "test", "trx", "0x34", 0x0E), // the embedded peer exists only without a config file
     ] {
         let p = gw.peer_as(
             system_id,

@@ -86,21 +86,37 @@ pub(super) async fn bind_phase(conn: &mut Conn, ctx: &Context, addr: SocketAddr)
     None
 }
 
+/// Every refusal answers ESME_RINVPASWD, whatever its cause (no such system_id,
+/// another address than `allow_from`, a wrong password, or a system_id blocked
+/// after too many wrong passwords), so a stranger learns nothing of which
+/// system_ids exist; the log and `otpgw_smpp_bind_failures_total` tell operations.
 fn check_bind(ctx: &Context, bind: &pdu::Bind<'_>, addr: SocketAddr) -> CommandStatus {
+    const REFUSED: CommandStatus = CommandStatus::EsmeRinvpaswd;
     let Some(peer) = ctx
         .settings
         .peers
         .iter()
         .find(|p| p.system_id == bind.system_id)
     else {
-        return CommandStatus::EsmeRinvsysid;
+        return REFUSED;
     };
-    // The address first, so a bind from elsewhere learns nothing about the password.
+    // The address first, so a bind from elsewhere learns nothing about the password
+    // (and cannot block the peer's system_id).
     if !super::address_allowed(&peer.allow_from, addr) {
-        return CommandStatus::EsmeRbindfail;
+        return REFUSED;
+    }
+    if ctx.guard.system_blocked(&peer.system_id) {
+        metrics::counter!("otpgw_smpp_bind_guesses_blocked_total").increment(1);
+        return REFUSED;
     }
     if !otpgw_rules::codes::hashes_equal(peer.password.expose(), bind.password) {
-        return CommandStatus::EsmeRinvpaswd;
+        if ctx.guard.system_failed(&peer.system_id) {
+            tracing::warn!(
+                system_id = %peer.system_id,
+                "too many wrong passwords for this system_id from any address: its binds are refused for one smpp.bind_failures_per_system_id window"
+            );
+        }
+        return REFUSED;
     }
     CommandStatus::EsmeRok
 }

@@ -1,13 +1,16 @@
 //! Who may hold a connection: a cap on connections in total and per address, and a
-//! back-off for addresses that keep failing to bind. Everything here is decided at
-//! accept time, before a byte is read, so a hostile address costs one accept and one
-//! close, not a session.
+//! back-off for addresses that keep failing to bind, decided at accept time before
+//! a byte is read, so a hostile address costs one accept and one close, not a
+//! session. Beside it, a back-off per configured system_id, over all addresses, so
+//! a password cannot be guessed from many addresses at once (checked at bind).
 //!
 //! Every map is bounded: per-address counts exist only while that address holds a
-//! connection (so at most `max_connections` entries), and bind failures are tracked
-//! for at most [`MAX_TRACKED`] addresses, swept as their windows pass.
+//! connection (so at most `max_connections` entries), bind failures are tracked for
+//! at most [`MAX_TRACKED`] addresses and only for configured system_ids, all swept
+//! as their windows pass.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -49,12 +52,75 @@ struct Failures {
     blocked_until: Option<Instant>,
 }
 
+/// Failures per key in a window; `limit.count` of them block the key for a window.
+struct FailureTable<K> {
+    map: Mutex<HashMap<K, Failures>>,
+    limit: Rate,
+}
+
+impl<K: Hash + Eq> FailureTable<K> {
+    fn new(limit: Rate) -> Self {
+        Self {
+            map: Mutex::new(HashMap::new()),
+            limit,
+        }
+    }
+
+    fn window(&self) -> Duration {
+        Duration::from_secs(self.limit.per_secs)
+    }
+
+    fn blocked(&self, key: &K) -> bool {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key)
+            .and_then(|f| f.blocked_until)
+            .is_some_and(|until| until > Instant::now())
+    }
+
+    /// Counts a failure; true when it blocked the key. Past `MAX_TRACKED` keys a
+    /// new key's failures are not tracked.
+    fn failed(&self, key: K) -> bool {
+        let (window, now) = (self.window(), Instant::now());
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_TRACKED && !map.contains_key(&key) {
+            map.retain(|_, f| live(f, window, now));
+            if map.len() >= MAX_TRACKED {
+                return false;
+            }
+        }
+        let f = map.entry(key).or_insert(Failures {
+            window_start: now,
+            count: 0,
+            blocked_until: None,
+        });
+        if now.duration_since(f.window_start) >= window {
+            f.window_start = now;
+            f.count = 0;
+        }
+        f.count += 1;
+        let blocks = f.count >= self.limit.count && f.blocked_until.is_none_or(|u| u <= now);
+        if f.count >= self.limit.count {
+            f.blocked_until = Some(now + window);
+        }
+        blocks
+    }
+
+    /// Forgets keys whose window and block have both passed.
+    fn sweep(&self) {
+        let (window, now) = (self.window(), Instant::now());
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, f| live(f, window, now));
+    }
+}
+
 pub(crate) struct Guard {
     total: Arc<Semaphore>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     max_per_ip: usize,
-    failures: Mutex<HashMap<IpAddr, Failures>>,
-    failure_limit: Rate,
+    failures: FailureTable<IpAddr>,
+    system_failures: FailureTable<String>,
 }
 
 /// A connection's place; dropping it frees the place.
@@ -90,8 +156,8 @@ impl Guard {
             total: Arc::new(Semaphore::new(settings.max_connections)),
             per_ip: Mutex::new(HashMap::new()),
             max_per_ip: settings.max_connections_per_ip,
-            failures: Mutex::new(HashMap::new()),
-            failure_limit: settings.bind_failures,
+            failures: FailureTable::new(settings.bind_failures),
+            system_failures: FailureTable::new(settings.bind_failures_per_system_id),
         })
     }
 
@@ -120,49 +186,30 @@ impl Guard {
     }
 
     fn blocked(&self, ip: IpAddr) -> bool {
-        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        failures
-            .get(&ip)
-            .and_then(|f| f.blocked_until)
-            .is_some_and(|until| until > Instant::now())
+        self.failures.blocked(&ip)
     }
 
     /// Counts a failed bind from `ip`; past `bind_failures.count` in a window of
     /// `per_secs`, connections from it are closed at accept for `per_secs`.
     pub fn bind_failed(&self, ip: IpAddr) {
-        let ip = canonical(ip);
-        let window = Duration::from_secs(self.failure_limit.per_secs);
-        let now = Instant::now();
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if failures.len() >= MAX_TRACKED && !failures.contains_key(&ip) {
-            failures.retain(|_, f| live(f, window, now));
-            if failures.len() >= MAX_TRACKED {
-                return;
-            }
-        }
-        let f = failures.entry(ip).or_insert(Failures {
-            window_start: now,
-            count: 0,
-            blocked_until: None,
-        });
-        if now.duration_since(f.window_start) >= window {
-            f.window_start = now;
-            f.count = 0;
-        }
-        f.count += 1;
-        if f.count >= self.failure_limit.count {
-            f.blocked_until = Some(now + window);
-        }
+        self.failures.failed(canonical(ip));
     }
 
-    /// Forgets addresses whose window and block have both passed.
+    /// Whether binds as this configured system_id are refused for now.
+    pub fn system_blocked(&self, system_id: &str) -> bool {
+        self.system_failures.blocked(&system_id.to_owned())
+    }
+
+    /// Counts a wrong password for a configured system_id, from any address; true
+    /// when it blocked the system_id (`bind_failures_per_system_id`).
+    pub fn system_failed(&self, system_id: &str) -> bool {
+        self.system_failures.failed(system_id.to_owned())
+    }
+
+    /// Forgets addresses and system_ids whose window and block have both passed.
     pub fn sweep(&self) {
-        let window = Duration::from_secs(self.failure_limit.per_secs);
-        let now = Instant::now();
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, f| live(f, window, now));
+        self.failures.sweep();
+        self.system_failures.sweep();
     }
 }
 
@@ -179,6 +226,10 @@ mod tests {
             max_connections: 3,
             max_connections_per_ip: 2,
             bind_failures: Rate {
+                count: 2,
+                per_secs: 60,
+            },
+            bind_failures_per_system_id: Rate {
                 count: 2,
                 per_secs: 60,
             },
@@ -206,5 +257,9 @@ mod tests {
         guard.bind_failed("10.0.0.2".parse().unwrap());
         assert_eq!(guard.admit(b).err(), Some(Refusal::BackOff));
         assert!(guard.per_ip.lock().unwrap().len() <= 2);
+        assert!(!guard.system_failed("kannel"));
+        assert!(!guard.system_blocked("kannel"));
+        assert!(guard.system_failed("kannel"), "the second failure blocks");
+        assert!(guard.system_blocked("kannel") && !guard.system_blocked("other"));
     }
 }

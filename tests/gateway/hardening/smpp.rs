@@ -123,6 +123,40 @@ fn a_failed_bind_closes_the_connection_and_a_storm_backs_off() {
     assert!(!gw.metrics_text().contains("nobody"));
 }
 
+/// Password guessing spread over addresses (each under its own back-off): past
+/// `smpp.bind_failures_per_system_id` wrong passwords for one system_id, every bind
+/// as it is refused for the window, even with the right password from a new
+/// address; the refusal looks like any other (0x0E, also for a system_id that does
+/// not exist).
+#[test]
+fn guessing_one_system_id_from_many_addresses_blocks_its_binds() {
+    let gw =
+        Gateway::start_with_overrides(&[("OTPGW_SMPP__BIND_FAILURES_PER_SYSTEM_ID__COUNT", "6")]);
+    let bind = |from: &str, system_id: &str, password: &str| {
+        let mut c = connect_from(from, gw.smpp);
+        assert!(raw::send(
+            &mut c,
+            &raw::bind_transceiver(1, system_id, password)
+        ));
+        let (id, status, ..) = read_pdu(&mut c, Duration::from_secs(10)).expect("bind_resp");
+        assert_eq!(id, raw::BIND_TRANSCEIVER_RESP);
+        status
+    };
+    assert_eq!(
+        bind("127.0.0.5", "nobody", "guess"),
+        0x0E,
+        "no such system_id"
+    );
+    for (i, from) in ["127.0.0.2", "127.0.0.3"].iter().enumerate() {
+        for n in 0..3 {
+            assert_eq!(bind(from, "kannel", &format!("guess{i}{n}")), 0x0E);
+        }
+    }
+    assert_eq!(bind("127.0.0.4", "kannel", "secret"), 0x0E, "blocked");
+    assert!(gw.counter("otpgw_smpp_bind_guesses_blocked_total") >= 1.0);
+    gw.wait_for_log("too many wrong passwords for this system_id");
+}
+
 #[test]
 fn an_absurd_command_length_is_nacked_and_the_connection_closed() {
     let gw = Gateway::start();
