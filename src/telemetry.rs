@@ -252,10 +252,11 @@ pub enum Noisy {
     OutboxClaim,
     UnknownRoute,
     LockBudget,
+    ForeignNumber,
 }
 
 impl Noisy {
-    const ALL: usize = 9;
+    const ALL: usize = 10;
 
     fn as_str(self) -> &'static str {
         match self {
@@ -268,6 +269,7 @@ impl Noisy {
             Noisy::OutboxClaim => "outbox_claim_failed",
             Noisy::UnknownRoute => "unknown_route",
             Noisy::LockBudget => "lock_budget_exceeded",
+            Noisy::ForeignNumber => "mo_foreign_number",
         }
     }
 }

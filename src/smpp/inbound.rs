@@ -173,6 +173,16 @@ impl Pipeline {
             tracing::debug!(rule = refused.rule, "throttled");
             return Some(refuse(id, CommandStatus::EsmeRthrottled, seq));
         }
+        if let Origin::Operator { name, index } = origin {
+            if !self.serves_sender(*index, &message.source) {
+                metrics::counter!("otpgw_mo_foreign_numbers_total", "connection" => name.clone())
+                    .increment(1);
+                crate::telemetry::sampled(crate::telemetry::Noisy::ForeignNumber, || {
+                    tracing::warn!(connection = %name, "a message from a number this operator connection's routes do not serve: refused, no code");
+                });
+                return Some(refuse(id, CommandStatus::EsmeRinvsrcadr, seq));
+            }
+        }
         let ack = pdu::message_resp(id, seq, &message_id(origin));
         if message.is_ussd() {
             let Some(step) = ussd::step(&inner.dialogues, &inner.smpp, &message) else {
@@ -195,6 +205,23 @@ impl Pipeline {
             let _ = answers.send(answer);
         }));
         None
+    }
+
+    /// Whether operator connection `index` serves the sender's number: its code
+    /// would go out through this connection's route, so an SMSC may only ask for
+    /// codes for its own customers (one claiming another operator's number would
+    /// otherwise receive that customer's code). A number that does not parse is let
+    /// through: no card has it, and the core answers it as it answers any.
+    fn serves_sender(&self, index: usize, source: &str) -> bool {
+        let Ok(msisdn) =
+            otpgw_parsers::msisdn::normalize_msisdn(source, &self.inner.service.country_code)
+        else {
+            return true;
+        };
+        let routes = self.inner.replies.routes();
+        routes
+            .route_for(&msisdn)
+            .is_some_and(|route| routes.serves(index, &route))
     }
 
     async fn sms(

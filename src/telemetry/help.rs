@@ -49,6 +49,11 @@ const METRICS: &[(&str, Kind, &str)] = &[
         "Binds refused because their system_id had too many wrong passwords in the window (smpp.bind_failures_per_system_id), from any address.",
     ),
     (
+        "otpgw_mo_foreign_numbers_total",
+        Counter,
+        "Customer messages an operator connection delivered from a number its routes do not serve: refused with ESME_RINVSRCADR, no code.",
+    ),
+    (
         "otpgw_challenges_issued_total",
         Counter,
         "OCRA challenges issued for payments (POST /v1/challenge).",

@@ -25,7 +25,7 @@ fn push(gw: &Gateway, key: &str, pan: &str, request_id: &str) -> (u16, Value) {
 /// Two SMSCs, and a gateway with a connection to each (its name and extra settings),
 /// both bound; with its admin and verifier keys, and cards A and C enrolled on
 /// `phones`: (first, second, (gateway, admin, verifier)).
-fn two_operators(
+pub(crate) fn two_operators(
     a: (&str, &str),
     b: (&str, &str),
     phones: [&str; 2],

@@ -2,10 +2,12 @@
 //! what it cannot get is refused at once, while legitimate traffic carries on.
 //!
 //! `smpp`: hostile SMPP peers and connections; `http`: hostile HTTP clients and
-//! guessing through verify; `receipts`: an operator SMSC's receipt flood; `crash`: a process killed under load, and old records
+//! guessing through verify; `receipts`: an operator SMSC's receipt flood; `operator_smsc`: one claiming
+//! another operator's customers; `crash`: a process killed under load, and old records
 //! pruned.
 
 mod crash;
 mod http;
+mod operator_smsc;
 mod receipts;
 mod smpp;
