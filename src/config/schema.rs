@@ -299,6 +299,8 @@ pub struct LimitSettings {
     pub global_per_second: u32,
     /// Verify requests per second per API key (0 = unlimited).
     pub verify_per_key_per_second: u32,
+    /// Codes pushed (`POST /v1/codes`) per second per API key (0 = unlimited).
+    pub push_per_key_per_second: u32,
     /// Wrong codes one API key may submit per window before it is refused …
     pub guard_max_failures: u32,
     pub guard_window_secs: u64,
@@ -350,6 +352,7 @@ impl Default for LimitSettings {
             peer_tps: 100,
             global_per_second: 500,
             verify_per_key_per_second: 200,
+            push_per_key_per_second: 50,
             guard_max_failures: 100,
             guard_window_secs: 600,
             guard_cooldown_secs: 900,

@@ -117,11 +117,13 @@ impl Admission {
 
     /// A code pushed through the API: the per-card rate only (no customer message
     /// is involved), refused with the time to wait.
-    pub async fn push(&self, card_id: i64) -> Result<(), CoreError> {
+    pub async fn push(&self, key_id: i64, card_id: i64, msisdn: &str) -> Result<(), CoreError> {
         let i = &self.0;
-        i.node.admit_push(card_id).map_err(|r| CoreError::Limited {
-            retry_after: r.retry_after,
-        })?;
+        i.node
+            .admit_push(key_id, card_id, msisdn)
+            .map_err(|r| CoreError::Limited {
+                retry_after: r.retry_after,
+            })?;
         let Some(cluster) = &i.cluster else {
             return Ok(());
         };
@@ -265,6 +267,8 @@ pub struct Limits<C: Clock> {
     peer_tps: Vec<(String, u32)>,
     global: Option<Direct<C>>,
     verify: Option<Keyed<i64, C>>,
+    /// Codes pushed per second per API key.
+    push_key: Option<Keyed<i64, C>>,
     guard_failures: Keyed<i64, C>,
     guard_cooldown: Duration,
     guard_tripped: Mutex<HashMap<i64, C::Instant>>,
@@ -333,6 +337,7 @@ impl<C: Clock + Clone> Limits<C> {
                 .collect(),
             global: per_second(settings.global_per_second).map(direct),
             verify: per_second(settings.verify_per_key_per_second).map(|q| keyed(q, &clock)),
+            push_key: per_second(settings.push_per_key_per_second).map(|q| keyed(q, &clock)),
             guard_failures: keyed(
                 quota(Rate {
                     count: settings.guard_max_failures,
@@ -419,16 +424,31 @@ impl<C: Clock + Clone> Limits<C> {
         }
     }
 
-    /// A code pushed through the API for a card: the per-card rate only (no customer
-    /// message is involved), answered with the time to wait.
-    pub fn admit_push(&self, card_id: i64) -> Result<(), Refused> {
-        self.card.check_key(&card_id).map_err(|nu| {
-            metrics::counter!("otpgw_limited_total", "rule" => "card").increment(1);
+    /// A code pushed through the API: the key's rate, the card's, and the phone's
+    /// windows (the same as for the customer's own messages: a phone gets no more
+    /// codes pushed than asked for), answered with the time to wait. A key that
+    /// pushes to many cards of one phone, or to many phones, is held here.
+    pub fn admit_push(&self, key_id: i64, card_id: i64, msisdn: &str) -> Result<(), Refused> {
+        let refused = |rule: &'static str, nu: &governor::NotUntil<C::Instant>| {
+            metrics::counter!("otpgw_limited_total", "rule" => rule).increment(1);
             Refused {
-                retry_after: wait(&self.clock, &nu),
-                rule: "card",
+                retry_after: wait(&self.clock, nu),
+                rule,
             }
-        })
+        };
+        if let Some(Err(nu)) = self.push_key.as_ref().map(|l| l.check_key(&key_id)) {
+            return Err(refused("push_key", &nu));
+        }
+        self.card
+            .check_key(&card_id)
+            .map_err(|nu| refused("card", &nu))?;
+        let phone = msisdn.to_owned();
+        for limiter in &self.msisdn {
+            limiter
+                .check_key(&phone)
+                .map_err(|nu| refused("msisdn", &nu))?;
+        }
+        Ok(())
     }
 
     /// Whether an unknown sender gets the "not registered" reply this time.

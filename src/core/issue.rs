@@ -327,7 +327,7 @@ impl Issue {
         }
         let outbound = inner.handout.outbound().ok_or(CoreError::NoRoute)?;
         let route = outbound.route_for(&card.msisdn).ok_or(CoreError::NoRoute)?;
-        inner.admission.push(card.id).await?;
+        inner.admission.push(key.id, card.id, &card.msisdn).await?;
         let code = Code::generate();
         let now = inner.now();
         let expires_at = inner.expires_at(now);

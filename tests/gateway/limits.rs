@@ -217,3 +217,32 @@ fn the_sixth_lock_by_one_key_in_an_hour_is_refused_without_counting() {
         .contains("otpgw_lock_budget_refusals_total 1"));
     assert!(gw.log().contains("limits.locks_per_key"));
 }
+
+/// Pushed codes count against the phone's windows (`limits.msisdn`: 3 a minute by
+/// default), not only the card's: a key cannot send one phone a code every 10 s.
+#[test]
+fn pushed_codes_are_limited_per_phone_as_well_as_per_card() {
+    let smsc = crate::smsc::Smsc::start(&[]);
+    let gw = smsc.gateway_with("", "", "[limits]\ncard = { count = 100, per_secs = 10 }\n");
+    let (gw, admin, verifier) = gw.with_keys();
+    gw.enroll(&admin, cards::A, "989121110500");
+    let push = |id: &str| {
+        gw.post(
+            &verifier,
+            "/v1/codes",
+            &json!({"pan": cards::A, "request_id": id}),
+        )
+    };
+    for i in 0..3 {
+        let (status, body) = push(&format!("p{i}"));
+        assert_eq!(status, 202, "push {i}: {body}");
+    }
+    let resp = gw.post_raw(
+        &verifier,
+        "/v1/codes",
+        &json!({"pan": cards::A, "request_id": "p3"}),
+    );
+    assert_eq!(resp.status().as_u16(), 429);
+    assert!((1..=60).contains(&retry_after(&resp)));
+    assert!(gw.counter("otpgw_limited_total{rule=\"msisdn\"}") >= 1.0);
+}
