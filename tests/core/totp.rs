@@ -200,7 +200,10 @@ async fn a_resync_moves_the_window_to_the_tokens_clock() {
     let v = h.verify(key, PAN, &code(s0 + 8), "later").await;
     assert_eq!(v.verdict, Verdict::Approved);
     let v = h.verify(key, PAN, &code(s0 + 2), "server-time").await;
-    assert_eq!(v.verdict, INVALID, "now's own step is far from the token's");
+    assert_eq!(
+        v.verdict, USED,
+        "a step the token passed before its last accepted one: a replay, not counted"
+    );
 }
 
 /// `OCRA-1:HOTP-SHA1-6:QN08-T1M`: the response over the challenge issued for a
@@ -284,4 +287,31 @@ async fn a_time_stepped_ocra_response_answers_its_payment_in_its_minute() {
         Verdict::Rejected(Reason::Expired),
         "past challenge_ttl_secs"
     );
+}
+
+/// Codes from the future walk the drift out one step per verify (7 of them moved
+/// it +7): the token's real code is then a replay (`used`, not counted) until the
+/// clock passes the walked steps, and verifies again after, with the drift back.
+#[tokio::test]
+async fn future_codes_cannot_make_the_real_code_a_counted_failure() {
+    let (h, key, _) = hardware(1, TokenKind::Totp, None).await;
+    let s0 = step0();
+    for ahead in 1..=7 {
+        let v = h
+            .verify(key, PAN, &code(s0 + ahead), &format!("walk-{ahead}"))
+            .await;
+        assert_eq!(v.verdict, Verdict::Approved, "step +{ahead}");
+    }
+    let v = h.verify(key, PAN, &code(s0), "real").await;
+    assert_eq!((v.verdict, v.attempts_left), (USED, Some(3)), "not counted");
+    h.advance_ms(8 * 30_000);
+    let v = h.verify(key, PAN, &code(s0 + 8), "real-later").await;
+    assert_eq!(
+        v.verdict,
+        Verdict::Approved,
+        "now's own step, past the walk"
+    );
+    h.advance_ms(30_000);
+    let v = h.verify(key, PAN, &code(s0 + 9), "and-after").await;
+    assert_eq!(v.verdict, Verdict::Approved, "the drift came back to 0");
 }

@@ -64,10 +64,18 @@ pub enum Found {
     None,
 }
 
-/// Looks for `candidate` among the steps `now + drift ± window`. A window
-/// centred on the remembered drift follows a token whose clock runs off slowly;
-/// the replay rule is applied after matching, so a replayed code is told apart
-/// from a wrong one (it shows the customer holds the token: not a failure).
+/// Steps before the last accepted one a code is still recognised as a replay in
+/// (rather than counted as a wrong code) once it has left the window.
+pub const REPLAY_LOOKBACK: u64 = 10;
+
+/// Looks for `candidate` among the steps `now + drift ± window`, then `now ±
+/// window`. A window centred on the remembered drift follows a token whose clock
+/// runs off slowly; now's own steps are always searched too, so codes from the
+/// future that walked the drift away (7 of them moved it +7) cannot make the
+/// token's real code a counted failure: it verifies, and the drift comes back.
+/// The replay rule is applied after matching, so a replayed code is told apart
+/// from a wrong one (it shows the customer holds the token: not a failure), also
+/// once it has left the window (up to `REPLAY_LOOKBACK` steps before the last).
 pub fn find(
     params: &Params,
     key: &[u8],
@@ -82,13 +90,21 @@ pub fn find(
     }
     let centre = i128::from(now_step) + i128::from(drift);
     let w = i128::from(window);
-    // Nearest steps first, so that the drift recorded is the smallest that fits.
+    // Nearest steps first, so that the drift recorded is the smallest that fits;
+    // then now's own steps, where the drift window does not reach them.
     let mut offsets: Vec<i128> = vec![0];
     for d in 1..=w {
         offsets.extend([-d, d]);
     }
-    for off in offsets {
-        let Ok(step) = u64::try_from(centre + off) else {
+    let now = i128::from(now_step);
+    let steps = offsets.iter().map(|off| centre + off).chain(
+        offsets
+            .iter()
+            .map(|off| now + off)
+            .filter(|s| (s - centre).abs() > w),
+    );
+    for step in steps {
+        let Ok(step) = u64::try_from(step) else {
             continue;
         };
         let code = params.code(key, step);
@@ -100,7 +116,15 @@ pub fn find(
             return Found::Fresh { step, drift };
         }
     }
-    Found::None
+    let replayed = last_step.is_some_and(|last| {
+        (last.saturating_sub(REPLAY_LOOKBACK)..=last)
+            .any(|step| crate::codes::hashes_equal(&params.code(key, step), candidate))
+    });
+    if replayed {
+        Found::Replayed
+    } else {
+        Found::None
+    }
 }
 
 /// Resynchronisation from two consecutive codes: the step of the second within
@@ -194,9 +218,33 @@ mod tests {
             find(&p, SEED20, &code(now), now, 0, 1, Some(now)),
             Found::Replayed
         );
+        // Walked away by codes from the future, the drift does not keep now's own
+        // code out: it verifies, and the drift is back to 0.
+        assert_eq!(
+            find(&p, SEED20, &code(now + 1), now, 7, 1, Some(now - 1)),
+            Found::Fresh {
+                step: now + 1,
+                drift: 1
+            }
+        );
+        // A replay is told apart after it left the window, and only that far back.
+        assert_eq!(
+            find(&p, SEED20, &code(now - 5), now, 0, 1, Some(now - 3)),
+            Found::Replayed
+        );
+        assert_eq!(
+            find(&p, SEED20, &code(now - 14), now, 0, 1, Some(now - 3)),
+            Found::None,
+            "beyond REPLAY_LOOKBACK"
+        );
         assert_eq!(find(&p, SEED20, "12345", now, 0, 1, None), Found::None);
         assert_eq!(find(&p, SEED20, "abcdef", now, 0, 1, None), Found::None);
-        assert_eq!(find(&p, SEED20, &code(0), 0, -5, 1, None), Found::None);
+        // A drift window before step 0 is skipped; now's own step still counts.
+        assert_eq!(
+            find(&p, SEED20, &code(0), 0, -5, 1, None),
+            Found::Fresh { step: 0, drift: 0 }
+        );
+        assert_eq!(find(&p, SEED20, &code(3), 0, -5, 1, None), Found::None);
         assert_eq!(
             resync(&p, SEED20, &code(now + 40), &code(now + 41), now, 100),
             Some(now + 41)
