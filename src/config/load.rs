@@ -168,6 +168,19 @@ impl Settings {
             ),
             ("http.max_connections", self.http.max_connections as u64),
             (
+                "http.max_connections_per_ip",
+                self.http.max_connections_per_ip as u64,
+            ),
+            ("http.keep_alive_max_secs", self.http.keep_alive_max_secs),
+            (
+                "http.bad_keys_per_ip.count",
+                u64::from(self.http.bad_keys_per_ip.count),
+            ),
+            (
+                "http.bad_keys_per_ip.per_secs",
+                self.http.bad_keys_per_ip.per_secs,
+            ),
+            (
                 "database.statement_timeout_secs",
                 self.database.statement_timeout_secs,
             ),
@@ -181,6 +194,9 @@ impl Settings {
         }
         if self.smpp.max_connections_per_ip > self.smpp.max_connections {
             return bad("smpp.max_connections_per_ip cannot exceed smpp.max_connections".into());
+        }
+        if self.http.max_connections_per_ip > self.http.max_connections {
+            return bad("http.max_connections_per_ip cannot exceed http.max_connections".into());
         }
         if self.smpp.ussd_max_dialogues > 10_000_000 || self.smpp.ussd_max_input > 65_536 {
             return bad(
