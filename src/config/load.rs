@@ -195,9 +195,6 @@ impl Settings {
         if self.smpp.max_connections_per_ip > self.smpp.max_connections {
             return bad("smpp.max_connections_per_ip cannot exceed smpp.max_connections".into());
         }
-        if self.http.max_connections_per_ip > self.http.max_connections {
-            return bad("http.max_connections_per_ip cannot exceed http.max_connections".into());
-        }
         if self.smpp.ussd_max_dialogues > 10_000_000 || self.smpp.ussd_max_input > 65_536 {
             return bad(
                 "smpp.ussd_max_dialogues (at most 10000000) or smpp.ussd_max_input (at most 65536) is too large"

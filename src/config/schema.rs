@@ -364,7 +364,8 @@ pub struct HttpSettings {
     /// Connections held at once, in total and from one address. Past the total, a
     /// newcomer from an address holding fewer than the heaviest one gets a place by
     /// closing one of the heaviest's (a fair share); otherwise more are closed at
-    /// accept (counted in `otpgw_http_connections_refused_total`).
+    /// accept (counted in `otpgw_http_connections_refused_total`). A per-address cap
+    /// over the total is no cap below it.
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     /// A connection older than this is closed after the response in flight, so one

@@ -10,6 +10,8 @@
 //! * `answers.rs` — the error answers the OpenAPI document lists: common ones and
 //!   each endpoint's own, as named sets.
 //! * `paths.rs`  — the ids endpoints take in their paths, as the document says them.
+//! * `places.rs` — who may hold a connection: caps in total and per address, with a
+//!   fair share when every place is held (`server.rs` is the accept loop).
 //! * `docs.rs`   — the OpenAPI document (`/openapi.json`): its root and handlers.
 //! * `error.rs`  — `ApiError`, its one body, and the `Json` extractor that uses it.
 //! * `fields.rs` — request fields several endpoints parse: PAN, request_id, payment.
@@ -27,6 +29,7 @@ mod error;
 mod fields;
 mod ops;
 mod paths;
+mod places;
 pub mod server;
 mod state;
 mod tokens;

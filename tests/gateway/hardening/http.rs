@@ -57,7 +57,7 @@ fn slow_and_idle_http_connections_are_closed_and_capped() {
         &serde_json::json!({"pan": cards::D, "code": "1234567", "request_id": "h-1"}),
     );
     assert_eq!(status, 200);
-    assert!(gw.counter("otpgw_http_connections_refused_total") >= 1.0);
+    assert!(gw.counter("otpgw_http_connections_refused_total{reason=\"total\"}") >= 1.0);
 }
 
 /// Probing paths and methods (404, 405) without a key is logged sampled, as bad

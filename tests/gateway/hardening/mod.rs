@@ -6,5 +6,6 @@
 //! pruned.
 
 mod crash;
+mod flood;
 mod http;
 mod smpp;
