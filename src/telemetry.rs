@@ -251,10 +251,11 @@ pub enum Noisy {
     HttpOverCap,
     OutboxClaim,
     UnknownRoute,
+    BadKeysOverBudget,
 }
 
 impl Noisy {
-    const ALL: usize = 8;
+    const ALL: usize = 9;
 
     fn as_str(self) -> &'static str {
         match self {
@@ -266,6 +267,7 @@ impl Noisy {
             Noisy::HttpOverCap => "http_connection_refused",
             Noisy::OutboxClaim => "outbox_claim_failed",
             Noisy::UnknownRoute => "unknown_route",
+            Noisy::BadKeysOverBudget => "bad_keys_over_budget",
         }
     }
 }

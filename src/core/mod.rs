@@ -47,7 +47,7 @@ use otpgw_rules::texts::ReplyKind;
 use otpgw_rules::vocab::Channel;
 
 pub use access::{Access, SignedIn, SESSION_IDLE_MS, SESSION_MAX_MS};
-pub use admission::{Admission, Admit, Refused};
+pub use admission::{quota as rate_quota, Admission, Admit, Refused};
 pub use backoffice::{BackOffice, CardView, Health};
 pub use delivery::Delivery;
 pub use enroll::{Enroll, Enrolled};

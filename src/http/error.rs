@@ -60,6 +60,10 @@ impl ApiError {
                 "too_many_failures",
                 "too many wrong codes from this API key; verification is paused",
             ),
+            "bad_keys" => (
+                "too_many_bad_keys",
+                "too many requests without a valid API key from this address",
+            ),
             _ => ("rate_limited", "too many requests"),
         };
         Self {
@@ -103,6 +107,10 @@ impl ApiError {
     }
 }
 
+/// An error answer's `code`, on the response for the request log (`mod.rs`).
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
 /// The one error body of the API.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
@@ -127,6 +135,7 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (self.status, axum::Json(body)).into_response();
+        response.extensions_mut().insert(ErrorCode(self.code));
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()

@@ -5,6 +5,7 @@
 //! two narrow ports from `AppState`: the store's readiness and the SMPP links'
 //! status.
 //!
+//! * `badkeys.rs` — how many requests without a valid key each address may send.
 //! * `caller.rs` — the API key of a request, and the extractors that require its
 //!   role and read the body and the path's id in the order the API answers in.
 //! * `answers.rs` — the error answers the OpenAPI document lists: common ones and
@@ -20,6 +21,7 @@
 mod admin;
 mod answers;
 mod apikeys;
+mod badkeys;
 mod caller;
 mod codes;
 mod connections;
@@ -46,6 +48,7 @@ use axum::Router;
 use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi;
 
+pub use badkeys::BadKeys;
 pub use caller::Caller;
 pub use docs::ApiDoc;
 pub use error::ApiError;
@@ -128,13 +131,16 @@ async fn request_span(
     let mut resp = next.run(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let (status, ms) = (resp.status().as_u16(), elapsed.as_millis() as u64);
+    let code = resp.extensions().get::<error::ErrorCode>().map(|c| c.0);
     span.in_scope(|| match path.as_str() {
         // Probes and scrapes come every few seconds: keep them out of the info log.
         "/healthz" | "/readyz" | "/metrics" => tracing::debug!(status, ms, "request"),
         // Anyone can send bad keys as fast as they like: sample those lines.
-        _ if status == 401 => crate::telemetry::sampled(crate::telemetry::Noisy::BadApiKey, || {
-            tracing::info!(status, ms, "request")
-        }),
+        _ if status == 401 || code == Some("too_many_bad_keys") => {
+            crate::telemetry::sampled(crate::telemetry::Noisy::BadApiKey, || {
+                tracing::info!(status, ms, "request")
+            })
+        }
         // So can scanners probing paths and methods, before any key is checked.
         _ if status == 404 || status == 405 => {
             crate::telemetry::sampled(crate::telemetry::Noisy::UnknownRoute, || {
