@@ -83,13 +83,19 @@ impl Drop for Flood {
     }
 }
 
-/// A verify from 127.0.0.2 over a new connection, answered 200 within 1 s.
-fn verify_from_another_address(gw: &Gateway, key: &str, i: usize) {
-    let client = reqwest::blocking::Client::builder()
-        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+/// A client whose connections come from `ip`: Linux routes all of 127.0.0.0/8 to
+/// the loopback, so a test can stand for several client addresses.
+pub(super) fn client_from(ip: &str) -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
         .timeout(Duration::from_secs(5))
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// A verify from 127.0.0.2 over a new connection, answered 200 within 1 s.
+fn verify_from_another_address(gw: &Gateway, key: &str, i: usize) {
+    let client = client_from("127.0.0.2");
     let started = Instant::now();
     let resp = client
         .post(gw.url("/v1/verify"))
@@ -116,25 +122,34 @@ fn verify_from_another_address(gw: &Gateway, key: &str, i: usize) {
     );
 }
 
-/// One address may hold every place (its cap is the total), with 300 keep-alive
-/// connections each sending a request every 2 s: another address's verifies still
-/// answer within 1 s, each taking a place from the flood (the fair share).
-#[test]
-fn a_keep_alive_flood_from_one_address_leaves_verify_to_another() {
+/// A gateway with `total` places, `per_ip` from one address, flooded from
+/// 127.0.0.1 by 300 keep-alive connections each sending a request every 2 s; once
+/// the flood holds at least `per_ip` places, five verifies and `/readyz` from
+/// 127.0.0.2 each answer within 1 s. The flood goes on while the caller looks.
+fn flooded_and_verified(total: usize, per_ip: usize) -> (Gateway, Flood) {
     let gw = Gateway::start_with_overrides(&[
-        ("OTPGW_HTTP__MAX_CONNECTIONS", "16"),
-        ("OTPGW_HTTP__MAX_CONNECTIONS_PER_IP", "16"),
+        ("OTPGW_HTTP__MAX_CONNECTIONS", &total.to_string()),
+        ("OTPGW_HTTP__MAX_CONNECTIONS_PER_IP", &per_ip.to_string()),
     ]);
     let verifier = gw.api_key("verifier");
     let flood = Flood::start(gw.http, 300);
     wait_for(
-        "the flood holds every place",
+        "the flood holds its places",
         Duration::from_secs(20),
-        || flood.answered.load(Ordering::Relaxed) == 16,
+        || flood.answered.load(Ordering::Relaxed) >= per_ip,
     );
     for i in 0..5 {
         verify_from_another_address(&gw, &verifier, i);
     }
+    (gw, flood)
+}
+
+/// One address may hold every place (its cap is the total): another address's
+/// verifies still answer within 1 s, each taking a place from the flood (the fair
+/// share).
+#[test]
+fn a_keep_alive_flood_from_one_address_leaves_verify_to_another() {
+    let (gw, flood) = flooded_and_verified(16, 16);
     drop(flood);
     let get = |name: &str| gw.counter(name);
     // Its cap is the total: its 17th connection on is refused as over its own cap.
@@ -143,24 +158,10 @@ fn a_keep_alive_flood_from_one_address_leaves_verify_to_another() {
 }
 
 /// With the default shape (an address's cap below the total), the same flood is
-/// held to its address's cap and refused beyond it; other addresses are not
-/// touched.
+/// held to its address's cap and refused beyond it; no place is taken from it.
 #[test]
 fn a_keep_alive_flood_is_held_to_its_address_cap() {
-    let gw = Gateway::start_with_overrides(&[
-        ("OTPGW_HTTP__MAX_CONNECTIONS", "32"),
-        ("OTPGW_HTTP__MAX_CONNECTIONS_PER_IP", "8"),
-    ]);
-    let verifier = gw.api_key("verifier");
-    let flood = Flood::start(gw.http, 300);
-    wait_for(
-        "the flood holds its address's places",
-        Duration::from_secs(20),
-        || flood.answered.load(Ordering::Relaxed) >= 8,
-    );
-    for i in 0..5 {
-        verify_from_another_address(&gw, &verifier, i);
-    }
+    let (gw, flood) = flooded_and_verified(32, 8);
     assert_eq!(flood.answered.load(Ordering::Relaxed), 8, "held to its cap");
     drop(flood);
     let get = |name: &str| gw.counter(name);

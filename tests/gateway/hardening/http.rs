@@ -185,10 +185,7 @@ fn bad_keys_from_one_address_get_429() {
     assert_eq!(no_key.status(), 429, "a missing key spends the budget too");
     let (status, _) = gw.post(&verifier, "/v1/verify", &body);
     assert_eq!(status, 200, "a valid key from the same address");
-    let other = reqwest::blocking::Client::builder()
-        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
-        .build()
-        .unwrap();
+    let other = super::flood::client_from("127.0.0.2");
     let resp = other
         .post(gw.url("/v1/verify"))
         .bearer_auth(guess)
