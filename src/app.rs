@@ -277,6 +277,7 @@ impl App {
             self.settings.smpp.clone(),
             self.settings.service.clone(),
         );
+        let bad_keys = Arc::new(http::BadKeys::new(self.settings.http.bad_keys_per_ip));
         let state = AppState {
             core: self.core.clone(),
             metrics: crate::telemetry::init_metrics(),
@@ -286,6 +287,7 @@ impl App {
                 listener_sessions: smpp_server.bound_sessions(),
             }),
             smpp_listening: true,
+            bad_keys: bad_keys.clone(),
         };
         let router = http::router(
             state,
@@ -304,7 +306,10 @@ impl App {
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => break,
-                    _ = every.tick() => core.housekeeping().await,
+                    _ = every.tick() => {
+                        core.housekeeping().await;
+                        bad_keys.sweep();
+                    }
                 }
             }
         });

@@ -253,10 +253,11 @@ pub enum Noisy {
     UnknownRoute,
     LockBudget,
     ForeignNumber,
+    BadKeysOverBudget,
 }
 
 impl Noisy {
-    const ALL: usize = 10;
+    const ALL: usize = 11;
 
     fn as_str(self) -> &'static str {
         match self {
@@ -270,6 +271,7 @@ impl Noisy {
             Noisy::UnknownRoute => "unknown_route",
             Noisy::LockBudget => "lock_budget_exceeded",
             Noisy::ForeignNumber => "mo_foreign_number",
+            Noisy::BadKeysOverBudget => "bad_keys_over_budget",
         }
     }
 }

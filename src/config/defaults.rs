@@ -57,6 +57,12 @@ impl Default for HttpSettings {
             request_timeout_secs: 10,
             header_read_timeout_secs: 10,
             max_connections: 1000,
+            max_connections_per_ip: 64,
+            keep_alive_max_secs: 300,
+            bad_keys_per_ip: Rate {
+                count: 20,
+                per_secs: 60,
+            },
             console: true,
         }
     }

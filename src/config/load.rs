@@ -177,6 +177,19 @@ impl Settings {
             ),
             ("http.max_connections", self.http.max_connections as u64),
             (
+                "http.max_connections_per_ip",
+                self.http.max_connections_per_ip as u64,
+            ),
+            ("http.keep_alive_max_secs", self.http.keep_alive_max_secs),
+            (
+                "http.bad_keys_per_ip.count",
+                u64::from(self.http.bad_keys_per_ip.count),
+            ),
+            (
+                "http.bad_keys_per_ip.per_secs",
+                self.http.bad_keys_per_ip.per_secs,
+            ),
+            (
                 "database.statement_timeout_secs",
                 self.database.statement_timeout_secs,
             ),

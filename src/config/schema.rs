@@ -375,8 +375,19 @@ pub struct HttpSettings {
     /// A client must send a request's headers within this of the connection opening
     /// or of its previous response: it bounds slow headers and idle keep-alive alike.
     pub header_read_timeout_secs: u64,
-    /// Connections held at once; more are closed at accept.
+    /// Connections held at once, in total and from one address. Past the total, a
+    /// newcomer from an address holding fewer than the heaviest one gets a place by
+    /// closing one of the heaviest's (a fair share); otherwise more are closed at
+    /// accept (counted in `otpgw_http_connections_refused_total`). A per-address cap
+    /// over the total is no cap below it.
     pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// A connection older than this is closed after the response in flight, so one
+    /// that keeps sending requests slowly cannot hold its place for ever.
+    pub keep_alive_max_secs: u64,
+    /// Requests with a missing or unknown API key one address may send per window;
+    /// past them its requests without a valid key get 429 `too_many_bad_keys`.
+    pub bad_keys_per_ip: Rate,
     /// Serve the back-office console at `/console` on this listener.
     pub console: bool,
 }

@@ -110,16 +110,18 @@ fn cluster_settings_are_checked() {
     }
 }
 
+/// The defaults with `toml` over them, validated.
+fn validated(toml: &str) -> Result<(), ConfigError> {
+    Figment::from(Serialized::defaults(Settings::default()))
+        .merge(Toml::string(toml))
+        .extract::<Settings>()
+        .unwrap()
+        .validate()
+}
+
 #[test]
 fn listen_addresses_are_host_and_port() {
-    let listen = |value: &str| {
-        let toml = format!("[http]\nlisten = {value:?}\n");
-        Figment::from(Serialized::defaults(Settings::default()))
-            .merge(Toml::string(&toml))
-            .extract::<Settings>()
-            .unwrap()
-            .validate()
-    };
+    let listen = |value: &str| validated(&format!("[http]\nlisten = {value:?}\n"));
     for ok in [
         "127.0.0.1:8080",
         "0.0.0.0:0",
@@ -211,4 +213,28 @@ fn check_config_shows_toml_with_origins_and_no_secret() {
     let again: Settings = toml::from_str(&shown).unwrap();
     assert_eq!(again.http.listen, "127.0.0.1:8081");
     assert_eq!(again.smpp.peers[0].system_id, "kannel");
+}
+
+#[test]
+fn http_connection_bounds_are_checked() {
+    let http = |table: &str| validated(&format!("[http]\n{table}\n"));
+    let s = Settings::default().http;
+    assert_eq!((s.max_connections_per_ip, s.keep_alive_max_secs), (64, 300));
+    // A total under the per-address default is still a valid setting on its own.
+    assert!(http("max_connections = 8").is_ok());
+    for (bad, named) in [
+        ("max_connections_per_ip = 0", "max_connections_per_ip"),
+        ("keep_alive_max_secs = 0", "keep_alive_max_secs"),
+        (
+            "bad_keys_per_ip = { count = 0, per_secs = 60 }",
+            "bad_keys_per_ip.count",
+        ),
+        (
+            "bad_keys_per_ip = { count = 5, per_secs = 0 }",
+            "bad_keys_per_ip.per_secs",
+        ),
+    ] {
+        let err = http(bad).unwrap_err().to_string();
+        assert!(err.contains(named), "{bad:?}: {err}");
+    }
 }

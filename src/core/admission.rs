@@ -279,10 +279,10 @@ pub struct Limits<C: Clock> {
     card_tripped: Mutex<HashMap<(i64, String), C::Instant>>,
 }
 
-fn quota(rate: Rate) -> Quota {
+/// `rate` as governor's quota: `count` at once, refilled evenly over `per_secs`.
+pub fn quota(rate: Rate) -> Quota {
     let count = NonZeroU32::new(rate.count.max(1)).unwrap_or(NonZeroU32::MIN);
     let period = Duration::from_secs(rate.per_secs.max(1));
-    // `count` at once, refilled evenly over `period`.
     Quota::with_period(period / count.get())
         .unwrap_or_else(|| Quota::per_second(count))
         .allow_burst(count)

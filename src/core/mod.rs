@@ -49,7 +49,7 @@ use otpgw_rules::texts::ReplyKind;
 use otpgw_rules::vocab::Channel;
 
 pub use access::{Access, SignedIn, SESSION_IDLE_MS, SESSION_MAX_MS};
-pub use admission::{Admission, Admit, Refused};
+pub use admission::{quota as rate_quota, Admission, Admit, Refused};
 pub use backoffice::{BackOffice, CardView, Health};
 pub use challenge::IssuedChallengeView;
 pub use delivery::Delivery;

@@ -13,7 +13,7 @@ use utoipa::{IntoResponses, ToSchema};
 use super::error::ErrorBody;
 
 /// The error answers every authenticated endpoint can give: status, description.
-const COMMON: [(&str, &str); 10] = [
+const COMMON: [(&str, &str); 11] = [
     ("400", "malformed request"),
     ("401", "missing or unknown API key"),
     ("403", "the key's role may not do this"),
@@ -25,6 +25,10 @@ const COMMON: [(&str, &str); 10] = [
     ("413", "body over 64 KiB (`too_large`)"),
     ("415", "wrong content-type (`content_type`)"),
     ("422", "a missing field or a wrong type (`invalid_body`)"),
+    (
+        "429",
+        "`too_many_bad_keys`: this address sent too many requests without a valid API key; see Retry-After",
+    ),
     ("500", "internal error; details go to the log only"),
     (
         "503",
@@ -89,19 +93,19 @@ errors! {
     VerifyErrors = [
         ("400", "`invalid_transaction`, `unknown_challenge`, or `transaction_required` under `[policy] require_transaction`; nothing counted"),
         ("409", "request_id already used for a different request"),
-        ("429", "over the key's rate (`rate_limited`), held by the guessing guard (`too_many_failures`), or a wrong code past `limits.locks_per_key` (`lock_budget_exceeded`, not counted); see Retry-After"),
+        ("429", "over the key's rate (`rate_limited`), held by the guessing guard (`too_many_failures`), a wrong code past `limits.locks_per_key` (`lock_budget_exceeded`, not counted), or `too_many_bad_keys`; see Retry-After"),
     ];
     /// `POST /v1/challenge`.
     ChallengeErrors = [
         ("400", "`invalid_transaction`"),
-        ("429", "over the key's rate, or held by the guessing guard; see Retry-After"),
+        ("429", "over the key's rate, or held by the guessing guard; or `too_many_bad_keys`; see Retry-After"),
     ];
     /// `POST /v1/codes`.
     PushErrors = [
         ("404", "no card with this number is enrolled"),
         ("409", "card locked, suspended or pending activation, or request_id used for another card or payment"),
         ("422", "no operator connection serves the card's phone number"),
-        ("429", "too many codes for this card; see Retry-After"),
+        ("429", "too many codes for this card, or `too_many_bad_keys`; see Retry-After"),
         ("503", "the outgoing queue is full; see Retry-After"),
     ];
     /// `POST /v1/cards`.

@@ -3,11 +3,13 @@
 //! `Verifier`) and the path's `{id}` (`AdminOn`). They check them in the order the
 //! API has always answered: the key (401), the path, the body (4xx), the role
 //! (403), then the id (400 `invalid_id`); so a wrong role is told only to a
-//! request that parses.
+//! request that parses. A missing or unknown key spends its address's bad-key
+//! budget (`badkeys.rs`).
 
 use std::marker::PhantomData;
+use std::net::SocketAddr;
 
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
@@ -32,22 +34,45 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
+        let key = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(ApiError::unauthorized)?;
-        let key = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
             .map(str::trim)
-            .filter(|k| !k.is_empty() && k.len() <= 256)
-            .ok_or_else(ApiError::unauthorized)?;
+            .filter(|k| !k.is_empty() && k.len() <= 256);
+        let Some(key) = key else {
+            return Err(without_key(parts, state));
+        };
         match state.core.access.authenticate(key).await? {
             Some(k) => Ok(Caller(k)),
-            None => Err(ApiError::unauthorized()),
+            None => Err(without_key(parts, state)),
         }
     }
+}
+
+/// The answer to a request with a missing or unknown key: 401 while its address has
+/// budget left (`badkeys.rs`), 429 `too_many_bad_keys` after. A request that did
+/// not come through the accept loop has no address and always gets 401.
+fn without_key(parts: &Parts, state: &AppState) -> ApiError {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+    let Some((ip, wait)) =
+        peer.and_then(|ConnectInfo(p)| Some((p.ip(), state.bad_keys.spend(p.ip())?)))
+    else {
+        return ApiError::unauthorized();
+    };
+    metrics::counter!("otpgw_http_bad_keys_refused_total").increment(1);
+    crate::telemetry::sampled(
+        crate::telemetry::Noisy::BadKeysOverBudget,
+        || tracing::warn!(peer = %ip, "requests without a valid API key over http.bad_keys_per_ip: answered 429"),
+    );
+    ApiError::limited(crate::core::Refused {
+        retry_after: wait,
+        rule: "bad_keys",
+    })
 }
 
 /// What such an extractor reads from the body: JSON (`super::error::Json<T>`), or

@@ -64,6 +64,10 @@ impl ApiError {
                 "lock_budget_exceeded",
                 "this API key's wrong codes have locked limits.locks_per_key cards; they count no more for now",
             ),
+            "bad_keys" => (
+                "too_many_bad_keys",
+                "too many requests without a valid API key from this address",
+            ),
             _ => ("rate_limited", "too many requests"),
         };
         Self {
@@ -107,6 +111,10 @@ impl ApiError {
     }
 }
 
+/// An error answer's `code`, on the response for the request log (`mod.rs`).
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
 /// The one error body of the API.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
@@ -131,6 +139,7 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (self.status, axum::Json(body)).into_response();
+        response.extensions_mut().insert(ErrorCode(self.code));
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()

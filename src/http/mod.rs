@@ -5,11 +5,14 @@
 //! two narrow ports from `AppState`: the store's readiness and the SMPP links'
 //! status.
 //!
+//! * `badkeys.rs` — how many requests without a valid key each address may send.
 //! * `caller.rs` — the API key of a request, and the extractors that require its
 //!   role and read the body and the path's id in the order the API answers in.
 //! * `answers.rs` — the error answers the OpenAPI document lists: common ones and
 //!   each endpoint's own, as named sets.
 //! * `paths.rs`  — the ids endpoints take in their paths, as the document says them.
+//! * `places.rs` — who may hold a connection: caps in total and per address, with a
+//!   fair share when every place is held (`server.rs` is the accept loop).
 //! * `docs.rs`   — the OpenAPI document (`/openapi.json`): its root and handlers.
 //! * `error.rs`  — `ApiError`, its one body, and the `Json` extractor that uses it.
 //! * `fields.rs` — request fields several endpoints parse: PAN, request_id, payment.
@@ -18,6 +21,7 @@
 mod admin;
 mod answers;
 mod apikeys;
+mod badkeys;
 mod caller;
 mod codes;
 mod connections;
@@ -27,6 +31,7 @@ mod error;
 mod fields;
 mod ops;
 mod paths;
+mod places;
 pub mod server;
 mod state;
 mod tokens;
@@ -43,6 +48,7 @@ use axum::Router;
 use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi;
 
+pub use badkeys::BadKeys;
 pub use caller::Caller;
 pub use docs::ApiDoc;
 pub use error::ApiError;
@@ -125,13 +131,16 @@ async fn request_span(
     let mut resp = next.run(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let (status, ms) = (resp.status().as_u16(), elapsed.as_millis() as u64);
+    let code = resp.extensions().get::<error::ErrorCode>().map(|c| c.0);
     span.in_scope(|| match path.as_str() {
         // Probes and scrapes come every few seconds: keep them out of the info log.
         "/healthz" | "/readyz" | "/metrics" => tracing::debug!(status, ms, "request"),
         // Anyone can send bad keys as fast as they like: sample those lines.
-        _ if status == 401 => crate::telemetry::sampled(crate::telemetry::Noisy::BadApiKey, || {
-            tracing::info!(status, ms, "request")
-        }),
+        _ if status == 401 || code == Some("too_many_bad_keys") => {
+            crate::telemetry::sampled(crate::telemetry::Noisy::BadApiKey, || {
+                tracing::info!(status, ms, "request")
+            })
+        }
         // So can scanners probing paths and methods, before any key is checked.
         _ if status == 404 || status == 405 => {
             crate::telemetry::sampled(crate::telemetry::Noisy::UnknownRoute, || {

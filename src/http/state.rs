@@ -10,6 +10,8 @@ use crate::core::links::Links;
 use crate::core::ports::Readiness;
 use crate::core::Core;
 
+use super::BadKeys;
+
 #[derive(Clone)]
 pub struct AppState {
     pub core: Core,
@@ -20,4 +22,6 @@ pub struct AppState {
     pub links: Arc<dyn Links>,
     /// The SMPP listener is bound (set by `App`, which binds both before serving).
     pub smpp_listening: bool,
+    /// Requests without a valid API key, per address (`http.bad_keys_per_ip`).
+    pub bad_keys: Arc<BadKeys>,
 }

@@ -252,7 +252,17 @@ const METRICS: &[(&str, Kind, &str)] = &[
     (
         "otpgw_http_connections_refused_total",
         Counter,
-        "HTTP connections refused by the connection caps.",
+        "HTTP connections closed at accept by the connection caps, by reason: total, per_ip.",
+    ),
+    (
+        "otpgw_http_bad_keys_refused_total",
+        Counter,
+        "Requests without a valid API key answered 429 too_many_bad_keys: their address was past http.bad_keys_per_ip.",
+    ),
+    (
+        "otpgw_http_connections_closed_total",
+        Counter,
+        "HTTP connections the gateway closed after their response in flight, by reason: fair_share (its place went to a less busy address), max_age (older than http.keep_alive_max_secs).",
     ),
 ];
 

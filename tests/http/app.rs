@@ -98,6 +98,10 @@ impl App {
             readiness: readiness.clone(),
             links: links.clone(),
             smpp_listening,
+            // Requests in process carry no peer address, so no budget is spent.
+            bad_keys: Arc::new(otpgw::http::BadKeys::new(
+                otpgw::config::HttpSettings::default().bad_keys_per_ip,
+            )),
         };
         let router = otpgw::http::router(state, REQUEST_TIMEOUT, false);
         Self {

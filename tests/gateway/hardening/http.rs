@@ -57,7 +57,7 @@ fn slow_and_idle_http_connections_are_closed_and_capped() {
         &serde_json::json!({"pan": cards::D, "code": "1234567", "request_id": "h-1"}),
     );
     assert_eq!(status, 200);
-    assert!(gw.counter("otpgw_http_connections_refused_total") >= 1.0);
+    assert!(gw.counter("otpgw_http_connections_refused_total{reason=\"total\"}") >= 1.0);
 }
 
 /// Probing paths and methods (404, 405) without a key is logged sampled, as bad
@@ -155,4 +155,54 @@ fn wrong_codes_from_one_key_for_one_card_are_limited() {
     assert!((3000..=3600).contains(&retry), "{retry}");
     gw.rejects(&verifier, cards::A, "1234567", "kc-other-card", "invalid");
     gw.rejects(&other_key, cards::B1, "1234567", "kc-other-key", "invalid");
+}
+
+/// Requests without a valid key from one address past `http.bad_keys_per_ip` (here
+/// 5 per minute) get 429 `too_many_bad_keys` with Retry-After, counted and logged
+/// sampled and without the key; the address's valid key still verifies, and another
+/// address has its own budget.
+#[test]
+fn bad_keys_from_one_address_get_429() {
+    let gw = Gateway::start_with_overrides(&[
+        ("OTPGW_HTTP__BAD_KEYS_PER_IP__COUNT", "5"),
+        ("OTPGW_HTTP__BAD_KEYS_PER_IP__PER_SECS", "60"),
+    ]);
+    let verifier = gw.api_key("verifier");
+    let body = serde_json::json!({"pan": cards::D, "code": "1234567", "request_id": "bk-1"});
+    let guess = "guessed-key-4f1c9a";
+    for _ in 0..5 {
+        assert_eq!(gw.post_raw(guess, "/v1/verify", &body).status(), 401);
+    }
+    for _ in 0..100 {
+        let over = gw.post_raw(guess, "/v1/verify", &body);
+        assert_eq!(over.status(), 429);
+        let retry = retry_after(&over);
+        assert!((1..=12).contains(&retry), "{retry}");
+        let answer: serde_json::Value = over.json().unwrap();
+        assert_eq!(answer["error"]["code"], "too_many_bad_keys");
+    }
+    let no_key = gw.client.get(gw.url("/v1/connections")).send().unwrap();
+    assert_eq!(no_key.status(), 429, "a missing key spends the budget too");
+    let (status, _) = gw.post(&verifier, "/v1/verify", &body);
+    assert_eq!(status, 200, "a valid key from the same address");
+    let other = super::flood::client_from("127.0.0.2");
+    let resp = other
+        .post(gw.url("/v1/verify"))
+        .bearer_auth(guess)
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 401, "another address has its own budget");
+    assert_eq!(gw.counter("otpgw_http_bad_keys_refused_total"), 101.0);
+    let log = gw.log();
+    assert!(!log.contains(guess), "a bad key in the log");
+    let lines = log
+        .lines()
+        .filter(|l| {
+            l.contains("http.bad_keys_per_ip")
+                || l.contains("status=429")
+                || l.contains("\"status\":429")
+        })
+        .count();
+    assert!((1..=30).contains(&lines), "{lines} lines for 101 refusals");
 }

@@ -7,6 +7,7 @@
 //! pruned.
 
 mod crash;
+mod flood;
 mod http;
 mod operator_smsc;
 mod receipts;
