@@ -137,6 +137,21 @@ impl Store {
 
     /// Runs one write job in a transaction: on SQLite in the writer's next batch, on
     /// PostgreSQL in its own. An error rolls the job's statements back.
+    /// One statement over integer arguments (`$1`, `$2`, … in order), in the
+    /// writer; the number of rows it changed.
+    async fn execute_ints(&self, sql: &'static str, args: Vec<i64>) -> Result<u64, StoreError> {
+        self.write(move |conn: &mut AnyConnection| {
+            Box::pin(async move {
+                let mut query = sqlx::query(sql);
+                for arg in &args {
+                    query = query.bind(*arg);
+                }
+                Ok(query.execute(&mut *conn).await?.rows_affected())
+            })
+        })
+        .await
+    }
+
     async fn write<T: Send + 'static>(&self, job: impl writer::Job<T>) -> Result<T, StoreError> {
         if let Some((writer, _)) = &self.writer {
             return writer.write(job).await;

@@ -81,23 +81,17 @@ impl VerifyStore for Store {
         .await
     }
 
-    /// Deletes verification records (request_id memory) created before `before`.
+    /// Deletes verification records (request_id memory) and payment challenges
+    /// created before `before`.
     async fn prune_verifications(&self, before: i64) -> Result<u64, DomainError> {
-        port(async move {
-            self.write(move |conn: &mut AnyConnection| {
-                Box::pin(async move {
-                    let mut deleted = 0;
-                    for table in ["verifications", "payment_challenges"] {
-                        let sql = format!("DELETE FROM {table} WHERE created_at < $1");
-                        let done = sqlx::query(&sql).bind(before).execute(&mut *conn).await?;
-                        deleted += done.rows_affected();
-                    }
-                    Ok(deleted)
-                })
-            })
-            .await
-        })
-        .await
+        let mut deleted = 0;
+        for sql in [
+            "DELETE FROM verifications WHERE created_at < $1",
+            "DELETE FROM payment_challenges WHERE created_at < $1",
+        ] {
+            deleted += port(self.execute_ints(sql, vec![before])).await?;
+        }
+        Ok(deleted)
     }
 
     async fn issue_challenge(&self, c: &NewChallenge<'_>) -> Result<Option<i64>, DomainError> {
@@ -143,22 +137,8 @@ impl VerifyStore for Store {
     }
 
     async fn spend_challenge(&self, id: i64, now: i64) -> Result<(), DomainError> {
-        port(async move {
-            self.write(move |conn: &mut AnyConnection| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "UPDATE payment_challenges SET used_at = $2 WHERE id = $1 AND used_at IS NULL",
-                    )
-                    .bind(id)
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await?;
-                    Ok(())
-                })
-            })
-            .await
-        })
-        .await
+        let sql = "UPDATE payment_challenges SET used_at = $2 WHERE id = $1 AND used_at IS NULL";
+        port(self.execute_ints(sql, vec![id, now])).await.map(drop)
     }
 
     /// A card's most recent verify answers, newest first.
