@@ -254,10 +254,11 @@ pub enum Noisy {
     LockBudget,
     ForeignNumber,
     BadKeysOverBudget,
+    ConsoleVisitor,
 }
 
 impl Noisy {
-    const ALL: usize = 11;
+    const ALL: usize = 12;
 
     fn as_str(self) -> &'static str {
         match self {
@@ -272,6 +273,7 @@ impl Noisy {
             Noisy::LockBudget => "lock_budget_exceeded",
             Noisy::ForeignNumber => "mo_foreign_number",
             Noisy::BadKeysOverBudget => "bad_keys_over_budget",
+            Noisy::ConsoleVisitor => "console_visitor",
         }
     }
 }

@@ -91,6 +91,34 @@ fn unknown_paths_and_methods_are_logged_sampled() {
     assert!((1..=20).contains(&lines), "{lines} lines for 300 probes");
 }
 
+/// The console's public side (sign-in page, redirects of a visitor without a
+/// session) is logged sampled too: 400 visits leave a handful of lines.
+#[test]
+fn console_visitors_are_logged_sampled() {
+    let gw = Gateway::start();
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for _ in 0..200 {
+        let page = client.get(gw.url("/console/signin")).send().unwrap();
+        assert_eq!(page.status().as_u16(), 200);
+        let home = client.get(gw.url("/console")).send().unwrap();
+        assert!(home.status().is_redirection(), "{}", home.status());
+    }
+    let count = || {
+        gw.log()
+            .lines()
+            .filter(|l| l.contains("/console") && l.contains("request"))
+            .count()
+    };
+    wait_for("a request line of a visit", Duration::from_secs(5), || {
+        count() > 0
+    });
+    let lines = count();
+    assert!((1..=20).contains(&lines), "{lines} lines for 400 visits");
+}
+
 #[test]
 fn wrong_codes_on_a_card_with_no_live_code_do_not_lock_it() {
     let (gw, admin, verifier) = Gateway::start().with_keys();
