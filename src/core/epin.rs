@@ -37,6 +37,7 @@ impl Epins {
     pub(super) async fn matches(&self, stored: String, epin: Epin) -> Result<bool, DomainError> {
         let keys = self.keys.clone();
         let permit = self.permit().await?;
+        metrics::counter!("otpgw_epin_checks_total").increment(1);
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             keys.epin_matches(&stored, &epin)

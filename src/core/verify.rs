@@ -14,7 +14,7 @@ use otpgw_rules::tokens::decide::{
     decide_tokens, normalise_code, Challenge, ChallengeState, TokenCheck,
 };
 use otpgw_rules::verify::{Effect, Presented};
-use otpgw_rules::vocab::{Reason, Verdict};
+use otpgw_rules::vocab::{CardStatus, Reason, Verdict};
 
 use super::admission::{Admission, Refused};
 use super::epin::Epins;
@@ -210,16 +210,20 @@ impl Verify {
 
     /// Checks a presented ePIN against the card's hash. Returns the hash it matched
     /// (the rule compares it with the card's under lock), or `None`: no such card,
-    /// no ePIN on it, malformed, or wrong.
+    /// not active, no ePIN on it, malformed, or wrong.
+    ///
+    /// The card's status is read first and the hash runs only for an active card:
+    /// a locked card answers `locked` whatever is presented and counts nothing, so
+    /// hashing there would let response times tell a right ePIN from a wrong one
+    /// with no failure ever counted.
     async fn check_epin(&self, pan_hash: &str, raw: &str) -> Result<Option<String>, CoreError> {
         let Ok(epin) = Epin::parse(raw) else {
             return Ok(None);
         };
-        let Some(stored) = self
-            .0
-            .cards
-            .card_by_pan_hash(pan_hash)
-            .await?
+        let card = self.0.cards.card_by_pan_hash(pan_hash).await?;
+        let Some(stored) = card
+            .map(|c| c.as_of(self.0.clock.now_ms()))
+            .filter(|c| c.status == CardStatus::Active)
             .and_then(|c| c.epin_hash)
         else {
             return Ok(None);

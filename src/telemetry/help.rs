@@ -54,6 +54,11 @@ const METRICS: &[(&str, Kind, &str)] = &[
         "Customer messages an operator connection delivered from a number its routes do not serve: refused with ESME_RINVSRCADR, no code.",
     ),
     (
+        "otpgw_epin_checks_total",
+        Counter,
+        "ePINs compared with a card's hash (Argon2id): only for active cards.",
+    ),
+    (
         "otpgw_challenges_issued_total",
         Counter,
         "OCRA challenges issued for payments (POST /v1/challenge).",

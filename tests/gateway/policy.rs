@@ -301,6 +301,24 @@ fn policy_epin_is_a_second_factor_that_shares_the_failure_count() {
     // Without its ePIN a right code is a wrong one.
     let code = code_in(&gw.sms("989121120006", "3579", "ascii"));
     assert_eq!(attempt(&code, None, "d"), expected(2));
+    // Locked, the card answers `locked` and its ePIN is not even hashed: no
+    // response time can tell a right ePIN from a wrong one there.
+    assert_eq!(attempt("0000000", Some("7392"), "lock-1"), expected(1));
+    assert_eq!(
+        attempt("0000000", Some("7392"), "lock-2")["attempts_left"],
+        0
+    );
+    let checks = gw.counter("otpgw_epin_checks_total");
+    for (i, epin) in ["7391", "7392", "1111"].iter().enumerate() {
+        assert_eq!(
+            attempt(&code, Some(epin), &format!("locked-{i}"))["reason"],
+            "locked"
+        );
+    }
+    assert_eq!(gw.counter("otpgw_epin_checks_total"), checks);
+    let (ok, _, err) = gw.cli(&["card", "reactivate", "--id", &id.to_string()]);
+    assert!(ok, "{err}");
+    let code = code_in(&gw.sms("989121120006", "3579", "ascii"));
     // Cleared (API), the code alone verifies.
     let resp = reqwest::blocking::Client::new()
         .delete(gw.url(&path))
