@@ -239,8 +239,11 @@ pub fn escaped(s: &str) -> String {
 }
 
 /// Log lines a peer can cause at will. Each kind is logged at most `SAMPLE_FIRST`
-/// times per `SAMPLE_INTERVAL`; the rest are counted and summarised in one line
-/// when the kind next occurs after the interval.
+/// times per `SAMPLE_INTERVAL` per source (an address, a connection, a key: see
+/// [`sampled_by`]), so one flooding source cannot hide everyone else's lines of
+/// that kind; the rest are counted and summarised in one line when the source's
+/// kind next occurs after the interval. At most `MAX_SOURCES` sources are tracked
+/// at once; past them, new sources share their kind's one bucket.
 #[derive(Debug, Clone, Copy)]
 pub enum Noisy {
     UndecodablePdu,
@@ -280,6 +283,7 @@ impl Noisy {
 
 const SAMPLE_FIRST: u32 = 10;
 const SAMPLE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+const MAX_SOURCES: usize = 512;
 
 #[derive(Clone, Copy)]
 struct Bucket {
@@ -288,43 +292,94 @@ struct Bucket {
     suppressed: u64,
 }
 
-static BUCKETS: std::sync::Mutex<[Bucket; Noisy::ALL]> = std::sync::Mutex::new(
-    [Bucket {
+impl Bucket {
+    const NEW: Bucket = Bucket {
         since: None,
         logged: 0,
         suppressed: 0,
-    }; Noisy::ALL],
-);
+    };
 
-/// Runs `log` unless this kind of line was logged `SAMPLE_FIRST` times already in
-/// the current interval.
-pub fn sampled(kind: Noisy, log: impl FnOnce()) {
-    let now = std::time::Instant::now();
-    let (emit, summary) = {
-        let mut buckets = BUCKETS.lock().unwrap_or_else(|p| p.into_inner());
-        let b = &mut buckets[kind as usize];
+    /// Counts one line at `now`: whether to emit it, and the suppressed count of
+    /// the interval that just ended, if any.
+    fn take(&mut self, now: std::time::Instant) -> (bool, Option<u64>) {
         let mut summary = None;
-        if b.since
+        if self
+            .since
             .is_none_or(|t| now.duration_since(t) >= SAMPLE_INTERVAL)
         {
-            summary = (b.suppressed > 0).then_some(b.suppressed);
-            *b = Bucket {
+            summary = (self.suppressed > 0).then_some(self.suppressed);
+            *self = Bucket {
                 since: Some(now),
-                logged: 0,
-                suppressed: 0,
+                ..Bucket::NEW
             };
         }
-        let emit = b.logged < SAMPLE_FIRST;
+        let emit = self.logged < SAMPLE_FIRST;
         if emit {
-            b.logged += 1;
+            self.logged += 1;
         } else {
-            b.suppressed += 1;
+            self.suppressed += 1;
         }
         (emit, summary)
+    }
+
+    fn ended(&self, now: std::time::Instant) -> bool {
+        self.since
+            .is_none_or(|t| now.duration_since(t) >= SAMPLE_INTERVAL)
+    }
+}
+
+struct Buckets {
+    /// Per kind, for lines without a source and sources past `MAX_SOURCES`.
+    shared: [Bucket; Noisy::ALL],
+    by_source: Option<std::collections::HashMap<(usize, String), Bucket>>,
+}
+
+static BUCKETS: std::sync::Mutex<Buckets> = std::sync::Mutex::new(Buckets {
+    shared: [Bucket::NEW; Noisy::ALL],
+    by_source: None,
+});
+
+/// Runs `log` unless this kind of line was logged `SAMPLE_FIRST` times already in
+/// the current interval (for lines with no source to tell apart).
+pub fn sampled(kind: Noisy, log: impl FnOnce()) {
+    sampled_by(kind, "", log)
+}
+
+/// Runs `log` unless this kind of line from `source` was logged `SAMPLE_FIRST`
+/// times already in the current interval.
+pub fn sampled_by(kind: Noisy, source: &str, log: impl FnOnce()) {
+    let now = std::time::Instant::now();
+    let mut summaries: Vec<(String, u64)> = Vec::new();
+    let emit = {
+        let mut buckets = BUCKETS.lock().unwrap_or_else(|p| p.into_inner());
+        let Buckets { shared, by_source } = &mut *buckets;
+        let map = by_source.get_or_insert_with(std::collections::HashMap::new);
+        let key = (kind as usize, source.to_owned());
+        if !source.is_empty() && map.len() >= MAX_SOURCES && !map.contains_key(&key) {
+            map.retain(|(k, s), b| {
+                let keep = !b.ended(now);
+                if !keep && b.suppressed > 0 && *k == kind as usize {
+                    summaries.push((s.clone(), b.suppressed));
+                }
+                keep
+            });
+        }
+        let own = !source.is_empty() && (map.contains_key(&key) || map.len() < MAX_SOURCES);
+        let bucket = if own {
+            map.entry(key).or_insert(Bucket::NEW)
+        } else {
+            &mut shared[kind as usize]
+        };
+        let (emit, summary) = bucket.take(now);
+        if let Some(n) = summary {
+            summaries.push((source.to_owned(), n));
+        }
+        emit
     };
-    if let Some(suppressed) = summary {
+    for (source, suppressed) in summaries {
         tracing::warn!(
             kind = kind.as_str(),
+            source = %escaped(&source),
             suppressed,
             "similar log lines suppressed in the last interval"
         );

@@ -168,12 +168,16 @@ impl Verify {
         }
         if let (Some(refused), true) = (budget, withheld.load(Ordering::Relaxed)) {
             metrics::counter!("otpgw_lock_budget_refusals_total").increment(1);
-            crate::telemetry::sampled(crate::telemetry::Noisy::LockBudget, || {
-                tracing::warn!(
+            crate::telemetry::sampled_by(
+                crate::telemetry::Noisy::LockBudget,
+                &key.id.to_string(),
+                || {
+                    tracing::warn!(
                     api_key_id = key.id,
                     "an API key past limits.locks_per_key sent a wrong code: not counted, refused"
                 )
-            });
+                },
+            );
             return Err(CoreError::LockBudgetExceeded {
                 retry_after: refused.retry_after,
             });

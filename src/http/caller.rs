@@ -65,8 +65,9 @@ fn without_key(parts: &Parts, state: &AppState) -> ApiError {
         return ApiError::unauthorized();
     };
     metrics::counter!("otpgw_http_bad_keys_refused_total").increment(1);
-    crate::telemetry::sampled(
+    crate::telemetry::sampled_by(
         crate::telemetry::Noisy::BadKeysOverBudget,
+        &ip.to_string(),
         || tracing::warn!(peer = %ip, "requests without a valid API key over http.bad_keys_per_ip: answered 429"),
     );
     ApiError::limited(crate::core::Refused {

@@ -126,6 +126,12 @@ async fn request_span(
     use tracing::Instrument;
     let id = format!("{:016x}", rand::random::<u64>());
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    // Noisy lines are sampled per address, so one prober hides nobody else's.
+    let source = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
     let span = tracing::info_span!("http", request_id = %id, %method, %path);
     let started = std::time::Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
@@ -137,13 +143,13 @@ async fn request_span(
         "/healthz" | "/readyz" | "/metrics" => tracing::debug!(status, ms, "request"),
         // Anyone can send bad keys as fast as they like: sample those lines.
         _ if status == 401 || code == Some("too_many_bad_keys") => {
-            crate::telemetry::sampled(crate::telemetry::Noisy::BadApiKey, || {
+            crate::telemetry::sampled_by(crate::telemetry::Noisy::BadApiKey, &source, || {
                 tracing::info!(status, ms, "request")
             })
         }
         // So can scanners probing paths and methods, before any key is checked.
         _ if status == 404 || status == 405 => {
-            crate::telemetry::sampled(crate::telemetry::Noisy::UnknownRoute, || {
+            crate::telemetry::sampled_by(crate::telemetry::Noisy::UnknownRoute, &source, || {
                 tracing::info!(status, ms, "request")
             })
         }
@@ -151,7 +157,7 @@ async fn request_span(
         // the redirects and refusals a visitor without a session gets): an outsider
         // wrote 95 MB of these in 5 s. A signed-in clerk's pages are logged in full.
         _ if anonymous_console(&path, status) => {
-            crate::telemetry::sampled(crate::telemetry::Noisy::ConsoleVisitor, || {
+            crate::telemetry::sampled_by(crate::telemetry::Noisy::ConsoleVisitor, &source, || {
                 tracing::info!(status, ms, "request")
             })
         }

@@ -87,8 +87,9 @@ pub async fn run(
                 let reason = refusal.as_str();
                 metrics::counter!("otpgw_http_connections_refused_total", "reason" => reason)
                     .increment(1);
-                crate::telemetry::sampled(
+                crate::telemetry::sampled_by(
                     crate::telemetry::Noisy::HttpOverCap,
+                    &peer.ip().to_string(),
                     || tracing::warn!(peer = %peer.ip(), reason, "http connection refused at the caps"),
                 );
                 continue;

@@ -177,7 +177,7 @@ impl Pipeline {
             if !self.serves_sender(*index, &message.source) {
                 metrics::counter!("otpgw_mo_foreign_numbers_total", "connection" => name.clone())
                     .increment(1);
-                crate::telemetry::sampled(crate::telemetry::Noisy::ForeignNumber, || {
+                crate::telemetry::sampled_by(crate::telemetry::Noisy::ForeignNumber, name, || {
                     tracing::warn!(connection = %name, "a message from a number this operator connection's routes do not serve: refused, no code");
                 });
                 return Some(refuse(id, CommandStatus::EsmeRinvsrcadr, seq));

@@ -47,9 +47,13 @@ pub(super) async fn bind_phase(conn: &mut Conn, ctx: &Context, addr: SocketAddr)
                 // password cannot be guessed at the speed of the link.
                 ctx.guard.bind_failed(addr.ip());
                 metrics::counter!("otpgw_smpp_bind_failures_total").increment(1);
-                crate::telemetry::sampled(crate::telemetry::Noisy::BindRefused, || {
-                    tracing::warn!(system_id = %crate::telemetry::escaped(bind.system_id), status = ?status, "bind refused: closing");
-                });
+                crate::telemetry::sampled_by(
+                    crate::telemetry::Noisy::BindRefused,
+                    &addr.ip().to_string(),
+                    || {
+                        tracing::warn!(system_id = %crate::telemetry::escaped(bind.system_id), status = ?status, "bind refused: closing");
+                    },
+                );
             }
             let sent = send(
                 conn,

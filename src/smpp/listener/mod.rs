@@ -92,7 +92,7 @@ impl Server {
                             Ok(ticket) => ticket,
                             Err(refusal) => {
                                 metrics::counter!("otpgw_smpp_connections_refused_total", "reason" => refusal.as_str()).increment(1);
-                                crate::telemetry::sampled(crate::telemetry::Noisy::SmppConnectionRefused, || {
+                                crate::telemetry::sampled_by(crate::telemetry::Noisy::SmppConnectionRefused, &addr.ip().to_string(), || {
                                     tracing::warn!(peer_addr = %addr, reason = refusal.as_str(), "smpp connection refused");
                                 });
                                 continue;

@@ -89,6 +89,17 @@ fn unknown_paths_and_methods_are_logged_sampled() {
     });
     let lines = count();
     assert!((1..=20).contains(&lines), "{lines} lines for 300 probes");
+    // Sampled per address: the flood does not hide another address's probe.
+    let elsewhere = reqwest::blocking::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let probe = elsewhere
+        .get(gw.url("/probe-from-elsewhere"))
+        .send()
+        .unwrap();
+    assert_eq!(probe.status().as_u16(), 404);
+    gw.wait_for_log("/probe-from-elsewhere");
 }
 
 /// The console's public side (sign-in page, redirects of a visitor without a
