@@ -40,6 +40,9 @@ const PEER_CAPACITY: usize = 10_000;
 const PEER_HIGH_WATER: usize = PEER_CAPACITY * 8 / 10;
 /// Messages waiting on all routes together; past this, pushes are refused (HTTP
 /// 503) and replies dropped (counted), so a dead route cannot eat the memory.
+/// One route holds at most its share (`ROUTE_CAPACITY` over the configured
+/// routes), so an operator that stops taking its messages, or a hostile SMSC
+/// making replies for its own route, cannot fill the room of the others.
 const ROUTE_CAPACITY: usize = 50_000;
 
 /// Where a message waits.
@@ -164,6 +167,8 @@ struct State {
 struct Inner {
     state: Mutex<State>,
     routes: Routes,
+    /// What one route may hold (`ROUTE_CAPACITY` shared by the routes).
+    route_share: usize,
     /// The core's clock: codes' expiries and claims' leases are in its time.
     clock: Arc<dyn Clock>,
     next_taker: AtomicU64,
@@ -180,6 +185,7 @@ impl Replies {
         Self {
             inner: Arc::new(Inner {
                 state: Mutex::new(State::default()),
+                route_share: ROUTE_CAPACITY / routes.all().len().max(1),
                 routes,
                 clock,
                 next_taker: AtomicU64::new(1),
@@ -216,7 +222,8 @@ impl Replies {
         let is_route = matches!(target, Target::Route(_));
         let slot = state.slots.entry(target).or_default();
         let refusal = if is_route {
-            (on_routes >= ROUTE_CAPACITY).then_some(Refusal::Full)
+            (on_routes >= ROUTE_CAPACITY || slot.len() >= self.inner.route_share)
+                .then_some(Refusal::Full)
         } else if slot.len() >= PEER_CAPACITY {
             Some(Refusal::Full)
         } else if slot.len() >= PEER_HIGH_WATER && msg.code_id.is_none() {

@@ -13,6 +13,17 @@ pub struct Routes {
 }
 
 impl Routes {
+    /// Routes of connections given only by their prefixes (priority 0), for tests.
+    #[cfg(test)]
+    pub fn of(prefixes: &[&[&str]]) -> Self {
+        Self {
+            connections: prefixes
+                .iter()
+                .map(|p| (p.iter().map(|s| s.to_string()).collect(), 0))
+                .collect(),
+        }
+    }
+
     pub fn new(connections: &[ConnectionSettings]) -> Self {
         Self {
             connections: connections

@@ -247,6 +247,23 @@ async fn all_routes_together_are_capped() {
     assert_eq!(r.push(a, code("y"), None), Err(Refusal::Full));
 }
 
+/// One route holds at most its share of ROUTE_CAPACITY: a route whose messages
+/// nobody takes (or a hostile SMSC's own) leaves the other routes their room.
+#[tokio::test(start_paused = true)]
+async fn one_route_cannot_take_the_room_of_the_others() {
+    let r = Replies::new(
+        Routes::of(&[&["98912"], &["98935"]]),
+        Arc::new(crate::core::SystemClock),
+    );
+    let (a, b) = (route("98912"), route("98935"));
+    for i in 0..ROUTE_CAPACITY / 2 {
+        r.push(a.clone(), code(&format!("m{i}")), None)
+            .expect("within its share");
+    }
+    assert_eq!(r.push(a.clone(), code("x"), None), Err(Refusal::Full));
+    assert_eq!(r.push(b, code("y"), None), Ok(()), "the other route's room");
+}
+
 /// The sweep drops what can no longer be delivered in time (at its deadline
 /// exactly) and hands it back, keeps the rest in order, frees the routes' room
 /// and forgets targets nobody takes from once they are empty.
