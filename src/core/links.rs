@@ -86,6 +86,9 @@ pub trait Links: Send + Sync {
     fn connections(&self) -> Vec<ConnectionStatus>;
     /// Routes with no bound connection that can send ("" = the default route).
     fn routes_down(&self) -> Vec<String>;
+    /// Each configured route ("" = the default route) and the messages waiting on
+    /// it (lanes included).
+    fn route_queues(&self) -> Vec<(String, usize)>;
     /// Sessions bound to this node's SMPP listener.
     fn listener_sessions(&self) -> usize;
     /// Whether client mode runs (operator connections are configured).

@@ -1,5 +1,5 @@
 //! `GET /v1/connections`: each operator connection's state, since when, window in
-//! use, TPS and counters, for operations and `otpgw status`.
+//! use, TPS and counters, and each route's queue, for operations and `otpgw status`.
 
 use axum::extract::State;
 
@@ -14,6 +14,16 @@ pub struct ConnectionsView {
     connections: Vec<ConnectionView>,
     /// Routes with no bound connection ("" = the default route).
     routes_down: Vec<String>,
+    /// Each route and the messages waiting on it.
+    routes: Vec<RouteView>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct RouteView {
+    /// The route's prefix ("" = the default route).
+    route: String,
+    /// Messages waiting on the route, those in a connection's own lane included.
+    queued: usize,
 }
 
 /// The operator connections (role `admin`).
@@ -35,8 +45,15 @@ pub async fn list(
         .map(Into::into)
         .collect();
     let routes_down = state.links.routes_down();
+    let routes = state
+        .links
+        .route_queues()
+        .into_iter()
+        .map(|(route, queued)| RouteView { route, queued })
+        .collect();
     Ok(Json(ConnectionsView {
         connections,
         routes_down,
+        routes,
     }))
 }

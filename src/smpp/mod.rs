@@ -96,6 +96,13 @@ impl crate::core::links::Links for LinkBoard {
             .unwrap_or_default()
     }
 
+    fn route_queues(&self) -> Vec<(String, usize)> {
+        self.operators
+            .as_ref()
+            .map(client::Operators::route_queues)
+            .unwrap_or_default()
+    }
+
     fn listener_sessions(&self) -> usize {
         self.listener_sessions
             .load(std::sync::atomic::Ordering::Relaxed)

@@ -213,6 +213,12 @@ fn replies_survive_a_dropped_connection_none_lost() {
     let (_, conns) = gw.get(&admin, "/v1/connections");
     assert_ne!(conns["connections"][0]["state"], "bound", "{conns}");
     assert_eq!(conns["routes_down"], json!([""]));
+    // The route's queue holds the three codes waiting for it.
+    assert_eq!(
+        conns["routes"],
+        json!([{"route": "", "queued": 3}]),
+        "{conns}"
+    );
     assert_eq!(gw.get(&admin, "/readyz").0, 503);
     // ... and go out once it is back, each exactly once.
     smsc.cmd(json!({"cmd": "reopen_listener"}));

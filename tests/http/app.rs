@@ -61,6 +61,12 @@ impl Links for FakeLinks {
         self.routes_down.lock().unwrap().clone()
     }
 
+    /// Each route that is down, with two messages waiting on it.
+    fn route_queues(&self) -> Vec<(String, usize)> {
+        let down = self.routes_down.lock().unwrap();
+        down.iter().map(|r| (r.clone(), 2)).collect()
+    }
+
     fn listener_sessions(&self) -> usize {
         0
     }

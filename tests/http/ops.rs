@@ -119,7 +119,10 @@ async fn connections_show_what_the_links_report() {
     let admin = app.key(Role::Admin).await;
     let (status, body) = app.get("/v1/connections", Some(&admin)).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, json!({"connections": [], "routes_down": []}));
+    assert_eq!(
+        body,
+        json!({"connections": [], "routes_down": [], "routes": []})
+    );
 
     *app.links.connections.lock().unwrap() = vec![connection()];
     *app.links.routes_down.lock().unwrap() = vec![String::new()];
@@ -141,7 +144,8 @@ async fn connections_show_what_the_links_report() {
                 "submitted": 120, "throttled": 2, "failed": 1, "receipts": 100, "received": 30,
                 "unmatched_receipts": 4, "untracked": 5
             }],
-            "routes_down": [""]
+            "routes_down": [""],
+            "routes": [{"route": "", "queued": 2}]
         })
     );
     let verifier = app.key(Role::Verifier).await;

@@ -120,6 +120,20 @@ impl Operators {
             .collect()
     }
 
+    /// Each route and the messages waiting on it.
+    pub fn route_queues(&self) -> Vec<(String, usize)> {
+        let replies = &self.shared.replies;
+        replies
+            .routes()
+            .all()
+            .into_iter()
+            .map(|r| {
+                let waiting = replies.waiting(&Target::Route(r.clone()));
+                (r, waiting)
+            })
+            .collect()
+    }
+
     /// Routes with no bound connection that can send: `/readyz` is not ready then.
     pub fn routes_down(&self) -> Vec<String> {
         let replies = &self.shared.replies;
