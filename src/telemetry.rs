@@ -389,6 +389,18 @@ pub fn sampled_by(kind: Noisy, source: &str, log: impl FnOnce()) {
     }
 }
 
+/// The process's own figures in Prometheus' standard names (`process_cpu_seconds_total`,
+/// `process_resident_memory_bytes`, `process_open_fds`, `process_max_fds`,
+/// `process_threads`, `process_start_time_seconds`, …), read from /proc at each
+/// scrape by the `metrics-process` crate.
+static PROCESS: std::sync::LazyLock<metrics_process::Collector> =
+    std::sync::LazyLock::new(metrics_process::Collector::default);
+
+/// Reads the process figures now (before `/metrics` renders).
+pub fn collect_process_metrics() {
+    PROCESS.collect();
+}
+
 /// Installs the global Prometheus recorder; `None` if one is installed already.
 pub fn init_metrics() -> Option<PrometheusHandle> {
     let handle = PrometheusBuilder::new()
@@ -399,6 +411,7 @@ pub fn init_metrics() -> Option<PrometheusHandle> {
         .install_recorder()
         .ok()?;
     help::describe();
+    PROCESS.describe();
     Some(handle)
 }
 

@@ -62,6 +62,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let (size, idle) = state.readiness.pool_stats();
     metrics::gauge!("otpgw_db_pool_connections", "state" => "open").set(f64::from(size));
     metrics::gauge!("otpgw_db_pool_connections", "state" => "idle").set(idle as f64);
+    crate::telemetry::collect_process_metrics();
     let body = state
         .metrics
         .as_ref()

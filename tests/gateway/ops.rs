@@ -50,6 +50,11 @@ fn metrics_parse_and_move_when_traffic_flows() {
         ),
         1.0
     );
+    // The process's own figures, in Prometheus' standard names.
+    assert!(get(&after, "process_resident_memory_bytes") > 1_000_000.0);
+    assert!(get(&after, "process_open_fds") >= 3.0);
+    // (whole seconds: the crate counts CPU time in a u64 counter)
+    assert!(after.contains_key("process_cpu_seconds_total"), "{after:?}");
     // Every metric shown says what it means.
     let text = gw.metrics_text();
     let shown: std::collections::BTreeSet<&str> = text
