@@ -289,6 +289,9 @@ impl Settings {
             {
                 return bad(name, "response_timeout_ms must be 100 to 600000");
             }
+            if !(1..=86_400).contains(&c.receipt_wait_secs) {
+                return bad(name, "receipt_wait_secs must be 1 to 86400");
+            }
             if c.enquire_link_secs == 0 || c.connect_timeout_secs == 0 || c.max_backoff_secs == 0 {
                 return bad(name, "enquire_link_secs, connect_timeout_secs and max_backoff_secs must be at least 1");
             }

@@ -137,6 +137,11 @@ pub struct ConnectionSettings {
     /// Ask the SMSC for delivery receipts.
     #[serde(default = "default_true")]
     pub registered_delivery: bool,
+    /// A code submitted with a receipt asked for and none back within this is
+    /// counted in `otpgw_codes_without_receipt_total{connection}` (it stays
+    /// `submitted`).
+    #[serde(default = "default_receipt_wait_secs")]
+    pub receipt_wait_secs: u64,
     /// Long texts: `udh` (segments with a concatenation header) or `payload`
     /// (one submit_sm with message_payload).
     #[serde(default = "default_split")]
@@ -260,6 +265,10 @@ fn default_connect_timeout_secs() -> u64 {
 }
 fn default_max_backoff_secs() -> u64 {
     60
+}
+
+fn default_receipt_wait_secs() -> u64 {
+    600
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

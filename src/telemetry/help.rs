@@ -59,6 +59,11 @@ const METRICS: &[(&str, Kind, &str)] = &[
         "ePINs compared with a card's hash (Argon2id): only for active cards.",
     ),
     (
+        "otpgw_codes_without_receipt_total",
+        Counter,
+        "Codes an operator connection submitted with a receipt asked for and no receipt back within its receipt_wait_secs.",
+    ),
+    (
         "otpgw_challenges_issued_total",
         Counter,
         "OCRA challenges issued for payments (POST /v1/challenge).",

@@ -412,6 +412,27 @@ fn pushed_until(
     (gw, admin, record)
 }
 
+/// A code submitted with a receipt asked for and none back within the
+/// connection's `receipt_wait_secs` is counted (it stays `submitted`); one whose
+/// receipt comes is not.
+#[test]
+fn a_code_without_a_receipt_in_time_is_counted() {
+    let smsc = Smsc::start(&[]);
+    let (gw, _, _) = pushed_until(
+        &smsc,
+        "receipt_wait_secs = 1",
+        "989121110612",
+        json!({}),
+        "submitted",
+    );
+    let counted = || gw.counter("otpgw_codes_without_receipt_total{connection=\"mci\"}");
+    crate::wait::wait_for("the code counted", Duration::from_secs(10), || {
+        counted() == 1.0
+    });
+    gw.wait_for_log("no receipt back within receipt_wait_secs");
+    assert_eq!(counted(), 1.0, "counted once");
+}
+
 #[test]
 fn an_empty_message_id_is_not_tracked_and_a_receipt_naming_nothing_is_counted() {
     let smsc = Smsc::start(&[]);

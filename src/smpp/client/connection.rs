@@ -2,7 +2,7 @@
 //! transmitter and a receiver): its settings, each session's state for operations,
 //! the counters, the TPS pacing, and the receipts that beat their submit_sm_resp.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,6 +19,9 @@ use otpgw_rules::vocab::Delivery;
 /// Receipts that beat their submit_sm_resp, per connection, and how long we wait.
 const HELD_RECEIPTS_MAX: usize = 10_000;
 const HELD_RECEIPT_TTL: Duration = Duration::from_secs(30);
+/// Codes waiting for their receipt, per connection; past this, new ones are not
+/// watched (nothing else changes for them).
+const AWAITING_MAX: usize = 100_000;
 /// Receipts being recorded at once, per connection. A session that has this many in
 /// flight answers the next deliver_sm only when one is done, so it stops reading
 /// its socket: the SMSC's window and TCP hold the rest of a flood, not our memory
@@ -47,6 +50,8 @@ pub(crate) struct Connection {
     evicted: AtomicUsize,
     /// Places for receipts being recorded (`RECEIPTS_IN_FLIGHT`).
     pub receipt_places: Arc<Semaphore>,
+    /// Codes submitted with a receipt asked for, and when, until it comes.
+    awaiting: Mutex<HashMap<i64, Instant>>,
 }
 
 impl Connection {
@@ -84,6 +89,7 @@ impl Connection {
             held: Mutex::new(VecDeque::new()),
             evicted: AtomicUsize::new(0),
             receipt_places: Arc::new(Semaphore::new(RECEIPTS_IN_FLIGHT)),
+            awaiting: Mutex::new(HashMap::new()),
         }
     }
 
@@ -166,6 +172,45 @@ impl Connection {
                 "receipts that match no message of this connection: dropped");
         }
         dropped
+    }
+
+    /// Watches a code submitted with a receipt asked for.
+    pub(super) fn awaiting_receipt(&self, code_id: i64) {
+        if !self.settings.registered_delivery {
+            return;
+        }
+        let mut awaiting = self.awaiting.lock().unwrap_or_else(|p| p.into_inner());
+        if awaiting.len() < AWAITING_MAX {
+            awaiting.insert(code_id, Instant::now());
+        }
+    }
+
+    /// A receipt for this code came back.
+    pub(super) fn receipt_came(&self, code_id: i64) {
+        self.awaiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&code_id);
+    }
+
+    /// Counts and forgets the codes whose receipt did not come within
+    /// `receipt_wait_secs`: an SMSC that drops messages, or sends no receipts,
+    /// shows in `otpgw_codes_without_receipt_total{connection}` and the log.
+    pub(super) fn forget_unanswered(&self) -> usize {
+        let wait = Duration::from_secs(self.settings.receipt_wait_secs);
+        let lapsed = {
+            let mut awaiting = self.awaiting.lock().unwrap_or_else(|p| p.into_inner());
+            let before = awaiting.len();
+            awaiting.retain(|_, at| at.elapsed() < wait);
+            before - awaiting.len()
+        };
+        if lapsed > 0 {
+            metrics::counter!("otpgw_codes_without_receipt_total", "connection" => self.settings.name.clone())
+                .increment(lapsed as u64);
+            tracing::warn!(connection = %self.settings.name, codes = lapsed, wait_secs = self.settings.receipt_wait_secs,
+                "codes submitted with no receipt back within receipt_wait_secs");
+        }
+        lapsed
     }
 
     /// Counts receipts that matched no message of this connection.

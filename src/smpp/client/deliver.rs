@@ -78,14 +78,15 @@ impl Session {
                     .receipt(conn.name(), &info.message_id, delivery, form)
                     .await
                 {
-                    Ok(Some(_)) => {}
+                    Ok(Some(code_id)) => conn.receipt_came(code_id),
                     Ok(None) => {
                         conn.hold_receipt(info.message_id.clone(), delivery);
-                        if let Ok(Some(_)) = recorder
+                        if let Ok(Some(code_id)) = recorder
                             .receipt(conn.name(), &info.message_id, delivery, form)
                             .await
                         {
                             conn.take_held(&info.message_id);
+                            conn.receipt_came(code_id);
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "could not record a receipt"),

@@ -103,6 +103,7 @@ impl Operators {
                 _ = tick.tick() => {
                     for c in &self.shared.connections {
                         c.forget_old_receipts();
+                        c.forget_unanswered();
                     }
                     self.shared.pipeline.sweep();
                 }

@@ -404,6 +404,7 @@ impl Session {
                 } else if let (Some(code_id), Some(message_id)) = (code_id, message_id) {
                     let conn = self.conn.clone();
                     let form = conn.settings.receipt_id.form();
+                    conn.awaiting_receipt(code_id);
                     // Off the loop: a slow database must not stall the link.
                     self.handling
                         .tasks
@@ -414,8 +415,12 @@ impl Session {
                                 tracing::warn!(error = %e, "could not record delivery state");
                             }
                             for (id, state) in conn.take_held(&message_id) {
-                                if let Err(e) = delivery.receipt(&name, &id, state, form).await {
-                                    tracing::warn!(error = %e, "could not record a receipt");
+                                match delivery.receipt(&name, &id, state, form).await {
+                                    Ok(Some(code_id)) => conn.receipt_came(code_id),
+                                    Ok(None) => {}
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "could not record a receipt")
+                                    }
                                 }
                             }
                         }));
