@@ -135,6 +135,16 @@ enum CardCommand {
     Suspend(CardRef),
     /// Print a card's audit trail as JSON.
     Events(CardRef),
+    /// Move a card to another phone number (voids its live code; the CLI sends no
+    /// notices: change numbers over HTTP from a gateway with client mode for them).
+    Phone {
+        #[command(flatten)]
+        card: CardRef,
+        #[arg(long)]
+        msisdn: String,
+        #[arg(long)]
+        reason: String,
+    },
     /// Set or clear a card's ePIN (the second factor the bank sets).
     #[command(subcommand)]
     Epin(EpinCommand),
@@ -549,6 +559,15 @@ async fn card(cmd: CardCommand, settings: Settings) -> Result<()> {
         CardCommand::Show(r) => serde_json::to_value(CardView::from(resolve(r).await?))?,
         CardCommand::Reactivate(r) => change_status(r, StatusChange::Reactivate).await?,
         CardCommand::Suspend(r) => change_status(r, StatusChange::Suspend).await?,
+        CardCommand::Phone {
+            card,
+            msisdn,
+            reason,
+        } => {
+            let id = resolve(card).await?.id;
+            let changed = core.backoffice.change_phone(id, &msisdn, &reason, "cli");
+            serde_json::to_value(CardView::from(changed.await?.card))?
+        }
         CardCommand::Events(r) => {
             let id = resolve(r).await?.id;
             list_json::<EventView, _>(core.backoffice.events(id).await?)?

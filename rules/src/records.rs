@@ -27,6 +27,8 @@ pub struct Card {
     pub epin_hash: Option<String>,
     /// HMAC of the last 6 digits (two cards of one phone may share the last 4).
     pub last6_hash: String,
+    /// When the phone number last changed (epoch ms), if it ever did.
+    pub phone_changed_at: Option<i64>,
 }
 
 impl Card {

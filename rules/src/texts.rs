@@ -24,10 +24,15 @@ pub enum ReplyKind {
     /// The second part of a token's activation code (the first is on the ATM
     /// receipt or the bank's screen).
     TokenActivation,
+    /// To the old number after a phone change: the customer learns of a
+    /// fraudulent change.
+    PhoneChangedOld,
+    /// To the new number after a phone change.
+    PhoneChangedNew,
 }
 
 impl ReplyKind {
-    pub const ALL: [ReplyKind; 12] = [
+    pub const ALL: [ReplyKind; 14] = [
         Self::Code,
         Self::NotEnrolled,
         Self::NoSuchCard,
@@ -40,6 +45,8 @@ impl ReplyKind {
         Self::NotActivated,
         Self::Activation,
         Self::TokenActivation,
+        Self::PhoneChangedOld,
+        Self::PhoneChangedNew,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +63,8 @@ impl ReplyKind {
             Self::NotActivated => "not_activated",
             Self::Activation => "activation",
             Self::TokenActivation => "token_activation",
+            Self::PhoneChangedOld => "phone_changed_old",
+            Self::PhoneChangedNew => "phone_changed_new",
         }
     }
 }
@@ -182,6 +191,18 @@ fn template(kind: ReplyKind, lang: Language) -> &'static str {
         }
         (TokenActivation, Fa) => {
             "بخش ۲ کد فعال‌سازی رمزساز کارت {digits}: {code}\nپس از بخش ۱ (از بانک) در برنامه وارد کنید. اعتبار: {hours} ساعت. به کسی نگویید."
+        }
+        (PhoneChangedOld, En) => {
+            "The phone number for dynamic passwords of card {digits} was changed. If you did not ask for this, call your bank now."
+        }
+        (PhoneChangedOld, Fa) => {
+            "شماره همراه رمز پویای کارت {digits} تغییر کرد. اگر شما درخواست نکرده‌اید، فوراً با بانک تماس بگیرید."
+        }
+        (PhoneChangedNew, En) => {
+            "This number now receives dynamic passwords for card {digits}. If you did not ask for this, call your bank."
+        }
+        (PhoneChangedNew, Fa) => {
+            "رمز پویای کارت {digits} از این پس به این شماره فرستاده می‌شود. اگر شما درخواست نکرده‌اید، با بانک تماس بگیرید."
         }
     }
 }

@@ -212,6 +212,10 @@ pub fn render_answer(kind: ReplyKind, lang: Language, p: &Params<'_>) -> String 
                 format!("Too many requests. Try again in {} seconds.", p.retry_secs)
             }
             ReplyKind::Help | ReplyKind::Unrecognised => render(Screen::Help, lang, p.short_code),
+            // Sent unasked by SMS, never a USSD answer; listed so every kind has one.
+            ReplyKind::PhoneChangedOld | ReplyKind::PhoneChangedNew => {
+                format!("The phone number of card {} was changed.", p.digits)
+            }
             // Never a USSD answer; listed so every kind has a screen.
             ReplyKind::NotActivated | ReplyKind::Activation | ReplyKind::TokenActivation => {
                 format!(
@@ -239,6 +243,9 @@ pub fn render_answer(kind: ReplyKind, lang: Language, p: &Params<'_>) -> String 
                 crate::vocab::to_persian_digits(&p.retry_secs.to_string())
             ),
             ReplyKind::Help | ReplyKind::Unrecognised => render(Screen::Help, lang, p.short_code),
+            ReplyKind::PhoneChangedOld | ReplyKind::PhoneChangedNew => {
+                format!("شماره همراه کارت {} تغییر کرد.", p.digits)
+            }
             ReplyKind::NotActivated | ReplyKind::Activation | ReplyKind::TokenActivation => {
                 format!(
                     "رمز پویای کارت {} هنوز فعال نشده است. کد فعال‌سازی را در بانک تأیید کنید.",

@@ -488,6 +488,35 @@ pub struct PolicySettings {
     /// push) and `"token"` (codes an enrolled app or hardware token makes). Both by
     /// default; a card with no active token simply has no token codes.
     pub accept: Vec<Factor>,
+    /// After a card's phone number changes: how long, and whether pushed codes to
+    /// the new number are refused meanwhile (409 `phone_recently_changed`, so the
+    /// switch falls back to another factor). The customer's own SMS request works.
+    pub after_phone_change: AfterPhoneChange,
+}
+
+/// `[policy] after_phone_change = { hold_secs = 86400, pushed = "refuse" }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AfterPhoneChange {
+    pub hold_secs: u64,
+    pub pushed: PushedAfterChange,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PushedAfterChange {
+    Refuse,
+    Allow,
+}
+
+impl AfterPhoneChange {
+    /// Until when pushed codes are refused for a card whose number changed at
+    /// `changed_at`, if they are.
+    pub fn holds_until(&self, changed_at: Option<i64>, now: i64) -> Option<i64> {
+        let hold = i64::try_from(self.hold_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let until = changed_at?.saturating_add(hold);
+        (self.pushed == PushedAfterChange::Refuse && until > now).then_some(until)
+    }
 }
 
 /// A kind of code `/v1/verify` may accept (`[policy] accept`).
@@ -570,6 +599,10 @@ impl Default for PolicySettings {
             activation_max_failures: 5,
             cap_currency: "IRR".into(),
             accept: vec![Factor::Sms, Factor::Token],
+            after_phone_change: AfterPhoneChange {
+                hold_secs: 86_400,
+                pushed: PushedAfterChange::Refuse,
+            },
         }
     }
 }

@@ -18,7 +18,7 @@ use super::{Clock, CoreError};
 /// How much history the card view shows.
 const RECENT: i64 = 20;
 /// Reasons are for people; a longer text is cut.
-const MAX_REASON_CHARS: usize = 500;
+pub(super) const MAX_REASON_CHARS: usize = 500;
 /// How many events of a card the JSON API lists.
 const MAX_EVENTS: i64 = 1000;
 
@@ -56,6 +56,8 @@ pub(super) struct Inner {
     pub audit: Arc<dyn AuditStore>,
     pub keys: Keys,
     pub country_code: String,
+    /// The way out for the notices of a phone change.
+    pub handout: Arc<super::handout::HandOut>,
     pub clock: Arc<dyn Clock>,
 }
 

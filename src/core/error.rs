@@ -99,6 +99,9 @@ pub enum CoreError {
     /// `[policy] require_transaction`: the request must name the payment.
     #[error("no such payment challenge for this API key")]
     UnknownChallenge,
+    /// `[policy] after_phone_change`: pushed codes wait out the hold.
+    #[error("the card's phone number changed recently: pushed codes are held back until {until}")]
+    PhoneRecentlyChanged { until: i64 },
     #[error("this bank requires a transaction with every code and verification")]
     TransactionRequired,
     #[error("{0}")]

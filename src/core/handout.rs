@@ -112,6 +112,44 @@ impl HandOut {
     /// An activation message to the card's phone through client mode's route for
     /// its number, and its audit event. Not in the reply outbox: it carries no code
     /// record, and the code it carries is already committed.
+    /// A notice sent unasked to `to` about `card` (after a phone change): queued
+    /// on the number's route until `deliver_by`, or `no_route` without one.
+    pub(super) fn notice(
+        &self,
+        to: &str,
+        kind: ReplyKind,
+        card: &Card,
+        deliver_by: i64,
+    ) -> ActivationState {
+        let Some((outbound, route)) = self
+            .outbound()
+            .and_then(|o| o.route_for(to).map(|r| (o, r)))
+        else {
+            return ActivationState::NoRoute;
+        };
+        let text = texts::render(
+            kind,
+            self.language,
+            &texts::Params {
+                digits: &card.last4,
+                ..texts::Params::default()
+            },
+        );
+        let queued = outbound.send(Push {
+            to: to.to_owned(),
+            text,
+            code_id: None,
+            route,
+            expires_at: deliver_by,
+            send_before: None,
+        });
+        if queued {
+            ActivationState::Sent
+        } else {
+            ActivationState::QueueFull
+        }
+    }
+
     pub(super) async fn activation(
         &self,
         card: &Card,

@@ -325,6 +325,10 @@ impl Issue {
         if card.status != CardStatus::Active {
             return Err(CoreError::CardNotActive(card.status));
         }
+        let hold = &inner.policy.after_phone_change;
+        if let Some(until) = hold.holds_until(card.phone_changed_at, inner.now()) {
+            return Err(CoreError::PhoneRecentlyChanged { until });
+        }
         let outbound = inner.handout.outbound().ok_or(CoreError::NoRoute)?;
         let route = outbound.route_for(&card.msisdn).ok_or(CoreError::NoRoute)?;
         inner.admission.push(key.id, card.id, &card.msisdn).await?;

@@ -11,7 +11,8 @@
 //!   `challenge` issues the OCRA challenges it checks payments against.
 //! * `enroll`     — cards, their activation and ePIN.
 //! * `tokens`     — customer tokens: enrollment, two-part activation, lifecycle.
-//! * `backoffice` — look-up, status changes, the audit trail, the console's views.
+//! * `backoffice` — look-up, status changes (and in `phone` phone changes), the
+//!   audit trail, the console's views.
 //! * `access`     — API keys and console sessions.
 //! * `admission`  — rate limits on this node and across the cluster.
 //! * `delivery`   — what became of the messages, and the replies outbox's claims.
@@ -33,6 +34,7 @@ mod handout;
 mod issue;
 pub mod links;
 mod outbox;
+mod phone;
 pub mod ports;
 mod tokens;
 mod ussd;
@@ -58,6 +60,7 @@ pub use error::{Conflict, CoreError, DomainError, Existing, Missing, TokenError}
 pub use handout::{ActivationNotice, ActivationState, Outbound, Push};
 pub use issue::{Issue, Pushed};
 pub use outbox::{peer_target, route_target, ClaimedReply, Dispatch, ReplyPath};
+pub use phone::PhoneChanged;
 pub use ports::Ports;
 pub use tokens::{ActivatedToken, ActivatedTokenOutcome, EnrolledToken, TokenRequest, Tokens};
 pub use ussd::UssdReply;
@@ -258,6 +261,7 @@ impl Core {
             audit: ports.audit.clone(),
             keys,
             country_code: country_code.clone(),
+            handout: handout.clone(),
             clock: clock.clone(),
         }));
         let access = Access(Arc::new(access::Inner {

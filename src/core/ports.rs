@@ -54,6 +54,10 @@ pub trait CardStore: Send + Sync {
     ) -> Result<Card>;
     /// Checks a pending card's activation code (its HMAC), counting wrong ones.
     async fn activate(&self, attempt: CodeAttempt<'_>) -> Result<Activation>;
+    /// Moves a card to another phone number: its live code is voided, the change
+    /// time recorded and the change audited with both numbers and the reason.
+    /// Returns the card after and its number before.
+    async fn change_phone(&self, change: &Change<'_, &str>) -> Result<(Card, String)>;
 }
 
 #[async_trait]

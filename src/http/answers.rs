@@ -108,6 +108,10 @@ errors! {
         ("429", "too many codes for this card, or `too_many_bad_keys`; see Retry-After"),
         ("503", "the outgoing queue is full; see Retry-After"),
     ];
+    /// `POST /v1/cards/{id}/phone`.
+    PhoneErrors = CardErrors + [
+        ("400", "`invalid_msisdn`, or `reason_required`"),
+    ];
     /// `POST /v1/cards`.
     EnrollErrors = CardErrors + [("409", "already enrolled")];
     /// `POST /v1/cards/{id}/activate`.

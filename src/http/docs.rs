@@ -19,6 +19,7 @@ use super::{admin, apikeys, codes, connections, ops, tokens, ussd, verify};
         admin::lookup,
         admin::reactivate,
         admin::suspend,
+        super::phone::change_phone,
         admin::events,
         admin::set_epin,
         admin::clear_epin,

@@ -181,6 +181,11 @@ impl From<CoreError> for ApiError {
                 "wrong_status",
                 format!("the card is {}; this change does not apply", status.as_str()),
             ),
+            CoreError::PhoneRecentlyChanged { until } => Self::new(
+                StatusCode::CONFLICT,
+                "phone_recently_changed",
+                format!("the card's phone number changed recently; pushed codes are held back until {until} (epoch ms): use another factor"),
+            ),
             CoreError::UnknownChallenge => Self::bad_request(
                 "unknown_challenge",
                 "no such challenge_id for this API key",

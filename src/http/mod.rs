@@ -31,6 +31,7 @@ mod error;
 mod fields;
 mod ops;
 mod paths;
+mod phone;
 mod places;
 pub mod server;
 mod state;
@@ -66,6 +67,7 @@ pub fn router(state: AppState, request_timeout: Duration, console: bool) -> Rout
         .route("/v1/cards/{id}", get(admin::show))
         .route("/v1/cards/{id}/reactivate", post(admin::reactivate))
         .route("/v1/cards/{id}/suspend", post(admin::suspend))
+        .route("/v1/cards/{id}/phone", post(phone::change_phone))
         .route("/v1/cards/{id}/events", get(admin::events))
         .route("/v1/cards/{id}/activate", post(admin::activate))
         .route("/v1/cards/{id}/activation", post(admin::resend_activation))

@@ -104,6 +104,8 @@ copied_view! {
         pub locked_until: Option<i64>,
         /// The bank set an ePIN for this card: verify must carry it.
         pub has_epin: bool,
+        /// When the phone number last changed (epoch ms); null if it never did.
+        pub phone_changed_at: Option<i64>,
     }
 }
 

@@ -224,6 +224,37 @@ impl CardStore for Store {
         .await
     }
 
+    async fn change_phone(&self, change: &Change<'_, &str>) -> Result<(Card, String), DomainError> {
+        let (id, now, msisdn) = (change.id, change.now, change.to.to_owned());
+        let (actor, reason) = (change.actor.to_owned(), change.reason.map(str::to_owned));
+        port(async move {
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    let before = lock_card(conn, id, "msisdn").await?;
+                    let old: String = before.try_get("msisdn")?;
+                    let row = sqlx::query(&format!(
+                        "UPDATE cards SET msisdn = $2, phone_changed_at = $3, updated_at = $3 WHERE id = $1 RETURNING {CARD_COLUMNS}"
+                    ))
+                    .bind(id)
+                    .bind(&msisdn)
+                    .bind(now)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    // A code sent to the old number must not approve anything now.
+                    sqlx::query("UPDATE codes SET state = 'failed' WHERE card_id = $1 AND state = 'live'")
+                        .bind(id)
+                        .execute(&mut *conn)
+                        .await?;
+                    let detail = serde_json::json!({"old_msisdn": old, "new_msisdn": msisdn, "reason": reason});
+                    insert_event(conn, Some(id), "phone_changed", &actor, detail, now).await?;
+                    Ok((card_from_row(&row)?, old))
+                })
+            })
+            .await
+        })
+        .await
+    }
+
     /// Replaces a pending card's activation code (the bank's retry: the first one
     /// could not be sent, or expired), resetting its wrong attempts.
     async fn renew_activation(

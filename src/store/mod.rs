@@ -87,7 +87,7 @@ static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/s
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 const CARD_COLUMNS: &str =
-    "id, pan_hash, last4, last6_hash, msisdn, status, failures, created_at, updated_at, locked_until, epin_hash";
+    "id, pan_hash, last4, last6_hash, msisdn, status, failures, created_at, updated_at, locked_until, epin_hash, phone_changed_at";
 
 /// A statement with its arguments bound.
 type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
@@ -422,7 +422,7 @@ fn card_from_row(row: &sqlx::any::AnyRow) -> Result<Card, StoreError> {
     let epin_hash: Option<String> = row.try_get("epin_hash")?;
     let status = parse_status(&row.try_get::<String, _>("status")?)?;
     Ok(record!(row => Card {
-        id, pan_hash, last4, last6_hash, msisdn, failures, created_at, updated_at, locked_until;
+        id, pan_hash, last4, last6_hash, msisdn, failures, created_at, updated_at, locked_until, phone_changed_at;
         status, has_epin: epin_hash.is_some(), epin_hash
     }))
 }

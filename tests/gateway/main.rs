@@ -25,6 +25,7 @@ mod nodes;
 mod operators;
 mod ops;
 mod ordering;
+mod phone;
 mod policy;
 mod smpp_session;
 mod sms;
