@@ -18,7 +18,21 @@ use super::{Clock, CoreError};
 /// How much history the card view shows.
 const RECENT: i64 = 20;
 /// Reasons are for people; a longer text is cut.
-pub(super) const MAX_REASON_CHARS: usize = 500;
+const MAX_REASON_CHARS: usize = 500;
+
+/// A reason as the audit keeps it: trimmed, cut to `MAX_REASON_CHARS`, anything
+/// shaped like a card number or a code masked (clerks paste things); an empty one
+/// is refused.
+pub(super) fn clean_reason(reason: &str) -> Result<String, CoreError> {
+    let reason: String = crate::telemetry::redact(reason.trim())
+        .chars()
+        .take(MAX_REASON_CHARS)
+        .collect();
+    if reason.is_empty() {
+        return Err(CoreError::ReasonRequired);
+    }
+    Ok(reason)
+}
 /// How many events of a card the JSON API lists.
 const MAX_EVENTS: i64 = 1000;
 
@@ -134,13 +148,7 @@ impl BackOffice {
         change: StatusChange,
         reason: &str,
     ) -> Result<Card, CoreError> {
-        let reason: String = crate::telemetry::redact(reason.trim())
-            .chars()
-            .take(MAX_REASON_CHARS)
-            .collect();
-        if reason.is_empty() {
-            return Err(CoreError::ReasonRequired);
-        }
+        let reason = clean_reason(reason)?;
         let allowed_from: &[CardStatus] = match (key.role, change) {
             (Role::Admin, _) => &[],
             (Role::Helpdesk, StatusChange::Reactivate) => &[CardStatus::Locked],

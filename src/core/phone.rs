@@ -7,7 +7,7 @@
 use otpgw_rules::records::Card;
 use otpgw_rules::texts::ReplyKind;
 
-use super::backoffice::{BackOffice, MAX_REASON_CHARS};
+use super::backoffice::{clean_reason, BackOffice};
 use super::handout::ActivationState;
 use super::ports::Change;
 use super::CoreError;
@@ -36,13 +36,7 @@ impl BackOffice {
     ) -> Result<PhoneChanged, CoreError> {
         let inner = &self.0;
         let msisdn = super::normalize_msisdn(raw, &inner.country_code)?;
-        let reason: String = crate::telemetry::redact(reason.trim())
-            .chars()
-            .take(MAX_REASON_CHARS)
-            .collect();
-        if reason.is_empty() {
-            return Err(CoreError::ReasonRequired);
-        }
+        let reason = clean_reason(reason)?;
         let now = inner.clock.now_ms();
         let change = Change {
             id,
