@@ -15,7 +15,9 @@ unknown_sender = { count = $unknown, per_secs = 1 }
 peer_tps = 0
 global_per_second = 0
 verify_per_key_per_second = 0
+push_per_key_per_second = 0
 guard_max_failures = $n
+locks_per_key = { count = $n, per_secs = 1 }
 TOML
 }
 

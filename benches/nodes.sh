@@ -25,6 +25,7 @@ system_id = "bench"
 password = "bench"
 [http]
 listen = "127.0.0.1:2809$i"
+max_connections_per_ip = 1000
 [secrets]
 pan_key = "$PK"
 code_key = "$CK"

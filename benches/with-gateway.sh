@@ -35,6 +35,7 @@ system_id = "bench"
 password = "bench"
 [http]
 listen = "127.0.0.1:$http_port"
+max_connections_per_ip = 1000
 [secrets]
 key_file = "$dir/keys.toml"
 $keys
