@@ -193,12 +193,21 @@ impl Gateway {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
-    /// The raw text of `/metrics`.
+    /// The raw text of `/metrics`. A scrape refused at the connection caps (a flood
+    /// test's own connections closing as it ends) is tried again for up to 10 s.
     pub fn metrics_text(&self) -> String {
-        reqwest::blocking::get(self.url("/metrics"))
-            .unwrap()
-            .text()
-            .unwrap()
+        let started = std::time::Instant::now();
+        loop {
+            match reqwest::blocking::get(self.url("/metrics")).and_then(|r| r.text()) {
+                Ok(text) => return text,
+                Err(e)
+                    if e.is_request() && started.elapsed() < std::time::Duration::from_secs(10) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => panic!("GET /metrics: {e}"),
+            }
+        }
     }
 
     /// One sample of `/metrics` (`name{labels}`), 0 when absent.
