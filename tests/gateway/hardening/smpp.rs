@@ -252,9 +252,11 @@ fn a_crowded_reply_queue_still_takes_code_replies() {
     let batch =
         (0..N).flat_map(|i| raw::submit_sm(2 + i, &format!("98935{i:07}"), SHORT_CODE, "1234"));
     let sent = write_from_thread(&tx, batch.collect());
+    let mut queued = 0;
     for _ in 0..N {
         let (id, status, ..) = read_pdu(&mut tx, Duration::from_secs(60)).expect("resp");
         assert_eq!(id, raw::SUBMIT_SM_RESP);
+        queued += u32::from(status == 0);
         // On PostgreSQL under a busy machine a notice may pass its deadline: the
         // defined answer is ESME_RX_T_APPN (retry later); what matters here is the
         // queue.
@@ -291,11 +293,17 @@ fn a_crowded_reply_queue_still_takes_code_replies() {
     }
     eprintln!("{delivered} replies up to and including the code");
     assert!(delivered <= 8_001, "{delivered} replies before the code");
-    assert!(
-        gw.metrics_text()
-            .contains("otpgw_replies_dropped_total{reason=\"notice_over_high_water\"}"),
-        "notices over the high-water mark are counted"
-    );
+    // Only notices answered 0 were queued: past 8,000 of them (the high-water
+    // mark) the rest are dropped and counted. (On a busy PostgreSQL run enough may
+    // have been answered "retry later" instead that the mark was never reached.)
+    eprintln!("{queued} notices queued");
+    if queued > 8_000 {
+        assert!(
+            gw.metrics_text()
+                .contains("otpgw_replies_dropped_total{reason=\"notice_over_high_water\"}"),
+            "notices over the high-water mark are counted"
+        );
+    }
 }
 
 /// `read_pdu`, but `None` when nothing arrives within `quiet` (the gateway has
