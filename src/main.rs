@@ -1,19 +1,19 @@
 //! The `otpgw` command line: `serve` runs the gateway; the other subcommands work on
 //! the same configuration and database (migrations, cards, API keys).
 
+mod cli;
+
 use std::ffi::OsString;
-use std::io::BufRead;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use otpgw::config::Settings;
-use otpgw::core::ports::StatusChange;
-use otpgw::http::views::{
-    ApiKeyView, CardView, EnrolledTokenView, EnrolledView, EventView, TokenView,
-};
+use otpgw::http::views::{ApiKeyView, EnrolledTokenView, TokenView};
 use otpgw_rules::codes::Pan;
 use otpgw_rules::vocab::Role;
+
+use cli::{list_json, read_pan_text, stdin_line};
 
 #[derive(Parser)]
 #[command(
@@ -48,7 +48,7 @@ enum Command {
     CheckConfig,
     /// Enroll and manage cards.
     #[command(subcommand)]
-    Card(CardCommand),
+    Card(cli::card::CardCommand),
     /// Customer tokens (TOTP apps and hardware tokens, OCRA) of a card.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -114,40 +114,6 @@ enum CodeCommand {
         #[command(flatten)]
         remote: Remote,
     },
-}
-
-#[derive(Subcommand)]
-enum CardCommand {
-    /// Enroll a card for a phone number; prints the card as JSON.
-    Enroll {
-        /// The full card number; `-` reads it from standard input (keeps it out of
-        /// shell history and the process list).
-        #[arg(long)]
-        pan: String,
-        #[arg(long)]
-        msisdn: String,
-    },
-    /// Show a card, by id or by card number.
-    Show(CardRef),
-    /// Re-activate a locked or suspended card (resets its failure count).
-    Reactivate(CardRef),
-    /// Suspend a card's OTP service.
-    Suspend(CardRef),
-    /// Print a card's audit trail as JSON.
-    Events(CardRef),
-    /// Move a card to another phone number (voids its live code; the CLI sends no
-    /// notices: change numbers over HTTP from a gateway with client mode for them).
-    Phone {
-        #[command(flatten)]
-        card: CardRef,
-        #[arg(long)]
-        msisdn: String,
-        #[arg(long)]
-        reason: String,
-    },
-    /// Set or clear a card's ePIN (the second factor the bank sets).
-    #[command(subcommand)]
-    Epin(EpinCommand),
 }
 
 #[derive(Subcommand)]
@@ -232,25 +198,6 @@ struct TokenRef {
     id: i64,
     #[arg(long)]
     reason: Option<String>,
-}
-
-#[derive(Subcommand)]
-enum EpinCommand {
-    /// Set or change the ePIN, read from standard input (never from the command
-    /// line, where the process list and shell history would keep it).
-    Set(CardRef),
-    /// Remove the ePIN.
-    Clear(CardRef),
-}
-
-#[derive(clap::Args)]
-#[group(required = true, multiple = false)]
-struct CardRef {
-    #[arg(long)]
-    id: Option<i64>,
-    /// The full card number; `-` reads it from standard input.
-    #[arg(long)]
-    pan: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -360,7 +307,7 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
             println!("{out}");
             Ok(())
         }
-        Command::Card(cmd) => card(cmd, settings).await,
+        Command::Card(cmd) => cli::card::run(cmd, settings).await,
         Command::Token(cmd) => token(cmd, settings).await,
         Command::Status(remote) => {
             let json = call(
@@ -496,96 +443,6 @@ async fn call(
         bail!("the gateway answered {status}: {json}");
     }
     Ok(json)
-}
-
-/// A list as the JSON array of its items' views.
-fn list_json<V, T>(items: Vec<T>) -> Result<serde_json::Value>
-where
-    V: From<T> + serde::Serialize,
-{
-    let views: Vec<V> = items.into_iter().map(V::from).collect();
-    Ok(serde_json::to_value(views)?)
-}
-
-fn read_pan(arg: &str) -> Result<Pan> {
-    Ok(Pan::parse(&read_pan_text(arg)?)?)
-}
-
-/// The card number as given (`-`: from standard input), not yet checked.
-fn read_pan_text(arg: &str) -> Result<String> {
-    if arg == "-" {
-        stdin_line("the card number")
-    } else {
-        Ok(arg.to_owned())
-    }
-}
-
-/// One line of standard input, as typed: secrets come this way, never as
-/// arguments (shell history, the process list).
-fn stdin_line(what: &str) -> Result<String> {
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .with_context(|| format!("Failed to read {what} from stdin"))?;
-    Ok(line)
-}
-
-async fn card(cmd: CardCommand, settings: Settings) -> Result<()> {
-    let core = otpgw::app::build_core(&settings).await?;
-    let resolve = |r: CardRef| {
-        let core = core.clone();
-        async move {
-            let card = match (r.id, r.pan) {
-                (Some(id), _) => core.backoffice.card(id).await?,
-                (None, Some(pan)) => core.backoffice.lookup(&read_pan(&pan)?).await?,
-                (None, None) => bail!("give --id or --pan"),
-            };
-            card.context("no such card")
-        }
-    };
-    let change_status = |r: CardRef, to: StatusChange| {
-        let (core, resolve) = (core.clone(), &resolve);
-        async move {
-            let id = resolve(r).await?.id;
-            let card = core.backoffice.change_status(id, to, "cli", None).await?;
-            anyhow::Ok(serde_json::to_value(CardView::from(card))?)
-        }
-    };
-    let json = match cmd {
-        CardCommand::Enroll { pan, msisdn } => serde_json::to_value(EnrolledView::from(
-            core.enroll.card(&read_pan(&pan)?, &msisdn, "cli").await?,
-        ))?,
-        CardCommand::Show(r) => serde_json::to_value(CardView::from(resolve(r).await?))?,
-        CardCommand::Reactivate(r) => change_status(r, StatusChange::Reactivate).await?,
-        CardCommand::Suspend(r) => change_status(r, StatusChange::Suspend).await?,
-        CardCommand::Phone {
-            card,
-            msisdn,
-            reason,
-        } => {
-            let id = resolve(card).await?.id;
-            let changed = core.backoffice.change_phone(id, &msisdn, &reason, "cli");
-            serde_json::to_value(CardView::from(changed.await?.card))?
-        }
-        CardCommand::Events(r) => {
-            let id = resolve(r).await?.id;
-            list_json::<EventView, _>(core.backoffice.events(id).await?)?
-        }
-        CardCommand::Epin(EpinCommand::Set(r)) => {
-            let id = resolve(r).await?.id;
-            let line = stdin_line("the ePIN")?;
-            serde_json::to_value(CardView::from(
-                core.enroll.set_epin(id, Some(line.trim()), "cli").await?,
-            ))?
-        }
-        CardCommand::Epin(EpinCommand::Clear(r)) => {
-            let id = resolve(r).await?.id;
-            serde_json::to_value(CardView::from(core.enroll.set_epin(id, None, "cli").await?))?
-        }
-    };
-    println!("{json}");
-    Ok(())
 }
 
 async fn token(cmd: TokenCommand, settings: Settings) -> Result<()> {

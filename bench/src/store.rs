@@ -98,7 +98,7 @@ pub async fn run(args: StoreArgs, stop: CancellationToken) -> Result<()> {
             let core = core.clone();
             async move {
                 let pan = Pan::parse(&c.pan).map_err(|_| anyhow::anyhow!("fixture card"))?;
-                core.enroll.card(&pan, &c.msisdn, "bench").await?;
+                core.enroll.card(&pan, &c.msisdn, None, "bench").await?;
                 Ok::<_, anyhow::Error>(())
             }
         })

@@ -29,6 +29,13 @@ pub struct Card {
     pub last6_hash: String,
     /// When the phone number last changed (epoch ms), if it ever did.
     pub phone_changed_at: Option<i64>,
+    /// When the card was closed (status `closed`), if it was.
+    pub closed_at: Option<i64>,
+    /// For the closed record of a reissued card's old number: the card (same
+    /// customer, new number) that replaced it.
+    pub replaced_by: Option<i64>,
+    /// The customer's language for what is sent unasked; `None`: the service's.
+    pub language: Option<crate::vocab::Language>,
 }
 
 impl Card {

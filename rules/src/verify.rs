@@ -79,6 +79,9 @@ pub fn decide(
     match card.status {
         CardStatus::Active => {}
         CardStatus::Pending => return (Verdict::Rejected(Reason::NotActivated), Effect::None),
+        // The store finds no closed card by its number; should one reach here, it is
+        // as if nothing were enrolled.
+        CardStatus::Closed => return (Verdict::Rejected(Reason::NotEnrolled), Effect::None),
         CardStatus::Locked | CardStatus::Suspended => {
             return (Verdict::Rejected(Reason::Locked), Effect::None)
         }

@@ -22,7 +22,7 @@ macro_rules! named {
     };
 }
 
-named!(CardStatus { Active = "active", Locked = "locked", Suspended = "suspended", Pending = "pending" });
+named!(CardStatus { Active = "active", Locked = "locked", Suspended = "suspended", Pending = "pending", Closed = "closed" });
 named!(Channel { Sms = "sms", Ussd = "ussd" });
 named!(Delivery { Queued = "queued", Submitted = "submitted", Delivered = "delivered", Undelivered = "undelivered", Expired = "expired" });
 named!(CodeState { Live = "live", Used = "used", Superseded = "superseded", Expired = "expired", Failed = "failed" });
@@ -49,6 +49,10 @@ pub enum CardStatus {
     /// Enrolled under `[policy] require_activation`; waits for the activation code
     /// sent to its phone.
     Pending,
+    /// Closed by the bank (or replaced by a reissued card): no code, no
+    /// verification, no change; its history is kept and its number may be enrolled
+    /// again as a new card.
+    Closed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -114,11 +114,16 @@ impl BackOffice {
         actor: &str,
         reason: Option<&str>,
     ) -> Result<Card, CoreError> {
+        // Optional here: an empty reason is none, a given one is cleaned as always.
+        let reason = reason
+            .filter(|r| !r.trim().is_empty())
+            .map(clean_reason)
+            .transpose()?;
         let change = Change {
             id,
             to: change,
             actor,
-            reason,
+            reason: reason.as_deref(),
             now: self.now(),
         };
         self.apply(change, &[], "card status changed").await

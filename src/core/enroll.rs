@@ -7,6 +7,7 @@ use std::sync::Arc;
 use otpgw_rules::codes::{Code, Keys, Pan};
 use otpgw_rules::payment::Epin;
 use otpgw_rules::records::Card;
+use otpgw_rules::vocab::Language;
 
 use super::epin::Epins;
 use super::handout::{Activating, ActivationNotice, ActivationSms, HandOut};
@@ -58,6 +59,7 @@ impl Enroll {
         &self,
         pan: &Pan,
         msisdn_raw: &str,
+        language: Option<Language>,
         actor: &str,
     ) -> Result<Enrolled, CoreError> {
         let inner = &self.0;
@@ -78,6 +80,7 @@ impl Enroll {
                     last4: pan.last4(),
                     last6_hash: &keys.last6_hash(pan.last6()),
                     msisdn: &msisdn,
+                    language,
                     activation: activation
                         .as_ref()
                         .map(|(_, hash, expires_at)| NewActivation {

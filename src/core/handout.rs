@@ -109,9 +109,6 @@ impl HandOut {
         self.outbound.get()
     }
 
-    /// An activation message to the card's phone through client mode's route for
-    /// its number, and its audit event. Not in the reply outbox: it carries no code
-    /// record, and the code it carries is already committed.
     /// A notice sent unasked to `to` about `card` (after a phone change): queued
     /// on the number's route until `deliver_by`, or `no_route` without one.
     pub(super) fn notice(
@@ -129,7 +126,7 @@ impl HandOut {
         };
         let text = texts::render(
             kind,
-            self.language,
+            card.language.unwrap_or(self.language),
             &texts::Params {
                 digits: &card.last4,
                 ..texts::Params::default()
@@ -150,6 +147,9 @@ impl HandOut {
         }
     }
 
+    /// An activation message to the card's phone through client mode's route for
+    /// its number, and its audit event. Not in the reply outbox: it carries no code
+    /// record, and the code it carries is already committed.
     pub(super) async fn activation(
         &self,
         card: &Card,
@@ -173,7 +173,7 @@ impl HandOut {
             Some((outbound, route)) => {
                 let text = texts::render(
                     kind,
-                    self.language,
+                    card.language.unwrap_or(self.language),
                     &texts::Params {
                         code: sms.code,
                         ttl_secs: sms.ttl_secs,

@@ -336,9 +336,10 @@ impl Issue {
         let now = inner.now();
         let expires_at = inner.expires_at(now);
         let svc = &inner.service;
+        // The customer's language when the bank gave one (a +44 number reads English).
         let text = texts::render(
             ReplyKind::Code,
-            svc.language,
+            card.language.unwrap_or(svc.language),
             &texts::Params {
                 code: code.expose(),
                 ttl_secs: svc.code_ttl_secs,

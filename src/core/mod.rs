@@ -9,10 +9,12 @@
 //!   switch pushes; stored before the text that carries them exists.
 //! * `verify`     — the payment switch's question, decided in one transaction;
 //!   `challenge` issues the OCRA challenges it checks payments against.
-//! * `enroll`     — cards, their activation and ePIN.
+//! * `enroll`     — cards, their activation and ePIN; `import` the bank's card
+//!   base in batches.
 //! * `tokens`     — customer tokens: enrollment, two-part activation, lifecycle.
-//! * `backoffice` — look-up, status changes (and in `phone` phone changes), the
-//!   audit trail, the console's views.
+//! * `backoffice` — look-up, status changes (and in `phone` phone changes, in
+//!   `lifecycle` closure, reissue and a number's card list), the audit trail, the
+//!   console's views.
 //! * `access`     — API keys and console sessions.
 //! * `admission`  — rate limits on this node and across the cluster.
 //! * `delivery`   — what became of the messages, and the replies outbox's claims.
@@ -31,7 +33,9 @@ mod enroll;
 mod epin;
 mod error;
 mod handout;
+mod import;
 mod issue;
+mod lifecycle;
 pub mod links;
 mod outbox;
 mod phone;
@@ -58,7 +62,9 @@ pub use delivery::Delivery;
 pub use enroll::{Enroll, Enrolled};
 pub use error::{Conflict, CoreError, DomainError, Existing, Missing, TokenError};
 pub use handout::{ActivationNotice, ActivationState, Outbound, Push};
+pub use import::{ImportLine, ImportReport, IMPORT_BATCH};
 pub use issue::{Issue, Pushed};
+pub use lifecycle::{CardPage, MAX_PAGE as MAX_CARD_PAGE};
 pub use outbox::{peer_target, route_target, ClaimedReply, Dispatch, ReplyPath};
 pub use phone::PhoneChanged;
 pub use ports::Ports;

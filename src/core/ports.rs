@@ -16,7 +16,7 @@ use otpgw_rules::records::{
 };
 use otpgw_rules::tokens::{Hash, TokenKind, TokenSource};
 use otpgw_rules::verify::{Effect, LatestCode, LockedCard};
-use otpgw_rules::vocab::{CardStatus, Channel, Delivery, Role, Verdict};
+use otpgw_rules::vocab::{CardStatus, Channel, Delivery, Language, Role, Verdict};
 
 pub use super::error::DomainError;
 
@@ -58,6 +58,54 @@ pub trait CardStore: Send + Sync {
     /// time recorded and the change audited with both numbers and the reason.
     /// Returns the card after and its number before.
     async fn change_phone(&self, change: &Change<'_, &str>) -> Result<(Card, String)>;
+    /// Closes a card: its live code voided, its tokens revoked, its number freed
+    /// for a later enrolment, its history kept; audited `closed`.
+    async fn close(&self, change: &Change<'_, ()>) -> Result<Card>;
+    /// Gives a card a new card number, in one transaction: the card keeps its id,
+    /// phone, ePIN, tokens and policy state; the old number becomes a closed card
+    /// of its own (`replaced_by` this one); the live code is voided; audited on
+    /// both. `Exists(Card(id))` when the new number is enrolled already.
+    async fn reissue(&self, change: &Change<'_, NewNumber<'_>>) -> Result<Card>;
+    /// The cards of a phone number, closed ones included, by id from `after`.
+    async fn cards_page(&self, msisdn: &str, after: i64, limit: i64) -> Result<Vec<Card>>;
+    /// Every card (closed ones too) by id from `after`: the export's walk.
+    async fn cards_after(&self, after: i64, limit: i64) -> Result<Vec<Card>>;
+    /// Upserts a batch of the bank's cards in one transaction, one outcome per card
+    /// in order: new ones enrolled `active` (audited `enrolled`), a changed phone a
+    /// phone change (live code voided, audited `phone_changed`; `phone_changed_at`
+    /// set unless `initial_load`), a changed language updated. The numbers are
+    /// distinct within the batch.
+    async fn import(
+        &self,
+        cards: &[ImportCard<'_>],
+        initial_load: bool,
+        actor: &str,
+        now: i64,
+    ) -> Result<Vec<Imported>>;
+}
+
+/// One card of an import batch, as its keyed hashes.
+pub struct ImportCard<'a> {
+    pub pan_hash: &'a str,
+    pub last4: &'a str,
+    pub last6_hash: &'a str,
+    pub msisdn: &'a str,
+    pub language: Option<Language>,
+}
+
+/// What an import did with one card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Imported {
+    Created,
+    Unchanged,
+    Updated,
+}
+
+/// A reissued card's number, as its keyed hashes.
+pub struct NewNumber<'a> {
+    pub pan_hash: &'a str,
+    pub last4: &'a str,
+    pub last6_hash: &'a str,
 }
 
 #[async_trait]
@@ -238,6 +286,7 @@ pub struct NewCard<'a> {
     pub last4: &'a str,
     pub last6_hash: &'a str,
     pub msisdn: &'a str,
+    pub language: Option<Language>,
     /// `[policy] require_activation`: the card starts `pending` with this
     /// activation (its code's HMAC and deadline).
     pub activation: Option<NewActivation<'a>>,
@@ -260,7 +309,7 @@ pub struct NewActivation<'a> {
 /// What confirming an activation code did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Activation {
-    Activated(Card),
+    Activated(Box<Card>),
     /// A wrong code: counted; `attempts_left` before the activation is voided.
     Wrong {
         attempts_left: i64,

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::answers::{
     ActivateErrors, CardErrors, EnrollErrors, PendingCardErrors, ReactivateErrors,
 };
-use super::caller::{Admin, AdminOn, Card};
+use super::caller::{Admin, AdminOn, Card, OptionalJson};
 use super::error::Json;
 use super::paths::CardId;
 use super::views::{CardView, EnrolledView, EventView};
@@ -24,6 +24,10 @@ pub struct EnrollRequest {
     /// The customer's phone number, national or international form.
     #[schema(example = "09121234567")]
     msisdn: String,
+    /// The customer's language for what is sent to the phone unasked (pushed
+    /// codes, notices); absent: the service's.
+    #[schema(value_type = Option<super::views::Language>)]
+    language: Option<otpgw_rules::vocab::Language>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -49,7 +53,7 @@ pub async fn enroll(
     let enrolled = state
         .core
         .enroll
-        .card(&pan, &req.msisdn, &admin.key.actor())
+        .card(&pan, &req.msisdn, req.language, &admin.key.actor())
         .await?;
     Ok((StatusCode::CREATED, Json::of(enrolled)))
 }
@@ -87,7 +91,7 @@ pub async fn activate(
         .activate(card.id, &req.code, &card.key.actor())
         .await?
     {
-        Activation::Activated(active) => Ok(Json::of(active)),
+        Activation::Activated(active) => Ok(Json::of(*active)),
         Activation::Wrong { attempts_left } => Err(ApiError::wrong_activation_code(attempts_left)),
         Activation::Expired => Err(ApiError::activation_expired(
             "no activation code is waiting (expired or voided); send a new one",
@@ -147,7 +151,7 @@ pub async fn lookup(
 
 /// Re-activate a locked or suspended card; resets its failure count (role `admin`).
 #[utoipa::path(post, path = "/v1/cards/{id}/reactivate", tag = "cards",
-    params(CardId), security(("bearer" = [])),
+    params(CardId), request_body(content = Option<ReasonRequest>), security(("bearer" = [])),
     responses(
         (status = 200, body = CardView),
         ReactivateErrors
@@ -155,33 +159,49 @@ pub async fn lookup(
 )]
 pub async fn reactivate(
     state: State<AppState>,
-    card: AdminOn<Card>,
+    card: AdminOn<Card, OptionalJson<ReasonRequest>>,
 ) -> Result<Json<CardView>, ApiError> {
     change(state, card, StatusChange::Reactivate).await
 }
 
 /// Suspend a card's OTP service (role `admin`).
 #[utoipa::path(post, path = "/v1/cards/{id}/suspend", tag = "cards",
-    params(CardId), security(("bearer" = [])),
+    params(CardId), request_body(content = Option<ReasonRequest>), security(("bearer" = [])),
     responses((status = 200, body = CardView), CardErrors)
 )]
 pub async fn suspend(
     state: State<AppState>,
-    card: AdminOn<Card>,
+    card: AdminOn<Card, OptionalJson<ReasonRequest>>,
 ) -> Result<Json<CardView>, ApiError> {
     change(state, card, StatusChange::Suspend).await
 }
 
+/// The optional body of a status change.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct ReasonRequest {
+    /// Why (audited with the change; anything shaped like a card number or code is
+    /// masked). Optional here; the console always asks for one.
+    #[schema(example = "customer reported a lost phone")]
+    reason: Option<String>,
+}
+
 async fn change(
     State(state): State<AppState>,
-    card: AdminOn<Card>,
+    card: AdminOn<Card, OptionalJson<ReasonRequest>>,
     change: StatusChange,
 ) -> Result<Json<CardView>, ApiError> {
     let backoffice = &state.core.backoffice;
     let actor = card.key.actor();
+    let reason = card.body.0.as_ref().and_then(|b| b.reason.as_deref());
+    if reason.is_some_and(|r| r.chars().count() > 2000) {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "reason must be at most 2000 characters",
+        ));
+    }
     Ok(Json::of(
         backoffice
-            .change_status(card.id, change, &actor, None)
+            .change_status(card.id, change, &actor, reason)
             .await?,
     ))
 }

@@ -112,6 +112,11 @@ errors! {
     PhoneErrors = CardErrors + [
         ("400", "`invalid_msisdn`, or `reason_required`"),
     ];
+    /// `POST /v1/cards/{id}/close` and `/reissue`.
+    LifecycleErrors = CardErrors + [
+        ("400", "`invalid_pan`, `reason_required` or `invalid_body`"),
+        ("409", "`wrong_status`: the card is closed already (or, for a reissue, waits for activation: enroll the new number instead); `card_exists`: the new number is enrolled already"),
+    ];
     /// `POST /v1/cards`.
     EnrollErrors = CardErrors + [("409", "already enrolled")];
     /// `POST /v1/cards/{id}/activate`.

@@ -93,6 +93,39 @@ impl FromRequest<AppState> for NoBody {
     }
 }
 
+/// An optional JSON body: none at all is `None` (so an endpoint that once took no
+/// body keeps answering the callers that send none); anything else must be JSON of
+/// the right shape.
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let empty = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0")
+            || (req
+                .headers()
+                .get(axum::http::header::CONTENT_TYPE)
+                .is_none()
+                && req
+                    .headers()
+                    .get(axum::http::header::TRANSFER_ENCODING)
+                    .is_none()
+                && req
+                    .headers()
+                    .get(axum::http::header::CONTENT_LENGTH)
+                    .is_none());
+        if empty {
+            return Ok(Self(None));
+        }
+        let super::error::Json(value) = super::error::Json::<T>::from_request(req, state).await?;
+        Ok(Self(Some(value)))
+    }
+}
+
 /// The role an extractor requires.
 pub trait Requires {
     const ROLE: Role;

@@ -2,7 +2,7 @@
 //! scheme. The error answers the handlers share are in `answers.rs`.
 
 use super::error::ErrorBody;
-use super::{admin, apikeys, codes, connections, ops, tokens, ussd, verify};
+use super::{admin, apikeys, codes, connections, lifecycle, ops, tokens, ussd, verify};
 
 /// The HTTP API's description, generated from the handlers' annotations.
 #[derive(utoipa::OpenApi)]
@@ -20,6 +20,9 @@ use super::{admin, apikeys, codes, connections, ops, tokens, ussd, verify};
         admin::reactivate,
         admin::suspend,
         super::phone::change_phone,
+        lifecycle::close,
+        lifecycle::reissue,
+        lifecycle::list,
         admin::events,
         admin::set_epin,
         admin::clear_epin,

@@ -29,6 +29,7 @@ pub mod console;
 mod docs;
 mod error;
 mod fields;
+mod lifecycle;
 mod ops;
 mod paths;
 mod phone;
@@ -62,12 +63,14 @@ pub fn router(state: AppState, request_timeout: Duration, console: bool) -> Rout
         .route("/v1/codes", post(codes::push))
         .route("/v1/codes/{id}", get(codes::show))
         .route("/v1/connections", get(connections::list))
-        .route("/v1/cards", post(admin::enroll))
+        .route("/v1/cards", post(admin::enroll).get(lifecycle::list))
         .route("/v1/cards/lookup", post(admin::lookup))
         .route("/v1/cards/{id}", get(admin::show))
         .route("/v1/cards/{id}/reactivate", post(admin::reactivate))
         .route("/v1/cards/{id}/suspend", post(admin::suspend))
         .route("/v1/cards/{id}/phone", post(phone::change_phone))
+        .route("/v1/cards/{id}/close", post(lifecycle::close))
+        .route("/v1/cards/{id}/reissue", post(lifecycle::reissue))
         .route("/v1/cards/{id}/events", get(admin::events))
         .route("/v1/cards/{id}/activate", post(admin::activate))
         .route("/v1/cards/{id}/activation", post(admin::resend_activation))

@@ -48,6 +48,8 @@ names_schema! {
     CodeState: vocab::CodeState;
     /// What an API key may do.
     Role: vocab::Role;
+    /// A customer's language.
+    Language: vocab::Language;
     /// What a token computes.
     TokenKind: otpgw_rules::tokens::TokenKind;
     /// Where a token's secret came from.
@@ -106,6 +108,15 @@ copied_view! {
         pub has_epin: bool,
         /// When the phone number last changed (epoch ms); null if it never did.
         pub phone_changed_at: Option<i64>,
+        /// When the card was closed (status `closed`, epoch ms); null while open.
+        pub closed_at: Option<i64>,
+        /// For the closed record of a reissued card's old number: the card that
+        /// replaced it (same customer and id history, new number).
+        pub replaced_by: Option<i64>,
+        /// The customer's language for what is sent to the phone unasked (`fa`,
+        /// `en`); null: the service's.
+        #[schema(value_type = Option<Language>)]
+        pub language: Option<vocab::Language>,
     }
 }
 

@@ -8,11 +8,12 @@ use super::error::StoreError;
 use super::port;
 use super::{card_from_row, end_elapsed_lock, insert_event, lock_card, Store, CARD_COLUMNS};
 use crate::core::ports::{
-    Act, Activation, CardStore, Change, CodeAttempt, NewActivation, NewCard, StatusChange,
+    Act, Activation, CardStore, Change, CodeAttempt, ImportCard, Imported, NewActivation, NewCard,
+    NewNumber, StatusChange,
 };
 use crate::core::DomainError;
 use otpgw_rules::records::Card;
-use otpgw_rules::vocab::CardStatus;
+use otpgw_rules::vocab::{CardStatus, Language};
 
 #[async_trait]
 impl CardStore for Store {
@@ -27,7 +28,10 @@ impl CardStore for Store {
     }
 
     async fn cards_by_msisdn(&self, msisdn: &str) -> Result<Vec<Card>, DomainError> {
-        let sql = format!("SELECT {CARD_COLUMNS} FROM cards WHERE msisdn = $1 ORDER BY id");
+        // Closed cards answer nothing: their last 4 digits get "not registered".
+        let sql = format!(
+            "SELECT {CARD_COLUMNS} FROM cards WHERE msisdn = $1 AND closed_at IS NULL ORDER BY id"
+        );
         port(self.read_all(sqlx::query(&sql).bind(msisdn), card_from_row)).await
     }
 
@@ -40,6 +44,7 @@ impl CardStore for Store {
                 card.msisdn.to_owned(),
                 actor.to_owned(),
             );
+            let language = card.language.map(Language::as_str);
             let activation = card
                 .activation
                 .map(|a| (a.code_hash.to_owned(), a.expires_at));
@@ -62,8 +67,8 @@ impl CardStore for Store {
                         }
                         let inserted = sqlx::query(&format!(
                             "INSERT INTO cards (pan_hash, last4, last6_hash, msisdn, status, failures, created_at, updated_at, \
-                             activation_hash, activation_expires_at, activation_failures) \
-                             VALUES ($1, $2, $3, $4, $6, 0, $5, $5, $7, $8, 0) RETURNING {CARD_COLUMNS}"
+                             activation_hash, activation_expires_at, activation_failures, language) \
+                             VALUES ($1, $2, $3, $4, $6, 0, $5, $5, $7, $8, 0, $9) RETURNING {CARD_COLUMNS}"
                         ))
                         .bind(&pan_hash)
                         .bind(&last4)
@@ -73,6 +78,7 @@ impl CardStore for Store {
                         .bind(status.as_str())
                         .bind(activation.as_ref().map(|a| a.0.as_str()))
                         .bind(activation.as_ref().map(|a| a.1))
+                        .bind(language)
                         .fetch_one(&mut *conn)
                         .await;
                         let row = match inserted {
@@ -201,6 +207,7 @@ impl CardStore for Store {
             let actor = actor.to_owned();
             self.write(move |conn: &mut AnyConnection| {
                 Box::pin(async move {
+                    lock_card(conn, id, "id").await?;
                     let row = sqlx::query(&format!(
                         "UPDATE cards SET epin_hash = $2, updated_at = $3 WHERE id = $1 RETURNING {CARD_COLUMNS}"
                     ))
@@ -253,6 +260,38 @@ impl CardStore for Store {
             .await
         })
         .await
+    }
+
+    async fn close(&self, change: &Change<'_, ()>) -> Result<Card, DomainError> {
+        port(self.close_card(change)).await
+    }
+
+    async fn reissue(&self, change: &Change<'_, NewNumber<'_>>) -> Result<Card, DomainError> {
+        port(self.reissue_card(change)).await
+    }
+
+    async fn cards_page(
+        &self,
+        msisdn: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Card>, DomainError> {
+        port(self.list_cards(msisdn, after, limit)).await
+    }
+
+    async fn cards_after(&self, after: i64, limit: i64) -> Result<Vec<Card>, DomainError> {
+        let sql = format!("SELECT {CARD_COLUMNS} FROM cards WHERE id > $1 ORDER BY id LIMIT $2");
+        port(self.read_all(sqlx::query(&sql).bind(after).bind(limit), card_from_row)).await
+    }
+
+    async fn import(
+        &self,
+        cards: &[ImportCard<'_>],
+        initial_load: bool,
+        actor: &str,
+        now: i64,
+    ) -> Result<Vec<Imported>, DomainError> {
+        port(self.import_cards(cards, initial_load, actor, now)).await
     }
 
     /// Replaces a pending card's activation code (the bank's retry: the first one
@@ -343,7 +382,7 @@ impl CardStore for Store {
                         .await?;
                         insert_event(conn, Some(id), "activated", &actor, serde_json::json!({}), now)
                             .await?;
-                        return Ok(Activation::Activated(card_from_row(&row)?));
+                        return Ok(Activation::Activated(Box::new(card_from_row(&row)?)));
                     }
                     let failures = failures + 1;
                     let voided = failures >= max_failures;

@@ -46,7 +46,9 @@ mod backup;
 mod cards;
 mod codes;
 mod error;
+mod import;
 mod keys;
+mod lifecycle;
 mod limits;
 mod outbox;
 mod tokens;
@@ -66,7 +68,7 @@ use crate::core::DomainError;
 pub use backup::BackupCheck;
 use error::StoreError;
 use otpgw_rules::records::{Card, Event};
-use otpgw_rules::vocab::{CardStatus, Reason, Verdict};
+use otpgw_rules::vocab::{CardStatus, Language, Reason, Verdict};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
@@ -87,7 +89,7 @@ static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/s
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 const CARD_COLUMNS: &str =
-    "id, pan_hash, last4, last6_hash, msisdn, status, failures, created_at, updated_at, locked_until, epin_hash, phone_changed_at";
+    "id, pan_hash, last4, last6_hash, msisdn, status, failures, created_at, updated_at, locked_until, epin_hash, phone_changed_at, closed_at, replaced_by, language";
 
 /// A statement with its arguments bound.
 type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
@@ -369,13 +371,18 @@ async fn lock_card(
     id: i64,
     columns: &'static str,
 ) -> Result<AnyRow, StoreError> {
-    sqlx::query(&format!(
-        "UPDATE cards SET updated_at = updated_at WHERE id = $1 RETURNING {columns}"
+    let row = sqlx::query(&format!(
+        "UPDATE cards SET updated_at = updated_at WHERE id = $1 RETURNING closed_at, {columns}"
     ))
     .bind(id)
     .fetch_optional(&mut *conn)
     .await?
-    .ok_or(StoreError::NoSuchCard)
+    .ok_or(StoreError::NoSuchCard)?;
+    // A closed card takes no change: its number may belong to a new card by now.
+    if row.try_get::<Option<i64>, _>("closed_at")?.is_some() {
+        return Err(StoreError::WrongStatus(CardStatus::Closed));
+    }
+    Ok(row)
 }
 
 /// A job's result, or, when a concurrent request with the same request id won the
@@ -420,9 +427,22 @@ fn parse_status(s: &str) -> Result<CardStatus, StoreError> {
 
 fn card_from_row(row: &sqlx::any::AnyRow) -> Result<Card, StoreError> {
     let epin_hash: Option<String> = row.try_get("epin_hash")?;
-    let status = parse_status(&row.try_get::<String, _>("status")?)?;
+    let closed_at: Option<i64> = row.try_get("closed_at")?;
+    let language = match row.try_get::<Option<String>, _>("language")? {
+        None => None,
+        Some(l) => Some(
+            Language::parse(&l).ok_or_else(|| StoreError::Corrupt(format!("card language {l}")))?,
+        ),
+    };
+    // Closure is a column, not a status value (see migration 0013).
+    let status = match closed_at {
+        Some(_) => CardStatus::Closed,
+        None => parse_status(&row.try_get::<String, _>("status")?)?,
+    };
     Ok(record!(row => Card {
-        id, pan_hash, last4, last6_hash, msisdn, failures, created_at, updated_at, locked_until, phone_changed_at;
+        id, pan_hash, last4, last6_hash, msisdn, failures, created_at, updated_at, locked_until, phone_changed_at,
+        replaced_by;
+        closed_at, language,
         status, has_epin: epin_hash.is_some(), epin_hash
     }))
 }

@@ -20,7 +20,7 @@ async fn enroll_pending(h: &Harness, phone: &crate::support::Phone, pan: &str) -
     let enrolled = h
         .core
         .enroll
-        .card(&card(pan), MSISDN, "test")
+        .card(&card(pan), MSISDN, None, "test")
         .await
         .expect("enrolled");
     assert_eq!(enrolled.card.status, CardStatus::Pending);

@@ -51,7 +51,7 @@ impl Harness {
     pub async fn enroll(&self, pan: &str, msisdn: &str) -> Card {
         self.core
             .enroll
-            .card(&card(pan), msisdn, "test")
+            .card(&card(pan), msisdn, None, "test")
             .await
             .expect("enrolled")
             .card

@@ -227,6 +227,7 @@ fn status_name(t: &Texts, s: CardStatus) -> &'static str {
         CardStatus::Locked => t.locked,
         CardStatus::Suspended => t.suspended,
         CardStatus::Pending => t.pending,
+        CardStatus::Closed => t.closed,
     }
 }
 
@@ -237,6 +238,7 @@ pub fn card(clerk: &Clerk, view: &CardView, done: Option<&str>) -> Markup {
     let why = match card.status {
         CardStatus::Active => t.active_detail.to_owned(),
         CardStatus::Pending => t.pending.to_owned(),
+        CardStatus::Closed => t.closed.to_owned(),
         CardStatus::Locked => match &view.last_lock {
             Some(e) => t
                 .locked_detail
@@ -270,7 +272,7 @@ pub fn card(clerk: &Clerk, view: &CardView, done: Option<&str>) -> Markup {
     let admin = clerk.is_admin();
     let can_reactivate =
         card.status == CardStatus::Locked || (admin && card.status == CardStatus::Suspended);
-    let can_suspend = admin && card.status != CardStatus::Suspended;
+    let can_suspend = admin && !matches!(card.status, CardStatus::Suspended | CardStatus::Closed);
     let reactivate_label = if card.status == CardStatus::Suspended {
         t.lift_suspension
     } else {

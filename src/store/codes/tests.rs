@@ -65,6 +65,7 @@ async fn the_one_call_issue_has_the_statement_paths_effects() {
         last4: "4321",
         last6_hash: "l6",
         msisdn: "989120000000",
+        language: None,
         activation: None,
     };
     let id = store.enroll(card, "t", 1).await.unwrap().id;

@@ -327,6 +327,7 @@ mod tests {
             last4: "4321",
             last6_hash: "l6",
             msisdn: "989120000000",
+            language: None,
             activation: None,
         };
         let card_id = store.enroll(card, "t", 1).await.unwrap().id;

@@ -1,0 +1,102 @@
+//! The end of a card's life: closure (the customer left the bank, the card was
+//! cancelled) and reissue (a new card number for the same customer after expiry or
+//! loss), and the help desk's list of a phone number's cards. Both changes need a
+//! reason and are audited with who; a closed card's digits get "not registered" and
+//! its number may be enrolled again as a new card.
+
+use otpgw_rules::codes::Pan;
+use otpgw_rules::records::Card;
+
+use super::backoffice::{clean_reason, BackOffice};
+use super::ports::{Change, NewNumber};
+use super::CoreError;
+
+/// The most cards one page of a phone number's list holds.
+pub const MAX_PAGE: i64 = 100;
+
+/// One page of a phone number's cards; `next` is the cursor for the next page.
+#[derive(Debug, Clone)]
+pub struct CardPage {
+    pub cards: Vec<Card>,
+    pub next: Option<i64>,
+}
+
+impl BackOffice {
+    /// Closes card `id` with a mandatory reason: its live code voided, its tokens
+    /// revoked, its history kept; audited `closed`.
+    pub async fn close(&self, id: i64, reason: &str, actor: &str) -> Result<Card, CoreError> {
+        let reason = clean_reason(reason)?;
+        let now = self.0.clock.now_ms();
+        let change = Change {
+            id,
+            to: (),
+            actor,
+            reason: Some(&reason),
+            now,
+        };
+        let card = self.0.cards.close(&change).await?;
+        tracing::info!(card_id = id, actor, "card closed");
+        Ok(card)
+    }
+
+    /// Gives card `id` the card number `pan`: the card keeps its id, phone, ePIN,
+    /// tokens and policy state; the old number becomes a closed card.
+    pub async fn reissue(
+        &self,
+        id: i64,
+        pan: &Pan,
+        reason: &str,
+        actor: &str,
+    ) -> Result<Card, CoreError> {
+        let reason = clean_reason(reason)?;
+        let keys = &self.0.keys;
+        let now = self.0.clock.now_ms();
+        let (pan_hash, last6_hash) = (keys.pan_hash(pan), keys.last6_hash(pan.last6()));
+        let change = Change {
+            id,
+            to: NewNumber {
+                pan_hash: &pan_hash,
+                last4: pan.last4(),
+                last6_hash: &last6_hash,
+            },
+            actor,
+            reason: Some(&reason),
+            now,
+        };
+        let card = self.0.cards.reissue(&change).await?.as_of(now);
+        tracing::info!(card_id = id, actor, "card reissued");
+        Ok(card)
+    }
+
+    /// Every card (closed ones too) by id after `after`, `limit` at most: the
+    /// export's walk.
+    pub async fn cards_after(&self, after: i64, limit: i64) -> Result<Vec<Card>, CoreError> {
+        Ok(self.0.cards.cards_after(after, limit).await?)
+    }
+
+    /// A phone number's cards (closed ones too), `limit` at most, after the cursor.
+    pub async fn cards_page(
+        &self,
+        raw: &str,
+        after: Option<i64>,
+        limit: i64,
+    ) -> Result<CardPage, CoreError> {
+        let msisdn = super::normalize_msisdn(raw, &self.0.country_code)?;
+        let limit = limit.clamp(1, MAX_PAGE);
+        let now = self.0.clock.now_ms();
+        // One more than asked says whether another page follows.
+        let mut cards = self
+            .0
+            .cards
+            .cards_page(&msisdn, after.unwrap_or(0), limit + 1)
+            .await?;
+        let next = if cards.len() as i64 > limit {
+            cards.truncate(limit as usize);
+            cards.last().map(|c| c.id)
+        } else {
+            None
+        };
+        let cards = cards.into_iter().map(|c| c.as_of(now)).collect();
+        Ok(CardPage { cards, next })
+    }
+}
