@@ -28,3 +28,4 @@ pub mod tokens;
 pub mod ussd;
 pub mod verify;
 pub mod vocab;
+pub mod wording;

@@ -86,7 +86,13 @@ pub struct Params<'a> {
 }
 
 pub fn render(kind: ReplyKind, lang: Language, p: &Params<'_>) -> String {
-    let body = fill(template(kind, lang), |name| value(p, lang, name));
+    render_from(template(kind, lang), kind, lang, p)
+}
+
+/// As `render`, from the bank's own `template` (see `wording.rs`) in place of the
+/// built-in one; the payment and cap lines before a code stay the gateway's.
+pub fn render_from(template: &str, kind: ReplyKind, lang: Language, p: &Params<'_>) -> String {
+    let body = fill(template, |name| value(p, lang, name));
     if kind != ReplyKind::Code {
         return body;
     }
@@ -210,6 +216,9 @@ fn template(kind: ReplyKind, lang: Language) -> &'static str {
 /// The value a template names, as `lang` writes it: Persian texts give every
 /// number in Persian digits but the code, which stays in ASCII digits because
 /// phones offer those for copy and autofill.
+/// The placeholders a text may use (`{code}` and these).
+pub const PLACEHOLDERS: [&str; 6] = ["code", "ttl", "hours", "digits", "short_code", "retry"];
+
 fn value(p: &Params<'_>, lang: Language, name: &str) -> Option<String> {
     let digits = |s: &str| match lang {
         Language::En => s.to_owned(),

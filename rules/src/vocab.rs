@@ -174,7 +174,7 @@ impl Verdict {
 }
 
 /// A customer's language: replies, USSD screens and the console speak it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
     Fa,

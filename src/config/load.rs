@@ -55,6 +55,9 @@ impl Settings {
             return bad("service.code_ttl_secs must be at least 1".into());
         }
         check_listen("smpp.listen", &self.smpp.listen)?;
+        if let Err(e) = self.messages.wording() {
+            return bad(e.to_string());
+        }
         check_listen("http.listen", &self.http.listen)?;
         if self.service.max_failures < 1 || self.policy.max_failures.is_some_and(|n| n < 1) {
             return bad("policy.max_failures (or service.max_failures) must be at least 1".into());

@@ -8,6 +8,7 @@
 //!
 //! * `schema.rs`   — the sections and their fields, as the TOML file spells them.
 //! * `defaults.rs` — the embedded setup's values.
+//! * `messages.rs` — `[messages]`, the bank's wording, checked into a `Wording`.
 //! * `secret.rs`   — [`Secret`], and fields that accept numbers for strings.
 //! * `load.rs`     — layering the sources, then validating every section.
 //! * `show.rs`     — `check-config`'s TOML, each value with where it came from.
@@ -17,11 +18,13 @@
 mod defaults;
 mod keys;
 mod load;
+mod messages;
 mod schema;
 mod secret;
 mod show;
 
 pub use keys::sqlite_path;
+pub use messages::{MessageTexts, MessagesSettings};
 pub use schema::*;
 pub use secret::Secret;
 

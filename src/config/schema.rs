@@ -22,6 +22,8 @@ pub struct Settings {
     pub policy: PolicySettings,
     pub tokens: TokenSettings,
     pub cluster: ClusterSettings,
+    #[serde(default)]
+    pub messages: super::MessagesSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -26,7 +26,25 @@ impl Settings {
             .parse()
             .map_err(|e| ConfigError::Invalid(format!("cannot print the settings: {e}")))?;
         annotate(doc.as_table_mut(), &mut Vec::new(), &figment);
-        Ok((settings, doc.to_string()))
+        let mut shown = doc.to_string();
+        // What each message costs, as the bank's operator pays for it.
+        if let Ok(wording) = settings.messages.wording() {
+            shown.push_str(
+                "\n# SMS length of each message (with a 7-digit code and the autofill lines):\n",
+            );
+            for (kind, lang, len) in wording.lengths() {
+                shown.push_str(&format!(
+                    "#   messages.{}.{}: {} segment{}, {}, {} characters\n",
+                    kind.as_str(),
+                    lang.as_str(),
+                    len.segments,
+                    if len.segments == 1 { "" } else { "s" },
+                    len.encoding,
+                    len.units
+                ));
+            }
+        }
+        Ok((settings, shown))
     }
 }
 

@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 use otpgw_rules::records::Card;
 use otpgw_rules::texts::{self, ReplyKind};
 use otpgw_rules::vocab::Language;
+use otpgw_rules::wording::Wording;
 use serde_json::json;
 
 use super::ports::{AuditStore, NewEvent};
@@ -84,6 +85,7 @@ pub(super) struct HandOut {
     audit: Arc<dyn AuditStore>,
     clock: Arc<dyn Clock>,
     language: Language,
+    wording: Arc<Wording>,
 }
 
 impl HandOut {
@@ -91,12 +93,14 @@ impl HandOut {
         audit: Arc<dyn AuditStore>,
         clock: Arc<dyn Clock>,
         language: Language,
+        wording: Arc<Wording>,
     ) -> Self {
         Self {
             outbound: OnceLock::new(),
             audit,
             clock,
             language,
+            wording,
         }
     }
 
@@ -124,13 +128,14 @@ impl HandOut {
         else {
             return ActivationState::NoRoute;
         };
-        let text = texts::render(
+        let text = self.wording.render(
             kind,
             card.language.unwrap_or(self.language),
             &texts::Params {
                 digits: &card.last4,
                 ..texts::Params::default()
             },
+            false,
         );
         let queued = outbound.send(Push {
             to: to.to_owned(),
@@ -171,7 +176,7 @@ impl HandOut {
         let state = match route {
             None => ActivationState::NoRoute,
             Some((outbound, route)) => {
-                let text = texts::render(
+                let text = self.wording.render(
                     kind,
                     card.language.unwrap_or(self.language),
                     &texts::Params {
@@ -180,6 +185,7 @@ impl HandOut {
                         digits: &card.last4,
                         ..texts::Params::default()
                     },
+                    false,
                 );
                 let queued = outbound.send(Push {
                     to: card.msisdn.clone(),

@@ -13,6 +13,7 @@ use otpgw_rules::payment::Transaction;
 use otpgw_rules::records::{ApiKey, Card, CodeRecord};
 use otpgw_rules::texts::{self, ReplyKind};
 use otpgw_rules::vocab::{CardStatus, Channel, Delivery, Language};
+use otpgw_rules::wording::Wording;
 
 use super::admission::{Admission, Admit};
 use super::handout::{HandOut, Push};
@@ -35,6 +36,8 @@ pub(super) struct Inner {
     /// The replies outbox, with several nodes on one database (PostgreSQL).
     pub outbox: Option<Arc<Outbox>>,
     pub handout: Arc<HandOut>,
+    /// The bank's wording of what customers read (`[messages]`).
+    pub wording: Arc<Wording>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -114,7 +117,8 @@ impl Inner {
 
     fn render(&self, answer: &Answer, lang: Language) -> String {
         let short_code = self.service.short_codes.first().map_or("", String::as_str);
-        texts::render(answer.kind, lang, &answer.params(self, short_code))
+        let params = answer.params(self, short_code);
+        self.wording.render(answer.kind, lang, &params, false)
     }
 
     /// Issues a code for the card the customer named by its last digits, or says
@@ -337,7 +341,7 @@ impl Issue {
         let expires_at = inner.expires_at(now);
         let svc = &inner.service;
         // The customer's language when the bank gave one (a +44 number reads English).
-        let text = texts::render(
+        let text = inner.wording.render(
             ReplyKind::Code,
             card.language.unwrap_or(svc.language),
             &texts::Params {
@@ -349,6 +353,7 @@ impl Issue {
                 transaction,
                 cap: None,
             },
+            true,
         );
         // With several nodes: into the outbox, sent by this node if one of its
         // connections serves the route now, else by the first node that has one.

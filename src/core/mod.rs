@@ -209,10 +209,13 @@ impl Core {
             &keys,
             &settings.cluster,
         ));
+        // Validated when the settings were loaded; the built-in texts otherwise.
+        let wording = Arc::new(settings.messages.wording().unwrap_or_default());
         let handout = Arc::new(handout::HandOut::new(
             ports.audit.clone(),
             clock.clone(),
             service.language,
+            wording.clone(),
         ));
         let epins = Arc::new(epin::Epins::new(keys.clone()));
         let issue = Issue(Arc::new(issue::Inner {
@@ -228,6 +231,7 @@ impl Core {
             },
             outbox: outbox.enabled().then(|| outbox.clone()),
             handout: handout.clone(),
+            wording,
             clock: clock.clone(),
         }));
         let verify = Verify(Arc::new(verify::Inner {

@@ -34,6 +34,7 @@ mod sms;
 mod tokens;
 mod ussd;
 mod verify;
+mod wording;
 
 /// Card numbers used across tests (Luhn-valid test numbers).
 pub mod cards {
