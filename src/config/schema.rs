@@ -22,6 +22,9 @@ pub struct Settings {
     pub policy: PolicySettings,
     pub tokens: TokenSettings,
     pub cluster: ClusterSettings,
+    /// `[sim_swap]`, in `sim_swap.rs`; absent, no SIM-swap check is made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sim_swap: Option<super::SimSwapSettings>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
