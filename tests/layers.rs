@@ -196,6 +196,7 @@ fn allowed() -> HashMap<&'static str, &'static [&'static str]> {
                 "core",
                 "http",
                 "replies",
+                "simswap",
                 "smpp",
                 "store",
                 "telemetry",
@@ -205,6 +206,7 @@ fn allowed() -> HashMap<&'static str, &'static [&'static str]> {
         ("smpp", &["config", "core", "replies", "telemetry"][..]),
         ("replies", &["config", "core", "telemetry"][..]),
         ("store", &["config", "core", "telemetry"][..]),
+        ("simswap", &["config", "core", "telemetry"][..]),
         ("core", &["config", "telemetry"][..]),
         ("telemetry", &["config"][..]),
         ("config", &[][..]),
@@ -281,6 +283,12 @@ fn libraries_stay_in_their_rooms() {
     let forbidden: &[(&str, &[&str])] = &[
         (
             "core",
+            &[
+                "sqlx", "axum", "hyper", "rusmpp", "utoipa", "maud", "reqwest", "moka",
+            ],
+        ),
+        (
+            "simswap",
             &["sqlx", "axum", "hyper", "rusmpp", "utoipa", "maud"],
         ),
         ("store", &["axum", "hyper", "rusmpp", "utoipa", "maud"]),
