@@ -19,9 +19,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{ConfigError, Settings};
+use crate::core::ports::SimSwapCheck;
 use crate::core::{Clock, Core, DomainError, Ports, SystemClock};
 use crate::http::{self, AppState};
 use crate::replies::{Replies, Routes};
+use crate::simswap::CamaraSimSwap;
 use crate::smpp;
 use crate::store::{BackupCheck, Store};
 
@@ -40,6 +42,8 @@ pub enum AppError {
     /// A command this backend does not do (with what to use instead).
     #[error("{0}")]
     Unsupported(String),
+    #[error(transparent)]
+    SimSwap(#[from] crate::simswap::SetupError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -117,7 +121,12 @@ async fn open(
     }
     store.migrate().await?;
     check_fingerprints(settings, &keys, &store, clock.now_ms()).await?;
-    let core = Core::new(Ports::of(store.clone()), keys, settings, clock);
+    let mut ports = Ports::of(store.clone());
+    if let Some(sim_swap) = &settings.sim_swap {
+        let check: Arc<dyn SimSwapCheck> = CamaraSimSwap::new(sim_swap)?;
+        ports.sim_swap = Some(check);
+    }
+    let core = Core::new(ports, keys, settings, clock);
     Ok((core, store))
 }
 

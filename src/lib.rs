@@ -8,6 +8,7 @@
 //! * `smpp`      — both SMPP directions over one link layer, one inbound pipeline.
 //! * `replies`   — the one way out to SMPP: queues per peer or route, and their takers.
 //! * `store`     — the storage adapter: every port, on SQLite or PostgreSQL.
+//! * `simswap`   — the operator's CAMARA SIM Swap API, as the core's SIM-swap port.
 //! * `core`      — the use cases (issue, verify, enroll, tokens, back office, access,
 //!   admission, delivery) around the rules of `otpgw_rules`, and the ports they need.
 //! * `telemetry` — logging with redaction, and the Prometheus recorder.
@@ -18,6 +19,7 @@ pub mod config;
 pub mod core;
 pub mod http;
 pub mod replies;
+pub mod simswap;
 pub mod smpp;
 pub mod store;
 pub mod telemetry;

@@ -195,6 +195,7 @@ fn allowed() -> HashMap<&'static str, &'static [&'static str]> {
                 "core",
                 "http",
                 "replies",
+                "simswap",
                 "smpp",
                 "store",
                 "telemetry",
@@ -204,6 +205,7 @@ fn allowed() -> HashMap<&'static str, &'static [&'static str]> {
         ("smpp", &["config", "core", "replies", "telemetry"][..]),
         ("replies", &["config", "core", "telemetry"][..]),
         ("store", &["config", "core", "telemetry"][..]),
+        ("simswap", &["config", "core", "telemetry"][..]),
         ("core", &["config", "telemetry"][..]),
         ("telemetry", &["config"][..]),
         ("config", &[][..]),
@@ -286,6 +288,12 @@ fn libraries_stay_in_their_rooms() {
     let forbidden: &[(&str, &[&str])] = &[
         (
             "core",
+            &[
+                "sqlx", "axum", "hyper", "rusmpp", "utoipa", "maud", "reqwest", "moka",
+            ],
+        ),
+        (
+            "simswap",
             &["sqlx", "axum", "hyper", "rusmpp", "utoipa", "maud"],
         ),
         ("store", &["axum", "hyper", "rusmpp", "utoipa", "maud"]),

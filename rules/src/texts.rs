@@ -29,10 +29,16 @@ pub enum ReplyKind {
     PhoneChangedOld,
     /// To the new number after a phone change.
     PhoneChangedNew,
+    /// The operator says the number's SIM changed lately (`[sim_swap]`): no code
+    /// is sent to a SIM that may be a fraudster's; the customer must see the bank.
+    SimSwapped,
+    /// No code now for a reason that will pass (the SIM-swap check could not be
+    /// made and the bank refuses codes then): try again later.
+    Unavailable,
 }
 
 impl ReplyKind {
-    pub const ALL: [ReplyKind; 14] = [
+    pub const ALL: [ReplyKind; 16] = [
         Self::Code,
         Self::NotEnrolled,
         Self::NoSuchCard,
@@ -47,6 +53,8 @@ impl ReplyKind {
         Self::TokenActivation,
         Self::PhoneChangedOld,
         Self::PhoneChangedNew,
+        Self::SimSwapped,
+        Self::Unavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +73,8 @@ impl ReplyKind {
             Self::TokenActivation => "token_activation",
             Self::PhoneChangedOld => "phone_changed_old",
             Self::PhoneChangedNew => "phone_changed_new",
+            Self::SimSwapped => "sim_swapped",
+            Self::Unavailable => "unavailable",
         }
     }
 }
@@ -210,6 +220,16 @@ fn template(kind: ReplyKind, lang: Language) -> &'static str {
         (PhoneChangedNew, Fa) => {
             "رمز پویای کارت {digits} از این پس به این شماره فرستاده می‌شود. اگر شما درخواست نکرده‌اید، با بانک تماس بگیرید."
         }
+        (SimSwapped, En) => {
+            "The SIM card of this number was changed recently, so no dynamic password is sent for card {digits}. Visit a branch of your bank with your ID."
+        }
+        (SimSwapped, Fa) => {
+            "سیم‌کارت این شماره به‌تازگی تعویض شده است و رمز پویای کارت {digits} ارسال نمی‌شود. با کارت شناسایی به شعبه بانک مراجعه کنید."
+        }
+        (Unavailable, En) => {
+            "Dynamic passwords cannot be sent right now. Try again in a few minutes."
+        }
+        (Unavailable, Fa) => "ارسال رمز پویا در حال حاضر ممکن نیست. چند دقیقه دیگر دوباره تلاش کنید.",
     }
 }
 

@@ -216,6 +216,10 @@ pub fn render_answer(kind: ReplyKind, lang: Language, p: &Params<'_>) -> String 
             ReplyKind::PhoneChangedOld | ReplyKind::PhoneChangedNew => {
                 format!("The phone number of card {} was changed.", p.digits)
             }
+            ReplyKind::SimSwapped => {
+                "This number's SIM card was changed recently. Visit a branch of your bank.".into()
+            }
+            ReplyKind::Unavailable => "Not available right now. Try again in a few minutes.".into(),
             // Never a USSD answer; listed so every kind has a screen.
             ReplyKind::NotActivated | ReplyKind::Activation | ReplyKind::TokenActivation => {
                 format!(
@@ -246,6 +250,10 @@ pub fn render_answer(kind: ReplyKind, lang: Language, p: &Params<'_>) -> String 
             ReplyKind::PhoneChangedOld | ReplyKind::PhoneChangedNew => {
                 format!("شماره همراه کارت {} تغییر کرد.", p.digits)
             }
+            ReplyKind::SimSwapped => {
+                "سیم‌کارت این شماره به‌تازگی تعویض شده است. به شعبه بانک مراجعه کنید.".into()
+            }
+            ReplyKind::Unavailable => "در حال حاضر ممکن نیست. چند دقیقه دیگر تلاش کنید.".into(),
             ReplyKind::NotActivated | ReplyKind::Activation | ReplyKind::TokenActivation => {
                 format!(
                     "رمز پویای کارت {} هنوز فعال نشده است. کد فعال‌سازی را در بانک تأیید کنید.",

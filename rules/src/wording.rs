@@ -39,15 +39,15 @@ impl Message {
     }
 
     /// The reply this kind words; `Pushed` words a `Code` that the switch pushed.
-    fn reply(self) -> Option<ReplyKind> {
-        Some(match self {
+    fn reply(self) -> ReplyKind {
+        match self {
             Self::Code | Self::Pushed => ReplyKind::Code,
             Self::Locked => ReplyKind::Locked,
             Self::PhoneChangedOld => ReplyKind::PhoneChangedOld,
             Self::PhoneChangedNew => ReplyKind::PhoneChangedNew,
             Self::Activation => ReplyKind::Activation,
-            Self::SimSwapped => return None,
-        })
+            Self::SimSwapped => ReplyKind::SimSwapped,
+        }
     }
 }
 
@@ -203,18 +203,12 @@ impl Wording {
         let mut out = Vec::new();
         for kind in Message::ALL {
             for lang in Language::ALL {
-                let text = match (self.texts.get(&(*kind, *lang)), kind.reply()) {
-                    (Some(t), Some(reply)) => self.finish(
-                        reply,
-                        texts::render_from(t, reply, *lang, &sample()),
-                        &sample(),
-                    ),
-                    (Some(t), None) => texts::render_from(t, ReplyKind::Help, *lang, &sample()),
-                    (None, Some(reply)) => {
-                        self.finish(reply, texts::render(reply, *lang, &sample()), &sample())
-                    }
-                    (None, None) => continue,
+                let reply = kind.reply();
+                let text = match self.texts.get(&(*kind, *lang)) {
+                    Some(t) => texts::render_from(t, reply, *lang, &sample()),
+                    None => texts::render(reply, *lang, &sample()),
                 };
+                let text = self.finish(reply, text, &sample());
                 out.push((*kind, *lang, length(&text)));
             }
         }
@@ -235,6 +229,7 @@ impl Wording {
             ReplyKind::PhoneChangedOld => self.texts.get(&(Message::PhoneChangedOld, lang)),
             ReplyKind::PhoneChangedNew => self.texts.get(&(Message::PhoneChangedNew, lang)),
             ReplyKind::Activation => self.texts.get(&(Message::Activation, lang)),
+            ReplyKind::SimSwapped => self.texts.get(&(Message::SimSwapped, lang)),
             _ => None,
         };
         let text = match own {

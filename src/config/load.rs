@@ -239,6 +239,9 @@ impl Settings {
             return bad("smpp peers: system_id listed twice".into());
         }
         self.validate_connections()?;
+        if let Some(sim_swap) = &self.sim_swap {
+            sim_swap.validate()?;
+        }
         if !self.database.url.starts_with("sqlite:") && !self.database.url.starts_with("postgres") {
             return bad("database.url must start with sqlite: or postgres://".into());
         }

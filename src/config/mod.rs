@@ -12,6 +12,7 @@
 //! * `secret.rs`   — [`Secret`], and fields that accept numbers for strings.
 //! * `load.rs`     — layering the sources, then validating every section.
 //! * `show.rs`     — `check-config`'s TOML, each value with where it came from.
+//! * `sim_swap.rs` — `[sim_swap]`, the operator's SIM Swap API and its credentials.
 //! * `keys.rs`     — the hashing keys: inline, or a key file created (0600) beside
 //!   an embedded SQLite database.
 
@@ -22,11 +23,13 @@ mod messages;
 mod schema;
 mod secret;
 mod show;
+mod sim_swap;
 
 pub use keys::sqlite_path;
 pub use messages::{MessageTexts, MessagesSettings};
 pub use schema::*;
 pub use secret::Secret;
+pub use sim_swap::{OnSimSwapError, SimSwapSettings, MAX_AGE_HOURS as SIM_SWAP_MAX_AGE_HOURS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -11,8 +11,8 @@ use super::schema::Settings;
 use super::ConfigError;
 
 /// Keys whose values are secrets wherever they stand (`[secrets]`, peers' and
-/// operator connections' passwords).
-const SECRET_KEYS: [&str; 3] = ["password", "pan_key", "code_key"];
+/// operator connections' passwords, the SIM Swap API's client secret).
+const SECRET_KEYS: [&str; 4] = ["password", "pan_key", "code_key", "client_secret"];
 
 impl Settings {
     /// The settings for `file` (and the environment), and the same as TOML with

@@ -102,6 +102,13 @@ pub enum CoreError {
     /// `[policy] after_phone_change`: pushed codes wait out the hold.
     #[error("the card's phone number changed recently: pushed codes are held back until {until}")]
     PhoneRecentlyChanged { until: i64 },
+    /// `[sim_swap]`: the operator says the number's SIM changed lately; no code.
+    #[error("the SIM of the card's phone number changed recently: no code is sent")]
+    SimSwapped,
+    /// `[sim_swap] on_error = "refuse"`: the check could not be made; nothing was
+    /// sent, and the same request may succeed later.
+    #[error("the SIM-swap check could not be made: {0}")]
+    SimSwapUnchecked(SimSwapError),
     #[error("this bank requires a transaction with every code and verification")]
     TransactionRequired,
     #[error("{0}")]
@@ -127,6 +134,23 @@ impl CoreError {
     pub(crate) fn not_found(what: Missing) -> Self {
         Self::Domain(DomainError::NotFound(what))
     }
+}
+
+/// Why the operator's SIM-swap answer is missing (the adapter's failures, as the
+/// core counts and logs them).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SimSwapError {
+    #[error("no answer within the time-out")]
+    Timeout,
+    #[error("the API could not be reached: {0}")]
+    Unreachable(String),
+    /// An error answer (CAMARA's `status` and `code`), or another non-200 status.
+    #[error("the API answered {status} {code}")]
+    Refused { status: u16, code: String },
+    #[error("the API's answer could not be read: {0}")]
+    Malformed(String),
+    #[error("no access token: {0}")]
+    Token(String),
 }
 
 /// Why a token request is refused.

@@ -19,6 +19,7 @@ use super::admission::{Admission, Admit};
 use super::handout::{HandOut, Push};
 use super::outbox::{route_target, Dispatch, Outbox, ReplyPath};
 use super::ports::{CardStore, CodeStore, Issued, NewCode, PushKey};
+use super::simswap::{Clearance, SimSwapGuard};
 use super::{Clock, CoreError, DomainError, Inbound, Reply};
 use crate::config::{PolicySettings, ServiceSettings};
 
@@ -38,6 +39,8 @@ pub(super) struct Inner {
     pub handout: Arc<HandOut>,
     /// The bank's wording of what customers read (`[messages]`).
     pub wording: Arc<Wording>,
+    /// `[sim_swap]`: asked before any code goes to a phone.
+    pub sim_swap: Option<SimSwapGuard>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -115,6 +118,19 @@ impl Inner {
         now.saturating_add(ttl_ms)
     }
 
+    /// The SIM-swap check, when the bank configured one.
+    async fn clear_sim(
+        &self,
+        card: &Card,
+        channel: &str,
+        actor: &str,
+    ) -> Result<Clearance, CoreError> {
+        match &self.sim_swap {
+            Some(guard) => guard.clear(card, channel, actor).await,
+            None => Ok(Clearance::Clear),
+        }
+    }
+
     fn render(&self, answer: &Answer, lang: Language) -> String {
         let short_code = self.service.short_codes.first().map_or("", String::as_str);
         let params = answer.params(self, short_code);
@@ -170,6 +186,15 @@ impl Inner {
             Admit::Allow => {}
             over => return Ok(Answer::limited(over)),
         }
+        let actor = format!("{}:{}", inbound.channel.as_str(), inbound.peer);
+        match self
+            .clear_sim(card, inbound.channel.as_str(), &actor)
+            .await?
+        {
+            Clearance::Clear => {}
+            Clearance::Swapped => return Ok(Some(Answer::say(ReplyKind::SimSwapped, &card.last4))),
+            Clearance::Unchecked(_) => return Ok(Some(Answer::say(ReplyKind::Unavailable, ""))),
+        }
         let now = self.now();
         let expires_at = self.expires_at(now);
         let mut answer = Answer {
@@ -206,7 +231,7 @@ impl Inner {
                     cap: cap.map(|c| i64::try_from(c).unwrap_or(i64::MAX)),
                     outbox: outboxed.as_ref().map(|(row, _)| row.clone()),
                 },
-                &format!("{}:{}", inbound.channel.as_str(), inbound.peer),
+                &actor,
             )
             .await?;
         Ok(Some(match issued {
@@ -336,6 +361,11 @@ impl Issue {
         let outbound = inner.handout.outbound().ok_or(CoreError::NoRoute)?;
         let route = outbound.route_for(&card.msisdn).ok_or(CoreError::NoRoute)?;
         inner.admission.push(key.id, card.id, &card.msisdn).await?;
+        match inner.clear_sim(&card, "push", &key.actor()).await? {
+            Clearance::Clear => {}
+            Clearance::Swapped => return Err(CoreError::SimSwapped),
+            Clearance::Unchecked(e) => return Err(CoreError::SimSwapUnchecked(e)),
+        }
         let code = Code::generate();
         let now = inner.now();
         let expires_at = inner.expires_at(now);

@@ -21,7 +21,8 @@
 //!
 //! Beside them: `handout` (the one way out for what the core sends unasked),
 //! `outbox` (sealing replies for other nodes), `epin` (slow hashes, bounded),
-//! `error`, `ports` (what the core needs of storage) and `links` (what
+//! `error`, `ports` (what the core needs of storage, and the operator's SIM-swap
+//! check), `simswap` (asking it before a code leaves) and `links` (what
 //! operations may ask of the SMPP links).
 
 mod access;
@@ -40,6 +41,7 @@ pub mod links;
 mod outbox;
 mod phone;
 pub mod ports;
+mod simswap;
 mod tokens;
 mod ussd;
 mod verify;
@@ -60,7 +62,7 @@ pub use backoffice::{BackOffice, CardView, Health};
 pub use challenge::IssuedChallengeView;
 pub use delivery::Delivery;
 pub use enroll::{Enroll, Enrolled};
-pub use error::{Conflict, CoreError, DomainError, Existing, Missing, TokenError};
+pub use error::{Conflict, CoreError, DomainError, Existing, Missing, SimSwapError, TokenError};
 pub use handout::{ActivationNotice, ActivationState, Outbound, Push};
 pub use import::{ImportLine, ImportReport, IMPORT_BATCH};
 pub use issue::{Issue, Pushed};
@@ -218,22 +220,28 @@ impl Core {
             wording.clone(),
         ));
         let epins = Arc::new(epin::Epins::new(keys.clone()));
-        let issue = Issue(Arc::new(issue::Inner {
-            cards: ports.cards.clone(),
-            codes: ports.codes.clone(),
-            admission: admission.clone(),
-            keys: keys.clone(),
-            service: service.clone(),
-            policy: policy.clone(),
-            grammar: SmsGrammar {
-                keywords: service.keywords.clone(),
-                help_keywords: service.help_keywords.clone(),
-            },
-            outbox: outbox.enabled().then(|| outbox.clone()),
-            handout: handout.clone(),
-            wording,
-            clock: clock.clone(),
-        }));
+        let issue =
+            Issue(Arc::new(issue::Inner {
+                cards: ports.cards.clone(),
+                codes: ports.codes.clone(),
+                admission: admission.clone(),
+                keys: keys.clone(),
+                service: service.clone(),
+                policy: policy.clone(),
+                grammar: SmsGrammar {
+                    keywords: service.keywords.clone(),
+                    help_keywords: service.help_keywords.clone(),
+                },
+                outbox: outbox.enabled().then(|| outbox.clone()),
+                handout: handout.clone(),
+                wording,
+                sim_swap: ports.sim_swap.clone().zip(settings.sim_swap.as_ref()).map(
+                    |(check, s)| {
+                        simswap::SimSwapGuard::new(check, s, ports.audit.clone(), clock.clone())
+                    },
+                ),
+                clock: clock.clone(),
+            }));
         let verify = Verify(Arc::new(verify::Inner {
             verifications: ports.verifications.clone(),
             cards: ports.cards.clone(),

@@ -238,6 +238,25 @@ pub trait Readiness: Send + Sync {
     fn pool_stats(&self) -> (u32, usize);
 }
 
+/// What the operator says of a number's SIM (CAMARA SIM Swap `check`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimSwapAnswer {
+    NotSwapped,
+    /// The SIM changed within the configured age: the number may be a fraudster's.
+    Swapped,
+}
+
+/// The operator's SIM-swap check, asked before a code is sent to a number. Not a
+/// store: an adapter outside the core (`crate::simswap`) asks the operator, with
+/// its own time-out and cache.
+#[async_trait]
+pub trait SimSwapCheck: Send + Sync {
+    /// `msisdn` in E.164 digits without `+`, as cards keep it.
+    async fn check(&self, msisdn: &str) -> std::result::Result<SimSwapAnswer, SimSwapError>;
+}
+
+pub use super::error::SimSwapError;
+
 /// Every port, as start-up code hands them to the core.
 #[derive(Clone)]
 pub struct Ports {
@@ -249,6 +268,8 @@ pub struct Ports {
     pub audit: Arc<dyn AuditStore>,
     pub outbox: Arc<dyn OutboxStore>,
     pub limits: Arc<dyn LimitStore>,
+    /// `[sim_swap]`, when configured (start-up code sets it after `of`).
+    pub sim_swap: Option<Arc<dyn SimSwapCheck>>,
 }
 
 impl Ports {
@@ -275,6 +296,7 @@ impl Ports {
             audit: store.clone(),
             outbox: store.clone(),
             limits: store,
+            sim_swap: None,
         }
     }
 }

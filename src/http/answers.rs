@@ -103,10 +103,10 @@ errors! {
     /// `POST /v1/codes`.
     PushErrors = [
         ("404", "no card with this number is enrolled"),
-        ("409", "card locked, suspended or pending activation, or request_id used for another card or payment"),
+        ("409", "card locked, suspended or pending activation, or request_id used for another card or payment; `phone_recently_changed` under `[policy] after_phone_change`; `sim_swapped`: the operator says the number's SIM changed within `[sim_swap] max_age_hours` (no code sent: use another factor)"),
         ("422", "no operator connection serves the card's phone number"),
         ("429", "too many codes for this card, or `too_many_bad_keys`; see Retry-After"),
-        ("503", "the outgoing queue is full; see Retry-After"),
+        ("503", "the outgoing queue is full (`busy`), or `sim_swap_unavailable`: the SIM-swap check did not answer under `[sim_swap] on_error = \"refuse\"`; see Retry-After"),
     ];
     /// `POST /v1/cards/{id}/phone`.
     PhoneErrors = CardErrors + [

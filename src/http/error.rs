@@ -186,6 +186,19 @@ impl From<CoreError> for ApiError {
                 "phone_recently_changed",
                 format!("the card's phone number changed recently; pushed codes are held back until {until} (epoch ms): use another factor"),
             ),
+            CoreError::SimSwapped => Self::new(
+                StatusCode::CONFLICT,
+                "sim_swapped",
+                "the operator says the SIM of the card's phone number changed recently; no code was sent: use another factor",
+            ),
+            CoreError::SimSwapUnchecked(_) => Self {
+                retry_after: Some(RETRY_UNAVAILABLE_SECS),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "sim_swap_unavailable",
+                    "the operator's SIM-swap check did not answer and this bank sends no code then; nothing was sent",
+                )
+            },
             CoreError::UnknownChallenge => Self::bad_request(
                 "unknown_challenge",
                 "no such challenge_id for this API key",

@@ -79,6 +79,16 @@ const METRICS: &[(&str, Kind, &str)] = &[
         "Times an API key was paused by the guessing guard.",
     ),
     (
+        "otpgw_sim_swap_checks_total",
+        Counter,
+        "SIM-swap checks before a code was sent ([sim_swap]), by result: not_swapped, swapped (no code), error (on_error decided).",
+    ),
+    (
+        "otpgw_sim_swap_seconds",
+        Histogram,
+        "Time of each call to the operator's SIM Swap API (token included; cached answers make none), up to [sim_swap] timeout_ms.",
+    ),
+    (
         "otpgw_card_locks_total",
         Counter,
         "Cards locked by consecutive failed verifications.",

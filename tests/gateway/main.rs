@@ -2,6 +2,7 @@
 //! client (PyPI smpplib), HTTP for verify and admin. One test binary (see harness).
 
 mod api;
+mod camara;
 mod db;
 mod harness;
 mod pg;
@@ -29,6 +30,7 @@ mod ops;
 mod ordering;
 mod phone;
 mod policy;
+mod simswap;
 mod smpp_session;
 mod sms;
 mod tokens;
