@@ -195,14 +195,27 @@ pub async fn import(core: &Core, file: &Path, initial_load: bool) -> Result<()> 
     let mut lines = Lines::open(Box::new(counted))?;
     let started = std::time::Instant::now();
     let mut total = ImportReport::default();
+    // Bad lines are printed batch by batch, not kept: a file of bad lines must not
+    // fill memory.
+    let mut rejected_count = 0usize;
+    let mut report_bad = |mut bad: Vec<(u64, String)>| -> Result<()> {
+        bad.sort_unstable();
+        rejected_count += bad.len();
+        bar.suspend(|| {
+            let mut err = std::io::stderr().lock();
+            bad.iter()
+                .try_for_each(|(line, why)| writeln!(err, "line {line}: {why}"))
+        })?;
+        Ok(())
+    };
     loop {
         let mut rejected = Vec::new();
         let batch = lines.next_batch(IMPORT_BATCH, &mut rejected)?;
-        total.rejected.extend(rejected);
         if batch.is_empty() {
+            report_bad(rejected)?;
             break;
         }
-        let report = core
+        let mut report = core
             .enroll
             .import(&batch, initial_load, "cli:import")
             .await
@@ -213,23 +226,19 @@ pub async fn import(core: &Core, file: &Path, initial_load: bool) -> Result<()> 
                     batch[0].line
                 )
             })?;
+        rejected.append(&mut report.rejected);
+        report_bad(rejected)?;
         total.add(report);
         let done = total.created + total.unchanged + total.updated;
         let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
         bar.set_message(format!("{done} cards, {rate:.0}/s"));
     }
     bar.finish_and_clear();
-    total.rejected.sort_unstable();
-    let stderr = std::io::stderr();
-    let mut err = stderr.lock();
-    for (line, why) in &total.rejected {
-        writeln!(err, "line {line}: {why}")?;
-    }
     let summary = serde_json::json!({
         "created": total.created,
         "unchanged": total.unchanged,
         "updated": total.updated,
-        "rejected": total.rejected.len(),
+        "rejected": rejected_count,
         "seconds": (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
     });
     println!("{summary}");

@@ -155,4 +155,21 @@ fn an_import_of_a_file_without_the_header_is_refused_whole() {
     assert!(!err.contains(cards::A), "{err}");
     let (ok, _, err) = gw.cli(&["card", "import", "/nonexistent/cards.csv"]);
     assert!(!ok && err.contains("Failed to open"), "{err}");
+
+    // JSON lines: an over-long line and a line that is no card object are
+    // reported by number; the good line after them is stored.
+    let jsonl = dir.path().join("cards.jsonl");
+    let long = format!("{{\"pan\": \"{}\", \"msisdn\": \"1\"}}", "4".repeat(5000));
+    let good = json!({"pan": cards::A, "msisdn": "989121720002"});
+    std::fs::write(&jsonl, format!("{long}\n[1, 2]\n{good}\n")).unwrap();
+    let (s, err) = import(&gw, &jsonl, &[]);
+    assert_eq!(
+        (&s["created"], &s["rejected"]),
+        (&json!(1), &json!(2)),
+        "{s} {err}"
+    );
+    assert!(
+        err.contains("line 1: longer than") && err.contains("line 2: "),
+        "{err}"
+    );
 }
