@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::answers::{
-    ActivateErrors, CardErrors, EnrollErrors, PendingCardErrors, ReactivateErrors,
+    ActivateErrors, CardChangeErrors, CardErrors, EnrollErrors, PendingCardErrors, ReactivateErrors,
 };
 use super::caller::{Admin, AdminOn, Card, OptionalJson};
 use super::error::Json;
@@ -167,7 +167,7 @@ pub async fn reactivate(
 /// Suspend a card's OTP service (role `admin`).
 #[utoipa::path(post, path = "/v1/cards/{id}/suspend", tag = "cards",
     params(CardId), request_body(content = Option<ReasonRequest>), security(("bearer" = [])),
-    responses((status = 200, body = CardView), CardErrors)
+    responses((status = 200, body = CardView), CardChangeErrors)
 )]
 pub async fn suspend(
     state: State<AppState>,
@@ -238,7 +238,7 @@ pub struct EpinRequest {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "set; the card shows `has_epin: true`", body = CardView),
-        CardErrors
+        CardChangeErrors
     )
 )]
 pub async fn set_epin(
@@ -255,7 +255,7 @@ pub async fn set_epin(
 /// Remove a card's ePIN (role `admin`).
 #[utoipa::path(delete, path = "/v1/cards/{id}/epin", tag = "cards",
     params(CardId), security(("bearer" = [])),
-    responses((status = 200, body = CardView), CardErrors)
+    responses((status = 200, body = CardView), CardChangeErrors)
 )]
 pub async fn clear_epin(
     State(state): State<AppState>,

@@ -111,7 +111,10 @@ errors! {
     /// `POST /v1/cards/{id}/phone`.
     PhoneErrors = CardErrors + [
         ("400", "`invalid_msisdn`, or `reason_required`"),
+        ("409", "`wrong_status`: the card is closed"),
     ];
+    /// A change to a card (suspend, ePIN): a closed card takes none.
+    CardChangeErrors = CardErrors + [("409", "`wrong_status`: the card is closed")];
     /// `POST /v1/cards/{id}/close` and `/reissue`.
     LifecycleErrors = CardErrors + [
         ("400", "`invalid_pan`, `reason_required` or `invalid_body`"),
@@ -129,10 +132,10 @@ errors! {
     PendingCardErrors = CardErrors + [("409", "`wrong_status`: the card is not pending")];
     /// `POST /v1/cards/{id}/reactivate`.
     ReactivateErrors = CardErrors + [
-        ("409", "`lock_not_liftable`: a timed lock runs and nobody may lift it early; `wrong_status`: the card waits for activation"),
+        ("409", "`lock_not_liftable`: a timed lock runs and nobody may lift it early; `wrong_status`: the card waits for activation, or is closed"),
     ];
     /// `POST /v1/cards/{id}/tokens`.
-    TokenEnrollErrors = CardErrors + [("409", "`serial_exists`")];
+    TokenEnrollErrors = CardErrors + [("409", "`serial_exists`; `wrong_status`: the card is closed")];
     /// `POST /v1/tokens/{id}/activate`.
     TokenActivateErrors = TokenErrors + [
         ("409", "`wrong_token_state`: not pending (already activated, suspended, revoked)"),
