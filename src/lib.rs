@@ -8,6 +8,8 @@
 //! * `smpp`      — both SMPP directions over one link layer, one inbound pipeline.
 //! * `replies`   — the one way out to SMPP: queues per peer or route, and their takers.
 //! * `store`     — the storage adapter: every port, on SQLite or PostgreSQL.
+//! * `cardfile`  — the card system's file (CSV or JSON lines), read a batch at a time
+//!   for the CLI's and the API's bulk import.
 //! * `simswap`   — the operator's CAMARA SIM Swap API, as the core's SIM-swap port.
 //! * `core`      — the use cases (issue, verify, enroll, tokens, back office, access,
 //!   admission, delivery) around the rules of `otpgw_rules`, and the ports they need.
@@ -15,6 +17,7 @@
 //! * `config`    — settings from defaults, a TOML file and `OTPGW_*` variables; secrets.
 
 pub mod app;
+pub mod cardfile;
 pub mod config;
 pub mod core;
 pub mod http;

@@ -187,10 +187,14 @@ fn file_of(path: &[String], files: &BTreeSet<PathBuf>) -> Option<PathBuf> {
 /// The rooms of the gateway crate, top to bottom, and which rooms each may import.
 fn allowed() -> HashMap<&'static str, &'static [&'static str]> {
     HashMap::from([
-        ("main", &["app", "config", "core", "http", "telemetry"][..]),
+        (
+            "main",
+            &["app", "cardfile", "config", "core", "http", "telemetry"][..],
+        ),
         (
             "app",
             &[
+                "cardfile",
                 "config",
                 "core",
                 "http",
@@ -201,7 +205,8 @@ fn allowed() -> HashMap<&'static str, &'static [&'static str]> {
                 "telemetry",
             ][..],
         ),
-        ("http", &["config", "core", "telemetry"][..]),
+        ("http", &["cardfile", "config", "core", "telemetry"][..]),
+        ("cardfile", &["core"][..]),
         ("smpp", &["config", "core", "replies", "telemetry"][..]),
         ("replies", &["config", "core", "telemetry"][..]),
         ("store", &["config", "core", "telemetry"][..]),

@@ -8,6 +8,7 @@
 //! * `transport` — an SMPP server that answers every submit_sm at once with a code: the
 //!   transport limit of the client and the machine.
 //! * `store`     — the write path alone: `Issue::sms` on a database, no sockets.
+//! * `cardfile`  — writes a generated card file for an import benchmark.
 //!
 //! Every mode ends with a report (`report`): counts, errors by kind, throughput and
 //! latency percentiles, as text or JSON, and Ctrl-C prints it for the part that ran.
@@ -15,6 +16,7 @@
 //! `otpgw::app::build` for `store`). It is a tool, so it uses `anyhow`; it prints
 //! counts only, never a card or a code.
 
+mod cardfile;
 mod cards;
 mod duration;
 mod output;
@@ -71,6 +73,8 @@ enum BenchCommand {
     Transport(transport::TransportArgs),
     /// The write path alone: enroll fixture cards, then issue codes through the core.
     Store(store::StoreArgs),
+    /// Write a generated card file (`pan,msisdn,language`) for an import benchmark.
+    Cardfile(cardfile::CardFileArgs),
 }
 
 fn main() -> Result<()> {
@@ -100,5 +104,6 @@ async fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Verify(args) => verify::run(args, stop).await,
         BenchCommand::Transport(args) => transport::run(args, stop).await,
         BenchCommand::Store(args) => store::run(args, stop).await,
+        BenchCommand::Cardfile(args) => cardfile::run(args),
     }
 }

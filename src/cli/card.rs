@@ -9,7 +9,7 @@ use otpgw::config::Settings;
 use otpgw::core::ports::StatusChange;
 use otpgw::http::views::{CardView, EnrolledView, EventView};
 
-use otpgw_rules::vocab::Language;
+use otpgw_rules::vocab::{CardStatus, Language};
 
 use super::{list_json, read_pan, stdin_line};
 
@@ -97,6 +97,9 @@ pub enum CardCommand {
     List {
         #[arg(long)]
         msisdn: String,
+        /// Only cards in this status (active, locked, suspended, pending, closed).
+        #[arg(long, value_parser = parse_status)]
+        status: Option<CardStatus>,
         /// `next_cursor` of the page before.
         #[arg(long)]
         cursor: Option<i64>,
@@ -198,10 +201,12 @@ pub async fn run(cmd: CardCommand, settings: Settings) -> Result<()> {
         }
         CardCommand::List {
             msisdn,
+            status,
             cursor,
             limit,
         } => {
-            let page = core.backoffice.cards_page(&msisdn, cursor, limit).await?;
+            let page = core.backoffice.cards_page(&msisdn, status, cursor, limit);
+            let page = page.await?;
             let cards: Vec<CardView> = page.cards.into_iter().map(CardView::from).collect();
             serde_json::json!({"cards": cards, "next_cursor": page.next.map(|n| n.to_string())})
         }
@@ -227,4 +232,9 @@ pub async fn run(cmd: CardCommand, settings: Settings) -> Result<()> {
     };
     println!("{json}");
     Ok(())
+}
+
+fn parse_status(raw: &str) -> Result<CardStatus, String> {
+    CardStatus::parse(raw)
+        .ok_or_else(|| "must be active, locked, suspended, pending or closed".to_owned())
 }

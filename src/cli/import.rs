@@ -7,169 +7,16 @@
 //! hash, phone, status, language.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use otpgw::core::{Core, ImportLine, ImportReport, IMPORT_BATCH};
-
-/// How much of a line is read at most: a card line is under 100 bytes, so anything
-/// far longer is not a card line (and must not fill memory).
-const MAX_LINE: usize = 4096;
+use otpgw::cardfile::CardFile;
+use otpgw::core::{Core, ImportReport, IMPORT_BATCH};
 
 /// Cards per page of the export's walk.
 const EXPORT_PAGE: i64 = 5000;
-
-/// The file's lines, one batch at a time: CSV or JSON lines, chosen by the first
-/// byte (`{` is JSON).
-enum Lines {
-    Csv {
-        reader: csv::Reader<Box<dyn Read>>,
-        columns: (usize, usize, Option<usize>),
-    },
-    Json {
-        reader: BufReader<Box<dyn Read>>,
-        line: u64,
-    },
-}
-
-#[derive(serde::Deserialize)]
-struct JsonLine {
-    pan: serde_json::Value,
-    msisdn: serde_json::Value,
-    #[serde(default)]
-    language: Option<String>,
-}
-
-/// A JSON value as the text of a field: card systems write numbers as numbers.
-fn text(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Number(n) => n.to_string(),
-        _ => String::new(),
-    }
-}
-
-impl Lines {
-    fn open(input: Box<dyn Read>) -> Result<Self> {
-        let mut reader = BufReader::new(input);
-        let first = reader.fill_buf().context("Failed to read the file")?;
-        let json = first
-            .iter()
-            .find(|b| !b.is_ascii_whitespace())
-            .is_some_and(|b| *b == b'{');
-        let reader: Box<dyn Read> = Box::new(reader);
-        if json {
-            return Ok(Self::Json {
-                reader: BufReader::new(reader),
-                line: 0,
-            });
-        }
-        let mut csv = csv::ReaderBuilder::new()
-            .trim(csv::Trim::All)
-            .flexible(true)
-            .from_reader(reader);
-        let header = csv
-            .headers()
-            .context("Failed to read the CSV header line")?
-            .clone();
-        let find = |name: &str| {
-            header
-                .iter()
-                .position(|h| h.trim_start_matches('\u{feff}').eq_ignore_ascii_case(name))
-        };
-        let language = find("language");
-        let (Some(pan), Some(msisdn)) = (find("pan"), find("msisdn")) else {
-            bail!("the first line must be a CSV header naming the columns pan and msisdn (and optionally language), or the file JSON lines");
-        };
-        Ok(Self::Csv {
-            reader: csv,
-            columns: (pan, msisdn, language),
-        })
-    }
-
-    /// Up to `n` lines; bad ones go to `rejected`. Empty at the end of the file.
-    fn next_batch(
-        &mut self,
-        n: usize,
-        rejected: &mut Vec<(u64, String)>,
-    ) -> Result<Vec<ImportLine>> {
-        let mut out = Vec::with_capacity(n);
-        match self {
-            Self::Csv { reader, columns } => {
-                let mut record = csv::StringRecord::new();
-                while out.len() < n {
-                    let line = reader.position().line();
-                    match reader.read_record(&mut record) {
-                        Ok(false) => break,
-                        Ok(true) => {}
-                        Err(e) if e.is_io_error() => {
-                            return Err(e).context("Failed to read the file")
-                        }
-                        Err(_) => {
-                            rejected.push((line, "not a CSV line".to_owned()));
-                            continue;
-                        }
-                    }
-                    if record.iter().all(str::is_empty) {
-                        continue;
-                    }
-                    let field = |i: usize| record.get(i).map(str::to_owned);
-                    let (Some(pan), Some(msisdn)) = (field(columns.0), field(columns.1)) else {
-                        rejected.push((line, "too few fields".to_owned()));
-                        continue;
-                    };
-                    out.push(ImportLine {
-                        line,
-                        pan,
-                        msisdn,
-                        language: columns.2.and_then(field),
-                    });
-                }
-            }
-            Self::Json { reader, line } => {
-                let mut buf = Vec::new();
-                while out.len() < n {
-                    buf.clear();
-                    let read = reader
-                        .by_ref()
-                        .take(MAX_LINE as u64)
-                        .read_until(b'\n', &mut buf)
-                        .context("Failed to read the file")?;
-                    if read == 0 {
-                        break;
-                    }
-                    *line += 1;
-                    if read == MAX_LINE && buf.last() != Some(&b'\n') {
-                        rejected.push((*line, format!("longer than {MAX_LINE} bytes")));
-                        // The rest of the over-long line is skipped.
-                        let mut rest = Vec::new();
-                        reader
-                            .read_until(b'\n', &mut rest)
-                            .context("Failed to read the file")?;
-                        continue;
-                    }
-                    if buf.iter().all(u8::is_ascii_whitespace) {
-                        continue;
-                    }
-                    match serde_json::from_slice::<JsonLine>(&buf) {
-                        Ok(j) => out.push(ImportLine {
-                            line: *line,
-                            pan: text(&j.pan),
-                            msisdn: text(&j.msisdn),
-                            language: j.language,
-                        }),
-                        // serde's message may quote the value (a card number): not shown.
-                        Err(_) => rejected
-                            .push((*line, "not a JSON object with pan and msisdn".to_owned())),
-                    }
-                }
-            }
-        }
-        Ok(out)
-    }
-}
 
 fn progress(len: Option<u64>) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr());
@@ -182,7 +29,7 @@ fn progress(len: Option<u64>) -> ProgressBar {
 
 /// `otpgw card import`.
 pub async fn import(core: &Core, file: &Path, initial_load: bool) -> Result<()> {
-    let (input, len): (Box<dyn Read>, Option<u64>) = if file == Path::new("-") {
+    let (input, len): (Box<dyn Read + Send>, Option<u64>) = if file == Path::new("-") {
         (Box::new(std::io::stdin()), None)
     } else {
         let f = File::open(file).with_context(|| format!("Failed to open {}", file.display()))?;
@@ -192,7 +39,7 @@ pub async fn import(core: &Core, file: &Path, initial_load: bool) -> Result<()> 
     let bar = progress(len);
     // Progress by bytes read: the reader counts them as the parser pulls.
     let counted = bar.wrap_read(input);
-    let mut lines = Lines::open(Box::new(counted))?;
+    let mut lines = CardFile::open(Box::new(counted))?;
     let started = std::time::Instant::now();
     let mut total = ImportReport::default();
     // Bad lines are printed batch by batch, not kept: a file of bad lines must not

@@ -6,6 +6,7 @@
 
 use otpgw_rules::codes::Pan;
 use otpgw_rules::records::Card;
+use otpgw_rules::vocab::CardStatus;
 
 use super::backoffice::{clean_reason, BackOffice};
 use super::ports::{Change, NewNumber};
@@ -74,29 +75,45 @@ impl BackOffice {
         Ok(self.0.cards.cards_after(after, limit).await?)
     }
 
-    /// A phone number's cards (closed ones too), `limit` at most, after the cursor.
+    /// A phone number's cards (closed ones too), `limit` at most, after the cursor;
+    /// only those in `status` (as of now: a timed lock that ended is active) when
+    /// one is given.
     pub async fn cards_page(
         &self,
         raw: &str,
+        status: Option<CardStatus>,
         after: Option<i64>,
         limit: i64,
     ) -> Result<CardPage, CoreError> {
         let msisdn = super::normalize_msisdn(raw, &self.0.country_code)?;
         let limit = limit.clamp(1, MAX_PAGE);
         let now = self.0.clock.now_ms();
-        // One more than asked says whether another page follows.
-        let mut cards = self
-            .0
-            .cards
-            .cards_page(&msisdn, after.unwrap_or(0), limit + 1)
-            .await?;
+        // The status is read as of now, which SQL does not know (a timed lock ends
+        // by itself), so the filter is here: a phone number has few cards, and the
+        // walk reads pages of them until one more than asked matched (which says
+        // whether another page follows) or none are left.
+        let mut cards = Vec::new();
+        let mut cursor = after.unwrap_or(0);
+        loop {
+            let page = self.0.cards.cards_page(&msisdn, cursor, limit + 1).await?;
+            let exhausted = (page.len() as i64) <= limit;
+            let Some(last) = page.last() else { break };
+            cursor = last.id;
+            cards.extend(
+                page.into_iter()
+                    .map(|c| c.as_of(now))
+                    .filter(|c| status.is_none_or(|s| c.status == s)),
+            );
+            if exhausted || cards.len() as i64 > limit {
+                break;
+            }
+        }
         let next = if cards.len() as i64 > limit {
             cards.truncate(limit as usize);
             cards.last().map(|c| c.id)
         } else {
             None
         };
-        let cards = cards.into_iter().map(|c| c.as_of(now)).collect();
         Ok(CardPage { cards, next })
     }
 }

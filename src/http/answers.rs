@@ -120,6 +120,13 @@ errors! {
         ("400", "`invalid_pan`, `reason_required` or `invalid_body`"),
         ("409", "`wrong_status`: the card is closed already (or, for a reissue, waits for activation: enroll the new number instead); `card_exists`: the new number is enrolled already"),
     ];
+    /// `POST /v1/cards/import`.
+    ImportErrors = [
+        ("400", "`invalid_query`; `invalid_file`: no CSV header naming pan and msisdn, and not JSON lines; `body_cut`: the body ended early (what came before is stored: send it again)"),
+        ("408", "`timeout`: the body paused for over 30 s"),
+        ("409", "`import_running`: another import runs on this node"),
+        ("413", "`too_large`: the body is over 512 MiB"),
+    ];
     /// `POST /v1/cards`.
     EnrollErrors = CardErrors + [("409", "already enrolled")];
     /// `POST /v1/cards/{id}/activate`.

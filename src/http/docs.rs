@@ -2,7 +2,7 @@
 //! scheme. The error answers the handlers share are in `answers.rs`.
 
 use super::error::ErrorBody;
-use super::{admin, apikeys, codes, connections, lifecycle, ops, tokens, ussd, verify};
+use super::{admin, apikeys, codes, connections, import, lifecycle, ops, tokens, ussd, verify};
 
 /// The HTTP API's description, generated from the handlers' annotations.
 #[derive(utoipa::OpenApi)]
@@ -23,6 +23,7 @@ use super::{admin, apikeys, codes, connections, lifecycle, ops, tokens, ussd, ve
         lifecycle::close,
         lifecycle::reissue,
         lifecycle::list,
+        import::import,
         admin::events,
         admin::set_epin,
         admin::clear_epin,

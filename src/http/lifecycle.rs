@@ -4,6 +4,7 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use otpgw_rules::vocab::CardStatus;
 use serde::{Deserialize, Serialize};
 
 use super::answers::{CardErrors, LifecycleErrors};
@@ -94,6 +95,9 @@ pub async fn reissue(
 pub struct ListParams {
     /// The phone number, national or international (normalised as at enrolment).
     msisdn: String,
+    /// Only cards in this status, as of now (a timed lock that ended is `active`).
+    #[param(value_type = Option<super::views::CardStatus>)]
+    status: Option<CardStatus>,
     /// `next_cursor` of the page before; absent for the first page.
     cursor: Option<String>,
     /// Cards per page, 1 to 100 (default 20).
@@ -120,7 +124,7 @@ pub async fn list(
     let Query(params) = query.map_err(|_| {
         ApiError::bad_request(
             "invalid_query",
-            "msisdn is required; cursor and limit are optional",
+            "msisdn is required; status (active, locked, suspended, pending, closed), cursor and limit are optional",
         )
     })?;
     let after =
@@ -140,7 +144,7 @@ pub async fn list(
     let page = state
         .core
         .backoffice
-        .cards_page(&params.msisdn, after, limit)
+        .cards_page(&params.msisdn, params.status, after, limit)
         .await?;
     Ok(Json(CardList {
         cards: page.cards.into_iter().map(CardView::from).collect(),

@@ -29,6 +29,7 @@ pub mod console;
 mod docs;
 mod error;
 mod fields;
+mod import;
 mod lifecycle;
 mod ops;
 mod paths;
@@ -103,7 +104,17 @@ pub fn router(state: AppState, request_timeout: Duration, console: bool) -> Rout
     } else {
         api
     };
+    // The import streams a body for minutes: it bounds its own size and pauses
+    // instead of taking the 64 KiB and `request_timeout` of every other request.
+    let import = Router::new().route("/v1/cards/import", post(import::import));
     routes
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
+        .layer(axum::middleware::map_response(timeout_body))
+        .merge(import)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -112,12 +123,6 @@ pub fn router(state: AppState, request_timeout: Duration, console: bool) -> Rout
                 "method not allowed on this endpoint",
             )
         })
-        .layer(DefaultBodyLimit::max(64 * 1024))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            request_timeout,
-        ))
-        .layer(axum::middleware::map_response(timeout_body))
         .layer(axum::middleware::from_fn(request_span))
         .with_state(state)
 }

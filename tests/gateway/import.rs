@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use crate::cards;
 use crate::harness::{code_in, Gateway};
+use crate::wait::{wait_until, WITHIN};
 
 /// The last line of the command's output, as JSON: the import's summary.
 fn summary(out: &str) -> Value {
@@ -172,4 +173,178 @@ fn an_import_of_a_file_without_the_header_is_refused_whole() {
         err.contains("line 1: longer than") && err.contains("line 2: "),
         "{err}"
     );
+}
+
+/// POSTs `body` to `/v1/cards/import` as a chunked stream (the way a card system
+/// sends a file it reads as it goes).
+fn import_over_http(gw: &Gateway, key: &str, query: &str, body: String) -> (u16, Value) {
+    let reader = std::io::Cursor::new(body.into_bytes());
+    let resp = reqwest::blocking::Client::new()
+        .post(gw.url(&format!("/v1/cards/import{query}")))
+        .bearer_auth(key)
+        .header("content-type", "text/csv")
+        .body(reqwest::blocking::Body::new(reader))
+        .send()
+        .expect("http");
+    let status = resp.status().as_u16();
+    (status, resp.json().unwrap_or(Value::Null))
+}
+
+#[test]
+fn an_import_over_http_streams_the_body_in_batches_and_is_idempotent() {
+    let (gw, admin, verifier) = Gateway::start_with("language = \"en\"").with_keys();
+    // 2,500 cards: three batches, the last one partial.
+    let customers = cards::customers(2500, 181);
+    let mut csv = String::from("pan,msisdn\n");
+    for (i, (pan, _, msisdn)) in customers.iter().enumerate() {
+        csv.push_str(&format!("{pan},{msisdn}\n"));
+        if i == 1200 {
+            csv.push_str("6037991810000001,989121810099\n"); // fails the Luhn check
+        }
+    }
+    csv.push_str(&format!("{},nope\n", cards::A));
+    let (status, first) = import_over_http(&gw, &admin, "?initial_load=true", csv.clone());
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        (&first["created"], &first["unchanged"], &first["rejected"]),
+        (&json!(2500), &json!(0), &json!(2)),
+        "{first}"
+    );
+    // Line numbers count the header as line 1.
+    let lines: Vec<i64> = first["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_i64().unwrap())
+        .collect();
+    assert_eq!(lines, [1203, 2503], "{first}");
+    assert_eq!(first["errors_truncated"], json!(false));
+    assert!(!first.to_string().contains("6037991810000001"), "{first}");
+
+    let (status, again) = import_over_http(&gw, &admin, "", csv);
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        (&again["created"], &again["unchanged"], &again["updated"]),
+        (&json!(0), &json!(2500), &json!(0)),
+        "{again}"
+    );
+
+    // JSON lines take the same path; an imported card gets a code that verifies.
+    let (pan, last4, msisdn) = &customers[2499];
+    let body = format!(
+        "{}\n",
+        json!({"pan": pan, "msisdn": msisdn, "language": "fa"})
+    );
+    let (status, jsonl) = import_over_http(&gw, &admin, "", body);
+    assert_eq!((status, &jsonl["updated"]), (200, &json!(1)), "{jsonl}");
+    let code = code_in(&gw.sms(msisdn, last4, "ascii"));
+    gw.approves(&verifier, pan, &code, "imported-over-http");
+
+    // Refusals: a verifier key, a body that is neither, a bad query.
+    let (status, _) = import_over_http(&gw, &verifier, "", "pan,msisdn\n".into());
+    assert_eq!(status, 403);
+    let (status, body) = import_over_http(&gw, &admin, "", format!("{},1\n", cards::A));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_file")),
+        "{body}"
+    );
+    assert!(!body.to_string().contains(cards::A), "{body}");
+    let (status, body) =
+        import_over_http(&gw, &admin, "?initial_load=maybe", "pan,msisdn\n".into());
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_query"))
+    );
+}
+
+#[test]
+fn a_body_cut_short_stores_no_half_line_and_one_import_runs_at_a_time() {
+    use std::io::Write;
+    let (gw, admin, _) = Gateway::start().with_keys();
+    let id = gw.enroll_id(&admin, cards::A, "989121820001");
+    // A chunked body whose one line stops inside the new phone number, then a
+    // pause: the import holds its place until the client goes away.
+    let mut held = std::net::TcpStream::connect(gw.http).unwrap();
+    write!(
+        held,
+        "POST /v1/cards/import HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {admin}\r\n\
+         transfer-encoding: chunked\r\n\r\n"
+    )
+    .unwrap();
+    // Eight digits are a phone number the gateway would take: only the cut says
+    // the line is not whole.
+    let part = format!("pan,msisdn\n{},98912182", cards::A);
+    write!(held, "{:x}\r\n{part}\r\n", part.len()).unwrap();
+    held.flush().unwrap();
+    // While it is held, a second import is refused.
+    wait_until("a second import refused", WITHIN, || {
+        let (status, body) = import_over_http(&gw, &admin, "", "pan,msisdn\n".into());
+        match (status, body["error"]["code"].as_str()) {
+            (409, Some("import_running")) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    drop(held);
+    // Once the cut body is given up, imports run again, and the card kept its phone.
+    wait_until("imports run again", WITHIN, || {
+        let (status, body) = import_over_http(&gw, &admin, "", "pan,msisdn\n".into());
+        if status == 200 {
+            Ok(())
+        } else {
+            Err(body.to_string())
+        }
+    });
+    let (_, card) = gw.get(&admin, &format!("/v1/cards/{id}"));
+    assert_eq!(card["msisdn"], "989121820001", "{card}");
+}
+
+#[test]
+fn a_phone_numbers_cards_list_by_status() {
+    let (gw, admin, _) = Gateway::start().with_keys();
+    let msisdn = "989121830001";
+    let ids: Vec<i64> = cards::customers(3, 183)
+        .iter()
+        .map(|(pan, _, _)| gw.enroll_id(&admin, pan, msisdn))
+        .collect();
+    let (status, _) = gw.post(
+        &admin,
+        &format!("/v1/cards/{}/close", ids[1]),
+        &json!({"reason": "closed by the customer"}),
+    );
+    assert_eq!(status, 200);
+    let list = |q: &str| -> Vec<i64> {
+        let (status, page) = gw.get(&admin, &format!("/v1/cards?msisdn={msisdn}{q}"));
+        assert_eq!(status, 200, "{page}");
+        page["cards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(list("&status=closed"), [ids[1]]);
+    assert_eq!(list("&status=active"), [ids[0], ids[2]]);
+    // A page of one active card skips the closed one and says another follows.
+    let (_, page) = gw.get(
+        &admin,
+        &format!("/v1/cards?msisdn={msisdn}&status=active&limit=1"),
+    );
+    assert_eq!(page["cards"][0]["id"], json!(ids[0]));
+    let cursor = page["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    assert_eq!(
+        list(&format!("&status=active&limit=1&cursor={cursor}")),
+        [ids[2]]
+    );
+    let (status, body) = gw.get(&admin, &format!("/v1/cards?msisdn={msisdn}&status=gone"));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_query"))
+    );
+    let (ok, out, err) = gw.cli(&["card", "list", "--msisdn", msisdn, "--status", "closed"]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("\"id\":{}", ids[1])), "{out}");
 }
