@@ -70,3 +70,14 @@ impl BackOffice {
         })
     }
 }
+
+impl super::Issue {
+    /// Until when pushed codes to `card`'s phone are held back after its number
+    /// changed (`[policy] after_phone_change`), if they are now: the console shows
+    /// the same hold that `push` applies.
+    pub fn pushed_held_until(&self, card: &Card) -> Option<i64> {
+        let inner = &self.0;
+        let hold = &inner.policy.after_phone_change;
+        hold.holds_until(card.phone_changed_at, inner.now())
+    }
+}

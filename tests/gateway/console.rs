@@ -5,7 +5,8 @@
 //! number, sees its codes and re-activates it; audit search, API keys made and
 //! revoked in the page, roles, CSRF and sign-out; then fresh codes verify. Also
 //! API-key list and revoke over the JSON API and the CLI, a revoked key's console
-//! session, the health strip's numbers, and the console switched off.
+//! session, the health strip's numbers, and the console switched off. A card's
+//! phone, number and closure from the console: `console/life.rs`.
 //!
 //! Set `OTPGW_CONSOLE_SHOTS=docs/console` to refresh the README's screenshots.
 
@@ -472,3 +473,5 @@ fn console_switched_off_is_not_found() {
     assert_eq!(status, 404);
     assert_eq!(gw.get(&admin, "/v1/apikeys").0, 200);
 }
+
+mod life;

@@ -1,6 +1,6 @@
 //! The help desk's daily work: the home page (the health strip and the find
 //! form), a card's page (its codes, verifications, lock, tokens) and the status
-//! changes a clerk may make, each with a reason.
+//! changes a clerk may make, each with a reason (phone, number and closure: `life.rs`).
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
@@ -10,7 +10,7 @@ use axum::routing::{post, MethodRouter};
 use axum::Form;
 use serde::Deserialize;
 
-use super::{failure, forbidden, html, pages, Clerk};
+use super::{failure, forbidden, html, life, pages, Clerk};
 use crate::core::ports::StatusChange;
 use crate::core::{CoreError, DomainError};
 use crate::http::state::AppState;
@@ -98,11 +98,15 @@ pub(super) async fn card_page(
 ) -> Result<Response, Response> {
     let id = clerk.id(&id)?;
     match state.core.backoffice.card_view(id).await {
-        Ok(Some(view)) => Ok(html(
-            clerk.lang,
-            StatusCode::OK,
-            pages::card(&clerk, &view, query.done.as_deref()),
-        )),
+        Ok(Some(view)) => {
+            let standing = life::standing(&state, &view.card).await;
+            let standing = standing.map_err(|e| failure(clerk.lang, e))?;
+            Ok(html(
+                clerk.lang,
+                StatusCode::OK,
+                pages::card(&clerk, &view, &standing, query.done.as_deref()),
+            ))
+        }
         Ok(None) => Err(clerk.say(StatusCode::NOT_FOUND, clerk.lang.texts().not_found)),
         Err(e) => Err(failure(clerk.lang, e)),
     }

@@ -13,6 +13,8 @@
 //! * `session.rs` — the request's language and clerk, cookies, CSRF and origin
 //!   checks, signing in and out.
 //! * `cards.rs`   — the home page (health, find) and a card's page and changes.
+//! * `life.rs`    — a new phone number, a new card number, closure; the phone's
+//!   hold and the last SIM-swap refusal on the card page.
 //! * `audit.rs`   — the audit search and its CSV export.
 //! * `keys.rs`    — API keys for administrators.
 //! * `pages.rs`   — the HTML of every page; `i18n.rs` — its words in fa and en.
@@ -40,6 +42,7 @@ mod cards;
 mod dates;
 mod i18n;
 mod keys;
+mod life;
 mod pages;
 mod query;
 mod session;
@@ -68,6 +71,9 @@ pub fn router() -> Router<AppState> {
             cards::change(StatusChange::Reactivate),
         )
         .route("/cards/{id}/suspend", cards::change(StatusChange::Suspend))
+        .route("/cards/{id}/phone", post(life::change_phone))
+        .route("/cards/{id}/reissue", post(life::reissue))
+        .route("/cards/{id}/close", post(life::close))
         .route("/audit", audit::search(audit::Answer::Page))
         .route("/audit.csv", audit::search(audit::Answer::Csv))
         .route("/keys", get(keys::keys_page).post(keys::create_key))

@@ -7,6 +7,7 @@ use maud::{html, Markup, DOCTYPE};
 
 use super::dates::format_time;
 use super::i18n::Texts;
+use super::life::{self, Standing};
 use super::query::AuditQuery;
 use super::{Clerk, Lang};
 use crate::core::links::Phase;
@@ -61,7 +62,7 @@ fn layout(lang: Lang, clerk: Option<&Clerk>, here: &str, title: &str, body: Mark
     }
 }
 
-fn csrf(clerk: &Clerk) -> Markup {
+pub(super) fn csrf(clerk: &Clerk) -> Markup {
     html! { input type="hidden" name="csrf" value=(clerk.csrf); }
 }
 
@@ -231,7 +232,7 @@ fn status_name(t: &Texts, s: CardStatus) -> &'static str {
     }
 }
 
-pub fn card(clerk: &Clerk, view: &CardView, done: Option<&str>) -> Markup {
+pub fn card(clerk: &Clerk, view: &CardView, standing: &Standing, done: Option<&str>) -> Markup {
     let t = clerk.lang.texts();
     let card = &view.card;
     let here = format!("/console/cards/{}", card.id);
@@ -282,7 +283,7 @@ pub fn card(clerk: &Clerk, view: &CardView, done: Option<&str>) -> Markup {
         clerk,
         &here,
         t,
-        view,
+        (view, standing),
         done,
         &why,
         (can_reactivate, reactivate_label),
@@ -295,7 +296,7 @@ fn html_card(
     clerk: &Clerk,
     here: &str,
     t: &Texts,
-    view: &CardView,
+    (view, standing): (&CardView, &Standing),
     done: Option<&str>,
     why: &str,
     (can_reactivate, reactivate_label): (bool, &str),
@@ -312,7 +313,8 @@ fn html_card(
             @match done {
                 Some("reactivated") => { p.notice role="status" id="notice" { (t.done_reactivated) } }
                 Some("suspended") => { p.notice role="status" id="notice" { (t.done_suspended) } }
-                _ => {}
+                Some(other) => { @if let Some(n) = life::notice(t, other) { p.notice role="status" id="notice" { (n) } } }
+                None => {}
             }
             h1 { (title) }
             dl.card {
@@ -322,6 +324,7 @@ fn html_card(
                 div { dt { (t.msisdn) } dd { (card.msisdn) } }
                 div { dt { (t.enrolled) } dd { (format_time(card.created_at)) } }
                 div { dt { (t.updated) } dd { (format_time(card.updated_at)) } }
+                (life::rows(t, card, standing))
             }
             section aria-labelledby="actions-title" {
                 h2 id="actions-title" { (t.actions) }
@@ -342,7 +345,8 @@ fn html_card(
                         button type="submit" class="danger" { (t.suspend) }
                     }
                 }
-                @if !can_reactivate && !can_suspend { p { (t.no_actions) } }
+                (life::forms(clerk, card))
+                @if !can_reactivate && !can_suspend && !life::any_offered(clerk, card.status) { p { (t.no_actions) } }
             }
             section aria-labelledby="codes-title" {
                 h2 id="codes-title" { (t.recent_codes) }
@@ -428,7 +432,7 @@ pub fn audit(clerk: &Clerk, query: &AuditQuery, events: &[Event], next: Option<i
                 div { label for="f-actor" { (t.actor) } input type="text" id="f-actor" name="actor" placeholder="apikey:1" value=(query.actor); }
                 div { label for="f-kind" { (t.kind) } input type="text" id="f-kind" name="kind" list="kinds" value=(query.kind); }
                 datalist id="kinds" {
-                    @for k in ["enrolled", "code_issued", "verified", "locked", "reactivated", "suspended", "api_key_created", "api_key_revoked", "console_signed_in", "verify_guard_tripped"] {
+                    @for k in ["enrolled", "code_issued", "verified", "locked", "reactivated", "suspended", "phone_changed", "reissued", "closed", "sim_swapped", "api_key_created", "api_key_revoked", "console_signed_in", "verify_guard_tripped"] {
                         option value=(k) {}
                     }
                 }
