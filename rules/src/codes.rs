@@ -186,6 +186,16 @@ impl Keys {
         crate::seal::SealKey::new(mac.finalize().into_bytes().into())
     }
 
+    /// The permutation of one kind of row id (`"codes"`) into the ids the API shows,
+    /// derived from the code key so every node shows the same id for a row.
+    pub fn id_cipher(&self, kind: &str) -> crate::ids::IdCipher {
+        let mut mac =
+            HmacSha256::new_from_slice(&self.code_key).expect("HMAC takes any key length");
+        mac.update(b"public-id|v1|");
+        mac.update(kind.as_bytes());
+        crate::ids::IdCipher::new(mac.finalize().into_bytes().into())
+    }
+
     /// The argon2 secret ("pepper") for ePIN hashes, derived from the code key so
     /// that a copy of the database alone cannot be searched for ePINs.
     fn epin_pepper(&self) -> [u8; 32] {

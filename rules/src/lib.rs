@@ -11,6 +11,7 @@
 //! * `verify`  — the verification decision for SMS and USSD codes.
 //! * `codes`   — keys and keyed hashes, codes from the OS CSPRNG, card numbers,
 //!   constant-time comparison, Argon2id ePIN hashes.
+//! * `ids`     — public ids: row ids under a keyed permutation, so they leak no count.
 //! * `payment` — payments a code is bound to, caps, ePIN rules, amounts in words.
 //! * `seal`    — authenticated encryption of what must be stored but not read.
 //! * `texts`   — every customer-facing SMS text in `fa` and `en`.
@@ -20,6 +21,7 @@
 //! Nothing here reads a clock: times are epoch milliseconds passed in.
 
 pub mod codes;
+pub mod ids;
 pub mod payment;
 pub mod records;
 pub mod seal;

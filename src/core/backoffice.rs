@@ -173,7 +173,22 @@ impl BackOffice {
 
     /// A card's audit trail, oldest first.
     pub async fn events(&self, id: i64) -> Result<Vec<Event>, CoreError> {
-        Ok(self.0.audit.events(id, MAX_EVENTS).await?)
+        let events = self.0.audit.events(id, MAX_EVENTS).await?;
+        Ok(self.public_ids(events))
+    }
+
+    /// Events as the outside sees them: a code's row id in a detail becomes the
+    /// public id `POST /v1/codes` answered and `GET /v1/codes/{id}` takes.
+    fn public_ids(&self, mut events: Vec<Event>) -> Vec<Event> {
+        let cipher = self.0.keys.id_cipher(super::issue::CODE_IDS);
+        for e in &mut events {
+            if let Some(id) = e.detail.get_mut("code_id") {
+                if let Some(row) = id.as_i64().filter(|r| *r > 0) {
+                    *id = serde_json::Value::from(cipher.hide(row));
+                }
+            }
+        }
+        events
     }
 
     pub async fn card_view(&self, id: i64) -> Result<Option<CardView>, CoreError> {
@@ -186,8 +201,16 @@ impl BackOffice {
             kind: Some(kind.to_owned()),
             ..AuditFilter::default()
         };
+        let cipher = i.keys.id_cipher(super::issue::CODE_IDS);
+        let codes = i.codes.recent_codes(id, RECENT).await?;
         Ok(Some(CardView {
-            codes: i.codes.recent_codes(id, RECENT).await?,
+            codes: codes
+                .into_iter()
+                .map(|c| CodeRecord {
+                    id: cipher.hide(c.id),
+                    ..c
+                })
+                .collect(),
             verifications: i.verifications.recent_verifications(id, RECENT).await?,
             last_lock: i.audit.search_events(&latest("locked"), 1).await?.pop(),
             last_suspension: i.audit.search_events(&latest("suspended"), 1).await?.pop(),
@@ -201,7 +224,8 @@ impl BackOffice {
         filter: &AuditFilter,
         limit: i64,
     ) -> Result<Vec<Event>, CoreError> {
-        Ok(self.0.audit.search_events(filter, limit).await?)
+        let events = self.0.audit.search_events(filter, limit).await?;
+        Ok(self.public_ids(events))
     }
 
     pub async fn health(&self) -> Result<Health, CoreError> {

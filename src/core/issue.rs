@@ -428,7 +428,7 @@ impl Issue {
         metrics::counter!("otpgw_codes_issued_total", "channel" => "push").increment(1);
         tracing::info!(card_id = card.id, code_id, route = %route, "code pushed");
         let queued = Pushed {
-            code_id,
+            code_id: public_code_id(&inner.keys, code_id),
             expires_at,
             delivery: Some(Delivery::Queued),
             replayed: false,
@@ -478,16 +478,34 @@ impl Issue {
             .await?
             .ok_or_else(|| DomainError::internal("pushed code vanished"))?;
         Ok(Pushed {
-            code_id,
+            code_id: public_code_id(&self.0.keys, code_id),
             expires_at: record.expires_at,
             delivery: record.delivery,
             replayed: true,
         })
     }
 
-    /// A code's record for the back office: channel, route, connection, states and
-    /// times, never the code.
-    pub async fn code(&self, id: i64) -> Result<Option<CodeRecord>, CoreError> {
-        Ok(self.0.codes.code(id).await?)
+    /// A code's record for the back office by its public id (the one `push`
+    /// answered): channel, route, connection, states and times, never the code.
+    /// The record carries the public id too.
+    pub async fn code(&self, public_id: i64) -> Result<Option<CodeRecord>, CoreError> {
+        let cipher = self.0.keys.id_cipher(CODE_IDS);
+        let Some(id) = cipher.reveal(public_id) else {
+            return Ok(None);
+        };
+        let record = self.0.codes.code(id).await?;
+        Ok(record.map(|r| CodeRecord {
+            id: cipher.hide(r.id),
+            ..r
+        }))
     }
+}
+
+/// The kind of row whose ids `Keys::id_cipher` permutes for the API: codes' row ids
+/// rise with every code issued, and would tell a caller how many were.
+pub const CODE_IDS: &str = "codes";
+
+/// A code's id as the API shows it (see `otpgw_rules::ids`).
+pub fn public_code_id(keys: &Keys, id: i64) -> i64 {
+    keys.id_cipher(CODE_IDS).hide(id)
 }

@@ -33,6 +33,9 @@ pub struct PushRequest {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct PushResponse {
+    /// The code's id for `GET /v1/codes/{id}`: a number from 1 to 2^52 that says
+    /// nothing of how many codes were issued (ids are not handed out in order).
+    #[schema(minimum = 1, maximum = 4503599627370496_i64)]
     code_id: i64,
     /// Epoch milliseconds after which the code is void.
     expires_at: i64,

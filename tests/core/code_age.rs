@@ -66,7 +66,7 @@ async fn the_boundary_follows_the_configured_ttl() {
     let record = h
         .core
         .issue
-        .code(code_id)
+        .code(otpgw::core::public_code_id(&h.keys, code_id))
         .await
         .unwrap()
         .expect("its record");

@@ -28,6 +28,8 @@ pub const PAN_2: &str = "6219861000002468";
 pub struct Harness {
     pub core: Core,
     pub clock: Arc<HandClock>,
+    /// The keys the core runs with (a code's public id is derived from them).
+    pub keys: Keys,
     _dir: tempfile::TempDir,
 }
 
@@ -233,6 +235,7 @@ pub async fn core_with(tune: impl FnOnce(&mut Settings)) -> Harness {
     Harness {
         core,
         clock,
+        keys,
         _dir: dir,
     }
 }

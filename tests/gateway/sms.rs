@@ -148,9 +148,9 @@ fn the_peers_answer_to_a_reply_is_the_codes_delivery_state() {
     let last_code_id = || {
         gw.events(&admin, card)
             .iter()
-            .filter(|e| e["kind"] == "code_issued")
+            .rev()
+            .find(|e| e["kind"] == "code_issued")
             .map(|e| e["detail"]["code_id"].as_i64().unwrap())
-            .max()
             .unwrap()
     };
     code_in(&gw.sms("989121110410", "4321", "ascii"));

@@ -18,8 +18,7 @@ use serde::Deserialize;
 
 use super::dates::format_time;
 use super::i18n::Texts;
-use super::pages::csrf;
-use super::{failure, forbidden, Clerk};
+use super::{csrf_input, failure, forbidden, Clerk};
 use crate::core::ports::AuditFilter;
 use crate::core::{Conflict, CoreError, DomainError, Existing};
 use crate::http::state::AppState;
@@ -115,7 +114,7 @@ pub(super) fn forms(clerk: &Clerk, card: &Card) -> Markup {
         @if offered(clerk, Act::Phone, card.status) {
             form method="post" action=(to("phone")) id="phone" {
                 h3 { (t.change_phone) }
-                (csrf(clerk))
+                (csrf_input(clerk))
                 label for="phone-msisdn" { (t.new_msisdn) }
                 input type="tel" id="phone-msisdn" name="msisdn" autocomplete="off" required maxlength="32" aria-describedby="phone-hint";
                 small id="phone-hint" { (t.change_phone_hint) }
@@ -127,7 +126,7 @@ pub(super) fn forms(clerk: &Clerk, card: &Card) -> Markup {
         @if offered(clerk, Act::Reissue, card.status) {
             form method="post" action=(to("reissue")) id="reissue" {
                 h3 { (t.reissue) }
-                (csrf(clerk))
+                (csrf_input(clerk))
                 label for="reissue-pan" { (t.new_pan) }
                 input type="text" id="reissue-pan" name="pan" inputmode="numeric" autocomplete="off" required maxlength="32" aria-describedby="reissue-hint";
                 small id="reissue-hint" { (t.new_pan_hint) }
@@ -139,7 +138,7 @@ pub(super) fn forms(clerk: &Clerk, card: &Card) -> Markup {
         @if offered(clerk, Act::Close, card.status) {
             form method="post" action=(to("close")) id="close" {
                 h3 { (t.close) }
-                (csrf(clerk))
+                (csrf_input(clerk))
                 small id="close-hint" { (t.close_hint) }
                 label for="close-reason" { (t.reason) }
                 textarea id="close-reason" name="reason" required maxlength="500" aria-describedby="close-hint" {}

@@ -82,6 +82,11 @@ pub fn router() -> Router<AppState> {
         .layer(axum::middleware::map_response(session::security_headers))
 }
 
+/// The hidden field every form of a signed-in page carries (checked by `Clerk`).
+pub(super) fn csrf_input(clerk: &Clerk) -> maud::Markup {
+    maud::html! { input type="hidden" name="csrf" value=(clerk.csrf); }
+}
+
 pub(super) fn html(lang: Lang, status: StatusCode, markup: maud::Markup) -> Response {
     let mut resp = (
         status,

@@ -9,7 +9,7 @@ use super::dates::format_time;
 use super::i18n::Texts;
 use super::life::{self, Standing};
 use super::query::AuditQuery;
-use super::{Clerk, Lang};
+use super::{csrf_input, Clerk, Lang};
 use crate::core::links::Phase;
 use crate::core::{CardView, Health};
 use otpgw_rules::records::{ApiKeyInfo, Card, Event};
@@ -60,10 +60,6 @@ fn layout(lang: Lang, clerk: Option<&Clerk>, here: &str, title: &str, body: Mark
             }
         }
     }
-}
-
-pub(super) fn csrf(clerk: &Clerk) -> Markup {
-    html! { input type="hidden" name="csrf" value=(clerk.csrf); }
 }
 
 pub fn sign_in(lang: Lang, error: Option<&str>) -> Markup {
@@ -183,14 +179,14 @@ fn find_forms(clerk: &Clerk) -> Markup {
             h2 id="find-title" { (t.find_card) }
             div.forms {
                 form method="post" action="/console/find" id="find-pan" {
-                    (csrf(clerk))
+                    (csrf_input(clerk))
                     label for="pan" { (t.by_pan) }
                     input type="text" id="pan" name="pan" inputmode="numeric" autocomplete="off" aria-describedby="pan-hint" required;
                     small id="pan-hint" { (t.pan_hint) }
                     button type="submit" { (t.find) }
                 }
                 form method="post" action="/console/find" id="find-msisdn" {
-                    (csrf(clerk))
+                    (csrf_input(clerk))
                     label for="msisdn" { (t.by_msisdn) }
                     input type="tel" id="msisdn" name="msisdn" autocomplete="off" required;
                     button type="submit" { (t.find) }
@@ -330,7 +326,7 @@ fn html_card(
                 h2 id="actions-title" { (t.actions) }
                 @if can_reactivate {
                     form method="post" action={ "/console/cards/" (card.id) "/reactivate" } id="reactivate" {
-                        (csrf(clerk))
+                        (csrf_input(clerk))
                         label for="reactivate-reason" { (t.reason) }
                         textarea id="reactivate-reason" name="reason" required maxlength="500" aria-describedby="reactivate-hint" {}
                         small id="reactivate-hint" { (t.reason_hint) }
@@ -339,7 +335,7 @@ fn html_card(
                 }
                 @if can_suspend {
                     form method="post" action={ "/console/cards/" (card.id) "/suspend" } id="suspend" {
-                        (csrf(clerk))
+                        (csrf_input(clerk))
                         label for="suspend-reason" { (t.reason) }
                         textarea id="suspend-reason" name="reason" required maxlength="500" {}
                         button type="submit" class="danger" { (t.suspend) }
@@ -491,7 +487,7 @@ pub fn keys(clerk: &Clerk, keys: &[ApiKeyInfo]) -> Markup {
                             td {
                                 @if k.revoked_at.is_none() {
                                     form method="post" action={ "/console/keys/" (k.id) "/revoke" } {
-                                        (csrf(clerk))
+                                        (csrf_input(clerk))
                                         button type="submit" class="danger" aria-label={ (t.revoke) " #" (k.id) } { (t.revoke) }
                                     }
                                 }
@@ -503,7 +499,7 @@ pub fn keys(clerk: &Clerk, keys: &[ApiKeyInfo]) -> Markup {
             section aria-labelledby="create-title" {
                 h2 id="create-title" { (t.create_key) }
                 form method="post" action="/console/keys" id="create-key" {
-                    (csrf(clerk))
+                    (csrf_input(clerk))
                     // The newest key when this form was drawn: the server refuses
                     // the form once a key exists after it, so reloading the page
                     // that shows a new key does not make (and show) another.
