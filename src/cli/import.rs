@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use otpgw::cardfile::CardFile;
-use otpgw::core::{Core, ImportReport, IMPORT_BATCH};
+use otpgw::core::{Core, ImportReport, ImportRun};
 
 /// Cards per page of the export's walk.
 const EXPORT_PAGE: i64 = 5000;
@@ -28,7 +28,7 @@ fn progress(len: Option<u64>) -> ProgressBar {
 }
 
 /// `otpgw card import`.
-pub async fn import(core: &Core, file: &Path, initial_load: bool) -> Result<()> {
+pub async fn import(core: &Core, file: &Path, initial_load: bool, batch: usize) -> Result<()> {
     let (input, len): (Box<dyn Read + Send>, Option<u64>) = if file == Path::new("-") {
         (Box::new(std::io::stdin()), None)
     } else {
@@ -45,6 +45,7 @@ pub async fn import(core: &Core, file: &Path, initial_load: bool) -> Result<()> 
     // Bad lines are printed batch by batch, not kept: a file of bad lines must not
     // fill memory.
     let mut rejected_count = 0usize;
+    let mut run = ImportRun::default();
     let mut report_bad = |mut bad: Vec<(u64, String)>| -> Result<()> {
         bad.sort_unstable();
         rejected_count += bad.len();
@@ -57,14 +58,14 @@ pub async fn import(core: &Core, file: &Path, initial_load: bool) -> Result<()> 
     };
     loop {
         let mut rejected = Vec::new();
-        let batch = lines.next_batch(IMPORT_BATCH, &mut rejected)?;
+        let batch = lines.next_batch(batch, &mut rejected)?;
         if batch.is_empty() {
             report_bad(rejected)?;
             break;
         }
         let mut report = core
             .enroll
-            .import(&batch, initial_load, "cli:import")
+            .import(&mut run, &batch, initial_load, "cli:import")
             .await
             .with_context(|| {
                 format!(

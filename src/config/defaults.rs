@@ -15,6 +15,7 @@ impl Default for DatabaseSettings {
             acquire_timeout_secs: 5,
             statement_timeout_secs: 5,
             synchronous: Synchronous::Full,
+            sqlite_writer_cache_mib: 64,
         }
     }
 }

@@ -43,6 +43,9 @@ pub struct DatabaseSettings {
     /// `normal` (faster; in WAL mode the last commits before a power cut can be
     /// lost, though never corrupted; a process crash loses nothing).
     pub synchronous: Synchronous,
+    /// SQLite: the writer connection's page cache in MiB (the readers keep SQLite's
+    /// 2 MiB). Memory is taken as pages are used, up to this.
+    pub sqlite_writer_cache_mib: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -64,7 +64,7 @@ pub use delivery::Delivery;
 pub use enroll::{Enroll, Enrolled};
 pub use error::{Conflict, CoreError, DomainError, Existing, Missing, SimSwapError, TokenError};
 pub use handout::{ActivationNotice, ActivationState, Outbound, Push};
-pub use import::{ImportLine, ImportReport, IMPORT_BATCH};
+pub use import::{ImportLine, ImportReport, ImportRun, IMPORT_BATCH};
 pub use issue::{public_code_id, Issue, Pushed};
 pub use lifecycle::{CardPage, MAX_PAGE as MAX_CARD_PAGE};
 pub use outbox::{peer_target, route_target, ClaimedReply, Dispatch, ReplyPath};

@@ -21,7 +21,7 @@ use super::caller::Admin;
 use super::error::Json;
 use super::{ApiError, AppState};
 use crate::cardfile::{CardFile, CardFileError};
-use crate::core::{Core, CoreError, IMPORT_BATCH};
+use crate::core::{Core, CoreError, ImportRun, IMPORT_BATCH};
 
 /// The largest body taken: a million cards as CSV are about 40 MB.
 pub const MAX_IMPORT_BYTES: u64 = 512 * 1024 * 1024;
@@ -182,6 +182,7 @@ fn run(
         errors_truncated: false,
         seconds: 0.0,
     };
+    let mut run = ImportRun::default();
     loop {
         let mut rejected = Vec::new();
         // A read error (the body cut) stops before its batch is stored.
@@ -190,7 +191,7 @@ fn run(
             .map_err(Failed::File)?;
         if !batch.is_empty() {
             let report = handle
-                .block_on(core.enroll.import(&batch, initial_load, actor))
+                .block_on(core.enroll.import(&mut run, &batch, initial_load, actor))
                 .map_err(Failed::Store)?;
             summary.created += report.created;
             summary.unchanged += report.unchanged;

@@ -57,6 +57,8 @@ impl Store {
 /// card numbers' hashes (`lookup`, `events`), or of new cards (`insert`).
 #[derive(Clone, Copy)]
 struct Sql {
+    /// Run first in the batch's transaction, if any.
+    prelude: Option<&'static str>,
     lookup: &'static str,
     insert: &'static str,
     events: &'static str,
@@ -66,6 +68,7 @@ impl Sql {
     fn of(backend: Backend) -> Self {
         match backend {
             Backend::Sqlite => Self {
+                prelude: None,
                 lookup: "SELECT id, pan_hash, msisdn, language FROM cards \
                          WHERE pan_hash IN (SELECT value FROM json_each($1))",
                 insert: "INSERT INTO cards (pan_hash, last4, last6_hash, msisdn, language, status, \
@@ -78,7 +81,12 @@ impl Sql {
                          '{\"last4\":\"' || last4 || '\",\"status\":\"active\",\"import\":true}', $3 \
                          FROM cards WHERE pan_hash IN (SELECT value FROM json_each($1))",
             },
+            // A plan per batch, not the generic plan PostgreSQL settles on after
+            // five runs of a prepared statement: that one was made while the
+            // table was small, scanned it whole, and stayed as it grew (a million
+            // cards took 250 s, 50 ms a statement by the end, instead of 9 ms).
             Backend::Postgres => Self {
+                prelude: Some("SET LOCAL plan_cache_mode = force_custom_plan"),
                 lookup: "SELECT id, pan_hash, msisdn, language FROM cards \
                          WHERE pan_hash IN (SELECT json_array_elements_text($1::json))",
                 insert: "INSERT INTO cards (pan_hash, last4, last6_hash, msisdn, language, status, \
@@ -102,6 +110,9 @@ async fn upsert(
     actor: &str,
     now: i64,
 ) -> Result<Vec<Imported>, StoreError> {
+    if let Some(prelude) = sql.prelude {
+        sqlx::query(prelude).execute(&mut *conn).await?;
+    }
     // What of the batch is enrolled already: id, phone and language by number.
     let hashes: Vec<&str> = rows.iter().map(|r| r.pan_hash.as_str()).collect();
     let hashes = serde_json::to_string(&hashes).map_err(|e| StoreError::Corrupt(e.to_string()))?;

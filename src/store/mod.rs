@@ -115,13 +115,19 @@ impl Store {
                 (settings.url.clone(), Backend::Postgres)
             };
             let options = AnyConnectOptions::from_str(&url)?;
-            let pool = pool_options(settings, backend, settings.max_connections)
-                .connect_with(options.clone())
-                .await?;
+            let pool = pool_options(
+                settings,
+                backend,
+                settings.max_connections,
+                READER_CACHE_KIB,
+            )
+            .connect_with(options.clone())
+            .await?;
             // SQLite: one more connection, the writer's; sqlx reopens it if it breaks.
             let writer = match backend {
                 Backend::Sqlite => {
-                    let write_pool = pool_options(settings, backend, 1)
+                    let cache_kib = settings.sqlite_writer_cache_mib.saturating_mul(1024);
+                    let write_pool = pool_options(settings, backend, 1, cache_kib)
                         .connect_with(options)
                         .await?;
                     Some((writer::Writer::spawn(write_pool.clone()), write_pool))
@@ -447,9 +453,18 @@ fn card_from_row(row: &sqlx::any::AnyRow) -> Result<Card, StoreError> {
     }))
 }
 
-/// The pool settings both pools share: WAL, the busy timeout and the durability
-/// level on SQLite; statement and lock deadlines on PostgreSQL.
-fn pool_options(settings: &DatabaseSettings, backend: Backend, size: u32) -> AnyPoolOptions {
+/// SQLite's own default page cache (2,000 KiB), for each reading connection.
+const READER_CACHE_KIB: u64 = 2000;
+
+/// The pool settings both pools share: WAL, the busy timeout, the durability level
+/// and the page cache (`cache_kib`) on SQLite; statement and lock deadlines on
+/// PostgreSQL.
+fn pool_options(
+    settings: &DatabaseSettings,
+    backend: Backend,
+    size: u32,
+    cache_kib: u64,
+) -> AnyPoolOptions {
     // A held row lock or a stuck statement fails within this, so a transport can
     // answer "try again" before its own deadline instead of never.
     let statement_timeout_ms = settings.statement_timeout_secs.saturating_mul(1000);
@@ -471,6 +486,13 @@ fn pool_options(settings: &DatabaseSettings, backend: Backend, size: u32) -> Any
                         .execute(&mut *conn)
                         .await?;
                     sqlx::query(&format!("PRAGMA synchronous = {synchronous}"))
+                        .execute(&mut *conn)
+                        .await?;
+                    // Negative: KiB, not pages. The writer's inserts land at random
+                    // places of the hash indexes; a cache that holds them saves a
+                    // read and a spilled write per page (an import of a million
+                    // cards: 51 s with 64 MiB, 63 s with SQLite's 2 MiB).
+                    sqlx::query(&format!("PRAGMA cache_size = -{cache_kib}"))
                         .execute(&mut *conn)
                         .await?;
                 } else {

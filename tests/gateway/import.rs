@@ -70,8 +70,8 @@ fn an_import_is_idempotent_reports_bad_lines_and_its_cards_get_codes() {
         "a rejected card number was printed"
     );
 
-    // A rerun changes nothing.
-    let (again, _) = import(&gw, &file, &[]);
+    // A rerun changes nothing, in batches of any size.
+    let (again, _) = import(&gw, &file, &["--batch", "7"]);
     assert_eq!(
         (&again["created"], &again["unchanged"], &again["updated"]),
         (&json!(0), &json!(40), &json!(0)),
@@ -156,6 +156,10 @@ fn an_import_of_a_file_without_the_header_is_refused_whole() {
     assert!(!err.contains(cards::A), "{err}");
     let (ok, _, err) = gw.cli(&["card", "import", "/nonexistent/cards.csv"]);
     assert!(!ok && err.contains("Failed to open"), "{err}");
+    for batch in ["0", "10001", "many"] {
+        let (ok, _, err) = gw.cli(&["card", "import", file.to_str().unwrap(), "--batch", batch]);
+        assert!(!ok && err.contains("--batch"), "{batch}: {err}");
+    }
 
     // JSON lines: an over-long line and a line that is no card object are
     // reported by number; the good line after them is stored.
