@@ -13,8 +13,13 @@ pub const MAX_AGE_HOURS: std::ops::RangeInclusive<u32> = 1..=2400;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimSwapSettings {
-    /// The API root the operator gave; otpgw calls `{url}/sim-swap/v1/check`.
+    /// The API root the operator gave; otpgw calls `{url}/sim-swap/{api_version}/check`.
     pub url: String,
+    /// The major version in the check's path. CAMARA's v1 (1.0) and v2 (2.x) check
+    /// take the same request and give the same answer; only the path differs, so an
+    /// operator that moved to v2 is followed by naming it here.
+    #[serde(default)]
+    pub api_version: ApiVersion,
     /// The OAuth2 token endpoint (client credentials grant, form-encoded).
     pub token_url: String,
     pub client_id: String,
@@ -56,6 +61,15 @@ pub enum OnSimSwapError {
     Refuse,
 }
 
+/// `api_version`: the path segment of the CAMARA SIM Swap API's major version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiVersion {
+    #[default]
+    V1,
+    V2,
+}
+
 fn default_max_age_hours() -> u32 {
     240
 }
@@ -73,6 +87,14 @@ fn default_cache_entries() -> u64 {
 }
 
 impl SimSwapSettings {
+    /// The check's path under `url`.
+    pub fn check_path(&self) -> &'static str {
+        match self.api_version {
+            ApiVersion::V1 => "/sim-swap/v1/check",
+            ApiVersion::V2 => "/sim-swap/v2/check",
+        }
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: &str| Err(ConfigError::Invalid(format!("sim_swap.{m}")));
         check_url("url", &self.url)?;
@@ -139,6 +161,15 @@ mod tests {
             (s.max_age_hours, s.timeout_ms, s.on_error, s.cache_secs),
             (240, 1000, OnSimSwapError::Allow, 300)
         );
+        assert_eq!(s.check_path(), "/sim-swap/v1/check");
+        assert_eq!(
+            load("api_version = \"v2\"")
+                .unwrap()
+                .sim_swap
+                .unwrap()
+                .check_path(),
+            "/sim-swap/v2/check"
+        );
         assert_eq!(
             load("on_error = \"refuse\"")
                 .unwrap()
@@ -154,6 +185,8 @@ mod tests {
             "on_error = \"maybe\"",
             "cache_entries = 0",
             "scope = 3",
+            "api_version = \"v3\"",
+            "api_version = \"V1\"",
         ] {
             assert!(load(bad).is_err(), "{bad}");
         }

@@ -1,9 +1,12 @@
 //! The operator's CAMARA SIM Swap API (`[sim_swap]`) as the core's
-//! `SimSwapCheck`: `POST {url}/sim-swap/v1/check` with `{"phoneNumber": "+98…",
-//! "maxAge": hours}`, a bearer token from the OAuth2 client-credentials grant
-//! (`token.rs`) and an `x-correlator` to find the call in the operator's logs.
-//! 200 answers `{"swapped": bool}`; anything else is an error, whose CAMARA
-//! `{status, code, message}` body names the reason in the log.
+//! `SimSwapCheck`: `POST {url}/sim-swap/v1/check` (`v2` with `api_version`) with
+//! `{"phoneNumber": "+98…", "maxAge": hours}`, a bearer token from the OAuth2
+//! client-credentials grant (`token.rs`) and an `x-correlator` to find the call in
+//! the operator's logs. 200 answers `{"swapped": bool}`; anything else is an
+//! error, whose CAMARA `{status, code, message}` body names the reason in the log.
+//! A 401 means the operator dropped the token before its `expires_in` (revoked,
+//! keys rotated): the token is fetched again and the check asked once more; a
+//! second 401 is an error like any other.
 //!
 //! The whole check, token included, has `timeout_ms`. Answers are kept per number
 //! for `cache_secs` in a cache bounded in entries (any sender's SMS chooses the
@@ -21,10 +24,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::SimSwapSettings;
 use crate::core::ports::{SimSwapAnswer, SimSwapCheck, SimSwapError};
-
-/// The API version path this client speaks (CAMARA SIM Swap v1; v1 and v2 share
-/// the check's request and answer).
-const CHECK_PATH: &str = "/sim-swap/v1/check";
 
 /// Why the client could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +79,11 @@ impl CamaraSimSwap {
         });
         Ok(Arc::new(Self {
             http,
-            check_url: format!("{}{CHECK_PATH}", settings.url.trim_end_matches('/')),
+            check_url: format!(
+                "{}{}",
+                settings.url.trim_end_matches('/'),
+                settings.check_path()
+            ),
             max_age_hours: settings.max_age_hours,
             timeout,
             tokens: token::Tokens::new(settings),
@@ -120,6 +123,10 @@ impl CamaraSimSwap {
                 .map_err(unreachable)?;
             let status = resp.status();
             if status == reqwest::StatusCode::UNAUTHORIZED && !retried {
+                tracing::debug!(
+                    correlator,
+                    "SIM-swap check refused the token: fetching another"
+                );
                 self.tokens.forget(&bearer).await;
                 retried = true;
                 continue;

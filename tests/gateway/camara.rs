@@ -1,17 +1,20 @@
 //! A test operator's CAMARA SIM Swap API, of the project's own: an OAuth2 token
-//! endpoint (client credentials, form-encoded) and `POST /sim-swap/v1/check`,
-//! which checks what CAMARA's OpenAPI document demands of a request (a bearer
-//! token, `phoneNumber` in E.164 with `+`, `maxAge` an integer 1..=2400) and
-//! answers in its shapes (`{"swapped": …}`, errors as `{status, code, message}`).
-//! Its answers per number, its speed and whether it is up are the test's to set;
-//! it counts the calls it gets.
+//! endpoint (client credentials, form-encoded) and `POST /sim-swap/v1/check` (and
+//! `v2`, whose check is the same), which checks what CAMARA's OpenAPI document
+//! demands of a request (a bearer token, `phoneNumber` in E.164 with `+`, `maxAge`
+//! an integer 1..=2400) and answers in its shapes (`{"swapped": …}`; every error of
+//! the API, unreadable bodies and unknown paths included, as `{status, code,
+//! message}`; the token endpoint's as OAuth's `{error}`).
+//! Its answers per number, its speed, whether it is up and which tokens it still
+//! takes are the test's to set; it counts the calls it gets.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -29,6 +32,9 @@ pub enum Mode {
     Down,
     /// Answers each check after this long.
     Slow(Duration),
+    /// Answers every check 401 `UNAUTHENTICATED`, new tokens too (the operator
+    /// lost the bank's registration, say).
+    Unauthenticated,
 }
 
 #[derive(Default)]
@@ -36,7 +42,11 @@ struct Seen {
     swapped: HashMap<String, bool>,
     mode: Option<Mode>,
     tokens_issued: u32,
+    /// Tokens numbered up to this one are revoked.
+    revoked_upto: u32,
     checks: u32,
+    /// Each check's API version (`v1`, `v2`), in order.
+    versions: Vec<String>,
     /// Each check's body, as received.
     bodies: Vec<Value>,
     /// Requests refused for a broken contract (each with why): must stay empty.
@@ -61,7 +71,14 @@ impl Camara {
             .unwrap();
         let app = Router::new()
             .route("/token", post(token))
-            .route("/sim-swap/v1/check", post(check))
+            .route("/sim-swap/{version}/check", post(check))
+            .fallback(|| async {
+                error(
+                    StatusCode::NOT_FOUND,
+                    "NOT_FOUND",
+                    "The specified resource is not found.",
+                )
+            })
             .with_state(seen.clone());
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -103,6 +120,18 @@ impl Camara {
 
     pub fn tokens_issued(&self) -> u32 {
         self.seen.lock().unwrap().tokens_issued
+    }
+
+    /// Revokes every token issued so far, before its `expires_in`: checks that
+    /// carry one are answered 401 until a new token is fetched.
+    pub fn revoke_tokens(&self) {
+        let mut seen = self.seen.lock().unwrap();
+        seen.revoked_upto = seen.tokens_issued;
+    }
+
+    /// The API version of each check received, in order.
+    pub fn versions(&self) -> Vec<String> {
+        self.seen.lock().unwrap().versions.clone()
     }
 
     pub fn bodies(&self) -> Vec<Value> {
@@ -195,37 +224,53 @@ fn invalid(headers: &HeaderMap, body: &Value) -> Option<String> {
 
 async fn check(
     State(shared): State<Shared>,
+    Path(version): Path<String>,
     headers: HeaderMap,
-    Json(body): Json<Value>,
+    body: Bytes,
 ) -> Response {
-    let mode = {
+    if version != "v1" && version != "v2" {
+        return error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The specified resource is not found.",
+        );
+    }
+    let (mode, body) = {
         let mut seen = shared.lock().unwrap();
         seen.checks += 1;
+        seen.versions.push(version);
+        // An unreadable body is answered as CAMARA says, not in axum's words.
+        let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+            seen.violations.push("check: the body is not JSON".into());
+            return invalid_argument();
+        };
         seen.bodies.push(body.clone());
         let bearer = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        if seen.tokens_issued == 0 || bearer != Some(access_token(seen.tokens_issued).as_str()) {
+        let issued = (1..=seen.tokens_issued).find(|&n| bearer == Some(access_token(n).as_str()));
+        let Some(token) = issued else {
             seen.violations.push(format!("check: bearer {bearer:?}"));
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHENTICATED",
-                "Request not authenticated due to missing, invalid, or expired credentials.",
-            );
+            return unauthenticated();
+        };
+        // A revoked token, or any token while the operator refuses them all, is
+        // the operator's doing, not a broken contract.
+        if token <= seen.revoked_upto || seen.mode == Some(Mode::Unauthenticated) {
+            return unauthenticated();
+        }
+        if token != seen.tokens_issued {
+            seen.violations
+                .push(format!("check: token {token} after a newer one"));
         }
         if let Some(why) = invalid(&headers, &body) {
             seen.violations.push(format!("check: {why}"));
-            return error(
-                StatusCode::BAD_REQUEST,
-                "INVALID_ARGUMENT",
-                "Client specified an invalid argument, request body or query param.",
-            );
+            return invalid_argument();
         }
-        seen.mode.unwrap_or(Mode::Up)
+        (seen.mode.unwrap_or(Mode::Up), body)
     };
     match mode {
-        Mode::Up => {}
+        Mode::Up | Mode::Unauthenticated => {}
         Mode::Down => {
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -244,4 +289,20 @@ async fn check(
         .copied()
         .unwrap_or(false);
     Json(json!({"swapped": swapped})).into_response()
+}
+
+fn unauthenticated() -> Response {
+    error(
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHENTICATED",
+        "Request not authenticated due to missing, invalid, or expired credentials. A new authentication is required.",
+    )
+}
+
+fn invalid_argument() -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "INVALID_ARGUMENT",
+        "Client specified an invalid argument, request body or query param.",
+    )
 }
