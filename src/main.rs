@@ -58,8 +58,15 @@ enum Command {
     /// Pushed codes, through the running gateway's HTTP API.
     #[command(subcommand)]
     Code(CodeCommand),
-    /// The running gateway's operator connections (GET /v1/connections).
-    Status(Remote),
+    /// The running gateway's SMPP links as tables: the listener's binds, the
+    /// operator connections and the routes' queues (GET /v1/connections).
+    Status {
+        #[command(flatten)]
+        remote: Remote,
+        /// Print the API's JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Load tools: SMPP and verify load against a gateway (or any SMPP server), an
     /// instant SMPP server (the transport limit), and the store's write path alone.
     ///
@@ -309,8 +316,8 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
         }
         Command::Card(cmd) => cli::card::run(cmd, settings).await,
         Command::Token(cmd) => token(cmd, settings).await,
-        Command::Status(remote) => {
-            let json = call(
+        Command::Status { remote, json } => {
+            let answer = call(
                 &settings,
                 &remote,
                 reqwest::Method::GET,
@@ -318,7 +325,14 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
                 None,
             )
             .await?;
-            println!("{json}");
+            if json {
+                println!("{answer}");
+            } else {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                print!("{}", cli::status::render(&answer, now));
+            }
             Ok(())
         }
         Command::Code(CodeCommand::Send {

@@ -81,6 +81,20 @@ connection_status! {
     }
 }
 
+/// One session bound to this node's SMPP listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerBind {
+    pub system_id: String,
+    /// `trx`, `tx` or `rx`.
+    pub bind_type: &'static str,
+    /// The peer's address and port.
+    pub address: String,
+    /// Epoch milliseconds of the bind.
+    pub since: i64,
+    /// Our deliver_sm the peer has not answered yet.
+    pub in_flight: usize,
+}
+
 pub trait Links: Send + Sync {
     /// Client mode's operator connections (empty without client mode).
     fn connections(&self) -> Vec<ConnectionStatus>;
@@ -91,6 +105,8 @@ pub trait Links: Send + Sync {
     fn route_queues(&self) -> Vec<(String, usize)>;
     /// Sessions bound to this node's SMPP listener.
     fn listener_sessions(&self) -> usize;
+    /// Those sessions, oldest first.
+    fn listener_binds(&self) -> Vec<ListenerBind>;
     /// Whether client mode runs (operator connections are configured).
     fn client_mode(&self) -> bool;
 }

@@ -23,7 +23,6 @@ mod listener;
 pub mod pdu;
 mod ussd;
 
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 pub use listener::Server;
@@ -78,7 +77,7 @@ pub fn decode_for_fuzzing(bytes: &[u8], max_pdu_len: usize) -> usize {
 /// client mode's connections and the listener's bound sessions.
 pub struct LinkBoard {
     pub operators: Option<client::Operators>,
-    pub listener_sessions: Arc<AtomicUsize>,
+    pub listener_sessions: Arc<listener::Board>,
 }
 
 impl crate::core::links::Links for LinkBoard {
@@ -104,8 +103,11 @@ impl crate::core::links::Links for LinkBoard {
     }
 
     fn listener_sessions(&self) -> usize {
-        self.listener_sessions
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.listener_sessions.len()
+    }
+
+    fn listener_binds(&self) -> Vec<crate::core::links::ListenerBind> {
+        self.listener_sessions.binds()
     }
 
     fn client_mode(&self) -> bool {

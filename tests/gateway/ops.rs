@@ -157,3 +157,72 @@ fn a_hangup_signal_is_logged_and_the_gateway_keeps_serving() {
     assert_eq!(code_in(&reply).len(), 7, "{reply}");
     assert_eq!(gw.stop().code(), Some(0), "a clean stop after the hangup");
 }
+
+/// `otpgw status` shows the listener's binds (peer, bind type, address, since, in
+/// flight) as a table, and `--json` the API's answer with the same binds; a bind
+/// that ends leaves both.
+#[test]
+fn status_shows_the_listeners_binds_as_a_table_and_as_json() {
+    use crate::raw;
+    let gw = Gateway::start();
+    let admin = gw.api_key("admin");
+    let env = [("OTPGW_API_KEY", admin.as_str())];
+    let url = format!("http://{}", gw.http);
+    let status = |json: bool| {
+        let mut args = vec!["status", "--url", url.as_str()];
+        if json {
+            args.push("--json");
+        }
+        let (ok, out, err) = gw.cli_with(&args, &env, None);
+        assert!(ok, "{err}");
+        out
+    };
+    assert!(status(false).starts_with("SMPP listener: 0 bound\n"));
+    // 0x00000009: bind_transceiver.
+    let stream = raw::bound(raw::connect_small(gw.smpp), 0x0000_0009);
+    let local = stream.local_addr().unwrap().to_string();
+    let table = crate::wait::wait_until("the bind in otpgw status", crate::wait::WITHIN, || {
+        let out = status(false);
+        if out.contains("SMPP listener: 1 bound") {
+            Ok(out)
+        } else {
+            Err(out)
+        }
+    });
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("kannel "))
+        .expect("a row for the peer");
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cells[..3], ["kannel", "trx", local.as_str()], "{table}");
+    assert_eq!(cells.last(), Some(&"0"), "nothing in flight: {table}");
+    assert!(
+        table.contains("PEER") && table.contains("IN FLIGHT"),
+        "{table}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&status(true)).unwrap();
+    let bind = &json["listener"][0];
+    assert_eq!(
+        (
+            bind["system_id"].as_str(),
+            bind["bind_type"].as_str(),
+            bind["address"].as_str()
+        ),
+        (Some("kannel"), Some("trx"), Some(local.as_str())),
+        "{json}"
+    );
+    assert!(bind["since"].as_i64().is_some_and(|t| t > 0), "{json}");
+    drop(stream);
+    crate::wait::wait_until(
+        "the bind gone from otpgw status",
+        crate::wait::WITHIN,
+        || {
+            let out = status(false);
+            if out.starts_with("SMPP listener: 0 bound") {
+                Ok(())
+            } else {
+                Err(out)
+            }
+        },
+    );
+}

@@ -50,6 +50,7 @@ impl Readiness for FakeReadiness {
 pub struct FakeLinks {
     pub connections: Mutex<Vec<ConnectionStatus>>,
     pub routes_down: Mutex<Vec<String>>,
+    pub listener: Mutex<Vec<otpgw::core::links::ListenerBind>>,
 }
 
 impl Links for FakeLinks {
@@ -69,6 +70,10 @@ impl Links for FakeLinks {
 
     fn listener_sessions(&self) -> usize {
         0
+    }
+
+    fn listener_binds(&self) -> Vec<otpgw::core::links::ListenerBind> {
+        self.listener.lock().unwrap().clone()
     }
 
     fn client_mode(&self) -> bool {

@@ -121,10 +121,17 @@ async fn connections_show_what_the_links_report() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
-        json!({"connections": [], "routes_down": [], "routes": []})
+        json!({"connections": [], "routes_down": [], "routes": [], "listener": []})
     );
 
     *app.links.connections.lock().unwrap() = vec![connection()];
+    *app.links.listener.lock().unwrap() = vec![otpgw::core::links::ListenerBind {
+        system_id: "bank".into(),
+        bind_type: "trx",
+        address: "10.1.2.3:40112".into(),
+        since: 1_800_000_002_000,
+        in_flight: 4,
+    }];
     *app.links.routes_down.lock().unwrap() = vec![String::new()];
     let (status, body) = app.get("/v1/connections", Some(&admin)).await;
     assert_eq!(status, StatusCode::OK);
@@ -145,7 +152,9 @@ async fn connections_show_what_the_links_report() {
                 "unmatched_receipts": 4, "untracked": 5
             }],
             "routes_down": [""],
-            "routes": [{"route": "", "queued": 2}]
+            "routes": [{"route": "", "queued": 2}],
+            "listener": [{"system_id": "bank", "bind_type": "trx", "address": "10.1.2.3:40112",
+                          "since": 1_800_000_002_000_i64, "in_flight": 4}]
         })
     );
     let verifier = app.key(Role::Verifier).await;

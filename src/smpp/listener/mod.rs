@@ -7,16 +7,17 @@
 //! * `mod.rs`     — [`Server`]: the accept loop under the guard's caps.
 //! * `guard.rs`   — who may hold a connection: caps in total and per address, and a
 //!   back-off for addresses that keep failing to bind.
+//! * `board.rs`   — who is bound right now, for operations.
 //! * `bind.rs`    — the bind phase: only bind, enquire_link and unbind are served.
 //! * `session.rs` — a bound session: messages in (through `smpp::inbound`),
 //!   replies out within the window, keep-alive, unbind.
 
 mod bind;
+mod board;
 mod guard;
 mod session;
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
+
+pub use board::Board;
 
 use super::inbound::Pipeline;
 use crate::config::{ServiceSettings, SmppSettings};
@@ -36,8 +39,8 @@ pub(crate) struct Context {
     pub pipeline: Pipeline,
     pub replies: Replies,
     pub guard: Arc<guard::Guard>,
-    /// Sessions bound on this node right now, for the console's health strip.
-    pub bound: Arc<AtomicUsize>,
+    /// Sessions bound on this node right now, for operations and the console.
+    pub board: Arc<board::Board>,
 }
 
 impl Context {
@@ -63,14 +66,14 @@ impl Server {
                 guard: guard::Guard::new(&settings),
                 replies,
                 settings,
-                bound: Arc::new(AtomicUsize::new(0)),
+                board: Arc::new(board::Board::default()),
             }),
         }
     }
 
-    /// The number of sessions bound to this listener, kept current by the sessions.
-    pub fn bound_sessions(&self) -> Arc<AtomicUsize> {
-        self.ctx.bound.clone()
+    /// The sessions bound to this listener, kept current by the sessions.
+    pub fn bound_sessions(&self) -> Arc<Board> {
+        self.ctx.board.clone()
     }
 
     /// Accepts connections until `shutdown`, then waits for every session to unbind.

@@ -50,9 +50,12 @@ pub(super) async fn run(
     tracing::info!(system_id = %bound.system_id, bind = bound.kind.as_str(), "bound");
     let system_id = bound.system_id.clone();
     metrics::gauge!("otpgw_smpp_sessions", "system_id" => system_id.clone()).increment(1.0);
-    ctx.bound.fetch_add(1, Ordering::Relaxed);
-    Session::new(conn, ctx.clone(), bound).serve(shutdown).await;
-    ctx.bound.fetch_sub(1, Ordering::Relaxed);
+    let entry = ctx
+        .board
+        .enter(&system_id, bound.kind.as_str(), addr, ctx.core().now_ms());
+    Session::new(conn, ctx.clone(), bound, entry)
+        .serve(shutdown)
+        .await;
     metrics::gauge!("otpgw_smpp_sessions", "system_id" => system_id).decrement(1.0);
     tracing::info!("session closed");
 }
@@ -79,6 +82,8 @@ struct Session {
     taker: Option<Taker>,
     keepalive: Keepalive,
     in_flight: HashMap<u32, InFlight>,
+    /// This session on the listener's board (leaves it when the session ends).
+    entry: super::board::Entry,
     /// Message tasks, whose answers the session loop writes.
     handling: Handling,
     deadline: Duration,
@@ -90,7 +95,7 @@ enum Flow {
 }
 
 impl Session {
-    fn new(conn: Conn, ctx: Arc<Context>, bound: Bound) -> Self {
+    fn new(conn: Conn, ctx: Arc<Context>, bound: Bound, entry: super::board::Entry) -> Self {
         let s = &ctx.settings;
         let target = Target::Peer(bound.system_id.clone());
         let taker = bound
@@ -112,12 +117,20 @@ impl Session {
             bound,
             taker,
             in_flight: HashMap::new(),
+            entry,
             handling: Handling::new(),
         }
     }
 
     /// Outstanding deliver_sm of this system_id on this node (the window in use).
     fn window_gauge(&self, delta: f64) {
+        // The board's count moves with the gauge (this session's share of it).
+        let n = delta.abs() as usize;
+        if delta >= 0.0 {
+            self.entry.in_flight.fetch_add(n, Ordering::Relaxed);
+        } else {
+            self.entry.in_flight.fetch_sub(n, Ordering::Relaxed);
+        }
         metrics::gauge!("otpgw_smpp_window_in_use", "system_id" => self.bound.system_id.clone())
             .increment(delta);
     }
