@@ -46,6 +46,9 @@ enum Command {
     /// Load and validate the configuration (and the keys, without creating any), print
     /// it with secrets hidden, and exit. Connects to nothing.
     CheckConfig,
+    /// The hashing keys' file.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Enroll and manage cards.
     #[command(subcommand)]
     Card(cli::card::CardCommand),
@@ -98,6 +101,15 @@ struct Remote {
     url: Option<String>,
     #[arg(long, env = "OTPGW_API_KEY", hide_env_values = true)]
     key: String,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key file of new random keys at PATH (mode 0600), or keep and check
+    /// the one there. Reads no configuration: run it once before the nodes start
+    /// (deploy/compose.yaml does) and point every node at the file with
+    /// `secrets.key_file`. Prints `{"path", "created"}`.
+    Init { path: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -231,6 +243,12 @@ fn main() -> Result<()> {
         // The load tool reads no gateway configuration.
         return run_bench(bench.args);
     }
+    if let Command::Keys(KeysCommand::Init { path }) = &cli.command {
+        // Before any configuration: the nodes' configuration names this file.
+        let created = otpgw::config::init_key_file(path)?;
+        println!("{}", serde_json::json!({"path": path, "created": created}));
+        return Ok(());
+    }
     if let Command::CheckConfig = cli.command {
         // Before logging is set up: this command's output is the configuration.
         let (settings, shown) = Settings::describe(cli.config.as_deref())?;
@@ -285,7 +303,7 @@ fn run_bench(args: Vec<OsString>) -> Result<()> {
 async fn run(command: Command, settings: Settings) -> Result<()> {
     match command {
         Command::Serve => Ok(otpgw::app::serve(settings).await?),
-        Command::CheckConfig => unreachable!("answered in main"),
+        Command::CheckConfig | Command::Keys(_) => unreachable!("answered in main"),
         Command::Migrate => {
             otpgw::app::migrate(&settings)
                 .await

@@ -73,6 +73,22 @@ impl Settings {
     }
 }
 
+/// `otpgw keys init PATH`: creates a key file of new random keys (mode 0600, never
+/// over another file) and answers `true`; a key file already there is read and
+/// checked instead (mode, format) and kept, answering `false`. For a one-shot step
+/// that runs before every node (compose), so the keys are made once and shared.
+pub fn init_key_file(path: &Path) -> Result<bool, ConfigError> {
+    if path.exists() {
+        read_key_file(path)?;
+        return Ok(false);
+    }
+    let keys = otpgw_rules::codes::Keys::generate();
+    write_key_file(path, &keys).map_err(|e| {
+        ConfigError::Invalid(format!("cannot create key file {}: {e}", path.display()))
+    })?;
+    Ok(true)
+}
+
 fn read_key_file(path: &Path) -> Result<otpgw_rules::codes::Keys, ConfigError> {
     use std::os::unix::fs::PermissionsExt;
     let invalid = |m: String| ConfigError::Invalid(m);

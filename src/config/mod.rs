@@ -25,7 +25,7 @@ mod secret;
 mod show;
 mod sim_swap;
 
-pub use keys::sqlite_path;
+pub use keys::{init_key_file, sqlite_path};
 pub use messages::{MessageTexts, MessagesSettings};
 pub use schema::*;
 pub use secret::Secret;

@@ -119,6 +119,17 @@ impl Gateway {
         Self::start_in(dir, db_url.to_owned(), "", Some(keys), &[])
     }
 
+    /// A node on a fresh PostgreSQL database whose key file holds `keys` (the text
+    /// of a key file, as `otpgw keys init` writes it).
+    pub fn start_on_postgres_with_keys(keys: &str) -> Self {
+        let base = postgres_url().expect("a PostgreSQL test");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db_url = crate::pg::fresh_database(&base);
+        let mut gw = Self::start_in(dir, db_url, "", Some(keys.to_owned()), &[]);
+        gw.owns_db = true;
+        gw
+    }
+
     /// A second node on the same database and keys as `other`.
     pub fn start_beside(other: &Gateway) -> Self {
         Self::start_beside_with(other, "")

@@ -102,3 +102,53 @@ fn a_card_command_in_an_empty_directory_creates_nothing() {
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(left.is_empty(), "created {left:?}");
 }
+
+/// `otpgw keys init PATH` makes a 0600 key file of new keys once and keeps it on
+/// every later run (the compose example's one-shot step before the nodes), and
+/// refuses a key file others may read.
+#[test]
+fn keys_init_makes_one_key_file_and_keeps_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys/otpgw.key");
+    let init = || {
+        let out = Command::new(bin())
+            .args(["keys", "init", path.to_str().unwrap()])
+            .env_remove("OTPGW_CONFIG")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        (
+            out.status.success(),
+            stdout,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = init();
+    assert!(ok, "{err}");
+    let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(answer["created"], true, "{out}");
+    let first = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(first.contains("pan_key = \"") && first.contains("code_key = \""));
+    // Nothing else was made: no configuration or database was read or created.
+    let made: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(made.len(), 1, "{made:?}");
+
+    let (ok, out, err) = init();
+    assert!(ok, "{err}");
+    assert!(out.contains("\"created\":false"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        first,
+        "the keys were kept"
+    );
+
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (ok, _, err) = init();
+    assert!(!ok && err.contains("chmod 600"), "{err}");
+}

@@ -244,3 +244,30 @@ fn an_msisdn_limit_holds_across_three_nodes() {
     assert!((1..=3).contains(&notices), "notices {notices}");
     assert_eq!(codes + notices + silent, 9);
 }
+
+/// The compose example's start: `otpgw keys init` once, then two nodes on one
+/// database reading that key file agree: a code issued through one verifies through
+/// the other.
+#[test]
+fn two_nodes_on_a_key_file_from_keys_init_share_their_cards() {
+    require_postgres();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("otpgw.key");
+    let out = std::process::Command::new(crate::harness::bin())
+        .args(["keys", "init", path.to_str().unwrap()])
+        .env_remove("OTPGW_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keys = std::fs::read_to_string(&path).unwrap();
+    let a = Gateway::start_on_postgres_with_keys(&keys);
+    let b = Gateway::start_beside(&a);
+    let (admin, verifier) = (a.api_key("admin"), b.api_key("verifier"));
+    a.enroll(&admin, cards::A, "989121850001");
+    let code = code_in(&a.sms("989121850001", "4321", "ascii"));
+    b.approves(&verifier, cards::A, &code, "keys-init");
+}
