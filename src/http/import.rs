@@ -33,6 +33,25 @@ const LISTED_ERRORS: usize = 1000;
 /// One import at a time per node: a second would only compete for the writer.
 static RUNNING: Semaphore = Semaphore::const_new(1);
 
+/// The body's schema in the OpenAPI document: any text. The file's lines are
+/// checked one by one (a bad one is listed, never the whole body refused), so no
+/// schema of the body as a whole is true.
+pub struct CardFileBody;
+
+impl utoipa::PartialSchema for CardFileBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::SchemaType::AnyValue)
+            .description(Some(
+                "CSV with a header line naming pan and msisdn (and optionally language), \
+                 or JSON lines with those keys",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for CardFileBody {}
+
 /// The request's body, not read yet (after the key was checked).
 pub struct RawBody(axum::body::Body);
 
@@ -89,7 +108,7 @@ enum Cut {
 /// error part of it may be stored: send it again from the start.
 #[utoipa::path(post, path = "/v1/cards/import", tag = "cards",
     params(ImportParams),
-    request_body(content = String, content_type = "text/csv",
+    request_body(content = inline(CardFileBody), content_type = "text/csv",
         description = "CSV with a header line, or JSON lines (application/x-ndjson)"),
     security(("bearer" = [])),
     responses((status = 200, body = ImportSummary), super::answers::ImportErrors))]
