@@ -125,7 +125,7 @@ errors! {
         ("400", "`invalid_query`; `invalid_file`: no CSV header naming pan and msisdn, and not JSON lines; `body_cut`: the body ended early (what came before is stored: send it again)"),
         ("408", "`timeout`: the body paused for over 30 s"),
         ("409", "`import_running`: another import runs on this node"),
-        ("413", "`too_large`: the body is over 512 MiB"),
+        ("413", "`too_large`: the body is over 512 MiB or 5,000,000 lines (the lines before are stored)"),
     ];
     /// `POST /v1/cards`.
     EnrollErrors = CardErrors + [("409", "already enrolled")];

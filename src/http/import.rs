@@ -27,6 +27,10 @@ use crate::core::{Core, CoreError, ImportRun, IMPORT_BATCH};
 pub const MAX_IMPORT_BYTES: u64 = 512 * 1024 * 1024;
 /// How long the body may pause before the import gives up on it.
 pub const IMPORT_IDLE: Duration = Duration::from_secs(30);
+/// Lines one request may hold: the duplicate check keeps about 20 bytes per card
+/// line for the whole request, so this bounds it (about 100 MB). Larger card bases
+/// come in several files, or through `otpgw card import`.
+pub const MAX_IMPORT_LINES: u64 = 5_000_000;
 /// Bad lines listed in the answer; the count covers them all.
 const LISTED_ERRORS: usize = 1000;
 
@@ -150,6 +154,11 @@ pub async fn import(
     let worked = worked.map_err(|_| ApiError::internal())?;
     match (cut, worked) {
         (_, Ok(summary)) => Ok(Json(summary)),
+        (_, Err(Failed::TooManyLines)) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the body has over 5,000,000 lines: split the file; the lines before are stored",
+        )),
         (Some(Cut::TooLarge), Err(_)) => Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
@@ -179,6 +188,7 @@ pub async fn import(
 enum Failed {
     File(CardFileError),
     Store(CoreError),
+    TooManyLines,
 }
 
 /// Parses and stores on a blocking thread: the parser reads synchronously, and each
@@ -219,6 +229,11 @@ fn run(
         }
         rejected.sort_unstable();
         summary.rejected += rejected.len() as u64;
+        if summary.created + summary.unchanged + summary.updated + summary.rejected
+            > MAX_IMPORT_LINES
+        {
+            return Err(Failed::TooManyLines);
+        }
         for (line, reason) in rejected {
             if summary.errors.len() < LISTED_ERRORS {
                 summary.errors.push(LineError { line, reason });
