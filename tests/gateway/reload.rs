@@ -122,6 +122,7 @@ fn sighup_adds_a_peer_and_changes_a_limit_while_another_peers_bind_keeps_getting
             "unknown_sender = { count = 1000, per_secs = 1 }",
             "unknown_sender = { count = 1, per_secs = 3600 }",
         ) + "\n[[smpp.peers]]\nsystem_id = \"telco2\"\npassword = \"pass-2\"\n"
+            + "[messages.code]\nen = \"Reloaded bank code {code}, valid {ttl} s.\"\n"
     });
     sighup(&gw);
     gw.wait_for_log("configuration reloaded");
@@ -158,6 +159,10 @@ fn sighup_adds_a_peer_and_changes_a_limit_while_another_peers_bind_keeps_getting
     telco2.ok();
     assert_eq!(gw.counter(limited), 1.0);
 
+    // The bank's new wording is in force.
+    let reply = gw.sms("989121110001", "OTP 4321", "ascii");
+    assert!(reply.starts_with("Reloaded bank code "), "{reply}");
+
     // kannel was never unbound: the same session asks again and gets a code.
     kannel.go_on();
     let second = code_in(kannel.next("deliver_sm")["text"].as_str().unwrap());
@@ -172,7 +177,9 @@ fn sighup_adds_a_peer_and_changes_a_limit_while_another_peers_bind_keeps_getting
         .map(str::to_owned)
         .unwrap();
     assert!(
-        line.contains("limits.unknown_sender") && line.contains("smpp.peers"),
+        line.contains("limits.unknown_sender")
+            && line.contains("smpp.peers")
+            && line.contains("messages.code"),
         "{line}"
     );
 }
