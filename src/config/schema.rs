@@ -452,6 +452,10 @@ pub struct ClusterSettings {
     /// How often each node looks for replies it can send (and for other nodes'
     /// lapsed claims).
     pub outbox_poll_ms: u64,
+    /// How long a node trusts an API key it read (0: read it on every request). A
+    /// key revoked on this node is refused at once; revoked on another node (or by
+    /// the CLI), it is refused here within this. At most 5,000.
+    pub api_key_cache_ms: u64,
 }
 
 impl Default for ClusterSettings {
@@ -461,6 +465,7 @@ impl Default for ClusterSettings {
             outbox_lease_secs: 10,
             outbox_margin_ms: 2_000,
             outbox_poll_ms: 250,
+            api_key_cache_ms: 500,
         }
     }
 }

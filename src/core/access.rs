@@ -1,5 +1,6 @@
 //! Who may call: API keys (created for a role, shown once, stored as a hash,
-//! revoked at once on every node) and the console's sessions on top of them.
+//! revoked at once on this node and within `cluster.api_key_cache_ms` on the
+//! others) and the console's sessions on top of them.
 
 use std::sync::Arc;
 
@@ -34,6 +35,8 @@ pub(super) struct Inner {
     pub access: Arc<dyn AccessStore>,
     pub audit: Arc<dyn AuditStore>,
     pub clock: Arc<dyn Clock>,
+    /// Valid keys, remembered for `cluster.api_key_cache_ms` (`keycache.rs`).
+    pub cache: super::keycache::KeyCache,
 }
 
 impl Access {
@@ -63,20 +66,31 @@ impl Access {
         Ok((id, key))
     }
 
-    /// Looks the key up in the database on every call, with no cache, so that a
-    /// revoked key is refused at once on every node.
+    /// The key behind `bearer`: from the cache when it was read within
+    /// `cluster.api_key_cache_ms`, else from the database. A key revoked on this
+    /// node is refused at once; on another node, within that bound.
     pub async fn authenticate(&self, bearer: &str) -> Result<Option<ApiKey>, CoreError> {
-        Ok(self.0.access.api_key(&codes::api_key_hash(bearer)).await?)
+        let hash = codes::api_key_hash(bearer);
+        if let Some(key) = self.0.cache.get(&hash) {
+            return Ok(Some(key));
+        }
+        let key = self.0.access.api_key(&hash).await?;
+        if let Some(key) = key {
+            self.0.cache.keep(hash, key);
+        }
+        Ok(key)
     }
 
     pub async fn keys(&self) -> Result<Vec<ApiKeyInfo>, CoreError> {
         Ok(self.0.access.api_keys().await?)
     }
 
-    /// Revokes a key at once (every node reads keys from the database on every
-    /// request) and ends its console sessions; audited.
+    /// Revokes a key, at once on this node (the key cache is emptied; other nodes
+    /// drop it within `cluster.api_key_cache_ms`), and ends its console sessions;
+    /// audited.
     pub async fn revoke(&self, id: i64, actor: &str) -> Result<ApiKeyInfo, CoreError> {
         let info = self.0.access.revoke_api_key(id, actor, self.now()).await?;
+        self.0.cache.forget_all();
         tracing::info!(api_key_id = id, actor, "api key revoked");
         Ok(info)
     }

@@ -21,6 +21,7 @@
 //!
 //! Beside them: `handout` (the one way out for what the core sends unasked),
 //! `outbox` (sealing replies for other nodes), `epin` (slow hashes, bounded),
+//! `keycache` (valid API keys, remembered briefly),
 //! `error`, `ports` (what the core needs of storage, and the operator's SIM-swap
 //! check), `simswap` (asking it before a code leaves), `links` (what
 //! operations may ask of the SMPP links), `reload` (of the configuration) and
@@ -37,6 +38,7 @@ mod error;
 mod handout;
 mod import;
 mod issue;
+mod keycache;
 mod lifecycle;
 pub mod links;
 mod live;
@@ -294,6 +296,7 @@ impl Core {
             access: ports.access.clone(),
             audit: ports.audit.clone(),
             clock: clock.clone(),
+            cache: keycache::KeyCache::new(settings.cluster.api_key_cache_ms, clock.clone()),
         }));
         let delivery = Delivery(Arc::new(delivery::Inner::new(
             ports.codes,

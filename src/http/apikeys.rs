@@ -1,6 +1,7 @@
 //! `GET /v1/apikeys` and `POST /v1/apikeys/{id}/revoke`: the back office lists keys
 //! (never the keys themselves, only id, role, label and dates) and revokes one,
-//! which takes effect at once on every node. Admin keys only.
+//! which takes effect at once on this node and within `cluster.api_key_cache_ms`
+//! on the others. Admin keys only.
 
 use axum::extract::State;
 
@@ -22,7 +23,8 @@ pub async fn list(
     Ok(Json::of_each(state.core.access.keys().await?))
 }
 
-/// Revoke an API key: refused from the next request on, on every node; its console
+/// Revoke an API key: refused from the next request on this node, and on every
+/// other node within `cluster.api_key_cache_ms` (500 ms by default); its console
 /// sessions end; audited as `api_key_revoked` (role `admin`). Revoking a revoked key
 /// changes nothing.
 #[utoipa::path(post, path = "/v1/apikeys/{id}/revoke", tag = "apikeys",

@@ -29,11 +29,11 @@ pub struct ReloadView {
     unbound: usize,
     /// Operator connections (client mode) the reload added, removed, or unbound
     /// and bound again because their settings changed; the others were not touched.
-    connections: ConnectionsView,
+    connections: ReloadedConnections,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct ConnectionsView {
+pub struct ReloadedConnections {
     added: Vec<String>,
     removed: Vec<String>,
     rebound: Vec<String>,
@@ -45,7 +45,7 @@ impl From<Reloaded> for ReloadView {
             applied: r.applied,
             kept: r.kept,
             unbound: r.unbound,
-            connections: ConnectionsView {
+            connections: ReloadedConnections {
                 added: r.connections.added,
                 removed: r.connections.removed,
                 rebound: r.connections.rebound,

@@ -271,3 +271,48 @@ fn two_nodes_on_a_key_file_from_keys_init_share_their_cards() {
     let code = code_in(&a.sms("989121850001", "4321", "ascii"));
     b.approves(&verifier, cards::A, &code, "keys-init");
 }
+
+/// Nodes remember valid API keys for `cluster.api_key_cache_ms` (500 ms): a key
+/// revoked on one node is refused there at once, and on another node within that.
+#[test]
+fn a_key_revoked_on_one_node_is_refused_on_another_within_half_a_second() {
+    require_postgres();
+    let a = Gateway::start();
+    let b = Gateway::start_beside(&a);
+    let admin = a.api_key("admin");
+    let verifier = a.api_key("verifier");
+    // B has read the key (and remembers it): known, if not allowed this path.
+    assert_eq!(b.get(&verifier, "/v1/codes/999").0, 403);
+    let (_, keys) = a.get(&admin, "/v1/apikeys");
+    let id = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["role"] == "verifier")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let revoked = std::time::Instant::now();
+    let (status, _) = a.post(
+        &admin,
+        &format!("/v1/apikeys/{id}/revoke"),
+        &serde_json::Value::Null,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        a.get(&verifier, "/v1/codes/999").0,
+        401,
+        "refused at once where revoked"
+    );
+    crate::wait::wait_until(
+        "B refuses the revoked key",
+        Duration::from_secs(2),
+        || match b.get(&verifier, "/v1/codes/999").0 {
+            401 => Ok(()),
+            other => Err(other),
+        },
+    );
+    // Half a second of cache, plus the request that found it gone.
+    let took = revoked.elapsed();
+    assert!(took < Duration::from_secs(1), "refused on B after {took:?}");
+}
