@@ -17,6 +17,7 @@ mod pg_only;
 mod sqlite_only;
 
 mod admin;
+mod admin_listener;
 mod bench;
 mod console;
 mod hardening;
