@@ -35,6 +35,7 @@ mod simswap;
 mod smpp_session;
 mod sms;
 mod tokens;
+mod tour;
 mod ussd;
 mod verify;
 mod wording;
