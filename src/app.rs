@@ -7,11 +7,14 @@
 //! Start-up also refuses keys that would split a cluster (their fingerprints), and
 //! CLI commands a database that does not exist.
 
+mod reload;
 mod signals;
 
+pub use reload::Reloader;
 pub use signals::serve;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +24,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{ConfigError, Settings};
 use crate::core::ports::SimSwapCheck;
+use crate::core::reload::Reload;
 use crate::core::{Clock, Core, DomainError, Ports, SystemClock};
 use crate::http::{self, AppState};
 use crate::replies::{Replies, Routes};
@@ -210,6 +214,10 @@ pub struct App {
     /// The operations side's listener (`http.admin_listen`), if apart.
     admin: Option<TcpListener>,
     smpp: TcpListener,
+    /// The file a reload reads again (none: the embedded defaults and environment).
+    config_file: Option<PathBuf>,
+    /// SIGHUP, installed before start-up; each one reloads.
+    hangups: Option<tokio::signal::unix::Signal>,
 }
 
 async fn bind(addr: &str) -> Result<TcpListener, AppError> {
@@ -245,7 +253,21 @@ impl App {
             http,
             admin,
             smpp,
+            config_file: None,
+            hangups: None,
         })
+    }
+
+    /// Where a reload reads the configuration again, and the SIGHUPs that ask for
+    /// one (`POST /v1/admin/reload` asks too).
+    pub fn reloading(
+        mut self,
+        file: Option<PathBuf>,
+        hangups: Option<tokio::signal::unix::Signal>,
+    ) -> Self {
+        self.config_file = file;
+        self.hangups = hangups;
+        self
     }
 
     pub fn http_addr(&self) -> std::io::Result<SocketAddr> {
@@ -261,7 +283,7 @@ impl App {
         self.smpp.local_addr()
     }
 
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), AppError> {
+    pub async fn run_until_stopped(mut self, shutdown: CancellationToken) -> Result<(), AppError> {
         let tracker = TaskTracker::new();
         let http_addr = self.http_addr()?;
         let smpp_addr = self.smpp_addr()?;
@@ -303,6 +325,20 @@ impl App {
             self.settings.smpp.clone(),
             self.settings.service.clone(),
         );
+        let reloader: Arc<dyn Reload> = Arc::new(Reloader::new(
+            self.config_file.clone(),
+            self.settings.clone(),
+            self.core.clone(),
+            smpp_server.peers(),
+            operators.clone(),
+        ));
+        if let Some(hangups) = self.hangups.take() {
+            tracker.spawn(signals::answer_hangups(
+                hangups,
+                reloader.clone(),
+                shutdown.clone(),
+            ));
+        }
         let bad_keys = Arc::new(http::BadKeys::new(self.settings.http.bad_keys_per_ip));
         let state = AppState {
             core: self.core.clone(),
@@ -314,6 +350,7 @@ impl App {
             }),
             smpp_listening: true,
             bad_keys: bad_keys.clone(),
+            reload: Some(reloader),
         };
         let timeout = Duration::from_secs(self.settings.http.request_timeout_secs);
         let console = self.settings.http.console;

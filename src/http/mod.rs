@@ -37,6 +37,7 @@ mod ops;
 mod paths;
 mod phone;
 mod places;
+mod reload;
 pub mod server;
 mod sides;
 mod state;
@@ -102,6 +103,7 @@ pub fn router_for(side: Side, state: AppState, request_timeout: Duration, consol
         .route("/v1/challenge", post(tokens::challenge))
         .route("/v1/apikeys", get(apikeys::list))
         .route("/v1/apikeys/{id}/revoke", post(apikeys::revoke))
+        .route("/v1/admin/reload", post(reload::reload))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -1,7 +1,7 @@
 //! The operations side on a listener of its own (`http.admin_listen`): metrics, the
 //! links' status, API keys and the console answer there and 404 on the public
 //! listener, which keeps verify and the card API; both answer the health probes;
-//! `otpgw status` finds the operations listener from the config.
+//! `otpgw status` and `otpgw reload` find the operations listener from the config.
 
 use reqwest::blocking::Client;
 use serde_json::Value;
@@ -110,6 +110,9 @@ fn the_operations_side_answers_on_its_own_port_and_404_on_the_public_one() {
     let (ok, out, err) = gw.cli_with(&["status"], &env, None);
     assert!(ok, "otpgw status: {err}");
     assert!(out.starts_with("SMPP listener: 0 bound\n"), "{out}");
+    // `otpgw reload` (POST /v1/admin/reload) goes the same way.
+    let (ok, out, err) = gw.cli_with(&["reload"], &env, None);
+    assert!(ok, "otpgw reload: {out}{err}");
     // And a command of the public side still goes to the public listener (its
     // answer, whatever it is without an operator connection, is not "no such
     // endpoint").
