@@ -1,6 +1,7 @@
 //! Start-up and shutdown. `App::build` connects the store (running migrations),
-//! loads the keys, builds the core and binds both listeners, keeping the real bound
-//! addresses (tests bind port 0). `run_until_stopped` serves until the cancellation
+//! loads the keys, builds the core and binds the listeners (SMPP, HTTP, and the
+//! HTTP operations side's own when `http.admin_listen` is set), keeping the real
+//! bound addresses (tests bind port 0). `run_until_stopped` serves until the cancellation
 //! token fires, then stops accepting, unbinds SMPP sessions, lets in-flight HTTP
 //! requests finish and closes the pool; `signals.rs` fires it on SIGTERM or Ctrl-C.
 //! Start-up also refuses keys that would split a cluster (their fingerprints), and
@@ -210,6 +211,8 @@ pub struct App {
     core: Core,
     store: Store,
     http: TcpListener,
+    /// The operations side's listener (`http.admin_listen`), if apart.
+    admin: Option<TcpListener>,
     smpp: TcpListener,
     /// The file a reload reads again (none: the embedded defaults and environment).
     config_file: Option<PathBuf>,
@@ -230,6 +233,10 @@ impl App {
     pub async fn build(settings: Settings) -> Result<Self, AppError> {
         let (core, store) = build(&settings, Arc::new(SystemClock)).await?;
         let http = bind(&settings.http.listen).await?;
+        let admin = match &settings.http.admin_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         let smpp = bind(&settings.smpp.listen).await?;
         for peer in &settings.smpp.peers {
             if peer.system_id == "test" && peer.password.expose() == "test" {
@@ -244,6 +251,7 @@ impl App {
             core,
             store,
             http,
+            admin,
             smpp,
             config_file: None,
             hangups: None,
@@ -266,6 +274,11 @@ impl App {
         self.http.local_addr()
     }
 
+    /// The operations listener's address, when `http.admin_listen` is set.
+    pub fn admin_addr(&self) -> std::io::Result<Option<SocketAddr>> {
+        self.admin.as_ref().map(TcpListener::local_addr).transpose()
+    }
+
     pub fn smpp_addr(&self) -> std::io::Result<SocketAddr> {
         self.smpp.local_addr()
     }
@@ -274,6 +287,10 @@ impl App {
         let tracker = TaskTracker::new();
         let http_addr = self.http_addr()?;
         let smpp_addr = self.smpp_addr()?;
+        // Logged before the other two: whoever waits for those knows this one too.
+        if let Some(addr) = self.admin_addr()? {
+            tracing::info!(addr = %addr, "admin listening");
+        }
         tracing::info!(addr = %http_addr, "http listening");
         tracing::info!(addr = %smpp_addr, "smpp listening");
 
@@ -335,15 +352,24 @@ impl App {
             bad_keys: bad_keys.clone(),
             reload: Some(reloader),
         };
-        let router = http::router(
-            state,
-            Duration::from_secs(self.settings.http.request_timeout_secs),
-            self.settings.http.console,
-        );
-        let (http_shutdown, http_settings) = (shutdown.clone(), self.settings.http.clone());
-        tracker.spawn(async move {
-            http::server::run(self.http, router, &http_settings, http_shutdown).await
-        });
+        let timeout = Duration::from_secs(self.settings.http.request_timeout_secs);
+        let console = self.settings.http.console;
+        let listeners = match self.admin {
+            None => vec![(self.http, http::Side::Both)],
+            Some(admin) => vec![
+                (self.http, http::Side::Public),
+                (admin, http::Side::Operations),
+            ],
+        };
+        // Each listener has its own connection caps: a flood on the public one
+        // takes no place of the operations one.
+        for (listener, side) in listeners {
+            let router = http::router_for(side, state.clone(), timeout, console);
+            let (http_shutdown, http_settings) = (shutdown.clone(), self.settings.http.clone());
+            tracker.spawn(async move {
+                http::server::run(listener, router, &http_settings, http_shutdown).await
+            });
+        }
 
         let smpp_task = tracker.spawn(smpp_server.run(self.smpp, shutdown.clone()));
         let (core, stop) = (self.core.clone(), shutdown.clone());

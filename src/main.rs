@@ -100,7 +100,7 @@ struct BenchArgs {
 }
 
 /// How a command reaches the running gateway: its HTTP address (default: from
-/// `http.listen`) and an API key (`OTPGW_API_KEY`, so it stays out of the
+/// `http.listen`, or `http.admin_listen` for the operations side's paths) and an API key (`OTPGW_API_KEY`, so it stays out of the
 /// process list).
 #[derive(clap::Args)]
 struct Remote {
@@ -468,7 +468,15 @@ async fn call(
     let base = match &remote.url {
         Some(url) => url.trim_end_matches('/').to_owned(),
         None => {
-            let listen = settings.http.listen.replace("0.0.0.0", "127.0.0.1");
+            // The operations side (status, reload) has a listener of its own when
+            // `http.admin_listen` is set; the public one answers its paths 404.
+            let listen = match &settings.http.admin_listen {
+                Some(admin) if otpgw::http::is_operations_path(path) => admin,
+                _ => &settings.http.listen,
+            };
+            let listen = listen
+                .replace("0.0.0.0", "127.0.0.1")
+                .replace("[::]", "[::1]");
             format!("http://{listen}")
         }
     };

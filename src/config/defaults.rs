@@ -55,6 +55,7 @@ impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".into(),
+            admin_listen: None,
             request_timeout_secs: 10,
             header_read_timeout_secs: 10,
             max_connections: 1000,

@@ -65,6 +65,12 @@ impl Settings {
             return bad(e.to_string());
         }
         check_listen("http.listen", &self.http.listen)?;
+        if let Some(admin) = &self.http.admin_listen {
+            check_listen("http.admin_listen", admin)?;
+            if admin == &self.http.listen && !admin.ends_with(":0") {
+                return bad("http.admin_listen must differ from http.listen".into());
+            }
+        }
         if self.service.max_failures < 1 || self.policy.max_failures.is_some_and(|n| n < 1) {
             return bad("policy.max_failures (or service.max_failures) must be at least 1".into());
         }

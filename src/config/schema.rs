@@ -387,7 +387,16 @@ impl Default for LimitSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSettings {
+    /// The public listener: the payment switch's and back office's API and the
+    /// health probes (and, without `admin_listen`, everything else too).
     pub listen: String,
+    /// The operations listener, when set: `/metrics`, `/v1/connections`, API-key
+    /// management, `/v1/admin/*` and the console move here (the public listener then
+    /// answers them 404), so a firewall or NetworkPolicy, which work on ports, can
+    /// keep them off the public side. Unset: everything on `listen`. The caps below
+    /// apply to each listener on its own, so a flood on one takes no place of the
+    /// other's.
+    pub admin_listen: Option<String>,
     pub request_timeout_secs: u64,
     /// A client must send a request's headers within this of the connection opening
     /// or of its previous response: it bounds slow headers and idle keep-alive alike.
@@ -405,7 +414,8 @@ pub struct HttpSettings {
     /// Requests with a missing or unknown API key one address may send per window;
     /// past them its requests without a valid key get 429 `too_many_bad_keys`.
     pub bad_keys_per_ip: Rate,
-    /// Serve the back-office console at `/console` on this listener.
+    /// Serve the back-office console at `/console` (on the operations listener when
+    /// `admin_listen` is set).
     pub console: bool,
 }
 

@@ -146,6 +146,21 @@ fn listen_addresses_are_host_and_port() {
 }
 
 #[test]
+fn the_admin_listener_is_optional_checked_and_apart() {
+    let admin = |value: &str| {
+        validated(&format!(
+            "[http]\nlisten = \"0.0.0.0:8080\"\nadmin_listen = {value:?}\n"
+        ))
+    };
+    assert!(validated("[http]\nlisten = \"0.0.0.0:8080\"\n").is_ok());
+    assert!(admin("0.0.0.0:9090").is_ok());
+    for bad in ["localhost:90900", "9090", "0.0.0.0:8080"] {
+        let err = admin(bad).unwrap_err().to_string();
+        assert!(err.contains("http.admin_listen"), "{bad:?}: {err}");
+    }
+}
+
+#[test]
 fn connections_are_checked() {
     let one = |extra: &str| {
         format!(

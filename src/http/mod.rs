@@ -17,6 +17,8 @@
 //! * `error.rs`  — `ApiError`, its one body, and the `Json` extractor that uses it.
 //! * `fields.rs` — request fields several endpoints parse: PAN, request_id, payment.
 //! * `views.rs`  — the JSON shapes of the core's values, and their schemas.
+//! * `sides.rs`  — which listener serves which path when the operations side has a
+//!   listener of its own (`http.admin_listen`).
 
 mod admin;
 mod answers;
@@ -37,6 +39,7 @@ mod phone;
 mod places;
 mod reload;
 pub mod server;
+mod sides;
 mod state;
 mod tokens;
 mod ussd;
@@ -56,9 +59,16 @@ pub use badkeys::BadKeys;
 pub use caller::Caller;
 pub use docs::ApiDoc;
 pub use error::ApiError;
+pub use sides::{is_operations_path, Side};
 pub use state::AppState;
 
+/// Every endpoint on one listener (no `http.admin_listen`).
 pub fn router(state: AppState, request_timeout: Duration, console: bool) -> Router {
+    router_for(Side::Both, state, request_timeout, console)
+}
+
+/// The endpoints `side` serves; the others answer 404 as unknown paths do.
+pub fn router_for(side: Side, state: AppState, request_timeout: Duration, console: bool) -> Router {
     let api = Router::new()
         .route("/v1/verify", post(verify::verify))
         .route("/v1/ussd", post(ussd::ussd))
@@ -125,6 +135,9 @@ pub fn router(state: AppState, request_timeout: Duration, console: bool) -> Rout
                 "method not allowed on this endpoint",
             )
         })
+        .layer(axum::middleware::from_fn(move |req, next| {
+            sides::only(side, req, next)
+        }))
         .layer(axum::middleware::from_fn(request_span))
         .with_state(state)
 }
@@ -175,7 +188,8 @@ async fn request_span(
         }
         _ => tracing::info!(status, ms, "request"),
     });
-    if path == "/v1/verify" {
+    // (A verify sent to the operations listener is no verify: it answers 404.)
+    if path == "/v1/verify" && status != 404 {
         metrics::histogram!("otpgw_verify_seconds").record(elapsed.as_secs_f64());
     }
     if let Ok(v) = axum::http::HeaderValue::from_str(&id) {

@@ -45,6 +45,8 @@ pub struct Gateway {
     child: Mutex<Option<Child>>,
     pub http: SocketAddr,
     pub smpp: SocketAddr,
+    /// The operations listener, when `http.admin_listen` is set.
+    pub admin: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub db_url: String,
@@ -250,13 +252,15 @@ sender_id = "BankOTP"
                 }
             });
         }
-        let (mut http, mut smpp) = (None, None);
+        let (mut http, mut smpp, mut admin) = (None, None, None);
         let deadline = Instant::now() + Duration::from_secs(60);
         while http.is_none() || smpp.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok((msg, addr)) if msg == "http listening" => http = Some(addr),
                 Ok((msg, addr)) if msg == "smpp listening" => smpp = Some(addr),
+                // Logged before the other two.
+                Ok((msg, addr)) if msg == "admin listening" => admin = Some(addr),
                 Ok(_) => {}
                 Err(_) => {
                     let _ = child.kill();
@@ -268,6 +272,7 @@ sender_id = "BankOTP"
             child: Mutex::new(Some(child)),
             http: http.unwrap(),
             smpp: smpp.unwrap(),
+            admin,
             dir,
             config,
             db_url,

@@ -17,6 +17,7 @@ mod pg_only;
 mod sqlite_only;
 
 mod admin;
+mod admin_listener;
 mod bench;
 mod console;
 mod hardening;
@@ -35,6 +36,7 @@ mod simswap;
 mod smpp_session;
 mod sms;
 mod tokens;
+mod tour;
 mod ussd;
 mod verify;
 mod wording;
