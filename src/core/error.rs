@@ -40,6 +40,8 @@ pub enum Missing {
     ApiKey,
     #[error("token")]
     Token,
+    #[error("operator")]
+    Operator,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +50,8 @@ pub enum Existing {
     Card(i64),
     #[error("a token with this serial is already enrolled")]
     TokenSerial,
+    #[error("an operator with this name exists")]
+    Operator,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -60,6 +64,9 @@ pub enum Conflict {
     Card(CardStatus),
     #[error("the token is {}", .0.as_str())]
     Token(TokenState),
+    /// Disabling this operator would leave no enabled administrator.
+    #[error("the last enabled administrator cannot be disabled")]
+    LastAdmin,
 }
 
 impl DomainError {
@@ -119,6 +126,8 @@ pub enum CoreError {
     ReasonRequired,
     #[error(transparent)]
     Token(#[from] TokenError),
+    #[error(transparent)]
+    Operator(#[from] super::operators::OperatorError),
 }
 
 impl CoreError {

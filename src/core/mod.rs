@@ -38,6 +38,7 @@ mod import;
 mod issue;
 mod lifecycle;
 pub mod links;
+pub mod operators;
 mod outbox;
 mod phone;
 pub mod ports;
@@ -67,6 +68,7 @@ pub use handout::{ActivationNotice, ActivationState, Outbound, Push};
 pub use import::{ImportLine, ImportReport, ImportRun, IMPORT_BATCH};
 pub use issue::{public_code_id, Issue, Pushed};
 pub use lifecycle::{CardPage, MAX_PAGE as MAX_CARD_PAGE};
+pub use operators::{CodeAnswer, OperatorError, Operators, PendingView, Started};
 pub use outbox::{peer_target, route_target, ClaimedReply, Dispatch, ReplyPath};
 pub use phone::PhoneChanged;
 pub use ports::Ports;
@@ -185,6 +187,7 @@ pub struct Core {
     pub tokens: Tokens,
     pub backoffice: BackOffice,
     pub access: Access,
+    pub operators: Operators,
     pub admission: Admission,
     pub delivery: Delivery,
     handout: Arc<handout::HandOut>,
@@ -259,7 +262,7 @@ impl Core {
             keys: keys.clone(),
             policy: policy.clone(),
             country_code: country_code.clone(),
-            epins,
+            epins: epins.clone(),
             handout: handout.clone(),
             clock: clock.clone(),
         }));
@@ -277,9 +280,18 @@ impl Core {
             verifications: ports.verifications.clone(),
             tokens: ports.tokens.clone(),
             audit: ports.audit.clone(),
-            keys,
+            keys: keys.clone(),
             country_code: country_code.clone(),
             handout: handout.clone(),
+            clock: clock.clone(),
+        }));
+        let operators = Operators(Arc::new(operators::Inner {
+            operators: ports.operators.clone(),
+            access: ports.access.clone(),
+            audit: ports.audit.clone(),
+            keys: keys.clone(),
+            hashes: epins,
+            issuer: "otpgw".to_owned(),
             clock: clock.clone(),
         }));
         let access = Access(Arc::new(access::Inner {
@@ -301,6 +313,7 @@ impl Core {
             tokens,
             backoffice,
             access,
+            operators,
             admission,
             delivery,
             handout,
