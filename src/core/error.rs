@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use otpgw_parsers::msisdn::MsisdnError;
+use otpgw_rules::operators::{NameError, PasswordError};
 use otpgw_rules::tokens::{ocra, totp, TokenState};
 use otpgw_rules::vocab::CardStatus;
 
@@ -127,7 +128,7 @@ pub enum CoreError {
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error(transparent)]
-    Operator(#[from] super::operators::OperatorError),
+    Operator(#[from] OperatorError),
 }
 
 impl CoreError {
@@ -173,4 +174,18 @@ pub enum TokenError {
     Ocra(#[from] ocra::OcraError),
     #[error("the two codes do not match the token anywhere near now")]
     NoResync,
+}
+
+/// Why an operator request is refused; each says what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error("an operator's role is admin or helpdesk")]
+    Role,
+    /// Disabling, resetting or revoking oneself: another administrator must.
+    #[error("one cannot {0} oneself")]
+    OneSelf(&'static str),
 }

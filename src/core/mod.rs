@@ -63,12 +63,14 @@ pub use backoffice::{BackOffice, CardView, Health};
 pub use challenge::IssuedChallengeView;
 pub use delivery::Delivery;
 pub use enroll::{Enroll, Enrolled};
-pub use error::{Conflict, CoreError, DomainError, Existing, Missing, SimSwapError, TokenError};
+pub use error::{
+    Conflict, CoreError, DomainError, Existing, Missing, OperatorError, SimSwapError, TokenError,
+};
 pub use handout::{ActivationNotice, ActivationState, Outbound, Push};
 pub use import::{ImportLine, ImportReport, ImportRun, IMPORT_BATCH};
 pub use issue::{public_code_id, Issue, Pushed};
 pub use lifecycle::{CardPage, MAX_PAGE as MAX_CARD_PAGE};
-pub use operators::{CodeAnswer, OperatorError, Operators, PendingView, Started};
+pub use operators::{CodeAnswer, Operators, PendingView, Started};
 pub use outbox::{peer_target, route_target, ClaimedReply, Dispatch, ReplyPath};
 pub use phone::PhoneChanged;
 pub use ports::Ports;

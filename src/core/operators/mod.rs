@@ -15,13 +15,13 @@ mod signin;
 use std::sync::Arc;
 
 use otpgw_rules::codes::{self, Keys};
-use otpgw_rules::operators::{self as rules, Name, NameError, PasswordError};
+use otpgw_rules::operators::{self as rules, Name, PasswordError};
 use otpgw_rules::seal::SealKey;
 use otpgw_rules::vocab::Role;
 
 use super::epin::Epins;
 use super::ports::{AccessStore, AuditStore, NewEvent};
-use super::{Clock, CoreError, Missing};
+use super::{Clock, CoreError, Missing, OperatorError};
 use port::{NewOperator, OperatorInfo, OperatorReset, OperatorStore, SessionInfo};
 
 pub use signin::{CodeAnswer, PendingView, Started};
@@ -30,20 +30,6 @@ pub use signin::{CodeAnswer, PendingView, Started};
 const SEAL_PURPOSE: &str = "operators";
 /// Live sessions an administrator's list shows at most.
 const MAX_SESSIONS_LISTED: i64 = 200;
-
-/// Why an operator request is refused; each says what to change.
-#[derive(Debug, thiserror::Error)]
-pub enum OperatorError {
-    #[error(transparent)]
-    Name(#[from] NameError),
-    #[error(transparent)]
-    Password(#[from] PasswordError),
-    #[error("an operator's role is admin or helpdesk")]
-    Role,
-    /// Disabling, resetting or revoking oneself: another administrator must.
-    #[error("one cannot {0} oneself")]
-    OneSelf(&'static str),
-}
 
 #[derive(Clone)]
 pub struct Operators(pub(super) Arc<Inner>);
