@@ -94,7 +94,6 @@ async function main() {
     seen.uri_prefix = uri.slice(0, uri.indexOf('?'));
     seen.qr_svg = await page.locator('#qr svg').count();
     await checkPage(page, 'enrolment');
-    await shot(page, 'operator-enrol-en');
     await code(page, totp(uri));
     seen.admin_home = new URL(page.url()).pathname;
     seen.admin_who = (await page.textContent('.who')).replace(/\s+/g, ' ').trim();
@@ -152,8 +151,8 @@ async function main() {
     await page.goto(`${base}/console/audit?lang=en`);
     await shot(page, 'operators-audit-en');
     seen.audit = await page.locator('table tbody tr').evaluateAll((trs) => trs.map((tr) => tr.textContent.replace(/\s+/g, ' ').trim()));
-    await page.goto(`${base}/console/signin?lang=fa`);
-    await shot(page, 'signin-fa');
+    await page.goto(`${base}/console/operators?lang=fa`);
+    await shot(page, 'operators-fa');
     seen.leaks = leaks;
   } finally {
     await browser.close();
