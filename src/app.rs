@@ -6,11 +6,14 @@
 //! Start-up also refuses keys that would split a cluster (their fingerprints), and
 //! CLI commands a database that does not exist.
 
+mod reload;
 mod signals;
 
+pub use reload::Reloader;
 pub use signals::serve;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +23,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{ConfigError, Settings};
 use crate::core::ports::SimSwapCheck;
+use crate::core::reload::Reload;
 use crate::core::{Clock, Core, DomainError, Ports, SystemClock};
 use crate::http::{self, AppState};
 use crate::replies::{Replies, Routes};
@@ -207,6 +211,10 @@ pub struct App {
     store: Store,
     http: TcpListener,
     smpp: TcpListener,
+    /// The file a reload reads again (none: the embedded defaults and environment).
+    config_file: Option<PathBuf>,
+    /// SIGHUP, installed before start-up; each one reloads.
+    hangups: Option<tokio::signal::unix::Signal>,
 }
 
 async fn bind(addr: &str) -> Result<TcpListener, AppError> {
@@ -237,7 +245,21 @@ impl App {
             store,
             http,
             smpp,
+            config_file: None,
+            hangups: None,
         })
+    }
+
+    /// Where a reload reads the configuration again, and the SIGHUPs that ask for
+    /// one (`POST /v1/admin/reload` asks too).
+    pub fn reloading(
+        mut self,
+        file: Option<PathBuf>,
+        hangups: Option<tokio::signal::unix::Signal>,
+    ) -> Self {
+        self.config_file = file;
+        self.hangups = hangups;
+        self
     }
 
     pub fn http_addr(&self) -> std::io::Result<SocketAddr> {
@@ -248,7 +270,7 @@ impl App {
         self.smpp.local_addr()
     }
 
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), AppError> {
+    pub async fn run_until_stopped(mut self, shutdown: CancellationToken) -> Result<(), AppError> {
         let tracker = TaskTracker::new();
         let http_addr = self.http_addr()?;
         let smpp_addr = self.smpp_addr()?;
@@ -286,6 +308,20 @@ impl App {
             self.settings.smpp.clone(),
             self.settings.service.clone(),
         );
+        let reloader: Arc<dyn Reload> = Arc::new(Reloader::new(
+            self.config_file.clone(),
+            self.settings.clone(),
+            self.core.clone(),
+            smpp_server.peers(),
+            operators.clone(),
+        ));
+        if let Some(hangups) = self.hangups.take() {
+            tracker.spawn(signals::answer_hangups(
+                hangups,
+                reloader.clone(),
+                shutdown.clone(),
+            ));
+        }
         let bad_keys = Arc::new(http::BadKeys::new(self.settings.http.bad_keys_per_ip));
         let state = AppState {
             core: self.core.clone(),
@@ -297,6 +333,7 @@ impl App {
             }),
             smpp_listening: true,
             bad_keys: bad_keys.clone(),
+            reload: Some(reloader),
         };
         let router = http::router(
             state,

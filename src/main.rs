@@ -73,6 +73,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Ask the running gateway to read its configuration again (as SIGHUP does):
+    /// prints what took effect (`applied`) and what takes a restart (`kept`);
+    /// an invalid file changes nothing and exits 1 (POST /v1/admin/reload).
+    Reload {
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Load tools: SMPP and verify load against a gateway (or any SMPP server), an
     /// instant SMPP server (the transport limit), and the store's write path alone.
     ///
@@ -262,7 +269,8 @@ fn main() -> Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     otpgw::telemetry::init_logging(&settings.log, matches!(cli.command, Command::Serve));
     let runtime = tokio::runtime::Runtime::new().context("Failed to start the async runtime")?;
-    let result = runtime.block_on(run(cli.command, settings));
+    let config = cli.config.clone();
+    let result = runtime.block_on(run(cli.command, settings, config));
     if let Err(e) = &result {
         // Keys that would split a cluster: a status of its own, so that a service
         // manager or an orchestrator can tell it from a passing fault.
@@ -303,9 +311,9 @@ fn run_bench(args: Vec<OsString>) -> Result<()> {
     Err(error).with_context(|| format!("Failed to run {}", tool.display()))
 }
 
-async fn run(command: Command, settings: Settings) -> Result<()> {
+async fn run(command: Command, settings: Settings, config: Option<PathBuf>) -> Result<()> {
     match command {
-        Command::Serve => Ok(otpgw::app::serve(settings).await?),
+        Command::Serve => Ok(otpgw::app::serve(settings, config).await?),
         Command::CheckConfig | Command::Keys(_) => unreachable!("answered in main"),
         Command::Migrate => {
             otpgw::app::migrate(&settings)
@@ -355,6 +363,18 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
                     .map_or(0, |d| d.as_millis() as i64);
                 print!("{}", cli::status::render(&answer, now));
             }
+            Ok(())
+        }
+        Command::Reload { remote } => {
+            let answer = call(
+                &settings,
+                &remote,
+                reqwest::Method::POST,
+                "/v1/admin/reload",
+                None,
+            )
+            .await?;
+            println!("{answer}");
             Ok(())
         }
         Command::Code(CodeCommand::Send {

@@ -33,6 +33,9 @@ macro_rules! debug_only {
 pub(crate) use debug_only;
 
 pub fn init_logging(settings: &LogSettings, to_stdout: bool) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let filter = EnvFilter::try_from_env("OTPGW_LOG")
         .or_else(|_| EnvFilter::try_new(&settings.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
@@ -41,9 +44,10 @@ pub fn init_logging(settings: &LogSettings, to_stdout: bool) {
     } else {
         std::io::IsTerminal::is_terminal(&std::io::stderr())
     };
-    let builder = tracing_subscriber::fmt()
+    // The filter sits in a reload layer, so `otpgw reload` can change the level.
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
-        .with_env_filter(filter)
         .with_writer(move || -> Redacting {
             if to_stdout {
                 Redacting(Box::new(std::io::stdout()))
@@ -51,15 +55,43 @@ pub fn init_logging(settings: &LogSettings, to_stdout: bool) {
                 Redacting(Box::new(std::io::stderr()))
             }
         });
+    let registry = tracing_subscriber::registry().with(filter);
     // A second init (tests running commands in-process) is harmless: keep the first.
-    let _ = match settings.format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
+    let first = match settings.format {
+        LogFormat::Json => registry
+            .with(fmt.json().flatten_event(true).with_current_span(true))
             .try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Text => registry.with(fmt).try_init(),
     };
+    if first.is_ok() {
+        let _ = LOG_FILTER.set(handle);
+    }
+}
+
+static LOG_FILTER: std::sync::OnceLock<
+    tracing_subscriber::reload::Handle<EnvFilter, tracing_subscriber::Registry>,
+> = std::sync::OnceLock::new();
+
+/// What a reload did with `log.level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LevelChange {
+    Applied,
+    /// `OTPGW_LOG` is set: it wins over the file, now as at start.
+    KeptForEnvironment,
+}
+
+/// Sets the log filter to a reloaded `log.level` (checked when the file was
+/// loaded), unless `OTPGW_LOG` chose the filter at start.
+pub fn set_log_level(level: &str) -> Result<LevelChange, String> {
+    if std::env::var_os("OTPGW_LOG").is_some() {
+        return Ok(LevelChange::KeptForEnvironment);
+    }
+    let filter = EnvFilter::try_new(level).map_err(|e| format!("log.level: {e}"))?;
+    match LOG_FILTER.get() {
+        Some(handle) => handle.reload(filter).map_err(|e| e.to_string())?,
+        None => return Err("logging was not set up by this process".into()),
+    }
+    Ok(LevelChange::Applied)
 }
 
 /// The one writer every log line goes through (tracing's formatter writes each event

@@ -55,6 +55,12 @@ impl Settings {
             return bad("service.code_ttl_secs must be at least 1".into());
         }
         check_listen("smpp.listen", &self.smpp.listen)?;
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return bad(format!(
+                "log.level {:?} is not a log filter: {e}",
+                self.log.level
+            ));
+        }
         if let Err(e) = self.messages.wording() {
             return bad(e.to_string());
         }

@@ -22,6 +22,7 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use governor::clock::{Clock, Reference};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
@@ -39,13 +40,34 @@ type NodeLimits = Limits<LimitClock>;
 pub struct Admission(Arc<Inner>);
 
 struct Inner {
+    /// The limits `[limits]` and the peers' rates make, replaced whole on reload.
+    rules: ArcSwap<Rules>,
+    store: Arc<dyn LimitStore>,
+    clock: Arc<dyn CoreClock>,
+}
+
+struct Rules {
     node: NodeLimits,
     /// The cluster's limits, with several nodes on one database (PostgreSQL).
     cluster: Option<quota::SharedLimits>,
-    store: Arc<dyn LimitStore>,
-    clock: Arc<dyn CoreClock>,
     /// Cards each API key's wrong codes may lock per window (this node's).
     locks: locks::LockBudget,
+}
+
+impl Rules {
+    fn new(
+        settings: &LimitSettings,
+        peers: &[PeerSettings],
+        shared: bool,
+        clock: &Arc<dyn CoreClock>,
+    ) -> Self {
+        let node = NodeLimits::with_clock(settings, peers, LimitClock(clock.clone()));
+        Self {
+            cluster: shared.then(|| quota::SharedLimits::new(settings, node.peer_tps())),
+            node,
+            locks: locks::LockBudget::new(settings.locks_per_key),
+        }
+    }
 }
 
 impl Admission {
@@ -55,16 +77,29 @@ impl Admission {
         store: Arc<dyn LimitStore>,
         clock: Arc<dyn CoreClock>,
     ) -> Self {
-        let node = NodeLimits::with_clock(settings, peers, LimitClock(clock.clone()));
+        let rules = Rules::new(settings, peers, store.is_shared(), &clock);
         Self(Arc::new(Inner {
-            cluster: store
-                .is_shared()
-                .then(|| quota::SharedLimits::new(settings, node.peer_tps())),
-            node,
+            rules: ArcSwap::from_pointee(rules),
             store,
             clock,
-            locks: locks::LockBudget::new(settings.locks_per_key),
         }))
+    }
+
+    /// New limits from a reloaded file. The rate windows start afresh under the new
+    /// limits (governor cannot change a limiter's quota in place); what refuses a
+    /// key or a card for a while (the guessing guards' cool-downs, the keys' spent
+    /// lock budgets) carries over, so a reload never lifts a refusal.
+    pub fn reconfigure(&self, settings: &LimitSettings, peers: &[PeerSettings]) {
+        let i = &self.0;
+        let old = self.rules();
+        let new = Rules::new(settings, peers, i.store.is_shared(), &i.clock);
+        old.node.carry_over(&new.node);
+        old.locks.carry_over(&new.locks);
+        i.rules.store(Arc::new(new));
+    }
+
+    fn rules(&self) -> Arc<Rules> {
+        self.0.rules.load_full()
     }
 
     fn now(&self) -> i64 {
@@ -74,8 +109,9 @@ impl Admission {
     /// A customer's message against the per-MSISDN limits: this node's first (a
     /// flood stops here), then the cluster's.
     pub async fn msisdn(&self, msisdn: &str) -> Admit {
-        let node = self.0.node.admit_msisdn(msisdn);
-        self.issuance(msisdn, node, "msisdn", |cluster, store, now| {
+        let r = self.rules();
+        let node = r.node.admit_msisdn(msisdn);
+        self.issuance(&r, msisdn, node, "msisdn", |cluster, store, now| {
             cluster.msisdn(store, msisdn, now)
         })
         .await
@@ -83,8 +119,9 @@ impl Admission {
 
     /// A code for a card a customer asked for: at most one per card interval.
     pub async fn card(&self, msisdn: &str, card_id: i64) -> Admit {
-        let node = self.0.node.admit_card(msisdn, card_id);
-        self.issuance(msisdn, node, "card", |cluster, store, now| {
+        let r = self.rules();
+        let node = r.node.admit_card(msisdn, card_id);
+        self.issuance(&r, msisdn, node, "card", |cluster, store, now| {
             cluster.card(store, card_id, now)
         })
         .await
@@ -94,6 +131,7 @@ impl Admission {
     /// the request; then the cluster's, whose refusal earns the same one notice.
     async fn issuance<'a, F>(
         &'a self,
+        r: &'a Rules,
         msisdn: &str,
         node: Admit,
         rule: &'static str,
@@ -106,25 +144,25 @@ impl Admission {
         if node != Admit::Allow {
             return node;
         }
-        let Some(limits) = &i.cluster else {
+        let Some(limits) = &r.cluster else {
             return Admit::Allow;
         };
         match cluster(limits, &*i.store, self.now()).await {
             quota::Shared::Allow => Admit::Allow,
-            quota::Shared::Over(wait) => i.node.over(msisdn, wait, rule),
+            quota::Shared::Over(wait) => r.node.over(msisdn, wait, rule),
         }
     }
 
     /// A code pushed through the API: the per-card rate only (no customer message
     /// is involved), refused with the time to wait.
     pub async fn push(&self, key_id: i64, card_id: i64, msisdn: &str) -> Result<(), CoreError> {
-        let i = &self.0;
-        i.node
+        let (i, r) = (&self.0, self.rules());
+        r.node
             .admit_push(key_id, card_id, msisdn)
             .map_err(|r| CoreError::Limited {
                 retry_after: r.retry_after,
             })?;
-        let Some(cluster) = &i.cluster else {
+        let Some(cluster) = &r.cluster else {
             return Ok(());
         };
         if let quota::Shared::Over(retry_after) = cluster.card(&*i.store, card_id, self.now()).await
@@ -138,11 +176,11 @@ impl Admission {
     /// Whether an unknown sender gets the "not registered" notice this time: one
     /// per window, never amplify abuse.
     pub async fn unknown_sender(&self, msisdn: &str) -> bool {
-        let i = &self.0;
-        if !i.node.notify_unknown_sender(msisdn) {
+        let (i, r) = (&self.0, self.rules());
+        if !r.node.notify_unknown_sender(msisdn) {
             return false;
         }
-        let Some(cluster) = &i.cluster else {
+        let Some(cluster) = &r.cluster else {
             return true;
         };
         matches!(
@@ -154,15 +192,15 @@ impl Admission {
     /// Whether an SMPP peer (or operator connection) may send one more PDU now:
     /// its TPS and the global cap, on this node.
     pub fn peer(&self, system_id: &str) -> Result<(), Refused> {
-        self.0.node.admit_peer(system_id)
+        self.rules().node.admit_peer(system_id)
     }
 
     /// The same across every node (PostgreSQL; on SQLite always yes), after this
     /// node's limiter let the PDU through. A slow or failing database leaves this
     /// node's decision standing.
     pub async fn peer_everywhere(&self, system_id: &str) -> Result<(), Refused> {
-        let i = &self.0;
-        let Some(cluster) = &i.cluster else {
+        let (i, r) = (&self.0, self.rules());
+        let Some(cluster) = &r.cluster else {
             return Ok(());
         };
         cluster
@@ -176,29 +214,30 @@ impl Admission {
 
     /// Whether this API key may verify now (its rate, and the guessing guard).
     pub fn verify(&self, key_id: i64) -> Result<(), Refused> {
-        self.0.node.admit_verify(key_id)
+        self.rules().node.admit_verify(key_id)
     }
 
     /// Whether this key may verify this card now (too many wrong codes for it?).
     pub fn card_guess(&self, key_id: i64, pan_hash: &str) -> Result<(), Refused> {
-        self.0.node.admit_card_guess(key_id, pan_hash)
+        self.rules().node.admit_card_guess(key_id, pan_hash)
     }
 
     /// Counts a wrong code from `key_id` for the card; true when it tripped the
     /// key's guessing guard.
     pub fn wrong_code(&self, key_id: i64, pan_hash: &str) -> bool {
-        self.0.node.record_card_failure(key_id, pan_hash);
-        self.0.node.record_verify_failure(key_id)
+        let r = self.rules();
+        r.node.record_card_failure(key_id, pan_hash);
+        r.node.record_verify_failure(key_id)
     }
 
     pub fn guard_cooldown(&self) -> Duration {
-        self.0.node.guard_cooldown()
+        self.rules().node.guard_cooldown()
     }
 
     /// Whether this key's wrong codes may still count (`limits.locks_per_key`):
     /// past its budget of locks they are refused without counting.
     pub fn lock_budget(&self, key_id: i64) -> Result<(), Refused> {
-        self.0
+        self.rules()
             .locks
             .left(key_id, self.now())
             .map_err(|retry_after| Refused {
@@ -209,15 +248,15 @@ impl Admission {
 
     /// Records that a wrong code from this key locked a card.
     pub fn card_locked_by(&self, key_id: i64) {
-        self.0.locks.spend(key_id, self.now());
+        self.rules().locks.spend(key_id, self.now());
     }
 
     /// Forgets limiter keys whose windows have passed, here and in the database.
     pub async fn housekeeping(&self) {
-        let i = &self.0;
-        i.node.housekeeping();
-        i.locks.housekeeping(self.now());
-        if let Some(cluster) = &i.cluster {
+        let (i, r) = (&self.0, self.rules());
+        r.node.housekeeping();
+        r.locks.housekeeping(self.now());
+        if let Some(cluster) = &r.cluster {
             cluster.sweep(&*i.store, self.now()).await;
         }
     }
@@ -277,6 +316,10 @@ pub struct Limits<C: Clock> {
     card_failures: Keyed<(i64, String), C>,
     card_failures_window: Duration,
     card_tripped: Mutex<HashMap<(i64, String), C::Instant>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// `rate` as governor's quota: `count` at once, refilled evenly over `per_secs`.
@@ -366,6 +409,13 @@ impl<C: Clock + Clone> Limits<C> {
     pub fn with_max_keys(mut self, max_keys: usize) -> Self {
         self.max_keys = max_keys;
         self
+    }
+
+    /// Hands the refusals in force (keys and key-card pairs in their cool-down) to
+    /// `next`, a reload's limits: a reload must not lift them.
+    pub fn carry_over(&self, next: &Self) {
+        *lock(&next.guard_tripped) = std::mem::take(&mut *lock(&self.guard_tripped));
+        *lock(&next.card_tripped) = std::mem::take(&mut *lock(&self.card_tripped));
     }
 
     /// True when `limiter` holds as many keys as it may, even after dropping the

@@ -219,6 +219,23 @@ impl BackOffice {
         }))
     }
 
+    /// Records an event about the gateway itself (no card), e.g. a reload.
+    pub async fn note(
+        &self,
+        kind: &str,
+        actor: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), CoreError> {
+        let event = super::ports::NewEvent {
+            card_id: None,
+            kind,
+            actor,
+            detail,
+            at: self.now(),
+        };
+        Ok(self.0.audit.audit(event).await?)
+    }
+
     pub async fn search_audit(
         &self,
         filter: &AuditFilter,

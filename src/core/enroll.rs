@@ -11,6 +11,7 @@ use otpgw_rules::vocab::Language;
 
 use super::epin::Epins;
 use super::handout::{Activating, ActivationNotice, ActivationSms, HandOut};
+use super::live::Live;
 use super::ports::{Act, Activation, CardStore, CodeAttempt, NewActivation, NewCard};
 use super::{Clock, CoreError, Missing};
 use crate::config::PolicySettings;
@@ -29,7 +30,8 @@ pub struct Enroll(pub(super) Arc<Inner>);
 pub(super) struct Inner {
     pub cards: Arc<dyn CardStore>,
     pub keys: Keys,
-    pub policy: PolicySettings,
+    /// `[policy]`, as the last reload left it.
+    pub policy: Live<PolicySettings>,
     pub country_code: String,
     pub epins: Arc<Epins>,
     pub handout: Arc<HandOut>,
@@ -48,7 +50,8 @@ impl Enroll {
     }
 
     fn activation_ttl_ms(&self) -> i64 {
-        i64::try_from(self.0.policy.activation_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+        i64::try_from(self.0.policy.get().activation_ttl_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX)
     }
 
     /// Enrolls a card. Under `[policy] require_activation` it starts `pending`, and
@@ -67,7 +70,7 @@ impl Enroll {
         let msisdn = super::normalize_msisdn(msisdn_raw, &inner.country_code)?;
         let pan_hash = keys.pan_hash(pan);
         let now = self.now();
-        let activation = inner.policy.require_activation.then(|| {
+        let activation = inner.policy.get().require_activation.then(|| {
             let code = Code::generate();
             let hash = keys.activation_hash(&pan_hash, &code);
             (code, hash, now.saturating_add(self.activation_ttl_ms()))
@@ -151,7 +154,7 @@ impl Enroll {
             .activate(CodeAttempt {
                 id,
                 candidate,
-                max_failures: inner.policy.activation_max_failures,
+                max_failures: inner.policy.get().activation_max_failures,
                 actor,
                 now: self.now(),
             })
@@ -175,7 +178,7 @@ impl Enroll {
         let sms = ActivationSms {
             of: Activating::Card,
             code: code.expose(),
-            ttl_secs: self.0.policy.activation_ttl_secs,
+            ttl_secs: self.0.policy.get().activation_ttl_secs,
         };
         self.0
             .handout

@@ -12,6 +12,7 @@ use otpgw_rules::vocab::Language;
 use otpgw_rules::wording::Wording;
 use serde_json::json;
 
+use super::live::Live;
 use super::ports::{AuditStore, NewEvent};
 use super::{Clock, CoreError};
 
@@ -85,7 +86,7 @@ pub(super) struct HandOut {
     audit: Arc<dyn AuditStore>,
     clock: Arc<dyn Clock>,
     language: Language,
-    wording: Arc<Wording>,
+    wording: Live<Wording>,
 }
 
 impl HandOut {
@@ -93,7 +94,7 @@ impl HandOut {
         audit: Arc<dyn AuditStore>,
         clock: Arc<dyn Clock>,
         language: Language,
-        wording: Arc<Wording>,
+        wording: Live<Wording>,
     ) -> Self {
         Self {
             outbound: OnceLock::new(),
@@ -128,7 +129,7 @@ impl HandOut {
         else {
             return ActivationState::NoRoute;
         };
-        let text = self.wording.render(
+        let text = self.wording.get().render(
             kind,
             card.language.unwrap_or(self.language),
             &texts::Params {
@@ -176,7 +177,7 @@ impl HandOut {
         let state = match route {
             None => ActivationState::NoRoute,
             Some((outbound, route)) => {
-                let text = self.wording.render(
+                let text = self.wording.get().render(
                     kind,
                     card.language.unwrap_or(self.language),
                     &texts::Params {

@@ -17,6 +17,7 @@ use otpgw_rules::wording::Wording;
 
 use super::admission::{Admission, Admit};
 use super::handout::{HandOut, Push};
+use super::live::Live;
 use super::outbox::{route_target, Dispatch, Outbox, ReplyPath};
 use super::ports::{CardStore, CodeStore, Issued, NewCode, PushKey};
 use super::simswap::{Clearance, SimSwapGuard};
@@ -32,13 +33,14 @@ pub(super) struct Inner {
     pub admission: Admission,
     pub keys: Keys,
     pub service: ServiceSettings,
-    pub policy: PolicySettings,
+    /// `[policy]`, as the last reload left it.
+    pub policy: Live<PolicySettings>,
     pub grammar: SmsGrammar,
     /// The replies outbox, with several nodes on one database (PostgreSQL).
     pub outbox: Option<Arc<Outbox>>,
     pub handout: Arc<HandOut>,
     /// The bank's wording of what customers read (`[messages]`).
-    pub wording: Arc<Wording>,
+    pub wording: Live<Wording>,
     /// `[sim_swap]`: asked before any code goes to a phone.
     pub sim_swap: Option<SimSwapGuard>,
     pub clock: Arc<dyn Clock>,
@@ -95,7 +97,12 @@ impl Answer {
     }
 
     /// The parameters of this answer's text (`short_code` as the text names it).
-    pub(super) fn params<'a>(&'a self, inner: &'a Inner, short_code: &'a str) -> texts::Params<'a> {
+    pub(super) fn params<'a>(
+        &'a self,
+        inner: &'a Inner,
+        policy: &'a PolicySettings,
+        short_code: &'a str,
+    ) -> texts::Params<'a> {
         texts::Params {
             code: self.code.as_ref().map_or("", Code::expose),
             ttl_secs: inner.service.code_ttl_secs,
@@ -103,7 +110,7 @@ impl Answer {
             short_code,
             retry_secs: self.retry_secs,
             transaction: None,
-            cap: self.cap.map(|c| (c, inner.policy.cap_currency.as_str())),
+            cap: self.cap.map(|c| (c, policy.cap_currency.as_str())),
         }
     }
 }
@@ -133,8 +140,9 @@ impl Inner {
 
     fn render(&self, answer: &Answer, lang: Language) -> String {
         let short_code = self.service.short_codes.first().map_or("", String::as_str);
-        let params = answer.params(self, short_code);
-        self.wording.render(answer.kind, lang, &params, false)
+        let policy = self.policy.get();
+        let params = answer.params(self, &policy, short_code);
+        self.wording.get().render(answer.kind, lang, &params, false)
     }
 
     /// Issues a code for the card the customer named by its last digits, or says
@@ -321,7 +329,7 @@ impl Issue {
     ) -> Result<Pushed, CoreError> {
         let inner = &self.0;
         let keys = &inner.keys;
-        if inner.policy.require_transaction && transaction.is_none() {
+        if inner.policy.get().require_transaction && transaction.is_none() {
             return Err(CoreError::TransactionRequired);
         }
         let pan_hash = keys.pan_hash(pan);
@@ -354,7 +362,7 @@ impl Issue {
         if card.status != CardStatus::Active {
             return Err(CoreError::CardNotActive(card.status));
         }
-        let hold = &inner.policy.after_phone_change;
+        let hold = inner.policy.get().after_phone_change;
         if let Some(until) = hold.holds_until(card.phone_changed_at, inner.now()) {
             return Err(CoreError::PhoneRecentlyChanged { until });
         }
@@ -371,7 +379,7 @@ impl Issue {
         let expires_at = inner.expires_at(now);
         let svc = &inner.service;
         // The customer's language when the bank gave one (a +44 number reads English).
-        let text = inner.wording.render(
+        let text = inner.wording.get().render(
             ReplyKind::Code,
             card.language.unwrap_or(svc.language),
             &texts::Params {

@@ -22,8 +22,9 @@
 //! Beside them: `handout` (the one way out for what the core sends unasked),
 //! `outbox` (sealing replies for other nodes), `epin` (slow hashes, bounded),
 //! `error`, `ports` (what the core needs of storage, and the operator's SIM-swap
-//! check), `simswap` (asking it before a code leaves) and `links` (what
-//! operations may ask of the SMPP links).
+//! check), `simswap` (asking it before a code leaves), `links` (what
+//! operations may ask of the SMPP links), `reload` (of the configuration) and
+//! `live` (the settings a reload replaces).
 
 mod access;
 mod admission;
@@ -38,10 +39,12 @@ mod import;
 mod issue;
 mod lifecycle;
 pub mod links;
+mod live;
 pub mod operators;
 mod outbox;
 mod phone;
 pub mod ports;
+pub mod reload;
 mod simswap;
 mod tokens;
 mod ussd;
@@ -70,6 +73,7 @@ pub use handout::{ActivationNotice, ActivationState, Outbound, Push};
 pub use import::{ImportLine, ImportReport, ImportRun, IMPORT_BATCH};
 pub use issue::{public_code_id, Issue, Pushed};
 pub use lifecycle::{CardPage, MAX_PAGE as MAX_CARD_PAGE};
+pub use live::Live;
 pub use operators::{CodeAnswer, Operators, PendingView, Started};
 pub use outbox::{peer_target, route_target, ClaimedReply, Dispatch, ReplyPath};
 pub use phone::PhoneChanged;
@@ -193,6 +197,9 @@ pub struct Core {
     pub admission: Admission,
     pub delivery: Delivery,
     handout: Arc<handout::HandOut>,
+    /// What a reload replaces (`reconfigure`), shared with the use cases above.
+    policy: Live<crate::config::PolicySettings>,
+    wording: Live<otpgw_rules::wording::Wording>,
     clock: Arc<dyn Clock>,
     country_code: String,
     language: otpgw_rules::vocab::Language,
@@ -217,7 +224,8 @@ impl Core {
             &settings.cluster,
         ));
         // Validated when the settings were loaded; the built-in texts otherwise.
-        let wording = Arc::new(settings.messages.wording().unwrap_or_default());
+        let wording = Live::new(settings.messages.wording().unwrap_or_default());
+        let policy = Live::new(policy.clone());
         let handout = Arc::new(handout::HandOut::new(
             ports.audit.clone(),
             clock.clone(),
@@ -239,7 +247,7 @@ impl Core {
                 },
                 outbox: outbox.enabled().then(|| outbox.clone()),
                 handout: handout.clone(),
-                wording,
+                wording: wording.clone(),
                 sim_swap: ports.sim_swap.clone().zip(settings.sim_swap.as_ref()).map(
                     |(check, s)| {
                         simswap::SimSwapGuard::new(check, s, ports.audit.clone(), clock.clone())
@@ -255,7 +263,7 @@ impl Core {
             keys: keys.clone(),
             policy: policy.clone(),
             tokens: settings.tokens.clone(),
-            max_failures: policy.max_failures.unwrap_or(service.max_failures),
+            service_max_failures: service.max_failures,
             epins: epins.clone(),
             clock: clock.clone(),
         }));
@@ -319,11 +327,23 @@ impl Core {
             admission,
             delivery,
             handout,
+            policy,
+            wording,
             clock,
             country_code,
             language: service.language,
             verify_retention_days: service.verify_retention_days,
         }
+    }
+
+    /// Takes a reloaded file's `[policy]`, `[messages]`, `[limits]` and peers' rates
+    /// (already validated): each use case reads them at its next decision.
+    pub fn reconfigure(&self, settings: &Settings) {
+        self.policy.set(settings.policy.clone());
+        self.wording
+            .set(settings.messages.wording().unwrap_or_default());
+        self.admission
+            .reconfigure(&settings.limits, &settings.smpp.peers);
     }
 
     /// Connects pushed codes and activation messages to client mode's operator

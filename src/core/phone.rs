@@ -77,7 +77,7 @@ impl super::Issue {
     /// the same hold that `push` applies.
     pub fn pushed_held_until(&self, card: &Card) -> Option<i64> {
         let inner = &self.0;
-        let hold = &inner.policy.after_phone_change;
+        let hold = inner.policy.get().after_phone_change;
         hold.holds_until(card.phone_changed_at, inner.now())
     }
 }

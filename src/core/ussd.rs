@@ -122,10 +122,11 @@ impl Issue {
 
     fn screen(&self, a: &Answer) -> String {
         let inner = &self.0;
+        let policy = inner.policy.get();
         ussd::render_answer(
             a.kind,
             inner.service.language,
-            &a.params(inner, &inner.service.ussd_code),
+            &a.params(inner, &policy, &inner.service.ussd_code),
         )
     }
 }

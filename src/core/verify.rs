@@ -18,6 +18,7 @@ use otpgw_rules::vocab::{CardStatus, Reason, Verdict};
 
 use super::admission::{Admission, Refused};
 use super::epin::Epins;
+use super::live::Live;
 use super::ports::{AuditStore, CardStore, NewEvent, VerifyAttempt, VerifyStore};
 use super::{Clock, CoreError};
 use crate::config::{Factor, PolicySettings, TokenSettings};
@@ -55,10 +56,11 @@ pub(super) struct Inner {
     pub epins: Arc<Epins>,
     pub admission: Admission,
     pub keys: Keys,
-    pub policy: PolicySettings,
+    /// `[policy]`, as the last reload left it.
+    pub policy: Live<PolicySettings>,
     pub tokens: TokenSettings,
-    /// `[policy] max_failures`, else `[service] max_failures`.
-    pub max_failures: i64,
+    /// `[service] max_failures`, which `[policy] max_failures` overrides.
+    pub service_max_failures: i64,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -85,7 +87,7 @@ impl Verify {
     ) -> Result<VerifyOutcome, CoreError> {
         let inner = &self.0;
         let keys = &inner.keys;
-        let policy = &inner.policy;
+        let policy = inner.policy.get();
         if policy.require_transaction && factors.transaction.is_none() {
             return Err(CoreError::TransactionRequired);
         }
@@ -144,7 +146,7 @@ impl Verify {
             fingerprint: &fingerprint,
             pan_hash: &pan_hash,
             now,
-            max_failures: inner.max_failures,
+            max_failures: policy.max_failures.unwrap_or(inner.service_max_failures),
             lock_ms: policy.lock.timed_ms(),
             actor: &key.actor(),
         };
@@ -239,7 +241,8 @@ impl Verify {
     /// What the verification rule needs to read token codes, owned by its closure.
     fn token_check(&self, code: &str, challenge: Option<Challenge>) -> TokenCheck {
         let inner = &self.0;
-        let accept = &inner.policy.accept;
+        let policy = inner.policy.get();
+        let accept = &policy.accept;
         TokenCheck {
             key: inner.keys.seal_key(super::tokens::SEAL_PURPOSE),
             candidate: normalise_code(code).filter(|c| (6..=8).contains(&c.len())),

@@ -88,6 +88,11 @@ errors! {
     CodeErrors = [("404", "no such code")];
     /// `CommonErrors` and a 404 for an API key that does not exist.
     KeyErrors = [("404", "no such key")];
+    /// `POST /v1/admin/reload`.
+    ReloadErrors = [
+        ("409", "`reload_running`: another reload is in progress"),
+        ("422", "`invalid_config`: the file does not load or is invalid; nothing changed"),
+    ];
 
     /// `POST /v1/verify`.
     VerifyErrors = [

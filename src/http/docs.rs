@@ -2,7 +2,9 @@
 //! scheme. The error answers the handlers share are in `answers.rs`.
 
 use super::error::ErrorBody;
-use super::{admin, apikeys, codes, connections, import, lifecycle, ops, tokens, ussd, verify};
+use super::{
+    admin, apikeys, codes, connections, import, lifecycle, ops, reload, tokens, ussd, verify,
+};
 
 /// The HTTP API's description, generated from the handlers' annotations.
 #[derive(utoipa::OpenApi)]
@@ -42,7 +44,8 @@ use super::{admin, apikeys, codes, connections, import, lifecycle, ops, tokens, 
         tokens::challenge,
         ops::healthz,
         ops::readyz,
-        ops::metrics
+        ops::metrics,
+        reload::reload
     ),
     // The shared error answers below refer to it by name only.
     components(schemas(ErrorBody)),

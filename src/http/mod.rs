@@ -35,6 +35,7 @@ mod ops;
 mod paths;
 mod phone;
 mod places;
+mod reload;
 pub mod server;
 mod state;
 mod tokens;
@@ -92,6 +93,7 @@ pub fn router(state: AppState, request_timeout: Duration, console: bool) -> Rout
         .route("/v1/challenge", post(tokens::challenge))
         .route("/v1/apikeys", get(apikeys::list))
         .route("/v1/apikeys/{id}/revoke", post(apikeys::revoke))
+        .route("/v1/admin/reload", post(reload::reload))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

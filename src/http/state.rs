@@ -8,6 +8,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::core::links::Links;
 use crate::core::ports::Readiness;
+use crate::core::reload::Reload;
 use crate::core::Core;
 
 use super::BadKeys;
@@ -24,4 +25,7 @@ pub struct AppState {
     pub smpp_listening: bool,
     /// Requests without a valid API key, per address (`http.bad_keys_per_ip`).
     pub bad_keys: Arc<BadKeys>,
+    /// Reads the configuration again (`POST /v1/admin/reload`); none in tests
+    /// that build the router without a server.
+    pub reload: Option<Arc<dyn Reload>>,
 }

@@ -21,9 +21,10 @@ mod routes;
 mod upkeep;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -166,12 +167,19 @@ struct State {
 
 struct Inner {
     state: Mutex<State>,
-    routes: Routes,
+    /// Client mode's routes; a reload that changes the operator connections
+    /// replaces them whole.
+    routes: ArcSwap<Routes>,
     /// What one route may hold (`ROUTE_CAPACITY` shared by the routes).
-    route_share: usize,
+    route_share: AtomicUsize,
     /// The core's clock: codes' expiries and claims' leases are in its time.
     clock: Arc<dyn Clock>,
     next_taker: AtomicU64,
+}
+
+/// What one route may hold: `ROUTE_CAPACITY` shared by the routes.
+fn share(routes: &Routes) -> usize {
+    ROUTE_CAPACITY / routes.all().len().max(1)
 }
 
 /// The queues of this node's outgoing messages. Cheap to clone.
@@ -185,8 +193,8 @@ impl Replies {
         Self {
             inner: Arc::new(Inner {
                 state: Mutex::new(State::default()),
-                route_share: ROUTE_CAPACITY / routes.all().len().max(1),
-                routes,
+                route_share: AtomicUsize::new(share(&routes)),
+                routes: ArcSwap::from_pointee(routes),
                 clock,
                 next_taker: AtomicU64::new(1),
             }),
@@ -200,8 +208,18 @@ impl Replies {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub fn routes(&self) -> &Routes {
-        &self.inner.routes
+    pub fn routes(&self) -> Arc<Routes> {
+        self.inner.routes.load_full()
+    }
+
+    /// Takes a reload's routes. Messages already queued stay on their route (a
+    /// route no connection serves any more keeps them until they expire, and
+    /// a lane whose connection is gone is moved by `sweep`).
+    pub fn set_routes(&self, routes: Routes) {
+        self.inner
+            .route_share
+            .store(share(&routes), Ordering::Relaxed);
+        self.inner.routes.store(Arc::new(routes));
     }
 
     /// Now, in the core's time (epoch ms).
@@ -222,8 +240,9 @@ impl Replies {
         let is_route = matches!(target, Target::Route(_));
         let slot = state.slots.entry(target).or_default();
         let refusal = if is_route {
-            (on_routes >= ROUTE_CAPACITY || slot.len() >= self.inner.route_share)
-                .then_some(Refusal::Full)
+            (on_routes >= ROUTE_CAPACITY
+                || slot.len() >= self.inner.route_share.load(Ordering::Relaxed))
+            .then_some(Refusal::Full)
         } else if slot.len() >= PEER_CAPACITY {
             Some(Refusal::Full)
         } else if slot.len() >= PEER_HIGH_WATER && msg.code_id.is_none() {
@@ -462,7 +481,7 @@ impl Drop for Taker {
 /// Pushed codes and activation messages, handed out by the core.
 impl Outbound for Replies {
     fn route_for(&self, msisdn: &str) -> Option<String> {
-        self.inner.routes.route_for(msisdn)
+        self.inner.routes.load().route_for(msisdn)
     }
 
     fn holds(&self, route: &str) -> bool {

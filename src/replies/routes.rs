@@ -25,16 +25,22 @@ impl Routes {
     }
 
     pub fn new(connections: &[ConnectionSettings]) -> Self {
+        Self::indexed(connections.iter().map(Some))
+    }
+
+    /// The routes of connections by index, where `None` is a connection a reload
+    /// removed: its index serves nothing (indices are never reused, so a message
+    /// in a removed connection's lane is never taken for another's).
+    pub fn indexed<'a>(
+        connections: impl IntoIterator<Item = Option<&'a ConnectionSettings>>,
+    ) -> Self {
         Self {
             connections: connections
-                .iter()
-                .map(|c| {
-                    let routes = if c.routes.is_empty() {
-                        vec![String::new()]
-                    } else {
-                        c.routes.clone()
-                    };
-                    (routes, c.priority)
+                .into_iter()
+                .map(|c| match c {
+                    None => (Vec::new(), u32::MAX),
+                    Some(c) if c.routes.is_empty() => (vec![String::new()], c.priority),
+                    Some(c) => (c.routes.clone(), c.priority),
                 })
                 .collect(),
         }

@@ -25,7 +25,7 @@ mod ussd;
 
 use std::sync::Arc;
 
-pub use listener::Server;
+pub use listener::{Peers as ListenerPeers, Server};
 
 /// The framing, for the load tool, the benches and the fuzz target.
 pub mod codec {

@@ -30,6 +30,7 @@ mod ops;
 mod ordering;
 mod phone;
 mod policy;
+mod reload;
 mod simswap;
 mod smpp_session;
 mod sms;

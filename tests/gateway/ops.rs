@@ -144,7 +144,7 @@ fn openapi_describes_every_endpoint() {
 }
 
 #[test]
-fn a_hangup_signal_is_logged_and_the_gateway_keeps_serving() {
+fn a_hangup_with_an_unchanged_file_reloads_nothing_and_the_gateway_keeps_serving() {
     let (gw, admin, _) = Gateway::start().with_keys();
     gw.enroll(&admin, cards::A, "989121110110");
     let sent = std::process::Command::new("kill")
@@ -152,7 +152,15 @@ fn a_hangup_signal_is_logged_and_the_gateway_keeps_serving() {
         .status()
         .unwrap();
     assert!(sent.success());
-    gw.wait_for_log("SIGHUP received: nothing changed");
+    gw.wait_for_log("SIGHUP received: reloading the configuration");
+    gw.wait_for_log("configuration reloaded");
+    let line = gw
+        .log()
+        .lines()
+        .find(|l| l.contains("configuration reloaded"))
+        .map(str::to_owned)
+        .unwrap();
+    assert!(line.contains(r#""applied":"[]""#), "{line}");
     let reply = gw.sms("989121110110", "4321", "ascii");
     assert_eq!(code_in(&reply).len(), 7, "{reply}");
     assert_eq!(gw.stop().code(), Some(0), "a clean stop after the hangup");

@@ -113,6 +113,7 @@ impl App {
             bad_keys: Arc::new(otpgw::http::BadKeys::new(
                 otpgw::config::HttpSettings::default().bad_keys_per_ip,
             )),
+            reload: None,
         };
         let router = otpgw::http::router(state, REQUEST_TIMEOUT, false);
         Self {

@@ -26,6 +26,7 @@ Commands (a new command starts at each command word):
   wait-unbind [--timeout S]
   wait-deliver [--timeout S]
   sleep SECONDS
+  wait-stdin [--timeout S]   (until a line arrives on stdin: the test's "go on")
 
 Output lines (extra keys may be added; existing ones are stable):
   {"event":"bind","status":N,"command_id":N,"system_id":S}        (always first, unless --no-bind)
@@ -38,6 +39,7 @@ Output lines (extra keys may be added; existing ones are stable):
   {"event":"enquire_link_resp","status":N,"command_id":N}
   {"event":"unbind_resp","status":N,"command_id":N}
   {"event":"unbind_from_server"}             {"event":"slept","seconds":F}
+  {"event":"stdin"}
   {"event":"error","error":KIND,"message":S,"command":S|null}
 Exit codes: 0 ok, 1 internal, 2 usage, 3 connect, 4 bind_rejected (not with bind-only),
   5 timeout, 6 connection_closed, 7 protocol, 8 server_unbind.
@@ -52,6 +54,7 @@ middle of a PDU, and send_pdu refuses PDUs its state machine does not expect.
 import argparse
 import json
 import logging
+import select
 import socket
 import sys
 import time
@@ -174,6 +177,24 @@ def cmd_sleep(s, a, timeout):
     emit({"event": "slept", "seconds": a.seconds})
 
 
+def cmd_wait_stdin(s, a, timeout):
+    """Stays bound, answering the server, until the test writes a line to stdin."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise PeerError("timeout", "no line on stdin within %gs" % timeout)
+        ready, _, _ = select.select([sys.stdin, s.sock], [], [], left)
+        if sys.stdin in ready:
+            sys.stdin.readline()
+            emit({"event": "stdin"})
+            return
+        if ready:
+            p = s.pump(deadline)  # server requests are answered inside pump
+            if p is not None and p.command_id == DELIVER_SM:
+                s.delivers.append(p)
+
+
 # ------------------------------------------------------------------ CLI
 class UsageError(Exception):
     pass
@@ -276,7 +297,7 @@ def command_parsers():
     p.add_argument("--no-wait", action="store_true")
     p.add_argument("--timeout", type=positive_float)
     p.add_argument("data", metavar="HEX", type=hex_bytes)
-    for name in ("enquire-link", "unbind", "wait-unbind", "wait-deliver"):
+    for name in ("enquire-link", "unbind", "wait-unbind", "wait-deliver", "wait-stdin"):
         new(name).add_argument("--timeout", type=positive_float)
     p = new("sleep")
     p.add_argument("seconds", type=float)
@@ -421,6 +442,8 @@ def run(g, cmds):
                 emit(deliver_event(s.wait_deliver(timeout)))
             elif name == "sleep":
                 cmd_sleep(s, a, timeout)
+            elif name == "wait-stdin":
+                cmd_wait_stdin(s, a, timeout)
     except PeerError as e:
         e.command = current
         raise

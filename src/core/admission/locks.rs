@@ -30,6 +30,13 @@ impl LockBudget {
         }
     }
 
+    /// Hands this budget's spent locks to `next` (a reload's budget), which
+    /// applies its own count and window to them.
+    pub fn carry_over(&self, next: &Self) {
+        let spent = std::mem::take(&mut *self.spent.lock().unwrap_or_else(|p| p.into_inner()));
+        *next.spent.lock().unwrap_or_else(|p| p.into_inner()) = spent;
+    }
+
     /// `Err(retry_after)` when the key has locked `count` cards in the window ending
     /// `now`: until the oldest of them leaves it.
     pub fn left(&self, key_id: i64, now: i64) -> Result<(), Duration> {

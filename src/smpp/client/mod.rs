@@ -3,7 +3,8 @@
 //! submit_sm, delivery receipts come back as deliver_sm.
 //!
 //! * `mod.rs`        — [`Operators`]: the configured connections, their sessions'
-//!   tasks, and what operations see of them.
+//!   tasks (each connection's own stop, so a reload can add, remove or rebind one
+//!   alone), and what operations see of them.
 //! * `connection.rs` — one connection's state, counters, pacing and held receipts.
 //! * `connect.rs`    — keeping one session bound: connect, bind, back off.
 //! * `session.rs`    — a bound session: submit_sm out within window and TPS, their
@@ -22,7 +23,7 @@ mod connection;
 mod deliver;
 mod session;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -31,10 +32,11 @@ use tokio_util::task::TaskTracker;
 use connection::Connection;
 
 use super::inbound::Pipeline;
-use crate::config::{ServiceSettings, SmppSettings};
+use crate::config::{ConnectionSettings, ServiceSettings, SmppSettings};
 use crate::core::links::ConnectionStatus;
+use crate::core::reload::ConnectionsChanged;
 use crate::core::Core;
-use crate::replies::{Replies, Target};
+use crate::replies::{Replies, Routes, Target};
 
 /// What every session of client mode shares.
 pub(crate) struct Shared {
@@ -42,13 +44,35 @@ pub(crate) struct Shared {
     pub replies: Replies,
     pub service: ServiceSettings,
     pub smpp: SmppSettings,
-    pub connections: Vec<Arc<Connection>>,
+    /// The connections in force; a reload adds, removes and replaces them.
+    running: Mutex<Vec<Running>>,
+    /// Every connection that ran, by index; `None` once a reload removed it.
+    /// Indices are never reused: a lane or a receipt of a removed connection
+    /// cannot be taken for another's.
+    slots: Mutex<Vec<Option<ConnectionSettings>>>,
+    /// Set by `run`: connections started later stop with the gateway too.
+    shutdown: OnceLock<CancellationToken>,
+    sessions: TaskTracker,
+}
+
+/// One connection that runs, and what stops its sessions alone.
+struct Running {
+    conn: Arc<Connection>,
+    stop: CancellationToken,
 }
 
 impl Shared {
     fn core(&self) -> &Core {
         self.pipeline.core()
     }
+
+    fn connections(&self) -> Vec<Arc<Connection>> {
+        lock(&self.running).iter().map(|r| r.conn.clone()).collect()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The operator connections, shared by `serve` and the status endpoints.
@@ -59,49 +83,44 @@ pub struct Operators {
 
 impl Operators {
     pub fn new(core: Core, replies: Replies, smpp: SmppSettings, service: ServiceSettings) -> Self {
-        let connections = smpp
+        let running = smpp
             .connections
             .iter()
             .cloned()
             .enumerate()
-            .map(|(i, c)| Arc::new(Connection::new(i, c)))
+            .map(|(i, c)| Running {
+                conn: Arc::new(Connection::new(i, c)),
+                stop: CancellationToken::new(),
+            })
             .collect();
         Self {
             shared: Arc::new(Shared {
                 pipeline: Pipeline::new(core, replies.clone(), service.clone(), smpp.clone()),
                 replies,
                 service,
+                slots: Mutex::new(smpp.connections.iter().cloned().map(Some).collect()),
                 smpp,
-                connections,
+                running: Mutex::new(running),
+                shutdown: OnceLock::new(),
+                sessions: TaskTracker::new(),
             }),
         }
     }
 
     /// Runs every connection's sessions until `shutdown`, then unbinds them.
     pub async fn run(self, shutdown: CancellationToken) {
-        let sessions = TaskTracker::new();
-        for conn in &self.shared.connections {
-            for (kind, sends) in connect::binds(conn.settings.bind) {
-                let span = tracing::info_span!("smsc", connection = %conn.settings.name, bind = kind.as_str());
-                sessions.spawn(tracing::Instrument::instrument(
-                    connect::maintain(
-                        self.shared.clone(),
-                        conn.clone(),
-                        kind,
-                        sends,
-                        shutdown.clone(),
-                    ),
-                    span,
-                ));
-            }
+        let _ = self.shared.shutdown.set(shutdown.clone());
+        for r in lock(&self.shared.running).iter_mut() {
+            // Stopped by the gateway's shutdown, or by a reload alone.
+            r.stop = shutdown.child_token();
+            self.start(&r.conn, &r.stop);
         }
-        sessions.close();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => {
-                    for c in &self.shared.connections {
+                    for c in self.shared.connections() {
                         c.forget_old_receipts();
                         c.forget_unanswered();
                     }
@@ -109,13 +128,78 @@ impl Operators {
                 }
             }
         }
-        sessions.wait().await;
+        self.shared.sessions.close();
+        self.shared.sessions.wait().await;
+    }
+
+    fn start(&self, conn: &Arc<Connection>, stop: &CancellationToken) {
+        for (kind, sends) in connect::binds(conn.settings.bind) {
+            let span =
+                tracing::info_span!("smsc", connection = %conn.settings.name, bind = kind.as_str());
+            self.shared.sessions.spawn(tracing::Instrument::instrument(
+                connect::maintain(self.shared.clone(), conn.clone(), kind, sends, stop.clone()),
+                span,
+            ));
+        }
+    }
+
+    /// Takes a reload's `[[smpp.connections]]`, by name: a new one binds, a removed
+    /// one unbinds, a changed one unbinds and binds again with its new settings;
+    /// the others are not touched. The routes follow.
+    pub fn reconfigure(&self, wanted: &[ConnectionSettings]) -> ConnectionsChanged {
+        let same = |a: &ConnectionSettings, b: &ConnectionSettings| {
+            serde_json::to_value(a).ok() == serde_json::to_value(b).ok()
+        };
+        let mut done = ConnectionsChanged::default();
+        let mut running = lock(&self.shared.running);
+        let mut slots = lock(&self.shared.slots);
+        running.retain(|r| {
+            let name = &r.conn.settings.name;
+            match wanted.iter().find(|w| &w.name == name) {
+                Some(w) if same(w, &r.conn.settings) => true,
+                found => {
+                    r.stop.cancel();
+                    slots[r.conn.index] = None;
+                    if found.is_some() {
+                        done.rebound.push(name.clone());
+                    } else {
+                        done.removed.push(name.clone());
+                    }
+                    false
+                }
+            }
+        });
+        for w in wanted {
+            if running.iter().any(|r| r.conn.settings.name == w.name) {
+                continue;
+            }
+            if !done.rebound.contains(&w.name) {
+                done.added.push(w.name.clone());
+            }
+            let conn = Arc::new(Connection::new(slots.len(), w.clone()));
+            slots.push(Some(w.clone()));
+            let stop = match self.shared.shutdown.get() {
+                Some(shutdown) => {
+                    let stop = shutdown.child_token();
+                    self.start(&conn, &stop);
+                    stop
+                }
+                None => CancellationToken::new(),
+            };
+            running.push(Running { conn, stop });
+        }
+        // Configured order, as at start: status lists them so.
+        running.sort_by_key(|r| wanted.iter().position(|w| w.name == r.conn.settings.name));
+        self.shared
+            .replies
+            .set_routes(Routes::indexed(slots.iter().map(Option::as_ref)));
+        done
     }
 
     pub fn status(&self) -> Vec<ConnectionStatus> {
         let replies = &self.shared.replies;
         self.shared
-            .connections
+            .connections()
             .iter()
             .map(|c| c.status(replies.waiting_in_lane(c.index)))
             .collect()

@@ -96,12 +96,8 @@ pub(super) async fn bind_phase(conn: &mut Conn, ctx: &Context, addr: SocketAddr)
 /// system_ids exist; the log and `otpgw_smpp_bind_failures_total` tell operations.
 fn check_bind(ctx: &Context, bind: &pdu::Bind<'_>, addr: SocketAddr) -> CommandStatus {
     const REFUSED: CommandStatus = CommandStatus::EsmeRinvpaswd;
-    let Some(peer) = ctx
-        .settings
-        .peers
-        .iter()
-        .find(|p| p.system_id == bind.system_id)
-    else {
+    let peers = ctx.peers.get();
+    let Some(peer) = peers.iter().find(|p| p.system_id == bind.system_id) else {
         return REFUSED;
     };
     // The address first, so a bind from elsewhere learns nothing about the password

@@ -29,13 +29,15 @@ use tracing::Instrument;
 pub use board::Board;
 
 use super::inbound::Pipeline;
-use crate::config::{ServiceSettings, SmppSettings};
-use crate::core::Core;
+use crate::config::{PeerSettings, ServiceSettings, SmppSettings};
+use crate::core::{Core, Live};
 use crate::replies::Replies;
 
 /// What every session of the listener shares.
 pub(crate) struct Context {
     pub settings: SmppSettings,
+    /// Who may bind: `smpp.peers` as the last reload left it.
+    pub peers: Live<Vec<PeerSettings>>,
     pub pipeline: Pipeline,
     pub replies: Replies,
     pub guard: Arc<guard::Guard>,
@@ -64,6 +66,7 @@ impl Server {
             ctx: Arc::new(Context {
                 pipeline: Pipeline::new(core, replies.clone(), service, settings.clone()),
                 guard: guard::Guard::new(&settings),
+                peers: Live::new(settings.peers.clone()),
                 replies,
                 settings,
                 board: Arc::new(board::Board::default()),
@@ -74,6 +77,13 @@ impl Server {
     /// The sessions bound to this listener, kept current by the sessions.
     pub fn bound_sessions(&self) -> Arc<Board> {
         self.ctx.board.clone()
+    }
+
+    /// The peers who may bind, for a reload to replace.
+    pub fn peers(&self) -> Peers {
+        Peers {
+            ctx: self.ctx.clone(),
+        }
     }
 
     /// Accepts connections until `shutdown`, then waits for every session to unbind.
@@ -116,6 +126,47 @@ impl Server {
         drop(listener);
         sessions.close();
         sessions.wait().await;
+    }
+}
+
+/// The listener's peers, as a reload changes them.
+#[derive(Clone)]
+pub struct Peers {
+    ctx: Arc<Context>,
+}
+
+impl Peers {
+    /// Takes a reloaded `smpp.peers`: new peers may bind at once; the sessions of
+    /// a peer that is gone, whose password changed, or whose address it no longer
+    /// allows are unbound (as on shutdown); every other bind stays. Returns how
+    /// many sessions were asked to unbind.
+    pub fn replace(&self, peers: Vec<PeerSettings>) -> usize {
+        let old = self.ctx.peers.get();
+        let still_allowed = |system_id: &str, addr: SocketAddr| {
+            let was = old.iter().find(|p| p.system_id == system_id);
+            let now = peers.iter().find(|p| p.system_id == system_id);
+            match (was, now) {
+                (Some(was), Some(now)) => {
+                    was.password == now.password && address_allowed(&now.allow_from, addr)
+                }
+                // Bound under the embedded default or a peer never configured: keep
+                // it only if the new file still names it.
+                (None, Some(now)) => address_allowed(&now.allow_from, addr),
+                (_, None) => false,
+            }
+        };
+        self.ctx.peers.set(peers.clone());
+        let unbound = self
+            .ctx
+            .board
+            .unbind_where(|system_id, addr| !still_allowed(system_id, addr));
+        if unbound > 0 {
+            tracing::info!(
+                sessions = unbound,
+                "reload: unbinding the sessions of removed or changed peers"
+            );
+        }
+        unbound
     }
 }
 

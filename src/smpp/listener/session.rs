@@ -50,11 +50,17 @@ pub(super) async fn run(
     tracing::info!(system_id = %bound.system_id, bind = bound.kind.as_str(), "bound");
     let system_id = bound.system_id.clone();
     metrics::gauge!("otpgw_smpp_sessions", "system_id" => system_id.clone()).increment(1.0);
-    let entry = ctx
-        .board
-        .enter(&system_id, bound.kind.as_str(), addr, ctx.core().now_ms());
+    // Shutdown, or a reload that removed this peer, ends the session the same way.
+    let unbind = shutdown.child_token();
+    let entry = ctx.board.enter(
+        &system_id,
+        bound.kind.as_str(),
+        addr,
+        ctx.core().now_ms(),
+        unbind.clone(),
+    );
     Session::new(conn, ctx.clone(), bound, entry)
-        .serve(shutdown)
+        .serve(unbind)
         .await;
     metrics::gauge!("otpgw_smpp_sessions", "system_id" => system_id).decrement(1.0);
     tracing::info!("session closed");
