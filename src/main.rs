@@ -55,9 +55,12 @@ enum Command {
     /// Customer tokens (TOTP apps and hardware tokens, OCRA) of a card.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Manage API keys.
+    /// Manage API keys (for machines).
     #[command(subcommand)]
     Apikey(ApikeyCommand),
+    /// Local console operators: named people with a password and TOTP.
+    #[command(subcommand)]
+    Operator(cli::operator::OperatorCommand),
     /// Pushed codes, through the running gateway's HTTP API.
     #[command(subcommand)]
     Code(CodeCommand),
@@ -341,6 +344,7 @@ async fn run(command: Command, settings: Settings, config: Option<PathBuf>) -> R
             Ok(())
         }
         Command::Card(cmd) => cli::card::run(cmd, settings).await,
+        Command::Operator(cmd) => cli::operator::run(cmd, settings).await,
         Command::Token(cmd) => token(cmd, settings).await,
         Command::Status { remote, json } => {
             let answer = call(

@@ -230,6 +230,46 @@ impl Keys {
             .verify_password(epin.expose().as_bytes(), &parsed)
             .is_ok()
     }
+    /// The argon2 secret for console operators' passwords: another purpose than
+    /// the ePINs', so one kind of hash can never stand for the other.
+    fn password_pepper(&self) -> [u8; 32] {
+        let mut mac =
+            HmacSha256::new_from_slice(&self.code_key).expect("HMAC takes any key length");
+        mac.update(b"operator-password|v1");
+        mac.finalize().into_bytes().into()
+    }
+
+    /// An operator's password hash: the ePIN's Argon2id (same cost, same reasons),
+    /// with its own pepper. Slow: call it from `spawn_blocking`.
+    pub fn password_hash(&self, password: &crate::operators::Password) -> String {
+        let salt_bytes = random_bytes();
+        let salt = argon2::password_hash::SaltString::encode_b64(&salt_bytes[..16])
+            .expect("16 bytes is a valid salt");
+        epin_argon2(&self.password_pepper())
+            .hash_password(password.expose().as_bytes(), &salt)
+            .expect("argon2 with fixed valid parameters")
+            .to_string()
+    }
+
+    /// Whether `password` matches a hash made by [`Keys::password_hash`]; a
+    /// malformed stored hash never matches (and still costs a hash, so an unknown
+    /// operator's sign-in takes as long as a known one's).
+    pub fn password_matches(&self, stored: &str, password: &crate::operators::Password) -> bool {
+        use argon2::PasswordVerifier;
+        let pepper = self.password_pepper();
+        let argon = epin_argon2(&pepper);
+        match argon2::PasswordHash::new(stored) {
+            Ok(parsed) => argon
+                .verify_password(password.expose().as_bytes(), &parsed)
+                .is_ok(),
+            Err(_) => {
+                let salt = argon2::password_hash::SaltString::encode_b64(&[0; 16])
+                    .expect("16 bytes is a valid salt");
+                let _ = argon.hash_password(password.expose().as_bytes(), &salt);
+                false
+            }
+        }
+    }
 }
 
 /// Argon2id with OWASP's parameters (m = 19 MiB, t = 2, p = 1) and the pepper.

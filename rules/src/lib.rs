@@ -12,6 +12,7 @@
 //! * `codes`   — keys and keyed hashes, codes from the OS CSPRNG, card numbers,
 //!   constant-time comparison, Argon2id ePIN hashes.
 //! * `ids`     — public ids: row ids under a keyed permutation, so they leak no count.
+//! * `operators` — console operators: names, password rules, locking after failures.
 //! * `payment` — payments a code is bound to, caps, ePIN rules, amounts in words.
 //! * `seal`    — authenticated encryption of what must be stored but not read.
 //! * `texts`   — every customer-facing SMS text in `fa` and `en`.
@@ -22,6 +23,7 @@
 
 pub mod codes;
 pub mod ids;
+pub mod operators;
 pub mod payment;
 pub mod records;
 pub mod seal;

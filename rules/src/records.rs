@@ -95,6 +95,31 @@ impl ApiKey {
     }
 }
 
+/// Who a console session belongs to: an API key (machines, and clerks until
+/// they have operators) or a local operator, named in the audit as `operator:NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Who {
+    Key(ApiKey),
+    Operator { id: i64, name: String, role: Role },
+}
+
+impl Who {
+    pub fn role(&self) -> Role {
+        match self {
+            Who::Key(key) => key.role,
+            Who::Operator { role, .. } => *role,
+        }
+    }
+
+    /// How the audit trail names this person or key.
+    pub fn actor(&self) -> String {
+        match self {
+            Who::Key(key) => key.actor(),
+            Who::Operator { name, .. } => format!("operator:{name}"),
+        }
+    }
+}
+
 /// An API key as an administrator may see it: never the key, never its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKeyInfo {

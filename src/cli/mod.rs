@@ -1,6 +1,6 @@
 //! Helpers the command line's subcommands share: secrets and card numbers read
 //! from standard input, lists printed as JSON. Each group of subcommands with a
-//! life of its own has a file here (`card.rs`, `status.rs`).
+//! life of its own has a file here (`card.rs`, `operator.rs`, `status.rs`).
 
 use std::io::BufRead;
 
@@ -9,6 +9,7 @@ use otpgw_rules::codes::Pan;
 
 pub mod card;
 mod import;
+pub mod operator;
 pub mod status;
 
 /// One line of standard input, as typed: secrets come this way, never as

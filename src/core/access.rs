@@ -1,15 +1,16 @@
 //! Who may call: API keys (created for a role, shown once, stored as a hash,
 //! revoked at once on this node and within `cluster.api_key_cache_ms` on the
-//! others) and the console's sessions on top of them.
+//! others) and the console's sessions on top of them (an API key's, or a local
+//! operator's once `operators/` signed them in).
 
 use std::sync::Arc;
 
 use otpgw_rules::codes;
-use otpgw_rules::records::{ApiKey, ApiKeyInfo};
+use otpgw_rules::records::{ApiKey, ApiKeyInfo, Who};
 use otpgw_rules::vocab::Role;
 
 use super::ports::{
-    AccessStore, AuditStore, ConsoleSession, NewApiKey, NewConsoleSession, NewEvent,
+    AccessStore, AuditStore, ConsoleSession, NewApiKey, NewConsoleSession, NewEvent, Stage,
 };
 use super::{Clock, CoreError};
 
@@ -20,13 +21,13 @@ pub const SESSION_IDLE_MS: i64 = 30 * 60 * 1000;
 /// A new console session: the id goes into the cookie, the CSRF token into forms.
 /// Neither is logged; only the hash of the id is stored.
 pub struct SignedIn {
-    pub key: ApiKey,
+    pub who: Who,
     pub session_id: String,
     pub csrf: String,
 }
 
 // The session id and CSRF token are secrets: never print them.
-crate::telemetry::debug_only!(SignedIn { key });
+crate::telemetry::debug_only!(SignedIn { who });
 
 #[derive(Clone)]
 pub struct Access(pub(super) Arc<Inner>);
@@ -107,11 +108,13 @@ impl Access {
         let session_id = codes::new_session_token();
         let csrf = codes::new_session_token();
         let now = self.now();
+        let who = Who::Key(key);
         self.0
             .access
             .create_console_session(NewConsoleSession {
                 id_hash: &codes::api_key_hash(&session_id),
-                key,
+                who: &who,
+                stage: Stage::In,
                 csrf: &csrf,
                 now,
                 expires_at: now.saturating_add(SESSION_MAX_MS),
@@ -130,7 +133,7 @@ impl Access {
             .await?;
         tracing::info!(api_key_id = key.id, "console sign-in");
         Ok(Some(SignedIn {
-            key,
+            who,
             session_id,
             csrf,
         }))

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use otpgw_rules::codes::{Keys, Pan};
-use otpgw_rules::records::{ApiKey, Card, CodeRecord, Event, Token, VerificationEntry};
+use otpgw_rules::records::{Card, CodeRecord, Event, Token, VerificationEntry, Who};
 use otpgw_rules::vocab::{CardStatus, Role};
 
 use super::ports::{
@@ -148,18 +148,18 @@ impl BackOffice {
     /// like a card number or a code masked: clerks paste things).
     pub async fn console_change(
         &self,
-        key: ApiKey,
+        who: &Who,
         id: i64,
         change: StatusChange,
         reason: &str,
     ) -> Result<Card, CoreError> {
         let reason = clean_reason(reason)?;
-        let allowed_from: &[CardStatus] = match (key.role, change) {
+        let allowed_from: &[CardStatus] = match (who.role(), change) {
             (Role::Admin, _) => &[],
             (Role::Helpdesk, StatusChange::Reactivate) => &[CardStatus::Locked],
             _ => return Err(CoreError::Forbidden),
         };
-        let actor = key.actor();
+        let actor = who.actor();
         let change = Change {
             id,
             to: change,

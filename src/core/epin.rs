@@ -1,4 +1,5 @@
-//! ePIN hashes, off the async threads and a few at a time. Each Argon2id run takes
+//! ePIN hashes (and operators' password hashes, which cost the same), off the
+//! async threads and a few at a time. Each Argon2id run takes
 //! 19 MiB and tens of milliseconds, and anyone with a verifier key can ask for one
 //! per request, so they queue here (one per core) instead of filling the blocking
 //! pool (up to 512 threads).
@@ -44,6 +45,22 @@ impl Epins {
         })
         .await
         .map_err(|_| DomainError::unavailable("the ePIN check did not finish"))
+    }
+
+    /// Runs `work` (an Argon2 hash or check of an operator's password) under the
+    /// same limit as the ePINs': anyone can ask for one per sign-in attempt.
+    pub(super) async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Keys) -> T + Send + 'static,
+    ) -> Result<T, DomainError> {
+        let keys = self.keys.clone();
+        let permit = self.permit().await?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work(&keys)
+        })
+        .await
+        .map_err(|_| DomainError::unavailable("the password check did not finish"))
     }
 
     /// The hash to store for `epin`.

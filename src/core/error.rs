@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use otpgw_parsers::msisdn::MsisdnError;
+use otpgw_rules::operators::{NameError, PasswordError};
 use otpgw_rules::tokens::{ocra, totp, TokenState};
 use otpgw_rules::vocab::CardStatus;
 
@@ -40,6 +41,8 @@ pub enum Missing {
     ApiKey,
     #[error("token")]
     Token,
+    #[error("operator")]
+    Operator,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +51,8 @@ pub enum Existing {
     Card(i64),
     #[error("a token with this serial is already enrolled")]
     TokenSerial,
+    #[error("an operator with this name exists")]
+    Operator,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -60,6 +65,9 @@ pub enum Conflict {
     Card(CardStatus),
     #[error("the token is {}", .0.as_str())]
     Token(TokenState),
+    /// Disabling this operator would leave no enabled administrator.
+    #[error("the last enabled administrator cannot be disabled")]
+    LastAdmin,
 }
 
 impl DomainError {
@@ -119,6 +127,8 @@ pub enum CoreError {
     ReasonRequired,
     #[error(transparent)]
     Token(#[from] TokenError),
+    #[error(transparent)]
+    Operator(#[from] OperatorError),
 }
 
 impl CoreError {
@@ -164,4 +174,18 @@ pub enum TokenError {
     Ocra(#[from] ocra::OcraError),
     #[error("the two codes do not match the token anywhere near now")]
     NoResync,
+}
+
+/// Why an operator request is refused; each says what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error("an operator's role is admin or helpdesk")]
+    Role,
+    /// Disabling, resetting or revoking oneself: another administrator must.
+    #[error("one cannot {0} oneself")]
+    OneSelf(&'static str),
 }

@@ -42,6 +42,7 @@ mod keycache;
 mod lifecycle;
 pub mod links;
 mod live;
+pub mod operators;
 mod outbox;
 mod phone;
 pub mod ports;
@@ -67,12 +68,15 @@ pub use backoffice::{BackOffice, CardView, Health};
 pub use challenge::IssuedChallengeView;
 pub use delivery::Delivery;
 pub use enroll::{Enroll, Enrolled};
-pub use error::{Conflict, CoreError, DomainError, Existing, Missing, SimSwapError, TokenError};
+pub use error::{
+    Conflict, CoreError, DomainError, Existing, Missing, OperatorError, SimSwapError, TokenError,
+};
 pub use handout::{ActivationNotice, ActivationState, Outbound, Push};
 pub use import::{ImportLine, ImportReport, ImportRun, IMPORT_BATCH};
 pub use issue::{public_code_id, Issue, Pushed};
 pub use lifecycle::{CardPage, MAX_PAGE as MAX_CARD_PAGE};
 pub use live::Live;
+pub use operators::{CodeAnswer, Operators, PendingView, Started};
 pub use outbox::{peer_target, route_target, ClaimedReply, Dispatch, ReplyPath};
 pub use phone::PhoneChanged;
 pub use ports::Ports;
@@ -191,6 +195,7 @@ pub struct Core {
     pub tokens: Tokens,
     pub backoffice: BackOffice,
     pub access: Access,
+    pub operators: Operators,
     pub admission: Admission,
     pub delivery: Delivery,
     handout: Arc<handout::HandOut>,
@@ -269,7 +274,7 @@ impl Core {
             keys: keys.clone(),
             policy: policy.clone(),
             country_code: country_code.clone(),
-            epins,
+            epins: epins.clone(),
             handout: handout.clone(),
             clock: clock.clone(),
         }));
@@ -287,9 +292,18 @@ impl Core {
             verifications: ports.verifications.clone(),
             tokens: ports.tokens.clone(),
             audit: ports.audit.clone(),
-            keys,
+            keys: keys.clone(),
             country_code: country_code.clone(),
             handout: handout.clone(),
+            clock: clock.clone(),
+        }));
+        let operators = Operators(Arc::new(operators::Inner {
+            operators: ports.operators.clone(),
+            access: ports.access.clone(),
+            audit: ports.audit.clone(),
+            keys: keys.clone(),
+            hashes: epins,
+            issuer: "otpgw".to_owned(),
             clock: clock.clone(),
         }));
         let access = Access(Arc::new(access::Inner {
@@ -312,6 +326,7 @@ impl Core {
             tokens,
             backoffice,
             access,
+            operators,
             admission,
             delivery,
             handout,

@@ -12,13 +12,17 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use otpgw_rules::records::{
-    ApiKey, ApiKeyInfo, Card, CodeRecord, Event, Token, TokenRecord, VerificationEntry,
+    ApiKey, ApiKeyInfo, Card, CodeRecord, Event, Token, TokenRecord, VerificationEntry, Who,
 };
 use otpgw_rules::tokens::{Hash, TokenKind, TokenSource};
 use otpgw_rules::verify::{Effect, LatestCode, LockedCard};
 use otpgw_rules::vocab::{CardStatus, Channel, Delivery, Language, Role, Verdict};
 
 pub use super::error::DomainError;
+pub use super::operators::port::{
+    NewOperator, OperatorInfo, OperatorRecord, OperatorReset, OperatorStore, PendingSignIn,
+    SessionInfo, Stage,
+};
 
 pub type Result<T> = std::result::Result<T, DomainError>;
 
@@ -265,6 +269,7 @@ pub struct Ports {
     pub verifications: Arc<dyn VerifyStore>,
     pub tokens: Arc<dyn TokenStore>,
     pub access: Arc<dyn AccessStore>,
+    pub operators: Arc<dyn OperatorStore>,
     pub audit: Arc<dyn AuditStore>,
     pub outbox: Arc<dyn OutboxStore>,
     pub limits: Arc<dyn LimitStore>,
@@ -281,6 +286,7 @@ impl Ports {
             + VerifyStore
             + TokenStore
             + AccessStore
+            + OperatorStore
             + AuditStore
             + OutboxStore
             + LimitStore
@@ -293,6 +299,7 @@ impl Ports {
             verifications: store.clone(),
             tokens: store.clone(),
             access: store.clone(),
+            operators: store.clone(),
             audit: store.clone(),
             outbox: store.clone(),
             limits: store,
@@ -547,7 +554,8 @@ pub struct Gcra {
 /// token, and its limits.
 pub struct NewConsoleSession<'a> {
     pub id_hash: &'a str,
-    pub key: ApiKey,
+    pub who: &'a Who,
+    pub stage: Stage,
     pub csrf: &'a str,
     pub now: i64,
     pub expires_at: i64,
@@ -557,7 +565,7 @@ pub struct NewConsoleSession<'a> {
 /// A live console session: whose key it is and the CSRF token its forms carry.
 #[derive(Debug, Clone)]
 pub struct ConsoleSession {
-    pub key: ApiKey,
+    pub who: Who,
     pub csrf: String,
     pub expires_at: i64,
 }

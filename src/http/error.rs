@@ -238,6 +238,8 @@ impl From<CoreError> for ApiError {
                 "the two codes do not match the token anywhere near now",
             ),
             CoreError::Token(e) => Self::bad_request("invalid_token", e.to_string()),
+            // Operators are managed from the CLI and the console only.
+            CoreError::Operator(e) => Self::bad_request("invalid_operator", e.to_string()),
             CoreError::Forbidden | CoreError::Domain(DomainError::NotAllowed(_)) => {
                 Self::forbidden()
             }

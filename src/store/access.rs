@@ -1,4 +1,5 @@
-//! API keys (stored as hashes, revoked at once) and the console's sessions.
+//! API keys (stored as hashes, revoked at once) and the console's sessions, each
+//! held by an API key or a local operator (`operators.rs`).
 
 use async_trait::async_trait;
 use sqlx::{AnyConnection, Row};
@@ -8,7 +9,7 @@ use super::port;
 use super::{insert_event, Store};
 use crate::core::ports::{AccessStore, ConsoleSession, NewApiKey, NewConsoleSession};
 use crate::core::DomainError;
-use otpgw_rules::records::{ApiKey, ApiKeyInfo};
+use otpgw_rules::records::{ApiKey, ApiKeyInfo, Who};
 use otpgw_rules::vocab::Role;
 
 #[async_trait]
@@ -124,12 +125,12 @@ impl AccessStore for Store {
         session: NewConsoleSession<'_>,
     ) -> Result<(), DomainError> {
         let (id_hash, csrf) = (session.id_hash.to_owned(), session.csrf.to_owned());
-        let (key, now, expires_at, idle_ms) = (
-            session.key,
-            session.now,
-            session.expires_at,
-            session.idle_ms,
-        );
+        let (api_key_id, operator_id) = match session.who {
+            Who::Key(key) => (Some(key.id), None),
+            Who::Operator { id, .. } => (None, Some(*id)),
+        };
+        let stage = session.stage.as_str();
+        let (now, expires_at, idle_ms) = (session.now, session.expires_at, session.idle_ms);
         port(async move {
             self.write(move |conn: &mut AnyConnection| {
                 Box::pin(async move {
@@ -141,11 +142,13 @@ impl AccessStore for Store {
                     .execute(&mut *conn)
                     .await?;
                     sqlx::query(
-                        "INSERT INTO console_sessions (id_hash, api_key_id, csrf, created_at, last_seen_at, expires_at) \
-                         VALUES ($1, $2, $3, $4, $4, $5)",
+                        "INSERT INTO console_sessions (id_hash, api_key_id, operator_id, stage, csrf, created_at, last_seen_at, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
                     )
                     .bind(&id_hash)
-                    .bind(key.id)
+                    .bind(api_key_id)
+                    .bind(operator_id)
+                    .bind(stage)
                     .bind(&csrf)
                     .bind(now)
                     .bind(expires_at)
@@ -173,8 +176,8 @@ impl AccessStore for Store {
                 Box::pin(async move {
                     let row = sqlx::query(
                         "UPDATE console_sessions SET last_seen_at = $2 \
-                         WHERE id_hash = $1 AND expires_at > $2 AND last_seen_at > $3 \
-                         RETURNING api_key_id, csrf, expires_at",
+                         WHERE id_hash = $1 AND stage = 'in' AND expires_at > $2 AND last_seen_at > $3 \
+                         RETURNING api_key_id, operator_id, csrf, expires_at",
                     )
                     .bind(&id_hash)
                     .bind(now)
@@ -182,22 +185,36 @@ impl AccessStore for Store {
                     .fetch_optional(&mut *conn)
                     .await?;
                     let Some(row) = row else { return Ok(None) };
-                    let api_key_id: i64 = row.try_get("api_key_id")?;
-                    // The key is read afresh on every request: a revoked key's session
-                    // ends at once.
-                    let role: Option<String> = sqlx::query_scalar(
-                        "SELECT role FROM api_keys WHERE id = $1 AND revoked_at IS NULL",
-                    )
-                    .bind(api_key_id)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                    let Some(role) = role else { return Ok(None) };
+                    let api_key_id: Option<i64> = row.try_get("api_key_id")?;
+                    let operator_id: Option<i64> = row.try_get("operator_id")?;
+                    // The key or operator is read afresh on every request: a revoked
+                    // key's or a disabled operator's session ends at once.
+                    let who = match (api_key_id, operator_id) {
+                        (Some(id), _) => {
+                            let role: Option<String> = sqlx::query_scalar(
+                                "SELECT role FROM api_keys WHERE id = $1 AND revoked_at IS NULL",
+                            )
+                            .bind(id)
+                            .fetch_optional(&mut *conn)
+                            .await?;
+                            let Some(role) = role else { return Ok(None) };
+                            Who::Key(ApiKey { id, role: role_of(&role)? })
+                        }
+                        (None, Some(id)) => {
+                            let op = sqlx::query(
+                                "SELECT name, role FROM operators WHERE id = $1 AND disabled_at IS NULL",
+                            )
+                            .bind(id)
+                            .fetch_optional(&mut *conn)
+                            .await?;
+                            let Some(op) = op else { return Ok(None) };
+                            let role: String = op.try_get("role")?;
+                            Who::Operator { id, name: op.try_get("name")?, role: role_of(&role)? }
+                        }
+                        (None, None) => return Ok(None),
+                    };
                     Ok(Some(ConsoleSession {
-                        key: ApiKey {
-                            id: api_key_id,
-                            role: Role::parse(&role)
-                                .ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
-                        },
+                        who,
                         csrf: row.try_get("csrf")?,
                         expires_at: row.try_get("expires_at")?,
                     }))
@@ -226,8 +243,12 @@ impl AccessStore for Store {
     }
 }
 
+fn role_of(raw: &str) -> Result<Role, StoreError> {
+    Role::parse(raw).ok_or_else(|| StoreError::Corrupt(format!("role {raw}")))
+}
+
 fn api_key_from_row(r: &sqlx::any::AnyRow) -> Result<ApiKeyInfo, StoreError> {
     let role: String = r.try_get("role")?;
-    let role = Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?;
+    let role = role_of(&role)?;
     Ok(record!(r => ApiKeyInfo { id, label, created_at, revoked_at; role }))
 }

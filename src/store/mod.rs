@@ -50,6 +50,7 @@ mod import;
 mod keys;
 mod lifecycle;
 mod limits;
+mod operators;
 mod outbox;
 mod tokens;
 mod verify;

@@ -12,5 +12,6 @@ mod code_age;
 mod guessing;
 mod limits;
 mod locks;
+mod operators;
 mod retention;
 mod totp;

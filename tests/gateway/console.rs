@@ -483,3 +483,4 @@ fn console_switched_off_is_not_found() {
 }
 
 mod life;
+mod operators;

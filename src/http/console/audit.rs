@@ -74,7 +74,7 @@ fn csv(clerk: &Clerk, events: &[Event]) -> Response {
         out.push_str("\r\n");
     }
     tracing::info!(
-        api_key_id = clerk.key.id,
+        actor = %clerk.who.actor(),
         rows = events.len(),
         "audit exported"
     );

@@ -143,7 +143,7 @@ async fn change_status(
     let changed = state
         .core
         .backoffice
-        .console_change(clerk.key, id, change, &form.reason)
+        .console_change(&clerk.who, id, change, &form.reason)
         .await;
     match changed {
         Ok(_) => {

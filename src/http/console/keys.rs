@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::session::CsrfForm;
 use super::{failure, html, pages, Clerk};
 use crate::http::state::AppState;
+use otpgw_rules::records::Who;
 use otpgw_rules::vocab::Role;
 
 pub(super) async fn keys_page(
@@ -51,7 +52,7 @@ pub(super) async fn create_key(
     let newest = keys.iter().map(|k| k.id).max().unwrap_or(0);
     if form.after.trim().parse::<i64>().ok() != Some(newest) {
         tracing::info!(
-            api_key_id = clerk.key.id,
+            actor = %clerk.who.actor(),
             "console key form refused: used or stale"
         );
         return Err(clerk.say(StatusCode::CONFLICT, lang.texts().key_form_used));
@@ -61,7 +62,7 @@ pub(super) async fn create_key(
     let created = state
         .core
         .access
-        .create_key(role, label.as_deref(), &clerk.key.actor())
+        .create_key(role, label.as_deref(), &clerk.who.actor())
         .await;
     let (id, key) = created.map_err(|e| failure(lang, e))?;
     // Shown once, on a page that is never cached (see `security_headers`).
@@ -78,7 +79,12 @@ pub(super) async fn revoke_key(
     clerk.posted(form, |f| &f.csrf)?;
     clerk.admin_only()?;
     let id = clerk.id(&id)?;
-    let revoked = state.core.access.revoke(id, &clerk.key.actor()).await;
+    // The key this session signed in with: revoking it would end the session
+    // mid-action; another administrator does it.
+    if matches!(&clerk.who, Who::Key(key) if key.id == id) {
+        return Err(clerk.say(StatusCode::FORBIDDEN, clerk.lang.texts().not_yourself));
+    }
+    let revoked = state.core.access.revoke(id, &clerk.who.actor()).await;
     revoked.map_err(|e| failure(clerk.lang, e))?;
     Ok(Redirect::to("/console/keys").into_response())
 }

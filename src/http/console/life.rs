@@ -47,7 +47,7 @@ fn may(role: Role, act: Act) -> bool {
 /// activation code is keyed by its number, so it is enrolled anew, not reissued).
 fn offered(clerk: &Clerk, act: Act, status: CardStatus) -> bool {
     let open = status != CardStatus::Closed;
-    may(clerk.key.role, act) && open && !(act == Act::Reissue && status == CardStatus::Pending)
+    may(clerk.who.role(), act) && open && !(act == Act::Reissue && status == CardStatus::Pending)
 }
 
 /// What the card page adds about the phone, gathered by `standing`.
@@ -177,7 +177,7 @@ pub(super) async fn change_phone(
     if form.msisdn.chars().count() > 32 {
         return Err(clerk.say(StatusCode::BAD_REQUEST, clerk.lang.texts().invalid_msisdn));
     }
-    let actor = clerk.key.actor();
+    let actor = clerk.who.actor();
     let changed = state
         .core
         .backoffice
@@ -207,7 +207,7 @@ pub(super) async fn reissue(
     let Ok(pan) = Pan::parse(&form.pan) else {
         return Err(clerk.say(StatusCode::BAD_REQUEST, clerk.lang.texts().invalid_pan));
     };
-    let actor = clerk.key.actor();
+    let actor = clerk.who.actor();
     let reissued = state
         .core
         .backoffice
@@ -231,7 +231,7 @@ pub(super) async fn close(
 ) -> Result<Response, Response> {
     let form = clerk.posted(form, |f| &f.csrf)?;
     let id = allowed(&clerk, Act::Close, &id)?;
-    let actor = clerk.key.actor();
+    let actor = clerk.who.actor();
     let closed = state.core.backoffice.close(id, &form.reason, &actor).await;
     answer(&clerk, id, closed.map(drop), "closed")
 }
@@ -239,7 +239,7 @@ pub(super) async fn close(
 /// The card id of a change this clerk's role may make; else the page that says no.
 #[allow(clippy::result_large_err)] // the page that answers, built once per request
 fn allowed(clerk: &Clerk, act: Act, raw_id: &str) -> Result<i64, Response> {
-    if !may(clerk.key.role, act) {
+    if !may(clerk.who.role(), act) {
         return Err(forbidden(clerk));
     }
     clerk.id(raw_id)

@@ -3,8 +3,10 @@
 //! compiled into the binary and no JavaScript.
 //!
 //! A transport like `http` and `smpp`: handlers read forms and call `Core`, never the
-//! store. Sign-in takes an API key of role `admin` or `helpdesk` once and opens a
-//! server-side session (`Access::sign_in`); the cookie holds a random id only
+//! store. Sign-in takes a local operator's name, password and TOTP code
+//! (`Operators::password`, `Operators::code`), or an API key of role `admin` or
+//! `helpdesk` (`Access::sign_in`, for machines and legacy), and opens a
+//! server-side session; the cookie holds a random id only
 //! (HttpOnly, SameSite=Strict, Path=/console, Secure behind a TLS proxy that says
 //! `X-Forwarded-Proto: https`). Every POST carries the session's CSRF token, compared
 //! in constant time, and a cross-origin `Origin` is refused. Card numbers arrive in
@@ -17,6 +19,9 @@
 //!   hold and the last SIM-swap refusal on the card page.
 //! * `audit.rs`   — the audit search and its CSV export.
 //! * `keys.rs`    — API keys for administrators.
+//! * `signin.rs`  — a local operator's sign-in: password, then TOTP (enrolment
+//!   with the `otpauth://` URI and its QR code at the first sign-in).
+//! * `operators.rs` — operators and console sessions for administrators.
 //! * `pages.rs`   — the HTML of every page; `i18n.rs` — its words in fa and en.
 
 /// Extractors that cannot fail, read by their type's `from_parts` from the
@@ -43,9 +48,11 @@ mod dates;
 mod i18n;
 mod keys;
 mod life;
+mod operators;
 mod pages;
 mod query;
 mod session;
+mod signin;
 
 use axum::extract::rejection::FormRejection;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -63,6 +70,8 @@ pub fn router() -> Router<AppState> {
         .route("/", get(cards::home))
         .route("/console.css", get(session::stylesheet))
         .route("/signin", get(session::sign_in_page).post(session::sign_in))
+        .route("/signin/operator", post(signin::password))
+        .route("/signin/code", get(signin::code_page).post(signin::code))
         .route("/signout", post(session::sign_out))
         .route("/find", post(cards::find))
         .route("/cards/{id}", get(cards::card_page))
@@ -78,6 +87,11 @@ pub fn router() -> Router<AppState> {
         .route("/audit.csv", audit::search(audit::Answer::Csv))
         .route("/keys", get(keys::keys_page).post(keys::create_key))
         .route("/keys/{id}/revoke", post(keys::revoke_key))
+        .route("/operators", get(operators::page).post(operators::add))
+        .route("/operators/{name}/disable", operators::set_disabled(true))
+        .route("/operators/{name}/enable", operators::set_disabled(false))
+        .route("/operators/{name}/reset", post(operators::reset))
+        .route("/sessions/revoke", post(operators::revoke_session))
         .layer(axum::middleware::from_fn(session::same_origin))
         .layer(axum::middleware::map_response(session::security_headers))
 }
@@ -116,7 +130,7 @@ pub(super) fn message(
 }
 
 pub(super) fn forbidden(clerk: &Clerk) -> Response {
-    tracing::warn!(api_key_id = clerk.key.id, "console action refused: role");
+    tracing::warn!(actor = %clerk.who.actor(), "console action refused: role");
     message(
         clerk.lang,
         StatusCode::FORBIDDEN,

@@ -12,7 +12,7 @@ use super::query::AuditQuery;
 use super::{csrf_input, Clerk, Lang};
 use crate::core::links::Phase;
 use crate::core::{CardView, Health};
-use otpgw_rules::records::{ApiKeyInfo, Card, Event};
+use otpgw_rules::records::{ApiKeyInfo, Card, Event, Who};
 use otpgw_rules::vocab::{CardStatus, Role, Verdict};
 
 /// What the health strip shows, gathered by the handler from the core and from
@@ -24,7 +24,13 @@ pub struct HealthStrip {
     pub connections: Option<Vec<(String, Phase)>>,
 }
 
-fn layout(lang: Lang, clerk: Option<&Clerk>, here: &str, title: &str, body: Markup) -> Markup {
+pub(super) fn layout(
+    lang: Lang,
+    clerk: Option<&Clerk>,
+    here: &str,
+    title: &str,
+    body: Markup,
+) -> Markup {
     let t = lang.texts();
     html! {
         (DOCTYPE)
@@ -44,11 +50,19 @@ fn layout(lang: Lang, clerk: Option<&Clerk>, here: &str, title: &str, body: Mark
                             a href="/console/audit" { (t.nav_audit) }
                             @if clerk.is_admin() {
                                 a href="/console/keys" { (t.nav_keys) }
+                                a href="/console/operators" { (t.nav_operators) }
                             }
                         }
                         a href={ (here) "?lang=" (t.other_lang_code) } lang=(t.other_lang_code) id="switch-lang" { (t.other_lang) }
                         @if let Some(clerk) = clerk {
-                            span.who { (t.signed_in_as) " #" (clerk.key.id) " (" (clerk.key.role.as_str()) ")" }
+                            span.who {
+                                (t.signed_in_as) " "
+                                @match &clerk.who {
+                                    Who::Key(key) => { "#" (key.id) }
+                                    Who::Operator { name, .. } => bdi { (name) }
+                                }
+                                " (" (clerk.who.role().as_str()) ")"
+                            }
                             form method="post" action="/console/signout" id="signout" {
                                 input type="hidden" name="csrf" value=(clerk.csrf);
                                 button type="submit" { (t.sign_out) }
@@ -75,10 +89,24 @@ pub fn sign_in(lang: Lang, error: Option<&str>) -> Markup {
             @if let Some(error) = error {
                 p.error role="alert" id="error" { (error) }
             }
-            form method="post" action="/console/signin" id="signin" {
-                label for="key" { (t.api_key) }
-                input type="password" id="key" name="key" autocomplete="off" required;
-                button type="submit" { (t.sign_in) }
+            section aria-labelledby="operator-title" {
+                h2 id="operator-title" { (t.operator_sign_in) }
+                form method="post" action="/console/signin/operator" id="signin-operator" {
+                    label for="name" { (t.operator_name) }
+                    input type="text" id="name" name="name" autocomplete="username" maxlength="64" dir="ltr" required;
+                    label for="password" { (t.password) }
+                    input type="password" id="password" name="password" autocomplete="current-password" maxlength="256" required;
+                    button type="submit" { (t.sign_in) }
+                }
+            }
+            section aria-labelledby="key-title" {
+                h2 id="key-title" { (t.key_sign_in) }
+                p { (t.key_sign_in_note) }
+                form method="post" action="/console/signin" id="signin" {
+                    label for="key" { (t.api_key) }
+                    input type="password" id="key" name="key" autocomplete="off" required;
+                    button type="submit" { (t.sign_in) }
+                }
             }
         },
     )

@@ -15,7 +15,7 @@ use super::{bad_form, failure, forbidden, html, i18n, message, pages, parse_id};
 use crate::core::{CoreError, SESSION_MAX_MS};
 use crate::http::state::AppState;
 use otpgw_rules::codes;
-use otpgw_rules::records::ApiKey;
+use otpgw_rules::records::Who;
 use otpgw_rules::vocab::{Language, Role};
 
 const SESSION_COOKIE: &str = "otpgw_console";
@@ -65,9 +65,10 @@ impl Lang {
 
 infallible_from_parts!(Lang);
 
-/// A signed-in clerk: the session's API key and CSRF token.
+/// A signed-in clerk: whose session it is (an API key or an operator) and its
+/// CSRF token.
 pub struct Clerk {
-    pub key: ApiKey,
+    pub who: Who,
     pub csrf: String,
     pub(super) session_id: String,
     pub lang: Lang,
@@ -78,7 +79,7 @@ pub struct Clerk {
 #[allow(clippy::result_large_err)]
 impl Clerk {
     pub(super) fn is_admin(&self) -> bool {
-        self.key.role == Role::Admin
+        self.who.role() == Role::Admin
     }
 
     /// A page of one message, with this clerk's header.
@@ -98,7 +99,7 @@ impl Clerk {
             return Ok(form);
         }
         tracing::warn!(
-            api_key_id = self.key.id,
+            actor = %self.who.actor(),
             "console form refused: bad CSRF token"
         );
         Err(self.say(StatusCode::FORBIDDEN, self.lang.texts().csrf_failed))
@@ -137,7 +138,7 @@ impl FromRequestParts<AppState> for Clerk {
         };
         match (session, session_id) {
             (Some(s), Some(session_id)) => Ok(Self {
-                key: s.key,
+                who: s.who,
                 csrf: s.csrf,
                 session_id,
                 lang,
@@ -163,7 +164,7 @@ impl FromRequestParts<AppState> for Clerk {
     }
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -184,20 +185,31 @@ fn behind_tls(headers: &HeaderMap) -> bool {
 }
 
 /// A redirect to `to` that sets the session cookie (or, with no age, clears it).
-fn redirect_with_session(
+pub(super) fn redirect_with_session(
     to: &str,
     value: &str,
     max_age_secs: i64,
     headers: &HeaderMap,
 ) -> Response {
+    let mut resp = Redirect::to(to).into_response();
+    set_cookie(&mut resp, SESSION_COOKIE, value, max_age_secs, headers);
+    resp
+}
+
+/// Sets (or, with no age, clears) one of the console's HttpOnly cookies.
+pub(super) fn set_cookie(
+    resp: &mut Response,
+    name: &str,
+    value: &str,
+    max_age_secs: i64,
+    headers: &HeaderMap,
+) {
     let secure = if behind_tls(headers) { "; Secure" } else { "" };
     let cookie = HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}"
+        "{name}={value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}"
     ))
     .unwrap_or_else(|_| HeaderValue::from_static(""));
-    let mut resp = Redirect::to(to).into_response();
     resp.headers_mut().append(header::SET_COOKIE, cookie);
-    resp
 }
 
 /// A cross-site form post carries the other site's `Origin`: refuse it before any
@@ -320,6 +332,6 @@ pub(super) async fn sign_out(
     clerk.posted(form, |f| &f.csrf)?;
     let signed_out = state.core.access.sign_out(&clerk.session_id).await;
     signed_out.map_err(|e| failure(clerk.lang, e))?;
-    tracing::info!(api_key_id = clerk.key.id, "console sign-out");
+    tracing::info!(actor = %clerk.who.actor(), "console sign-out");
     Ok(redirect_with_session("/console/signin", "", 0, &headers))
 }
