@@ -6,7 +6,9 @@
 //!
 //! * issuance, checked before any code is generated: per MSISDN (several windows),
 //!   per card, and for unknown senders a stricter "one notice per window";
-//! * per SMPP peer (its TPS) and a global cap, answered with ESME_RTHROTTLED;
+//! * per SMPP peer (its TPS) and a global cap, answered with ESME_RTHROTTLED; an
+//!   operator connection's customer messages by its own `mo_tps`, which keeps it
+//!   within its share of that cap;
 //! * per verifier API key (requests/s → HTTP 429), and a guard against guessing
 //!   spread over many cards: too many failures from one key in a window refuse that
 //!   key for a cool-down.
@@ -52,10 +54,12 @@ impl Admission {
     pub fn new(
         settings: &LimitSettings,
         peers: &[PeerSettings],
+        operators: &[(String, u32)],
         store: Arc<dyn LimitStore>,
         clock: Arc<dyn CoreClock>,
     ) -> Self {
-        let node = NodeLimits::with_clock(settings, peers, LimitClock(clock.clone()));
+        let node = NodeLimits::with_clock(settings, peers, LimitClock(clock.clone()))
+            .with_operators(operators);
         Self(Arc::new(Inner {
             cluster: store
                 .is_shared()
@@ -155,6 +159,12 @@ impl Admission {
     /// its TPS and the global cap, on this node.
     pub fn peer(&self, system_id: &str) -> Result<(), Refused> {
         self.0.node.admit_peer(system_id)
+    }
+
+    /// Whether operator connection `name` may deliver one more customer message
+    /// now: its `mo_tps`, then the global cap, on this node.
+    pub fn operator(&self, name: &str) -> Result<(), Refused> {
+        self.0.node.admit_operator(name)
     }
 
     /// The same across every node (PostgreSQL; on SQLite always yes), after this
@@ -263,6 +273,8 @@ pub struct Limits<C: Clock> {
     notice: Keyed<String, C>,
     unknown_sender: Keyed<String, C>,
     peers: HashMap<String, Direct<C>>,
+    /// Each operator connection's customer messages per second (`mo_tps`).
+    operators: HashMap<String, Direct<C>>,
     /// Each peer's PDUs per second (0 = unlimited), for the cluster-wide limit.
     peer_tps: Vec<(String, u32)>,
     global: Option<Direct<C>>,
@@ -331,6 +343,7 @@ impl<C: Clock + Clone> Limits<C> {
                         .map(|q| (p.system_id.clone(), direct(q)))
                 })
                 .collect(),
+            operators: HashMap::new(),
             peer_tps: peers
                 .iter()
                 .map(|p| (p.system_id.clone(), p.tps.unwrap_or(settings.peer_tps)))
@@ -359,6 +372,20 @@ impl<C: Clock + Clone> Limits<C> {
             max_keys: MAX_KEYS,
             clock,
         }
+    }
+
+    /// Operator connections' MO rates, by connection name (0 = unlimited).
+    pub fn with_operators(mut self, operators: &[(String, u32)]) -> Self {
+        self.operators = operators
+            .iter()
+            .filter_map(|(name, tps)| {
+                per_second(*tps).map(|q| {
+                    let limiter = RateLimiter::direct_with_clock(q, self.clock.clone());
+                    (name.clone(), limiter)
+                })
+            })
+            .collect();
+        self
     }
 
     /// The same limits with another key cap (tests use a small one).
@@ -463,11 +490,22 @@ impl<C: Clock + Clone> Limits<C> {
 
     /// One PDU from an SMPP peer, and the global cap on messages handled.
     pub fn admit_peer(&self, system_id: &str) -> Result<(), Refused> {
-        if let Some(Err(nu)) = self.peers.get(system_id).map(|l| l.check()) {
-            metrics::counter!("otpgw_limited_total", "rule" => "peer").increment(1);
+        self.admit_within(self.peers.get(system_id), "peer")
+    }
+
+    /// A customer's message from an operator connection: its own rate first, so a
+    /// flooding SMSC is refused before it takes from the cap the peers share.
+    pub fn admit_operator(&self, name: &str) -> Result<(), Refused> {
+        self.admit_within(self.operators.get(name), "operator")
+    }
+
+    /// `own` (a peer's or a connection's limiter, if any), then the global cap.
+    fn admit_within(&self, own: Option<&Direct<C>>, rule: &'static str) -> Result<(), Refused> {
+        if let Some(Err(nu)) = own.map(|l| l.check()) {
+            metrics::counter!("otpgw_limited_total", "rule" => rule).increment(1);
             return Err(Refused {
                 retry_after: wait(&self.clock, &nu),
-                rule: "peer",
+                rule,
             });
         }
         if let Some(Err(nu)) = self.global.as_ref().map(|l| l.check()) {

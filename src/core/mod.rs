@@ -203,6 +203,9 @@ impl Core {
         let admission = Admission::new(
             &settings.limits,
             &settings.smpp.peers,
+            &(settings.smpp.connections.iter())
+                .map(|c| (c.name.clone(), settings.mo_tps(c)))
+                .collect::<Vec<_>>(),
             ports.limits.clone(),
             clock.clone(),
         );
