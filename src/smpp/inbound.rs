@@ -289,6 +289,7 @@ impl Pipeline {
             ussd: None,
             deliver_by: started + ttl,
             send_before,
+            resume: None,
         };
         self.answer(origin, ack, msg)
     }
@@ -332,6 +333,7 @@ impl Pipeline {
             ussd: Some(screen.meta),
             deliver_by: started + ttl,
             send_before: None,
+            resume: None,
         };
         self.answer(origin, ack, msg)
     }

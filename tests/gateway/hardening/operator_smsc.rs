@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::harness::{code_in, SHORT_CODE};
 use crate::operators::two_operators;
@@ -81,6 +81,58 @@ fn a_flooding_operator_connection_is_throttled_while_a_listener_peer_gets_codes(
         answered.len()
     );
     assert!(gw.counter("otpgw_limited_total{rule=\"operator\"}") >= throttled as f64);
+}
+
+/// Issue 23 (low): a two-segment code whose first segment the SMSC acknowledged
+/// before the link dropped, without answering the second: after the reconnect only
+/// the second segment goes out, under the first attempt's concatenation reference
+/// and numbering, so the handset joins it to the first; the code then verifies.
+#[test]
+fn after_a_partly_acknowledged_message_only_the_rest_is_sent_under_its_reference() {
+    let smsc = Smsc::start(&[]);
+    smsc.cmd(json!({"cmd": "set", "answer_only": 1}));
+    smsc.wait(|e| e["event"] == "set");
+    let (gw, admin, verifier) = smsc.gateway("").with_keys();
+    gw.enroll(&admin, crate::cards::A, "09121110461");
+    gw.enroll(&admin, crate::cards::C, "09121110462");
+    let to = |e: &Value, n: &str, seq: u64| {
+        e["event"] == "submit_sm" && e["destination_addr"] == n && e["udh"]["seq"] == seq
+    };
+    let body = json!({"pan": crate::cards::A, "request_id": "two-segments"});
+    assert_eq!(gw.post(&verifier, "/v1/codes", &body).0, 202);
+    let first = smsc.wait(|e| to(e, "989121110461", 1));
+    let unanswered = smsc.wait(|e| to(e, "989121110461", 2));
+    assert_eq!(
+        (&first["status"], &unanswered["status"]),
+        (&json!(0), &Value::Null)
+    );
+    assert_eq!(first["udh"]["total"], 2, "{first}");
+
+    smsc.cmd(json!({"cmd": "set", "answer_only": null}));
+    smsc.wait(|e| e["event"] == "set" && e["settings"]["answer_only"].is_null());
+    smsc.cmd(json!({"cmd": "drop"}));
+    smsc.wait_bound(2);
+    let rest = smsc.wait(|e| to(e, "989121110461", 2) && e["status"] == 0);
+    assert_eq!(
+        rest["udh"],
+        json!({"ref": first["udh"]["ref"], "total": 2, "seq": 2})
+    );
+    // A later message, sent after the rest: by then nothing else of the first went out.
+    let body = json!({"pan": crate::cards::C, "request_id": "after"});
+    assert_eq!(gw.post(&verifier, "/v1/codes", &body).0, 202);
+    smsc.wait(|e| to(e, "989121110462", 2) && e["status"] == 0);
+    let firsts = smsc.all(|e| to(e, "989121110461", 1));
+    assert_eq!(
+        firsts.len(),
+        1,
+        "the acknowledged segment went once: {firsts:?}"
+    );
+    let joined = format!(
+        "{}{}",
+        first["text"].as_str().unwrap(),
+        rest["text"].as_str().unwrap()
+    );
+    gw.approves(&verifier, crate::cards::A, &code_in(&joined), "joined");
 }
 
 /// Clears the flag when dropped: a failed assertion must not leave a flood running.
