@@ -267,11 +267,16 @@ const MAX_KEYS: usize = 1_000_000;
 pub struct Limits<C: Clock> {
     clock: C,
     max_keys: usize,
-    msisdn: Vec<Keyed<String, C>>,
+    /// Per-number limiters are keyed by the number's keyed hash (`number`): 8
+    /// bytes a key instead of a string on the heap, so a flood of made-up numbers
+    /// costs a third of the memory.
+    msisdn: Vec<Keyed<u64, C>>,
     card: Keyed<i64, C>,
     /// One notice per MSISDN per window, whichever limit it hit.
-    notice: Keyed<String, C>,
-    unknown_sender: Keyed<String, C>,
+    notice: Keyed<u64, C>,
+    unknown_sender: Keyed<u64, C>,
+    /// This process's random key for `number` (an attacker cannot aim collisions).
+    numbers: std::collections::hash_map::RandomState,
     peers: HashMap<String, Direct<C>>,
     /// Each operator connection's customer messages per second (`mo_tps`).
     operators: HashMap<String, Direct<C>>,
@@ -370,6 +375,7 @@ impl<C: Clock + Clone> Limits<C> {
             card_failures_window: Duration::from_secs(settings.card_failures_window_secs),
             card_tripped: Mutex::new(HashMap::new()),
             max_keys: MAX_KEYS,
+            numbers: std::collections::hash_map::RandomState::new(),
             clock,
         }
     }
@@ -409,6 +415,21 @@ impl<C: Clock + Clone> Limits<C> {
         full
     }
 
+    /// A number's limiter key: its SipHash under this process's random key. Two
+    /// numbers share a key with odds of 2⁻⁶⁴, and nobody outside can pick them.
+    fn number(&self, msisdn: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.numbers, msisdn)
+    }
+
+    /// Keys held by the per-number limiters together (the windows, the notices and
+    /// the unknown senders'), for the memory bound's test.
+    #[cfg(test)]
+    pub fn number_keys(&self) -> usize {
+        self.msisdn.iter().map(|l| l.len()).sum::<usize>()
+            + self.notice.len()
+            + self.unknown_sender.len()
+    }
+
     /// Each configured peer's PDUs per second (0 = unlimited).
     pub fn peer_tps(&self) -> &[(String, u32)] {
         &self.peer_tps
@@ -418,7 +439,7 @@ impl<C: Clock + Clone> Limits<C> {
     /// window, then silence.
     pub fn over(&self, msisdn: &str, retry_after: Duration, rule: &'static str) -> Admit {
         metrics::counter!("otpgw_limited_total", "rule" => rule).increment(1);
-        if self.notice.check_key(&msisdn.to_owned()).is_ok() {
+        if self.notice.check_key(&self.number(msisdn)).is_ok() {
             Admit::Notify { retry_after, rule }
         } else {
             Admit::Silent { rule }
@@ -427,7 +448,7 @@ impl<C: Clock + Clone> Limits<C> {
 
     /// Any message from a customer: the per-MSISDN windows.
     pub fn admit_msisdn(&self, msisdn: &str) -> Admit {
-        let key = msisdn.to_owned();
+        let key = self.number(msisdn);
         if self.msisdn.iter().any(|l| self.full(l)) || self.full(&self.notice) {
             metrics::counter!("otpgw_limited_total", "rule" => "msisdn").increment(1);
             return Admit::Silent { rule: "msisdn" };
@@ -469,7 +490,7 @@ impl<C: Clock + Clone> Limits<C> {
         self.card
             .check_key(&card_id)
             .map_err(|nu| refused("card", &nu))?;
-        let phone = msisdn.to_owned();
+        let phone = self.number(msisdn);
         for limiter in &self.msisdn {
             limiter
                 .check_key(&phone)
@@ -481,7 +502,7 @@ impl<C: Clock + Clone> Limits<C> {
     /// Whether an unknown sender gets the "not registered" reply this time.
     pub fn notify_unknown_sender(&self, msisdn: &str) -> bool {
         let ok = !self.full(&self.unknown_sender)
-            && self.unknown_sender.check_key(&msisdn.to_owned()).is_ok();
+            && self.unknown_sender.check_key(&self.number(msisdn)).is_ok();
         if !ok {
             metrics::counter!("otpgw_limited_total", "rule" => "unknown_sender").increment(1);
         }
