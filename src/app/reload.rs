@@ -110,10 +110,22 @@ impl Reload for Reloader {
             running.log.level = next.log.level.clone();
         }
         running.smpp.peers = next.smpp.peers.clone();
+        if touched("smpp.connections") {
+            // Only with client mode running (else it was reported as kept).
+            running.smpp.connections = next.smpp.connections.clone();
+        }
         running.limits = next.limits.clone();
         running.policy = next.policy.clone();
         running.messages = next.messages.clone();
-        if touched("smpp.peers") || touched("limits") || touched("policy") || touched("messages") {
+        // The connections' customer-message rates (`mo_tps`) are limits too.
+        let live = [
+            "smpp.peers",
+            "smpp.connections",
+            "limits",
+            "policy",
+            "messages",
+        ];
+        if live.iter().any(|p| touched(p)) {
             self.core.reconfigure(&running);
         }
         if touched("smpp.peers") {
@@ -124,7 +136,6 @@ impl Reload for Reloader {
             .as_ref()
             .filter(|_| touched("smpp.connections"))
         {
-            running.smpp.connections = next.smpp.connections.clone();
             let done = operators.reconfigure(&running.smpp.connections);
             tracing::info!(added = ?done.added, removed = ?done.removed, rebound = ?done.rebound, "reload: operator connections");
             report.connections = done;

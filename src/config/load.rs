@@ -254,6 +254,7 @@ impl Settings {
             return bad("smpp peers: system_id listed twice".into());
         }
         self.validate_connections()?;
+        self.validate_mo_rates()?;
         if let Some(sim_swap) = &self.sim_swap {
             sim_swap.validate()?;
         }
@@ -355,6 +356,57 @@ impl Settings {
                     return bad(name, &format!("has the same priority ({}) as {other:?} on {route}: give each connection of a route its own priority", c.priority));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// The part of `limits.global_per_second` operator connections' MOs may take
+    /// together: half when listener peers are configured (the other half stays
+    /// theirs, so one hostile SMSC cannot use up the cap they share), else all.
+    pub fn operators_share(&self) -> u32 {
+        let global = self.limits.global_per_second;
+        if self.smpp.peers.is_empty() {
+            global
+        } else {
+            global / 2
+        }
+    }
+
+    /// Customers' messages per second connection `c` may deliver: its `mo_tps`, else
+    /// an even share of `operators_share` (with no global cap, `limits.peer_tps`).
+    pub fn mo_tps(&self, c: &ConnectionSettings) -> u32 {
+        let n = u32::try_from(self.smpp.connections.len())
+            .unwrap_or(u32::MAX)
+            .max(1);
+        c.mo_tps.unwrap_or(match self.limits.global_per_second {
+            0 => self.limits.peer_tps,
+            _ => (self.operators_share() / n).max(1),
+        })
+    }
+
+    /// Every connection's MO rate set, and together within the operators' share of
+    /// the global cap.
+    fn validate_mo_rates(&self) -> Result<(), ConfigError> {
+        if let Some(c) = self.smpp.connections.iter().find(|c| c.mo_tps == Some(0)) {
+            return Err(ConfigError::Invalid(format!(
+                "smpp.connections {:?}: mo_tps must be at least 1",
+                c.name
+            )));
+        }
+        let total: u64 = self
+            .smpp
+            .connections
+            .iter()
+            .map(|c| u64::from(self.mo_tps(c)))
+            .sum();
+        let share = self.operators_share();
+        // The defaults are even shares (at least 1/s each); only chosen rates can
+        // overrun the share.
+        let chosen = self.smpp.connections.iter().any(|c| c.mo_tps.is_some());
+        if chosen && self.limits.global_per_second > 0 && total > u64::from(share) {
+            return Err(ConfigError::Invalid(format!(
+                "smpp.connections: mo_tps together ({total}/s) exceed the operators' share of limits.global_per_second ({share}/s: half of it while listener peers are configured, so an SMSC cannot use up their part)"
+            )));
         }
         Ok(())
     }

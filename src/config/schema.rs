@@ -168,6 +168,10 @@ pub struct ConnectionSettings {
     /// before the session counts as lost; default `smpp.response_timeout_secs`.
     #[serde(default)]
     pub response_timeout_ms: Option<u64>,
+    /// Customers' messages (MO) per second this SMSC may deliver to this node;
+    /// default its even share of the operators' part of `limits.global_per_second`.
+    #[serde(default)]
+    pub mo_tps: Option<u32>,
 }
 
 impl ConnectionSettings {

@@ -27,6 +27,24 @@ impl Settings {
             .map_err(|e| ConfigError::Invalid(format!("cannot print the settings: {e}")))?;
         annotate(doc.as_table_mut(), &mut Vec::new(), &figment);
         let mut shown = doc.to_string();
+        // What each operator connection may deliver, its default computed.
+        if !settings.smpp.connections.is_empty() {
+            shown.push_str(
+                "\n# Customers' messages per second each operator connection may deliver:\n",
+            );
+            for c in &settings.smpp.connections {
+                let whence = if c.mo_tps.is_some() {
+                    "mo_tps"
+                } else {
+                    "its share of limits.global_per_second"
+                };
+                shown.push_str(&format!(
+                    "#   {}: {}/s ({whence})\n",
+                    c.name,
+                    settings.mo_tps(c)
+                ));
+            }
+        }
         // What each message costs, as the bank's operator pays for it.
         if let Ok(wording) = settings.messages.wording() {
             shown.push_str(

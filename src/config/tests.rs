@@ -253,3 +253,38 @@ fn http_connection_bounds_are_checked() {
         assert!(err.contains(named), "{bad:?}: {err}");
     }
 }
+
+/// An operator connection's customer messages per second: by default an even share
+/// of the operators' half of the global cap (all of it with no listener peer); a
+/// chosen `mo_tps` is at least 1 and together they stay within that share.
+#[test]
+fn operator_connections_share_half_the_global_cap() {
+    let conn = |name: &str, extra: &str| {
+        format!(
+            "[[smpp.connections]]\nname = \"{name}\"\nhost = \"10.0.0.1\"\nport = 2775\nsystem_id = \"bank\"\npassword = \"pw\"\nroutes = [\"98{}\"]\n{extra}\n",
+            name.len()
+        )
+    };
+    let peer = "[[smpp.peers]]\nsystem_id = \"kannel\"\npassword = \"pw\"\n";
+    let two = |a: &str, b: &str| format!("{peer}{}{}", conn("mci", a), conn("rtel", b));
+    // With a listener peer and the default global cap of 500/s.
+    let s = with_connections(&two("", "")).unwrap();
+    let rates: Vec<u32> = s.smpp.connections.iter().map(|c| s.mo_tps(c)).collect();
+    assert_eq!(rates, [125, 125], "half of 500 over two connections");
+    let s = with_connections(&two("mo_tps = 200", "mo_tps = 50")).unwrap();
+    assert_eq!(s.mo_tps(&s.smpp.connections[0]), 200);
+    let err = with_connections(&two("mo_tps = 200", "")).unwrap_err();
+    assert!(
+        err.to_string().contains("exceed the operators' share"),
+        "{err}"
+    );
+    let err = with_connections(&two("mo_tps = 0", "")).unwrap_err();
+    assert!(
+        err.to_string().contains("mo_tps must be at least 1"),
+        "{err}"
+    );
+    // Without listener peers the operators share the whole cap.
+    let alone = format!("{}{}", conn("mci", ""), conn("rtel", ""));
+    let s = with_connections(&alone).unwrap();
+    assert_eq!(s.mo_tps(&s.smpp.connections[1]), 250);
+}

@@ -6,7 +6,9 @@
 //!
 //! * issuance, checked before any code is generated: per MSISDN (several windows),
 //!   per card, and for unknown senders a stricter "one notice per window";
-//! * per SMPP peer (its TPS) and a global cap, answered with ESME_RTHROTTLED;
+//! * per SMPP peer (its TPS) and a global cap, answered with ESME_RTHROTTLED; an
+//!   operator connection's customer messages by its own `mo_tps`, which keeps it
+//!   within its share of that cap;
 //! * per verifier API key (requests/s → HTTP 429), and a guard against guessing
 //!   spread over many cards: too many failures from one key in a window refuse that
 //!   key for a cool-down.
@@ -58,10 +60,12 @@ impl Rules {
     fn new(
         settings: &LimitSettings,
         peers: &[PeerSettings],
+        operators: &[(String, u32)],
         shared: bool,
         clock: &Arc<dyn CoreClock>,
     ) -> Self {
-        let node = NodeLimits::with_clock(settings, peers, LimitClock(clock.clone()));
+        let node = NodeLimits::with_clock(settings, peers, LimitClock(clock.clone()))
+            .with_operators(operators);
         Self {
             cluster: shared.then(|| quota::SharedLimits::new(settings, node.peer_tps())),
             node,
@@ -74,10 +78,11 @@ impl Admission {
     pub fn new(
         settings: &LimitSettings,
         peers: &[PeerSettings],
+        operators: &[(String, u32)],
         store: Arc<dyn LimitStore>,
         clock: Arc<dyn CoreClock>,
     ) -> Self {
-        let rules = Rules::new(settings, peers, store.is_shared(), &clock);
+        let rules = Rules::new(settings, peers, operators, store.is_shared(), &clock);
         Self(Arc::new(Inner {
             rules: ArcSwap::from_pointee(rules),
             store,
@@ -89,10 +94,15 @@ impl Admission {
     /// limits (governor cannot change a limiter's quota in place); what refuses a
     /// key or a card for a while (the guessing guards' cool-downs, the keys' spent
     /// lock budgets) carries over, so a reload never lifts a refusal.
-    pub fn reconfigure(&self, settings: &LimitSettings, peers: &[PeerSettings]) {
+    pub fn reconfigure(
+        &self,
+        settings: &LimitSettings,
+        peers: &[PeerSettings],
+        operators: &[(String, u32)],
+    ) {
         let i = &self.0;
         let old = self.rules();
-        let new = Rules::new(settings, peers, i.store.is_shared(), &i.clock);
+        let new = Rules::new(settings, peers, operators, i.store.is_shared(), &i.clock);
         old.node.carry_over(&new.node);
         old.locks.carry_over(&new.locks);
         i.rules.store(Arc::new(new));
@@ -193,6 +203,12 @@ impl Admission {
     /// its TPS and the global cap, on this node.
     pub fn peer(&self, system_id: &str) -> Result<(), Refused> {
         self.rules().node.admit_peer(system_id)
+    }
+
+    /// Whether operator connection `name` may deliver one more customer message
+    /// now: its `mo_tps`, then the global cap, on this node.
+    pub fn operator(&self, name: &str) -> Result<(), Refused> {
+        self.rules().node.admit_operator(name)
     }
 
     /// The same across every node (PostgreSQL; on SQLite always yes), after this
@@ -296,12 +312,19 @@ const MAX_KEYS: usize = 1_000_000;
 pub struct Limits<C: Clock> {
     clock: C,
     max_keys: usize,
-    msisdn: Vec<Keyed<String, C>>,
+    /// Per-number limiters are keyed by the number's keyed hash (`number`): 8
+    /// bytes a key instead of a string on the heap, so a flood of made-up numbers
+    /// costs a third of the memory.
+    msisdn: Vec<Keyed<u64, C>>,
     card: Keyed<i64, C>,
     /// One notice per MSISDN per window, whichever limit it hit.
-    notice: Keyed<String, C>,
-    unknown_sender: Keyed<String, C>,
+    notice: Keyed<u64, C>,
+    unknown_sender: Keyed<u64, C>,
+    /// This process's random key for `number` (an attacker cannot aim collisions).
+    numbers: std::collections::hash_map::RandomState,
     peers: HashMap<String, Direct<C>>,
+    /// Each operator connection's customer messages per second (`mo_tps`).
+    operators: HashMap<String, Direct<C>>,
     /// Each peer's PDUs per second (0 = unlimited), for the cluster-wide limit.
     peer_tps: Vec<(String, u32)>,
     global: Option<Direct<C>>,
@@ -374,6 +397,7 @@ impl<C: Clock + Clone> Limits<C> {
                         .map(|q| (p.system_id.clone(), direct(q)))
                 })
                 .collect(),
+            operators: HashMap::new(),
             peer_tps: peers
                 .iter()
                 .map(|p| (p.system_id.clone(), p.tps.unwrap_or(settings.peer_tps)))
@@ -400,8 +424,23 @@ impl<C: Clock + Clone> Limits<C> {
             card_failures_window: Duration::from_secs(settings.card_failures_window_secs),
             card_tripped: Mutex::new(HashMap::new()),
             max_keys: MAX_KEYS,
+            numbers: std::collections::hash_map::RandomState::new(),
             clock,
         }
+    }
+
+    /// Operator connections' MO rates, by connection name (0 = unlimited).
+    pub fn with_operators(mut self, operators: &[(String, u32)]) -> Self {
+        self.operators = operators
+            .iter()
+            .filter_map(|(name, tps)| {
+                per_second(*tps).map(|q| {
+                    let limiter = RateLimiter::direct_with_clock(q, self.clock.clone());
+                    (name.clone(), limiter)
+                })
+            })
+            .collect();
+        self
     }
 
     /// The same limits with another key cap (tests use a small one).
@@ -432,6 +471,21 @@ impl<C: Clock + Clone> Limits<C> {
         full
     }
 
+    /// A number's limiter key: its SipHash under this process's random key. Two
+    /// numbers share a key with odds of 2⁻⁶⁴, and nobody outside can pick them.
+    fn number(&self, msisdn: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.numbers, msisdn)
+    }
+
+    /// Keys held by the per-number limiters together (the windows, the notices and
+    /// the unknown senders'), for the memory bound's test.
+    #[cfg(test)]
+    pub fn number_keys(&self) -> usize {
+        self.msisdn.iter().map(|l| l.len()).sum::<usize>()
+            + self.notice.len()
+            + self.unknown_sender.len()
+    }
+
     /// Each configured peer's PDUs per second (0 = unlimited).
     pub fn peer_tps(&self) -> &[(String, u32)] {
         &self.peer_tps
@@ -441,7 +495,7 @@ impl<C: Clock + Clone> Limits<C> {
     /// window, then silence.
     pub fn over(&self, msisdn: &str, retry_after: Duration, rule: &'static str) -> Admit {
         metrics::counter!("otpgw_limited_total", "rule" => rule).increment(1);
-        if self.notice.check_key(&msisdn.to_owned()).is_ok() {
+        if self.notice.check_key(&self.number(msisdn)).is_ok() {
             Admit::Notify { retry_after, rule }
         } else {
             Admit::Silent { rule }
@@ -450,7 +504,7 @@ impl<C: Clock + Clone> Limits<C> {
 
     /// Any message from a customer: the per-MSISDN windows.
     pub fn admit_msisdn(&self, msisdn: &str) -> Admit {
-        let key = msisdn.to_owned();
+        let key = self.number(msisdn);
         if self.msisdn.iter().any(|l| self.full(l)) || self.full(&self.notice) {
             metrics::counter!("otpgw_limited_total", "rule" => "msisdn").increment(1);
             return Admit::Silent { rule: "msisdn" };
@@ -492,7 +546,7 @@ impl<C: Clock + Clone> Limits<C> {
         self.card
             .check_key(&card_id)
             .map_err(|nu| refused("card", &nu))?;
-        let phone = msisdn.to_owned();
+        let phone = self.number(msisdn);
         for limiter in &self.msisdn {
             limiter
                 .check_key(&phone)
@@ -504,7 +558,7 @@ impl<C: Clock + Clone> Limits<C> {
     /// Whether an unknown sender gets the "not registered" reply this time.
     pub fn notify_unknown_sender(&self, msisdn: &str) -> bool {
         let ok = !self.full(&self.unknown_sender)
-            && self.unknown_sender.check_key(&msisdn.to_owned()).is_ok();
+            && self.unknown_sender.check_key(&self.number(msisdn)).is_ok();
         if !ok {
             metrics::counter!("otpgw_limited_total", "rule" => "unknown_sender").increment(1);
         }
@@ -513,11 +567,22 @@ impl<C: Clock + Clone> Limits<C> {
 
     /// One PDU from an SMPP peer, and the global cap on messages handled.
     pub fn admit_peer(&self, system_id: &str) -> Result<(), Refused> {
-        if let Some(Err(nu)) = self.peers.get(system_id).map(|l| l.check()) {
-            metrics::counter!("otpgw_limited_total", "rule" => "peer").increment(1);
+        self.admit_within(self.peers.get(system_id), "peer")
+    }
+
+    /// A customer's message from an operator connection: its own rate first, so a
+    /// flooding SMSC is refused before it takes from the cap the peers share.
+    pub fn admit_operator(&self, name: &str) -> Result<(), Refused> {
+        self.admit_within(self.operators.get(name), "operator")
+    }
+
+    /// `own` (a peer's or a connection's limiter, if any), then the global cap.
+    fn admit_within(&self, own: Option<&Direct<C>>, rule: &'static str) -> Result<(), Refused> {
+        if let Some(Err(nu)) = own.map(|l| l.check()) {
+            metrics::counter!("otpgw_limited_total", "rule" => rule).increment(1);
             return Err(Refused {
                 retry_after: wait(&self.clock, &nu),
-                rule: "peer",
+                rule,
             });
         }
         if let Some(Err(nu)) = self.global.as_ref().map(|l| l.check()) {

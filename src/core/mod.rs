@@ -217,6 +217,7 @@ impl Core {
         let admission = Admission::new(
             &settings.limits,
             &settings.smpp.peers,
+            &mo_rates(settings),
             ports.limits.clone(),
             clock.clone(),
         );
@@ -346,7 +347,7 @@ impl Core {
         self.wording
             .set(settings.messages.wording().unwrap_or_default());
         self.admission
-            .reconfigure(&settings.limits, &settings.smpp.peers);
+            .reconfigure(&settings.limits, &settings.smpp.peers, &mo_rates(settings));
     }
 
     /// Connects pushed codes and activation messages to client mode's operator
@@ -381,6 +382,14 @@ impl Core {
         self.delivery.sweep().await;
         self.verify.prune(self.verify_retention_days).await;
     }
+}
+
+/// Each operator connection's customer messages per second (`mo_tps`), by name.
+fn mo_rates(settings: &Settings) -> Vec<(String, u32)> {
+    let connections = settings.smpp.connections.iter();
+    connections
+        .map(|c| (c.name.clone(), settings.mo_tps(c)))
+        .collect()
 }
 
 fn normalize_msisdn(raw: &str, country_code: &str) -> Result<String, CoreError> {

@@ -89,6 +89,21 @@ pub struct Outgoing {
     /// A message this node claimed from the outbox: not to be sent from this epoch
     /// ms on, when the claim may pass to another node.
     pub send_before: Option<i64>,
+    /// A long message an SMSC acknowledged in part before the session was lost:
+    /// only the rest is sent again, as the same message.
+    pub resume: Option<Resume>,
+}
+
+/// The rest of a long message, so that the handset can join it to the segments it
+/// already has: the same concatenation reference and segment numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    /// The concatenation reference the first attempt used.
+    pub reference: u8,
+    /// How many segments the message was cut into.
+    pub total: usize,
+    /// The segments (from 0) the SMSC did not acknowledge.
+    pub left: Vec<usize>,
 }
 
 // The text may hold a code: never print it.
@@ -503,6 +518,7 @@ impl Outbound for Replies {
             ussd: None,
             deliver_by: deadline_in(left),
             send_before: push.send_before,
+            resume: None,
         };
         self.push(Target::Route(push.route), msg, None).is_ok()
     }

@@ -20,6 +20,7 @@ fn outgoing(text: &str, code: bool, life: Duration) -> Outgoing {
         ussd: None,
         deliver_by: Instant::now() + life,
         send_before: None,
+        resume: None,
     }
 }
 

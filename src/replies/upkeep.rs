@@ -85,6 +85,7 @@ async fn claim_held(replies: &Replies, delivery: &Delivery, sender_id: &str) {
                 ussd: None,
                 deliver_by: deadline_in(reply.deliver_by.saturating_sub(now_ms)),
                 send_before: Some(reply.send_before),
+                resume: None,
             };
             // A full queue leaves it to the outbox: its claim lapses and it is
             // claimed again.

@@ -169,7 +169,11 @@ impl Pipeline {
     ) -> Option<Command> {
         let (tasks, answers) = (&handling.tasks, &handling.answers);
         let inner = &self.inner;
-        if let Err(refused) = inner.core.admission.peer(origin.limiter_key()) {
+        let admitted = match origin {
+            Origin::Peer { system_id } => inner.core.admission.peer(system_id),
+            Origin::Operator { name, .. } => inner.core.admission.operator(name),
+        };
+        if let Err(refused) = admitted {
             tracing::debug!(rule = refused.rule, "throttled");
             return Some(refuse(id, CommandStatus::EsmeRthrottled, seq));
         }
@@ -285,6 +289,7 @@ impl Pipeline {
             ussd: None,
             deliver_by: started + ttl,
             send_before,
+            resume: None,
         };
         self.answer(origin, ack, msg)
     }
@@ -328,6 +333,7 @@ impl Pipeline {
             ussd: Some(screen.meta),
             deliver_by: started + ttl,
             send_before: None,
+            resume: None,
         };
         self.answer(origin, ack, msg)
     }

@@ -73,6 +73,15 @@ pub fn decode_for_fuzzing(bytes: &[u8], max_pdu_len: usize) -> usize {
     frames
 }
 
+/// The listener session's state machine over the codec, for the `smpp_session`
+/// fuzz target: the first byte sets up the model, the rest is a peer's bytes. It
+/// panics when a session's promise breaks (see `listener::state::fuzz`); returns the
+/// number of frames.
+#[doc(hidden)]
+pub fn session_for_fuzzing(bytes: &[u8]) -> usize {
+    listener::state::fuzz::run(bytes).frames
+}
+
 /// What operations may ask about this node's SMPP links (`crate::core::links`):
 /// client mode's connections and the listener's bound sessions.
 pub struct LinkBoard {

@@ -56,6 +56,10 @@
  *                            submit_sm_resp.  The settings are taken when the
  *                            submit_sm arrives.
  *       resp_delay_ms N      delay every submit_sm_resp by N ms (per session, order kept)
+       answer_only N        null (default: answer all) or N: answer the next N submit_sm,
+                            then take every further one without answering it (its
+                            submit_sm event has status null), as an SMSC that loses the
+                            link before it answers
  *       ignore_enquire_link B  true: do not answer enquire_link
  *       reject_status S, throttle_status S, fail_status S   (nonzero; persist)
  *     Integers may be JSON numbers or strings "0x58" / "88".
@@ -210,6 +214,9 @@ function setSettings(cmd) {
       case 'fail_next':
       case 'resp_delay_ms':
         next[k] = toInt(v, k, 0, 0x7fffffff);
+        break;
+      case 'answer_only':
+        next[k] = v === null ? null : toInt(v, k, 0, 0x7fffffff);
         break;
       case 'reject_status':
       case 'throttle_status':

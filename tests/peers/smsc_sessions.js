@@ -49,6 +49,7 @@ function defaultSettings() {
     auto_receipt: null,
     resp_delay_ms: 0,
     ignore_enquire_link: false,
+    answer_only: null,
   };
 }
 
@@ -281,6 +282,15 @@ function onSubmit(s, pdu) {
   let status = 0;
   let num = null;
   let id = null;
+  if (state.settings.answer_only !== null && s.bound && s.bound.command !== 'bind_receiver') {
+    if (state.settings.answer_only === 0) {
+      // Taken in, never answered: as an SMSC that loses the link before its resp.
+      emit(Object.assign({ event: 'submit_sm', session: s.id, seq: pdu.sequence_number,
+        destination_addr: str(pdu.destination_addr) }, msg, { status: null, message_id: null }));
+      return;
+    }
+    state.settings.answer_only--;
+  }
   if (!s.bound || s.bound.command === 'bind_receiver') {
     status = 0x04; // ESME_RINVBNDSTS
   } else if (state.settings.throttle > 0) {

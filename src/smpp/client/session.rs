@@ -6,12 +6,13 @@
 //! (segments, not messages). `ESME_RTHROTTLED`/`ESME_RMSGQFUL` put the segment back
 //! in order and pause the session; other errors are final for the message (its
 //! unsent segments are dropped). On loss, messages not acknowledged go back to
-//! their route for this or another connection.
+//! their route for this or another connection; of a long message only the
+//! segments not acknowledged, under its first concatenation reference.
 //!
 //! In: `deliver.rs`. Answers of the inbound pipeline come back here: the
 //! deliver_sm_resp is written first, then the reply queued.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::connection::Connection;
 use super::Shared;
-use crate::replies::{Outgoing, Taker, Target};
+use crate::replies::{Outgoing, Resume, Taker, Target};
 
 use crate::smpp::inbound::{Answer, Handling, Origin};
 use crate::smpp::link::{self, answer_invalid, count_in, ok, refuse, Conn, Frame, Keepalive, Tick};
@@ -37,6 +38,9 @@ const THROTTLE_PAUSE: Duration = Duration::from_secs(1);
 struct Message {
     target: Target,
     msg: Outgoing,
+    /// Its concatenation reference, and how many segments it was cut into.
+    reference: u8,
+    total: usize,
 }
 
 /// A submit_sm waiting to be sent (again), with what it belongs to.
@@ -252,7 +256,9 @@ impl Session {
     }
 
     /// Turns a message taken from its target into its submit_sm parts.
-    async fn prepare(&mut self, target: Target, msg: Outgoing) {
+    async fn prepare(&mut self, target: Target, mut msg: Outgoing) {
+        let resume = msg.resume.take();
+        let reference = resume.as_ref().map_or_else(rand::random, |r| r.reference);
         let s = &self.conn.settings;
         let source = s
             .source_addr
@@ -270,7 +276,7 @@ impl Session {
             },
             registered_delivery: s.registered_delivery && msg.code_id.is_some(),
             split: s.split,
-            reference: rand::random(),
+            reference,
         };
         let parts = match pdu::submit_sm(&msg.to, &msg.text, msg.ussd, &options) {
             Ok(parts) => parts,
@@ -284,8 +290,20 @@ impl Session {
         };
         let order = self.next_order;
         self.next_order += 1;
-        let message = Arc::new(Message { target, msg });
+        let total = parts.len();
+        // The rest of a message cut the same way; cut otherwise (a connection that
+        // sends one message_payload), it goes whole.
+        let left = resume.filter(|r| r.total == total).map(|r| r.left);
+        let message = Arc::new(Message {
+            target,
+            msg,
+            reference,
+            total,
+        });
         for (i, mut pdu) in parts.into_iter().enumerate() {
+            if left.as_ref().is_some_and(|left| !left.contains(&i)) {
+                continue;
+            }
             if i > 0 {
                 // One receipt per message: the first segment's id is the one recorded.
                 pdu.registered_delivery = rusmpp::values::RegisteredDelivery::from(0u8);
@@ -473,23 +491,37 @@ impl Session {
         let mut parts: Vec<Part> = self.in_flight.drain().map(|(_, f)| f.part).collect();
         parts.extend(self.ready.drain(..));
         parts.sort_by_key(|p| (p.order, p.index));
-        let mut seen = HashSet::new();
+        // What is left of each message: the parts the SMSC did not acknowledge.
+        let mut left: HashMap<u64, Vec<usize>> = HashMap::new();
+        for part in &parts {
+            left.entry(part.order).or_default().push(part.index);
+        }
         let mut back: Vec<(Target, Outgoing)> = Vec::new();
         for part in parts {
-            if seen.insert(part.order) {
-                back.push(match Arc::try_unwrap(part.message) {
-                    Ok(m) => (m.target, m.msg),
-                    // Another part still holds it: a copy, never sent under a claim
-                    // that may have lapsed.
-                    Err(m) => (
-                        m.target.clone(),
-                        Outgoing {
-                            send_before: None,
-                            ..m.msg.clone()
-                        },
-                    ),
+            let Some(left) = left.remove(&part.order) else {
+                continue;
+            };
+            let (reference, total) = (part.message.reference, part.message.total);
+            let (target, mut msg) = match Arc::try_unwrap(part.message) {
+                Ok(m) => (m.target, m.msg),
+                // Another part still holds it: a copy, never sent under a claim
+                // that may have lapsed.
+                Err(m) => (
+                    m.target.clone(),
+                    Outgoing {
+                        send_before: None,
+                        ..m.msg.clone()
+                    },
+                ),
+            };
+            if total > 1 {
+                msg.resume = Some(Resume {
+                    reference,
+                    total,
+                    left,
                 });
             }
+            back.push((target, msg));
         }
         if !back.is_empty() {
             tracing::info!(

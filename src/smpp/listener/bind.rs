@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use rusmpp::{Command, CommandStatus, Pdu};
 
+use super::state::{step, Phase, Step};
 use super::Context;
 
 use crate::smpp::link::{answer_invalid, count_in, ok, refuse, send, Conn, Frame};
@@ -39,39 +40,10 @@ pub(super) async fn bind_phase(conn: &mut Conn, ctx: &Context, addr: SocketAddr)
         };
         count_in(&cmd);
         let seq = cmd.sequence_number();
-        if let Some(bind) = cmd.pdu().and_then(pdu::bind) {
-            let status = check_bind(ctx, &bind, addr);
-            let ok = status == CommandStatus::EsmeRok;
-            if !ok {
-                // One try per connection, and a few per address per window: a
-                // password cannot be guessed at the speed of the link.
-                ctx.guard.bind_failed(addr.ip());
-                metrics::counter!("otpgw_smpp_bind_failures_total").increment(1);
-                crate::telemetry::sampled_by(
-                    crate::telemetry::Noisy::BindRefused,
-                    &addr.ip().to_string(),
-                    || {
-                        tracing::warn!(system_id = %crate::telemetry::escaped(bind.system_id), status = ?status, "bind refused: closing");
-                    },
-                );
-            }
-            let sent = send(
-                conn,
-                pdu::bind_resp(bind.kind, status, seq, bind.interface_version),
-                deadline,
-            )
-            .await;
-            if ok && sent {
-                return Some(Bound {
-                    system_id: bind.system_id.to_owned(),
-                    kind: bind.kind,
-                });
-            }
-            return None;
-        }
-        let reply = match cmd.pdu() {
-            Some(Pdu::EnquireLink) => ok(seq, Pdu::EnquireLinkResp),
-            Some(Pdu::Unbind) => {
+        let reply = match step(Phase::Open, &cmd) {
+            Step::Bind(bind) => return bind_once(conn, ctx, addr, &bind, seq).await,
+            Step::EnquireLink => ok(seq, Pdu::EnquireLinkResp),
+            Step::Unbind => {
                 send(
                     conn,
                     Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp),
@@ -80,12 +52,52 @@ pub(super) async fn bind_phase(conn: &mut Conn, ctx: &Context, addr: SocketAddr)
                 .await;
                 return None;
             }
-            _ if cmd.id().is_operation() => refuse(cmd.id(), CommandStatus::EsmeRinvbndsts, seq),
-            _ => continue, // a stray response: nothing to answer
+            Step::Refuse(status) => refuse(cmd.id(), status, seq),
+            // A stray response: nothing to answer (nothing else comes while open).
+            _ => continue,
         };
         if !send(conn, reply, deadline).await {
             return None;
         }
+    }
+    None
+}
+
+/// The connection's one bind attempt: answered, and bound only when accepted.
+async fn bind_once(
+    conn: &mut Conn,
+    ctx: &Context,
+    addr: SocketAddr,
+    bind: &pdu::Bind<'_>,
+    seq: u32,
+) -> Option<Bound> {
+    let deadline = Duration::from_secs(ctx.settings.response_timeout_secs);
+    let status = check_bind(ctx, bind, addr);
+    let ok = status == CommandStatus::EsmeRok;
+    if !ok {
+        // One try per connection, and a few per address per window: a
+        // password cannot be guessed at the speed of the link.
+        ctx.guard.bind_failed(addr.ip());
+        metrics::counter!("otpgw_smpp_bind_failures_total").increment(1);
+        crate::telemetry::sampled_by(
+            crate::telemetry::Noisy::BindRefused,
+            &addr.ip().to_string(),
+            || {
+                tracing::warn!(system_id = %crate::telemetry::escaped(bind.system_id), status = ?status, "bind refused: closing");
+            },
+        );
+    }
+    let sent = send(
+        conn,
+        pdu::bind_resp(bind.kind, status, seq, bind.interface_version),
+        deadline,
+    )
+    .await;
+    if ok && sent {
+        return Some(Bound {
+            system_id: bind.system_id.to_owned(),
+            kind: bind.kind,
+        });
     }
     None
 }

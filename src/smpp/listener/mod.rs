@@ -11,11 +11,14 @@
 //! * `bind.rs`    — the bind phase: only bind, enquire_link and unbind are served.
 //! * `session.rs` — a bound session: messages in (through `smpp::inbound`),
 //!   replies out within the window, keep-alive, unbind.
+//! * `state.rs`   — which PDU is served in which state, without I/O (both phases
+//!   ask it; the `smpp_session` fuzz target drives it).
 
 mod bind;
 mod board;
 mod guard;
 mod session;
+pub(super) mod state;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

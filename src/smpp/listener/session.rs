@@ -19,12 +19,13 @@ use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::bind::{bind_phase, Bound};
+use super::state::{step, Phase, Step};
 use super::Context;
 use crate::replies::{Outgoing, Taker, Target};
 
 use crate::smpp::inbound::{Answer, Handling, Origin};
 use crate::smpp::link::{self, answer_invalid, count_in, ok, refuse, Conn, Frame, Keepalive, Tick};
-use crate::smpp::pdu::{self, BindKind};
+use crate::smpp::pdu;
 
 pub(super) async fn run(
     stream: TcpStream,
@@ -213,40 +214,27 @@ impl Session {
         count_in(&cmd);
         let seq = cmd.sequence_number();
         let id = cmd.id();
-        match cmd.pdu() {
-            Some(pdu @ (Pdu::SubmitSm(_) | Pdu::DeliverSm(_))) => {
-                if id == CommandId::SubmitSm && !self.bound.kind.can_submit() {
-                    return self
-                        .write(refuse(id, CommandStatus::EsmeRinvbndsts, seq))
-                        .await;
-                }
-                match pdu::message(pdu) {
-                    // A delivery receipt for something the peer sent earlier: acknowledge only.
-                    Some(message) if message.receipt => {
-                        let message_id = format!("{:016x}", rand::random::<u64>());
-                        self.write(pdu::message_resp(id, seq, &message_id)).await
-                    }
-                    Some(message) => {
-                        let (origin, handling) = (&self.origin, &self.handling);
-                        match self.ctx.pipeline.take(origin, id, seq, message, handling) {
-                            Some(response) => self.write(response).await,
-                            None => Flow::Continue,
-                        }
-                    }
-                    None => {
-                        self.write(refuse(id, CommandStatus::EsmeRsyserr, seq))
-                            .await
-                    }
+        match step(Phase::Bound(self.bound.kind), &cmd) {
+            Step::Message(message) => {
+                let (origin, handling) = (&self.origin, &self.handling);
+                match self.ctx.pipeline.take(origin, id, seq, message, handling) {
+                    Some(response) => self.write(response).await,
+                    None => Flow::Continue,
                 }
             }
-            Some(Pdu::EnquireLink) => self.write(ok(seq, Pdu::EnquireLinkResp)).await,
-            Some(Pdu::Unbind) => {
+            Step::Receipt => {
+                let message_id = format!("{:016x}", rand::random::<u64>());
+                self.write(pdu::message_resp(id, seq, &message_id)).await
+            }
+            Step::Refuse(status) => self.write(refuse(id, status, seq)).await,
+            Step::EnquireLink => self.write(ok(seq, Pdu::EnquireLinkResp)).await,
+            Step::Unbind => {
                 self.write(ok(seq, Pdu::UnbindResp)).await;
                 tracing::info!("peer unbound");
                 Flow::Close
             }
-            Some(pdu) if pdu::bind(pdu).is_some() => {
-                let kind = pdu::bind(pdu).map_or(BindKind::Transceiver, |b| b.kind);
+            // `step` answers a bind while bound with `AlreadyBound`.
+            Step::AlreadyBound(kind) | Step::Bind(pdu::Bind { kind, .. }) => {
                 let resp = pdu::bind_resp(
                     kind,
                     CommandStatus::EsmeRalybnd,
@@ -255,11 +243,7 @@ impl Session {
                 );
                 self.write(resp).await
             }
-            _ if id.is_operation() => {
-                self.write(refuse(id, CommandStatus::EsmeRinvcmdid, seq))
-                    .await
-            }
-            _ => {
+            Step::Response => {
                 self.on_response(id, cmd.status(), seq);
                 Flow::Continue
             }
