@@ -105,38 +105,12 @@ impl Access {
         if !matches!(key.role, Role::Admin | Role::Helpdesk) {
             return Err(CoreError::Forbidden);
         }
-        let session_id = codes::new_session_token();
-        let csrf = codes::new_session_token();
-        let now = self.now();
-        let who = Who::Key(key);
-        self.0
-            .access
-            .create_console_session(NewConsoleSession {
-                id_hash: &codes::api_key_hash(&session_id),
-                who: &who,
-                stage: Stage::In,
-                csrf: &csrf,
-                now,
-                expires_at: now.saturating_add(SESSION_MAX_MS),
-                idle_ms: SESSION_IDLE_MS,
-            })
-            .await?;
-        self.0
-            .audit
-            .audit(NewEvent {
-                card_id: None,
-                kind: "console_signed_in",
-                actor: &key.actor(),
-                detail: serde_json::json!({"role": key.role.as_str()}),
-                at: now,
-            })
-            .await?;
+        let detail = serde_json::json!({"role": key.role.as_str()});
+        let i = &self.0;
+        let signed_in =
+            open_session(&*i.access, &*i.audit, Who::Key(key), self.now(), detail).await?;
         tracing::info!(api_key_id = key.id, "console sign-in");
-        Ok(Some(SignedIn {
-            who,
-            session_id,
-            csrf,
-        }))
+        Ok(Some(signed_in))
     }
 
     /// The live session behind a cookie's id, if any (and marks it used).
@@ -159,4 +133,42 @@ impl Access {
             .delete_console_session(&codes::api_key_hash(session_id))
             .await?)
     }
+}
+
+/// A signed-in console session for `who` under a new id (never one the browser
+/// brought: no fixation), audited as `console_signed_in` with `detail`. Both ways
+/// in end here: an API key, and a local operator's last sign-in step.
+pub(super) async fn open_session(
+    access: &dyn AccessStore,
+    audit: &dyn AuditStore,
+    who: Who,
+    now: i64,
+    detail: serde_json::Value,
+) -> Result<SignedIn, CoreError> {
+    let (session_id, csrf) = (codes::new_session_token(), codes::new_session_token());
+    access
+        .create_console_session(NewConsoleSession {
+            id_hash: &codes::api_key_hash(&session_id),
+            who: &who,
+            stage: Stage::In,
+            csrf: &csrf,
+            now,
+            expires_at: now.saturating_add(SESSION_MAX_MS),
+            idle_ms: SESSION_IDLE_MS,
+        })
+        .await?;
+    audit
+        .audit(NewEvent {
+            card_id: None,
+            kind: "console_signed_in",
+            actor: &who.actor(),
+            detail,
+            at: now,
+        })
+        .await?;
+    Ok(SignedIn {
+        who,
+        session_id,
+        csrf,
+    })
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use otpgw::core::{CodeAnswer, CoreError, OperatorError};
+use otpgw::core::{CodeAnswer, CoreError, OperatorError, PendingView, Started};
 use otpgw_rules::operators::{PasswordError, MAX_FAILURES};
 use otpgw_rules::tokens::{hotp, parse_secret, Hash};
 use otpgw_rules::vocab::Role;
@@ -24,6 +24,27 @@ fn code_at(h: &Harness, uri: &str, offset: i64) -> String {
     hotp(Hash::Sha1, &parse_secret(secret).unwrap(), step as u64, 6)
 }
 
+async fn add(h: &Harness, name: &str, role: Role) {
+    h.core
+        .operators
+        .add(name, role, PASSWORD, "test")
+        .await
+        .unwrap();
+}
+
+/// The password step: the code step it started, if the password was taken.
+async fn password(h: &Harness, name: &str, password: &str) -> Option<Started> {
+    h.core.operators.password(name, password).await.unwrap()
+}
+
+async fn pending(h: &Harness, pending_id: &str) -> Option<PendingView> {
+    h.core.operators.pending(pending_id).await.unwrap()
+}
+
+async fn code(h: &Harness, pending_id: &str, code: &str) -> CodeAnswer {
+    h.core.operators.code(pending_id, code).await.unwrap()
+}
+
 async fn failures(h: &Harness, name: &str) -> (i64, bool) {
     let all = h.core.operators.list().await.unwrap();
     let o = all.into_iter().find(|o| o.name == name).unwrap();
@@ -32,27 +53,10 @@ async fn failures(h: &Harness, name: &str) -> (i64, bool) {
 
 /// Signs in through enrolment; returns the URI for later codes.
 async fn enrol(h: &Harness, name: &str) -> String {
-    let started = h
-        .core
-        .operators
-        .password(name, PASSWORD)
-        .await
-        .unwrap()
-        .unwrap();
-    let view = h
-        .core
-        .operators
-        .pending(&started.pending_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let started = password(h, name, PASSWORD).await.unwrap();
+    let view = pending(h, &started.pending_id).await.unwrap();
     let uri = view.otpauth.expect("the URI at enrolment");
-    let answer = h
-        .core
-        .operators
-        .code(&started.pending_id, &code_at(h, &uri, 0))
-        .await
-        .unwrap();
+    let answer = code(h, &started.pending_id, &code_at(h, &uri, 0)).await;
     assert!(matches!(answer, CodeAnswer::SignedIn(_)));
     uri
 }
@@ -60,33 +64,13 @@ async fn enrol(h: &Harness, name: &str) -> String {
 #[tokio::test]
 async fn a_code_verifies_once_and_the_next_steps_code_signs_in() {
     let h = core().await;
-    h.core
-        .operators
-        .add("sara", Role::Admin, PASSWORD, "test")
-        .await
-        .unwrap();
+    add(&h, "sara", Role::Admin).await;
     let uri = enrol(&h, "sara").await;
-    let started = h
-        .core
-        .operators
-        .password("sara", PASSWORD)
-        .await
-        .unwrap()
-        .unwrap();
-    let again = h
-        .core
-        .operators
-        .code(&started.pending_id, &code_at(&h, &uri, 0))
-        .await
-        .unwrap();
+    let started = password(&h, "sara", PASSWORD).await.unwrap();
+    let again = code(&h, &started.pending_id, &code_at(&h, &uri, 0)).await;
     assert!(matches!(again, CodeAnswer::Wrong(_)), "the same step twice");
     h.advance(Duration::from_secs(30));
-    let next = h
-        .core
-        .operators
-        .code(&started.pending_id, &code_at(&h, &uri, 0))
-        .await
-        .unwrap();
+    let next = code(&h, &started.pending_id, &code_at(&h, &uri, 0)).await;
     let CodeAnswer::SignedIn(signed_in) = next else {
         panic!("the next step's code")
     };
@@ -99,13 +83,7 @@ async fn a_code_verifies_once_and_the_next_steps_code_signs_in() {
         .await
         .unwrap()
         .is_some());
-    assert!(h
-        .core
-        .operators
-        .pending(&started.pending_id)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(pending(&h, &started.pending_id).await.is_none());
     assert_eq!(
         failures(&h, "sara").await,
         (0, false),
@@ -116,56 +94,24 @@ async fn a_code_verifies_once_and_the_next_steps_code_signs_in() {
 #[tokio::test]
 async fn five_failures_in_a_row_of_either_factor_lock() {
     let h = core().await;
-    h.core
-        .operators
-        .add("reza", Role::Helpdesk, PASSWORD, "test")
-        .await
-        .unwrap();
+    add(&h, "reza", Role::Helpdesk).await;
     let uri = enrol(&h, "reza").await;
     // Two wrong passwords, then two wrong codes: four in a row.
     for _ in 0..2 {
-        assert!(h
-            .core
-            .operators
-            .password("reza", "Wrong password 1")
-            .await
-            .unwrap()
-            .is_none());
+        assert!(password(&h, "reza", "Wrong password 1").await.is_none());
     }
     h.advance(Duration::from_secs(60));
-    let started = h
-        .core
-        .operators
-        .password("reza", PASSWORD)
-        .await
-        .unwrap()
-        .unwrap();
+    let started = password(&h, "reza", PASSWORD).await.unwrap();
     for _ in 0..2 {
-        let wrong = h
-            .core
-            .operators
-            .code(&started.pending_id, &code_at(&h, &uri, 5))
-            .await
-            .unwrap();
+        let wrong = code(&h, &started.pending_id, &code_at(&h, &uri, 5)).await;
         assert!(matches!(wrong, CodeAnswer::Wrong(_)));
     }
     assert_eq!(failures(&h, "reza").await, (4, false));
     // The fifth (a code) locks and ends the step; the right password is refused.
-    let fifth = h
-        .core
-        .operators
-        .code(&started.pending_id, "000000")
-        .await
-        .unwrap();
+    let fifth = code(&h, &started.pending_id, "000000").await;
     assert!(matches!(fifth, CodeAnswer::Gone));
     assert_eq!(failures(&h, "reza").await, (MAX_FAILURES, true));
-    assert!(h
-        .core
-        .operators
-        .password("reza", PASSWORD)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(password(&h, "reza", PASSWORD).await.is_none());
     assert_eq!(
         failures(&h, "reza").await.0,
         MAX_FAILURES,
@@ -178,52 +124,19 @@ async fn five_failures_in_a_row_of_either_factor_lock() {
         .await
         .unwrap();
     assert_eq!(failures(&h, "reza").await, (0, false));
-    assert!(h
-        .core
-        .operators
-        .password("reza", PASSWORD)
-        .await
-        .unwrap()
-        .is_some());
+    assert!(password(&h, "reza", PASSWORD).await.is_some());
 }
 
 #[tokio::test]
 async fn the_code_step_ends_after_five_minutes() {
     let h = core().await;
-    h.core
-        .operators
-        .add("sara", Role::Admin, PASSWORD, "test")
-        .await
-        .unwrap();
-    let started = h
-        .core
-        .operators
-        .password("sara", PASSWORD)
-        .await
-        .unwrap()
-        .unwrap();
+    add(&h, "sara", Role::Admin).await;
+    let started = password(&h, "sara", PASSWORD).await.unwrap();
     h.advance(Duration::from_secs(5 * 60 - 1));
-    assert!(h
-        .core
-        .operators
-        .pending(&started.pending_id)
-        .await
-        .unwrap()
-        .is_some());
+    assert!(pending(&h, &started.pending_id).await.is_some());
     h.advance(Duration::from_secs(1));
-    assert!(h
-        .core
-        .operators
-        .pending(&started.pending_id)
-        .await
-        .unwrap()
-        .is_none());
-    let late = h
-        .core
-        .operators
-        .code(&started.pending_id, "123456")
-        .await
-        .unwrap();
+    assert!(pending(&h, &started.pending_id).await.is_none());
+    let late = code(&h, &started.pending_id, "123456").await;
     assert!(matches!(late, CodeAnswer::Gone));
 }
 

@@ -15,9 +15,9 @@ use otpgw_rules::tokens::{self, totp, Hash};
 
 use super::port::{OperatorRecord, Stage};
 use super::Operators;
-use crate::core::access::SignedIn;
-use crate::core::ports::{NewConsoleSession, NewEvent};
-use crate::core::{CoreError, SESSION_IDLE_MS, SESSION_MAX_MS};
+use crate::core::access::{open_session, SignedIn};
+use crate::core::ports::NewConsoleSession;
+use crate::core::{CoreError, SESSION_IDLE_MS};
 
 /// The step between the password and the code ends after five minutes.
 const PENDING_MS: i64 = 5 * 60 * 1000;
@@ -165,39 +165,14 @@ impl Operators {
         // The step's id is dropped and the session gets a new one: an id an
         // attacker planted before the sign-in never becomes a session.
         self.0.access.delete_console_session(&id_hash).await?;
-        let who = who(&op);
-        let (session_id, csrf) = (codes::new_session_token(), codes::new_session_token());
-        self.0
-            .access
-            .create_console_session(NewConsoleSession {
-                id_hash: &codes::api_key_hash(&session_id),
-                who: &who,
-                stage: Stage::In,
-                csrf: &csrf,
-                now,
-                expires_at: now.saturating_add(SESSION_MAX_MS),
-                idle_ms: SESSION_IDLE_MS,
-            })
-            .await?;
-        self.0
-            .audit
-            .audit(NewEvent {
-                card_id: None,
-                kind: "console_signed_in",
-                actor: &who.actor(),
-                detail: serde_json::json!({
-                    "role": op.info.role.as_str(),
-                    "totp_enrolled_now": !op.info.totp_enrolled,
-                }),
-                at: now,
-            })
-            .await?;
+        let detail = serde_json::json!({
+            "role": op.info.role.as_str(),
+            "totp_enrolled_now": !op.info.totp_enrolled,
+        });
+        let i = &self.0;
+        let signed_in = open_session(&*i.access, &*i.audit, who(&op), now, detail).await?;
         tracing::info!(operator = op.info.name, "console sign-in");
-        Ok(CodeAnswer::SignedIn(SignedIn {
-            who,
-            session_id,
-            csrf,
-        }))
+        Ok(CodeAnswer::SignedIn(signed_in))
     }
 
     /// The operator of a live code step (not disabled or locked since), and the
