@@ -288,3 +288,20 @@ fn operator_connections_share_half_the_global_cap() {
     let s = with_connections(&alone).unwrap();
     assert_eq!(s.mo_tps(&s.smpp.connections[1]), 250);
 }
+
+/// What a reload re-reads is checked as at start: a log filter that does not parse,
+/// and a key cache longer than the revocation bound allows, are refused by name.
+#[test]
+fn a_bad_log_level_and_a_long_key_cache_are_refused() {
+    let load = |text: &str| {
+        let (_dir, path) = config_file(text);
+        Settings::load(Some(&path))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let err = load("[log]\nlevel = \"otpgw=loud\"\n").unwrap_err();
+    assert!(err.contains("log.level"), "{err}");
+    let err = load("[cluster]\napi_key_cache_ms = 5001\n").unwrap_err();
+    assert!(err.contains("api_key_cache_ms"), "{err}");
+    load("[log]\nlevel = \"info,sqlx=warn\"\n[cluster]\napi_key_cache_ms = 0\n").unwrap();
+}

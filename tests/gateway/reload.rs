@@ -128,39 +128,21 @@ fn sighup_adds_a_peer_and_changes_a_limit_while_another_peers_bind_keeps_getting
     gw.wait_for_log("configuration reloaded");
 
     // The new peer binds; the new limit holds an unknown sender to one notice.
-    let telco2 = gw.peer_as(
-        "telco2",
-        "pass-2",
-        &[],
-        &[
-            "send",
-            "--from",
-            unknown,
-            "--to",
-            SHORT_CODE,
-            "--text",
-            "4321",
-            "--coding",
-            "ascii",
-            "--expect-reply",
-            "send",
-            "--from",
-            unknown,
-            "--to",
-            SHORT_CODE,
-            "--text",
-            "4321",
-            "--coding",
-            "ascii",
-            "--no-reply",
-            "unbind",
-        ],
-    );
+    // Its messages' replies come back to its own bind, never to kannel's waiting one.
+    let mut steps = ask(unknown, "4321");
+    steps.push("--expect-reply".into());
+    steps.extend(ask(unknown, "4321"));
+    steps.push("--no-reply".into());
+    steps.extend(ask("989121110001", "OTP 4321"));
+    steps.extend(["--expect-reply".into(), "unbind".into()]);
+    let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
+    let telco2 = gw.peer_as("telco2", "pass-2", &[], &steps);
     telco2.ok();
     assert_eq!(gw.counter(limited), 1.0);
 
     // The bank's new wording is in force.
-    let reply = gw.sms("989121110001", "OTP 4321", "ascii");
+    let replies = telco2.all("deliver_sm");
+    let reply = replies.last().unwrap()["text"].as_str().unwrap();
     assert!(reply.starts_with("Reloaded bank code "), "{reply}");
 
     // kannel was never unbound: the same session asks again and gets a code.
