@@ -6,6 +6,7 @@
 //! Layout:
 //! * `vocab`   — card status, channel, delivery, code state, role, reason, verdict,
 //!   language: the words every layer shares.
+//! * `events`  — every kind of audit event, in one list.
 //! * `records` — what the core and its store hand each other: cards, codes, events,
 //!   API keys, tokens (never a secret in clear, never a full card number).
 //! * `verify`  — the verification decision for SMS and USSD codes.
@@ -22,6 +23,7 @@
 //! Nothing here reads a clock: times are epoch milliseconds passed in.
 
 pub mod codes;
+pub mod events;
 pub mod ids;
 pub mod operators;
 pub mod payment;

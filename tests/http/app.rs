@@ -114,6 +114,7 @@ impl App {
                 otpgw::config::HttpSettings::default().bad_keys_per_ip,
             )),
             reload: None,
+            zone: jiff::tz::TimeZone::UTC,
         };
         let router = otpgw::http::router(state, REQUEST_TIMEOUT, false);
         Self {

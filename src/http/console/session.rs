@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
 
+use super::dates::Dates;
 use super::{bad_form, failure, forbidden, html, i18n, message, pages, parse_id};
 use crate::core::{CoreError, SESSION_MAX_MS};
 use crate::http::state::AppState;
@@ -72,6 +73,8 @@ pub struct Clerk {
     pub csrf: String,
     pub(super) session_id: String,
     pub lang: Lang,
+    /// How this clerk's pages write times (calendar, digits, the bank's zone).
+    pub dates: Dates,
 }
 
 // The checks' `Err` is the page that answers the request, built at most once per
@@ -142,6 +145,7 @@ impl FromRequestParts<AppState> for Clerk {
                 csrf: s.csrf,
                 session_id,
                 lang,
+                dates: Dates::new(lang.lang, state.zone.clone()),
             }),
             // A page view goes to the sign-in form; a form post is told why it failed.
             // (keeping a language chosen in the URL).
@@ -242,14 +246,14 @@ pub(super) async fn security_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
+    // A page that set its own (the framed health strip) keeps it.
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
             "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+             frame-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ));
+    h.entry(header::X_FRAME_OPTIONS)
+        .or_insert(HeaderValue::from_static("DENY"));
     // `same-origin`, not `no-referrer`: with no-referrer Chromium sends `Origin: null`
     // on form posts, which `same_origin` must refuse. Console URLs hold no secrets.
     h.insert(

@@ -284,7 +284,10 @@ fn an_operator_signs_in_with_password_and_totp_and_is_locked_after_five_failures
     assert_ne!(session, step, "a new id at sign-in");
     let (status, home) = s.get(&session, "/console?lang=en");
     assert_eq!(status, 200);
-    assert!(home.contains("sara") && home.contains("(admin)"), "{home}");
+    assert!(
+        home.contains("sara") && home.contains("(administrator)"),
+        "{home}"
+    );
     let sara = operator(&gw, "sara");
     assert_eq!(
         (
