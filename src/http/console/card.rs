@@ -187,7 +187,7 @@ fn verifications(clerk: &Clerk, view: &CardView) -> Markup {
                                 td data-counted=[v.counted.map(|c| if c { "yes" } else { "no" })] {
                                     @match v.counted { Some(true) => { (t.yes) } Some(false) => { (t.no) } None => { "–" } }
                                 }
-                                td { (v.attempts_left.map_or_else(|| "–".to_owned(), |n| number(clerk, n))) }
+                                td data-attempts=[v.attempts_left] { (v.attempts_left.map_or_else(|| "–".to_owned(), |n| number(clerk, n))) }
                             }
                         }
                     }
