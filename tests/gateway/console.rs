@@ -562,3 +562,4 @@ fn console_switched_off_is_not_found() {
 
 mod life;
 mod operators;
+mod shots;
