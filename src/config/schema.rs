@@ -27,6 +27,9 @@ pub struct Settings {
     /// `[sim_swap]`, in `sim_swap.rs`; absent, no SIM-swap check is made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sim_swap: Option<super::SimSwapSettings>,
+    /// `[console]`, in `console.rs`: the console's external URL and single sign-on.
+    #[serde(default)]
+    pub console: super::ConsoleSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

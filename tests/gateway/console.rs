@@ -483,4 +483,5 @@ fn console_switched_off_is_not_found() {
 }
 
 mod life;
+mod oidc;
 mod operators;

@@ -5,7 +5,8 @@
 //! A transport like `http` and `smpp`: handlers read forms and call `Core`, never the
 //! store. Sign-in takes a local operator's name, password and TOTP code
 //! (`Operators::password`, `Operators::code`), or an API key of role `admin` or
-//! `helpdesk` (`Access::sign_in`, for machines and legacy), and opens a
+//! `helpdesk` (`Access::sign_in`, for machines and legacy), or through the bank's
+//! OpenID Connect identity provider (`SingleSignOn`, `oidc.rs`), and opens a
 //! server-side session; the cookie holds a random id only
 //! (HttpOnly, SameSite=Strict, Path=/console, Secure behind a TLS proxy that says
 //! `X-Forwarded-Proto: https`). Every POST carries the session's CSRF token, compared
@@ -22,6 +23,8 @@
 //! * `signin.rs`  — a local operator's sign-in: password, then TOTP (enrolment
 //!   with the `otpauth://` URI and its QR code at the first sign-in).
 //! * `operators.rs` — operators and console sessions for administrators.
+//! * `oidc.rs`    — single sign-on: off to the identity provider, its callback,
+//!   and on to its end-session endpoint at sign-out (with its own fa/en words).
 //! * `pages.rs`   — the HTML of every page; `i18n.rs` — its words in fa and en.
 
 /// Extractors that cannot fail, read by their type's `from_parts` from the
@@ -48,6 +51,7 @@ mod dates;
 mod i18n;
 mod keys;
 mod life;
+mod oidc;
 mod operators;
 mod pages;
 mod query;
@@ -73,6 +77,8 @@ pub fn router() -> Router<AppState> {
         .route("/signin/operator", post(signin::password))
         .route("/signin/code", get(signin::code_page).post(signin::code))
         .route("/signout", post(session::sign_out))
+        .route("/oidc/login", get(oidc::login))
+        .route("/oidc/callback", get(oidc::callback))
         .route("/find", post(cards::find))
         .route("/cards/{id}", get(cards::card_page))
         .route(

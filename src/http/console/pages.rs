@@ -59,7 +59,7 @@ pub(super) fn layout(
                                 (t.signed_in_as) " "
                                 @match &clerk.who {
                                     Who::Key(key) => { "#" (key.id) }
-                                    Who::Operator { name, .. } => bdi { (name) }
+                                    Who::Operator { name, .. } | Who::Oidc { name, .. } => bdi { (name) }
                                 }
                                 " (" (clerk.who.role().as_str()) ")"
                             }
@@ -76,7 +76,8 @@ pub(super) fn layout(
     }
 }
 
-pub fn sign_in(lang: Lang, error: Option<&str>) -> Markup {
+/// The sign-in page; `sso` when `[console.oidc]` is set (the link to it first).
+pub fn sign_in(lang: Lang, sso: bool, error: Option<&str>) -> Markup {
     let t = lang.texts();
     layout(
         lang,
@@ -88,6 +89,9 @@ pub fn sign_in(lang: Lang, error: Option<&str>) -> Markup {
             p { (t.sign_in_intro) }
             @if let Some(error) = error {
                 p.error role="alert" id="error" { (error) }
+            }
+            @if sso {
+                (super::oidc::sign_in_link(lang))
             }
             section aria-labelledby="operator-title" {
                 h2 id="operator-title" { (t.operator_sign_in) }

@@ -18,7 +18,7 @@ use otpgw_rules::codes;
 use otpgw_rules::records::Who;
 use otpgw_rules::vocab::{Language, Role};
 
-const SESSION_COOKIE: &str = "otpgw_console";
+pub(super) const SESSION_COOKIE: &str = "otpgw_console";
 pub(super) const LANG_COOKIE: &str = "otpgw_lang";
 const CSS: &str = include_str!("console.css");
 
@@ -274,8 +274,9 @@ pub(super) async fn stylesheet() -> Response {
         .into_response()
 }
 
-pub(super) async fn sign_in_page(lang: Lang) -> Response {
-    html(lang, StatusCode::OK, pages::sign_in(lang, None))
+pub(super) async fn sign_in_page(State(state): State<AppState>, lang: Lang) -> Response {
+    let sso = state.core.oidc.is_some();
+    html(lang, StatusCode::OK, pages::sign_in(lang, sso, None))
 }
 
 #[derive(Deserialize, Default)]
@@ -292,8 +293,9 @@ pub(super) async fn sign_in(
 ) -> Result<Response, Response> {
     let Form(form) = form.map_err(|r| bad_form(lang, r))?;
     let t = lang.texts();
+    let sso = state.core.oidc.is_some();
     let refused =
-        |status: StatusCode, text: &str| html(lang, status, pages::sign_in(lang, Some(text)));
+        |status: StatusCode, text: &str| html(lang, status, pages::sign_in(lang, sso, Some(text)));
     let key = form.key.trim();
     if key.is_empty() || key.len() > 256 {
         return Err(refused(StatusCode::UNAUTHORIZED, t.bad_key));
@@ -333,5 +335,15 @@ pub(super) async fn sign_out(
     let signed_out = state.core.access.sign_out(&clerk.session_id).await;
     signed_out.map_err(|e| failure(clerk.lang, e))?;
     tracing::info!(actor = %clerk.who.actor(), "console sign-out");
+    // A person from the identity provider is signed out there too, if it says how.
+    let end_session = match (&clerk.who, &state.core.oidc) {
+        (Who::Oidc { .. }, Some(sso)) => sso.end_session_url().await,
+        _ => None,
+    };
+    if let Some(url) = end_session {
+        let mut resp = super::oidc::signed_out(clerk.lang, &url);
+        set_cookie(&mut resp, SESSION_COOKIE, "", 0, &headers);
+        return Ok(resp);
+    }
     Ok(redirect_with_session("/console/signin", "", 0, &headers))
 }
