@@ -260,7 +260,7 @@ pub trait SimSwapCheck: Send + Sync {
 }
 
 pub use super::error::SimSwapError;
-pub use super::oidc::{IdentityProvider, OidcLoginStore};
+pub use super::oidc::port::{IdentityProvider, OidcLoginStore};
 
 /// Every port, as start-up code hands them to the core.
 #[derive(Clone)]

@@ -14,7 +14,7 @@
 //! POST bodies only and are never rendered, logged or put in a URL.
 //!
 //! * `session.rs` — the request's language and clerk, cookies, CSRF and origin
-//!   checks, signing in and out.
+//!   checks, signing in (sign-out is in `oidc.rs`).
 //! * `cards.rs`   — the home page (health, find) and a card's page and changes.
 //! * `life.rs`    — a new phone number, a new card number, closure; the phone's
 //!   hold and the last SIM-swap refusal on the card page.
@@ -24,7 +24,8 @@
 //!   with the `otpauth://` URI and its QR code at the first sign-in).
 //! * `operators.rs` — operators and console sessions for administrators.
 //! * `oidc.rs`    — single sign-on: off to the identity provider, its callback,
-//!   and on to its end-session endpoint at sign-out (with its own fa/en words).
+//!   and on to its end-session endpoint at sign-out; `sso_texts.rs` its words in
+//!   fa and en and the sign-in page's link.
 //! * `pages.rs`   — the HTML of every page; `i18n.rs` — its words in fa and en.
 
 /// Extractors that cannot fail, read by their type's `from_parts` from the
@@ -57,6 +58,7 @@ mod pages;
 mod query;
 mod session;
 mod signin;
+mod sso_texts;
 
 use axum::extract::rejection::FormRejection;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -76,7 +78,7 @@ pub fn router() -> Router<AppState> {
         .route("/signin", get(session::sign_in_page).post(session::sign_in))
         .route("/signin/operator", post(signin::password))
         .route("/signin/code", get(signin::code_page).post(signin::code))
-        .route("/signout", post(session::sign_out))
+        .route("/signout", post(oidc::sign_out))
         .route("/oidc/login", get(oidc::login))
         .route("/oidc/callback", get(oidc::callback))
         .route("/find", post(cards::find))

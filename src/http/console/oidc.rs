@@ -11,89 +11,30 @@
 //! next request starts on the console's own site, so the Strict cookie set here is
 //! sent with it (after a 303 straight from the callback Chromium would not send it).
 
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
 use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::pages::layout;
-use super::session::{cookie, set_cookie, Lang, SESSION_COOKIE};
+use super::session::{
+    cookie, redirect_with_session, set_cookie, Clerk, CsrfForm, Lang, SESSION_COOKIE,
+};
+use super::sso_texts::Words;
 use super::{failure, html};
 use crate::core::oidc::{Answer, Callback, Refusal, LOGIN_MAX_MS};
 use crate::core::SESSION_MAX_MS;
 use crate::http::state::AppState;
+use otpgw_rules::records::Who;
 use otpgw_rules::vocab::Language;
 
 const LOGIN_COOKIE: &str = "otpgw_oidc";
 /// The page language the sign-in began in: the console's own language cookie is
 /// SameSite=Strict and does not come back with the provider's cross-site redirect.
 const LANG_COOKIE: &str = "otpgw_oidc_lang";
-
-struct Words {
-    sign_in_with: &'static str,
-    sso_title: &'static str,
-    sso_intro: &'static str,
-    signed_in: &'static str,
-    go_on: &'static str,
-    login_ended: &'static str,
-    provider_refused: &'static str,
-    no_role: &'static str,
-    try_again: &'static str,
-    signed_out: &'static str,
-    sign_out_there: &'static str,
-    not_configured: &'static str,
-}
-
-const EN: Words = Words {
-    sign_in_with: "Sign in with the bank's single sign-on",
-    sso_title: "Single sign-on",
-    sso_intro: "Staff with an account in the bank's directory sign in there.",
-    signed_in: "Signed in",
-    go_on: "Continue to the console",
-    login_ended: "This sign-in has ended or was not started in this browser. Sign in again.",
-    provider_refused: "The identity provider's answer was refused. Sign in again, or ask the administrators.",
-    no_role: "Your account has no role in this console. Ask the administrators to add you to a group that has one.",
-    try_again: "Back to sign-in",
-    signed_out: "Signed out of the console",
-    sign_out_there: "Sign out of the bank's single sign-on too",
-    not_configured: "Single sign-on is not configured.",
-};
-
-const FA: Words = Words {
-    sign_in_with: "ورود با ورود یکپارچهٔ بانک",
-    sso_title: "ورود یکپارچه",
-    sso_intro: "کارکنانی که در فهرست کاربران بانک حساب دارند از آنجا وارد می‌شوند.",
-    signed_in: "وارد شدید",
-    go_on: "ادامه به کنسول",
-    login_ended: "این ورود به پایان رسیده یا در این مرورگر آغاز نشده است. دوباره وارد شوید.",
-    provider_refused: "پاسخ سامانهٔ هویت پذیرفته نشد. دوباره وارد شوید یا از مدیران بپرسید.",
-    no_role: "حساب شما در این کنسول نقشی ندارد. از مدیران بخواهید شما را به گروهی با نقش بیفزایند.",
-    try_again: "بازگشت به ورود",
-    signed_out: "از کنسول خارج شدید",
-    sign_out_there: "از ورود یکپارچهٔ بانک هم خارج شوید",
-    not_configured: "ورود یکپارچه پیکربندی نشده است.",
-};
-
-fn words(lang: Lang) -> &'static Words {
-    match lang.lang {
-        Language::Fa => &FA,
-        Language::En => &EN,
-    }
-}
-
-/// The sign-in page's section that links to single sign-on.
-pub(super) fn sign_in_link(lang: Lang) -> Markup {
-    let w = words(lang);
-    html! {
-        section aria-labelledby="sso-title" {
-            h2 id="sso-title" { (w.sso_title) }
-            p { (w.sso_intro) }
-            p { a href="/console/oidc/login" id="sso" { (w.sign_in_with) } }
-        }
-    }
-}
 
 /// Sends the browser to the identity provider, the sign-in kept under a cookie.
 pub(super) async fn login(
@@ -193,10 +134,35 @@ pub(super) async fn callback(
     Ok(resp)
 }
 
+/// Ends the console session (anyone's: the sign-out of every way in lives here,
+/// beside single sign-on's, since only it may go on to the provider).
+pub(super) async fn sign_out(
+    State(state): State<AppState>,
+    clerk: Clerk,
+    headers: HeaderMap,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response, Response> {
+    clerk.posted(form, |f| &f.csrf)?;
+    let ended = state.core.access.sign_out(&clerk.session_id).await;
+    ended.map_err(|e| failure(clerk.lang, e))?;
+    tracing::info!(actor = %clerk.who.actor(), "console sign-out");
+    // A person from the identity provider is signed out there too, if it says how.
+    let end_session = match (&clerk.who, &state.core.oidc) {
+        (Who::Oidc { .. }, Some(sso)) => sso.end_session_url().await,
+        _ => None,
+    };
+    if let Some(url) = end_session {
+        let mut resp = signed_out(clerk.lang, &url);
+        set_cookie(&mut resp, SESSION_COOKIE, "", 0, &headers);
+        return Ok(resp);
+    }
+    Ok(redirect_with_session("/console/signin", "", 0, &headers))
+}
+
 /// After the local sign-out: on to the provider's end-session endpoint, by a page
 /// (a redirect answering the sign-out form would be stopped by the console's
 /// `form-action 'self'`).
-pub(super) fn signed_out(lang: Lang, end_session: &str) -> Response {
+fn signed_out(lang: Lang, end_session: &str) -> Response {
     let w = words(lang);
     let refresh = format!("0; url={end_session}");
     let body = html! {
@@ -256,4 +222,8 @@ fn login_cookie(
     )) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
+}
+
+fn words(lang: Lang) -> &'static Words {
+    super::sso_texts::words(lang.lang)
 }

@@ -91,7 +91,7 @@ pub fn sign_in(lang: Lang, sso: bool, error: Option<&str>) -> Markup {
                 p.error role="alert" id="error" { (error) }
             }
             @if sso {
-                (super::oidc::sign_in_link(lang))
+                (super::sso_texts::sign_in_link(lang.lang))
             }
             section aria-labelledby="operator-title" {
                 h2 id="operator-title" { (t.operator_sign_in) }

@@ -324,26 +324,3 @@ pub(super) async fn sign_in(
 pub(super) struct CsrfForm {
     pub(super) csrf: String,
 }
-
-pub(super) async fn sign_out(
-    State(state): State<AppState>,
-    clerk: Clerk,
-    headers: HeaderMap,
-    form: Result<Form<CsrfForm>, FormRejection>,
-) -> Result<Response, Response> {
-    clerk.posted(form, |f| &f.csrf)?;
-    let signed_out = state.core.access.sign_out(&clerk.session_id).await;
-    signed_out.map_err(|e| failure(clerk.lang, e))?;
-    tracing::info!(actor = %clerk.who.actor(), "console sign-out");
-    // A person from the identity provider is signed out there too, if it says how.
-    let end_session = match (&clerk.who, &state.core.oidc) {
-        (Who::Oidc { .. }, Some(sso)) => sso.end_session_url().await,
-        _ => None,
-    };
-    if let Some(url) = end_session {
-        let mut resp = super::oidc::signed_out(clerk.lang, &url);
-        set_cookie(&mut resp, SESSION_COOKIE, "", 0, &headers);
-        return Ok(resp);
-    }
-    Ok(redirect_with_session("/console/signin", "", 0, &headers))
-}
