@@ -148,6 +148,17 @@ async function main() {
       (trs) => trs.map((tr) => tr.textContent.replace(/\s+/g, ' ').trim()),
     );
 
+    // ---- an administrator revokes a session from the provider ----------------------
+    const hana2 = await fresh();
+    await signedIn(hana2, 'hana');
+    await omid.goto(`${base}/console/operators?lang=en`);
+    await Promise.all([
+      omid.waitForNavigation(),
+      omid.locator('#sessions tr.session', { hasText: 'oidc:hana' }).first().locator('button').click(),
+    ]);
+    await hana2.goto(`${base}/console`);
+    seen.revoked_home = new URL(hana2.url()).pathname;
+
     // ---- sign-out: here, then at the provider, then back to the sign-in page --------
     // The sign-out page moves on at once: its body is read as it passes.
     let out = null;

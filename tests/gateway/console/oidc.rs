@@ -3,8 +3,8 @@
 //! console at `http://127.0.0.1:Q`, as in a bank: the help desk and an admin get
 //! their role from the `groups` claim, someone outside the groups is refused,
 //! tampered ID tokens (audience, expiry, signature) are refused, a key rotation is
-//! followed, the audit names `oidc:SUBJECT` with the name, sign-out goes on to the
-//! provider; a callback without its sign-in (cookie, state) is refused and a
+//! followed, the audit names `oidc:SUBJECT` with the name, an administrator revokes
+//! such a session, sign-out goes on to the provider; a callback without its sign-in (cookie, state) is refused and a
 //! sign-in serves once; `[console.oidc]` is checked and its secret never shown.
 
 use std::io::{BufRead, BufReader};
@@ -172,8 +172,11 @@ fn single_sign_on_in_a_browser() {
     assert!(audit.contains("oidc:hana"), "{audit}");
     assert_eq!(
         events(&gw, "console_signed_in", "oidc:hana", "Hana Karimi"),
-        1
+        2
     );
+    // An administrator revoked the newer of hana's sessions: it ended at once.
+    assert_eq!(seen["revoked_home"], "/console/signin");
+    assert_eq!(events(&gw, "console_session_revoked", "oidc:omid", ""), 1);
     assert_eq!(
         events(&gw, "console_signed_in", "oidc:omid", "\"role\":\"admin\""),
         2
