@@ -136,6 +136,12 @@ async function main() {
     // ---- the provider rotates its key: the JWKS is fetched again -------------------
     await tamper('rotate');
     seen.rotated = await signedIn(await fresh(), 'omid');
+    // Another unknown key within the minute: not fetched again, refused.
+    const fetches = async () => (await (await api.get(`${issuer}/__jwks_fetches`)).json()).fetches;
+    const before = await fetches();
+    await tamper('rotate3');
+    seen.rotated_again = await refused(await fresh(), 'omid');
+    seen.rotated_again.jwks_fetched = (await fetches()) - before;
     await tamper('none');
 
     // ---- the audit names each person ------------------------------------------------

@@ -14,7 +14,9 @@
 // answers with, signed again with the provider's own key: `aud` (another
 // audience), `exp` (expired an hour ago), `sig` (one signature byte flipped),
 // `rotate` (signed with a second key, `k2`, which the JWKS then also lists: a key
-// rotation), or `none`.
+// rotation), `rotate3` (signed with a third key, `k3`, listed too: a second
+// rotation within the minute), or `none`. `GET /__jwks_fetches` answers how often
+// the JWKS was fetched.
 
 'use strict';
 
@@ -77,7 +79,9 @@ async function main() {
   const { default: Provider } = await import('oidc-provider');
   const k1 = key('k1');
   const k2 = key('k2');
+  const k3 = key('k3');
   let mode = 'none';
+  let jwksFetches = 0;
 
   const front = http.createServer();
   const port = await listen(front, 0);
@@ -119,6 +123,12 @@ async function main() {
 
   front.on('request', (req, res) => {
     const url = new URL(req.url, issuer);
+    if (url.pathname === '/__jwks_fetches') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ fetches: jwksFetches }));
+      return;
+    }
+    if (url.pathname === '/jwks') jwksFetches += 1;
     if (url.pathname === '/__tamper' && req.method === 'POST') {
       mode = url.searchParams.get('mode') || 'none';
       res.writeHead(204);
@@ -130,7 +140,8 @@ async function main() {
     }, (up) => {
       const isToken = url.pathname === '/token' && up.statusCode === 200;
       const isJwks = url.pathname === '/jwks' && up.statusCode === 200;
-      if (!(isToken && mode !== 'none') && !(isJwks && mode === 'rotate')) {
+      const rotated = mode === 'rotate' || mode === 'rotate3';
+      if (!(isToken && mode !== 'none') && !(isJwks && rotated)) {
         res.writeHead(up.statusCode, up.headers);
         up.pipe(res);
         return;
@@ -141,6 +152,7 @@ async function main() {
         const body = JSON.parse(Buffer.concat(chunks).toString());
         if (isJwks) {
           body.keys.push(publicJwk(k2.jwk));
+          if (mode === 'rotate3') body.keys.push(publicJwk(k3.jwk));
         } else if (body.id_token) {
           const now = Math.floor(Date.now() / 1000);
           body.id_token = {
@@ -148,6 +160,7 @@ async function main() {
             exp: () => resign(body.id_token, (c) => { c.iat = now - 7200; c.exp = now - 3600; }, k1),
             sig: () => flipSignature(body.id_token),
             rotate: () => resign(body.id_token, () => {}, k2),
+            rotate3: () => resign(body.id_token, () => {}, k3),
           }[mode]();
         }
         const text = JSON.stringify(body);

@@ -163,6 +163,10 @@ fn single_sign_on_in_a_browser() {
     }
     // A token signed with a key the kept JWKS lacks: fetched again, accepted.
     says(&seen["rotated"]["who"], "Omid Rahimi (admin)");
+    // Another unknown key within the minute: the JWKS is not fetched again (a stream
+    // of bad tokens cannot make us hammer the provider), and the token is refused.
+    assert_eq!(seen["rotated_again"]["status"], 401);
+    assert_eq!(seen["rotated_again"]["jwks_fetched"], 0);
     // The administrators' session list shows the people from the provider.
     let sessions = seen["sessions"].to_string();
     assert!(sessions.contains("oidc:hana"), "{sessions}");
@@ -185,9 +189,10 @@ fn single_sign_on_in_a_browser() {
         events(&gw, "console_signin_refused", "oidc:nima", "no_role"),
         2
     );
-    for reason in ["audience", "expired", "signature"] {
+    // (`signature`: the flipped byte, and the second unknown key.)
+    for (reason, count) in [("audience", 1), ("expired", 1), ("signature", 2)] {
         let refusals = events(&gw, "console_signin_refused", "oidc", reason);
-        assert_eq!(refusals, 1, "{reason}");
+        assert_eq!(refusals, count, "{reason}");
     }
     // No token in the audit or the log.
     let details = Db::of(&gw).integer("SELECT COUNT(*) FROM events WHERE detail LIKE '%eyJ%'", &[]);
