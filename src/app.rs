@@ -23,10 +23,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{ConfigError, Settings};
-use crate::core::ports::SimSwapCheck;
+use crate::core::ports::{IdentityProvider, SimSwapCheck};
 use crate::core::reload::Reload;
 use crate::core::{Clock, Core, DomainError, Ports, SystemClock};
 use crate::http::{self, AppState};
+use crate::oidc::OidcClient;
 use crate::replies::{Replies, Routes};
 use crate::simswap::CamaraSimSwap;
 use crate::smpp;
@@ -49,6 +50,8 @@ pub enum AppError {
     Unsupported(String),
     #[error(transparent)]
     SimSwap(#[from] crate::simswap::SetupError),
+    #[error(transparent)]
+    Oidc(#[from] crate::oidc::SetupError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -130,6 +133,10 @@ async fn open(
     if let Some(sim_swap) = &settings.sim_swap {
         let check: Arc<dyn SimSwapCheck> = CamaraSimSwap::new(sim_swap)?;
         ports.sim_swap = Some(check);
+    }
+    if let (Some(oidc), Some(base)) = (&settings.console.oidc, settings.console.public_base()) {
+        let provider: Arc<dyn IdentityProvider> = OidcClient::new(oidc, base)?;
+        ports.identity = Some(provider);
     }
     let core = Core::new(ports, keys, settings, clock);
     Ok((core, store))

@@ -10,6 +10,8 @@
 //! * `store`     — the storage adapter: every port, on SQLite or PostgreSQL.
 //! * `cardfile`  — the card system's file (CSV or JSON lines), read a batch at a time
 //!   for the CLI's and the API's bulk import.
+//! * `oidc`      — the console's OpenID Connect client, as the core's identity
+//!   provider port.
 //! * `simswap`   — the operator's CAMARA SIM Swap API, as the core's SIM-swap port.
 //! * `core`      — the use cases (issue, verify, enroll, tokens, back office, access,
 //!   admission, delivery) around the rules of `otpgw_rules`, and the ports they need.
@@ -21,6 +23,7 @@ pub mod cardfile;
 pub mod config;
 pub mod core;
 pub mod http;
+pub mod oidc;
 pub mod replies;
 pub mod simswap;
 pub mod smpp;

@@ -198,6 +198,7 @@ fn allowed() -> HashMap<&'static str, &'static [&'static str]> {
                 "config",
                 "core",
                 "http",
+                "oidc",
                 "replies",
                 "simswap",
                 "smpp",
@@ -211,6 +212,7 @@ fn allowed() -> HashMap<&'static str, &'static [&'static str]> {
         ("replies", &["config", "core", "telemetry"][..]),
         ("store", &["config", "core", "telemetry"][..]),
         ("simswap", &["config", "core", "telemetry"][..]),
+        ("oidc", &["config", "core", "telemetry"][..]),
         ("core", &["config", "telemetry"][..]),
         ("telemetry", &["config"][..]),
         ("config", &[][..]),
@@ -294,8 +296,20 @@ fn libraries_stay_in_their_rooms() {
         (
             "core",
             &[
-                "sqlx", "axum", "hyper", "rusmpp", "utoipa", "maud", "reqwest", "moka",
+                "sqlx",
+                "axum",
+                "hyper",
+                "rusmpp",
+                "utoipa",
+                "maud",
+                "reqwest",
+                "moka",
+                "openidconnect",
             ],
+        ),
+        (
+            "oidc",
+            &["sqlx", "axum", "hyper", "rusmpp", "utoipa", "maud"],
         ),
         (
             "simswap",

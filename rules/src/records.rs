@@ -96,18 +96,31 @@ impl ApiKey {
 }
 
 /// Who a console session belongs to: an API key (machines, and clerks until
-/// they have operators) or a local operator, named in the audit as `operator:NAME`.
+/// they have operators), a local operator, named in the audit as `operator:NAME`,
+/// or a person the bank's identity provider signed in (OpenID Connect), named
+/// `oidc:SUBJECT` with their display name beside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Who {
     Key(ApiKey),
-    Operator { id: i64, name: String, role: Role },
+    Operator {
+        id: i64,
+        name: String,
+        role: Role,
+    },
+    Oidc {
+        /// The ID token's `sub`: stable at the identity provider, unlike a name.
+        subject: String,
+        /// The claim `name`, else `preferred_username`, else the subject.
+        name: String,
+        role: Role,
+    },
 }
 
 impl Who {
     pub fn role(&self) -> Role {
         match self {
             Who::Key(key) => key.role,
-            Who::Operator { role, .. } => *role,
+            Who::Operator { role, .. } | Who::Oidc { role, .. } => *role,
         }
     }
 
@@ -116,6 +129,16 @@ impl Who {
         match self {
             Who::Key(key) => key.actor(),
             Who::Operator { name, .. } => format!("operator:{name}"),
+            Who::Oidc { subject, .. } => format!("oidc:{subject}"),
+        }
+    }
+
+    /// The display name an audit event carries beside the actor, where the actor
+    /// does not say it (a person from the identity provider).
+    pub fn display_name(&self) -> Option<&str> {
+        match self {
+            Who::Oidc { name, .. } => Some(name),
+            Who::Key(_) | Who::Operator { .. } => None,
         }
     }
 }

@@ -12,8 +12,9 @@
 //! * `secret.rs`   — [`Secret`], and fields that accept numbers for strings.
 //! * `load.rs`     — layering the sources, then validating every section.
 //! * `show.rs`     — `check-config`'s TOML, each value with where it came from.
-//! * `console.rs` — `[console]`, how the console shows itself (its time zone).
 //! * `sim_swap.rs` — `[sim_swap]`, the operator's SIM Swap API and its credentials.
+//! * `console.rs`  — `[console]`, the console's external URL, its time zone and
+//!   `[console.oidc]` single sign-on.
 //! * `keys.rs`     — the hashing keys: inline, or a key file created (0600) beside
 //!   an embedded SQLite database.
 
@@ -27,7 +28,7 @@ mod secret;
 mod show;
 mod sim_swap;
 
-pub use console::ConsoleSettings;
+pub use console::{ConsoleSettings, OidcSettings};
 pub use keys::{init_key_file, sqlite_path};
 pub use messages::{MessageTexts, MessagesSettings};
 pub use schema::*;

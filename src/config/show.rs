@@ -11,7 +11,8 @@ use super::schema::Settings;
 use super::ConfigError;
 
 /// Keys whose values are secrets wherever they stand (`[secrets]`, peers' and
-/// operator connections' passwords, the SIM Swap API's client secret).
+/// operator connections' passwords, the SIM Swap API's and the console's OpenID
+/// Connect client secrets).
 const SECRET_KEYS: [&str; 4] = ["password", "pan_key", "code_key", "client_secret"];
 
 impl Settings {

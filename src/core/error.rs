@@ -129,6 +129,10 @@ pub enum CoreError {
     Token(#[from] TokenError),
     #[error(transparent)]
     Operator(#[from] OperatorError),
+    /// The console's identity provider could not be reached or answered nonsense
+    /// (the detail is logged where it happened).
+    #[error("the identity provider is unavailable")]
+    IdentityProvider,
 }
 
 impl CoreError {

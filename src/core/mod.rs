@@ -16,6 +16,9 @@
 //!   `lifecycle` closure, reissue and a number's card list), the audit trail, the
 //!   console's views.
 //! * `access`     — API keys and console sessions.
+//! * `operators`  — local console operators and their sign-in.
+//! * `oidc`       — the console's single sign-on through the bank's OpenID
+//!   Connect identity provider (a port), when `[console.oidc]` is set.
 //! * `admission`  — rate limits on this node and across the cluster.
 //! * `delivery`   — what became of the messages, and the replies outbox's claims.
 //!
@@ -42,6 +45,7 @@ mod keycache;
 mod lifecycle;
 pub mod links;
 mod live;
+pub mod oidc;
 pub mod operators;
 mod outbox;
 mod phone;
@@ -76,6 +80,7 @@ pub use import::{ImportLine, ImportReport, ImportRun, IMPORT_BATCH};
 pub use issue::{public_code_id, Issue, Pushed};
 pub use lifecycle::{CardPage, MAX_PAGE as MAX_CARD_PAGE};
 pub use live::Live;
+pub use oidc::SingleSignOn;
 pub use operators::{CodeAnswer, Operators, PendingView, Started};
 pub use outbox::{peer_target, route_target, ClaimedReply, Dispatch, ReplyPath};
 pub use phone::PhoneChanged;
@@ -199,6 +204,8 @@ pub struct Core {
     pub backoffice: BackOffice,
     pub access: Access,
     pub operators: Operators,
+    /// `[console.oidc]`'s single sign-on, when configured.
+    pub oidc: Option<SingleSignOn>,
     pub admission: Admission,
     pub delivery: Delivery,
     handout: Arc<handout::HandOut>,
@@ -309,6 +316,20 @@ impl Core {
             issuer: "otpgw".to_owned(),
             clock: clock.clone(),
         }));
+        let oidc = ports
+            .identity
+            .clone()
+            .zip(settings.console.oidc.clone())
+            .map(|(provider, s)| {
+                SingleSignOn::new(
+                    provider,
+                    ports.oidc_logins.clone(),
+                    ports.access.clone(),
+                    ports.audit.clone(),
+                    s,
+                    clock.clone(),
+                )
+            });
         let access = Access(Arc::new(access::Inner {
             access: ports.access.clone(),
             audit: ports.audit.clone(),
@@ -330,6 +351,7 @@ impl Core {
             backoffice,
             access,
             operators,
+            oidc,
             admission,
             delivery,
             handout,

@@ -253,6 +253,7 @@ pub trait SimSwapCheck: Send + Sync {
 }
 
 pub use super::error::SimSwapError;
+pub use super::oidc::port::{IdentityProvider, OidcLoginStore};
 
 /// Every port, as start-up code hands them to the core.
 #[derive(Clone)]
@@ -268,6 +269,9 @@ pub struct Ports {
     pub limits: Arc<dyn LimitStore>,
     /// `[sim_swap]`, when configured (start-up code sets it after `of`).
     pub sim_swap: Option<Arc<dyn SimSwapCheck>>,
+    pub oidc_logins: Arc<dyn OidcLoginStore>,
+    /// `[console.oidc]`'s identity provider, when configured (set after `of`).
+    pub identity: Option<Arc<dyn IdentityProvider>>,
 }
 
 impl Ports {
@@ -283,6 +287,7 @@ impl Ports {
             + AuditStore
             + OutboxStore
             + LimitStore
+            + OidcLoginStore
             + 'static,
     {
         let store = Arc::new(store);
@@ -295,8 +300,10 @@ impl Ports {
             operators: store.clone(),
             audit: store.clone(),
             outbox: store.clone(),
+            oidc_logins: store.clone(),
             limits: store,
             sim_swap: None,
+            identity: None,
         }
     }
 }

@@ -286,7 +286,7 @@ impl From<CoreError> for ApiError {
                 tracing::warn!(error = %e, "database unavailable: answered 503");
                 Self::unavailable()
             }
-            CoreError::Timeout => Self::unavailable(),
+            CoreError::Timeout | CoreError::IdentityProvider => Self::unavailable(),
             CoreError::Domain(e) => {
                 tracing::error!(error = %e, "store failure");
                 Self::internal()

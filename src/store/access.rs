@@ -1,5 +1,6 @@
 //! API keys (stored as hashes, revoked at once) and the console's sessions, each
-//! held by an API key or a local operator (`operators.rs`).
+//! held by an API key, a local operator (`operators.rs`) or a person the identity
+//! provider signed in; and the OpenID Connect sign-ins waiting for their callback.
 
 use async_trait::async_trait;
 use sqlx::{AnyConnection, Row};
@@ -7,6 +8,7 @@ use sqlx::{AnyConnection, Row};
 use super::error::StoreError;
 use super::port;
 use super::{insert_event, Store};
+use crate::core::oidc::{OidcLogin, OidcLoginStore};
 use crate::core::ports::{AccessStore, ConsoleSession, NewApiKey, NewConsoleSession};
 use crate::core::DomainError;
 use otpgw_rules::records::{ApiKey, ApiKeyInfo, Who};
@@ -125,9 +127,19 @@ impl AccessStore for Store {
         session: NewConsoleSession<'_>,
     ) -> Result<(), DomainError> {
         let (id_hash, csrf) = (session.id_hash.to_owned(), session.csrf.to_owned());
-        let (api_key_id, operator_id) = match session.who {
-            Who::Key(key) => (Some(key.id), None),
-            Who::Operator { id, .. } => (None, Some(*id)),
+        let (mut api_key_id, mut operator_id, mut oidc) = (None, None, None);
+        match session.who {
+            Who::Key(key) => api_key_id = Some(key.id),
+            Who::Operator { id, .. } => operator_id = Some(*id),
+            Who::Oidc {
+                subject,
+                name,
+                role,
+            } => oidc = Some((subject.clone(), name.clone(), role.as_str())),
+        }
+        let (oidc_subject, oidc_name, oidc_role) = match oidc {
+            Some((s, n, r)) => (Some(s), Some(n), Some(r)),
+            None => (None, None, None),
         };
         let stage = session.stage.as_str();
         let (now, expires_at, idle_ms) = (session.now, session.expires_at, session.idle_ms);
@@ -142,8 +154,8 @@ impl AccessStore for Store {
                     .execute(&mut *conn)
                     .await?;
                     sqlx::query(
-                        "INSERT INTO console_sessions (id_hash, api_key_id, operator_id, stage, csrf, created_at, last_seen_at, expires_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
+                        "INSERT INTO console_sessions (id_hash, api_key_id, operator_id, stage, csrf, created_at, last_seen_at, expires_at, oidc_subject, oidc_name, oidc_role) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10)",
                     )
                     .bind(&id_hash)
                     .bind(api_key_id)
@@ -152,6 +164,9 @@ impl AccessStore for Store {
                     .bind(&csrf)
                     .bind(now)
                     .bind(expires_at)
+                    .bind(oidc_subject.as_deref())
+                    .bind(oidc_name.as_deref())
+                    .bind(oidc_role)
                     .execute(&mut *conn)
                     .await?;
                     Ok(())
@@ -177,7 +192,7 @@ impl AccessStore for Store {
                     let row = sqlx::query(
                         "UPDATE console_sessions SET last_seen_at = $2 \
                          WHERE id_hash = $1 AND stage = 'in' AND expires_at > $2 AND last_seen_at > $3 \
-                         RETURNING api_key_id, operator_id, csrf, expires_at",
+                         RETURNING api_key_id, operator_id, oidc_subject, oidc_name, oidc_role, csrf, expires_at",
                     )
                     .bind(&id_hash)
                     .bind(now)
@@ -187,6 +202,7 @@ impl AccessStore for Store {
                     let Some(row) = row else { return Ok(None) };
                     let api_key_id: Option<i64> = row.try_get("api_key_id")?;
                     let operator_id: Option<i64> = row.try_get("operator_id")?;
+                    let oidc_subject: Option<String> = row.try_get("oidc_subject")?;
                     // The key or operator is read afresh on every request: a revoked
                     // key's or a disabled operator's session ends at once.
                     let who = match (api_key_id, operator_id) {
@@ -211,7 +227,20 @@ impl AccessStore for Store {
                             let role: String = op.try_get("role")?;
                             Who::Operator { id, name: op.try_get("name")?, role: role_of(&role)? }
                         }
-                        (None, None) => return Ok(None),
+                        // A person from the identity provider keeps the role their
+                        // claims gave at sign-in, for the session's life.
+                        (None, None) => match oidc_subject {
+                            Some(subject) => {
+                                let role: String = row.try_get("oidc_role")?;
+                                let name: Option<String> = row.try_get("oidc_name")?;
+                                Who::Oidc {
+                                    name: name.unwrap_or_else(|| subject.clone()),
+                                    subject,
+                                    role: role_of(&role)?,
+                                }
+                            }
+                            None => return Ok(None),
+                        },
                     };
                     Ok(Some(ConsoleSession {
                         who,
@@ -235,6 +264,81 @@ impl AccessStore for Store {
                         .execute(&mut *conn)
                         .await?;
                     Ok(())
+                })
+            })
+            .await
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl OidcLoginStore for Store {
+    /// Stores a pending sign-in and forgets the expired ones.
+    async fn create_oidc_login(
+        &self,
+        id_hash: &str,
+        login: &OidcLogin,
+        expires_at: i64,
+    ) -> Result<(), DomainError> {
+        let id_hash = id_hash.to_owned();
+        let login = login.clone();
+        port(async move {
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    sqlx::query("DELETE FROM oidc_logins WHERE expires_at <= $1")
+                        .bind(login.created_at)
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query(
+                        "INSERT INTO oidc_logins (id_hash, state, nonce, pkce_verifier, created_at, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(&id_hash)
+                    .bind(&login.state)
+                    .bind(&login.nonce)
+                    .bind(&login.pkce_verifier)
+                    .bind(login.created_at)
+                    .bind(expires_at)
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await
+        })
+        .await
+    }
+
+    /// Deletes the pending sign-in and returns it if it had not expired: one
+    /// statement, so two callbacks with the same cookie cannot both have it.
+    async fn take_oidc_login(
+        &self,
+        id_hash: &str,
+        now: i64,
+    ) -> Result<Option<OidcLogin>, DomainError> {
+        let id_hash = id_hash.to_owned();
+        port(async move {
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    let row = sqlx::query(
+                        "DELETE FROM oidc_logins WHERE id_hash = $1 \
+                         RETURNING state, nonce, pkce_verifier, created_at, expires_at",
+                    )
+                    .bind(&id_hash)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    let Some(row) = row else { return Ok(None) };
+                    let expires_at: i64 = row.try_get("expires_at")?;
+                    if expires_at <= now {
+                        return Ok(None);
+                    }
+                    Ok(Some(OidcLogin {
+                        state: row.try_get("state")?,
+                        nonce: row.try_get("nonce")?,
+                        pkce_verifier: row.try_get("pkce_verifier")?,
+                        created_at: row.try_get("created_at")?,
+                    }))
                 })
             })
             .await

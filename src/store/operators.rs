@@ -364,7 +364,8 @@ impl OperatorStore for Store {
         now: i64,
         limit: i64,
     ) -> Result<Vec<SessionInfo>, DomainError> {
-        let sql = "SELECT s.id_hash, s.api_key_id, o.name, COALESCE(o.role, k.role) AS role, \
+        let sql = "SELECT s.id_hash, s.api_key_id, o.name, s.oidc_subject, \
+                   COALESCE(o.role, k.role, s.oidc_role) AS role, \
                    s.created_at, s.last_seen_at \
                    FROM console_sessions s \
                    LEFT JOIN operators o ON o.id = s.operator_id \
@@ -375,10 +376,12 @@ impl OperatorStore for Store {
             let role: String = r.try_get("role")?;
             let name: Option<String> = r.try_get("name")?;
             let key: Option<i64> = r.try_get("api_key_id")?;
-            let actor = match (name, key) {
-                (Some(name), _) => format!("operator:{name}"),
-                (None, Some(id)) => format!("apikey:{id}"),
-                (None, None) => return Err(StoreError::Corrupt("session holder".into())),
+            let subject: Option<String> = r.try_get("oidc_subject")?;
+            let actor = match (name, key, subject) {
+                (Some(name), _, _) => format!("operator:{name}"),
+                (None, Some(id), _) => format!("apikey:{id}"),
+                (None, None, Some(subject)) => format!("oidc:{subject}"),
+                (None, None, None) => return Err(StoreError::Corrupt("session holder".into())),
             };
             Ok(SessionInfo {
                 handle: r.try_get("id_hash")?,

@@ -561,5 +561,6 @@ fn console_switched_off_is_not_found() {
 }
 
 mod life;
+mod oidc;
 mod operators;
 mod shots;

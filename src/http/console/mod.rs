@@ -5,7 +5,8 @@
 //! A transport like `http` and `smpp`: handlers read forms and call `Core`, never the
 //! store. Sign-in takes a local operator's name, password and TOTP code
 //! (`Operators::password`, `Operators::code`), or an API key of role `admin` or
-//! `helpdesk` (`Access::sign_in`, for machines and legacy), and opens a
+//! `helpdesk` (`Access::sign_in`, for machines and legacy), or through the bank's
+//! OpenID Connect identity provider (`SingleSignOn`, `oidc.rs`), and opens a
 //! server-side session; the cookie holds a random id only
 //! (HttpOnly, SameSite=Strict, Path=/console, Secure behind a TLS proxy that says
 //! `X-Forwarded-Proto: https`). Every POST carries the session's CSRF token, compared
@@ -13,7 +14,7 @@
 //! POST bodies only and are never rendered, logged or put in a URL.
 //!
 //! * `session.rs` — the request's language and clerk, cookies, CSRF and origin
-//!   checks, signing in and out.
+//!   checks, signing in (sign-out is in `oidc.rs`).
 //! * `cards.rs`   — the home page and finding a card, and its status changes.
 //! * `card.rs`    — a card's page: state and why, actions, codes, verifications.
 //! * `health.rs`  — the health strip, a page of its own framed by the home page.
@@ -26,6 +27,9 @@
 //! * `signin.rs`  — a local operator's sign-in: password, then TOTP (enrolment
 //!   with the `otpauth://` URI and its QR code at the first sign-in).
 //! * `operators.rs` — operators and console sessions for administrators.
+//! * `oidc.rs`    — single sign-on: off to the identity provider, its callback,
+//!   and on to its end-session endpoint at sign-out; `sso_texts.rs` its words in
+//!   fa and en and the sign-in page's link.
 //! * `pages.rs`   — the layout and the simpler pages; `i18n.rs` — their words in
 //!   fa and en; `terms.rs` — states, results, roles and event kinds in fa and en;
 //!   `sentences.rs` — audit events as sentences; `dates.rs` — times in the bank's
@@ -57,12 +61,14 @@ mod health;
 mod i18n;
 mod keys;
 mod life;
+mod oidc;
 mod operators;
 mod pages;
 mod query;
 mod sentences;
 mod session;
 mod signin;
+mod sso_texts;
 mod terms;
 mod tokens;
 
@@ -84,7 +90,9 @@ pub fn router() -> Router<AppState> {
         .route("/signin", get(session::sign_in_page).post(session::sign_in))
         .route("/signin/operator", post(signin::password))
         .route("/signin/code", get(signin::code_page).post(signin::code))
-        .route("/signout", post(session::sign_out))
+        .route("/signout", post(oidc::sign_out))
+        .route("/oidc/login", get(oidc::login))
+        .route("/oidc/callback", get(oidc::callback))
         .route("/health", get(health::strip))
         .route("/find", post(cards::find))
         .route("/cards/{id}", get(cards::card_page))

@@ -44,7 +44,7 @@ pub(super) fn layout(
                                 (t.signed_in_as) " "
                                 @match &clerk.who {
                                     Who::Key(key) => { bdi { "#" (key.id) } }
-                                    Who::Operator { name, .. } => bdi { (name) }
+                                    Who::Operator { name, .. } | Who::Oidc { name, .. } => bdi { (name) }
                                 }
                                 " (" (terms::role(lang.lang, clerk.who.role())) ")"
                             }
@@ -61,7 +61,8 @@ pub(super) fn layout(
     }
 }
 
-pub fn sign_in(lang: Lang, error: Option<&str>) -> Markup {
+/// The sign-in page; `sso` when `[console.oidc]` is set (the link to it first).
+pub fn sign_in(lang: Lang, sso: bool, error: Option<&str>) -> Markup {
     let t = lang.texts();
     layout(
         lang,
@@ -73,6 +74,9 @@ pub fn sign_in(lang: Lang, error: Option<&str>) -> Markup {
             p { (t.sign_in_intro) }
             @if let Some(error) = error {
                 p.error role="alert" id="error" { (error) }
+            }
+            @if sso {
+                (super::sso_texts::sign_in_link(lang.lang))
             }
             section aria-labelledby="operator-title" {
                 h2 id="operator-title" { (t.operator_sign_in) }

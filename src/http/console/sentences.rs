@@ -109,7 +109,7 @@ fn value(lang: Language, dates: &Dates, name: &str, e: &Event) -> String {
             .as_i64()
             .or_else(|| d["expires_at"].as_i64())
             .map_or_else(|| "–".into(), |ms| dates.show(ms)),
-        "operator" | "error" => d[name].as_str().unwrap_or("–").to_owned(),
+        "operator" | "error" | "reason" => d[name].as_str().unwrap_or("–").to_owned(),
         other => number(&d[other]),
     }
 }
@@ -252,6 +252,11 @@ fn template(lang: Language, k: EventKind) -> &'static str {
             lang,
             "{actor} revoked API key {api_key_id}.",
             "{actor} کلید API شمارهٔ {api_key_id} را باطل کرد.",
+        ),
+        K::ConsoleSigninRefused => pick(
+            lang,
+            "A single sign-on by {actor} was refused ({reason}).",
+            "ورود یکپارچهٔ {actor} رد شد ({reason}).",
         ),
         K::ConsoleSignedIn => pick(
             lang,

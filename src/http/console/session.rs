@@ -19,7 +19,7 @@ use otpgw_rules::codes;
 use otpgw_rules::records::Who;
 use otpgw_rules::vocab::{Language, Role};
 
-const SESSION_COOKIE: &str = "otpgw_console";
+pub(super) const SESSION_COOKIE: &str = "otpgw_console";
 pub(super) const LANG_COOKIE: &str = "otpgw_lang";
 const CSS: &str = include_str!("console.css");
 
@@ -278,8 +278,9 @@ pub(super) async fn stylesheet() -> Response {
         .into_response()
 }
 
-pub(super) async fn sign_in_page(lang: Lang) -> Response {
-    html(lang, StatusCode::OK, pages::sign_in(lang, None))
+pub(super) async fn sign_in_page(State(state): State<AppState>, lang: Lang) -> Response {
+    let sso = state.core.oidc.is_some();
+    html(lang, StatusCode::OK, pages::sign_in(lang, sso, None))
 }
 
 #[derive(Deserialize, Default)]
@@ -296,8 +297,9 @@ pub(super) async fn sign_in(
 ) -> Result<Response, Response> {
     let Form(form) = form.map_err(|r| bad_form(lang, r))?;
     let t = lang.texts();
+    let sso = state.core.oidc.is_some();
     let refused =
-        |status: StatusCode, text: &str| html(lang, status, pages::sign_in(lang, Some(text)));
+        |status: StatusCode, text: &str| html(lang, status, pages::sign_in(lang, sso, Some(text)));
     let key = form.key.trim();
     if key.is_empty() || key.len() > 256 {
         return Err(refused(StatusCode::UNAUTHORIZED, t.bad_key));
@@ -325,17 +327,4 @@ pub(super) async fn sign_in(
 #[serde(default)]
 pub(super) struct CsrfForm {
     pub(super) csrf: String,
-}
-
-pub(super) async fn sign_out(
-    State(state): State<AppState>,
-    clerk: Clerk,
-    headers: HeaderMap,
-    form: Result<Form<CsrfForm>, FormRejection>,
-) -> Result<Response, Response> {
-    clerk.posted(form, |f| &f.csrf)?;
-    let signed_out = state.core.access.sign_out(&clerk.session_id).await;
-    signed_out.map_err(|e| failure(clerk.lang, e))?;
-    tracing::info!(actor = %clerk.who.actor(), "console sign-out");
-    Ok(redirect_with_session("/console/signin", "", 0, &headers))
 }

@@ -48,7 +48,11 @@ pub(super) async fn password(
         html(
             lang,
             StatusCode::UNAUTHORIZED,
-            pages::sign_in(lang, Some(lang.texts().bad_sign_in)),
+            pages::sign_in(
+                lang,
+                state.core.oidc.is_some(),
+                Some(lang.texts().bad_sign_in),
+            ),
         )
     };
     let name = form.name.trim();
@@ -79,8 +83,9 @@ fn step_id(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The sign-in page again, saying the step ended, with the step cookie cleared.
-fn ended(lang: Lang, headers: &HeaderMap) -> Response {
-    let page = pages::sign_in(lang, Some(lang.texts().signin_step_ended));
+fn ended(state: &AppState, lang: Lang, headers: &HeaderMap) -> Response {
+    let sso = state.core.oidc.is_some();
+    let page = pages::sign_in(lang, sso, Some(lang.texts().signin_step_ended));
     let mut resp = html(lang, StatusCode::UNAUTHORIZED, page);
     set_cookie(&mut resp, STEP_COOKIE, "", 0, headers);
     resp
@@ -92,12 +97,12 @@ pub(super) async fn code_page(
     headers: HeaderMap,
 ) -> Result<Response, Response> {
     let Some(id) = step_id(&headers) else {
-        return Err(ended(lang, &headers));
+        return Err(ended(&state, lang, &headers));
     };
     let view = state.core.operators.pending(id).await;
     match view.map_err(|e| failure(lang, e))? {
         Some(view) => Ok(html(lang, StatusCode::OK, code_form(lang, &view, None))),
-        None => Err(ended(lang, &headers)),
+        None => Err(ended(&state, lang, &headers)),
     }
 }
 
@@ -115,7 +120,7 @@ pub(super) async fn code(
 ) -> Result<Response, Response> {
     let Form(form) = form.map_err(|r| bad_form(lang, r))?;
     let Some(id) = step_id(&headers) else {
-        return Err(ended(lang, &headers));
+        return Err(ended(&state, lang, &headers));
     };
     let code: String = form.code.chars().take(16).collect();
     let answer = state.core.operators.code(id, &code).await;
@@ -134,7 +139,7 @@ pub(super) async fn code(
             let page = code_form(lang, &view, Some(lang.texts().bad_code));
             Err(html(lang, StatusCode::UNAUTHORIZED, page))
         }
-        CodeAnswer::Gone => Err(ended(lang, &headers)),
+        CodeAnswer::Gone => Err(ended(&state, lang, &headers)),
     }
 }
 
