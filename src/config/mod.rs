@@ -12,10 +12,12 @@
 //! * `secret.rs`   — [`Secret`], and fields that accept numbers for strings.
 //! * `load.rs`     — layering the sources, then validating every section.
 //! * `show.rs`     — `check-config`'s TOML, each value with where it came from.
+//! * `console.rs`  — `[console]`: the two-person rules (`four_eyes`).
 //! * `sim_swap.rs` — `[sim_swap]`, the operator's SIM Swap API and its credentials.
 //! * `keys.rs`     — the hashing keys: inline, or a key file created (0600) beside
 //!   an embedded SQLite database.
 
+mod console;
 mod defaults;
 mod keys;
 mod load;
@@ -25,6 +27,7 @@ mod secret;
 mod show;
 mod sim_swap;
 
+pub use console::ConsoleSettings;
 pub use keys::{init_key_file, sqlite_path};
 pub use messages::{MessageTexts, MessagesSettings};
 pub use schema::*;

@@ -24,6 +24,9 @@ pub struct Settings {
     pub cluster: ClusterSettings,
     #[serde(default)]
     pub messages: super::MessagesSettings,
+    /// `[console]`, in `console.rs`.
+    #[serde(default)]
+    pub console: super::ConsoleSettings,
     /// `[sim_swap]`, in `sim_swap.rs`; absent, no SIM-swap check is made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sim_swap: Option<super::SimSwapSettings>,

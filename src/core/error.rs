@@ -43,6 +43,8 @@ pub enum Missing {
     Token,
     #[error("operator")]
     Operator,
+    #[error("proposal")]
+    Proposal,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -129,6 +131,8 @@ pub enum CoreError {
     Token(#[from] TokenError),
     #[error(transparent)]
     Operator(#[from] OperatorError),
+    #[error(transparent)]
+    Approval(#[from] super::approvals::ApprovalError),
 }
 
 impl CoreError {

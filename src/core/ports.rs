@@ -18,6 +18,7 @@ use otpgw_rules::tokens::{Hash, TokenKind, TokenSource};
 use otpgw_rules::verify::{Effect, LatestCode, LockedCard};
 use otpgw_rules::vocab::{CardStatus, Channel, Delivery, Language, Role, Verdict};
 
+pub use super::approvals::port::{ApprovalStore, Decision, NewProposal, Proposal};
 pub use super::error::DomainError;
 pub use super::operators::port::{
     NewOperator, OperatorInfo, OperatorRecord, OperatorReset, OperatorStore, PendingSignIn,
@@ -270,6 +271,7 @@ pub struct Ports {
     pub tokens: Arc<dyn TokenStore>,
     pub access: Arc<dyn AccessStore>,
     pub operators: Arc<dyn OperatorStore>,
+    pub approvals: Arc<dyn ApprovalStore>,
     pub audit: Arc<dyn AuditStore>,
     pub outbox: Arc<dyn OutboxStore>,
     pub limits: Arc<dyn LimitStore>,
@@ -287,6 +289,7 @@ impl Ports {
             + TokenStore
             + AccessStore
             + OperatorStore
+            + ApprovalStore
             + AuditStore
             + OutboxStore
             + LimitStore
@@ -300,6 +303,7 @@ impl Ports {
             tokens: store.clone(),
             access: store.clone(),
             operators: store.clone(),
+            approvals: store.clone(),
             audit: store.clone(),
             outbox: store.clone(),
             limits: store,
@@ -348,7 +352,7 @@ pub enum Activation {
     Expired,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusChange {
     Reactivate,
     Suspend,

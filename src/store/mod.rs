@@ -41,6 +41,7 @@ macro_rules! record {
 }
 
 mod access;
+mod approvals;
 mod audit;
 mod backup;
 mod cards;

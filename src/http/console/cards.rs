@@ -10,9 +10,10 @@ use axum::routing::{post, MethodRouter};
 use axum::Form;
 use serde::Deserialize;
 
-use super::{failure, forbidden, html, life, pages, Clerk};
+use super::{approvals, failure, forbidden, html, life, pages, Clerk};
 use crate::core::ports::StatusChange;
-use crate::core::{CoreError, DomainError};
+use crate::core::{CoreError, DomainError, Proposed};
+use otpgw_rules::approvals::Guarded;
 use crate::http::state::AppState;
 use otpgw_rules::codes::Pan;
 
@@ -140,6 +141,10 @@ async fn change_status(
 ) -> Result<Response, Response> {
     let form = clerk.posted(form, |f| &f.csrf)?;
     let id = clerk.id(id)?;
+    if change == StatusChange::Reactivate && clerk.guards(Guarded::LiftLock) {
+        let proposed = Proposed::LiftLock { card_id: id };
+        return Ok(approvals::propose(&state, &clerk, proposed, &form.reason).await);
+    }
     let changed = state
         .core
         .backoffice

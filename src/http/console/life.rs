@@ -18,9 +18,10 @@ use serde::Deserialize;
 
 use super::dates::format_time;
 use super::i18n::Texts;
-use super::{csrf_input, failure, forbidden, Clerk};
+use super::{approvals, csrf_input, failure, forbidden, Clerk};
 use crate::core::ports::AuditFilter;
-use crate::core::{Conflict, CoreError, DomainError, Existing};
+use crate::core::{Conflict, CoreError, DomainError, Existing, Proposed};
+use otpgw_rules::approvals::Guarded;
 use crate::http::state::AppState;
 use otpgw_rules::codes::Pan;
 use otpgw_rules::records::{Card, Event};
@@ -120,6 +121,7 @@ pub(super) fn forms(clerk: &Clerk, card: &Card) -> Markup {
                 small id="phone-hint" { (t.change_phone_hint) }
                 label for="phone-reason" { (t.reason) }
                 textarea id="phone-reason" name="reason" required maxlength="500" {}
+                (super::approvals::note(clerk, Guarded::PhoneChange))
                 button type="submit" { (t.change_phone) }
             }
         }
@@ -142,6 +144,7 @@ pub(super) fn forms(clerk: &Clerk, card: &Card) -> Markup {
                 small id="close-hint" { (t.close_hint) }
                 label for="close-reason" { (t.reason) }
                 textarea id="close-reason" name="reason" required maxlength="500" aria-describedby="close-hint" {}
+                (super::approvals::note(clerk, Guarded::CardClose))
                 button type="submit" class="danger" { (t.close) }
             }
         }
@@ -176,6 +179,13 @@ pub(super) async fn change_phone(
     let id = allowed(&clerk, Act::Phone, &id)?;
     if form.msisdn.chars().count() > 32 {
         return Err(clerk.say(StatusCode::BAD_REQUEST, clerk.lang.texts().invalid_msisdn));
+    }
+    if clerk.guards(Guarded::PhoneChange) {
+        let proposed = Proposed::PhoneChange {
+            card_id: id,
+            msisdn: form.msisdn,
+        };
+        return Ok(approvals::propose(&state, &clerk, proposed, &form.reason).await);
     }
     let actor = clerk.who.actor();
     let changed = state
@@ -231,6 +241,10 @@ pub(super) async fn close(
 ) -> Result<Response, Response> {
     let form = clerk.posted(form, |f| &f.csrf)?;
     let id = allowed(&clerk, Act::Close, &id)?;
+    if clerk.guards(Guarded::CardClose) {
+        let proposed = Proposed::CardClose { card_id: id };
+        return Ok(approvals::propose(&state, &clerk, proposed, &form.reason).await);
+    }
     let actor = clerk.who.actor();
     let closed = state.core.backoffice.close(id, &form.reason, &actor).await;
     answer(&clerk, id, closed.map(drop), "closed")

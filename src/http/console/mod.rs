@@ -22,6 +22,8 @@
 //! * `signin.rs`  — a local operator's sign-in: password, then TOTP (enrolment
 //!   with the `otpauth://` URI and its QR code at the first sign-in).
 //! * `operators.rs` — operators and console sessions for administrators.
+//! * `approvals.rs` — two-person rules: proposals, their list, approve, refuse,
+//!   withdraw (with its own fa/en words).
 //! * `pages.rs`   — the HTML of every page; `i18n.rs` — its words in fa and en.
 
 /// Extractors that cannot fail, read by their type's `from_parts` from the
@@ -42,6 +44,7 @@ macro_rules! infallible_from_parts {
     };
 }
 
+mod approvals;
 mod audit;
 mod cards;
 mod dates;
@@ -92,6 +95,10 @@ pub fn router() -> Router<AppState> {
         .route("/operators/{name}/enable", operators::set_disabled(false))
         .route("/operators/{name}/reset", post(operators::reset))
         .route("/sessions/revoke", post(operators::revoke_session))
+        .route("/approvals", get(approvals::page))
+        .route("/approvals/{id}/approve", post(approvals::approve))
+        .route("/approvals/{id}/refuse", post(approvals::refuse))
+        .route("/approvals/{id}/withdraw", post(approvals::withdraw))
         .layer(axum::middleware::from_fn(session::same_origin))
         .layer(axum::middleware::map_response(session::security_headers))
 }

@@ -12,6 +12,7 @@ use super::query::AuditQuery;
 use super::{csrf_input, Clerk, Lang};
 use crate::core::links::Phase;
 use crate::core::{CardView, Health};
+use otpgw_rules::approvals::Guarded;
 use otpgw_rules::records::{ApiKeyInfo, Card, Event, Who};
 use otpgw_rules::vocab::{CardStatus, Role, Verdict};
 
@@ -48,6 +49,7 @@ pub(super) fn layout(
                         @if let Some(clerk) = clerk {
                             a href="/console" { (t.nav_home) }
                             a href="/console/audit" { (t.nav_audit) }
+                            (super::approvals::nav(clerk))
                             @if clerk.is_admin() {
                                 a href="/console/keys" { (t.nav_keys) }
                                 a href="/console/operators" { (t.nav_operators) }
@@ -358,6 +360,7 @@ fn html_card(
                         label for="reactivate-reason" { (t.reason) }
                         textarea id="reactivate-reason" name="reason" required maxlength="500" aria-describedby="reactivate-hint" {}
                         small id="reactivate-hint" { (t.reason_hint) }
+                        (super::approvals::note(clerk, Guarded::LiftLock))
                         button type="submit" { (reactivate_label) }
                     }
                 }
@@ -540,6 +543,11 @@ pub fn keys(clerk: &Clerk, keys: &[ApiKeyInfo]) -> Markup {
                     }
                     label for="label" { (t.label) }
                     input type="text" id="label" name="label" maxlength="100";
+                    @if clerk.guards(Guarded::ApikeyCreate) {
+                        label for="key-reason" { (t.reason) }
+                        textarea id="key-reason" name="reason" required maxlength="500" {}
+                        (super::approvals::note(clerk, Guarded::ApikeyCreate))
+                    }
                     button type="submit" { (t.create) }
                 }
             }
