@@ -68,7 +68,7 @@ pub enum Conflict {
     #[error("the token is {}", .0.as_str())]
     Token(TokenState),
     /// Disabling this operator would leave no enabled administrator.
-    #[error("the last enabled administrator cannot be disabled")]
+    #[error("the last enabled administrator cannot be disabled or demoted")]
     LastAdmin,
 }
 
@@ -192,4 +192,7 @@ pub enum OperatorError {
     /// Disabling, resetting or revoking oneself: another administrator must.
     #[error("one cannot {0} oneself")]
     OneSelf(&'static str),
+    /// A password change whose current password is wrong.
+    #[error("the current password is wrong")]
+    CurrentPassword,
 }

@@ -21,8 +21,8 @@ use otpgw_rules::vocab::{CardStatus, Channel, Delivery, Language, Role, Verdict}
 pub use super::approvals::port::{ApprovalStore, Decision, NewProposal, Proposal};
 pub use super::error::DomainError;
 pub use super::operators::port::{
-    NewOperator, OperatorInfo, OperatorRecord, OperatorReset, OperatorStore, PendingSignIn,
-    SessionInfo, Stage,
+    NewOperator, OperatorInfo, OperatorRecord, OperatorReset, OperatorStore, PasswordChange,
+    PendingSignIn, SessionInfo, Stage,
 };
 
 pub type Result<T> = std::result::Result<T, DomainError>;

@@ -22,6 +22,7 @@
 //! * `signin.rs`  — a local operator's sign-in: password, then TOTP (enrolment
 //!   with the `otpauth://` URI and its QR code at the first sign-in).
 //! * `operators.rs` — operators and console sessions for administrators.
+//! * `account.rs` — an operator's own password change; an admin's role change.
 //! * `approvals.rs` — two-person rules: proposals, their list, approve, refuse,
 //!   withdraw (with its own fa/en words).
 //! * `pages.rs`   — the HTML of every page; `i18n.rs` — its words in fa and en.
@@ -44,6 +45,7 @@ macro_rules! infallible_from_parts {
     };
 }
 
+mod account;
 mod approvals;
 mod audit;
 mod cards;
@@ -95,6 +97,11 @@ pub fn router() -> Router<AppState> {
         .route("/operators/{name}/enable", operators::set_disabled(false))
         .route("/operators/{name}/reset", post(operators::reset))
         .route("/sessions/revoke", post(operators::revoke_session))
+        .route("/operators/{name}/role", post(account::set_role))
+        .route(
+            "/password",
+            get(account::password_page).post(account::change_password),
+        )
         .route("/approvals", get(approvals::page))
         .route("/approvals/{id}/approve", post(approvals::approve))
         .route("/approvals/{id}/refuse", post(approvals::refuse))

@@ -50,6 +50,7 @@ pub(super) fn layout(
                             a href="/console" { (t.nav_home) }
                             a href="/console/audit" { (t.nav_audit) }
                             (super::approvals::nav(clerk))
+                            (super::account::nav(clerk))
                             @if clerk.is_admin() {
                                 a href="/console/keys" { (t.nav_keys) }
                                 a href="/console/operators" { (t.nav_operators) }

@@ -333,6 +333,7 @@ pub(super) struct SignInForm {
 pub(super) async fn sign_in(
     State(state): State<AppState>,
     lang: Lang,
+    source: Source,
     headers: HeaderMap,
     form: Result<Form<SignInForm>, FormRejection>,
 ) -> Result<Response, Response> {
@@ -344,7 +345,7 @@ pub(super) async fn sign_in(
     if key.is_empty() || key.len() > 256 {
         return Err(refused(StatusCode::UNAUTHORIZED, t.bad_key));
     }
-    match state.core.access.sign_in(key).await {
+    match state.core.access.sign_in(key, source.as_deref()).await {
         Ok(Some(signed_in)) => Ok(redirect_with_session(
             "/console",
             &signed_in.session_id,
