@@ -119,16 +119,46 @@ mod tests {
                 "{action:?} by {proposer} approved by {approver} ({role:?})"
             );
         };
-        check(LiftLock, "operator:a", "operator:a", Admin, Err(NotApprover::Proposer));
+        check(
+            LiftLock,
+            "operator:a",
+            "operator:a",
+            Admin,
+            Err(NotApprover::Proposer),
+        );
         check(LiftLock, "operator:a", "operator:b", Helpdesk, Ok(()));
         check(LiftLock, "operator:a", "apikey:3", Admin, Ok(()));
         check(PhoneChange, "operator:a", "operator:b", Helpdesk, Ok(()));
-        check(PhoneChange, "operator:a", "operator:b", Verifier, Err(NotApprover::Role));
-        check(CardClose, "operator:a", "operator:b", Helpdesk, Err(NotApprover::Role));
+        check(
+            PhoneChange,
+            "operator:a",
+            "operator:b",
+            Verifier,
+            Err(NotApprover::Role),
+        );
+        check(
+            CardClose,
+            "operator:a",
+            "operator:b",
+            Helpdesk,
+            Err(NotApprover::Role),
+        );
         check(CardClose, "operator:a", "operator:b", Admin, Ok(()));
         check(ApikeyCreate, "operator:a", "oidc:xyz", Admin, Ok(()));
-        check(ApikeyCreate, "oidc:xyz", "oidc:xyz", Admin, Err(NotApprover::Proposer));
-        check(ApikeyCreate, "operator:a", "operator:b", Helpdesk, Err(NotApprover::Role));
+        check(
+            ApikeyCreate,
+            "oidc:xyz",
+            "oidc:xyz",
+            Admin,
+            Err(NotApprover::Proposer),
+        );
+        check(
+            ApikeyCreate,
+            "operator:a",
+            "operator:b",
+            Helpdesk,
+            Err(NotApprover::Role),
+        );
     }
 
     #[test]

@@ -109,7 +109,8 @@ impl Access {
             return Ok(None);
         };
         if !matches!(key.role, Role::Admin | Role::Helpdesk) {
-            let detail = serde_json::json!({"why": "role", "role": key.role.as_str(), "source": source});
+            let detail =
+                serde_json::json!({"why": "role", "role": key.role.as_str(), "source": source});
             self.0
                 .audit
                 .audit(NewEvent {

@@ -24,9 +24,9 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Proposal, StoreError> {
     let params: String = r.try_get("params")?;
     let outcome: Option<String> = r.try_get("outcome")?;
     let outcome = match outcome {
-        Some(o) => Some(
-            Outcome::parse(&o).ok_or_else(|| StoreError::Corrupt(format!("outcome {o}")))?,
-        ),
+        Some(o) => {
+            Some(Outcome::parse(&o).ok_or_else(|| StoreError::Corrupt(format!("outcome {o}")))?)
+        }
         None => None,
     };
     Ok(record!(r => Proposal {
@@ -99,7 +99,10 @@ impl ApprovalStore for Store {
         );
         port(async move {
             let mut all = self.read_all(sqlx::query(&open), from_row).await?;
-            all.extend(self.read_all(sqlx::query(&done).bind(decided), from_row).await?);
+            all.extend(
+                self.read_all(sqlx::query(&done).bind(decided), from_row)
+                    .await?,
+            );
             Ok(all)
         })
         .await

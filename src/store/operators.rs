@@ -252,7 +252,10 @@ impl OperatorStore for Store {
         .await
     }
 
-    async fn change_operator_password(&self, change: PasswordChange<'_>) -> Result<(), DomainError> {
+    async fn change_operator_password(
+        &self,
+        change: PasswordChange<'_>,
+    ) -> Result<(), DomainError> {
         let (id, now) = (change.id, change.now);
         let (hash, keep) = (
             change.password_hash.to_owned(),

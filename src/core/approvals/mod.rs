@@ -39,20 +39,10 @@ const DECIDED_LISTED: i64 = 20;
 /// among them; a new phone number is kept as the direct change audits it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Proposed {
-    LiftLock {
-        card_id: i64,
-    },
-    PhoneChange {
-        card_id: i64,
-        msisdn: String,
-    },
-    CardClose {
-        card_id: i64,
-    },
-    ApikeyCreate {
-        role: Role,
-        label: Option<String>,
-    },
+    LiftLock { card_id: i64 },
+    PhoneChange { card_id: i64, msisdn: String },
+    CardClose { card_id: i64 },
+    ApikeyCreate { role: Role, label: Option<String> },
 }
 
 impl Proposed {
@@ -272,7 +262,12 @@ impl Approvals {
     }
 
     /// Checks that `who` may decide `p`; a refusal is audited (`approval_denied`).
-    async fn approver(&self, p: &Proposal, who: &Who, source: Option<&str>) -> Result<(), CoreError> {
+    async fn approver(
+        &self,
+        p: &Proposal,
+        who: &Who,
+        source: Option<&str>,
+    ) -> Result<(), CoreError> {
         let actor = who.actor();
         if let Err(why) = rules::may_approve(p.action, &p.proposer, &actor, who.role()) {
             let mut detail = Self::detail(p, who, source);
@@ -376,8 +371,15 @@ impl Approvals {
         self.approver(&p, who, source).await?;
         let mut detail = Self::detail(&p, who, source);
         detail["reason"] = json!(reason);
-        self.decide(&p, who, Outcome::Refused, Some(&reason), "approval_refused", detail)
-            .await
+        self.decide(
+            &p,
+            who,
+            Outcome::Refused,
+            Some(&reason),
+            "approval_refused",
+            detail,
+        )
+        .await
     }
 
     /// The proposer takes their proposal back.
@@ -400,8 +402,15 @@ impl Approvals {
             return Err(ApprovalError::Decided.into());
         }
         let detail = Self::detail(&p, who, source);
-        self.decide(&p, who, Outcome::Withdrawn, None, "approval_withdrawn", detail)
-            .await
+        self.decide(
+            &p,
+            who,
+            Outcome::Withdrawn,
+            None,
+            "approval_withdrawn",
+            detail,
+        )
+        .await
     }
 
     async fn decide(
@@ -430,7 +439,17 @@ impl Approvals {
         if !decided {
             return Err(ApprovalError::Decided.into());
         }
-        tracing::info!(proposal = p.id, actor, outcome = outcome.as_str(), "two-person proposal decided");
-        Ok(self.0.store.proposal(p.id).await?.unwrap_or_else(|| p.clone()))
+        tracing::info!(
+            proposal = p.id,
+            actor,
+            outcome = outcome.as_str(),
+            "two-person proposal decided"
+        );
+        Ok(self
+            .0
+            .store
+            .proposal(p.id)
+            .await?
+            .unwrap_or_else(|| p.clone()))
     }
 }

@@ -189,14 +189,20 @@ impl Operators {
             .operator(name.as_str())
             .await?
             .ok_or(CoreError::not_found(Missing::Operator))?;
-        let (stored, given) = (record.password_hash.clone(), rules::Password::given(current));
+        let (stored, given) = (
+            record.password_hash.clone(),
+            rules::Password::given(current),
+        );
         let right = self
             .0
             .hashes
             .run(move |k| k.password_matches(&stored, &given))
             .await?;
         if !right {
-            tracing::info!(operator = name.as_str(), "password change refused: current password");
+            tracing::info!(
+                operator = name.as_str(),
+                "password change refused: current password"
+            );
             return Err(OperatorError::CurrentPassword.into());
         }
         let password = rules::new_password(&name, new).map_err(OperatorError::from)?;
@@ -236,7 +242,12 @@ impl Operators {
             .operators
             .set_operator_role(name.as_str(), role, actor, self.now())
             .await?;
-        tracing::info!(operator = info.name, actor, role = role.as_str(), "operator role changed");
+        tracing::info!(
+            operator = info.name,
+            actor,
+            role = role.as_str(),
+            "operator role changed"
+        );
         Ok(info)
     }
 

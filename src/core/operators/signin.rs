@@ -99,7 +99,8 @@ impl Operators {
                 source,
                 "operator sign-in refused: disabled or locked"
             );
-            self.refusal(&op, "disabled_or_locked", None, source).await?;
+            self.refusal(&op, "disabled_or_locked", None, source)
+                .await?;
             return Ok(None);
         }
         if !matches {
@@ -272,7 +273,12 @@ impl Operators {
             .operators
             .operator_failed(op.info.id, rules::MAX_FAILURES, self.now())
             .await?;
-        tracing::info!(operator = op.info.name, failures, source, "operator sign-in failed");
+        tracing::info!(
+            operator = op.info.name,
+            failures,
+            source,
+            "operator sign-in failed"
+        );
         self.refusal(op, factor, Some(failures), source).await?;
         Ok(failures)
     }

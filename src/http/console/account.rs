@@ -48,7 +48,8 @@ const EN: Words = Words {
     changed: "Your password was changed. Your other console sessions have ended.",
     mismatch: "The two new passwords differ.",
     wrong_current: "The current password is wrong.",
-    only_operators: "Only a named operator has a password here; API keys are managed on the keys page.",
+    only_operators:
+        "Only a named operator has a password here; API keys are managed on the keys page.",
     role: "Role",
     set_role: "Change role",
     last_admin: "The last enabled administrator cannot be disabled or demoted.",
@@ -64,7 +65,8 @@ const FA: Words = Words {
     changed: "گذرواژهٔ شما تغییر کرد. نشست‌های دیگر شما در کنسول پایان یافت.",
     mismatch: "دو گذرواژهٔ تازه یکسان نیستند.",
     wrong_current: "گذرواژهٔ کنونی نادرست است.",
-    only_operators: "فقط کاربر نام‌دار در این‌جا گذرواژه دارد؛ کلیدهای API در صفحهٔ کلیدها مدیریت می‌شوند.",
+    only_operators:
+        "فقط کاربر نام‌دار در این‌جا گذرواژه دارد؛ کلیدهای API در صفحهٔ کلیدها مدیریت می‌شوند.",
     role: "نقش",
     set_role: "تغییر نقش",
     last_admin: "آخرین مدیر فعال را نمی‌توان غیرفعال یا کم‌اختیار کرد.",

@@ -338,7 +338,9 @@ pub(super) async fn approve(
     let approved = approved.map_err(|e| refused(&clerk, e))?;
     if let (Some((key_id, key)), Some(role)) = (
         &approved.new_key,
-        approved.proposal.params["role"].as_str().and_then(Role::parse),
+        approved.proposal.params["role"]
+            .as_str()
+            .and_then(Role::parse),
     ) {
         // Shown once, to this approver, on a page never cached.
         let page = pages::new_key(&clerk, *key_id, role, key);
@@ -347,7 +349,11 @@ pub(super) async fn approve(
     let all = state.core.approvals.list().await;
     let all = all.map_err(|e| failure(clerk.lang, e))?;
     let notice = html! { p.notice role="status" id="notice" { (words(clerk.lang).approved_done) } };
-    Ok(html(clerk.lang, StatusCode::OK, list(&clerk, &all, Some(notice))))
+    Ok(html(
+        clerk.lang,
+        StatusCode::OK,
+        list(&clerk, &all, Some(notice)),
+    ))
 }
 
 #[derive(Deserialize, Default)]

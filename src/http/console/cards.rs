@@ -13,8 +13,8 @@ use serde::Deserialize;
 use super::{approvals, failure, forbidden, html, life, pages, Clerk};
 use crate::core::ports::StatusChange;
 use crate::core::{CoreError, DomainError, Proposed};
-use otpgw_rules::approvals::Guarded;
 use crate::http::state::AppState;
+use otpgw_rules::approvals::Guarded;
 use otpgw_rules::codes::Pan;
 
 pub(super) async fn home(State(state): State<AppState>, clerk: Clerk) -> Response {

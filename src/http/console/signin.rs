@@ -56,7 +56,10 @@ pub(super) async fn password(
     if name.len() > MAX_NAME || form.password.len() > MAX_PASSWORD {
         return Err(refused());
     }
-    let started = state.core.operators.password(name, &form.password, source.as_deref());
+    let started = state
+        .core
+        .operators
+        .password(name, &form.password, source.as_deref());
     let started = started.await;
     match started.map_err(|e| failure(lang, e))? {
         Some(started) => {
@@ -121,7 +124,11 @@ pub(super) async fn code(
         return Err(ended(lang, &headers));
     };
     let code: String = form.code.chars().take(16).collect();
-    let answer = state.core.operators.code(id, &code, source.as_deref()).await;
+    let answer = state
+        .core
+        .operators
+        .code(id, &code, source.as_deref())
+        .await;
     match answer.map_err(|e| failure(lang, e))? {
         CodeAnswer::SignedIn(signed_in) => {
             let mut resp = redirect_with_session(
