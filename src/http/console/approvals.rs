@@ -323,7 +323,7 @@ fn proposal(clerk: &Clerk, p: &Proposal) -> Markup {
 
 pub(super) async fn approve(
     State(state): State<AppState>,
-    clerk: Clerk,
+    mut clerk: Clerk,
     Path(id): Path<String>,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Result<Response, Response> {
@@ -348,6 +348,9 @@ pub(super) async fn approve(
     }
     let all = state.core.approvals.list().await;
     let all = all.map_err(|e| failure(clerk.lang, e))?;
+    // The header's count was read before this approval.
+    let open = all.iter().filter(|p| p.decided_at.is_none()).count();
+    clerk.open_proposals = Some(i64::try_from(open).unwrap_or(i64::MAX));
     let notice = html! { p.notice role="status" id="notice" { (words(clerk.lang).approved_done) } };
     Ok(html(
         clerk.lang,
