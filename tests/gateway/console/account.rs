@@ -271,7 +271,6 @@ fn role_changes_locks_and_disabling_end_sessions_and_the_last_admin_stays() {
 
     // A key's session cannot revoke its own key (the newest one).
     let newest = gw.api_key("admin");
-    let _ = own;
     let (_, keys) = gw.get(&newest, "/v1/apikeys");
     let own = keys
         .as_array()
