@@ -51,6 +51,7 @@ impl Access {
         role: Role,
         label: Option<&str>,
         actor: &str,
+        source: Option<&str>,
     ) -> Result<(i64, String), CoreError> {
         let key = codes::new_api_key();
         let id = self
@@ -61,6 +62,7 @@ impl Access {
                 key_hash: &codes::api_key_hash(&key),
                 label,
                 actor,
+                source,
                 now: self.now(),
             })
             .await?;

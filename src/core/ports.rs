@@ -366,6 +366,8 @@ pub struct Change<'a, K> {
     pub to: K,
     pub actor: &'a str,
     pub reason: Option<&'a str>,
+    /// The peer address a console clerk acted from, for the audit event.
+    pub source: Option<&'a str>,
     pub now: i64,
 }
 
@@ -524,6 +526,8 @@ pub struct NewApiKey<'a> {
     pub key_hash: &'a str,
     pub label: Option<&'a str>,
     pub actor: &'a str,
+    /// The peer address a console clerk acted from, for the audit event.
+    pub source: Option<&'a str>,
     pub now: i64,
 }
 

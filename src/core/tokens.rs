@@ -426,6 +426,7 @@ impl Tokens {
                 to: change,
                 actor,
                 reason,
+                source: None,
                 now: self.now(),
             })
             .await?;

@@ -319,6 +319,14 @@ async fn port<T>(
     job.await.map_err(Into::into)
 }
 
+/// An event's detail with the console clerk's peer address, when there is one.
+fn with_source(mut detail: serde_json::Value, source: Option<&str>) -> serde_json::Value {
+    if let Some(source) = source {
+        detail["source"] = serde_json::Value::from(source);
+    }
+    detail
+}
+
 async fn insert_event(
     conn: &mut sqlx::AnyConnection,
     card_id: Option<i64>,

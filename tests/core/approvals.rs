@@ -242,7 +242,7 @@ async fn checks_hold_at_approval_time_and_only_the_right_people_decide() {
     assert!(matches!(refusal, Err(CoreError::ReasonRequired)));
     h.core
         .backoffice
-        .close(card.id, "closed at branch", "test")
+        .close(card.id, "closed at branch", "test", None)
         .await
         .unwrap();
     let late = approvals.approve(&sara, p.id, None).await;

@@ -325,20 +325,21 @@ impl Approvals {
         let bo = &self.0.backoffice;
         let done = match proposed {
             Proposed::LiftLock { card_id } => bo
-                .console_change(who, card_id, StatusChange::Reactivate, &reason)
+                .console_change(who, card_id, StatusChange::Reactivate, &reason, source)
                 .await
                 .map(|_| None),
             Proposed::PhoneChange { card_id, msisdn } => bo
-                .change_phone(card_id, &msisdn, &reason, &actor)
+                .change_phone(card_id, &msisdn, &reason, &actor, source)
                 .await
                 .map(|_| None),
-            Proposed::CardClose { card_id } => {
-                bo.close(card_id, &reason, &actor).await.map(|_| None)
-            }
+            Proposed::CardClose { card_id } => bo
+                .close(card_id, &reason, &actor, source)
+                .await
+                .map(|_| None),
             Proposed::ApikeyCreate { role, label } => self
                 .0
                 .access
-                .create_key(role, label.as_deref(), &actor)
+                .create_key(role, label.as_deref(), &actor, source)
                 .await
                 .map(Some),
         };

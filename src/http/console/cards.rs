@@ -148,7 +148,13 @@ async fn change_status(
     let changed = state
         .core
         .backoffice
-        .console_change(&clerk.who, id, change, &form.reason)
+        .console_change(
+            &clerk.who,
+            id,
+            change,
+            &form.reason,
+            clerk.source.as_deref(),
+        )
         .await;
     match changed {
         Ok(_) => {

@@ -70,7 +70,12 @@ pub(super) async fn create_key(
     let created = state
         .core
         .access
-        .create_key(role, label.as_deref(), &clerk.who.actor())
+        .create_key(
+            role,
+            label.as_deref(),
+            &clerk.who.actor(),
+            clerk.source.as_deref(),
+        )
         .await;
     let (id, key) = created.map_err(|e| failure(lang, e))?;
     // Shown once, on a page that is never cached (see `security_headers`).

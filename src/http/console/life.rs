@@ -191,7 +191,13 @@ pub(super) async fn change_phone(
     let changed = state
         .core
         .backoffice
-        .change_phone(id, &form.msisdn, &form.reason, &actor)
+        .change_phone(
+            id,
+            &form.msisdn,
+            &form.reason,
+            &actor,
+            clerk.source.as_deref(),
+        )
         .await;
     answer(&clerk, id, changed.map(drop), "phone_changed")
 }
@@ -246,7 +252,12 @@ pub(super) async fn close(
         return Ok(approvals::propose(&state, &clerk, proposed, &form.reason).await);
     }
     let actor = clerk.who.actor();
-    let closed = state.core.backoffice.close(id, &form.reason, &actor).await;
+    let source = clerk.source.as_deref();
+    let closed = state
+        .core
+        .backoffice
+        .close(id, &form.reason, &actor, source);
+    let closed = closed.await;
     answer(&clerk, id, closed.map(drop), "closed")
 }
 

@@ -283,4 +283,16 @@ fn role_changes_locks_and_disabling_end_sessions_and_the_last_admin_stays() {
     let (status, page) = mine.post(&format!("/console/keys/{own}/revoke"), &[]);
     assert_eq!(status, 403);
     assert!(page.contains("cannot do this to yourself"), "{page}");
+
+    // A direct console action (no two-person rule here) carries the source too.
+    let id = gw.enroll_id(&newest, crate::cards::D, "989121110720");
+    let (status, _) = sara.post(
+        &format!("/console/cards/{id}/close"),
+        &[("reason", "asked")],
+    );
+    assert_eq!(status, 303);
+    let events = gw.events(&newest, id);
+    let closed = events.iter().find(|e| e["kind"] == "closed").unwrap();
+    assert_eq!(closed["actor"], "operator:sara");
+    assert_eq!(closed["detail"]["source"], "127.0.0.1");
 }

@@ -181,6 +181,14 @@ fn phone_changes_and_new_keys_wait_for_a_second_person() {
         gw.get(&admin, &format!("/v1/cards/{id}")).1["msisdn"],
         "989121110711"
     );
+    // Done as the approver, from where the approver sat.
+    let events = gw.events(&admin, id);
+    let changed = events
+        .iter()
+        .find(|e| e["kind"] == "phone_changed")
+        .unwrap();
+    assert_eq!(changed["actor"], "apikey:4");
+    assert_eq!(changed["detail"]["source"], "127.0.0.1");
     // Twice is once.
     let (status, _) = post(&gw, &boss, "/console/approvals", &approve, &[]);
     assert_eq!(status, 409);
