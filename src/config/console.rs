@@ -19,3 +19,26 @@ impl ConsoleSettings {
         self.four_eyes.contains(&action)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Settings;
+    use super::*;
+
+    fn load(text: &str) -> Result<Settings, super::super::ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("otpgw.toml");
+        std::fs::write(&path, text).unwrap();
+        Settings::load(Some(&path))
+    }
+
+    #[test]
+    fn four_eyes_names_the_guarded_actions() {
+        assert!(load("").unwrap().console.four_eyes.is_empty());
+        let s = load("[console]\nfour_eyes = [\"lift_lock\", \"card_close\"]\n").unwrap();
+        assert!(s.console.guards(Guarded::LiftLock) && s.console.guards(Guarded::CardClose));
+        assert!(!s.console.guards(Guarded::PhoneChange));
+        let e = load("[console]\nfour_eyes = [\"lift_lock\", \"wire_money\"]\n").unwrap_err();
+        assert!(e.to_string().contains("wire_money"), "{e}");
+    }
+}
