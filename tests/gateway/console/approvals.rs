@@ -195,11 +195,11 @@ fn phone_changes_and_new_keys_wait_for_a_second_person() {
 
     // A key: proposed by one admin (the page says who will see it), made by the
     // other, shown once to that approver.
-    let keys = format!("/console/keys?lang=en");
+    let keys = "/console/keys?lang=en";
     let (_, keys_page) = {
         let (client, cookie) = &boss;
         let r = client
-            .get(gw.url(&keys))
+            .get(gw.url(keys))
             .header("cookie", cookie)
             .send()
             .unwrap();
@@ -213,7 +213,7 @@ fn phone_changes_and_new_keys_wait_for_a_second_person() {
     let (status, page) = post(
         &gw,
         &boss,
-        &keys,
+        keys,
         "/console/keys",
         &[
             ("role", "verifier"),
