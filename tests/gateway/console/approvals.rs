@@ -255,3 +255,56 @@ fn phone_changes_and_new_keys_wait_for_a_second_person() {
     assert_eq!(gw.get(key, "/v1/cards/1").0, 403, "a verifier key, live");
     assert!(!gw.log().contains(key), "the key in the log");
 }
+
+#[test]
+fn a_reload_puts_an_action_under_two_person_rules() {
+    let (gw, admin, _) = Gateway::start().with_keys();
+    let id = gw.enroll_id(&admin, cards::B1, "989121110730");
+    let boss = gw.console_session(&admin);
+    let card_page = format!("/console/cards/{id}?lang=en");
+    let page = |s: &(reqwest::blocking::Client, String)| {
+        s.0.get(gw.url(&card_page))
+            .header("cookie", &s.1)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    assert!(!page(&boss).contains("four-eyes-card_close"));
+    let config = std::fs::read_to_string(&gw.config).unwrap();
+    std::fs::write(
+        &gw.config,
+        format!("{config}\n[console]\nfour_eyes = [\"card_close\"]\n"),
+    )
+    .unwrap();
+    let url = format!("http://{}", gw.http);
+    let (ok, out, err) = gw.cli_with(
+        &["reload", "--url", &url],
+        &[("OTPGW_API_KEY", &admin)],
+        None,
+    );
+    assert!(ok, "{err}");
+    let report: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert!(
+        report["applied"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "console.four_eyes"),
+        "{report}"
+    );
+    // The same session, the next page: the form says so, and proposes.
+    assert!(page(&boss).contains("four-eyes-card_close"));
+    let (status, _) = post(
+        &gw,
+        &boss,
+        &card_page,
+        &format!("/console/cards/{id}/close"),
+        &[("reason", "asked")],
+    );
+    assert_eq!(status, 202);
+    assert_eq!(
+        gw.get(&admin, &format!("/v1/cards/{id}")).1["status"],
+        "active"
+    );
+}
