@@ -132,7 +132,7 @@ pub enum CoreError {
     #[error(transparent)]
     Operator(#[from] OperatorError),
     #[error(transparent)]
-    Approval(#[from] super::approvals::ApprovalError),
+    Approval(#[from] ApprovalError),
 }
 
 impl CoreError {
@@ -195,4 +195,20 @@ pub enum OperatorError {
     /// A password change whose current password is wrong.
     #[error("the current password is wrong")]
     CurrentPassword,
+}
+
+/// Why a two-person step is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    #[error(transparent)]
+    NotApprover(#[from] otpgw_rules::approvals::NotApprover),
+    #[error("the proposal was decided already")]
+    Decided,
+    #[error("the proposal has expired")]
+    Expired,
+    #[error("only the proposer may withdraw a proposal")]
+    NotProposer,
+    /// Approved, but the action itself was refused at that time.
+    #[error("approved, but the action was refused: {0}")]
+    ActionRefused(Box<CoreError>),
 }

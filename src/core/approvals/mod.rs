@@ -20,12 +20,13 @@ pub mod port;
 
 use std::sync::Arc;
 
-use otpgw_rules::approvals::{self as rules, Guarded, NotApprover, Outcome};
+use otpgw_rules::approvals::{self as rules, Guarded, Outcome};
 use otpgw_rules::records::Who;
 use otpgw_rules::vocab::Role;
 use serde_json::json;
 
 use super::backoffice::clean_reason;
+pub use super::error::ApprovalError;
 use super::ports::{AuditStore, NewEvent, StatusChange};
 use super::{Access, BackOffice, Clock, CoreError, Live, Missing};
 use port::{ApprovalStore, Decision, NewProposal, Proposal};
@@ -96,22 +97,6 @@ impl Proposed {
             },
         })
     }
-}
-
-/// Why a two-person step is refused.
-#[derive(Debug, thiserror::Error)]
-pub enum ApprovalError {
-    #[error(transparent)]
-    NotApprover(#[from] NotApprover),
-    #[error("the proposal was decided already")]
-    Decided,
-    #[error("the proposal has expired")]
-    Expired,
-    #[error("only the proposer may withdraw a proposal")]
-    NotProposer,
-    /// Approved, but the action itself was refused at that time.
-    #[error("approved, but the action was refused: {0}")]
-    ActionRefused(Box<CoreError>),
 }
 
 /// An approval done: the proposal, and for `apikey_create` the new key (shown

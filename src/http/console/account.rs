@@ -3,7 +3,8 @@
 //! password, the new one twice; the rules of `otpgw_rules::operators`, none of the
 //! last five; the operator's other sessions end), and the role form on the
 //! operators page (`Operators::set_role`: not oneself, not the last enabled
-//! admin; the operator's sessions end). Its words in fa and en are here.
+//! admin; the operator's sessions end; the form is `marks.rs`'s). Its words in fa
+//! and en are here.
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
@@ -15,7 +16,6 @@ use serde::Deserialize;
 
 use super::pages::layout;
 use super::{csrf_input, failure, html, Clerk, Lang};
-use crate::core::ports::OperatorInfo;
 use crate::core::{Conflict, CoreError, DomainError, OperatorError};
 use crate::http::state::AppState;
 use otpgw_rules::operators::PasswordError;
@@ -23,7 +23,6 @@ use otpgw_rules::records::Who;
 use otpgw_rules::vocab::{Language, Role};
 
 struct Words {
-    nav: &'static str,
     title: &'static str,
     current: &'static str,
     new: &'static str,
@@ -33,13 +32,10 @@ struct Words {
     mismatch: &'static str,
     wrong_current: &'static str,
     only_operators: &'static str,
-    role: &'static str,
-    set_role: &'static str,
     last_admin: &'static str,
 }
 
 const EN: Words = Words {
-    nav: "Password",
     title: "Change your password",
     current: "Current password",
     new: "New password",
@@ -50,13 +46,10 @@ const EN: Words = Words {
     wrong_current: "The current password is wrong.",
     only_operators:
         "Only a named operator has a password here; API keys are managed on the keys page.",
-    role: "Role",
-    set_role: "Change role",
     last_admin: "The last enabled administrator cannot be disabled or demoted.",
 };
 
 const FA: Words = Words {
-    nav: "گذرواژه",
     title: "تغییر گذرواژهٔ شما",
     current: "گذرواژهٔ کنونی",
     new: "گذرواژهٔ تازه",
@@ -67,8 +60,6 @@ const FA: Words = Words {
     wrong_current: "گذرواژهٔ کنونی نادرست است.",
     only_operators:
         "فقط کاربر نام‌دار در این‌جا گذرواژه دارد؛ کلیدهای API در صفحهٔ کلیدها مدیریت می‌شوند.",
-    role: "نقش",
-    set_role: "تغییر نقش",
     last_admin: "آخرین مدیر فعال را نمی‌توان غیرفعال یا کم‌اختیار کرد.",
 };
 
@@ -76,15 +67,6 @@ fn words(lang: Lang) -> &'static Words {
     match lang.lang {
         Language::Fa => &FA,
         Language::En => &EN,
-    }
-}
-
-/// The header's link to the password page, for a local operator.
-pub(super) fn nav(clerk: &Clerk) -> Markup {
-    html! {
-        @if matches!(clerk.who, Who::Operator { .. }) {
-            a href="/console/password" id="nav-password" { (words(clerk.lang).nav) }
-        }
     }
 }
 
@@ -179,24 +161,6 @@ pub(super) async fn change_password(
             Err(again(StatusCode::BAD_REQUEST, text))
         }
         Err(e) => Err(failure(clerk.lang, e)),
-    }
-}
-
-/// The role form of one operator's row on the operators page.
-pub(super) fn role_form(clerk: &Clerk, o: &OperatorInfo) -> Markup {
-    let w = words(clerk.lang);
-    let id = format!("role-{}", o.name);
-    html! {
-        form method="post" action={ "/console/operators/" (o.name) "/role" } {
-            (csrf_input(clerk))
-            label for=(id) { (w.role) }
-            select id=(id) name="role" {
-                @for r in [Role::Helpdesk, Role::Admin] {
-                    option value=(r.as_str()) selected[r == o.role] { (r.as_str()) }
-                }
-            }
-            button type="submit" aria-label={ (w.set_role) " " (o.name) } { (w.set_role) }
-        }
     }
 }
 

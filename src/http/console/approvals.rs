@@ -2,8 +2,8 @@
 //! form says it needs a second person and, sent, makes a proposal (`propose`,
 //! called by the card and key handlers) instead of the change; `/console/approvals`
 //! lists the open proposals and the last decided ones, with Approve and Refuse
-//! for those who may and Withdraw for the proposer; the header counts the open
-//! ones. The core decides everything (`Approvals`); this page only draws it.
+//! for those who may and Withdraw for the proposer (the form's note and the
+//! header's count are `marks.rs`'s). The core decides everything (`Approvals`); this page only draws it.
 //! Its words in fa and en are here (`Words`), beside the markup.
 
 use axum::extract::rejection::FormRejection;
@@ -26,9 +26,7 @@ use otpgw_rules::vocab::{Language, Role};
 
 /// The words of these pages and notes.
 pub(super) struct Words {
-    nav: &'static str,
     title: &'static str,
-    needs_second: &'static str,
     proposed_title: &'static str,
     proposed_text: &'static str,
     see_list: &'static str,
@@ -61,9 +59,7 @@ pub(super) struct Words {
 }
 
 const EN: Words = Words {
-    nav: "Approvals",
     title: "Approvals (two-person rules)",
-    needs_second: "Needs a second person: sending this makes a proposal, done only when another clerk approves it.",
     proposed_title: "Proposed",
     proposed_text: "Your proposal waits for a second person. Nothing has changed yet.",
     see_list: "See the open proposals",
@@ -96,9 +92,7 @@ const EN: Words = Words {
 };
 
 const FA: Words = Words {
-    nav: "تأییدها",
     title: "تأییدها (قاعدهٔ دو نفره)",
-    needs_second: "نیاز به نفر دوم: ارسال این فرم یک پیشنهاد می‌سازد که تنها با تأیید کارمند دیگری انجام می‌شود.",
     proposed_title: "پیشنهاد ثبت شد",
     proposed_text: "پیشنهاد شما در انتظار تأیید نفر دوم است. هنوز چیزی تغییر نکرده است.",
     see_list: "دیدن پیشنهادهای باز",
@@ -145,26 +139,6 @@ fn action_name(w: &Words, a: Guarded) -> &'static str {
 fn outcome_name(w: &Words, o: Outcome) -> &'static str {
     let i = Outcome::ALL.iter().position(|x| *x == o).unwrap_or(0);
     w.outcomes[i]
-}
-
-/// The header's link, with the count of open proposals (only when some action is
-/// under two-person rules).
-pub(super) fn nav(clerk: &Clerk) -> Markup {
-    let w = words(clerk.lang);
-    html! {
-        @if let Some(n) = clerk.open_proposals {
-            a href="/console/approvals" id="nav-approvals" { (w.nav) " " span.count id="approvals-count" { (n) } }
-        }
-    }
-}
-
-/// The note on a guarded action's form.
-pub(super) fn note(clerk: &Clerk, action: Guarded) -> Markup {
-    html! {
-        @if clerk.guards(action) {
-            p.four-eyes id={ "four-eyes-" (action.as_str()) } { (words(clerk.lang).needs_second) }
-        }
-    }
 }
 
 /// Makes a proposal instead of the change, and answers with the page that says so.

@@ -10,7 +10,7 @@ use axum::routing::{post, MethodRouter};
 use axum::Form;
 use serde::Deserialize;
 
-use super::{approvals, failure, forbidden, html, life, pages, Clerk};
+use super::{failure, forbidden, html, life, pages, Clerk};
 use crate::core::ports::StatusChange;
 use crate::core::{CoreError, DomainError, Proposed};
 use crate::http::state::AppState;
@@ -143,7 +143,7 @@ async fn change_status(
     let id = clerk.id(id)?;
     if change == StatusChange::Reactivate && clerk.guards(Guarded::LiftLock) {
         let proposed = Proposed::LiftLock { card_id: id };
-        return Ok(approvals::propose(&state, &clerk, proposed, &form.reason).await);
+        return Ok(super::propose(&state, &clerk, proposed, &form.reason).await);
     }
     let changed = state
         .core

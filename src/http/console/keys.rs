@@ -9,7 +9,7 @@ use axum::Form;
 use serde::Deserialize;
 
 use super::session::CsrfForm;
-use super::{approvals, failure, html, pages, Clerk};
+use super::{failure, html, pages, Clerk};
 use crate::core::Proposed;
 use crate::http::state::AppState;
 use otpgw_rules::approvals::Guarded;
@@ -65,7 +65,7 @@ pub(super) async fn create_key(
     let label = Some(label).filter(|l| !l.is_empty());
     if clerk.guards(Guarded::ApikeyCreate) {
         let proposed = Proposed::ApikeyCreate { role, label };
-        return Ok(approvals::propose(&state, &clerk, proposed, &form.reason).await);
+        return Ok(super::propose(&state, &clerk, proposed, &form.reason).await);
     }
     let created = state
         .core

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::dates::format_time;
 use super::i18n::Texts;
-use super::{approvals, csrf_input, failure, forbidden, Clerk};
+use super::{csrf_input, failure, forbidden, Clerk};
 use crate::core::ports::AuditFilter;
 use crate::core::{Conflict, CoreError, DomainError, Existing, Proposed};
 use crate::http::state::AppState;
@@ -121,7 +121,7 @@ pub(super) fn forms(clerk: &Clerk, card: &Card) -> Markup {
                 small id="phone-hint" { (t.change_phone_hint) }
                 label for="phone-reason" { (t.reason) }
                 textarea id="phone-reason" name="reason" required maxlength="500" {}
-                (super::approvals::note(clerk, Guarded::PhoneChange))
+                (super::marks::note(clerk, Guarded::PhoneChange))
                 button type="submit" { (t.change_phone) }
             }
         }
@@ -144,7 +144,7 @@ pub(super) fn forms(clerk: &Clerk, card: &Card) -> Markup {
                 small id="close-hint" { (t.close_hint) }
                 label for="close-reason" { (t.reason) }
                 textarea id="close-reason" name="reason" required maxlength="500" aria-describedby="close-hint" {}
-                (super::approvals::note(clerk, Guarded::CardClose))
+                (super::marks::note(clerk, Guarded::CardClose))
                 button type="submit" class="danger" { (t.close) }
             }
         }
@@ -185,7 +185,7 @@ pub(super) async fn change_phone(
             card_id: id,
             msisdn: form.msisdn,
         };
-        return Ok(approvals::propose(&state, &clerk, proposed, &form.reason).await);
+        return Ok(super::propose(&state, &clerk, proposed, &form.reason).await);
     }
     let actor = clerk.who.actor();
     let changed = state
@@ -249,7 +249,7 @@ pub(super) async fn close(
     let id = allowed(&clerk, Act::Close, &id)?;
     if clerk.guards(Guarded::CardClose) {
         let proposed = Proposed::CardClose { card_id: id };
-        return Ok(approvals::propose(&state, &clerk, proposed, &form.reason).await);
+        return Ok(super::propose(&state, &clerk, proposed, &form.reason).await);
     }
     let actor = clerk.who.actor();
     let source = clerk.source.as_deref();

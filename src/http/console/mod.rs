@@ -23,6 +23,8 @@
 //!   with the `otpauth://` URI and its QR code at the first sign-in).
 //! * `operators.rs` — operators and console sessions for administrators.
 //! * `account.rs` — an operator's own password change; an admin's role change.
+//! * `marks.rs`  — what pages draw for those two: header links, the form's note,
+//!   the role form.
 //! * `approvals.rs` — two-person rules: proposals, their list, approve, refuse,
 //!   withdraw (with its own fa/en words).
 //! * `pages.rs`   — the HTML of every page; `i18n.rs` — its words in fa and en.
@@ -53,6 +55,7 @@ mod dates;
 mod i18n;
 mod keys;
 mod life;
+mod marks;
 mod operators;
 mod pages;
 mod query;
@@ -108,6 +111,18 @@ pub fn router() -> Router<AppState> {
         .route("/approvals/{id}/withdraw", post(approvals::withdraw))
         .layer(axum::middleware::from_fn(session::same_origin))
         .layer(axum::middleware::map_response(session::security_headers))
+}
+
+/// A guarded action's form, sent: a proposal instead of the change, and the page
+/// that says so (`approvals.rs`; here, so that the card forms' rooms, which
+/// `pages.rs` draws from, need not import a room that draws with `pages.rs`).
+pub(super) async fn propose(
+    state: &AppState,
+    clerk: &Clerk,
+    proposed: crate::core::Proposed,
+    reason: &str,
+) -> Response {
+    approvals::propose(state, clerk, proposed, reason).await
 }
 
 /// The hidden field every form of a signed-in page carries (checked by `Clerk`).

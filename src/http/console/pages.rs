@@ -49,8 +49,7 @@ pub(super) fn layout(
                         @if let Some(clerk) = clerk {
                             a href="/console" { (t.nav_home) }
                             a href="/console/audit" { (t.nav_audit) }
-                            (super::approvals::nav(clerk))
-                            (super::account::nav(clerk))
+                            (super::marks::nav(clerk))
                             @if clerk.is_admin() {
                                 a href="/console/keys" { (t.nav_keys) }
                                 a href="/console/operators" { (t.nav_operators) }
@@ -361,7 +360,7 @@ fn html_card(
                         label for="reactivate-reason" { (t.reason) }
                         textarea id="reactivate-reason" name="reason" required maxlength="500" aria-describedby="reactivate-hint" {}
                         small id="reactivate-hint" { (t.reason_hint) }
-                        (super::approvals::note(clerk, Guarded::LiftLock))
+                        (super::marks::note(clerk, Guarded::LiftLock))
                         button type="submit" { (reactivate_label) }
                     }
                 }
@@ -547,7 +546,7 @@ pub fn keys(clerk: &Clerk, keys: &[ApiKeyInfo]) -> Markup {
                     @if clerk.guards(Guarded::ApikeyCreate) {
                         label for="key-reason" { (t.reason) }
                         textarea id="key-reason" name="reason" required maxlength="500" {}
-                        (super::approvals::note(clerk, Guarded::ApikeyCreate))
+                        (super::marks::note(clerk, Guarded::ApikeyCreate))
                     }
                     button type="submit" { (t.create) }
                 }
