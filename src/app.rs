@@ -351,6 +351,7 @@ impl App {
             smpp_listening: true,
             bad_keys: bad_keys.clone(),
             reload: Some(reloader),
+            zone: self.settings.console.zone(),
         };
         let timeout = Duration::from_secs(self.settings.http.request_timeout_secs);
         let console = self.settings.http.console;

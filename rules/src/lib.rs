@@ -8,6 +8,7 @@
 //!   who may approve.
 //! * `vocab`   — card status, channel, delivery, code state, role, reason, verdict,
 //!   language: the words every layer shares.
+//! * `events`  — every kind of audit event, in one list.
 //! * `records` — what the core and its store hand each other: cards, codes, events,
 //!   API keys, tokens (never a secret in clear, never a full card number).
 //! * `verify`  — the verification decision for SMS and USSD codes.
@@ -25,6 +26,7 @@
 
 pub mod approvals;
 pub mod codes;
+pub mod events;
 pub mod ids;
 pub mod operators;
 pub mod payment;

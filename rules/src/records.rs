@@ -134,10 +134,40 @@ pub struct ApiKeyInfo {
 /// One verify answer about a card, as the console lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerificationEntry {
-    pub api_key_id: i64,
+    /// Who asked (`apikey:N`).
+    pub actor: String,
     pub request_id: String,
     pub verdict: Verdict,
+    /// Attempts left before the lock after this answer (rejections only).
+    pub attempts_left: Option<i64>,
+    /// Whether this answer counted a failure toward the lock; `None` for answers
+    /// recorded before the gateway said.
+    pub counted: Option<bool>,
     pub at: i64,
+}
+
+impl VerificationEntry {
+    /// The entry a `verified` audit event records; `None` for any other event, or
+    /// one whose result does not parse.
+    pub fn from_event(e: &Event) -> Option<Self> {
+        if e.kind != "verified" {
+            return None;
+        }
+        let d = &e.detail;
+        let verdict = match (d["result"].as_str()?, d["reason"].as_str()) {
+            ("approved", _) => Verdict::Approved,
+            ("rejected", Some(r)) => Verdict::Rejected(crate::vocab::Reason::parse(r)?),
+            _ => return None,
+        };
+        Some(Self {
+            actor: e.actor.clone(),
+            request_id: d["request_id"].as_str().unwrap_or_default().to_owned(),
+            verdict,
+            attempts_left: d["attempts_left"].as_i64(),
+            counted: d["counted"].as_bool(),
+            at: e.at,
+        })
+    }
 }
 
 /// A token as the back office sees it: never its secret.

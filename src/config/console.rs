@@ -1,20 +1,51 @@
-//! `[console]`: the help desk's console. Here, the two-person rules: which
-//! console actions one clerk proposes and a second, different clerk approves
-//! (`four_eyes`, any of `lift_lock`, `apikey_create`, `phone_change`,
-//! `card_close`; an unknown name is refused at load, naming it). Live: a reload
-//! applies a changed list at the next action (proposals already open stay open).
+//! `[console]`: how the back-office console presents itself to the bank's staff
+//! (its time zone), and its two-person rules: which console actions one clerk
+//! proposes and a second, different clerk approves (`four_eyes`, any of
+//! `lift_lock`, `apikey_create`, `phone_change`, `card_close`; an unknown name is
+//! refused at load, naming it). `four_eyes` is live: a reload applies a changed
+//! list at the next action (proposals already open stay open). Whether the
+//! console is served at all stays `[http] console`.
 
 use otpgw_rules::approvals::Guarded;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+use super::ConfigError;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConsoleSettings {
+    /// The IANA time zone the console shows times in (the bank's): Persian pages
+    /// show Jalali dates, English pages Gregorian ones, both in this zone. The audit
+    /// search's dates are days of this zone; the CSV export stays in UTC.
+    pub time_zone: String,
     /// The actions under two-person rules; empty (the default): none.
     pub four_eyes: Vec<Guarded>,
 }
 
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        Self {
+            time_zone: "Asia/Tehran".into(),
+            four_eyes: Vec::new(),
+        }
+    }
+}
+
 impl ConsoleSettings {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        jiff::tz::TimeZone::get(&self.time_zone).map(drop).map_err(|_| {
+            ConfigError::Invalid(format!(
+                "console.time_zone {:?} is not an IANA time zone (e.g. \"Asia/Tehran\", \"Europe/Prague\", \"UTC\")",
+                self.time_zone
+            ))
+        })
+    }
+
+    /// The zone, once `validate` passed (else UTC).
+    pub fn zone(&self) -> jiff::tz::TimeZone {
+        jiff::tz::TimeZone::get(&self.time_zone).unwrap_or(jiff::tz::TimeZone::UTC)
+    }
+
     pub fn guards(&self, action: Guarded) -> bool {
         self.four_eyes.contains(&action)
     }

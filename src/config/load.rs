@@ -258,6 +258,7 @@ impl Settings {
         if let Some(sim_swap) = &self.sim_swap {
             sim_swap.validate()?;
         }
+        self.console.validate()?;
         if !self.database.url.starts_with("sqlite:") && !self.database.url.starts_with("postgres") {
             return bad("database.url must start with sqlite: or postgres://".into());
         }

@@ -11,7 +11,6 @@ use otpgw_rules::vocab::{CardStatus, Role};
 
 use super::ports::{
     Activity, AuditFilter, AuditStore, CardStore, Change, CodeStore, StatusChange, TokenStore,
-    VerifyStore,
 };
 use super::{Clock, CoreError};
 
@@ -46,6 +45,8 @@ pub struct CardView {
     pub last_lock: Option<Event>,
     /// The latest `suspended` event.
     pub last_suspension: Option<Event>,
+    /// The latest `sim_swapped` event (only refusals are audited).
+    pub last_sim_swap: Option<Event>,
     /// The card's tokens (kind, serial, state, last use; never a secret).
     pub tokens: Vec<Token>,
 }
@@ -65,7 +66,6 @@ pub struct BackOffice(pub(super) Arc<Inner>);
 pub(super) struct Inner {
     pub cards: Arc<dyn CardStore>,
     pub codes: Arc<dyn CodeStore>,
-    pub verifications: Arc<dyn VerifyStore>,
     pub tokens: Arc<dyn TokenStore>,
     pub audit: Arc<dyn AuditStore>,
     pub keys: Keys,
@@ -214,9 +214,21 @@ impl BackOffice {
                     ..c
                 })
                 .collect(),
-            verifications: i.verifications.recent_verifications(id, RECENT).await?,
+            // From the `verified` events, which say whether each counted a failure.
+            verifications: i
+                .audit
+                .search_events(&latest("verified"), RECENT)
+                .await?
+                .iter()
+                .filter_map(VerificationEntry::from_event)
+                .collect(),
             last_lock: i.audit.search_events(&latest("locked"), 1).await?.pop(),
             last_suspension: i.audit.search_events(&latest("suspended"), 1).await?.pop(),
+            last_sim_swap: i
+                .audit
+                .search_events(&latest("sim_swapped"), 1)
+                .await?
+                .pop(),
             tokens: i.tokens.tokens_of_card(id).await?,
             card: card.as_of(self.now()),
         }))

@@ -84,7 +84,10 @@ pub use operators::{CodeAnswer, Operators, PendingView, Started};
 pub use outbox::{peer_target, route_target, ClaimedReply, Dispatch, ReplyPath};
 pub use phone::PhoneChanged;
 pub use ports::Ports;
-pub use tokens::{ActivatedToken, ActivatedTokenOutcome, EnrolledToken, TokenRequest, Tokens};
+pub use tokens::{
+    console_may as console_may_token, ActivatedToken, ActivatedTokenOutcome, ConsoleTokenAct,
+    EnrolledToken, TokenRequest, Tokens,
+};
 pub use ussd::UssdReply;
 pub use verify::{Factors, Verify, VerifyOutcome};
 
@@ -296,7 +299,6 @@ impl Core {
         let backoffice = BackOffice(Arc::new(backoffice::Inner {
             cards: ports.cards.clone(),
             codes: ports.codes.clone(),
-            verifications: ports.verifications.clone(),
             tokens: ports.tokens.clone(),
             audit: ports.audit.clone(),
             keys: keys.clone(),

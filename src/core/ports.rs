@@ -11,9 +11,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use otpgw_rules::records::{
-    ApiKey, ApiKeyInfo, Card, CodeRecord, Event, Token, TokenRecord, VerificationEntry, Who,
-};
+use otpgw_rules::records::{ApiKey, ApiKeyInfo, Card, CodeRecord, Event, Token, TokenRecord, Who};
 use otpgw_rules::tokens::{Hash, TokenKind, TokenSource};
 use otpgw_rules::verify::{Effect, LatestCode, LockedCard};
 use otpgw_rules::vocab::{CardStatus, Channel, Delivery, Language, Role, Verdict};
@@ -150,11 +148,6 @@ pub trait VerifyStore: Send + Sync {
     /// atomically with its answer (under `request_id`) and audit event. A
     /// `request_id` already answered returns that answer and changes nothing.
     async fn verify(&self, attempt: &VerifyAttempt<'_>, decide: Decide) -> Result<VerifyRecord>;
-    async fn recent_verifications(
-        &self,
-        card_id: i64,
-        limit: i64,
-    ) -> Result<Vec<VerificationEntry>>;
     /// Forgets verification answers (the request_id memory) and payment challenges
     /// issued before `before`.
     async fn prune_verifications(&self, before: i64) -> Result<u64>;
@@ -582,6 +575,9 @@ pub struct ConsoleSession {
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     pub card_id: Option<i64>,
+    /// Events of the cards ending in these 4 digits (a card's last 4 is all the
+    /// help desk is told on the phone).
+    pub last4: Option<String>,
     pub actor: Option<String>,
     pub kind: Option<String>,
     /// Epoch ms, inclusive.

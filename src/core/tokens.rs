@@ -13,10 +13,11 @@ use rand::{Rng, TryRngCore};
 use std::sync::Arc;
 
 use otpgw_rules::codes::Keys;
-use otpgw_rules::records::{Token, TokenRecord};
+use otpgw_rules::records::{Token, TokenRecord, Who};
 use otpgw_rules::seal::SealKey;
 use otpgw_rules::tokens::decide::{aad, normalise_code, Shape};
 use otpgw_rules::tokens::{ocra, totp, Hash, TokenKind, TokenSource, TokenState};
+use otpgw_rules::vocab::Role;
 
 use super::handout::{Activating, ActivationNotice, ActivationSms, HandOut};
 use super::ports::{
@@ -514,5 +515,57 @@ impl Tokens {
             .await?;
         tracing::info!(token_id = id, actor, drift, "token resynchronised");
         Ok(token)
+    }
+
+    /// A token's state changed from the console: the reason is mandatory (cleaned
+    /// as a card's is). The help desk may suspend a token (a customer reports a lost
+    /// phone); lifting a suspension and revoking are the administrators'.
+    pub async fn console_change(
+        &self,
+        who: &Who,
+        id: i64,
+        change: TokenChange,
+        reason: &str,
+    ) -> Result<Token, CoreError> {
+        if !console_may(who.role(), ConsoleTokenAct::Change(change)) {
+            return Err(CoreError::Forbidden);
+        }
+        let reason = super::backoffice::clean_reason(reason)?;
+        self.change(id, change, &who.actor(), Some(&reason)).await
+    }
+
+    /// Resynchronises a TOTP token from the console: the customer reads two codes
+    /// from the app over the phone (help desk and administrators).
+    pub async fn console_resync(
+        &self,
+        who: &Who,
+        id: i64,
+        first: &str,
+        second: &str,
+    ) -> Result<Token, CoreError> {
+        if !console_may(who.role(), ConsoleTokenAct::Resync) {
+            return Err(CoreError::Forbidden);
+        }
+        self.resync(id, first, second, &who.actor()).await
+    }
+}
+
+/// What the console does to a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleTokenAct {
+    Change(TokenChange),
+    Resync,
+}
+
+/// Whether `role` may do `act` from the console: read by the page (which buttons
+/// it draws) and by the use cases above (which refuse the rest).
+pub fn console_may(role: Role, act: ConsoleTokenAct) -> bool {
+    match act {
+        ConsoleTokenAct::Change(TokenChange::Suspend) | ConsoleTokenAct::Resync => {
+            matches!(role, Role::Admin | Role::Helpdesk)
+        }
+        ConsoleTokenAct::Change(TokenChange::Reactivate | TokenChange::Revoke) => {
+            role == Role::Admin
+        }
     }
 }

@@ -28,4 +28,6 @@ pub struct AppState {
     /// Reads the configuration again (`POST /v1/admin/reload`); none in tests
     /// that build the router without a server.
     pub reload: Option<Arc<dyn Reload>>,
+    /// The bank's time zone, in which the console shows times (`[console] time_zone`).
+    pub zone: jiff::tz::TimeZone,
 }

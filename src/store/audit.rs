@@ -47,6 +47,10 @@ impl AuditStore for Store {
             }
             let args: Vec<(&str, Arg<'_>)> = [
                 filter.card_id.map(|v| ("card_id =", Arg::Int(v))),
+                filter.last4.as_deref().map(|v| {
+                    let cards = "card_id IN (SELECT id FROM cards WHERE last4 =";
+                    (cards, Arg::Text(v))
+                }),
                 filter.actor.as_deref().map(|v| ("actor =", Arg::Text(v))),
                 filter.kind.as_deref().map(|v| ("kind =", Arg::Text(v))),
                 filter.from.map(|v| ("at >=", Arg::Int(v))),
@@ -59,7 +63,10 @@ impl AuditStore for Store {
             let clauses: Vec<String> = args
                 .iter()
                 .enumerate()
-                .map(|(i, (column, _))| format!("{column} ${}", i + 1))
+                .map(|(i, (column, _))| {
+                    let close = if column.ends_with("last4 =") { ")" } else { "" };
+                    format!("{column} ${}{close}", i + 1)
+                })
                 .collect();
             let filter_sql = if clauses.is_empty() {
                 String::new()

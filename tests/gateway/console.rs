@@ -150,9 +150,11 @@ fn console_in_a_browser() {
     let row = codes_rows[0].as_str().unwrap();
     // Time, channel, route, connection, delivery, outcome (three wrong codes failed it).
     let row: Vec<&str> = row.split(" | ").collect();
+    // In the help desk's Persian: SMS, no route, kannel's bind, handed to the
+    // operator, voided by the lock.
     assert_eq!(
         row[1..],
-        ["sms", "–", "kannel", "submitted", "failed"],
+        ["پیامک", "–", "kannel", "تحویل به اپراتور", "باطل‌شده با قفل"],
         "{row:?}"
     );
     assert_eq!(seen["helpdesk_sees_suspend"], 0);
@@ -172,7 +174,7 @@ fn console_in_a_browser() {
         .collect();
     let has = |kind: &str, needles: &[&str]| {
         audit.iter().any(|r| {
-            r.contains(&format!(" | {kind} | apikey:1 | ")) && needles.iter().all(|n| r.contains(n))
+            r.starts_with(&format!("{kind} | apikey:1 | ")) && needles.iter().all(|n| r.contains(n))
         })
     };
     assert!(
@@ -193,6 +195,66 @@ fn console_in_a_browser() {
         ),
         "{audit:?}"
     );
+    // Each event also reads as a sentence in the clerk's language.
+    assert!(
+        audit
+            .iter()
+            .any(|r| r.contains("apikey:1 re-activated the card. Reason: Customer found the card")),
+        "{audit:?}"
+    );
+    let fa_audit = seen["fa_audit_text"].as_str().unwrap();
+    assert!(fa_audit.contains("کارت را دوباره فعال کرد"), "{fa_audit}");
+    // The kind filter offers every kind the gateway records, and "any".
+    assert_eq!(
+        seen["audit_kind_choices"],
+        otpgw_rules::events::EventKind::ALL.len() + 1
+    );
+    // A Persian page: no English state or result words, Jalali dates in Persian
+    // digits (the year 14xx), in Tehran time.
+    for field in ["fa_card_text", "fa_health_text", "fa_audit_text"] {
+        let text = seen[field].as_str().unwrap();
+        let words: Vec<&str> = text
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .filter(|w| !w.is_empty())
+            .collect();
+        for english in [
+            "active",
+            "locked",
+            "suspended",
+            "pending",
+            "closed",
+            "approved",
+            "rejected",
+            "invalid",
+            "submitted",
+            "delivered",
+            "failed",
+            "used",
+            "expired",
+            "live",
+            "admin",
+            "helpdesk",
+            "verified",
+            "reactivated",
+        ] {
+            assert!(
+                !words.contains(&english),
+                "{field} shows {english:?}: {text}"
+            );
+        }
+    }
+    let fa_card = seen["fa_card_text"].as_str().unwrap();
+    let jalali = fa_card
+        .split_whitespace()
+        .any(|w| w.starts_with("۱۴") && w.chars().filter(|c| *c == '/').count() == 2);
+    assert!(jalali, "no Jalali date: {fa_card}");
+    // No serious or critical accessibility violation on any page axe-core checked.
+    assert_eq!(seen["health_still_refresh"], 0, "the strip can be stopped");
+    let axe = seen["axe"].as_object().unwrap();
+    assert!(axe.len() >= 9, "{axe:?}");
+    for (page, violations) in axe {
+        assert_eq!(violations, &json!([]), "axe on {page}");
+    }
     assert_eq!(seen["csv_type"], "text/csv; charset=utf-8");
     assert!(seen["csv_disposition"]
         .as_str()
@@ -407,9 +469,21 @@ fn console_health_strip_moves() {
     gw.enroll(&admin, cards::A, "989121110520");
     gw.enroll(&admin, cards::C, "989121110521");
     let (client, cookie) = gw.console_session(&admin);
+    // The home page frames the strip, which refreshes itself.
+    let front = client
+        .get(gw.url("/console?lang=en"))
+        .header("cookie", &cookie)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        front.contains(r#"src="/console/health?lang=en""#),
+        "{front}"
+    );
     let home = || {
         let resp = client
-            .get(gw.url("/console?lang=en"))
+            .get(gw.url("/console/health?lang=en"))
             .header("cookie", &cookie)
             .send()
             .unwrap();
@@ -434,6 +508,10 @@ fn console_health_strip_moves() {
     assert_eq!(text_of(&page, "locks"), "0");
     assert_eq!(text_of(&page, "failed-share"), "–");
     assert!(page.contains("Code messages not delivered (1 h)"), "{page}");
+    assert!(
+        page.contains(r#"http-equiv="refresh" content="30""#),
+        "{page}"
+    );
 
     // A code by SMS, acknowledged by the peer: issued, none failed.
     let code = code_in(&gw.sms("989121110520", "4321", "ascii"));
@@ -486,3 +564,4 @@ mod account;
 mod approvals;
 mod life;
 mod operators;
+mod shots;

@@ -100,6 +100,19 @@ impl App {
         tune: impl FnOnce(&mut otpgw::config::Settings),
         smpp_listening: bool,
     ) -> Self {
+        Self::build(tune, smpp_listening, false).await
+    }
+
+    /// With the console served (at `/console`).
+    pub async fn with_console(tune: impl FnOnce(&mut otpgw::config::Settings)) -> Self {
+        Self::build(tune, true, true).await
+    }
+
+    async fn build(
+        tune: impl FnOnce(&mut otpgw::config::Settings),
+        smpp_listening: bool,
+        console: bool,
+    ) -> Self {
         let h = core_with(tune).await;
         let readiness = Arc::new(FakeReadiness(Mutex::new(Db::Ready)));
         let links = Arc::new(FakeLinks::default());
@@ -114,8 +127,9 @@ impl App {
                 otpgw::config::HttpSettings::default().bad_keys_per_ip,
             )),
             reload: None,
+            zone: jiff::tz::TimeZone::UTC,
         };
-        let router = otpgw::http::router(state, REQUEST_TIMEOUT, false);
+        let router = otpgw::http::router(state, REQUEST_TIMEOUT, console);
         Self {
             h,
             readiness,
@@ -153,6 +167,20 @@ impl App {
         }
         .expect("a request");
         self.send(req).await
+    }
+
+    /// One request answered with a text body (the console's pages).
+    pub async fn text(&self, req: Request<Body>) -> (StatusCode, HeaderMap, String) {
+        let resp = self
+            .router
+            .clone()
+            .oneshot(req)
+            .await
+            .expect("the router answers");
+        let (parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 22).await.expect("a body");
+        let text = String::from_utf8(bytes.to_vec()).expect("UTF-8");
+        (parts.status, parts.headers, text)
     }
 
     pub async fn send(&self, req: Request<Body>) -> (StatusCode, HeaderMap, Value) {

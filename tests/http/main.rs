@@ -12,5 +12,6 @@ mod support;
 mod app;
 
 mod auth;
+mod console;
 mod ops;
 mod verify;

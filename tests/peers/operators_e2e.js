@@ -150,7 +150,9 @@ async function main() {
     // ---- the audit names each person --------------------------------------------------
     await page.goto(`${base}/console/audit?lang=en`);
     await shot(page, 'operators-audit-en');
-    seen.audit = await page.locator('table tbody tr').evaluateAll((trs) => trs.map((tr) => tr.textContent.replace(/\s+/g, ' ').trim()));
+    // Each row as its stored kind and actor, then what the page says.
+    seen.audit = await page.locator('table tbody tr').evaluateAll((trs) => trs.map((tr) =>
+      `${tr.dataset.kind} ${tr.dataset.actor} ${tr.textContent.replace(/\s+/g, ' ').trim()}`));
     await page.goto(`${base}/console/operators?lang=fa`);
     await shot(page, 'operators-fa');
     seen.leaks = leaks;

@@ -14,7 +14,6 @@ use axum::Form;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::dates::format_time;
 use super::pages::{self, layout};
 use super::session::CsrfForm;
 use super::{csrf_input, failure, html, Clerk, Lang};
@@ -235,7 +234,7 @@ fn list(clerk: &Clerk, all: &[Proposal], notice: Option<Markup>) -> Markup {
                                     td { @if let Some(id) = p.card_id { a href={ "/console/cards/" (id) } { "#" (id) } } }
                                     td { bdi { (p.proposer_name) } }
                                     td { @if let Some(o) = p.outcome { (outcome_name(w, o)) } }
-                                    td { bdi { (p.decided_by.as_deref().unwrap_or("–")) } @if let Some(at) = p.decided_at { br; small { (format_time(at)) } } }
+                                    td { bdi { (p.decided_by.as_deref().unwrap_or("–")) } @if let Some(at) = p.decided_at { br; small { (clerk.dates.show(at)) } } }
                                 }
                             }
                         }
@@ -262,12 +261,12 @@ fn proposal(clerk: &Clerk, p: &Proposal) -> Markup {
                 @if let Some(m) = p.params.get("msisdn").and_then(|v| v.as_str()) {
                     div { dt { (w.details) } dd { bdi dir="ltr" { (m) } } }
                 }
-                @if let Some(r) = p.params.get("role").and_then(|v| v.as_str()) {
-                    div { dt { (w.details) } dd { (r) @if let Some(l) = p.params.get("label").and_then(|v| v.as_str()) { " · " bdi { (l) } } } }
+                @if let Some(r) = p.params.get("role").and_then(|v| v.as_str()).and_then(Role::parse) {
+                    div { dt { (w.details) } dd { (super::terms::role(clerk.lang.lang, r)) @if let Some(l) = p.params.get("label").and_then(|v| v.as_str()) { " · " bdi { (l) } } } }
                 }
                 div { dt { (w.reason) } dd { bdi { (p.reason) } } }
-                div { dt { (w.proposer) } dd.proposer { bdi { (p.proposer_name) } " (" bdi { (p.proposer) } ")" br; small { (format_time(p.created_at)) } } }
-                div { dt { (w.expires) } dd { (format_time(p.expires_at)) } }
+                div { dt { (w.proposer) } dd.proposer { bdi { (p.proposer_name) } " (" bdi { (p.proposer) } ")" br; small { (clerk.dates.show(p.created_at)) } } }
+                div { dt { (w.expires) } dd { (clerk.dates.show(p.expires_at)) } }
             }
             @if own {
                 p { (w.your_own) }

@@ -10,35 +10,15 @@ use axum::routing::{post, MethodRouter};
 use axum::Form;
 use serde::Deserialize;
 
-use super::{failure, forbidden, html, life, pages, Clerk};
+use super::{card, failure, forbidden, html, life, pages, Clerk};
 use crate::core::ports::StatusChange;
 use crate::core::{CoreError, DomainError, Proposed};
 use crate::http::state::AppState;
 use otpgw_rules::approvals::Guarded;
 use otpgw_rules::codes::Pan;
 
-pub(super) async fn home(State(state): State<AppState>, clerk: Clerk) -> Response {
-    let health = match state.core.backoffice.health().await {
-        Ok(h) => h,
-        Err(e) => return failure(clerk.lang, e),
-    };
-    let strip = pages::HealthStrip {
-        numbers: health,
-        smpp_sessions: state.links.listener_sessions(),
-        connections: state.links.client_mode().then(|| {
-            state
-                .links
-                .connections()
-                .into_iter()
-                .map(|c| (c.name, c.state))
-                .collect()
-        }),
-    };
-    html(
-        clerk.lang,
-        StatusCode::OK,
-        pages::home(&clerk, &strip, None),
-    )
+pub(super) async fn home(clerk: Clerk) -> Response {
+    html(clerk.lang, StatusCode::OK, pages::home(&clerk, None))
 }
 
 #[derive(Deserialize, Default)]
@@ -100,12 +80,11 @@ pub(super) async fn card_page(
     let id = clerk.id(&id)?;
     match state.core.backoffice.card_view(id).await {
         Ok(Some(view)) => {
-            let standing = life::standing(&state, &view.card).await;
-            let standing = standing.map_err(|e| failure(clerk.lang, e))?;
+            let standing = life::standing(&state, &view);
             Ok(html(
                 clerk.lang,
                 StatusCode::OK,
-                pages::card(&clerk, &view, &standing, query.done.as_deref()),
+                card::page(&clerk, &view, &standing, query.done.as_deref()),
             ))
         }
         Ok(None) => Err(clerk.say(StatusCode::NOT_FOUND, clerk.lang.texts().not_found)),

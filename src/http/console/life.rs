@@ -16,11 +16,9 @@ use axum::Form;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::dates::format_time;
 use super::i18n::Texts;
 use super::{csrf_input, failure, forbidden, Clerk};
-use crate::core::ports::AuditFilter;
-use crate::core::{Conflict, CoreError, DomainError, Existing, Proposed};
+use crate::core::{CardView, Conflict, CoreError, DomainError, Existing, Proposed};
 use crate::http::state::AppState;
 use otpgw_rules::approvals::Guarded;
 use otpgw_rules::codes::Pan;
@@ -59,32 +57,27 @@ pub(super) struct Standing {
     pub sim_swap: Option<Event>,
 }
 
-pub(super) async fn standing(state: &AppState, card: &Card) -> Result<Standing, CoreError> {
-    let filter = AuditFilter {
-        card_id: Some(card.id),
-        kind: Some("sim_swapped".to_owned()),
-        ..AuditFilter::default()
-    };
-    let sim_swap = state.core.backoffice.search_audit(&filter, 1).await?.pop();
-    Ok(Standing {
-        held_until: state.core.issue.pushed_held_until(card),
-        sim_swap,
-    })
+pub(super) fn standing(state: &AppState, view: &CardView) -> Standing {
+    Standing {
+        held_until: state.core.issue.pushed_held_until(&view.card),
+        sim_swap: view.last_sim_swap.clone(),
+    }
 }
 
 /// The card page's rows about the phone and its SIM.
-pub(super) fn rows(t: &Texts, card: &Card, standing: &Standing) -> Markup {
-    let changed = card.phone_changed_at.map(format_time);
+pub(super) fn rows(clerk: &Clerk, card: &Card, standing: &Standing) -> Markup {
+    let (t, dates) = (clerk.lang.texts(), &clerk.dates);
+    let changed = card.phone_changed_at.map(|ms| dates.show(ms));
     html! {
         div { dt { (t.phone_changed_at) } dd id="phone-changed" { (changed.as_deref().unwrap_or(t.never)) } }
         @if let Some(until) = standing.held_until {
-            div { dt { (t.held_until) } dd id="phone-hold" { (format_time(until)) br; small { (t.held_note) } } }
+            div { dt { (t.held_until) } dd id="phone-hold" { (dates.show(until)) br; small { (t.held_note) } } }
         }
         div { dt { (t.sim_swap) } dd id="sim-swap" {
             @match &standing.sim_swap {
                 Some(e) => {
                     (t.sim_swap_detail
-                        .replace("{at}", &format_time(e.at))
+                        .replace("{at}", &dates.show(e.at))
                         .replace("{msisdn}", e.detail["msisdn"].as_str().unwrap_or("–"))
                         .replace("{channel}", e.detail["channel"].as_str().unwrap_or("–")))
                 }

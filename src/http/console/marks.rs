@@ -77,7 +77,7 @@ pub(super) fn role_form(clerk: &Clerk, o: &OperatorInfo) -> Markup {
             label for=(id) { (w.role) }
             select id=(id) name="role" {
                 @for r in [Role::Helpdesk, Role::Admin] {
-                    option value=(r.as_str()) selected[r == o.role] { (r.as_str()) }
+                    option value=(r.as_str()) selected[r == o.role] { (super::terms::role(clerk.lang.lang, r)) }
                 }
             }
             button type="submit" aria-label={ (w.set_role) " " (o.name) } { (w.set_role) }

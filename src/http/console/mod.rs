@@ -14,7 +14,11 @@
 //!
 //! * `session.rs` — the request's language and clerk, cookies, CSRF and origin
 //!   checks, signing in and out.
-//! * `cards.rs`   — the home page (health, find) and a card's page and changes.
+//! * `cards.rs`   — the home page and finding a card, and its status changes.
+//! * `card.rs`    — a card's page: state and why, actions, codes, verifications.
+//! * `health.rs`  — the health strip, a page of its own framed by the home page.
+//! * `tokens.rs`  — a card's tokens (suspend, lift, revoke, resync) and resending
+//!   a pending card's activation.
 //! * `life.rs`    — a new phone number, a new card number, closure; the phone's
 //!   hold and the last SIM-swap refusal on the card page.
 //! * `audit.rs`   — the audit search and its CSV export.
@@ -27,7 +31,10 @@
 //!   the role form.
 //! * `approvals.rs` — two-person rules: proposals, their list, approve, refuse,
 //!   withdraw (with its own fa/en words).
-//! * `pages.rs`   — the HTML of every page; `i18n.rs` — its words in fa and en.
+//! * `pages.rs`   — the layout and the simpler pages; `i18n.rs` — their words in
+//!   fa and en; `terms.rs` — states, results, roles and event kinds in fa and en;
+//!   `sentences.rs` — audit events as sentences; `dates.rs` — times in the bank's
+//!   zone (Jalali with Persian digits in fa).
 
 /// Extractors that cannot fail, read by their type's `from_parts` from the
 /// request's head: what does not parse means the default, never an error page.
@@ -50,8 +57,10 @@ macro_rules! infallible_from_parts {
 mod account;
 mod approvals;
 mod audit;
+mod card;
 mod cards;
 mod dates;
+mod health;
 mod i18n;
 mod keys;
 mod life;
@@ -59,8 +68,11 @@ mod marks;
 mod operators;
 mod pages;
 mod query;
+mod sentences;
 mod session;
 mod signin;
+mod terms;
+mod tokens;
 
 use axum::extract::rejection::FormRejection;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -69,7 +81,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::state::AppState;
-use crate::core::ports::StatusChange;
+use crate::core::ports::{StatusChange, TokenChange};
 use crate::core::{CoreError, DomainError, Missing};
 pub use session::{Clerk, Lang};
 
@@ -81,6 +93,7 @@ pub fn router() -> Router<AppState> {
         .route("/signin/operator", post(signin::password))
         .route("/signin/code", get(signin::code_page).post(signin::code))
         .route("/signout", post(session::sign_out))
+        .route("/health", get(health::strip))
         .route("/find", post(cards::find))
         .route("/cards/{id}", get(cards::card_page))
         .route(
@@ -91,6 +104,14 @@ pub fn router() -> Router<AppState> {
         .route("/cards/{id}/phone", post(life::change_phone))
         .route("/cards/{id}/reissue", post(life::reissue))
         .route("/cards/{id}/close", post(life::close))
+        .route("/cards/{id}/activation", post(tokens::resend_activation))
+        .route("/tokens/{id}/suspend", tokens::change(TokenChange::Suspend))
+        .route(
+            "/tokens/{id}/reactivate",
+            tokens::change(TokenChange::Reactivate),
+        )
+        .route("/tokens/{id}/revoke", tokens::change(TokenChange::Revoke))
+        .route("/tokens/{id}/resync", post(tokens::resync))
         .route("/audit", audit::search(audit::Answer::Page))
         .route("/audit.csv", audit::search(audit::Answer::Csv))
         .route("/keys", get(keys::keys_page).post(keys::create_key))

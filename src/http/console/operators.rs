@@ -11,7 +11,6 @@ use axum::Form;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::dates::format_time;
 use super::pages::layout;
 use super::session::CsrfForm;
 use super::{csrf_input, failure, html, Clerk};
@@ -182,7 +181,7 @@ fn operators_page(clerk: &Clerk, ops: &[OperatorInfo], sessions: &[SessionInfo])
         t.operators,
         html! {
             h1 { (t.operators) }
-            div.scroll { table id="operators" {
+            div.scroll tabindex="0" { table id="operators" {
                 thead { tr {
                     th { (t.operator_name) } th { (t.role) } th { (t.state) } th { (t.totp) }
                     th { (t.failures) } th { (t.updated) } th { span.sr { (t.actions) } }
@@ -191,15 +190,15 @@ fn operators_page(clerk: &Clerk, ops: &[OperatorInfo], sessions: &[SessionInfo])
                     @for o in ops {
                         tr id={ "operator-" (o.name) } {
                             td { bdi { (o.name) } }
-                            td { (o.role.as_str()) }
+                            td data-role=(o.role.as_str()) { (super::terms::role(clerk.lang.lang, o.role)) }
                             td.state {
                                 @if o.disabled_at.is_some() { (t.disabled) }
-                                @else if o.locked_at.is_some() { (t.locked) }
+                                @else if o.locked_at.is_some() { (super::terms::card_status(clerk.lang.lang, otpgw_rules::vocab::CardStatus::Locked)) }
                                 @else { (t.enabled) }
                             }
                             td { @if o.totp_enrolled { (t.totp_enrolled) } @else { (t.totp_not_enrolled) } }
                             td { (o.failed_signins) }
-                            td { (format_time(o.changed_at)) }
+                            td { (clerk.dates.show(o.changed_at)) }
                             td { (actions(clerk, o)) }
                         }
                     }
@@ -214,7 +213,7 @@ fn operators_page(clerk: &Clerk, ops: &[OperatorInfo], sessions: &[SessionInfo])
                     input type="text" id="op-name" name="name" maxlength="64" dir="ltr" autocomplete="off" required;
                     label for="op-role" { (t.role) }
                     select id="op-role" name="role" {
-                        @for r in [Role::Helpdesk, Role::Admin] { option value=(r.as_str()) { (r.as_str()) } }
+                        @for r in [Role::Helpdesk, Role::Admin] { option value=(r.as_str()) { (super::terms::role(clerk.lang.lang, r)) } }
                     }
                     label for="op-password" { (t.password) }
                     input type="password" id="op-password" name="password" autocomplete="new-password" maxlength="256" required;
@@ -223,15 +222,15 @@ fn operators_page(clerk: &Clerk, ops: &[OperatorInfo], sessions: &[SessionInfo])
             }
             section aria-labelledby="sessions-title" {
                 h2 id="sessions-title" { (t.sessions) }
-                div.scroll { table id="sessions" {
+                div.scroll tabindex="0" { table id="sessions" {
                     thead { tr { th { (t.actor) } th { (t.role) } th { (t.created) } th { (t.last_seen) } th { span.sr { (t.actions) } } } }
                     tbody {
                         @for s in sessions {
                             tr.session {
                                 td { bdi { (s.actor) } }
-                                td { (s.role.as_str()) }
-                                td { (format_time(s.created_at)) }
-                                td { (format_time(s.last_seen_at)) }
+                                td data-role=(s.role.as_str()) { (super::terms::role(clerk.lang.lang, s.role)) }
+                                td { (clerk.dates.show(s.created_at)) }
+                                td { (clerk.dates.show(s.last_seen_at)) }
                                 td {
                                     @if codes::hashes_equal(&s.handle, &own) {
                                         (t.this_session)

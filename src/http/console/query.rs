@@ -4,7 +4,7 @@ use axum::extract::Query;
 use axum::http::request::Parts;
 use serde::Deserialize;
 
-use super::dates::parse_date;
+use super::dates::Dates;
 use super::parse_id;
 use crate::core::ports::AuditFilter;
 use crate::http::state::AppState;
@@ -14,14 +14,17 @@ use crate::http::state::AppState;
 pub struct AuditQuery {
     #[serde(default)]
     pub card: String,
+    /// A card's last 4 digits: events of every card ending so.
+    #[serde(default)]
+    pub last4: String,
     #[serde(default)]
     pub actor: String,
     #[serde(default)]
     pub kind: String,
-    /// `YYYY-MM-DD`, UTC, inclusive.
+    /// A day of the bank's zone, inclusive (`YYYY-MM-DD`, Gregorian or Jalali).
     #[serde(default)]
     pub from: String,
-    /// `YYYY-MM-DD`, UTC, inclusive.
+    /// A day of the bank's zone, inclusive.
     #[serde(default)]
     pub to: String,
     #[serde(default)]
@@ -37,14 +40,17 @@ impl AuditQuery {
         query.map(|Query(q)| q).unwrap_or_default()
     }
 
-    pub(super) fn filter(&self) -> AuditFilter {
+    pub(super) fn filter(&self, dates: &Dates) -> AuditFilter {
         let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+        let last4 = self.last4.trim();
         AuditFilter {
             card_id: parse_id(self.card.trim()),
+            // Anything but 4 digits matches no card (not every card).
+            last4: (!last4.is_empty()).then(|| last4.to_owned()),
             actor: text(&self.actor),
             kind: text(&self.kind),
-            from: parse_date(self.from.trim()),
-            to: parse_date(self.to.trim()).map(|d| d + 24 * 3600 * 1000),
+            from: dates.day_start(&self.from),
+            to: dates.day_end(&self.to),
             before_id: parse_id(self.before.trim()),
         }
     }
@@ -53,6 +59,7 @@ impl AuditQuery {
     pub fn to_query(&self) -> String {
         [
             ("card", &self.card),
+            ("last4", &self.last4),
             ("actor", &self.actor),
             ("kind", &self.kind),
             ("from", &self.from),

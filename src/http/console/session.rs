@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
 
+use super::dates::Dates;
 use super::{bad_form, failure, forbidden, html, i18n, message, pages, parse_id};
 use crate::core::{CoreError, SESSION_MAX_MS};
 use crate::http::state::AppState;
@@ -82,6 +83,8 @@ pub struct Clerk {
     pub(super) guarded: Arc<Vec<Guarded>>,
     /// Open proposals, for the header; `None` when no action is guarded.
     pub(super) open_proposals: Option<i64>,
+    /// How this clerk's pages write times (calendar, digits, the bank's zone).
+    pub dates: Dates,
 }
 
 /// The address of the peer the HTTP listener accepted the request from. A
@@ -184,6 +187,7 @@ impl FromRequestParts<AppState> for Clerk {
                     csrf: s.csrf,
                     session_id,
                     lang,
+                    dates: Dates::new(lang.lang, state.zone.clone()),
                     source: Source::from_parts(parts, state).0,
                     guarded,
                     open_proposals,
@@ -288,14 +292,14 @@ pub(super) async fn security_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
+    // A page that set its own (the framed health strip) keeps it.
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
             "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+             frame-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ));
+    h.entry(header::X_FRAME_OPTIONS)
+        .or_insert(HeaderValue::from_static("DENY"));
     // `same-origin`, not `no-referrer`: with no-referrer Chromium sends `Origin: null`
     // on form posts, which `same_origin` must refuse. Console URLs hold no secrets.
     h.insert(

@@ -60,7 +60,7 @@ impl Answer {
     /// The `verified` audit event's detail.
     pub fn event(&self, a: &Attempt, after: &After) -> serde_json::Value {
         serde_json::json!({"result": self.result, "reason": self.reason, "request_id": a.request_id,
-            "attempts_left": self.attempts_left, "token_id": after.token_id})
+            "attempts_left": self.attempts_left, "counted": after.counted, "token_id": after.token_id})
     }
 
     pub fn record(
@@ -100,6 +100,8 @@ pub(super) fn latest_from_row(r: &sqlx::any::AnyRow) -> Result<LatestCode, Store
 pub(super) struct After {
     pub status: Option<CardStatus>,
     pub failures: i64,
+    /// This verification counted a failure toward the lock (the console says so).
+    pub counted: bool,
     pub locked_until: Option<i64>,
     pub locked_now: bool,
     /// The token whose code was approved.

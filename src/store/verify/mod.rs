@@ -24,7 +24,6 @@ use crate::core::ports::{
 };
 use crate::core::DomainError;
 use answer::Attempt;
-use otpgw_rules::records::VerificationEntry;
 
 #[async_trait]
 impl VerifyStore for Store {
@@ -139,29 +138,6 @@ impl VerifyStore for Store {
     async fn spend_challenge(&self, id: i64, now: i64) -> Result<(), DomainError> {
         let sql = "UPDATE payment_challenges SET used_at = $2 WHERE id = $1 AND used_at IS NULL";
         port(self.execute_ints(sql, vec![id, now])).await.map(drop)
-    }
-
-    /// A card's most recent verify answers, newest first.
-    async fn recent_verifications(
-        &self,
-        card_id: i64,
-        limit: i64,
-    ) -> Result<Vec<VerificationEntry>, DomainError> {
-        let query = sqlx::query(
-            "SELECT api_key_id, request_id, result, reason, created_at FROM verifications \
-             WHERE card_id = $1 ORDER BY created_at DESC, request_id DESC LIMIT $2",
-        );
-        port(self.read_all(query.bind(card_id).bind(limit), |r| {
-            let result: String = r.try_get("result")?;
-            let reason: Option<String> = r.try_get("reason")?;
-            Ok(VerificationEntry {
-                api_key_id: r.try_get("api_key_id")?,
-                request_id: r.try_get("request_id")?,
-                verdict: parse_verdict(&result, reason.as_deref())?,
-                at: r.try_get("created_at")?,
-            })
-        }))
-        .await
     }
 }
 

@@ -263,6 +263,7 @@ impl Apply {
                 });
                 after.status = Some(status);
                 after.failures = failures;
+                after.counted = true;
                 after.locked_until = locked_until;
                 after.locked_now =
                     status == CardStatus::Locked && card.status != CardStatus::Locked;

@@ -188,6 +188,7 @@ async fn count_failure(
     let locked_now = status == CardStatus::Locked && card.status != CardStatus::Locked;
     after.status = Some(status);
     after.failures = failures;
+    after.counted = true;
     after.locked_until = row.try_get("locked_until")?;
     after.locked_now = locked_now;
     if locked_now {

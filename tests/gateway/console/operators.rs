@@ -284,7 +284,10 @@ fn an_operator_signs_in_with_password_and_totp_and_is_locked_after_five_failures
     assert_ne!(session, step, "a new id at sign-in");
     let (status, home) = s.get(&session, "/console?lang=en");
     assert_eq!(status, 200);
-    assert!(home.contains("sara") && home.contains("(admin)"), "{home}");
+    assert!(
+        home.contains("sara") && home.contains("(administrator)"),
+        "{home}"
+    );
     let sara = operator(&gw, "sara");
     assert_eq!(
         (
@@ -430,7 +433,7 @@ fn operators_in_a_browser() {
     assert_eq!(seen["uri_prefix"], "otpauth://totp/otpgw:sara");
     assert_eq!(seen["qr_svg"], 1);
     assert_eq!(seen["admin_home"], "/console");
-    says("admin_who", "sara (admin)");
+    says("admin_who", "sara (administrator)");
     assert_eq!(seen["session_cookie"]["httpOnly"], true);
     assert_eq!(seen["session_cookie"]["sameSite"], "Strict");
     // Not oneself: no disabling, and one's own session has no revoke button.
@@ -445,7 +448,7 @@ fn operators_in_a_browser() {
         "/console/signin/operator"
     );
     assert_eq!(seen["locked_says"], seen["wrong_says"]);
-    says("desk_state_locked", "Locked");
+    says("desk_state_locked", "locked");
     assert_eq!(seen["desk_state_enabled"], "enabled");
     assert_eq!(seen["desk_home"], "/console");
     assert_eq!(seen["desk_operators_link"], 0);

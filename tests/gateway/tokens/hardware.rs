@@ -229,7 +229,7 @@ fn tokens_cli_import_suspend_resync_revoke() {
     // The console's card page lists the token, never its secret.
     let page = console_card_page(&gw, &admin, card);
     assert!(
-        page.contains("id=\"tokens\"") && page.contains("HW-1") && page.contains("hardware"),
+        page.contains("id=\"tokens\"") && page.contains("HW-1") && page.contains("سخت‌افزاری"),
         "{page}"
     );
     assert!(!page.contains("3132333435") && !page.contains("GEZDGNBV"));
