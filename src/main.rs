@@ -414,7 +414,7 @@ async fn run(command: Command, settings: Settings, config: Option<PathBuf>) -> R
             let core = otpgw::app::build_core(&settings).await?;
             let (id, key) = core
                 .access
-                .create_key(role, label.as_deref(), "cli")
+                .create_key(role, label.as_deref(), "cli", None)
                 .await?;
             println!(
                 "{}",

@@ -4,6 +4,8 @@
 //! transports only carry their values.
 //!
 //! Layout:
+//! * `approvals` — two-person rules: the guarded actions, a proposal's outcome,
+//!   who may approve.
 //! * `vocab`   — card status, channel, delivery, code state, role, reason, verdict,
 //!   language: the words every layer shares.
 //! * `events`  — every kind of audit event, in one list.
@@ -22,6 +24,7 @@
 //!
 //! Nothing here reads a clock: times are epoch milliseconds passed in.
 
+pub mod approvals;
 pub mod codes;
 pub mod events;
 pub mod ids;

@@ -7,7 +7,8 @@
 //! * `smpp.connections` (client mode): a new connection binds, a removed one
 //!   unbinds, a changed one binds again with its new settings; routes follow
 //!   (a gateway started without any stays without: that takes a restart);
-//! * `[limits]`, `[policy]`, `[messages]` (the core's `Live` settings);
+//! * `[limits]`, `[policy]`, `[messages]` and `[console] four_eyes` (the core's
+//!   `Live` settings);
 //! * `log.level`.
 //!
 //! Everything else (listen addresses, the database, keys, `[service]`…)
@@ -28,7 +29,14 @@ use crate::smpp::ListenerPeers;
 use crate::telemetry::{self, LevelChange};
 
 /// What a reload may change live, as dotted prefixes of the settings' paths.
-const LIVE: &[&str] = &["smpp.peers", "limits", "policy", "messages", "log.level"];
+const LIVE: &[&str] = &[
+    "smpp.peers",
+    "limits",
+    "policy",
+    "messages",
+    "console.four_eyes",
+    "log.level",
+];
 /// And with client mode running.
 const LIVE_WITH_CLIENT_MODE: &str = "smpp.connections";
 
@@ -117,6 +125,7 @@ impl Reload for Reloader {
         running.limits = next.limits.clone();
         running.policy = next.policy.clone();
         running.messages = next.messages.clone();
+        running.console.four_eyes = next.console.four_eyes.clone();
         // The connections' customer-message rates (`mo_tps`) are limits too.
         let live = [
             "smpp.peers",
@@ -124,6 +133,7 @@ impl Reload for Reloader {
             "limits",
             "policy",
             "messages",
+            "console.four_eyes",
         ];
         if live.iter().any(|p| touched(p)) {
             self.core.reconfigure(&running);

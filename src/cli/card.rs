@@ -187,13 +187,15 @@ pub async fn run(cmd: CardCommand, settings: Settings) -> Result<()> {
             reason,
         } => {
             let id = resolve(card).await?.id;
-            let changed = core.backoffice.change_phone(id, &msisdn, &reason, "cli");
+            let changed = core
+                .backoffice
+                .change_phone(id, &msisdn, &reason, "cli", None);
             serde_json::to_value(CardView::from(changed.await?.card))?
         }
         CardCommand::Close { card, reason } => {
             let id = resolve(card).await?.id;
             serde_json::to_value(CardView::from(
-                core.backoffice.close(id, &reason, "cli").await?,
+                core.backoffice.close(id, &reason, "cli", None).await?,
             ))?
         }
         CardCommand::Reissue {

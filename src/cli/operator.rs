@@ -1,8 +1,8 @@
 //! `otpgw operator …`: local console operators on the configured database. The
 //! first administrator is added here; later ones here or in the console. Passwords
 //! come on standard input only (`--password-stdin`), never as arguments. The CLI
-//! acts as `cli` in the audit, so it may enable, disable or reset anyone, except
-//! disable the last enabled administrator.
+//! acts as `cli` in the audit, so it may enable, disable, reset or change the role
+//! of anyone, except disable or demote the last enabled administrator.
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
@@ -36,6 +36,13 @@ pub enum OperatorCommand {
         name: String,
         #[arg(long)]
         password_stdin: bool,
+    },
+    /// Change an operator's role (ends their sessions); demoting the last
+    /// enabled admin is refused.
+    Role {
+        name: String,
+        #[arg(long, value_parser = ["admin", "helpdesk"])]
+        role: String,
     },
     /// Print the operators as JSON (never a hash or a secret).
     List,
@@ -93,6 +100,12 @@ pub async fn run(cmd: OperatorCommand, settings: Settings) -> Result<()> {
             ops.reset(&name, &password, "cli")
                 .await
                 .with_context(|| format!("Failed to reset operator {name}"))?
+        }
+        OperatorCommand::Role { name, role } => {
+            let role = Role::parse(&role).context("role is admin or helpdesk")?;
+            ops.set_role(&name, role, "cli")
+                .await
+                .with_context(|| format!("Failed to change the role of operator {name}"))?
         }
         OperatorCommand::List => {
             let all: Vec<_> = ops.list().await?.iter().map(view).collect();

@@ -1,8 +1,14 @@
 //! `[console]`: the console's external address, the bank's time zone its pages show
-//! times in, and, in `[console.oidc]`, single sign-on with the bank's OpenID Connect
-//! identity provider. Absent, the console signs in local operators and API keys
-//! only, and shows Tehran time.
+//! times in, in `[console.oidc]` single sign-on with the bank's OpenID Connect
+//! identity provider (absent: local operators and API keys only), and its
+//! two-person rules: which console actions one clerk
+//! proposes and a second, different clerk approves (`four_eyes`, any of
+//! `lift_lock`, `apikey_create`, `phone_change`, `card_close`; an unknown name is
+//! refused at load, naming it). `four_eyes` is live: a reload applies a changed
+//! list at the next action (proposals already open stay open). Whether the
+//! console is served at all stays `[http] console`.
 
+use otpgw_rules::approvals::Guarded;
 use serde::{Deserialize, Serialize};
 
 use super::secret::Secret;
@@ -24,6 +30,8 @@ pub struct ConsoleSettings {
     /// `[console.oidc]`: single sign-on; absent, no link to it is shown.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oidc: Option<OidcSettings>,
+    /// The actions under two-person rules; empty (the default): none.
+    pub four_eyes: Vec<Guarded>,
 }
 
 impl Default for ConsoleSettings {
@@ -32,6 +40,7 @@ impl Default for ConsoleSettings {
             time_zone: "Asia/Tehran".into(),
             public_url: None,
             oidc: None,
+            four_eyes: Vec::new(),
         }
     }
 }
@@ -120,6 +129,12 @@ impl ConsoleSettings {
     }
 }
 
+impl ConsoleSettings {
+    pub fn guards(&self, action: Guarded) -> bool {
+        self.four_eyes.contains(&action)
+    }
+}
+
 /// An absolute http(s) URL with a host, optionally a path prefix, and nothing else
 /// (no query, fragment or credentials).
 fn check_public_url(raw: &str) -> Result<(), &'static str> {
@@ -202,5 +217,28 @@ mod tests {
         ] {
             assert!(check_issuer(bad).is_err(), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod four_eyes_tests {
+    use super::super::Settings;
+    use super::*;
+
+    fn load(text: &str) -> Result<Settings, super::super::ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("otpgw.toml");
+        std::fs::write(&path, text).unwrap();
+        Settings::load(Some(&path))
+    }
+
+    #[test]
+    fn four_eyes_names_the_guarded_actions() {
+        assert!(load("").unwrap().console.four_eyes.is_empty());
+        let s = load("[console]\nfour_eyes = [\"lift_lock\", \"card_close\"]\n").unwrap();
+        assert!(s.console.guards(Guarded::LiftLock) && s.console.guards(Guarded::CardClose));
+        assert!(!s.console.guards(Guarded::PhoneChange));
+        let e = load("[console]\nfour_eyes = [\"lift_lock\", \"wire_money\"]\n").unwrap_err();
+        assert!(e.to_string().contains("wire_money"), "{e}");
     }
 }

@@ -12,6 +12,8 @@
 //! * `secret.rs`   — [`Secret`], and fields that accept numbers for strings.
 //! * `load.rs`     — layering the sources, then validating every section.
 //! * `show.rs`     — `check-config`'s TOML, each value with where it came from.
+//! * `console.rs`  — `[console]`: how the console shows itself (its time zone)
+//!   and its two-person rules (`four_eyes`).
 //! * `sim_swap.rs` — `[sim_swap]`, the operator's SIM Swap API and its credentials.
 //! * `console.rs`  — `[console]`, the console's external URL, its time zone and
 //!   `[console.oidc]` single sign-on.

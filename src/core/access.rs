@@ -51,6 +51,7 @@ impl Access {
         role: Role,
         label: Option<&str>,
         actor: &str,
+        source: Option<&str>,
     ) -> Result<(i64, String), CoreError> {
         let key = codes::new_api_key();
         let id = self
@@ -61,6 +62,7 @@ impl Access {
                 key_hash: &codes::api_key_hash(&key),
                 label,
                 actor,
+                source,
                 now: self.now(),
             })
             .await?;
@@ -97,15 +99,33 @@ impl Access {
     }
 
     /// Signs a clerk in with an API key of role `admin` or `helpdesk`: `None` for
-    /// an unknown or revoked key, `Forbidden` for another role.
-    pub async fn sign_in(&self, bearer: &str) -> Result<Option<SignedIn>, CoreError> {
+    /// an unknown or revoked key, `Forbidden` for another role (audited as
+    /// `console_sign_in_failed`). `source` is the peer's address, for the audit.
+    pub async fn sign_in(
+        &self,
+        bearer: &str,
+        source: Option<&str>,
+    ) -> Result<Option<SignedIn>, CoreError> {
         let Some(key) = self.authenticate(bearer).await? else {
+            tracing::info!(source, "console sign-in refused: unknown or revoked key");
             return Ok(None);
         };
         if !matches!(key.role, Role::Admin | Role::Helpdesk) {
+            let detail =
+                serde_json::json!({"why": "role", "role": key.role.as_str(), "source": source});
+            self.0
+                .audit
+                .audit(NewEvent {
+                    card_id: None,
+                    kind: "console_sign_in_failed",
+                    actor: &key.actor(),
+                    detail,
+                    at: self.now(),
+                })
+                .await?;
             return Err(CoreError::Forbidden);
         }
-        let detail = serde_json::json!({"role": key.role.as_str()});
+        let detail = serde_json::json!({"role": key.role.as_str(), "source": source});
         let i = &self.0;
         let signed_in =
             open_session(&*i.access, &*i.audit, Who::Key(key), self.now(), detail).await?;

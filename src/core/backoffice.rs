@@ -124,6 +124,7 @@ impl BackOffice {
             to: change,
             actor,
             reason: reason.as_deref(),
+            source: None,
             now: self.now(),
         };
         self.apply(change, &[], "card status changed").await
@@ -152,6 +153,7 @@ impl BackOffice {
         id: i64,
         change: StatusChange,
         reason: &str,
+        source: Option<&str>,
     ) -> Result<Card, CoreError> {
         let reason = clean_reason(reason)?;
         let allowed_from: &[CardStatus] = match (who.role(), change) {
@@ -165,6 +167,7 @@ impl BackOffice {
             to: change,
             actor: &actor,
             reason: Some(&reason),
+            source,
             now: self.now(),
         };
         self.apply(change, allowed_from, "card status changed from the console")

@@ -43,6 +43,8 @@ pub enum Missing {
     Token,
     #[error("operator")]
     Operator,
+    #[error("proposal")]
+    Proposal,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -66,7 +68,7 @@ pub enum Conflict {
     #[error("the token is {}", .0.as_str())]
     Token(TokenState),
     /// Disabling this operator would leave no enabled administrator.
-    #[error("the last enabled administrator cannot be disabled")]
+    #[error("the last enabled administrator cannot be disabled or demoted")]
     LastAdmin,
 }
 
@@ -133,6 +135,8 @@ pub enum CoreError {
     /// (the detail is logged where it happened).
     #[error("the identity provider is unavailable")]
     IdentityProvider,
+    #[error(transparent)]
+    Approval(#[from] ApprovalError),
 }
 
 impl CoreError {
@@ -192,4 +196,23 @@ pub enum OperatorError {
     /// Disabling, resetting or revoking oneself: another administrator must.
     #[error("one cannot {0} oneself")]
     OneSelf(&'static str),
+    /// A password change whose current password is wrong.
+    #[error("the current password is wrong")]
+    CurrentPassword,
+}
+
+/// Why a two-person step is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    #[error(transparent)]
+    NotApprover(#[from] otpgw_rules::approvals::NotApprover),
+    #[error("the proposal was decided already")]
+    Decided,
+    #[error("the proposal has expired")]
+    Expired,
+    #[error("only the proposer may withdraw a proposal")]
+    NotProposer,
+    /// Approved, but the action itself was refused at that time.
+    #[error("approved, but the action was refused: {0}")]
+    ActionRefused(Box<CoreError>),
 }

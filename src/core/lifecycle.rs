@@ -25,7 +25,13 @@ pub struct CardPage {
 impl BackOffice {
     /// Closes card `id` with a mandatory reason: its live code voided, its tokens
     /// revoked, its history kept; audited `closed`.
-    pub async fn close(&self, id: i64, reason: &str, actor: &str) -> Result<Card, CoreError> {
+    pub async fn close(
+        &self,
+        id: i64,
+        reason: &str,
+        actor: &str,
+        source: Option<&str>,
+    ) -> Result<Card, CoreError> {
         let reason = clean_reason(reason)?;
         let now = self.0.clock.now_ms();
         let change = Change {
@@ -33,6 +39,7 @@ impl BackOffice {
             to: (),
             actor,
             reason: Some(&reason),
+            source,
             now,
         };
         let card = self.0.cards.close(&change).await?;
@@ -62,6 +69,7 @@ impl BackOffice {
             },
             actor,
             reason: Some(&reason),
+            source: None,
             now,
         };
         let card = self.0.cards.reissue(&change).await?.as_of(now);

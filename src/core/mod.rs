@@ -19,6 +19,8 @@
 //! * `operators`  — local console operators and their sign-in.
 //! * `oidc`       — the console's single sign-on through the bank's OpenID
 //!   Connect identity provider (a port), when `[console.oidc]` is set.
+//! * `approvals`  — two-person rules: a console action proposed by one clerk,
+//!   approved by another.
 //! * `admission`  — rate limits on this node and across the cluster.
 //! * `delivery`   — what became of the messages, and the replies outbox's claims.
 //!
@@ -32,6 +34,7 @@
 
 mod access;
 mod admission;
+pub mod approvals;
 mod backoffice;
 mod challenge;
 mod delivery;
@@ -68,6 +71,7 @@ use otpgw_rules::vocab::Channel;
 
 pub use access::{Access, SignedIn, SESSION_IDLE_MS, SESSION_MAX_MS};
 pub use admission::{quota as rate_quota, Admission, Admit, Refused};
+pub use approvals::{ApprovalError, Approvals, Approved, Proposed};
 pub use backoffice::{BackOffice, CardView, Health};
 pub use challenge::IssuedChallengeView;
 pub use delivery::Delivery;
@@ -206,11 +210,13 @@ pub struct Core {
     pub operators: Operators,
     /// `[console.oidc]`'s single sign-on, when configured.
     pub oidc: Option<SingleSignOn>,
+    pub approvals: Approvals,
     pub admission: Admission,
     pub delivery: Delivery,
     handout: Arc<handout::HandOut>,
     /// What a reload replaces (`reconfigure`), shared with the use cases above.
     policy: Live<crate::config::PolicySettings>,
+    four_eyes: Live<Vec<otpgw_rules::approvals::Guarded>>,
     wording: Live<otpgw_rules::wording::Wording>,
     clock: Arc<dyn Clock>,
     country_code: String,
@@ -336,6 +342,16 @@ impl Core {
             clock: clock.clone(),
             cache: keycache::KeyCache::new(settings.cluster.api_key_cache_ms, clock.clone()),
         }));
+        let four_eyes = Live::new(settings.console.four_eyes.clone());
+        let approvals = Approvals(Arc::new(approvals::Inner {
+            store: ports.approvals.clone(),
+            audit: ports.audit.clone(),
+            backoffice: backoffice.clone(),
+            access: access.clone(),
+            four_eyes: four_eyes.clone(),
+            country_code: country_code.clone(),
+            clock: clock.clone(),
+        }));
         let delivery = Delivery(Arc::new(delivery::Inner::new(
             ports.codes,
             ports.outbox,
@@ -352,10 +368,12 @@ impl Core {
             access,
             operators,
             oidc,
+            approvals,
             admission,
             delivery,
             handout,
             policy,
+            four_eyes,
             wording,
             clock,
             country_code,
@@ -364,10 +382,12 @@ impl Core {
         }
     }
 
-    /// Takes a reloaded file's `[policy]`, `[messages]`, `[limits]` and peers' rates
-    /// (already validated): each use case reads them at its next decision.
+    /// Takes a reloaded file's `[policy]`, `[messages]`, `[limits]`, peers' rates
+    /// and `[console] four_eyes` (already validated): each use case reads them at
+    /// its next decision.
     pub fn reconfigure(&self, settings: &Settings) {
         self.policy.set(settings.policy.clone());
+        self.four_eyes.set(settings.console.four_eyes.clone());
         self.wording
             .set(settings.messages.wording().unwrap_or_default());
         self.admission

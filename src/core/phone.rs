@@ -33,6 +33,7 @@ impl BackOffice {
         raw: &str,
         reason: &str,
         actor: &str,
+        source: Option<&str>,
     ) -> Result<PhoneChanged, CoreError> {
         let inner = &self.0;
         let msisdn = super::normalize_msisdn(raw, &inner.country_code)?;
@@ -43,6 +44,7 @@ impl BackOffice {
             to: msisdn.as_str(),
             actor,
             reason: Some(&reason),
+            source,
             now,
         };
         let (card, old) = inner.cards.change_phone(&change).await?;

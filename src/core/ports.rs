@@ -16,10 +16,11 @@ use otpgw_rules::tokens::{Hash, TokenKind, TokenSource};
 use otpgw_rules::verify::{Effect, LatestCode, LockedCard};
 use otpgw_rules::vocab::{CardStatus, Channel, Delivery, Language, Role, Verdict};
 
+pub use super::approvals::port::{ApprovalStore, Decision, NewProposal, Proposal};
 pub use super::error::DomainError;
 pub use super::operators::port::{
-    NewOperator, OperatorInfo, OperatorRecord, OperatorReset, OperatorStore, PendingSignIn,
-    SessionInfo, Stage,
+    NewOperator, OperatorInfo, OperatorRecord, OperatorReset, OperatorStore, PasswordChange,
+    PendingSignIn, SessionInfo, Stage,
 };
 
 pub type Result<T> = std::result::Result<T, DomainError>;
@@ -264,6 +265,7 @@ pub struct Ports {
     pub tokens: Arc<dyn TokenStore>,
     pub access: Arc<dyn AccessStore>,
     pub operators: Arc<dyn OperatorStore>,
+    pub approvals: Arc<dyn ApprovalStore>,
     pub audit: Arc<dyn AuditStore>,
     pub outbox: Arc<dyn OutboxStore>,
     pub limits: Arc<dyn LimitStore>,
@@ -284,6 +286,7 @@ impl Ports {
             + TokenStore
             + AccessStore
             + OperatorStore
+            + ApprovalStore
             + AuditStore
             + OutboxStore
             + LimitStore
@@ -298,6 +301,7 @@ impl Ports {
             tokens: store.clone(),
             access: store.clone(),
             operators: store.clone(),
+            approvals: store.clone(),
             audit: store.clone(),
             outbox: store.clone(),
             oidc_logins: store.clone(),
@@ -348,7 +352,7 @@ pub enum Activation {
     Expired,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusChange {
     Reactivate,
     Suspend,
@@ -362,6 +366,8 @@ pub struct Change<'a, K> {
     pub to: K,
     pub actor: &'a str,
     pub reason: Option<&'a str>,
+    /// The peer address a console clerk acted from, for the audit event.
+    pub source: Option<&'a str>,
     pub now: i64,
 }
 
@@ -520,6 +526,8 @@ pub struct NewApiKey<'a> {
     pub key_hash: &'a str,
     pub label: Option<&'a str>,
     pub actor: &'a str,
+    /// The peer address a console clerk acted from, for the audit event.
+    pub source: Option<&'a str>,
     pub now: i64,
 }
 

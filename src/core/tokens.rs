@@ -427,6 +427,7 @@ impl Tokens {
                 to: change,
                 actor,
                 reason,
+                source: None,
                 now: self.now(),
             })
             .await?;

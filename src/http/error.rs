@@ -240,6 +240,8 @@ impl From<CoreError> for ApiError {
             CoreError::Token(e) => Self::bad_request("invalid_token", e.to_string()),
             // Operators are managed from the CLI and the console only.
             CoreError::Operator(e) => Self::bad_request("invalid_operator", e.to_string()),
+            // Two-person rules are the console's; the JSON API never proposes.
+            CoreError::Approval(e) => Self::new(StatusCode::CONFLICT, "approval", e.to_string()),
             CoreError::Forbidden | CoreError::Domain(DomainError::NotAllowed(_)) => {
                 Self::forbidden()
             }

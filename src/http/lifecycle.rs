@@ -62,7 +62,7 @@ pub async fn close(
     let closed = state
         .core
         .backoffice
-        .close(card.id, &req.reason, &actor)
+        .close(card.id, &req.reason, &actor, None)
         .await?;
     Ok(Json::of(closed))
 }

@@ -55,7 +55,7 @@ pub async fn change_phone(
     let changed = state
         .core
         .backoffice
-        .change_phone(card.id, &req.msisdn, &req.reason, &actor)
+        .change_phone(card.id, &req.msisdn, &req.reason, &actor, None)
         .await?;
     Ok(Json(PhoneChangedView {
         card: changed.card.into(),

@@ -19,6 +19,7 @@ impl AccessStore for Store {
     async fn create_api_key(&self, key: &NewApiKey<'_>) -> Result<i64, DomainError> {
         let (role, now, actor) = (key.role, key.now, key.actor.to_owned());
         let (key_hash, label) = (key.key_hash.to_owned(), key.label.map(str::to_owned));
+        let source = key.source.map(str::to_owned);
         port(async move {
             self.write(move |conn: &mut AnyConnection| {
                 Box::pin(async move {
@@ -36,7 +37,10 @@ impl AccessStore for Store {
                         None,
                         "api_key_created",
                         &actor,
-                        serde_json::json!({"api_key_id": id, "role": role.as_str()}),
+                        super::with_source(
+                            serde_json::json!({"api_key_id": id, "role": role.as_str()}),
+                            source.as_deref(),
+                        ),
                         now,
                     )
                     .await?;

@@ -6,7 +6,9 @@ use sqlx::{AnyConnection, Row};
 
 use super::error::StoreError;
 use super::port;
-use super::{card_from_row, end_elapsed_lock, insert_event, lock_card, Store, CARD_COLUMNS};
+use super::{
+    card_from_row, end_elapsed_lock, insert_event, lock_card, with_source, Store, CARD_COLUMNS,
+};
 use crate::core::ports::{
     Act, Activation, CardStore, Change, CodeAttempt, ImportCard, Imported, NewActivation, NewCard,
     NewNumber, StatusChange,
@@ -125,6 +127,7 @@ impl CardStore for Store {
     ) -> Result<Card, DomainError> {
         let (id, now, allowed_from) = (change.id, change.now, allowed_from.to_vec());
         let (actor, reason) = (change.actor.to_owned(), change.reason.map(str::to_owned));
+        let source = change.source.map(str::to_owned);
         let change = change.to;
         port(async move {
                         self.write(move |conn: &mut AnyConnection| {
@@ -173,12 +176,15 @@ impl CardStore for Store {
                         Some(id),
                         kind,
                         &actor,
-                        match &reason {
-                            Some(reason) => {
-                                serde_json::json!({"previous_status": prev, "reason": reason})
-                            }
-                            None => serde_json::json!({"previous_status": prev}),
-                        },
+                        with_source(
+                            match &reason {
+                                Some(reason) => {
+                                    serde_json::json!({"previous_status": prev, "reason": reason})
+                                }
+                                None => serde_json::json!({"previous_status": prev}),
+                            },
+                            source.as_deref(),
+                        ),
                         now,
                     )
                     .await?;
@@ -234,6 +240,7 @@ impl CardStore for Store {
     async fn change_phone(&self, change: &Change<'_, &str>) -> Result<(Card, String), DomainError> {
         let (id, now, msisdn) = (change.id, change.now, change.to.to_owned());
         let (actor, reason) = (change.actor.to_owned(), change.reason.map(str::to_owned));
+        let source = change.source.map(str::to_owned);
         port(async move {
             self.write(move |conn: &mut AnyConnection| {
                 Box::pin(async move {
@@ -253,6 +260,7 @@ impl CardStore for Store {
                         .execute(&mut *conn)
                         .await?;
                     let detail = serde_json::json!({"old_msisdn": old, "new_msisdn": msisdn, "reason": reason});
+                    let detail = with_source(detail, source.as_deref());
                     insert_event(conn, Some(id), "phone_changed", &actor, detail, now).await?;
                     Ok((card_from_row(&row)?, old))
                 })

@@ -49,6 +49,7 @@ impl Store {
     pub(super) async fn close_card(&self, change: &Change<'_, ()>) -> Result<Card, StoreError> {
         let (id, now) = (change.id, change.now);
         let (actor, reason) = (change.actor.to_owned(), change.reason.map(str::to_owned));
+        let source = change.source.map(str::to_owned);
         self.write(move |conn: &mut AnyConnection| {
             Box::pin(async move {
                 let before = lock_card(conn, id, "status").await?;
@@ -65,6 +66,7 @@ impl Store {
                 .await?;
                 close_row(conn, id, now).await?;
                 let detail = serde_json::json!({"previous_status": previous, "reason": reason});
+                let detail = super::with_source(detail, source.as_deref());
                 insert_event(conn, Some(id), "closed", &actor, detail, now).await?;
                 card_row(conn, id).await
             })

@@ -41,6 +41,7 @@ macro_rules! record {
 }
 
 mod access;
+mod approvals;
 mod audit;
 mod backup;
 mod cards;
@@ -316,6 +317,14 @@ async fn port<T>(
     job: impl std::future::Future<Output = Result<T, StoreError>>,
 ) -> Result<T, DomainError> {
     job.await.map_err(Into::into)
+}
+
+/// An event's detail with the console clerk's peer address, when there is one.
+fn with_source(mut detail: serde_json::Value, source: Option<&str>) -> serde_json::Value {
+    if let Some(source) = source {
+        detail["source"] = serde_json::Value::from(source);
+    }
+    detail
 }
 
 async fn insert_event(

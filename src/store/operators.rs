@@ -1,6 +1,7 @@
 //! Local console operators (migration 0014) and the sign-in steps and session list
 //! that concern them. Every change is one job of the writer with its audit event;
-//! the last-admin rule is decided inside the job that disables.
+//! the last-admin rule is decided inside the job that disables or demotes;
+//! a lock, a disabling and a role change end the operator's sessions in their job.
 
 use async_trait::async_trait;
 use sqlx::{AnyConnection, Row};
@@ -8,8 +9,8 @@ use sqlx::{AnyConnection, Row};
 use super::error::StoreError;
 use super::{insert_event, port, Store};
 use crate::core::ports::{
-    NewOperator, OperatorInfo, OperatorRecord, OperatorReset, OperatorStore, PendingSignIn,
-    SessionInfo, Stage,
+    NewOperator, OperatorInfo, OperatorRecord, OperatorReset, OperatorStore, PasswordChange,
+    PendingSignIn, SessionInfo, Stage,
 };
 use crate::core::{Conflict, DomainError, Existing, Missing};
 use otpgw_rules::vocab::Role;
@@ -251,6 +252,120 @@ impl OperatorStore for Store {
         .await
     }
 
+    async fn change_operator_password(
+        &self,
+        change: PasswordChange<'_>,
+    ) -> Result<(), DomainError> {
+        let (id, now) = (change.id, change.now);
+        let (hash, keep) = (
+            change.password_hash.to_owned(),
+            change.keep_session.to_owned(),
+        );
+        let old = serde_json::to_string(change.old_password_hashes)
+            .map_err(|e| DomainError::internal(e.to_string()))?;
+        port(async move {
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    let changed = sqlx::query(
+                        "UPDATE operators SET password_hash = $2, old_password_hashes = $3, \
+                         changed_at = $4 WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(&hash)
+                    .bind(&old)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                    if changed == 0 {
+                        return Err(DomainError::NotFound(Missing::Operator).into());
+                    }
+                    let ended = sqlx::query(
+                        "DELETE FROM console_sessions WHERE operator_id = $1 AND id_hash <> $2",
+                    )
+                    .bind(id)
+                    .bind(&keep)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                    let info = info_by_id(conn, id).await?;
+                    insert_event(
+                        conn,
+                        None,
+                        "operator_password_changed",
+                        &format!("operator:{}", info.name),
+                        serde_json::json!({"operator": info.name, "console_sessions_ended": ended}),
+                        now,
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await
+        })
+        .await
+    }
+
+    async fn set_operator_role(
+        &self,
+        name: &str,
+        role: Role,
+        actor: &str,
+        now: i64,
+    ) -> Result<OperatorInfo, DomainError> {
+        let (name, actor) = (name.to_owned(), actor.to_owned());
+        let for_update = if self.shared() { " FOR UPDATE" } else { "" };
+        port(async move {
+            self.write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    let row = sqlx::query(
+                        "SELECT id, role, disabled_at FROM operators WHERE name = $1",
+                    )
+                    .bind(&name)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .ok_or(StoreError::Port(DomainError::NotFound(Missing::Operator)))?;
+                    let id: i64 = row.try_get("id")?;
+                    let was: String = row.try_get("role")?;
+                    let enabled = row.try_get::<Option<i64>, _>("disabled_at")?.is_none();
+                    if was == role.as_str() {
+                        return info_by_id(conn, id).await;
+                    }
+                    // As when disabling: counted under a lock on the admins' rows,
+                    // so two admins demoting each other at once cannot both succeed.
+                    let admins: Vec<i64> = sqlx::query_scalar(&format!(
+                        "SELECT id FROM operators WHERE role = 'admin' AND disabled_at IS NULL{for_update}"
+                    ))
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    if was == "admin" && enabled && admins.len() <= 1 {
+                        return Err(DomainError::WrongState(Conflict::LastAdmin).into());
+                    }
+                    sqlx::query("UPDATE operators SET role = $2, changed_at = $3 WHERE id = $1")
+                        .bind(id)
+                        .bind(role.as_str())
+                        .bind(now)
+                        .execute(&mut *conn)
+                        .await?;
+                    let sessions = end_sessions(conn, id).await?;
+                    insert_event(
+                        conn,
+                        None,
+                        "operator_role_changed",
+                        &actor,
+                        serde_json::json!({"operator": name, "from": was, "to": role.as_str(),
+                            "console_sessions_ended": sessions}),
+                        now,
+                    )
+                    .await?;
+                    info_by_id(conn, id).await
+                })
+            })
+            .await
+        })
+        .await
+    }
+
     async fn operator_failed(&self, id: i64, max: i64, now: i64) -> Result<i64, DomainError> {
         port(async move {
             self.write(move |conn: &mut AnyConnection| {
@@ -270,12 +385,16 @@ impl OperatorStore for Store {
                     let failures: i64 = row.try_get("failed_signins")?;
                     if failures == max {
                         let name: String = row.try_get("name")?;
+                        // A lock ends every session of the operator, signed in
+                        // elsewhere or half-way through a sign-in.
+                        let sessions = end_sessions(conn, id).await?;
                         insert_event(
                             conn,
                             None,
                             "operator_locked",
                             &format!("operator:{name}"),
-                            serde_json::json!({"operator": name, "failed_signins": failures}),
+                            serde_json::json!({"operator": name, "failed_signins": failures,
+                                "console_sessions_ended": sessions}),
                             now,
                         )
                         .await?;

@@ -12,7 +12,7 @@ async fn alive(h: &Harness, id: &str) -> bool {
 /// Signs in with a new key of `role`: the key, for signing in again, and the session.
 async fn signed_in(h: &Harness, role: Role) -> (String, String) {
     let (_, key) = h.key(role).await;
-    let session = h.core.access.sign_in(&key).await.unwrap().unwrap();
+    let session = h.core.access.sign_in(&key, None).await.unwrap().unwrap();
     (key, session.session_id)
 }
 
@@ -49,6 +49,6 @@ async fn a_console_session_ends_at_its_absolute_limit() {
     h.advance(ms(1));
     assert!(!alive(&h, &session).await, "past 8 hours");
     // A new sign-in with the same key opens a new session.
-    let again = h.core.access.sign_in(&key).await.unwrap().unwrap();
+    let again = h.core.access.sign_in(&key, None).await.unwrap().unwrap();
     assert!(alive(&h, &again.session_id).await);
 }

@@ -8,6 +8,7 @@ mod support;
 
 mod access;
 mod activation;
+mod approvals;
 mod code_age;
 mod guessing;
 mod limits;

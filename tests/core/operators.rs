@@ -34,7 +34,11 @@ async fn add(h: &Harness, name: &str, role: Role) {
 
 /// The password step: the code step it started, if the password was taken.
 async fn password(h: &Harness, name: &str, password: &str) -> Option<Started> {
-    h.core.operators.password(name, password).await.unwrap()
+    h.core
+        .operators
+        .password(name, password, None)
+        .await
+        .unwrap()
 }
 
 async fn pending(h: &Harness, pending_id: &str) -> Option<PendingView> {
@@ -42,7 +46,7 @@ async fn pending(h: &Harness, pending_id: &str) -> Option<PendingView> {
 }
 
 async fn code(h: &Harness, pending_id: &str, code: &str) -> CodeAnswer {
-    h.core.operators.code(pending_id, code).await.unwrap()
+    h.core.operators.code(pending_id, code, None).await.unwrap()
 }
 
 async fn failures(h: &Harness, name: &str) -> (i64, bool) {

@@ -92,7 +92,7 @@ impl Harness {
         let (_, plain) = self
             .core
             .access
-            .create_key(role, Some("test"), "test")
+            .create_key(role, Some("test"), "test", None)
             .await
             .expect("key created");
         let key = self

@@ -560,6 +560,8 @@ fn console_switched_off_is_not_found() {
     assert_eq!(gw.get(&admin, "/v1/apikeys").0, 200);
 }
 
+mod account;
+mod approvals;
 mod life;
 mod oidc;
 mod operators;

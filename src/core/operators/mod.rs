@@ -130,6 +130,29 @@ impl Operators {
             .operator(name.as_str())
             .await?
             .ok_or(CoreError::not_found(Missing::Operator))?;
+        let (hash, last) = self.fresh_hash(&record, password).await?;
+        let info = self
+            .0
+            .operators
+            .reset_operator(OperatorReset {
+                id: record.info.id,
+                password_hash: &hash,
+                old_password_hashes: &last,
+                actor,
+                now: self.now(),
+            })
+            .await?;
+        tracing::info!(operator = info.name, actor, "operator reset");
+        Ok(info)
+    }
+
+    /// The hash of a new password that is none of the operator's last
+    /// `PASSWORD_HISTORY`, and the old hashes to keep beside it.
+    async fn fresh_hash(
+        &self,
+        record: &port::OperatorRecord,
+        password: rules::Password,
+    ) -> Result<(String, Vec<String>), CoreError> {
         let mut last = vec![record.password_hash.clone()];
         last.extend(record.old_password_hashes.iter().cloned());
         last.truncate(rules::PASSWORD_HISTORY);
@@ -146,18 +169,85 @@ impl Operators {
         // The current hash becomes the newest old one; with the new one, the last
         // `PASSWORD_HISTORY` are kept.
         last.truncate(rules::PASSWORD_HISTORY - 1);
-        let info = self
+        Ok((hash, last))
+    }
+
+    /// A signed-in operator changes their own password: the current one must be
+    /// right, the new one follows the rules and is none of the last five. Their
+    /// other console sessions end; `session_id`'s stays. Audited.
+    pub async fn change_password(
+        &self,
+        name: &str,
+        current: &str,
+        new: &str,
+        session_id: &str,
+    ) -> Result<(), CoreError> {
+        let name = Name::parse(name).map_err(OperatorError::from)?;
+        let record = self
             .0
             .operators
-            .reset_operator(OperatorReset {
+            .operator(name.as_str())
+            .await?
+            .ok_or(CoreError::not_found(Missing::Operator))?;
+        let (stored, given) = (
+            record.password_hash.clone(),
+            rules::Password::given(current),
+        );
+        let right = self
+            .0
+            .hashes
+            .run(move |k| k.password_matches(&stored, &given))
+            .await?;
+        if !right {
+            tracing::info!(
+                operator = name.as_str(),
+                "password change refused: current password"
+            );
+            return Err(OperatorError::CurrentPassword.into());
+        }
+        let password = rules::new_password(&name, new).map_err(OperatorError::from)?;
+        let (hash, last) = self.fresh_hash(&record, password).await?;
+        self.0
+            .operators
+            .change_operator_password(port::PasswordChange {
                 id: record.info.id,
                 password_hash: &hash,
                 old_password_hashes: &last,
-                actor,
+                keep_session: &codes::api_key_hash(session_id),
                 now: self.now(),
             })
             .await?;
-        tracing::info!(operator = info.name, actor, "operator reset");
+        tracing::info!(operator = name.as_str(), "operator password changed");
+        Ok(())
+    }
+
+    /// An administrator changes an operator's role; their sessions end (the next
+    /// sign-in carries the new role). Nobody changes their own; the last enabled
+    /// administrator is not demoted (decided in the store's transaction).
+    pub async fn set_role(
+        &self,
+        name: &str,
+        role: Role,
+        actor: &str,
+    ) -> Result<OperatorInfo, CoreError> {
+        let name = Name::parse(name).map_err(OperatorError::from)?;
+        if !rules::operator_role(role) {
+            return Err(OperatorError::Role.into());
+        }
+        if name.actor() == actor {
+            return Err(OperatorError::OneSelf("change the role of").into());
+        }
+        let info = self
+            .0
+            .operators
+            .set_operator_role(name.as_str(), role, actor, self.now())
+            .await?;
+        tracing::info!(
+            operator = info.name,
+            actor,
+            role = role.as_str(),
+            "operator role changed"
+        );
         Ok(info)
     }
 

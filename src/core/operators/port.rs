@@ -58,6 +58,16 @@ pub struct OperatorReset<'a> {
     pub now: i64,
 }
 
+/// An operator's own password change: the other sessions end, `keep_session`
+/// (the id hash of the one asking) stays.
+pub struct PasswordChange<'a> {
+    pub id: i64,
+    pub password_hash: &'a str,
+    pub old_password_hashes: &'a [String],
+    pub keep_session: &'a str,
+    pub now: i64,
+}
+
 /// How far a console session has come: a signed-in session, or an operator's
 /// sign-in waiting for a TOTP code (`Totp`) or for the first code of a new
 /// enrolment (`Enrol`).
@@ -120,8 +130,21 @@ pub trait OperatorStore: Send + Sync {
         now: i64,
     ) -> Result<OperatorInfo>;
     async fn reset_operator(&self, reset: OperatorReset<'_>) -> Result<OperatorInfo>;
+    /// An operator's own new password, audited (`operator_password_changed`).
+    async fn change_operator_password(&self, change: PasswordChange<'_>) -> Result<()>;
+    /// A new role, ending the operator's sessions, audited
+    /// (`operator_role_changed`). Demoting the last enabled admin is refused with
+    /// `WrongState(LastAdmin)`, decided in the same transaction.
+    async fn set_operator_role(
+        &self,
+        name: &str,
+        role: Role,
+        actor: &str,
+        now: i64,
+    ) -> Result<OperatorInfo>;
     /// One more failed sign-in in a row; the `max`th locks the operator (audited
-    /// as `operator_locked`). Returns the failures now.
+    /// as `operator_locked`) and ends their sessions in the same transaction.
+    /// Returns the failures now.
     async fn operator_failed(&self, id: i64, max: i64, now: i64) -> Result<i64>;
     /// Stores a new sealed TOTP secret (enrolment starts again).
     async fn set_operator_totp(&self, id: i64, sealed: &str, now: i64) -> Result<()>;

@@ -69,7 +69,12 @@ impl Operators {
     /// Checks a name and password. `None` for a wrong pair, an unknown name, or a
     /// disabled or locked operator, alike; otherwise the code step begins (at the
     /// first sign-in, or after a reset, with a new TOTP secret).
-    pub async fn password(&self, name: &str, password: &str) -> Result<Option<Started>, CoreError> {
+    pub async fn password(
+        &self,
+        name: &str,
+        password: &str,
+        source: Option<&str>,
+    ) -> Result<Option<Started>, CoreError> {
         let given = Password::given(password);
         let record = match rules::Name::parse(name) {
             Ok(name) => self.0.operators.operator(name.as_str()).await?,
@@ -84,18 +89,22 @@ impl Operators {
             .run(move |k| k.password_matches(&stored, &given))
             .await?;
         let Some(op) = record else {
-            tracing::info!("operator sign-in refused");
+            // No actor to name: logged, not audited.
+            tracing::info!(source, "operator sign-in refused");
             return Ok(None);
         };
         if op.info.disabled_at.is_some() || op.info.locked_at.is_some() {
             tracing::info!(
                 operator = op.info.name,
+                source,
                 "operator sign-in refused: disabled or locked"
             );
+            self.refusal(&op, "disabled_or_locked", None, source)
+                .await?;
             return Ok(None);
         }
         if !matches {
-            self.failed(&op).await?;
+            self.failed(&op, "password", source).await?;
             return Ok(None);
         }
         let now = self.now();
@@ -139,7 +148,12 @@ impl Operators {
     }
 
     /// Checks a TOTP code: the session proper under a new id, or a counted failure.
-    pub async fn code(&self, pending_id: &str, code: &str) -> Result<CodeAnswer, CoreError> {
+    pub async fn code(
+        &self,
+        pending_id: &str,
+        code: &str,
+        source: Option<&str>,
+    ) -> Result<CodeAnswer, CoreError> {
         let Some((op, id_hash)) = self.pending_operator(pending_id).await? else {
             return Ok(CodeAnswer::Gone);
         };
@@ -156,7 +170,7 @@ impl Operators {
             None => false,
         };
         if !accepted {
-            if rules::locked(self.failed(&op).await?) {
+            if rules::locked(self.failed(&op, "code", source).await?) {
                 self.0.access.delete_console_session(&id_hash).await?;
                 return Ok(CodeAnswer::Gone);
             }
@@ -168,6 +182,7 @@ impl Operators {
         let detail = serde_json::json!({
             "role": op.info.role.as_str(),
             "totp_enrolled_now": !op.info.totp_enrolled,
+            "source": source,
         });
         let i = &self.0;
         let signed_in = open_session(&*i.access, &*i.audit, who(&op), now, detail).await?;
@@ -245,15 +260,49 @@ impl Operators {
         }
     }
 
-    /// Counts a failed sign-in; returns the failures in a row now.
-    async fn failed(&self, op: &OperatorRecord) -> Result<i64, CoreError> {
+    /// Counts a failed sign-in (audited with the factor and the source); returns
+    /// the failures in a row now.
+    async fn failed(
+        &self,
+        op: &OperatorRecord,
+        factor: &str,
+        source: Option<&str>,
+    ) -> Result<i64, CoreError> {
         let failures = self
             .0
             .operators
             .operator_failed(op.info.id, rules::MAX_FAILURES, self.now())
             .await?;
-        tracing::info!(operator = op.info.name, failures, "operator sign-in failed");
+        tracing::info!(
+            operator = op.info.name,
+            failures,
+            source,
+            "operator sign-in failed"
+        );
+        self.refusal(op, factor, Some(failures), source).await?;
         Ok(failures)
+    }
+
+    /// A refused sign-in of a known operator, audited as `console_sign_in_failed`.
+    async fn refusal(
+        &self,
+        op: &OperatorRecord,
+        why: &str,
+        failures: Option<i64>,
+        source: Option<&str>,
+    ) -> Result<(), CoreError> {
+        let detail = serde_json::json!({ "why": why, "failures": failures, "source": source });
+        self.0
+            .audit
+            .audit(crate::core::ports::NewEvent {
+                card_id: None,
+                kind: "console_sign_in_failed",
+                actor: &who(op).actor(),
+                detail,
+                at: self.now(),
+            })
+            .await?;
+        Ok(())
     }
 }
 

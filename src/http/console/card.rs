@@ -10,6 +10,7 @@ use super::pages::layout;
 use super::{csrf_input, life, terms, tokens, Clerk};
 use crate::core::CardView;
 use life::Standing;
+use otpgw_rules::approvals::Guarded;
 use otpgw_rules::vocab::CardStatus;
 
 pub fn page(clerk: &Clerk, view: &CardView, standing: &Standing, done: Option<&str>) -> Markup {
@@ -58,6 +59,7 @@ pub fn page(clerk: &Clerk, view: &CardView, standing: &Standing, done: Option<&s
                         label for="reactivate-reason" { (t.reason) }
                         textarea id="reactivate-reason" name="reason" required maxlength="500" aria-describedby="reactivate-hint" {}
                         small id="reactivate-hint" { (t.reason_hint) }
+                        (super::marks::note(clerk, Guarded::LiftLock))
                         button type="submit" { (reactivate_label) }
                     }
                 }

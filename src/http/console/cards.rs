@@ -12,8 +12,9 @@ use serde::Deserialize;
 
 use super::{card, failure, forbidden, html, life, pages, Clerk};
 use crate::core::ports::StatusChange;
-use crate::core::{CoreError, DomainError};
+use crate::core::{CoreError, DomainError, Proposed};
 use crate::http::state::AppState;
+use otpgw_rules::approvals::Guarded;
 use otpgw_rules::codes::Pan;
 
 pub(super) async fn home(clerk: Clerk) -> Response {
@@ -119,10 +120,20 @@ async fn change_status(
 ) -> Result<Response, Response> {
     let form = clerk.posted(form, |f| &f.csrf)?;
     let id = clerk.id(id)?;
+    if change == StatusChange::Reactivate && clerk.guards(Guarded::LiftLock) {
+        let proposed = Proposed::LiftLock { card_id: id };
+        return Ok(super::propose(&state, &clerk, proposed, &form.reason).await);
+    }
     let changed = state
         .core
         .backoffice
-        .console_change(&clerk.who, id, change, &form.reason)
+        .console_change(
+            &clerk.who,
+            id,
+            change,
+            &form.reason,
+            clerk.source.as_deref(),
+        )
         .await;
     match changed {
         Ok(_) => {

@@ -10,7 +10,9 @@ use serde::Deserialize;
 
 use super::session::CsrfForm;
 use super::{failure, html, pages, Clerk};
+use crate::core::Proposed;
 use crate::http::state::AppState;
+use otpgw_rules::approvals::Guarded;
 use otpgw_rules::records::Who;
 use otpgw_rules::vocab::Role;
 
@@ -32,6 +34,8 @@ pub(super) struct CreateKeyForm {
     label: String,
     /// The newest key id when the form was drawn (see `pages::keys`).
     after: String,
+    /// Asked when two-person rules guard key creation.
+    reason: String,
 }
 
 pub(super) async fn create_key(
@@ -59,10 +63,19 @@ pub(super) async fn create_key(
     }
     let label: String = form.label.trim().chars().take(100).collect();
     let label = Some(label).filter(|l| !l.is_empty());
+    if clerk.guards(Guarded::ApikeyCreate) {
+        let proposed = Proposed::ApikeyCreate { role, label };
+        return Ok(super::propose(&state, &clerk, proposed, &form.reason).await);
+    }
     let created = state
         .core
         .access
-        .create_key(role, label.as_deref(), &clerk.who.actor())
+        .create_key(
+            role,
+            label.as_deref(),
+            &clerk.who.actor(),
+            clerk.source.as_deref(),
+        )
         .await;
     let (id, key) = created.map_err(|e| failure(lang, e))?;
     // Shown once, on a page that is never cached (see `security_headers`).

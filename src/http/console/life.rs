@@ -18,8 +18,9 @@ use serde::Deserialize;
 
 use super::i18n::Texts;
 use super::{csrf_input, failure, forbidden, Clerk};
-use crate::core::{CardView, Conflict, CoreError, DomainError, Existing};
+use crate::core::{CardView, Conflict, CoreError, DomainError, Existing, Proposed};
 use crate::http::state::AppState;
+use otpgw_rules::approvals::Guarded;
 use otpgw_rules::codes::Pan;
 use otpgw_rules::records::{Card, Event};
 use otpgw_rules::vocab::{CardStatus, Role};
@@ -113,6 +114,7 @@ pub(super) fn forms(clerk: &Clerk, card: &Card) -> Markup {
                 small id="phone-hint" { (t.change_phone_hint) }
                 label for="phone-reason" { (t.reason) }
                 textarea id="phone-reason" name="reason" required maxlength="500" {}
+                (super::marks::note(clerk, Guarded::PhoneChange))
                 button type="submit" { (t.change_phone) }
             }
         }
@@ -135,6 +137,7 @@ pub(super) fn forms(clerk: &Clerk, card: &Card) -> Markup {
                 small id="close-hint" { (t.close_hint) }
                 label for="close-reason" { (t.reason) }
                 textarea id="close-reason" name="reason" required maxlength="500" aria-describedby="close-hint" {}
+                (super::marks::note(clerk, Guarded::CardClose))
                 button type="submit" class="danger" { (t.close) }
             }
         }
@@ -170,11 +173,24 @@ pub(super) async fn change_phone(
     if form.msisdn.chars().count() > 32 {
         return Err(clerk.say(StatusCode::BAD_REQUEST, clerk.lang.texts().invalid_msisdn));
     }
+    if clerk.guards(Guarded::PhoneChange) {
+        let proposed = Proposed::PhoneChange {
+            card_id: id,
+            msisdn: form.msisdn,
+        };
+        return Ok(super::propose(&state, &clerk, proposed, &form.reason).await);
+    }
     let actor = clerk.who.actor();
     let changed = state
         .core
         .backoffice
-        .change_phone(id, &form.msisdn, &form.reason, &actor)
+        .change_phone(
+            id,
+            &form.msisdn,
+            &form.reason,
+            &actor,
+            clerk.source.as_deref(),
+        )
         .await;
     answer(&clerk, id, changed.map(drop), "phone_changed")
 }
@@ -224,8 +240,17 @@ pub(super) async fn close(
 ) -> Result<Response, Response> {
     let form = clerk.posted(form, |f| &f.csrf)?;
     let id = allowed(&clerk, Act::Close, &id)?;
+    if clerk.guards(Guarded::CardClose) {
+        let proposed = Proposed::CardClose { card_id: id };
+        return Ok(super::propose(&state, &clerk, proposed, &form.reason).await);
+    }
     let actor = clerk.who.actor();
-    let closed = state.core.backoffice.close(id, &form.reason, &actor).await;
+    let source = clerk.source.as_deref();
+    let closed = state
+        .core
+        .backoffice
+        .close(id, &form.reason, &actor, source);
+    let closed = closed.await;
     answer(&clerk, id, closed.map(drop), "closed")
 }
 

@@ -30,6 +30,11 @@
 //! * `oidc.rs`    — single sign-on: off to the identity provider, its callback,
 //!   and on to its end-session endpoint at sign-out; `sso_texts.rs` its words in
 //!   fa and en and the sign-in page's link.
+//! * `account.rs` — an operator's own password change; an admin's role change.
+//! * `marks.rs`   — what pages draw for those two: header links, the form's note,
+//!   the role form.
+//! * `approvals.rs` — two-person rules: proposals, their list, approve, refuse,
+//!   withdraw (with its own fa/en words).
 //! * `pages.rs`   — the layout and the simpler pages; `i18n.rs` — their words in
 //!   fa and en; `terms.rs` — states, results, roles and event kinds in fa and en;
 //!   `sentences.rs` — audit events as sentences; `dates.rs` — times in the bank's
@@ -53,6 +58,8 @@ macro_rules! infallible_from_parts {
     };
 }
 
+mod account;
+mod approvals;
 mod audit;
 mod card;
 mod cards;
@@ -61,6 +68,7 @@ mod health;
 mod i18n;
 mod keys;
 mod life;
+mod marks;
 mod oidc;
 mod operators;
 mod pages;
@@ -121,8 +129,29 @@ pub fn router() -> Router<AppState> {
         .route("/operators/{name}/enable", operators::set_disabled(false))
         .route("/operators/{name}/reset", post(operators::reset))
         .route("/sessions/revoke", post(operators::revoke_session))
+        .route("/operators/{name}/role", post(account::set_role))
+        .route(
+            "/password",
+            get(account::password_page).post(account::change_password),
+        )
+        .route("/approvals", get(approvals::page))
+        .route("/approvals/{id}/approve", post(approvals::approve))
+        .route("/approvals/{id}/refuse", post(approvals::refuse))
+        .route("/approvals/{id}/withdraw", post(approvals::withdraw))
         .layer(axum::middleware::from_fn(session::same_origin))
         .layer(axum::middleware::map_response(session::security_headers))
+}
+
+/// A guarded action's form, sent: a proposal instead of the change, and the page
+/// that says so (`approvals.rs`; here, so that the card forms' rooms, which
+/// `pages.rs` draws from, need not import a room that draws with `pages.rs`).
+pub(super) async fn propose(
+    state: &AppState,
+    clerk: &Clerk,
+    proposed: crate::core::Proposed,
+    reason: &str,
+) -> Response {
+    approvals::propose(state, clerk, proposed, reason).await
 }
 
 /// The hidden field every form of a signed-in page carries (checked by `Clerk`).

@@ -1,5 +1,6 @@
 //! Operators for administrators: the list with disable, enable and reset, a form to
-//! add one, and the live console sessions with revoke. The core refuses acting on
+//! add one, and the live console sessions with revoke (the role form is
+//! `marks.rs`'s). The core refuses acting on
 //! oneself and disabling the last enabled admin; this page says why.
 
 use axum::extract::rejection::FormRejection;
@@ -266,6 +267,7 @@ fn actions(clerk: &Clerk, o: &OperatorInfo) -> Markup {
                 button type="submit" aria-label={ (t.enable) " " (o.name) } { (t.enable) }
             }
         }
+        (super::marks::role_form(clerk, o))
         form method="post" action={ (base) "/reset" } {
             (csrf_input(clerk))
             label for={ "reset-" (o.name) } { (t.new_password) }

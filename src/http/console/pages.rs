@@ -6,6 +6,7 @@
 use maud::{html, Markup, DOCTYPE};
 
 use super::{csrf_input, terms, Clerk, Lang};
+use otpgw_rules::approvals::Guarded;
 use otpgw_rules::records::{ApiKeyInfo, Card, Who};
 use otpgw_rules::vocab::Role;
 
@@ -33,6 +34,7 @@ pub(super) fn layout(
                         @if let Some(clerk) = clerk {
                             a href="/console" { (t.nav_home) }
                             a href="/console/audit" { (t.nav_audit) }
+                            (super::marks::nav(clerk))
                             @if clerk.is_admin() {
                                 a href="/console/keys" { (t.nav_keys) }
                                 a href="/console/operators" { (t.nav_operators) }
@@ -233,6 +235,11 @@ pub fn keys(clerk: &Clerk, keys: &[ApiKeyInfo]) -> Markup {
                     }
                     label for="label" { (t.label) }
                     input type="text" id="label" name="label" maxlength="100";
+                    @if clerk.guards(Guarded::ApikeyCreate) {
+                        label for="key-reason" { (t.reason) }
+                        textarea id="key-reason" name="reason" required maxlength="500" {}
+                        (super::marks::note(clerk, Guarded::ApikeyCreate))
+                    }
                     button type="submit" { (t.create) }
                 }
             }

@@ -51,6 +51,8 @@ fn free_text_reason(kind: EventKind) -> bool {
             | K::TokenSuspended
             | K::TokenReactivated
             | K::TokenRevoked
+            | K::ApprovalProposed
+            | K::ApprovalRefused
     )
 }
 
@@ -109,8 +111,24 @@ fn value(lang: Language, dates: &Dates, name: &str, e: &Event) -> String {
             .as_i64()
             .or_else(|| d["expires_at"].as_i64())
             .map_or_else(|| "–".into(), |ms| dates.show(ms)),
-        "operator" | "error" | "reason" => d[name].as_str().unwrap_or("–").to_owned(),
+        "operator" | "error" | "reason" | "proposer" => d[name].as_str().unwrap_or("–").to_owned(),
+        "to" => d["to"]
+            .as_str()
+            .and_then(Role::parse)
+            .map_or_else(|| "–".into(), |r| terms::role(lang, r).to_owned()),
+        "action" => action(lang, d["action"].as_str().unwrap_or("–")).to_owned(),
         other => number(&d[other]),
+    }
+}
+
+/// A two-person action's name in the clerk's words.
+fn action(lang: Language, name: &str) -> &'static str {
+    match name {
+        "lift_lock" => pick(lang, "lifting a lock", "رفع قفل"),
+        "phone_change" => pick(lang, "a phone change", "تغییر شمارهٔ تلفن"),
+        "card_close" => pick(lang, "closing a card", "بستن کارت"),
+        "apikey_create" => pick(lang, "a new API key", "ساخت کلید API"),
+        _ => "–",
     }
 }
 
@@ -292,6 +310,56 @@ fn template(lang: Language, k: EventKind) -> &'static str {
             lang,
             "Operator {operator} was locked after {failed_signins} failed sign-ins.",
             "کاربر {operator} پس از {failed_signins} ورود ناموفق قفل شد.",
+        ),
+        K::ConsoleSignInFailed => pick(
+            lang,
+            "A console sign-in as {actor} was refused.",
+            "ورود به کنسول به نام {actor} رد شد.",
+        ),
+        K::OperatorPasswordChanged => pick(
+            lang,
+            "{actor} changed their own password.",
+            "{actor} گذرواژهٔ خود را تغییر داد.",
+        ),
+        K::OperatorRoleChanged => pick(
+            lang,
+            "{actor} gave operator {operator} the role {to}.",
+            "{actor} به کاربر {operator} نقش {to} داد.",
+        ),
+        K::ApprovalProposed => pick(
+            lang,
+            "{actor} proposed {action} (proposal {proposal}); it waits for a second person.",
+            "{actor} {action} را پیشنهاد داد (پیشنهاد {proposal})؛ در انتظار نفر دوم است.",
+        ),
+        K::ApprovalApproved => pick(
+            lang,
+            "{actor} approved proposal {proposal} ({action}) of {proposer}.",
+            "{actor} پیشنهاد {proposal} ({action}) از {proposer} را تأیید کرد.",
+        ),
+        K::ApprovalRefused => pick(
+            lang,
+            "{actor} refused proposal {proposal} ({action}) of {proposer}.",
+            "{actor} پیشنهاد {proposal} ({action}) از {proposer} را رد کرد.",
+        ),
+        K::ApprovalWithdrawn => pick(
+            lang,
+            "{actor} withdrew proposal {proposal} ({action}).",
+            "{actor} پیشنهاد {proposal} ({action}) را پس گرفت.",
+        ),
+        K::ApprovalDenied => pick(
+            lang,
+            "{actor} may not approve proposal {proposal} ({action}) of {proposer}.",
+            "{actor} اجازهٔ تأیید پیشنهاد {proposal} ({action}) از {proposer} را ندارد.",
+        ),
+        K::ApprovalFailed => pick(
+            lang,
+            "{actor} approved proposal {proposal} ({action}), but the action was refused then.",
+            "{actor} پیشنهاد {proposal} ({action}) را تأیید کرد، اما انجام کار در آن زمان رد شد.",
+        ),
+        K::ApprovalExpired => pick(
+            lang,
+            "Proposal {proposal} ({action}) of {proposer} expired undecided.",
+            "پیشنهاد {proposal} ({action}) از {proposer} بی‌تصمیم منقضی شد.",
         ),
         K::ConfigReloaded => pick(
             lang,

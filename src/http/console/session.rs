@@ -3,8 +3,11 @@
 //! the same-origin check on every form post, the security headers of every page,
 //! and signing in and out.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use axum::extract::rejection::FormRejection;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -15,6 +18,7 @@ use super::dates::Dates;
 use super::{bad_form, failure, forbidden, html, i18n, message, pages, parse_id};
 use crate::core::{CoreError, SESSION_MAX_MS};
 use crate::http::state::AppState;
+use otpgw_rules::approvals::Guarded;
 use otpgw_rules::codes;
 use otpgw_rules::records::Who;
 use otpgw_rules::vocab::{Language, Role};
@@ -66,21 +70,51 @@ impl Lang {
 
 infallible_from_parts!(Lang);
 
-/// A signed-in clerk: whose session it is (an API key or an operator) and its
-/// CSRF token.
+/// A signed-in clerk: whose session it is (an API key or an operator), its
+/// CSRF token, where the request came from, and what the two-person rules guard.
 pub struct Clerk {
     pub who: Who,
     pub csrf: String,
     pub(super) session_id: String,
     pub lang: Lang,
+    /// The peer address of the request (`Source`), for the audit.
+    pub(super) source: Option<String>,
+    /// `[console] four_eyes` as this request found it.
+    pub(super) guarded: Arc<Vec<Guarded>>,
+    /// Open proposals, for the header; `None` when no action is guarded.
+    pub(super) open_proposals: Option<i64>,
     /// How this clerk's pages write times (calendar, digits, the bank's zone).
     pub dates: Dates,
 }
+
+/// The address of the peer the HTTP listener accepted the request from. A
+/// `X-Forwarded-For` header is not read: nothing vouches for it (otpgw has no
+/// trusted-proxy setting), so behind a proxy this is the proxy's address.
+#[derive(Clone)]
+pub struct Source(pub Option<String>);
+
+impl Source {
+    fn from_parts(parts: &Parts, _state: &AppState) -> Self {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        Self(peer.map(|ConnectInfo(p)| p.ip().to_string()))
+    }
+
+    pub fn as_deref(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+infallible_from_parts!(Source);
 
 // The checks' `Err` is the page that answers the request, built at most once per
 // request: boxing it would buy nothing.
 #[allow(clippy::result_large_err)]
 impl Clerk {
+    /// Whether `action` is under two-person rules (its form makes a proposal).
+    pub(super) fn guards(&self, action: Guarded) -> bool {
+        self.guarded.contains(&action)
+    }
+
     pub(super) fn is_admin(&self) -> bool {
         self.who.role() == Role::Admin
     }
@@ -140,13 +174,25 @@ impl FromRequestParts<AppState> for Clerk {
             None => None,
         };
         match (session, session_id) {
-            (Some(s), Some(session_id)) => Ok(Self {
-                who: s.who,
-                csrf: s.csrf,
-                session_id,
-                lang,
-                dates: Dates::new(lang.lang, state.zone.clone()),
-            }),
+            (Some(s), Some(session_id)) => {
+                let approvals = &state.core.approvals;
+                let guarded = approvals.guarded();
+                let open_proposals = if guarded.is_empty() {
+                    None
+                } else {
+                    Some(approvals.open_count().await.map_err(|e| failure(lang, e))?)
+                };
+                Ok(Self {
+                    who: s.who,
+                    csrf: s.csrf,
+                    session_id,
+                    lang,
+                    dates: Dates::new(lang.lang, state.zone.clone()),
+                    source: Source::from_parts(parts, state).0,
+                    guarded,
+                    open_proposals,
+                })
+            }
             // A page view goes to the sign-in form; a form post is told why it failed.
             // (keeping a language chosen in the URL).
             _ if parts.method == Method::GET => Err(Redirect::to(if lang.remember {
@@ -292,6 +338,7 @@ pub(super) struct SignInForm {
 pub(super) async fn sign_in(
     State(state): State<AppState>,
     lang: Lang,
+    source: Source,
     headers: HeaderMap,
     form: Result<Form<SignInForm>, FormRejection>,
 ) -> Result<Response, Response> {
@@ -304,7 +351,7 @@ pub(super) async fn sign_in(
     if key.is_empty() || key.len() > 256 {
         return Err(refused(StatusCode::UNAUTHORIZED, t.bad_key));
     }
-    match state.core.access.sign_in(key).await {
+    match state.core.access.sign_in(key, source.as_deref()).await {
         Ok(Some(signed_in)) => Ok(redirect_with_session(
             "/console",
             &signed_in.session_id,

@@ -15,7 +15,7 @@ use maud::{html, Markup, PreEscaped};
 use serde::Deserialize;
 
 use super::pages::{self, layout};
-use super::session::{cookie, redirect_with_session, set_cookie, Lang};
+use super::session::{cookie, redirect_with_session, set_cookie, Lang, Source};
 use super::{bad_form, failure, html};
 use crate::core::ports::Stage;
 use crate::core::{CodeAnswer, PendingView, SESSION_MAX_MS};
@@ -40,6 +40,7 @@ crate::telemetry::debug_only!(PasswordForm { name });
 pub(super) async fn password(
     State(state): State<AppState>,
     lang: Lang,
+    source: Source,
     headers: HeaderMap,
     form: Result<Form<PasswordForm>, FormRejection>,
 ) -> Result<Response, Response> {
@@ -59,7 +60,11 @@ pub(super) async fn password(
     if name.len() > MAX_NAME || form.password.len() > MAX_PASSWORD {
         return Err(refused());
     }
-    let started = state.core.operators.password(name, &form.password).await;
+    let started = state
+        .core
+        .operators
+        .password(name, &form.password, source.as_deref());
+    let started = started.await;
     match started.map_err(|e| failure(lang, e))? {
         Some(started) => {
             let mut resp = Redirect::to("/console/signin/code").into_response();
@@ -115,6 +120,7 @@ pub(super) struct CodeForm {
 pub(super) async fn code(
     State(state): State<AppState>,
     lang: Lang,
+    source: Source,
     headers: HeaderMap,
     form: Result<Form<CodeForm>, FormRejection>,
 ) -> Result<Response, Response> {
@@ -123,7 +129,11 @@ pub(super) async fn code(
         return Err(ended(&state, lang, &headers));
     };
     let code: String = form.code.chars().take(16).collect();
-    let answer = state.core.operators.code(id, &code).await;
+    let answer = state
+        .core
+        .operators
+        .code(id, &code, source.as_deref())
+        .await;
     match answer.map_err(|e| failure(lang, e))? {
         CodeAnswer::SignedIn(signed_in) => {
             let mut resp = redirect_with_session(

@@ -144,6 +144,16 @@ pub fn kind(lang: Language, k: EventKind) -> &'static str {
         K::OperatorEnabled => pick(lang, "operator enabled", "فعال‌کردن کاربر"),
         K::OperatorReset => pick(lang, "operator reset", "بازنشانی کاربر"),
         K::OperatorLocked => pick(lang, "operator locked", "قفل کاربر"),
+        K::ConsoleSignInFailed => pick(lang, "console sign-in refused", "رد ورود به کنسول"),
+        K::OperatorPasswordChanged => pick(lang, "password changed", "تغییر گذرواژه"),
+        K::OperatorRoleChanged => pick(lang, "operator role changed", "تغییر نقش کاربر"),
+        K::ApprovalProposed => pick(lang, "two-person proposal", "پیشنهاد دو نفره"),
+        K::ApprovalApproved => pick(lang, "proposal approved", "تأیید پیشنهاد"),
+        K::ApprovalRefused => pick(lang, "proposal refused", "رد پیشنهاد"),
+        K::ApprovalWithdrawn => pick(lang, "proposal withdrawn", "پس‌گرفتن پیشنهاد"),
+        K::ApprovalDenied => pick(lang, "approval not allowed", "تأیید نامجاز"),
+        K::ApprovalFailed => pick(lang, "approved action refused", "رد کار تأییدشده"),
+        K::ApprovalExpired => pick(lang, "proposal expired", "انقضای پیشنهاد"),
         K::ConfigReloaded => pick(lang, "configuration reloaded", "بارگذاری دوباره پیکربندی"),
         K::ConfigReloadRefused => {
             pick(lang, "configuration reload refused", "رد بارگذاری پیکربندی")
