@@ -136,7 +136,7 @@ pub fn kind(lang: Language, k: EventKind) -> &'static str {
         K::TokenResynced => pick(lang, "token resynchronised", "همگام‌سازی توکن"),
         K::ApiKeyCreated => pick(lang, "API key created", "ساخت کلید API"),
         K::ApiKeyRevoked => pick(lang, "API key revoked", "ابطال کلید API"),
-        K::ConsoleSigninRefused => pick(lang, "console sign-in refused", "رد ورود به کنسول"),
+        K::ConsoleSigninRefused => pick(lang, "single sign-on refused", "رد ورود یکپارچه"),
         K::ConsoleSignedIn => pick(lang, "console sign-in", "ورود به کنسول"),
         K::ConsoleSessionRevoked => pick(lang, "console session ended", "پایان نشست کنسول"),
         K::OperatorAdded => pick(lang, "operator added", "افزودن کاربر"),
