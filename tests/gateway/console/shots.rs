@@ -1,4 +1,5 @@
-//! Every console page in both languages, at a desktop and a phone width, in a real
+//! Every console page a signed-in administrator reaches from the menu, and the
+//! sign-in page, in both languages, at a desktop and a phone width, in a real
 //! headless browser (`tests/peers/console_shots.js`): each answers 200 in its
 //! language and direction, and axe-core finds no serious or critical
 //! accessibility violation on any of them. With `OTPGW_CONSOLE_SHOTS=docs/console`
@@ -14,7 +15,9 @@ use crate::harness::Gateway;
 
 #[test]
 fn every_console_page_in_both_languages_at_both_widths() {
-    let gw = Gateway::start_with("[policy]\nlock = { timed_secs = 3600 }\n");
+    let gw = Gateway::start_with(
+        "[policy]\nlock = { timed_secs = 3600 }\n[console]\nfour_eyes = [\"phone_change\", \"card_close\"]\n",
+    );
     let [admin, verifier] = gw.api_keys(["admin", "verifier"]);
     // A card under a timed lock, with verifications that counted and one that did
     // not, and a token; a second card, active.
@@ -48,6 +51,7 @@ fn every_console_page_in_both_languages_at_both_widths() {
         ("audit", "/console/audit".to_owned()),
         ("keys", "/console/keys".to_owned()),
         ("operators", "/console/operators".to_owned()),
+        ("approvals", "/console/approvals".to_owned()),
     ];
     let list: Vec<String> = pages.iter().map(|(n, p)| format!("{n}={p}")).collect();
     let run = Command::new("node")
