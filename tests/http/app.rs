@@ -171,6 +171,12 @@ impl App {
 
     /// One request answered with a text body (the console's pages).
     pub async fn text(&self, req: Request<Body>) -> (StatusCode, HeaderMap, String) {
+        let (status, headers, bytes) = self.answer(req).await;
+        let text = String::from_utf8(bytes.to_vec()).expect("UTF-8");
+        (status, headers, text)
+    }
+
+    async fn answer(&self, req: Request<Body>) -> (StatusCode, HeaderMap, axum::body::Bytes) {
         let resp = self
             .router
             .clone()
@@ -179,25 +185,17 @@ impl App {
             .expect("the router answers");
         let (parts, body) = resp.into_parts();
         let bytes = axum::body::to_bytes(body, 1 << 22).await.expect("a body");
-        let text = String::from_utf8(bytes.to_vec()).expect("UTF-8");
-        (parts.status, parts.headers, text)
+        (parts.status, parts.headers, bytes)
     }
 
     pub async fn send(&self, req: Request<Body>) -> (StatusCode, HeaderMap, Value) {
-        let resp = self
-            .router
-            .clone()
-            .oneshot(req)
-            .await
-            .expect("the router answers");
-        let (parts, body) = resp.into_parts();
-        let bytes = axum::body::to_bytes(body, 1 << 20).await.expect("a body");
+        let (status, headers, bytes) = self.answer(req).await;
         let value = if bytes.is_empty() {
             Value::Null
         } else {
             serde_json::from_slice(&bytes).expect("a JSON body")
         };
-        (parts.status, parts.headers, value)
+        (status, headers, value)
     }
 
     pub async fn get(&self, path: &str, key: Option<&str>) -> (StatusCode, Value) {
