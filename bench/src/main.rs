@@ -18,6 +18,7 @@
 
 mod cardfile;
 mod cards;
+mod cpu;
 mod duration;
 mod output;
 mod plot;

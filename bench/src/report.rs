@@ -97,6 +97,8 @@ pub struct Report {
     pub elapsed: Duration,
     pub latency: Latency,
     pub interrupted: bool,
+    /// The CPU the run cost the gateway (and PostgreSQL), when asked for.
+    pub cpu: Option<crate::cpu::Spent>,
 }
 
 impl Report {
@@ -130,9 +132,14 @@ impl Report {
         *self.errors.entry(kind.into()).or_default() += 1;
     }
 
+    /// How many of what `throughput_of` counts were done.
+    pub fn done(&self) -> u64 {
+        self.counts.get(self.throughput_of).copied().unwrap_or(0)
+    }
+
     pub fn throughput(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
-        let n = self.counts.get(self.throughput_of).copied().unwrap_or(0);
+        let n = self.done();
         if secs > 0.0 {
             n as f64 / secs
         } else {
@@ -150,6 +157,7 @@ impl Report {
             "throughput_of": self.throughput_of,
             "throughput_per_s": round3(self.throughput()),
             "latency_ms": self.latency.json(),
+            "cpu": self.cpu.map(|c| c.json(self.done())),
             "interrupted": self.interrupted,
         })
     }
@@ -207,6 +215,9 @@ impl Report {
                 h.max() as f64 / 1000.0,
                 h.len()
             );
+        }
+        if let Some(cpu) = &self.cpu {
+            out.push_str(&cpu.text(self.done(), self.throughput_of));
         }
         out
     }

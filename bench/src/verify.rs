@@ -82,6 +82,7 @@ pub async fn run(mut args: VerifyArgs, stop: CancellationToken) -> Result<()> {
     let next = Arc::new(AtomicUsize::new(0));
     let report = Arc::new(Mutex::new(report));
     let bar = output::progress(Some(jobs.len() as u64), "verify", args.out.quiet);
+    let meter = crate::cpu::Meter::start(&args.phase.target.cpu);
     let start = Instant::now();
     let last = Arc::new(Mutex::new(start));
     let mut tasks = tokio::task::JoinSet::new();
@@ -139,6 +140,7 @@ pub async fn run(mut args: VerifyArgs, stop: CancellationToken) -> Result<()> {
     while tasks.join_next().await.is_some() {}
     bar.finish_and_clear();
     let mut report = Report::take(&report, start, &last, stop.is_cancelled());
+    report.cpu = meter.stop();
     report.count("requests_done", 0);
     report.count("approved", 0);
     output::finish(&report, &args.out).context("report")

@@ -7,6 +7,7 @@
 //!
 //! * `mod.rs`    — connecting, migrations, readiness, `write`, the shared row helpers.
 //! * `writer.rs` — SQLite's one writer with group commit.
+//! * `inline.rs` — SQLite's hottest read (a number's cards) on the caller's thread.
 //! * `cards.rs`  — `CardStore`: reads, enrolling, status changes, ePIN, activation.
 //! * `codes.rs`  — `CodeStore`: issuing codes and following their delivery.
 //! * `verify/`   — `VerifyStore`: the verification transaction, in both forms.
@@ -40,6 +41,34 @@ macro_rules! record {
     };
 }
 
+/// A card made of a row that has `CARD_COLUMNS`: one mapping for sqlx's rows and
+/// for the hop-free reader's (`inline.rs`), which both have `try_get` by name.
+macro_rules! card_of {
+    ($row:expr) => {{
+        let row = $row;
+        let epin_hash: Option<String> = row.try_get("epin_hash")?;
+        let closed_at: Option<i64> = row.try_get("closed_at")?;
+        let language = match row.try_get::<Option<String>, _>("language")? {
+            None => None,
+            Some(l) => Some(
+                Language::parse(&l)
+                    .ok_or_else(|| StoreError::Corrupt(format!("card language {l}")))?,
+            ),
+        };
+        // Closure is a column, not a status value (see migration 0013).
+        let status = match closed_at {
+            Some(_) => CardStatus::Closed,
+            None => parse_status(&row.try_get::<String, _>("status")?)?,
+        };
+        Ok(record!(row => Card {
+            id, pan_hash, last4, last6_hash, msisdn, failures, created_at, updated_at, locked_until, phone_changed_at,
+            replaced_by;
+            closed_at, language,
+            status, has_epin: epin_hash.is_some(), epin_hash
+        }))
+    }};
+}
+
 mod access;
 mod approvals;
 mod audit;
@@ -48,6 +77,7 @@ mod cards;
 mod codes;
 mod error;
 mod import;
+mod inline;
 mod keys;
 mod lifecycle;
 mod limits;
@@ -85,6 +115,8 @@ pub struct Store {
     backend: Backend,
     /// SQLite only: the one connection every write goes through.
     writer: Option<(writer::Writer, AnyPool)>,
+    /// SQLite in a file only: the hottest read on the caller's thread (`inline.rs`).
+    inline: Option<std::sync::Arc<inline::InlineReads>>,
 }
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -136,10 +168,17 @@ impl Store {
                 }
                 Backend::Postgres => None,
             };
+            // After the pools: the file and its WAL exist by now.
+            let inline = match backend {
+                Backend::Sqlite => crate::config::sqlite_path(&settings.url)
+                    .map(|path| std::sync::Arc::new(inline::InlineReads::new(&path))),
+                Backend::Postgres => None,
+            };
             Ok(Self {
                 pool,
                 backend,
                 writer,
+                inline,
             })
         })
         .await
@@ -341,6 +380,7 @@ async fn insert_event(
         otpgw_rules::events::EventKind::parse(kind).is_some(),
         "audit event kind {kind:?} is not in otpgw_rules::events::EventKind"
     );
+    let detail = with_display_name(conn, actor, detail).await?;
     sqlx::query(
         "INSERT INTO events (card_id, kind, actor, detail, at) VALUES ($1, $2, $3, $4, $5)",
     )
@@ -352,6 +392,42 @@ async fn insert_event(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// A person the identity provider signed in is audited as `oidc:SUBJECT`, which
+/// says nothing to an auditor: every event they cause also carries their display
+/// name (`name`), as their console session holds it from the ID token. Events that
+/// already name the person (the sign-in itself, a refusal, approvals) are kept
+/// as written. One look-up, and only for such actors: machines and local
+/// operators are named by their actor alone.
+async fn with_display_name(
+    conn: &mut sqlx::AnyConnection,
+    actor: &str,
+    mut detail: serde_json::Value,
+) -> Result<serde_json::Value, StoreError> {
+    let Some(subject) = actor.strip_prefix("oidc:") else {
+        return Ok(detail);
+    };
+    if detail.get("name").is_some() {
+        return Ok(detail);
+    }
+    let name: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT oidc_name FROM console_sessions WHERE oidc_subject = $1 \
+         ORDER BY last_seen_at DESC LIMIT 1",
+    )
+    .bind(subject)
+    .fetch_optional(&mut *conn)
+    .await?;
+    // No session (it was revoked in the same breath): the subject stands for itself.
+    let name = name.flatten().unwrap_or_else(|| subject.to_owned());
+    match &mut detail {
+        serde_json::Value::Object(fields) => {
+            fields.insert("name".into(), name.into());
+        }
+        serde_json::Value::Null => detail = serde_json::json!({ "name": name }),
+        other => detail = serde_json::json!({ "name": name, "detail": other.take() }),
+    }
+    Ok(detail)
 }
 
 /// Ends a timed lock whose time is up, inside the write job that found it (a
@@ -448,25 +524,7 @@ fn parse_status(s: &str) -> Result<CardStatus, StoreError> {
 }
 
 fn card_from_row(row: &sqlx::any::AnyRow) -> Result<Card, StoreError> {
-    let epin_hash: Option<String> = row.try_get("epin_hash")?;
-    let closed_at: Option<i64> = row.try_get("closed_at")?;
-    let language = match row.try_get::<Option<String>, _>("language")? {
-        None => None,
-        Some(l) => Some(
-            Language::parse(&l).ok_or_else(|| StoreError::Corrupt(format!("card language {l}")))?,
-        ),
-    };
-    // Closure is a column, not a status value (see migration 0013).
-    let status = match closed_at {
-        Some(_) => CardStatus::Closed,
-        None => parse_status(&row.try_get::<String, _>("status")?)?,
-    };
-    Ok(record!(row => Card {
-        id, pan_hash, last4, last6_hash, msisdn, failures, created_at, updated_at, locked_until, phone_changed_at,
-        replaced_by;
-        closed_at, language,
-        status, has_epin: epin_hash.is_some(), epin_hash
-    }))
+    card_of!(row)
 }
 
 /// SQLite's own default page cache (2,000 KiB), for each reading connection.

@@ -17,6 +17,8 @@ pub struct Target {
     pub system_id: String,
     #[arg(long, env = "OTPGW_BENCH_PASSWORD", hide_env_values = true)]
     pub password: String,
+    #[command(flatten)]
+    pub cpu: crate::cpu::CpuArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -101,6 +101,8 @@ pub async fn drive(
     for i in 0..n {
         free_tx.try_send(i).ok();
     }
+    // CPU from here: the binds and any enrolment before are not the codes' cost.
+    let meter = crate::cpu::Meter::start(&target.cpu);
     let start = Instant::now();
     let bar = output::progress(load.count, "sms", quiet);
     let shared = Arc::new(Shared {
@@ -221,6 +223,7 @@ pub async fn drive(
     }
 
     let mut report = Report::take(&shared.report, start, &shared.last_done, interrupted);
+    report.cpu = meter.stop();
     report.count("sent", shared.sent.load(Ordering::Relaxed));
     report.count(
         "submit_sm_resp_ok",

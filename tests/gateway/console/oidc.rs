@@ -180,7 +180,20 @@ fn single_sign_on_in_a_browser() {
     );
     // An administrator revoked the newer of hana's sessions: it ended at once.
     assert_eq!(seen["revoked_home"], "/console/signin");
-    assert_eq!(events(&gw, "console_session_revoked", "oidc:omid", ""), 1);
+    // An action after the sign-in carries the person's name too, as does every
+    // event a person from the provider caused.
+    assert_eq!(
+        events(
+            &gw,
+            "console_session_revoked",
+            "oidc:omid",
+            "\"name\":\"Omid Rahimi\""
+        ),
+        1
+    );
+    let unnamed =
+        "SELECT COUNT(*) FROM events WHERE actor LIKE 'oidc:%' AND detail NOT LIKE '%\"name\":%'";
+    assert_eq!(Db::of(&gw).integer(unnamed, &[]), 0);
     assert_eq!(
         events(&gw, "console_signed_in", "oidc:omid", "\"role\":\"admin\""),
         2

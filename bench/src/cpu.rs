@@ -1,0 +1,166 @@
+//! The CPU a run cost: the gateway's (`--gateway-pid`) and a local PostgreSQL's
+//! (`--postgres-cpu`), read from /proc before and after the timed part of a run,
+//! so that the report carries CPU per code beside throughput and latency. CPU per
+//! code is the figure that carries from this 2-core machine to a bank's.
+//!
+//! PostgreSQL is every process named `postgres` on this machine: the postmaster,
+//! its background workers and the backends. A backend that exits during the run
+//! hands its time to the postmaster's children's total, which is counted too.
+
+use clap::Args;
+use procfs::process::{all_processes, Process};
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct CpuArgs {
+    /// The gateway's process id, to report its CPU time per code (same machine).
+    #[arg(long, value_name = "PID")]
+    pub gateway_pid: Option<i32>,
+    /// Also report the CPU time of this machine's PostgreSQL (every `postgres`
+    /// process) per code.
+    #[arg(long)]
+    pub postgres_cpu: bool,
+}
+
+/// CPU times in clock ticks at one moment.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    gateway: Option<u64>,
+    postgres: Option<u64>,
+}
+
+/// Started before the timed part of a run, read after it.
+pub struct Meter {
+    args: CpuArgs,
+    start: Sample,
+}
+
+/// What a run cost, in milliseconds of CPU (user + system).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Spent {
+    pub gateway_ms: Option<f64>,
+    pub postgres_ms: Option<f64>,
+}
+
+impl Meter {
+    pub fn start(args: &CpuArgs) -> Self {
+        Self {
+            args: args.clone(),
+            start: sample(args),
+        }
+    }
+
+    /// What was spent since the start; `None` when nothing was asked for.
+    pub fn stop(&self) -> Option<Spent> {
+        if self.args.gateway_pid.is_none() && !self.args.postgres_cpu {
+            return None;
+        }
+        let end = sample(&self.args);
+        let ms = |ticks: u64| ticks as f64 * 1000.0 / procfs::ticks_per_second() as f64;
+        let spent = |a: Option<u64>, b: Option<u64>| a.zip(b).map(|(a, b)| ms(b.saturating_sub(a)));
+        Some(Spent {
+            gateway_ms: spent(self.start.gateway, end.gateway),
+            postgres_ms: spent(self.start.postgres, end.postgres),
+        })
+    }
+}
+
+impl Spent {
+    /// The JSON form, with microseconds per unit of `done` (codes, requests).
+    pub fn json(&self, done: u64) -> Value {
+        let per = |ms: Option<f64>| {
+            ms.filter(|_| done > 0)
+                .map(|ms| (ms * 1000.0 / done as f64 * 10.0).round() / 10.0)
+        };
+        json!({
+            "gateway_ms": self.gateway_ms.map(f64::round),
+            "gateway_us_per": per(self.gateway_ms),
+            "postgres_ms": self.postgres_ms.map(f64::round),
+            "postgres_us_per": per(self.postgres_ms),
+        })
+    }
+
+    /// Lines for the text report.
+    pub fn text(&self, done: u64, unit: &str) -> String {
+        let mut out = String::new();
+        for (who, ms) in [("gateway", self.gateway_ms), ("postgres", self.postgres_ms)] {
+            if let Some(ms) = ms {
+                let per = if done > 0 {
+                    format!("{:.1} µs per {unit}", ms * 1000.0 / done as f64)
+                } else {
+                    "none done".to_owned()
+                };
+                out.push_str(&format!(
+                    "  {:<22} {ms:.0} ms, {per}\n",
+                    format!("{who} CPU")
+                ));
+            }
+        }
+        out
+    }
+}
+
+fn sample(args: &CpuArgs) -> Sample {
+    Sample {
+        gateway: args.gateway_pid.and_then(|pid| {
+            let stat = Process::new(pid).ok()?.stat().ok()?;
+            Some(stat.utime + stat.stime)
+        }),
+        postgres: args.postgres_cpu.then(postgres_ticks).flatten(),
+    }
+}
+
+/// Every `postgres` process's CPU, and what its exited children used.
+fn postgres_ticks() -> Option<u64> {
+    let mut total = 0u64;
+    let mut seen = false;
+    for process in all_processes().ok()?.flatten() {
+        let Ok(stat) = process.stat() else { continue };
+        if stat.comm != "postgres" {
+            continue;
+        }
+        seen = true;
+        let children = u64::try_from(stat.cutime + stat.cstime).unwrap_or(0);
+        total += stat.utime + stat.stime + children;
+    }
+    seen.then_some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This process's own CPU, burnt on purpose, is seen rising and shared out per
+    /// unit. Bounded by work seen, not by a wall-clock guess (CI shares its cores).
+    #[test]
+    fn a_process_that_burns_cpu_is_measured() {
+        let args = CpuArgs {
+            gateway_pid: Some(std::process::id() as i32),
+            postgres_cpu: false,
+        };
+        let meter = Meter::start(&args);
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut x = 0u64;
+        let spent = loop {
+            for _ in 0..1_000_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+            let spent = meter.stop().expect("asked for");
+            if spent.gateway_ms.expect("the gateway's CPU") >= 50.0 {
+                break spent;
+            }
+            assert!(
+                std::time::Instant::now() < give_up,
+                "no CPU seen in a minute"
+            );
+        };
+        assert!(spent.postgres_ms.is_none());
+        let ms = spent.gateway_ms.unwrap();
+        let v = spent.json(1000);
+        assert_eq!(
+            v["gateway_us_per"].as_f64().unwrap(),
+            (ms * 10.0).round() / 10.0
+        );
+        assert!(spent.text(1000, "code").contains("µs per code"));
+    }
+}
