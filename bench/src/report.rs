@@ -99,6 +99,21 @@ pub struct Report {
     pub interrupted: bool,
     /// The CPU the run cost the gateway (and PostgreSQL), when asked for.
     pub cpu: Option<crate::cpu::Spent>,
+    /// When the timed part began: from then on, what `throughput_of` counts and
+    /// the errors are also counted per second in which they happened (`--plot`).
+    pub started: Option<Instant>,
+    pub done_per_second: Vec<u64>,
+    pub errors_per_second: Vec<u64>,
+}
+
+/// Adds `n` to the count of second `s` (none past `MAX_SECONDS`).
+fn bump(series: &mut Vec<u64>, s: Option<usize>, n: u64) {
+    if let Some(s) = s.filter(|s| *s < MAX_SECONDS) {
+        if series.len() <= s {
+            series.resize(s + 1, 0);
+        }
+        series[s] += n;
+    }
 }
 
 impl Report {
@@ -124,12 +139,24 @@ impl Report {
         report
     }
 
+    /// The second of the run it is now, once the run started.
+    fn second(&self) -> Option<usize> {
+        let s = self.started?.elapsed().as_secs();
+        usize::try_from(s).ok()
+    }
+
     pub fn count(&mut self, name: &'static str, n: u64) {
         *self.counts.entry(name).or_default() += n;
+        if name == self.throughput_of && n > 0 {
+            let s = self.second();
+            bump(&mut self.done_per_second, s, n);
+        }
     }
 
     pub fn error(&mut self, kind: impl Into<String>) {
         *self.errors.entry(kind.into()).or_default() += 1;
+        let s = self.second();
+        bump(&mut self.errors_per_second, s, 1);
     }
 
     /// How many of what `throughput_of` counts were done.
@@ -250,6 +277,14 @@ mod tests {
         let p50 = v["latency_ms"]["p50"].as_f64().unwrap();
         assert!((49.0..=51.0).contains(&p50), "{p50}");
         assert_eq!(r.latency.per_second.len(), 3);
+        // Not started: nothing per second.
+        assert!(r.done_per_second.is_empty());
+        r.started = Some(Instant::now());
+        r.count("done", 2);
+        r.error("timeout");
+        r.count("other", 5);
+        assert_eq!(r.done_per_second, vec![2]);
+        assert_eq!(r.errors_per_second, vec![1]);
         assert!(r.text().contains("throughput"));
     }
 }

@@ -84,6 +84,7 @@ pub async fn run(mut args: VerifyArgs, stop: CancellationToken) -> Result<()> {
     let bar = output::progress(Some(jobs.len() as u64), "verify", args.out.quiet);
     let meter = crate::cpu::Meter::start(&args.phase.target.cpu);
     let start = Instant::now();
+    lock(&report).started = Some(start);
     let last = Arc::new(Mutex::new(start));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..connections {

@@ -104,6 +104,7 @@ pub async fn drive(
     // CPU from here: the binds and any enrolment before are not the codes' cost.
     let meter = crate::cpu::Meter::start(&target.cpu);
     let start = Instant::now();
+    report.started = Some(start);
     let bar = output::progress(load.count, "sms", quiet);
     let shared = Arc::new(Shared {
         slots: (0..n)
