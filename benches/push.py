@@ -1,10 +1,12 @@
 # Throughput of pushed codes (POST /v1/codes, 16 HTTP clients) through one operator
-# connection at window 10 against the scripted SMSC (tests/peers/smsc.js), SQLite,
-# and how long the connection takes to be bound again after the SMSC drops it
-# (5 drops). Usage: python3 benches/push.py target/release/otpgw 3000
+# connection at window W (default 10) against the scripted SMSC
+# (tests/peers/smsc.js), SQLite, and how long the connection takes to be bound
+# again after the SMSC drops it (5 drops), with the gateway's CPU per code.
+# Usage: python3 benches/push.py target/release/otpgw 3000 [W]
 import json, os, subprocess, sys, tempfile, threading, time, urllib.request, queue
 from concurrent.futures import ThreadPoolExecutor
 BIN, N = sys.argv[1], int(sys.argv[2])
+WINDOW = int(sys.argv[3]) if len(sys.argv) > 3 else 10
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 smsc = subprocess.Popen(["node", f"{ROOT}/tests/peers/smsc.js"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
 events = queue.Queue()
@@ -32,7 +34,7 @@ host = "127.0.0.1"
 port = {port}
 system_id = "otpgw"
 password = "pw"
-window = 10
+window = {WINDOW}
 tps = 0
 max_backoff_secs = 1
 [http]
@@ -72,6 +74,10 @@ def luhn(base):
 pans = [luhn(f"603799{i:09d}") for i in range(N)]
 with ThreadPoolExecutor(16) as ex:
     list(ex.map(lambda i: post(admin, "/v1/cards", {"pan": pans[i], "msisdn": f"98912{i:07d}"}), range(N)))
+def cpu_ms():  # the gateway's user + system CPU time
+    f = open(f"/proc/{gw.pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+cpu0 = cpu_ms()
 t0 = time.monotonic()
 with ThreadPoolExecutor(16) as ex:
     codes = list(ex.map(lambda i: post(verifier, "/v1/codes", {"pan": pans[i], "request_id": f"r{i}"}), range(N)))
@@ -80,7 +86,8 @@ seen = 0; last = t0
 while seen < N:
     t, e = wait(lambda e: e["event"] == "submit_sm" and e["status"] == 0)
     seen += 1; last = t
-print(json.dumps({"pushed": N, "http_202": codes.count(202), "http_seconds": round(t_http, 3), "all_at_smsc_seconds": round(last - t0, 3), "codes_per_second": round(N / (last - t0), 1)}))
+cpu = cpu_ms() - cpu0
+print(json.dumps({"window": WINDOW, "pushed": N, "http_202": codes.count(202), "http_seconds": round(t_http, 3), "all_at_smsc_seconds": round(last - t0, 3), "codes_per_second": round(N / (last - t0), 1), "gateway_cpu_us_per_code": round(cpu * 1000 / N, 1)}))
 # Reconnect: drop, then time until the next successful bind.
 times = []
 for _ in range(5):

@@ -68,6 +68,40 @@ pub(crate) struct Answer {
     pub reply: Option<Queued>,
 }
 
+/// Answers written in one batch at most: the rest wait for the next loop turn.
+const ANSWER_BATCH: usize = 64;
+
+/// Writes `first`'s response and those of the answers already waiting in one
+/// write, then queues the replies they announce: every response is out before
+/// any of its replies can be delivered, on this link or a sibling. The replies
+/// are queued even if the write failed (their codes are stored; a sibling
+/// session can still bring them). False when the connection must close.
+pub(crate) async fn answer_batch(
+    first: Answer,
+    handling: &mut Handling,
+    conn: &mut super::link::Conn,
+    deadline: Duration,
+    pipeline: &Pipeline,
+) -> bool {
+    let mut written = true;
+    let mut replies = Vec::new();
+    let mut next = Some(first);
+    let mut n = 0;
+    while let Some(answer) = next.take() {
+        written = written && super::link::queue(conn, answer.response, deadline).await;
+        replies.extend(answer.reply);
+        n += 1;
+        if n < ANSWER_BATCH {
+            next = handling.answered.try_recv().ok();
+        }
+    }
+    written = written && super::link::flush(conn, deadline).await;
+    for reply in replies {
+        pipeline.queue(reply);
+    }
+    written
+}
+
 /// A reply to queue once the response is written.
 pub(crate) struct Queued {
     pub target: Target,

@@ -197,17 +197,38 @@ pub(crate) fn framed(stream: TcpStream, max_pdu_len: usize) -> Conn {
     Framed::with_capacity(stream, SmppCodec::new(max_pdu_len), READ_BUFFER)
 }
 
-/// Writes one PDU; false when the connection must close. A peer that stops reading
-/// fills its socket buffer and would block this write for ever (and with it the
-/// session's timers), so the write has a deadline.
+/// Writes one PDU now; false when the connection must close.
 pub(crate) async fn send(conn: &mut Conn, cmd: Command, deadline: Duration) -> bool {
+    queue(conn, cmd, deadline).await && flush(conn, deadline).await
+}
+
+/// Puts one PDU in the connection's write buffer, for the next `flush` to write
+/// with whatever else is ready in one system call (the buffer writes itself once
+/// it holds 8 KiB); false when the connection must close. A session that queues
+/// must flush before it waits for anything.
+pub(crate) async fn queue(conn: &mut Conn, cmd: Command, deadline: Duration) -> bool {
     let id = cmd.id();
     let status = cmd.status();
-    match timeout(deadline, conn.send(cmd)).await {
-        Ok(Ok(())) => {
-            metrics::counter!("otpgw_smpp_pdus_total", "direction" => "out", "command" => command_label(id), "status" => status_label(status)).increment(1);
-            true
-        }
+    let queued = deadlined(deadline, conn.feed(cmd)).await;
+    if queued {
+        metrics::counter!("otpgw_smpp_pdus_total", "direction" => "out", "command" => command_label(id), "status" => status_label(status)).increment(1);
+    }
+    queued
+}
+
+/// Writes what `queue` left in the buffer; false when the connection must close.
+pub(crate) async fn flush(conn: &mut Conn, deadline: Duration) -> bool {
+    conn.write_buffer().is_empty() || deadlined(deadline, conn.flush()).await
+}
+
+/// A write with a deadline: a peer that stops reading fills its socket buffer and
+/// would block the write for ever (and with it the session's timers).
+async fn deadlined(
+    deadline: Duration,
+    write: impl std::future::Future<Output = Result<(), EncodeError>>,
+) -> bool {
+    match timeout(deadline, write).await {
+        Ok(Ok(())) => true,
         Ok(Err(e)) => {
             tracing::info!(error = %e, "write failed");
             false

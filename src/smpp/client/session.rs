@@ -138,7 +138,15 @@ impl Session {
     pub(super) async fn serve(&mut self, shutdown: &CancellationToken) -> String {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
-            if self.room() && self.send_next().await.is_err() {
+            // Every part the window, the pause and the TPS allow now, then one write.
+            while self.room() {
+                match self.send_next().await {
+                    Err(()) => return "write failed".into(),
+                    Ok(false) => break,
+                    Ok(true) => {}
+                }
+            }
+            if !link::flush(&mut self.framed, self.deadline).await {
                 return "write failed".into();
             }
             let wake_at = self.paused_until.filter(|t| *t > Instant::now());
@@ -184,31 +192,42 @@ impl Session {
     }
 
     /// Writes a message's deliver_sm_resp, then queues the reply it announces: the
-    /// SMSC hears that its message was handled before our answer to it leaves.
-    pub(super) async fn answer(&mut self, answer: Answer) -> Result<(), String> {
-        let written = self.write(answer.response).await;
-        if let Some(reply) = answer.reply {
-            self.shared.pipeline.queue(reply);
+    /// SMSC hears that its message was handled before our answer to it leaves. The
+    /// answers already waiting go out with it in one write.
+    pub(super) async fn answer(&mut self, first: Answer) -> Result<(), String> {
+        let written = crate::smpp::inbound::answer_batch(
+            first,
+            &mut self.handling,
+            &mut self.framed,
+            self.deadline,
+            &self.shared.pipeline,
+        )
+        .await;
+        if written {
+            Ok(())
+        } else {
+            Err("write failed".into())
         }
-        written
     }
 
-    /// Sends the next part if the window, the pause and the TPS allow it.
-    async fn send_next(&mut self) -> Result<(), ()> {
+    /// Queues the next part if the window, the pause and the TPS allow it (the
+    /// caller flushes); true when it took a part (sent, or dropped as expired or
+    /// lapsed), so another may follow in the same write.
+    async fn send_next(&mut self) -> Result<bool, ()> {
         if self.ready.is_empty() {
             let Some((target, msg)) = self.taker.as_ref().and_then(Taker::pull) else {
-                return Ok(());
+                return Ok(false);
             };
             self.prepare(target, msg).await;
         }
         let Some(part) = self.ready.front() else {
-            return Ok(());
+            return Ok(false);
         };
         if part.message.msg.deliver_by <= Instant::now() {
             if let Some(part) = self.ready.pop_front() {
                 self.expired(&part).await;
             }
-            return Ok(());
+            return Ok(true);
         }
         let now_ms = self.shared.core().now_ms();
         if part.first && part.message.msg.send_before.is_some_and(|t| now_ms >= t) {
@@ -218,7 +237,7 @@ impl Session {
             self.ready.retain(|p| p.order != order);
             metrics::counter!("otpgw_outbox_lapsed_total").increment(1);
             tracing::info!("claimed message not sent within its lease: left to the outbox");
-            return Ok(());
+            return Ok(true);
         }
         if let Some(pacing) = &self.conn.pacing {
             let n = std::num::NonZeroU32::new(part.segments).unwrap_or(std::num::NonZeroU32::MIN);
@@ -229,14 +248,14 @@ impl Session {
                         &governor::clock::DefaultClock::default(),
                     ));
                     self.paused_until = Some(Instant::now() + wait);
-                    return Ok(());
+                    return Ok(false);
                 }
                 // More segments than the TPS allows in a second: send it anyway.
                 Err(_) => {}
             }
         }
         let Some(part) = self.ready.pop_front() else {
-            return Ok(());
+            return Ok(false);
         };
         let seq = self.keepalive.seq();
         let cmd = ok(seq, part.pdu.clone());
@@ -248,8 +267,8 @@ impl Session {
             },
         );
         self.conn.window_in_use.fetch_add(1, Ordering::Relaxed);
-        if link::send(&mut self.framed, cmd, self.deadline).await {
-            Ok(())
+        if link::queue(&mut self.framed, cmd, self.deadline).await {
+            Ok(true)
         } else {
             Err(())
         }

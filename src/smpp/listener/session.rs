@@ -157,6 +157,10 @@ impl Session {
                     continue;
                 }
             }
+            // The replies just queued leave in one write, before the loop waits.
+            if !link::flush(&mut self.conn, self.deadline).await {
+                break;
+            }
             let room = self.room();
             // Biased, with the peer's next PDU last: under steady inbound traffic the
             // answers, the replies and the keep-alive tick still get their turn.
@@ -253,13 +257,23 @@ impl Session {
     /// Writes a message's response, then queues the reply it announces, so no
     /// session of the peer can deliver the reply before the response is out. The
     /// reply is queued even if this link just failed: its code is stored, and a
-    /// sibling session can still bring it to the customer.
-    async fn answer(&mut self, answer: Answer) -> Flow {
-        let flow = self.write(answer.response).await;
-        if let Some(reply) = answer.reply {
-            self.ctx.pipeline.queue(reply);
+    /// sibling session can still bring it to the customer. The answers already
+    /// waiting go out with it in one write (`inbound::answer_batch`).
+    async fn answer(&mut self, first: Answer) -> Flow {
+        let (conn, deadline) = (&mut self.conn, self.deadline);
+        let written = crate::smpp::inbound::answer_batch(
+            first,
+            &mut self.handling,
+            conn,
+            deadline,
+            &self.ctx.pipeline,
+        )
+        .await;
+        if written {
+            Flow::Continue
+        } else {
+            Flow::Close
         }
-        flow
     }
 
     async fn write(&mut self, cmd: Command) -> Flow {
@@ -305,7 +319,13 @@ impl Session {
                 sent_at: Instant::now(),
             },
         );
-        self.write(ok(seq, dsm)).await
+        // Written by the flush before the session loop waits, with the other
+        // replies it took in this turn.
+        if link::queue(&mut self.conn, ok(seq, dsm), self.deadline).await {
+            Flow::Continue
+        } else {
+            Flow::Close
+        }
     }
 
     fn on_response(&mut self, id: CommandId, status: CommandStatus, seq: u32) {
