@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use anyhow::{anyhow, Result};
+use plotters::element::{Drawable, PointCollection};
 use plotters::prelude::*;
 
 use crate::report::Report;
@@ -43,7 +44,7 @@ pub fn draw(report: &Report, path: &Path) -> Result<()> {
     let y_max = max.iter().map(|p| p.1).fold(all99, f64::max).max(0.001) * 1.1;
 
     let root = SVGBackend::new(path, (1000, 800)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| anyhow!("plot: {e}"))?;
+    root.fill(&WHITE).map_err(failed)?;
     let (upper, lower) = root.split_vertically(500);
     let title = format!(
         "otpgw bench {}: latency (ms, log scale) by second of the run",
@@ -55,51 +56,32 @@ pub fn draw(report: &Report, path: &Path) -> Result<()> {
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d(0f64..x_max, (FLOOR_MS..y_max).log_scale())
-        .map_err(|e| anyhow!("plot: {e}"))?;
+        .map_err(failed)?;
     chart
         .configure_mesh()
         .x_desc("seconds since start (send time)")
         .y_desc("latency, ms (log)")
         .draw()
-        .map_err(|e| anyhow!("plot: {e}"))?;
+        .map_err(failed)?;
     let lines = [
         ("p50 per second", &p50, BLUE),
         ("p99 per second", &p99, RED),
         ("max per second", &max, RGBColor(160, 160, 160)),
     ];
     for (label, points, color) in lines {
-        chart
-            .draw_series(LineSeries::new(
-                points.iter().copied(),
-                color.stroke_width(2),
-            ))
-            .map_err(|e| anyhow!("plot: {e}"))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        named(&mut chart, label, color, line(points, color))?;
     }
     for (label, value, color) in [
         (format!("p50 overall {all50:.2} ms"), all50, BLUE),
         (format!("p99 overall {all99:.2} ms"), all99, RED),
     ] {
-        chart
-            .draw_series(DashedLineSeries::new(
-                [(0.0, value), (x_max, value)],
-                6,
-                4,
-                color.stroke_width(1),
-            ))
-            .map_err(|e| anyhow!("plot: {e}"))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        let dashed =
+            DashedLineSeries::new([(0.0, value), (x_max, value)], 6, 4, color.stroke_width(1));
+        named(&mut chart, label, color, dashed)?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| anyhow!("plot: {e}"))?;
+    legend(&mut chart)?;
     rates(report, &lower, x_max)?;
-    root.present().map_err(|e| anyhow!("plot: {e}"))?;
+    root.present().map_err(failed)?;
     Ok(())
 }
 
@@ -130,13 +112,13 @@ fn rates(
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d(0f64..x_max, 0f64..y_max)
-        .map_err(|e| anyhow!("plot: {e}"))?;
+        .map_err(failed)?;
     chart
         .configure_mesh()
         .x_desc("seconds since start (when each happened)")
         .y_desc("per second")
         .draw()
-        .map_err(|e| anyhow!("plot: {e}"))?;
+        .map_err(failed)?;
     let total_errors: u64 = report.errors.values().sum();
     let lines = [
         (format!("{} per second", report.throughput_of), &done, GREEN),
@@ -147,22 +129,57 @@ fn rates(
         ),
     ];
     for (label, points, color) in lines {
-        chart
-            .draw_series(LineSeries::new(
-                points.iter().copied(),
-                color.stroke_width(2),
-            ))
-            .map_err(|e| anyhow!("plot: {e}"))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        named(&mut chart, label, color, line(points, color))?;
     }
+    legend(&mut chart)?;
+    Ok(())
+}
+
+/// A series drawn under `label`, with a short stroke of its colour as its legend mark,
+/// so that both panes' legends read alike.
+fn named<'a, DB, CT, S, E>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    label: impl Into<String>,
+    color: RGBColor,
+    series: S,
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate,
+    S: IntoIterator<Item = E>,
+    E: Drawable<DB>,
+    for<'b> &'b E: PointCollection<'b, CT::From>,
+{
+    chart
+        .draw_series(series)
+        .map_err(failed)?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    Ok(())
+}
+
+/// A solid line through one point per second.
+fn line<DB: DrawingBackend>(points: &[(f64, f64)], color: RGBColor) -> LineSeries<DB, (f64, f64)> {
+    LineSeries::new(points.iter().copied(), color.stroke_width(2))
+}
+
+/// The legend box is translucent so that a line running under it stays visible.
+fn legend<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate,
+{
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
-        .map_err(|e| anyhow!("plot: {e}"))?;
-    Ok(())
+        .map_err(failed)
+}
+
+/// plotters' own messages do not say that they come from drawing the plot.
+fn failed(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("plot: {e}")
 }
 
 #[cfg(test)]
