@@ -7,8 +7,10 @@
 //! its background workers and the backends. A backend that exits during the run
 //! hands its time to the postmaster's children's total, which is counted too.
 
+use anyhow::{anyhow, Result};
 use clap::Args;
 use procfs::process::{all_processes, Process};
+use procfs::ProcError;
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone, Default, Args)]
@@ -20,6 +22,37 @@ pub struct CpuArgs {
     /// process) per code.
     #[arg(long)]
     pub postgres_cpu: bool,
+}
+
+impl CpuArgs {
+    /// Called before a run starts (before any card is enrolled or session bound): a
+    /// gateway that cannot be measured would otherwise leave the report without its
+    /// CPU line, or with a zombie's 0 ms, and nothing would say why.
+    pub fn check(&self) -> Result<()> {
+        if let Some(pid) = self.gateway_pid {
+            let stat = Process::new(pid)
+                .and_then(|p| p.stat())
+                .map_err(|e| unreadable(pid, e))?;
+            if matches!(stat.state, 'Z' | 'X') {
+                return Err(anyhow!(
+                    "--gateway-pid {pid}: the process has exited (its CPU time no longer moves)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why `--gateway-pid` cannot be measured, in the words of the option.
+fn unreadable(pid: i32, e: ProcError) -> anyhow::Error {
+    match e {
+        ProcError::NotFound(_) => anyhow!("--gateway-pid {pid}: no such process"),
+        ProcError::PermissionDenied(_) => anyhow!(
+            "--gateway-pid {pid}: its CPU time cannot be read (permission denied on \
+             /proc/{pid}/stat; run the bench as the gateway's user)"
+        ),
+        other => anyhow!("--gateway-pid {pid}: its CPU time cannot be read: {other}"),
+    }
 }
 
 /// CPU times in clock ticks at one moment.
@@ -129,6 +162,58 @@ fn postgres_ticks() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn gateway(pid: i32) -> CpuArgs {
+        CpuArgs {
+            gateway_pid: Some(pid),
+            postgres_cpu: false,
+        }
+    }
+
+    /// Above the kernel's largest pid_max (2^22), so never a process.
+    #[test]
+    fn a_gateway_pid_with_no_process_is_refused() {
+        let e = gateway(i32::MAX).check().expect_err("no such process");
+        assert_eq!(
+            e.to_string(),
+            format!("--gateway-pid {}: no such process", i32::MAX)
+        );
+        assert!(CpuArgs::default().check().is_ok());
+        assert!(gateway(std::process::id() as i32).check().is_ok());
+    }
+
+    /// A child that has exited but is not yet reaped still has a /proc entry.
+    #[test]
+    fn a_gateway_pid_that_has_exited_is_refused() {
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let pid = child.id() as i32;
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while Process::new(pid).and_then(|p| p.stat()).unwrap().state != 'Z' {
+            assert!(std::time::Instant::now() < give_up, "true never exited");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let e = gateway(pid).check().expect_err("a zombie");
+        child.wait().expect("reap");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("--gateway-pid {pid}: the process has exited")),
+            "{e}"
+        );
+    }
+
+    /// Root reads every /proc/PID/stat, so the refusal's words are checked alone.
+    #[test]
+    fn a_gateway_pid_that_cannot_be_read_is_named() {
+        let path = Some("/proc/1/stat".into());
+        let e = unreadable(1, ProcError::PermissionDenied(path));
+        assert!(
+            e.to_string()
+                .starts_with("--gateway-pid 1: its CPU time cannot be read (permission denied"),
+            "{e}"
+        );
+    }
 
     /// This process's own CPU, burnt on purpose, is seen rising and shared out per
     /// unit. Bounded by work seen, not by a wall-clock guess (CI shares its cores).

@@ -38,6 +38,7 @@ pub async fn run(mut args: VerifyArgs, stop: CancellationToken) -> Result<()> {
     if args.phase.cards.fake_cards.is_some() {
         bail!("verify needs enrolled cards: --enroll N or --cards FILE");
     }
+    args.phase.target.cpu.check()?;
     let cards = args.phase.cards.load(args.out.quiet).await?;
     if args.phase.load.count.is_none() && args.phase.load.duration.is_none() {
         // One code per card: each is verified once.

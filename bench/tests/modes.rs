@@ -109,3 +109,32 @@ fn sms_gets_a_code_for_every_message_from_transport() {
     assert_eq!(report["counts"]["replies_with_code"], 100, "{report}");
     assert_eq!(report["errors"], serde_json::json!({}), "{report}");
 }
+
+/// Refused before any connection: the SMPP address is one nothing listens on, so a
+/// run that went ahead would fail on connecting instead, with other words.
+#[test]
+fn sms_refuses_a_gateway_pid_with_no_process() {
+    // Above the kernel's largest pid_max (2^22), so never a process.
+    let pid = i32::MAX.to_string();
+    let (ok, report, stderr) = run(&[
+        "sms",
+        "--smpp",
+        "127.0.0.1:1",
+        "--system-id",
+        "any",
+        "--password",
+        "any",
+        "--fake-cards",
+        "1",
+        "--gateway-pid",
+        &pid,
+        "--json",
+        "--quiet",
+    ]);
+    assert!(!ok, "bench sms ran with --gateway-pid {pid}: {report}");
+    assert_eq!(report, Value::Null, "a report was printed: {report}");
+    assert!(
+        stderr.contains(&format!("--gateway-pid {pid}: no such process")),
+        "{stderr}"
+    );
+}

@@ -34,6 +34,7 @@ pub use drive::drive;
 
 pub async fn run(args: SmsArgs, stop: CancellationToken) -> Result<()> {
     let phase = &args.phase;
+    phase.target.cpu.check()?;
     let cards = phase.cards.load(args.out.quiet).await?;
     let outcome = drive(&phase.target, &phase.load, cards, args.out.quiet, stop).await?;
     output::finish(&outcome.report, &args.out)
