@@ -110,7 +110,11 @@ async fn open_existing(settings: &Settings) -> Result<(Core, Store), AppError> {
 /// The core on its store, with the clock given (tests move a `HandClock`), and the
 /// store itself for what only start-up code does with it (readiness, closing).
 pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<(Core, Store), AppError> {
-    let store = Store::connect(&settings.database).await?;
+    // A serving node keeps cards and keys in memory and hears other nodes' changes
+    // (PostgreSQL); one-off commands (`open_existing`) read everything afresh.
+    let store = Store::connect(&settings.database)
+        .await?
+        .follow_changes(&settings.database, settings.cluster.card_cache_ms);
     open(settings, store, clock).await
 }
 

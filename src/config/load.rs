@@ -88,6 +88,9 @@ impl Settings {
         if cluster.api_key_cache_ms > 5_000 {
             return bad("cluster.api_key_cache_ms must be at most 5000: a revoked key must stop working on every node soon".into());
         }
+        if cluster.card_cache_ms > 5_000 {
+            return bad("cluster.card_cache_ms must be at most 5000: a changed phone or a closed card must take effect on every node soon".into());
+        }
         if cluster.node_id.as_deref().is_some_and(|n| {
             n.is_empty() || n.len() > 64 || !n.bytes().all(|b| b.is_ascii_graphic())
         }) {

@@ -474,6 +474,11 @@ pub struct ClusterSettings {
     /// key revoked on this node is refused at once; revoked on another node (or by
     /// the CLI), it is refused here within this. At most 5,000.
     pub api_key_cache_ms: u64,
+    /// PostgreSQL: how long a node keeps a phone number's cards in memory (0:
+    /// read them for every message). Any node's change to a card is heard at once
+    /// (a database notice) and drops them; this bounds what a lost notice can cost.
+    /// At most 5,000.
+    pub card_cache_ms: u64,
 }
 
 impl Default for ClusterSettings {
@@ -484,6 +489,7 @@ impl Default for ClusterSettings {
             outbox_margin_ms: 2_000,
             outbox_poll_ms: 250,
             api_key_cache_ms: 500,
+            card_cache_ms: 500,
         }
     }
 }

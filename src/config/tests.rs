@@ -304,4 +304,6 @@ fn a_bad_log_level_and_a_long_key_cache_are_refused() {
     let err = load("[cluster]\napi_key_cache_ms = 5001\n").unwrap_err();
     assert!(err.contains("api_key_cache_ms"), "{err}");
     load("[log]\nlevel = \"info,sqlx=warn\"\n[cluster]\napi_key_cache_ms = 0\n").unwrap();
+    let err = load("[cluster]\ncard_cache_ms = 5001\n").unwrap_err();
+    assert!(err.contains("card_cache_ms"), "{err}");
 }

@@ -70,16 +70,18 @@ impl Access {
     }
 
     /// The key behind `bearer`: from the cache when it was read within
-    /// `cluster.api_key_cache_ms`, else from the database. A key revoked on this
-    /// node is refused at once; on another node, within that bound.
+    /// `cluster.api_key_cache_ms` and no key changed since (as far as the store can
+    /// tell), else from the database. A key revoked on this node is refused at once;
+    /// on another node, when this one hears of it, and within that bound.
     pub async fn authenticate(&self, bearer: &str) -> Result<Option<ApiKey>, CoreError> {
         let hash = codes::api_key_hash(bearer);
-        if let Some(key) = self.0.cache.get(&hash) {
+        let generation = self.0.access.key_generation();
+        if let Some(key) = self.0.cache.get(&hash, generation) {
             return Ok(Some(key));
         }
         let key = self.0.access.api_key(&hash).await?;
         if let Some(key) = key {
-            self.0.cache.keep(hash, key);
+            self.0.cache.keep(hash, key, generation);
         }
         Ok(key)
     }

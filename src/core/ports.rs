@@ -177,6 +177,13 @@ pub trait AccessStore: Send + Sync {
     async fn create_api_key(&self, key: &NewApiKey<'_>) -> Result<i64>;
     /// The live (not revoked) key with this hash.
     async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>>;
+    /// A number that moves whenever an API key may have changed where this node
+    /// did not see it happen (another node, the CLI): a key read while it was one
+    /// value is not trusted once it is another. Stores that cannot tell keep 0,
+    /// and the key cache's time-to-live is then the only bound.
+    fn key_generation(&self) -> u64 {
+        0
+    }
     async fn api_keys(&self) -> Result<Vec<ApiKeyInfo>>;
     /// Revokes a key and ends its console sessions, audited.
     async fn revoke_api_key(&self, id: i64, actor: &str, now: i64) -> Result<ApiKeyInfo>;

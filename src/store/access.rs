@@ -52,6 +52,10 @@ impl AccessStore for Store {
         .await
     }
 
+    fn key_generation(&self) -> u64 {
+        self.changes.as_ref().map_or(0, |c| c.key_generation())
+    }
+
     async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, DomainError> {
         let sql = "SELECT id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL";
         port(self.read_one(sqlx::query(sql).bind(key_hash), |row| {

@@ -34,11 +34,21 @@ impl CardStore for Store {
         if let Some(read) = self.inline.as_ref().and_then(|r| r.cards_by_msisdn(msisdn)) {
             return port(async move { read }).await;
         }
+        // PostgreSQL: from memory while the change listener vouches for it.
+        let changes = self.changes.as_deref();
+        if let Some(cards) = changes.and_then(|c| c.cards(msisdn)) {
+            return Ok(cards);
+        }
+        let began = changes.map(|c| c.reading());
         // Closed cards answer nothing: their last 4 digits get "not registered".
         let sql = format!(
             "SELECT {CARD_COLUMNS} FROM cards WHERE msisdn = $1 AND closed_at IS NULL ORDER BY id"
         );
-        port(self.read_all(sqlx::query(&sql).bind(msisdn), card_from_row)).await
+        let cards = port(self.read_all(sqlx::query(&sql).bind(msisdn), card_from_row)).await?;
+        if let (Some(changes), Some(began)) = (changes, began) {
+            changes.keep(msisdn, began, &cards);
+        }
+        Ok(cards)
     }
 
     async fn enroll(&self, card: NewCard<'_>, actor: &str, now: i64) -> Result<Card, DomainError> {

@@ -8,6 +8,8 @@
 //! * `mod.rs`    — connecting, migrations, readiness, `write`, the shared row helpers.
 //! * `writer.rs` — SQLite's one writer with group commit.
 //! * `inline.rs` — SQLite's hottest read (a number's cards) on the caller's thread.
+//! * `changes.rs` — PostgreSQL: other nodes' changes heard (`LISTEN`), and the
+//!   cards and key generation that makes safe to keep in memory.
 //! * `cards.rs`  — `CardStore`: reads, enrolling, status changes, ePIN, activation.
 //! * `codes.rs`  — `CodeStore`: issuing codes and following their delivery.
 //! * `verify/`   — `VerifyStore`: the verification transaction, in both forms.
@@ -74,6 +76,7 @@ mod approvals;
 mod audit;
 mod backup;
 mod cards;
+mod changes;
 mod codes;
 mod error;
 mod import;
@@ -117,6 +120,8 @@ pub struct Store {
     writer: Option<(writer::Writer, AnyPool)>,
     /// SQLite in a file only: the hottest read on the caller's thread (`inline.rs`).
     inline: Option<std::sync::Arc<inline::InlineReads>>,
+    /// PostgreSQL, once `follow_changes` ran: what other nodes change (`changes.rs`).
+    changes: Option<std::sync::Arc<changes::Changes>>,
 }
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -179,6 +184,7 @@ impl Store {
                 backend,
                 writer,
                 inline,
+                changes: None,
             })
         })
         .await
@@ -292,7 +298,25 @@ impl Store {
         .await
     }
 
+    /// PostgreSQL: listen for the changes any node makes to cards and API keys, and
+    /// keep a number's cards for `card_cache_ms` (0: never) while listening. Start-up
+    /// code calls it for a node that serves; a one-off command need not. Nothing on
+    /// SQLite, where this process makes every change (its look-up of a number's
+    /// cards is already a read on the caller's thread, `inline.rs`).
+    pub fn follow_changes(mut self, settings: &DatabaseSettings, card_cache_ms: u64) -> Self {
+        if self.backend == Backend::Postgres && self.changes.is_none() {
+            self.changes = Some(changes::Changes::follow(
+                settings.url.clone(),
+                card_cache_ms,
+            ));
+        }
+        self
+    }
+
     pub async fn close(&self) {
+        if let Some(changes) = &self.changes {
+            changes.stop();
+        }
         if let Some((writer, write_pool)) = &self.writer {
             writer.stop();
             write_pool.close().await;

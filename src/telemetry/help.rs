@@ -179,6 +179,11 @@ const METRICS: &[(&str, Kind, &str)] = &[
         "Database errors seen by the store.",
     ),
     (
+        "otpgw_change_notices_total",
+        Counter,
+        "PostgreSQL: notices of a change to a card or an API key this node heard from the database (any node's, its own included).",
+    ),
+    (
         "otpgw_db_pool_connections",
         Gauge,
         "Database pool connections of this node, by state (open, idle).",
