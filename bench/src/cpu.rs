@@ -39,6 +39,12 @@ impl CpuArgs {
                 ));
             }
         }
+        if self.postgres_cpu && postgres_ticks().is_none() {
+            return Err(anyhow!(
+                "--postgres-cpu: no process named `postgres` runs on this machine \
+                 (its CPU can only be read when PostgreSQL is local)"
+            ));
+        }
         Ok(())
     }
 }
@@ -62,17 +68,25 @@ struct Sample {
     postgres: Option<u64>,
 }
 
+/// Why a figure that was asked for is missing from the report, so it says so
+/// instead of leaving the line out.
+const GATEWAY_GONE: &str = "not measured: the gateway exited during the run";
+const POSTGRES_GONE: &str = "not measured: no `postgres` process was left to read";
+
 /// Started before the timed part of a run, read after it.
 pub struct Meter {
     args: CpuArgs,
     start: Sample,
 }
 
-/// What a run cost, in milliseconds of CPU (user + system).
+/// What a run cost, in milliseconds of CPU (user + system). A figure that was
+/// asked for but could not be read at the end carries its reason in `missing`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Spent {
     pub gateway_ms: Option<f64>,
     pub postgres_ms: Option<f64>,
+    pub gateway_missing: Option<&'static str>,
+    pub postgres_missing: Option<&'static str>,
 }
 
 impl Meter {
@@ -91,9 +105,18 @@ impl Meter {
         let end = sample(&self.args);
         let ms = |ticks: u64| ticks as f64 * 1000.0 / procfs::ticks_per_second() as f64;
         let spent = |a: Option<u64>, b: Option<u64>| a.zip(b).map(|(a, b)| ms(b.saturating_sub(a)));
+        // A gateway that exited during the run has stopped counting: its figure
+        // would undercount, so it is reported as missing rather than low.
+        let gateway_alive = self.args.gateway_pid.is_some_and(alive);
+        let gateway_ms = spent(self.start.gateway, end.gateway).filter(|_| gateway_alive);
+        let postgres_ms = spent(self.start.postgres, end.postgres);
         Some(Spent {
-            gateway_ms: spent(self.start.gateway, end.gateway),
-            postgres_ms: spent(self.start.postgres, end.postgres),
+            gateway_ms,
+            postgres_ms,
+            gateway_missing: (self.args.gateway_pid.is_some() && gateway_ms.is_none())
+                .then_some(GATEWAY_GONE),
+            postgres_missing: (self.args.postgres_cpu && postgres_ms.is_none())
+                .then_some(POSTGRES_GONE),
         })
     }
 }
@@ -110,13 +133,22 @@ impl Spent {
             "gateway_us_per": per(self.gateway_ms),
             "postgres_ms": self.postgres_ms.map(f64::round),
             "postgres_us_per": per(self.postgres_ms),
+            "gateway_missing": self.gateway_missing,
+            "postgres_missing": self.postgres_missing,
         })
     }
 
     /// Lines for the text report.
     pub fn text(&self, done: u64, unit: &str) -> String {
         let mut out = String::new();
-        for (who, ms) in [("gateway", self.gateway_ms), ("postgres", self.postgres_ms)] {
+        let figures = [
+            ("gateway", self.gateway_ms, self.gateway_missing),
+            ("postgres", self.postgres_ms, self.postgres_missing),
+        ];
+        for (who, ms, missing) in figures {
+            if let Some(why) = missing {
+                out.push_str(&format!("  {:<22} {why}\n", format!("{who} CPU")));
+            }
             if let Some(ms) = ms {
                 let per = if done > 0 {
                     format!("{:.1} µs per {unit}", ms * 1000.0 / done as f64)
@@ -131,6 +163,13 @@ impl Spent {
         }
         out
     }
+}
+
+/// True while the process runs (a zombie or a reaped pid does not).
+fn alive(pid: i32) -> bool {
+    Process::new(pid)
+        .and_then(|p| p.stat())
+        .is_ok_and(|stat| !matches!(stat.state, 'Z' | 'X'))
 }
 
 fn sample(args: &CpuArgs) -> Sample {
@@ -203,6 +242,33 @@ mod tests {
         );
     }
 
+    /// A gateway that exits between the start and the end of a run is named as
+    /// missing in both reports instead of its line being dropped.
+    #[test]
+    fn a_gateway_that_exits_during_the_run_is_reported_missing() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let meter = Meter::start(&gateway(child.id() as i32));
+        child.kill().expect("kill sleep");
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while alive(child.id() as i32) {
+            assert!(std::time::Instant::now() < give_up, "sleep never exited");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let spent = meter.stop().expect("asked for");
+        child.wait().expect("reap");
+        assert!(spent.gateway_ms.is_none());
+        assert_eq!(spent.gateway_missing, Some(GATEWAY_GONE));
+        assert!(
+            spent.text(10, "code").contains(GATEWAY_GONE),
+            "{}",
+            spent.text(10, "code")
+        );
+        assert_eq!(spent.json(10)["gateway_missing"], GATEWAY_GONE);
+    }
+
     /// Root reads every /proc/PID/stat, so the refusal's words are checked alone.
     #[test]
     fn a_gateway_pid_that_cannot_be_read_is_named() {
@@ -240,6 +306,7 @@ mod tests {
             );
         };
         assert!(spent.postgres_ms.is_none());
+        assert!(spent.gateway_missing.is_none() && spent.postgres_missing.is_none());
         let ms = spent.gateway_ms.unwrap();
         let v = spent.json(1000);
         assert_eq!(

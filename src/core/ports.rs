@@ -230,6 +230,18 @@ pub trait LimitStore: Send + Sync {
     /// GCRA: `None` when one more event for `key` fits at `now` (and is counted),
     /// else the milliseconds to wait.
     async fn gcra(&self, key: &str, now: i64, rate: Gcra) -> Result<Option<i64>>;
+    /// Several decisions at one `now`, in order, ending at the first refusal (the
+    /// keys before it stay counted, as with one `gcra` each): `None` when every key
+    /// fits, else the refusing key's index and its wait. A store may answer it in
+    /// one round trip; by default the keys are decided one by one.
+    async fn gcra_each(&self, keys: &[(&str, Gcra)], now: i64) -> Result<Option<(usize, i64)>> {
+        for (i, (key, rate)) in keys.iter().enumerate() {
+            if let Some(wait) = self.gcra(key, now, *rate).await? {
+                return Ok(Some((i, wait)));
+            }
+        }
+        Ok(None)
+    }
     async fn sweep_limits(&self, now: i64) -> Result<u64>;
 }
 

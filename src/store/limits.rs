@@ -1,8 +1,13 @@
 //! The shared half of rate limiting on PostgreSQL: one atomic statement per decision
 //! keeps each key's theoretical arrival time (GCRA), so every node sees the same
 //! budget. Single statements in autocommit: no transaction holds the row longer.
+//! The decisions one message needs together (a peer's TPS and the global cap, a
+//! number's windows) go in one call of `otpgw_gcra_each` (migration 0018), which
+//! runs the same statement for each key in turn: one round trip instead of one per
+//! key.
 
 use async_trait::async_trait;
+use sqlx::Row;
 
 use super::port;
 use super::Store;
@@ -37,6 +42,48 @@ impl LimitStore for Store {
                 .fetch_optional(&self.pool)
                 .await?;
             Ok(Some(tat.map_or(interval, |t| (t - now - tolerance).max(1))))
+        })
+        .await
+    }
+
+    /// Two or more keys in one round trip (`otpgw_gcra_each`). The Any driver binds
+    /// no arrays, so the keys and rates travel as text split in the database; a key
+    /// holding the separator (it never does: msisdns are digits and peer ids come
+    /// from the config) is decided one by one instead.
+    async fn gcra_each(
+        &self,
+        keys: &[(&str, Gcra)],
+        now: i64,
+    ) -> Result<Option<(usize, i64)>, DomainError> {
+        const SEP: char = '\u{1f}';
+        if keys.len() < 2 || keys.iter().any(|(key, _)| key.contains(SEP)) {
+            for (i, (key, rate)) in keys.iter().enumerate() {
+                if let Some(wait) = self.gcra(key, now, *rate).await? {
+                    return Ok(Some((i, wait)));
+                }
+            }
+            return Ok(None);
+        }
+        let joined = |f: fn(&Gcra) -> i64| {
+            keys.iter()
+                .map(|(_, rate)| f(rate).to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let names = keys.iter().map(|(key, _)| *key).collect::<Vec<_>>();
+        let query = sqlx::query(
+            "SELECT refused, wait FROM otpgw_gcra_each(string_to_array($1, chr(31)), $2, \
+             string_to_array($3, ',')::bigint[], string_to_array($4, ',')::bigint[])",
+        )
+        .bind(names.join(&SEP.to_string()))
+        .bind(now)
+        .bind(joined(|r| r.interval))
+        .bind(joined(|r| r.tolerance));
+        port(async move {
+            let row = query.fetch_one(&self.pool).await?;
+            let refused: Option<i32> = row.try_get("refused")?;
+            let wait: Option<i64> = row.try_get("wait")?;
+            Ok(refused.map(|i| (usize::try_from(i).unwrap_or(0), wait.unwrap_or(1))))
         })
         .await
     }

@@ -111,7 +111,7 @@ const METRICS: &[(&str, Kind, &str)] = &[
     (
         "otpgw_limit_decision_seconds",
         Histogram,
-        "Time of a cluster-wide limit decision in the database.",
+        "Time of one round trip of cluster-wide limit decisions in the database (a peer's TPS and the global cap, or a number's windows, are decided together).",
     ),
     (
         "otpgw_message_timeouts_total",

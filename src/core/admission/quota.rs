@@ -73,20 +73,24 @@ impl SharedLimits {
         }
     }
 
-    /// Every per-MSISDN window, in the database.
+    /// Every per-MSISDN window, in the database, in one round trip.
     pub async fn msisdn(&self, store: &dyn LimitStore, msisdn: &str, now: i64) -> Shared {
-        for (i, rate) in self.msisdn.iter().enumerate() {
-            if let Shared::Over(wait) = self
-                .decide(store, &format!("m{i}:{msisdn}"), *rate, now)
-                .await
-            {
-                return Shared::Over(wait);
-            }
+        let keys: Vec<String> = (0..self.msisdn.len())
+            .map(|i| format!("m{i}:{msisdn}"))
+            .collect();
+        let each: Vec<(&str, Gcra)> = keys
+            .iter()
+            .map(String::as_str)
+            .zip(self.msisdn.iter().copied())
+            .collect();
+        match self.decide(store, &each, now).await {
+            Some((_, wait)) => Shared::Over(wait),
+            None => Shared::Allow,
         }
-        Shared::Allow
     }
 
-    /// A peer's TPS, then the global cap, for one subscriber message (`now` in ms).
+    /// A peer's TPS, then the global cap, for one subscriber message (`now` in ms),
+    /// in one round trip. Both are kept in microseconds.
     pub async fn peer(
         &self,
         store: &dyn LimitStore,
@@ -94,66 +98,68 @@ impl SharedLimits {
         now: i64,
     ) -> Result<(), (&'static str, Duration)> {
         let now_us = now.saturating_mul(1000);
+        let peer_key = format!("P:{system_id}");
+        let mut each: Vec<(&str, Gcra)> = Vec::with_capacity(2);
+        let mut names: Vec<&'static str> = Vec::with_capacity(2);
         if let Some(rate) = self.peers.get(system_id) {
-            if let Shared::Over(wait) = self
-                .decide_us(store, &format!("P:{system_id}"), *rate, now_us)
-                .await
-            {
-                return Err(("peer", wait));
-            }
+            each.push((&peer_key, *rate));
+            names.push("peer");
         }
         if let Some(rate) = self.global {
-            if let Shared::Over(wait) = self.decide_us(store, "G", rate, now_us).await {
-                return Err(("global", wait));
-            }
+            each.push(("G", rate));
+            names.push("global");
         }
-        Ok(())
-    }
-
-    /// As `decide`, on a key kept in microseconds.
-    async fn decide_us(
-        &self,
-        store: &dyn LimitStore,
-        key: &str,
-        rate: Gcra,
-        now_us: i64,
-    ) -> Shared {
-        match self.decide(store, key, rate, now_us).await {
-            Shared::Over(wait) => Shared::Over(wait / 1000),
-            allow => allow,
+        match self.decide(store, &each, now_us).await {
+            Some((i, wait_us)) => Err((names[i], wait_us / 1000)),
+            None => Ok(()),
         }
     }
 
     pub async fn card(&self, store: &dyn LimitStore, card_id: i64, now: i64) -> Shared {
-        self.decide(store, &format!("c:{card_id}"), self.card, now)
-            .await
+        let key = format!("c:{card_id}");
+        self.decide_one(store, &key, self.card, now).await
     }
 
     pub async fn unknown_sender(&self, store: &dyn LimitStore, msisdn: &str, now: i64) -> Shared {
-        self.decide(store, &format!("u:{msisdn}"), self.unknown_sender, now)
-            .await
+        let key = format!("u:{msisdn}");
+        self.decide_one(store, &key, self.unknown_sender, now).await
     }
 
-    async fn decide(&self, store: &dyn LimitStore, key: &str, rate: Gcra, now: i64) -> Shared {
-        if !store.is_shared() {
-            return Shared::Allow;
+    async fn decide_one(&self, store: &dyn LimitStore, key: &str, rate: Gcra, now: i64) -> Shared {
+        match self.decide(store, &[(key, rate)], now).await {
+            Some((_, wait)) => Shared::Over(wait),
+            None => Shared::Allow,
+        }
+    }
+
+    /// The keys' decisions in one call (`LimitStore::gcra_each`): `None` when every
+    /// one allows (or the database did not answer in time), else the index of the
+    /// key that refused and the wait, in the unit of `now`.
+    async fn decide(
+        &self,
+        store: &dyn LimitStore,
+        keys: &[(&str, Gcra)],
+        now: i64,
+    ) -> Option<(usize, Duration)> {
+        if !store.is_shared() || keys.is_empty() {
+            return None;
         }
         let started = std::time::Instant::now();
-        let decision = tokio::time::timeout(self.timeout, store.gcra(key, now, rate)).await;
+        let decision = tokio::time::timeout(self.timeout, store.gcra_each(keys, now)).await;
         metrics::histogram!("otpgw_limit_decision_seconds").record(started.elapsed().as_secs_f64());
         match decision {
-            Ok(Ok(None)) => Shared::Allow,
-            Ok(Ok(Some(wait_ms))) => {
-                Shared::Over(Duration::from_millis(u64::try_from(wait_ms).unwrap_or(1)))
+            Ok(Ok(None)) => None,
+            Ok(Ok(Some((i, wait)))) => {
+                Some((i, Duration::from_millis(u64::try_from(wait).unwrap_or(1))))
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "cluster limit: database error, this node's limit applies");
                 metrics::counter!("otpgw_limit_fallbacks_total", "cause" => "error").increment(1);
-                Shared::Allow
+                None
             }
             Err(_) => {
                 metrics::counter!("otpgw_limit_fallbacks_total", "cause" => "timeout").increment(1);
-                Shared::Allow
+                None
             }
         }
     }

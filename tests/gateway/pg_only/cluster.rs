@@ -24,10 +24,17 @@ outbox_margin_ms = 500
 outbox_poll_ms = 100
 ";
 
-/// Three nodes on one fresh database, each with `config` (as `Gateway::start_with`).
-fn three_nodes(config: &str) -> (Gateway, Gateway, Gateway) {
+/// Two nodes on one fresh database, each with `config` (as `Gateway::start_with`).
+fn two_nodes(config: &str) -> (Gateway, Gateway) {
+    require_postgres();
     let a = Gateway::start_with(config);
     let b = Gateway::start_beside_with(&a, config);
+    (a, b)
+}
+
+/// Three nodes on one fresh database, each with `config`.
+fn three_nodes(config: &str) -> (Gateway, Gateway, Gateway) {
+    let (a, b) = two_nodes(config);
     let c = Gateway::start_beside_with(&a, config);
     (a, b, c)
 }
@@ -83,9 +90,7 @@ fn each_got_one_code(rx: &Peer, who: &[(String, String, String)], verify_on: &Ga
 
 #[test]
 fn a_transmitter_on_one_node_and_a_receiver_on_another_get_every_reply() {
-    require_postgres();
-    let a = Gateway::start_with(CLUSTER);
-    let b = Gateway::start_beside_with(&a, CLUSTER);
+    let (a, b) = two_nodes(CLUSTER);
     let admin = a.api_key("admin");
     let who = crate::cards::customers(6, 101);
     for (pan, _, msisdn) in &who {
@@ -297,9 +302,7 @@ fn notices(node: &Gateway) -> f64 {
 /// database, well within `BOUND`.
 #[test]
 fn a_key_revoked_on_one_node_is_refused_on_another_within_the_bound() {
-    require_postgres();
-    let a = Gateway::start_with(LONG_CACHES);
-    let b = Gateway::start_beside_with(&a, LONG_CACHES);
+    let (a, b) = two_nodes(LONG_CACHES);
     let admin = a.api_key("admin");
     let verifier = a.api_key("verifier");
     // B has read the key (and remembers it): known, if not allowed this path.
@@ -342,9 +345,7 @@ fn a_key_revoked_on_one_node_is_refused_on_another_within_the_bound() {
 /// there is gone.
 #[test]
 fn a_phone_changed_on_one_node_routes_the_next_code_on_another() {
-    require_postgres();
-    let a = Gateway::start_with(LONG_CACHES);
-    let b = Gateway::start_beside_with(&a, LONG_CACHES);
+    let (a, b) = two_nodes(LONG_CACHES);
     let admin = a.api_key("admin");
     let (old, new) = ("989121850071", "989121850072");
     let id = a.enroll_id(&admin, cards::A, old);

@@ -1,0 +1,33 @@
+-- Several GCRA decisions of one message in one round trip (issue 21): a peer's TPS
+-- and the global cap, or a number's windows. The keys are decided in order, each
+-- exactly as the single-key statement in store/limits.rs decides it, and the first
+-- refusal ends the call: the keys before it stay counted, as they were when each
+-- was its own statement. Each statement in the function takes its own snapshot
+-- (READ COMMITTED), so a key another node has just inserted is seen.
+--
+-- `refused` is NULL when every key fits (each is counted); otherwise it is the
+-- index (from 0) of the key that does not, and `wait` is how long until it would,
+-- in the unit of `p_now`.
+CREATE FUNCTION otpgw_gcra_each(
+    p_keys text[], p_now bigint, p_intervals bigint[], p_tolerances bigint[],
+    OUT refused integer, OUT wait bigint)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    i integer;
+    t bigint;
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(p_keys, 1), 0) LOOP
+        INSERT INTO limit_state (key, tat) VALUES (p_keys[i], p_now + p_intervals[i])
+            ON CONFLICT (key) DO UPDATE SET tat = GREATEST(limit_state.tat, p_now) + p_intervals[i]
+            WHERE GREATEST(limit_state.tat, p_now) - p_now <= p_tolerances[i]
+            RETURNING limit_state.tat INTO t;
+        IF NOT FOUND THEN
+            SELECT limit_state.tat INTO t FROM limit_state WHERE limit_state.key = p_keys[i];
+            refused := i - 1;
+            wait := coalesce(GREATEST(t - p_now - p_tolerances[i], 1), p_intervals[i]);
+            RETURN;
+        END IF;
+    END LOOP;
+END
+$$;
