@@ -1,10 +1,11 @@
 //! The shared half of rate limiting on PostgreSQL: one atomic statement per decision
 //! keeps each key's theoretical arrival time (GCRA), so every node sees the same
 //! budget. Single statements in autocommit: no transaction holds the row longer.
-//! The decisions one message needs together (a peer's TPS and the global cap, a
-//! number's windows) go in one call of `otpgw_gcra_each` (migration 0018), which
-//! runs the same statement for each key in turn: one round trip instead of one per
-//! key.
+//! The core asks through `gcra_each`: the decisions one message needs together (a
+//! peer's TPS and the global cap, a number's windows) go in one call of
+//! `otpgw_gcra_each` (migration 0018), which runs the same statement for each key
+//! in turn (one round trip instead of one per key) and commits without waiting
+//! for a disk flush: a limit's state is not worth one.
 
 use async_trait::async_trait;
 use sqlx::Row;
@@ -46,17 +47,21 @@ impl LimitStore for Store {
         .await
     }
 
-    /// Two or more keys in one round trip (`otpgw_gcra_each`). The Any driver binds
-    /// no arrays, so the keys and rates travel as text split in the database; a key
-    /// holding the separator (it never does: msisdns are digits and peer ids come
-    /// from the config) is decided one by one instead.
+    /// Every key of the call in one round trip (`otpgw_gcra_each`), committed
+    /// without a disk flush (see migration 0018). The Any driver binds no arrays, so
+    /// the keys and rates travel as text split in the database; a key holding the
+    /// separator (it never does: msisdns are digits and peer ids come from the
+    /// config) is decided one by one instead.
     async fn gcra_each(
         &self,
         keys: &[(&str, Gcra)],
         now: i64,
     ) -> Result<Option<(usize, i64)>, DomainError> {
         const SEP: char = '\u{1f}';
-        if keys.len() < 2 || keys.iter().any(|(key, _)| key.contains(SEP)) {
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        if keys.iter().any(|(key, _)| key.contains(SEP)) {
             for (i, (key, rate)) in keys.iter().enumerate() {
                 if let Some(wait) = self.gcra(key, now, *rate).await? {
                     return Ok(Some((i, wait)));

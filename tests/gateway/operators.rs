@@ -680,3 +680,18 @@ fn on_sigterm_the_gateway_unbinds_from_the_smsc() {
     assert!(status.success(), "{status:?}");
     smsc.wait(|e| e["event"] == "unbind");
 }
+
+/// A bind the SMSC answers only after SIGTERM came is still ended with an unbind:
+/// the SMSC took it, and a dropped connection would leave the session bound on its
+/// side until its own timeout.
+#[test]
+fn a_bind_answered_after_sigterm_is_unbound() {
+    let smsc = Smsc::start(&[]);
+    smsc.cmd(json!({"cmd": "set", "bind_delay_ms": 1000}));
+    smsc.wait(|e| e["event"] == "set");
+    // Returns once the SMSC has the bind; its answer is a second away.
+    let gw = smsc.gateway("");
+    let status = gw.stop();
+    assert!(status.success(), "{status:?}");
+    smsc.wait(|e| e["event"] == "unbind");
+}

@@ -56,6 +56,7 @@
  *                            submit_sm_resp.  The settings are taken when the
  *                            submit_sm arrives.
  *       resp_delay_ms N      delay every submit_sm_resp by N ms (per session, order kept)
+ *       bind_delay_ms N      delay every bind response by N ms (the bind event comes at once)
        answer_only N        null (default: answer all) or N: answer the next N submit_sm,
                             then take every further one without answering it (its
                             submit_sm event has status null), as an SMSC that loses the
@@ -213,6 +214,7 @@ function setSettings(cmd) {
       case 'throttle':
       case 'fail_next':
       case 'resp_delay_ms':
+      case 'bind_delay_ms':
         next[k] = toInt(v, k, 0, 0x7fffffff);
         break;
       case 'answer_only':

@@ -48,6 +48,7 @@ function defaultSettings() {
     id_format: 'hex',
     auto_receipt: null,
     resp_delay_ms: 0,
+    bind_delay_ms: 0,
     ignore_enquire_link: false,
     answer_only: null,
   };
@@ -212,9 +213,12 @@ function onBind(s, pdu) {
     addr_npi: isInt(pdu.addr_npi) ? pdu.addr_npi : null,
     address_range: typeof pdu.address_range === 'string' ? pdu.address_range : '',
     status });
-  reply(s, status === 0
+  const answer = () => reply(s, status === 0
     ? pdu.response({ system_id: 'smsc', sc_interface_version: 0x34 })
     : pdu.response({ command_status: status }));
+  const delay = state.settings.bind_delay_ms;
+  if (delay > 0) setTimeout(answer, delay);
+  else answer();
 }
 
 function parseMessage(pdu) {

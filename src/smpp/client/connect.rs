@@ -42,9 +42,17 @@ pub(super) async fn maintain(
     let mut failures: u32 = 0;
     loop {
         conn.set_phase(kind.as_str(), Phase::Connecting, None);
+        // On shutdown an attempt under way gets a short grace: the SMSC may have
+        // accepted the bind already, and a bound session is ended with an unbind
+        // (by `serve`), not by dropping the connection.
+        let attempt = connect_and_bind(&shared, &conn, kind);
+        tokio::pin!(attempt);
         let attempt = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            r = connect_and_bind(&shared, &conn, kind) => r,
+            r = &mut attempt => r,
+            _ = shutdown.cancelled() => match timeout(BIND_GRACE_ON_SHUTDOWN, attempt).await {
+                Ok(r) => r,
+                Err(_) => break,
+            },
         };
         match attempt {
             Ok(framed) => {
@@ -77,6 +85,10 @@ pub(super) async fn maintain(
     }
     conn.set_phase(kind.as_str(), Phase::Down, Some("shut down".into()));
 }
+
+/// How long a bind under way at shutdown may still take to be answered (as long
+/// as the unbind's own wait).
+const BIND_GRACE_ON_SHUTDOWN: Duration = Duration::from_secs(2);
 
 /// How long a session must have lasted for the next reconnect to start the back-off
 /// afresh.

@@ -138,6 +138,12 @@ impl Session {
     pub(super) async fn serve(&mut self, shutdown: &CancellationToken) -> String {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
+            // Bound after the shutdown began (see `connect::maintain`): send nothing,
+            // unbind.
+            if shutdown.is_cancelled() {
+                self.finish().await;
+                return "shut down".into();
+            }
             // Every part the window, the pause and the TPS allow now, then one write.
             while self.room() {
                 match self.send_next().await {
