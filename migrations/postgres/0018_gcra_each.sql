@@ -34,7 +34,8 @@ BEGIN
         IF NOT FOUND THEN
             SELECT limit_state.tat INTO t FROM limit_state WHERE limit_state.key = p_keys[i];
             refused := i - 1;
-            wait := coalesce(GREATEST(t - p_now - p_tolerances[i], 1), p_intervals[i]);
+            -- (A row swept away in between: wait one interval, as the single statement's caller does.)
+            wait := CASE WHEN t IS NULL THEN p_intervals[i] ELSE GREATEST(t - p_now - p_tolerances[i], 1) END;
             RETURN;
         END IF;
     END LOOP;

@@ -222,3 +222,58 @@ fn two_codes_asked_for_one_card_at_once_are_both_issued() {
         .map_or(0.0, |v| v.trim().parse::<f64>().unwrap());
     assert_eq!(errors, 0.0, "a database error was counted");
 }
+
+/// `otpgw_gcra_each` (migration 0018) decides its keys in order as the single-key
+/// statement would, stops at the first refusal with that key's index and wait (the
+/// keys before it stay counted), and leaves `synchronous_commit` as it found it for
+/// the connection's next transaction.
+#[test]
+fn gcra_each_decides_keys_in_order_and_stops_at_the_first_refusal() {
+    require_postgres();
+    let gw = Gateway::start();
+    block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&gw.db_url).await.unwrap();
+        let mut call = async |keys: &str, now: i64, intervals: &str, tolerances: &str| {
+            sqlx::query_as::<_, (Option<i32>, Option<i64>)>(
+                "SELECT refused, wait FROM otpgw_gcra_each(string_to_array($1, ','), $2, \
+                 string_to_array($3, ',')::bigint[], string_to_array($4, ',')::bigint[])",
+            )
+            .bind(keys)
+            .bind(now)
+            .bind(intervals)
+            .bind(tolerances)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+        };
+        // t:a takes one per 100 with no burst, t:b one per 10 with a burst of 11.
+        assert_eq!(call("t:a,t:b", 1000, "100,10", "0,100").await, (None, None));
+        // t:a is spent until 1100: it refuses first, and t:b is not counted.
+        assert_eq!(
+            call("t:a,t:b", 1000, "100,10", "0,100").await,
+            (Some(0), Some(100))
+        );
+        // The other way round t:b is counted before t:a refuses.
+        assert_eq!(
+            call("t:b,t:a", 1050, "10,100", "100,0").await,
+            (Some(1), Some(50))
+        );
+        let tat: i64 = sqlx::query_scalar("SELECT tat FROM limit_state WHERE key = 't:b'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            tat, 1060,
+            "t:b counted twice: 1010, then max(1010, 1050) + 10"
+        );
+        let durable: String = sqlx::query_scalar("SHOW synchronous_commit")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            durable, "on",
+            "the flush is skipped for the call's transaction only"
+        );
+    });
+}
