@@ -51,6 +51,8 @@ unknown_sender = {{ count = 1000, per_secs = 1 }}
 peer_tps = 0
 global_per_second = 0
 verify_per_key_per_second = 0
+# Pushes are limited per API key (50/s by default): opened, as every other limit here.
+push_per_key_per_second = 0
 guard_max_failures = 100000
 """
 open(f"{d}/otpgw.toml", "w").write(cfg)
