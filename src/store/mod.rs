@@ -593,6 +593,13 @@ fn pool_options(
                     sqlx::query(&format!("PRAGMA cache_size = -{cache_kib}"))
                         .execute(&mut *conn)
                         .await?;
+                    // The writer keeps a savepoint open across a batch's guarded
+                    // jobs; SQLite keeps what it would undo in a sub-journal that
+                    // spills to a temporary file past 64 KiB (a write per page and
+                    // an unlink per batch). In memory it is dropped at each release.
+                    sqlx::query("PRAGMA temp_store = MEMORY")
+                        .execute(&mut *conn)
+                        .await?;
                 } else {
                     for setting in ["statement_timeout", "lock_timeout"] {
                         sqlx::query(&format!("SET {setting} = {statement_timeout_ms}"))
