@@ -2,8 +2,6 @@
 //! for a pushed code, its idempotency record) and following its message's delivery
 //! (submitted, receipts matched by the SMSC's message id).
 
-use std::sync::LazyLock;
-
 use async_trait::async_trait;
 use sqlx::{AnyConnection, Row};
 
@@ -77,6 +75,13 @@ impl CodeStore for Store {
         at: i64,
     ) -> Result<(), DomainError> {
         port(async move {
+            if let Some(writer) = self.sqlite_writer() {
+                return writer
+                    .write_direct(move |db: &rusqlite::Connection| {
+                        sqlite::set_deliveries(db, &[(code_id, delivery)], at)
+                    })
+                    .await;
+            }
             let outbox = self.shared() && delivery != Delivery::Queued;
             self.write(move |conn: &mut AnyConnection| {
                 Box::pin(async move {
@@ -96,6 +101,14 @@ impl CodeStore for Store {
     /// state and chunk, in one transaction, with the same rules as `set_delivery`.
     async fn set_deliveries(&self, states: &[(i64, Delivery)], at: i64) -> Result<(), DomainError> {
         port(async move {
+            if let Some(writer) = self.sqlite_writer() {
+                let states = states.to_vec();
+                return writer
+                    .write_direct(move |db: &rusqlite::Connection| {
+                        sqlite::set_deliveries(db, &states, at)
+                    })
+                    .await;
+            }
             let outbox = self.shared();
             let mut by_state: Vec<(Delivery, Vec<i64>)> = Vec::new();
             for (id, state) in states {
@@ -273,9 +286,7 @@ impl Store {
         };
         if let (Some(writer), None, None) = (self.sqlite_writer(), &outbox, push) {
             return writer
-                .write_guarded(move |conn: &mut AnyConnection| {
-                    Box::pin(async move { issue_in_one_call(conn, &new_code).await })
-                })
+                .write_direct(move |db: &rusqlite::Connection| sqlite::issue(db, &new_code))
                 .await?;
         }
         // PostgreSQL: the whole issue as one statement, where it can decide alone.
@@ -487,31 +498,6 @@ struct OwnedCode {
     actor: String,
 }
 
-/// SQLite's issue, as one guarded call (the writer holds the write lock, so no row
-/// lock is needed): end an elapsed timed lock, read the status, and only for an
-/// active card supersede the live code, insert the new one and its audit event. The
-/// same effects as the statement-by-statement path below, in one hop instead of
-/// five. The audit detail has the keys `serde_json` would write, in its order.
-const ISSUE_IN_ONE_CALL: &str = "\
-    UPDATE cards SET status = 'active', failures = 0, locked_until = NULL, updated_at = $5 \
-     WHERE id = $1 AND status = 'locked' AND locked_until IS NOT NULL AND locked_until <= $5; \
-    INSERT INTO events (card_id, kind, actor, detail, at) \
-     SELECT $1, 'lock_expired', 'policy', '{}', $5 WHERE changes() > 0; \
-    SELECT 'card' AS k, status AS s, NULL AS n FROM cards WHERE id = $1; \
-    UPDATE codes SET state = CASE WHEN expires_at <= $5 THEN 'expired' ELSE 'superseded' END \
-     WHERE card_id = $1 AND state = 'live' \
-     AND EXISTS (SELECT 1 FROM cards WHERE id = $1 AND status = 'active') \
-     RETURNING 'superseded' AS k, NULL AS s, id AS n; \
-    INSERT INTO codes (card_id, code_hash, channel, peer, issued_at, expires_at, state, delivery, route, txn_hash, cap) \
-     SELECT $1, $2, $3, $4, $5, $6, 'live', $7, $8, $9, $10 \
-     WHERE EXISTS (SELECT 1 FROM cards WHERE id = $1 AND status = 'active') \
-     RETURNING 'code' AS k, NULL AS s, id AS n; \
-    INSERT INTO events (card_id, kind, actor, detail, at) \
-     SELECT $1, 'code_issued', $11, json_object('bound_to_transaction', json(CASE WHEN $9 IS NULL THEN 'false' ELSE 'true' END), \
-       'capped', json(CASE WHEN $10 IS NULL THEN 'false' ELSE 'true' END), 'channel', $3, 'code_id', id, 'expires_at', $6), $5 \
-     FROM codes WHERE card_id = $1 AND state = 'live' \
-     AND EXISTS (SELECT 1 FROM cards WHERE id = $1 AND status = 'active')";
-
 /// The reply's outbox row (when `$17`) and the audit event of the code that the CTE
 /// `ins` inserted, for both PostgreSQL forms below. The audit detail is the text
 /// `serde_json` writes (the channel is one of two fixed words).
@@ -622,39 +608,6 @@ async fn issue_in_one_statement(
     }
 }
 
-/// Runs `ISSUE_IN_ONE_CALL` in the writer's guarded form. Only the call's own
-/// failure is an `Err` (the writer then rolls back to the savepoint); what its rows
-/// say, including that the card is gone, is the inner result.
-async fn issue_in_one_call(
-    conn: &mut AnyConnection,
-    code: &OwnedCode,
-) -> Result<Result<Issued, StoreError>, StoreError> {
-    static SQL: LazyLock<String> = LazyLock::new(|| super::writer::guarded(ISSUE_IN_ONE_CALL));
-    let rows = bind_code!(sqlx::query(SQL.as_str()), code)
-        .fetch_all(&mut *conn)
-        .await?;
-    Ok(read_issue_rows(&rows))
-}
-
-fn read_issue_rows(rows: &[sqlx::any::AnyRow]) -> Result<Issued, StoreError> {
-    let (mut status, mut code_id, mut superseded) = (None, None, 0);
-    for row in rows {
-        match row.try_get::<String, _>("k")?.as_str() {
-            "card" => status = Some(parse_status(&row.try_get::<String, _>("s")?)?),
-            "superseded" => superseded += 1,
-            "code" => code_id = Some(row.try_get::<i64, _>("n")?),
-            other => return Err(StoreError::Corrupt(format!("issue row {other}"))),
-        }
-    }
-    match (status.ok_or(StoreError::NoSuchCard)?, code_id) {
-        (CardStatus::Active, Some(code_id)) => Ok(Issued::Code {
-            code_id,
-            superseded,
-        }),
-        (CardStatus::Active, None) => Err(StoreError::Corrupt("no code inserted".into())),
-        (status, _) => Ok(Issued::NotActive(status)),
-    }
-}
-
+mod sqlite;
 #[cfg(test)]
 pub(super) mod tests;

@@ -10,6 +10,9 @@ use crate::core::{Conflict, DomainError, Existing, Missing};
 pub(super) enum StoreError {
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    /// SQLite through rusqlite (`direct.rs`): the writer's direct jobs.
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("a card with this number is already enrolled (id {0})")]
@@ -57,6 +60,11 @@ impl StoreError {
     fn is_unavailable(&self) -> bool {
         let e = match self {
             StoreError::Database(e) => e,
+            StoreError::Sqlite(e) => {
+                return e
+                    .sqlite_error()
+                    .is_some_and(|f| SQLITE_UNAVAILABLE.contains(&(f.extended_code & 0xff)))
+            }
             StoreError::Unavailable(_) => return true,
             _ => return false,
         };
@@ -79,19 +87,31 @@ impl StoreError {
                 }
                 // A SQLite result code (an extended code carries the primary one in its
                 // low byte): BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN.
-                code.parse::<u32>()
-                    .is_ok_and(|c| [5, 6, 8, 10, 13, 14].contains(&(c & 0xff)))
+                code.parse::<i32>()
+                    .is_ok_and(|c| SQLITE_UNAVAILABLE.contains(&(c & 0xff)))
             }
             _ => false,
         }
     }
 }
 
+/// SQLite's primary result codes that mean "not now" rather than "no": BUSY,
+/// LOCKED, READONLY, IOERR, FULL, CANTOPEN (an extended code carries its primary
+/// one in its low byte).
+const SQLITE_UNAVAILABLE: [i32; 6] = [5, 6, 8, 10, 13, 14];
+
 /// Every database error passes here, so operations can see them as one counter.
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         metrics::counter!("otpgw_db_errors_total").increment(1);
         Self::Database(e)
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        metrics::counter!("otpgw_db_errors_total").increment(1);
+        Self::Sqlite(e)
     }
 }
 
@@ -114,6 +134,7 @@ impl From<StoreError> for DomainError {
             StoreError::TokenWrongState(s) => DomainError::WrongState(Conflict::Token(s)),
             StoreError::StatusNotAllowed(s) => DomainError::NotAllowed(s),
             e @ (StoreError::Database(_)
+            | StoreError::Sqlite(_)
             | StoreError::Migrate(_)
             | StoreError::Corrupt(_)
             | StoreError::Unavailable(_)

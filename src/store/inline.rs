@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::direct::SqliteRow;
 use super::{parse_status, StoreError, CARD_COLUMNS};
 use otpgw_rules::records::Card;
 use otpgw_rules::vocab::{CardStatus, Language};
@@ -95,22 +96,6 @@ impl InlineReads {
                 idle.push(conn);
             }
         }
-    }
-}
-
-/// A rusqlite row read by column name, as `card_of!` reads sqlx's.
-struct SqliteRow<'a, 'r>(&'a rusqlite::Row<'r>);
-
-impl SqliteRow<'_, '_> {
-    fn try_get<T: rusqlite::types::FromSql, I: AsRef<str>>(
-        &self,
-        name: I,
-    ) -> Result<T, StoreError> {
-        let name = name.as_ref();
-        // rusqlite's error names the column and its type, never the value.
-        self.0
-            .get(name)
-            .map_err(|e| StoreError::Corrupt(format!("column {name}: {e}")))
     }
 }
 

@@ -78,6 +78,7 @@ mod backup;
 mod cards;
 mod changes;
 mod codes;
+mod direct;
 mod error;
 mod import;
 mod inline;
@@ -169,7 +170,17 @@ impl Store {
                     let write_pool = pool_options(settings, backend, 1, cache_kib)
                         .connect_with(options)
                         .await?;
-                    Some((writer::Writer::spawn(write_pool.clone()), write_pool))
+                    let path = crate::config::sqlite_path(&settings.url).ok_or_else(|| {
+                        StoreError::Unavailable("SQLite needs a database file".into())
+                    })?;
+                    let direct = direct::Direct {
+                        synchronous: synchronous(settings),
+                        cache_kib,
+                        busy: SQLITE_BUSY,
+                    };
+                    let writer = writer::Writer::spawn(write_pool.clone(), path, direct)
+                        .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+                    Some((writer, write_pool))
                 }
                 Backend::Postgres => None,
             };
@@ -318,7 +329,7 @@ impl Store {
             changes.stop();
         }
         if let Some((writer, write_pool)) = &self.writer {
-            writer.stop();
+            writer.stop().await;
             write_pool.close().await;
         }
         self.pool.close().await;
@@ -557,6 +568,17 @@ const READER_CACHE_KIB: u64 = 2000;
 /// The pool settings both pools share: WAL, the busy timeout, the durability level
 /// and the page cache (`cache_kib`) on SQLite; statement and lock deadlines on
 /// PostgreSQL.
+/// How long a SQLite connection waits for another's lock before it gives up.
+const SQLITE_BUSY: Duration = Duration::from_secs(5);
+
+/// SQLite's `synchronous` setting, as its pragma spells it.
+fn synchronous(settings: &DatabaseSettings) -> &'static str {
+    match settings.synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    }
+}
+
 fn pool_options(
     settings: &DatabaseSettings,
     backend: Backend,
@@ -566,10 +588,7 @@ fn pool_options(
     // A held row lock or a stuck statement fails within this, so a transport can
     // answer "try again" before its own deadline instead of never.
     let statement_timeout_ms = settings.statement_timeout_secs.saturating_mul(1000);
-    let synchronous = match settings.synchronous {
-        Synchronous::Full => "FULL",
-        Synchronous::Normal => "NORMAL",
-    };
+    let synchronous = synchronous(settings);
     AnyPoolOptions::new()
         .max_connections(size)
         .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
@@ -580,9 +599,12 @@ fn pool_options(
                     sqlx::query("PRAGMA journal_mode = WAL")
                         .execute(&mut *conn)
                         .await?;
-                    sqlx::query("PRAGMA busy_timeout = 5000")
-                        .execute(&mut *conn)
-                        .await?;
+                    sqlx::query(&format!(
+                        "PRAGMA busy_timeout = {}",
+                        SQLITE_BUSY.as_millis()
+                    ))
+                    .execute(&mut *conn)
+                    .await?;
                     sqlx::query(&format!("PRAGMA synchronous = {synchronous}"))
                         .execute(&mut *conn)
                         .await?;
@@ -593,10 +615,9 @@ fn pool_options(
                     sqlx::query(&format!("PRAGMA cache_size = -{cache_kib}"))
                         .execute(&mut *conn)
                         .await?;
-                    // The writer keeps a savepoint open across a batch's guarded
-                    // jobs; SQLite keeps what it would undo in a sub-journal that
-                    // spills to a temporary file past 64 KiB (a write per page and
-                    // an unlink per batch). In memory it is dropped at each release.
+                    // What a savepoint would undo (the writer's one per request)
+                    // goes to a sub-journal that otherwise spills to a temporary
+                    // file past 64 KiB: a write per page, an unlink per batch.
                     sqlx::query("PRAGMA temp_store = MEMORY")
                         .execute(&mut *conn)
                         .await?;

@@ -21,38 +21,64 @@ const TOKEN_COLUMNS: &str =
     "id, uid, card_id, kind, source, serial, algorithm, digits, period, suite, secret, state, \
      activation_expires_at, last_step, drift, last_txn_hash, created_at, updated_at, last_used_at";
 
+/// A token made of a row that has `TOKEN_COLUMNS`: one mapping for sqlx's rows and
+/// for rusqlite's (`direct::SqliteRow`), which both have `try_get` by name.
+macro_rules! token_of {
+    ($row:expr) => {{
+        let r = $row;
+        let text = |c: &str| -> Result<String, StoreError> { Ok(r.try_get::<String, _>(c)?) };
+        let bad = |c: &str, v: String| StoreError::Corrupt(format!("token {c} {v}"));
+        let kind = text("kind")?;
+        let source = text("source")?;
+        let algorithm = text("algorithm")?;
+        let state = text("state")?;
+        let secret = text("secret")?;
+        Ok::<_, StoreError>(TokenRecord {
+            token: Token {
+                id: r.try_get("id")?,
+                card_id: r.try_get("card_id")?,
+                kind: TokenKind::parse(&kind).ok_or_else(|| bad("kind", kind.clone()))?,
+                source: TokenSource::parse(&source).ok_or_else(|| bad("source", source.clone()))?,
+                serial: r.try_get("serial")?,
+                algorithm: Hash::parse(&algorithm)
+                    .ok_or_else(|| bad("algorithm", algorithm.clone()))?,
+                digits: r.try_get("digits")?,
+                period: r.try_get("period")?,
+                suite: r.try_get("suite")?,
+                state: TokenState::parse(&state).ok_or_else(|| bad("state", state.clone()))?,
+                drift: r.try_get("drift")?,
+                activation_expires_at: r.try_get("activation_expires_at")?,
+                created_at: r.try_get("created_at")?,
+                updated_at: r.try_get("updated_at")?,
+                last_used_at: r.try_get("last_used_at")?,
+            },
+            uid: text("uid")?,
+            sealed: hex::decode(&secret).unwrap_or_default(),
+            last_step: r.try_get("last_step")?,
+            last_txn_hash: r.try_get("last_txn_hash")?,
+        })
+    }};
+}
+
 pub(super) fn token_from_row(r: &sqlx::any::AnyRow) -> Result<TokenRecord, StoreError> {
-    let text = |c: &str| -> Result<String, StoreError> { Ok(r.try_get::<String, _>(c)?) };
-    let bad = |c: &str, v: String| StoreError::Corrupt(format!("token {c} {v}"));
-    let kind = text("kind")?;
-    let source = text("source")?;
-    let algorithm = text("algorithm")?;
-    let state = text("state")?;
-    let secret = text("secret")?;
-    Ok(TokenRecord {
-        token: Token {
-            id: r.try_get("id")?,
-            card_id: r.try_get("card_id")?,
-            kind: TokenKind::parse(&kind).ok_or_else(|| bad("kind", kind.clone()))?,
-            source: TokenSource::parse(&source).ok_or_else(|| bad("source", source.clone()))?,
-            serial: r.try_get("serial")?,
-            algorithm: Hash::parse(&algorithm)
-                .ok_or_else(|| bad("algorithm", algorithm.clone()))?,
-            digits: r.try_get("digits")?,
-            period: r.try_get("period")?,
-            suite: r.try_get("suite")?,
-            state: TokenState::parse(&state).ok_or_else(|| bad("state", state.clone()))?,
-            drift: r.try_get("drift")?,
-            activation_expires_at: r.try_get("activation_expires_at")?,
-            created_at: r.try_get("created_at")?,
-            updated_at: r.try_get("updated_at")?,
-            last_used_at: r.try_get("last_used_at")?,
-        },
-        uid: text("uid")?,
-        sealed: hex::decode(&secret).unwrap_or_default(),
-        last_step: r.try_get("last_step")?,
-        last_txn_hash: r.try_get("last_txn_hash")?,
-    })
+    token_of!(r)
+}
+
+/// A card's tokens in the given states, on the writer's direct connection.
+pub(super) fn tokens_in_direct(
+    db: &rusqlite::Connection,
+    card_id: i64,
+    state: TokenState,
+) -> Result<Vec<TokenRecord>, StoreError> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE card_id = ?1 AND state = ?2 ORDER BY id LIMIT 16")
+    });
+    let mut tokens = Vec::new();
+    super::direct::run(db, &SQL, &[&card_id, &state.as_str()], |r| {
+        tokens.push(token_of!(r)?);
+        Ok(())
+    })?;
+    Ok(tokens)
 }
 
 /// A card's tokens in the given states, inside a job.

@@ -1,7 +1,7 @@
-//! The SQLite writer: every write goes through one task on one connection, which
-//! takes whatever is queued (up to `MAX_BATCH`), runs each request inside a
-//! savepoint of one `BEGIN IMMEDIATE` transaction, commits once, and only then
-//! releases each request's answer.
+//! The SQLite writer: every write goes through one thread, which takes whatever is
+//! queued (up to `MAX_BATCH`), runs each request inside a savepoint of one
+//! `BEGIN IMMEDIATE` transaction, commits once, and only then releases each
+//! request's answer.
 //!
 //! Why: SQLite has one write lock. With a pool, every code is its own transaction
 //! and up to `max_connections` connections fight for that lock (busy-handler sleeps,
@@ -11,11 +11,16 @@
 //! fails, every request of the batch gets `StoreError::Unavailable`: nothing of it
 //! was stored, and no answer claims otherwise.
 //!
-//! Every statement is a round trip to sqlx's SQLite worker thread (a channel hop
-//! and two wake-ups), and the writer is serial, so the hops per request bound the
-//! rate. A hot request may therefore be *guarded*: one multi-statement call that
-//! opens and releases its own savepoint `guarded` (see `guarded`), which saves the
-//! writer's bookkeeping hop after it; on its failure the writer rolls back to it.
+//! A request comes in one of two forms. A *direct* job (the hot ones: a code, a
+//! verification, delivery states) runs on the writer's own thread through rusqlite
+//! (`direct.rs`): each statement is a call, not a hand-off. An sqlx job (everything
+//! else, written once for both databases) runs on the writer's sqlx connection,
+//! where every statement is a round trip to sqlx's SQLite worker thread. Requests of
+//! one form that are queued next to each other share a transaction; where the form
+//! changes, the writer commits and starts the next one, so the two connections
+//! never wait on each other's write lock and the order of requests is kept.
+
+use std::path::PathBuf;
 
 use futures::future::BoxFuture;
 use sqlx::pool::PoolConnection;
@@ -23,6 +28,7 @@ use sqlx::{Any, AnyConnection, AnyPool};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::direct::Direct;
 use super::StoreError;
 
 /// Requests committed together at most. Bounded so one commit stays short and the
@@ -33,15 +39,17 @@ const QUEUE: usize = 8192;
 
 /// One queued write: run it inside the batch, then tell its caller how it ended.
 trait Work: Send {
-    /// Runs the request's statements; `true` when they succeeded (keep them).
+    /// True for a direct job (`run_direct`), false for an sqlx one (`run`).
+    fn direct(&self) -> bool;
+    /// Runs an sqlx job's statements; `true` when they succeeded (keep them).
     fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, bool>;
+    /// Runs a direct job's statements; `true` when they succeeded (keep them).
+    fn run_direct(&mut self, conn: &rusqlite::Connection) -> bool;
     /// Answers the caller once the batch's fate is known.
     fn finish(self: Box<Self>, commit: Result<(), &str>);
-    /// True when the request keeps its own savepoint `guarded` (see `guarded`).
-    fn guarded(&self) -> bool;
 }
 
-/// A write job: its statements on the writer's connection, and its answer.
+/// A write job: its statements on the writer's sqlx connection, and its answer.
 pub(super) trait Job<T>:
     for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static
 {
@@ -54,26 +62,36 @@ impl<T, F> Job<T> for F where
 {
 }
 
-/// A guarded request's SQL: its statements inside the savepoint `guarded`, run as
-/// one call. If one fails, the writer rolls back to the savepoint. Such a job must
-/// return `Err` only when that call failed: what it found before the call (which
-/// wrote nothing) or reads from its rows afterwards (the savepoint is gone by then)
-/// belongs in its `Ok` answer.
-pub(super) fn guarded(statements: &str) -> String {
-    format!("SAVEPOINT guarded; {statements}; RELEASE guarded")
+/// A direct write job: its statements on the writer's rusqlite connection.
+pub(super) trait DirectJob<T>:
+    FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static
+{
 }
 
-struct Pending<T, F> {
-    job: Option<F>,
-    guarded: bool,
+impl<T, F> DirectJob<T> for F where
+    F: FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static
+{
+}
+
+enum Form<F, D> {
+    Sqlx(F),
+    Direct(D),
+}
+
+struct Pending<T, F, D> {
+    job: Option<Form<F, D>>,
     result: Option<Result<T, StoreError>>,
     answer: oneshot::Sender<Result<T, StoreError>>,
 }
 
-impl<T: Send + 'static, F: Job<T>> Work for Pending<T, F> {
+impl<T: Send + 'static, F: Job<T>, D: DirectJob<T>> Work for Pending<T, F, D> {
+    fn direct(&self) -> bool {
+        matches!(self.job, Some(Form::Direct(_)))
+    }
+
     fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, bool> {
         Box::pin(async move {
-            let Some(job) = self.job.take() else {
+            let Some(Form::Sqlx(job)) = self.job.take() else {
                 return false;
             };
             let result = job(conn).await;
@@ -81,6 +99,16 @@ impl<T: Send + 'static, F: Job<T>> Work for Pending<T, F> {
             self.result = Some(result);
             keep
         })
+    }
+
+    fn run_direct(&mut self, conn: &rusqlite::Connection) -> bool {
+        let Some(Form::Direct(job)) = self.job.take() else {
+            return false;
+        };
+        let result = job(conn);
+        let keep = result.is_ok();
+        self.result = Some(result);
+        keep
     }
 
     fn finish(self: Box<Self>, commit: Result<(), &str>) {
@@ -93,57 +121,75 @@ impl<T: Send + 'static, F: Job<T>> Work for Pending<T, F> {
         };
         let _ = self.answer.send(answer);
     }
-
-    fn guarded(&self) -> bool {
-        self.guarded
-    }
 }
 
-/// The handle every `Store` clone shares; the task ends when the last one goes.
+/// An sqlx job's type when the request is a direct one, and the other way round.
+type NoSqlx<T> = fn(&mut AnyConnection) -> BoxFuture<'_, Result<T, StoreError>>;
+type NoDirect<T> = fn(&rusqlite::Connection) -> Result<T, StoreError>;
+
+/// The handle every `Store` clone shares; the thread ends when the last one goes.
 #[derive(Clone)]
 pub(super) struct Writer {
     queue: mpsc::Sender<Box<dyn Work>>,
     stop: CancellationToken,
+    /// Cancelled by the thread once it has let go of both connections.
+    done: CancellationToken,
 }
 
 impl Writer {
-    /// Starts the writer task on `pool` (one connection, kept while it works).
-    pub fn spawn(pool: AnyPool) -> Self {
+    /// Starts the writer thread: sqlx jobs on `pool` (one connection, kept while it
+    /// works), direct jobs on a rusqlite connection to the file at `path`.
+    pub fn spawn(pool: AnyPool, path: PathBuf, direct: Direct) -> std::io::Result<Self> {
         let (queue, requests) = mpsc::channel(QUEUE);
         let stop = CancellationToken::new();
-        tokio::spawn(run(pool, requests, stop.clone()));
-        Self { queue, stop }
+        let done = CancellationToken::new();
+        let runtime = tokio::runtime::Handle::current();
+        let thread = Thread {
+            runtime,
+            pool,
+            conn: None,
+            path,
+            direct,
+            db: None,
+        };
+        let (stopping, finished) = (stop.clone(), done.clone());
+        std::thread::Builder::new()
+            .name("otpgw-writer".into())
+            .spawn(move || {
+                thread.run(requests, stopping);
+                finished.cancel();
+            })?;
+        Ok(Self { queue, stop, done })
     }
 
-    /// Ends the writer after its current batch and gives its connection back, so
+    /// Ends the writer after its current batch and gives its connections back, so
     /// the pool can close. Later writes are answered `Unavailable`.
-    pub fn stop(&self) {
+    pub async fn stop(&self) {
         self.stop.cancel();
+        self.done.cancelled().await;
     }
 
     /// Runs `job` in the next batch; its answer comes after the batch committed.
     pub async fn write<T: Send + 'static>(&self, job: impl Job<T>) -> Result<T, StoreError> {
-        self.submit(job, false).await
+        self.submit::<T, _, NoDirect<T>>(Form::Sqlx(job)).await
     }
 
-    /// As `write`, for a job whose SQL is wrapped by `guarded` (it keeps its own
-    /// savepoint): one hop fewer per request.
-    pub async fn write_guarded<T: Send + 'static>(
+    /// As `write`, for a job written against rusqlite: it runs on the writer's
+    /// thread without a hand-off per statement.
+    pub async fn write_direct<T: Send + 'static>(
         &self,
-        job: impl Job<T>,
+        job: impl DirectJob<T>,
     ) -> Result<T, StoreError> {
-        self.submit(job, true).await
+        self.submit::<T, NoSqlx<T>, _>(Form::Direct(job)).await
     }
 
-    async fn submit<T: Send + 'static>(
+    async fn submit<T: Send + 'static, F: Job<T>, D: DirectJob<T>>(
         &self,
-        job: impl Job<T>,
-        guarded: bool,
+        job: Form<F, D>,
     ) -> Result<T, StoreError> {
         let (answer, answered) = oneshot::channel();
         let work: Box<dyn Work> = Box::new(Pending {
             job: Some(job),
-            guarded,
             result: None,
             answer,
         });
@@ -157,93 +203,138 @@ impl Writer {
     }
 }
 
-async fn run(pool: AnyPool, mut requests: mpsc::Receiver<Box<dyn Work>>, stop: CancellationToken) {
-    let mut conn: Option<PoolConnection<Any>> = None;
-    let mut batch: Vec<Box<dyn Work>> = Vec::with_capacity(MAX_BATCH);
-    loop {
-        let received = tokio::select! {
-            biased;
-            n = requests.recv_many(&mut batch, MAX_BATCH) => n,
-            _ = stop.cancelled() => 0,
-        };
-        if received == 0 {
-            break;
-        }
-        metrics::histogram!("otpgw_write_batch_size").record(batch.len() as f64);
-        let started = std::time::Instant::now();
-        if conn.is_none() {
-            match pool.acquire().await {
-                Ok(c) => conn = Some(c),
-                Err(e) => {
-                    let why = format!("cannot open the database: {e}");
-                    tracing::warn!(error = %e, "writer: no database connection");
-                    for work in batch.drain(..) {
-                        work.finish(Err(&why));
+/// What the writer's thread owns.
+struct Thread {
+    /// Drives the sqlx jobs and the queue from a thread outside the runtime.
+    runtime: tokio::runtime::Handle,
+    pool: AnyPool,
+    conn: Option<PoolConnection<Any>>,
+    path: PathBuf,
+    direct: Direct,
+    db: Option<rusqlite::Connection>,
+}
+
+impl Thread {
+    fn run(mut self, mut requests: mpsc::Receiver<Box<dyn Work>>, stop: CancellationToken) {
+        let mut batch: Vec<Box<dyn Work>> = Vec::with_capacity(MAX_BATCH);
+        loop {
+            let received = self.runtime.block_on(async {
+                tokio::select! {
+                    biased;
+                    n = requests.recv_many(&mut batch, MAX_BATCH) => n,
+                    _ = stop.cancelled() => 0,
+                }
+            });
+            if received == 0 {
+                break;
+            }
+            metrics::histogram!("otpgw_write_batch_size").record(batch.len() as f64);
+            let started = std::time::Instant::now();
+            // Runs of one form, in queue order: one transaction each.
+            while !batch.is_empty() {
+                let direct = batch[0].direct();
+                let n = batch.iter().take_while(|w| w.direct() == direct).count();
+                let mut run: Vec<Box<dyn Work>> = batch.drain(..n).collect();
+                let outcome = if direct {
+                    self.commit_direct(&mut run)
+                } else {
+                    self.commit_sqlx(&mut run)
+                };
+                match outcome {
+                    Ok(()) => run.into_iter().for_each(|work| work.finish(Ok(()))),
+                    Err(why) => {
+                        metrics::counter!("otpgw_db_errors_total").increment(1);
+                        tracing::warn!(error = %why, size = run.len(), "writer: batch failed, nothing of it was stored");
+                        run.into_iter().for_each(|work| work.finish(Err(&why)));
                     }
-                    continue;
                 }
             }
+            metrics::histogram!("otpgw_write_batch_seconds")
+                .record(started.elapsed().as_secs_f64());
         }
-        let Some(c) = conn.as_mut() else { continue };
-        let outcome = commit(c, &mut batch).await;
-        metrics::histogram!("otpgw_write_batch_seconds").record(started.elapsed().as_secs_f64());
-        match outcome {
-            Ok(()) => {
-                for work in batch.drain(..) {
-                    work.finish(Ok(()));
-                }
+        if let Some(c) = self.conn.take() {
+            self.runtime.block_on(async { drop(c) });
+        }
+        drop(self.db.take());
+        requests.close();
+        while let Ok(work) = requests.try_recv() {
+            work.finish(Err("the database is closing"));
+        }
+    }
+
+    /// A run of sqlx jobs: a transaction with one savepoint per request.
+    fn commit_sqlx(&mut self, run: &mut [Box<dyn Work>]) -> Result<(), String> {
+        let (pool, conn, runtime) = (&self.pool, &mut self.conn, &self.runtime);
+        runtime.block_on(async {
+            if conn.is_none() {
+                *conn = Some(pool.acquire().await.map_err(|e| {
+                    tracing::warn!(error = %e, "writer: no database connection");
+                    format!("cannot open the database: {e}")
+                })?);
             }
-            Err(e) => {
-                metrics::counter!("otpgw_db_errors_total").increment(1);
-                tracing::warn!(error = %e, size = batch.len(), "writer: batch failed, nothing of it was stored");
-                let why = e.to_string();
-                for work in batch.drain(..) {
-                    work.finish(Err(&why));
-                }
+            let Some(c) = conn.as_mut() else {
+                return Err("no database connection".to_owned());
+            };
+            let outcome = commit_sqlx(c, run).await;
+            if outcome.is_err() {
                 // The connection may be broken (a file turned read-only, a lost
                 // handle): start the next batch on a fresh one.
                 if let Some(c) = conn.take() {
                     let _ = c.close().await;
                 }
             }
-        }
+            outcome.map_err(|e| e.to_string())
+        })
     }
-    drop(conn);
-    requests.close();
-    while let Ok(work) = requests.try_recv() {
-        work.finish(Err("the database is closing"));
+
+    /// A run of direct jobs: the same transaction, on the rusqlite connection.
+    fn commit_direct(&mut self, run: &mut [Box<dyn Work>]) -> Result<(), String> {
+        if self.db.is_none() {
+            self.db = Some(self.direct.open(&self.path).map_err(|e| {
+                tracing::warn!(error = %e, "writer: cannot open the database directly");
+                format!("cannot open the database: {e}")
+            })?);
+        }
+        let Some(db) = self.db.as_ref() else {
+            return Err("no database connection".to_owned());
+        };
+        let outcome = commit_direct(db, run);
+        if outcome.is_err() {
+            let _ = super::direct::execute(db, "ROLLBACK");
+            self.db = None;
+        }
+        outcome.map_err(|e| e.to_string())
     }
 }
 
-/// One batch: a transaction with one savepoint per request. Each statement is a
-/// round trip to sqlx's SQLite worker thread (a channel hop and a wake-up), so the
-/// savepoint bookkeeping between two requests travels as one multi-statement call,
-/// and a guarded request (its own savepoint) needs none: the writer's savepoint
-/// `request` is only moved up to the current point before the next unguarded one.
-async fn commit(conn: &mut AnyConnection, batch: &mut [Box<dyn Work>]) -> Result<(), sqlx::Error> {
+/// One transaction with a savepoint per request: a request whose statements fail
+/// is rolled back alone. Each of these is a call on this thread.
+fn commit_direct(db: &rusqlite::Connection, run: &mut [Box<dyn Work>]) -> rusqlite::Result<()> {
+    use super::direct::execute;
+    execute(db, "BEGIN IMMEDIATE")?;
+    for work in run.iter_mut() {
+        execute(db, "SAVEPOINT request")?;
+        if !work.run_direct(db) {
+            execute(db, "ROLLBACK TO request")?;
+        }
+        execute(db, "RELEASE request")?;
+    }
+    execute(db, "COMMIT")
+}
+
+/// One run of sqlx jobs: a transaction with one savepoint per request. Each
+/// statement is a round trip to sqlx's SQLite worker thread (a channel hop and a
+/// wake-up), so the savepoint bookkeeping between two requests travels as one
+/// multi-statement call.
+async fn commit_sqlx(
+    conn: &mut AnyConnection,
+    run: &mut [Box<dyn Work>],
+) -> Result<(), sqlx::Error> {
     sqlx::query("BEGIN IMMEDIATE; SAVEPOINT request")
         .execute(&mut *conn)
         .await?;
     let ran = async {
-        // True when guarded requests ran since `request` was set: it must move up
-        // before an unguarded request may roll back to it.
-        let mut stale = false;
-        for work in batch.iter_mut() {
-            if work.guarded() {
-                if !work.run(conn).await {
-                    sqlx::query("ROLLBACK TO guarded; RELEASE guarded")
-                        .execute(&mut *conn)
-                        .await?;
-                }
-                stale = true;
-                continue;
-            }
-            if stale {
-                sqlx::query("RELEASE request; SAVEPOINT request")
-                    .execute(&mut *conn)
-                    .await?;
-                stale = false;
-            }
+        for work in run.iter_mut() {
             let next = if work.run(conn).await {
                 "RELEASE request; SAVEPOINT request"
             } else {
@@ -279,6 +370,15 @@ mod tests {
         (path, pool)
     }
 
+    fn spawn(pool: AnyPool, path: &std::path::Path) -> Writer {
+        let direct = Direct {
+            synchronous: "FULL",
+            cache_kib: 2048,
+            busy: std::time::Duration::ZERO,
+        };
+        Writer::spawn(pool, path.to_owned(), direct).unwrap()
+    }
+
     async fn pool(path: &std::path::Path) -> AnyPool {
         sqlx::any::install_default_drivers();
         AnyPoolOptions::new()
@@ -294,7 +394,7 @@ mod tests {
     async fn a_failing_request_is_rolled_back_alone() {
         let dir = tempfile::tempdir().unwrap();
         let (path, pool) = table(dir.path()).await;
-        let writer = Writer::spawn(pool);
+        let writer = spawn(pool, &path);
         let insert = |v: i64, fail: bool| {
             let writer = writer.clone();
             async move {
@@ -324,7 +424,64 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(kept, vec![1, 3]);
-        writer.stop();
+        writer.stop().await;
+    }
+
+    /// Direct and sqlx jobs queued together: each form's run is its own
+    /// transaction, the rows land in queue order, and a failing direct job is
+    /// rolled back alone.
+    #[tokio::test]
+    async fn direct_and_sqlx_jobs_share_the_queue_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, pool) = table(dir.path()).await;
+        let writer = spawn(pool, &path);
+        let direct = |v: i64, fail: bool| {
+            let writer = writer.clone();
+            async move {
+                writer
+                    .write_direct(move |db: &rusqlite::Connection| {
+                        db.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
+                        if fail {
+                            return Err(StoreError::Corrupt("no".into()));
+                        }
+                        Ok(v)
+                    })
+                    .await
+            }
+        };
+        let sqlx_job = |v: i64| {
+            let writer = writer.clone();
+            async move {
+                writer
+                    .write(move |conn: &mut AnyConnection| {
+                        Box::pin(async move {
+                            sqlx::query("INSERT INTO t (v) VALUES ($1)")
+                                .bind(v)
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(v)
+                        })
+                    })
+                    .await
+            }
+        };
+        let (a, b, c, d, e) = tokio::join!(
+            direct(1, false),
+            direct(2, true),
+            sqlx_job(3),
+            direct(4, false),
+            sqlx_job(5)
+        );
+        assert_eq!(a.unwrap(), 1);
+        assert!(matches!(b, Err(StoreError::Corrupt(_))));
+        assert_eq!((c.unwrap(), d.unwrap(), e.unwrap()), (3, 4, 5));
+        writer.stop().await;
+        let reader = super::tests::pool(&path).await;
+        let kept: Vec<i64> = sqlx::query_scalar("SELECT v FROM t ORDER BY rowid")
+            .fetch_all(&reader)
+            .await
+            .unwrap();
+        assert_eq!(kept, vec![1, 3, 4, 5]);
     }
 
     /// A commit that cannot happen answers every request of the batch Unavailable,
@@ -341,7 +498,7 @@ mod tests {
             .execute(&mut *lock)
             .await
             .unwrap();
-        let writer = Writer::spawn(pool);
+        let writer = spawn(pool, &path);
         let result = writer
             .write(|conn: &mut AnyConnection| {
                 Box::pin(async move {
@@ -356,12 +513,22 @@ mod tests {
             matches!(result, Err(StoreError::Unavailable(_))),
             "{result:?}"
         );
+        let direct = writer
+            .write_direct(|db: &rusqlite::Connection| {
+                db.execute("INSERT INTO t (v) VALUES (2)", [])?;
+                Ok(())
+            })
+            .await;
+        assert!(
+            matches!(direct, Err(StoreError::Unavailable(_))),
+            "{direct:?}"
+        );
         sqlx::query("ROLLBACK").execute(&mut *lock).await.unwrap();
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
             .fetch_one(&mut *lock)
             .await
             .unwrap();
         assert_eq!(n, 0);
-        writer.stop();
+        writer.stop().await;
     }
 }

@@ -52,11 +52,11 @@ async fn issue_after(store: &Store, id: i64, set: &str, at: i64) -> Issued {
     store.issue_code(code(id, at, None), "smpp").await.unwrap()
 }
 
-/// SQLite's one-call issue has the statement path's effects: the live code is
+/// SQLite's direct issue (`codes/sqlite.rs`) has the statement path's effects: the live code is
 /// superseded, the audit detail is what `serde_json` writes, an elapsed timed
 /// lock ends first, and a card that is not active gets nothing written.
 #[tokio::test]
-async fn the_one_call_issue_has_the_statement_paths_effects() {
+async fn the_direct_issue_has_the_statement_paths_effects() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path()).await;
     assert!(store.sqlite_writer().is_some());

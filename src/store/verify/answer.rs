@@ -82,17 +82,26 @@ impl Answer {
     }
 }
 
+/// The latest code made of a row: one mapping for sqlx's rows and rusqlite's.
+macro_rules! latest_of {
+    ($row:expr) => {{
+        let r = $row;
+        let state: String = r.try_get("state")?;
+        Ok::<_, StoreError>(LatestCode {
+            id: r.try_get("id")?,
+            code_hash: r.try_get("code_hash")?,
+            state: CodeState::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("code state {state}")))?,
+            expires_at: r.try_get("expires_at")?,
+            txn_hash: r.try_get("txn_hash")?,
+            cap: r.try_get("cap")?,
+        })
+    }};
+}
+pub(super) use latest_of;
+
 pub(super) fn latest_from_row(r: &sqlx::any::AnyRow) -> Result<LatestCode, StoreError> {
-    let state: String = r.try_get("state")?;
-    Ok(LatestCode {
-        id: r.try_get("id")?,
-        code_hash: r.try_get("code_hash")?,
-        state: CodeState::parse(&state)
-            .ok_or_else(|| StoreError::Corrupt(format!("code state {state}")))?,
-        expires_at: r.try_get("expires_at")?,
-        txn_hash: r.try_get("txn_hash")?,
-        cap: r.try_get("cap")?,
-    })
+    latest_of!(r)
 }
 
 /// The card as the verification left it.

@@ -5,8 +5,8 @@
 //! approve it and no failure is lost.
 //!
 //! * `statements.rs` — that transaction as row-locked statements (PostgreSQL).
-//! * `sqlite.rs`     — SQLite's two-call form: one read, then the decision applied
-//!   in one guarded call (the writer's lock stands in for the row lock).
+//! * `sqlite.rs`     — SQLite's form, a direct job on the writer's thread (the
+//!   writer's lock stands in for the row lock).
 //! * `answer.rs`     — what both share: the attempt, the card after, the answer.
 
 mod answer;
@@ -39,7 +39,7 @@ impl VerifyStore for Store {
     ) -> Result<VerifyRecord, DomainError> {
         port(async move {
             // PostgreSQL: a retried request id is answered without a transaction. On
-            // SQLite the writer's first call looks it up anyway (`sqlite.rs`).
+            // SQLite the writer's job looks it up anyway (`sqlite.rs`).
             if self.sqlite_writer().is_none() {
                 if let Some(previous) = self
                     .verification(attempt.api_key_id, attempt.request_id)
@@ -60,8 +60,8 @@ impl VerifyStore for Store {
             };
             let decided = match self.sqlite_writer() {
                 Some(writer) => writer
-                    .write_guarded(move |conn: &mut AnyConnection| {
-                        Box::pin(async move { sqlite::decide_and_apply(conn, &a, decide).await })
+                    .write_direct(move |db: &rusqlite::Connection| {
+                        sqlite::decide_and_apply(db, &a, decide)
                     })
                     .await
                     .and_then(|answer| answer),

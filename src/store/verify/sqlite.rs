@@ -1,83 +1,83 @@
-//! SQLite's form of the verification transaction (`verify.rs`): the same rule and
-//! effects in two calls to the database instead of eight or nine.
+//! SQLite's form of the verification transaction (`verify/mod.rs`): the same rule
+//! and effects as PostgreSQL's statements, as a direct job on the writer's thread
+//! (`direct.rs`), each statement a call rather than a hand-off to sqlx's thread.
 //!
 //! Why it may differ from PostgreSQL's: on SQLite every write runs in the writer's
 //! one `BEGIN IMMEDIATE` transaction, so nothing else changes the card between the
-//! read and the write. The first call reads the card, its latest code and whether
-//! it has active tokens (their rows in one more call only when it has); the core's
-//! rule decides in between; the second call, a guarded one (`writer::guarded`),
-//! applies what follows from the decision — computed here from the card as read,
-//! the same values PostgreSQL's statements compute under its row lock — records the
-//! answer under the `request_id` and writes the audit events.
+//! read and the write. The job reads the card, its latest code and whether it has
+//! active tokens (their rows only when it has); the core's rule decides in between;
+//! then it applies what follows from the decision — computed here from the card as
+//! read, the same values PostgreSQL's statements compute under its row lock —
+//! records the answer under the `request_id` and writes the audit events.
 
-use std::sync::LazyLock;
+use rusqlite::types::ToSql;
 
-use sqlx::{AnyConnection, Row};
-
-use super::answer::{latest_from_row, After, Answer, Attempt};
+use super::answer::{latest_of, After, Answer, Attempt};
 use crate::core::ports::VerifyRecord;
+use crate::store::direct::run;
 use crate::store::error::StoreError;
 use crate::store::parse_status;
 use otpgw_rules::records::TokenRecord;
 use otpgw_rules::tokens::TokenState;
 use otpgw_rules::verify::{Effect, LatestCode, LockedCard};
-use otpgw_rules::vocab::{CardStatus, Reason, Verdict};
+use otpgw_rules::vocab::{CardStatus, CodeState, Reason, Verdict};
 
-/// The card, its latest code, and whether the request id was answered before
-/// (which the writer's lock keeps true until the second call).
-const READ: &str = "\
-    SELECT 'card' AS k, id, status, failures, locked_until, epin_hash, \
+/// Whether the request id was answered before (which the writer's lock keeps true
+/// until the job ends): ?1 key, ?2 request id.
+const SEEN: &str = "SELECT 1 AS seen FROM verifications WHERE api_key_id = ?1 AND request_id = ?2";
+/// The card: ?1 its PAN's hash.
+const CARD: &str = "\
+    SELECT id, status, failures, locked_until, epin_hash, \
      EXISTS (SELECT 1 FROM tokens WHERE tokens.card_id = cards.id AND tokens.state = 'active') AS has_tokens \
-     FROM cards WHERE pan_hash = $1; \
-    SELECT 'code' AS k, id, code_hash, state, expires_at, txn_hash, cap FROM codes \
-     WHERE card_id = (SELECT id FROM cards WHERE pan_hash = $1) ORDER BY id DESC LIMIT 1; \
-    SELECT 'seen' AS k FROM verifications WHERE api_key_id = $2 AND request_id = $3";
+     FROM cards WHERE pan_hash = ?1";
+/// Its latest code: ?1 the card.
+const LATEST: &str = "\
+    SELECT id, code_hash, state, expires_at, txn_hash, cap FROM codes WHERE card_id = ?1 ORDER BY id DESC LIMIT 1";
 
-/// Every effect the decision can have, each switched on by its parameters (a
-/// statement whose switch is off touches nothing), then the answer and its audit.
-/// $1 card, $2 now, $3 end an elapsed lock, $4 code to use, $5 code to expire,
-/// $6-$9 token to use (id, step, drift, payment), $10 reset the failures,
-/// $11-$13 a counted failure (failures, status, locked_until), $14 locked now,
-/// $15 the lock's audit detail, $16-$24 the verification row, $25 actor,
-/// $26 the `verified` audit detail.
-const APPLY: &str = "\
-    UPDATE cards SET status = 'active', failures = 0, locked_until = NULL, updated_at = $2 \
-     WHERE id = $1 AND $3 = 1; \
-    INSERT INTO events (card_id, kind, actor, detail, at) \
-     SELECT $1, 'lock_expired', 'policy', '{}', $2 WHERE $3 = 1; \
-    UPDATE codes SET state = 'used', used_at = $2 WHERE id = $4 AND state = 'live' \
-     RETURNING 'used' AS k; \
-    UPDATE tokens SET last_step = COALESCE($7, last_step), drift = $8, \
-     last_txn_hash = COALESCE($9, last_txn_hash), last_used_at = $2, updated_at = $2 \
-     WHERE id = $6 AND state = 'active' AND ($7 IS NULL OR last_step IS NULL OR last_step < $7) \
-     RETURNING 'used' AS k; \
-    UPDATE codes SET state = 'expired' WHERE id = $5 AND state = 'live'; \
-    UPDATE cards SET failures = 0, updated_at = $2 WHERE id = $1 AND $10 = 1; \
-    UPDATE cards SET failures = $11, status = $12, locked_until = $13, updated_at = $2 \
-     WHERE id = $1 AND $11 IS NOT NULL; \
-    UPDATE codes SET state = 'failed' WHERE card_id = $1 AND state = 'live' AND $14 = 1; \
-    INSERT INTO events (card_id, kind, actor, detail, at) SELECT $1, 'locked', $25, $15, $2 WHERE $14 = 1; \
+/// The effects, each run only when the decision calls for it. Their arguments:
+/// ?1 card, ?2 now, ?4 code to use, ?5 code to expire, ?6-?9 token to use (id,
+/// step, drift, payment), ?11-?13 a counted failure (failures, status,
+/// locked_until), ?15 the lock's audit detail, ?16-?24 the verification row, ?25
+/// actor, ?26 the `verified` audit detail. ?3, ?10 and ?14 are the switches.
+const END_LOCK: &str = "\
+    UPDATE cards SET status = 'active', failures = 0, locked_until = NULL, updated_at = ?2 WHERE id = ?1";
+const LOCK_EXPIRED: &str = "\
+    INSERT INTO events (card_id, kind, actor, detail, at) VALUES (?1, 'lock_expired', 'policy', '{}', ?2)";
+const USE_CODE: &str =
+    "UPDATE codes SET state = 'used', used_at = ?2 WHERE id = ?4 AND state = 'live'";
+const USE_TOKEN: &str = "\
+    UPDATE tokens SET last_step = COALESCE(?7, last_step), drift = ?8, \
+     last_txn_hash = COALESCE(?9, last_txn_hash), last_used_at = ?2, updated_at = ?2 \
+     WHERE id = ?6 AND state = 'active' AND (?7 IS NULL OR last_step IS NULL OR last_step < ?7)";
+const EXPIRE_CODE: &str = "UPDATE codes SET state = 'expired' WHERE id = ?5 AND state = 'live'";
+const RESET_FAILURES: &str = "UPDATE cards SET failures = 0, updated_at = ?2 WHERE id = ?1";
+const COUNT_FAILURE: &str = "\
+    UPDATE cards SET failures = ?11, status = ?12, locked_until = ?13, updated_at = ?2 WHERE id = ?1";
+const FAIL_LIVE_CODES: &str =
+    "UPDATE codes SET state = 'failed' WHERE card_id = ?1 AND state = 'live'";
+const LOCKED: &str = "\
+    INSERT INTO events (card_id, kind, actor, detail, at) VALUES (?1, 'locked', ?25, ?15, ?2)";
+const ANSWER: &str = "\
     INSERT INTO verifications (api_key_id, request_id, fingerprint, card_id, result, reason, response_code, \
      created_at, attempts_left, locked, locked_until) \
-     VALUES ($16, $17, $18, $1, $19, $20, $21, $2, $22, $23, $24) ON CONFLICT DO NOTHING \
-     RETURNING 'answered' AS k; \
-    INSERT INTO events (card_id, kind, actor, detail, at) \
-     SELECT $1, 'verified', $25, $26, $2 WHERE $1 IS NOT NULL";
+     VALUES (?16, ?17, ?18, ?1, ?19, ?20, ?21, ?2, ?22, ?23, ?24) ON CONFLICT DO NOTHING";
+const VERIFIED: &str = "\
+    INSERT INTO events (card_id, kind, actor, detail, at) VALUES (?1, 'verified', ?25, ?26, ?2)";
 
-/// Runs the verification in the writer's guarded form. Only a failure of the
-/// guarded call is an `Err` (the writer then rolls its effects back); everything
-/// decided before it, or read from its rows, is the inner result.
-pub(super) async fn decide_and_apply<F>(
-    conn: &mut AnyConnection,
+/// Runs the verification on the writer's direct connection. Only a statement's
+/// failure is an `Err` (the writer then rolls the job back to its savepoint);
+/// everything decided, or read from its rows, is the inner result.
+pub(super) fn decide_and_apply<F>(
+    db: &rusqlite::Connection,
     a: &Attempt,
     decide: F,
 ) -> Result<Result<VerifyRecord, StoreError>, StoreError>
 where
     F: FnOnce(&LockedCard, Option<&LatestCode>, &[TokenRecord]) -> (Verdict, Effect),
 {
-    let read = match read(conn, a).await {
+    let read = match read(db, a) {
         Ok(read) => read,
-        // Nothing written yet, and no savepoint to roll back.
+        // Nothing written yet.
         Err(e) => return Ok(Err(e)),
     };
     let mut after = After::default();
@@ -104,47 +104,87 @@ where
         }
     };
     let answer = Answer::new(verdict, card_id, &after, a);
-    let rows = sqlx::query(SQL.as_str())
-        .bind(card_id)
-        .bind(a.now)
-        .bind(i64::from(apply.end_lock))
-        .bind(apply.use_code)
-        .bind(apply.expire_code)
-        .bind(apply.token.as_ref().map(|t| t.token_id))
-        .bind(apply.token.as_ref().and_then(|t| t.step))
-        .bind(apply.token.as_ref().map(|t| t.drift))
-        .bind(apply.token.as_ref().and_then(|t| t.txn_hash.clone()))
-        .bind(i64::from(apply.reset_failures))
-        .bind(apply.failure.map(|f| f.failures))
-        .bind(apply.failure.map(|f| f.status.as_str()))
-        .bind(apply.failure.and_then(|f| f.locked_until))
-        .bind(i64::from(after.locked_now))
-        .bind(
-            serde_json::json!({"failures": after.failures, "locked_until": after.locked_until})
-                .to_string(),
-        )
-        .bind(a.api_key_id)
-        .bind(&a.request_id)
-        .bind(&a.fingerprint)
-        .bind(answer.result)
-        .bind(answer.reason)
-        .bind(verdict.response_code())
-        .bind(answer.attempts_left)
-        .bind(answer.lock.map(|_| 1i64))
-        .bind(answer.lock.flatten())
-        .bind(&a.actor)
-        .bind(answer.event(a, &after).to_string())
-        .fetch_all(&mut *conn)
-        .await?;
-    let seen = |k: &str| {
-        rows.iter()
-            .filter(|r| r.try_get::<String, _>("k").is_ok_and(|v| v == k))
-            .count()
-    };
-    let used = apply.use_code.is_some() || apply.token.is_some();
-    if seen("answered") != 1 || (used && seen("used") != 1) {
-        // Cannot happen while the writer holds the write lock (the first call saw
-        // no answer under this id and the code or token as the rule did).
+    let token = apply.token.as_ref();
+    let (token_id, step, drift) = (
+        token.map(|t| t.token_id),
+        token.and_then(|t| t.step),
+        token.map(|t| t.drift),
+    );
+    let token_txn = token.and_then(|t| t.txn_hash.clone());
+    let failure = apply.failure;
+    let (failures, status, failure_until) = (
+        failure.map(|f| f.failures),
+        failure.map(|f| f.status.as_str()),
+        failure.and_then(|f| f.locked_until),
+    );
+    let lock_detail =
+        serde_json::json!({"failures": after.failures, "locked_until": after.locked_until})
+            .to_string();
+    let (locked, lock_until) = (answer.lock.map(|_| 1i64), answer.lock.flatten());
+    let response_code = verdict.response_code();
+    let verified = answer.event(a, &after).to_string();
+    let (off, on) = (0i64, 1i64);
+    let args: [&dyn ToSql; 26] = [
+        &card_id,
+        &a.now,
+        &off,
+        &apply.use_code,
+        &apply.expire_code,
+        &token_id,
+        &step,
+        &drift,
+        &token_txn,
+        &on,
+        &failures,
+        &status,
+        &failure_until,
+        &on,
+        &lock_detail,
+        &a.api_key_id,
+        &a.request_id,
+        &a.fingerprint,
+        &answer.result,
+        &answer.reason,
+        &response_code,
+        &answer.attempts_left,
+        &locked,
+        &lock_until,
+        &a.actor,
+        &verified,
+    ];
+    let exec = |sql: &str| run(db, sql, &args, |_| Ok(()));
+    if apply.end_lock {
+        exec(END_LOCK)?;
+        exec(LOCK_EXPIRED)?;
+    }
+    let mut used = 0;
+    if apply.use_code.is_some() {
+        used += exec(USE_CODE)?;
+    }
+    if apply.token.is_some() {
+        used += exec(USE_TOKEN)?;
+    }
+    if apply.expire_code.is_some() {
+        exec(EXPIRE_CODE)?;
+    }
+    if apply.reset_failures {
+        exec(RESET_FAILURES)?;
+    }
+    if apply.failure.is_some() {
+        exec(COUNT_FAILURE)?;
+    }
+    if after.locked_now {
+        exec(FAIL_LIVE_CODES)?;
+        exec(LOCKED)?;
+    }
+    let answered = exec(ANSWER)?;
+    if card_id.is_some() {
+        exec(VERIFIED)?;
+    }
+    let should_use = apply.use_code.is_some() || apply.token.is_some();
+    if answered != 1 || (should_use && used != 1) {
+        // Cannot happen while the writer holds the write lock (the read saw no
+        // answer under this id and the code or token as the rule did).
         return Ok(Err(StoreError::Corrupt(
             "the verification changed under the write lock".into(),
         )));
@@ -152,9 +192,7 @@ where
     Ok(Ok(answer.record(verdict, card_id, a, &after)))
 }
 
-static SQL: LazyLock<String> = LazyLock::new(|| crate::store::writer::guarded(APPLY));
-
-/// What the first call found.
+/// What the read found.
 struct Read {
     /// The card and its `locked_until` as stored.
     card: Option<(LockedCard, Option<i64>)>,
@@ -162,39 +200,42 @@ struct Read {
     tokens: Vec<TokenRecord>,
 }
 
-async fn read(conn: &mut AnyConnection, a: &Attempt) -> Result<Read, StoreError> {
-    let rows = sqlx::query(READ)
-        .bind(&a.pan_hash)
-        .bind(a.api_key_id)
-        .bind(&a.request_id)
-        .fetch_all(&mut *conn)
-        .await?;
+fn read(db: &rusqlite::Connection, a: &Attempt) -> Result<Read, StoreError> {
+    let mut seen = false;
+    run(db, SEEN, &[&a.api_key_id, &a.request_id], |_| {
+        seen = true;
+        Ok(())
+    })?;
+    if seen {
+        // Answered since the caller looked: it answers as the earlier one did.
+        return Err(StoreError::Raced);
+    }
     let mut read = Read {
         card: None,
         latest: None,
         tokens: Vec::new(),
     };
     let mut has_tokens = false;
-    for row in &rows {
-        match row.try_get::<String, _>("k")?.as_str() {
-            "card" => {
-                let card = LockedCard {
-                    id: row.try_get("id")?,
-                    status: parse_status(&row.try_get::<String, _>("status")?)?,
-                    failures: row.try_get("failures")?,
-                    epin_hash: row.try_get("epin_hash")?,
-                };
-                has_tokens = row.try_get::<i64, _>("has_tokens")? != 0;
-                read.card = Some((card, row.try_get("locked_until")?));
-            }
-            "code" => read.latest = Some(latest_from_row(row)?),
-            // Answered since the caller looked: it answers as the earlier one did.
-            "seen" => return Err(StoreError::Raced),
-            other => return Err(StoreError::Corrupt(format!("verify row {other}"))),
-        }
-    }
-    if let (true, Some((card, _))) = (has_tokens, &read.card) {
-        read.tokens = crate::store::tokens::tokens_in(conn, card.id, TokenState::Active).await?;
+    run(db, CARD, &[&a.pan_hash], |row| {
+        let card = LockedCard {
+            id: row.try_get("id")?,
+            status: parse_status(&row.try_get::<String, _>("status")?)?,
+            failures: row.try_get("failures")?,
+            epin_hash: row.try_get("epin_hash")?,
+        };
+        has_tokens = row.try_get::<i64, _>("has_tokens")? != 0;
+        read.card = Some((card, row.try_get("locked_until")?));
+        Ok(())
+    })?;
+    let Some(card_id) = read.card.as_ref().map(|(card, _)| card.id) else {
+        return Ok(read);
+    };
+    run(db, LATEST, &[&card_id], |row| {
+        read.latest = Some(latest_of!(row)?);
+        Ok(())
+    })?;
+    if has_tokens {
+        read.tokens = crate::store::tokens::tokens_in_direct(db, card_id, TokenState::Active)?;
     }
     Ok(read)
 }
@@ -279,6 +320,7 @@ mod tests {
     use crate::core::ports::{CardStore, CodeStore, NewCard, NewCode, VerifyAttempt, VerifyStore};
     use crate::store::Store;
     use otpgw_rules::vocab::CodeState;
+    use sqlx::AnyConnection;
 
     /// A rule close to the core's, enough to reach every effect.
     fn rule(
@@ -312,10 +354,10 @@ mod tests {
         Verify(&'static str, &'static str, &'static str, i64),
     }
 
-    /// Runs `steps` on a fresh SQLite store, through the two-call form or through
+    /// Runs `steps` on a fresh SQLite store, through the direct job or through
     /// the statement-by-statement one (PostgreSQL's), and returns every answer and
     /// what the tables hold afterwards.
-    async fn run(steps: &[Step], two_calls: bool) -> (Vec<String>, Vec<String>) {
+    async fn run(steps: &[Step], direct: bool) -> (Vec<String>, Vec<String>) {
         let dir = tempfile::tempdir().unwrap();
         let settings = DatabaseSettings {
             url: format!("sqlite://{}", dir.path().join("t.db").display()),
@@ -353,7 +395,7 @@ mod tests {
                         lock_ms: Some(10_000),
                         actor: "key:1",
                     };
-                    let answer = if two_calls {
+                    let answer = if direct {
                         store.verify(&attempt, Box::new(rule(candidate, now))).await
                     } else {
                         let a = Attempt {
@@ -407,7 +449,7 @@ mod tests {
     /// a right one, a repeated request id, an expired code, three failures and a
     /// timed lock, a verify while locked, the lock's end by time, an unknown card.
     #[tokio::test]
-    async fn two_calls_and_the_statement_path_agree() {
+    async fn the_direct_job_and_the_statement_path_agree() {
         use Step::*;
         let steps = [
             Issue("c1", 1_000),

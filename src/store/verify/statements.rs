@@ -1,5 +1,5 @@
 //! The verification as row-locked statements in one transaction: PostgreSQL's
-//! form (SQLite has a two-call form, `sqlite.rs`, with the same effects). Lock the
+//! form (SQLite has a direct job, `sqlite.rs`, with the same effects). Lock the
 //! card's row, read its latest code, let the rule decide, apply the effect (use,
 //! expire, count, lock), record the answer under the caller's `request_id` and the
 //! audit event.

@@ -1,0 +1,106 @@
+//! SQLite's issue of a code and its delivery states, as direct jobs on the
+//! writer's thread (`direct.rs`).
+//! The writer holds the write lock, so no row lock is needed: end an elapsed timed
+//! lock, read the status, and only for an active card supersede the live code,
+//! insert the new one and its audit event. The same effects as the transaction
+//! form in `codes.rs`, each statement a call instead of a hand-off to sqlx's
+//! thread. The audit detail has the keys `serde_json` would write, in its order.
+
+use rusqlite::types::ToSql;
+
+use super::OwnedCode;
+use crate::core::ports::Issued;
+use crate::store::direct::run;
+use crate::store::error::StoreError;
+use crate::store::parse_status;
+use otpgw_rules::vocab::{CardStatus, Delivery};
+
+/// ?1 card, ?2 code hash, ?3 channel, ?4 peer, ?5 now (issued), ?6 expires,
+/// ?7 delivery, ?8 route, ?9 transaction hash, ?10 cap, ?11 actor.
+const END_ELAPSED_LOCK: &str = "\
+    UPDATE cards SET status = 'active', failures = 0, locked_until = NULL, updated_at = ?5 \
+     WHERE id = ?1 AND status = 'locked' AND locked_until IS NOT NULL AND locked_until <= ?5";
+const LOCK_EXPIRED: &str = "\
+    INSERT INTO events (card_id, kind, actor, detail, at) VALUES (?1, 'lock_expired', 'policy', '{}', ?5)";
+const STATUS: &str = "SELECT status FROM cards WHERE id = ?1";
+const SUPERSEDE: &str = "\
+    UPDATE codes SET state = CASE WHEN expires_at <= ?5 THEN 'expired' ELSE 'superseded' END \
+     WHERE card_id = ?1 AND state = 'live'";
+const INSERT: &str = "\
+    INSERT INTO codes (card_id, code_hash, channel, peer, issued_at, expires_at, state, delivery, route, txn_hash, cap) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'live', ?7, ?8, ?9, ?10) RETURNING id";
+const ISSUED: &str = "\
+    INSERT INTO events (card_id, kind, actor, detail, at) \
+     VALUES (?1, 'code_issued', ?11, json_object('bound_to_transaction', json(CASE WHEN ?9 IS NULL THEN 'false' ELSE 'true' END), \
+       'capped', json(CASE WHEN ?10 IS NULL THEN 'false' ELSE 'true' END), 'channel', ?3, 'code_id', ?12, 'expires_at', ?6), ?5)";
+
+/// Issues `code`. Only a statement's failure is an `Err` (the writer then rolls
+/// the job back to its savepoint); a card that is gone or not active is an answer.
+pub(super) fn issue(
+    db: &rusqlite::Connection,
+    code: &OwnedCode,
+) -> Result<Result<Issued, StoreError>, StoreError> {
+    let mut args: Vec<&dyn ToSql> = vec![
+        &code.card_id,
+        &code.code_hash,
+        &code.channel,
+        &code.peer,
+        &code.issued_at,
+        &code.expires_at,
+        &code.delivery,
+        &code.route,
+        &code.txn_hash,
+        &code.cap,
+        &code.actor,
+    ];
+    if run(db, END_ELAPSED_LOCK, &args, |_| Ok(()))? > 0 {
+        run(db, LOCK_EXPIRED, &args, |_| Ok(()))?;
+    }
+    let mut status = None;
+    run(db, STATUS, &args, |r| {
+        status = Some(r.try_get::<String, _>("status")?);
+        Ok(())
+    })?;
+    let Some(status) = status else {
+        return Ok(Err(StoreError::NoSuchCard));
+    };
+    match parse_status(&status) {
+        Ok(CardStatus::Active) => {}
+        Ok(status) => return Ok(Ok(Issued::NotActive(status))),
+        Err(e) => return Ok(Err(e)),
+    }
+    let superseded = run(db, SUPERSEDE, &args, |_| Ok(()))? as i64;
+    let mut code_id = None;
+    run(db, INSERT, &args, |r| {
+        code_id = Some(r.try_get::<i64, _>("id")?);
+        Ok(())
+    })?;
+    let code_id = code_id.ok_or_else(|| StoreError::Corrupt("no code inserted".into()))?;
+    args.push(&code_id);
+    run(db, ISSUED, &args, |_| Ok(()))?;
+    Ok(Ok(Issued::Code {
+        code_id,
+        superseded,
+    }))
+}
+
+/// Codes' delivery states (`CodeStore::set_deliveries`), one prepared statement
+/// per state: ?1 the code, ?2 the state, ?3 the time. A code's first submission
+/// does not overwrite a later state; a receipt's state always lands.
+pub(super) fn set_deliveries(
+    db: &rusqlite::Connection,
+    states: &[(i64, Delivery)],
+    at: i64,
+) -> Result<(), StoreError> {
+    const SUBMITTED: &str = "UPDATE codes SET delivery = ?2, submitted_at = ?3 WHERE id = ?1 \
+         AND (delivery IS NULL OR delivery = 'queued')";
+    const DELIVERY: &str = "UPDATE codes SET delivery = ?2, delivery_at = ?3 WHERE id = ?1";
+    for (id, state) in states {
+        let sql = match state {
+            Delivery::Queued | Delivery::Submitted => SUBMITTED,
+            _ => DELIVERY,
+        };
+        run(db, sql, &[id, &state.as_str(), &at], |_| Ok(()))?;
+    }
+    Ok(())
+}
