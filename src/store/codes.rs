@@ -167,6 +167,12 @@ impl CodeStore for Store {
         at: i64,
     ) -> Result<(), DomainError> {
         let m = OwnedRef::from(message);
+        if let Some(writer) = self.sqlite_writer() {
+            return port(writer.write_direct(move |db: &rusqlite::Connection| {
+                sqlite::set_submitted(db, code_id, &m, at)
+            }))
+            .await;
+        }
         let query = sqlx::query(if self.shared() {
             // PostgreSQL: the reply leaves the outbox in the same statement.
             concat!(
@@ -210,27 +216,29 @@ impl CodeStore for Store {
     ) -> Result<Option<i64>, DomainError> {
         port(async move {
             let m = OwnedRef::from(message);
+            if let Some(writer) = self.sqlite_writer() {
+                return writer
+                    .write_direct(move |db: &rusqlite::Connection| {
+                        sqlite::apply_receipt(db, &m, delivery, at)
+                    })
+                    .await;
+            }
             self.write(move |conn: &mut AnyConnection| {
                 Box::pin(async move {
-                    let mut code_id: Option<i64> = sqlx::query_scalar(
-                        "SELECT id FROM codes WHERE connection = $1 AND message_id = $2 ORDER BY id DESC LIMIT 1",
-                    )
-                    .bind(&m.connection)
-                    .bind(&m.message_id)
-                    .fetch_optional(&mut *conn)
-                    .await?;
+                    let mut code_id: Option<i64> = sqlx::query_scalar(RECEIPT_BY_ID)
+                        .bind(&m.connection)
+                        .bind(&m.message_id)
+                        .fetch_optional(&mut *conn)
+                        .await?;
                     for key in [&m.key_dec, &m.key_hex].into_iter().flatten() {
                         if code_id.is_some() {
                             break;
                         }
-                        code_id = sqlx::query_scalar(
-                            "SELECT id FROM codes WHERE connection = $1 AND (message_key_dec = $2 OR message_key_hex = $2) \
-                             ORDER BY id DESC LIMIT 1",
-                        )
-                        .bind(&m.connection)
-                        .bind(key)
-                        .fetch_optional(&mut *conn)
-                        .await?;
+                        code_id = sqlx::query_scalar(RECEIPT_BY_KEY)
+                            .bind(&m.connection)
+                            .bind(key)
+                            .fetch_optional(&mut *conn)
+                            .await?;
                     }
                     if let Some(id) = code_id {
                         update_delivery(conn, id, delivery, at).await?;
@@ -284,9 +292,16 @@ impl Store {
             cap,
             actor: actor.to_owned(),
         };
-        if let (Some(writer), None, None) = (self.sqlite_writer(), &outbox, push) {
+        if let (Some(writer), None) = (self.sqlite_writer(), &outbox) {
+            let push = push.map(|p| sqlite::Push {
+                api_key_id: p.api_key_id,
+                request_id: p.request_id.to_owned(),
+                fingerprint: p.fingerprint.to_owned(),
+            });
             return writer
-                .write_direct(move |db: &rusqlite::Connection| sqlite::issue(db, &new_code))
+                .write_direct(move |db: &rusqlite::Connection| {
+                    sqlite::issue(db, &new_code, push.as_ref())
+                })
                 .await?;
         }
         // PostgreSQL: the whole issue as one statement, where it can decide alone.
@@ -395,6 +410,14 @@ impl Store {
         .await
     }
 }
+
+/// A receipt's code: $1 the connection, $2 the SMSC's message id as it sent it.
+const RECEIPT_BY_ID: &str =
+    "SELECT id FROM codes WHERE connection = $1 AND message_id = $2 ORDER BY id DESC LIMIT 1";
+/// The same number in either notation, when the exact id found nothing.
+const RECEIPT_BY_KEY: &str =
+    "SELECT id FROM codes WHERE connection = $1 AND (message_key_dec = $2 OR message_key_hex = $2) \
+     ORDER BY id DESC LIMIT 1";
 
 const CODE_COLUMNS: &str =
     "id, card_id, channel, peer, state, delivery, route, connection, message_id, \

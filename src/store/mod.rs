@@ -175,7 +175,7 @@ impl Store {
                     })?;
                     let direct = direct::Direct {
                         synchronous: synchronous(settings),
-                        cache_kib,
+                        cache_kib: cache_kib.min(direct::CACHE_KIB),
                         busy: SQLITE_BUSY,
                     };
                     let writer = writer::Writer::spawn(write_pool.clone(), path, direct)

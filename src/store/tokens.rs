@@ -26,6 +26,8 @@ const TOKEN_COLUMNS: &str =
 macro_rules! token_of {
     ($row:expr) => {{
         let r = $row;
+        // `?` converts sqlx's error; rusqlite's rows already give the store's.
+        #[allow(clippy::needless_question_mark)]
         let text = |c: &str| -> Result<String, StoreError> { Ok(r.try_get::<String, _>(c)?) };
         let bad = |c: &str, v: String| StoreError::Corrupt(format!("token {c} {v}"));
         let kind = text("kind")?;

@@ -8,7 +8,7 @@
 
 use rusqlite::types::ToSql;
 
-use super::OwnedCode;
+use super::{OwnedCode, OwnedRef, RECEIPT_BY_ID, RECEIPT_BY_KEY};
 use crate::core::ports::Issued;
 use crate::store::direct::run;
 use crate::store::error::StoreError;
@@ -34,11 +34,25 @@ const ISSUED: &str = "\
      VALUES (?1, 'code_issued', ?11, json_object('bound_to_transaction', json(CASE WHEN ?9 IS NULL THEN 'false' ELSE 'true' END), \
        'capped', json(CASE WHEN ?10 IS NULL THEN 'false' ELSE 'true' END), 'channel', ?3, 'code_id', ?12, 'expires_at', ?6), ?5)";
 
-/// Issues `code`. Only a statement's failure is an `Err` (the writer then rolls
-/// the job back to its savepoint); a card that is gone or not active is an answer.
+const PUSHED: &str = "\
+    INSERT INTO pushes (api_key_id, request_id, fingerprint, code_id, created_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING";
+
+/// A pushed code's idempotency record, owned by the job.
+pub(super) struct Push {
+    pub api_key_id: i64,
+    pub request_id: String,
+    pub fingerprint: String,
+}
+
+/// Issues `code`, and for a pushed one records its request id. Only a statement's
+/// failure, or a twin push that took the request id first (`Raced`), is an `Err`
+/// (the writer then rolls the job back to its savepoint); a card that is gone or
+/// not active is an answer.
 pub(super) fn issue(
     db: &rusqlite::Connection,
     code: &OwnedCode,
+    push: Option<&Push>,
 ) -> Result<Result<Issued, StoreError>, StoreError> {
     let mut args: Vec<&dyn ToSql> = vec![
         &code.card_id,
@@ -76,6 +90,19 @@ pub(super) fn issue(
         Ok(())
     })?;
     let code_id = code_id.ok_or_else(|| StoreError::Corrupt("no code inserted".into()))?;
+    if let Some(p) = push {
+        let record: [&dyn ToSql; 5] = [
+            &p.api_key_id,
+            &p.request_id,
+            &p.fingerprint,
+            &code_id,
+            &code.issued_at,
+        ];
+        if run(db, PUSHED, &record, |_| Ok(()))? == 0 {
+            // The caller answers as the earlier request did.
+            return Err(StoreError::Raced);
+        }
+    }
     args.push(&code_id);
     run(db, ISSUED, &args, |_| Ok(()))?;
     Ok(Ok(Issued::Code {
@@ -103,4 +130,51 @@ pub(super) fn set_deliveries(
         run(db, sql, &[id, &state.as_str(), &at], |_| Ok(()))?;
     }
     Ok(())
+}
+
+/// The SMSC accepted a code's message (`CodeStore::set_submitted`).
+pub(super) fn set_submitted(
+    db: &rusqlite::Connection,
+    code_id: i64,
+    m: &OwnedRef,
+    at: i64,
+) -> Result<(), StoreError> {
+    let args: [&dyn ToSql; 6] = [
+        &code_id,
+        &m.connection,
+        &m.message_id,
+        &m.key_dec,
+        &m.key_hex,
+        &at,
+    ];
+    run(db, set_submitted!(), &args, |_| Ok(()))?;
+    Ok(())
+}
+
+/// A receipt applied to the code its message id names (`CodeStore::apply_receipt`).
+pub(super) fn apply_receipt(
+    db: &rusqlite::Connection,
+    m: &OwnedRef,
+    delivery: Delivery,
+    at: i64,
+) -> Result<Option<i64>, StoreError> {
+    let find = |sql: &str, id: &String| {
+        let mut found = None;
+        run(db, sql, &[&m.connection, id], |r| {
+            found = Some(r.try_get::<i64, _>("id")?);
+            Ok(())
+        })
+        .map(|_| found)
+    };
+    let mut code_id = find(RECEIPT_BY_ID, &m.message_id)?;
+    for key in [&m.key_dec, &m.key_hex].into_iter().flatten() {
+        if code_id.is_some() {
+            break;
+        }
+        code_id = find(RECEIPT_BY_KEY, key)?;
+    }
+    if let Some(id) = code_id {
+        set_deliveries(db, &[(id, delivery)], at)?;
+    }
+    Ok(code_id)
 }

@@ -1,5 +1,5 @@
-//! The issuing job in both its forms (SQLite's one call, the statement path) on a
-//! scratch database: the same answers and the same rows.
+//! SQLite's issuing job (`codes/sqlite.rs`) on a scratch database: the answers and
+//! rows the statement path (PostgreSQL's) gives.
 
 use super::*;
 use crate::config::DatabaseSettings;
@@ -123,5 +123,41 @@ async fn the_direct_issue_has_the_statement_paths_effects() {
             crate::core::Missing::Card
         ))
     ));
+
+    // A pushed code records its request id; a twin with the same id is rolled
+    // back and answered with the first one's code.
+    let unlock = "status = 'active'";
+    let push = PushKey {
+        api_key_id: 1,
+        request_id: "r1",
+        fingerprint: "f1",
+    };
+    issue_after(&store, id, unlock, 6_000).await;
+    let first = store
+        .issue_pushed(code(id, 7_000, None), "key:1", &push)
+        .await
+        .unwrap();
+    let Issued::Code { code_id, .. } = first else {
+        panic!("{first:?}");
+    };
+    let twin = store
+        .issue_pushed(code(id, 7_100, None), "key:1", &push)
+        .await
+        .unwrap();
+    assert_eq!(
+        twin,
+        Issued::Replayed {
+            code_id,
+            fingerprint: "f1".into()
+        }
+    );
+    let (codes, pushes): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM codes), (SELECT COUNT(*) FROM pushes WHERE code_id = $1)",
+    )
+    .bind(code_id)
+    .fetch_one(&store.pool)
+    .await
+    .unwrap();
+    assert_eq!((codes, pushes), (5, 1));
     store.close().await;
 }
