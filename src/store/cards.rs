@@ -25,6 +25,13 @@ impl CardStore for Store {
     }
 
     async fn card_by_pan_hash(&self, pan_hash: &str) -> Result<Option<Card>, DomainError> {
+        if let Some(read) = self
+            .inline
+            .as_ref()
+            .and_then(|r| r.card_by_pan_hash(pan_hash))
+        {
+            return port(async move { read }).await;
+        }
         let sql = format!("SELECT {CARD_COLUMNS} FROM cards WHERE pan_hash = $1");
         port(self.read_one(sqlx::query(&sql).bind(pan_hash), card_from_row)).await
     }

@@ -52,6 +52,19 @@ impl CodeStore for Store {
     /// The code an earlier push with this request id issued, if any (as
     /// `Issued::Replayed`, with that request's fingerprint).
     async fn push(&self, api_key_id: i64, request_id: &str) -> Result<Option<Issued>, DomainError> {
+        if let Some(read) = self
+            .inline
+            .as_ref()
+            .and_then(|r| r.push(api_key_id, request_id))
+        {
+            let read = read.map(|found| {
+                found.map(|(code_id, fingerprint)| Issued::Replayed {
+                    code_id,
+                    fingerprint,
+                })
+            });
+            return port(async move { read }).await;
+        }
         let sql =
             "SELECT code_id, fingerprint FROM pushes WHERE api_key_id = $1 AND request_id = $2";
         let query = sqlx::query(sql).bind(api_key_id).bind(request_id);

@@ -1,9 +1,9 @@
-//! SQLite's hottest read without a thread hop. sqlx runs every SQLite connection on
+//! SQLite's hottest reads without a thread hop. sqlx runs every SQLite connection on
 //! a worker thread of its own, so each read through the pool is a send, two
 //! wake-ups and a receive: more CPU than SQLite spends answering (BENCHMARKS.md,
 //! "Where the time goes"). The look-up of a phone number's cards, which every SMS
-//! and USSD request makes, is a point read on an index: it runs here on the
-//! caller's thread, on a read-only connection of a small pool, its statement
+//! and USSD request makes, and a pushed code's two (its request id, its card by
+//! PAN) are point reads on an index: they run here on the caller's thread, on a read-only connection of a small pool, its statement
 //! prepared once per connection. Blocking a runtime thread for the few
 //! microseconds that takes costs less than the hand-off.
 //!
@@ -33,7 +33,8 @@ const BUSY: Duration = Duration::from_millis(20);
 pub(super) struct InlineReads {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
-    sql: String,
+    by_msisdn: String,
+    by_pan_hash: String,
 }
 
 impl InlineReads {
@@ -43,29 +44,75 @@ impl InlineReads {
             path: path.to_owned(),
             idle: Mutex::new(Vec::with_capacity(IDLE)),
             // Closed cards answer nothing: their last 4 digits get "not registered".
-            sql: format!(
+            by_msisdn: format!(
                 "SELECT {CARD_COLUMNS} FROM cards WHERE msisdn = ?1 AND closed_at IS NULL ORDER BY id"
             ),
+            by_pan_hash: format!("SELECT {CARD_COLUMNS} FROM cards WHERE pan_hash = ?1"),
         }
     }
 
     /// The open cards of a phone number; `None` when this path could not read
     /// (then the pool must).
     pub(super) fn cards_by_msisdn(&self, msisdn: &str) -> Option<Result<Vec<Card>, StoreError>> {
+        self.read(&self.by_msisdn, msisdn, card)
+    }
+
+    /// The card of a PAN's hash (a push's and an ePIN check's look-up).
+    pub(super) fn card_by_pan_hash(
+        &self,
+        pan_hash: &str,
+    ) -> Option<Result<Option<Card>, StoreError>> {
+        let cards = self.read(&self.by_pan_hash, pan_hash, card)?;
+        Some(cards.map(|c| c.into_iter().next()))
+    }
+
+    /// The code and fingerprint an earlier push under (key, request id) issued.
+    pub(super) fn push(
+        &self,
+        api_key_id: i64,
+        request_id: &str,
+    ) -> Option<Result<Option<(i64, String)>, StoreError>> {
+        const SQL: &str =
+            "SELECT code_id, fingerprint FROM pushes WHERE api_key_id = ?1 AND request_id = ?2";
         let conn = self.take()?;
-        let read = (|| {
-            let mut statement = conn.prepare_cached(&self.sql)?;
-            let mut rows = statement.query([msisdn])?;
-            let mut cards = Vec::new();
+        let read = conn.prepare_cached(SQL).and_then(|mut statement| {
+            let mut rows = statement.query(rusqlite::params![api_key_id, request_id])?;
+            rows.next()?
+                .map(|row| Ok((row.get("code_id")?, row.get("fingerprint")?)))
+                .transpose()
+        });
+        self.answer(conn, read.map(Ok))
+    }
+
+    /// Every row `sql` selects for `key`, made into records by `from_row`.
+    fn read<T>(
+        &self,
+        sql: &str,
+        key: &str,
+        from_row: fn(&SqliteRow<'_, '_>) -> Result<T, StoreError>,
+    ) -> Option<Result<Vec<T>, StoreError>> {
+        let conn = self.take()?;
+        let read = conn.prepare_cached(sql).and_then(|mut statement| {
+            let mut rows = statement.query([key])?;
+            let mut records = Vec::new();
             while let Some(row) = rows.next()? {
-                cards.push(card(&SqliteRow(row)));
+                records.push(from_row(&SqliteRow(row)));
             }
-            Ok::<_, rusqlite::Error>(cards)
-        })();
+            Ok(records)
+        });
+        self.answer(conn, read.map(|records| records.into_iter().collect()))
+    }
+
+    /// A read's answer, giving the connection back; `None` when SQLite failed it.
+    fn answer<T>(
+        &self,
+        conn: Connection,
+        read: rusqlite::Result<Result<T, StoreError>>,
+    ) -> Option<Result<T, StoreError>> {
         match read {
-            Ok(cards) => {
+            Ok(answer) => {
                 self.give_back(conn);
-                Some(cards.into_iter().collect())
+                Some(answer)
             }
             Err(e) => {
                 tracing::debug!(error = %e, "inline read failed; reading through the pool");
@@ -146,6 +193,22 @@ mod tests {
         let query = sqlx::query(&sql).bind("989120000001");
         let pooled = store.read_all(query, super::super::card_from_row).await;
         assert_eq!(pooled.unwrap(), read);
+        assert_eq!(
+            inline.card_by_pan_hash("p1").unwrap().unwrap(),
+            Some(first.clone())
+        );
+        assert_eq!(inline.card_by_pan_hash("nobody").unwrap().unwrap(), None);
+        assert_eq!(inline.push(1, "r1").unwrap().unwrap(), None);
+        sqlx::query(
+            "INSERT INTO pushes (api_key_id, request_id, fingerprint, code_id, created_at) VALUES (1, 'r1', 'f', 9, 1)",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            inline.push(1, "r1").unwrap().unwrap(),
+            Some((9, "f".to_owned()))
+        );
         sqlx::query("UPDATE cards SET closed_at = 5 WHERE id = $1")
             .bind(first.id)
             .execute(&store.pool)
