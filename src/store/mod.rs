@@ -6,12 +6,15 @@
 //! as `DomainError`. Only start-up code names this type.
 //!
 //! * `mod.rs`    — connecting, migrations, readiness, `write`, the shared row helpers.
-//! * `writer.rs` — SQLite's one writer with group commit.
-//! * `inline.rs` — SQLite's hottest read (a number's cards) on the caller's thread.
+//! * `writer.rs` — SQLite's one writer thread with group commit.
+//! * `direct.rs` — SQLite through rusqlite: the writer's direct jobs' statements.
+//! * `inline.rs` — SQLite's hottest reads (a number's cards, a push's look-ups) on
+//!   the caller's thread.
 //! * `changes.rs` — PostgreSQL: other nodes' changes heard (`LISTEN`), and the
 //!   cards and key generation that makes safe to keep in memory.
 //! * `cards.rs`  — `CardStore`: reads, enrolling, status changes, ePIN, activation.
-//! * `codes.rs`  — `CodeStore`: issuing codes and following their delivery.
+//! * `codes.rs`  — `CodeStore`: issuing codes and following their delivery
+//!   (`codes/sqlite.rs`: the direct jobs).
 //! * `verify/`   — `VerifyStore`: the verification transaction, in both forms.
 //! * `tokens.rs` — `TokenStore`: customer tokens.
 //! * `access.rs` — `AccessStore`: API keys and console sessions.
@@ -22,8 +25,9 @@
 //! * `backup.rs` — `otpgw backup`: a checked copy of a SQLite database.
 //!
 //! Every write is one job run by `Store::write`: on SQLite inside the writer's next
-//! batch (one transaction, a savepoint per job, answers released after the commit),
-//! on PostgreSQL in a transaction of its own. Reads use their own pool and never take
+//! batch (one transaction, a savepoint per job, answers released after the commit;
+//! the hot jobs written against rusqlite and run by `Writer::write_direct`), on
+//! PostgreSQL in a transaction of its own. Reads use their own pool and never take
 //! SQLite's write lock. The rules that must hold across gateway nodes live in these
 //! jobs: one live code per card (a partial unique index backs it), single use, exact
 //! failure counting and locking, `request_id` idempotency. Each job that needs it

@@ -388,6 +388,37 @@ mod tests {
             .unwrap()
     }
 
+    /// An sqlx job that inserts `v` into `t`, then fails when told to.
+    async fn insert(writer: &Writer, v: i64, fail: bool) -> Result<i64, StoreError> {
+        writer
+            .write(move |conn: &mut AnyConnection| {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO t (v) VALUES ($1)")
+                        .bind(v)
+                        .execute(&mut *conn)
+                        .await?;
+                    if fail {
+                        return Err(StoreError::Corrupt("no".into()));
+                    }
+                    Ok(v)
+                })
+            })
+            .await
+    }
+
+    /// The same as a direct job.
+    async fn insert_direct(writer: &Writer, v: i64, fail: bool) -> Result<i64, StoreError> {
+        writer
+            .write_direct(move |db: &rusqlite::Connection| {
+                db.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
+                if fail {
+                    return Err(StoreError::Corrupt("no".into()));
+                }
+                Ok(v)
+            })
+            .await
+    }
+
     /// One batch: the failing request is rolled back alone, the others commit, and
     /// each caller gets its own answer.
     #[tokio::test]
@@ -395,26 +426,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (path, pool) = table(dir.path()).await;
         let writer = spawn(pool, &path);
-        let insert = |v: i64, fail: bool| {
-            let writer = writer.clone();
-            async move {
-                writer
-                    .write(move |conn: &mut AnyConnection| {
-                        Box::pin(async move {
-                            sqlx::query("INSERT INTO t (v) VALUES ($1)")
-                                .bind(v)
-                                .execute(&mut *conn)
-                                .await?;
-                            if fail {
-                                return Err(StoreError::Corrupt("no".into()));
-                            }
-                            Ok(v)
-                        })
-                    })
-                    .await
-            }
-        };
-        let (a, b, c) = tokio::join!(insert(1, false), insert(2, true), insert(3, false));
+        let (a, b, c) = tokio::join!(
+            insert(&writer, 1, false),
+            insert(&writer, 2, true),
+            insert(&writer, 3, false)
+        );
         assert_eq!(a.unwrap(), 1);
         assert!(matches!(b, Err(StoreError::Corrupt(_))));
         assert_eq!(c.unwrap(), 3);
@@ -435,42 +451,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (path, pool) = table(dir.path()).await;
         let writer = spawn(pool, &path);
-        let direct = |v: i64, fail: bool| {
-            let writer = writer.clone();
-            async move {
-                writer
-                    .write_direct(move |db: &rusqlite::Connection| {
-                        db.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
-                        if fail {
-                            return Err(StoreError::Corrupt("no".into()));
-                        }
-                        Ok(v)
-                    })
-                    .await
-            }
-        };
-        let sqlx_job = |v: i64| {
-            let writer = writer.clone();
-            async move {
-                writer
-                    .write(move |conn: &mut AnyConnection| {
-                        Box::pin(async move {
-                            sqlx::query("INSERT INTO t (v) VALUES ($1)")
-                                .bind(v)
-                                .execute(&mut *conn)
-                                .await?;
-                            Ok(v)
-                        })
-                    })
-                    .await
-            }
-        };
         let (a, b, c, d, e) = tokio::join!(
-            direct(1, false),
-            direct(2, true),
-            sqlx_job(3),
-            direct(4, false),
-            sqlx_job(5)
+            insert_direct(&writer, 1, false),
+            insert_direct(&writer, 2, true),
+            insert(&writer, 3, false),
+            insert_direct(&writer, 4, false),
+            insert(&writer, 5, false)
         );
         assert_eq!(a.unwrap(), 1);
         assert!(matches!(b, Err(StoreError::Corrupt(_))));
