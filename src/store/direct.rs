@@ -63,7 +63,8 @@ pub(super) fn execute(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 /// Runs one statement with the job's numbered arguments (`?N` is `args[N - 1]`),
-/// handing each row it returns to `row`; the number of rows it changed.
+/// handing each row it returns to `row`; the number of rows it changed (0 for a
+/// statement that only reads).
 pub(super) fn run(
     conn: &Connection,
     sql: &str,
@@ -88,7 +89,11 @@ pub(super) fn run(
         row(&SqliteRow(r))?;
     }
     drop(rows);
-    Ok(conn.changes())
+    Ok(if statement.readonly() {
+        0
+    } else {
+        conn.changes()
+    })
 }
 
 /// A rusqlite row read by column name, as the store's macros (`card_of!`,

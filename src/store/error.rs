@@ -43,6 +43,9 @@ pub(super) enum StoreError {
     /// A write could not be committed (the writer's batch failed, or it stopped).
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// A write job panicked (a bug): the writer rolled it back and went on.
+    #[error("a write failed unexpectedly")]
+    Panicked,
     /// A concurrent request took the same key first; the job was rolled back and
     /// its caller answers as that request did. Never leaves the store.
     #[error("a concurrent request won")]
@@ -138,6 +141,7 @@ impl From<StoreError> for DomainError {
             | StoreError::Migrate(_)
             | StoreError::Corrupt(_)
             | StoreError::Unavailable(_)
+            | StoreError::Panicked
             | StoreError::Raced) => DomainError::Internal(e.to_string()),
         }
     }

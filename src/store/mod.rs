@@ -121,9 +121,9 @@ pub struct Store {
     /// Reads everywhere; writes too on PostgreSQL.
     pool: AnyPool,
     backend: Backend,
-    /// SQLite only: the one connection every write goes through.
+    /// SQLite only: the one writer every write goes through, and its sqlx pool.
     writer: Option<(writer::Writer, AnyPool)>,
-    /// SQLite in a file only: the hottest read on the caller's thread (`inline.rs`).
+    /// SQLite only: the hottest reads on the caller's thread (`inline.rs`).
     inline: Option<std::sync::Arc<inline::InlineReads>>,
     /// PostgreSQL, once `follow_changes` ran: what other nodes change (`changes.rs`).
     changes: Option<std::sync::Arc<changes::Changes>>,
@@ -167,32 +167,27 @@ impl Store {
             )
             .connect_with(options.clone())
             .await?;
-            // SQLite: one more connection, the writer's; sqlx reopens it if it breaks.
-            let writer = match backend {
+            // SQLite: the writer's two connections (sqlx's, which sqlx reopens if
+            // it breaks, and rusqlite's for the direct jobs), and the file for the
+            // reads on the caller's thread.
+            let (writer, inline) = match backend {
                 Backend::Sqlite => {
                     let cache_kib = settings.sqlite_writer_cache_mib.saturating_mul(1024);
                     let write_pool = pool_options(settings, backend, 1, cache_kib)
                         .connect_with(options)
                         .await?;
-                    let path = crate::config::sqlite_path(&settings.url).ok_or_else(|| {
-                        StoreError::Unavailable("SQLite needs a database file".into())
-                    })?;
+                    let path = main_file(&write_pool).await?;
                     let direct = direct::Direct {
                         synchronous: synchronous(settings),
                         cache_kib: cache_kib.min(direct::CACHE_KIB),
                         busy: SQLITE_BUSY,
                     };
+                    let inline = std::sync::Arc::new(inline::InlineReads::new(&path));
                     let writer = writer::Writer::spawn(write_pool.clone(), path, direct)
                         .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
-                    Some((writer, write_pool))
+                    (Some((writer, write_pool)), Some(inline))
                 }
-                Backend::Postgres => None,
-            };
-            // After the pools: the file and its WAL exist by now.
-            let inline = match backend {
-                Backend::Sqlite => crate::config::sqlite_path(&settings.url)
-                    .map(|path| std::sync::Arc::new(inline::InlineReads::new(&path))),
-                Backend::Postgres => None,
+                Backend::Postgres => (None, None),
             };
             Ok(Self {
                 pool,
@@ -244,7 +239,7 @@ impl Store {
         self.writer.is_none()
     }
 
-    /// SQLite's writer, for the jobs that have a one-call form there.
+    /// SQLite's writer, for the jobs that have a direct form there.
     fn sqlite_writer(&self) -> Option<&writer::Writer> {
         self.writer.as_ref().map(|(w, _)| w)
     }
@@ -569,9 +564,22 @@ fn card_from_row(row: &sqlx::any::AnyRow) -> Result<Card, StoreError> {
 /// SQLite's own default page cache (2,000 KiB), for each reading connection.
 const READER_CACHE_KIB: u64 = 2000;
 
-/// The pool settings both pools share: WAL, the busy timeout, the durability level
-/// and the page cache (`cache_kib`) on SQLite; statement and lock deadlines on
-/// PostgreSQL.
+/// The file SQLite opened for `pool` (as sqlx read the URL: decoded, made
+/// absolute), so rusqlite's connections open that same file. A database only in
+/// memory has none, and the direct jobs and inline reads need one.
+async fn main_file(pool: &AnyPool) -> Result<std::path::PathBuf, StoreError> {
+    let file: String =
+        sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .fetch_one(pool)
+            .await?;
+    if file.is_empty() {
+        return Err(StoreError::Unavailable(
+            "SQLite needs a database file, not a database in memory".into(),
+        ));
+    }
+    Ok(file.into())
+}
+
 /// How long a SQLite connection waits for another's lock before it gives up.
 const SQLITE_BUSY: Duration = Duration::from_secs(5);
 
@@ -583,6 +591,9 @@ fn synchronous(settings: &DatabaseSettings) -> &'static str {
     }
 }
 
+/// The pool settings both pools share: WAL, the busy timeout, the durability level
+/// and the page cache (`cache_kib`) on SQLite; statement and lock deadlines on
+/// PostgreSQL.
 fn pool_options(
     settings: &DatabaseSettings,
     backend: Backend,

@@ -1,15 +1,16 @@
 //! The SQLite writer: every write goes through one thread, which takes whatever is
-//! queued (up to `MAX_BATCH`), runs each request inside a savepoint of one
-//! `BEGIN IMMEDIATE` transaction, commits once, and only then releases each
-//! request's answer.
+//! queued (up to `MAX_BATCH`), runs each request inside a savepoint of a
+//! `BEGIN IMMEDIATE` transaction, commits, and only then releases each request's
+//! answer.
 //!
 //! Why: SQLite has one write lock. With a pool, every code is its own transaction
 //! and up to `max_connections` connections fight for that lock (busy-handler sleeps,
 //! one fsync per code). One writer turns N concurrent writes into one commit and one
 //! fsync. A request whose own statements fail is rolled back to its savepoint and
-//! gets its own error; the others in the batch are unaffected. When the commit
-//! fails, every request of the batch gets `StoreError::Unavailable`: nothing of it
-//! was stored, and no answer claims otherwise.
+//! gets its own error; the others in the batch are unaffected. When a commit
+//! fails, every request of its transaction gets `StoreError::Unavailable`: nothing
+//! of it was stored, and no answer claims otherwise. A job that panics is answered
+//! as failed and rolled back alone; the writer goes on.
 //!
 //! A request comes in one of two forms. A *direct* job (the hot ones: a code, a
 //! verification, delivery states) runs on the writer's own thread through rusqlite
@@ -20,9 +21,11 @@
 //! changes, the writer commits and starts the next one, so the two connections
 //! never wait on each other's write lock and the order of requests is kept.
 
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 
 use futures::future::BoxFuture;
+use futures::FutureExt;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool};
 use tokio::sync::{mpsc, oneshot};
@@ -94,7 +97,10 @@ impl<T: Send + 'static, F: Job<T>, D: DirectJob<T>> Work for Pending<T, F, D> {
             let Some(Form::Sqlx(job)) = self.job.take() else {
                 return false;
             };
-            let result = job(conn).await;
+            let result = AssertUnwindSafe(async move { job(conn).await })
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Panicked));
             let keep = result.is_ok();
             self.result = Some(result);
             keep
@@ -105,7 +111,8 @@ impl<T: Send + 'static, F: Job<T>, D: DirectJob<T>> Work for Pending<T, F, D> {
         let Some(Form::Direct(job)) = self.job.take() else {
             return false;
         };
-        let result = job(conn);
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| job(conn)))
+            .unwrap_or_else(|_| Err(StoreError::Panicked));
         let keep = result.is_ok();
         self.result = Some(result);
         keep
@@ -156,8 +163,9 @@ impl Writer {
         std::thread::Builder::new()
             .name("otpgw-writer".into())
             .spawn(move || {
+                // `stop` hears the end however the thread ends.
+                let _finished = finished.drop_guard();
                 thread.run(requests, stopping);
-                finished.cancel();
             })?;
         Ok(Self { queue, stop, done })
     }
@@ -169,7 +177,8 @@ impl Writer {
         self.done.cancelled().await;
     }
 
-    /// Runs `job` in the next batch; its answer comes after the batch committed.
+    /// Runs `job` in the next batch; its answer comes after its transaction
+    /// committed.
     pub async fn write<T: Send + 'static>(&self, job: impl Job<T>) -> Result<T, StoreError> {
         self.submit::<T, _, NoDirect<T>>(Form::Sqlx(job)).await
     }
@@ -216,13 +225,19 @@ struct Thread {
 
 impl Thread {
     fn run(mut self, mut requests: mpsc::Receiver<Box<dyn Work>>, stop: CancellationToken) {
+        // sqlx's pooled connection gives itself back on a task when dropped, which
+        // needs the runtime's context on this thread too.
+        let runtime = self.runtime.clone();
+        let _context = runtime.enter();
         let mut batch: Vec<Box<dyn Work>> = Vec::with_capacity(MAX_BATCH);
         loop {
+            // A stop ends the loop after the batch under way; what is still queued
+            // is answered below.
             let received = self.runtime.block_on(async {
                 tokio::select! {
                     biased;
-                    n = requests.recv_many(&mut batch, MAX_BATCH) => n,
                     _ = stop.cancelled() => 0,
+                    n = requests.recv_many(&mut batch, MAX_BATCH) => n,
                 }
             });
             if received == 0 {
@@ -468,6 +483,45 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(kept, vec![1, 3, 4, 5]);
+    }
+
+    /// A job that panics is answered as failed and rolled back alone; the writer
+    /// goes on with the next, and still stops when told to.
+    #[tokio::test]
+    async fn a_panicking_job_is_answered_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, pool) = table(dir.path()).await;
+        let writer = spawn(pool, &path);
+        let panicked = writer
+            .write_direct(|db: &rusqlite::Connection| -> Result<(), StoreError> {
+                db.execute("INSERT INTO t (v) VALUES (1)", [])?;
+                panic!("a bug in a job");
+            })
+            .await;
+        assert!(
+            matches!(panicked, Err(StoreError::Panicked)),
+            "{panicked:?}"
+        );
+        let sqlx_panicked = writer
+            .write(
+                |_: &mut AnyConnection| -> BoxFuture<'_, Result<(), StoreError>> {
+                    Box::pin(async { panic!("a bug in an sqlx job") })
+                },
+            )
+            .await;
+        assert!(
+            matches!(sqlx_panicked, Err(StoreError::Panicked)),
+            "{sqlx_panicked:?}"
+        );
+        assert_eq!(insert(&writer, 2, false).await.unwrap(), 2);
+        assert_eq!(insert_direct(&writer, 3, false).await.unwrap(), 3);
+        writer.stop().await;
+        let reader = super::tests::pool(&path).await;
+        let kept: Vec<i64> = sqlx::query_scalar("SELECT v FROM t ORDER BY v")
+            .fetch_all(&reader)
+            .await
+            .unwrap();
+        assert_eq!(kept, vec![2, 3]);
     }
 
     /// A commit that cannot happen answers every request of the batch Unavailable,

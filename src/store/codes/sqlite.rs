@@ -22,7 +22,7 @@ const END_ELAPSED_LOCK: &str = "\
      WHERE id = ?1 AND status = 'locked' AND locked_until IS NOT NULL AND locked_until <= ?5";
 const LOCK_EXPIRED: &str = "\
     INSERT INTO events (card_id, kind, actor, detail, at) VALUES (?1, 'lock_expired', 'policy', '{}', ?5)";
-const STATUS: &str = "SELECT status FROM cards WHERE id = ?1";
+const STATUS: &str = "SELECT status, closed_at FROM cards WHERE id = ?1";
 const SUPERSEDE: &str = "\
     UPDATE codes SET state = CASE WHEN expires_at <= ?5 THEN 'expired' ELSE 'superseded' END \
      WHERE card_id = ?1 AND state = 'live'";
@@ -72,12 +72,17 @@ pub(super) fn issue(
     }
     let mut status = None;
     run(db, STATUS, &args, |r| {
-        status = Some(r.try_get::<String, _>("status")?);
+        let closed = r.try_get::<Option<i64>, _>("closed_at")?.is_some();
+        status = Some((r.try_get::<String, _>("status")?, closed));
         Ok(())
     })?;
-    let Some(status) = status else {
+    let Some((status, closed)) = status else {
         return Ok(Err(StoreError::NoSuchCard));
     };
+    if closed {
+        // A closed card takes no change: its number may belong to a new card by now.
+        return Ok(Err(StoreError::WrongStatus(CardStatus::Closed)));
+    }
     match parse_status(&status) {
         Ok(CardStatus::Active) => {}
         Ok(status) => return Ok(Ok(Issued::NotActive(status))),

@@ -44,12 +44,22 @@ async fn details(store: &Store, kind: &str) -> Vec<String> {
 /// Puts card `id` in a state by hand (`set`: the columns as an SQL `SET` list), then
 /// issues it a code at `at`.
 async fn issue_after(store: &Store, id: i64, set: &str, at: i64) -> Issued {
+    issue_code_after(store, id, set, at).await.unwrap()
+}
+
+/// As `issue_after`, with the issue's error kept.
+async fn issue_code_after(
+    store: &Store,
+    id: i64,
+    set: &str,
+    at: i64,
+) -> Result<Issued, crate::core::DomainError> {
     sqlx::query(&format!("UPDATE cards SET {set} WHERE id = $1"))
         .bind(id)
         .execute(&store.pool)
         .await
         .unwrap();
-    store.issue_code(code(id, at, None), "smpp").await.unwrap()
+    store.issue_code(code(id, at, None), "smpp").await
 }
 
 /// SQLite's direct issue (`codes/sqlite.rs`) has the statement path's effects: the live code is
@@ -123,6 +133,22 @@ async fn the_direct_issue_has_the_statement_paths_effects() {
             crate::core::Missing::Card
         ))
     ));
+
+    // A closed card is refused as the statement path refuses it.
+    let closed = issue_code_after(&store, id, "closed_at = 5500", 5_600).await;
+    assert!(
+        matches!(
+            closed,
+            Err(crate::core::DomainError::WrongState(
+                crate::core::Conflict::Card(CardStatus::Closed)
+            ))
+        ),
+        "{closed:?}"
+    );
+    sqlx::query("UPDATE cards SET closed_at = NULL")
+        .execute(&store.pool)
+        .await
+        .unwrap();
 
     // A pushed code records its request id; a twin with the same id is rolled
     // back and answered with the first one's code.
