@@ -500,8 +500,8 @@ fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// Binds a code's columns as $1–$10 and the actor as $11, as both one-statement
-/// forms (SQLite's call, PostgreSQL's statement) number them.
+/// Binds a code's columns as $1–$10 and the actor as $11, as PostgreSQL's
+/// statements number them (SQLite's direct job, `codes/sqlite.rs`, does the same).
 macro_rules! bind_code {
     ($query:expr, $code:expr $(,)?) => {
         $query
