@@ -440,6 +440,12 @@ pub fn init_metrics() -> Option<PrometheusHandle> {
             0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
         ])
         .ok()?
+        // A batch's size in requests, not seconds (store/group.rs, up to 256).
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full("otpgw_store_batch_size".into()),
+            &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+        )
+        .ok()?
         .install_recorder()
         .ok()?;
     help::describe();

@@ -7,8 +7,8 @@ use sqlx::{AnyConnection, Row};
 
 use super::error::StoreError;
 use super::port;
-use super::{end_elapsed_lock, insert_event, lock_card, or_stored, parse_status, Query, Store};
-use crate::core::ports::{CodeStore, Issued, MessageRef, NewCode, NewOutboxReply, PushKey};
+use super::{end_elapsed_lock, insert_event, lock_card, or_stored, parse_status, Store};
+use crate::core::ports::{CodeStore, Issued, MessageRef, NewCode, PushKey};
 use crate::core::DomainError;
 use otpgw_rules::records::CodeRecord;
 use otpgw_rules::vocab::{CardStatus, CodeState, Delivery};
@@ -21,6 +21,13 @@ macro_rules! set_submitted {
          message_key_hex = $5, submitted_at = $6, \
          delivery = CASE WHEN delivery IS NULL OR delivery = 'queued' THEN 'submitted' ELSE delivery END \
          WHERE id = $1"
+    };
+}
+
+/// The head of every form's insert of a code; the values follow in this order.
+macro_rules! insert_codes {
+    () => {
+        "INSERT INTO codes (card_id, code_hash, channel, peer, issued_at, expires_at, state, delivery, route, txn_hash, cap) "
     };
 }
 
@@ -317,17 +324,27 @@ impl Store {
                 })
                 .await?;
         }
-        // PostgreSQL: the whole issue as one statement, where it can decide alone.
-        if self.shared() && push.is_none() {
+        // PostgreSQL: with other codes in the group's next batch, else alone as one
+        // statement, where either can decide.
+        if push.is_none() {
+            if let Some(groups) = &self.groups {
+                let ask = postgres::IssueAsk {
+                    code: new_code.clone(),
+                    outbox: outbox.clone(),
+                };
+                if let Some(answer) = groups.codes.ask(ask).await {
+                    return answer;
+                }
+            }
             if let Some(issued) =
-                issue_in_one_statement(&self.pool, &new_code, outbox.as_ref()).await?
+                postgres::issue_in_one_statement(&self.pool, &new_code, outbox.as_ref()).await?
             {
                 return Ok(issued);
             }
         }
-        // The transaction form: on PostgreSQL the code, its outbox row and its audit
-        // event are still one statement.
-        let in_one_statement = self.shared();
+        // The transaction form, PostgreSQL's only (SQLite's issue is the writer's
+        // direct job, and SQLite has no outbox): a pushed code with its
+        // idempotency record, an elapsed timed lock, a race the statement lost.
         let actor = new_code.actor.clone();
         let push = push.map(|p| {
             (
@@ -359,18 +376,20 @@ impl Store {
                 .execute(&mut *conn)
                 .await?
                 .rows_affected() as i64;
-                if push.is_none() && in_one_statement {
+                if push.is_none() {
+                    // The code, its outbox row and its audit event in one statement.
                     let code_id =
-                        insert_with_outbox_and_event(conn, &new_code, outbox.as_ref()).await?;
+                        postgres::insert_with_outbox_and_event(conn, &new_code, outbox.as_ref())
+                            .await?;
                     return Ok(Issued::Code {
                         code_id,
                         superseded,
                     });
                 }
-                let code_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO codes (card_id, code_hash, channel, peer, issued_at, expires_at, state, delivery, route, txn_hash, cap) \
-                     VALUES ($1, $2, $3, $4, $5, $6, 'live', $7, $8, $9, $10) RETURNING id",
-                )
+                let code_id: i64 = sqlx::query_scalar(concat!(
+                    insert_codes!(),
+                    "VALUES ($1, $2, $3, $4, $5, $6, 'live', $7, $8, $9, $10) RETURNING id"
+                ))
                 .bind(card_id)
                 .bind(&new_code.code_hash)
                 .bind(channel.as_str())
@@ -451,20 +470,26 @@ fn code_from_row(r: &sqlx::any::AnyRow) -> Result<CodeRecord, StoreError> {
     }))
 }
 
+/// One code's delivery state: $1 the code, $2 the state, $3 the time. A code's
+/// first submission does not overwrite a later state; a receipt's state always
+/// lands. (SQLite's direct job runs the same text.)
+fn delivery_update(delivery: Delivery) -> &'static str {
+    match delivery {
+        Delivery::Queued | Delivery::Submitted => {
+            "UPDATE codes SET delivery = $2, submitted_at = $3 WHERE id = $1 \
+             AND (delivery IS NULL OR delivery = 'queued')"
+        }
+        _ => "UPDATE codes SET delivery = $2, delivery_at = $3 WHERE id = $1",
+    }
+}
+
 async fn update_delivery(
     conn: &mut AnyConnection,
     code_id: i64,
     delivery: Delivery,
     at: i64,
 ) -> Result<(), StoreError> {
-    let sql = match delivery {
-        Delivery::Queued | Delivery::Submitted => {
-            "UPDATE codes SET delivery = $2, submitted_at = $3 WHERE id = $1 \
-             AND (delivery IS NULL OR delivery = 'queued')"
-        }
-        _ => "UPDATE codes SET delivery = $2, delivery_at = $3 WHERE id = $1",
-    };
-    sqlx::query(sql)
+    sqlx::query(delivery_update(delivery))
         .bind(code_id)
         .bind(delivery.as_str())
         .bind(at)
@@ -519,7 +544,8 @@ macro_rules! bind_code {
     };
 }
 
-/// A code to issue, owned by the writer's job.
+/// A code to issue, owned by the writer's job (or the PostgreSQL group's).
+#[derive(Clone)]
 struct OwnedCode {
     card_id: i64,
     code_hash: String,
@@ -534,116 +560,7 @@ struct OwnedCode {
     actor: String,
 }
 
-/// The reply's outbox row (when `$17`) and the audit event of the code that the CTE
-/// `ins` inserted, for both PostgreSQL forms below. The audit detail is the text
-/// `serde_json` writes (the channel is one of two fixed words).
-macro_rules! outbox_and_event {
-    () => {
-        "ob AS (INSERT INTO reply_outbox (code_id, target, sealed, deliver_by, owner, lease_until, created_at) \
-           SELECT id, $12, $13, $14, $15, $16, $5 FROM ins WHERE $17), \
-         ev AS (INSERT INTO events (card_id, kind, actor, detail, at) \
-           SELECT $1, 'code_issued', $11, \
-             '{\"bound_to_transaction\":' || CASE WHEN $9::text IS NULL THEN 'false' ELSE 'true' END || \
-             ',\"capped\":' || CASE WHEN $10::bigint IS NULL THEN 'false' ELSE 'true' END || \
-             ',\"channel\":\"' || $3::text || '\",\"code_id\":' || id || ',\"expires_at\":' || $6::bigint || '}', $5 FROM ins) "
-    };
-}
-
-/// Binds the outbox row's columns as $12–$17, after `bind_code!`'s $1–$11.
-fn bind_outbox<'q>(query: Query<'q>, outbox: Option<&'q NewOutboxReply>) -> Query<'q> {
-    query
-        .bind(outbox.map(|o| o.target.as_str()))
-        .bind(outbox.map(|o| o.sealed.as_str()))
-        .bind(outbox.map(|o| o.deliver_by))
-        .bind(outbox.and_then(|o| o.owner.as_deref()))
-        .bind(outbox.map(|o| o.lease_until))
-        .bind(outbox.is_some())
-}
-
-/// PostgreSQL, inside the transaction form: the new code, its reply in the outbox
-/// (when there is one) and its audit event as one statement.
-async fn insert_with_outbox_and_event(
-    conn: &mut AnyConnection,
-    code: &OwnedCode,
-    outbox: Option<&NewOutboxReply>,
-) -> Result<i64, StoreError> {
-    const SQL: &str = concat!(
-        "WITH ins AS (INSERT INTO codes (card_id, code_hash, channel, peer, issued_at, expires_at, state, delivery, route, txn_hash, cap) \
-           VALUES ($1, $2, $3, $4, $5, $6, 'live', $7, $8, $9, $10) RETURNING id), ",
-        outbox_and_event!(),
-        "SELECT id FROM ins"
-    );
-    let row = bind_outbox(bind_code!(sqlx::query(SQL), code), outbox)
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok(row.try_get("id")?)
-}
-
-/// PostgreSQL's issue as one statement in autocommit: one round trip instead of
-/// five (BEGIN, the card's row lock, the supersede, the insert, COMMIT). `card`
-/// takes the row lock first and reads the card as it is once the lock is held;
-/// `ok` has a row only for an open, active card; `sup` supersedes the live code,
-/// and `ins` waits for it (through its count), so the one-live-code index never
-/// sees two live codes.
-const ISSUE_IN_ONE_STATEMENT: &str = concat!(
-    "WITH card AS (UPDATE cards SET updated_at = updated_at WHERE id = $1 \
-       RETURNING status, locked_until, closed_at), \
-     ok AS (SELECT 1 FROM card WHERE status = 'active' AND closed_at IS NULL), \
-     sup AS (UPDATE codes SET state = CASE WHEN expires_at <= $5 THEN 'expired' ELSE 'superseded' END \
-       WHERE card_id = $1 AND state = 'live' AND EXISTS (SELECT 1 FROM ok) RETURNING id), \
-     ins AS (INSERT INTO codes (card_id, code_hash, channel, peer, issued_at, expires_at, state, delivery, route, txn_hash, cap) \
-       SELECT $1, $2, $3, $4, $5, $6, 'live', $7, $8, $9, $10 \
-       WHERE EXISTS (SELECT 1 FROM ok) AND (SELECT count(*) FROM sup) >= 0 RETURNING id), ",
-    outbox_and_event!(),
-    "SELECT (SELECT status FROM card) AS status, (SELECT locked_until FROM card) AS locked_until, \
-       (SELECT closed_at FROM card) AS closed_at, (SELECT count(*) FROM sup) AS superseded, \
-       (SELECT id FROM ins) AS code_id"
-);
-
-/// Runs `ISSUE_IN_ONE_STATEMENT`; `None` when it cannot decide alone and the
-/// transaction form must (it wrote nothing then):
-/// * a timed lock that has run out: ending it writes the card and an event first;
-/// * a concurrent issue for the same card that committed while this one waited
-///   for the row lock: its code is newer than this statement's snapshot, so `sup`
-///   does not see it and the insert meets the one-live-code index (SQLSTATE 23505).
-///   The transaction form's statements each take a new snapshot after the lock.
-async fn issue_in_one_statement(
-    pool: &sqlx::AnyPool,
-    code: &OwnedCode,
-    outbox: Option<&NewOutboxReply>,
-) -> Result<Option<Issued>, StoreError> {
-    let row = match bind_outbox(
-        bind_code!(sqlx::query(ISSUE_IN_ONE_STATEMENT), code),
-        outbox,
-    )
-    .fetch_one(pool)
-    .await
-    {
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => return Ok(None),
-        row => row?,
-    };
-    let Some(status) = row.try_get::<Option<String>, _>("status")? else {
-        return Err(StoreError::NoSuchCard);
-    };
-    // A closed card takes no change: its number may belong to a new card by now.
-    if row.try_get::<Option<i64>, _>("closed_at")?.is_some() {
-        return Err(StoreError::WrongStatus(CardStatus::Closed));
-    }
-    if let Some(code_id) = row.try_get::<Option<i64>, _>("code_id")? {
-        return Ok(Some(Issued::Code {
-            code_id,
-            superseded: row.try_get("superseded")?,
-        }));
-    }
-    let status = parse_status(&status)?;
-    let locked_until: Option<i64> = row.try_get("locked_until")?;
-    match status {
-        CardStatus::Locked if locked_until.is_some_and(|until| until <= code.issued_at) => Ok(None),
-        CardStatus::Active => Err(StoreError::Corrupt("no code inserted".into())),
-        status => Ok(Some(Issued::NotActive(status))),
-    }
-}
-
+pub(super) mod postgres;
 mod sqlite;
 #[cfg(test)]
 pub(super) mod tests;

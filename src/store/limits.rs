@@ -5,7 +5,9 @@
 //! peer's TPS and the global cap, a number's windows) go in one call of
 //! `otpgw_gcra_each` (migration 0018), which runs the same statement for each key
 //! in turn (one round trip instead of one per key) and commits without waiting
-//! for a disk flush: a limit's state is not worth one.
+//! for a disk flush: a limit's state is not worth one. Calls that wait for the same
+//! round trip go together as one call of `otpgw_gcra_batch` (migration 0019), sent
+//! by the store's group (`group.rs`).
 
 use async_trait::async_trait;
 use sqlx::Row;
@@ -14,6 +16,7 @@ use super::port;
 use super::Store;
 use crate::core::ports::{Gcra, LimitStore};
 use crate::core::DomainError;
+use sqlx::AnyPool;
 
 #[async_trait]
 impl LimitStore for Store {
@@ -57,7 +60,6 @@ impl LimitStore for Store {
         keys: &[(&str, Gcra)],
         now: i64,
     ) -> Result<Option<(usize, i64)>, DomainError> {
-        const SEP: char = '\u{1f}';
         if keys.is_empty() {
             return Ok(None);
         }
@@ -68,6 +70,18 @@ impl LimitStore for Store {
                 }
             }
             return Ok(None);
+        }
+        if let Some(groups) = &self.groups {
+            let ask = LimitAsk {
+                keys: keys
+                    .iter()
+                    .map(|(k, rate)| ((*k).to_owned(), *rate))
+                    .collect(),
+                now,
+            };
+            if let Some(decision) = groups.limits.ask(ask).await {
+                return Ok(decision);
+            }
         }
         let joined = |f: fn(&Gcra) -> i64| {
             keys.iter()
@@ -109,4 +123,67 @@ impl LimitStore for Store {
     fn is_shared(&self) -> bool {
         self.shared()
     }
+}
+
+/// Separates keys in the text the `Any` driver binds for a `text[]` (it binds no
+/// arrays). Keys never hold it: msisdns are digits and peer ids come from the config.
+const SEP: char = '\u{1f}';
+
+/// One message's call of `gcra_each`, for the group.
+pub(super) struct LimitAsk {
+    keys: Vec<(String, Gcra)>,
+    now: i64,
+}
+
+/// Decides a batch of calls as one call of `otpgw_gcra_batch`: one answer per call,
+/// in order (`None` when it refused nothing). On an error every call gets `None`
+/// from the group and is decided alone.
+pub(super) async fn decide_batch(
+    pool: &AnyPool,
+    asks: &[LimitAsk],
+) -> Vec<Option<Option<(usize, i64)>>> {
+    let (mut calls, mut keys, mut nows, mut intervals, mut tolerances) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (i, ask) in asks.iter().enumerate() {
+        for (key, rate) in &ask.keys {
+            calls.push(i.to_string());
+            keys.push(key.as_str());
+            nows.push(ask.now.to_string());
+            intervals.push(rate.interval.to_string());
+            tolerances.push(rate.tolerance.to_string());
+        }
+    }
+    let rows = sqlx::query(
+        "SELECT r, refused, wait FROM otpgw_gcra_batch(string_to_array($1, ',')::integer[], \
+         string_to_array($2, chr(31)), string_to_array($3, ',')::bigint[], \
+         string_to_array($4, ',')::bigint[], string_to_array($5, ',')::bigint[])",
+    )
+    .bind(calls.join(","))
+    .bind(keys.join(&SEP.to_string()))
+    .bind(nows.join(","))
+    .bind(intervals.join(","))
+    .bind(tolerances.join(","))
+    .fetch_all(pool)
+    .await;
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::debug!(error = %e, calls = asks.len(), "limit batch not decided; each call alone");
+            return asks.iter().map(|_| None).collect();
+        }
+    };
+    let mut answers: Vec<Option<Option<(usize, i64)>>> = asks.iter().map(|_| Some(None)).collect();
+    for row in &rows {
+        let (Ok(r), Ok(refused), Ok(wait)) = (
+            row.try_get::<i32, _>("r"),
+            row.try_get::<i32, _>("refused"),
+            row.try_get::<i64, _>("wait"),
+        ) else {
+            return asks.iter().map(|_| None).collect();
+        };
+        if let Some(answer) = usize::try_from(r).ok().and_then(|r| answers.get_mut(r)) {
+            *answer = Some(Some((usize::try_from(refused).unwrap_or(0), wait)));
+        }
+    }
+    answers
 }

@@ -10,6 +10,8 @@
 //! * `direct.rs` — SQLite through rusqlite: the writer's direct jobs' statements.
 //! * `inline.rs` — SQLite's hottest reads (a number's cards, a push's look-ups) on
 //!   the caller's thread.
+//! * `group.rs` — PostgreSQL's group commit: codes and limit decisions that wait
+//!   for the same round trip go as one statement.
 //! * `changes.rs` — PostgreSQL: other nodes' changes heard (`LISTEN`), and the
 //!   cards and key generation that makes safe to keep in memory.
 //! * `cards.rs`  — `CardStore`: reads, enrolling, status changes, ePIN, activation.
@@ -84,6 +86,7 @@ mod changes;
 mod codes;
 mod direct;
 mod error;
+mod group;
 mod import;
 mod inline;
 mod keys;
@@ -127,6 +130,8 @@ pub struct Store {
     inline: Option<std::sync::Arc<inline::InlineReads>>,
     /// PostgreSQL, once `follow_changes` ran: what other nodes change (`changes.rs`).
     changes: Option<std::sync::Arc<changes::Changes>>,
+    /// PostgreSQL only: codes and limit decisions sent in batches (`group.rs`).
+    groups: Option<std::sync::Arc<group::Groups>>,
 }
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -189,12 +194,15 @@ impl Store {
                 }
                 Backend::Postgres => (None, None),
             };
+            let groups = (backend == Backend::Postgres)
+                .then(|| std::sync::Arc::new(group::Groups::start(&pool)));
             Ok(Self {
                 pool,
                 backend,
                 writer,
                 inline,
                 changes: None,
+                groups,
             })
         })
         .await

@@ -434,6 +434,15 @@ mod tests {
             .await
     }
 
+    /// The rows of `t` that were kept, in the order they were inserted.
+    async fn kept(path: &std::path::Path) -> Vec<i64> {
+        let reader = pool(path).await;
+        sqlx::query_scalar("SELECT v FROM t ORDER BY rowid")
+            .fetch_all(&reader)
+            .await
+            .unwrap()
+    }
+
     /// One batch: the failing request is rolled back alone, the others commit, and
     /// each caller gets its own answer.
     #[tokio::test]
@@ -449,12 +458,7 @@ mod tests {
         assert_eq!(a.unwrap(), 1);
         assert!(matches!(b, Err(StoreError::Corrupt(_))));
         assert_eq!(c.unwrap(), 3);
-        let reader = super::tests::pool(&path).await;
-        let kept: Vec<i64> = sqlx::query_scalar("SELECT v FROM t ORDER BY v")
-            .fetch_all(&reader)
-            .await
-            .unwrap();
-        assert_eq!(kept, vec![1, 3]);
+        assert_eq!(kept(&path).await, [1, 3]);
         writer.stop().await;
     }
 
@@ -477,12 +481,7 @@ mod tests {
         assert!(matches!(b, Err(StoreError::Corrupt(_))));
         assert_eq!((c.unwrap(), d.unwrap(), e.unwrap()), (3, 4, 5));
         writer.stop().await;
-        let reader = super::tests::pool(&path).await;
-        let kept: Vec<i64> = sqlx::query_scalar("SELECT v FROM t ORDER BY rowid")
-            .fetch_all(&reader)
-            .await
-            .unwrap();
-        assert_eq!(kept, vec![1, 3, 4, 5]);
+        assert_eq!(kept(&path).await, [1, 3, 4, 5]);
     }
 
     /// A job that panics is answered as failed and rolled back alone; the writer
@@ -516,12 +515,7 @@ mod tests {
         assert_eq!(insert(&writer, 2, false).await.unwrap(), 2);
         assert_eq!(insert_direct(&writer, 3, false).await.unwrap(), 3);
         writer.stop().await;
-        let reader = super::tests::pool(&path).await;
-        let kept: Vec<i64> = sqlx::query_scalar("SELECT v FROM t ORDER BY v")
-            .fetch_all(&reader)
-            .await
-            .unwrap();
-        assert_eq!(kept, vec![2, 3]);
+        assert_eq!(kept(&path).await, [2, 3]);
     }
 
     /// A commit that cannot happen answers every request of the batch Unavailable,

@@ -114,6 +114,16 @@ const METRICS: &[(&str, Kind, &str)] = &[
         "Time of one round trip of cluster-wide limit decisions in the database (a peer's TPS and the global cap, or a number's windows, are decided together).",
     ),
     (
+        "otpgw_store_batch_size",
+        Histogram,
+        "PostgreSQL: requests sent together as one statement (group commit), by kind: codes, limits.",
+    ),
+    (
+        "otpgw_store_batch_queued",
+        Gauge,
+        "PostgreSQL: requests waiting for the next batch of their kind (codes, limits).",
+    ),
+    (
         "otpgw_message_timeouts_total",
         Counter,
         "Customer messages or USSD steps not handled within their deadline (answered 'try again').",

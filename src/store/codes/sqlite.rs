@@ -8,7 +8,7 @@
 
 use rusqlite::types::ToSql;
 
-use super::{OwnedCode, OwnedRef, RECEIPT_BY_ID, RECEIPT_BY_KEY};
+use super::{delivery_update, OwnedCode, OwnedRef, RECEIPT_BY_ID, RECEIPT_BY_KEY};
 use crate::core::ports::Issued;
 use crate::store::direct::run;
 use crate::store::error::StoreError;
@@ -26,9 +26,10 @@ const STATUS: &str = "SELECT status, closed_at FROM cards WHERE id = ?1";
 const SUPERSEDE: &str = "\
     UPDATE codes SET state = CASE WHEN expires_at <= ?5 THEN 'expired' ELSE 'superseded' END \
      WHERE card_id = ?1 AND state = 'live'";
-const INSERT: &str = "\
-    INSERT INTO codes (card_id, code_hash, channel, peer, issued_at, expires_at, state, delivery, route, txn_hash, cap) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'live', ?7, ?8, ?9, ?10) RETURNING id";
+const INSERT: &str = concat!(
+    insert_codes!(),
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'live', ?7, ?8, ?9, ?10) RETURNING id"
+);
 const ISSUED: &str = "\
     INSERT INTO events (card_id, kind, actor, detail, at) \
      VALUES (?1, 'code_issued', ?11, json_object('bound_to_transaction', json(CASE WHEN ?9 IS NULL THEN 'false' ELSE 'true' END), \
@@ -117,22 +118,19 @@ pub(super) fn issue(
 }
 
 /// Codes' delivery states (`CodeStore::set_deliveries`), one prepared statement
-/// per state: ?1 the code, ?2 the state, ?3 the time. A code's first submission
-/// does not overwrite a later state; a receipt's state always lands.
+/// per state (`delivery_update`, the statement path's text).
 pub(super) fn set_deliveries(
     db: &rusqlite::Connection,
     states: &[(i64, Delivery)],
     at: i64,
 ) -> Result<(), StoreError> {
-    const SUBMITTED: &str = "UPDATE codes SET delivery = ?2, submitted_at = ?3 WHERE id = ?1 \
-         AND (delivery IS NULL OR delivery = 'queued')";
-    const DELIVERY: &str = "UPDATE codes SET delivery = ?2, delivery_at = ?3 WHERE id = ?1";
     for (id, state) in states {
-        let sql = match state {
-            Delivery::Queued | Delivery::Submitted => SUBMITTED,
-            _ => DELIVERY,
-        };
-        run(db, sql, &[id, &state.as_str(), &at], |_| Ok(()))?;
+        run(
+            db,
+            delivery_update(*state),
+            &[id, &state.as_str(), &at],
+            |_| Ok(()),
+        )?;
     }
     Ok(())
 }

@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use super::require_postgres;
+use super::{
+    assert_no_database_errors, block_on, hold_in_a_transaction, require_postgres, scalar,
+    wait_for_lock_waiters,
+};
 use crate::api::retry_after;
 use crate::cards;
 use crate::harness::{code_in, Gateway};
@@ -132,42 +135,7 @@ fn held_row_lock_answers_appn(statement_timeout: &str, message_timeout: &str, ms
 /// Holds every card's row lock in a transaction of its own, from before this
 /// returns until the sender is dropped; join the thread to know it let go.
 fn hold_card_locks(url: &str) -> (std::thread::JoinHandle<()>, std::sync::mpsc::Sender<()>) {
-    let (held_tx, held_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let url = url.to_owned();
-    let locker = std::thread::spawn(move || {
-        block_on(async {
-            use sqlx::Connection;
-            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-            let mut tx = conn.begin().await.unwrap();
-            sqlx::query("SELECT id FROM cards FOR UPDATE")
-                .fetch_all(&mut *tx)
-                .await
-                .unwrap();
-            held_tx.send(()).unwrap();
-            let _ = release_rx.recv_timeout(Duration::from_secs(60));
-            tx.rollback().await.unwrap();
-        });
-    });
-    held_rx.recv_timeout(Duration::from_secs(30)).unwrap();
-    (locker, release_tx)
-}
-
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
-/// One row of one column from the gateway's database.
-fn scalar(url: &str, sql: &str) -> i64 {
-    block_on(async {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-        sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
-    })
+    hold_in_a_transaction(url, "SELECT id FROM cards FOR UPDATE")
 }
 
 /// Two codes asked for one card at once, both queued behind its row lock. The one
@@ -187,18 +155,7 @@ fn two_codes_asked_for_one_card_at_once_are_both_issued() {
         let asks: Vec<_> = (0..2)
             .map(|_| s.spawn(|| gw.sms(msisdn, "2468", "ascii")))
             .collect();
-        wait_until(
-            "both issues to wait on the card's row lock",
-            Duration::from_secs(30),
-            || match scalar(
-                &gw.db_url,
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
-            ) {
-                2 => Ok(()),
-                n => Err(n),
-            },
-        );
+        wait_for_lock_waiters(&gw, "both issues to wait on the card's row lock", 2);
         drop(release_tx);
         asks.into_iter()
             .map(|a| a.join().unwrap())
@@ -215,20 +172,17 @@ fn two_codes_asked_for_one_card_at_once_are_both_issued() {
         )
     };
     assert_eq!((states("live"), states("superseded")), (1, 1));
-    let errors = gw
-        .metrics_text()
-        .lines()
-        .find_map(|l| l.strip_prefix("otpgw_db_errors_total "))
-        .map_or(0.0, |v| v.trim().parse::<f64>().unwrap());
-    assert_eq!(errors, 0.0, "a database error was counted");
+    assert_no_database_errors(&gw);
 }
 
 /// `otpgw_gcra_each` (migration 0018) decides its keys in order as the single-key
 /// statement would, stops at the first refusal with that key's index and wait (the
 /// keys before it stay counted), and leaves `synchronous_commit` as it found it for
-/// the connection's next transaction.
+/// the connection's next transaction. `otpgw_gcra_batch` (migration 0019), the
+/// group's call for many messages at once, decides the same three calls in one call
+/// with the same answers and the same state, and a call after a refused one goes on.
 #[test]
-fn gcra_each_decides_keys_in_order_and_stops_at_the_first_refusal() {
+fn gcra_each_and_its_batch_decide_keys_in_order_and_stop_at_the_first_refusal() {
     require_postgres();
     let gw = Gateway::start();
     block_on(async {
@@ -266,6 +220,39 @@ fn gcra_each_decides_keys_in_order_and_stops_at_the_first_refusal() {
         assert_eq!(
             tat, 1060,
             "t:b counted twice: 1010, then max(1010, 1050) + 10"
+        );
+        // The same three calls as one batch on keys of their own (b:…), and a
+        // fourth call on a key alone, which fits.
+        let rows: Vec<(i32, i32, i64)> = sqlx::query_as(
+            "SELECT r, refused, wait FROM otpgw_gcra_batch(\
+               string_to_array($1, ',')::integer[], string_to_array($2, ','), \
+               string_to_array($3, ',')::bigint[], string_to_array($4, ',')::bigint[], \
+               string_to_array($5, ',')::bigint[]) ORDER BY r",
+        )
+        .bind("0,0,1,1,2,2,3")
+        .bind("b:a,b:b,b:a,b:b,b:b,b:a,b:c")
+        .bind("1000,1000,1000,1000,1050,1050,1000")
+        .bind("100,10,100,10,10,100,5")
+        .bind("0,100,0,100,100,0,0")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(rows, [(1, 0, 100), (2, 1, 50)]);
+        let states: Vec<(String, i64)> =
+            sqlx::query_as("SELECT key, tat FROM limit_state ORDER BY key")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        let states: Vec<_> = states.iter().map(|(k, t)| (k.as_str(), *t)).collect();
+        assert_eq!(
+            states,
+            [
+                ("b:a", 1100),
+                ("b:b", 1060),
+                ("b:c", 1005),
+                ("t:a", 1100),
+                ("t:b", 1060)
+            ]
         );
         let durable: String = sqlx::query_scalar("SHOW synchronous_commit")
             .fetch_one(&mut conn)

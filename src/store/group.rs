@@ -1,0 +1,171 @@
+//! PostgreSQL's group commit: requests of one kind that arrive while the previous
+//! round trip is out are sent together as one statement (issue 21). One task per
+//! kind takes the first waiting request, everything else already queued (up to
+//! `MAX_BATCH`), runs them as one call and answers each; while that call is out the
+//! next batch gathers. Under load N codes cost one round trip and one WAL flush
+//! instead of N; alone, a request waits for nothing but one hand-off to the task.
+//!
+//! A batch's statement may be unable to decide for a request (a race another node
+//! won, a deadlock, a lost connection): it answers `None`, and the caller runs its
+//! request alone on the one-request path, which has its own answer for every case.
+//! So a batch never turns one request's trouble into another's error.
+//!
+//! The same shape as SQLite's writer (`writer.rs`), without its transactions and
+//! savepoints: a batch here is one statement, which PostgreSQL runs atomically.
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use sqlx::AnyPool;
+use tokio::sync::{mpsc, oneshot};
+
+use super::codes::postgres::{issue_batch, IssueAsk};
+use super::error::StoreError;
+use super::limits::{decide_batch, LimitAsk};
+use crate::core::ports::Issued;
+
+/// Requests sent in one statement at most: bounded so a batch's statement and its
+/// JSON argument stay small and the first request does not wait long for the last.
+pub(super) const MAX_BATCH: usize = 256;
+/// The longest a batch's statement may take. Past it every request of the batch is
+/// sent back to run alone (each caller has its own deadline), and the group goes on
+/// to the next batch instead of waiting on a stalled connection.
+const BATCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Requests waiting for their task; past this, callers wait for room
+/// (back-pressure, as on SQLite's writer).
+const QUEUE: usize = 4096;
+
+/// Runs a batch: one answer per request, in the requests' order.
+pub(super) type RunBatch<Q, A> =
+    Box<dyn FnMut(Vec<Q>) -> BoxFuture<'static, Vec<Option<A>>> + Send>;
+
+/// PostgreSQL's groups: codes, and limit decisions.
+pub(super) struct Groups {
+    pub(super) codes: Group<IssueAsk, Result<Issued, StoreError>>,
+    pub(super) limits: Group<LimitAsk, Option<(usize, i64)>>,
+}
+
+impl Groups {
+    /// Starts both groups' tasks on `pool` (on the caller's runtime).
+    pub(super) fn start(pool: &AnyPool) -> Self {
+        let codes_pool = pool.clone();
+        let limits_pool = pool.clone();
+        Self {
+            codes: Group::spawn(
+                "codes",
+                Box::new(move |asks: Vec<IssueAsk>| {
+                    let pool = codes_pool.clone();
+                    async move { issue_batch(&pool, &asks).await }.boxed()
+                }),
+            ),
+            limits: Group::spawn(
+                "limits",
+                Box::new(move |asks: Vec<LimitAsk>| {
+                    let pool = limits_pool.clone();
+                    async move { decide_batch(&pool, &asks).await }.boxed()
+                }),
+            ),
+        }
+    }
+}
+
+/// The queue in front of one kind of batched statement.
+pub(super) struct Group<Q, A> {
+    queue: mpsc::Sender<(Q, oneshot::Sender<Option<A>>)>,
+    /// `otpgw_store_batch_queued{kind}`: requests waiting for the next batch. Made
+    /// at the first request: the store connects before the metrics recorder exists.
+    queued: std::sync::Arc<std::sync::OnceLock<metrics::Gauge>>,
+    kind: &'static str,
+}
+
+impl<Q: Send + 'static, A: Send + 'static> Group<Q, A> {
+    /// Starts the task that runs batches with `run`. It ends when the last
+    /// `Group` is dropped and the queue is empty.
+    pub(super) fn spawn(name: &'static str, mut run: RunBatch<Q, A>) -> Self {
+        let (queue, mut requests) = mpsc::channel::<(Q, oneshot::Sender<Option<A>>)>(QUEUE);
+        let queued = std::sync::Arc::new(std::sync::OnceLock::<metrics::Gauge>::new());
+        let taken = queued.clone();
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                if let Some(gauge) = taken.get() {
+                    gauge.decrement(batch.len() as f64);
+                }
+                let (asks, answers): (Vec<Q>, Vec<_>) = batch.drain(..).unzip();
+                let size = asks.len();
+                let outcomes = tokio::time::timeout(BATCH_TIMEOUT, run(asks))
+                    .await
+                    .unwrap_or_default();
+                metrics::histogram!("otpgw_store_batch_size", "kind" => name).record(size as f64);
+                let mut outcomes = outcomes.into_iter();
+                for answer in answers {
+                    // A caller that gave up is gone; its request was decided anyway.
+                    let _ = answer.send(outcomes.next().flatten());
+                }
+            }
+        });
+        Self {
+            queue,
+            queued,
+            kind: name,
+        }
+    }
+
+    /// The batch's answer for `request`, or `None` when the caller must run it
+    /// alone (the batch could not decide it, or the task has stopped).
+    pub(super) async fn ask(&self, request: Q) -> Option<A> {
+        let (tx, rx) = oneshot::channel();
+        let queued = self
+            .queued
+            .get_or_init(|| metrics::gauge!("otpgw_store_batch_queued", "kind" => self.kind));
+        queued.increment(1.0);
+        if self.queue.send((request, tx)).await.is_err() {
+            queued.decrement(1.0);
+            return None;
+        }
+        rx.await.ok().flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Requests queued while a batch is out go together in the next one, each gets
+    /// its own answer, and `None` reaches the one the batch could not decide.
+    #[tokio::test]
+    async fn requests_that_wait_go_together_and_each_gets_its_answer() {
+        let (seen_tx, mut seen) = mpsc::unbounded_channel::<usize>();
+        let group: Group<i64, i64> = Group::spawn(
+            "test",
+            Box::new(move |asks: Vec<i64>| {
+                let seen_tx = seen_tx.clone();
+                async move {
+                    seen_tx.send(asks.len()).unwrap();
+                    tokio::task::yield_now().await;
+                    asks.iter().map(|&q| (q >= 0).then_some(q * 10)).collect()
+                }
+                .boxed()
+            }),
+        );
+        let group = std::sync::Arc::new(group);
+        let asks = (0..50).map(|i| {
+            let group = group.clone();
+            tokio::spawn(async move { group.ask(if i == 7 { -1 } else { i }).await })
+        });
+        let answers = futures::future::join_all(asks).await;
+        for (i, answer) in answers.into_iter().enumerate() {
+            let expected = (i != 7).then_some(i as i64 * 10);
+            assert_eq!(answer.unwrap(), expected, "request {i}");
+        }
+        drop(group);
+        let mut sizes = Vec::new();
+        while let Some(size) = seen.recv().await {
+            sizes.push(size);
+        }
+        assert_eq!(sizes.iter().sum::<usize>(), 50);
+        assert!(
+            sizes.len() < 50,
+            "no two requests shared a batch: {sizes:?}"
+        );
+    }
+}
