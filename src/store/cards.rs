@@ -47,11 +47,21 @@ impl CardStore for Store {
             return Ok(cards);
         }
         let began = changes.map(|c| c.reading());
-        // Closed cards answer nothing: their last 4 digits get "not registered".
-        let sql = format!(
-            "SELECT {CARD_COLUMNS} FROM cards WHERE msisdn = $1 AND closed_at IS NULL ORDER BY id"
-        );
-        let cards = port(self.read_all(sqlx::query(&sql).bind(msisdn), card_from_row)).await?;
+        // With the other numbers asked while the previous look-up is out, else alone.
+        let batched = match &self.groups {
+            Some(groups) => groups.cards.ask(msisdn.to_owned()).await,
+            None => None,
+        };
+        let cards = match batched {
+            Some(cards) => cards,
+            None => {
+                // Closed cards answer nothing: their last 4 digits get "not registered".
+                let sql = format!(
+                    "SELECT {CARD_COLUMNS} FROM cards WHERE msisdn = $1 AND closed_at IS NULL ORDER BY id"
+                );
+                port(self.read_all(sqlx::query(&sql).bind(msisdn), card_from_row)).await?
+            }
+        };
         if let (Some(changes), Some(began)) = (changes, began) {
             changes.keep(msisdn, began, &cards);
         }
@@ -444,4 +454,56 @@ impl CardStore for Store {
         })
         .await
     }
+}
+
+/// PostgreSQL: the open cards of many numbers in one round trip (the group's
+/// look-up, `group.rs`), one answer per number in order; every number gets `None`
+/// (read alone) when the statement fails. The numbers travel as a JSON array (the
+/// `Any` driver binds no arrays). Each is looked up by the index on `msisdn`: the
+/// statement's plan is made once for any batch, and `= ANY` of an array let it
+/// scan the whole table (seen with 2,000 cards: 180 µs of the database per number
+/// instead of 28); `OFFSET 0` keeps the per-number sub-select from being merged
+/// into a join the planner may also choose to scan.
+pub(super) async fn cards_batch(
+    pool: &sqlx::AnyPool,
+    msisdns: &[String],
+) -> Vec<Option<Vec<Card>>> {
+    let sql = format!(
+        "SELECT c.* FROM jsonb_array_elements_text($1::jsonb) AS m(msisdn) \
+         CROSS JOIN LATERAL (SELECT {CARD_COLUMNS} FROM cards \
+           WHERE cards.msisdn = m.msisdn AND closed_at IS NULL OFFSET 0) AS c ORDER BY c.id"
+    );
+    // Each number once: a number asked twice would find its cards twice.
+    let mut distinct: Vec<&str> = msisdns.iter().map(String::as_str).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let Ok(json) = serde_json::to_string(&distinct) else {
+        return msisdns.iter().map(|_| None).collect();
+    };
+    let cards = match sqlx::query(&sql).bind(json).fetch_all(pool).await {
+        Ok(rows) => rows
+            .iter()
+            .map(card_from_row)
+            .collect::<Result<Vec<_>, _>>(),
+        Err(e) => Err(e.into()),
+    };
+    let cards: Vec<Card> = match cards {
+        Ok(cards) => cards,
+        Err(e) => {
+            tracing::debug!(error = %e, numbers = msisdns.len(), "card look-up batch failed; each alone");
+            return msisdns.iter().map(|_| None).collect();
+        }
+    };
+    msisdns
+        .iter()
+        .map(|msisdn| {
+            Some(
+                cards
+                    .iter()
+                    .filter(|card| &card.msisdn == msisdn)
+                    .cloned()
+                    .collect(),
+            )
+        })
+        .collect()
 }

@@ -18,10 +18,12 @@ use futures::FutureExt;
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
+use super::cards::cards_batch;
 use super::codes::postgres::{issue_batch, IssueAsk};
 use super::error::StoreError;
 use super::limits::{decide_batch, LimitAsk};
 use crate::core::ports::Issued;
+use otpgw_rules::records::Card;
 
 /// Requests sent in one statement at most: bounded so a batch's statement and its
 /// JSON argument stay small and the first request does not wait long for the last.
@@ -38,10 +40,12 @@ const QUEUE: usize = 4096;
 pub(super) type RunBatch<Q, A> =
     Box<dyn FnMut(Vec<Q>) -> BoxFuture<'static, Vec<Option<A>>> + Send>;
 
-/// PostgreSQL's groups: codes, and limit decisions.
+/// PostgreSQL's groups: codes, limit decisions, and the look-up of a number's
+/// cards (every SMS's first read, when the card cache has not got it).
 pub(super) struct Groups {
     pub(super) codes: Group<IssueAsk, Result<Issued, StoreError>>,
     pub(super) limits: Group<LimitAsk, Option<(usize, i64)>>,
+    pub(super) cards: Group<String, Vec<Card>>,
 }
 
 impl Groups {
@@ -49,6 +53,7 @@ impl Groups {
     pub(super) fn start(pool: &AnyPool) -> Self {
         let codes_pool = pool.clone();
         let limits_pool = pool.clone();
+        let cards_pool = pool.clone();
         Self {
             codes: Group::spawn(
                 "codes",
@@ -62,6 +67,13 @@ impl Groups {
                 Box::new(move |asks: Vec<LimitAsk>| {
                     let pool = limits_pool.clone();
                     async move { decide_batch(&pool, &asks).await }.boxed()
+                }),
+            ),
+            cards: Group::spawn(
+                "cards",
+                Box::new(move |msisdns: Vec<String>| {
+                    let pool = cards_pool.clone();
+                    async move { cards_batch(&pool, &msisdns).await }.boxed()
                 }),
             ),
         }

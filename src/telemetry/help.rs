@@ -116,12 +116,12 @@ const METRICS: &[(&str, Kind, &str)] = &[
     (
         "otpgw_store_batch_size",
         Histogram,
-        "PostgreSQL: requests sent together as one statement (group commit), by kind: codes, limits.",
+        "PostgreSQL: requests sent together as one statement (group commit), by kind: codes, limits, cards (a number's cards looked up).",
     ),
     (
         "otpgw_store_batch_queued",
         Gauge,
-        "PostgreSQL: requests waiting for the next batch of their kind (codes, limits).",
+        "PostgreSQL: requests waiting for the next batch of their kind (codes, limits, cards).",
     ),
     (
         "otpgw_message_timeouts_total",
