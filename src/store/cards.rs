@@ -54,13 +54,7 @@ impl CardStore for Store {
         };
         let cards = match batched {
             Some(cards) => cards,
-            None => {
-                // Closed cards answer nothing: their last 4 digits get "not registered".
-                let sql = format!(
-                    "SELECT {CARD_COLUMNS} FROM cards WHERE msisdn = $1 AND closed_at IS NULL ORDER BY id"
-                );
-                port(self.read_all(sqlx::query(&sql).bind(msisdn), card_from_row)).await?
-            }
+            None => port(open_cards(&self.pool, msisdn)).await?,
         };
         if let (Some(changes), Some(began)) = (changes, began) {
             changes.keep(msisdn, began, &cards);
@@ -456,6 +450,16 @@ impl CardStore for Store {
     }
 }
 
+/// A number's open cards, oldest first. Closed cards answer nothing: their last 4
+/// digits get "not registered".
+async fn open_cards(pool: &sqlx::AnyPool, msisdn: &str) -> Result<Vec<Card>, StoreError> {
+    let sql = format!(
+        "SELECT {CARD_COLUMNS} FROM cards WHERE msisdn = $1 AND closed_at IS NULL ORDER BY id"
+    );
+    let rows = sqlx::query(&sql).bind(msisdn).fetch_all(pool).await?;
+    rows.iter().map(card_from_row).collect()
+}
+
 /// PostgreSQL: the open cards of many numbers in one round trip (the group's
 /// look-up, `group.rs`), one answer per number in order; every number gets `None`
 /// (read alone) when the statement fails. The numbers travel as a JSON array (the
@@ -473,6 +477,9 @@ pub(super) async fn cards_batch(
          CROSS JOIN LATERAL (SELECT {CARD_COLUMNS} FROM cards \
            WHERE cards.msisdn = m.msisdn AND closed_at IS NULL OFFSET 0) AS c ORDER BY c.id"
     );
+    if let [msisdn] = msisdns {
+        return vec![open_cards(pool, msisdn).await.ok()];
+    }
     // Each number once: a number asked twice would find its cards twice.
     let mut distinct: Vec<&str> = msisdns.iter().map(String::as_str).collect();
     distinct.sort_unstable();

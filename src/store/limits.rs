@@ -12,6 +12,7 @@
 use async_trait::async_trait;
 use sqlx::Row;
 
+use super::error::StoreError;
 use super::port;
 use super::Store;
 use crate::core::ports::{Gcra, LimitStore};
@@ -83,27 +84,11 @@ impl LimitStore for Store {
                 return Ok(decision);
             }
         }
-        let joined = |f: fn(&Gcra) -> i64| {
-            keys.iter()
-                .map(|(_, rate)| f(rate).to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        let names = keys.iter().map(|(key, _)| *key).collect::<Vec<_>>();
-        let query = sqlx::query(
-            "SELECT refused, wait FROM otpgw_gcra_each(string_to_array($1, chr(31)), $2, \
-             string_to_array($3, ',')::bigint[], string_to_array($4, ',')::bigint[])",
-        )
-        .bind(names.join(&SEP.to_string()))
-        .bind(now)
-        .bind(joined(|r| r.interval))
-        .bind(joined(|r| r.tolerance));
-        port(async move {
-            let row = query.fetch_one(&self.pool).await?;
-            let refused: Option<i32> = row.try_get("refused")?;
-            let wait: Option<i64> = row.try_get("wait")?;
-            Ok(refused.map(|i| (usize::try_from(i).unwrap_or(0), wait.unwrap_or(1))))
-        })
+        port(decide_alone(
+            &self.pool,
+            keys.iter().map(|(k, rate)| (*k, *rate)),
+            now,
+        ))
         .await
     }
 
@@ -128,6 +113,34 @@ impl LimitStore for Store {
 /// Separates keys in the text the `Any` driver binds for a `text[]` (it binds no
 /// arrays). Keys never hold it: msisdns are digits and peer ids come from the config.
 const SEP: char = '\u{1f}';
+
+/// One call of `otpgw_gcra_each`: the keys in order, the first refusal's index and
+/// wait, or `None` when every key fits.
+async fn decide_alone<'k>(
+    pool: &AnyPool,
+    keys: impl Iterator<Item = (&'k str, Gcra)>,
+    now: i64,
+) -> Result<Option<(usize, i64)>, StoreError> {
+    let (mut names, mut intervals, mut tolerances) = (Vec::new(), Vec::new(), Vec::new());
+    for (key, rate) in keys {
+        names.push(key);
+        intervals.push(rate.interval.to_string());
+        tolerances.push(rate.tolerance.to_string());
+    }
+    let row = sqlx::query(
+        "SELECT refused, wait FROM otpgw_gcra_each(string_to_array($1, chr(31)), $2, \
+         string_to_array($3, ',')::bigint[], string_to_array($4, ',')::bigint[])",
+    )
+    .bind(names.join(&SEP.to_string()))
+    .bind(now)
+    .bind(intervals.join(","))
+    .bind(tolerances.join(","))
+    .fetch_one(pool)
+    .await?;
+    let refused: Option<i32> = row.try_get("refused")?;
+    let wait: Option<i64> = row.try_get("wait")?;
+    Ok(refused.map(|i| (usize::try_from(i).unwrap_or(0), wait.unwrap_or(1))))
+}
 
 /// One message's call of `gcra_each`, for the group.
 pub(super) struct LimitAsk {

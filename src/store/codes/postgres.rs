@@ -1,8 +1,9 @@
 //! PostgreSQL's issue of a code, in as few round trips as it can decide in:
 //! * a batch of codes for different cards as one statement (`issue_batch`, run by
 //!   the store's group, `group.rs`): one round trip and one WAL flush for all;
-//! * one code as one statement in autocommit (`issue_in_one_statement`), when the
-//!   batch could not decide for it;
+//! * one code as one statement in autocommit: in the group when it is alone there
+//!   (`ISSUE_UNLESS_HELD`), or by its caller when the group could not decide for it
+//!   (`issue_in_one_statement`);
 //! * inside the transaction form (`codes.rs`), the code, its outbox row and its
 //!   audit event as one statement (`insert_with_outbox_and_event`).
 //!
@@ -89,24 +90,42 @@ pub(super) async fn insert_with_outbox_and_event(
 }
 
 /// One code as one statement in autocommit: one round trip instead of five (BEGIN,
-/// the card's row lock, the supersede, the insert, COMMIT). `card` takes the row
-/// lock first and reads the card as it is once the lock is held; `ok` has a row
-/// only for an open, active card; `sup` supersedes the live code, and `ins` waits
-/// for it (through its count), so the one-live-code index never sees two live codes.
-const ISSUE_IN_ONE_STATEMENT: &str = concat!(
-    "WITH card AS (UPDATE cards SET updated_at = updated_at WHERE id = $1 \
-       RETURNING status, locked_until, closed_at), \
-     ok AS (SELECT 1 FROM card WHERE status = 'active' AND closed_at IS NULL), \
-     sup AS (UPDATE codes SET state = CASE WHEN expires_at <= $5 THEN 'expired' ELSE 'superseded' END \
-       WHERE card_id = $1 AND state = 'live' AND EXISTS (SELECT 1 FROM ok) RETURNING id), \
-     ins AS (",
-    insert_codes!(),
-    "SELECT $1, $2, $3, $4, $5, $6, 'live', $7, $8, $9, $10 \
-       WHERE EXISTS (SELECT 1 FROM ok) AND (SELECT count(*) FROM sup) >= 0 RETURNING id), ",
-    outbox_and_event!(),
-    "SELECT (SELECT status FROM card) AS status, (SELECT locked_until FROM card) AS locked_until, \
-       (SELECT closed_at FROM card) AS closed_at, (SELECT count(*) FROM sup) AS superseded, \
-       (SELECT id FROM ins) AS code_id"
+/// the card's row lock, the supersede, the insert, COMMIT). `card` (the argument)
+/// takes the row lock first and reads the card as it is once the lock is held; `ok`
+/// has a row only for an open, active card; `sup` supersedes the live code, and
+/// `ins` waits for it (through its count), so the one-live-code index never sees
+/// two live codes. `present` tells a card that is gone from one `card` skipped.
+macro_rules! issue_one {
+    ($card:literal) => {
+        concat!(
+            "WITH card AS (",
+            $card,
+            "), \
+             ok AS (SELECT 1 FROM card WHERE status = 'active' AND closed_at IS NULL), \
+             sup AS (UPDATE codes SET state = CASE WHEN expires_at <= $5 THEN 'expired' ELSE 'superseded' END \
+               WHERE card_id = $1 AND state = 'live' AND EXISTS (SELECT 1 FROM ok) RETURNING id), \
+             ins AS (",
+            insert_codes!(),
+            "SELECT $1, $2, $3, $4, $5, $6, 'live', $7, $8, $9, $10 \
+               WHERE EXISTS (SELECT 1 FROM ok) AND (SELECT count(*) FROM sup) >= 0 RETURNING id), ",
+            outbox_and_event!(),
+            "SELECT (SELECT status FROM card) AS status, (SELECT locked_until FROM card) AS locked_until, \
+               (SELECT closed_at FROM card) AS closed_at, (SELECT count(*) FROM sup) AS superseded, \
+               (SELECT id FROM ins) AS code_id, \
+               (SELECT true FROM cards WHERE id = $1) IS NOT NULL AS present"
+        )
+    };
+}
+
+/// Alone: waits for the card's row lock.
+const ISSUE_IN_ONE_STATEMENT: &str = issue_one!(
+    "UPDATE cards SET updated_at = updated_at WHERE id = $1 RETURNING status, locked_until, closed_at"
+);
+
+/// In the group, a batch of one: skips a card another transaction holds (as
+/// `ISSUE_BATCH` does), so the group never waits on a row lock.
+const ISSUE_UNLESS_HELD: &str = issue_one!(
+    "SELECT status, locked_until, closed_at FROM cards WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED"
 );
 
 /// Runs `ISSUE_IN_ONE_STATEMENT`; `None` when it cannot decide alone and the
@@ -121,12 +140,18 @@ pub(super) async fn issue_in_one_statement(
     code: &OwnedCode,
     outbox: Option<&NewOutboxReply>,
 ) -> Result<Option<Issued>, StoreError> {
-    let row = match bind_outbox(
-        bind_code!(sqlx::query(ISSUE_IN_ONE_STATEMENT), code),
-        outbox,
-    )
-    .fetch_one(pool)
-    .await
+    one_statement(ISSUE_IN_ONE_STATEMENT, pool, code, outbox).await
+}
+
+async fn one_statement(
+    sql: &'static str,
+    pool: &sqlx::AnyPool,
+    code: &OwnedCode,
+    outbox: Option<&NewOutboxReply>,
+) -> Result<Option<Issued>, StoreError> {
+    let row = match bind_outbox(bind_code!(sqlx::query(sql), code), outbox)
+        .fetch_one(pool)
+        .await
     {
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => return Ok(None),
         row => row?,
@@ -134,10 +159,15 @@ pub(super) async fn issue_in_one_statement(
     outcome(&row, code.issued_at)
 }
 
-/// What one code's row of either statement says: its code, a card that takes none,
-/// or `None` when only the transaction form can decide (an elapsed timed lock).
+/// What one code's row of any of these statements says: its code, a card that
+/// takes none, or `None` when the caller must issue it alone: a card another
+/// transaction holds (skipped), or an elapsed timed lock, which only the transaction
+/// form can end.
 fn outcome(row: &AnyRow, issued_at: i64) -> Result<Option<Issued>, StoreError> {
     let Some(status) = row.try_get::<Option<String>, _>("status")? else {
+        if row.try_get::<bool, _>("present")? {
+            return Ok(None);
+        }
         return Err(StoreError::NoSuchCard);
     };
     // A closed card takes no change: its number may belong to a new card by now.
@@ -235,6 +265,11 @@ pub(in crate::store) async fn issue_batch(
     pool: &sqlx::AnyPool,
     asks: &[IssueAsk],
 ) -> Vec<Option<Result<Issued, StoreError>>> {
+    // One code: the one-code statement costs the database about half as much.
+    if let [ask] = asks {
+        let issued = one_statement(ISSUE_UNLESS_HELD, pool, &ask.code, ask.outbox.as_ref()).await;
+        return vec![issued.transpose()];
+    }
     let mut answers: Vec<Option<Result<Issued, StoreError>>> = asks.iter().map(|_| None).collect();
     let mut cards = std::collections::HashSet::with_capacity(asks.len());
     let rows: Vec<BatchRow> = asks
@@ -282,15 +317,7 @@ pub(in crate::store) async fn issue_batch(
         let Some(i) = usize::try_from(n).ok().filter(|&i| i < asks.len()) else {
             continue;
         };
-        let skipped = row
-            .try_get::<Option<String>, _>("status")
-            .ok()
-            .flatten()
-            .is_none()
-            && row.try_get::<bool, _>("present").unwrap_or(true);
-        if !skipped {
-            answers[i] = outcome(row, asks[i].code.issued_at).transpose();
-        }
+        answers[i] = outcome(row, asks[i].code.issued_at).transpose();
     }
     answers
 }
