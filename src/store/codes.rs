@@ -326,7 +326,7 @@ impl Store {
         }
         // PostgreSQL: with other codes in the group's next batch, else alone as one
         // statement, where either can decide.
-        if push.is_none() {
+        if self.shared() && push.is_none() {
             if let Some(groups) = &self.groups {
                 let ask = postgres::IssueAsk {
                     code: new_code.clone(),

@@ -49,7 +49,7 @@ pub(super) struct Groups {
 }
 
 impl Groups {
-    /// Starts both groups' tasks on `pool` (on the caller's runtime).
+    /// Starts the three groups' tasks on `pool` (on the caller's runtime).
     pub(super) fn start(pool: &AnyPool) -> Self {
         let codes_pool = pool.clone();
         let limits_pool = pool.clone();
