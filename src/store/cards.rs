@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use sqlx::{AnyConnection, Row};
+use std::sync::LazyLock;
 
 use super::error::StoreError;
 use super::port;
@@ -452,11 +453,16 @@ impl CardStore for Store {
 
 /// A number's open cards, oldest first. Closed cards answer nothing: their last 4
 /// digits get "not registered".
-async fn open_cards(pool: &sqlx::AnyPool, msisdn: &str) -> Result<Vec<Card>, StoreError> {
-    let sql = format!(
-        "SELECT {CARD_COLUMNS} FROM cards WHERE msisdn = $1 AND closed_at IS NULL ORDER BY id"
-    );
-    let rows = sqlx::query(&sql).bind(msisdn).fetch_all(pool).await?;
+pub(super) async fn open_cards(
+    pool: &sqlx::AnyPool,
+    msisdn: &str,
+) -> Result<Vec<Card>, StoreError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {CARD_COLUMNS} FROM cards WHERE msisdn = $1 AND closed_at IS NULL ORDER BY id"
+        )
+    });
+    let rows = sqlx::query(&SQL).bind(msisdn).fetch_all(pool).await?;
     rows.iter().map(card_from_row).collect()
 }
 
@@ -472,14 +478,13 @@ pub(super) async fn cards_batch(
     pool: &sqlx::AnyPool,
     msisdns: &[String],
 ) -> Vec<Option<Vec<Card>>> {
-    let sql = format!(
-        "SELECT c.* FROM jsonb_array_elements_text($1::jsonb) AS m(msisdn) \
-         CROSS JOIN LATERAL (SELECT {CARD_COLUMNS} FROM cards \
-           WHERE cards.msisdn = m.msisdn AND closed_at IS NULL OFFSET 0) AS c ORDER BY c.id"
-    );
-    if let [msisdn] = msisdns {
-        return vec![open_cards(pool, msisdn).await.ok()];
-    }
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT c.* FROM jsonb_array_elements_text($1::jsonb) AS m(msisdn) \
+             CROSS JOIN LATERAL (SELECT {CARD_COLUMNS} FROM cards \
+               WHERE cards.msisdn = m.msisdn AND closed_at IS NULL OFFSET 0) AS c ORDER BY c.id"
+        )
+    });
     // Each number once: a number asked twice would find its cards twice.
     let mut distinct: Vec<&str> = msisdns.iter().map(String::as_str).collect();
     distinct.sort_unstable();
@@ -487,7 +492,7 @@ pub(super) async fn cards_batch(
     let Ok(json) = serde_json::to_string(&distinct) else {
         return msisdns.iter().map(|_| None).collect();
     };
-    let cards = match sqlx::query(&sql).bind(json).fetch_all(pool).await {
+    let cards = match sqlx::query(&SQL).bind(json).fetch_all(pool).await {
         Ok(rows) => rows
             .iter()
             .map(card_from_row)

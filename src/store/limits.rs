@@ -142,6 +142,16 @@ async fn decide_alone<'k>(
     Ok(refused.map(|i| (usize::try_from(i).unwrap_or(0), wait.unwrap_or(1))))
 }
 
+/// The group's batch of one: the call alone (`None` on an error: its caller
+/// tries once more alone, as after a failed batch).
+pub(super) async fn decide_alone_ask(
+    pool: &AnyPool,
+    ask: &LimitAsk,
+) -> Option<Option<(usize, i64)>> {
+    let keys = ask.keys.iter().map(|(key, rate)| (key.as_str(), *rate));
+    decide_alone(pool, keys, ask.now).await.ok()
+}
+
 /// One message's call of `gcra_each`, for the group.
 pub(super) struct LimitAsk {
     keys: Vec<(String, Gcra)>,

@@ -255,6 +255,17 @@ struct BatchRow<'a> {
     lease_until: Option<i64>,
 }
 
+/// Issues the group's batch of one code with the one-code statement, skipping a
+/// card another transaction holds (`None`: its caller issues it alone, waiting).
+pub(in crate::store) async fn issue_alone(
+    pool: &sqlx::AnyPool,
+    ask: &IssueAsk,
+) -> Option<Result<Issued, StoreError>> {
+    one_statement(ISSUE_UNLESS_HELD, pool, &ask.code, ask.outbox.as_ref())
+        .await
+        .transpose()
+}
+
 /// Issues a batch of codes in one statement; one answer per ask, in order. `None`
 /// sends an ask back to its caller's one-code path: a second code for a card
 /// already in this batch, a card another transaction holds, a card whose timed
@@ -265,11 +276,6 @@ pub(in crate::store) async fn issue_batch(
     pool: &sqlx::AnyPool,
     asks: &[IssueAsk],
 ) -> Vec<Option<Result<Issued, StoreError>>> {
-    // One code: the one-code statement costs the database about half as much.
-    if let [ask] = asks {
-        let issued = one_statement(ISSUE_UNLESS_HELD, pool, &ask.code, ask.outbox.as_ref()).await;
-        return vec![issued.transpose()];
-    }
     let mut answers: Vec<Option<Result<Issued, StoreError>>> = asks.iter().map(|_| None).collect();
     let mut cards = std::collections::HashSet::with_capacity(asks.len());
     let rows: Vec<BatchRow> = asks
