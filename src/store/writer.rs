@@ -120,6 +120,11 @@ impl<T: Send + 'static, F: Job<T>, D: DirectJob<T>> Work for Pending<T, F, D> {
 
     fn finish(self: Box<Self>, commit: Result<(), &str>) {
         let answer = match (self.result, commit) {
+            // A lost race is no answer when nothing committed: the twin it lost to
+            // may have been in this batch, so its stored answer is gone too.
+            (Some(Err(StoreError::Raced)), Err(why)) => {
+                Err(StoreError::Unavailable(why.to_owned()))
+            }
             // Its own failure (rolled back to its savepoint) is its answer.
             (Some(Err(e)), _) => Err(e),
             (Some(Ok(value)), Ok(())) => Ok(value),
@@ -516,6 +521,61 @@ mod tests {
         assert_eq!(insert_direct(&writer, 3, false).await.unwrap(), 3);
         writer.stop().await;
         assert_eq!(kept(&path).await, [2, 3]);
+    }
+
+    /// A request that lost a race to a twin (`Raced`) in a batch whose commit then
+    /// fails is answered Unavailable (503), not with the race: the twin's answer it
+    /// would read instead was not stored either.
+    #[tokio::test]
+    async fn a_lost_race_in_a_failed_commit_is_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, pool) = table(dir.path()).await;
+        // A deferred foreign key fails only at COMMIT, after every job has run.
+        sqlx::query(
+            "CREATE TABLE p (id INTEGER PRIMARY KEY); \
+             CREATE TABLE c (p INTEGER REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let writer = spawn(pool, &path);
+        // Holds the writer inside a batch of its own until both jobs below are
+        // queued, so they are taken as the next batch together.
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let blocker = tokio::spawn({
+            let writer = writer.clone();
+            async move {
+                writer
+                    .write_direct(move |_: &rusqlite::Connection| {
+                        let _ = started.send(());
+                        let _ = held.recv();
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        running.await.unwrap();
+        let orphan = writer.write_direct(|db: &rusqlite::Connection| {
+            db.execute("INSERT INTO c (p) VALUES (99)", [])?;
+            Ok(())
+        });
+        let raced = writer.write_direct(|_: &rusqlite::Connection| -> Result<(), StoreError> {
+            Err(StoreError::Raced)
+        });
+        let (orphan, raced, ()) = tokio::join!(orphan, raced, async {
+            release.send(()).unwrap();
+        });
+        blocker.await.unwrap().unwrap();
+        assert!(
+            matches!(orphan, Err(StoreError::Unavailable(_))),
+            "{orphan:?}"
+        );
+        assert!(
+            matches!(raced, Err(StoreError::Unavailable(_))),
+            "{raced:?}"
+        );
+        writer.stop().await;
     }
 
     /// A commit that cannot happen answers every request of the batch Unavailable,
