@@ -40,8 +40,9 @@ const QUEUE: usize = 4096;
 /// Runs a batch: one answer per request, in the requests' order.
 pub(super) type RunBatch<Q, A> =
     Box<dyn FnMut(Vec<Q>) -> BoxFuture<'static, Vec<Option<A>>> + Send>;
-/// Runs a batch of one with the one-request statement: a batch statement costs
-/// PostgreSQL about twice as much for a single request (measured at 1 x 1).
+/// Runs a batch of one with the one-request statement: the codes' and the card
+/// look-ups' batch statements cost PostgreSQL about twice as much for a single
+/// request (measured at 1 x 1).
 pub(super) type RunOne<Q, A> = Box<dyn FnMut(Q) -> BoxFuture<'static, Option<A>> + Send>;
 
 /// PostgreSQL's groups: codes, limit decisions, and the look-up of a number's
@@ -233,8 +234,8 @@ mod tests {
         );
         assert_eq!(sizes.iter().sum::<usize>() + alone, 51);
         assert!(
-            sizes.len() < 50,
-            "no two requests shared a batch: {sizes:?}"
+            !sizes.is_empty(),
+            "no two requests shared a batch: every one ran alone"
         );
     }
 }

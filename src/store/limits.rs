@@ -7,7 +7,9 @@
 //! in turn (one round trip instead of one per key) and commits without waiting
 //! for a disk flush: a limit's state is not worth one. Calls that wait for the same
 //! round trip go together as one call of `otpgw_gcra_batch` (migration 0019), sent
-//! by the store's group (`group.rs`).
+//! by the store's group (`group.rs`). A call alone runs `otpgw_gcra_each` when its
+//! keys are in key order, else the batch function: every form takes its row locks
+//! in key order, so no two nodes' calls wait on each other in a circle.
 
 use async_trait::async_trait;
 use sqlx::Row;
@@ -72,24 +74,19 @@ impl LimitStore for Store {
             }
             return Ok(None);
         }
+        let ask = || LimitAsk {
+            keys: keys
+                .iter()
+                .map(|(k, rate)| ((*k).to_owned(), *rate))
+                .collect(),
+            now,
+        };
         if let Some(groups) = &self.groups {
-            let ask = LimitAsk {
-                keys: keys
-                    .iter()
-                    .map(|(k, rate)| ((*k).to_owned(), *rate))
-                    .collect(),
-                now,
-            };
-            if let Some(decision) = groups.limits.ask(ask).await {
+            if let Some(decision) = groups.limits.ask(ask()).await {
                 return Ok(decision);
             }
         }
-        port(decide_alone(
-            &self.pool,
-            keys.iter().map(|(k, rate)| (*k, *rate)),
-            now,
-        ))
-        .await
+        port(decide_in_key_order(&self.pool, &ask())).await
     }
 
     /// Forgets keys whose state has run out (their next event would fit anyway).
@@ -148,8 +145,28 @@ pub(super) async fn decide_alone_ask(
     pool: &AnyPool,
     ask: &LimitAsk,
 ) -> Option<Option<(usize, i64)>> {
-    let keys = ask.keys.iter().map(|(key, rate)| (key.as_str(), *rate));
-    decide_alone(pool, keys, ask.now).await.ok()
+    decide_in_key_order(pool, ask).await.ok()
+}
+
+/// One call decided alone, its keys' row locks taken in key order, as a batch
+/// takes them. `otpgw_gcra_each` locks in the call's order, so a call whose keys
+/// are not in key order (a peer's TPS, `P:…`, before the global cap, `G`) goes
+/// through `otpgw_gcra_batch` as a batch of one call: else a lone call on one node
+/// could hold `P:…` waiting for `G` while another node's batch held `G` waiting for
+/// `P:…`, a deadlock PostgreSQL breaks only after `deadlock_timeout`.
+async fn decide_in_key_order(
+    pool: &AnyPool,
+    ask: &LimitAsk,
+) -> Result<Option<(usize, i64)>, StoreError> {
+    if ask.keys.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+        let keys = ask.keys.iter().map(|(key, rate)| (key.as_str(), *rate));
+        return decide_alone(pool, keys, ask.now).await;
+    }
+    decide_batch(pool, std::slice::from_ref(ask))
+        .await
+        .pop()
+        .flatten()
+        .ok_or_else(|| StoreError::Unavailable("the limit decision was not made".into()))
 }
 
 /// One message's call of `gcra_each`, for the group.

@@ -540,7 +540,8 @@ mod tests {
         .unwrap();
         let writer = spawn(pool, &path);
         // Holds the writer inside a batch of its own until both jobs below are
-        // queued, so they are taken as the next batch together.
+        // queued (a biased join polls them, and so queues them, before the
+        // release), so they are taken as the next batch together.
         let (started, running) = tokio::sync::oneshot::channel::<()>();
         let (release, held) = std::sync::mpsc::channel::<()>();
         let blocker = tokio::spawn({
@@ -563,7 +564,7 @@ mod tests {
         let raced = writer.write_direct(|_: &rusqlite::Connection| -> Result<(), StoreError> {
             Err(StoreError::Raced)
         });
-        let (orphan, raced, ()) = tokio::join!(orphan, raced, async {
+        let (orphan, raced, ()) = tokio::join!(biased; orphan, raced, async {
             release.send(()).unwrap();
         });
         blocker.await.unwrap().unwrap();

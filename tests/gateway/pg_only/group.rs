@@ -1,6 +1,7 @@
 //! PostgreSQL's group commit (`store/group.rs`): codes that wait for the same
 //! round trip go as one statement, and each still gets the answer it would have had
-//! alone. (The limit decisions' batch is `database::gcra_each_and_its_batch_…`.)
+//! alone. A limit call alone keeps the batches' lock order. (The limit decisions'
+//! batch is `database::gcra_each_and_its_batch_…`.)
 
 use std::time::Duration;
 
@@ -113,4 +114,60 @@ fn codes_asked_at_once_go_in_one_statement_and_each_gets_its_answer() {
         assert_eq!(detail, &want);
     }
     assert_no_database_errors(&gw);
+}
+
+/// A limit call decided alone takes its keys' row locks in key order, as a batch
+/// does, whatever order it asks them in. A message's first call is its peer's TPS
+/// (`P:kannel`), then the global cap (`G`): locked in that order, a lone call on one
+/// node could hold `P:kannel` while it waits for `G`, as another node's batch holds
+/// `G` and waits for `P:kannel`. Here `G` is held: the lone call waits for it
+/// without holding `P:kannel`, and decides once `G` is let go.
+#[test]
+fn a_limit_call_alone_takes_its_row_locks_in_key_order() {
+    require_postgres();
+    let limits = crate::harness::generous_limits_but("peer_tps", "1000")
+        .replace("global_per_second = 0", "global_per_second = 1000")
+        + "cluster_timeout_ms = 10000\n";
+    let gw = Gateway::start_with(&limits);
+    let admin = gw.api_key("admin");
+    let customers = cards::customers(1, 462);
+    let (pan, last4, msisdn) = &customers[0];
+    gw.enroll(&admin, pan, msisdn);
+    let (locker, release_tx) = hold_in_a_transaction(
+        &gw.db_url,
+        "INSERT INTO limit_state (key, tat) VALUES ('G', 0) \
+         ON CONFLICT (key) DO UPDATE SET tat = limit_state.tat",
+    );
+    let reply = std::thread::scope(|s| {
+        let reply = s.spawn(|| gw.sms(msisdn, last4, "ascii"));
+        wait_for_lock_waiters(&gw, "the peer's limit call to wait for the global cap", 1);
+        // Taking `P:kannel` ourselves answers at once when nobody holds it, and
+        // fails after the lock timeout when the waiting call does.
+        let taken = block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&gw.db_url).await.unwrap();
+            let mut tx = conn.begin().await.unwrap();
+            sqlx::query("SET LOCAL lock_timeout = '500ms'")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let taken = sqlx::query(
+                "INSERT INTO limit_state (key, tat) VALUES ('P:kannel', 0) \
+                 ON CONFLICT (key) DO UPDATE SET tat = limit_state.tat",
+            )
+            .execute(&mut *tx)
+            .await;
+            let _ = tx.rollback().await;
+            taken.map(|_| ()).map_err(|e| e.to_string())
+        });
+        drop(release_tx);
+        assert_eq!(
+            taken,
+            Ok(()),
+            "the lone call held P:kannel while it waited for G"
+        );
+        reply.join().unwrap()
+    });
+    locker.join().unwrap();
+    code_in(&reply);
 }
