@@ -140,12 +140,18 @@ async fn decide_alone<'k>(
 }
 
 /// The group's batch of one: the call alone (`None` on an error: its caller
-/// tries once more alone, as after a failed batch).
+/// tries once more alone, as after a failed batch, and warns if that fails too).
 pub(super) async fn decide_alone_ask(
     pool: &AnyPool,
     ask: &LimitAsk,
 ) -> Option<Option<(usize, i64)>> {
-    decide_in_key_order(pool, ask).await.ok()
+    match decide_in_key_order(pool, ask).await {
+        Ok(decision) => Some(decision),
+        Err(e) => {
+            tracing::debug!(error = %e, "limit call not decided alone in the group; once more");
+            None
+        }
+    }
 }
 
 /// One call decided alone, its keys' row locks taken in key order, as a batch
